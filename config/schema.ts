@@ -1,0 +1,102 @@
+/**
+ * The config schema: every field latentforge reads, its type and its default. A wrong config
+ * names the field, the expected value and what was found.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
+const httpUrl = z.string().regex(/^https?:\/\//, "expected an http(s) URL");
+
+/** A file that is either local or downloaded (models, specs, label lists). */
+export const FileSource = z.strictObject({
+  path: z.string().min(1).optional(),
+  url: httpUrl.optional(),
+  sha256: sha256.optional(),
+  md5: md5.optional(),
+  size: z.number().int().positive().optional(),
+}).refine((f) => (f.path === undefined) !== (f.url === undefined), {
+  message: "expected exactly one of path or url",
+});
+
+const FfhqDataset = z.strictObject({
+  kind: z.literal("ffhq"),
+  spec: FileSource,
+  component: z.enum(["image", "thumbnail", "in_the_wild"]).default("image"),
+  mirrors: z.array(httpUrl).default([]),
+});
+
+const FolderDataset = z.strictObject({
+  kind: z.literal("folder"),
+  path: z.string().min(1),
+  extensions: z.array(z.string()).default([".jpg", ".jpeg", ".png"]),
+});
+
+const UrlsDataset = z.strictObject({
+  kind: z.literal("urls"),
+  list: FileSource,
+});
+
+/** The whole config. */
+export const ConfigSchema = z.strictObject({
+  dataset: z.discriminatedUnion("kind", [FfhqDataset, FolderDataset, UrlsDataset]),
+  download: z.strictObject({
+    concurrency_per_host: z.number().int().positive().default(16),
+    stall_s: z.number().positive().default(60),
+    attempts: z.number().int().positive().default(8),
+    quota_backoff_s: z.number().positive().default(600),
+    verify_pixels: z.boolean().default(false),
+    materialize: z.string().nullable().default(null),
+  }).prefault({}),
+  labels: z.strictObject({
+    source: FileSource,
+    split_by: z.array(z.string()).default(["gender"]),
+    min_confidence: z.record(z.string(), z.number().min(0).max(1)).default({}),
+    filters: z.strictObject({
+      glasses: z.array(z.string()).optional(),
+      max_abs_yaw: z.number().positive().optional(),
+      max_abs_pitch: z.number().positive().optional(),
+    }).prefault({}),
+    max_missing: z.number().int().min(0).default(0),
+  }).nullable().default(null),
+  preprocess: z.strictObject({
+    size: z.number().int().positive().multipleOf(8).default(256),
+    crop: z.enum(["center", "none"]).default("center"),
+  }).prefault({}),
+  model: z.strictObject({
+    encoder: FileSource,
+    decoder: FileSource,
+    scaling_factor: z.number().positive().default(0.18215),
+    input_range: z.tuple([z.number(), z.number()]).default([-1, 1]),
+    providers: z.array(z.enum(["cuda", "cpu"])).min(1).default(["cuda", "cpu"]),
+    threads: z.number().int().positive().optional(),
+  }),
+  optimize: z.strictObject({
+    method: z.enum(["gradient", "gradient_free"]).default("gradient"),
+    lr: z.number().positive().default(0.1),
+    schedule: z.enum(["constant", "cosine"]).default("constant"),
+    warmup_steps: z.number().int().min(0).default(0),
+    loss: z.enum(["l2", "l1", "charbonnier"]).default("l2"),
+    charbonnier_eps: z.number().positive().default(1e-3),
+    max_steps: z.number().int().positive().default(100),
+    patience: z.number().int().positive().default(10),
+    tolerance: z.number().min(0).default(1e-4),
+    batch_size: z.number().int().positive().default(4),
+    checkpoint_every: z.number().int().positive().default(10),
+  }).prefault({}),
+  package: z.strictObject({
+    out_dir: z.string().min(1).default("out"),
+    formats: z.array(z.enum(["npz", "hdf5", "safetensors"])).min(1)
+      .default(["npz", "hdf5", "safetensors"]),
+    samples: z.number().int().min(0).default(8),
+  }).prefault({}),
+  schedule: z.strictObject({
+    cron: z.string().default("0 3 * * *"),
+    targets: z.array(z.string()).min(1).default(["package"]),
+  }).prefault({}),
+});
+
+/** A validated config. */
+export type Config = z.infer<typeof ConfigSchema>;

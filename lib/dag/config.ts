@@ -1,0 +1,158 @@
+/**
+ * Loading and slicing configs: JSON files validated by the pipeline's schema, `--set` overrides,
+ * and the per-task slices that go into action keys.
+ *
+ * @module
+ */
+import type { Json } from "../store/canonical.ts";
+import type { ConfigIssue, Pipeline } from "./task.ts";
+
+/** Raised for an unreadable or invalid config; the message names the file and field. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/**
+ * Reads a config file, applies `--set path=value` overrides and validates the result.
+ *
+ * @example
+ * ```ts
+ * const config = await loadConfig(pipeline, "config/demo.json", ["optimize.lr=0.05"]);
+ * ```
+ */
+export async function loadConfig<C>(
+  pipeline: Pipeline<C>,
+  file: string,
+  sets: string[] = [],
+): Promise<C> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    throw new ConfigError(`cannot read config ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(`config ${file}: expected a JSON object at the top level`);
+  }
+  for (const set of sets) applySet(raw as Record<string, unknown>, set);
+  const result = pipeline.schema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => describeIssue(issue, raw));
+    const origin = sets.length ? `${file} (with --set ${sets.join(", ")})` : file;
+    throw new ConfigError(`invalid config ${origin}:\n  ${lines.join("\n  ")}`);
+  }
+  return result.data;
+}
+
+function applySet(raw: Record<string, unknown>, set: string): void {
+  const eq = set.indexOf("=");
+  if (eq <= 0) {
+    throw new ConfigError(`--set expects path.to.field=value, found ${JSON.stringify(set)}`);
+  }
+  const path = set.slice(0, eq).split(".");
+  const text = set.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = text;
+  }
+  let node = raw;
+  for (const part of path.slice(0, -1)) {
+    const next = node[part];
+    if (next === undefined) node[part] = {};
+    else if (next === null || typeof next !== "object" || Array.isArray(next)) {
+      throw new ConfigError(
+        `--set ${set}: ${path.slice(0, path.indexOf(part) + 1).join(".")} is not an object`,
+      );
+    }
+    node = node[part] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+function describeIssue(issue: ConfigIssue, raw: unknown): string {
+  const path = issue.path.map(String).join(".") || "(top level)";
+  if (issue.code === "unrecognized_keys" && issue.keys) {
+    const where = issue.path.length ? ` in ${path}` : "";
+    return `unknown field${issue.keys.length > 1 ? "s" : ""}${where}: ${issue.keys.join(", ")}`;
+  }
+  let found: unknown = raw;
+  for (const part of issue.path) {
+    found = found !== null && typeof found === "object"
+      ? (found as Record<PropertyKey, unknown>)[part]
+      : undefined;
+  }
+  const shown = found === undefined ? "nothing" : JSON.stringify(found);
+  return `${path}: ${issue.message} (found ${shown})`;
+}
+
+/** Reads a dot path out of a config object. */
+export function getPath(config: unknown, path: string): unknown {
+  let node: unknown = config;
+  for (const part of path.split(".")) {
+    if (node === null || typeof node !== "object") return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+/**
+ * The flattened slice of a config a task depends on: leaf dot paths to values.
+ *
+ * @example
+ * ```ts
+ * configSlice({ optimize: { lr: 0.1, steps: 5 } }, ["optimize"]);
+ * // { "optimize.lr": 0.1, "optimize.steps": 5 }
+ * ```
+ */
+export function configSlice(config: unknown, paths: string[]): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  const walk = (value: unknown, path: string) => {
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      const keys = Object.keys(value);
+      if (keys.length === 0) out[path] = {};
+      for (const key of keys) walk((value as Record<string, unknown>)[key], `${path}.${key}`);
+    } else if (value !== undefined) {
+      out[path] = value as Json;
+    }
+  };
+  for (const path of paths) walk(getPath(config, path), path);
+  return out;
+}
+
+/** Builds the partial config object a task sees from its declared paths. */
+export function projectConfig(config: unknown, paths: string[]): unknown {
+  const out: Record<string, unknown> = {};
+  for (const path of paths) {
+    const parts = path.split(".");
+    let node = out;
+    for (const part of parts.slice(0, -1)) {
+      node[part] ??= {};
+      node = node[part] as Record<string, unknown>;
+    }
+    node[parts[parts.length - 1]] = structuredClone(getPath(config, path));
+  }
+  return out;
+}
+
+/** Field-by-field difference of two flattened slices. */
+export function diffSlices(
+  before: Record<string, Json>,
+  after: Record<string, Json>,
+): { field: string; before: Json | undefined; after: Json | undefined }[] {
+  const fields = new Set([...Object.keys(before), ...Object.keys(after)]);
+  const out = [];
+  for (const field of [...fields].sort()) {
+    if (JSON.stringify(before[field]) !== JSON.stringify(after[field])) {
+      out.push({ field, before: before[field], after: after[field] });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,58 @@
+/**
+ * The events a run reports, consumed by the progress displays and by `--json`.
+ *
+ * @module
+ */
+
+/** Counts of one task in a run. */
+export interface TaskCounts {
+  /** Items known so far (grows while upstream items arrive). */
+  total: number;
+  ran: number;
+  cached: number;
+  failed: number;
+  /** True once the task knows it will receive no more items. */
+  final: boolean;
+}
+
+/** Something that happened during a run. */
+export type RunEvent =
+  | { event: "run-start"; run: number; targets: string[]; tasks: string[]; dryRun: boolean }
+  | { event: "task-start"; task: string }
+  | {
+    event: "item";
+    task: string;
+    item: string;
+    status: "ran" | "failed";
+    ms: number;
+    reason?: string;
+  }
+  | { event: "retry"; task: string; item: string; attempt: number; delayMs: number; reason: string }
+  | { event: "log"; task: string; message: string }
+  | {
+    event: "task-end";
+    task: string;
+    status: TaskStatus;
+    counts: TaskCounts;
+    reason?: string;
+    /** In a dry run: why items would run, with how many items each reason covers. */
+    wouldRun?: Record<string, number>;
+  }
+  | {
+    event: "run-end";
+    run: number;
+    status: "ok" | "failed" | "interrupted";
+    exitCode: number;
+    seconds: number;
+  };
+
+/** How a task ended. */
+export type TaskStatus = "ok" | "failed" | "blocked" | "interrupted";
+
+/** Receives run events. */
+export interface Reporter {
+  emit(event: RunEvent): void;
+  /** Called with live counts (throttled by the caller's needs; cheap to ignore). */
+  progress(task: string, counts: TaskCounts): void;
+  close(): void;
+}

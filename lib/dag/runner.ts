@@ -1,0 +1,1029 @@
+/**
+ * The runner: plans the targets, walks the graph and lets items flow from one per-item task to
+ * the next without stage barriers. Cached items are decided from one prefix scan per task;
+ * results are recorded per item in batched KV commits after their objects are durable.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { canonicalJson, hashJson, sha256Hex } from "../store/canonical.ts";
+import { type ObjectStore, writeFileAtomic } from "../store/objects.ts";
+import type {
+  ActionRecord,
+  FailureRecord,
+  KeyComponents,
+  Output,
+  Records,
+  RecordWriter,
+} from "../store/records.ts";
+import { AGGREGATE_ITEM } from "../store/records.ts";
+import { configSlice, diffSlices, projectConfig } from "./config.ts";
+import type { Reporter, TaskCounts, TaskStatus } from "./events.ts";
+import type { TaskGraph } from "./graph.ts";
+import type {
+  AggregateTask,
+  EachTask,
+  Item,
+  ItemContext,
+  ItemSource,
+  Json,
+  RetryPolicy,
+  Task,
+  TaskContext,
+  Upstream,
+} from "./task.ts";
+
+/** How to run. */
+export interface RunOptions {
+  graph: TaskGraph;
+  targets: string[];
+  config: unknown;
+  store: ObjectStore;
+  records: Records;
+  reporter: Reporter;
+  signal: AbortSignal;
+  /** Only the first N items of every listing (for trying things). */
+  limit?: number;
+  /** Plan only: decide what would run and why, execute nothing. */
+  dryRun?: boolean;
+  /** Tasks whose cache is ignored. */
+  force?: string[];
+  /** Concurrency override for every per-item task. */
+  concurrency?: number;
+}
+
+/** Why one item would run (dry run / explain). */
+export interface StaleReason {
+  kind: "new" | "failed" | "version" | "source" | "config" | "inputs" | "params" | "forced";
+  text: string;
+}
+
+/** What a run did. */
+export interface RunResult {
+  run: number;
+  status: "ok" | "failed" | "interrupted";
+  exitCode: number;
+  tasks: Map<string, TaskSummary>;
+}
+
+/** One task's part of a run. */
+export interface TaskSummary {
+  status: TaskStatus;
+  counts: TaskCounts;
+  reason?: string;
+  keys: Map<string, string>;
+  components: Map<string, KeyComponents>;
+  records: Map<string, ActionRecord>;
+  /** Dry run: item → reasons it would run. */
+  stale: Map<string, StaleReason[]>;
+  failures: Map<string, string>;
+  slice: Record<string, Json>;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseMs: 500, maxMs: 30_000 };
+
+/** Prefix marking a digest that is not known yet because its producer would run first. */
+const PENDING = "pending:";
+
+interface Produced {
+  out: Output;
+  digest: string;
+}
+
+interface Work {
+  item: Item;
+  key: string;
+  comps: KeyComponents;
+  attempts: number;
+}
+
+/** Runs (or, with `dryRun`, plans) the targets. */
+export async function runPipeline(options: RunOptions): Promise<RunResult> {
+  const runner = new Runner(options);
+  return await runner.run();
+}
+
+class Runner {
+  readonly o: RunOptions;
+  readonly runId = Date.now();
+  readonly writer: RecordWriter;
+  readonly states = new Map<string, TaskState>();
+  readonly #digests = new WeakMap<Output, string>();
+  readonly #checkpointsDone: string[] = [];
+
+  constructor(options: RunOptions) {
+    this.o = options;
+    this.writer = options.records.writer(() => options.store.syncDirs());
+  }
+
+  async run(): Promise<RunResult> {
+    const { graph, targets, reporter, dryRun = false } = this.o;
+    const plan = graph.closure(targets);
+    const started = performance.now();
+    reporter.emit({
+      event: "run-start",
+      run: this.runId,
+      targets,
+      tasks: plan.map((t) => t.name),
+      dryRun,
+    });
+    if (!dryRun) {
+      await this.o.records.putRun({
+        id: this.runId,
+        started: new Date().toISOString(),
+        status: "running",
+        targets,
+        pid: Deno.pid,
+      });
+    }
+    for (const task of plan) this.states.set(task.name, new TaskState(this, task));
+    await Promise.all([...this.states.values()].map((s) => s.load()));
+    await Promise.all([...this.states.values()].map((s) => s.drive()));
+    await this.writer.flush();
+    for (const path of this.#checkpointsDone) await Deno.remove(path).catch(() => {});
+
+    const interrupted = this.o.signal.aborted;
+    const failed = [...this.states.values()].some((s) => s.status !== "ok" || s.failed.size > 0);
+    const status = interrupted ? "interrupted" : failed ? "failed" : "ok";
+    const exitCode = interrupted ? 130 : failed ? 1 : 0;
+    if (!dryRun) {
+      const counts: Record<string, { ran: number; cached: number; failed: number; total: number }> =
+        {};
+      for (const [name, s] of this.states) {
+        counts[name] = {
+          ran: s.counts.ran,
+          cached: s.counts.cached,
+          failed: s.counts.failed,
+          total: s.counts.total,
+        };
+      }
+      const atomic = this.o.records.kv.atomic().set(["run", this.runId], {
+        id: this.runId,
+        started: new Date(Date.now() - (performance.now() - started)).toISOString(),
+        finished: new Date().toISOString(),
+        status,
+        targets,
+        pid: Deno.pid,
+        counts,
+      });
+      for (const [name, s] of this.states) {
+        if (s.counts.ran > 0 || s.counts.failed > 0) {
+          atomic.set(["task", name], { lastRun: new Date().toISOString(), run: this.runId });
+        }
+      }
+      await atomic.commit();
+    }
+    reporter.emit({
+      event: "run-end",
+      run: this.runId,
+      status,
+      exitCode,
+      seconds: (performance.now() - started) / 1000,
+    });
+    const tasks = new Map<string, TaskSummary>();
+    for (const [name, s] of this.states) tasks.set(name, s.summary());
+    return { run: this.runId, status, exitCode, tasks };
+  }
+
+  digestOf(out: Output): string {
+    let d = this.#digests.get(out);
+    if (d === undefined) {
+      d = hashJson({ o: out.objects, m: out.meta });
+      this.#digests.set(out, d);
+    }
+    return d;
+  }
+
+  remember(out: Output, digest: string): void {
+    this.#digests.set(out, digest);
+  }
+
+  checkpointPath(task: string, key: string): string {
+    return join(this.o.store.root, "checkpoints", task, key);
+  }
+
+  checkpointDone(path: string): void {
+    this.#checkpointsDone.push(path);
+  }
+
+  upstream(): Upstream {
+    const state = (name: string) => {
+      const s = this.states.get(name);
+      if (!s) throw new Error(`task "${name}" is not part of this run`);
+      return s;
+    };
+    return {
+      aggregate: (name) => {
+        const out = state(name).done.get(AGGREGATE_ITEM)?.out;
+        if (!out) throw new Error(`aggregate task "${name}" has no output`);
+        return out;
+      },
+      items: (name) => {
+        const out = new Map<string, Output>();
+        for (const [id, p] of state(name).done) out.set(id, p.out);
+        return out;
+      },
+      failures: (name) => {
+        const out = new Map<string, { task: string; reason: string }>();
+        for (const t of this.o.graph.closure([name])) {
+          const s = this.states.get(t.name);
+          for (const [id, reason] of s?.failed ?? []) {
+            if (!out.has(id)) out.set(id, { task: t.name, reason });
+          }
+        }
+        return out;
+      },
+      keys: (name) => state(name).keys,
+    };
+  }
+}
+
+class TaskState {
+  readonly r: Runner;
+  readonly task: Task;
+  readonly counts: TaskCounts = { total: 0, ran: 0, cached: 0, failed: 0, final: false };
+  readonly done = new Map<string, Produced>();
+  readonly failed = new Map<string, string>();
+  readonly keys = new Map<string, string>();
+  readonly components = new Map<string, KeyComponents>();
+  readonly stale = new Map<string, StaleReason[]>();
+  readonly expected: string[] = [];
+  status: TaskStatus = "ok";
+  reason?: string;
+  records = new Map<string, ActionRecord>();
+  olds = new Map<string, ActionRecord[]>();
+  priorFailures = new Map<string, FailureRecord>();
+  readonly slice: Record<string, Json>;
+  readonly sliceHash: string;
+  readonly ctx: TaskContext<unknown>;
+  #source = "";
+  #prefix = "";
+  #taskInputs: Record<string, string> = {};
+  #listeners: ((id: string, p: Produced) => void)[] = [];
+  #finished!: Promise<void>;
+  #resolveFinished!: () => void;
+  readonly #force: boolean;
+  #ended = false;
+
+  constructor(runner: Runner, task: Task) {
+    this.r = runner;
+    this.task = task;
+    this.slice = configSlice(runner.o.config, task.config);
+    this.sliceHash = hashJson(this.slice);
+    this.#force = runner.o.force?.includes(task.name) ?? false;
+    this.#finished = new Promise((resolve) => this.#resolveFinished = resolve);
+    this.ctx = {
+      config: projectConfig(runner.o.config, task.config),
+      store: runner.o.store,
+      cacheDir: runner.o.store.root,
+      signal: runner.o.signal,
+      log: (message) => runner.o.reporter.emit({ event: "log", task: task.name, message }),
+    };
+  }
+
+  async load(): Promise<void> {
+    const { records } = this.r.o;
+    const [recs, olds, fails, source] = await Promise.all([
+      records.actions(this.task.name),
+      records.superseded(this.task.name),
+      records.failures(this.task.name),
+      readSource(this.task),
+    ]);
+    this.records = recs;
+    this.olds = olds;
+    this.priorFailures = fails;
+    this.#source = source;
+    if (!this.r.o.dryRun) {
+      this.r.writer.set(["cfg", this.task.name, this.sliceHash], this.slice);
+    }
+  }
+
+  finished(): Promise<void> {
+    return this.#finished;
+  }
+
+  summary(): TaskSummary {
+    return {
+      status: this.status,
+      counts: this.counts,
+      reason: this.reason,
+      keys: this.keys,
+      components: this.components,
+      records: this.records,
+      stale: this.stale,
+      failures: this.failed,
+      slice: this.slice,
+    };
+  }
+
+  subscribe(listener: (id: string, p: Produced) => void): void {
+    for (const [id, p] of this.done) listener(id, p);
+    this.#listeners.push(listener);
+  }
+
+  dep(name: string): TaskState {
+    return this.r.states.get(name)!;
+  }
+
+  async drive(): Promise<void> {
+    const { reporter } = this.r.o;
+    const task = this.task;
+    try {
+      const flowDeps = task.kind === "each" && !task.items
+        ? task.deps.filter((d) => this.dep(d).task.kind === "each")
+        : [];
+      const waitFor = task.deps.filter((d) => !flowDeps.includes(d));
+      await Promise.all(waitFor.map((d) => this.dep(d).finished()));
+      // A streaming task also needs its per-item upstream alive: a blocked or failed one
+      // delivers nothing, and an interruption ends it.
+      for (const d of task.deps) {
+        if (!waitFor.includes(d)) continue;
+        const s = this.dep(d);
+        if (s.status === "failed" || s.status === "blocked") {
+          return this.#end("blocked", `upstream task "${d}" ${s.status}`);
+        }
+      }
+      if (this.r.o.signal.aborted) return this.#end("interrupted");
+      reporter.emit({ event: "task-start", task: task.name });
+      this.#prefix = hashJson({
+        task: task.name,
+        v: task.version,
+        s: this.#source,
+        c: this.sliceHash,
+      });
+      if (task.kind === "aggregate") await this.#driveAggregate(task);
+      else await this.#driveEach(task, flowDeps);
+      this.#end(this.r.o.signal.aborted ? "interrupted" : this.status, this.reason);
+    } catch (e) {
+      this.#end(this.r.o.signal.aborted ? "interrupted" : "failed", errorText(e));
+    }
+  }
+
+  #end(status: TaskStatus, reason?: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.status = status;
+    this.reason = reason;
+    this.counts.final = true;
+    this.r.o.reporter.emit({
+      event: "task-end",
+      task: this.task.name,
+      status,
+      counts: { ...this.counts },
+      reason,
+      wouldRun: this.r.o.dryRun ? this.#staleSummary() : undefined,
+    });
+    this.#resolveFinished();
+  }
+
+  #staleSummary(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const reasons of this.stale.values()) {
+      for (const reason of reasons) out[reason.text] = (out[reason.text] ?? 0) + 1;
+    }
+    return out;
+  }
+
+  // ---- keys and cache ----
+
+  components_(inputs: Record<string, string>, params: Json | undefined): KeyComponents {
+    const comps: KeyComponents = {
+      v: this.task.version,
+      s: this.#source,
+      c: this.sliceHash,
+      i: inputs,
+    };
+    if (params !== undefined) comps.p = sha256Hex(canonicalJson(params));
+    return comps;
+  }
+
+  keyOf(comps: KeyComponents): string {
+    return sha256Hex(`${this.#prefix}\n${canonicalJson(comps.i)}\n${comps.p ?? ""}`);
+  }
+
+  /** Returns the cached output for this item and key, or null (recording why in a dry run). */
+  async lookup(id: string, key: string, comps: KeyComponents): Promise<Produced | null> {
+    const rec = this.records.get(id);
+    if (!this.#force) {
+      if (rec && rec.k === key) return this.#produced(rec);
+      const old = this.olds.get(id)?.find((o) => o.k === key);
+      if (old && await this.#objectsPresent(old)) {
+        if (!this.r.o.dryRun) {
+          if (rec) this.r.writer.set(["old", this.task.name, id, this.r.runId], rec);
+          this.r.writer.set(["act", this.task.name, id], old);
+          this.records.set(id, old);
+        }
+        return this.#produced(old);
+      }
+    }
+    if (this.r.o.dryRun) this.stale.set(id, await this.reasons(id, comps));
+    return null;
+  }
+
+  #produced(rec: ActionRecord): Produced {
+    const out: Output = { objects: rec.o, meta: rec.m };
+    this.r.remember(out, rec.d);
+    return { out, digest: rec.d };
+  }
+
+  async #objectsPresent(rec: ActionRecord): Promise<boolean> {
+    for (const d of Object.values(rec.o)) {
+      if (!(await this.r.o.store.has(d))) return false;
+    }
+    return true;
+  }
+
+  /** Why an item's recorded action does not match the current components. */
+  async reasons(id: string, comps: KeyComponents): Promise<StaleReason[]> {
+    if (this.#force) return [{ kind: "forced", text: "--force" }];
+    const rec = this.records.get(id);
+    if (!rec) {
+      const fail = this.priorFailures.get(id);
+      return fail
+        ? [{ kind: "failed", text: `failed before: ${fail.reason}` }]
+        : [{ kind: "new", text: "never ran" }];
+    }
+    const out: StaleReason[] = [];
+    if (rec.c.v !== comps.v) {
+      out.push({ kind: "version", text: `version ${rec.c.v} → ${comps.v}` });
+    }
+    if (rec.c.s !== comps.s) {
+      out.push({ kind: "source", text: `source file ${fileName(this.task.source)} changed` });
+    }
+    if (rec.c.c !== comps.c) {
+      const before = await this.r.o.records.configSlice(this.task.name, rec.c.c);
+      if (!before) {
+        out.push({ kind: "config", text: "config changed (previous values not recorded)" });
+      } else {
+        for (const d of diffSlices(before, this.slice)) {
+          out.push({
+            kind: "config",
+            text: `config ${d.field}: ${show(d.before)} → ${show(d.after)}`,
+          });
+        }
+      }
+    }
+    const names = new Set([...Object.keys(rec.c.i), ...Object.keys(comps.i)]);
+    for (const name of [...names].sort()) {
+      const before = rec.c.i[name];
+      const after = comps.i[name];
+      if (before === after) continue;
+      const text = after?.startsWith(PENDING)
+        ? `input ${name} will change (${name} would run first)`
+        : before === undefined
+        ? `new input ${name}`
+        : after === undefined
+        ? `input ${name} removed`
+        : `input ${name} changed ${before.slice(0, 12)} → ${after.slice(0, 12)}`;
+      out.push({ kind: "inputs", text });
+    }
+    if ((rec.c.p ?? "") !== (comps.p ?? "")) {
+      out.push({ kind: "params", text: "item parameters changed" });
+    }
+    return out;
+  }
+
+  // ---- aggregate ----
+
+  async #driveAggregate(task: AggregateTask): Promise<void> {
+    const inputs: Record<string, string> = {};
+    for (const d of task.deps) {
+      const s = this.dep(d);
+      if (s.task.kind === "aggregate") {
+        inputs[d] = s.done.get(AGGREGATE_ITEM)!.digest;
+        continue;
+      }
+      if ([...s.done.values()].some((p) => p.digest.startsWith(PENDING))) {
+        inputs[d] = PENDING + d;
+        continue;
+      }
+      const items = [...s.done].map(([id, p]) => [id, p.digest]);
+      items.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+      const fails = [...this.r.upstream().failures(d)].map(([id, f]) => [id, f.task, f.reason]);
+      fails.sort((a, b) => a[0] < b[0] ? -1 : 1);
+      inputs[d] = sha256Hex(canonicalJson({ items, fails }));
+    }
+    this.counts.total = 1;
+    const comps = this.components_(inputs, undefined);
+    const key = this.keyOf(comps);
+    this.keys.set(AGGREGATE_ITEM, key);
+    this.components.set(AGGREGATE_ITEM, comps);
+    const hit = await this.lookup(AGGREGATE_ITEM, key, comps);
+    if (hit) {
+      this.counts.cached = 1;
+      if (task.publish && !this.r.o.dryRun) await task.publish(this.ctx, hit.out);
+      this.#produce(AGGREGATE_ITEM, hit);
+      return;
+    }
+    if (this.r.o.dryRun) {
+      this.#producePending(AGGREGATE_ITEM, key);
+      return;
+    }
+    if (task.unimplemented) throw new Error(task.unimplemented);
+    const work: Work = { item: { id: AGGREGATE_ITEM, inputs: {} }, key, comps, attempts: 0 };
+    const started = performance.now();
+    try {
+      const out = await this.#withRetry(work, () => task.run(this.ctx, this.r.upstream()));
+      if (task.publish) await task.publish(this.ctx, out);
+      await this.#record(work, out, performance.now() - started);
+    } catch (e) {
+      if (this.r.o.signal.aborted) throw e;
+      this.#recordFailure(work, e, performance.now() - started);
+      throw e;
+    }
+  }
+
+  // ---- per item ----
+
+  async #driveEach(task: EachTask, flowDeps: string[]): Promise<void> {
+    const { limit } = this.r.o;
+    const pool = new WorkPool(this, task);
+    if (!this.r.o.dryRun && task.unimplemented) {
+      // Nothing to do when every item is cached; otherwise say plainly that the task is missing.
+      pool.unimplemented = task.unimplemented;
+    }
+    // A task that lists its own items picks its inputs; one that follows its upstream items
+    // depends on its aggregate upstream tasks as a whole.
+    const aggregateInputs: Record<string, string> = {};
+    for (const d of task.items ? [] : task.deps) {
+      if (this.dep(d).task.kind === "aggregate") {
+        aggregateInputs[d] = this.dep(d).done.get(AGGREGATE_ITEM)!.digest;
+      }
+    }
+    if (task.prepare) {
+      // Task-level inputs (models) join every key. A plan must not fetch models, so it uses
+      // the inputs the last real run recorded for the same config slice.
+      const prepKey = ["prep", task.name, this.sliceHash];
+      if (this.r.o.dryRun) {
+        const recorded = await this.r.o.records.kv.get<Record<string, string>>(prepKey);
+        this.#taskInputs = recorded.value ?? { prepare: PENDING + "prepare" };
+      } else {
+        const { inputs = {}, state } = await task.prepare(this.ctx);
+        this.#taskInputs = inputs;
+        pool.state = state;
+        this.r.writer.set(prepKey, inputs);
+      }
+    }
+
+    const consider = async (item: Item) => {
+      const inputs: Record<string, string> = { ...aggregateInputs, ...this.#taskInputs };
+      for (const [name, out] of Object.entries(item.inputs)) inputs[name] = this.r.digestOf(out);
+      const comps = this.components_(inputs, item.params);
+      const key = this.keyOf(comps);
+      this.keys.set(item.id, key);
+      this.components.set(item.id, comps);
+      this.counts.total++;
+      this.expected.push(item.id);
+      const hit = this.records.get(item.id)?.k === key && !this.#force
+        ? this.#produced(this.records.get(item.id)!)
+        : await this.lookup(item.id, key, comps);
+      if (hit) {
+        this.counts.cached++;
+        this.#produce(item.id, hit);
+      } else if (this.r.o.dryRun) {
+        this.#producePending(item.id, key);
+      } else {
+        pool.add({ item, key, comps, attempts: 0 });
+      }
+    };
+
+    if (task.items && this.r.o.dryRun) {
+      // Items cannot be listed from outputs that do not exist yet.
+      const pending = task.deps.find((d) =>
+        [...this.dep(d).done.values()].some((p) => p.digest.startsWith(PENDING))
+      );
+      if (pending) {
+        this.stale.set(AGGREGATE_ITEM, [{
+          kind: "inputs",
+          text: `all items (${pending} would run first)`,
+        }]);
+        pool.close();
+        await pool.drained();
+        return;
+      }
+    }
+    if (task.items) {
+      let specs = await task.items(this.ctx, this.r.upstream());
+      if (limit !== undefined) specs = specs.slice(0, limit);
+      const seen = new Set<string>();
+      for (const spec of specs) {
+        if (seen.has(spec.id)) throw new Error(`item id "${spec.id}" is listed twice`);
+        seen.add(spec.id);
+        await consider({ id: spec.id, inputs: spec.inputs ?? {}, params: spec.params });
+      }
+      pool.close();
+    } else if (flowDeps.length === 0) {
+      throw new Error(
+        `per-item task "${task.name}" reads no per-item task and has no items() to list its items`,
+      );
+    } else {
+      // Items flow: an item is ready once every per-item upstream task has produced it.
+      const arrived = new Map<string, Record<string, Output>>();
+      const chain: Promise<void>[] = [];
+      let pendingConsider = Promise.resolve();
+      for (const d of flowDeps) {
+        this.dep(d).subscribe((id, p) => {
+          const got = arrived.get(id) ?? {};
+          got[d] = p.out;
+          if (Object.keys(got).length === flowDeps.length) {
+            arrived.delete(id);
+            pendingConsider = pendingConsider.then(() => consider({ id, inputs: got }));
+          } else {
+            arrived.set(id, got);
+          }
+        });
+      }
+      chain.push(...flowDeps.map((d) => this.dep(d).finished()));
+      await Promise.all(chain);
+      await pendingConsider;
+      for (const d of flowDeps) {
+        const s = this.dep(d);
+        if (s.status === "blocked" || (s.status === "failed" && s.done.size === 0)) {
+          pool.close();
+          await pool.drained();
+          return this.#end("blocked", `upstream task "${d}" ${s.status}`);
+        }
+      }
+      pool.close();
+    }
+    await pool.drained();
+    if (pool.unimplementedHit) throw new Error(pool.unimplemented);
+    if (task.finish && !this.r.o.dryRun && !this.r.o.signal.aborted) {
+      const done = new Map<string, Output>();
+      for (const [id, p] of this.done) done.set(id, p.out);
+      const expected = flowDeps.length ? this.dep(flowDeps[0]).expected : this.expected;
+      await task.finish(this.ctx, { done, expected, failed: this.failed });
+    }
+  }
+
+  #produce(id: string, p: Produced): void {
+    this.done.set(id, p);
+    for (const l of this.#listeners) l(id, p);
+  }
+
+  #producePending(id: string, key: string): void {
+    const out: Output = { objects: {}, meta: null };
+    const digest = PENDING + key;
+    this.r.remember(out, digest);
+    this.#produce(id, { out, digest });
+  }
+
+  // ---- execution ----
+
+  itemContext(work: Work): ItemContext<unknown> {
+    const path = this.r.checkpointPath(this.task.name, work.key);
+    const store = this.r.o.store;
+    return {
+      ...this.ctx,
+      key: work.key,
+      async loadCheckpoint() {
+        let digest: string;
+        try {
+          digest = (await Deno.readTextFile(path)).trim();
+        } catch (e) {
+          if (e instanceof Deno.errors.NotFound) return null;
+          throw e;
+        }
+        return await store.has(digest) ? await store.get(digest) : null;
+      },
+      async saveCheckpoint(bytes) {
+        const digest = await store.put(bytes);
+        await store.syncDirs();
+        await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+        await writeFileAtomic(path, new TextEncoder().encode(digest));
+      },
+    };
+  }
+
+  async runItem(work: Work, state: unknown): Promise<void> {
+    const task = this.task as EachTask;
+    const started = performance.now();
+    try {
+      const out = await this.#withRetry(
+        work,
+        () => task.run!(this.itemContext(work), work.item, state),
+      );
+      await this.#record(work, out, performance.now() - started);
+    } catch (e) {
+      if (this.r.o.signal.aborted && isAbort(e)) return;
+      this.#recordFailure(work, e, performance.now() - started);
+    }
+  }
+
+  async #withRetry<T>(work: Work, fn: () => Promise<T>): Promise<T> {
+    const policy = { ...DEFAULT_RETRY, ...this.task.retry?.(this.ctx.config) };
+    while (true) {
+      work.attempts++;
+      try {
+        return await fn();
+      } catch (e) {
+        const retryable = (e as { retryable?: boolean })?.retryable === true;
+        if (!retryable || work.attempts >= policy.attempts || this.r.o.signal.aborted) throw e;
+        const backoff = Math.min(policy.maxMs, policy.baseMs * 2 ** (work.attempts - 1));
+        const delayMs = Math.max((e as { delayMs?: number }).delayMs ?? 0, Math.random() * backoff);
+        this.r.o.reporter.emit({
+          event: "retry",
+          task: this.task.name,
+          item: work.item.id,
+          attempt: work.attempts,
+          delayMs: Math.round(delayMs),
+          reason: errorText(e),
+        });
+        await sleep(delayMs, this.r.o.signal);
+      }
+    }
+  }
+
+  async #record(work: Work, out: Output, ms: number): Promise<void> {
+    const { id } = work.item;
+    const digest = hashJson({ o: out.objects, m: out.meta });
+    this.r.remember(out, digest);
+    const rec: ActionRecord = {
+      k: work.key,
+      c: work.comps,
+      o: out.objects,
+      m: out.meta,
+      d: digest,
+      r: this.r.runId,
+      ms: Math.round(ms),
+    };
+    for (const d of Object.values(out.objects)) {
+      if (!(await this.r.o.store.has(d))) {
+        throw new Error(`task "${this.task.name}" returned object ${d} that is not in the store`);
+      }
+    }
+    const prev = this.records.get(id);
+    if (prev && prev.k !== work.key) {
+      this.r.writer.set(["old", this.task.name, id, this.r.runId], prev);
+    }
+    this.r.writer.set(["act", this.task.name, id], rec);
+    if (this.priorFailures.has(id)) this.r.writer.delete(["fail", this.task.name, id]);
+    this.records.set(id, rec);
+    this.r.checkpointDone(this.r.checkpointPath(this.task.name, work.key));
+    this.counts.ran++;
+    if (id !== AGGREGATE_ITEM) {
+      this.r.o.reporter.emit({
+        event: "item",
+        task: this.task.name,
+        item: id,
+        status: "ran",
+        ms: Math.round(ms),
+      });
+    }
+    this.r.o.reporter.progress(this.task.name, this.counts);
+    this.#produce(id, { out, digest });
+  }
+
+  #recordFailure(work: Work, e: unknown, ms: number): void {
+    const reason = errorText(e);
+    const rec: FailureRecord = {
+      k: work.key,
+      reason: reason.slice(0, 4000),
+      kind: (e as Error)?.name ?? "Error",
+      attempts: work.attempts,
+      r: this.r.runId,
+      at: new Date().toISOString(),
+    };
+    this.r.writer.set(["fail", this.task.name, work.item.id], rec);
+    this.failed.set(work.item.id, reason);
+    this.counts.failed++;
+    this.r.o.reporter.emit({
+      event: "item",
+      task: this.task.name,
+      item: work.item.id,
+      status: "failed",
+      ms: Math.round(ms),
+      reason,
+    });
+    this.r.o.reporter.progress(this.task.name, this.counts);
+  }
+
+  recordFailure(work: Work, e: unknown, ms: number): void {
+    this.#recordFailure(work, e, ms);
+  }
+
+  record(work: Work, out: Output, ms: number): Promise<void> {
+    return this.#record(work, out, ms);
+  }
+
+  retryPolicy(): RetryPolicy {
+    return { ...DEFAULT_RETRY, ...this.task.retry?.(this.ctx.config) };
+  }
+}
+
+/** Runs the queued actions of one per-item task with its concurrency limit or its batch loop. */
+class WorkPool {
+  readonly s: TaskState;
+  readonly task: EachTask;
+  readonly limit: number;
+  state: unknown;
+  unimplemented?: string;
+  unimplementedHit = false;
+  readonly #queue: Work[] = [];
+  #head = 0;
+  #active = 0;
+  #closed = false;
+  #waiters: (() => void)[] = [];
+  #drained: Promise<void>;
+  #resolveDrained!: () => void;
+  #batchLoop?: Promise<void>;
+  readonly #handed = new Map<Item, Work>();
+
+  constructor(state: TaskState, task: EachTask) {
+    this.s = state;
+    this.task = task;
+    const wanted = state.r.o.concurrency ?? task.concurrency?.(state.ctx.config) ??
+      navigator.hardwareConcurrency;
+    this.limit = Math.max(1, wanted);
+    this.#drained = new Promise((resolve) => this.#resolveDrained = resolve);
+  }
+
+  add(work: Work): void {
+    if (this.unimplemented) {
+      this.unimplementedHit = true;
+      return;
+    }
+    this.#queue.push(work);
+    if (this.task.runBatched) {
+      this.#startBatchLoop();
+      this.#wake();
+    } else {
+      this.#pump();
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#wake();
+    this.#check();
+  }
+
+  drained(): Promise<void> {
+    this.#check();
+    return this.#drained;
+  }
+
+  get #pending(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  #take(): Work | undefined {
+    if (this.#head >= this.#queue.length) return undefined;
+    const w = this.#queue[this.#head];
+    this.#queue[this.#head++] = undefined as unknown as Work;
+    if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return w;
+  }
+
+  #pump(): void {
+    const signal = this.s.r.o.signal;
+    while (this.#active < this.limit && this.#pending > 0 && !signal.aborted) {
+      const work = this.#take()!;
+      this.#active++;
+      this.s.runItem(work, this.state).finally(() => {
+        this.#active--;
+        this.#pump();
+        this.#check();
+      });
+    }
+    this.#check();
+  }
+
+  #check(): void {
+    const stopped = this.s.r.o.signal.aborted;
+    if (
+      this.#closed && this.#active === 0 && (this.#pending === 0 || stopped) && !this.#batchLoop
+    ) {
+      this.#resolveDrained();
+    }
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  #startBatchLoop(): void {
+    if (this.#batchLoop) return;
+    const source = this.#source();
+    this.#batchLoop = this.task.runBatched!(this.s.ctx, source, this.state)
+      .catch((e) => {
+        if (this.s.r.o.signal.aborted && isAbort(e)) return;
+        // The batch loop itself failed: every item it still holds or would get fails with it.
+        for (const work of [...this.#handed.values()]) this.s.recordFailure(work, e, 0);
+        this.#handed.clear();
+        let w: Work | undefined;
+        while ((w = this.#take())) this.s.recordFailure(w, e, 0);
+      })
+      .finally(() => {
+        this.#batchLoop = undefined;
+        if (this.#pending > 0 && !this.s.r.o.signal.aborted) this.#startBatchLoop();
+        this.#check();
+      });
+  }
+
+  #source(): ItemSource {
+    const signal = this.s.r.o.signal;
+    const takeUpTo = (max: number): Item[] => {
+      const out: Item[] = [];
+      if (signal.aborted) return out;
+      while (out.length < max && this.#pending > 0) {
+        const work = this.#take()!;
+        this.#handed.set(work.item, work);
+        out.push(work.item);
+      }
+      return out;
+    };
+    const started = new Map<Item, number>();
+    return {
+      poll: (max) => {
+        const items = takeUpTo(max);
+        for (const i of items) started.set(i, performance.now());
+        return items;
+      },
+      next: async (max) => {
+        while (true) {
+          const items = takeUpTo(max);
+          if (items.length > 0 || this.#closed || signal.aborted) {
+            for (const i of items) started.set(i, performance.now());
+            return items;
+          }
+          await new Promise<void>((resolve) => this.#waiters.push(resolve));
+        }
+      },
+      context: (item) => {
+        const work = this.#handed.get(item);
+        if (!work) throw new Error(`item "${item.id}" was not handed out by this source`);
+        return this.s.itemContext(work);
+      },
+      done: async (item, result, options) => {
+        const work = this.#handed.get(item);
+        if (!work) throw new Error(`item "${item.id}" was not handed out by this source`);
+        this.#handed.delete(item);
+        const ms = options?.ms ?? performance.now() - (started.get(item) ?? performance.now());
+        started.delete(item);
+        if (result instanceof Error) {
+          if (signal.aborted && isAbort(result)) return;
+          const policy = this.s.retryPolicy();
+          work.attempts++;
+          if ((result as { retryable?: boolean }).retryable && work.attempts < policy.attempts) {
+            this.#queue.push(work);
+            this.#wake();
+            return;
+          }
+          this.s.recordFailure(work, result, ms);
+        } else {
+          await this.s.record(work, result, ms);
+        }
+      },
+    };
+  }
+}
+
+async function readSource(task: Task): Promise<string> {
+  const url = new URL(task.source);
+  if (url.protocol !== "file:") {
+    throw new Error(
+      `task "${task.name}": expected a file: URL for its source, found ${task.source}`,
+    );
+  }
+  return sha256Hex(await Deno.readFile(url));
+}
+
+function fileName(url: string): string {
+  return url.slice(url.lastIndexOf("/") + 1);
+}
+
+function show(value: Json | undefined): string {
+  return value === undefined ? "(unset)" : JSON.stringify(value);
+}
+
+/** The message of an error, with its cause. */
+export function errorText(e: unknown): string {
+  if (e instanceof Error) {
+    const cause = e.cause instanceof Error ? ` (${e.cause.message})` : "";
+    return `${e.message}${cause}`;
+  }
+  return String(e);
+}
+
+function isAbort(e: unknown): boolean {
+  return e instanceof Error && (e.name === "AbortError" || e.name === "Interrupted");
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

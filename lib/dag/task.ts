@@ -1,0 +1,232 @@
+/**
+ * Declaring tasks: what a task reads, which config it depends on, its version, and either one
+ * action over all its inputs (aggregate) or one action per item (fan-out).
+ *
+ * @module
+ */
+import type { Json } from "../store/canonical.ts";
+import type { ObjectStore } from "../store/objects.ts";
+import type { Output } from "../store/records.ts";
+
+export type { Json, Output };
+
+/** Logs a line on behalf of a task (shown above the progress lines, or as a JSON event). */
+export type Log = (message: string) => void;
+
+/** What every action is given. */
+export interface TaskContext<C = unknown> {
+  /** The config slice the task declared, as a partial config object. */
+  config: C;
+  /** The content-addressed object store. */
+  store: ObjectStore;
+  /** The cache directory (for partial downloads and the like). */
+  cacheDir: string;
+  /** Aborted when the run is interrupted; long actions should stop at a safe point. */
+  signal: AbortSignal;
+  log: Log;
+}
+
+/** The context of one per-item action. */
+export interface ItemContext<C = unknown> extends TaskContext<C> {
+  /** The action key of this item: stable for the same inputs, so it can name checkpoints. */
+  key: string;
+  /** Loads this action's last checkpoint, if a previous attempt left one. */
+  loadCheckpoint(): Promise<Uint8Array | null>;
+  /** Saves a checkpoint durably; it is dropped when the action's record is written. */
+  saveCheckpoint(bytes: Uint8Array): Promise<void>;
+}
+
+/** One item to process: its id, the upstream outputs it consumes, and its own parameters. */
+export interface Item {
+  id: string;
+  /** Upstream outputs by task name (or by any name an `items` function chose). */
+  inputs: Record<string, Output>;
+  /** Parameters of this item (e.g. its URL and MD5 from the spec); part of its key. */
+  params?: Json;
+}
+
+/** What an aggregate task, an `items` enumerator or a `finish` check receives from upstream. */
+export interface Upstream {
+  /** Output of an aggregate upstream task. */
+  aggregate(task: string): Output;
+  /** Successful item outputs of a per-item upstream task. */
+  items(task: string): Map<string, Output>;
+  /** Failed items of a per-item upstream task (and of every task before it). */
+  failures(task: string): Map<string, { task: string; reason: string }>;
+  /** Action keys of every upstream task, by task then item (for provenance). */
+  keys(task: string): Map<string, string>;
+}
+
+/** Marks an error as worth retrying (network hiccups, 5xx, stalls). */
+export class RetryableError extends Error {
+  override readonly name: string = "RetryableError";
+  readonly retryable = true;
+  /** Minimum delay before the retry, e.g. a quota back-off. */
+  readonly delayMs?: number;
+  constructor(message: string, options?: { cause?: unknown; delayMs?: number }) {
+    super(message, { cause: options?.cause });
+    this.delayMs = options?.delayMs;
+  }
+}
+
+/** Raised when a declared task has no implementation yet. */
+export class NotImplementedTaskError extends Error {
+  override readonly name = "NotImplementedTaskError";
+}
+
+/** Retry policy for retryable errors. */
+export interface RetryPolicy {
+  /** Total attempts including the first (default 4). */
+  attempts: number;
+  /** First back-off in ms, doubled each attempt with full jitter (default 500). */
+  baseMs: number;
+  /** Cap of one back-off in ms (default 30,000). */
+  maxMs: number;
+}
+
+interface TaskCommon<C> {
+  name: string;
+  /** Tasks whose outputs this task reads. */
+  deps: string[];
+  /** Dot paths of the config fields the task depends on (`"optimize"`, `"model.decoder"`). */
+  config: string[];
+  /** Bumped by hand when the task's semantics change. */
+  version: string;
+  /** `import.meta.url` of the task's file; its content is part of every key. */
+  source: string;
+  /** One line for `dag` and `--help`. */
+  describe: string;
+  /** Retry policy, given the task's config slice. */
+  retry?: (config: C) => Partial<RetryPolicy>;
+  /** Set for a task that is declared but not implemented yet: running it fails with this text. */
+  unimplemented?: string;
+}
+
+/** A task with one action over all its inputs. */
+export interface AggregateTask<C = unknown> extends TaskCommon<C> {
+  kind: "aggregate";
+  run(ctx: TaskContext<C>, upstream: Upstream): Promise<Output>;
+  /**
+   * Lays the output out where users read it (e.g. `out/`), after a run and after a cache hit
+   * alike, so files outside the store always match the recorded output.
+   */
+  publish?: (ctx: TaskContext<C>, output: Output) => Promise<void>;
+}
+
+/** Hands ready items to a batched task and takes its results. */
+export interface ItemSource {
+  /** Waits for 1…max ready items; resolves `[]` when no more will come. */
+  next(max: number): Promise<Item[]>;
+  /** Returns up to max items that are ready now, without waiting. */
+  poll(max: number): Item[];
+  /** Records one item's result (an Output, or the error it failed with). */
+  done(item: Item, result: Output | Error, options?: { ms?: number }): Promise<void>;
+  /** Per-item context (key, checkpoints) of an item handed out by next/poll. */
+  context(item: Item): ItemContext<unknown>;
+}
+
+/** A task applied to every item. */
+export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
+  kind: "each";
+  /**
+   * Lists the items when they do not simply follow the upstream per-item task one for one.
+   * A task with this function waits for all its upstream tasks to finish first.
+   */
+  items?: (ctx: TaskContext<C>, upstream: Upstream) => Promise<ItemSpec[]>;
+  /**
+   * Runs once before the first item, e.g. to fetch a model: the returned input digests join
+   * every item's key, and `state` is handed to each action.
+   */
+  prepare?: (ctx: TaskContext<C>) => Promise<{ inputs?: Record<string, string>; state: S }>;
+  /** Concurrent actions (default: number of cores). */
+  concurrency?: (config: C) => number;
+  /** One item at a time. */
+  run?: (ctx: ItemContext<C>, item: Item, state: S) => Promise<Output>;
+  /** Many items per call (batched inference); results are still recorded per item. */
+  runBatched?: (ctx: TaskContext<C>, source: ItemSource, state: S) => Promise<void>;
+  /** Checks the whole set once every item is done (e.g. a count check); throwing fails the task. */
+  finish?: (
+    ctx: TaskContext<C>,
+    result: { done: Map<string, Output>; expected: string[]; failed: Map<string, string> },
+  ) => Promise<void>;
+}
+
+/** An item as listed by an `items` function. */
+export interface ItemSpec {
+  id: string;
+  inputs?: Record<string, Output>;
+  params?: Json;
+}
+
+/** Any task. */
+// deno-lint-ignore no-explicit-any
+export type Task<C = any> = AggregateTask<C> | EachTask<C, any>;
+
+/**
+ * Declares an aggregate task.
+ *
+ * @example
+ * ```ts
+ * export default aggregate({ name: "package", deps: ["optimize"], config: ["package"],
+ *   version: "1", source: import.meta.url, describe: "write the dataset",
+ *   run: async (ctx, up) => ({ objects: {}, meta: up.items("optimize").size }) });
+ * ```
+ */
+export function aggregate<C>(task: Omit<AggregateTask<C>, "kind">): AggregateTask<C> {
+  return { kind: "aggregate", ...task };
+}
+
+/**
+ * Declares a per-item task.
+ *
+ * @example
+ * ```ts
+ * export default each({ name: "double", deps: ["numbers"], config: [], version: "1",
+ *   source: import.meta.url, describe: "double each number",
+ *   run: async (ctx, item) => ({ objects: {}, meta: 2 * Number(item.inputs.numbers.meta) }) });
+ * ```
+ */
+export function each<C, S = undefined>(task: Omit<EachTask<C, S>, "kind">): EachTask<C, S> {
+  return { kind: "each", ...task };
+}
+
+/**
+ * Declares a task whose implementation has not landed yet: running it fails with a message
+ * that says so, while `dag`, `explain` and `status` already show it.
+ */
+export function declared(
+  kind: "aggregate" | "each",
+  common: Omit<TaskCommon<unknown>, "retry" | "unimplemented">,
+): Task {
+  const unimplemented = `task "${common.name}" is declared but not implemented yet`;
+  const run = () => Promise.reject(new NotImplementedTaskError(unimplemented));
+  return kind === "aggregate"
+    ? { kind, ...common, unimplemented, run }
+    : { kind, ...common, unimplemented, run };
+}
+
+/** A pipeline: its tasks, its config schema and where its default config lives. */
+export interface Pipeline<C = unknown> {
+  name: string;
+  version: string;
+  tasks: Task<C>[];
+  /** Validates a parsed config (zod schema's `safeParse` shape). */
+  schema: {
+    safeParse(
+      value: unknown,
+    ): { success: true; data: C } | { success: false; error: { issues: ConfigIssue[] } };
+  };
+  defaultConfig: string;
+  /** Targets used when `run` is given none. */
+  defaultTargets: string[];
+}
+
+/** One config validation problem (zod's issue shape). */
+export interface ConfigIssue {
+  path: PropertyKey[];
+  message: string;
+  code?: string;
+  expected?: unknown;
+  input?: unknown;
+  keys?: string[];
+}
