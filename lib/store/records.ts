@@ -30,12 +30,20 @@ export interface Output {
   meta: Json;
 }
 
-/** One recorded action (a task applied to one item, or an aggregate task's single action). */
+/**
+ * One recorded action (a task applied to one item, or an aggregate task's single action).
+ * The task-wide key components (version, source, config) are stored once per task under
+ * `["prefix", task, x]`; a record keeps only their hash, so scanning records stays cheap.
+ */
 export interface ActionRecord {
   /** The action key. */
   k: string;
-  /** Key components. */
-  c: KeyComponents;
+  /** Hash of the task-wide components ({@link PrefixParts}). */
+  x: string;
+  /** Input digests by input name. */
+  i: Record<string, string>;
+  /** Hash of the item's parameters, when it has any. */
+  q?: string;
   /** Output objects. */
   o: Record<string, string>;
   /** Output metadata. */
@@ -46,6 +54,13 @@ export interface ActionRecord {
   r: number;
   /** Milliseconds the action took. */
   ms: number;
+}
+
+/** The task-wide key components. */
+export interface PrefixParts {
+  v: string;
+  s: string;
+  c: string;
 }
 
 /** A failed item. */
@@ -120,6 +135,11 @@ export class Records {
       out.set(e.key[2] as string, e.value);
     }
     return out;
+  }
+
+  /** Task-wide key components by their hash. */
+  async prefixParts(task: string, hash: string): Promise<PrefixParts | null> {
+    return (await this.kv.get<PrefixParts>(["prefix", task, hash])).value;
   }
 
   /** A stored config slice by hash. */

@@ -1,0 +1,29 @@
+/**
+ * `deno task bench NAME [args…]`: runs one benchmark.
+ *
+ * @module
+ */
+const benches: Record<string, string> = {
+  noop: "./noop.ts",
+};
+
+const [name, ...rest] = Deno.args;
+if (!name || !(name in benches)) {
+  console.error(
+    `usage: deno task bench NAME [args…]; NAME is one of: ${Object.keys(benches).join(", ")}`,
+  );
+  Deno.exit(2);
+}
+const out = await new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "--allow-all",
+    "--unstable-kv",
+    "--unstable-cron",
+    new URL(benches[name], import.meta.url).pathname,
+    ...rest,
+  ],
+  stdout: "inherit",
+  stderr: "inherit",
+}).output();
+Deno.exit(out.code);
