@@ -1,0 +1,108 @@
+/**
+ * NumPy `.npz` archives: a zip of `.npy` members, one per named array, as written by
+ * `numpy.savez` (stored) or `numpy.savez_compressed` (deflated) and opened by `numpy.load`.
+ *
+ * @module
+ */
+
+import { unzipSync, type Zippable, zipSync } from "fflate";
+import {
+  decodeNpyArray,
+  encodeNpy,
+  encodeNpyStrings,
+  type NpyArray,
+  NpyError,
+  type NpyStringArray,
+} from "./npy.ts";
+
+/** One array of an archive: numeric, or text (`<U{n}`, e.g. image ids). */
+export type NpzArray = NpyArray | NpyStringArray;
+
+/** Raised when an archive cannot be written or read; the message names the array. */
+export class NpzError extends Error {
+  override readonly name = "NpzError";
+}
+
+/** Options of {@link encodeNpz}. */
+export interface EncodeNpzOptions {
+  /** Deflate the members like `numpy.savez_compressed` (level 6). Default: `false`, stored. */
+  compress?: boolean;
+}
+
+// The zip format without its zip64 extension, which fflate does not write, caps sizes here.
+const ZIP32_LIMIT = 0xffffffff;
+
+// A fixed modification time keeps the archive's bytes a function of its arrays alone.
+const FIXED_MTIME = new Date(1980, 0, 1, 0, 0, 0);
+
+/**
+ * Encodes named arrays as `.npz` bytes. Names become members `<name>.npy`.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeNpz({
+ *   ids: { dtype: "<U", shape: [2], data: ["00001", "00002"] },
+ *   latents: { dtype: "<f4", shape: [2, 4, 32, 32], data: new Float32Array(2 * 4 * 32 * 32) },
+ * });
+ * ```
+ */
+export function encodeNpz(
+  entries: Record<string, NpzArray>,
+  { compress = false }: EncodeNpzOptions = {},
+): Uint8Array {
+  const files: Zippable = {};
+  let total = 0;
+  for (const [name, array] of Object.entries(entries)) {
+    if (name.length === 0 || name.includes("/") || name.includes("\\")) {
+      throw new NpzError(`array name ${JSON.stringify(name)}: expected a non-empty plain name`);
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = array.dtype === "<U" ? encodeNpyStrings(array) : encodeNpy(array);
+    } catch (error) {
+      if (error instanceof NpyError) throw new NpzError(`array "${name}": ${error.message}`);
+      throw error;
+    }
+    total += bytes.length;
+    if (total > ZIP32_LIMIT) {
+      throw new NpzError(
+        `array "${name}": archive would exceed ${ZIP32_LIMIT} bytes, the zip limit without zip64`,
+      );
+    }
+    files[`${name}.npy`] = [bytes, { level: compress ? 6 : 0, mtime: FIXED_MTIME }];
+  }
+  return zipSync(files);
+}
+
+/**
+ * Decodes `.npz` bytes into named arrays (member `<name>.npy` becomes `name`).
+ *
+ * @example
+ * ```ts
+ * const { ids, latents } = decodeNpz(await Deno.readFile("out/train/latents.npz"));
+ * ```
+ */
+export function decodeNpz(bytes: Uint8Array, source = "npz data"): Record<string, NpzArray> {
+  let members: Record<string, Uint8Array>;
+  try {
+    members = unzipSync(bytes);
+  } catch (error) {
+    throw new NpzError(
+      `${source}: expected a zip archive, found unreadable bytes (${(error as Error).message})`,
+    );
+  }
+  const out: Record<string, NpzArray> = {};
+  for (const [member, data] of Object.entries(members)) {
+    if (!member.endsWith(".npy")) {
+      throw new NpzError(`${source}: expected only .npy members, found "${member}"`);
+    }
+    const name = member.slice(0, -".npy".length);
+    try {
+      out[name] = decodeNpyArray(data, `${source}: ${member}`);
+    } catch (error) {
+      if (error instanceof NpyError) throw new NpzError(error.message);
+      throw error;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,251 @@
+/**
+ * The safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian
+ * header length N, N bytes of JSON header (`{"name": {"dtype", "shape", "data_offsets"}, …,
+ * "__metadata__": {string: string}}`, padded with spaces so the data starts 8-byte aligned), then
+ * the tensors' bytes, contiguous, little-endian, C order, with no holes.
+ *
+ * @module
+ */
+
+/** The safetensors dtypes written and read here. */
+export type SafetensorsDtype = "F32" | "F64" | "I32" | "I64" | "U8";
+
+/** One tensor: dtype, C-order shape and flat data. */
+export interface Tensor {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
+}
+
+/** A file's tensors by name and its free-form string metadata. */
+export interface Safetensors {
+  tensors: Record<string, Tensor>;
+  metadata: Record<string, string>;
+}
+
+/** Raised when tensors cannot be written or bytes are not a valid safetensors file. */
+export class SafetensorsError extends Error {
+  override readonly name = "SafetensorsError";
+}
+
+type TypedArrayConstructor =
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | Int32ArrayConstructor
+  | BigInt64ArrayConstructor
+  | Uint8ArrayConstructor;
+
+const ARRAY: Record<SafetensorsDtype, TypedArrayConstructor> = {
+  F32: Float32Array,
+  F64: Float64Array,
+  I32: Int32Array,
+  I64: BigInt64Array,
+  U8: Uint8Array,
+};
+
+// The reference implementation refuses headers beyond 100 MB; so does this reader.
+const MAX_HEADER = 100_000_000;
+
+function count(shape: number[], what: string): number {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new SafetensorsError(
+      `${what}: expected a shape of non-negative integers, found ${JSON.stringify(shape)}`,
+    );
+  }
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Encodes tensors and string metadata as safetensors bytes. Tensors are laid out by element size
+ * (largest first), then by name, so every tensor starts aligned to its element size.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeSafetensors({
+ *   tensors: { latents: { dtype: "F32", shape: [1, 4, 32, 32], data: new Float32Array(4096) } },
+ *   metadata: { ids: JSON.stringify(["00001"]), scaling_factor: "0.18215" },
+ * });
+ * ```
+ */
+export function encodeSafetensors({ tensors, metadata = {} }: {
+  tensors: Record<string, Tensor>;
+  metadata?: Record<string, string>;
+}): Uint8Array {
+  for (const [key, value] of Object.entries(metadata)) {
+    if (typeof value !== "string") {
+      throw new SafetensorsError(`metadata "${key}": expected a string, found ${typeof value}`);
+    }
+  }
+  const names = Object.keys(tensors);
+  for (const name of names) {
+    if (name === "__metadata__") {
+      throw new SafetensorsError(`tensor name "__metadata__" is reserved for the metadata`);
+    }
+    const { dtype, shape, data } = tensors[name];
+    const Array = ARRAY[dtype];
+    if (Array === undefined) {
+      throw new SafetensorsError(
+        `tensor "${name}": expected dtype one of ${Object.keys(ARRAY).join(", ")}, found ${dtype}`,
+      );
+    }
+    if (!(data instanceof Array)) {
+      throw new SafetensorsError(
+        `tensor "${name}": dtype ${dtype} needs a ${Array.name}, found a ${data.constructor.name}`,
+      );
+    }
+    const n = count(shape, `tensor "${name}"`);
+    if (data.length !== n) {
+      throw new SafetensorsError(
+        `tensor "${name}": shape [${shape.join(", ")}] needs ${n} elements, found ${data.length}`,
+      );
+    }
+  }
+  names.sort((a, b) => {
+    const size = ARRAY[tensors[b].dtype].BYTES_PER_ELEMENT -
+      ARRAY[tensors[a].dtype].BYTES_PER_ELEMENT;
+    return size !== 0 ? size : a < b ? -1 : a > b ? 1 : 0;
+  });
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const name of names) {
+    const { dtype, shape, data } = tensors[name];
+    header[name] = { dtype, shape, data_offsets: [offset, offset + data.byteLength] };
+    offset += data.byteLength;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padding = (8 - (json.length % 8)) % 8;
+  if (padding > 0) {
+    const padded = new Uint8Array(json.length + padding).fill(0x20);
+    padded.set(json);
+    json = padded;
+  }
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let position = 8 + json.length;
+  for (const name of names) {
+    const { data } = tensors[name];
+    out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), position);
+    position += data.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Decodes safetensors bytes, checking the header against the format's rules: known dtypes,
+ * sizes that match shapes, and offsets that cover the data exactly with no holes or overlaps.
+ *
+ * @example
+ * ```ts
+ * const { tensors, metadata } = decodeSafetensors(await Deno.readFile("latents.safetensors"));
+ * ```
+ */
+export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"): Safetensors {
+  if (bytes.length < 8) {
+    throw new SafetensorsError(`${source}: expected at least 8 bytes, found ${bytes.length}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getBigUint64(0, true);
+  if (headerLength > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) {
+    throw new SafetensorsError(
+      `${source}: header length ${headerLength} exceeds the ${bytes.length - 8} bytes after it ` +
+        `(or the ${MAX_HEADER}-byte limit)`,
+    );
+  }
+  const dataStart = 8 + Number(headerLength);
+  let header: Record<string, unknown>;
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, dataStart));
+    if (!text.startsWith("{")) throw new Error(`header starts with ${JSON.stringify(text[0])}`);
+    header = JSON.parse(text);
+  } catch (error) {
+    throw new SafetensorsError(
+      `${source}: expected a UTF-8 JSON object header, found invalid text (${
+        (error as Error).message
+      })`,
+    );
+  }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw new SafetensorsError(`${source}: expected a JSON object header`);
+  }
+  const metadata: Record<string, string> = {};
+  const raw = header.__metadata__;
+  if (raw !== undefined) {
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+      throw new SafetensorsError(`${source}: expected __metadata__ to be an object of strings`);
+    }
+    for (const [key, value] of Object.entries(raw)) {
+      if (typeof value !== "string") {
+        throw new SafetensorsError(
+          `${source}: metadata "${key}": expected a string, found ${JSON.stringify(value)}`,
+        );
+      }
+      metadata[key] = value;
+    }
+  }
+  const dataLength = bytes.length - dataStart;
+  const entries: {
+    name: string;
+    dtype: SafetensorsDtype;
+    shape: number[];
+    begin: number;
+    end: number;
+  }[] = [];
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as Record<string, unknown>;
+    const what = `${source}: tensor "${name}"`;
+    if (typeof dtype !== "string" || !(dtype in ARRAY)) {
+      throw new SafetensorsError(
+        `${what}: expected dtype one of ${Object.keys(ARRAY).join(", ")}, found ${
+          JSON.stringify(dtype)
+        }`,
+      );
+    }
+    const n = count(shape as number[], what);
+    if (
+      !Array.isArray(offsets) || offsets.length !== 2 ||
+      !offsets.every((o) => Number.isInteger(o) && o >= 0) || offsets[1] < offsets[0]
+    ) {
+      throw new SafetensorsError(
+        `${what}: expected data_offsets [begin, end], found ${JSON.stringify(offsets)}`,
+      );
+    }
+    const size = n * ARRAY[dtype as SafetensorsDtype].BYTES_PER_ELEMENT;
+    if (offsets[1] - offsets[0] !== size) {
+      throw new SafetensorsError(
+        `${what}: shape [${(shape as number[]).join(", ")}] of ${dtype} needs ${size} bytes, ` +
+          `data_offsets span ${offsets[1] - offsets[0]}`,
+      );
+    }
+    entries.push({
+      name,
+      dtype: dtype as SafetensorsDtype,
+      shape: shape as number[],
+      begin: offsets[0],
+      end: offsets[1],
+    });
+  }
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let expected = 0;
+  for (const e of entries) {
+    if (e.begin !== expected) {
+      throw new SafetensorsError(
+        `${source}: tensor "${e.name}" starts at ${e.begin}, expected ${expected} (no holes or overlaps)`,
+      );
+    }
+    expected = e.end;
+  }
+  if (expected !== dataLength) {
+    throw new SafetensorsError(
+      `${source}: tensors cover ${expected} data bytes, found ${dataLength} after the header`,
+    );
+  }
+  const tensors: Record<string, Tensor> = {};
+  for (const e of entries) {
+    const copy = bytes.slice(dataStart + e.begin, dataStart + e.end).buffer;
+    tensors[e.name] = { dtype: e.dtype, shape: e.shape, data: new ARRAY[e.dtype](copy) };
+  }
+  return { tensors, metadata };
+}
