@@ -16,6 +16,7 @@ import { ObjectStore } from "../store/objects.ts";
 import { AGGREGATE_ITEM, openRecords, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";
 import { runSchedule } from "./schedule.ts";
+import { runWorker, WorkerError } from "../dag/worker.ts";
 
 /** Exit codes. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 2, interrupted: 130 } as const;
@@ -174,6 +175,34 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
           }
         },
       });
+    });
+
+  program.command("worker")
+    .description("run one shard of a stored work list (started by an executor such as Slurm)")
+    .requiredOption("--work <digest>", "the work list object")
+    .requiredOption("--shard <i/N>", "which shard to run, e.g. 3/16")
+    .option("--cache <dir>", "the shared cache directory", "./cache")
+    .option("--concurrency <n>", "actions at once", positiveInt)
+    .action(async (opts: { work: string; shard: string; cache: string; concurrency?: number }) => {
+      const m = /^(\d+)\/(\d+)$/.exec(opts.shard);
+      if (!m) throw new InvalidArgumentError(`--shard expects i/N, found "${opts.shard}"`);
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      Deno.addSignalListener("SIGTERM", stop);
+      Deno.addSignalListener("SIGINT", stop);
+      const store = new ObjectStore(opts.cache);
+      const summary = await runWorker({
+        graph,
+        store,
+        listDigest: opts.work,
+        index: Number(m[1]),
+        count: Number(m[2]),
+        signal: controller.signal,
+        log: (line) => console.error(`${new Date().toISOString()} ${line}`),
+        concurrency: opts.concurrency,
+      });
+      console.error(`worker ${opts.shard}: ${JSON.stringify(summary)}`);
+      code = controller.signal.aborted ? EXIT.interrupted : EXIT.ok;
     });
 
   try {
@@ -468,7 +497,8 @@ function report(e: unknown): number {
       : EXIT.usage;
   }
   if (
-    e instanceof ConfigError || e instanceof GraphError || e instanceof CronError
+    e instanceof ConfigError || e instanceof GraphError || e instanceof CronError ||
+    e instanceof WorkerError
   ) {
     console.error(`error: ${e.message}`);
     return EXIT.usage;

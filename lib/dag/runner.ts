@@ -5,9 +5,8 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { canonicalJson, hashJson, sha256Hex } from "../store/canonical.ts";
-import { type ObjectStore, writeFileAtomic } from "../store/objects.ts";
+import type { ObjectStore } from "../store/objects.ts";
 import type {
   ActionRecord,
   FailureRecord,
@@ -21,12 +20,22 @@ import { AGGREGATE_ITEM } from "../store/records.ts";
 import { configSlice, diffSlices, projectConfig } from "./config.ts";
 import type { Reporter, TaskCounts, TaskStatus } from "./events.ts";
 import type { TaskGraph } from "./graph.ts";
+import { type Executor, readResults, type WorkList } from "./remote.ts";
+import {
+  checkpointPath,
+  DEFAULT_RETRY,
+  isAbort,
+  itemContext,
+  type PoolHost,
+  withRetry,
+  type Work,
+  WorkPool,
+} from "./work_pool.ts";
 import type {
   AggregateTask,
   EachTask,
   Item,
   ItemContext,
-  ItemSource,
   Json,
   RetryPolicy,
   Task,
@@ -51,6 +60,8 @@ export interface RunOptions {
   force?: string[];
   /** Concurrency override for every per-item task. */
   concurrency?: number;
+  /** Runs some per-item tasks elsewhere (e.g. as Slurm job arrays). */
+  executor?: Executor;
 }
 
 /** Why one item would run (dry run / explain). */
@@ -83,23 +94,12 @@ export interface TaskSummary {
   recordedComponents(id: string): Promise<KeyComponents | null>;
 }
 
-const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseMs: 500, maxMs: 30_000 };
-
 /** Prefix marking a digest that is not known yet because its producer would run first. */
 const PENDING = "pending:";
 
 interface Produced {
   out: Output;
   digest: string;
-}
-
-interface Work {
-  item: Item;
-  key: string;
-  comps: KeyComponents;
-  attempts: number;
-  /** Set once the action saved a checkpoint, so finishing it removes the checkpoint. */
-  checkpointed?: boolean;
 }
 
 /** Runs (or, with `dryRun`, plans) the targets. */
@@ -203,10 +203,6 @@ class Runner {
     this.#digests.set(out, digest);
   }
 
-  checkpointPath(task: string, key: string): string {
-    return join(this.o.store.root, "checkpoints", task, key);
-  }
-
   checkpointDone(path: string): void {
     this.#checkpointsDone.push(path);
   }
@@ -243,7 +239,7 @@ class Runner {
   }
 }
 
-class TaskState {
+class TaskState implements PoolHost {
   readonly r: Runner;
   readonly task: Task;
   readonly counts: TaskCounts = { total: 0, ran: 0, cached: 0, failed: 0, final: false };
@@ -268,6 +264,9 @@ class TaskState {
   #finished!: Promise<void>;
   #resolveFinished!: () => void;
   readonly #force: boolean;
+  readonly prefix = () => this.#prefix;
+  readonly signal: AbortSignal;
+  readonly concurrency?: number;
   #ended = false;
   readonly #partsCache = new Map<string, PrefixParts | null>();
 
@@ -277,6 +276,8 @@ class TaskState {
     this.slice = configSlice(runner.o.config, task.config);
     this.sliceHash = hashJson(this.slice);
     this.#force = runner.o.force?.includes(task.name) ?? false;
+    this.signal = runner.o.signal;
+    this.concurrency = runner.o.concurrency;
     this.#finished = new Promise((resolve) => this.#resolveFinished = resolve);
     this.ctx = {
       config: projectConfig(runner.o.config, task.config),
@@ -569,7 +570,10 @@ class TaskState {
 
   async #driveEach(task: EachTask, flowDeps: string[]): Promise<void> {
     const { limit } = this.r.o;
-    const pool = new WorkPool(this, task);
+    const executor = this.r.o.executor;
+    const pool = executor?.tasks.includes(task.name) && !this.r.o.dryRun
+      ? new RemotePool(this, task, executor, this.#taskInputs)
+      : new WorkPool(this, task);
     if (!this.r.o.dryRun && task.unimplemented) {
       // Nothing to do when every item is cached; otherwise say plainly that the task is missing.
       pool.unimplemented = task.unimplemented;
@@ -593,6 +597,7 @@ class TaskState {
         const { inputs = {}, state } = await task.prepare(this.ctx);
         this.#taskInputs = inputs;
         pool.state = state;
+        if (pool instanceof RemotePool) pool.taskInputs = inputs;
         this.r.writer.set(prepKey, inputs);
       }
     }
@@ -729,29 +734,7 @@ class TaskState {
   // ---- execution ----
 
   itemContext(work: Work): ItemContext<unknown> {
-    const path = this.r.checkpointPath(this.task.name, work.key);
-    const store = this.r.o.store;
-    return {
-      ...this.ctx,
-      key: work.key,
-      async loadCheckpoint() {
-        let digest: string;
-        try {
-          digest = (await Deno.readTextFile(path)).trim();
-        } catch (e) {
-          if (e instanceof Deno.errors.NotFound) return null;
-          throw e;
-        }
-        return await store.has(digest) ? await store.get(digest) : null;
-      },
-      async saveCheckpoint(bytes) {
-        const digest = await store.put(bytes);
-        await store.syncDirs();
-        await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-        await writeFileAtomic(path, new TextEncoder().encode(digest));
-        work.checkpointed = true;
-      },
-    };
+    return itemContext(this.ctx, this.task.name, work);
   }
 
   async runItem(work: Work, state: unknown): Promise<void> {
@@ -769,28 +752,22 @@ class TaskState {
     }
   }
 
-  async #withRetry<T>(work: Work, fn: () => Promise<T>): Promise<T> {
-    const policy = { ...DEFAULT_RETRY, ...this.task.retry?.(this.ctx.config) };
-    while (true) {
-      work.attempts++;
-      try {
-        return await fn();
-      } catch (e) {
-        const retryable = (e as { retryable?: boolean })?.retryable === true;
-        if (!retryable || work.attempts >= policy.attempts || this.r.o.signal.aborted) throw e;
-        const backoff = Math.min(policy.maxMs, policy.baseMs * 2 ** (work.attempts - 1));
-        const delayMs = Math.max((e as { delayMs?: number }).delayMs ?? 0, Math.random() * backoff);
+  #withRetry<T>(work: Work, fn: () => Promise<T>): Promise<T> {
+    return withRetry(
+      this.retryPolicy(),
+      work,
+      fn,
+      this.r.o.signal,
+      (attempt, delayMs, e) =>
         this.r.o.reporter.emit({
           event: "retry",
           task: this.task.name,
           item: work.item.id,
-          attempt: work.attempts,
+          attempt,
           delayMs: Math.round(delayMs),
           reason: errorText(e),
-        });
-        await sleep(delayMs, this.r.o.signal);
-      }
-    }
+        }),
+    );
   }
 
   async #record(work: Work, out: Output, ms: number): Promise<void> {
@@ -820,7 +797,9 @@ class TaskState {
     this.r.writer.set(["act", this.task.name, id], rec);
     if (this.priorFailures.has(id)) this.r.writer.delete(["fail", this.task.name, id]);
     this.records.set(id, rec);
-    if (work.checkpointed) this.r.checkpointDone(this.r.checkpointPath(this.task.name, work.key));
+    if (work.checkpointed) {
+      this.r.checkpointDone(checkpointPath(this.r.o.store.root, this.task.name, work.key));
+    }
     this.counts.ran++;
     if (id !== AGGREGATE_ITEM) {
       this.r.o.reporter.emit({
@@ -872,179 +851,6 @@ class TaskState {
   }
 }
 
-/** Runs the queued actions of one per-item task with its concurrency limit or its batch loop. */
-class WorkPool {
-  readonly s: TaskState;
-  readonly task: EachTask;
-  readonly limit: number;
-  state: unknown;
-  unimplemented?: string;
-  unimplementedHit = false;
-  readonly #queue: Work[] = [];
-  #head = 0;
-  #active = 0;
-  #closed = false;
-  #waiters: (() => void)[] = [];
-  #drained: Promise<void>;
-  #resolveDrained!: () => void;
-  #batchLoop?: Promise<void>;
-  readonly #handed = new Map<Item, Work>();
-
-  constructor(state: TaskState, task: EachTask) {
-    this.s = state;
-    this.task = task;
-    const wanted = state.r.o.concurrency ?? task.concurrency?.(state.ctx.config) ??
-      navigator.hardwareConcurrency;
-    this.limit = Math.max(1, wanted);
-    this.#drained = new Promise((resolve) => this.#resolveDrained = resolve);
-  }
-
-  add(work: Work): void {
-    if (this.unimplemented) {
-      this.unimplementedHit = true;
-      return;
-    }
-    this.#queue.push(work);
-    if (this.task.runBatched) {
-      this.#startBatchLoop();
-      this.#wake();
-    } else {
-      this.#pump();
-    }
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.#wake();
-    this.#check();
-  }
-
-  drained(): Promise<void> {
-    this.#check();
-    return this.#drained;
-  }
-
-  get #pending(): number {
-    return this.#queue.length - this.#head;
-  }
-
-  #take(): Work | undefined {
-    if (this.#head >= this.#queue.length) return undefined;
-    const w = this.#queue[this.#head];
-    this.#queue[this.#head++] = undefined as unknown as Work;
-    if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head);
-      this.#head = 0;
-    }
-    return w;
-  }
-
-  #pump(): void {
-    const signal = this.s.r.o.signal;
-    while (this.#active < this.limit && this.#pending > 0 && !signal.aborted) {
-      const work = this.#take()!;
-      this.#active++;
-      this.s.runItem(work, this.state).finally(() => {
-        this.#active--;
-        this.#pump();
-        this.#check();
-      });
-    }
-    this.#check();
-  }
-
-  #check(): void {
-    const stopped = this.s.r.o.signal.aborted;
-    if (
-      this.#closed && this.#active === 0 && (this.#pending === 0 || stopped) && !this.#batchLoop
-    ) {
-      this.#resolveDrained();
-    }
-  }
-
-  #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w();
-  }
-
-  #startBatchLoop(): void {
-    if (this.#batchLoop) return;
-    const source = this.#source();
-    this.#batchLoop = this.task.runBatched!(this.s.ctx, source, this.state)
-      .catch((e) => {
-        if (this.s.r.o.signal.aborted && isAbort(e)) return;
-        // The batch loop itself failed: every item it still holds or would get fails with it.
-        for (const work of [...this.#handed.values()]) this.s.recordFailure(work, e, 0);
-        this.#handed.clear();
-        let w: Work | undefined;
-        while ((w = this.#take())) this.s.recordFailure(w, e, 0);
-      })
-      .finally(() => {
-        this.#batchLoop = undefined;
-        if (this.#pending > 0 && !this.s.r.o.signal.aborted) this.#startBatchLoop();
-        this.#check();
-      });
-  }
-
-  #source(): ItemSource {
-    const signal = this.s.r.o.signal;
-    const takeUpTo = (max: number): Item[] => {
-      const out: Item[] = [];
-      if (signal.aborted) return out;
-      while (out.length < max && this.#pending > 0) {
-        const work = this.#take()!;
-        this.#handed.set(work.item, work);
-        out.push(work.item);
-      }
-      return out;
-    };
-    const started = new Map<Item, number>();
-    return {
-      poll: (max) => {
-        const items = takeUpTo(max);
-        for (const i of items) started.set(i, performance.now());
-        return items;
-      },
-      next: async (max) => {
-        while (true) {
-          const items = takeUpTo(max);
-          if (items.length > 0 || this.#closed || signal.aborted) {
-            for (const i of items) started.set(i, performance.now());
-            return items;
-          }
-          await new Promise<void>((resolve) => this.#waiters.push(resolve));
-        }
-      },
-      context: (item) => {
-        const work = this.#handed.get(item);
-        if (!work) throw new Error(`item "${item.id}" was not handed out by this source`);
-        return this.s.itemContext(work);
-      },
-      done: async (item, result, options) => {
-        const work = this.#handed.get(item);
-        if (!work) throw new Error(`item "${item.id}" was not handed out by this source`);
-        this.#handed.delete(item);
-        const ms = options?.ms ?? performance.now() - (started.get(item) ?? performance.now());
-        started.delete(item);
-        if (result instanceof Error) {
-          if (signal.aborted && isAbort(result)) return;
-          const policy = this.s.retryPolicy();
-          work.attempts++;
-          if ((result as { retryable?: boolean }).retryable && work.attempts < policy.attempts) {
-            this.#queue.push(work);
-            this.#wake();
-            return;
-          }
-          this.s.recordFailure(work, result, ms);
-        } else {
-          await this.s.record(work, result, ms);
-        }
-      },
-    };
-  }
-}
-
 async function readSource(task: Task): Promise<string> {
   const url = new URL(task.source);
   if (url.protocol !== "file:") {
@@ -1081,19 +887,95 @@ export function errorText(e: unknown): string {
   return String(e);
 }
 
-function isAbort(e: unknown): boolean {
-  return e instanceof Error && (e.name === "AbortError" || e.name === "Interrupted");
-}
+/**
+ * Hands a task's actions to an executor as one wave once all its items are known, and records
+ * the results as the executor imports them.
+ */
+class RemotePool {
+  readonly host: TaskState;
+  readonly task: EachTask;
+  readonly executor: Executor;
+  taskInputs: Record<string, string>;
+  state: unknown;
+  unimplemented?: string;
+  unimplementedHit = false;
+  readonly #works: Work[] = [];
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
+  constructor(
+    host: TaskState,
+    task: EachTask,
+    executor: Executor,
+    taskInputs: Record<string, string>,
+  ) {
+    this.host = host;
+    this.task = task;
+    this.executor = executor;
+    this.taskInputs = taskInputs;
+  }
+
+  add(work: Work): void {
+    if (this.unimplemented) {
+      this.unimplementedHit = true;
+      return;
     }
-    signal.addEventListener("abort", done, { once: true });
-  });
+    this.#works.push(work);
+  }
+
+  close(): void {}
+
+  async drained(): Promise<void> {
+    const works = this.#works.splice(0);
+    if (works.length === 0 || this.host.signal.aborted) return;
+    const { store, config } = this.host.r.o;
+    const list: WorkList = {
+      format: "latentforge-work/1",
+      task: this.task.name,
+      prefix: this.host.prefix(),
+      config,
+      taskInputs: this.taskInputs,
+      works: works.map((w) => ({
+        id: w.item.id,
+        key: w.key,
+        comps: w.comps,
+        inputs: w.item.inputs,
+        params: w.item.params,
+      })),
+    };
+    const listDigest = await store.putJson(list);
+    await store.syncDirs();
+    const byId = new Map(works.map((w) => [w.item.id, w]));
+    const seen = new Set<string>();
+    const importResults = async () => {
+      for (const result of await readResults(store, listDigest, seen)) {
+        seen.add(result.id);
+        const work = byId.get(result.id);
+        if (!work || work.key !== result.key) continue;
+        if (result.output) await this.host.record(work, result.output, result.ms);
+        else {
+          const e = new Error(`${result.error?.message ?? "no error text"} (on ${result.host})`);
+          e.name = result.error?.name ?? "Error";
+          this.host.recordFailure(work, e, result.ms);
+        }
+      }
+      return [...byId.keys()].filter((id) => !seen.has(id));
+    };
+    await this.executor.runWave({
+      task: this.task.name,
+      listDigest,
+      list,
+      store,
+      signal: this.host.signal,
+      log: this.host.ctx.log,
+      importResults,
+    });
+    const missing = await importResults();
+    if (this.host.signal.aborted) return;
+    for (const id of missing) {
+      this.host.recordFailure(
+        byId.get(id)!,
+        new Error(`${this.executor.name} returned no result for this item`),
+        0,
+      );
+    }
+  }
 }

@@ -1,0 +1,205 @@
+/**
+ * A remote worker: executes one shard of a stored work list against the shared store and
+ * writes a result per item. It reads no KV and holds no lease; everything it needs is in the
+ * work list and the objects it names.
+ *
+ * @module
+ */
+import { hostname } from "node:os";
+import { hashJson, sha256Hex } from "../store/canonical.ts";
+import type { ObjectStore } from "../store/objects.ts";
+import type { Output } from "../store/records.ts";
+import { configSlice, projectConfig } from "./config.ts";
+import type { TaskGraph } from "./graph.ts";
+import { readResults, type WorkList, writeResult } from "./remote.ts";
+import type { EachTask, ItemContext, Log, RetryPolicy, TaskContext } from "./task.ts";
+import {
+  DEFAULT_RETRY,
+  isAbort,
+  itemContext,
+  type PoolHost,
+  withRetry,
+  type Work,
+  WorkPool,
+} from "./work_pool.ts";
+
+/** Raised when a work list cannot be run by this worker. */
+export class WorkerError extends Error {
+  override readonly name = "WorkerError";
+}
+
+/** What one worker did. */
+export interface WorkerSummary {
+  assigned: number;
+  alreadyDone: number;
+  succeeded: number;
+  failed: number;
+}
+
+/**
+ * Runs shard `index` of `count` of the work list `listDigest`: items `index, index+count, …`
+ * that have no result yet (a resubmitted shard skips what a previous attempt finished).
+ */
+export async function runWorker(
+  { graph, store, listDigest, index, count, signal, log, concurrency }: {
+    graph: TaskGraph;
+    store: ObjectStore;
+    listDigest: string;
+    index: number;
+    count: number;
+    signal: AbortSignal;
+    log: Log;
+    concurrency?: number;
+  },
+): Promise<WorkerSummary> {
+  if (!(index >= 0 && index < count)) {
+    throw new WorkerError(`--shard expects i/N with 0 ≤ i < N, found ${index}/${count}`);
+  }
+  const list = await store.getJson<WorkList>(listDigest);
+  if (list.format !== "latentforge-work/1") {
+    throw new WorkerError(`object ${listDigest} is not a work list (format ${list.format})`);
+  }
+  const task = graph.get(list.task);
+  if (task.kind !== "each") throw new WorkerError(`task "${task.name}" is not a per-item task`);
+  const slice = configSlice(list.config, task.config);
+  const source = sha256Hex(await Deno.readFile(new URL(task.source)));
+  const prefix = hashJson({ task: task.name, v: task.version, s: source, c: hashJson(slice) });
+  if (prefix !== list.prefix) {
+    throw new WorkerError(
+      `the worker's copy of task "${task.name}" (version ${task.version}, source ` +
+        `${source.slice(0, 12)}) differs from the coordinator's: run the same latentforge on both`,
+    );
+  }
+  const ctx: TaskContext<unknown> = {
+    config: projectConfig(list.config, task.config),
+    store,
+    cacheDir: store.root,
+    signal,
+    log,
+  };
+  const done = new Set((await readResults(store, listDigest, new Set())).map((r) => r.id));
+  const mine = list.works.filter((_, i) => i % count === index);
+  const todo = mine.filter((w) => !done.has(w.id));
+  const summary: WorkerSummary = {
+    assigned: mine.length,
+    alreadyDone: mine.length - todo.length,
+    succeeded: 0,
+    failed: 0,
+  };
+  if (todo.length === 0) return summary;
+  let state: unknown;
+  if (task.prepare) {
+    const prepared = await task.prepare(ctx);
+    const theirs = JSON.stringify(list.taskInputs);
+    const ours = JSON.stringify(prepared.inputs ?? {});
+    if (theirs !== ours) {
+      throw new WorkerError(
+        `task "${task.name}" prepared different inputs here (${ours}) than the coordinator (${theirs})`,
+      );
+    }
+    state = prepared.state;
+  }
+  const host = new WorkerHost(task, ctx, listDigest, summary, concurrency);
+  const pool = new WorkPool(host, task);
+  pool.state = state;
+  for (const w of todo) {
+    pool.add({
+      item: { id: w.id, inputs: w.inputs, params: w.params },
+      key: w.key,
+      comps: w.comps,
+      attempts: 0,
+    });
+  }
+  pool.close();
+  await pool.drained();
+  await host.settled();
+  return summary;
+}
+
+class WorkerHost implements PoolHost {
+  readonly signal: AbortSignal;
+  readonly concurrency?: number;
+  readonly ctx: TaskContext<unknown>;
+  readonly #task: EachTask;
+  readonly #listDigest: string;
+  readonly #summary: WorkerSummary;
+  readonly #writes: Promise<void>[] = [];
+
+  constructor(
+    task: EachTask,
+    ctx: TaskContext<unknown>,
+    listDigest: string,
+    summary: WorkerSummary,
+    concurrency?: number,
+  ) {
+    this.#task = task;
+    this.ctx = ctx;
+    this.signal = ctx.signal;
+    this.concurrency = concurrency;
+    this.#listDigest = listDigest;
+    this.#summary = summary;
+  }
+
+  retryPolicy(): RetryPolicy {
+    return { ...DEFAULT_RETRY, ...this.#task.retry?.(this.ctx.config) };
+  }
+
+  itemContext(work: Work): ItemContext<unknown> {
+    return itemContext(this.ctx, this.#task.name, work);
+  }
+
+  async runItem(work: Work, state: unknown): Promise<void> {
+    const started = performance.now();
+    try {
+      const out = await withRetry(
+        this.retryPolicy(),
+        work,
+        () => this.#task.run!(this.itemContext(work), work.item, state),
+        this.signal,
+        (attempt, delayMs, e) =>
+          this.ctx.log(`${work.item.id}: retry ${attempt} in ${Math.round(delayMs)} ms: ${e}`),
+      );
+      await this.record(work, out, performance.now() - started);
+    } catch (e) {
+      if (this.signal.aborted && isAbort(e)) return;
+      this.recordFailure(work, e, performance.now() - started);
+    }
+  }
+
+  async record(work: Work, output: Output, ms: number): Promise<void> {
+    for (const d of Object.values(output.objects)) {
+      if (!(await this.ctx.store.has(d))) {
+        throw new WorkerError(`task returned object ${d} that is not in the store`);
+      }
+    }
+    this.#summary.succeeded++;
+    await writeResult(this.ctx.store, this.#listDigest, {
+      id: work.item.id,
+      key: work.key,
+      output,
+      ms: Math.round(ms),
+      host: hostname(),
+    });
+  }
+
+  recordFailure(work: Work, e: unknown, ms: number): void {
+    this.#summary.failed++;
+    const error = e instanceof Error ? e : new Error(String(e));
+    this.ctx.log(`${work.item.id} failed: ${error.message}`);
+    this.#writes.push(writeResult(this.ctx.store, this.#listDigest, {
+      id: work.item.id,
+      key: work.key,
+      error: {
+        name: error.name,
+        message: error.message,
+        retryable: (error as { retryable?: boolean }).retryable === true,
+      },
+      ms: Math.round(ms),
+      host: hostname(),
+    }));
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all(this.#writes);
+  }
+}
