@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import { ExecutorSchema } from "../lib/executor/config.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -96,6 +97,7 @@ export const ConfigSchema = z.strictObject({
     cron: z.string().default("0 3 * * *"),
     targets: z.array(z.string()).min(1).default(["package"]),
   }).prefault({}),
+  executor: ExecutorSchema,
 });
 
 /** A validated config. */

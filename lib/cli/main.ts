@@ -17,6 +17,10 @@ import { AGGREGATE_ITEM, openRecords, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";
 import { runSchedule } from "./schedule.ts";
 import { runWorker, WorkerError } from "../dag/worker.ts";
+import type { Executor } from "../dag/remote.ts";
+import type { ExecutorConfig } from "../executor/config.ts";
+import { SlurmError, SlurmExecutor } from "../executor/slurm_executor.ts";
+import { fileURLToPath } from "node:url";
 
 /** Exit codes. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 2, interrupted: 130 } as const;
@@ -68,6 +72,10 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
     .option("--force <task>", "ignore the cache of a task (repeatable)", collect, [])
     .option("--concurrency <n>", "actions at once for every per-item task", positiveInt)
     .option("--wait", "wait for another run holding the cache instead of exiting")
+    .addOption(
+      new Option("--executor <kind>", "where executor.tasks run (default: config executor.kind)")
+        .choices(["local", "slurm"]),
+    )
     .action(async (targets: string[], opts: CommonOptions & RunFlags) => {
       code = await commandRun(pipeline, graph, targets, opts);
     });
@@ -214,6 +222,7 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
 }
 
 interface RunFlags {
+  executor?: "local" | "slurm";
   limit?: number;
   dryRun?: boolean;
   force: string[];
@@ -230,6 +239,7 @@ async function commandRun<C>(
   const config = await loadConfig(pipeline, opts.config, opts.set);
   const wanted = targets.length ? targets : pipeline.defaultTargets;
   for (const t of [...wanted, ...opts.force]) graph.get(t);
+  const executor = opts.dryRun ? undefined : await chooseExecutor(config, opts);
   const store = new ObjectStore(opts.cache);
   const records = await openRecords(opts.cache);
   const controller = new AbortController();
@@ -257,6 +267,7 @@ async function commandRun<C>(
         dryRun: opts.dryRun,
         force: opts.force,
         concurrency: opts.concurrency,
+        executor,
       });
     if (opts.dryRun) {
       const result = await go();
@@ -271,6 +282,46 @@ async function commandRun<C>(
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     records.close();
+  }
+}
+
+/** The executor the config and `--executor` ask for; checks Slurm is reachable up front. */
+async function chooseExecutor(
+  config: unknown,
+  opts: CommonOptions & RunFlags,
+): Promise<Executor | undefined> {
+  const section = (config as { executor?: ExecutorConfig }).executor;
+  const kind = opts.executor ?? section?.kind ?? "local";
+  if (kind === "local") return undefined;
+  if (!section) {
+    throw new ConfigError(`--executor ${kind}: this pipeline's config has no executor section`);
+  }
+  await assertSlurmClients();
+  return new SlurmExecutor(section, opts.cache, {
+    deno: Deno.execPath(),
+    args: [
+      "run",
+      "--allow-all",
+      "--unstable-kv",
+      "--unstable-cron",
+      fileURLToPath(Deno.mainModule),
+    ],
+    cwd: Deno.cwd(),
+  });
+}
+
+async function assertSlurmClients(): Promise<void> {
+  try {
+    await new Deno.Command("sbatch", { args: ["--version"], stdout: "null", stderr: "null" })
+      .output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SlurmError(
+        "sbatch not found on PATH: install Slurm's client commands or run on a login node",
+        { command: "sbatch" },
+      );
+    }
+    throw e;
   }
 }
 
@@ -498,7 +549,7 @@ function report(e: unknown): number {
   }
   if (
     e instanceof ConfigError || e instanceof GraphError || e instanceof CronError ||
-    e instanceof WorkerError
+    e instanceof WorkerError || e instanceof SlurmError
   ) {
     console.error(`error: ${e.message}`);
     return EXIT.usage;

@@ -63,45 +63,58 @@ export interface Executor {
   }): Promise<void>;
 }
 
-/** The directory where the results of a work list appear. */
-export function resultsDir(cacheDir: string, listDigest: string): string {
-  return join(cacheDir, "results", listDigest);
+/**
+ * Where the result of an action appears: named by task and action key, so a result survives
+ * the wave that produced it and a later wave with the same action imports it instead of
+ * recomputing.
+ */
+export function resultPath(cacheDir: string, task: string, key: string): string {
+  return join(cacheDir, "results", task, key.slice(0, 2), key);
 }
 
 /** Stores one result: the result object first, then the file that names it (atomically). */
 export async function writeResult(
   store: ObjectStore,
-  listDigest: string,
+  task: string,
   result: WorkResult,
 ): Promise<void> {
   const digest = await store.putJson(result);
   await store.syncDirs();
-  const dir = resultsDir(store.root, listDigest);
-  await Deno.mkdir(dir, { recursive: true });
-  await writeFileAtomic(join(dir, encodeURIComponent(result.id)), new TextEncoder().encode(digest));
+  const path = resultPath(store.root, task, result.key);
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await writeFileAtomic(path, new TextEncoder().encode(digest));
 }
 
-/** Reads the results present for a work list, skipping ids already seen. */
+/** Reads the results present for the given action keys, skipping keys already seen. */
 export async function readResults(
   store: ObjectStore,
-  listDigest: string,
+  task: string,
+  keys: Iterable<string>,
   seen: Set<string>,
 ): Promise<WorkResult[]> {
-  const dir = resultsDir(store.root, listDigest);
-  const out: WorkResult[] = [];
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(dir));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return out;
-    throw e;
+  const wanted = new Map<string, string[]>();
+  for (const key of keys) {
+    if (seen.has(key)) continue;
+    const shard = key.slice(0, 2);
+    const list = wanted.get(shard) ?? [];
+    list.push(key);
+    wanted.set(shard, list);
   }
-  for (const entry of entries) {
-    if (!entry.isFile || entry.name.includes(".tmp-")) continue;
-    const id = decodeURIComponent(entry.name);
-    if (seen.has(id)) continue;
-    const digest = (await Deno.readTextFile(join(dir, entry.name))).trim();
-    out.push(await store.getJson<WorkResult>(digest));
+  const out: WorkResult[] = [];
+  for (const [shard, list] of wanted) {
+    let present: Set<string>;
+    try {
+      const dir = join(store.root, "results", task, shard);
+      present = new Set((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    for (const key of list) {
+      if (!present.has(key)) continue;
+      const digest = (await Deno.readTextFile(resultPath(store.root, task, key))).trim();
+      out.push(await store.getJson<WorkResult>(digest));
+    }
   }
   return out;
 }

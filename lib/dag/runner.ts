@@ -941,15 +941,12 @@ class RemotePool {
         params: w.item.params,
       })),
     };
-    const listDigest = await store.putJson(list);
-    await store.syncDirs();
-    const byId = new Map(works.map((w) => [w.item.id, w]));
+    const byKey = new Map(works.map((w) => [w.key, w]));
     const seen = new Set<string>();
     const importResults = async () => {
-      for (const result of await readResults(store, listDigest, seen)) {
-        seen.add(result.id);
-        const work = byId.get(result.id);
-        if (!work || work.key !== result.key) continue;
+      for (const result of await readResults(store, this.task.name, byKey.keys(), seen)) {
+        seen.add(result.key);
+        const work = byKey.get(result.key)!;
         if (result.output) await this.host.record(work, result.output, result.ms);
         else {
           const e = new Error(`${result.error?.message ?? "no error text"} (on ${result.host})`);
@@ -957,8 +954,14 @@ class RemotePool {
           this.host.recordFailure(work, e, result.ms);
         }
       }
-      return [...byId.keys()].filter((id) => !seen.has(id));
+      return [...byKey.values()].filter((w) => !seen.has(w.key)).map((w) => w.item.id);
     };
+    // Results of an earlier, interrupted wave with the same actions need no recomputing.
+    const missing = new Set(await importResults());
+    list.works = list.works.filter((w) => missing.has(w.id));
+    if (list.works.length === 0) return;
+    const listDigest = await store.putJson(list);
+    await store.syncDirs();
     await this.executor.runWave({
       task: this.task.name,
       listDigest,
@@ -968,9 +971,10 @@ class RemotePool {
       log: this.host.ctx.log,
       importResults,
     });
-    const missing = await importResults();
+    const left = await importResults();
     if (this.host.signal.aborted) return;
-    for (const id of missing) {
+    const byId = new Map(works.map((w) => [w.item.id, w]));
+    for (const id of left) {
       this.host.recordFailure(
         byId.get(id)!,
         new Error(`${this.executor.name} returned no result for this item`),

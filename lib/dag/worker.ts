@@ -77,9 +77,11 @@ export async function runWorker(
     signal,
     log,
   };
-  const done = new Set((await readResults(store, listDigest, new Set())).map((r) => r.id));
   const mine = list.works.filter((_, i) => i % count === index);
-  const todo = mine.filter((w) => !done.has(w.id));
+  const done = new Set(
+    (await readResults(store, task.name, mine.map((w) => w.key), new Set())).map((r) => r.key),
+  );
+  const todo = mine.filter((w) => !done.has(w.key));
   const summary: WorkerSummary = {
     assigned: mine.length,
     alreadyDone: mine.length - todo.length,
@@ -99,7 +101,7 @@ export async function runWorker(
     }
     state = prepared.state;
   }
-  const host = new WorkerHost(task, ctx, listDigest, summary, concurrency);
+  const host = new WorkerHost(task, ctx, summary, concurrency);
   const pool = new WorkPool(host, task);
   pool.state = state;
   for (const w of todo) {
@@ -121,14 +123,12 @@ class WorkerHost implements PoolHost {
   readonly concurrency?: number;
   readonly ctx: TaskContext<unknown>;
   readonly #task: EachTask;
-  readonly #listDigest: string;
   readonly #summary: WorkerSummary;
   readonly #writes: Promise<void>[] = [];
 
   constructor(
     task: EachTask,
     ctx: TaskContext<unknown>,
-    listDigest: string,
     summary: WorkerSummary,
     concurrency?: number,
   ) {
@@ -136,7 +136,6 @@ class WorkerHost implements PoolHost {
     this.ctx = ctx;
     this.signal = ctx.signal;
     this.concurrency = concurrency;
-    this.#listDigest = listDigest;
     this.#summary = summary;
   }
 
@@ -173,7 +172,7 @@ class WorkerHost implements PoolHost {
       }
     }
     this.#summary.succeeded++;
-    await writeResult(this.ctx.store, this.#listDigest, {
+    await writeResult(this.ctx.store, this.#task.name, {
       id: work.item.id,
       key: work.key,
       output,
@@ -186,7 +185,7 @@ class WorkerHost implements PoolHost {
     this.#summary.failed++;
     const error = e instanceof Error ? e : new Error(String(e));
     this.ctx.log(`${work.item.id} failed: ${error.message}`);
-    this.#writes.push(writeResult(this.ctx.store, this.#listDigest, {
+    this.#writes.push(writeResult(this.ctx.store, this.#task.name, {
       id: work.item.id,
       key: work.key,
       error: {

@@ -55,6 +55,14 @@ export async function collectGarbage(
     const digest = (await Deno.readTextFile(path).catch(() => "")).trim();
     if (DIGEST.test(digest)) roots.add(digest);
   }
+  // Results of remote workers not imported yet: the result object and what it produced.
+  for await (const path of walkFiles(join(store.root, "results"))) {
+    const digest = (await Deno.readTextFile(path).catch(() => "")).trim();
+    if (!DIGEST.test(digest) || !(await store.has(digest))) continue;
+    roots.add(digest);
+    const result = await store.getJson<{ output?: { objects: Record<string, string> } }>(digest);
+    for (const d of Object.values(result.output?.objects ?? {})) roots.add(d);
+  }
   const result: GcResult = {
     keptRuns: kept,
     objectsKept: 0,

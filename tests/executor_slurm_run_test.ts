@@ -1,0 +1,160 @@
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
+import { ensureSlurm } from "./fixtures/slurm.ts";
+import { parse, ToyProject } from "./fixtures/toy_harness.ts";
+
+const slurm = await ensureSlurm();
+if (!slurm.ok) console.warn(`skipping the Slurm executor tests: ${slurm.reason}`);
+const ignore = !slurm.ok;
+
+const executor = {
+  kind: "slurm",
+  tasks: ["scale"],
+  array_tasks: 3,
+  poll_s: 0.5,
+  retries: 2,
+};
+
+async function localOutput(count: number): Promise<string> {
+  const local = await ToyProject.create({ count });
+  try {
+    assertEquals((await local.run(["run"])).code, 0);
+    return await Deno.readTextFile(local.out);
+  } finally {
+    await local.cleanup();
+  }
+}
+
+/** Starts a run and resolves with its Slurm job id once the job is submitted. */
+async function startSlurmRun(p: ToyProject, env: Record<string, string>) {
+  const child = p.command(["run", "--json"], env).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  let jobId = 0;
+  while (!jobId) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`run ended before submitting:\n${text}`);
+    text += new TextDecoder().decode(value);
+    const m = /as Slurm job (\d+)/.exec(text);
+    if (m) jobId = Number(m[1]);
+  }
+  const rest = (async () => {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return text;
+      text += new TextDecoder().decode(value);
+    }
+  })();
+  return { child, jobId, output: rest };
+}
+
+async function traceCounts(path: string): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const text = await Deno.readTextFile(path).catch(() => "");
+  for (const id of text.split("\n").filter(Boolean)) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return counts;
+}
+
+Deno.test({
+  name: "run --executor slurm with 3 array tasks gives the same output as a local run",
+  ignore,
+  async fn() {
+    const p = await ToyProject.create({ count: 12 });
+    try {
+      await p.writeConfig({ count: 12 }, { executor });
+      const r = await p.run(["run", "--json"]);
+      assertEquals(r.code, 0, r.stderr + r.stdout);
+      const logs = r.events.filter((e) => e.event === "log").map((e) => e.message as string);
+      assertMatch(
+        logs.join("\n"),
+        /submitted scale as Slurm job \d+ \(array 0,1,2 of 3 shards, 12 items\)/,
+      );
+      assertEquals(ToyProject.ran(r).get("scale"), 12);
+      assertEquals(await Deno.readTextFile(p.out), await localOutput(12));
+      const again = await p.run(["run", "--json"]);
+      assertEquals([...ToyProject.ran(again).values()].reduce((a, b) => a + b), 0);
+    } finally {
+      await p.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "a cancelled array task's items are resubmitted; finished items are not recomputed",
+  ignore,
+  async fn() {
+    const p = await ToyProject.create({ count: 12 });
+    const trace = `${p.dir}/trace.txt`;
+    try {
+      await p.writeConfig({ count: 12 }, { executor });
+      const run = await startSlurmRun(p, { TOY_SLEEP_MS: "400", TOY_TRACE: trace });
+      // Let the array start, then cancel its second task.
+      await new Promise((r) => setTimeout(r, 2500));
+      const scancel = await new Deno.Command("scancel", { args: [`${run.jobId}_1`] }).output();
+      assertEquals(scancel.code, 0);
+      const status = await run.child.status;
+      const out = parse(status.code, new TextEncoder().encode(await run.output), new Uint8Array());
+      assertEquals(status.code, 0, await Deno.readTextFile(`${p.dir}/trace.txt`).catch(() => ""));
+      const logs = out.events.filter((e) => e.event === "log").map((e) => e.message).join("\n");
+      assertMatch(
+        logs,
+        new RegExp(`array task ${run.jobId}_1 (ended CANCELLED|is gone from Slurm \\(last seen)`),
+      );
+      assertMatch(logs, /resubmission 1\)/);
+      assertEquals(await Deno.readTextFile(p.out), await localOutput(12));
+      const counts = await traceCounts(trace);
+      assertEquals(counts.size, 12);
+      // Only items in flight when their task was cancelled may run twice (2 CPUs per task).
+      const twice = [...counts.values()].filter((n) => n > 1).length;
+      assert(twice <= 2, `${twice} items were computed twice`);
+    } finally {
+      await p.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "SIGINT to the coordinator cancels the job; a rerun resumes from what workers finished",
+  ignore,
+  async fn() {
+    const p = await ToyProject.create({ count: 12 });
+    const trace = `${p.dir}/trace.txt`;
+    try {
+      await p.writeConfig({ count: 12 }, { executor });
+      const run = await startSlurmRun(p, { TOY_SLEEP_MS: "500", TOY_TRACE: trace });
+      await new Promise((r) => setTimeout(r, 3000));
+      run.child.kill("SIGINT");
+      assertEquals((await run.child.status).code, 130);
+      await run.output;
+      const squeue = await new Deno.Command("squeue", {
+        args: ["-h", "-j", String(run.jobId), "-o", "%i %T"],
+      }).output();
+      const live = new TextDecoder().decode(squeue.stdout).split("\n")
+        .filter((l) => /RUNNING|PENDING/.test(l));
+      assertEquals(live, [], "the job was cancelled");
+      const before = await traceCounts(trace);
+      const rerun = await p.run(["run", "--json"], { TOY_TRACE: trace });
+      assertEquals(rerun.code, 0, rerun.stderr);
+      assertEquals(await Deno.readTextFile(p.out), await localOutput(12));
+      const after = await traceCounts(trace);
+      for (const [id, n] of before) {
+        assertEquals(after.get(id), n, `item ${id} finished before the interrupt and ran again`);
+      }
+    } finally {
+      await p.cleanup();
+    }
+  },
+});
+
+Deno.test("--executor slurm without sbatch on PATH fails clearly", async () => {
+  const p = await ToyProject.create({ count: 2 });
+  try {
+    await p.writeConfig({ count: 2 }, { executor });
+    const empty = await Deno.makeTempDir();
+    const r = await p.run(["run"], { PATH: empty });
+    assertEquals(r.code, 2);
+    assertStringIncludes(r.stderr, "sbatch not found on PATH");
+    await Deno.remove(empty);
+  } finally {
+    await p.cleanup();
+  }
+});

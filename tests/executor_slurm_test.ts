@@ -1,0 +1,291 @@
+import {
+  type ArrayTaskState,
+  cancel,
+  expandArrayIndices,
+  jobStates,
+  probeSharedPath,
+  SlurmError,
+  submitArray,
+  waitForArray,
+} from "../lib/executor/slurm.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "./fixtures/assert.ts";
+import { ensureSlurm, SLURM_PARTITION } from "./fixtures/slurm.ts";
+
+const slurm = await ensureSlurm();
+if (!slurm.ok) console.warn(`skipping the Slurm cluster tests: ${slurm.reason}`);
+const ignore = !slurm.ok;
+
+/** Generous: the tests share the node's two CPUs with whatever else is running. */
+const WAIT = { timeoutMs: 45_000, pollMs: 250 };
+
+async function tempDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "latentforge-slurm-test-" });
+}
+
+function summary(states: Map<number, ArrayTaskState>): Record<number, string> {
+  return Object.fromEntries(
+    [...states].map(([index, task]) => [
+      index,
+      task.exitCode === undefined ? task.state : `${task.state} ${task.exitCode}:${task.signal}`,
+    ]),
+  );
+}
+
+async function waitUntil(
+  jobId: number,
+  done: (states: Map<number, ArrayTaskState>) => boolean,
+  what: string,
+): Promise<Map<number, ArrayTaskState>> {
+  const deadline = Date.now() + WAIT.timeoutMs;
+  while (Date.now() < deadline) {
+    const states = await jobStates(jobId);
+    if (done(states)) return states;
+    await new Promise((resolve) => setTimeout(resolve, WAIT.pollMs));
+  }
+  throw new Error(`job ${jobId}: ${what} did not happen within ${WAIT.timeoutMs} ms`);
+}
+
+Deno.test({
+  name: "submitArray runs every task of a 3-task array, each with its own index",
+  ignore,
+  fn: async () => {
+    const dir = await tempDir();
+    const jobId = await submitArray({
+      scriptText: `#!/bin/sh\nprintf '%s %s of %s\\n' "$GREETING" "$SLURM_ARRAY_TASK_ID" ` +
+        `"$SLURM_ARRAY_JOB_ID" > "${dir}/task-$SLURM_ARRAY_TASK_ID.txt"\n`,
+      env: { GREETING: "task" },
+      arraySize: 3,
+      jobName: "latentforge-test-array",
+      partition: SLURM_PARTITION,
+      timeLimit: 2,
+      cpusPerTask: 1,
+      output: `${dir}/slurm-%A_%a.out`,
+    });
+    const states = await waitForArray(jobId, WAIT);
+    assertEquals(summary(states), { 0: "COMPLETED 0:0", 1: "COMPLETED 0:0", 2: "COMPLETED 0:0" });
+    for (const index of [0, 1, 2]) {
+      assertEquals(
+        await Deno.readTextFile(`${dir}/task-${index}.txt`),
+        `task ${index} of ${jobId}\n`,
+      );
+      await Deno.stat(`${dir}/slurm-${jobId}_${index}.out`); // the output pattern was applied
+    }
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "a task that exits 3 is reported FAILED with exit code 3; the others COMPLETED",
+  ignore,
+  fn: async () => {
+    const dir = await tempDir();
+    const script = `${dir}/task.sh`;
+    await Deno.writeTextFile(
+      script,
+      `#!/bin/sh\ntouch "${dir}/ran-$SLURM_ARRAY_TASK_ID"\n[ "$SLURM_ARRAY_TASK_ID" = 4 ] && exit 3\nexit 0\n`,
+    );
+    const jobId = await submitArray({
+      scriptPath: script,
+      indices: [0, 4],
+      jobName: "latentforge-test-exit",
+      output: "/dev/null",
+      cwd: dir,
+    });
+    const states = await waitForArray(jobId, WAIT);
+    assertEquals(summary(states), { 0: "COMPLETED 0:0", 4: "FAILED 3:0" });
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "ran-0",
+      "ran-4",
+      "task.sh",
+    ]);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "cancelling one running task (JOB_ID_1) reports it CANCELLED while the others complete",
+  ignore,
+  fn: async () => {
+    const dir = await tempDir();
+    const jobId = await submitArray({
+      scriptText: `#!/bin/sh\n[ "$SLURM_ARRAY_TASK_ID" = 1 ] && sleep 60\n` +
+        `touch "${dir}/done-$SLURM_ARRAY_TASK_ID"\n`,
+      arraySize: 3,
+      jobName: "latentforge-test-cancel",
+      output: "/dev/null",
+    });
+    await waitUntil(jobId, (s) => s.get(1)?.state === "RUNNING", "task 1 running");
+    await cancel(`${jobId}_1`);
+    const states = await waitForArray(jobId, WAIT);
+    assertEquals(summary(states), { 0: "COMPLETED 0:0", 1: "CANCELLED 0:15", 2: "COMPLETED 0:0" });
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["done-0", "done-2"]);
+    // Cancelling what has already ended is not an error.
+    await cancel(jobId);
+    await cancel(`${jobId}_1`);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "pending tasks are reported one per index, not as a compressed range",
+  ignore,
+  fn: async () => {
+    const jobId = await submitArray({
+      scriptText: "#!/bin/sh\nsleep 30\n",
+      indices: "0-9:3",
+      maxRunning: 1,
+      jobName: "latentforge-test-pending",
+      output: "/dev/null",
+    });
+    try {
+      const states = await jobStates(jobId);
+      assertEquals([...states.keys()], [0, 3, 6, 9]);
+      const pending = [...states.values()].filter((t) => t.state === "PENDING").length;
+      assert(
+        pending >= 3,
+        `expected at least 3 pending tasks, found ${JSON.stringify(summary(states))}`,
+      );
+    } finally {
+      await cancel(jobId);
+    }
+    const final = await waitForArray(jobId, WAIT);
+    // Without accounting, tasks cancelled before they started leave no record at all.
+    for (const [index, task] of final) {
+      assertEquals(task.state, "CANCELLED", `task ${index}`);
+    }
+  },
+});
+
+Deno.test({
+  name: "a job Slurm rejects throws SlurmError with Slurm's own message",
+  ignore,
+  fn: async () => {
+    const error = await assertRejects(() =>
+      submitArray({
+        scriptText: "#!/bin/sh\ntrue\n",
+        arraySize: 2,
+        jobName: "latentforge-test-rejected",
+        partition: "no-such-partition",
+      })
+    );
+    assert(error instanceof SlurmError, `expected a SlurmError, found ${error.name}`);
+    assertStringIncludes(error.message, 'Slurm rejected job "latentforge-test-rejected"');
+    assertStringIncludes(error.message, "Invalid partition name specified");
+
+    const big = `#!/bin/sh\n${"# padding past the pipe buffer\n".repeat(10_000)}true\n`;
+    await assertRejects(
+      () =>
+        submitArray({
+          scriptText: big,
+          arraySize: 1,
+          jobName: "latentforge-test-bad-option",
+          extraArgs: ["--no-such-option"],
+        }),
+      "unrecognized option '--no-such-option'",
+    );
+  },
+});
+
+Deno.test("without sbatch on PATH, submitArray says how to get it", async () => {
+  const emptyBin = await tempDir();
+  const program = `
+    import { submitArray } from ${
+    JSON.stringify(new URL("../lib/executor/slurm.ts", import.meta.url).href)
+  };
+    try {
+      await submitArray({ scriptText: "#!/bin/sh\\n", arraySize: 1, jobName: "x" });
+      console.log("submitted");
+    } catch (error) {
+      console.log(error.name + ": " + error.message);
+    }`;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", program],
+    env: { PATH: emptyBin },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  assertEquals(output.code, 0, text.decode(output.stderr));
+  assertEquals(
+    text.decode(output.stdout).trim(),
+    "SlurmError: sbatch not found on PATH: install Slurm's client commands or run on a login node",
+  );
+  await Deno.remove(emptyBin);
+});
+
+Deno.test({
+  name: "probeSharedPath passes for a directory the node sees, and leaves no marker behind",
+  ignore,
+  fn: async () => {
+    const dir = await tempDir();
+    await probeSharedPath(dir, { timeoutMs: WAIT.timeoutMs, pollMs: WAIT.pollMs });
+    assertEquals([...Deno.readDirSync(dir)], []);
+    await Deno.remove(dir);
+  },
+});
+
+Deno.test({
+  name: "probeSharedPath names a directory the compute node cannot write into",
+  ignore,
+  fn: async () => {
+    const parent = await tempDir();
+    const missing = `${parent}/not-on-the-nodes`;
+    await assertRejects(
+      () =>
+        probeSharedPath(missing, {
+          timeoutMs: WAIT.timeoutMs,
+          pollMs: WAIT.pollMs,
+          markerWaitMs: 500,
+        }),
+      `cache directory ${missing} is not visible from the compute nodes`,
+    );
+    await Deno.remove(parent);
+  },
+});
+
+Deno.test({
+  name: "a probe job that cannot start in time is cancelled and named in the error",
+  ignore,
+  fn: async () => {
+    const dir = await tempDir();
+    const error = await assertRejects(
+      () =>
+        probeSharedPath(dir, {
+          extraArgs: ["--begin=now+1hour"],
+          timeoutMs: 1_000,
+          pollMs: WAIT.pollMs,
+        }),
+      "did not finish within 1000 ms; still unfinished:",
+    );
+    const jobId = Number(/the probe job (\d+) for cache directory/.exec(error.message)?.[1]);
+    assert(jobId > 0, `expected the probe's job id in: ${error.message}`);
+    const left = [...(await jobStates(jobId)).values()].filter((t) => t.state !== "CANCELLED");
+    assertEquals(left, [], "the probe job is still queued");
+    await Deno.remove(dir);
+  },
+});
+
+Deno.test("expandArrayIndices reads --array syntax and names a bad part", () => {
+  assertEquals(expandArrayIndices("0-3,7"), [0, 1, 2, 3, 7]);
+  assertEquals(expandArrayIndices("1-9:4%2"), [1, 5, 9]);
+  assertEquals(expandArrayIndices("5,1,5"), [1, 5]);
+  assertThrows(() => expandArrayIndices("0-x"), 'found "0-x"');
+  assertThrows(() => expandArrayIndices("4-2"), 'empty range "4-2"');
+});
+
+Deno.test("submitArray and cancel refuse malformed arguments before calling Slurm", async () => {
+  const base = { scriptText: "#!/bin/sh\n", jobName: "bad" };
+  await assertRejects(() => submitArray(base), "give exactly one of arraySize and indices");
+  await assertRejects(() => submitArray({ ...base, arraySize: 0 }), "found 0");
+  await assertRejects(
+    () => submitArray({ jobName: "bad", arraySize: 1 }),
+    "give exactly one of scriptPath and scriptText, found neither",
+  );
+  await assertRejects(() => cancel("12;rm -rf /"), 'found "12;rm -rf /"');
+});
