@@ -1,0 +1,461 @@
+/**
+ * The run report: one self-contained HTML file (inline CSS, inline SVG charts, images as data
+ * URIs; no script, no network) with counts, failures, quality before and after optimization,
+ * loss curves, sample reconstructions, timings and the config.
+ *
+ * @module
+ */
+
+import { encodeBase64 } from "./base64.ts";
+import { escapeHtml } from "./escape.ts";
+import { lossBands, type LossCurve, median } from "./stats.ts";
+import { bandChart, barChart, histogramChart, scatterChart } from "./svg_chart.ts";
+
+/** Images of one split that made it through the pipeline. */
+export interface ReportSplit {
+  name: string;
+  /** Images in the split that were optimized. */
+  count: number;
+}
+
+/** Per-image results of encode and optimize. PSNR in dB on [-1, 1] images (peak-to-peak 2). */
+export interface ReportImage {
+  id: string;
+  split: string;
+  psnrInitial: number;
+  psnrFinal: number;
+  ssimInitial: number;
+  ssimFinal: number;
+  lossInitial: number;
+  lossFinal: number;
+  /** Optimization steps taken. */
+  steps: number;
+  /** Why optimization stopped, e.g. "converged", "max_steps". */
+  stopReason: string;
+  /** Loss at recorded steps, ascending by step; may be subsampled. */
+  lossCurve: LossCurve;
+}
+
+/** An item that failed, with the task where it failed and the reason. */
+export interface ReportFailure {
+  id: string;
+  task: string;
+  reason: string;
+}
+
+/** A sample triplet: PNG bytes of the original, the decoded encoder latent, the decoded optimized latent. */
+export interface ReportSample {
+  id: string;
+  original: Uint8Array;
+  initial: Uint8Array;
+  optimized: Uint8Array;
+}
+
+/** Wall time of one task in the run. */
+export interface ReportTiming {
+  task: string;
+  seconds: number;
+  /** Items the task executed in this run. */
+  ran?: number;
+  /** Items served from the cache. */
+  cached?: number;
+}
+
+/** Everything the report shows. */
+export interface ReportData {
+  /** Heading, e.g. the dataset's name. */
+  title?: string;
+  toolVersion: string;
+  /** ISO 8601 time the report was made. */
+  generatedAt: string;
+  splits: ReportSplit[];
+  images: ReportImage[];
+  failures: ReportFailure[];
+  /** Up to eight are shown. */
+  samples: ReportSample[];
+  config: unknown;
+  timings: ReportTiming[];
+}
+
+const BEFORE = "#d1495b";
+const AFTER = "#00798c";
+const SPLIT_COLORS = ["#00798c", "#edae49", "#6a4c93", "#d1495b", "#30638e", "#66a182"];
+const MAX_FAILURE_ROWS = 500;
+
+/**
+ * Renders the report as one HTML document string; write it to `report.html`.
+ *
+ * @example
+ * ```ts
+ * const html = renderReport({
+ *   toolVersion: "0.1.0", generatedAt: new Date().toISOString(),
+ *   splits: [], images: [], failures: [], samples: [], config: {}, timings: [],
+ * });
+ * ```
+ */
+export function renderReport(data: ReportData): string {
+  const title = data.title ?? "latentforge report";
+  const body = [
+    header(data, title),
+    summary(data),
+    splitsAndFailures(data),
+    quality(data),
+    optimization(data),
+    samples(data),
+    timings(data),
+    configuration(data),
+    `<footer>latentforge ${escapeHtml(data.toolVersion)} · ${
+      escapeHtml(formatTime(data.generatedAt))
+    }</footer>`,
+  ].join("\n");
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<title>${escapeHtml(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+function header(data: ReportData, title: string): string {
+  return `<header><h1>${
+    escapeHtml(title)
+  }</h1><p class="sub">Optimized Stable Diffusion VAE latents · generated ${
+    escapeHtml(formatTime(data.generatedAt))
+  } · latentforge ${escapeHtml(data.toolVersion)}</p></header>`;
+}
+
+function summary(data: ReportData): string {
+  const { images } = data;
+  const psnr0 = median(images.map((i) => i.psnrInitial).filter(Number.isFinite));
+  const psnr1 = median(images.map((i) => i.psnrFinal).filter(Number.isFinite));
+  const ssim0 = median(images.map((i) => i.ssimInitial).filter(Number.isFinite));
+  const ssim1 = median(images.map((i) => i.ssimFinal).filter(Number.isFinite));
+  const gain = median(
+    images.map((i) => i.psnrFinal - i.psnrInitial).filter(Number.isFinite),
+  );
+  const total = data.timings.reduce((s, t) => s + t.seconds, 0);
+  const card = (label: string, value: string, note = "", cls = "") =>
+    `<div class="card ${cls}"><div class="label">${
+      escapeHtml(label)
+    }</div><div class="value">${value}</div>${note ? `<div class="note">${note}</div>` : ""}</div>`;
+  const arrow = (a: string, b: string) =>
+    `<span class="before">${escapeHtml(a)}</span><span class="arrow">→</span><span class="after">${
+      escapeHtml(b)
+    }</span>`;
+  return `<section class="cards">${
+    [
+      card(
+        "Images",
+        escapeHtml(images.length.toLocaleString("en-US")),
+        `${data.splits.length} splits`,
+      ),
+      card(
+        "Failed",
+        escapeHtml(data.failures.length.toLocaleString("en-US")),
+        data.failures.length ? "see the list below" : "none",
+        data.failures.length ? "bad" : "good",
+      ),
+      card(
+        "Median PSNR",
+        arrow(fmt(psnr0, 2), fmt(psnr1, 2)),
+        `dB · median gain ${escapeHtml(signed(gain, 2))} dB`,
+        "pair",
+      ),
+      card("Median SSIM", arrow(fmt(ssim0, 3), fmt(ssim1, 3)), "before → after", "pair"),
+      card(
+        "Median steps",
+        escapeHtml(fmt(median(images.map((i) => i.steps)), 0)),
+        escapeHtml(stopReasonsLine(images)),
+      ),
+      card("Time", escapeHtml(formatDuration(total)), "sum over tasks"),
+    ].join("")
+  }</section>`;
+}
+
+function splitsAndFailures(data: ReportData): string {
+  const total = data.splits.reduce((s, x) => s + x.count, 0);
+  const rows = data.splits.map((s, k) => {
+    const share = total > 0 ? s.count / total : 0;
+    return `<tr><td><span class="dot" style="background:${
+      SPLIT_COLORS[k % SPLIT_COLORS.length]
+    }"></span>${escapeHtml(s.name)}</td><td class="num">${s.count.toLocaleString("en-US")}</td>` +
+      `<td><div class="share"><div class="meter"><div style="width:${
+        (share * 100).toFixed(1)
+      }%"></div></div><span>${(share * 100).toFixed(1)} %</span></div></td></tr>`;
+  }).join("");
+  const byTask = new Map<string, number>();
+  for (const f of data.failures) byTask.set(f.task, (byTask.get(f.task) ?? 0) + 1);
+  const failureRows = data.failures.slice(0, MAX_FAILURE_ROWS).map((f) =>
+    `<tr><td class="mono">${escapeHtml(f.id)}</td><td class="nowrap">${
+      escapeHtml(f.task)
+    }</td><td class="reason">${escapeHtml(f.reason)}</td></tr>`
+  ).join("");
+  const more = data.failures.length > MAX_FAILURE_ROWS
+    ? `<p class="note">and ${
+      data.failures.length - MAX_FAILURE_ROWS
+    } more (all are in manifest.json)</p>`
+    : "";
+  const failures = data.failures.length === 0
+    ? `<p class="ok">No item failed.</p>`
+    : `<p class="note">${
+      [...byTask].map(([t, n]) => `${escapeHtml(t)}: ${n}`).join(" · ")
+    }</p><div class="scroll"><table class="failures"><thead><tr><th>item</th><th>task</th><th>reason</th></tr></thead><tbody>${failureRows}</tbody></table></div>${more}`;
+  return `<section class="grid two"><div class="panel"><h2>Splits</h2>` +
+    `<table class="splits"><thead><tr><th>split</th><th class="num">images</th><th>share</th></tr></thead>` +
+    `<tbody>${rows}</tbody><tfoot><tr><td>total</td><td class="num">${
+      total.toLocaleString("en-US")
+    }</td><td></td></tr></tfoot></table></div>` +
+    `<div class="panel"><h2>Failures <span class="count">${data.failures.length}</span></h2>${failures}</div></section>`;
+}
+
+function quality(data: ReportData): string {
+  const { images } = data;
+  const splitColor = new Map(
+    data.splits.map((s, k) => [s.name, SPLIT_COLORS[k % SPLIT_COLORS.length]]),
+  );
+  const legendItems = data.splits.map((s) => ({
+    label: s.name,
+    color: splitColor.get(s.name)!,
+  }));
+  const points = (pick: (i: ReportImage) => [number, number], digits: number) =>
+    images.map((i) => {
+      const [x, y] = pick(i);
+      return {
+        x,
+        y,
+        color: splitColor.get(i.split) ?? "#555",
+        label: `${i.id} (${i.split}): ${fmt(x, digits)} → ${fmt(y, digits)}`,
+      };
+    });
+  const charts = [
+    figure(
+      histogramChart({
+        title: "PSNR before and after optimization",
+        xLabel: "PSNR (dB)",
+        series: [
+          { label: "encoder latent", color: BEFORE, values: images.map((i) => i.psnrInitial) },
+          { label: "optimized latent", color: AFTER, values: images.map((i) => i.psnrFinal) },
+        ],
+      }),
+      "PSNR of the decoded latent against the preprocessed image, all images.",
+    ),
+    figure(
+      scatterChart({
+        title: "PSNR per image",
+        xLabel: "PSNR of the encoder latent (dB)",
+        yLabel: "PSNR of the optimized latent (dB)",
+        points: points((i) => [i.psnrInitial, i.psnrFinal], 2),
+        legendItems,
+      }),
+      "One point per image, coloured by split; above the y = x line the optimization helped.",
+    ),
+    figure(
+      histogramChart({
+        title: "SSIM before and after optimization",
+        xLabel: "SSIM",
+        series: [
+          { label: "encoder latent", color: BEFORE, values: images.map((i) => i.ssimInitial) },
+          { label: "optimized latent", color: AFTER, values: images.map((i) => i.ssimFinal) },
+        ],
+      }),
+      "Structural similarity of the decoded latent against the preprocessed image.",
+    ),
+    figure(
+      scatterChart({
+        title: "SSIM per image",
+        xLabel: "SSIM of the encoder latent",
+        yLabel: "SSIM of the optimized latent",
+        points: points((i) => [i.ssimInitial, i.ssimFinal], 4),
+        legendItems,
+      }),
+      "One point per image, coloured by split.",
+    ),
+  ];
+  return `<section><h2>Reconstruction quality</h2><div class="grid two">${
+    charts.join("")
+  }</div></section>`;
+}
+
+function optimization(data: ReportData): string {
+  const { images } = data;
+  const bands = lossBands(images.map((i) => i.lossCurve));
+  const reasons = new Map<string, number>();
+  for (const i of images) reasons.set(i.stopReason, (reasons.get(i.stopReason) ?? 0) + 1);
+  const ratio = images.map((i) => i.lossFinal / i.lossInitial).filter(Number.isFinite);
+  const stepsChart = histogramChart({
+    title: "Steps per image",
+    xLabel: "optimization steps",
+    series: [{ label: "images", color: AFTER, values: images.map((i) => i.steps) }],
+    bins: 16,
+  });
+  const reasonRows = [...reasons].sort((a, b) => b[1] - a[1]).map(([r, n]) =>
+    `<tr><td>${escapeHtml(r)}</td><td class="num">${n.toLocaleString("en-US")}</td></tr>`
+  ).join("");
+  return `<section><h2>Optimization</h2><div class="grid two">${
+    figure(
+      bandChart({ title: "Loss over steps", xLabel: "step", yLabel: "loss", bands, color: AFTER }),
+      `Median loss across images with 25–75 % and 10–90 % bands. An image that stopped keeps its final loss. Median final / initial loss: ${
+        escapeHtml(fmt(median(ratio), 3))
+      }.`,
+    )
+  }${figure(stepsChart, "How many steps each image took before it stopped.")}</div>` +
+    `<table class="compact"><thead><tr><th>stop reason</th><th class="num">images</th></tr></thead><tbody>${reasonRows}</tbody></table></section>`;
+}
+
+function samples(data: ReportData): string {
+  const byId = new Map(data.images.map((i) => [i.id, i]));
+  const cards = data.samples.slice(0, 8).map((s) => {
+    const m = byId.get(s.id);
+    const img = (bytes: Uint8Array, caption: string, note: string) =>
+      `<figure><img src="data:image/png;base64,${encodeBase64(bytes)}" alt="${
+        escapeHtml(`${s.id}: ${caption}`)
+      }"><figcaption>${escapeHtml(caption)}${
+        note ? `<b>${escapeHtml(note)}</b>` : ""
+      }</figcaption></figure>`;
+    return `<article class="sample"><h3><span class="mono">${escapeHtml(s.id)}</span>${
+      m ? `<span class="tag">${escapeHtml(m.split)}</span>` : ""
+    }</h3><div class="triplet">${img(s.original, "original", "")}${
+      img(s.initial, "encoder latent", m ? `${fmt(m.psnrInitial, 2)} dB` : "")
+    }${img(s.optimized, "optimized latent", m ? `${fmt(m.psnrFinal, 2)} dB` : "")}</div></article>`;
+  });
+  const body = cards.length
+    ? `<div class="grid samples">${cards.join("")}</div>`
+    : `<p class="note">No samples.</p>`;
+  return `<section><h2>Samples</h2><p class="note">Original (preprocessed) · decoder of the encoder's latent · decoder of the optimized latent, with PSNR against the original.</p>${body}</section>`;
+}
+
+function timings(data: ReportData): string {
+  const rows = data.timings.map((t) => {
+    return `<tr><td>${escapeHtml(t.task)}</td><td class="num">${
+      escapeHtml(formatDuration(t.seconds))
+    }</td><td class="num">${t.ran ?? "–"}</td><td class="num">${
+      t.cached ?? "–"
+    }</td><td class="num">${
+      t.ran ? escapeHtml(fmt(t.ran / Math.max(t.seconds, 1e-9), 1)) : "–"
+    }</td></tr>`;
+  }).join("");
+  const chart = barChart({
+    title: "Wall time per task",
+    xLabel: "seconds",
+    bars: data.timings.map((t) => ({ label: t.task, value: t.seconds })),
+    format: formatDuration,
+  });
+  return `<section><h2>Timings</h2><div class="grid two">${
+    figure(chart, "Wall time of each task in this run.")
+  }<div class="panel"><table><thead><tr><th>task</th><th class="num">time</th><th class="num">ran</th><th class="num">cached</th><th class="num">items/s</th></tr></thead><tbody>${rows}</tbody></table></div></div></section>`;
+}
+
+function configuration(data: ReportData): string {
+  return `<section><h2>Configuration</h2><pre class="config">${
+    escapeHtml(JSON.stringify(data.config, null, 2) ?? "null")
+  }</pre></section>`;
+}
+
+function figure(svg: string, caption: string): string {
+  return `<figure class="panel chart-panel">${svg}<figcaption>${caption}</figcaption></figure>`;
+}
+
+function stopReasonsLine(images: readonly ReportImage[]): string {
+  const counts = new Map<string, number>();
+  for (const i of images) counts.set(i.stopReason, (counts.get(i.stopReason) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 2).map(([r, n]) => `${n} ${r}`).join(
+    " · ",
+  );
+}
+
+function fmt(v: number, digits: number): string {
+  return Number.isFinite(v) ? v.toFixed(digits) : "–";
+}
+
+function signed(v: number, digits: number): string {
+  return Number.isFinite(v) ? `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(digits)}` : "–";
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "–";
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return `${m} min ${Math.round(seconds - 60 * m)} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function formatTime(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime())
+    ? iso
+    : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+}
+
+const STYLE = `
+:root{--fg:#1f2933;--muted:#616e7c;--line:#e4e7eb;--bg:#f7f8fa;--panel:#fff;--before:${BEFORE};--after:${AFTER}}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1240px;margin:0 auto;padding:28px 24px 48px}
+header h1{font-size:28px;margin:0 0 4px;letter-spacing:-.01em}
+.sub{color:var(--muted);margin:0 0 22px}
+h2{font-size:19px;margin:34px 0 12px}
+.panel h2{margin-top:0}
+h2 .count{font-size:13px;background:var(--line);border-radius:10px;padding:1px 8px;vertical-align:middle;color:var(--muted)}
+.grid{display:grid;gap:18px}
+.grid.two{grid-template-columns:repeat(auto-fit,minmax(min(100%,460px),1fr))}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:14px}
+.card,.panel{background:var(--panel);border:1px solid var(--line);border-radius:10px;padding:14px 16px;min-width:0}
+.card .label{font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted)}
+.card .value{font-size:24px;font-weight:650;margin-top:2px;font-variant-numeric:tabular-nums;white-space:nowrap}
+.card .note,.note{font-size:13px;color:var(--muted)}
+.card.pair .value{font-size:20px;line-height:36px}
+.nowrap{white-space:nowrap}
+.card.bad .value{color:var(--before)}
+.card.good .value{color:#2f855a}
+.before{color:var(--before)}.after{color:var(--after)}.arrow{color:var(--muted);margin:0 6px;font-weight:400}
+.grid.two>section,.grid.two>div{min-width:0}
+section.grid.two{margin-top:22px}
+table{border-collapse:collapse;width:100%;font-size:14px}
+th{font-weight:600;text-align:left;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.05em}
+th,td{padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+tfoot td{font-weight:600;border-bottom:none}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+.mono,.reason,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
+.reason{overflow-wrap:anywhere;color:#7b341e}
+.scroll{max-height:360px;overflow:auto}
+.dot{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:8px}
+.share{display:flex;align-items:center;gap:8px}
+.meter{flex:1;height:8px;background:var(--line);border-radius:4px;overflow:hidden}
+.meter div{height:100%;background:var(--after)}
+.share span{font-size:13px;color:var(--muted);min-width:54px;text-align:right}
+.ok{color:#2f855a}
+.compact{width:auto;min-width:280px;margin-top:14px}
+figure{margin:0}
+.chart-panel figcaption{font-size:13px;color:var(--muted);margin-top:6px}
+svg.chart{display:block;width:100%;height:auto;font-family:inherit}
+svg .grid{stroke:#eef0f3}
+svg .axis{stroke:#9aa5b1}
+svg .tickmark{stroke:#9aa5b1}
+svg .tick{font-size:11.5px;fill:#52606d}
+svg .label{font-size:12.5px;fill:#323f4b;font-weight:600}
+svg .legend{font-size:12px;fill:#323f4b}
+svg .note{font-size:11.5px;fill:#7b8794}
+svg .diagonal{stroke:#7b8794;stroke-dasharray:5 4;stroke-width:1.2}
+svg .nodata{fill:#f5f7fa;stroke:var(--line)}
+.grid.samples{grid-template-columns:repeat(auto-fill,minmax(min(100%,440px),1fr))}
+.sample{background:var(--panel);border:1px solid var(--line);border-radius:10px;padding:12px}
+.sample h3{font-size:14px;margin:0 0 8px;display:flex;gap:8px;align-items:center}
+.tag{font-size:11px;background:#e6f4f1;color:#00606f;border-radius:8px;padding:1px 8px;font-weight:500}
+.triplet{display:grid;grid-template-columns:repeat(3,1fr);gap:8px}
+.triplet img{width:100%;height:auto;aspect-ratio:1;object-fit:contain;display:block;border-radius:6px;background:#eee}
+.triplet figcaption{font-size:12px;color:var(--muted);margin-top:4px;display:flex;justify-content:space-between;gap:4px;flex-wrap:wrap}
+.triplet figcaption b{color:var(--fg);font-weight:600;font-variant-numeric:tabular-nums}
+pre.config{background:var(--panel);border:1px solid var(--line);border-radius:10px;padding:14px 16px;overflow:auto;max-height:480px;margin:0}
+footer{margin-top:40px;color:var(--muted);font-size:13px;text-align:center}
+@media (max-width:600px){main{padding:18px 12px}.card .value{font-size:20px}}
+`;
