@@ -1,0 +1,99 @@
+"""PyTorch eager reference for bench/grad.ts: one L2 loss + latent-gradient evaluation of the
+SD-v1-shaped decoder whose weights bench/grad.ts wrote as .npy files (same layout as the ONNX
+graph: post_quant_conv, conv_in, mid block with attention, up blocks, norm, SiLU, conv_out).
+
+usage: grad_torch.py WEIGHTS_DIR LATENT.npy TARGET.npy GRAD_OUT.npy THREADS
+Then reads commands on stdin, one per line, and answers each with one JSON line on stdout:
+  run   -> {"seconds": S, "loss": [...]}  (one timed forward + loss + backward)
+  save  -> {"saved": GRAD_OUT.npy, "peak_rss_mb": M}  (gradient of the last run; VmHWM)
+  quit
+"""
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    print(json.dumps({"error": "torch is not installed for /usr/bin/python3"}))
+    sys.exit(3)
+
+
+def main():
+    wdir, latent_path, target_path, grad_path, threads = sys.argv[1:6]
+    threads = int(threads)
+    torch.set_num_threads(threads)
+    with open(os.path.join(wdir, "index.json")) as f:
+        index = json.load(f)
+    W = {n: torch.from_numpy(np.load(os.path.join(wdir, n + ".npy"))) for n in index["names"]}
+    groups = index["groups"]
+    channels = index["channels"]
+    layers = index["layersPerBlock"]
+
+    def conv(name, x, stride=1):
+        w = W[name + ".weight"]
+        return F.conv2d(x, w, W.get(name + ".bias"), stride=stride, padding=w.shape[-1] // 2)
+
+    def norm(name, x):
+        return F.group_norm(x, groups, W[name + ".weight"], W[name + ".bias"], eps=1e-6)
+
+    def resnet(name, x):
+        h = conv(name + ".conv1", F.silu(norm(name + ".norm1", x)))
+        h = conv(name + ".conv2", F.silu(norm(name + ".norm2", h)))
+        skip = conv(name + ".conv_shortcut", x) if name + ".conv_shortcut.weight" in W else x
+        return skip + h
+
+    def attention(name, x):
+        n, c, hh, ww = x.shape
+        h = norm(name + ".group_norm", x).reshape(n, c, hh * ww).transpose(1, 2)
+        lin = lambda p, v: F.linear(v, W[f"{name}.{p}.weight"], W[f"{name}.{p}.bias"])
+        q, k, v = lin("to_q", h), lin("to_k", h), lin("to_v", h)
+        a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(c), dim=-1)
+        out = lin("to_out.0", a @ v)
+        return out.transpose(1, 2).reshape(n, c, hh, ww) + x
+
+    def decode(z):
+        x = conv("post_quant_conv", z)
+        x = conv("decoder.conv_in", x)
+        x = resnet("decoder.mid_block.resnets.0", x)
+        x = attention("decoder.mid_block.attentions.0", x)
+        x = resnet("decoder.mid_block.resnets.1", x)
+        for i in range(len(channels)):
+            for j in range(layers):
+                x = resnet(f"decoder.up_blocks.{i}.resnets.{j}", x)
+            if i < len(channels) - 1:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+                x = conv(f"decoder.up_blocks.{i}.upsamplers.0.conv", x)
+        x = F.silu(norm("decoder.conv_norm_out", x))
+        return conv("decoder.conv_out", x)
+
+    z0 = torch.from_numpy(np.load(latent_path))
+    target = torch.from_numpy(np.load(target_path))
+    grad = None
+    print(json.dumps({"ready": True, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "run":
+            z = z0.clone().requires_grad_(True)
+            start = time.perf_counter()
+            y = decode(z)
+            loss = ((y - target) ** 2).mean(dim=(1, 2, 3))
+            (grad,) = torch.autograd.grad(loss.sum(), z)
+            seconds = time.perf_counter() - start
+            print(json.dumps({"seconds": seconds, "loss": loss.detach().numpy().tolist()}), flush=True)
+        elif cmd == "save":
+            np.save(grad_path, grad.numpy())
+            with open("/proc/self/status") as f:
+                hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+            print(json.dumps({"saved": grad_path, "peak_rss_mb": hwm / 1024}), flush=True)
+        elif cmd == "quit":
+            break
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+/**
+ * Builds, from a decoder (latent → image) and a per-image loss, one ONNX graph that computes
+ * the loss of each image and the gradient of the summed loss with respect to the latent.
+ *
+ * @module
+ */
+import { GraphError, ShapeError } from "./errors.ts";
+import { type Graph, graphFromModel, type ModelProto } from "./graph.ts";
+import { GraphBuilder } from "./graph_builder.ts";
+import { decodeModel, encodeModel, readModel } from "./model_io.ts";
+import { foldGraph, pruneGraph } from "./fold.ts";
+import { fuseUpsampleConv } from "./fuse_upsample_conv.ts";
+import { isFloatType, sizeOf } from "./tensor.ts";
+import { appendVjp } from "./vjp.ts";
+
+/** Per-image losses on the unclamped decoder output. */
+export type LossKind = "l2" | "l1" | "charbonnier";
+
+/** Options of {@link buildLossAndGradient}. */
+export interface LossGradientOptions {
+  /** Images per evaluation (fixed in the built graph). */
+  batch: number;
+  /** Latent shape without the batch dim, e.g. [4, 32, 32]. */
+  latentShape: number[];
+  /**
+   * Loss per image, a mean over channels and pixels of: `l2` (d²), `l1` (|d|) or `charbonnier`
+   * (√(d² + ε²)), where d = reconstruction − target. Default `l2`.
+   */
+  loss?: LossKind;
+  /** ε of the Charbonnier loss (default 1e-3). */
+  charbonnierEps?: number;
+  /** Also output the reconstruction (default false). */
+  withReconstruction?: boolean;
+  /**
+   * Rewrite nearest-2× upsampling followed by a "same" convolution as one stride-2
+   * ConvTranspose (same values, less work forward and backward). Default true.
+   */
+  fuseUpsampleConv?: boolean;
+  /** Take a per-pixel weight input of shape [batch, 1, H, W] multiplying the loss terms (default false). */
+  withWeight?: boolean;
+}
+
+/** The built graph and the names of its inputs and outputs. */
+export interface LossGradientGraph {
+  /** Serialized ONNX model. */
+  bytes: Uint8Array;
+  inputs: { latent: string; target: string; weight?: string };
+  outputs: { loss: string; gradient: string; reconstruction?: string };
+  /** [batch, ...latentShape]. */
+  latentDims: number[];
+  /** Shape of the target / reconstruction, [batch, C, H, W]. */
+  imageDims: number[];
+}
+
+const NAMES = ["latent", "target", "weight", "loss", "latent_grad", "reconstruction"];
+
+/** Renames every occurrence of value `from` to `to` in the graph. */
+function renameValue(g: Graph, from: string, to: string): void {
+  for (const n of g.nodes) {
+    n.inputs = n.inputs.map((x) => (x === from ? to : x));
+    n.outputs = n.outputs.map((x) => (x === from ? to : x));
+  }
+  for (const v of [...g.inputs, ...g.outputs]) if (v.name === from) v.name = to;
+  const t = g.initializers.get(from);
+  if (t) {
+    g.initializers.delete(from);
+    g.initializers.set(to, t);
+  }
+}
+
+async function toGraph(decoder: Uint8Array | ModelProto | Graph | string): Promise<Graph> {
+  if (typeof decoder === "string") return graphFromModel(await readModel(decoder));
+  if (decoder instanceof Uint8Array) return graphFromModel(decodeModel(decoder));
+  if ("nodes" in decoder) return decoder;
+  return graphFromModel(decoder);
+}
+
+/**
+ * Builds the loss-and-gradient graph for a decoder. Inputs: `latent` [batch, ...latentShape],
+ * `target` [batch, C, H, W], optionally `weight` [batch, 1, H, W]. Outputs: `loss` [batch],
+ * `latent_grad` (gradient of the summed loss, shaped like the latent), optionally
+ * `reconstruction`.
+ *
+ * @example
+ * ```ts
+ * const built = await buildLossAndGradient("vae_decoder.onnx", {
+ *   batch: 4,
+ *   latentShape: [4, 32, 32],
+ *   loss: "l2",
+ * });
+ * const session = await openSession(built.bytes, { providers: ["cpu"] });
+ * ```
+ */
+export async function buildLossAndGradient(
+  decoder: Uint8Array | ModelProto | Graph | string,
+  {
+    batch,
+    latentShape,
+    loss = "l2",
+    charbonnierEps = 1e-3,
+    withReconstruction = false,
+    withWeight = false,
+    fuseUpsampleConv: fuse = true,
+  }: LossGradientOptions,
+): Promise<LossGradientGraph> {
+  const source = await toGraph(decoder);
+  if (source.inputs.length !== 1 || source.outputs.length !== 1) {
+    throw new GraphError(
+      `decoder must have one input and one output, found inputs [${
+        source.inputs.map((v) => v.name)
+      }] and outputs [${source.outputs.map((v) => v.name)}]`,
+    );
+  }
+  if (source.opset < 13) {
+    throw new GraphError(`decoder opset ${source.opset} is below 13, the lowest supported`);
+  }
+  const input = { ...source.inputs[0] };
+  const latentDims = [batch, ...latentShape];
+  if (!isFloatType(input.dtype)) {
+    throw new ShapeError(
+      `decoder input "${input.name}" has element type ${input.dtype}, expected a float type`,
+    );
+  }
+  const declared = input.dims;
+  const mismatch = declared.length !== latentDims.length ||
+    declared.some((d, i) => typeof d === "number" && d > 0 && d !== latentDims[i]);
+  if (mismatch) {
+    throw new ShapeError(
+      `decoder input "${input.name}": expected shape [${
+        declared.join(", ")
+      }], found requested latent [${latentDims.join(", ")}]`,
+    );
+  }
+  let folded;
+  try {
+    folded = foldGraph(source, { inputShapes: { [input.name]: latentDims } });
+  } catch (e) {
+    if (e instanceof ShapeError) {
+      throw new ShapeError(
+        `decoder cannot take a latent of shape [${latentDims.join(", ")}]: ${e.message}`,
+      );
+    }
+    throw e;
+  }
+  const { graph, shapes } = folded;
+  if (fuse) fuseUpsampleConv(graph, shapes);
+  const outName = graph.outputs[0].name;
+  const out = shapes.get(outName)!;
+  const imageDims = out.dims;
+  if (imageDims.length !== 4 || imageDims[0] !== batch) {
+    throw new ShapeError(
+      `decoder output "${outName}": expected shape [${batch}, C, H, W], found [${
+        imageDims.join(", ")
+      }]`,
+    );
+  }
+  // Free the fixed names before using them for the graph's interface.
+  for (const name of NAMES) {
+    if (name !== input.name && name !== outName && shapes.has(name)) {
+      const fresh = `${name}__decoder`;
+      renameValue(graph, name, fresh);
+      shapes.set(fresh, shapes.get(name)!);
+    }
+  }
+  renameValue(graph, input.name, "latent");
+  shapes.set("latent", shapes.get(input.name)!);
+  renameValue(graph, outName, "reconstruction");
+  shapes.set("reconstruction", out);
+  graph.inputs = [{ name: "latent", dtype: input.dtype, dims: latentDims }];
+  graph.outputs = [];
+  const b = new GraphBuilder({ graph });
+  const ft = out.dtype;
+  const target = b.input("target", ft, imageDims);
+  const weight = withWeight
+    ? b.input("weight", ft, [batch, 1, imageDims[2], imageDims[3]])
+    : undefined;
+  const perImage = sizeOf(imageDims.slice(1));
+  const y = "reconstruction";
+  const d = b.node("Sub", [y, target]);
+  let term: string, dterm: string;
+  switch (loss) {
+    case "l2":
+      term = b.node("Mul", [d, d]);
+      dterm = b.node("Mul", [d, b.scalar(2 / perImage, ft)]);
+      break;
+    case "l1":
+      term = b.node("Abs", [d]);
+      dterm = b.node("Mul", [b.node("Sign", [d]), b.scalar(1 / perImage, ft)]);
+      break;
+    case "charbonnier": {
+      const eps2 = b.scalar(charbonnierEps * charbonnierEps, ft);
+      term = b.node("Sqrt", [b.node("Add", [b.node("Mul", [d, d]), eps2])]);
+      dterm = b.node("Div", [b.node("Mul", [d, b.scalar(1 / perImage, ft)]), term]);
+      break;
+    }
+    default:
+      throw new GraphError(`unknown loss "${loss}", expected l2, l1 or charbonnier`);
+  }
+  if (weight) {
+    term = b.node("Mul", [term, weight]);
+    dterm = b.node("Mul", [dterm, weight]);
+  }
+  const lossValue = b.node("ReduceMean", [term], { axes: [1, 2, 3], keepdims: 0 }, {
+    outputs: ["loss"],
+  });
+  if (graph.opset >= 18) {
+    // From opset 18 the axes of ReduceMean are an input.
+    const n = graph.nodes[graph.nodes.length - 1];
+    n.attrs = { keepdims: { type: "int", value: 0 } };
+    n.inputs.push(b.int64s([1, 2, 3]));
+  }
+  const grads = appendVjp(b, { seeds: { [y]: dterm }, wrt: ["latent"], shapes });
+  b.output(lossValue, ft, [batch]);
+  b.output(grads.latent, ft, latentDims, "latent_grad");
+  if (withReconstruction) b.output(y, ft, imageDims);
+  pruneGraph(graph);
+  return {
+    bytes: encodeModel(graph),
+    inputs: { latent: "latent", target, ...(weight ? { weight } : {}) },
+    outputs: {
+      loss: "loss",
+      gradient: "latent_grad",
+      ...(withReconstruction ? { reconstruction: y } : {}),
+    },
+    latentDims,
+    imageDims,
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * A graph's vector-Jacobian product as a standalone model: inputs are the graph's inputs plus
+ * one seed per output (the gradient arriving at that output); outputs are the gradients with
+ * respect to the chosen inputs.
+ *
+ * @module
+ */
+import { foldGraph, pruneGraph } from "./fold.ts";
+import type { Graph } from "./graph.ts";
+import { GraphBuilder } from "./graph_builder.ts";
+import { encodeModel } from "./model_io.ts";
+import { appendVjp } from "./vjp.ts";
+
+/** Options of {@link buildVjpGraph}. */
+export interface VjpGraphOptions {
+  /** Concrete shape of every graph input. */
+  inputShapes: Record<string, number[]>;
+  /** Inputs to differentiate with respect to (default: all float inputs). */
+  wrt?: string[];
+}
+
+/** The VJP model and the names of its extra inputs and its outputs. */
+export interface VjpGraph {
+  bytes: Uint8Array;
+  /** Seed input name for each original output name. */
+  seeds: Record<string, string>;
+  /** Gradient output name for each `wrt` input. */
+  gradients: Record<string, string>;
+  /** Shape of every original output. */
+  outputShapes: Record<string, number[]>;
+}
+
+/**
+ * Builds the VJP model of a graph for fixed input shapes.
+ *
+ * @example
+ * ```ts
+ * const vjp = buildVjpGraph(graph, { inputShapes: { x: [1, 3, 8, 8] } });
+ * // feed { x, [vjp.seeds.y]: dy } → outputs { [vjp.gradients.x]: dx }
+ * ```
+ */
+export function buildVjpGraph(source: Graph, { inputShapes, wrt }: VjpGraphOptions): VjpGraph {
+  const { graph, shapes } = foldGraph(source, { inputShapes });
+  graph.inputs = graph.inputs.map((v) => ({ ...v, dims: inputShapes[v.name] }));
+  const targets = wrt ?? graph.inputs.map((v) => v.name);
+  const outputs = graph.outputs;
+  graph.outputs = [];
+  const b = new GraphBuilder({ graph });
+  const seeds: Record<string, string> = {};
+  const outputShapes: Record<string, number[]> = {};
+  for (const o of outputs) {
+    const t = shapes.get(o.name)!;
+    outputShapes[o.name] = t.dims;
+    seeds[o.name] = b.input(b.fresh(`${o.name}_seed`), t.dtype, t.dims);
+  }
+  const grads = appendVjp(b, { seeds, wrt: targets, shapes });
+  const gradients: Record<string, string> = {};
+  for (const w of targets) {
+    const t = shapes.get(w)!;
+    gradients[w] = b.output(grads[w], t.dtype, t.dims, b.fresh(`${w}_grad`));
+  }
+  pruneGraph(graph);
+  // Seeds must stay inputs even when pruning leaves one unused (a constant output).
+  return { bytes: encodeModel(graph), seeds, gradients, outputShapes };
+}
