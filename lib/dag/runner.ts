@@ -235,6 +235,13 @@ class Runner {
         return out;
       },
       keys: (name) => state(name).keys,
+      taskInputs: (name) => state(name).taskInputs(),
+      durations: (name) => {
+        const s = state(name);
+        const out = new Map<string, number>();
+        for (const id of s.done.keys()) out.set(id, s.records.get(id)?.ms ?? 0);
+        return out;
+      },
     };
   }
 }
@@ -280,7 +287,7 @@ class TaskState implements PoolHost {
     this.concurrency = runner.o.concurrency;
     this.#finished = new Promise((resolve) => this.#resolveFinished = resolve);
     this.ctx = {
-      config: projectConfig(runner.o.config, task.config),
+      config: projectConfig(runner.o.config, [...task.config, ...task.reads ?? []]),
       store: runner.o.store,
       cacheDir: runner.o.store.root,
       signal: runner.o.signal,
@@ -332,6 +339,10 @@ class TaskState implements PoolHost {
 
   finished(): Promise<void> {
     return this.#finished;
+  }
+
+  taskInputs(): Record<string, string> {
+    return this.#taskInputs;
   }
 
   summary(): TaskSummary {

@@ -55,6 +55,10 @@ export interface Upstream {
   failures(task: string): Map<string, { task: string; reason: string }>;
   /** Action keys of every upstream task, by task then item (for provenance). */
   keys(task: string): Map<string, string>;
+  /** Task-level inputs a per-item task's `prepare` gave (e.g. model digests). */
+  taskInputs(task: string): Record<string, string>;
+  /** Milliseconds each successful item's recorded action took. */
+  durations(task: string): Map<string, number>;
 }
 
 /** Marks an error as worth retrying (network hiccups, 5xx, stalls). */
@@ -90,6 +94,11 @@ interface TaskCommon<C> {
   deps: string[];
   /** Dot paths of the config fields the task depends on (`"optimize"`, `"model.decoder"`). */
   config: string[];
+  /**
+   * Config fields the task reads that cannot change its results, so they stay out of its key:
+   * where a model lives (its content is keyed by digest), providers, thread counts.
+   */
+  reads?: string[];
   /** Bumped by hand when the task's semantics change. */
   version: string;
   /** `import.meta.url` of the task's file; its content is part of every key. */

@@ -71,7 +71,7 @@ export async function runWorker(
     );
   }
   const ctx: TaskContext<unknown> = {
-    config: projectConfig(list.config, task.config),
+    config: projectConfig(list.config, [...task.config, ...task.reads ?? []]),
     store,
     cacheDir: store.root,
     signal,

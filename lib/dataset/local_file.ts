@@ -1,0 +1,61 @@
+/**
+ * Taking a local file (an item with `local_path`) the way a download is taken: hashed with MD5
+ * and SHA-256 in one streaming pass and checked against the index, so fetch-images can put it
+ * in the store without HTTP.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { DownloadError } from "../net/download_error.ts";
+
+/** What {@link verifyLocalFile} resolves with (the shape of a download's result). */
+export interface LocalFileResult {
+  path: string;
+  size: number;
+  md5: string;
+  sha256: string;
+}
+
+/**
+ * Hashes `path` and checks it against the expected size and MD5; a mismatch throws a
+ * non-retryable {@link DownloadError} (`size` / `md5`) naming the file, since the file changed
+ * after the index was built.
+ *
+ * @example
+ * ```ts
+ * const got = await verifyLocalFile(item.local_path!, { expectedSize: item.size, expectedMd5: item.md5 });
+ * ```
+ */
+export async function verifyLocalFile(
+  path: string,
+  { expectedSize, expectedMd5 }: { expectedSize?: number | null; expectedMd5?: string | null } = {},
+): Promise<LocalFileResult> {
+  const md5 = createHash("md5");
+  const sha256 = createHash("sha256");
+  let size = 0;
+  {
+    using file = await Deno.open(path, { read: true });
+    for await (const chunk of file.readable) {
+      md5.update(chunk);
+      sha256.update(chunk);
+      size += chunk.length;
+    }
+  }
+  const result = { path, size, md5: md5.digest("hex"), sha256: sha256.digest("hex") };
+  if (expectedSize != null && size !== expectedSize) {
+    throw new DownloadError(
+      "size",
+      `${path}: expected ${expectedSize} bytes, found ${size} (the file changed since it was listed)`,
+      { retryable: false },
+    );
+  }
+  if (expectedMd5 != null && result.md5 !== expectedMd5.toLowerCase()) {
+    throw new DownloadError(
+      "md5",
+      `${path}: expected MD5 ${expectedMd5}, found ${result.md5} (the file changed since it was listed)`,
+      { retryable: false },
+    );
+  }
+  return result;
+}

@@ -1,0 +1,169 @@
+/**
+ * Per-host admission for downloads: a concurrency limit and a quota back-off, so one host that
+ * refuses (HTTP 429, "Quota exceeded") makes only its own callers wait while other hosts go on.
+ *
+ * @module
+ */
+
+import { sleep } from "./retry.ts";
+
+/** Options of {@link HostGate}. */
+export interface HostGateOptions {
+  /** Requests in flight per host. Default 16. */
+  perHost?: number;
+  /** First back-off after a quota refusal, in seconds; doubles while refusals persist. Default 600. */
+  quotaBackoffS?: number;
+  /** Longest single back-off, in seconds. Default 86,400 (one day). */
+  maxBackoffS?: number;
+  /** Clock in ms, replaceable so back-off arithmetic can be checked. Default `Date.now`. */
+  now?: () => number;
+}
+
+interface HostState {
+  active: number;
+  waiters: Array<() => void>;
+  backoffUntil: number;
+  /** Consecutive quota periods without a success in between. */
+  level: number;
+}
+
+/** Returns the `host[:port]` a URL is gated under. */
+export function hostOf(url: string): string {
+  return new URL(url).host;
+}
+
+/**
+ * Limits concurrent requests per host and holds back a host that reported a quota refusal.
+ *
+ * @example
+ * ```ts
+ * const gate = new HostGate({ perHost: 4, quotaBackoffS: 60 });
+ * const release = await gate.acquire("example.org");
+ * try {
+ *   // ... fetch ...
+ * } finally {
+ *   release();
+ * }
+ * ```
+ */
+export class HostGate {
+  readonly perHost: number;
+  readonly quotaBackoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly #now: () => number;
+  readonly #hosts = new Map<string, HostState>();
+
+  constructor(
+    { perHost = 16, quotaBackoffS = 600, maxBackoffS = 86_400, now = Date.now }: HostGateOptions =
+      {},
+  ) {
+    if (!(perHost >= 1)) throw new RangeError(`perHost must be at least 1, found ${perHost}`);
+    if (!(quotaBackoffS >= 0)) {
+      throw new RangeError(`quotaBackoffS must be ≥ 0, found ${quotaBackoffS}`);
+    }
+    this.perHost = perHost;
+    this.quotaBackoffMs = quotaBackoffS * 1000;
+    this.maxBackoffMs = maxBackoffS * 1000;
+    this.#now = now;
+  }
+
+  #state(host: string): HostState {
+    let state = this.#hosts.get(host);
+    if (!state) {
+      state = { active: 0, waiters: [], backoffUntil: 0, level: 0 };
+      this.#hosts.set(host, state);
+    }
+    return state;
+  }
+
+  /** Milliseconds until `host` may be asked again; 0 when it is not backed off. */
+  backoffRemainingMs(host: string): number {
+    const state = this.#hosts.get(host);
+    return state ? Math.max(0, state.backoffUntil - this.#now()) : 0;
+  }
+
+  /** Requests currently admitted for `host`. */
+  activeCount(host: string): number {
+    return this.#hosts.get(host)?.active ?? 0;
+  }
+
+  /**
+   * Records a quota refusal from `host` and returns the back-off now in force, in ms. Refusals
+   * that arrive while a back-off is already running belong to the same period and do not double
+   * it; the first refusal after a period ends doubles it.
+   */
+  reportQuota(host: string): number {
+    const state = this.#state(host);
+    const now = this.#now();
+    if (state.backoffUntil > now) return state.backoffUntil - now;
+    state.level++;
+    const ms = Math.min(this.maxBackoffMs, this.quotaBackoffMs * 2 ** (state.level - 1));
+    state.backoffUntil = now + ms;
+    return ms;
+  }
+
+  /** Records a successful response from `host`: the next quota refusal starts from the base. */
+  reportSuccess(host: string): void {
+    const state = this.#hosts.get(host);
+    if (state && state.backoffUntil <= this.#now()) state.level = 0;
+  }
+
+  /**
+   * Waits until `host` is not backed off and has a free slot, then admits the caller. Returns
+   * the function that frees the slot; call it exactly once.
+   */
+  acquire(host: string, signal?: AbortSignal): Promise<() => void> {
+    return this.#admit(host, signal, false) as Promise<() => void>;
+  }
+
+  /**
+   * Like {@link HostGate.acquire}, but resolves with `null` instead of waiting out a back-off
+   * (one in force now, or one that starts while waiting for a slot), so the caller can try
+   * another mirror first.
+   */
+  acquireUnlessBackedOff(host: string, signal?: AbortSignal): Promise<(() => void) | null> {
+    return this.#admit(host, signal, true);
+  }
+
+  async #admit(
+    host: string,
+    signal: AbortSignal | undefined,
+    skipBackoff: boolean,
+  ): Promise<(() => void) | null> {
+    const state = this.#state(host);
+    for (;;) {
+      signal?.throwIfAborted();
+      const wait = state.backoffUntil - this.#now();
+      if (wait > 0) {
+        // Queued callers must see the back-off too (to sleep it out or try another mirror),
+        // not stay queued behind slots that nobody will release during it.
+        for (const wake of state.waiters.splice(0)) wake();
+        if (skipBackoff) return null;
+        await sleep(wait, signal);
+        continue;
+      }
+      if (state.active < this.perHost) break;
+      await new Promise<void>((resolve, reject) => {
+        const wake = () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          const i = state.waiters.indexOf(wake);
+          if (i >= 0) state.waiters.splice(i, 1);
+          reject(signal!.reason);
+        };
+        state.waiters.push(wake);
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    }
+    state.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      state.active--;
+      state.waiters.shift()?.();
+    };
+  }
+}
