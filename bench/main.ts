@@ -5,6 +5,10 @@
  */
 const benches: Record<string, string> = {
   noop: "./noop.ts",
+  download: "./download.ts",
+  spec: "./spec_ingest.ts",
+  grad: "./grad.ts",
+  preprocess: "./preprocess.ts",
 };
 
 const [name, ...rest] = Deno.args;

@@ -1,15 +1,88 @@
 /**
- * label-split: join labels and split the dataset.
+ * label-split: the verified images joined with their labels (the FFHQ-Aging CSV, parsed
+ * strictly) and divided into splits by `labels.split_by`, after `labels.min_confidence` and
+ * `labels.filters`. More images without a label plus labels without an image than
+ * `labels.max_missing` fail the task with both counts and the first ids. Without labels the
+ * splits are the source's own (FFHQ's training/validation, a folder's sub-folders).
+ *
+ * Reads: the index of `fetch-json`, the images `verify-sizes` accepted, the labels file.
+ * Produces: `splits` (JSON: ids per split, image paths, summary).
  *
  * @module
  */
-import { declared } from "../lib/dag/task.ts";
+import { aggregate } from "../lib/dag/task.ts";
+import { decodeItemIndex } from "../lib/dataset/item_index.ts";
+import { readLabelsCsv } from "../lib/dataset/labels.ts";
+import { splitDataset, type SplitField, type SplitSummary } from "../lib/dataset/splits.ts";
+import { fetchSource } from "../lib/net/fetch_source.ts";
+import type { Config } from "../config/schema.ts";
 
-export default declared("aggregate", {
+/** The `splits` object: which images each split holds. */
+export interface SplitsObject {
+  splits: Record<string, string[]>;
+  /** Relative image path per id (`images1024x1024/00000/00017.png`). */
+  paths: Record<string, string>;
+  summary: SplitSummary;
+}
+
+export default aggregate<Config>({
   name: "label-split",
   deps: ["verify-sizes", "fetch-json"],
-  config: ["labels", "dataset.kind"],
+  config: ["labels"],
+  reads: ["download.stall_s"],
   version: "1",
   source: import.meta.url,
   describe: "join labels and split the dataset",
+  async fingerprint(ctx) {
+    const path = ctx.config.labels?.source.path;
+    if (!path) return null;
+    const info = await Deno.stat(path).catch(() => null);
+    return info ? `${info.size}:${info.mtime?.getTime()}` : "missing";
+  },
+  async run(ctx, up) {
+    const index = decodeItemIndex(await ctx.store.get(up.aggregate("fetch-json").objects.index));
+    const verified = up.items("verify-sizes");
+    const items = index.items.filter((item) => verified.has(item.id));
+    const labelsConfig = ctx.config.labels;
+    let labels = null;
+    let labelsFile: string | undefined;
+    if (labelsConfig) {
+      const file = await fetchSource(ctx.store, labelsConfig.source, "labels.source", {
+        signal: ctx.signal,
+        stallMs: ctx.config.download.stall_s * 1000,
+      });
+      labelsFile = labelsConfig.source.path ?? labelsConfig.source.url;
+      // Labels of images the spec lists but this run does not hold (failed downloads, --limit)
+      // are neither orphans nor matches.
+      const norm = (id: string) => /^\d+$/.test(id) ? String(Number(id)) : id;
+      const inSpec = new Set(index.items.map((i) => norm(i.id)));
+      const held = new Set(items.map((i) => norm(i.id)));
+      labels = (await readLabelsCsv(file.path)).filter((l) => !inSpec.has(l.id) || held.has(l.id));
+    }
+    const result = splitDataset({
+      items,
+      labels,
+      splitBy: (labelsConfig?.split_by ?? ["category"]) as SplitField[],
+      minConfidence: labelsConfig?.min_confidence,
+      filters: labelsConfig
+        ? {
+          glasses: labelsConfig.filters.glasses,
+          maxAbsYaw: labelsConfig.filters.max_abs_yaw,
+          maxAbsPitch: labelsConfig.filters.max_abs_pitch,
+        }
+        : {},
+      maxMissing: labelsConfig?.max_missing ?? 0,
+      labelsFile,
+    });
+    const splits: SplitsObject = {
+      splits: Object.fromEntries(result.splits.map((s) => [s.name, s.ids])),
+      paths: Object.fromEntries(items.map((i) => [i.id, i.path])),
+      summary: result.summary,
+    };
+    for (const [name, n] of Object.entries(result.summary.perSplit)) {
+      ctx.log(`split ${name}: ${n} images`);
+    }
+    const digest = await ctx.store.putJson(splits);
+    return { objects: { splits: digest }, meta: result.summary.perSplit };
+  },
 });

@@ -1,15 +1,146 @@
 /**
- * optimize: refine every latent until the decoder matches the image.
+ * optimize: every latent refined until the decoder reconstructs its image as closely as it
+ * can — by Adam on the gradient of the derived loss graph, or gradient-free (Hong et al.,
+ * NeurIPS 2024) — starting from the encoder's latent. Images stop on their own (relative
+ * improvement below `tolerance` over `patience` steps, or `max_steps`), leave the batch, and
+ * the next image takes the slot. Checkpoints make a killed run resume mid-optimization.
+ *
+ * Reads: `encode` latents and `preprocess` tensors; the decoder (and, gradient-free, the
+ * encoder). Produces per item: `latent` (`.npy`, the best latent seen), `curve` (JSON, ≤ 200
+ * points); metadata: losses, PSNR and SSIM before and after, steps, stop reason, provider.
  *
  * @module
  */
-import { declared } from "../lib/dag/task.ts";
+import { each, type Item } from "../lib/dag/task.ts";
+import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
+import {
+  checkEncoder,
+  gradientEvaluator,
+  gradientFreeEvaluator,
+  ModelSession,
+} from "../lib/model/vae.ts";
+import { fetchSource } from "../lib/net/fetch_source.ts";
+import { type OptimizeJob, optimizeLatents } from "../lib/optim/latent_optimizer.ts";
+import type { Config } from "../config/schema.ts";
 
-export default declared("each", {
+interface Models {
+  decoder: string;
+  encoder?: string;
+}
+
+export default each<Config, Models>({
   name: "optimize",
   deps: ["encode", "preprocess"],
-  config: ["model", "optimize"],
+  config: ["optimize", "model.scaling_factor", "model.input_range"],
+  reads: ["model.encoder", "model.decoder", "model.providers", "model.threads"],
   version: "1",
   source: import.meta.url,
   describe: "refine every latent until the decoder matches the image",
+  async prepare(ctx) {
+    const { model, optimize } = ctx.config;
+    const opts = { signal: ctx.signal };
+    const decoder = await fetchSource(ctx.store, model.decoder, "model.decoder", opts);
+    if (optimize.method === "gradient") {
+      const inputs: Record<string, string> = { decoder: decoder.digest };
+      return { inputs, state: { decoder: decoder.path } };
+    }
+    const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", opts);
+    await checkEncoder(encoder.path, "model.encoder");
+    return {
+      inputs: { decoder: decoder.digest, encoder: encoder.digest },
+      state: { decoder: decoder.path, encoder: encoder.path },
+    };
+  },
+  async runBatched(ctx, source, models) {
+    const { model, optimize } = ctx.config;
+    const first = await source.next(optimize.batch_size);
+    if (first.length === 0) return;
+    const jobs = new Map<string, Item>();
+    const load = async (item: Item): Promise<OptimizeJob> => {
+      jobs.set(item.id, item);
+      const [latent, target, checkpoint] = await Promise.all([
+        ctx.store.get(item.inputs.encode.objects.latent),
+        ctx.store.get(item.inputs.preprocess.objects.tensor),
+        source.context(item).loadCheckpoint(),
+      ]);
+      if (checkpoint) ctx.log(`${item.id}: resuming from its checkpoint`);
+      return {
+        id: item.id,
+        latent: decodeNpy(latent, `latent of ${item.id}`).data as Float32Array,
+        target: decodeNpy(target, `tensor of ${item.id}`).data as Float32Array,
+        checkpoint,
+      };
+    };
+    const latentShape = decodeNpy(await ctx.store.get(first[0].inputs.encode.objects.latent)).shape;
+    const imageShape =
+      decodeNpy(await ctx.store.get(first[0].inputs.preprocess.objects.tensor)).shape;
+    const settings = {
+      batch: optimize.batch_size,
+      latentShape: latentShape.slice(1) as [number, number, number],
+      scalingFactor: model.scaling_factor,
+      loss: optimize.loss,
+      charbonnierEps: optimize.charbonnier_eps,
+    };
+    const runtime = { providers: model.providers, threads: model.threads, log: ctx.log };
+    const evaluator = optimize.method === "gradient"
+      ? await gradientEvaluator(models.decoder, settings, runtime)
+      : gradientFreeEvaluator(
+        await ModelSession.open(models.encoder!, "encoder", runtime),
+        await ModelSession.open(models.decoder, "decoder", runtime),
+        settings,
+      );
+    let pending: Item[] = first;
+    await optimizeLatents({
+      settings: {
+        batch: optimize.batch_size,
+        latentSize: latentShape.reduce((a, b) => a * b, 1),
+        imageShape: imageShape.slice(1) as [number, number, number],
+        lr: optimize.lr,
+        schedule: optimize.schedule,
+        warmupSteps: optimize.warmup_steps,
+        maxSteps: optimize.max_steps,
+        patience: optimize.patience,
+        tolerance: optimize.tolerance,
+        checkpointEvery: optimize.checkpoint_every,
+        dataRange: model.input_range[1] - model.input_range[0],
+      },
+      evaluator,
+      signal: ctx.signal,
+      async next(max, wait) {
+        const items = pending.length ? pending.splice(0, max) : [];
+        if (items.length < max) {
+          items.push(
+            ...(wait && items.length === 0
+              ? await source.next(max)
+              : source.poll(max - items.length)),
+          );
+        }
+        return await Promise.all(items.map(load));
+      },
+      save: (id, bytes) => source.context(jobs.get(id)!).saveCheckpoint(bytes),
+      async done(id, result) {
+        const item = jobs.get(id)!;
+        jobs.delete(id);
+        if (result instanceof Error) return await source.done(item, result);
+        const latent = await ctx.store.put(
+          encodeNpy({ dtype: "<f4", shape: latentShape, data: result.latent }),
+        );
+        const curve = await ctx.store.putJson(result.curve);
+        await source.done(item, {
+          objects: { latent, curve },
+          meta: {
+            loss_initial: result.lossInitial,
+            loss_final: result.lossFinal,
+            psnr_initial: result.psnrInitial,
+            psnr_final: result.psnrFinal,
+            ssim_initial: result.ssimInitial,
+            ssim_final: result.ssimFinal,
+            steps: result.steps,
+            stop: result.stop,
+            provider: evaluator.provider,
+          },
+        });
+      },
+    });
+  },
 });

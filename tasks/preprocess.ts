@@ -22,7 +22,9 @@ export default each<Config>({
   source: import.meta.url,
   describe: "crop, resize and normalise every image",
   async items(ctx, up) {
-    const splits = await ctx.store.getJson<SplitsObject>(up.aggregate("label-split").objects.splits);
+    const splits = await ctx.store.getJson<SplitsObject>(
+      up.aggregate("label-split").objects.splits,
+    );
     const images = up.items("fetch-images");
     // Every id of a split passed verify-sizes, so its image exists.
     const ids = [...new Set(Object.values(splits.splits).flat())].sort();

@@ -1,15 +1,54 @@
 /**
- * verify-sizes: check pixel sizes and the item count.
+ * verify-sizes: every downloaded image decoded far enough to read its pixel size, checked
+ * against the spec; with `download.verify_pixels`, also the MD5 of its decoded RGB pixels. Once
+ * all are done, the count of verified images is checked against the spec's (or the `--limit`):
+ * a short dataset fails with both counts and the first missing ids.
+ *
+ * Reads: `fetch-images`. Produces per item: metadata (width, height).
  *
  * @module
  */
-import { declared } from "../lib/dag/task.ts";
+import { each } from "../lib/dag/task.ts";
+import { verifyPixels } from "../lib/dataset/pixels.ts";
+import type { Config } from "../config/schema.ts";
 
-export default declared("each", {
+/** Raised when fewer images were verified than the spec lists. */
+export class ShortDatasetError extends Error {
+  override readonly name = "ShortDatasetError";
+}
+
+interface FetchMeta {
+  pixel_size: [number, number] | null;
+  pixel_md5: string | null;
+}
+
+export default each<Config>({
   name: "verify-sizes",
   deps: ["fetch-images"],
   config: ["download.verify_pixels"],
   version: "1",
   source: import.meta.url,
   describe: "check pixel sizes and the item count",
+  async run(ctx, item) {
+    const fetched = item.inputs["fetch-images"];
+    const expected = fetched.meta as unknown as FetchMeta;
+    const { width, height, pixelMd5 } = await verifyPixels(
+      ctx.store.path(fetched.objects.image),
+      { pixelSize: expected.pixel_size, pixelMd5: expected.pixel_md5 },
+      ctx.config.download.verify_pixels,
+    ).catch((e) => {
+      throw new Error(`image ${item.id}: ${(e as Error).message}`);
+    });
+    return { objects: {}, meta: { width, height, pixel_md5: pixelMd5 } };
+  },
+  finish(_ctx, { done, expected }) {
+    if (done.size >= expected.length) return Promise.resolve();
+    const missing = expected.filter((id) => !done.has(id));
+    return Promise.reject(
+      new ShortDatasetError(
+        `expected ${expected.length} verified images, found ${done.size}; missing ${missing.length}: ` +
+          `${missing.slice(0, 10).join(", ")}${missing.length > 10 ? ", …" : ""}`,
+      ),
+    );
+  },
 });

@@ -19,6 +19,7 @@ export interface WaveWork {
   comps: KeyComponents;
   inputs: Record<string, Output>;
   params?: Json;
+  extra?: Json;
 }
 
 /** A wave of actions of one task, stored as a JSON object. */

@@ -383,7 +383,9 @@ class TaskState implements PoolHost {
       for (const d of task.deps) {
         if (!waitFor.includes(d)) continue;
         const s = this.dep(d);
-        if (s.status === "failed" || s.status === "blocked") {
+        // A per-item task whose final check failed still hands on the items it finished.
+        const usable = s.task.kind === "each" && s.status === "failed" && s.done.size > 0;
+        if ((s.status === "failed" && !usable) || s.status === "blocked") {
           return this.#end("blocked", `upstream task "${d}" ${s.status}`);
         }
       }
@@ -548,7 +550,11 @@ class TaskState implements PoolHost {
       inputs[d] = sha256Hex(canonicalJson({ items, fails }));
     }
     this.counts.total = 1;
-    const comps = this.components_(inputs, undefined);
+    const fingerprint = task.fingerprint ? await task.fingerprint(this.ctx) : undefined;
+    const comps = this.components_(
+      inputs,
+      fingerprint === undefined ? undefined : sha256Hex(canonicalJson(fingerprint)),
+    );
     const key = this.keyOf(comps);
     this.keys.set(AGGREGATE_ITEM, key);
     this.components.set(AGGREGATE_ITEM, comps);
@@ -672,7 +678,12 @@ class TaskState implements PoolHost {
       for (const spec of specs) {
         if (seen.has(spec.id)) throw new Error(`item id "${spec.id}" is listed twice`);
         seen.add(spec.id);
-        await consider({ id: spec.id, inputs: spec.inputs ?? {}, params: spec.params });
+        await consider({
+          id: spec.id,
+          inputs: spec.inputs ?? {},
+          params: spec.params,
+          extra: spec.extra,
+        });
       }
       pool.close();
     } else if (flowDeps.length === 0) {
@@ -721,6 +732,7 @@ class TaskState implements PoolHost {
       pool.close();
     }
     await pool.drained();
+    if (task.teardown && pool.state !== undefined) await task.teardown(pool.state);
     if (pool.unimplementedHit) throw new Error(pool.unimplemented);
     if (task.finish && !this.r.o.dryRun && !this.r.o.signal.aborted) {
       const done = new Map<string, Output>();
@@ -950,6 +962,7 @@ class RemotePool {
         comps: w.comps,
         inputs: w.item.inputs,
         params: w.item.params,
+        extra: w.item.extra,
       })),
     };
     const byKey = new Map(works.map((w) => [w.key, w]));

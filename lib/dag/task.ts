@@ -41,8 +41,10 @@ export interface Item {
   id: string;
   /** Upstream outputs by task name (or by any name an `items` function chose). */
   inputs: Record<string, Output>;
-  /** Parameters of this item (e.g. its URL and MD5 from the spec); part of its key. */
+  /** Parameters of this item (e.g. the MD5 of the file it fetches); part of its key. */
   params?: Json;
+  /** What the action needs that cannot change its result (e.g. where to fetch from). */
+  extra?: Json;
 }
 
 /** What an aggregate task, an `items` enumerator or a `finish` check receives from upstream. */
@@ -114,6 +116,11 @@ interface TaskCommon<C> {
 /** A task with one action over all its inputs. */
 export interface AggregateTask<C = unknown> extends TaskCommon<C> {
   kind: "aggregate";
+  /**
+   * A cheap description of outside state the task reads (a folder listing, a local file's
+   * digest), computed on every run and part of the key, so new data reruns the task.
+   */
+  fingerprint?: (ctx: TaskContext<C>) => Promise<Json>;
   run(ctx: TaskContext<C>, upstream: Upstream): Promise<Output>;
   /**
    * Lays the output out where users read it (e.g. `out/`), after a run and after a cache hit
@@ -153,7 +160,12 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
   run?: (ctx: ItemContext<C>, item: Item, state: S) => Promise<Output>;
   /** Many items per call (batched inference); results are still recorded per item. */
   runBatched?: (ctx: TaskContext<C>, source: ItemSource, state: S) => Promise<void>;
-  /** Checks the whole set once every item is done (e.g. a count check); throwing fails the task. */
+  /** Releases what `prepare` opened (worker threads, sessions), after the last item. */
+  teardown?: (state: S) => Promise<void>;
+  /**
+   * Checks the whole set once every item is done (e.g. a count check); throwing fails the
+   * task (exit code 1) while its finished items still flow on.
+   */
   finish?: (
     ctx: TaskContext<C>,
     result: { done: Map<string, Output>; expected: string[]; failed: Map<string, string> },
@@ -165,6 +177,7 @@ export interface ItemSpec {
   id: string;
   inputs?: Record<string, Output>;
   params?: Json;
+  extra?: Json;
 }
 
 /** Any task. */

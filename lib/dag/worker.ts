@@ -106,7 +106,7 @@ export async function runWorker(
   pool.state = state;
   for (const w of todo) {
     pool.add({
-      item: { id: w.id, inputs: w.inputs, params: w.params },
+      item: { id: w.id, inputs: w.inputs, params: w.params, extra: w.extra },
       key: w.key,
       comps: w.comps,
       attempts: 0,
