@@ -89,7 +89,7 @@ export default each<Config, Models>({
         await ModelSession.open(models.decoder, "decoder", runtime),
         settings,
       );
-    let pending: Item[] = first;
+    const pending: Item[] = first;
     await optimizeLatents({
       settings: {
         batch: optimize.batch_size,
