@@ -1,0 +1,218 @@
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { assert, assertEquals, assertStringIncludes } from "./fixtures/assert.ts";
+import { startMirror } from "./fixtures/mirror.ts";
+import { PipelineProject, python, pythonWith } from "./fixtures/pipeline_project.ts";
+import { ToyProject } from "./fixtures/toy_harness.ts";
+import { writeTinyVae } from "./fixtures/vae.ts";
+import type { ActionRecord } from "../lib/store/records.ts";
+
+const hasNumpy = await pythonWith("numpy");
+const hasH5py = await pythonWith("numpy", "h5py");
+if (!hasNumpy) console.warn("skipping the numpy checks: /usr/bin/python3 has no numpy");
+if (!hasH5py) console.warn("skipping the h5py checks: /usr/bin/python3 has no h5py");
+
+async function sha256File(path: string): Promise<string> {
+  return createHash("sha256").update(await Deno.readFile(path)).digest("hex");
+}
+
+/** Reads the current records of a task straight from the cache's KV. */
+async function records(cache: string, task: string): Promise<Map<string, ActionRecord>> {
+  const kv = await Deno.openKv(join(cache, "records.sqlite3"));
+  const out = new Map<string, ActionRecord>();
+  for await (const e of kv.list<ActionRecord>({ prefix: ["act", task] })) {
+    out.set(e.key[2] as string, e.value);
+  }
+  kv.close();
+  return out;
+}
+
+/** A safetensors reader written from the format's published description. */
+function readSafetensors(bytes: Uint8Array) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = Number(view.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  const base = 8 + headerLength;
+  const tensors: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    const { dtype, shape, data_offsets: [a, b] } = t as {
+      dtype: string;
+      shape: number[];
+      data_offsets: [number, number];
+    };
+    tensors[name] = { dtype, shape, data: bytes.slice(base + a, base + b) };
+  }
+  return { metadata: header.__metadata__ as Record<string, string>, tensors };
+}
+
+Deno.test("end to end on the mirror: the package files hold each split's images and the run's values", async () => {
+  const mirror = await startMirror({ count: 12, imageSize: 64, seed: 3 });
+  const vaeDir = await Deno.makeTempDir();
+  const vae = await writeTinyVae(vaeDir);
+  const p = await PipelineProject.create({
+    dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
+    labels: { source: { url: mirror.labelsUrl }, split_by: ["gender"] },
+    preprocess: { size: 64 },
+    model: {
+      encoder: { path: vae.encoder },
+      decoder: { path: vae.decoder },
+      scaling_factor: 1.0,
+      providers: ["cpu"],
+      threads: 1,
+    },
+    optimize: { lr: 0.05, max_steps: 12, patience: 5, tolerance: 0, batch_size: 4 },
+    package: { samples: 4 },
+  });
+  try {
+    const first = await p.run(["run", "--json"]);
+    assertEquals(first.code, 0, first.stderr);
+    const ran = ToyProject.ran(first);
+    assertEquals(ran.get("optimize"), 12);
+    assertEquals(ran.get("package"), 1);
+
+    // The splits label-split recorded, read straight from the store.
+    const split = (await records(p.cache, "label-split")).get("*")!;
+    const splitsObject = JSON.parse(
+      await Deno.readTextFile(join(p.cache, "objects", split.o.splits.slice(0, 2), split.o.splits)),
+    );
+    const splits = splitsObject.splits as Record<string, string[]>;
+    assertEquals(Object.keys(splits).sort(), ["female", "male"]);
+    const optimized = await records(p.cache, "optimize");
+    for (const [name, ids] of Object.entries(splits)) {
+      for (
+        const file of [
+          "latents.npz",
+          "latents.h5",
+          "latents.safetensors",
+          "manifest.txt",
+          "metrics.csv",
+        ]
+      ) {
+        assert((await Deno.stat(join(p.out, name, file))).size > 0, `${name}/${file} exists`);
+      }
+      const manifest = (await Deno.readTextFile(join(p.out, name, "manifest.txt"))).trim().split(
+        "\n",
+      );
+      assertEquals(manifest, [...ids].sort().map((id) => splitsObject.paths[id]));
+      const csv = (await Deno.readTextFile(join(p.out, name, "metrics.csv"))).trim().split("\n");
+      assertEquals(csv.length, ids.length + 1);
+
+      const st = readSafetensors(await Deno.readFile(join(p.out, name, "latents.safetensors")));
+      assertEquals(JSON.parse(st.metadata.ids), [...ids].sort());
+      assertEquals(st.tensors.latents.dtype, "F32");
+      assertEquals(st.tensors.latents.shape, [ids.length, 4, 8, 8]);
+      for (const [i, id] of [...ids].sort().entries()) {
+        const rec = optimized.get(id)!;
+        const npy = await Deno.readFile(
+          join(p.cache, "objects", rec.o.latent.slice(0, 2), rec.o.latent),
+        );
+        const stored = npy.slice(npy.length - 4 * 256);
+        assertEquals(st.tensors.latents.data.slice(i * 1024, (i + 1) * 1024), stored);
+      }
+
+      if (hasNumpy) {
+        const npz = await python<Record<string, unknown>>(`
+import numpy as np, json
+d = np.load(${JSON.stringify(join(p.out, name, "latents.npz"))})
+print(json.dumps({k: {"dtype": str(d[k].dtype), "shape": list(d[k].shape), "values": d[k].tolist()} for k in d.files}))`);
+        const get = (k: string) => npz[k] as { dtype: string; shape: number[]; values: unknown };
+        assertEquals(get("ids").values, [...ids].sort());
+        assertEquals(get("ids").dtype.startsWith("<U"), true);
+        assertEquals(get("latents").shape, [ids.length, 4, 8, 8]);
+        assertEquals(get("initial_latents").shape, [ids.length, 4, 8, 8]);
+        assertEquals(get("steps").dtype, "int32");
+        for (const [i, id] of [...ids].sort().entries()) {
+          const meta = optimized.get(id)!.m as Record<string, number>;
+          for (
+            const k of [
+              "loss_initial",
+              "loss_final",
+              "psnr_initial",
+              "psnr_final",
+              "ssim_initial",
+              "ssim_final",
+            ]
+          ) {
+            assertEquals((get(k).values as number[])[i], Math.fround(meta[k]), `${k} of ${id}`);
+          }
+          assertEquals((get("steps").values as number[])[i], meta.steps);
+          assert(meta.loss_final <= meta.loss_initial, `loss of ${id} did not rise`);
+          assert(meta.psnr_final >= meta.psnr_initial, `PSNR of ${id} did not fall`);
+        }
+        assert(
+          (get("loss_final").values as number[]).some((v, i) =>
+            v < (get("loss_initial").values as number[])[i]
+          ),
+          "optimization lowered some loss",
+        );
+      }
+      if (hasH5py) {
+        const h5 = await python<Record<string, unknown>>(`
+import h5py, numpy as np, json
+f = h5py.File(${JSON.stringify(join(p.out, name, "latents.h5"))}, "r")
+d = np.load(${JSON.stringify(join(p.out, name, "latents.npz"))})
+print(json.dumps({
+  "same": all(np.array_equal(f[k][()] if k != "ids" else f[k].asstr()[()], d[k]) for k in d.files),
+  "keys": sorted(f.keys()),
+  "scaling_factor": float(f.attrs["scaling_factor"]),
+  "decoder": f.attrs["decoder_sha256"] if isinstance(f.attrs["decoder_sha256"], str) else f.attrs["decoder_sha256"].decode(),
+  "config": json.loads(f.attrs["config"])["optimize"]["lr"],
+}))`);
+        assertEquals(h5.same, true);
+        assertEquals(h5.scaling_factor, 1);
+        assertEquals(h5.decoder, await sha256File(vae.decoder));
+        assertEquals(h5.config, 0.05);
+      }
+    }
+    const manifest = JSON.parse(await Deno.readTextFile(join(p.out, "manifest.json")));
+    assertEquals(Object.keys(manifest.images).length, 12);
+    assertEquals(manifest.models.decoder_sha256, await sha256File(vae.decoder));
+    const someId = Object.keys(manifest.images)[0];
+    assertEquals(manifest.images[someId].keys.optimize, optimized.get(someId)!.k);
+    assertStringIncludes(await Deno.readTextFile(join(p.out, "report.html")), "<svg");
+
+    // A new learning rate reruns optimize and package only, and explain names it.
+    const why = await p.run(["explain", "optimize", "--set", "optimize.lr=0.02"]);
+    assertStringIncludes(why.stdout, "config optimize.lr: 0.05 → 0.02");
+    const lr = await p.run(["run", "--json", "--set", "optimize.lr=0.02"]);
+    assertEquals(lr.code, 0, lr.stderr);
+    assertEquals(Object.fromEntries(ToyProject.ran(lr)), {
+      "fetch-json": 0,
+      "fetch-images": 0,
+      "verify-sizes": 0,
+      "label-split": 0,
+      preprocess: 0,
+      encode: 0,
+      optimize: 12,
+      package: 1,
+    });
+
+    // package.formats reruns package only.
+    const formats = await p.run(["run", "--json", "--set", 'package.formats=["npz"]']);
+    assertEquals(formats.code, 0, formats.stderr);
+    assertEquals([...ToyProject.ran(formats)].filter(([, n]) => n > 0), [["package", 1]]);
+    assertEquals(await Deno.stat(join(p.out, "male", "latents.h5")).catch(() => null), null);
+
+    // preprocess.size reruns preprocess and everything after it, nothing before.
+    const size = await p.run(["run", "--json", "--set", "preprocess.size=32"]);
+    assertEquals(size.code, 0, size.stderr);
+    assertEquals(
+      [...ToyProject.ran(size)].filter(([, n]) => n > 0).map(([t]) => t),
+      ["preprocess", "encode", "optimize", "package"],
+    );
+
+    // The gradient-free method runs end to end as well.
+    const free = await p.run(["run", "--json", "--set", "optimize.method=gradient_free"]);
+    assertEquals(free.code, 0, free.stderr);
+    assertEquals(ToyProject.ran(free).get("optimize"), 12);
+    for (const rec of (await records(p.cache, "optimize")).values()) {
+      const m = rec.m as Record<string, number>;
+      assert(m.loss_final <= m.loss_initial, "gradient-free never returns a worse latent");
+    }
+  } finally {
+    await mirror.close();
+    await p.cleanup();
+    await Deno.remove(vaeDir, { recursive: true });
+  }
+});
