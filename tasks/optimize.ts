@@ -21,6 +21,7 @@ import {
 } from "../lib/model/vae.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import { type OptimizeJob, optimizeLatents } from "../lib/optim/latent_optimizer.ts";
+import { decodeCheckpoint } from "../lib/optim/checkpoint.ts";
 import type { Config } from "../config/schema.ts";
 
 interface Models {
@@ -63,7 +64,10 @@ export default each<Config, Models>({
         ctx.store.get(item.inputs.preprocess.objects.tensor),
         source.context(item).loadCheckpoint(),
       ]);
-      if (checkpoint) ctx.log(`${item.id}: resuming from its checkpoint`);
+      if (checkpoint) {
+        const step = decodeCheckpoint(checkpoint, `checkpoint of ${item.id}`).adam.step;
+        ctx.log(`${item.id}: resuming from its checkpoint at step ${step}`);
+      }
       return {
         id: item.id,
         latent: decodeNpy(latent, `latent of ${item.id}`).data as Float32Array,

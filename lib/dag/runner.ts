@@ -7,6 +7,7 @@
  */
 import { canonicalJson, hashJson, sha256Hex } from "../store/canonical.ts";
 import type { ObjectStore } from "../store/objects.ts";
+import { join } from "node:path";
 import type {
   ActionRecord,
   FailureRecord,
@@ -145,7 +146,17 @@ class Runner {
     await Promise.all([...this.states.values()].map((s) => s.load()));
     await Promise.all([...this.states.values()].map((s) => s.drive()));
     await this.writer.flush();
-    for (const path of this.#checkpointsDone) await Deno.remove(path).catch(() => {});
+    for (const path of this.#checkpointsDone) await removeCheckpoint(this.o.store, path);
+    // Checkpoints of actions an earlier, killed run finished (its records made it, the
+    // clean-up did not).
+    for (const s of this.states.values()) {
+      const dir = join(this.o.store.root, "checkpoints", s.task.name);
+      const keys = new Set([...s.records.values()].map((r) => r.k));
+      const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+      for (const e of entries) {
+        if (keys.has(e.name)) await removeCheckpoint(this.o.store, join(dir, e.name));
+      }
+    }
 
     const interrupted = this.o.signal.aborted;
     const failed = [...this.states.values()].some((s) => s.status !== "ok" || s.failed.size > 0);
@@ -882,6 +893,13 @@ async function readSource(task: Task): Promise<string> {
     );
   }
   return sha256Hex(await Deno.readFile(url));
+}
+
+/** Removes a finished action's checkpoint reference and the object it named. */
+async function removeCheckpoint(store: ObjectStore, path: string): Promise<void> {
+  const digest = (await Deno.readTextFile(path).catch(() => "")).trim();
+  await Deno.remove(path).catch(() => {});
+  if (/^[0-9a-f]{64}$/.test(digest)) await store.remove(digest);
 }
 
 function sameInputs(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -248,11 +248,14 @@ export function itemContext(
       return await store.has(digest) ? await store.get(digest) : null;
     },
     async saveCheckpoint(bytes) {
+      const previous = (await Deno.readTextFile(path).catch(() => "")).trim();
       const digest = await store.put(bytes);
       await store.syncDirs();
       await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
       await writeFileAtomic(path, new TextEncoder().encode(digest));
       work.checkpointed = true;
+      // Only this reference named the previous checkpoint; dropping it keeps the store small.
+      if (previous && previous !== digest) await store.remove(previous);
     },
   };
 }
