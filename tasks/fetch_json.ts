@@ -10,10 +10,10 @@
  */
 import { createHash } from "node:crypto";
 import { aggregate, type TaskContext } from "../lib/dag/task.ts";
-import { ingestFfhqSpec } from "../lib/dataset/ffhq_spec.ts";
+import { ingestFfhqSpecStream } from "../lib/dataset/ffhq_spec.ts";
 import { ingestFolder } from "../lib/dataset/folder_spec.ts";
 import { encodeItemIndex, type ItemIndex } from "../lib/dataset/item_index.ts";
-import { readUrlList } from "../lib/dataset/url_list.ts";
+import { parseUrlList } from "../lib/dataset/url_list.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -51,13 +51,19 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
   switch (dataset.kind) {
     case "ffhq": {
       const spec = await fetchSource(ctx.store, dataset.spec, "dataset.spec", opts);
-      return await ingestFfhqSpec(spec.path, { component: dataset.component });
+      using file = await Deno.open(spec.path);
+      // Errors name the file the user configured, not its copy in the store.
+      const name = dataset.spec.path ?? dataset.spec.url!;
+      return await ingestFfhqSpecStream(file.readable, name, { component: dataset.component });
     }
     case "folder":
       return await ingestFolder(dataset.path, { extensions: dataset.extensions });
     case "urls": {
       const list = await fetchSource(ctx.store, dataset.list, "dataset.list", opts);
-      return await readUrlList(list.path);
+      return parseUrlList(
+        await Deno.readTextFile(list.path),
+        dataset.list.path ?? dataset.list.url!,
+      );
     }
   }
 }

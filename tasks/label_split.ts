@@ -12,7 +12,7 @@
  */
 import { aggregate } from "../lib/dag/task.ts";
 import { decodeItemIndex } from "../lib/dataset/item_index.ts";
-import { readLabelsCsv } from "../lib/dataset/labels.ts";
+import { parseLabelsCsv } from "../lib/dataset/labels.ts";
 import { splitDataset, type SplitField, type SplitSummary } from "../lib/dataset/splits.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
@@ -57,7 +57,8 @@ export default aggregate<Config>({
       const norm = (id: string) => /^\d+$/.test(id) ? String(Number(id)) : id;
       const inSpec = new Set(index.items.map((i) => norm(i.id)));
       const held = new Set(items.map((i) => norm(i.id)));
-      labels = (await readLabelsCsv(file.path)).filter((l) => !inSpec.has(l.id) || held.has(l.id));
+      const parsed = await parseLabelsCsv(await Deno.readFile(file.path), labelsFile!);
+      labels = parsed.filter((l) => !inSpec.has(l.id) || held.has(l.id));
     }
     const result = splitDataset({
       items,

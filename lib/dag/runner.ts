@@ -922,7 +922,9 @@ function show(value: Json | undefined): string {
 /** The message of an error, with its cause. */
 export function errorText(e: unknown): string {
   if (e instanceof Error) {
-    const cause = e.cause instanceof Error ? ` (${e.cause.message})` : "";
+    const cause = e.cause instanceof Error && !e.message.includes(e.cause.message)
+      ? ` (${e.cause.message})`
+      : "";
     return `${e.message}${cause}`;
   }
   return String(e);
