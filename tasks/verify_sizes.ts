@@ -18,6 +18,7 @@ export class ShortDatasetError extends Error {
 }
 
 interface FetchMeta {
+  path: string;
   pixel_size: [number, number] | null;
   pixel_md5: string | null;
 }
@@ -32,12 +33,15 @@ export default each<Config>({
   async run(ctx, item) {
     const fetched = item.inputs["fetch-images"];
     const expected = fetched.meta as unknown as FetchMeta;
+    const stored = ctx.store.path(fetched.objects.image);
     const { width, height, pixelMd5 } = await verifyPixels(
-      ctx.store.path(fetched.objects.image),
+      stored,
       { pixelSize: expected.pixel_size, pixelMd5: expected.pixel_md5 },
       ctx.config.download.verify_pixels,
     ).catch((e) => {
-      throw new Error(`image ${item.id}: ${(e as Error).message}`);
+      // Name the image as the user knows it, not by its copy in the store.
+      const reason = (e as Error).message.replaceAll(`${stored}: `, "").replaceAll(stored, "");
+      throw new Error(`image ${item.id} (${expected.path}): ${reason}`);
     });
     return { objects: {}, meta: { width, height, pixel_md5: pixelMd5 } };
   },
