@@ -28,9 +28,16 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
     alwaysFail404Ids: [500],
     seed: 11,
   });
+  const tree = await Deno.makeTempDir();
   const p = await PipelineProject.create({
     dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
-    download: { stall_s: 1, quota_backoff_s: 0.2, attempts: 10, concurrency_per_host: 16 },
+    download: {
+      stall_s: 1,
+      quota_backoff_s: 0.2,
+      attempts: 10,
+      concurrency_per_host: 16,
+      materialize: tree,
+    },
     model: NO_MODEL,
   });
   try {
@@ -62,6 +69,13 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
         `image ${id}`,
       );
     }
+    // download.materialize laid the images out in the familiar tree, as hard links.
+    const laid = join(tree, spec["17"].image.file_path);
+    assertEquals((await Deno.stat(laid)).nlink, 2);
+    assertEquals(
+      createHash("md5").update(await Deno.readFile(laid)).digest("hex"),
+      spec["17"].image.file_md5,
+    );
     // The rerun asks for the one failed item only.
     mirror.resetStats();
     const again = await p.run(["run", "verify-sizes", "--json"]);
@@ -73,6 +87,7 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
   } finally {
     await mirror.close();
     await p.cleanup();
+    await Deno.remove(tree, { recursive: true });
   }
 });
 
