@@ -697,6 +697,8 @@ class TaskState implements PoolHost {
         });
       }
       pool.close();
+      // Every item is known now: progress can show a total and an ETA.
+      this.counts.final = true;
     } else if (flowDeps.length === 0) {
       throw new Error(
         `per-item task "${task.name}" reads no per-item task and has no items() to list its items`,
@@ -741,6 +743,8 @@ class TaskState implements PoolHost {
         }
       }
       pool.close();
+      // Every item is known now: progress can show a total and an ETA.
+      this.counts.final = true;
     }
     await pool.drained();
     if (task.teardown && pool.state !== undefined) await task.teardown(pool.state);
