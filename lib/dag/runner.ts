@@ -21,7 +21,7 @@ import { AGGREGATE_ITEM } from "../store/records.ts";
 import { configSlice, diffSlices, projectConfig } from "./config.ts";
 import type { Reporter, TaskCounts, TaskStatus } from "./events.ts";
 import type { TaskGraph } from "./graph.ts";
-import { type Executor, readResults, type WorkList } from "./remote.ts";
+import { type Executor, readResults, resultPath, type WorkList } from "./remote.ts";
 import {
   checkpointPath,
   DEFAULT_RETRY,
@@ -1004,7 +1004,13 @@ class RemotePool {
       }
       return [...byKey.values()].filter((w) => !seen.has(w.key)).map((w) => w.item.id);
     };
-    // Results of an earlier, interrupted wave with the same actions need no recomputing.
+    // Results of an earlier, interrupted wave with the same actions need no recomputing;
+    // failures are retried, as they would be locally.
+    for (const r of await readResults(store, this.task.name, byKey.keys(), new Set())) {
+      if (!r.output) {
+        await Deno.remove(resultPath(store.root, this.task.name, r.key)).catch(() => {});
+      }
+    }
     const missing = new Set(await importResults());
     list.works = list.works.filter((w) => missing.has(w.id));
     if (list.works.length === 0) return;

@@ -204,7 +204,7 @@ function commandFailed(
     `${command} ${args.join(" ")} failed (exit code ${result.code}): ${
       result.stderr || "(nothing on stderr)"
     }`,
-    { command, stderr: result.stderr },
+    { command, stderr: result.stderr, exitCode: result.code },
   );
 }
 
@@ -532,6 +532,21 @@ export interface WaitForArrayOptions extends SlurmCommandOptions {
   pollMs?: number;
   /** Called with every poll's states, e.g. to report progress (default: none). */
   onPoll?: (states: Map<number, ArrayTaskState>) => void;
+  /** Stops waiting (rejecting with the signal's reason); the job is left as it is (default: none). */
+  signal?: AbortSignal;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**
@@ -548,9 +563,10 @@ export async function waitForArray(
   jobId: number,
   options: WaitForArrayOptions = {},
 ): Promise<Map<number, ArrayTaskState>> {
-  const { timeoutMs = 600_000, pollMs = 1_000, onPoll } = options;
+  const { timeoutMs = 600_000, pollMs = 1_000, onPoll, signal } = options;
   const deadline = Date.now() + timeoutMs;
   while (true) {
+    signal?.throwIfAborted();
     const { tasks, live } = await snapshot(jobId, options);
     onPoll?.(tasks);
     const running = [...tasks].filter(([, task]) => !TERMINAL.has(task.state));
@@ -561,7 +577,7 @@ export async function waitForArray(
         `array job ${jobId} did not finish within ${timeoutMs} ms; still unfinished: ${summary}`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, pollMs));
+    await sleep(pollMs, signal);
   }
 }
 
@@ -604,6 +620,8 @@ export interface ProbeSharedPathOptions extends SlurmCommandOptions {
   markerWaitMs?: number;
   /** Time between polls (default: 500 ms). */
   pollMs?: number;
+  /** Cancels the probe job and rejects with the signal's reason (default: none). */
+  signal?: AbortSignal;
 }
 
 async function readMarker(path: string): Promise<string | undefined> {
@@ -629,7 +647,8 @@ export async function probeSharedPath(
   dir: string,
   options: ProbeSharedPathOptions = {},
 ): Promise<void> {
-  const { timeoutMs = 300_000, markerWaitMs = 10_000, pollMs = 500 } = options;
+  const { timeoutMs = 300_000, markerWaitMs = 10_000, pollMs = 500, signal } = options;
+  signal?.throwIfAborted();
   const absolute = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
   const token = crypto.randomUUID();
   const marker = `${absolute.replace(/\/+$/, "")}/.slurm-probe-${token}`;
@@ -648,10 +667,11 @@ export async function probeSharedPath(
   });
   let states: Map<number, ArrayTaskState>;
   try {
-    states = await waitForArray(jobId, { timeoutMs, pollMs, env: options.env });
+    states = await waitForArray(jobId, { timeoutMs, pollMs, env: options.env, signal });
   } catch (error) {
     // Most likely still pending on a busy cluster: do not leave the probe queued behind us.
     await cancel(jobId, { env: options.env });
+    if (signal?.aborted) throw signal.reason;
     throw new SlurmError(
       `the probe job ${jobId} for cache directory ${absolute} did not finish: ${
         (error as Error).message
@@ -675,7 +695,8 @@ export async function probeSharedPath(
       return;
     }
     if (Date.now() >= markerDeadline) break;
-    await new Promise((resolve) => setTimeout(resolve, pollMs));
+    signal?.throwIfAborted();
+    await sleep(pollMs, signal);
   }
   throw new SlurmError(
     `cache directory ${absolute} is not visible from the compute nodes (the probe job ${jobId} ` +

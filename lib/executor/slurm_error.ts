@@ -14,13 +14,19 @@ export class SlurmError extends Error {
   readonly command?: string;
   /** What the command printed on stderr, trimmed (empty when it did not run). */
   readonly stderr: string;
+  /**
+   * The command's exit code when it ran and failed, e.g. because the controller did not answer
+   * in time; absent when it could not start or printed something unreadable.
+   */
+  readonly exitCode?: number;
 
   constructor(
     message: string,
-    options: { command?: string; stderr?: string; cause?: unknown } = {},
+    options: { command?: string; stderr?: string; exitCode?: number; cause?: unknown } = {},
   ) {
     super(message, { cause: options.cause });
     this.command = options.command;
     this.stderr = options.stderr ?? "";
+    this.exitCode = options.exitCode;
   }
 }

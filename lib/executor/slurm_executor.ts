@@ -19,6 +19,12 @@ import {
   submitArray,
 } from "./slurm.ts";
 
+/**
+ * How long the state of a running job may stay unreadable (squeue/scontrol failing) before the
+ * wave fails and the job is cancelled: longer than a controller takes to fail over or restart.
+ */
+const STATUS_FAILURE_LIMIT_MS = 300_000;
+
 /** How to start a worker on a compute node. */
 export interface WorkerCommand {
   /** Absolute path of the deno binary on the nodes. */
@@ -50,10 +56,17 @@ export class SlurmExecutor implements Executor {
   ): Promise<void> {
     const cfg = this.#config;
     if (cfg.slurm.probe_shared && !this.#probed) {
-      await probeSharedPath(this.#cacheDir, {
-        partition: cfg.slurm.partition,
-        extraArgs: cfg.slurm.extra_args,
-      });
+      try {
+        await probeSharedPath(this.#cacheDir, {
+          partition: cfg.slurm.partition,
+          extraArgs: cfg.slurm.extra_args,
+          signal,
+        });
+      } catch (error) {
+        // Interrupted while the probe waited: it has been cancelled, and nothing was submitted.
+        if (signal.aborted) return;
+        throw error;
+      }
       this.#probed = true;
     }
     const shards = Math.min(cfg.array_tasks, list.works.length);
@@ -62,6 +75,7 @@ export class SlurmExecutor implements Executor {
     const script = this.#script(listDigest, shards);
     let pending: number[] = Array.from({ length: shards }, (_, i) => i);
     for (let attempt = 0; attempt <= cfg.retries && pending.length > 0; attempt++) {
+      if (signal.aborted) return;
       const jobId = await submitArray({
         scriptText: script,
         indices: pending,
@@ -78,17 +92,29 @@ export class SlurmExecutor implements Executor {
         `submitted ${task} as Slurm job ${jobId} (array ${compact(pending)} of ${shards} ` +
           `shards, ${list.works.length} items${attempt ? `, resubmission ${attempt}` : ""})`,
       );
-      const onAbort = () => cancel(jobId).catch(() => {});
-      signal.addEventListener("abort", onAbort, { once: true });
+      let cancelled: Promise<void> | undefined;
+      const cancelJob = () =>
+        cancelled ??= cancel(jobId).then(
+          () => log(`cancelled Slurm job ${jobId}`),
+          (e: Error) =>
+            log(`could not cancel Slurm job ${jobId} (${e.message}): run scancel ${jobId}`),
+        );
+      // An interrupt that came while sbatch ran fires no abort event any more.
+      if (signal.aborted) cancelJob();
+      else signal.addEventListener("abort", cancelJob, { once: true });
       let states: Map<number, ArrayTaskState>;
       const lastSeen = new Map<number, string>();
       try {
-        states = await this.#watch(jobId, pending, signal, importResults, lastSeen);
+        states = await this.#watch(jobId, pending, signal, importResults, lastSeen, log);
+      } catch (error) {
+        // The coordinator stops watching: do not leave the job computing unattended.
+        await cancelJob();
+        throw error;
       } finally {
-        signal.removeEventListener("abort", onAbort);
+        signal.removeEventListener("abort", cancelJob);
       }
       if (signal.aborted) {
-        log(`cancelled Slurm job ${jobId}`);
+        await cancelJob();
         return;
       }
       const missing = await importResults();
@@ -103,7 +129,8 @@ export class SlurmExecutor implements Executor {
           : `is gone from Slurm (last seen ${lastSeen.get(s) ?? "never"}; cancelled?)`;
         log(
           `${task}: array task ${jobId}_${s} ${how}; its unfinished items ` +
-            `${attempt < cfg.retries ? "will be resubmitted" : "fail"}`,
+            `${attempt < cfg.retries ? "will be resubmitted" : "fail"} ` +
+            `(its output: ${join(logs, `${jobId}_${s}.out`)})`,
         );
       }
       pending = short;
@@ -133,24 +160,53 @@ export class SlurmExecutor implements Executor {
     signal: AbortSignal,
     importResults: () => Promise<string[]>,
     lastSeen: Map<number, string>,
+    log: (line: string) => void,
   ): Promise<Map<number, ArrayTaskState>> {
     const pollMs = this.#config.poll_s * 1000;
+    let failingSince: number | undefined;
     while (true) {
       await importResults();
-      const states = await jobStates(jobId);
-      for (const [i, st] of states) lastSeen.set(i, st.state);
-      // A task Slurm no longer lists has ended (cancelled while pending, or long finished).
-      const live = indices.filter((i) => {
-        const s = states.get(i);
-        return s !== undefined && !isTerminalState(s.state);
-      });
-      if (live.length === 0 || signal.aborted) return states;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, pollMs);
-        signal.addEventListener("abort", () => {
-          clearTimeout(t);
-          r();
-        }, { once: true });
+      let states: Map<number, ArrayTaskState> | undefined;
+      try {
+        states = await jobStates(jobId);
+        if (failingSince !== undefined) log(`Slurm answers again about job ${jobId}`);
+        failingSince = undefined;
+      } catch (error) {
+        // A busy or restarting controller makes squeue/scontrol fail for a while; the job runs
+        // on regardless. Anything else (no command, unreadable output) will not get better.
+        if (!(error instanceof SlurmError) || error.exitCode === undefined) throw error;
+        const now = Date.now();
+        if (failingSince === undefined) {
+          failingSince = now;
+          log(`cannot read the state of Slurm job ${jobId}, trying again: ${error.message}`);
+        } else if (now - failingSince > STATUS_FAILURE_LIMIT_MS) {
+          throw new SlurmError(
+            `could not read the state of Slurm job ${jobId} for ${
+              Math.round((now - failingSince) / 1000)
+            } s: ${error.message}`,
+            { command: error.command, stderr: error.stderr, cause: error },
+          );
+        }
+      }
+      if (states) {
+        for (const [i, st] of states) lastSeen.set(i, st.state);
+        // A task Slurm no longer lists has ended (cancelled while pending, or long finished).
+        const live = indices.filter((i) => {
+          const s = states.get(i);
+          return s !== undefined && !isTerminalState(s.state);
+        });
+        if (live.length === 0) return states;
+      }
+      if (signal.aborted) return states ?? new Map();
+      await new Promise<void>((resolve) => {
+        // The listener goes with the timer: a wave polls for days, once per poll_s.
+        const done = () => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, pollMs);
+        signal.addEventListener("abort", done, { once: true });
       });
     }
   }
