@@ -29,10 +29,12 @@ export default each<Config, { open: () => Promise<ModelSession> }>({
     const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", {
       signal: ctx.signal,
     });
-    await checkEncoder(encoder.path, "model.encoder");
+    // Messages name the model file the user configured, not its copy in the store.
+    const label = `model.encoder (${model.encoder.path ?? model.encoder.url})`;
+    await checkEncoder(encoder.path, label);
     let session: Promise<ModelSession> | undefined;
     const open = () =>
-      session ??= ModelSession.open(encoder.path, "encoder", {
+      session ??= ModelSession.open(encoder.path, label, {
         providers: model.providers,
         threads: model.threads,
         log: ctx.log,

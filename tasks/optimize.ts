@@ -17,8 +17,10 @@ import {
   checkEncoder,
   gradientEvaluator,
   gradientFreeEvaluator,
+  ModelError,
   ModelSession,
 } from "../lib/model/vae.ts";
+import { UnsupportedOpError } from "../lib/onnx/errors.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import { type OptimizeJob, optimizeLatents } from "../lib/optim/latent_optimizer.ts";
 import { decodeCheckpoint } from "../lib/optim/checkpoint.ts";
@@ -46,7 +48,7 @@ export default each<Config, Models>({
       return { inputs, state: { decoder: decoder.path } };
     }
     const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", opts);
-    await checkEncoder(encoder.path, "model.encoder");
+    await checkEncoder(encoder.path, `model.encoder (${model.encoder.path ?? model.encoder.url})`);
     return {
       inputs: { decoder: decoder.digest, encoder: encoder.digest },
       state: { decoder: decoder.path, encoder: encoder.path },
@@ -87,7 +89,15 @@ export default each<Config, Models>({
     };
     const runtime = { providers: model.providers, threads: model.threads, log: ctx.log };
     const evaluator = optimize.method === "gradient"
-      ? await gradientEvaluator(models.decoder, settings, runtime)
+      ? await gradientEvaluator(models.decoder, settings, runtime).catch((e: Error) => {
+        // Name the decoder the user configured; an op without a gradient rule has a way out.
+        const hint = e instanceof UnsupportedOpError
+          ? `; optimize.method "gradient_free" needs no gradient rules`
+          : "";
+        throw new ModelError(
+          `model.decoder (${model.decoder.path ?? model.decoder.url}): ${e.message}${hint}`,
+        );
+      })
       : gradientFreeEvaluator(
         await ModelSession.open(models.encoder!, "encoder", runtime),
         await ModelSession.open(models.decoder, "decoder", runtime),

@@ -41,7 +41,8 @@ export default each<Config>({
         size: ctx.config.preprocess.size,
         crop: ctx.config.preprocess.crop,
         inputRange: ctx.config.model.input_range,
-        source: `image ${item.id}`,
+        // Name the image as the user knows it: its id and the file it came from.
+        source: `image ${item.id} (${(item.inputs.image.meta as { path?: string }).path})`,
       },
     );
     const [npy, png] = await Promise.all([

@@ -554,6 +554,24 @@ function report(e: unknown): number {
     console.error(`error: ${e.message}`);
     return EXIT.usage;
   }
+  if (e instanceof Error && /database is locked/.test(e.message)) {
+    // Two processes opening a fresh cache at the same moment: SQLite refuses the second.
+    console.error(
+      "error: the cache's record database is locked by another latentforge process starting " +
+        "at the same moment (database is locked); nothing was changed: run again",
+    );
+    return EXIT.busy;
+  }
+  if (e instanceof Deno.errors.NotCapable) {
+    // Under `deno task`, access is granted to the project, the cache, the output directory and
+    // the files and hosts the config names; anything else is refused, not prompted for.
+    console.error(
+      `error: ${e.message.replace(/, run again with the --allow-\w+ flag$/, "")}: ` +
+        `outside what the config names (the project, --cache, package.out_dir, local model and ` +
+        `data paths, and the hosts of its URLs)`,
+    );
+    return EXIT.usage;
+  }
   console.error(`error: ${errorText(e)}`);
   return EXIT.failed;
 }

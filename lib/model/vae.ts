@@ -84,7 +84,15 @@ export class ModelSession {
  * distribution is rejected with a message saying to export its mean.
  */
 export async function checkEncoder(path: string, label: string): Promise<void> {
-  const graph = graphFromModel(await readModel(path));
+  let model;
+  try {
+    model = await readModel(path);
+  } catch (e) {
+    // The path is the model's copy in the store; the label names the file the user gave.
+    const reason = (e as Error).message.replaceAll(`${path}: `, "").replaceAll(path, "");
+    throw new ModelError(`${label}: ${reason}`);
+  }
+  const graph = graphFromModel(model);
   const sampler = graph.nodes.find((n) => SAMPLING_OPS.has(n.opType));
   if (sampler) {
     throw new ModelError(

@@ -90,8 +90,15 @@ export const AGGREGATE_ITEM = "*";
 /** Opens the KV database of a cache directory. */
 export async function openRecords(cacheDir: string): Promise<Records> {
   await Deno.mkdir(cacheDir, { recursive: true });
-  const kv = await Deno.openKv(join(cacheDir, "records.sqlite3"));
-  return new Records(kv);
+  // Two processes creating a fresh database at the same moment may find it locked briefly.
+  for (let attempt = 1;; attempt++) {
+    try {
+      return new Records(await Deno.openKv(join(cacheDir, "records.sqlite3")));
+    } catch (e) {
+      if (!/database is locked/.test(String(e)) || attempt >= 20) throw e;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
 }
 
 /** Typed access to the KV records. */

@@ -1,0 +1,325 @@
+/**
+ * Starts the command line with the narrowest Deno permissions its arguments and config allow:
+ * reads of the project, the cache, the config and the local files the config names; writes to
+ * the cache and the output directory; network to the hosts the config (or a local spec) names;
+ * FFI to the project's npm packages (sharp and onnxruntime-node load native addons). The
+ * `deno task`s run it as
+ *
+ * ```sh
+ * deno run --allow-read --allow-run=deno --allow-env=LATENTFORGE_NET lib/cli/launch.ts run …
+ * ```
+ *
+ * The launcher itself only reads the config (and a local spec or URL list, for its hosts) and
+ * starts `deno`; it writes nothing and opens no connection.
+ *
+ * @module
+ */
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadConfig } from "../dag/config.ts";
+import type { Pipeline } from "../dag/task.ts";
+import { type Config, ConfigSchema } from "../../config/schema.ts";
+
+/** The project root (where deno.json, pipeline.ts and node_modules live). */
+const PROJECT = resolve(fileURLToPath(new URL("../../", import.meta.url)));
+/** The default of `--config` (pipeline.ts's `defaultConfig`). */
+const DEFAULT_CONFIG = "config/ffhq.json";
+/** Slurm's client commands, run by the Slurm executor. */
+const SLURM_COMMANDS = ["sbatch", "squeue", "sacct", "scontrol", "scancel"];
+/** Google Drive answers FFHQ's `drive.google.com` links from this host. */
+const DRIVE_HOSTS = ["drive.google.com", "drive.usercontent.google.com"];
+/** Options of the CLI that take a value (so their value is not taken for the command). */
+const VALUE_OPTIONS = new Set([
+  "--config",
+  "--set",
+  "--cache",
+  "--limit",
+  "--force",
+  "--concurrency",
+  "--executor",
+  "--format",
+  "--keep-runs",
+  "--work",
+  "--shard",
+]);
+
+/** Deno permissions of one command. */
+export interface Permissions {
+  read: string[];
+  write: string[];
+  /** Hosts (`host` or `host:port`); `"all"` where the hosts cannot be known before the run. */
+  net: string[] | "all";
+  run: string[];
+  ffi: string[];
+  sys: string[];
+  /** Directory for temp files (TMPDIR of the command): inside the cache. */
+  tmpDir: string;
+}
+
+/** Options of {@link permissionsFor}. */
+export interface PermissionOptions {
+  /** Directory relative paths are resolved against. Default: the current directory. */
+  cwd?: string;
+  /** Extra hosts (comma-separated, or `*` for any), from `LATENTFORGE_NET`. Default none. */
+  extraNet?: string;
+  /** Hosts the command serves on (the demo's mirror). Default none. */
+  listen?: string[];
+  /** Also write to the directories of the model paths (the demo generates its models). */
+  writeModels?: boolean;
+}
+
+interface Parsed {
+  command: string | undefined;
+  config: string;
+  cache: string;
+  sets: string[];
+  executor?: string;
+}
+
+function parseArgs(args: string[]): Parsed {
+  const out: Parsed = { command: undefined, config: DEFAULT_CONFIG, cache: "./cache", sets: [] };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const eq = arg.indexOf("=");
+    const [name, inline] = arg.startsWith("--") && eq > 0
+      ? [arg.slice(0, eq), arg.slice(eq + 1)]
+      : [arg, undefined];
+    if (VALUE_OPTIONS.has(name)) {
+      const value = inline ?? args[++i];
+      if (value === undefined) break;
+      if (name === "--config") out.config = value;
+      else if (name === "--cache") out.cache = value;
+      else if (name === "--set") out.sets.push(value);
+      else if (name === "--executor") out.executor = value;
+    } else if (!arg.startsWith("-") && out.command === undefined) out.command = arg;
+  }
+  return out;
+}
+
+/**
+ * The permissions a CLI invocation needs, computed from its arguments and config. A config
+ * that cannot be loaded gives the permissions without its paths; the command then reports
+ * the config's error itself.
+ *
+ * @example
+ * ```ts
+ * const p = await permissionsFor(["run", "--config", "config/demo.json"]);
+ * console.log(denoFlags(p).join(" "));
+ * ```
+ */
+export async function permissionsFor(
+  args: string[],
+  { cwd = Deno.cwd(), extraNet = "", listen = [], writeModels = false }: PermissionOptions = {},
+): Promise<Permissions> {
+  const parsed = parseArgs(args);
+  const abs = (p: string) => resolve(cwd, p);
+  const cache = abs(parsed.cache);
+  const p: Permissions = {
+    read: [PROJECT, cache, abs(parsed.config)],
+    write: [cache],
+    net: [...listen],
+    run: [],
+    ffi: [join(PROJECT, "node_modules")],
+    sys: ["cpus", "hostname", "networkInterfaces"],
+    tmpDir: join(cache, "tmp"),
+  };
+  // The lease asks /proc whether the process holding the cache still lives.
+  if (await exists("/proc/self/stat")) p.read.push("/proc");
+  const withConfig = ["run", "schedule", "status", "explain"].includes(parsed.command ?? "");
+  if (!withConfig) return finish(p);
+
+  let config: Config;
+  try {
+    const schemaOnly = { schema: ConfigSchema } as unknown as Pipeline<Config>;
+    config = await loadConfig(schemaOnly, abs(parsed.config), parsed.sets);
+  } catch {
+    return finish(p);
+  }
+  const local = localPaths(config).map(abs);
+  p.read.push(...local);
+  // Publishing swaps a finished copy in by rename: it writes `<out_dir>.tmp-*` beside out_dir,
+  // which a path grant can only cover through out_dir's parent.
+  const out = dirname(abs(config.package.out_dir));
+  p.read.push(out);
+  if (writeModels) {
+    for (const m of [config.model.encoder.path, config.model.decoder.path]) {
+      if (m) p.write.push(dirname(abs(m)));
+    }
+  }
+  if (parsed.command === "run" || parsed.command === "schedule") {
+    p.write.push(out);
+    if (config.download.materialize) p.write.push(abs(config.download.materialize));
+    const hosts = await configHosts(config, abs);
+    if (hosts === "all" || extraNet.trim() === "*") p.net = "all";
+    else {
+      p.net = [...p.net as string[], ...hosts, ...extraNet.split(",").filter((h) => h.trim())];
+    }
+    const executor = parsed.executor ?? config.executor?.kind ?? "local";
+    if (parsed.command === "run" && executor === "slurm") p.run.push(...SLURM_COMMANDS);
+  }
+  return finish(p);
+}
+
+function finish(p: Permissions): Permissions {
+  const uniq = (xs: string[]) => [...new Set(xs)];
+  return {
+    ...p,
+    read: uniq(p.read),
+    write: uniq(p.write),
+    net: p.net === "all" ? "all" : uniq(p.net),
+  };
+}
+
+/** The `deno run` flags that grant `p`. */
+export function denoFlags(p: Permissions): string[] {
+  const list = (flag: string, xs: string[]) => xs.length ? [`${flag}=${xs.join(",")}`] : [];
+  return [
+    "--no-prompt",
+    ...list("--allow-read", p.read),
+    ...list("--allow-write", p.write),
+    ...(p.net === "all" ? ["--allow-net"] : list("--allow-net", p.net)),
+    ...list("--allow-run", p.run),
+    ...list("--allow-ffi", p.ffi),
+    ...list("--allow-sys", p.sys),
+    // h5wasm's runtime copies the whole environment at start, so no narrower grant works.
+    "--allow-env",
+    "--unstable-kv",
+    "--unstable-cron",
+  ];
+}
+
+/** Local files and folders the config names (dataset, labels, models). */
+function localPaths(c: Config): string[] {
+  const d = c.dataset;
+  const paths = [
+    d.kind === "folder" ? d.path : d.kind === "ffhq" ? d.spec.path : d.list.path,
+    c.labels?.source.path,
+    c.model.encoder.path,
+    c.model.decoder.path,
+    c.download.materialize ?? undefined,
+  ];
+  return paths.filter((x): x is string => typeof x === "string");
+}
+
+/** Hosts a run may contact, or "all" when the item URLs live in a file only the run fetches. */
+async function configHosts(c: Config, abs: (p: string) => string): Promise<string[] | "all"> {
+  const hosts = new Set<string>();
+  const add = (url: string | undefined) => {
+    if (!url) return;
+    try {
+      const u = new URL(url);
+      if (u.protocol === "http:" || u.protocol === "https:") hosts.add(u.host);
+    } catch {
+      // Not a URL: the command reports it.
+    }
+  };
+  const d = c.dataset;
+  add(c.labels?.source.url);
+  add(c.model.encoder.url);
+  add(c.model.decoder.url);
+  if (d.kind === "ffhq") {
+    add(d.spec.url);
+    for (const m of d.mirrors) add(m);
+    if (d.spec.path) {
+      for (const u of await urlsIn(abs(d.spec.path), /"file_url"\s*:\s*"([^"]+)"/g)) add(u);
+    } else {
+      // The spec is downloaded by the run; NVIDIA's names Google Drive, others their own host.
+      for (const h of DRIVE_HOSTS) hosts.add(h);
+    }
+  } else if (d.kind === "urls") {
+    if (!d.list.path) return "all";
+    add(d.list.url);
+    for (const u of await urlsIn(abs(d.list.path), /(https?:\/\/[^\s,"']+)/g)) add(u);
+  }
+  if (hosts.has("drive.google.com")) { for (const h of DRIVE_HOSTS) hosts.add(h); }
+  return [...hosts];
+}
+
+/** Distinct scheme+host prefixes of the URLs a pattern finds in a file, read as a stream. */
+async function urlsIn(path: string, pattern: RegExp): Promise<string[]> {
+  const found = new Set<string>();
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path);
+  } catch {
+    return [];
+  }
+  const decoder = new TextDecoder();
+  let carry = "";
+  for await (const chunk of file.readable) {
+    const text = carry + decoder.decode(chunk, { stream: true });
+    for (const m of text.matchAll(pattern)) {
+      const origin = /^(https?:\/\/[^/?#]+)/.exec(m[1]);
+      if (origin) found.add(origin[1]);
+    }
+    // Keep the tail so a URL split across chunks is seen whole next time.
+    carry = text.slice(-4096);
+  }
+  return [...found];
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs `entry` with `args` under the computed permissions and returns its exit code.
+ * Signals reach the command; the launcher waits for it.
+ */
+export async function launch(
+  entry: string,
+  args: string[],
+  permissionArgs: string[],
+  options: PermissionOptions = {},
+): Promise<number> {
+  const p = await permissionsFor(permissionArgs, {
+    ...options,
+    extraNet: Deno.env.get("LATENTFORGE_NET") ?? "",
+  });
+  const child = new Deno.Command("deno", {
+    args: ["run", ...denoFlags(p), entry, ...args],
+    env: { TMPDIR: p.tmpDir },
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  // Ctrl-C reaches the whole process group; the command handles it and the launcher waits.
+  const ignore = () => {};
+  const forward = () => child.kill("SIGTERM");
+  Deno.addSignalListener("SIGINT", ignore);
+  Deno.addSignalListener("SIGTERM", forward);
+  try {
+    const status = await child.status;
+    return status.signal ? 128 + signalNumber(status.signal) : status.code;
+  } finally {
+    Deno.removeSignalListener("SIGINT", ignore);
+    Deno.removeSignalListener("SIGTERM", forward);
+  }
+}
+
+function signalNumber(signal: Deno.Signal): number {
+  return ({ SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[signal] ?? 1;
+}
+
+if (import.meta.main) {
+  const args = Deno.args;
+  if (args[0] === "demo") {
+    // The demo runs `run package --config config/demo.json`, serves its mirror on 127.0.0.1
+    // and writes its generated VAE next to the model paths of that config.
+    const rest = args.slice(1);
+    Deno.exit(
+      await launch(
+        join(PROJECT, "tests/fixtures/demo.ts"),
+        rest,
+        ["run", "--config", "config/demo.json", ...rest],
+        { listen: ["127.0.0.1"], writeModels: true },
+      ),
+    );
+  }
+  Deno.exit(await launch(join(PROJECT, "pipeline.ts"), args, args));
+}
