@@ -24,10 +24,9 @@ except ImportError:
     sys.exit(3)
 
 
-def main():
-    wdir, latent_path, target_path, grad_path, threads = sys.argv[1:6]
-    threads = int(threads)
-    torch.set_num_threads(threads)
+def build_decoder(wdir):
+    """The SD-v1-shaped decoder as a function of the latent, with the weights under `wdir`
+    (written by tests/fixtures/vae.ts writeSdDecoder: one .npy per tensor plus index.json)."""
     with open(os.path.join(wdir, "index.json")) as f:
         index = json.load(f)
     W = {n: torch.from_numpy(np.load(os.path.join(wdir, n + ".npy"))) for n in index["names"]}
@@ -71,6 +70,15 @@ def main():
                 x = conv(f"decoder.up_blocks.{i}.upsamplers.0.conv", x)
         x = F.silu(norm("decoder.conv_norm_out", x))
         return conv("decoder.conv_out", x)
+
+    return decode
+
+
+def main():
+    wdir, latent_path, target_path, grad_path, threads = sys.argv[1:6]
+    threads = int(threads)
+    torch.set_num_threads(threads)
+    decode = build_decoder(wdir)
 
     z0 = torch.from_numpy(np.load(latent_path))
     target = torch.from_numpy(np.load(target_path))

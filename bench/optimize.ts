@@ -1,0 +1,509 @@
+/**
+ * The optimize stage on CPU, two parts.
+ *
+ * 1. Speed: images per hour of the gradient method at 256×256 with the SD-v1-shaped decoder of
+ *    bench/grad.ts (latent 4×32×32, random weights), at batch 1 and 4: latentforge's loop
+ *    (`optimizeLatents` driving `gradientEvaluator`, the derived loss-and-gradient graph on
+ *    ONNX Runtime) side by side with a PyTorch eager loop of the same algorithm
+ *    (bench/optimize_torch.py: Adam lr 0.1, β 0.9/0.999, ε 1e-8, L2 loss per image on the
+ *    unclamped output, a fixed number of updates, best latent kept) on the same weights, inputs
+ *    and thread count. The two sides alternate so that both see the same machine load.
+ * 2. Quality: PSNR gained over the encoder's latent after 25, 50 and 100 updates on the BSDS500
+ *    images of ../shared/data/bsds500 with the trained VAE of ../shared/models/vae-small-bsds
+ *    (skipped when either is absent: random weights would make the figure meaningless).
+ *
+ * usage: deno run -A bench/optimize.ts [--threads 2] [--steps 2] [--batches 1,4] [--repeats 1]
+ *          [--extrapolate 100] [--skip-torch] [--skip-speed] [--small]
+ *          [--skip-psnr] [--images 40] [--psnr-steps 100] [--psnr-size 256] [--psnr-batch 4]
+ *
+ * @module
+ */
+import * as ort from "onnxruntime-node";
+import { encodeNpy } from "../lib/format/npy.ts";
+import { preprocessImage } from "../lib/image/preprocess.ts";
+import { encodeImages, gradientEvaluator, ModelSession } from "../lib/model/vae.ts";
+import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import {
+  type OptimizeJob,
+  optimizeLatents,
+  type OptimizeResult,
+  type OptimizerSettings,
+} from "../lib/optim/latent_optimizer.ts";
+import { writeSdDecoder } from "../tests/fixtures/vae.ts";
+
+/** Raised when the benchmark cannot go on; the message says what was expected and found. */
+class OptimizeBenchError extends Error {
+  override readonly name = "OptimizeBenchError";
+}
+
+function flag(name: string, fallback: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 && Deno.args[i + 1] ? Deno.args[i + 1] : fallback;
+}
+
+function positiveInt(name: string, fallback: string): number {
+  const value = Number(flag(name, fallback));
+  if (!Number.isInteger(value) || value < 1) {
+    throw new OptimizeBenchError(`--${name}: expected a positive integer, found ${flag(name, "")}`);
+  }
+  return value;
+}
+
+const threads = positiveInt("threads", "2");
+const steps = positiveInt("steps", "2");
+if (steps > 199) {
+  throw new OptimizeBenchError(`--steps: expected at most 199, found ${steps}`);
+}
+const repeats = positiveInt("repeats", "1");
+const batches = flag("batches", "1,4").split(",").map(Number);
+const small = Deno.args.includes("--small");
+const skipTorch = Deno.args.includes("--skip-torch");
+const skipSpeed = Deno.args.includes("--skip-speed");
+const skipPsnr = Deno.args.includes("--skip-psnr");
+const maxImages = positiveInt("images", "40");
+const psnrSteps = positiveInt("psnr-steps", "100");
+const psnrSize = positiveInt("psnr-size", "256");
+const psnrBatch = positiveInt("psnr-batch", "4");
+const extrapolate = positiveInt("extrapolate", "100");
+if (psnrSteps > 199) {
+  // The loop keeps at most 200 points of each loss curve; every step must be among them.
+  throw new OptimizeBenchError(`--psnr-steps: expected at most 199, found ${psnrSteps}`);
+}
+const LR = 0.1;
+const PYTHON = "/usr/bin/python3";
+const TORCH_SCRIPT = new URL("./optimize_torch.py", import.meta.url).pathname;
+const SHARED = new URL("../../shared/", import.meta.url).pathname;
+const latentSide = small ? 8 : 32;
+const quiet = () => {};
+
+function peakRssMb(): number {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+function loadAverage(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
+
+const fmt = (x: number, digits = 2) => x.toFixed(digits);
+const perHour = (secondsPerImage: number) => Math.round(3600 / secondsPerImage);
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The PyTorch loop as a long-lived child answering one JSON line per command. */
+class TorchLoop {
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #reader: ReadableStreamDefaultReader<string>;
+  #buffer = "";
+
+  constructor(weightsDir: string) {
+    this.#child = new Deno.Command(PYTHON, {
+      args: [TORCH_SCRIPT, weightsDir, String(threads)],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    this.#reader = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  }
+
+  async line(): Promise<Record<string, unknown>> {
+    while (!this.#buffer.includes("\n")) {
+      const { value, done } = await this.#reader.read();
+      if (done) {
+        throw new OptimizeBenchError(
+          `${TORCH_SCRIPT} exited before answering (see its stderr above)`,
+        );
+      }
+      this.#buffer += value;
+    }
+    const i = this.#buffer.indexOf("\n");
+    const text = this.#buffer.slice(0, i);
+    this.#buffer = this.#buffer.slice(i + 1);
+    return JSON.parse(text);
+  }
+
+  async send(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+    await this.#writer.write(new TextEncoder().encode(`${JSON.stringify(message)}\n`));
+    return await this.line();
+  }
+
+  async close(): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(`{"cmd": "quit"}\n`));
+    await this.#writer.close();
+    await this.#reader.cancel();
+    await this.#child.status;
+  }
+}
+
+/**
+ * Runs the stage's loop over `jobs` to completion and returns each image's result, in job order,
+ * with the wall time and that of each batch evaluation. No checkpoints are kept (`save` does nothing).
+ */
+async function runLoop(
+  settings: OptimizerSettings,
+  evaluator: Awaited<ReturnType<typeof gradientEvaluator>>,
+  jobs: OptimizeJob[],
+): Promise<{ seconds: number; evalSeconds: number[]; results: OptimizeResult[] }> {
+  const pending = [...jobs];
+  const results = new Map<string, OptimizeResult>();
+  const evalSeconds: number[] = [];
+  const started = performance.now();
+  await optimizeLatents({
+    settings,
+    evaluator: {
+      async evaluate(latents, targets, anchors) {
+        const t = performance.now();
+        const out = await evaluator.evaluate(latents, targets, anchors);
+        evalSeconds.push((performance.now() - t) / 1000);
+        return out;
+      },
+    },
+    signal: new AbortController().signal,
+    next: (max) => Promise.resolve(pending.splice(0, max)),
+    save: () => Promise.resolve(),
+    done(id, result) {
+      if (result instanceof Error) {
+        return Promise.reject(new OptimizeBenchError(`${id}: ${result.message}`));
+      }
+      results.set(id, result);
+      return Promise.resolve();
+    },
+  });
+  const seconds = (performance.now() - started) / 1000;
+  return { seconds, evalSeconds, results: jobs.map((j) => results.get(j.id)!) };
+}
+
+function loopSettings(
+  batch: number,
+  latentShape: number[],
+  imageShape: number[],
+  maxSteps: number,
+): OptimizerSettings {
+  return {
+    batch,
+    latentSize: latentShape.reduce((a, b) => a * b, 1),
+    imageShape: imageShape as [number, number, number],
+    lr: LR,
+    schedule: "constant",
+    warmupSteps: 0,
+    maxSteps,
+    // Tolerance 0 never counts as converged: every image takes exactly maxSteps updates.
+    patience: 1,
+    tolerance: 0,
+    checkpointEvery: maxSteps + 1,
+    dataRange: 2,
+  };
+}
+
+async function torchVersion(): Promise<string> {
+  if (skipTorch) {
+    console.log("PyTorch side skipped (--skip-torch); timing latentforge only.");
+    return "";
+  }
+  const check = await new Deno.Command(PYTHON, {
+    args: ["-c", "import torch; print(torch.__version__)"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output().catch(() => undefined);
+  const version = check?.code === 0 ? new TextDecoder().decode(check.stdout).trim() : "";
+  if (!version) {
+    console.log(
+      `PyTorch is not available to ${PYTHON} (install python3-torch); ` +
+        "timing latentforge only, no comparison.",
+    );
+  }
+  return version;
+}
+
+async function speed(dir: string): Promise<void> {
+  const torch = await torchVersion();
+  const started = performance.now();
+  const sd = await writeSdDecoder(
+    dir,
+    small ? { channels: [64, 64, 32, 32], layersPerBlock: 1 } : {},
+  );
+  const latentShape = [4, latentSide, latentSide];
+  const imageShape = [3, 8 * latentSide, 8 * latentSide];
+  console.log(
+    `\n== Speed: SD-v1-shaped decoder${small ? " (reduced channels)" : ""}, random weights, ` +
+      `latent 4×${latentSide}×${latentSide} → image 3×${imageShape[1]}×${imageShape[2]} ` +
+      `(written in ${fmt((performance.now() - started) / 1000, 1)} s)\n` +
+      `   ${steps} Adam updates per image (lr ${LR}, L2 loss, no early stopping), ` +
+      `${steps + 1} evaluations per image on the ORT side (the last one scores the final ` +
+      `latent), ${steps} forward+backward and one forward-only pass on the PyTorch side; ` +
+      `${threads} threads on both sides; onnxruntime-node ${ort.env.versions.common}` +
+      `${torch ? `, torch ${torch}` : ""}; timed loops include the first (cold) step and ` +
+      `exclude graph building / weight loading; load average ${loadAverage()}`,
+  );
+  const summary: string[] = [];
+  for (const batch of batches) {
+    if (!Number.isInteger(batch) || batch < 1) {
+      throw new OptimizeBenchError(`--batches: expected positive integers, found ${batch}`);
+    }
+    const t0 = performance.now();
+    const evaluator = await gradientEvaluator(sd.model, {
+      batch,
+      latentShape: latentShape as [number, number, number],
+      scalingFactor: 1,
+      loss: "l2",
+      charbonnierEps: 1e-3,
+    }, { providers: ["cpu"], threads, log: quiet });
+    const buildSeconds = (performance.now() - t0) / 1000;
+    // One full batch of images; random targets in [-1, 1], random initial latents.
+    const rand = seededRandom(100 + batch);
+    const latentSize = latentShape[0] * latentShape[1] * latentShape[2];
+    const imageSize = imageShape[0] * imageShape[1] * imageShape[2];
+    const latents = Float32Array.from({ length: batch * latentSize }, () => rand() * 2 - 1);
+    const targets = Float32Array.from({ length: batch * imageSize }, () => rand() * 2 - 1);
+    const jobs: OptimizeJob[] = Array.from({ length: batch }, (_, i) => ({
+      id: `random-${i}`,
+      latent: latents.slice(i * latentSize, (i + 1) * latentSize),
+      target: targets.slice(i * imageSize, (i + 1) * imageSize),
+    }));
+    let loop: TorchLoop | undefined;
+    const latentsPath = `${dir}/latents_${batch}.npy`;
+    const targetsPath = `${dir}/targets_${batch}.npy`;
+    if (torch) {
+      await Deno.writeFile(
+        latentsPath,
+        encodeNpy({ dtype: "<f4", shape: [batch, ...latentShape], data: latents }),
+      );
+      await Deno.writeFile(
+        targetsPath,
+        encodeNpy({ dtype: "<f4", shape: [batch, ...imageShape], data: targets }),
+      );
+      loop = new TorchLoop(sd.weightsDir);
+      const ready = await loop.line();
+      if (ready.threads !== threads) {
+        throw new OptimizeBenchError(
+          `PyTorch: expected ${threads} threads, found ${JSON.stringify(ready)}`,
+        );
+      }
+    }
+    const settings = loopSettings(batch, latentShape, imageShape, steps);
+    const ortTimes: number[] = [];
+    const torchTimes: number[] = [];
+    let ortEvals: number[] = [];
+    let torchSteps: number[] = [];
+    let torchFinals: number[] = [];
+    let ortLosses: number[][] = [];
+    let torchLosses: number[][] = [];
+    for (let r = 0; r < repeats; r++) {
+      const { seconds, evalSeconds, results } = await runLoop(settings, evaluator, jobs);
+      if (seconds <= Math.min(...ortTimes)) ortEvals = evalSeconds;
+      ortTimes.push(seconds);
+      ortLosses = results.map((res) => res.curve.losses);
+      if (loop) {
+        const answer = await loop.send({
+          cmd: "optimize",
+          latents: latentsPath,
+          targets: targetsPath,
+          batch,
+          steps,
+          lr: LR,
+        });
+        if ((answer.seconds as number) <= Math.min(...torchTimes)) {
+          torchSteps = answer.step_seconds as number[];
+          torchFinals = answer.final_seconds as number[];
+        }
+        torchTimes.push(answer.seconds as number);
+        torchLosses = answer.losses as number[][];
+      }
+    }
+    const ortPerImage = Math.min(...ortTimes) / batch;
+    let text = `batch ${batch} (${batch} image${batch > 1 ? "s" : ""} × ${steps} updates):\n` +
+      `   latentforge/ORT ${fmt(ortPerImage)} s per image = ${perHour(ortPerImage)} images/hour ` +
+      `(${fmt(ortPerImage / steps)} s per update; loop runs ${
+        ortTimes.map((t) => fmt(t)).join(", ")
+      } s, evaluations ${ortEvals.map((t) => fmt(t)).join(", ")} s; graph built in ${
+        fmt(buildSeconds, 1)
+      } s); ` +
+      `peak RSS of this process so far ${fmt(peakRssMb(), 0)} MB`;
+    if (loop) {
+      const rss = await loop.send({ cmd: "rss" });
+      await loop.close();
+      const torchPerImage = Math.min(...torchTimes) / batch;
+      // Same algorithm, same inputs: the loss curves must agree to float32 accuracy.
+      let lossDiff = 0;
+      for (let i = 0; i < batch; i++) {
+        for (let k = 0; k <= steps; k++) {
+          const a = ortLosses[i][k], b = torchLosses[i][k];
+          lossDiff = Math.max(lossDiff, Math.abs(a - b) / Math.abs(b));
+        }
+      }
+      const ratio = ortPerImage / torchPerImage;
+      text +=
+        `\n   PyTorch eager   ${fmt(torchPerImage)} s per image = ${
+          perHour(torchPerImage)
+        } images/hour (${fmt(torchPerImage / steps)} s per update; loop runs ${
+          torchTimes.map((t) => fmt(t)).join(", ")
+        } s); peak RSS ${fmt(rss.peak_rss_mb as number, 0)} MB` +
+        `\n   time per image ORT/PyTorch ${fmt(ratio, 3)} (target ≤ 0.8: ${
+          ratio <= 0.8 ? "met" : "NOT met"
+        }); max relative difference of the loss curves ${lossDiff.toExponential(2)}`;
+      // At a handful of updates the last evaluation weighs a lot: the stage's loop runs the
+      // full loss-and-gradient graph on it, the PyTorch loop a forward pass only. The line
+      // below scales the measured per-pass times to `extrapolate` updates per image.
+      const ortPass = Math.min(...ortTimes) / (steps + 1);
+      const torchStep = torchSteps.reduce((a, b) => a + b, 0) / torchSteps.length;
+      const torchFinal = torchFinals.reduce((a, b) => a + b, 0) / torchFinals.length;
+      const ortN = (extrapolate + 1) * ortPass / batch;
+      const torchN = (extrapolate * torchStep + torchFinal) / batch;
+      text += `\n   PyTorch passes: forward+backward ${
+        torchSteps.map((t) => fmt(t)).join(", ")
+      } s, forward only ${
+        torchFinals.map((t) => fmt(t)).join(", ")
+      } s` +
+        `\n   extrapolated to ${extrapolate} updates per image (ORT ${extrapolate + 1} × ${
+          fmt(ortPass)
+        } s per batch evaluation incl. the loop's own work; PyTorch ${extrapolate} × ${
+          fmt(torchStep)
+        } s + ${fmt(torchFinal)} s): ORT ${fmt(ortN, 1)} s per image = ${
+          fmt(3600 / ortN, 2)
+        } images/hour, PyTorch ${fmt(torchN, 1)} s per image = ${
+          fmt(3600 / torchN, 2)
+        } images/hour, ratio ${fmt(ortN / torchN, 3)}`;
+      summary.push(
+        `batch ${batch}: ${perHour(ortPerImage)} vs ${perHour(torchPerImage)} images/hour, ` +
+          `ratio ${fmt(ratio, 3)} (extrapolated to ${extrapolate} updates: ${
+            fmt(ortN / torchN, 3)
+          })`,
+      );
+    } else {
+      summary.push(`batch ${batch}: ${perHour(ortPerImage)} images/hour (ORT only)`);
+    }
+    console.log(text);
+  }
+  console.log(
+    `summary at ${steps} updates per image: ${summary.join("; ")}; load average ${loadAverage()}`,
+  );
+}
+
+/** The validation images first (those the VAE's own figures use), then the training ones. */
+async function listImages(): Promise<string[]> {
+  const files: string[] = [];
+  for (const split of ["val", "train"]) {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(`${SHARED}data/bsds500/${split}`)) {
+      if (e.isFile && e.name.endsWith(".jpg")) {
+        names.push(`${SHARED}data/bsds500/${split}/${e.name}`);
+      }
+    }
+    files.push(...names.sort());
+  }
+  return files;
+}
+
+async function quality(): Promise<void> {
+  const modelDir = `${SHARED}models/vae-small-bsds`;
+  const needed = [
+    `${modelDir}/vae_encoder.onnx`,
+    `${modelDir}/vae_decoder.onnx`,
+    `${SHARED}data/bsds500/train`,
+    `${SHARED}data/bsds500/val`,
+  ];
+  const missing = [];
+  for (const path of needed) {
+    try {
+      await Deno.stat(path);
+    } catch {
+      missing.push(path);
+    }
+  }
+  if (missing.length) {
+    console.log(
+      `\n== Quality skipped: ${missing.join(", ")} absent (the trained VAE and the BSDS500 ` +
+        "images are needed; with random weights the PSNR gain would mean nothing).",
+    );
+    return;
+  }
+  const files = (await listImages()).slice(0, maxImages);
+  if (files.length === 0) {
+    throw new OptimizeBenchError(`${SHARED}data/bsds500: expected .jpg images, found none`);
+  }
+  const started = performance.now();
+  const runtime = { providers: ["cpu"], threads, log: quiet };
+  const encoder = await ModelSession.open(`${modelDir}/vae_encoder.onnx`, "encoder", runtime);
+  const jobs: OptimizeJob[] = [];
+  let latentDims: number[] = [];
+  for (const file of files) {
+    const image = await preprocessImage(file, { size: psnrSize, crop: "center", preview: false });
+    const { latents, dims } = await encodeImages(encoder, image.tensor, image.shape, 1);
+    latentDims = dims;
+    jobs.push({ id: file.slice(SHARED.length), latent: latents, target: image.tensor });
+  }
+  const prepared = (performance.now() - started) / 1000;
+  const latentShape = latentDims.slice(1);
+  const imageShape = [3, psnrSize, psnrSize];
+  const evaluator = await gradientEvaluator(`${modelDir}/vae_decoder.onnx`, {
+    batch: psnrBatch,
+    latentShape: latentShape as [number, number, number],
+    scalingFactor: 1,
+    loss: "l2",
+    charbonnierEps: 1e-3,
+  }, runtime);
+  console.log(
+    `\n== Quality: ${files.length} BSDS500 images (../shared/data/bsds500, val then train, by name), ` +
+      `center crop, ${psnrSize}×${psnrSize}, trained VAE ../shared/models/vae-small-bsds ` +
+      `(scaling factor 1.0); gradient method, Adam lr ${LR}, L2 loss, ${psnrSteps} updates, ` +
+      `no early stopping, batch ${psnrBatch}, ${threads} threads; preprocess + encode took ` +
+      `${fmt(prepared, 1)} s; load average ${loadAverage()}`,
+  );
+  const { seconds, results } = await runLoop(
+    loopSettings(psnrBatch, latentShape, imageShape, psnrSteps),
+    evaluator,
+    jobs,
+  );
+  // PSNR with peak-to-peak 2 from the per-image mean squared error (the L2 loss).
+  const db = (mse: number) => 10 * Math.log10(4 / mse);
+  const initial = results.map((r) => db(r.curve.losses[0]));
+  const checkDrift = Math.max(...results.map((r, i) => Math.abs(r.psnrInitial - initial[i])));
+  if (checkDrift > 0.01) {
+    throw new OptimizeBenchError(
+      `PSNR of the encoder's latent: expected the loss and the reconstruction to agree within ` +
+        `0.01 dB, found ${checkDrift} dB apart`,
+    );
+  }
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  console.log(
+    `decoder of the encoder's latent: mean ${fmt(mean(initial))} dB, median ${
+      fmt(median(initial))
+    } dB PSNR`,
+  );
+  for (const k of [25, 50, 100].filter((k) => k <= psnrSteps)) {
+    const after = results.map((r) => db(r.curve.losses[k]));
+    const best = results.map((r) => db(Math.min(...r.curve.losses.slice(0, k + 1))));
+    const gain = after.map((p, i) => p - initial[i]);
+    const bestGain = best.map((p, i) => p - initial[i]);
+    console.log(
+      `after ${String(k).padStart(3)} updates: PSNR gained mean +${fmt(mean(gain))} dB, median +${
+        fmt(median(gain))
+      } dB, min ${fmt(Math.min(...gain))}, max ${fmt(Math.max(...gain))} ` +
+        `(absolute mean ${fmt(mean(after))} dB); best latent so far: mean +${
+          fmt(mean(bestGain))
+        } dB, median +${fmt(median(bestGain))} dB`,
+    );
+  }
+  const perImage = seconds / files.length;
+  console.log(
+    `optimize loop: ${fmt(seconds, 1)} s for ${files.length} images × ${psnrSteps} updates ` +
+      `(${fmt(perImage, 2)} s per image = ${perHour(perImage)} images/hour with this small VAE); ` +
+      `peak RSS of this process so far ${fmt(peakRssMb(), 0)} MB`,
+  );
+}
+
+const began = performance.now();
+const dir = await Deno.makeTempDir({ prefix: "latentforge-bench-optimize-" });
+try {
+  if (!skipSpeed) await speed(dir);
+  if (!skipPsnr) await quality();
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
+console.log(`\nbenchmark took ${fmt((performance.now() - began) / 1000, 0)} s`);
