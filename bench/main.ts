@@ -9,6 +9,9 @@ const benches: Record<string, string> = {
   spec: "./spec_ingest.ts",
   grad: "./grad.ts",
   preprocess: "./preprocess.ts",
+  optimize: "./optimize.ts",
+  slurm: "./slurm.ts",
+  soak: "./soak.ts",
 };
 
 const [name, ...rest] = Deno.args;

@@ -21,6 +21,23 @@ Deno.test("quota back-off starts at quota_backoff_s, doubles while refusals pers
   strictEqual(gate.reportQuota("drive.google.com"), 600_000);
 });
 
+Deno.test("a share of quota replies among successes keeps the base back-off instead of doubling", () => {
+  let now = 0;
+  const gate = new HostGate({ quotaBackoffS: 1, now: () => now });
+  strictEqual(gate.reportQuota("h"), 1_000);
+  now += 1_000;
+  // Refused again with no success in between: the quota persists, the back-off doubles.
+  strictEqual(gate.reportQuota("h"), 2_000);
+  for (let period = 0; period < 10; period++) {
+    // Requests admitted after a back-off succeed while the next one (begun by another refusal
+    // among them) runs: the host is serving, so the next back-off starts from the base again.
+    now += 10;
+    gate.reportSuccess("h");
+    now += 2_000;
+    strictEqual(gate.reportQuota("h"), 1_000, `period ${period}`);
+  }
+});
+
 Deno.test("at most perHost requests run per host; other hosts are not held up", async () => {
   const gate = new HostGate({ perHost: 2 });
   const a1 = await gate.acquire("a");

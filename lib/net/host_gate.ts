@@ -25,6 +25,10 @@ interface HostState {
   backoffUntil: number;
   /** Consecutive quota periods without a success in between. */
   level: number;
+  /** When the current (or last) back-off period began. */
+  periodStart: number;
+  /** When a request last succeeded. */
+  lastSuccessAt: number;
 }
 
 /** Returns the `host[:port]` a URL is gated under. */
@@ -70,7 +74,14 @@ export class HostGate {
   #state(host: string): HostState {
     let state = this.#hosts.get(host);
     if (!state) {
-      state = { active: 0, waiters: [], backoffUntil: 0, level: 0 };
+      state = {
+        active: 0,
+        waiters: [],
+        backoffUntil: 0,
+        level: 0,
+        periodStart: 0,
+        lastSuccessAt: -1,
+      };
       this.#hosts.set(host, state);
     }
     return state;
@@ -96,7 +107,11 @@ export class HostGate {
     const state = this.#state(host);
     const now = this.#now();
     if (state.backoffUntil > now) return state.backoffUntil - now;
+    // A success since the previous back-off began means the quota is not exhausted for good:
+    // start again from the base period instead of doubling.
+    if (state.lastSuccessAt > state.periodStart) state.level = 0;
     state.level++;
+    state.periodStart = now;
     const ms = Math.min(this.maxBackoffMs, this.quotaBackoffMs * 2 ** (state.level - 1));
     state.backoffUntil = now + ms;
     return ms;
@@ -105,7 +120,9 @@ export class HostGate {
   /** Records a successful response from `host`: the next quota refusal starts from the base. */
   reportSuccess(host: string): void {
     const state = this.#hosts.get(host);
-    if (state && state.backoffUntil <= this.#now()) state.level = 0;
+    if (!state) return;
+    state.lastSuccessAt = this.#now();
+    if (state.backoffUntil <= state.lastSuccessAt) state.level = 0;
   }
 
   /**

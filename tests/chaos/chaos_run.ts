@@ -1,0 +1,504 @@
+/**
+ * The chaos run: the demo pipeline (local mirror, hand-made demo VAE) run once cleanly and once
+ * under `kill -9` sent at random moments in every stage, then left to finish. Returns what a
+ * test needs to judge it: the kills and where they landed, both output trees, the store check
+ * and the mirror's per-attempt request counts.
+ *
+ * A kill is aimed at one stage: the run's `--json` event stream (and, for optimize, the
+ * checkpoint directory) shows when that stage is doing work in this attempt; the kill follows
+ * after a random delay scaled to how long the stage took in the clean run. Where it landed is
+ * read back from the events the killed process managed to print: the stages that showed work
+ * in that attempt and had not ended.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ffhqFilePath, type Mirror, startMirror } from "../fixtures/mirror.ts";
+import { PipelineProject } from "../fixtures/pipeline_project.ts";
+import { seededRandom } from "../fixtures/synthetic_images.ts";
+import { writeDemoVae } from "../fixtures/vae.ts";
+
+/** The stages kills are aimed at, in pipeline order. */
+export const CHAOS_STAGES = [
+  "fetch-images",
+  "preprocess",
+  "encode",
+  "optimize",
+  "package",
+] as const;
+
+/** One stage kills are aimed at. */
+export type ChaosStage = typeof CHAOS_STAGES[number];
+
+/** Options of {@link runChaos}. */
+export interface ChaosOptions {
+  /** `kill -9`s to send in total (spread over the stages). */
+  kills: number;
+  /** Items of the mirror. Default 16. */
+  images?: number;
+  /** `optimize.max_steps` (tolerance is 0, so every image runs all of them). Default 40. */
+  maxSteps?: number;
+  /** Seed of the kill moments. Default: drawn at random (it is in the result). */
+  seed?: number;
+  /**
+   * Per-response throttle of the mirror, bytes/s, so downloads last long enough to be killed
+   * part-way. Default 1,000,000 (the 512 px noise images are about 790 kB: the downloader
+   * appends in 256 KiB blocks, so a killed download leaves bytes to resume).
+   */
+  throttleBytesPerSec?: number;
+  /** Progress lines. Default: none. */
+  log?: (line: string) => void;
+}
+
+/** One `kill -9`. */
+export interface ChaosKill {
+  /** Attempt number (1-based) of the killed run. */
+  attempt: number;
+  /** The stage the kill was aimed at. */
+  target: ChaosStage;
+  /** Stages that had shown work in the attempt and not ended when the process died. */
+  active: ChaosStage[];
+  /** `target` when it was active, else the furthest active stage, else null. */
+  landed: ChaosStage | null;
+  /** Milliseconds between spawning the attempt and the kill. */
+  atMs: number;
+}
+
+/** A file of an output tree: path relative to the tree → bytes. */
+export type Tree = Map<string, Uint8Array>;
+
+/** What {@link runChaos} saw. */
+export interface ChaosResult {
+  seed: number;
+  kills: ChaosKill[];
+  /** Kills per stage they landed in. */
+  landed: Record<ChaosStage, number>;
+  /** The clean run's output tree and the one left after the kills and the final run. */
+  clean: Tree;
+  chaos: Tree;
+  /** Files left beside the output directory by an interrupted publish (`out.tmp-…`). */
+  leftovers: string[];
+  /** Exit code and stderr of the final, unkilled run. */
+  final: { code: number; stderr: string };
+  /** `pipeline.ts verify --json` on the chaos cache. */
+  verify: { code: number; checked: number; corrupt: unknown[] };
+  /** Image files requested again in a later attempt after their download had completed. */
+  redownloads: string[];
+  /** Image requests that carried a Range header (resumed partial downloads), over all attempts. */
+  rangeRequests: number;
+  /** Partial downloads that held bytes after a kill (each must be resumed with a Range request). */
+  partialsLeft: number;
+  /** Image requests over all attempts, and the images. */
+  imageRequests: number;
+  images: number;
+  /** Seconds of the clean run and of the killed attempts plus the final run. */
+  cleanSeconds: number;
+  chaosSeconds: number;
+  /** How long each stage was busy in the clean run, ms. */
+  stageMs: Record<ChaosStage, number>;
+}
+
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Reads a running pipeline's `--json` events as they come. */
+class Attempt {
+  readonly events: Record<string, unknown>[] = [];
+  readonly #child: Deno.ChildProcess;
+  readonly #spawned = performance.now();
+  readonly #stderr: Promise<string>;
+  readonly #stdout: Promise<void>;
+  readonly status: Promise<Deno.CommandStatus>;
+  exited = false;
+  /** Time of the first sign of work per stage, ms since spawn. */
+  readonly workAt = new Map<string, number>();
+  readonly endAt = new Map<string, number>();
+  readonly ended = new Map<string, string>();
+
+  constructor(command: Deno.Command) {
+    this.#child = command.spawn();
+    this.status = this.#child.status.then((s) => {
+      this.exited = true;
+      return s;
+    });
+    this.#stderr = new Response(this.#child.stderr).text();
+    this.#stdout = this.#read();
+  }
+
+  get ms(): number {
+    return performance.now() - this.#spawned;
+  }
+
+  async #read(): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for await (const chunk of this.#child.stdout) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        if (line.startsWith('{"event"')) this.#event(JSON.parse(line));
+      }
+    }
+  }
+
+  #event(e: Record<string, unknown>): void {
+    this.events.push(e);
+    const task = e.task as string | undefined;
+    if (!task) return;
+    if (e.event === "item" || (e.event === "task-start" && task === "package")) {
+      if (!this.workAt.has(task)) this.workAt.set(task, this.ms);
+    }
+    if (e.event === "task-end") {
+      this.ended.set(task, e.status as string);
+      this.endAt.set(task, this.ms);
+    }
+  }
+
+  /** Marks work seen by other means (a fresh checkpoint). */
+  sawWork(task: string): void {
+    if (!this.workAt.has(task)) this.workAt.set(task, this.ms);
+  }
+
+  /** Polls `ready` until it holds (true) or the process has exited (false). */
+  async until(ready: () => boolean | Promise<boolean>): Promise<boolean> {
+    while (!this.exited) {
+      if (await ready()) return true;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return false;
+  }
+
+  kill(): void {
+    if (!this.exited) this.#child.kill("SIGKILL");
+  }
+
+  /** Waits for the process and for every line it printed. */
+  async finish(): Promise<{ code: number; killed: boolean; stderr: string }> {
+    const status = await this.status;
+    await this.#stdout;
+    return { code: status.code, killed: status.signal === "SIGKILL", stderr: await this.#stderr };
+  }
+
+  /** Stages that showed work in this attempt and had not ended. */
+  active(): ChaosStage[] {
+    return CHAOS_STAGES.filter((s) => this.workAt.has(s) && !this.ended.has(s));
+  }
+}
+
+/** Every file under `dir`, by relative path. */
+export async function readTree(dir: string): Promise<Tree> {
+  const out: Tree = new Map();
+  const walk = async (d: string, rel: string) => {
+    for await (const e of Deno.readDir(d)) {
+      if (e.isDirectory) await walk(join(d, e.name), `${rel}${e.name}/`);
+      else out.set(`${rel}${e.name}`, await Deno.readFile(join(d, e.name)));
+    }
+  };
+  await walk(dir, "");
+  return out;
+}
+
+/** The report's parts that state timings, which differ between any two runs. */
+const TIMING_PARTS: [string, RegExp][] = [
+  ["the Time card", /<div class="card [^"]*"><div class="label">Time<\/div>.*?<\/div><\/div>/s],
+  ["the Timings section", /<section><h2>Timings<\/h2>.*?<\/section>/s],
+];
+
+/** Thrown when the clean reference run does not succeed, so there is nothing to compare with. */
+export class ChaosRunError extends Error {
+  override readonly name = "ChaosRunError";
+}
+
+/** Thrown when a report does not have the layout {@link reportWithoutTimings} expects. */
+export class ReportLayoutError extends Error {
+  override readonly name = "ReportLayoutError";
+}
+
+/**
+ * The report with its timing parts (the summary's Time card and the Timings section) cut out;
+ * each must occur exactly once, so a changed layout fails instead of comparing too little.
+ */
+export function reportWithoutTimings(html: string): string {
+  let out = html;
+  for (const [name, pattern] of TIMING_PARTS) {
+    const found = out.match(new RegExp(pattern.source, pattern.flags + "g"))?.length ?? 0;
+    if (found !== 1) {
+      throw new ReportLayoutError(`report.html: expected ${name} once, found it ${found} times`);
+    }
+    out = out.replace(pattern, `<!-- ${name} -->`);
+  }
+  return out;
+}
+
+/**
+ * The publish marker with the report's digest left out (the report states timings): the
+ * digests of every other published file must match.
+ */
+export function markerWithoutReport(text: string): Record<string, string> {
+  const files = { ...(JSON.parse(text).files as Record<string, string>) };
+  if (!files["report.html"]) {
+    throw new ReportLayoutError(".latentforge.json: expected files to list report.html");
+  }
+  delete files["report.html"];
+  return files;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * Runs the demo pipeline cleanly, then again under `options.kills` kills, then to the end.
+ *
+ * @example
+ * ```ts
+ * const r = await runChaos({ kills: 8 });
+ * console.log(r.landed);
+ * ```
+ */
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const {
+    kills: killCount,
+    images = 16,
+    maxSteps = 40,
+    seed = Math.floor(Math.random() * 2 ** 31),
+    throttleBytesPerSec = 1_000_000,
+    log = () => {},
+  } = options;
+  const random = seededRandom(seed);
+  const base = await Deno.makeTempDir({ prefix: "latentforge-chaos-" });
+  let mirror: Mirror | undefined;
+  const projects: PipelineProject[] = [];
+  try {
+    mirror = await startMirror({
+      count: images,
+      imageSize: 512,
+      imageKind: "noise",
+      seed: 1,
+      throttleBytesPerSec,
+    });
+    const vae = await writeDemoVae(join(base, "vae"));
+    // Both runs publish to the same directory: the config, paths included, is in the files.
+    const outDir = join(base, "out");
+    const demo = JSON.parse(await Deno.readTextFile(join(REPO, "config/demo.json")));
+    const config = {
+      ...demo,
+      dataset: { ...demo.dataset, spec: { url: mirror.specUrl } },
+      download: { ...demo.download, concurrency_per_host: 4 },
+      labels: { ...demo.labels, source: { url: mirror.labelsUrl } },
+      model: {
+        ...demo.model,
+        encoder: { path: vae.encoder },
+        decoder: { path: vae.decoder },
+        threads: 2,
+      },
+      // Every image runs all its steps (tolerance 0), with frequent checkpoints to land in.
+      optimize: {
+        ...demo.optimize,
+        max_steps: maxSteps,
+        tolerance: 0,
+        batch_size: 4,
+        checkpoint_every: 4,
+      },
+      package: { ...demo.package, out_dir: outDir },
+    };
+    const clean = await PipelineProject.create(config);
+    const chaos = await PipelineProject.create(config);
+    projects.push(clean, chaos);
+
+    // The clean run: the reference tree and how long each stage is busy.
+    let t0 = performance.now();
+    const reference = new Attempt(clean.command(["run", "package", "--json"]));
+    const refEnd = await reference.finish();
+    const cleanSeconds = (performance.now() - t0) / 1000;
+    if (refEnd.code !== 0) {
+      throw new ChaosRunError(
+        `the clean run: expected exit 0, found ${refEnd.code}: ${refEnd.stderr}`,
+      );
+    }
+    const stageMs = Object.fromEntries(CHAOS_STAGES.map((s) => {
+      const start = s === "optimize" ? reference.endAt.get("encode") : reference.workAt.get(s);
+      return [s, Math.max(1, (reference.endAt.get(s) ?? 0) - (start ?? 0))];
+    })) as Record<ChaosStage, number>;
+    log(`clean run: ${cleanSeconds.toFixed(1)} s; stage ms ${JSON.stringify(stageMs)}`);
+    const cleanTree = await readTree(outDir);
+    await Deno.remove(outDir, { recursive: true });
+
+    // Kills per stage: an even share, the rest to the stages that last longest.
+    const quota = Object.fromEntries(
+      CHAOS_STAGES.map((s) => [s, Math.floor(killCount / CHAOS_STAGES.length)]),
+    ) as Record<ChaosStage, number>;
+    const extra: ChaosStage[] = ["fetch-images", "optimize", "package", "preprocess", "encode"];
+    for (let i = 0; i < killCount % CHAOS_STAGES.length; i++) quota[extra[i]]++;
+
+    const imagePath = (id: string) => ffhqFilePath("images1024x1024", Number(id));
+    const digestOf = new Map<string, string>();
+    for (const [path, f] of mirror.files) {
+      if (path.startsWith("images1024x1024/")) digestOf.set(path, sha256(f.bytes));
+    }
+    const inStore = (path: string) =>
+      Deno.stat(join(chaos.cache, "objects", digestOf.get(path)!.slice(0, 2), digestOf.get(path)!))
+        .then(() => true, () => false);
+    const completedIn = new Map<string, number>();
+    const redownloads: string[] = [];
+    let previous = new Map<string, number>();
+    let rangeRequests = 0;
+    const partialsLeft = new Set<string>();
+    const partialDir = join(chaos.cache, "partial", "images");
+    let imageRequests = 0;
+    /** Checks an attempt's requests against completed downloads, then records new ones. */
+    const account = async (attempt: number, a: Attempt) => {
+      const now = new Map(mirror!.stats.requests);
+      for (const [path, n] of now) {
+        const delta = n - (previous.get(path) ?? 0);
+        if (delta <= 0 || !digestOf.has(path)) continue;
+        imageRequests += delta;
+        const done = completedIn.get(path);
+        if (done !== undefined) {
+          redownloads.push(
+            `${path}: requested ${delta} times in attempt ${attempt}, completed in attempt ${done}`,
+          );
+        }
+      }
+      previous = now;
+      rangeRequests = mirror!.stats.rangeRequests;
+      for (const e of a.events) {
+        if (e.event === "item" && e.task === "fetch-images" && e.status === "ran") {
+          if (!completedIn.has(imagePath(String(e.item)))) {
+            completedIn.set(imagePath(String(e.item)), attempt);
+          }
+        }
+      }
+      for (const path of digestOf.keys()) {
+        if (!completedIn.has(path) && await inStore(path)) completedIn.set(path, attempt);
+      }
+    };
+
+    mirror.resetStats();
+    const kills: ChaosKill[] = [];
+    const landed = Object.fromEntries(CHAOS_STAGES.map((s) => [s, 0])) as Record<
+      ChaosStage,
+      number
+    >;
+    const finished = new Set<string>();
+    const checkpoints = join(chaos.cache, "checkpoints", "optimize");
+    t0 = performance.now();
+    let attempt = 0;
+    let final: { code: number; stderr: string } | undefined;
+    while (kills.length < killCount) {
+      const target = CHAOS_STAGES.find((s) => landed[s] < quota[s] && !finished.has(s)) ??
+        "package";
+      attempt++;
+      const spawnedAt = Date.now();
+      const a = new Attempt(chaos.command(["run", "package", "--json"]));
+      const freshCheckpoint = async () => {
+        const names = await Array.fromAsync(Deno.readDir(checkpoints)).catch(() => []);
+        for (const e of names) {
+          const info = await Deno.stat(join(checkpoints, e.name)).catch(() => null);
+          if (info?.mtime && info.mtime.getTime() >= spawnedAt) {
+            a.sawWork("optimize");
+            return true;
+          }
+        }
+        return false;
+      };
+      // Several kills may share one stage: each waits a random part of its share of the time.
+      // Package is one action that starts over after a kill; its kills stay in the part before
+      // its record is committed (a rerun that only publishes is over too soon to be hit), and
+      // the last kill of all in its first third, so that it is not missed and the run ended.
+      const window = target !== "package"
+        ? Math.max(20, stageMs[target] * 0.5 / quota[target])
+        : stageMs.package * (kills.length === killCount - 1 ? 0.35 : 0.6);
+      // A download kill waits for a partial file with bytes in it, so there is one to resume.
+      const partialWithBytes = async () => {
+        for (const e of await Array.fromAsync(Deno.readDir(partialDir)).catch(() => [])) {
+          if ((await Deno.stat(join(partialDir, e.name)).catch(() => null))?.size) return true;
+        }
+        return false;
+      };
+      const ready = await a.until(async () =>
+        target === "optimize"
+          ? await freshCheckpoint()
+          : a.workAt.has(target) && (target !== "fetch-images" || await partialWithBytes())
+      );
+      if (ready) {
+        await new Promise((r) => setTimeout(r, random() * window));
+        if (target === "optimize" || a.active().includes("optimize")) await freshCheckpoint();
+        a.kill();
+      }
+      const atMs = a.ms;
+      const end = await a.finish();
+      await account(attempt, a);
+      for (const [task, status] of a.ended) if (status === "ok") finished.add(task);
+      if (!ready || !end.killed) {
+        // The run ended on its own before the kill: nothing is left to interrupt.
+        final = end;
+        log(`attempt ${attempt}: finished (${end.code}) before a kill aimed at ${target}`);
+        break;
+      }
+      const active = a.active();
+      const kill: ChaosKill = {
+        attempt,
+        target,
+        active,
+        landed: active.includes(target) ? target : active.at(-1) ?? null,
+        atMs: Math.round(atMs),
+      };
+      kills.push(kill);
+      if (kill.landed) landed[kill.landed]++;
+      for (const e of await Array.fromAsync(Deno.readDir(partialDir)).catch(() => [])) {
+        const info = await Deno.stat(join(partialDir, e.name));
+        if (info.size > 0) partialsLeft.add(e.name);
+      }
+      log(
+        `kill ${kills.length}: aimed at ${target}, landed in ${kill.landed} ` +
+          `(active: ${active.join(", ")}) at ${kill.atMs} ms`,
+      );
+    }
+    if (!final) {
+      attempt++;
+      const a = new Attempt(chaos.command(["run", "package", "--json"]));
+      final = await a.finish();
+      await account(attempt, a);
+    }
+    const chaosSeconds = (performance.now() - t0) / 1000;
+
+    const verifyOut = await chaos.command(["verify", "--json"]).output();
+    const verifyText = new TextDecoder().decode(verifyOut.stdout).trim().split("\n").at(-1) ?? "";
+    const verified = verifyText.startsWith("{") ? JSON.parse(verifyText) : {};
+    const leftovers = [...Deno.readDirSync(base)].map((e) => e.name).filter((n) =>
+      n.startsWith("out.")
+    );
+    return {
+      seed,
+      kills,
+      landed,
+      clean: cleanTree,
+      chaos: await readTree(outDir).catch(() => new Map()),
+      leftovers,
+      final,
+      verify: {
+        code: verifyOut.code,
+        checked: verified.checked ?? -1,
+        corrupt: verified.corrupt ?? [
+          new TextDecoder().decode(verifyOut.stdout) + new TextDecoder().decode(verifyOut.stderr),
+        ],
+      },
+      redownloads,
+      rangeRequests,
+      partialsLeft: partialsLeft.size,
+      imageRequests,
+      images,
+      cleanSeconds,
+      chaosSeconds,
+      stageMs,
+    };
+  } finally {
+    await mirror?.close();
+    for (const p of projects) await p.cleanup();
+    await Deno.remove(base, { recursive: true }).catch(() => {});
+  }
+}
