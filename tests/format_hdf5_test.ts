@@ -1,30 +1,9 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { encodeHdf5, type Hdf5Contents, Hdf5Error, writeHdf5File } from "../lib/format/hdf5.ts";
-
-const PYTHON = "/usr/bin/python3";
-
-function pythonHas(modules: string): boolean {
-  try {
-    const { code } = new Deno.Command(PYTHON, {
-      args: ["-c", `import ${modules}`],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return code === 0;
-  } catch {
-    return false;
-  }
-}
+import { PYTHON, pythonHas, runPython } from "./fixtures/python.ts";
 
 const hasH5py = pythonHas("h5py, numpy");
 if (!hasH5py) console.warn(`skipping HDF5 checks: ${PYTHON} cannot import h5py and numpy`);
-
-function runPython(script: string, args: string[] = []): string {
-  const { code, stdout, stderr } = new Deno.Command(PYTHON, { args: ["-c", script, ...args] })
-    .outputSync();
-  if (code !== 0) throw new Error(`python failed (${code}): ${new TextDecoder().decode(stderr)}`);
-  return new TextDecoder().decode(stdout);
-}
 
 // Prints every dataset (dtype, shape, raw bytes or strings) and attribute of a file as JSON.
 const DUMP = `

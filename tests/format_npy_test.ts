@@ -7,21 +7,7 @@ import {
   encodeNpyStrings,
   NpyError,
 } from "../lib/format/npy.ts";
-
-const PYTHON = "/usr/bin/python3";
-
-function pythonHas(modules: string): boolean {
-  try {
-    const { code } = new Deno.Command(PYTHON, {
-      args: ["-c", `import ${modules}`],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return code === 0;
-  } catch {
-    return false;
-  }
-}
+import { PYTHON, pythonHas } from "./fixtures/python.ts";
 
 const hasNumpy = pythonHas("numpy");
 if (!hasNumpy) console.warn(`skipping numpy checks: ${PYTHON} cannot import numpy`);

@@ -1,31 +1,9 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { decodeNpz, encodeNpz, type NpzArray, NpzError } from "../lib/format/npz.ts";
-
-const PYTHON = "/usr/bin/python3";
-
-function pythonHas(modules: string): boolean {
-  try {
-    const { code } = new Deno.Command(PYTHON, {
-      args: ["-c", `import ${modules}`],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return code === 0;
-  } catch {
-    return false;
-  }
-}
+import { PYTHON, pythonHas, runPython } from "./fixtures/python.ts";
 
 const hasNumpy = pythonHas("numpy");
 if (!hasNumpy) console.warn(`skipping numpy checks: ${PYTHON} cannot import numpy`);
-
-function runPython(script: string, args: string[] = []): string {
-  const { code, stdout, stderr } = new Deno.Command(PYTHON, { args: ["-c", script, ...args] })
-    .outputSync();
-  const err = new TextDecoder().decode(stderr);
-  if (code !== 0) throw new Error(`python failed (${code}): ${err}`);
-  return new TextDecoder().decode(stdout);
-}
 
 function sample(): Record<string, NpzArray> {
   const latents = new Float32Array(3 * 4 * 2 * 2).map((_, i) => Math.sin(i) * 3.5);

@@ -5,21 +5,7 @@ import {
   SafetensorsError,
   type Tensor,
 } from "../lib/format/safetensors.ts";
-
-const PYTHON = "/usr/bin/python3";
-
-function pythonHas(modules: string): boolean {
-  try {
-    const { code } = new Deno.Command(PYTHON, {
-      args: ["-c", `import ${modules}`],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return code === 0;
-  } catch {
-    return false;
-  }
-}
+import { PYTHON, pythonHas } from "./fixtures/python.ts";
 
 const hasNumpy = pythonHas("numpy");
 if (!hasNumpy) console.warn(`skipping the numpy safetensors check: ${PYTHON} cannot import numpy`);

@@ -1,21 +1,7 @@
 import { ok, strictEqual, throws } from "node:assert/strict";
 import process from "node:process";
 import { MetricError, psnr, ssim } from "../lib/optim/metrics.ts";
-
-const PYTHON = "/usr/bin/python3";
-
-function pythonHas(modules: string): boolean {
-  try {
-    const { code } = new Deno.Command(PYTHON, {
-      args: ["-c", `import ${modules}`],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return code === 0;
-  } catch {
-    return false;
-  }
-}
+import { PYTHON, pythonHas } from "./fixtures/python.ts";
 
 const hasNumpy = pythonHas("numpy");
 if (!hasNumpy) console.warn(`skipping the numpy SSIM reference: ${PYTHON} cannot import numpy`);
