@@ -155,6 +155,8 @@ class Runner {
       const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
       for (const e of entries) {
         if (keys.has(e.name)) await removeCheckpoint(this.o.store, join(dir, e.name));
+        // A reference half-written when a run was killed (this run holds the lease).
+        else if (e.name.includes(".tmp-")) await Deno.remove(join(dir, e.name)).catch(() => {});
       }
     }
 

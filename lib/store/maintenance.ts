@@ -52,6 +52,10 @@ export async function collectGarbage(
     for (const d of Object.values(e.value)) if (DIGEST.test(d)) roots.add(d);
   }
   for await (const path of walkFiles(join(store.root, "checkpoints"))) {
+    if (path.includes(".tmp-")) {
+      if (!dryRun) await Deno.remove(path).catch(() => {});
+      continue;
+    }
     const digest = (await Deno.readTextFile(path).catch(() => "")).trim();
     if (DIGEST.test(digest)) roots.add(digest);
   }
