@@ -7,6 +7,7 @@ import onnxProto from "onnx-proto";
 import { ModelIoError } from "./errors.ts";
 import { type Graph, graphFromModel, modelFromGraph, type ModelProto } from "./graph.ts";
 import { toNum } from "./tensor.ts";
+import { writeFileAtomic } from "../store/objects.ts";
 
 const { onnx } = onnxProto;
 
@@ -114,19 +115,6 @@ export interface WriteModelOptions {
   externalThreshold?: number;
 }
 
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  try {
-    let off = 0;
-    while (off < bytes.byteLength) off += await f.write(bytes.subarray(off));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-  await Deno.rename(tmp, path);
-}
-
 /**
  * Writes a model (or graph) atomically; optionally moves large weights to an external data file.
  *
@@ -169,11 +157,11 @@ export async function writeModel(
       data.set(c, o);
       o += c.byteLength;
     }
-    await writeAtomic(`${dirOf(path)}/${externalData}`, data);
-    await writeAtomic(path, onnx.ModelProto.encode(copy).finish());
+    await writeFileAtomic(`${dirOf(path)}/${externalData}`, data);
+    await writeFileAtomic(path, onnx.ModelProto.encode(copy).finish());
     return;
   }
-  await writeAtomic(path, onnx.ModelProto.encode(proto).finish());
+  await writeFileAtomic(path, onnx.ModelProto.encode(proto).finish());
 }
 
 /** The number of a model's default-domain opset. */
