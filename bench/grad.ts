@@ -16,6 +16,7 @@ import { buildLossAndGradient } from "../lib/onnx/loss_gradient.ts";
 import { openSession } from "../lib/onnx/session.ts";
 import { sizeOf } from "../lib/onnx/tensor.ts";
 import { writeSdDecoder } from "../tests/fixtures/vae.ts";
+import { TorchChild, torchVersion as findTorch } from "./torch_child.ts";
 
 function flag(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -27,7 +28,6 @@ const repeats = Number(flag("repeats", "2"));
 const batches = flag("batches", "1,4").split(",").map(Number);
 const small = Deno.args.includes("--small");
 const latentSize = small ? 8 : 32;
-const PYTHON = "/usr/bin/python3";
 const TORCH_SCRIPT = new URL("./grad_torch.py", import.meta.url).pathname;
 
 function peakRssMb(): number {
@@ -35,61 +35,7 @@ function peakRssMb(): number {
   return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
-/** The PyTorch reference as a long-lived child answering one JSON line per command. */
-class TorchReference {
-  #child: Deno.ChildProcess;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #reader: ReadableStreamDefaultReader<string>;
-  #buffer = "";
-
-  constructor(args: string[]) {
-    this.#child = new Deno.Command(PYTHON, {
-      args: [TORCH_SCRIPT, ...args],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#writer = this.#child.stdin.getWriter();
-    this.#reader = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  }
-
-  async line(): Promise<Record<string, unknown>> {
-    while (!this.#buffer.includes("\n")) {
-      const { value, done } = await this.#reader.read();
-      if (done) throw new Error("grad_torch.py exited early (see its stderr above)");
-      this.#buffer += value;
-    }
-    const i = this.#buffer.indexOf("\n");
-    const text = this.#buffer.slice(0, i);
-    this.#buffer = this.#buffer.slice(i + 1);
-    return JSON.parse(text);
-  }
-
-  async send(cmd: string): Promise<Record<string, unknown>> {
-    await this.#writer.write(new TextEncoder().encode(`${cmd}\n`));
-    return await this.line();
-  }
-
-  async close(): Promise<void> {
-    await this.#writer.write(new TextEncoder().encode("quit\n"));
-    await this.#writer.close();
-    await this.#reader.cancel();
-    await this.#child.status;
-  }
-}
-
-const torchCheck = await new Deno.Command(PYTHON, {
-  args: ["-c", "import torch; print(torch.__version__)"],
-  stdout: "piped",
-  stderr: "piped",
-}).output().catch(() => undefined);
-const torchVersion = torchCheck?.code === 0
-  ? new TextDecoder().decode(torchCheck.stdout).trim()
-  : "";
-if (!torchVersion) {
-  console.log(`PyTorch is not available to ${PYTHON}; timing latentforge only, no comparison.`);
-}
-
+const torchVersion = await findTorch();
 const dir = await Deno.makeTempDir({ prefix: "latentforge-bench-grad-" });
 try {
   const started = performance.now();
@@ -127,7 +73,7 @@ try {
       latent: new ort.Tensor("float32", z, built.latentDims),
       target: new ort.Tensor("float32", target, built.imageDims),
     };
-    let torch: TorchReference | undefined;
+    let torch: TorchChild | undefined;
     if (torchVersion) {
       const latentPath = `${dir}/latent_${batch}.npy`;
       const targetPath = `${dir}/target_${batch}.npy`;
@@ -139,7 +85,7 @@ try {
         targetPath,
         encodeNpy({ dtype: "<f4", shape: built.imageDims, data: target }),
       );
-      torch = new TorchReference([
+      torch = new TorchChild(TORCH_SCRIPT, [
         sd.weightsDir,
         latentPath,
         targetPath,
@@ -174,7 +120,7 @@ try {
       } s), peak RSS of this process so far ${peakRssMb().toFixed(0)} MB`;
     if (torch) {
       const saved = await torch.send("save");
-      await torch.close();
+      await torch.close("quit");
       const torchSeconds = Math.min(...torchTimes);
       const tg = decodeNpy(await Deno.readFile(saved.saved as string)).data as Float32Array;
       let dot = 0, na = 0, nb = 0;

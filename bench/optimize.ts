@@ -30,6 +30,7 @@ import {
   type OptimizerSettings,
 } from "../lib/optim/latent_optimizer.ts";
 import { writeSdDecoder } from "../tests/fixtures/vae.ts";
+import { TorchChild, torchVersion as findTorch } from "./torch_child.ts";
 
 /** Raised when the benchmark cannot go on; the message says what was expected and found. */
 class OptimizeBenchError extends Error {
@@ -70,7 +71,6 @@ if (psnrSteps > 199) {
   throw new OptimizeBenchError(`--psnr-steps: expected at most 199, found ${psnrSteps}`);
 }
 const LR = 0.1;
-const PYTHON = "/usr/bin/python3";
 const TORCH_SCRIPT = new URL("./optimize_torch.py", import.meta.url).pathname;
 const SHARED = new URL("../../shared/", import.meta.url).pathname;
 const latentSide = small ? 8 : 32;
@@ -92,53 +92,6 @@ function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** The PyTorch loop as a long-lived child answering one JSON line per command. */
-class TorchLoop {
-  #child: Deno.ChildProcess;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #reader: ReadableStreamDefaultReader<string>;
-  #buffer = "";
-
-  constructor(weightsDir: string) {
-    this.#child = new Deno.Command(PYTHON, {
-      args: [TORCH_SCRIPT, weightsDir, String(threads)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#writer = this.#child.stdin.getWriter();
-    this.#reader = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  }
-
-  async line(): Promise<Record<string, unknown>> {
-    while (!this.#buffer.includes("\n")) {
-      const { value, done } = await this.#reader.read();
-      if (done) {
-        throw new OptimizeBenchError(
-          `${TORCH_SCRIPT} exited before answering (see its stderr above)`,
-        );
-      }
-      this.#buffer += value;
-    }
-    const i = this.#buffer.indexOf("\n");
-    const text = this.#buffer.slice(0, i);
-    this.#buffer = this.#buffer.slice(i + 1);
-    return JSON.parse(text);
-  }
-
-  async send(message: Record<string, unknown>): Promise<Record<string, unknown>> {
-    await this.#writer.write(new TextEncoder().encode(`${JSON.stringify(message)}\n`));
-    return await this.line();
-  }
-
-  async close(): Promise<void> {
-    await this.#writer.write(new TextEncoder().encode(`{"cmd": "quit"}\n`));
-    await this.#writer.close();
-    await this.#reader.cancel();
-    await this.#child.status;
-  }
 }
 
 /**
@@ -206,19 +159,7 @@ async function torchVersion(): Promise<string> {
     console.log("PyTorch side skipped (--skip-torch); timing latentforge only.");
     return "";
   }
-  const check = await new Deno.Command(PYTHON, {
-    args: ["-c", "import torch; print(torch.__version__)"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output().catch(() => undefined);
-  const version = check?.code === 0 ? new TextDecoder().decode(check.stdout).trim() : "";
-  if (!version) {
-    console.log(
-      `PyTorch is not available to ${PYTHON} (install python3-torch); ` +
-        "timing latentforge only, no comparison.",
-    );
-  }
-  return version;
+  return await findTorch();
 }
 
 async function speed(dir: string): Promise<void> {
@@ -266,7 +207,7 @@ async function speed(dir: string): Promise<void> {
       latent: latents.slice(i * latentSize, (i + 1) * latentSize),
       target: targets.slice(i * imageSize, (i + 1) * imageSize),
     }));
-    let loop: TorchLoop | undefined;
+    let loop: TorchChild | undefined;
     const latentsPath = `${dir}/latents_${batch}.npy`;
     const targetsPath = `${dir}/targets_${batch}.npy`;
     if (torch) {
@@ -278,7 +219,7 @@ async function speed(dir: string): Promise<void> {
         targetsPath,
         encodeNpy({ dtype: "<f4", shape: [batch, ...imageShape], data: targets }),
       );
-      loop = new TorchLoop(sd.weightsDir);
+      loop = new TorchChild(TORCH_SCRIPT, [sd.weightsDir, String(threads)]);
       const ready = await loop.line();
       if (ready.threads !== threads) {
         throw new OptimizeBenchError(
@@ -300,14 +241,14 @@ async function speed(dir: string): Promise<void> {
       ortTimes.push(seconds);
       ortLosses = results.map((res) => res.curve.losses);
       if (loop) {
-        const answer = await loop.send({
+        const answer = await loop.send(JSON.stringify({
           cmd: "optimize",
           latents: latentsPath,
           targets: targetsPath,
           batch,
           steps,
           lr: LR,
-        });
+        }));
         if ((answer.seconds as number) <= Math.min(...torchTimes)) {
           torchSteps = answer.step_seconds as number[];
           torchFinals = answer.final_seconds as number[];
@@ -326,8 +267,8 @@ async function speed(dir: string): Promise<void> {
       } s); ` +
       `peak RSS of this process so far ${fmt(peakRssMb(), 0)} MB`;
     if (loop) {
-      const rss = await loop.send({ cmd: "rss" });
-      await loop.close();
+      const rss = await loop.send(JSON.stringify({ cmd: "rss" }));
+      await loop.close(JSON.stringify({ cmd: "quit" }));
       const torchPerImage = Math.min(...torchTimes) / batch;
       // Same algorithm, same inputs: the loss curves must agree to float32 accuracy.
       let lossDiff = 0;
