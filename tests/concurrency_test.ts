@@ -72,13 +72,7 @@ function assertRefused(r: Ran, holder: Background, command: string): void {
 let clean: string | undefined;
 async function cleanOutput(): Promise<string> {
   if (clean !== undefined) return clean;
-  const p = await ToyProject.create({ count: COUNT });
-  try {
-    assertEquals((await p.run(["run"])).code, 0);
-    return clean = await Deno.readTextFile(p.out);
-  } finally {
-    await p.cleanup();
-  }
+  return clean = await ToyProject.cleanOutput(COUNT);
 }
 
 /** Nothing corrupt, nothing left to do, and the same output as a clean run's. */

@@ -22,19 +22,9 @@ async function startRun(p: ToyProject, args: string[], env: Record<string, strin
   return { child, output: rest };
 }
 
-async function cleanOutput(count: number): Promise<string> {
-  const clean = await ToyProject.create({ count });
-  try {
-    assertEquals((await clean.run(["run"])).code, 0);
-    return await Deno.readTextFile(clean.out);
-  } finally {
-    await clean.cleanup();
-  }
-}
-
 Deno.test("kill -9 at random moments, 20 times, then a final run: same output, nothing corrupt", async () => {
   const count = 1200;
-  const expected = await cleanOutput(count);
+  const expected = await ToyProject.cleanOutput(count);
   const p = await ToyProject.create({ count });
   try {
     const env = { TOY_SLEEP_MS: "12" };
@@ -90,7 +80,7 @@ Deno.test("a second run while one holds the cache exits 2 naming the holder; --w
     assertEquals((await first.child.status).code, 0);
     await first.output;
     assertEquals((await p.run(["verify"])).code, 0);
-    assertEquals(await Deno.readTextFile(p.out), await cleanOutput(60));
+    assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(60));
   } finally {
     await p.cleanup();
   }
@@ -116,7 +106,7 @@ Deno.test("SIGINT stops taking work, finishes in-flight writes and exits 130", a
     assertEquals(resumed.code, 0);
     const rerun = [...ToyProject.ran(resumed).values()].reduce((a, b) => a + b);
     assert(rerun < 602, `resumed run redid finished work: ${rerun} actions`);
-    assertEquals(await Deno.readTextFile(p.out), await cleanOutput(200));
+    assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(200));
   } finally {
     await p.cleanup();
   }

@@ -18,16 +18,6 @@ async function jobsIn(dir: string, name: string): Promise<string[]> {
     .filter(([, , workDir]) => workDir === dir).map(([id, state]) => `${id} ${state}`);
 }
 
-async function localOutput(count: number): Promise<string> {
-  const local = await ToyProject.create({ count });
-  try {
-    assertEquals((await local.run(["run"])).code, 0);
-    return await Deno.readTextFile(local.out);
-  } finally {
-    await local.cleanup();
-  }
-}
-
 Deno.test({
   name: "SIGINT while the shared-path probe job waits cancels the probe and submits nothing",
   ignore,
@@ -92,7 +82,7 @@ exec ${decoder.decode(real.stdout).trim()} "$@"
       assertMatch(logs, /cannot read the state of Slurm job \d+, trying again: .*Socket timed out/);
       assertMatch(logs, /Slurm answers again about job \d+/);
       assertEquals(/resubmission/.test(logs), false, "no array task was taken for lost");
-      assertEquals(await Deno.readTextFile(p.out), await localOutput(6));
+      assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(6));
     } finally {
       await p.cleanup();
       await Deno.remove(bin, { recursive: true });

@@ -14,16 +14,6 @@ const executor = {
   retries: 2,
 };
 
-async function localOutput(count: number): Promise<string> {
-  const local = await ToyProject.create({ count });
-  try {
-    assertEquals((await local.run(["run"])).code, 0);
-    return await Deno.readTextFile(local.out);
-  } finally {
-    await local.cleanup();
-  }
-}
-
 /** Starts a run and resolves with its Slurm job id once the job is submitted. */
 async function startSlurmRun(p: ToyProject, env: Record<string, string>) {
   const child = p.command(["run", "--json"], env).spawn();
@@ -69,7 +59,7 @@ Deno.test({
         /submitted scale as Slurm job \d+ \(array 0,1,2 of 3 shards, 12 items\)/,
       );
       assertEquals(ToyProject.ran(r).get("scale"), 12);
-      assertEquals(await Deno.readTextFile(p.out), await localOutput(12));
+      assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(12));
       const again = await p.run(["run", "--json"]);
       assertEquals([...ToyProject.ran(again).values()].reduce((a, b) => a + b), 0);
     } finally {
@@ -102,7 +92,7 @@ Deno.test({
         new RegExp(`array task ${run.jobId}_1 (ended CANCELLED|is gone from Slurm \\(last seen)`),
       );
       assertMatch(logs, /resubmission 1\)/);
-      assertEquals(await Deno.readTextFile(p.out), await localOutput(18));
+      assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(18));
       const counts = await traceCounts(trace);
       assertEquals(counts.size, 18);
       assertEquals([...counts.values()].filter((n) => n > 1), [], "no item was computed twice");
@@ -134,7 +124,7 @@ Deno.test({
       const before = await traceCounts(trace);
       const rerun = await p.run(["run", "--json"], { TOY_TRACE: trace });
       assertEquals(rerun.code, 0, rerun.stderr);
-      assertEquals(await Deno.readTextFile(p.out), await localOutput(12));
+      assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(12));
       const after = await traceCounts(trace);
       for (const [id, n] of before) {
         assertEquals(after.get(id), n, `item ${id} finished before the interrupt and ran again`);
