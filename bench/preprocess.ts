@@ -1,9 +1,10 @@
 /**
  * Preprocess benchmark: 1,000 generated 1024×1024 PNGs in the FFHQ layout to 256×256 float32
- * NCHW `.npy` files in [-1, 1], with latentforge's sharp-based preprocessing and, in the same run
- * on the same cores, with a Pillow + NumPy script (bench/preprocess_pillow.py).
+ * NCHW `.npy` files in [-1, 1], with latentforge's preprocessing (PNG fast path where libdeflate is
+ * installed, and once more decoding through libpng) and, in the same run on the same cores, with
+ * a Pillow + NumPy script (bench/preprocess_pillow.py).
  *
- * Run: `deno run -A bench/preprocess.ts [--count 1000] [--size 256] [--rounds 2]`
+ * Run: `deno task bench preprocess [--count 1000] [--size 256] [--rounds 2] [--jobs N]`
  *
  * The generated images are cached in bench/.work/ffhq1024/ and their generation is not timed.
  *
@@ -15,11 +16,12 @@ import { Buffer } from "node:buffer";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
-import { preprocessImage } from "../lib/image/preprocess.ts";
+import { preprocessConcurrency, preprocessImage } from "../lib/image/preprocess.ts";
+import { loadLibdeflate } from "../lib/image/libdeflate.ts";
 
 const PYTHON = "/usr/bin/python3";
 const WORK = new URL("./.work/", import.meta.url).pathname;
-const GENERATOR_VERSION = "1";
+const GENERATOR_VERSION = "2";
 const PILLOW_NAME = "Pillow + NumPy (multiprocessing)";
 
 function argValue(name: string, fallback: number): number {
@@ -35,8 +37,11 @@ function argValue(name: string, fallback: number): number {
 const count = argValue("count", 1000);
 const rounds = argValue("rounds", 2);
 const size = argValue("size", 256);
+// As many images in flight as the preprocess task keeps.
+const jobs = argValue("jobs", preprocessConcurrency());
 const cores = availableParallelism();
 const root = `${WORK}ffhq1024`;
+const deflate = loadLibdeflate();
 
 /** FFHQ keeps 1,000 images per folder: images1024x1024/00000/00000.png … 00999.png. */
 function imagePath(i: number): string {
@@ -128,6 +133,8 @@ async function ensureImages(): Promise<void> {
   try {
     const done = JSON.parse(await Deno.readTextFile(marker));
     if (done.version === GENERATOR_VERSION && done.count >= count) return;
+    // Images of another generator version are not reused.
+    if (done.version !== GENERATOR_VERSION) await Deno.remove(root, { recursive: true });
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
@@ -145,11 +152,16 @@ async function ensureImages(): Promise<void> {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       }
       await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-      const png = await sharp(bgs[i % bgs.length], {
+      const { data, info } = await sharp(bgs[i % bgs.length], {
         raw: { width: 1024, height: 1024, channels: 3 },
       })
         .composite([{ input: Buffer.from(figureSvg(i)) }])
-        .png()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      // Stored like FFHQ's files (written by Pillow): 8-bit RGB, each row's filter chosen
+      // adaptively, zlib level 6.
+      const png = await sharp(data, { raw: info }).removeAlpha()
+        .png({ adaptiveFiltering: true, compressionLevel: 6 })
         .toBuffer();
       await writeAtomic(path, new Uint8Array(png));
     }
@@ -168,7 +180,7 @@ interface Timing {
   cpuSeconds: number;
 }
 
-async function runLatentforge(outDir: string, preview: boolean): Promise<Timing> {
+async function runLatentforge(outDir: string, fastPng: boolean): Promise<Timing> {
   await Deno.remove(outDir, { recursive: true }).catch(() => {});
   await Deno.mkdir(`${outDir}/00000`, { recursive: true });
   for (let f = 1000; f < count; f += 1000) {
@@ -180,19 +192,19 @@ async function runLatentforge(outDir: string, preview: boolean): Promise<Timing>
   const worker = async () => {
     for (let i = next++; i < count; i = next++) {
       const rel = imagePath(i).replace("images1024x1024/", "");
-      const { tensor, shape, previewPng } = await preprocessImage(`${root}/${imagePath(i)}`, {
+      const { tensor, shape } = await preprocessImage(`${root}/${imagePath(i)}`, {
         size,
-        preview,
+        preview: false,
+        fastPng,
       });
       const npy = encodeNpy({ dtype: "<f4", shape, data: tensor });
       await Deno.writeFile(`${outDir}/${rel.replace(/\.png$/, ".npy")}`, npy);
-      if (preview) await Deno.writeFile(`${outDir}/${rel}`, previewPng);
     }
   };
-  await Promise.all(Array.from({ length: cores }, worker));
+  await Promise.all(Array.from({ length: jobs }, worker));
   const cpu = process.cpuUsage(cpuStart);
   return {
-    name: `latentforge (sharp${preview ? ", + PNG preview" : ""})`,
+    name: fastPng && deflate ? "latentforge" : "latentforge, libpng decoding",
     seconds: (performance.now() - started) / 1000,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
@@ -239,6 +251,12 @@ await ensureImages();
 console.log(
   `preprocess: ${count} images 1024×1024 PNG → ${size}×${size} float32 NCHW .npy, ${cores} cores`,
 );
+console.log(
+  deflate
+    ? `latentforge inflates the PNGs with ${deflate.path}, unfilters them with WebAssembly and ` +
+      "resizes with sharp; the libpng row decodes through sharp (libvips, libpng) instead"
+    : "latentforge decodes and resizes with sharp (libdeflate off or not installed)",
+);
 // Other work on the machine skews a single run; alternating the programs over several rounds
 // and keeping each one's best time compares them under the least contention each has seen.
 // CPU time (images per CPU-second) is reported too: it hardly depends on other load.
@@ -252,8 +270,8 @@ const line = (t: Timing) =>
   } images/CPU-s`;
 for (let round = 1; round <= rounds; round++) {
   const runs = [
-    () => runLatentforge(`${WORK}out-latentforge`, false),
-    () => runLatentforge(`${WORK}out-latentforge-preview`, true),
+    () => runLatentforge(`${WORK}out-latentforge`, true),
+    ...(deflate ? [() => runLatentforge(`${WORK}out-latentforge-libpng`, false)] : []),
     ...(pillowAvailable ? [() => runPillow(`${WORK}out-pillow`)] : []),
   ];
   for (const run of runs) {
@@ -290,6 +308,6 @@ if (pillow !== undefined) {
   console.log(`largest mean |difference| between the two outputs: ${diff.toFixed(3)}/255`);
 }
 // The outputs take ~0.8 GB per program; only the generated inputs are worth keeping.
-for (const dir of ["out-latentforge", "out-latentforge-preview", "out-pillow"]) {
+for (const dir of ["out-latentforge", "out-latentforge-libpng", "out-pillow"]) {
   await Deno.remove(`${WORK}${dir}`, { recursive: true }).catch(() => {});
 }

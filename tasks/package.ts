@@ -4,7 +4,7 @@
  * for the whole run: `manifest.json` (provenance) and `report.html`. The files are objects in
  * the store; `out_dir` is replaced by them atomically after a run and after a cache hit alike.
  *
- * Reads: the splits of `label-split`, the latents of `encode` and `optimize`, the previews of
+ * Reads: the splits of `label-split`, the latents of `encode` and `optimize`, the tensors of
  * `preprocess`, the source files of `fetch-images`, and every upstream action key.
  *
  * @module
@@ -44,7 +44,7 @@ export default aggregate<Config>({
   deps: ["optimize", "encode", "preprocess", "verify-sizes", "label-split", "fetch-images"],
   // Everything that shapes the data; where it runs (executor) and when (schedule) do not.
   config: ["dataset", "download", "labels", "preprocess", "model", "optimize", "package"],
-  version: "1",
+  version: "2",
   source: import.meta.url,
   describe: "write the dataset files and the report",
   async run(ctx, up) {
@@ -270,11 +270,16 @@ async function samples(
     const image = await decoder.run(scaled, latent.shape);
     return await tensorToPng(image.data, image.dims, config.model.input_range);
   };
+  // The preprocessed tensor holds exactly the pixels the encoder saw.
+  const original = async (digest: string) => {
+    const tensor = decodeNpy(await store.get(digest));
+    return await tensorToPng(tensor.data as Float32Array, tensor.shape, config.model.input_range);
+  };
   const out: ReportData["samples"] = [];
   for (const id of picked) {
     out.push({
       id,
-      original: await store.get(up.items("preprocess").get(id)!.objects.preview),
+      original: await original(up.items("preprocess").get(id)!.objects.tensor),
       initial: await decode(up.items("encode").get(id)!.objects.latent),
       optimized: await decode(up.items("optimize").get(id)!.objects.latent),
     });

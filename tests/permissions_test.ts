@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
 import { denoFlags, permissionsFor } from "../lib/cli/launch.ts";
+import { libdeflatePath } from "../lib/image/libdeflate.ts";
 import { solidPng } from "./bad_inputs/generate.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
 import denoJson from "../deno.json" with { type: "json" };
@@ -99,7 +100,9 @@ Deno.test("the launcher grants the config's paths and hosts, and nothing to othe
       "drive.usercontent.google.com",
     ]);
     assertEquals(p.run, ["sbatch", "squeue", "sacct", "scontrol", "scancel"]);
-    assertEquals(p.ffi, [join(REPO, "node_modules")]);
+    // FFI: the npm packages' native addons, and libdeflate's one file where it is installed.
+    const deflate = libdeflatePath();
+    assertEquals(p.ffi, [join(REPO, "node_modules"), ...(deflate ? [deflate] : [])]);
     assertEquals(p.tmpDir, join(cache, "tmp"));
     const flags = denoFlags(p);
     assert(flags.includes("--no-prompt"));

@@ -6,7 +6,7 @@
  * `deno task`s run it as
  *
  * ```sh
- * deno run --allow-read --allow-run=deno --allow-env=LATENTFORGE_NET lib/cli/launch.ts run …
+ * deno run --allow-read --allow-run=deno --allow-env=LATENTFORGE_NET,LATENTFORGE_LIBDEFLATE lib/cli/launch.ts run …
  * ```
  *
  * The launcher itself only reads the config (and a local spec or URL list, for its hosts) and
@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { loadConfig } from "../dag/config.ts";
 import type { Pipeline } from "../dag/task.ts";
 import { type Config, ConfigSchema } from "../../config/schema.ts";
+import { libdeflatePath } from "../image/libdeflate.ts";
 
 /** The project root (where deno.json, pipeline.ts and node_modules live). */
 const PROJECT = resolve(fileURLToPath(new URL("../../", import.meta.url)));
@@ -123,6 +124,12 @@ export async function permissionsFor(
     sys: ["cpus", "hostname", "networkInterfaces"],
     tmpDir: join(cache, "tmp"),
   };
+  // preprocess inflates PNGs with the system's libdeflate when it is installed.
+  const deflate = libdeflatePath();
+  if (deflate !== undefined) {
+    p.read.push(deflate);
+    p.ffi.push(deflate);
+  }
   // The lease asks /proc whether the process holding the cache still lives.
   if (await exists("/proc/self/stat")) p.read.push("/proc");
   const withConfig = ["run", "schedule", "status", "explain"].includes(parsed.command ?? "");

@@ -6,7 +6,8 @@
  * @module
  */
 
-import sharp from "sharp";
+import sharp, { type Sharp } from "sharp";
+import { decodePngFast } from "./png_fast.ts";
 
 /** How the image is cropped before it is resized to `size`×`size`. */
 export type CropMode = "center" | "none";
@@ -35,6 +36,12 @@ export interface PreprocessOptions {
    * @default {true}
    */
   preview?: boolean;
+  /**
+   * Whether 8-bit RGB(A) PNGs may be decoded with libdeflate (when installed) instead of
+   * libpng; the pixels are the same, only faster.
+   * @default {true}
+   */
+  fastPng?: boolean;
   /** Name of the image in error messages; defaults to the path, or "image bytes". */
   source?: string;
 }
@@ -60,6 +67,15 @@ export class ImageDecodeError extends Error {
 /** Raised when preprocessing options are invalid. */
 export class PreprocessOptionsError extends Error {
   override readonly name = "PreprocessOptionsError";
+}
+
+/**
+ * How many images to preprocess at once: one more than the cores, because an image's work moves
+ * between the JavaScript thread, a libdeflate thread and libvips' threads, and the extra image
+ * keeps every core busy meanwhile.
+ */
+export function preprocessConcurrency(): number {
+  return navigator.hardwareConcurrency + 1;
 }
 
 /** Alpha is composited onto white: transparent backgrounds look as they do on a page. */
@@ -88,24 +104,45 @@ export async function preprocessImage(
   options: PreprocessOptions = {},
 ): Promise<PreprocessedImage> {
   const { size = 256, crop = "center", inputRange = [-1, 1], preview = true } = options;
+  const { fastPng = true } = options;
   const source = options.source ?? (typeof input === "string" ? input : "image bytes");
   checkOptions(size, crop, inputRange);
 
   let rgb: Uint8Array;
   let sourceWidth: number;
   let sourceHeight: number;
+  let bytes: Uint8Array;
   try {
-    const meta = await sharp(input).metadata();
-    // autoOrient holds the dimensions after EXIF orientation; width/height are as stored.
-    sourceWidth = meta.autoOrient?.width ?? meta.width;
-    sourceHeight = meta.autoOrient?.height ?? meta.height;
-    if (!sourceWidth || !sourceHeight) {
-      throw new Error(`expected positive dimensions, found ${sourceWidth}×${sourceHeight}`);
+    bytes = typeof input === "string" ? await Deno.readFile(input) : input;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ImageDecodeError(`${source}: cannot read image: ${reason}`, { cause: error });
+  }
+  try {
+    // 8-bit RGB(A) PNGs, the bulk of image datasets, decode faster without libpng; the pixels
+    // are the same, and everything else is decoded by sharp.
+    const fast = fastPng ? await decodePngFast(bytes) : undefined;
+    let pipeline: Sharp;
+    let hasAlpha: boolean;
+    if (fast !== undefined) {
+      ({ width: sourceWidth, height: sourceHeight } = fast);
+      const { width, height, channels } = fast;
+      pipeline = sharp(fast.data, { raw: { width, height, channels } });
+      hasAlpha = channels === 4;
+    } else {
+      const meta = await sharp(bytes).metadata();
+      // autoOrient holds the dimensions after EXIF orientation; width/height are as stored.
+      sourceWidth = meta.autoOrient?.width ?? meta.width;
+      sourceHeight = meta.autoOrient?.height ?? meta.height;
+      if (!sourceWidth || !sourceHeight) {
+        throw new Error(`expected positive dimensions, found ${sourceWidth}×${sourceHeight}`);
+      }
+      pipeline = sharp(bytes, { failOn: "warning" });
+      if ((meta.orientation ?? 1) > 1) pipeline = pipeline.rotate();
+      hasAlpha = meta.hasAlpha;
     }
     // Each step is added only when it changes something: libvips then streams the image in one
     // pass instead of materialising intermediate copies.
-    let pipeline = sharp(input, { failOn: "warning" });
-    if ((meta.orientation ?? 1) > 1) pipeline = pipeline.rotate();
     if (crop === "center" && sourceWidth !== sourceHeight) {
       const side = Math.min(sourceWidth, sourceHeight);
       pipeline = pipeline.extract({
@@ -115,7 +152,7 @@ export async function preprocessImage(
         height: side,
       });
     }
-    if (meta.hasAlpha) pipeline = pipeline.flatten({ background: ALPHA_BACKGROUND });
+    if (hasAlpha) pipeline = pipeline.flatten({ background: ALPHA_BACKGROUND });
     const { data, info } = await pipeline
       .toColourspace("srgb")
       .resize(size, size, { fit: "fill", kernel: "lanczos3", fastShrinkOnLoad: false })
