@@ -4,7 +4,7 @@
 # generated key, writes /etc/slurm/slurm.conf, starts slurmctld and slurmd as root, and waits
 # until the node is idle. Safe to run twice: a cluster that already answers is reused.
 # Never fails CI: when Slurm cannot start it prints a warning and exits 0, so those tests skip.
-# tests/fixtures/slurm.ts performs the same steps (same paths, same configuration) for local runs.
+# tests/fixtures/slurm.ts runs this script when the tests find no cluster.
 set -uo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -71,7 +71,7 @@ mem_total=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
 real_memory=$((mem_total * 9 / 10))
 mkdir -p "$work/state" "$work/spool" "$work/log" "$work/run" /etc/slurm
 cat >"$conf.tmp" <<EOF
-$marker (written by .ci/slurm_setup.sh or tests/fixtures/slurm.ts)
+$marker (written by .ci/slurm_setup.sh)
 ClusterName=latentforge
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root

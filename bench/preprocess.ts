@@ -16,6 +16,7 @@ import { Buffer } from "node:buffer";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
+import { writeFileAtomic } from "../lib/store/objects.ts";
 import { preprocessConcurrency, preprocessImage } from "../lib/image/preprocess.ts";
 import { loadLibdeflate } from "../lib/image/libdeflate.ts";
 
@@ -47,20 +48,6 @@ const deflate = loadLibdeflate();
 function imagePath(i: number): string {
   const folder = String(Math.floor(i / 1000) * 1000).padStart(5, "0");
   return `images1024x1024/${folder}/${String(i).padStart(5, "0")}.png`;
-}
-
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-  const file = await Deno.open(tmp, { write: true, createNew: true });
-  try {
-    for (let written = 0; written < bytes.length;) {
-      written += await file.write(bytes.subarray(written));
-    }
-    await file.sync();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(tmp, path);
 }
 
 /** Seeded PRNG so the generated set is the same on every machine. */
@@ -163,12 +150,12 @@ async function ensureImages(): Promise<void> {
       const png = await sharp(data, { raw: info }).removeAlpha()
         .png({ adaptiveFiltering: true, compressionLevel: 6 })
         .toBuffer();
-      await writeAtomic(path, new Uint8Array(png));
+      await writeFileAtomic(path, new Uint8Array(png));
     }
   };
   await Promise.all(Array.from({ length: cores }, worker));
   const done = JSON.stringify({ count, version: GENERATOR_VERSION });
-  await writeAtomic(marker, new TextEncoder().encode(done));
+  await writeFileAtomic(marker, new TextEncoder().encode(done));
   console.log(`generated in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 

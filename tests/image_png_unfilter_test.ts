@@ -4,7 +4,6 @@ import {
   PngFilterError,
   unfilterBackend,
   unfilterScanlines,
-  unfilterScanlinesInto,
   unfilterScanlinesJs,
 } from "../lib/image/png_unfilter.ts";
 import { assertEquals, assertThrows } from "./fixtures/assert.ts";
@@ -132,24 +131,6 @@ Deno.test("hand-worked rows of each filter type", () => {
     assertEquals([...unfilterScanlines(input, 2, 6, 3)], pixels);
     assertEquals([...unfilterScanlinesJs(input, 2, 6, 3)], pixels);
   }
-});
-
-Deno.test("unfilterScanlinesInto writes the caller's buffer, and nothing on an error", () => {
-  const random = randomInts(3);
-  const filtered = scanlines([4, 4, 1, 3, 2, 4], 60, random);
-  const out = new Uint8Array(6 * 60);
-  assertEquals(unfilterScanlinesInto(filtered, 6, 60, 4, out), out);
-  assertSameBytes(out, unfilterScanlinesJs(filtered, 6, 60, 4), "into");
-
-  const bad = filtered.slice();
-  bad[3 * 61] = 7;
-  const before = out.slice();
-  assertThrows(() => unfilterScanlinesInto(bad, 6, 60, 4, out), "scanline 3");
-  assertSameBytes(out, before, "after the error");
-  assertThrows(
-    () => unfilterScanlinesInto(filtered, 6, 60, 4, new Uint8Array(359)),
-    "must hold 360 bytes",
-  );
 });
 
 Deno.test("an unknown filter type is a PngFilterError naming the row and the value", () => {

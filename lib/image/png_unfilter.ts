@@ -54,30 +54,6 @@ export function unfilterScanlines(
   return out;
 }
 
-/**
- * {@linkcode unfilterScanlines} writing into `out`, which must hold exactly height*stride bytes,
- * for callers that reuse their pixel buffers (a fresh buffer costs the operating system's page
- * faults on first write, which for a few megabytes is on the order of the unfiltering itself).
- * `out` must not overlap `filtered`; it is left untouched when an error is thrown.
- */
-export function unfilterScanlinesInto(
-  filtered: Uint8Array,
-  height: number,
-  stride: number,
-  bpp: number,
-  out: Uint8Array,
-): Uint8Array {
-  checkArguments(filtered, height, stride, bpp);
-  if (out.length !== height * stride) {
-    throw new RangeError(
-      `the output buffer must hold ${height * stride} bytes (${height} rows of ${stride}), ` +
-        `found ${out.length}`,
-    );
-  }
-  unfilterChecked(filtered, height, stride, bpp, out);
-  return out;
-}
-
 /** Which implementation {@linkcode unfilterScanlines} uses in this process. */
 export function unfilterBackend(): "wasm-simd" | "js" {
   return wasmModule === undefined ? "js" : "wasm-simd";
