@@ -10,7 +10,7 @@
 import { each, type Item, type Output } from "../lib/dag/task.ts";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
 import { checkEncoder, encodeImages, ModelSession } from "../lib/model/vae.ts";
-import { fetchSource } from "../lib/net/fetch_source.ts";
+import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 
 /** Images per encoder call. */
@@ -24,11 +24,10 @@ export default each<Config, { open: () => Promise<ModelSession> }>({
   version: "1",
   source: import.meta.url,
   describe: "encode every image with the VAE encoder",
+  files: () => ({ encoder: "model.encoder" }),
   async prepare(ctx) {
     const { model } = ctx.config;
-    const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", {
-      signal: ctx.signal,
-    });
+    const encoder = ctx.files.encoder;
     // Messages name the model file the user configured, not its copy in the store.
     const label = `model.encoder (${model.encoder.path ?? model.encoder.url})`;
     await checkEncoder(encoder.path, label);
@@ -39,7 +38,7 @@ export default each<Config, { open: () => Promise<ModelSession> }>({
         threads: model.threads,
         log: ctx.log,
       });
-    return { inputs: { encoder: encoder.digest }, state: { open } };
+    return { state: { open } };
   },
   // A batch holds images of one size.
   group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,
@@ -60,7 +59,7 @@ export default each<Config, { open: () => Promise<ModelSession> }>({
 });
 
 async function encodeBatch(
-  store: Parameters<typeof fetchSource>[0],
+  store: ObjectStore,
   items: Item[],
   encoder: ModelSession,
   scalingFactor: number,

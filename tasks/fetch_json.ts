@@ -1,7 +1,7 @@
 /**
  * fetch-json: the dataset's spec turned into a compact item index (id, url, path, size, MD5,
- * pixel size, pixel MD5, category). For FFHQ the 255 MB spec is downloaded resumably, verified
- * by size and MD5 and read as a stream; a folder is listed (sizes and MD5s computed); a URL list
+ * pixel size, pixel MD5, category). For FFHQ the 255 MB spec (a declared file: the engine
+ * downloads it resumably, verified by size and MD5, or finds it in the store) is read as a stream; a folder is listed (sizes and MD5s computed); a URL list
  * is read as CSV or text.
  *
  * Produces: `index` (JSON lines, see lib/dataset/item_index.ts).
@@ -14,7 +14,6 @@ import { ingestFfhqSpecStream } from "../lib/dataset/ffhq_spec.ts";
 import { ingestFolder } from "../lib/dataset/folder_spec.ts";
 import { encodeItemIndex, type ItemIndex } from "../lib/dataset/item_index.ts";
 import { parseUrlList } from "../lib/dataset/url_list.ts";
-import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
 
 export default aggregate<Config>({
@@ -32,8 +31,14 @@ export default aggregate<Config>({
   version: "1",
   source: import.meta.url,
   describe: "download the dataset spec and index its items",
+  files: ({ dataset }) =>
+    dataset.kind === "ffhq"
+      ? { spec: "dataset.spec" }
+      : dataset.kind === "urls"
+      ? { list: "dataset.list" }
+      : {},
   async fingerprint(ctx) {
-    return await sourceFingerprint(ctx);
+    return await folderFingerprint(ctx);
   },
   async run(ctx) {
     const index = await readIndex(ctx);
@@ -47,11 +52,9 @@ export default aggregate<Config>({
 
 async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
   const dataset = ctx.config.dataset;
-  const opts = { signal: ctx.signal, stallMs: ctx.config.download.stall_s * 1000 };
   switch (dataset.kind) {
     case "ffhq": {
-      const spec = await fetchSource(ctx.store, dataset.spec, "dataset.spec", opts);
-      using file = await Deno.open(spec.path);
+      using file = await Deno.open(ctx.files.spec.path);
       // Errors name the file the user configured, not its copy in the store.
       const name = dataset.spec.path ?? dataset.spec.url!;
       return await ingestFfhqSpecStream(file.readable, name, { component: dataset.component });
@@ -59,9 +62,8 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
     case "folder":
       return await ingestFolder(dataset.path, { extensions: dataset.extensions });
     case "urls": {
-      const list = await fetchSource(ctx.store, dataset.list, "dataset.list", opts);
       return parseUrlList(
-        await Deno.readTextFile(list.path),
+        await Deno.readTextFile(ctx.files.list.path),
         dataset.list.path ?? dataset.list.url!,
       );
     }
@@ -69,35 +71,25 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
 }
 
 /**
- * What tells that the source changed when the config did not: a folder's listing (names,
- * sizes, modification times) or a local spec's content. A downloaded spec is identified by
- * its configured URL and digest.
+ * What tells that a folder's content changed when the config did not: its listing (names,
+ * sizes, modification times). A spec or URL list is a declared file, keyed by its content.
  */
-async function sourceFingerprint(ctx: TaskContext<Config>): Promise<string | null> {
+async function folderFingerprint(ctx: TaskContext<Config>): Promise<string | null> {
   const dataset = ctx.config.dataset;
-  const local = dataset.kind === "folder"
-    ? null
-    : dataset.kind === "ffhq"
-    ? dataset.spec.path
-    : dataset.list.path;
-  if (dataset.kind === "folder") {
-    const hash = createHash("sha256");
-    const walk = async (dir: string) => {
-      const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
-      entries.sort((a, b) => a.name < b.name ? -1 : 1);
-      for (const e of entries) {
-        const path = `${dir}/${e.name}`;
-        if (e.isDirectory) await walk(path);
-        else {
-          const info = await Deno.stat(path);
-          hash.update(`${path}\t${info.size}\t${info.mtime?.getTime()}\n`);
-        }
+  if (dataset.kind !== "folder") return null;
+  const hash = createHash("sha256");
+  const walk = async (dir: string) => {
+    const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+    entries.sort((a, b) => a.name < b.name ? -1 : 1);
+    for (const e of entries) {
+      const path = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(path);
+      else {
+        const info = await Deno.stat(path);
+        hash.update(`${path}\t${info.size}\t${info.mtime?.getTime()}\n`);
       }
-    };
-    await walk(dataset.path);
-    return hash.digest("hex");
-  }
-  if (local === undefined || local === null) return null;
-  const info = await Deno.stat(local).catch(() => null);
-  return info ? `${info.size}:${info.mtime?.getTime()}` : "missing";
+    }
+  };
+  await walk(dataset.path);
+  return hash.digest("hex");
 }

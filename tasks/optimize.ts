@@ -21,7 +21,6 @@ import {
   ModelSession,
 } from "../lib/model/vae.ts";
 import { UnsupportedOpError } from "../lib/onnx/errors.ts";
-import { fetchSource } from "../lib/net/fetch_source.ts";
 import { type OptimizeJob, optimizeLatents } from "../lib/optim/latent_optimizer.ts";
 import { decodeCheckpoint } from "../lib/optim/checkpoint.ts";
 import type { Config } from "../config/schema.ts";
@@ -39,20 +38,16 @@ export default each<Config, Models>({
   version: "1",
   source: import.meta.url,
   describe: "refine every latent until the decoder matches the image",
+  files: ({ optimize }) =>
+    optimize.method === "gradient"
+      ? { decoder: "model.decoder" }
+      : { decoder: "model.decoder", encoder: "model.encoder" },
   async prepare(ctx) {
     const { model, optimize } = ctx.config;
-    const opts = { signal: ctx.signal };
-    const decoder = await fetchSource(ctx.store, model.decoder, "model.decoder", opts);
-    if (optimize.method === "gradient") {
-      const inputs: Record<string, string> = { decoder: decoder.digest };
-      return { inputs, state: { decoder: decoder.path } };
-    }
-    const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", opts);
+    const { decoder, encoder } = ctx.files;
+    if (optimize.method === "gradient") return { state: { decoder: decoder.path } };
     await checkEncoder(encoder.path, `model.encoder (${model.encoder.path ?? model.encoder.url})`);
-    return {
-      inputs: { decoder: decoder.digest, encoder: encoder.digest },
-      state: { decoder: decoder.path, encoder: encoder.path },
-    };
+    return { state: { decoder: decoder.path, encoder: encoder.path } };
   },
   // A batch holds latents of one shape (images of one size).
   group: (item) => ({

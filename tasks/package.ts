@@ -42,8 +42,27 @@ interface OptimizeMeta {
 export default aggregate<Config>({
   name: "package",
   deps: ["optimize", "encode", "preprocess", "verify-sizes", "label-split", "fetch-images"],
-  // Everything that shapes the data; where it runs (executor) and when (schedule) do not.
-  config: ["dataset", "download", "labels", "preprocess", "model", "optimize", "package"],
+  // Everything that shapes the data, which the files record as their config. Where things
+  // are (model, spec and labels locations: their content is in the upstream keys; out_dir;
+  // mirrors), how they run
+  // (providers, threads, download tuning, executor) and when (schedule) do not.
+  config: [
+    "dataset.kind",
+    "dataset.component",
+    "dataset.extensions",
+    "download.verify_pixels",
+    "labels.split_by",
+    "labels.min_confidence",
+    "labels.filters",
+    "labels.max_missing",
+    "preprocess",
+    "model.scaling_factor",
+    "model.input_range",
+    "optimize",
+    "package.formats",
+    "package.samples",
+  ],
+  reads: ["model.providers", "model.threads", "package.out_dir"],
   version: "2",
   source: import.meta.url,
   describe: "write the dataset files and the report",

@@ -123,6 +123,7 @@ function describe(event: RunEvent): string | null {
     case "run-start":
       return `${stamp()} ${event.dryRun ? "plan" : "run"} ${event.run}: ${event.tasks.join(" → ")}`;
     case "task-start":
+    case "plan":
       return null;
     case "item":
       return event.status === "failed"
@@ -141,6 +142,10 @@ function describe(event: RunEvent): string | null {
         for (const [reason, n] of Object.entries(event.wouldRun)) {
           text += `\n    would run ${n}: ${reason}`;
         }
+      }
+      if (event.unlisted) text += `\n    may run all: its items are ${event.unlisted}`;
+      for (const [reason, n] of Object.entries(event.mayRun ?? {})) {
+        text += `\n    may run ${n}: ${reason}`;
       }
       return text;
     }

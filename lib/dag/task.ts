@@ -13,6 +13,15 @@ export type { Json, Output };
 /** Logs a line on behalf of a task (shown above the progress lines, or as a JSON event). */
 export type Log = (message: string) => void;
 
+/** A file a task declared (see {@link TaskCommon.files}), brought into the store for a run. */
+export interface StoredFile {
+  /** sha256 of its bytes (its object in the store). */
+  digest: string;
+  size: number;
+  /** Where the object lives, for readers that want a path. */
+  path: string;
+}
+
 /** What every action is given. */
 export interface TaskContext<C = unknown> {
   /** The config slice the task declared, as a partial config object. */
@@ -24,6 +33,11 @@ export interface TaskContext<C = unknown> {
   /** Aborted when the run is interrupted; long actions should stop at a safe point. */
   signal: AbortSignal;
   log: Log;
+  /**
+   * The files the task declared, by name, in the store (empty while planning: nothing runs).
+   * Messages should name the file the user configured, not its copy in the store.
+   */
+  files: Record<string, StoredFile>;
 }
 
 /** The context of one per-item action. */
@@ -73,7 +87,7 @@ export interface Upstream {
   failures(task: string): Map<string, { task: string; reason: string }>;
   /** Action keys of every upstream task, by task then item (for provenance). */
   keys(task: string): Map<string, string>;
-  /** Task-level inputs a per-item task's `prepare` gave (e.g. model digests). */
+  /** Store digests of the files a task declared (e.g. its models), by name. */
   taskInputs(task: string): Record<string, string>;
   /** Milliseconds each successful item's recorded action took. */
   durations(task: string): Map<string, number>;
@@ -111,7 +125,8 @@ export interface RetryPolicy {
   maxMs: number;
 }
 
-interface TaskCommon<C> {
+/** What every task declares. */
+export interface TaskCommon<C> {
   name: string;
   /** Tasks whose outputs this task reads. */
   deps: string[];
@@ -130,6 +145,16 @@ interface TaskCommon<C> {
   describe: string;
   /** Retry policy, given the task's config slice. */
   retry?: (config: C) => Partial<RetryPolicy>;
+  /**
+   * Files the task reads (models, a dataset spec, a labels list), by input name → the dot path
+   * of the config field that names them (a `{ path }` or `{ url, sha256?, md5?, size? }`
+   * source). Their content joins the key of every action of the task; where they live does
+   * not. The engine resolves them for planning as for running: a local file by its sha256
+   * (remembered by path, size, mtime and inode), a URL by its pinned sha256 or MD5, and an
+   * unpinned URL only by fetching it (a plan says its dependants may rerun). For a run they
+   * are brought into the store and handed over as `ctx.files`.
+   */
+  files?: (config: C) => Record<string, string | undefined>;
 }
 
 /** A task with one action over all its inputs. */
@@ -174,10 +199,10 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
    */
   items?: (ctx: TaskContext<C>, upstream: Upstream) => Promise<ItemSpec[]>;
   /**
-   * Runs once before the first item, e.g. to fetch a model: the returned input digests join
-   * every item's key, and `state` is handed to each action.
+   * Runs once before the first item that is not cached (e.g. to open a model session from
+   * `ctx.files`); `state` is handed to each action.
    */
-  prepare?: (ctx: TaskContext<C>) => Promise<{ inputs?: Record<string, string>; state: S }>;
+  prepare?: (ctx: TaskContext<C>) => Promise<{ state: S }>;
   /** Concurrent actions (default: number of cores). */
   concurrency?: (config: C) => number;
   /** One item at a time. */

@@ -1,0 +1,51 @@
+/**
+ * What a run is given, and what each task driver shares with the run it belongs to.
+ *
+ * @module
+ */
+import type { ObjectAliases } from "../store/aliases.ts";
+import type { ObjectStore } from "../store/objects.ts";
+import type { Output, Records, RecordWriter } from "../store/records.ts";
+import type { Reporter } from "./events.ts";
+import type { TaskGraph } from "./graph.ts";
+import type { Executor } from "./remote.ts";
+import type { Upstream } from "./task.ts";
+import type { TaskDriver } from "./task_driver.ts";
+
+/** How to run. */
+export interface RunOptions {
+  graph: TaskGraph;
+  targets: string[];
+  config: unknown;
+  store: ObjectStore;
+  records: Records;
+  reporter: Reporter;
+  signal: AbortSignal;
+  /** Only the first N items of every listing (for trying things). */
+  limit?: number;
+  /** Plan only: decide what would run and why, execute nothing. */
+  dryRun?: boolean;
+  /** Tasks whose cache is ignored. */
+  force?: string[];
+  /** Concurrency override for every per-item task. */
+  concurrency?: number;
+  /** Runs some per-item tasks elsewhere (e.g. as Slurm job arrays). */
+  executor?: Executor;
+}
+
+/** The run as its task drivers see it. */
+export interface RunContext {
+  readonly options: RunOptions;
+  readonly runId: number;
+  readonly writer: RecordWriter;
+  readonly aliases: ObjectAliases;
+  /** The driver of a task of this run. */
+  driver(name: string): TaskDriver;
+  /** What aggregate tasks, `items` functions and `finish` checks read from upstream. */
+  upstream(): Upstream;
+  /** The digest of an output that flowed through this run. */
+  digestOf(out: Output): string;
+  remember(out: Output, digest: string): void;
+  /** Notes a finished action's checkpoint, removed once its record is committed. */
+  checkpointDone(path: string): void;
+}
