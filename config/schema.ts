@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
+import { bucketProblem, DEFAULT_BUCKET_STEP } from "../lib/image/buckets.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -64,8 +65,20 @@ export const ConfigSchema = z.strictObject({
   }).nullable().default(null),
   preprocess: z.strictObject({
     size: z.number().int().positive().multipleOf(8).default(256),
-    crop: z.enum(["center", "none"]).default("center"),
-  }).prefault({}),
+    crop: z.enum(["center", "none", "buckets"]).default("center"),
+    buckets: z.strictObject({
+      area: z.number().int().positive().optional(),
+      step: z.number().int().positive().default(DEFAULT_BUCKET_STEP),
+      min_side: z.number().int().positive().optional(),
+      max_side: z.number().int().positive().optional(),
+      no_upscale: z.boolean().default(false),
+    }).prefault({}),
+    flip: z.boolean().default(false),
+  }).prefault({}).superRefine((p, ctx) => {
+    if (p.crop !== "buckets") return;
+    const problem = bucketProblem(p.size, p.buckets);
+    if (problem) ctx.addIssue({ code: "custom", path: ["buckets", problem.field], ...problem });
+  }),
   model: z.strictObject({
     encoder: FileSource,
     decoder: FileSource,

@@ -66,6 +66,21 @@ export interface CoverCrop {
 /** Raised for bucket options that cannot make buckets, or an image no bucket can hold. */
 export class BucketError extends Error {
   override readonly name = "BucketError";
+  /** The option at fault (`step`, `min_side`, …), when an option is. */
+  readonly field?: string;
+  constructor(message: string, options?: { field?: string }) {
+    super(message);
+    this.field = options?.field;
+  }
+}
+
+/** The `preprocess.buckets` config section (snake_case, as in the config file). */
+export interface BucketConfig {
+  area?: number;
+  step?: number;
+  min_side?: number;
+  max_side?: number;
+  no_upscale?: boolean;
 }
 
 /** The default bucket step (kohya's `--bucket_reso_steps`). */
@@ -83,11 +98,14 @@ export const DEFAULT_BUCKET_STEP = 64;
 export function resolveBucketOptions(options: BucketOptions): Required<BucketOptions> {
   const { area, step = DEFAULT_BUCKET_STEP, noUpscale = false } = options;
   if (!Number.isInteger(step) || step <= 0) {
-    throw new BucketError(`buckets.step: expected a positive integer, found ${step}`);
+    throw new BucketError(`buckets.step: expected a positive integer, found ${step}`, {
+      field: "step",
+    });
   }
   if (!Number.isFinite(area) || area < step * step) {
     throw new BucketError(
       `buckets.area: expected at least step² = ${step * step} pixels, found ${area}`,
+      { field: "area" },
     );
   }
   const square = Math.floor(Math.sqrt(area) / step) * step;
@@ -97,12 +115,14 @@ export function resolveBucketOptions(options: BucketOptions): Required<BucketOpt
     if (!Number.isInteger(side) || side <= 0 || side % step !== 0) {
       throw new BucketError(
         `buckets.${name}: expected a positive multiple of step ${step}, found ${side}`,
+        { field: name },
       );
     }
   }
   if (minSide > maxSide) {
     throw new BucketError(
       `buckets.min_side: expected at most max_side ${maxSide}, found ${minSide}`,
+      { field: "min_side" },
     );
   }
   if (minSide * minSide > area) {
@@ -110,9 +130,56 @@ export function resolveBucketOptions(options: BucketOptions): Required<BucketOpt
       `buckets.min_side: expected min_side² ≤ area ${area}, found ${minSide}² = ${
         minSide * minSide
       }`,
+      { field: "min_side" },
     );
   }
   return { area, step, minSide, maxSide, noUpscale };
+}
+
+/**
+ * The bucket options of a `preprocess` config: its `buckets` section, with the area defaulting
+ * to `size`².
+ *
+ * @example
+ * ```ts
+ * bucketOptionsFromConfig(256, { step: 64, no_upscale: true });
+ * // { area: 65536, step: 64, minSide: undefined, maxSide: undefined, noUpscale: true }
+ * ```
+ */
+export function bucketOptionsFromConfig(size: number, config: BucketConfig = {}): BucketOptions {
+  return {
+    area: config.area ?? size * size,
+    step: config.step,
+    minSide: config.min_side,
+    maxSide: config.max_side,
+    noUpscale: config.no_upscale,
+  };
+}
+
+/**
+ * What is wrong with a `preprocess.buckets` config section, as the config validator reports it
+ * (the field and the message), or `null`.
+ *
+ * @example
+ * ```ts
+ * bucketProblem(256, { step: 64, min_side: 100 });
+ * // { field: "min_side", message: "expected a positive multiple of step 64" }
+ * ```
+ */
+export function bucketProblem(
+  size: number,
+  config: BucketConfig,
+): { field: string; message: string } | null {
+  try {
+    resolveBucketOptions(bucketOptionsFromConfig(size, config));
+    return null;
+  } catch (error) {
+    if (!(error instanceof BucketError)) throw error;
+    const field = error.field ?? "step";
+    // The validator adds what it found itself.
+    const message = error.message.replace(`buckets.${field}: `, "").replace(/, found [^,]*$/, "");
+    return { field, message };
+  }
 }
 
 /**
