@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
 import { bucketProblem, DEFAULT_BUCKET_STEP } from "../lib/image/buckets.ts";
+import { SHARD_BYTES } from "../lib/package/shards.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -105,7 +106,15 @@ export const ConfigSchema = z.strictObject({
     formats: z.array(z.enum(["npz", "hdf5", "safetensors"])).min(1)
       .default(["npz", "hdf5", "safetensors"]),
     samples: z.number().int().min(0).default(8),
-  }).prefault({}),
+    layout: z.enum(["split", "shards", "per_image"]).default("split"),
+    shard_size: z.union([
+      z.number().int().positive(),
+      z.string().regex(SHARD_BYTES, 'expected a size such as "256MB" or "1GiB"'),
+    ]).optional(),
+  }).prefault({}).refine((p) => p.shard_size === undefined || p.layout === "shards", {
+    path: ["shard_size"],
+    message: 'expected only with package.layout "shards"',
+  }),
   schedule: z.strictObject({
     cron: z.string().default("0 3 * * *"),
     targets: z.array(z.string()).min(1).default(["package"]),

@@ -35,6 +35,12 @@ export class ShardSizeError extends Error {
   override readonly name = "ShardSizeError";
 }
 
+/** A shard size in bytes, as written in a config: a number and a unit. */
+export const SHARD_BYTES = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)\s*$/i;
+
+/** Images per shard when `shard_size` is not set. */
+export const DEFAULT_SHARD_SIZE = 1000;
+
 const UNITS: Record<string, number> = {
   b: 1,
   kb: 1e3,
@@ -61,7 +67,7 @@ export function parseShardSize(size: ShardSize): { images: number } | { bytes: n
       `shard_size: expected a positive whole number of images, found ${size}`,
     );
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)\s*$/i.exec(size);
+  const m = SHARD_BYTES.exec(size);
   const bytes = m ? Math.floor(Number(m[1]) * UNITS[m[2].toLowerCase()]) : NaN;
   if (!(bytes > 0)) {
     throw new ShardSizeError(

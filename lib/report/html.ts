@@ -10,6 +10,7 @@ import { encodeBase64 } from "./base64.ts";
 import { escapeHtml } from "./escape.ts";
 import { lossBands, type LossCurve, median } from "./stats.ts";
 import { bandChart, barChart, histogramChart, scatterChart } from "./svg_chart.ts";
+import { type BucketedImage, renderBucketSection } from "./buckets_section.ts";
 
 /** Images of one split that made it through the pipeline. */
 export interface ReportSplit {
@@ -34,6 +35,8 @@ export interface ReportImage {
   stopReason: string;
   /** Loss at recorded steps, ascending by step; may be subsampled. */
   lossCurve: LossCurve;
+  /** Aspect-ratio bucket (`WxH`), when the dataset is bucketed. */
+  bucket?: string;
 }
 
 /** An item that failed, with the task where it failed and the reason. */
@@ -100,6 +103,7 @@ export function renderReport(data: ReportData): string {
     summary(data),
     splitsAndFailures(data),
     quality(data),
+    renderBucketSection(data.images.filter((i) => i.bucket !== undefined) as BucketedImage[]),
     optimization(data),
     samples(data),
     timings(data),
