@@ -102,6 +102,7 @@ export async function writeLayout(
     const written = await writeShards(store, plan, {
       context: options.shardContext,
       columns,
+      latentShape: (bucket) => shapes[bucket],
       reuse,
       signal,
     });
