@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
+import { IMAGE_EXTENSIONS } from "../lib/dataset/folder_spec.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -22,8 +23,12 @@ export const FileSource = z.strictObject({
   message: "expected exactly one of path or url",
 });
 
+/** The dataset's name, the report's title; by default derived from the source. */
+const datasetName = z.string().min(1).optional();
+
 const FfhqDataset = z.strictObject({
   kind: z.literal("ffhq"),
+  name: datasetName,
   spec: FileSource,
   component: z.enum(["image", "thumbnail", "in_the_wild"]).default("image"),
   mirrors: z.array(httpUrl).default([]),
@@ -31,12 +36,14 @@ const FfhqDataset = z.strictObject({
 
 const FolderDataset = z.strictObject({
   kind: z.literal("folder"),
+  name: datasetName,
   path: z.string().min(1),
-  extensions: z.array(z.string()).default([".jpg", ".jpeg", ".png"]),
+  extensions: z.array(z.string()).default([...IMAGE_EXTENSIONS]),
 });
 
 const UrlsDataset = z.strictObject({
   kind: z.literal("urls"),
+  name: datasetName,
   list: FileSource,
 });
 
@@ -92,6 +99,8 @@ export const ConfigSchema = z.strictObject({
     formats: z.array(z.enum(["npz", "hdf5", "safetensors"])).min(1)
       .default(["npz", "hdf5", "safetensors"]),
     samples: z.number().int().min(0).default(8),
+    /** Images left out of the dataset files (noted either way): upscaled > 2×, duplicates. */
+    exclude: z.array(z.enum(["upscaled", "duplicates"])).default([]),
   }).prefault({}),
   schedule: z.strictObject({
     cron: z.string().default("0 3 * * *"),

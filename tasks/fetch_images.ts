@@ -22,6 +22,11 @@ import { writeFileAtomic } from "../lib/store/objects.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 
+/** An item the listing found unusable (see `DatasetItem.error`). */
+export class UnusableItemError extends Error {
+  override readonly name = "UnusableItemError";
+}
+
 interface Network {
   gate: HostGate;
   hashes: HashPool;
@@ -60,6 +65,7 @@ export default each<Config, Network>({
   teardown: (net) => Promise.resolve(net.hashes.close()),
   async run(ctx, item, net) {
     const spec = item.extra as unknown as DatasetItem;
+    if (spec.error !== undefined) throw new UnusableItemError(spec.error);
     const { download } = ctx.config;
     const known = spec.md5 ? await fromAlias(ctx.store, spec.md5) : null;
     let digest: string;
