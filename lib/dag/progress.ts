@@ -205,8 +205,11 @@ export class PlainReporter implements Reporter {
       const rate = seconds > 0 ? c.ran / seconds : 0;
       const left = c.total - c.ran - c.cached - c.failed;
       const eta = c.final && rate > 0 && left > 0 ? `, eta ${formatSeconds(left / rate)}` : "";
-      return `${stamp(now)} ${task}: ${countsText(c)} · ${rate.toFixed(rate < 1 ? 2 : 1)}/s${eta}` +
-        ` · running for ${formatSeconds(seconds)}`;
+      const done = c.ran + c.cached + c.failed;
+      const state = done === 0
+        ? "no item finished yet"
+        : `${countsText(c)} · ${rate.toFixed(rate < 1 ? 2 : 1)}/s${eta}`;
+      return `${stamp(now)} ${task}: ${state} · running for ${formatSeconds(seconds)}`;
     });
     this.#print(lines.length ? lines.join("\n") : `${stamp(now)} still running`);
   }
