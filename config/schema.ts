@@ -7,6 +7,8 @@
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
 import { IMAGE_EXTENSIONS } from "../lib/dataset/folder_spec.ts";
+import { bucketProblem, DEFAULT_BUCKET_STEP } from "../lib/image/buckets.ts";
+import { SHARD_BYTES } from "../lib/package/shards.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -71,8 +73,20 @@ export const ConfigSchema = z.strictObject({
   }).nullable().default(null),
   preprocess: z.strictObject({
     size: z.number().int().positive().multipleOf(8).default(256),
-    crop: z.enum(["center", "none"]).default("center"),
-  }).prefault({}),
+    crop: z.enum(["center", "none", "buckets"]).default("center"),
+    buckets: z.strictObject({
+      area: z.number().int().positive().optional(),
+      step: z.number().int().positive().default(DEFAULT_BUCKET_STEP),
+      min_side: z.number().int().positive().optional(),
+      max_side: z.number().int().positive().optional(),
+      no_upscale: z.boolean().default(false),
+    }).prefault({}),
+    flip: z.boolean().default(false),
+  }).prefault({}).superRefine((p, ctx) => {
+    if (p.crop !== "buckets") return;
+    const problem = bucketProblem(p.size, p.buckets);
+    if (problem) ctx.addIssue({ code: "custom", path: ["buckets", problem.field], ...problem });
+  }),
   model: z.strictObject({
     encoder: FileSource,
     decoder: FileSource,
@@ -101,7 +115,15 @@ export const ConfigSchema = z.strictObject({
     samples: z.number().int().min(0).default(8),
     /** Images left out of the dataset files (noted either way): upscaled > 2×, duplicates. */
     exclude: z.array(z.enum(["upscaled", "duplicates"])).default([]),
-  }).prefault({}),
+    layout: z.enum(["split", "shards", "per_image"]).default("split"),
+    shard_size: z.union([
+      z.number().int().positive(),
+      z.string().regex(SHARD_BYTES, 'expected a size such as "256MB" or "1GiB"'),
+    ]).optional(),
+  }).prefault({}).refine((p) => p.shard_size === undefined || p.layout === "shards", {
+    path: ["shard_size"],
+    message: 'expected only with package.layout "shards"',
+  }),
   schedule: z.strictObject({
     cron: z.string().default("0 3 * * *"),
     targets: z.array(z.string()).min(1).default(["package"]),

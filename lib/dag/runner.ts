@@ -600,7 +600,8 @@ class TaskState implements PoolHost {
     const work: Work = { item: { id: AGGREGATE_ITEM, inputs: {} }, key, comps, attempts: 0 };
     const started = performance.now();
     try {
-      const out = await this.#withRetry(work, () => task.run(this.ctx, this.r.upstream()));
+      const ctx = { ...this.ctx, lookupAlias: (name: string) => this.r.aliases.lookup(name) };
+      const out = await this.#withRetry(work, () => task.run(ctx, this.r.upstream()));
       if (task.publish) {
         const facts = this.r.facts.snapshot(task.name);
         this.r.writer.set(KEYS.runFacts(task.name, key), facts);

@@ -146,7 +146,11 @@ export interface AggregateTask<C = unknown> extends TaskCommon<C> {
    * digest), computed on every run and part of the key, so new data reruns the task.
    */
   fingerprint?: (ctx: TaskContext<C>) => Promise<Json>;
-  run(ctx: TaskContext<C>, upstream: Upstream): Promise<ActionResult>;
+  /** Its context can look up aliases, so it can reuse objects an earlier run built. */
+  run(
+    ctx: TaskContext<C> & Pick<ItemContext<C>, "lookupAlias">,
+    upstream: Upstream,
+  ): Promise<ActionResult>;
   /**
    * Lays the output out where users read it (e.g. `out/`), after a run and after a cache hit
    * alike, so files outside the store always match the recorded output. `run` holds the facts

@@ -16,6 +16,7 @@ import { counted, fixed as fmt, signed } from "./format.ts";
 import { renderRunSection } from "./run_section.ts";
 import { lossBands, type LossCurve, median } from "./stats.ts";
 import { bandChart, histogramChart, scatterChart } from "./svg_chart.ts";
+import { type BucketedImage, renderBucketSection } from "./buckets_section.ts";
 
 /** Images of one split that made it through the pipeline. */
 export interface ReportSplit {
@@ -40,6 +41,8 @@ export interface ReportImage {
   stopReason: string;
   /** Loss at recorded steps, ascending by step; may be subsampled. */
   lossCurve: LossCurve;
+  /** Aspect-ratio bucket (`WxH`), when the dataset is bucketed. */
+  bucket?: string;
 }
 
 /** An item that failed, with the task where it failed and the reason. */
@@ -111,6 +114,7 @@ export function renderReport(data: ReportData): string {
     splitsAndFailures(data),
     notes(data.notes),
     quality(data),
+    renderBucketSection(data.images.filter((i) => i.bucket !== undefined) as BucketedImage[]),
     optimization(data),
     samples(data),
     configuration(data),
