@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
+import { IMAGE_EXTENSIONS } from "../lib/dataset/folder_spec.ts";
 import { bucketProblem, DEFAULT_BUCKET_STEP } from "../lib/image/buckets.ts";
 import { SHARD_BYTES } from "../lib/package/shards.ts";
 
@@ -24,8 +25,12 @@ export const FileSource = z.strictObject({
   message: "expected exactly one of path or url",
 });
 
+/** The dataset's name, the report's title; by default derived from the source. */
+const datasetName = z.string().min(1).optional();
+
 const FfhqDataset = z.strictObject({
   kind: z.literal("ffhq"),
+  name: datasetName,
   spec: FileSource,
   component: z.enum(["image", "thumbnail", "in_the_wild"]).default("image"),
   mirrors: z.array(httpUrl).default([]),
@@ -33,12 +38,14 @@ const FfhqDataset = z.strictObject({
 
 const FolderDataset = z.strictObject({
   kind: z.literal("folder"),
+  name: datasetName,
   path: z.string().min(1),
-  extensions: z.array(z.string()).default([".jpg", ".jpeg", ".png"]),
+  extensions: z.array(z.string()).default([...IMAGE_EXTENSIONS]),
 });
 
 const UrlsDataset = z.strictObject({
   kind: z.literal("urls"),
+  name: datasetName,
   list: FileSource,
 });
 
@@ -106,6 +113,8 @@ export const ConfigSchema = z.strictObject({
     formats: z.array(z.enum(["npz", "hdf5", "safetensors"])).min(1)
       .default(["npz", "hdf5", "safetensors"]),
     samples: z.number().int().min(0).default(8),
+    /** Images left out of the dataset files (noted either way): upscaled > 2×, duplicates. */
+    exclude: z.array(z.enum(["upscaled", "duplicates"])).default([]),
     layout: z.enum(["split", "shards", "per_image"]).default("split"),
     shard_size: z.union([
       z.number().int().positive(),

@@ -5,10 +5,13 @@
  * (`images/<id>.npz`); and `manifest.txt` and `metrics.csv`. For the whole run: `index.json`
  * (where each image's latents are, with its conditioning and labels), `manifest.json`
  * (provenance) and `report.html`. The files are objects in the store; `out_dir` is replaced by
- * them atomically after a run and after a cache hit alike.
+ * them atomically after a run and after a cache hit alike, with the facts of the run that built
+ * them (report's run section, `run.json`) added then. Upscaled and byte-identical images are
+ * noted, and left out when `package.exclude` says so.
  *
  * Reads: the splits and labels of `label-split`, the latents of `encode` and `optimize`, the
- * tensors and conditioning of `preprocess`, the source files of `fetch-images`, and every
+ * tensors and conditioning of `preprocess`, the source files of `fetch-images`, the listing of
+ * `fetch-json`, and every
  * upstream action key.
  *
  * @module
@@ -27,12 +30,15 @@ import { writeLayout } from "../lib/package/layout.ts";
 import { type OptimizeMetrics, type PackageRow, packageRows } from "../lib/package/rows.ts";
 import { DEFAULT_SHARD_SIZE } from "../lib/package/shards.ts";
 import { ModelSession } from "../lib/model/vae.ts";
-import { renderReport, type ReportData } from "../lib/report/html.ts";
+import { inputNotes } from "../lib/dataset/input_notes.ts";
+import { renderReport, type ReportData, type ReportNotes } from "../lib/report/html.ts";
+import { withRunFiles } from "../lib/report/run_files.ts";
 import { publishDirectory } from "../lib/store/publish.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 import type { SplitsObject } from "./label_split.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import { basename, resolve } from "node:path";
 
 /** The tasks whose action keys the provenance lists per image. */
 const STAGES = ["fetch-images", "verify-sizes", "preprocess", "encode", "optimize"];
@@ -42,7 +48,15 @@ const RECIPE_ALIAS = "package-file:";
 
 export default aggregate<Config>({
   name: "package",
-  deps: ["optimize", "encode", "preprocess", "verify-sizes", "label-split", "fetch-images"],
+  deps: [
+    "optimize",
+    "encode",
+    "preprocess",
+    "verify-sizes",
+    "label-split",
+    "fetch-images",
+    "fetch-json",
+  ],
   // Everything that shapes the data; where it runs (executor) and when (schedule) do not.
   config: ["dataset", "download", "labels", "preprocess", "model", "optimize", "package"],
   version: "3",
@@ -57,9 +71,17 @@ export default aggregate<Config>({
     const failures = [...up.failures("optimize")].map(([id, f]) => ({ id, ...f }))
       .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
     const models = up.taskInputs("optimize");
+    const notes = await noteInputs(ctx.store, up, config, splits);
+    for (const line of notesLog(notes)) ctx.log(line);
+    const excluded = new Set(notes.excluded.map((e) => e.id));
+    const kept = Object.fromEntries(
+      Object.entries(splits.splits).map((
+        [name, ids],
+      ) => [name, ids.filter((id) => !excluded.has(id))]),
+    );
     const flip = config.preprocess.flip;
     const rowsBySplit = packageRows({
-      splits: splits.splits,
+      splits: kept,
       paths: splits.paths,
       labels: labels.images,
       optimized,
@@ -124,21 +146,20 @@ export default aggregate<Config>({
     files["index.json"] = text(JSON.stringify(written.index));
     files["manifest.json"] = text(
       JSON.stringify(
-        provenance(up, config, splits, counts, failures, labels, allRows),
+        provenance(up, config, splits, counts, failures, labels, allRows, notes),
         null,
         1,
       ),
     );
     files["report.html"] = text(renderReport({
-      title: "latentforge dataset",
+      title: datasetName(config),
       toolVersion: denoJson.version,
-      generatedAt: "",
       splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
       images,
       failures,
       samples: await samples(ctx.store, up, images.map((i) => i.id), config, models.decoder),
       config,
-      timings: timings(up),
+      notes,
     }));
     const objects: Record<string, string> = { ...written.files };
     for (const [name, bytes] of Object.entries(files)) objects[name] = await store.put(bytes);
@@ -147,8 +168,9 @@ export default aggregate<Config>({
     );
     return { objects, meta: { counts, failed: failures.length }, aliases };
   },
-  async publish(ctx, output) {
-    await publishDirectory(ctx.store, output.objects, ctx.config.package.out_dir);
+  async publish(ctx, output, run) {
+    const objects = await withRunFiles(ctx.store, output.objects, run);
+    await publishDirectory(ctx.store, objects, ctx.config.package.out_dir);
   },
 });
 
@@ -185,6 +207,7 @@ function provenance(
   failures: { id: string; task: string; reason: string }[],
   labels: LabelsObject,
   rows: readonly PackageRow[],
+  notes: ReportNotes,
 ) {
   const fetched = up.items("fetch-images");
   const keys = Object.fromEntries(STAGES.map((t) => [t, up.keys(t)]));
@@ -217,15 +240,80 @@ function provenance(
     },
     counts,
     failures,
+    notes,
     images,
   };
 }
 
-function timings(up: Upstream): ReportData["timings"] {
-  return ["fetch-images", "verify-sizes", "preprocess", "encode", "optimize"].map((task) => {
-    const ms = [...up.durations(task).values()];
-    return { task, seconds: ms.reduce((a, b) => a + b, 0) / 1000 };
-  });
+/** The report's title: `dataset.name`, else what the source is called. */
+function datasetName(config: Config): string {
+  const d = config.dataset;
+  if (d.name) return d.name;
+  if (d.kind === "ffhq") return "FFHQ";
+  if (d.kind === "folder") return basename(resolve(d.path));
+  return basename(d.list.path ?? new URL(d.list.url!).pathname).replace(/\.[^.]*$/, "");
+}
+
+/** Files the folder listing skipped, upscaled and duplicate images, and what is left out. */
+async function noteInputs(
+  store: ObjectStore,
+  up: Upstream,
+  config: Config,
+  splits: SplitsObject,
+): Promise<ReportNotes> {
+  const listing = up.aggregate("fetch-json").objects.listing;
+  const { skipped } = listing
+    ? await store.getJson<{ skipped: ReportNotes["skipped"] }>(listing)
+    : { skipped: [] };
+  const optimized = up.items("optimize");
+  const fetched = up.items("fetch-images");
+  const tensors = up.items("preprocess");
+  const ids = [...new Set(Object.values(splits.splits).flat())].filter((id) => optimized.has(id))
+    .sort();
+  const noted = inputNotes(
+    ids.map((id) => ({
+      id,
+      md5: (fetched.get(id)?.meta as { md5?: string } | undefined)?.md5 ?? null,
+      sourceSize:
+        (tensors.get(id)?.meta as { source_size?: [number, number] } | undefined)?.source_size ??
+          null,
+      targetSize:
+        (tensors.get(id)?.meta as { target_size?: [number, number] } | undefined)?.target_size ??
+          null,
+    })),
+    { size: config.preprocess.size, crop: config.preprocess.crop, exclude: config.package.exclude },
+  );
+  return { skipped, ...noted };
+}
+
+function notesLog(notes: ReportNotes): string[] {
+  const names = (list: string[]) =>
+    list.slice(0, 20).join(", ") + (list.length > 20 ? `, … (${list.length - 20} more)` : "");
+  const lines: string[] = [];
+  const n = notes.upscaled.length;
+  if (n) {
+    lines.push(
+      `${n} ${n === 1 ? "image is" : "images are"} upscaled more than 2×: ${
+        names(notes.upscaled.map((u) => `${u.id} ${u.width}×${u.height} ${u.factor.toFixed(1)}×`))
+      }`,
+    );
+  }
+  const g = notes.duplicates.length;
+  if (g) {
+    lines.push(
+      `${g} ${g === 1 ? "group" : "groups"} of byte-identical images: ${
+        names(notes.duplicates.map((d) => d.join(" = ")))
+      }`,
+    );
+  }
+  if (notes.excluded.length) {
+    lines.push(
+      `left out of the dataset (package.exclude): ${
+        names(notes.excluded.map((e) => `${e.id} (${e.reason})`))
+      }`,
+    );
+  }
+  return lines;
 }
 
 /** Eight images spread over the dataset: original, decoded encoder latent, decoded optimum. */
