@@ -159,7 +159,7 @@ import h5py, numpy as np, json
 f = h5py.File(${JSON.stringify(join(p.out, name, "latents.h5"))}, "r")
 d = np.load(${JSON.stringify(join(p.out, name, "latents.npz"))})
 print(json.dumps({
-  "same": all(np.array_equal(f[k][()] if k != "ids" else f[k].asstr()[()], d[k]) for k in d.files),
+  "same": all(np.array_equal(f[k].asstr()[()] if f[k].dtype.kind == "O" else f[k][()], d[k], equal_nan=d[k].dtype.kind == "f") for k in d.files),
   "keys": sorted(f.keys()),
   "scaling_factor": float(f.attrs["scaling_factor"]),
   "decoder": f.attrs["decoder_sha256"] if isinstance(f.attrs["decoder_sha256"], str) else f.attrs["decoder_sha256"].decode(),

@@ -12,7 +12,7 @@ import { runPipeline, type RunResult } from "../dag/plan.ts";
 import { errorText } from "../dag/errors.ts";
 import { ExplainError, explainItem, explainTask, renderItem, renderTask } from "./explain.ts";
 import { renderStatus, statusRows } from "./status.ts";
-import type { Pipeline } from "../dag/task.ts";
+import type { Pipeline, Task } from "../dag/task.ts";
 import { acquireLease, type Lease, LeaseHeldError } from "../store/lease.ts";
 import { collectGarbage, verifyStore } from "../store/maintenance.ts";
 import { ObjectStore } from "../store/objects.ts";
@@ -252,6 +252,7 @@ async function commandRun<C>(
   const config = await loadConfig(pipeline, opts.config, opts.set);
   const wanted = targets.length ? targets : pipeline.defaultTargets;
   for (const t of [...wanted, ...opts.force]) graph.get(t);
+  await checkConfig(graph.closure(wanted), config, opts.config);
   const executor = opts.dryRun ? undefined : await chooseExecutor(config, opts);
   const store = new ObjectStore(opts.cache);
   const records = await openRecords(opts.cache);
@@ -306,6 +307,17 @@ function chooseExecutorKind(config: unknown, opts: PlanFlags): "local" | "slurm"
     throw new ConfigError(`--executor ${kind}: this pipeline's config has no executor section`);
   }
   return kind;
+}
+
+/** Each planned task's own check of the config against the machine (e.g. a missing folder). */
+async function checkConfig(tasks: readonly Task[], config: unknown, file: string) {
+  for (const task of tasks) {
+    try {
+      await task.check?.(config);
+    } catch (e) {
+      throw new ConfigError(`config ${file}: ${(e as Error).message}`);
+    }
+  }
 }
 
 /** The executor the config and `--executor` ask for; checks Slurm is reachable up front. */
@@ -403,6 +415,7 @@ async function withPlan<C, T>(
 ): Promise<T> {
   const config = await loadConfig(pipeline, opts.config, opts.set);
   for (const t of [...targets, ...opts.force]) graph.get(t);
+  await checkConfig(graph.closure(targets), config, opts.config);
   // Where tasks run changes nothing in a plan, but a wrong choice is still an error.
   chooseExecutorKind(config, opts);
   const store = new ObjectStore(opts.cache);

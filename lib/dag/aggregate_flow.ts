@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { AGGREGATE_ITEM } from "../store/records.ts";
+import { AGGREGATE_ITEM, KEYS } from "../store/records.ts";
+import type { RunFacts } from "./run_facts.ts";
 import { paramsHash } from "./action_key.ts";
 import { TaskContractError } from "./errors.ts";
 import type { AggregateTask, Item } from "./task.ts";
@@ -25,7 +26,13 @@ export async function driveAggregate(d: TaskDriver, task: AggregateTask): Promis
   if (decision.verdict === "cached") {
     d.apply(item, inputs, params, decision, null);
     const out = d.done.get(AGGREGATE_ITEM)!.out;
-    if (task.publish && !d.dryRun) await task.publish(d.ctx, out);
+    if (task.publish && !d.dryRun) {
+      // The facts of the run that built this output, so the same files are published again.
+      const built = await d.run.options.records.kv.get<RunFacts>(
+        KEYS.runFacts(task.name, decision.key),
+      );
+      await task.publish(d.ctx, out, built.value);
+    }
     return;
   }
   if (d.dryRun) return d.apply(item, inputs, params, decision, null);
@@ -42,8 +49,14 @@ export async function driveAggregate(d: TaskDriver, task: AggregateTask): Promis
   d.components.set(AGGREGATE_ITEM, work.comps);
   const started = performance.now();
   try {
-    const out = await d.actions.withRetry(work, () => task.run(d.ctx, d.run.upstream()));
-    if (task.publish) await task.publish(d.ctx, out);
+    // An aggregate action can reuse objects an earlier run built, found by their aliases.
+    const ctx = { ...d.ctx, lookupAlias: (name: string) => d.run.aliases.lookup(name) };
+    const out = await d.actions.withRetry(work, () => task.run(ctx, d.run.upstream()));
+    if (task.publish) {
+      const facts = d.run.facts.snapshot(task.name);
+      d.run.writer.set(KEYS.runFacts(task.name, work.key), facts);
+      await task.publish(d.ctx, out, facts);
+    }
     await d.actions.record(work, out, performance.now() - started);
   } catch (e) {
     if (d.signal.aborted) throw e;

@@ -22,6 +22,7 @@ import type { Json } from "../store/canonical.ts";
 import { UpstreamError } from "./errors.ts";
 import type { TaskCounts, TaskStatus } from "./events.ts";
 import type { RunContext, RunOptions } from "./run_context.ts";
+import { observedReporter, RunFactsCollector } from "./run_facts.ts";
 import type { Upstream } from "./task.ts";
 import { type ItemPlan, TaskDriver } from "./task_driver.ts";
 
@@ -89,12 +90,16 @@ class Runner implements RunContext {
   readonly runId = Date.now();
   readonly writer: RecordWriter;
   readonly aliases: ObjectAliases;
+  /** What published outputs state about this run (see run_facts.ts). */
+  readonly facts: RunFactsCollector;
   readonly drivers = new Map<string, TaskDriver>();
   readonly #digests = new WeakMap<Output, string>();
   readonly #checkpointsDone: string[] = [];
 
   constructor(options: RunOptions) {
-    this.options = options;
+    const aggregates = options.graph.order.filter((t) => t.kind === "aggregate");
+    this.facts = new RunFactsCollector({ aggregates: aggregates.map((t) => t.name) });
+    this.options = { ...options, reporter: observedReporter(options.reporter, this.facts) };
     this.writer = options.records.writer(() => options.store.syncDirs());
     this.aliases = new ObjectAliases(options.records, options.store);
   }

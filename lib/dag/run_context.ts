@@ -11,6 +11,7 @@ import type { TaskGraph } from "./graph.ts";
 import type { Executor } from "./remote.ts";
 import type { Upstream } from "./task.ts";
 import type { TaskDriver } from "./task_driver.ts";
+import type { RunFactsCollector } from "./run_facts.ts";
 
 /** How to run. */
 export interface RunOptions {
@@ -39,6 +40,8 @@ export interface RunContext {
   readonly runId: number;
   readonly writer: RecordWriter;
   readonly aliases: ObjectAliases;
+  /** What published outputs state about this run. */
+  readonly facts: RunFactsCollector;
   /** The driver of a task of this run. */
   driver(name: string): TaskDriver;
   /** What aggregate tasks, `items` functions and `finish` checks read from upstream. */
