@@ -63,7 +63,9 @@ Deno.test("kill -9 at random moments, 20 times, then a final run: same output, n
 Deno.test("a second run while one holds the cache exits 2 naming the holder; --wait waits", async () => {
   const p = await ToyProject.create({ count: 60 });
   try {
-    const env = { TOY_SLEEP_MS: "40" };
+    // The first run holds its items at scale until the gate file appears.
+    const gate = `${p.dir}/gate`;
+    const env = { TOY_GATE: gate };
     const first = await startRun(p, ["--concurrency", "2"], env);
     const second = await p.run(["run"]);
     assertEquals(second.code, 2, second.stderr);
@@ -74,9 +76,23 @@ Deno.test("a second run while one holds the cache exits 2 naming the holder; --w
     assertStringIncludes(second.stderr, "--wait");
     const gc = await p.run(["gc"]);
     assertEquals(gc.code, 2, "gc must not run beside a run");
-    const waiting = await p.run(["run", "--wait", "--json"]);
-    assertEquals(waiting.code, 0, waiting.stderr);
-    assertStringIncludes(waiting.stderr, `waiting for pid ${first.child.pid}`);
+    const waiter = p.command(["run", "--wait", "--json"]).spawn();
+    const stderr = waiter.stderr.getReader();
+    let said = "";
+    while (!said.includes(`waiting for pid ${first.child.pid}`)) {
+      const { value, done } = await stderr.read();
+      if (done) break;
+      said += new TextDecoder().decode(value);
+    }
+    assertStringIncludes(said, `waiting for pid ${first.child.pid}`);
+    await Deno.writeTextFile(gate, "");
+    const drain = async () => {
+      for (let r = await stderr.read(); !r.done; r = await stderr.read()) {
+        said += new TextDecoder().decode(r.value);
+      }
+    };
+    await Promise.all([drain(), new Response(waiter.stdout).text()]);
+    assertEquals((await waiter.status).code, 0, said);
     assertEquals((await first.child.status).code, 0);
     await first.output;
     assertEquals((await p.run(["verify"])).code, 0);

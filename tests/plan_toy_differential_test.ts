@@ -7,12 +7,9 @@
 import { createHash } from "node:crypto";
 import { assert, assertEquals } from "./fixtures/assert.ts";
 import {
-  comparePlanWithRun,
   configFields,
-  describePrediction,
+  PlanSequence,
   predictions,
-  predictsNothing,
-  recordKeys,
   seededRandom,
   withField,
 } from "./fixtures/plan_check.ts";
@@ -21,7 +18,6 @@ import { runPipeline, type RunResult } from "../lib/dag/plan.ts";
 import { TaskGraph } from "../lib/dag/graph.ts";
 import type { Reporter } from "../lib/dag/events.ts";
 import type { Pipeline, Task } from "../lib/dag/task.ts";
-import { explainItem } from "../lib/cli/explain.ts";
 import { ObjectStore } from "../lib/store/objects.ts";
 import { openRecords } from "../lib/store/records.ts";
 
@@ -86,7 +82,8 @@ Deno.test({
     assert(first.success);
     assertEquals((await plan(first.data, {}, false)).exitCode, 0);
 
-    const problems: string[] = [];
+    const sequence = new PlanSequence({ plan, records, tasks: TASKS, random: rnd });
+    const problems = sequence.problems;
     const counts = new Map<string, number>();
     let cliChecks = 0;
     for (let step = 1; step <= EDITS; step++) {
@@ -182,61 +179,21 @@ Deno.test({
       const config = parse(raw);
       assert(config.success, label);
 
-      const before = await recordKeys(records, TASKS);
-      const predicted = await plan(config.data, opts, true);
-      if (step % 40 === 0) {
-        cliChecks++;
-        problems.push(...await compareWithCli(project, raw, opts, predicted, label));
-      }
-      const run = await plan(config.data, opts, false);
-      const current = new Map(
-        await Promise.all(TASKS.map(async (t) => [t, await records.actions(t)] as const)),
-      );
-      const found = comparePlanWithRun(
-        predicted,
-        run,
-        before,
-        (t, id) => current.get(t)?.get(id)?.key,
-      );
-      const where = `step ${step} (${label}; plan: ${describePrediction(predicted)})`;
-      for (const p of found) problems.push(`${where}: ${p}`);
-      if (expectNothing && !(unpinned ? onlyUnknown(predicted) : predictsNothing(predicted))) {
-        problems.push(`${where}: expected nothing to rerun`);
-      }
+      const where = `step ${step} (${label})`;
+      const { plan: predicted } = await sequence.step(where, config.data, opts, {
+        nothing: expectNothing,
+        unpinned,
+      });
       if (unpinned) {
         // What depends on an unpinned URL is never up to date in a plan.
         const offset = predictions(predicted).get("offset")!;
         if (!offset.unlisted && offset.run.size + offset.may.size === 0) {
-          problems.push(`${where}: offset reads an unpinned URL but the plan says it is cached`);
+          sequence.problems.push(`${where}: offset reads an unpinned URL, the plan says cached`);
         }
       }
-      // A sample of items explained agrees with the plan and the run.
-      for (let i = 0; i < 2; i++) {
-        const task = pick(TASKS);
-        const t = predicted.tasks.get(task)!;
-        if (t.unlisted || t.items.length === 0) continue;
-        const id = pick(t.items);
-        const e = await explainItem(task, id, t);
-        const ran = run.tasks.get(task)!.executed.includes(id);
-        if ((e.verdict === "cached" && ran) || (e.verdict === "run" && !ran && !t.unlisted)) {
-          const reached = run.tasks.get(task)!.items.includes(id);
-          if (reached) {
-            problems.push(`${where}: explain ${task} ${id} says ${e.verdict}, ran=${ran}`);
-          }
-        }
-      }
-      const again = await plan(config.data, opts, true);
-      const leftover = [...again.tasks.values()].flatMap((t) => [...t.plans.values()])
-        .flatMap((p) => p.reasons).filter((r) =>
-          !["forced", "failed", "unknown", "upstream"].includes(r.kind)
-        );
-      if (leftover.length) {
-        problems.push(`${where}: after the run the plan still says: ${leftover[0].text}`);
-      }
-      if (!opts.force && !unpinned && !hasFailures(run) && !predictsNothing(again)) {
-        problems.push(
-          `${where}: after the run the plan is not empty: ${describePrediction(again)}`,
-        );
+      if (step % 40 === 0) {
+        cliChecks++;
+        sequence.problems.push(...await compareWithCli(project, raw, opts, predicted, where));
       }
     }
     console.log(
@@ -250,19 +207,6 @@ Deno.test({
     await project.cleanup();
   }
 });
-
-/** Whether a plan predicts only what depends on a URL that is unknown until fetched. */
-function onlyUnknown(plan: RunResult): boolean {
-  return [...plan.tasks.values()].every((t) =>
-    [...t.plans.values()].every((p) =>
-      p.verdict === "may" && p.reasons.every((r) => r.kind === "unknown" || r.kind === "upstream")
-    )
-  );
-}
-
-function hasFailures(run: RunResult): boolean {
-  return [...run.tasks.values()].some((t) => t.failures.size > 0 || t.status !== "ok");
-}
 
 /**
  * The same plan through the command line: `run --dry-run --json` names the same items, and

@@ -16,11 +16,12 @@
  * @module
  */
 import type { Json } from "../store/canonical.ts";
-import type {
-  ActionRecord,
-  FailureRecord,
-  KeyComponents,
-  TaskComponents,
+import {
+  type ActionRecord,
+  AGGREGATE_ITEM,
+  type FailureRecord,
+  type KeyComponents,
+  type TaskComponents,
 } from "../store/records.ts";
 import { actionKey } from "./action_key.ts";
 import { diffSlices } from "./config.ts";
@@ -222,7 +223,10 @@ export class ActionDecider {
       out.push({ kind: "inputs", text });
     }
     if ((rec.params ?? "") !== (params ?? "")) {
-      out.push({ kind: "params", text: "item parameters changed" });
+      const text = id === AGGREGATE_ITEM
+        ? "what it reads from outside changed (its fingerprint)"
+        : "item parameters changed";
+      out.push({ kind: "params", text });
     }
     return [...out, ...failed];
   }
