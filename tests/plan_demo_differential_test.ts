@@ -63,8 +63,8 @@ const RUN_ONLY = [
   "dataset.mirrors",
   "package.out_dir",
 ];
-const EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_DEMO_EDITS") ?? 40);
-const FOLDER_EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_FOLDER_EDITS") ?? 8);
+const EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_DEMO_EDITS") ?? 30);
+const FOLDER_EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_FOLDER_EDITS") ?? 6);
 const silent: Reporter = { emit() {}, progress() {}, close() {} };
 const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 
