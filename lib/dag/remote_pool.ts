@@ -27,6 +27,15 @@ export class MissingResultError extends Error {
   override readonly name = "MissingResultError";
 }
 
+/** An item that failed on a worker, named as the error it failed with there. */
+export class RemoteItemError extends Error {
+  override readonly name: string;
+  constructor(message: string, name: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
 /** Runs a task's actions elsewhere, as one wave. */
 export class RemotePool implements Pool {
   readonly host: RemoteHost;
@@ -75,8 +84,10 @@ export class RemotePool implements Pool {
         const work = byKey.get(result.key)!;
         if (result.output) await this.host.record(work, result.output, result.ms);
         else {
-          const e = new Error(`${result.error?.message ?? "no error text"} (on ${result.host})`);
-          e.name = result.error?.name ?? "Error";
+          const e = new RemoteItemError(
+            `${result.error?.message ?? "no error text"} (on ${result.host})`,
+            result.error?.name ?? "Error",
+          );
           this.host.recordFailure(work, e, result.ms);
         }
       }
