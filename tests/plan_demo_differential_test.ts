@@ -214,6 +214,7 @@ Deno.test({
       ...flags,
     ]);
     assertEquals(JSON.parse(one.stdout).verdict, "cached", one.stderr);
+    await sequence.step("then without --limit", parse(raw), {});
 
     // ---- a seeded sequence of edits ----
     const counts = new Map<string, number>();
@@ -284,6 +285,8 @@ Deno.test({
       history.push(structuredClone(raw));
       counts.set(kind, (counts.get(kind) ?? 0) + 1);
       await sequence.step(`step ${n} (${label})`, parse(raw), opts, { nothing });
+      // The items a --limit left out run next, before an edit that must rerun nothing.
+      if (opts.limit) await sequence.step(`step ${n} (${label}), then without it`, parse(raw), {});
     }
 
     // ---- a folder dataset: one input image at a time ----
