@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
+import { DRIVE_API_URL } from "../lib/net/drive_api.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -22,11 +23,15 @@ export const FileSource = z.strictObject({
   message: "expected exactly one of path or url",
 });
 
+/** Local folders and `.zip` archives holding copies of the images, adopted before downloading. */
+const Adopt = z.array(z.string().min(1)).default([]);
+
 const FfhqDataset = z.strictObject({
   kind: z.literal("ffhq"),
   spec: FileSource,
   component: z.enum(["image", "thumbnail", "in_the_wild"]).default("image"),
   mirrors: z.array(httpUrl).default([]),
+  adopt: Adopt,
 });
 
 const FolderDataset = z.strictObject({
@@ -38,6 +43,7 @@ const FolderDataset = z.strictObject({
 const UrlsDataset = z.strictObject({
   kind: z.literal("urls"),
   list: FileSource,
+  adopt: Adopt,
 });
 
 /** The whole config. */
@@ -50,6 +56,11 @@ export const ConfigSchema = z.strictObject({
     quota_backoff_s: z.number().positive().default(600),
     verify_pixels: z.boolean().default(false),
     materialize: z.string().nullable().default(null),
+    /** The name of the environment variable holding a Google Drive API key (never the key). */
+    google_api_key_env: z.string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected the name of an environment variable")
+      .nullable().default(null),
+    google_api_url: httpUrl.default(DRIVE_API_URL),
   }).prefault({}),
   labels: z.strictObject({
     source: FileSource,
