@@ -39,6 +39,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
  *
  * @example
  * ```ts
+ * import { pipeline } from "../../pipeline.ts";
  * Deno.exit(await main(pipeline, Deno.args));
  * ```
  */

@@ -63,6 +63,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  *
  * @example
  * ```ts
+ * const fetchSomething = async (attempt: number) =>
+ *   (await fetch(`http://127.0.0.1:8080/?try=${attempt}`)).text();
  * const body = await retry((attempt) => fetchSomething(attempt), { attempts: 3, baseMs: 100 });
  * ```
  */

@@ -45,6 +45,7 @@ export interface Lease {
  *
  * @example
  * ```ts
+ * const kv = await Deno.openKv("cache/records.sqlite3");
  * const lease = await acquireLease(kv, { cacheDir: "cache", command: "run" });
  * try { } finally { await lease.release(); }
  * ```
