@@ -4,7 +4,10 @@
  * spec. Hosts are limited to `download.concurrency_per_host` at once; a quota page or HTTP 429
  * backs that host off (`download.quota_backoff_s`, doubling) while other hosts continue. An
  * image whose bytes are already in the store is never downloaded again. Folder items are
- * imported from disk.
+ * imported from disk. With `dataset.adopt`, copies the user already has (folders, `.zip`
+ * archives) are verified against the spec and copied in first: only what they lack or hold
+ * wrongly is downloaded, and the reconciliation is printed at the end. With
+ * `download.google_api_key_env`, Drive links go through the Drive API with that key.
  *
  * Reads: the index of `fetch-json`. Produces per item: `image` (the file's bytes).
  *
@@ -14,6 +17,11 @@ import { join } from "node:path";
 import { each, type Json } from "../lib/dag/task.ts";
 import { candidateUrls, type DatasetItem, decodeItemIndex } from "../lib/dataset/item_index.ts";
 import { verifyLocalFile } from "../lib/dataset/local_file.ts";
+import { adoptIntoStore, AdoptSources, type Taken } from "../lib/dataset/adopt.ts";
+import { summarizeAdoption } from "../lib/dataset/adopt_summary.ts";
+import type { ItemOutcome } from "../lib/dataset/reconciliation.ts";
+import { DriveApi } from "../lib/net/drive_api.ts";
+import { materialize, type MaterializeConflict } from "../lib/dataset/materialize.ts";
 import { downloadVerified } from "../lib/net/download.ts";
 import { HashPool } from "../lib/net/hash_pool.ts";
 import { HostGate } from "../lib/net/host_gate.ts";
@@ -25,13 +33,18 @@ import type { Config } from "../config/schema.ts";
 interface Network {
   gate: HostGate;
   hashes: HashPool;
+  /** The copies of `dataset.adopt`, opened once per run. */
+  adopt: AdoptSources | null;
+  drive: DriveApi | null;
+  /** Files `download.materialize` left alone because latentforge did not write them. */
+  conflicts: MaterializeConflict[];
 }
 
 export default each<Config, Network>({
   name: "fetch-images",
   deps: ["fetch-json"],
   config: [],
-  reads: ["download", "dataset.mirrors"],
+  reads: ["download", "dataset.mirrors", "dataset.adopt"],
   version: "1",
   source: import.meta.url,
   describe: "download every image, verified by size and MD5",
@@ -49,15 +62,47 @@ export default each<Config, Network>({
       return { id: spec.id, params, extra: spec as unknown as Json };
     });
   },
-  prepare: (ctx) => {
+  async prepare(ctx) {
     const { download } = ctx.config;
     const gate = new HostGate({
       perHost: download.concurrency_per_host,
       quotaBackoffS: download.quota_backoff_s,
     });
-    return Promise.resolve({ state: { gate, hashes: new HashPool({ workers: 1 }) } });
+    const drive = DriveApi.fromConfig(download);
+    const paths = ctx.config.dataset.kind === "folder" ? [] : ctx.config.dataset.adopt;
+    const adopt = paths.length ? await AdoptSources.open(paths) : null;
+    const hashes = new HashPool({ workers: 1 });
+    return { state: { gate, hashes, adopt, drive, conflicts: [] } };
   },
-  teardown: (net) => Promise.resolve(net.hashes.close()),
+  async summarize(ctx, { items, done, dryRun }, net) {
+    const specs = items?.map((i) => i.extra as unknown as DatasetItem) ?? null;
+    const recorded = new Map<string, ItemOutcome | undefined>();
+    for (const [id, out] of done) recorded.set(id, (out.meta as { adopt?: ItemOutcome }).adopt);
+    await summarizeAdoption({
+      paths: ctx.config.dataset.kind === "folder" ? [] : ctx.config.dataset.adopt,
+      items: specs,
+      recorded,
+      stored: async (spec) => spec.md5 !== null && await fromAlias(ctx.store, spec.md5) !== null,
+      sources: net?.adopt ?? undefined,
+      planned: dryRun,
+      cacheDir: ctx.cacheDir,
+      log: ctx.log,
+      hashPool: net?.hashes,
+      signal: ctx.signal,
+    });
+    if (net?.conflicts.length) {
+      const shown = net.conflicts.slice(0, 5).map((c) => `${c.path} (${c.why})`).join("; ");
+      ctx.log(
+        `download.materialize left ${net.conflicts.length} file(s) as they were, because ` +
+          `latentforge did not write them: ${shown}${net.conflicts.length > 5 ? "; …" : ""}`,
+      );
+    }
+  },
+  teardown: (net) => {
+    net.hashes.close();
+    net.adopt?.close();
+    return Promise.resolve();
+  },
   async run(ctx, item, net) {
     const spec = item.extra as unknown as DatasetItem;
     const { download } = ctx.config;
@@ -65,8 +110,18 @@ export default each<Config, Network>({
     let digest: string;
     let md5: string;
     let size: number;
+    let taken: Taken | null = null;
+    if (!known && net.adopt) {
+      taken = await adoptIntoStore(net.adopt, spec, {
+        store: ctx.store,
+        hashPool: net.hashes,
+        signal: ctx.signal,
+      });
+    }
     if (known) {
       ({ digest, md5, size } = known);
+    } else if (taken?.stored) {
+      ({ digest, md5, size } = taken.stored);
     } else if (spec.local_path) {
       const file = await verifyLocalFile(spec.local_path, {
         expectedSize: spec.size,
@@ -80,7 +135,7 @@ export default each<Config, Network>({
       const urls = candidateUrls(
         spec,
         ctx.config.dataset.kind === "ffhq" ? ctx.config.dataset.mirrors : [],
-      );
+      ).map((url) => net.drive?.route(url) ?? url);
       const partialDir = join(ctx.cacheDir, "partial", "images");
       await Deno.mkdir(partialDir, { recursive: true });
       const result = await retry(
@@ -94,6 +149,7 @@ export default each<Config, Network>({
             signal: ctx.signal,
             hostGate: net.gate,
             hashPool: net.hashes,
+            requestHeaders: (url) => net.drive?.headersFor(url),
           }),
         {
           attempts: download.attempts,
@@ -104,8 +160,14 @@ export default each<Config, Network>({
       digest = await ctx.store.putFile(result.path, result.sha256);
       ({ md5, size } = result);
     }
-    await rememberAlias(ctx.store, md5, digest, size);
-    if (download.materialize) await materialize(ctx.store, digest, download.materialize, spec.path);
+    const adopt = taken?.outcome ?? known?.adopt;
+    if (!known) {
+      await rememberAlias(ctx.store, md5, digest, size, taken?.stored ? taken.outcome : undefined);
+    }
+    if (download.materialize) {
+      const conflict = await materialize(ctx.store, digest, download.materialize, spec.path);
+      if (conflict) net.conflicts.push(conflict);
+    }
     return {
       objects: { image: digest },
       meta: {
@@ -115,6 +177,7 @@ export default each<Config, Network>({
         pixel_size: spec.pixel_size,
         pixel_md5: spec.pixel_md5,
         category: spec.category,
+        ...(adopt ? { adopt } : {}),
       },
     };
   },
@@ -128,24 +191,29 @@ function aliasPath(store: ObjectStore, md5: string): string {
 async function fromAlias(store: ObjectStore, md5: string) {
   const text = await Deno.readTextFile(aliasPath(store, md5)).catch(() => null);
   if (!text) return null;
-  const { digest, size } = JSON.parse(text);
-  return await store.has(digest) ? { digest: digest as string, md5, size: size as number } : null;
+  const { digest, size, adopt } = JSON.parse(text);
+  return await store.has(digest)
+    ? {
+      digest: digest as string,
+      md5,
+      size: size as number,
+      adopt: adopt as ItemOutcome | undefined,
+    }
+    : null;
 }
 
-async function rememberAlias(store: ObjectStore, md5: string, digest: string, size: number) {
+/** The adoption is kept with the alias, so a run killed before its record still reports it. */
+async function rememberAlias(
+  store: ObjectStore,
+  md5: string,
+  digest: string,
+  size: number,
+  adopt?: ItemOutcome | null,
+) {
   const path = aliasPath(store, md5);
   await Deno.mkdir(join(path, ".."), { recursive: true });
-  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify({ digest, size })));
-}
-
-/** Lays the image out in the familiar tree (`images1024x1024/00000/00000.png`). */
-async function materialize(store: ObjectStore, digest: string, root: string, rel: string) {
-  const target = join(root, rel);
-  await Deno.mkdir(join(target, ".."), { recursive: true });
-  await Deno.remove(target).catch(() => {});
-  try {
-    await Deno.link(store.path(digest), target);
-  } catch {
-    await Deno.copyFile(store.path(digest), target);
-  }
+  await writeFileAtomic(
+    path,
+    new TextEncoder().encode(JSON.stringify({ digest, size, ...(adopt ? { adopt } : {}) })),
+  );
 }

@@ -17,6 +17,7 @@ import { encodeSafetensors } from "../lib/format/safetensors.ts";
 import { tensorToPng } from "../lib/image/tensor_png.ts";
 import { ModelSession } from "../lib/model/vae.ts";
 import { renderReport, type ReportData } from "../lib/report/html.ts";
+import { adoptedCopies } from "../lib/dataset/reconciliation.ts";
 import { publishDirectory } from "../lib/store/publish.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
@@ -121,8 +122,13 @@ export default aggregate<Config>({
         });
       }
     }
+    const reconciliation = await adoptedCopies(ctx.cacheDir, config);
     files["manifest.json"] = text(
-      JSON.stringify(provenance(up, config, splits, counts, failures), null, 1),
+      JSON.stringify(
+        { ...provenance(up, config, splits, counts, failures), reconciliation },
+        null,
+        1,
+      ),
     );
     files["report.html"] = text(renderReport({
       title: "latentforge dataset",
@@ -134,6 +140,7 @@ export default aggregate<Config>({
       samples: await samples(ctx.store, up, images.map((i) => i.id), config, models.decoder),
       config,
       timings: timings(up),
+      reconciliation,
     }));
     const objects: Record<string, string> = {};
     for (const [name, bytes] of Object.entries(files)) objects[name] = await store.put(bytes);

@@ -160,6 +160,25 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
   run?: (ctx: ItemContext<C>, item: Item, state: S) => Promise<Output>;
   /** Many items per call (batched inference); results are still recorded per item. */
   runBatched?: (ctx: TaskContext<C>, source: ItemSource, state: S) => Promise<void>;
+  /**
+   * Sums the task up once its items are settled — in a run after the last item (before
+   * `teardown`), in `run --dry-run` with the items that would run — through `ctx.log`, with the
+   * same code in both, so a plan says what the run will say (e.g. which local copies would be
+   * adopted and which images downloaded). `items` lists every item of an `items()` task
+   * (`null` when they cannot be listed yet, or for a task whose items flow from upstream);
+   * `done` holds the outputs that exist (finished or cached); `state` is `prepare`'s, absent in
+   * a plan. `status` and `explain` do not call it.
+   */
+  summarize?: (
+    ctx: TaskContext<C>,
+    result: {
+      items: Item[] | null;
+      done: Map<string, Output>;
+      failed: Map<string, string>;
+      dryRun: boolean;
+    },
+    state: S | undefined,
+  ) => Promise<void>;
   /** Releases what `prepare` opened (worker threads, sessions), after the last item. */
   teardown?: (state: S) => Promise<void>;
   /**

@@ -26,6 +26,7 @@ import type { DatasetItem } from "./item_index.ts";
 import { readPixelFacts } from "./pixels.ts";
 import { ZipArchive, ZipArchiveError, type ZipEntry } from "./zip_archive.ts";
 import type { Digests, HashPool } from "../net/hash_pool.ts";
+import type { ObjectStore } from "../store/objects.ts";
 
 /** Raised when an adopt source cannot be opened (missing, unreadable, not a zip archive). */
 export class AdoptSourceError extends Error {
@@ -420,6 +421,48 @@ export class AdoptSources {
     }
     return out;
   }
+}
+
+/** What {@link adoptIntoStore} did for one item. */
+export interface Taken {
+  /** The stored object, when a copy was adopted; `null` when the item must be downloaded. */
+  stored: { digest: string; md5: string; size: number } | null;
+  /** What to record for the reconciliation, or `null` when the copies hold no candidate. */
+  outcome:
+    | { adopted: "bytes" | "pixels"; file: string }
+    | { rejected: { file: string; reason: string }[] }
+    | null;
+}
+
+/**
+ * Takes an item from the copies into the store when one of its candidates is adopted: the
+ * candidate is copied to a temp file in the store while it is verified, and that verified
+ * copy becomes the object (fsynced, renamed).
+ *
+ * @example
+ * ```ts
+ * import { ObjectStore } from "../store/objects.ts";
+ * declare const sources: AdoptSources;
+ * declare const item: AdoptItem;
+ * const store = new ObjectStore("cache");
+ * const { stored, outcome } = await adoptIntoStore(sources, item, { store });
+ * ```
+ */
+export async function adoptIntoStore(
+  sources: AdoptSources,
+  item: AdoptItem,
+  { store, hashPool, signal }: { store: ObjectStore; hashPool?: HashPool; signal?: AbortSignal },
+): Promise<Taken> {
+  if (sources.candidates(item).length === 0) return { stored: null, outcome: null };
+  const got = await sources.adopt(item, {
+    tempPath: () => store.tempPath("adopt"),
+    hashPool,
+    signal,
+  });
+  if (!got.adopted) return { stored: null, outcome: { rejected: got.rejected } };
+  const { kept, sha256, md5, size, by, verdict } = got.adopted;
+  const digest = await store.putFile(kept!, sha256);
+  return { stored: { digest, md5, size }, outcome: { adopted: by, file: verdict.file } };
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { AdoptItem, AdoptSources } from "./adopt.ts";
 import { writeFileAtomic } from "../store/objects.ts";
 
@@ -211,6 +211,22 @@ export async function recordReconciliation(cacheDir: string, r: Reconciliation):
 }
 
 /**
+ * Drops the kept reconciliation (a run without local copies to adopt).
+ *
+ * @example
+ * ```ts
+ * await forgetReconciliation("cache");
+ * ```
+ */
+export async function forgetReconciliation(cacheDir: string): Promise<void> {
+  try {
+    await Deno.remove(recordPath(cacheDir));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/**
  * The last run's reconciliation, or `null` when no run adopted from local copies.
  *
  * @example
@@ -228,4 +244,25 @@ export async function lastReconciliation(cacheDir: string): Promise<Reconciliati
   }
   const r = JSON.parse(text) as Reconciliation;
   return r?.format === "latentforge.reconciliation/1" ? r : null;
+}
+
+/**
+ * The reconciliation `package` writes into manifest.json and report.html: the last run's,
+ * when it is of the copies the config names now; `null` without copies to adopt.
+ *
+ * @example
+ * ```ts
+ * const r = await adoptedCopies("cache", { dataset: { kind: "ffhq", adopt: ["/data/ffhq.zip"] } });
+ * ```
+ */
+export async function adoptedCopies(
+  cacheDir: string,
+  config: { dataset: { kind: string; adopt?: readonly string[] } },
+): Promise<Reconciliation | null> {
+  const paths = config.dataset.kind === "folder" ? [] : config.dataset.adopt ?? [];
+  if (paths.length === 0) return null;
+  const last = await lastReconciliation(cacheDir);
+  const same = last !== null && last.sources.length === paths.length &&
+    paths.every((p, i) => resolve(p) === last.sources[i]);
+  return same ? last : null;
 }

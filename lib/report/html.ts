@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { Reconciliation } from "../dataset/reconciliation.ts";
+import { renderReconciliationSection } from "./reconciliation_section.ts";
 import { encodeBase64 } from "./base64.ts";
 import { escapeHtml } from "./escape.ts";
 import { lossBands, type LossCurve, median } from "./stats.ts";
@@ -75,6 +77,8 @@ export interface ReportData {
   samples: ReportSample[];
   config: unknown;
   timings: ReportTiming[];
+  /** The reconciliation of `dataset.adopt`'s local copies, when there were any. */
+  reconciliation?: Reconciliation | null;
 }
 
 const BEFORE = "#d1495b";
@@ -99,6 +103,7 @@ export function renderReport(data: ReportData): string {
     header(data, title),
     summary(data),
     splitsAndFailures(data),
+    renderReconciliationSection(data.reconciliation),
     quality(data),
     optimization(data),
     samples(data),
