@@ -44,7 +44,7 @@ export default each<Config, Network>({
   name: "fetch-images",
   deps: ["fetch-json"],
   config: [],
-  reads: ["download", "dataset.mirrors", "dataset.adopt"],
+  reads: ["download", "dataset.kind", "dataset.mirrors", "dataset.adopt"],
   version: "1",
   source: import.meta.url,
   describe: "download every image, verified by size and MD5",
@@ -69,18 +69,23 @@ export default each<Config, Network>({
       quotaBackoffS: download.quota_backoff_s,
     });
     const drive = DriveApi.fromConfig(download);
-    const paths = ctx.config.dataset.kind === "folder" ? [] : ctx.config.dataset.adopt;
+    const paths = adoptPaths(ctx.config);
     const adopt = paths.length ? await AdoptSources.open(paths) : null;
     const hashes = new HashPool({ workers: 1 });
     return { state: { gate, hashes, adopt, drive, conflicts: [] } };
   },
-  async summarize(ctx, { items, done, dryRun }, net) {
+  async summarize(ctx, { items, done, dryRun, upstream }, net) {
+    const paths = adoptPaths(ctx.config);
     const specs = items?.map((i) => i.extra as unknown as DatasetItem) ?? null;
+    const all = specs === null || paths.length === 0 ? undefined : decodeItemIndex(
+      await ctx.store.get(upstream.aggregate("fetch-json").objects.index),
+    ).items;
     const recorded = new Map<string, ItemOutcome | undefined>();
     for (const [id, out] of done) recorded.set(id, (out.meta as { adopt?: ItemOutcome }).adopt);
     await summarizeAdoption({
-      paths: ctx.config.dataset.kind === "folder" ? [] : ctx.config.dataset.adopt,
+      paths,
       items: specs,
+      spec: all,
       recorded,
       stored: async (spec) => spec.md5 !== null && await fromAlias(ctx.store, spec.md5) !== null,
       sources: net?.adopt ?? undefined,
@@ -216,4 +221,9 @@ async function rememberAlias(
     path,
     new TextEncoder().encode(JSON.stringify({ digest, size, ...(adopt ? { adopt } : {}) })),
   );
+}
+
+/** `dataset.adopt` (folders are local already: nothing to adopt). */
+function adoptPaths(config: Config): string[] {
+  return config.dataset.kind === "folder" ? [] : config.dataset.adopt ?? [];
 }

@@ -84,6 +84,11 @@ Deno.test("a Kaggle-like zip: every file classified exactly (bytes, pixels, reje
       assertEquals(sorted(r.missing), want("absent"));
       assertEquals(sorted(r.extra), copy.extras.map((e) => `${zipPath}!${e}`).sort());
       assertEquals(r.stored_before, []);
+      assertEquals(r.per_source, [{
+        source: zipPath,
+        files: copy.files.length,
+        adopted: want("bytes").length + want("reencoded").length,
+      }]);
       const reasons = new Map(r.rejected.map((x) => [x.id, x.reason]));
       assertEquals(
         sorted([...reasons.keys()]),
@@ -109,9 +114,20 @@ Deno.test("a Kaggle-like zip: every file classified exactly (bytes, pixels, reje
         extra: 3,
         stored_before: 0,
       });
+      // With --limit, the files of items beyond it are not extra.
+      const first = items.slice(0, 5);
+      const limited = reconcile({
+        items: first,
+        spec: items,
+        sources,
+        outcomes: await plan(sources, first),
+        planned: true,
+      });
+      assertEquals(limited.items, 5);
+      assertEquals(sorted(limited.extra), sorted(r.extra));
       const text = formatReconciliation(r);
       assertMatch(text, new RegExp(`adopted by pixels\\s+${want("reencoded").length}`));
-      assertMatch(text, /rejected\s+\d+\s+\d+ other pixel size, \d+ truncated, \d+ JPEG/);
+      assertMatch(text, /rejected\s+\d+\s+\d+ with another pixel size, \d+ truncated, \d+ JPEG/);
     } finally {
       sources.close();
     }

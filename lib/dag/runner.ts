@@ -775,7 +775,13 @@ class TaskState implements PoolHost {
     for (const [id, p] of this.done) if (!p.digest.startsWith(PENDING)) done.set(id, p.out);
     await task.summarize(
       this.ctx,
-      { items, done, failed: this.failed, dryRun: this.r.o.dryRun ?? false },
+      {
+        items,
+        done,
+        failed: this.failed,
+        dryRun: this.r.o.dryRun ?? false,
+        upstream: this.r.upstream(),
+      },
       state,
     );
   }

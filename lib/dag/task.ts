@@ -176,6 +176,8 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
       done: Map<string, Output>;
       failed: Map<string, string>;
       dryRun: boolean;
+      /** The upstream outputs (usable when `items` is not `null`). */
+      upstream: Upstream;
     },
     state: S | undefined,
   ) => Promise<void>;

@@ -24,6 +24,8 @@ export interface AdoptionSummaryOptions {
   paths: readonly string[];
   /** The spec items handled (after `--limit`); `null` when they cannot be listed yet. */
   items: readonly AdoptItem[] | null;
+  /** Every spec item, for telling extra files from files of items beyond `--limit`. */
+  spec?: readonly AdoptItem[];
   /** The `adopt` field each finished or cached item recorded (absent: nothing adopted). */
   recorded: ReadonlyMap<string, ItemOutcome | undefined>;
   /** Whether an item's bytes are in the store already, so a run would not read its copies. */
@@ -101,7 +103,7 @@ export async function summarizeAdoption(
       }
     };
     await Promise.all(Array.from({ length: options.concurrency ?? 4 }, worker));
-    const r = reconcile({ items, sources, outcomes, planned });
+    const r = reconcile({ items, spec: options.spec, sources, outcomes, planned });
     log(formatReconciliation(r));
     if (!planned) await recordReconciliation(cacheDir, r);
     return r;

@@ -29,6 +29,8 @@ export interface Reconciliation {
   listing: string;
   /** Files in the copies. */
   files: number;
+  /** Per copy (in `sources` order): its files, and how many items were adopted from it. */
+  per_source: { source: string; files: number; adopted: number }[];
   /** Spec items reconciled. */
   items: number;
   counts: {
@@ -57,6 +59,8 @@ export interface Reconciliation {
 export interface ReconcileOptions {
   /** The spec items handled (after `--limit`). */
   items: readonly AdoptItem[];
+  /** Every spec item, for telling extra files (default: `items`). */
+  spec?: readonly AdoptItem[];
   /** The opened copies. */
   sources: AdoptSources;
   /** What happened to each item; an item without one was in the store already. */
@@ -77,7 +81,9 @@ export interface ReconcileOptions {
  * console.log(formatReconciliation(r));
  * ```
  */
-export function reconcile({ items, sources, outcomes, planned }: ReconcileOptions): Reconciliation {
+export function reconcile(
+  { items, spec = items, sources, outcomes, planned }: ReconcileOptions,
+): Reconciliation {
   const adoptedBytes: string[] = [];
   const adoptedPixels: Reconciliation["adopted_pixels"] = [];
   const rejected: Reconciliation["rejected"] = [];
@@ -98,7 +104,17 @@ export function reconcile({ items, sources, outcomes, planned }: ReconcileOption
       storedBefore.push(item.id);
     }
   }
-  const extra = sources.extras(items).map((f) => f.label);
+  const extra = sources.extras(spec).map((f) => f.label);
+  const perSource = sources.paths.map((source, i) => ({
+    source,
+    files: sources.files.filter((f) => sourceOf(sources, f.label) === i).length,
+    adopted: 0,
+  }));
+  for (const outcome of outcomes.values()) {
+    if (!("adopted" in outcome)) continue;
+    const i = sourceOf(sources, outcome.file);
+    if (i >= 0) perSource[i].adopted++;
+  }
   return {
     format: "latentforge.reconciliation/1",
     planned,
@@ -106,6 +122,7 @@ export function reconcile({ items, sources, outcomes, planned }: ReconcileOption
     sources: sources.paths,
     listing: sources.fingerprint,
     files: sources.files.length,
+    per_source: perSource,
     items: items.length,
     counts: {
       adopted_bytes: adoptedBytes.length,
@@ -122,6 +139,11 @@ export function reconcile({ items, sources, outcomes, planned }: ReconcileOption
     extra,
     stored_before: storedBefore,
   };
+}
+
+/** Which copy a file label belongs to (a folder's files, or `archive.zip!entry`), or -1. */
+function sourceOf(sources: AdoptSources, label: string): number {
+  return sources.paths.findIndex((p) => label.startsWith(`${p}/`) || label.startsWith(`${p}!`));
 }
 
 const SHOWN = 8;
@@ -150,6 +172,7 @@ export function formatReconciliation(r: Reconciliation): string {
     } (${n(r.files)} files): ${r.planned ? "would adopt" : "adopted"} ${
       n(c.adopted_bytes + c.adopted_pixels)
     }, ${r.planned ? "would download" : "downloaded or failed"} ${n(c.rejected + c.missing)}`,
+    ...r.per_source.map((s) => `  from ${s.source} (${n(s.files)} files): ${n(s.adopted)} adopted`),
     row("adopted by bytes", c.adopted_bytes, some(r.adopted_bytes)),
     row("adopted by pixels", c.adopted_pixels, some(r.adopted_pixels.map((p) => p.id))),
     row("rejected", c.rejected, rejectedSummary(r)),
@@ -176,7 +199,7 @@ function rejectedSummary(r: Reconciliation): string {
   const kinds = new Map<string, number>();
   for (const x of r.rejected) {
     const kind = /spec says \d+×\d+/.test(x.reason)
-      ? "other pixel size"
+      ? "with another pixel size"
       : x.reason.startsWith("truncated")
       ? "truncated"
       : x.reason.startsWith("a JPEG")

@@ -60,5 +60,9 @@ export function renderReconciliationSection(r: Reconciliation | null | undefined
   return `<section><h2>Local copies</h2><p class="note">${n(r.items)} spec items reconciled with ${
     r.sources.map((s) => `<span class="mono">${escapeHtml(s)}</span>`).join(", ")
   } (${n(r.files)} files); ${n(c.adopted_bytes + c.adopted_pixels)} adopted instead of ` +
-    `downloaded.</p>${counts}${rejected}</section>`;
+    `downloaded: ${
+      r.per_source.map((s) =>
+        `${n(s.adopted)} from <span class="mono">${escapeHtml(s.source)}</span>`
+      ).join(", ")
+    }.</p>${counts}${rejected}</section>`;
 }
