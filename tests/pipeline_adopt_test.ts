@@ -273,6 +273,9 @@ Deno.test("Drive API with a key: quota and rate-limit replies back the host off,
         imageRequests(mirror).every((k) => k.startsWith("drive/v3/files/lfi")),
         imageRequests(mirror).join(" "),
       );
+      // The quota replies were retried after the host's back-off, without using up attempts.
+      const retries = run.events.filter((e) => e.event === "retry").map((e) => String(e.reason));
+      assertEquals(retries.filter((t) => t.includes(quotaReason)).length, 3, retries.join("\n"));
       const status = await p.run(["status", "--json"], { LF_TEST_DRIVE_KEY: key });
 
       // Not in anything the runs printed, nor in any file they wrote.
@@ -280,20 +283,23 @@ Deno.test("Drive API with a key: quota and rate-limit replies back the host off,
         assert(!out.includes(key), "the key was printed");
       }
       const needle = new TextEncoder().encode(key);
-      let files = 0;
+      const checked: string[] = [];
       const walk = async (d: string) => {
         for await (const e of Deno.readDir(d)) {
           const path = join(d, e.name);
           if (e.isDirectory) await walk(path);
           else if (e.isFile) {
-            files++;
+            checked.push(path.slice(p.dir.length + 1));
             const bytes = await Deno.readFile(path);
             assert(!contains(bytes, needle), `the key is in ${path}`);
           }
         }
       };
       await walk(p.dir);
-      assert(files > 10, `only ${files} files were checked`);
+      // The records (and their write-ahead log, if any), the config and the five images.
+      assert(checked.includes("cache/records.sqlite3"), checked.join(" "));
+      assert(checked.includes("config.json"), checked.join(" "));
+      assert(checked.filter((f) => f.startsWith("cache/objects/")).length >= 5, checked.join(" "));
     } finally {
       await mirror.close();
       await p.cleanup();
