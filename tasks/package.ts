@@ -33,6 +33,7 @@ import { ModelSession } from "../lib/model/vae.ts";
 import { inputNotes } from "../lib/dataset/input_notes.ts";
 import { renderReport, type ReportData, type ReportNotes } from "../lib/report/html.ts";
 import { withRunFiles } from "../lib/report/run_files.ts";
+import { adoptedCopies } from "../lib/dataset/reconciliation.ts";
 import { publishDirectory } from "../lib/store/publish.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
@@ -144,9 +145,13 @@ export default aggregate<Config>({
       }
     }
     files["index.json"] = text(JSON.stringify(written.index));
+    const reconciliation = await adoptedCopies(ctx.cacheDir, config);
     files["manifest.json"] = text(
       JSON.stringify(
-        provenance(up, config, splits, counts, failures, labels, allRows, notes),
+        {
+          ...provenance(up, config, splits, counts, failures, labels, allRows, notes),
+          reconciliation,
+        },
         null,
         1,
       ),
@@ -160,6 +165,7 @@ export default aggregate<Config>({
       samples: await samples(ctx.store, up, images.map((i) => i.id), config, models.decoder),
       config,
       notes,
+      reconciliation,
     }));
     const objects: Record<string, string> = { ...written.files };
     for (const [name, bytes] of Object.entries(files)) objects[name] = await store.put(bytes);
