@@ -48,6 +48,11 @@ export class WorkPool {
   state: unknown;
   unimplemented?: string;
   unimplementedHit = false;
+  /**
+   * Set when a batch loop itself failed (a model that cannot run, a broken machine): the task
+   * fails once with it, and the items it held or would get stay unrecorded, to run next time.
+   */
+  failure?: unknown;
   readonly #queue: Work[] = [];
   #head = 0;
   #active = 0;
@@ -68,6 +73,7 @@ export class WorkPool {
   }
 
   add(work: Work): void {
+    if (this.failure !== undefined) return;
     if (this.unimplemented) {
       this.unimplementedHit = true;
       return;
@@ -142,15 +148,15 @@ export class WorkPool {
     this.#batchLoop = this.task.runBatched!(this.host.ctx, source, this.state)
       .catch((e) => {
         if (this.host.signal.aborted && isAbort(e)) return;
-        // The batch loop itself failed: every item it still holds or would get fails with it.
-        for (const work of [...this.#handed.values()]) this.host.recordFailure(work, e, 0);
+        this.failure ??= e;
         this.#handed.clear();
-        let w: Work | undefined;
-        while ((w = this.#take())) this.host.recordFailure(w, e, 0);
+        while (this.#take()) { /* dropped: they run again next time */ }
       })
       .finally(() => {
         this.#batchLoop = undefined;
-        if (this.#pending > 0 && !this.host.signal.aborted) this.#startBatchLoop();
+        if (this.#pending > 0 && !this.host.signal.aborted && this.failure === undefined) {
+          this.#startBatchLoop();
+        }
         this.#check();
       });
   }
