@@ -16,6 +16,8 @@ import { encodeHdf5 } from "../lib/format/hdf5.ts";
 import { encodeSafetensors } from "../lib/format/safetensors.ts";
 import { tensorToPng } from "../lib/image/tensor_png.ts";
 import { ModelSession } from "../lib/model/vae.ts";
+import { LatentNormalization } from "../lib/model/normalization.ts";
+import { PRESETS } from "../lib/model/presets.ts";
 import { renderReport, type ReportData } from "../lib/report/html.ts";
 import { publishDirectory } from "../lib/store/publish.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
@@ -55,6 +57,8 @@ export default aggregate<Config>({
     const failures = [...up.failures("optimize")].map(([id, f]) => ({ id, ...f }))
       .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
     const models = up.taskInputs("optimize");
+    const normalization = storedNormalization(config, encoded);
+    const recorded = normalization.describe();
     const files: Record<string, Uint8Array> = {};
     const counts: Record<string, number> = {};
     const images: ReportData["images"] = [];
@@ -64,13 +68,17 @@ export default aggregate<Config>({
       const metas = ids.map((id) => optimized.get(id)!.meta as unknown as OptimizeMeta);
       const arrays = await splitArrays(store, ids, optimized, encoded, metas);
       if (config.package.formats.includes("npz")) {
-        files[`${split}/latents.npz`] = encodeNpz(arrays);
+        files[`${split}/latents.npz`] = encodeNpz({ ...arrays, ...npzNormalization(recorded) });
       }
       if (config.package.formats.includes("hdf5")) {
         files[`${split}/latents.h5`] = await encodeHdf5({
           datasets: arrays,
           attributes: {
-            scaling_factor: config.model.scaling_factor,
+            ...Object.fromEntries(
+              Object.entries(recorded).map((
+                [k, v],
+              ) => [k, Array.isArray(v) ? JSON.stringify(v) : v]),
+            ),
             encoder_sha256: models.encoder ?? up.taskInputs("encode").encoder,
             decoder_sha256: models.decoder,
             config: JSON.stringify(config),
@@ -92,7 +100,11 @@ export default aggregate<Config>({
           ),
           metadata: {
             ids: JSON.stringify(ids),
-            scaling_factor: String(config.model.scaling_factor),
+            ...Object.fromEntries(
+              Object.entries(recorded).map((
+                [k, v],
+              ) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+            ),
             encoder_sha256: up.taskInputs("encode").encoder,
             decoder_sha256: models.decoder,
             config: JSON.stringify(config),
@@ -122,7 +134,7 @@ export default aggregate<Config>({
       }
     }
     files["manifest.json"] = text(
-      JSON.stringify(provenance(up, config, splits, counts, failures), null, 1),
+      JSON.stringify(provenance(up, config, splits, counts, failures, recorded), null, 1),
     );
     files["report.html"] = text(renderReport({
       title: "latentforge dataset",
@@ -131,7 +143,14 @@ export default aggregate<Config>({
       splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
       images,
       failures,
-      samples: await samples(ctx.store, up, images.map((i) => i.id), config, models.decoder),
+      samples: await samples(
+        ctx.store,
+        up,
+        images.map((i) => i.id),
+        config,
+        models.decoder,
+        normalization,
+      ),
       config,
       timings: timings(up),
     }));
@@ -210,6 +229,7 @@ function provenance(
   splits: SplitsObject,
   counts: Record<string, number>,
   failures: { id: string; task: string; reason: string }[],
+  normalization: Record<string, unknown>,
 ) {
   const fetched = up.items("fetch-images");
   const keys = Object.fromEntries(STAGES.map((t) => [t, up.keys(t)]));
@@ -230,7 +250,7 @@ function provenance(
     models: {
       encoder_sha256: up.taskInputs("encode").encoder,
       decoder_sha256: up.taskInputs("optimize").decoder,
-      scaling_factor: config.model.scaling_factor,
+      ...normalization,
     },
     counts,
     failures,
@@ -252,6 +272,7 @@ async function samples(
   ids: string[],
   config: Config,
   decoderDigest: string,
+  normalization: LatentNormalization,
 ): Promise<ReportData["samples"]> {
   const count = Math.min(config.package.samples, ids.length);
   if (count === 0) return [];
@@ -260,14 +281,15 @@ async function samples(
     providers: config.model.providers,
     threads: config.model.threads,
     log: () => {},
-  });
+  }, { float16Overflow: config.model.preset && PRESETS[config.model.preset].fp16Overflow });
   const decode = async (digest: string) => {
     const latent = decodeNpy(await store.get(digest));
-    const scaled = Float32Array.from(
+    // Latents are stored normalized; the decoder takes z.
+    const z = normalization.denormalize(
       latent.data as Float32Array,
-      (v) => v / config.model.scaling_factor,
+      latent.shape[2] * latent.shape[3],
     );
-    const image = await decoder.run(scaled, latent.shape);
+    const image = await decoder.run(z, latent.shape);
     return await tensorToPng(image.data, image.dims, config.model.input_range);
   };
   // The preprocessed tensor holds exactly the pixels the encoder saw.
@@ -286,6 +308,30 @@ async function samples(
   }
   await decoder.session.release();
   return out;
+}
+
+/** The normalization of the stored latents, with the channel count encode recorded. */
+function storedNormalization(config: Config, encoded: Map<string, Output>): LatentNormalization {
+  const first = encoded.values().next().value;
+  const shape = (first?.meta as { shape?: number[] } | undefined)?.shape;
+  const channels = shape?.[1] ??
+    (config.model.preset ? PRESETS[config.model.preset].latentChannels : undefined) ??
+    config.model.latents_mean?.length ?? 0;
+  return LatentNormalization.of(channels, config.model);
+}
+
+/** The normalization as small arrays beside the latents (npz has no attributes). */
+function npzNormalization(recorded: Record<string, number | number[] | string>) {
+  return Object.fromEntries(
+    Object.entries(recorded).map(([k, v]) => [
+      k,
+      typeof v === "string"
+        ? { dtype: "<U" as const, shape: [], data: [v] }
+        : Array.isArray(v)
+        ? { dtype: "<f4" as const, shape: [v.length], data: Float32Array.from(v) }
+        : { dtype: "<f8" as const, shape: [], data: Float64Array.from([v]) },
+    ]),
+  );
 }
 
 function text(s: string): Uint8Array {
