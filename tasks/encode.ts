@@ -57,6 +57,8 @@ export default each<Config, { open: () => Promise<OpenedVae> }>({
       });
     return { inputs: { encoder: encoder.digest, decoder: decoder.digest }, state: { open } };
   },
+  // A batch holds images of one size.
+  group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,
   async runBatched(ctx, source, state) {
     const vae = await state.open();
     while (true) {

@@ -134,6 +134,7 @@ export function hasFloat16Interface(model: ModelProto): boolean {
  *
  * @example
  * ```ts
+ * import { readModel } from "../onnx/model_io.ts";
  * const model = await readModel("vae_decoder_fp16.onnx");
  * upcastModel(model);
  * ```

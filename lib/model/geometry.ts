@@ -54,6 +54,10 @@ function staticDim(d: number | string | undefined): number | undefined {
  *
  * @example
  * ```ts
+ * import { ModelSession } from "./model_session.ts";
+ * const runtime = { providers: ["cpu"], log: console.log };
+ * const encoder = await ModelSession.open("vae_encoder.onnx", "model.encoder", runtime);
+ * const decoder = await ModelSession.open("vae_decoder.onnx", "model.decoder", runtime);
  * const g = await probeGeometry({ encoder, decoder, size: 256, inputRange: [-1, 1] });
  * console.log(g.channels, g.factor); // e.g. 16 8
  * ```

@@ -153,6 +153,9 @@ export class ModelSession {
    *
    * @example
    * ```ts
+   * const decoder = await ModelSession.open("vae_decoder.onnx", "model.decoder", {
+   *   log: console.log,
+   * });
    * const out = await decoder.run(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]);
    * ```
    */

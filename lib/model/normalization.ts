@@ -146,6 +146,7 @@ export class LatentNormalization {
    * @example
    * ```ts
    * const n = LatentNormalization.of(4, { scaling_factor: 0.18215 });
+   * import { readGraph } from "../onnx/model_io.ts";
    * const decoder = n.decoderFromStored(await readGraph("vae_decoder.onnx"));
    * ```
    */

@@ -136,6 +136,7 @@ export async function openVae(
  *
  * @example
  * ```ts
+ * declare const vae: OpenedVae, images: Float32Array;
  * const { latents, dims } = await encodeImages(vae, images, [4, 3, 256, 256]);
  * ```
  */
@@ -190,6 +191,7 @@ export interface EvaluatorSettings {
  *
  * @example
  * ```ts
+ * declare const settings: EvaluatorSettings, runtime: RuntimeOptions;
  * const evaluator = await gradientEvaluator("vae_decoder.onnx", "model.decoder", settings, runtime);
  * ```
  */
@@ -251,6 +253,7 @@ export async function gradientEvaluator(
  *
  * @example
  * ```ts
+ * declare const vae: OpenedVae, decoder: ModelSession, settings: EvaluatorSettings;
  * const evaluator = gradientFreeEvaluator(vae, decoder, settings);
  * ```
  */
