@@ -157,6 +157,21 @@ export async function defaultProviders(): Promise<ProviderName[]> {
   });
 }
 
+/**
+ * What onnxruntime-node is given for a provider name. CoreML is asked for an ML Program (the
+ * model format current macOS runs on its GPU and Neural Engine); DirectML runs on the default
+ * adapter; the others take their defaults.
+ *
+ * @example
+ * ```ts
+ * providerConfig("coreml"); // { name: "coreml", coreMlFlags: 16 }
+ * ```
+ */
+export function providerConfig(provider: string): string | { name: string; coreMlFlags?: number } {
+  if (provider === "coreml") return { name: "coreml", coreMlFlags: 0x010 };
+  return provider;
+}
+
 /** Where a provider can run at all, by the platforms its npm binaries carry it for. */
 const PLATFORMS: Record<ProviderName, Platform[]> = {
   cpu: ["linux", "darwin", "windows"],

@@ -14,6 +14,7 @@ import {
   defaultProviders,
   describeProviderFailure,
   platformReason,
+  providerConfig,
   type ProviderName,
 } from "./providers.ts";
 
@@ -67,12 +68,6 @@ export function forgetUnavailableProviders(): void {
   unavailable.clear();
 }
 
-function providerOption(provider: string): ort.InferenceSession.ExecutionProviderConfig {
-  // The CoreML flag asks for an ML Program, the format current macOS runs on the GPU and ANE.
-  if (provider === "coreml") return { name: "coreml", coreMlFlags: 0x010 };
-  return provider;
-}
-
 /**
  * Opens a session on the first provider of `providers` that works.
  *
@@ -118,7 +113,7 @@ export async function openSession(
       continue;
     }
     const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: [providerOption(provider)],
+      executionProviders: [providerConfig(provider)],
       graphOptimizationLevel,
       interOpNumThreads: interOpThreads,
       executionMode: "sequential",
