@@ -46,13 +46,20 @@ async function configError(model: Record<string, unknown>): Promise<string> {
 
 Deno.test("model config: a preset fills scale, shift and input range; explicit fields win", async () => {
   const flux = (await withModel({ preset: "flux1" })).model;
-  assertEquals([flux.scaling_factor, flux.shift_factor, flux.input_range], [0.3611, 0.1159, [-1, 1]]);
+  assertEquals([flux.scaling_factor, flux.shift_factor, flux.input_range], [0.3611, 0.1159, [
+    -1,
+    1,
+  ]]);
   const sd3 = (await withModel({ preset: "sd3" })).model;
   assertEquals([sd3.scaling_factor, sd3.shift_factor], [1.5305, 0.0609]);
   const tiny = (await withModel({ preset: "taesd" })).model;
   assertEquals([tiny.scaling_factor, tiny.shift_factor, tiny.input_range], [1, 0, [0, 1]]);
   const flux2 = (await withModel({ preset: "flux2" })).model;
-  assertEquals([flux2.scaling_factor, flux2.latents_mean, flux2.latents_std], [1, undefined, undefined]);
+  assertEquals([flux2.scaling_factor, flux2.latents_mean, flux2.latents_std], [
+    1,
+    undefined,
+    undefined,
+  ]);
   const given = (await withModel({
     preset: "flux2",
     latents_mean: Array(32).fill(0.1),
