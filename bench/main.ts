@@ -12,6 +12,7 @@ const benches: Record<string, string> = {
   optimize: "./optimize.ts",
   slurm: "./slurm.ts",
   soak: "./soak.ts",
+  package: "./package.ts",
   providers: "./providers.ts",
 };
 

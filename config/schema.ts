@@ -6,6 +6,9 @@
  */
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
+import { IMAGE_EXTENSIONS } from "../lib/dataset/folder_spec.ts";
+import { bucketProblem, DEFAULT_BUCKET_STEP } from "../lib/image/buckets.ts";
+import { SHARD_BYTES } from "../lib/package/shards.ts";
 import { checkModelConfig, resolveModelConfig } from "../lib/model/model_config.ts";
 import { PRESET_NAMES } from "../lib/model/presets.ts";
 import { PROVIDER_NAMES } from "../lib/onnx/providers.ts";
@@ -25,8 +28,12 @@ export const FileSource = z.strictObject({
   message: "expected exactly one of path or url",
 });
 
+/** The dataset's name, the report's title; by default derived from the source. */
+const datasetName = z.string().min(1).optional();
+
 const FfhqDataset = z.strictObject({
   kind: z.literal("ffhq"),
+  name: datasetName,
   spec: FileSource,
   component: z.enum(["image", "thumbnail", "in_the_wild"]).default("image"),
   mirrors: z.array(httpUrl).default([]),
@@ -34,12 +41,14 @@ const FfhqDataset = z.strictObject({
 
 const FolderDataset = z.strictObject({
   kind: z.literal("folder"),
+  name: datasetName,
   path: z.string().min(1),
-  extensions: z.array(z.string()).default([".jpg", ".jpeg", ".png"]),
+  extensions: z.array(z.string()).default([...IMAGE_EXTENSIONS]),
 });
 
 const UrlsDataset = z.strictObject({
   kind: z.literal("urls"),
+  name: datasetName,
   list: FileSource,
 });
 
@@ -67,8 +76,20 @@ export const ConfigSchema = z.strictObject({
   }).nullable().default(null),
   preprocess: z.strictObject({
     size: z.number().int().positive().multipleOf(8).default(256),
-    crop: z.enum(["center", "none"]).default("center"),
-  }).prefault({}),
+    crop: z.enum(["center", "none", "buckets"]).default("center"),
+    buckets: z.strictObject({
+      area: z.number().int().positive().optional(),
+      step: z.number().int().positive().default(DEFAULT_BUCKET_STEP),
+      min_side: z.number().int().positive().optional(),
+      max_side: z.number().int().positive().optional(),
+      no_upscale: z.boolean().default(false),
+    }).prefault({}),
+    flip: z.boolean().default(false),
+  }).prefault({}).superRefine((p, ctx) => {
+    if (p.crop !== "buckets") return;
+    const problem = bucketProblem(p.size, p.buckets);
+    if (problem) ctx.addIssue({ code: "custom", path: ["buckets", problem.field], ...problem });
+  }),
   model: z.strictObject({
     encoder: FileSource,
     decoder: FileSource,
@@ -103,7 +124,17 @@ export const ConfigSchema = z.strictObject({
     formats: z.array(z.enum(["npz", "hdf5", "safetensors"])).min(1)
       .default(["npz", "hdf5", "safetensors"]),
     samples: z.number().int().min(0).default(8),
-  }).prefault({}),
+    /** Images left out of the dataset files (noted either way): upscaled > 2×, duplicates. */
+    exclude: z.array(z.enum(["upscaled", "duplicates"])).default([]),
+    layout: z.enum(["split", "shards", "per_image"]).default("split"),
+    shard_size: z.union([
+      z.number().int().positive(),
+      z.string().regex(SHARD_BYTES, 'expected a size such as "256MB" or "1GiB"'),
+    ]).optional(),
+  }).prefault({}).refine((p) => p.shard_size === undefined || p.layout === "shards", {
+    path: ["shard_size"],
+    message: 'expected only with package.layout "shards"',
+  }),
   schedule: z.strictObject({
     cron: z.string().default("0 3 * * *"),
     targets: z.array(z.string()).min(1).default(["package"]),

@@ -11,7 +11,7 @@
  */
 import { each, type Item, type Output } from "../lib/dag/task.ts";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
-import { encodeImages, type OpenedVae, openVae } from "../lib/model/vae.ts";
+import { checkImageSides, encodeImages, type OpenedVae, openVae } from "../lib/model/vae.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -61,6 +61,8 @@ export default each<Config, { open: () => Promise<OpenedVae> }>({
   group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,
   async runBatched(ctx, source, state) {
     const vae = await state.open();
+    const [, , height, width] = source.group as number[];
+    checkImageSides(vae, height, width);
     while (true) {
       const items = await source.next(BATCH);
       if (items.length === 0) return;

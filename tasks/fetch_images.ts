@@ -20,6 +20,11 @@ import { HostGate } from "../lib/net/host_gate.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 
+/** An item the listing found unusable (see `DatasetItem.error`). */
+export class UnusableItemError extends Error {
+  override readonly name = "UnusableItemError";
+}
+
 interface Network {
   gate: HostGate;
   hashes: HashPool;
@@ -57,6 +62,7 @@ export default each<Config, Network>({
   teardown: (net) => Promise.resolve(net.hashes.close()),
   async run(ctx, item, net) {
     const spec = item.extra as unknown as DatasetItem;
+    if (spec.error !== undefined) throw new UnusableItemError(spec.error);
     const { download } = ctx.config;
     const known = spec.md5 ? await ctx.lookupAlias(`md5:${spec.md5}`) : null;
     let digest: string;

@@ -9,7 +9,7 @@ import type { Reporter, RunEvent } from "../dag/events.ts";
 import { GraphError, TaskGraph } from "../dag/graph.ts";
 import { chooseReporter } from "../dag/progress.ts";
 import { errorText, runPipeline, type RunResult, type StaleReason } from "../dag/runner.ts";
-import type { Pipeline } from "../dag/task.ts";
+import type { Pipeline, Task } from "../dag/task.ts";
 import { acquireLease, type Lease, LeaseHeldError } from "../store/lease.ts";
 import { collectGarbage, verifyStore } from "../store/maintenance.ts";
 import { ObjectStore } from "../store/objects.ts";
@@ -240,6 +240,7 @@ async function commandRun<C>(
   const config = await loadConfig(pipeline, opts.config, opts.set);
   const wanted = targets.length ? targets : pipeline.defaultTargets;
   for (const t of [...wanted, ...opts.force]) graph.get(t);
+  await checkConfig(graph.closure(wanted), config, opts.config);
   const executor = opts.dryRun ? undefined : await chooseExecutor(config, opts);
   const store = new ObjectStore(opts.cache);
   const records = await openRecords(opts.cache);
@@ -283,6 +284,17 @@ async function commandRun<C>(
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     records.close();
+  }
+}
+
+/** Each planned task's own check of the config against the machine (e.g. a missing folder). */
+async function checkConfig(tasks: readonly Task[], config: unknown, file: string) {
+  for (const task of tasks) {
+    try {
+      await task.check?.(config);
+    } catch (e) {
+      throw new ConfigError(`config ${file}: ${(e as Error).message}`);
+    }
   }
 }
 

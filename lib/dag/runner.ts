@@ -21,6 +21,7 @@ import type {
 } from "../store/records.ts";
 import { AGGREGATE_ITEM, KEYS } from "../store/records.ts";
 import { configSlice, diffSlices, projectConfig } from "./config.ts";
+import { observedReporter, type RunFacts, RunFactsCollector } from "./run_facts.ts";
 import type { Reporter, TaskCounts, TaskStatus } from "./events.ts";
 import type { TaskGraph } from "./graph.ts";
 import { type Executor, readResults, resultPath, type WorkList } from "./remote.ts";
@@ -121,8 +122,13 @@ class Runner {
   readonly #digests = new WeakMap<Output, string>();
   readonly #checkpointsDone: string[] = [];
 
+  /** What published outputs state about this run (see run_facts.ts). */
+  readonly facts: RunFactsCollector;
+
   constructor(options: RunOptions) {
-    this.o = options;
+    const aggregates = options.graph.order.filter((t) => t.kind === "aggregate");
+    this.facts = new RunFactsCollector({ aggregates: aggregates.map((t) => t.name) });
+    this.o = { ...options, reporter: observedReporter(options.reporter, this.facts) };
     this.writer = options.records.writer(() => options.store.syncDirs());
     this.aliases = new ObjectAliases(options.records, options.store);
   }
@@ -585,7 +591,11 @@ class TaskState implements PoolHost {
     const hit = await this.lookup(AGGREGATE_ITEM, key, comps);
     if (hit) {
       this.counts.cached = 1;
-      if (task.publish && !this.r.o.dryRun) await task.publish(this.ctx, hit.out);
+      if (task.publish && !this.r.o.dryRun) {
+        // The facts of the run that built this output, so the same files are published again.
+        const built = await this.r.o.records.kv.get<RunFacts>(KEYS.runFacts(task.name, key));
+        await task.publish(this.ctx, hit.out, built.value);
+      }
       this.#produce(AGGREGATE_ITEM, hit);
       return;
     }
@@ -596,8 +606,13 @@ class TaskState implements PoolHost {
     const work: Work = { item: { id: AGGREGATE_ITEM, inputs: {} }, key, comps, attempts: 0 };
     const started = performance.now();
     try {
-      const out = await this.#withRetry(work, () => task.run(this.ctx, this.r.upstream()));
-      if (task.publish) await task.publish(this.ctx, out);
+      const ctx = { ...this.ctx, lookupAlias: (name: string) => this.r.aliases.lookup(name) };
+      const out = await this.#withRetry(work, () => task.run(ctx, this.r.upstream()));
+      if (task.publish) {
+        const facts = this.r.facts.snapshot(task.name);
+        this.r.writer.set(KEYS.runFacts(task.name, key), facts);
+        await task.publish(this.ctx, out, facts);
+      }
       await this.#record(work, out, performance.now() - started);
     } catch (e) {
       if (this.r.o.signal.aborted) throw e;

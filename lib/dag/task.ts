@@ -7,8 +7,9 @@
 import type { Json } from "../store/canonical.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { Output } from "../store/records.ts";
+import type { RunFacts } from "./run_facts.ts";
 
-export type { Json, Output };
+export type { Json, Output, RunFacts };
 
 /**
  * Logs a line on behalf of a task (shown above the progress lines, or as a JSON event).
@@ -133,6 +134,11 @@ interface TaskCommon<C> {
   describe: string;
   /** Retry policy, given the task's config slice. */
   retry?: (config: C) => Partial<RetryPolicy>;
+  /**
+   * Checks the config against the machine before anything runs, in a dry run too (e.g. that a
+   * dataset folder exists). What it throws is a config error: exit code 2, nothing done.
+   */
+  check?: (config: C) => Promise<void>;
 }
 
 /** A task with one action over all its inputs. */
@@ -143,12 +149,18 @@ export interface AggregateTask<C = unknown> extends TaskCommon<C> {
    * digest), computed on every run and part of the key, so new data reruns the task.
    */
   fingerprint?: (ctx: TaskContext<C>) => Promise<Json>;
-  run(ctx: TaskContext<C>, upstream: Upstream): Promise<ActionResult>;
+  /** Its context can look up aliases, so it can reuse objects an earlier run built. */
+  run(
+    ctx: TaskContext<C> & Pick<ItemContext<C>, "lookupAlias">,
+    upstream: Upstream,
+  ): Promise<ActionResult>;
   /**
    * Lays the output out where users read it (e.g. `out/`), after a run and after a cache hit
-   * alike, so files outside the store always match the recorded output.
+   * alike, so files outside the store always match the recorded output. `run` holds the facts
+   * of the run that built the output (the same on every later cache hit; null when they were
+   * not recorded).
    */
-  publish?: (ctx: TaskContext<C>, output: Output) => Promise<void>;
+  publish?: (ctx: TaskContext<C>, output: Output, run: RunFacts | null) => Promise<void>;
 }
 
 /**

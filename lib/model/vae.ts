@@ -131,6 +131,27 @@ export async function openVae(
 }
 
 /**
+ * Checks images of `width`×`height` pixels have whole latents: both sides multiples of the
+ * spatial factor (a bucket's sides follow `preprocess.buckets.step`).
+ *
+ * @example
+ * ```ts
+ * declare const vae: OpenedVae;
+ * checkImageSides(vae, 192, 320);
+ * ```
+ */
+export function checkImageSides(vae: OpenedVae, height: number, width: number): void {
+  const f = vae.geometry.factor;
+  if (height % f !== 0 || width % f !== 0) {
+    throw new ModelError(
+      `images of ${width}×${height} pixels have sides that are not multiples of ${f}, the ` +
+        `spatial factor of ${vae.encoder.label}: make preprocess.size (and ` +
+        `preprocess.buckets.step) multiples of ${f}`,
+    );
+  }
+}
+
+/**
  * Encodes a batch of images into stored latents: the first C channels of an encoder giving
  * mean ‖ log-variance, then the normalization.
  *
