@@ -1,4 +1,5 @@
-import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, notDeepStrictEqual, strictEqual, throws } from "node:assert/strict";
+import { type Zippable, zipSync } from "fflate";
 import { decodeNpz, encodeNpz, type NpzArray, NpzError } from "../lib/format/npz.ts";
 import { PYTHON, pythonHas, runPython } from "./fixtures/python.ts";
 
@@ -30,8 +31,40 @@ Deno.test("npz round trip keeps dtypes, shapes, values and ids", () => {
   }
 });
 
+/** Runs `fn` with the global clock (`Date.now()`, `new Date()`) reading `iso`. */
+function atTime<T>(iso: string, fn: () => T): T {
+  const RealDate = Date;
+  const ms = RealDate.parse(iso);
+  class FixedDate extends RealDate {
+    constructor(...args: ConstructorParameters<typeof Date> | []) {
+      if (args.length === 0) super(ms);
+      else super(...(args as ConstructorParameters<typeof Date>));
+    }
+    static override now(): number {
+      return ms;
+    }
+  }
+  globalThis.Date = FixedDate as DateConstructor;
+  try {
+    return fn();
+  } finally {
+    globalThis.Date = RealDate;
+  }
+}
+
 Deno.test("npz bytes depend only on the arrays", () => {
-  deepStrictEqual(encodeNpz(sample()), encodeNpz(sample()));
+  const early = "2001-02-03T04:05:06Z";
+  const late = "2038-01-19T03:14:07Z";
+  // The clock really reaches the zip writer: an entry without a fixed time differs.
+  const plain: Zippable = { "a.npy": [new Uint8Array([1, 2, 3]), {}] };
+  notDeepStrictEqual(atTime(early, () => zipSync(plain)), atTime(late, () => zipSync(plain)));
+  for (const compress of [false, true]) {
+    deepStrictEqual(
+      atTime(early, () => encodeNpz(sample(), { compress })),
+      atTime(late, () => encodeNpz(sample(), { compress })),
+      `compress ${compress}`,
+    );
+  }
 });
 
 Deno.test("npz compression shrinks a compressible archive", () => {
