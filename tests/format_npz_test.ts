@@ -1,10 +1,10 @@
 import { deepStrictEqual, notDeepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { type Zippable, zipSync } from "fflate";
 import { decodeNpz, encodeNpz, type NpzArray, NpzError } from "../lib/format/npz.ts";
-import { PYTHON, pythonHas, runPython } from "./fixtures/python.ts";
+import { pythonRequirement, runPython } from "./fixtures/python.ts";
+import { testIf } from "./fixtures/skip.ts";
 
-const hasNumpy = pythonHas("numpy");
-if (!hasNumpy) console.warn(`skipping numpy checks: ${PYTHON} cannot import numpy`);
+const NUMPY = pythonRequirement("numpy");
 
 function sample(): Record<string, NpzArray> {
   const latents = new Float32Array(3 * 4 * 2 * 2).map((_, i) => Math.sin(i) * 3.5);
@@ -37,8 +37,7 @@ function atTime<T>(iso: string, fn: () => T): T {
   const ms = RealDate.parse(iso);
   class FixedDate extends RealDate {
     constructor(...args: ConstructorParameters<typeof Date> | []) {
-      if (args.length === 0) super(ms);
-      else super(...(args as ConstructorParameters<typeof Date>));
+      super(...(args.length === 0 ? [ms] : args) as ConstructorParameters<typeof Date>);
     }
     static override now(): number {
       return ms;
@@ -97,9 +96,8 @@ Deno.test("npz rejects a wrong element count, dtype mismatch and bad names", () 
   );
 });
 
-Deno.test({
+testIf(NUMPY, {
   name: "numpy.load opens the npz with equal values and dtypes",
-  ignore: !hasNumpy,
   fn: async () => {
     const dir = await Deno.makeTempDir();
     try {
@@ -165,9 +163,8 @@ print(json.dumps(out))
   },
 });
 
-Deno.test({
+testIf(NUMPY, {
   name: "an npz written by numpy.savez(_compressed) decodes, ids as strings",
-  ignore: !hasNumpy,
   fn: async () => {
     const dir = await Deno.makeTempDir();
     try {

@@ -30,18 +30,20 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
     seed: 11,
   });
   const tree = await Deno.makeTempDir();
-  const p = await PipelineProject.create({
-    dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
-    download: {
-      stall_s: 1,
-      quota_backoff_s: 0.2,
-      attempts: 10,
-      concurrency_per_host: 16,
-      materialize: tree,
-    },
-    model: NO_MODEL,
-  });
+  let cleanup = () => Promise.resolve();
   try {
+    const p = await PipelineProject.create({
+      dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
+      download: {
+        stall_s: 1,
+        quota_backoff_s: 0.2,
+        attempts: 10,
+        concurrency_per_host: 16,
+        materialize: tree,
+      },
+      model: NO_MODEL,
+    });
+    cleanup = () => p.cleanup();
     const r = await p.run(["run", "verify-sizes", "--json"]);
     assertEquals(r.code, 1, r.stderr);
     const failed = r.events.filter((e) => e.event === "item" && e.status === "failed");
@@ -87,7 +89,7 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
     ]);
   } finally {
     await mirror.close();
-    await p.cleanup();
+    await cleanup();
     await Deno.remove(tree, { recursive: true });
   }
 });
