@@ -7,6 +7,7 @@ const benches: Record<string, string> = {
   noop: "./noop.ts",
   plan: "./plan.ts",
   download: "./download.ts",
+  adopt: "./adopt.ts",
   spec: "./spec_ingest.ts",
   grad: "./grad.ts",
   preprocess: "./preprocess.ts",
@@ -14,6 +15,7 @@ const benches: Record<string, string> = {
   slurm: "./slurm.ts",
   soak: "./soak.ts",
   package: "./package.ts",
+  providers: "./providers.ts",
 };
 
 const [name, ...rest] = Deno.args;

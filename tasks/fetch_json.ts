@@ -20,6 +20,7 @@ import {
 } from "../lib/dataset/folder_spec.ts";
 import { encodeItemIndex, type ItemIndex } from "../lib/dataset/item_index.ts";
 import { parseUrlList } from "../lib/dataset/url_list.ts";
+import { DriveApi } from "../lib/net/drive_api.ts";
 import type { Config } from "../config/schema.ts";
 
 export default aggregate<Config>({
@@ -33,7 +34,7 @@ export default aggregate<Config>({
     "dataset.extensions",
     "dataset.list",
   ],
-  reads: ["download.stall_s"],
+  reads: ["download.stall_s", "download.google_api_key_env", "download.google_api_url"],
   version: "1",
   source: import.meta.url,
   describe: "download the dataset spec and index its items",
@@ -43,6 +44,11 @@ export default aggregate<Config>({
       : dataset.kind === "urls"
       ? { list: "dataset.list" }
       : {},
+  // FFHQ's spec is a Google Drive link: with a key, it goes through the Drive API.
+  download: ({ download }) => ({
+    stallMs: download.stall_s * 1000,
+    drive: DriveApi.fromConfig(download),
+  }),
   async check(config) {
     if (config.dataset.kind === "folder") {
       await checkDatasetFolder(config.dataset.path).catch((e) => {

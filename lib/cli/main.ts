@@ -18,6 +18,7 @@ import { collectGarbage, verifyStore } from "../store/maintenance.ts";
 import { ObjectStore } from "../store/objects.ts";
 import { AGGREGATE_ITEM, openRecords, RecordFormatError, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";
+import { formatReconciliation, lastReconciliation } from "../dataset/reconciliation.ts";
 import { runSchedule } from "./schedule.ts";
 import { runWorker, WorkerError } from "../dag/worker.ts";
 import type { Executor } from "../dag/remote.ts";
@@ -432,6 +433,7 @@ async function withPlan<C, T>(
       dryRun: true,
       limit: opts.limit,
       force: opts.force,
+      summaries: false,
     });
     return await use(plan, records);
   } finally {
@@ -449,7 +451,13 @@ async function commandStatus<C>(
     const lastRuns = new Map<string, string>();
     for (const [task, last] of await records.lastRuns()) lastRuns.set(task, last.lastRun);
     const rows = statusRows(names, plan, lastRuns);
-    print(opts.json ? JSON.stringify({ tasks: rows }, null, 2) : renderStatus(rows));
+    const reconciliation = await lastReconciliation(opts.cache);
+    if (opts.json) {
+      print(JSON.stringify({ tasks: rows, reconciliation }, null, 2));
+      return EXIT.ok;
+    }
+    print(renderStatus(rows));
+    if (reconciliation) print(`\nlast run's ${formatReconciliation(reconciliation)}`);
     return EXIT.ok;
   });
 }

@@ -30,7 +30,7 @@ export type RunEvent =
   | { event: "retry"; task: string; item: string; attempt: number; delayMs: number; reason: string }
   /** In a plan: an item that would (or may) run, and why. */
   | { event: "plan"; task: string; item: string; verdict: "run" | "may"; reasons: string[] }
-  | { event: "log"; task: string; message: string }
+  | { event: "log"; task: string; message: string; detail?: string }
   | {
     event: "task-end";
     task: string;

@@ -20,7 +20,7 @@ import { hashJson } from "../store/canonical.ts";
 import { fetchSource, type FileSourceSpec } from "../net/fetch_source.ts";
 import { retry } from "../net/retry.ts";
 import { getPath } from "./config.ts";
-import type { RetryPolicy, StoredFile } from "./task.ts";
+import type { FileDownloadOptions, RetryPolicy, StoredFile } from "./task.ts";
 
 /** Raised for a declared file that is missing, unreadable or not what its pins say. */
 export class FileInputError extends Error {
@@ -116,12 +116,12 @@ export interface FilesInStore {
 export async function storeFiles(
   task: string,
   planned: Record<string, PlannedFile>,
-  { store, writer, aliases, signal, stallMs, policy }: {
+  { store, writer, aliases, signal, download = {}, policy }: {
     store: ObjectStore;
     writer: RecordWriter;
     aliases: ObjectAliases;
     signal: AbortSignal;
-    stallMs?: number;
+    download?: FileDownloadOptions;
     policy: RetryPolicy;
   },
 ): Promise<FilesInStore> {
@@ -142,7 +142,7 @@ export async function storeFiles(
       if (known) digest = known;
       else {
         const fetched = await retry(
-          () => fetchSource(store, f.source, f.field, { signal, stallMs }),
+          () => fetchSource(store, f.source, f.field, { signal, ...download }),
           { ...policy, signal },
         );
         digest = fetched.digest;

@@ -52,6 +52,7 @@ export async function driveItems(
     chain = chain.then(async () => d.apply(item, inputs, params, await decision, pool));
   };
 
+  const listed: Item[] = [];
   if (task.items) {
     const unknown = d.dryRun
       ? task.deps.find((dep) => {
@@ -71,12 +72,14 @@ export async function driveItems(
           throw new TaskContractError(`task "${task.name}" lists item id "${spec.id}" twice`);
         }
         seen.add(spec.id);
-        consider({
+        const item = {
           id: spec.id,
           inputs: spec.inputs ?? {},
           params: spec.params,
           extra: spec.extra,
-        });
+        };
+        if (task.summarize) listed.push(item);
+        consider(item);
         await chain;
       }
     }
@@ -105,9 +108,14 @@ export async function driveItems(
   d.counts.final = true;
   await pool.drained();
   await chain;
-  if (pool.fatal !== undefined) throw pool.fatal;
   const state = d.actions.state;
+  await summarize(d, task, task.items && !d.unlisted ? listed : null, state);
   if (task.teardown && state) await task.teardown(await state);
+  if (pool.fatal !== undefined) throw pool.fatal;
+  if (d.failed.size > 0 && d.done.size === 0) {
+    // Nothing came through: the task did not do its job, whatever its items' reasons.
+    throw new AllItemsFailedError(`all ${d.failed.size} items failed`);
+  }
   if (task.finish && !d.dryRun && !d.signal.aborted) {
     const done = new Map<string, Output>();
     for (const [id, p] of d.done) done.set(id, p.out);
@@ -115,4 +123,29 @@ export async function driveItems(
     await task.finish(d.ctx, { done, expected, failed: d.failed });
   }
   return true;
+}
+
+/** Raised when every item of a task failed: the task itself did not do its job. */
+export class AllItemsFailedError extends Error {
+  override readonly name = "AllItemsFailedError";
+}
+
+/**
+ * Lets a task sum itself up once its items are settled, in a run and in a plan alike (with
+ * the outputs that exist); `status` and `explain` skip it.
+ */
+async function summarize(
+  d: TaskDriver,
+  task: EachTask,
+  items: Item[] | null,
+  state: Promise<unknown> | undefined,
+): Promise<void> {
+  if (!task.summarize || d.run.options.summaries === false || d.signal.aborted) return;
+  const done = new Map<string, Output>();
+  for (const [id, p] of d.done) if (!isProvisional(p.digest)) done.set(id, p.out);
+  await task.summarize(
+    { ...d.ctx, lookupAlias: (name: string) => d.run.aliases.lookup(name) },
+    { items, done, failed: d.failed, dryRun: d.dryRun, upstream: d.run.upstream() },
+    state === undefined ? undefined : await state,
+  );
 }

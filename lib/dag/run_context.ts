@@ -32,6 +32,11 @@ export interface RunOptions {
   concurrency?: number;
   /** Runs some per-item tasks elsewhere (e.g. as Slurm job arrays). */
   executor?: Executor;
+  /**
+   * Let per-item tasks sum themselves up (`EachTask.summarize`). Default true; `status` and
+   * `explain` plan without them.
+   */
+  summaries?: boolean;
 }
 
 /** The run as its task drivers see it. */

@@ -8,11 +8,23 @@ import type { Json } from "../store/canonical.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { Output } from "../store/records.ts";
 import type { RunFacts } from "./run_facts.ts";
+import type { DriveApi } from "../net/drive_api.ts";
 
 export type { Json, Output, RunFacts };
 
-/** Logs a line on behalf of a task (shown above the progress lines, or as a JSON event). */
-export type Log = (message: string) => void;
+/**
+ * Logs a line on behalf of a task (shown above the progress lines, or as a JSON event).
+ * `detail` (e.g. a third-party library's own error text) goes to the JSON event only.
+ */
+export type Log = (message: string, detail?: string) => void;
+
+/** How declared files that are URLs are downloaded. */
+export interface FileDownloadOptions {
+  /** Abort and retry a download when no byte arrives for this long (default 60,000 ms). */
+  stallMs?: number;
+  /** Fetches Google Drive links through the Drive API with its key (default: the link). */
+  drive?: DriveApi | null;
+}
 
 /** A file a task declared (see {@link TaskCommon.files}), brought into the store for a run. */
 export interface StoredFile {
@@ -156,6 +168,8 @@ export interface TaskCommon<C> {
    * are brought into the store and handed over as `ctx.files`.
    */
   files?: (config: C) => Record<string, string | undefined>;
+  /** How the task's files are downloaded when they are URLs (stall time, a Drive API key). */
+  download?: (config: C) => FileDownloadOptions;
   /**
    * Checks the config against the machine before anything runs, in a dry run too (e.g. that a
    * dataset folder exists). What it throws is a config error: exit code 2, nothing done.
@@ -225,6 +239,27 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
    * that group's items.
    */
   runBatched?: (ctx: TaskContext<C>, source: ItemSource, state: S) => Promise<void>;
+  /**
+   * Sums the task up once its items are settled — in a run after the last item (before
+   * `teardown`), in `run --dry-run` with the items that would run — through `ctx.log`, with the
+   * same code in both, so a plan says what the run will say (e.g. which local copies would be
+   * adopted and which images downloaded). `items` lists every item of an `items()` task
+   * (`null` when they cannot be listed yet, or for a task whose items flow from upstream);
+   * `done` holds the outputs that exist (finished or cached); `state` is `prepare`'s, absent in
+   * a plan. `status` and `explain` do not call it.
+   */
+  summarize?: (
+    ctx: TaskContext<C> & Pick<ItemContext<C>, "lookupAlias">,
+    result: {
+      items: Item[] | null;
+      done: Map<string, Output>;
+      failed: Map<string, string>;
+      dryRun: boolean;
+      /** The upstream outputs (usable when `items` is not `null`). */
+      upstream: Upstream;
+    },
+    state: S | undefined,
+  ) => Promise<void>;
   /**
    * The group of an item for `runBatched`: items whose groups are equal (as JSON) can share a
    * batch, e.g. latents of one shape. Default: one group.

@@ -88,7 +88,13 @@ export class TaskDriver {
       store: run.options.store,
       cacheDir: run.options.store.root,
       signal: run.options.signal,
-      log: (message) => run.options.reporter.emit({ event: "log", task: task.name, message }),
+      log: (message, detail) =>
+        run.options.reporter.emit({
+          event: "log",
+          task: task.name,
+          message,
+          ...(detail === undefined ? {} : { detail }),
+        }),
       files: {},
     };
     this.actions = new ActionRunner(this);
@@ -200,9 +206,7 @@ export class TaskDriver {
           writer: this.run.writer,
           aliases: this.run.aliases,
           signal: this.signal,
-          stallMs: (this.config as { download?: { stall_s?: number } }).download?.stall_s
-            ? (this.config as { download: { stall_s: number } }).download.stall_s * 1000
-            : undefined,
+          download: this.task.download?.(this.ctx.config),
           policy: this.actions.retryPolicy(),
         });
         this.fileInputs = files.inputs;

@@ -187,7 +187,7 @@ export class WorkPool implements Pool {
     }
     if (!queue) return;
     const source = this.#source(queue);
-    const fail = (e: unknown) => {
+    const failHanded = (e: unknown) => {
       for (const work of [...this.#handed.values()]) {
         if (work.group === queue.group) {
           this.#handed.delete(work.item.id);
@@ -198,21 +198,21 @@ export class WorkPool implements Pool {
     this.#batchLoop = this.task.runBatched!(this.host.ctx, source, this.#state)
       .then(() => {
         // Items the loop took but never answered for cannot be left hanging.
-        fail(
+        failHanded(
           new BatchLoopError(
             `task "${this.task.name}" ended its batch without a result for this item`,
           ),
         );
       }, (e) => {
         if (this.host.signal.aborted && isAbort(e)) return;
-        // The batch loop itself failed: every item of its group it holds or would get fails.
-        fail(e);
-        let w: Work | undefined;
-        while ((w = queue.take())) this.host.recordFailure(w, e, 0);
+        // The batch loop itself failed: the task's problem, told once, not once per item.
+        this.fatal ??= e;
+        this.#handed.clear();
+        for (const q of this.#queues.values()) while (q.take());
       })
       .finally(() => {
         this.#batchLoop = undefined;
-        this.#startBatchLoop();
+        if (this.fatal === undefined) this.#startBatchLoop();
         this.#check();
       });
   }
