@@ -41,7 +41,7 @@ export default each<Config, { open: () => Promise<OpenedVae> }>({
   describe: "encode every image with the VAE encoder",
   // The decoder too: the latent geometry is checked against both models.
   files: () => ({ encoder: "model.encoder", decoder: "model.decoder" }),
-  async prepare(ctx) {
+  prepare(ctx) {
     const { model } = ctx.config;
     const { encoder, decoder } = ctx.files;
     let vae: Promise<OpenedVae> | undefined;
@@ -55,7 +55,7 @@ export default each<Config, { open: () => Promise<OpenedVae> }>({
         size: ctx.config.preprocess.size,
         runtime: { providers: model.providers, threads: model.threads, log: ctx.log },
       });
-    return { state: { open } };
+    return Promise.resolve({ state: { open } });
   },
   // A batch holds images of one size.
   group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,

@@ -60,11 +60,9 @@ export default each<Config, Models>({
     optimize.method === "gradient"
       ? { decoder: "model.decoder" }
       : { decoder: "model.decoder", encoder: "model.encoder" },
-  async prepare(ctx) {
-    const { model, optimize } = ctx.config;
+  prepare(ctx) {
     const { decoder, encoder } = ctx.files;
-    if (optimize.method === "gradient") return { state: { decoder: decoder.path } };
-    return { state: { decoder: decoder.path, encoder: encoder.path } };
+    return Promise.resolve({ state: { decoder: decoder.path, encoder: encoder?.path } });
   },
   // A batch holds latents of one shape (images of one size).
   group: (item) => ({
