@@ -282,9 +282,19 @@ Deno.test({
         raw = structuredClone(pick(history));
         label = "back to an earlier config";
       }
-      history.push(structuredClone(raw));
       counts.set(kind, (counts.get(kind) ?? 0) + 1);
-      await sequence.step(`step ${n} (${label})`, parse(raw), opts, { nothing });
+      const { run } = await sequence.step(`step ${n} (${label})`, parse(raw), opts, { nothing });
+      const broken = [...run.tasks].filter(([, t]) => t.status === "failed");
+      if (broken.length) {
+        // A config this machine or these models cannot run (the plan said so too): the next
+        // edits start again from the last one that ran.
+        const [name, t] = broken[0];
+        console.log(`step ${n} (${label}): ${name} failed (${t.reason}); back to the last config`);
+        raw = structuredClone(history[history.length - 1]);
+        await sequence.step(`step ${n}, undone`, parse(raw), {});
+        continue;
+      }
+      history.push(structuredClone(raw));
       // The items a --limit left out run next, before an edit that must rerun nothing.
       if (opts.limit) await sequence.step(`step ${n} (${label}), then without it`, parse(raw), {});
     }

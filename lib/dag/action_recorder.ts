@@ -1,7 +1,8 @@
 /**
  * Writing what actions did: an action record (after checking its objects are in the store),
- * the aliases it names, the superseded record it replaces, or a failure record. Every write
- * goes through the run's batch writer, which commits only after the objects are durable.
+ * the aliases it names, the superseded record it replaces, or a failure record. Records go
+ * through the run's batch writer, which commits only after the objects are durable; aliases
+ * are committed at once, after their objects are durable.
  *
  * @module
  */
@@ -70,16 +71,20 @@ export class ActionRecorder {
         );
       }
     }
+    const aliases = Object.entries(result.aliases ?? {});
+    if (aliases.length) {
+      // An alias only says what an object already is, so it can go first, on its own, once the
+      // object is durable: a run killed before the action's record still finds the bytes.
+      await h.run.options.store.syncDirs();
+      await h.run.options.records.putAliases(aliases);
+      for (const [name, d] of aliases) h.run.aliases.add(name, d);
+    }
     const { records, failures } = h.decider.facts;
     const prev = records.get(id);
     if (prev && prev.key !== work.key) {
       h.run.writer.set(KEYS.superseded(h.name, id, h.run.runId), prev);
     }
     h.run.writer.set(KEYS.action(h.name, id), rec);
-    for (const [name, d] of Object.entries(result.aliases ?? {})) {
-      h.run.aliases.add(name, d);
-      h.run.writer.set(KEYS.alias(name), { digest: d });
-    }
     if (failures.has(id)) h.run.writer.delete(KEYS.failure(h.name, id));
     records.set(id, rec);
   }

@@ -116,13 +116,16 @@ export interface FilesInStore {
 export async function storeFiles(
   task: string,
   planned: Record<string, PlannedFile>,
-  { store, writer, aliases, signal, download = {}, policy }: {
+  { store, records, writer, aliases, signal, download = {}, policy, log }: {
     store: ObjectStore;
+    records: Records;
     writer: RecordWriter;
     aliases: ObjectAliases;
     signal: AbortSignal;
     download?: FileDownloadOptions;
     policy: RetryPolicy;
+    /** Told how to pin a URL that has no pin. */
+    log: (line: string) => void;
   },
 ): Promise<FilesInStore> {
   const inputs: Record<string, string> = {};
@@ -147,10 +150,17 @@ export async function storeFiles(
         );
         digest = fetched.digest;
         if (md5Alias) {
+          await store.syncDirs();
+          await records.putAliases([[md5Alias, digest]]);
           aliases.add(md5Alias, digest);
-          writer.set(KEYS.alias(md5Alias), { digest });
         }
       }
+    }
+    if (f.identity === null) {
+      log(
+        `${f.field}: ${f.source.url} has no pinned digest, so a plan cannot know its content and ` +
+          `says what reads it may rerun; to pin it, add "sha256": "${digest}" to ${f.field}`,
+      );
     }
     inputs[name] = f.identity ?? digest;
     const info = await Deno.stat(store.path(digest));

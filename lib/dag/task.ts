@@ -143,7 +143,10 @@ export interface TaskCommon<C> {
   name: string;
   /** Tasks whose outputs this task reads. */
   deps: string[];
-  /** Dot paths of the config fields the task depends on (`"optimize"`, `"model.decoder"`). */
+  /**
+   * Dot paths of the config fields the task depends on (`"optimize"`, `"model.decoder"`); a
+   * path written `!path` leaves that part of a section out (`["model", "!model.threads"]`).
+   */
   config: string[];
   /**
    * Config fields the task reads that cannot change its results, so they stay out of its key:

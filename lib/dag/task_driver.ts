@@ -84,7 +84,7 @@ export class TaskDriver {
     this.slice = configSlice(run.options.config, task.config);
     this.#finished = new Promise((resolve) => this.#resolveFinished = resolve);
     this.ctx = {
-      config: projectConfig(run.options.config, [...task.config, ...task.reads ?? []]),
+      config: projectConfig(run.options.config, task.config, task.reads),
       store: run.options.store,
       cacheDir: run.options.store.root,
       signal: run.options.signal,
@@ -203,10 +203,12 @@ export class TaskDriver {
       if (!this.dryRun && Object.keys(this.#planned).length > 0) {
         const files = await storeFiles(this.name, this.#planned, {
           store: this.store,
+          records: this.run.options.records,
           writer: this.run.writer,
           aliases: this.run.aliases,
           signal: this.signal,
           download: this.task.download?.(this.ctx.config),
+          log: this.ctx.log,
           policy: this.actions.retryPolicy(),
         });
         this.fileInputs = files.inputs;

@@ -89,7 +89,7 @@ export async function runWorker(
     files[name] = { digest, size: info.size, path };
   }
   const ctx: TaskContext<unknown> = {
-    config: projectConfig(list.config, [...task.config, ...task.reads ?? []]),
+    config: projectConfig(list.config, task.config, task.reads),
     store,
     cacheDir: store.root,
     signal,

@@ -317,6 +317,18 @@ export class Records {
     return out;
   }
 
+  /** Records aliases (name → object digest) in one commit; their objects must be durable. */
+  async putAliases(aliases: [string, string][]): Promise<void> {
+    for (let i = 0; i < aliases.length; i += MAX_MUTATIONS) {
+      const op = this.kv.atomic();
+      for (const [name, digest] of aliases.slice(i, i + MAX_MUTATIONS)) {
+        op.set(KEYS.alias(name), { digest } satisfies AliasRecord);
+      }
+      const res = await op.commit();
+      if (!res.ok) throw new RecordCommitError("recording a batch of aliases failed");
+    }
+  }
+
   /** Deletes the aliases whose object `gone` says is gone; returns how many. */
   async dropAliases(gone: (digest: string) => boolean): Promise<number> {
     const keys: Deno.KvKey[] = [];
