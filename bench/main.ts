@@ -12,6 +12,7 @@ const benches: Record<string, string> = {
   optimize: "./optimize.ts",
   slurm: "./slurm.ts",
   soak: "./soak.ts",
+  throughput: "./throughput.ts",
 };
 
 const [name, ...rest] = Deno.args;
