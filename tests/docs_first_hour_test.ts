@@ -41,7 +41,10 @@ Deno.test("README: the demo with a real VAE says how long it takes and writes it
   assert(outDir !== demoConfig.package.out_dir, `${outDir} is the demo's own folder`);
   assertMatch(demo, /takes about \*\*\d+ minutes\*\*/);
   // The first-run warning, what it means and whether to approve.
-  assertMatch(demo, /Ignored build scripts for packages:\nnpm:onnxruntime-node@[\d.]+\nnpm:protobufjs/);
+  assertMatch(
+    demo,
+    /Ignored build scripts for packages:\nnpm:onnxruntime-node@[\d.]+\nnpm:protobufjs/,
+  );
   assertMatch(demo, /Do not approve them for CPU work/);
   const pinned = JSON.parse(await Deno.readTextFile("deno.json")).imports["onnxruntime-node"];
   assert(demo.includes(`npm:onnxruntime-node@${pinned.split("@").at(-1)}`), "a stale version");
