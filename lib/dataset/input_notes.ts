@@ -17,6 +17,8 @@ export interface NotedImage {
   md5: string | null;
   /** Width and height of the decoded source (after EXIF orientation), when known. */
   sourceSize: readonly [number, number] | null;
+  /** Height and width the image was resized to cover (its bucket), with `crop: "buckets"`. */
+  targetSize?: readonly [number, number] | null;
 }
 
 /** An image enlarged more than {@link UPSCALE_NOTE_FACTOR}×. */
@@ -58,7 +60,7 @@ export function inputNotes(
   images: readonly NotedImage[],
   { size, crop, exclude = [] }: {
     size: number;
-    crop: "center" | "none";
+    crop: "center" | "none" | "buckets";
     exclude?: readonly ExcludeKind[];
   },
 ): InputNotes {
@@ -67,10 +69,12 @@ export function inputNotes(
   for (const image of images) {
     if (image.sourceSize) {
       const [width, height] = image.sourceSize;
-      // A centre crop keeps the shorter side whole; without a crop each side is stretched.
+      // A centre crop keeps the shorter side whole; without a crop each side is stretched; a
+      // bucket is covered, so the side that needs more enlargement decides.
+      const [th, tw] = crop === "buckets" && image.targetSize ? image.targetSize : [size, size];
       const factor = crop === "center"
         ? size / Math.min(width, height)
-        : Math.max(size / width, size / height);
+        : Math.max(tw / width, th / height);
       if (factor > UPSCALE_NOTE_FACTOR) upscaled.push({ id: image.id, width, height, factor });
     }
     if (image.md5) byMd5.set(image.md5, [...byMd5.get(image.md5) ?? [], image.id]);

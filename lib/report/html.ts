@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { Reconciliation } from "../dataset/reconciliation.ts";
+import { renderReconciliationSection } from "./reconciliation_section.ts";
 import type { RunFacts } from "../dag/run_facts.ts";
 import { type InputNotes, UPSCALE_NOTE_FACTOR } from "../dataset/input_notes.ts";
 import { encodeBase64 } from "./base64.ts";
@@ -16,6 +18,7 @@ import { counted, fixed as fmt, signed } from "./format.ts";
 import { renderRunSection } from "./run_section.ts";
 import { lossBands, type LossCurve, median } from "./stats.ts";
 import { bandChart, histogramChart, scatterChart } from "./svg_chart.ts";
+import { type BucketedImage, renderBucketSection } from "./buckets_section.ts";
 
 /** Images of one split that made it through the pipeline. */
 export interface ReportSplit {
@@ -40,6 +43,8 @@ export interface ReportImage {
   stopReason: string;
   /** Loss at recorded steps, ascending by step; may be subsampled. */
   lossCurve: LossCurve;
+  /** Aspect-ratio bucket (`WxH`), when the dataset is bucketed. */
+  bucket?: string;
 }
 
 /** An item that failed, with the task where it failed and the reason. */
@@ -76,6 +81,8 @@ export interface ReportData {
   /** Up to eight are shown. */
   samples: ReportSample[];
   config: unknown;
+  /** The reconciliation of `dataset.adopt`'s local copies, when there were any. */
+  reconciliation?: Reconciliation | null;
   /** Notes on the inputs; none when absent. */
   notes?: ReportNotes;
   /**
@@ -109,8 +116,10 @@ export function renderReport(data: ReportData): string {
     renderRunSection(data.run ?? null),
     summary(data),
     splitsAndFailures(data),
+    renderReconciliationSection(data.reconciliation),
     notes(data.notes),
     quality(data),
+    renderBucketSection(data.images.filter((i) => i.bucket !== undefined) as BucketedImage[]),
     optimization(data),
     samples(data),
     configuration(data),
