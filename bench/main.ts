@@ -6,6 +6,7 @@
 const benches: Record<string, string> = {
   noop: "./noop.ts",
   download: "./download.ts",
+  adopt: "./adopt.ts",
   spec: "./spec_ingest.ts",
   grad: "./grad.ts",
   preprocess: "./preprocess.ts",
@@ -13,6 +14,7 @@ const benches: Record<string, string> = {
   slurm: "./slurm.ts",
   soak: "./soak.ts",
   package: "./package.ts",
+  providers: "./providers.ts",
 };
 
 const [name, ...rest] = Deno.args;
