@@ -65,6 +65,15 @@ Deno.test("mixed-aspect photos give bucketed, flipped, sharded latents that the 
       package: { layout: "shards", shard_size: 1, samples: 2 },
     });
     try {
+      // A bucket step the VAE cannot take is one error, before any image is encoded.
+      const step = await p.run(["run", "encode", "--set", "preprocess.buckets.step=12"]);
+      assertEquals(step.code, 1, step.stderr);
+      assertStringIncludes(
+        step.stderr,
+        "preprocess.buckets.step 12 is not a multiple of 8, the spatial factor of model.encoder",
+      );
+      assertEquals(step.stderr.split("preprocess.buckets.step 12").length, 2, step.stderr);
+
       const first = await p.run(["run", "--json"]);
       assertEquals(first.code, 0, first.stderr);
       const ran = ToyProject.ran(first);
