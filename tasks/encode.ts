@@ -11,7 +11,13 @@
  */
 import { each, type Item, type Output } from "../lib/dag/task.ts";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
-import { checkImageSides, encodeImages, type OpenedVae, openVae } from "../lib/model/vae.ts";
+import {
+  checkBucketStep,
+  checkImageSides,
+  encodeImages,
+  type OpenedVae,
+  openVae,
+} from "../lib/model/vae.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -35,6 +41,8 @@ export default each<Config, { open: () => Promise<OpenedVae> }>({
     "model.providers",
     "model.threads",
     "preprocess.size",
+    "preprocess.crop",
+    "preprocess.buckets.step",
   ],
   version: "2",
   source: import.meta.url,
@@ -61,6 +69,8 @@ export default each<Config, { open: () => Promise<OpenedVae> }>({
   group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,
   async runBatched(ctx, source, state) {
     const vae = await state.open();
+    const { crop, buckets } = ctx.config.preprocess;
+    if (crop === "buckets") checkBucketStep(vae, buckets.step);
     const [, , height, width] = source.group as number[];
     checkImageSides(vae, height, width);
     while (true) {
