@@ -6,6 +6,7 @@
 const benches: Record<string, string> = {
   noop: "./noop.ts",
   download: "./download.ts",
+  adopt: "./adopt.ts",
   spec: "./spec_ingest.ts",
   grad: "./grad.ts",
   preprocess: "./preprocess.ts",

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
+import { DRIVE_API_URL } from "../lib/net/drive_api.ts";
 import { IMAGE_EXTENSIONS } from "../lib/dataset/folder_spec.ts";
 import { bucketProblem, DEFAULT_BUCKET_STEP } from "../lib/image/buckets.ts";
 import { SHARD_BYTES } from "../lib/package/shards.ts";
@@ -28,6 +29,8 @@ export const FileSource = z.strictObject({
   message: "expected exactly one of path or url",
 });
 
+/** Local folders and `.zip` archives holding copies of the images, adopted before downloading. */
+const Adopt = z.array(z.string().min(1)).default([]);
 /** The dataset's name, the report's title; by default derived from the source. */
 const datasetName = z.string().min(1).optional();
 
@@ -37,6 +40,7 @@ const FfhqDataset = z.strictObject({
   spec: FileSource,
   component: z.enum(["image", "thumbnail", "in_the_wild"]).default("image"),
   mirrors: z.array(httpUrl).default([]),
+  adopt: Adopt,
 });
 
 const FolderDataset = z.strictObject({
@@ -50,6 +54,7 @@ const UrlsDataset = z.strictObject({
   kind: z.literal("urls"),
   name: datasetName,
   list: FileSource,
+  adopt: Adopt,
 });
 
 /** The whole config. */
@@ -62,6 +67,11 @@ export const ConfigSchema = z.strictObject({
     quota_backoff_s: z.number().positive().default(600),
     verify_pixels: z.boolean().default(false),
     materialize: z.string().nullable().default(null),
+    /** The name of the environment variable holding a Google Drive API key (never the key). */
+    google_api_key_env: z.string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected the name of an environment variable")
+      .nullable().default(null),
+    google_api_url: httpUrl.default(DRIVE_API_URL),
   }).prefault({}),
   labels: z.strictObject({
     source: FileSource,

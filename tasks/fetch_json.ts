@@ -19,6 +19,7 @@ import {
 } from "../lib/dataset/folder_spec.ts";
 import { encodeItemIndex, type ItemIndex } from "../lib/dataset/item_index.ts";
 import { parseUrlList } from "../lib/dataset/url_list.ts";
+import { DriveApi } from "../lib/net/drive_api.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -33,7 +34,7 @@ export default aggregate<Config>({
     "dataset.extensions",
     "dataset.list",
   ],
-  reads: ["download.stall_s"],
+  reads: ["download.stall_s", "download.google_api_key_env", "download.google_api_url"],
   version: "1",
   source: import.meta.url,
   describe: "download the dataset spec and index its items",
@@ -83,7 +84,11 @@ function logListing(ctx: TaskContext<Config>, index: ItemIndex, skipped: Skipped
 
 async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
   const dataset = ctx.config.dataset;
-  const opts = { signal: ctx.signal, stallMs: ctx.config.download.stall_s * 1000 };
+  const opts = {
+    signal: ctx.signal,
+    stallMs: ctx.config.download.stall_s * 1000,
+    drive: DriveApi.fromConfig(ctx.config.download),
+  };
   switch (dataset.kind) {
     case "ffhq": {
       const spec = await fetchSource(ctx.store, dataset.spec, "dataset.spec", opts);

@@ -35,6 +35,7 @@ import { PRESETS } from "../lib/model/presets.ts";
 import { inputNotes } from "../lib/dataset/input_notes.ts";
 import { renderReport, type ReportData, type ReportNotes } from "../lib/report/html.ts";
 import { withRunFiles } from "../lib/report/run_files.ts";
+import { adoptedCopies } from "../lib/dataset/reconciliation.ts";
 import { publishDirectory } from "../lib/store/publish.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
@@ -153,9 +154,13 @@ export default aggregate<Config>({
       }
     }
     files["index.json"] = text(JSON.stringify(written.index));
+    const reconciliation = await adoptedCopies(ctx.cacheDir, config);
     files["manifest.json"] = text(
       JSON.stringify(
-        provenance(up, config, splits, counts, failures, labels, allRows, notes, recorded),
+        {
+          ...provenance(up, config, splits, counts, failures, labels, allRows, notes, recorded),
+          reconciliation,
+        },
         null,
         1,
       ),
@@ -176,6 +181,7 @@ export default aggregate<Config>({
       ),
       config,
       notes,
+      reconciliation,
     }));
     const objects: Record<string, string> = { ...written.files };
     for (const [name, bytes] of Object.entries(files)) objects[name] = await store.put(bytes);

@@ -15,6 +15,7 @@ import { collectGarbage, verifyStore } from "../store/maintenance.ts";
 import { ObjectStore } from "../store/objects.ts";
 import { AGGREGATE_ITEM, openRecords, RecordFormatError, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";
+import { formatReconciliation, lastReconciliation } from "../dataset/reconciliation.ts";
 import { runSchedule } from "./schedule.ts";
 import { runWorker, WorkerError } from "../dag/worker.ts";
 import type { Executor } from "../dag/remote.ts";
@@ -403,6 +404,7 @@ async function plan<C>(
       reporter: silent,
       signal: new AbortController().signal,
       dryRun: true,
+      summaries: false,
     });
     const lastRuns = new Map<string, string>();
     for (const [task, last] of await records.lastRuns()) lastRuns.set(task, last.lastRun);
@@ -424,8 +426,9 @@ async function commandStatus<C>(
   const names = graph.order.map((t) => t.name);
   const { result, lastRuns } = await plan(pipeline, graph, names, opts);
   const rows = names.map((name) => statusRow(name, result, lastRuns.get(name) ?? null));
+  const reconciliation = await lastReconciliation(opts.cache);
   if (opts.json) {
-    console.log(JSON.stringify({ tasks: rows }, null, 2));
+    console.log(JSON.stringify({ tasks: rows, reconciliation }, null, 2));
     return EXIT.ok;
   }
   const header = ["task", "items", "cached", "stale", "failed", "last run"];
@@ -447,6 +450,7 @@ async function commandStatus<C>(
         .join("  "),
     );
   }
+  if (reconciliation) console.log(`\nlast run's ${formatReconciliation(reconciliation)}`);
   return EXIT.ok;
 }
 

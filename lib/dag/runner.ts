@@ -67,6 +67,11 @@ export interface RunOptions {
   concurrency?: number;
   /** Runs some per-item tasks elsewhere (e.g. as Slurm job arrays). */
   executor?: Executor;
+  /**
+   * Let per-item tasks sum themselves up (`EachTask.summarize`). Default true; `status` and
+   * `explain` plan without them.
+   */
+  summaries?: boolean;
 }
 
 /** Why one item would run (dry run / explain). */
@@ -702,9 +707,11 @@ class TaskState implements PoolHost {
         }]);
         pool.close();
         await pool.drained();
+        await this.#summarize(task, null, undefined);
         return;
       }
     }
+    const listed: Item[] = [];
     if (task.items) {
       let specs = await task.items(this.ctx, this.r.upstream());
       if (limit !== undefined) specs = specs.slice(0, limit);
@@ -712,12 +719,14 @@ class TaskState implements PoolHost {
       for (const spec of specs) {
         if (seen.has(spec.id)) throw new Error(`item id "${spec.id}" is listed twice`);
         seen.add(spec.id);
-        await consider({
+        const item = {
           id: spec.id,
           inputs: spec.inputs ?? {},
           params: spec.params,
           extra: spec.extra,
-        });
+        };
+        if (task.summarize) listed.push(item);
+        await consider(item);
       }
       pool.close();
       // Every item is known now: progress can show a total and an ETA.
@@ -770,6 +779,7 @@ class TaskState implements PoolHost {
       this.counts.final = true;
     }
     await pool.drained();
+    await this.#summarize(task, task.items ? listed : null, pool.state);
     if (task.teardown && pool.state !== undefined) await task.teardown(pool.state);
     if (pool instanceof WorkPool && pool.failure !== undefined) throw pool.failure;
     if (this.failed.size > 0 && this.done.size === 0 && this.status === "ok") {
@@ -783,6 +793,23 @@ class TaskState implements PoolHost {
       const expected = flowDeps.length ? this.dep(flowDeps[0]).expected : this.expected;
       await task.finish(this.ctx, { done, expected, failed: this.failed });
     }
+  }
+
+  async #summarize(task: EachTask, items: Item[] | null, state: unknown): Promise<void> {
+    if (!task.summarize || this.r.o.summaries === false || this.r.o.signal.aborted) return;
+    const done = new Map<string, Output>();
+    for (const [id, p] of this.done) if (!p.digest.startsWith(PENDING)) done.set(id, p.out);
+    await task.summarize(
+      { ...this.ctx, lookupAlias: (name: string) => this.r.aliases.lookup(name) },
+      {
+        items,
+        done,
+        failed: this.failed,
+        dryRun: this.r.o.dryRun ?? false,
+        upstream: this.r.upstream(),
+      },
+      state,
+    );
   }
 
   #produce(id: string, p: Produced): void {

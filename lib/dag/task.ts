@@ -204,6 +204,27 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
    */
   runBatched?: (ctx: TaskContext<C>, source: ItemSource, state: S) => Promise<void>;
   /**
+   * Sums the task up once its items are settled — in a run after the last item (before
+   * `teardown`), in `run --dry-run` with the items that would run — through `ctx.log`, with the
+   * same code in both, so a plan says what the run will say (e.g. which local copies would be
+   * adopted and which images downloaded). `items` lists every item of an `items()` task
+   * (`null` when they cannot be listed yet, or for a task whose items flow from upstream);
+   * `done` holds the outputs that exist (finished or cached); `state` is `prepare`'s, absent in
+   * a plan. `status` and `explain` do not call it.
+   */
+  summarize?: (
+    ctx: TaskContext<C> & Pick<ItemContext<C>, "lookupAlias">,
+    result: {
+      items: Item[] | null;
+      done: Map<string, Output>;
+      failed: Map<string, string>;
+      dryRun: boolean;
+      /** The upstream outputs (usable when `items` is not `null`). */
+      upstream: Upstream;
+    },
+    state: S | undefined,
+  ) => Promise<void>;
+  /**
    * The group of an item for `runBatched`: items whose groups are equal (as JSON) can share a
    * batch, e.g. latents of one shape. Default: one group.
    */

@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { Reconciliation } from "../dataset/reconciliation.ts";
+import { renderReconciliationSection } from "./reconciliation_section.ts";
 import type { RunFacts } from "../dag/run_facts.ts";
 import { type InputNotes, UPSCALE_NOTE_FACTOR } from "../dataset/input_notes.ts";
 import { encodeBase64 } from "./base64.ts";
@@ -79,6 +81,8 @@ export interface ReportData {
   /** Up to eight are shown. */
   samples: ReportSample[];
   config: unknown;
+  /** The reconciliation of `dataset.adopt`'s local copies, when there were any. */
+  reconciliation?: Reconciliation | null;
   /** Notes on the inputs; none when absent. */
   notes?: ReportNotes;
   /**
@@ -112,6 +116,7 @@ export function renderReport(data: ReportData): string {
     renderRunSection(data.run ?? null),
     summary(data),
     splitsAndFailures(data),
+    renderReconciliationSection(data.reconciliation),
     notes(data.notes),
     quality(data),
     renderBucketSection(data.images.filter((i) => i.bucket !== undefined) as BucketedImage[]),
