@@ -24,7 +24,12 @@ import type { Config } from "../config/schema.ts";
 /** Images per encoder call. */
 const BATCH = 4;
 
-export default each<Config, { open: () => Promise<OpenedVae> }>({
+interface State {
+  open: () => Promise<OpenedVae>;
+  release: () => Promise<void>;
+}
+
+export default each<Config, State>({
   name: "encode",
   deps: ["preprocess"],
   config: [
@@ -63,10 +68,20 @@ export default each<Config, { open: () => Promise<OpenedVae> }>({
         size: ctx.config.preprocess.size,
         runtime: { providers: model.providers, threads: model.threads, log: ctx.log },
       });
-    return { inputs: { encoder: encoder.digest, decoder: decoder.digest }, state: { open } };
+    const release = async () => {
+      const opened = await vae?.catch(() => undefined);
+      await opened?.encoder.release();
+    };
+    return {
+      inputs: { encoder: encoder.digest, decoder: decoder.digest },
+      state: { open, release },
+    };
   },
   // A batch holds images of one size.
   group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,
+  async teardown(state) {
+    await state.release();
+  },
   async runBatched(ctx, source, state) {
     const vae = await state.open();
     const { crop, buckets } = ctx.config.preprocess;
