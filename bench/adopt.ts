@@ -5,7 +5,8 @@
  * against a shell pipeline doing the same work on the same bytes (`md5sum`, `sha256sum` and
  * `cp`, or `unzip` for the archive, then `sync` so its copies are as durable as the store's),
  * and against downloading the same files from the local mirror. All in one run, the source
- * files warm in the page cache for every contender.
+ * files warm in the page cache for every contender. Also timed: the whole `run fetch-images`
+ * task adopting the zip (process start, planning and records included).
  *
  *   deno task bench adopt [--count 10000] [--image-size 256] [--rounds 2] [--concurrency 16]
  *
@@ -122,6 +123,7 @@ async function shell(script: string): Promise<void> {
 }
 
 /** The library path fetch-images takes for an adopted file, over every item. */
+/** fetch-images hashes on one worker thread, beside the copying on the main one. */
 async function ours(source: string, workers: number): Promise<number> {
   const dir = join(root, "store");
   const store = new ObjectStore(dir);
@@ -149,7 +151,7 @@ async function ours(source: string, workers: number): Promise<number> {
   }
 }
 
-async function shellFolder(): Promise<number> {
+async function shellFolder(durable: boolean): Promise<number> {
   const dest = join(root, "shell");
   await Deno.mkdir(dest);
   try {
@@ -158,11 +160,51 @@ async function shellFolder(): Promise<number> {
         `cd '${folder}' && find . -type f -name '*.png' -print0 > '${root}/list' && ` +
           `xargs -0 md5sum < '${root}/list' > '${root}/md5.txt' && ` +
           `xargs -0 sha256sum < '${root}/list' > '${root}/sha256.txt' && ` +
-          `cp -r images1024x1024 '${dest}/' && sync -f '${dest}'`,
+          `cp -r images1024x1024 '${dest}/'` + (durable ? ` && sync -f '${dest}'` : ""),
       )
     );
   } finally {
     await Deno.remove(dest, { recursive: true });
+  }
+}
+
+/** The whole `fetch-images` task of the pipeline, adopting from `source` (process included). */
+async function pipeline(source: string): Promise<number> {
+  const dir = join(root, "project");
+  await Deno.mkdir(dir, { recursive: true });
+  const config = join(dir, "config.json");
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({
+      dataset: { kind: "ffhq", spec: { url: specUrl }, adopt: [source] },
+      model: { encoder: { path: "unused.onnx" }, decoder: { path: "unused.onnx" } },
+    }),
+  );
+  const run = async (task: string) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--unstable-kv",
+        "--unstable-cron",
+        new URL("../pipeline.ts", import.meta.url).pathname,
+        "run",
+        task,
+        "--config",
+        config,
+        "--cache",
+        join(dir, "cache"),
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  };
+  try {
+    await run("fetch-json");
+    return await timed(() => run("fetch-images"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 }
 
@@ -236,22 +278,24 @@ try {
   const results: Record<string, number[]> = {};
   const add = (name: string, s: number) => (results[name] ??= []).push(s);
   for (let r = 0; r < rounds; r++) {
-    add("shell-folder", await shellFolder());
-    add("ours-folder", await ours(folder, 2));
-    add("ours-folder-1", await ours(folder, 1));
+    add("shell-folder", await shellFolder(true));
+    add("shell-folder-nosync", await shellFolder(false));
+    add("ours-folder", await ours(folder, 1));
     add("shell-zip", await shellZip());
-    add("ours-zip", await ours(zipPath, 2));
+    add("ours-zip", await ours(zipPath, 1));
+    add("pipeline-zip", await pipeline(zipPath));
     add("download", await download());
   }
 
   const best = (name: string) => Math.min(...results[name]);
   const mbps = (s: number) => totalBytes / 1e6 / s;
   const rows: [string, string][] = [
-    ["latentforge adopt from a folder (2 hashing threads)", "ours-folder"],
-    ["latentforge adopt from a folder (1 hashing thread)", "ours-folder-1"],
+    ["latentforge adopt from a folder", "ours-folder"],
     ["md5sum + sha256sum + cp + sync, same folder", "shell-folder"],
+    ["md5sum + sha256sum + cp (no sync), same folder", "shell-folder-nosync"],
     ["latentforge adopt from a zip (deflated entries)", "ours-zip"],
     ["unzip + md5sum + sha256sum + sync, same zip", "shell-zip"],
+    ["`run fetch-images` adopting the zip (whole task)", "pipeline-zip"],
     ["latentforge download from the local mirror", "download"],
   ];
   for (const [label, name] of rows) {
@@ -268,7 +312,9 @@ try {
   console.log(
     `\nratios (throughput, higher is better): adopt folder / shell ${
       (best("shell-folder") / best("ours-folder")).toFixed(2)
-    }× (goal ≥ 1.0×); adopt zip / shell ${
+    }× (goal ≥ 1.0×; ${
+      (best("shell-folder-nosync") / best("ours-folder")).toFixed(2)
+    }× against the shell without sync); adopt zip / shell ${
       (best("shell-zip") / best("ours-zip")).toFixed(2)
     }× (goal ≥ 1.0×); adopt folder / download ${
       (best("download") / best("ours-folder")).toFixed(2)

@@ -78,6 +78,7 @@ export interface Adoption {
   rejected: { file: string; reason: string }[];
 }
 
+const BLOCK = 1 << 20;
 const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]);
 
 /**
@@ -383,19 +384,43 @@ export class AdoptSources {
     const sha256 = session ? null : createHash("sha256");
     let size = 0;
     const out = keepAt ? await Deno.open(keepAt, { write: true, createNew: true }) : null;
+    // Inflated data arrives in small pieces: they are gathered into blocks of up to 1 MiB, so
+    // writes and hand-overs to the hashing thread stay few.
+    let block = new Uint8Array(Math.min(BLOCK, Math.max(1, file.size)));
+    let filled = 0;
+    const flush = async () => {
+      if (filled === 0) return;
+      const full = block.subarray(0, filled);
+      if (out) {
+        let written = 0;
+        while (written < full.length) written += await out.write(full.subarray(written));
+      }
+      if (session) {
+        // The block's buffer moves to the hashing thread; the next block is a new one.
+        session.update(full);
+        block = new Uint8Array(block.length);
+      } else {
+        md5!.update(full);
+        sha256!.update(full);
+      }
+      filled = 0;
+    };
     try {
       for await (const chunk of this.read(file, signal)) {
-        if (out) {
-          let written = 0;
-          while (written < chunk.length) written += await out.write(chunk.subarray(written));
-        }
         size += chunk.length;
-        if (session) session.update(chunk);
-        else {
-          md5!.update(chunk);
-          sha256!.update(chunk);
+        let at = 0;
+        while (at < chunk.length) {
+          if (filled === block.length) {
+            await flush();
+            if (block.length < BLOCK) block = new Uint8Array(BLOCK);
+          }
+          const n = Math.min(chunk.length - at, block.length - filled);
+          block.set(chunk.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
         }
       }
+      await flush();
     } catch (error) {
       session?.drop();
       throw error;
