@@ -13,6 +13,7 @@ const benches: Record<string, string> = {
   optimize: "./optimize.ts",
   slurm: "./slurm.ts",
   soak: "./soak.ts",
+  package: "./package.ts",
 };
 
 const [name, ...rest] = Deno.args;

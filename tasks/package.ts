@@ -183,10 +183,11 @@ export default aggregate<Config>({
 /** One row per optimized item: each image, and with flips its `<id>#flip` item too. */
 function metricsCsv(rows: readonly PackageRow[]): string {
   const header =
-    "id,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,stop,provider,bucket";
+    "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,stop,provider";
   const line = (id: string, m: OptimizeMetrics, bucket: string) =>
     [
       id,
+      bucket,
       m.loss_initial,
       m.loss_final,
       m.psnr_initial,
@@ -196,7 +197,6 @@ function metricsCsv(rows: readonly PackageRow[]): string {
       m.steps,
       m.stop,
       m.provider,
-      bucket,
     ].join(",");
   const lines = rows.flatMap((r) => [
     line(r.id, r.image.metrics, r.bucket),

@@ -213,6 +213,13 @@ Deno.test("per-image and split layouts: every image's arrays where the index say
       assertEquals([...(npz.target_size.data as Int32Array)], image.target_size);
       assertEquals(npz.label_age_group.data, [String(image.labels.age_group ?? "")]);
     }
+    // Again with the recipes of the first run: every file is found, none rebuilt.
+    const again = await writeLayout(store, rows, {
+      ...options({ layout: "per_image" }, rows),
+      reuse: (recipe) => Promise.resolve(perImage.recipes[recipe] ?? null),
+    });
+    assertEquals([again.reused, again.built], [10, 0]);
+    assertEquals(again.files, perImage.files);
     const split = await writeLayout(store, rows, options({ layout: "split" }, rows));
     assertEquals(Object.keys(split.files).sort(), [
       "train/latents.h5",

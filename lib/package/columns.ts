@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { decodeNpy, type NpyArray } from "../format/npy.ts";
+import { decodeNpy, decodeNpyInto, type NpyArray } from "../format/npy.ts";
 import type { NpzArray } from "../format/npz.ts";
 import type { Tensor } from "../format/safetensors.ts";
-import type { ObjectStore } from "../store/objects.ts";
+import { type ObjectStore, ObjectStoreError } from "../store/objects.ts";
 import type { OptimizeMetrics, PackagedLatent, PackageRow } from "./rows.ts";
 
 /** The metrics columns, float32 (and `steps`, int32). */
@@ -96,23 +96,19 @@ export async function rowColumns(
   store: ObjectStore,
   rows: readonly PackageRow[],
   { flip, labelFields }: ColumnOptions,
+  { latents = true }: { latents?: boolean } = {},
 ): Promise<Record<string, NpzArray>> {
   const n = rows.length;
   const images = rows.map((r) => r.image);
   const out: Record<string, NpzArray> = {
     ids: { dtype: "<U", shape: [n], data: rows.map((r) => r.id) },
-    latents: await stackLatents(store, images.map((l) => l.latent)),
-    initial_latents: await stackLatents(store, images.map((l) => l.initial)),
   };
-  let flipped: PackagedLatent[] = [];
-  if (flip) {
-    flipped = rows.map((r) => {
-      if (!r.flipped) throw new ColumnError(`image ${r.id}: expected a flipped latent, found none`);
-      return r.flipped;
-    });
-    out.latents_flipped = await stackLatents(store, flipped.map((l) => l.latent));
-    out.initial_latents_flipped = await stackLatents(store, flipped.map((l) => l.initial));
+  // Listing the digests also checks that every row has what the columns need.
+  const digests = latentDigests(rows, flip);
+  if (latents) {
+    for (const [name, list] of Object.entries(digests)) out[name] = await stackLatents(store, list);
   }
+  const flipped = flip ? rows.map((r) => r.flipped!) : [];
   for (const name of METRIC_COLUMNS) out[name] = metric(images, (m) => m[name]);
   out.steps = { dtype: "<i4", shape: [n], data: Int32Array.from(images, (l) => l.metrics.steps) };
   for (const [name, width] of Object.entries(CONDITIONING_COLUMNS)) {
@@ -132,6 +128,36 @@ export async function rowColumns(
   }
   for (const [field, kind] of Object.entries(labelFields)) {
     out[`label_${field}`] = labelColumn(rows, field, kind);
+  }
+  return out;
+}
+
+/**
+ * The digests of the latent columns of `rows`, by column name: `latents`, `initial_latents`
+ * and, with flips, `latents_flipped` and `initial_latents_flipped`.
+ *
+ * @example
+ * ```ts
+ * import type { PackageRow } from "./rows.ts";
+ * declare const rows: PackageRow[];
+ * const { latents } = latentDigests(rows, false); // one digest per row
+ * ```
+ */
+export function latentDigests(
+  rows: readonly PackageRow[],
+  flip: boolean,
+): Record<string, string[]> {
+  const out: Record<string, string[]> = {
+    latents: rows.map((r) => r.image.latent),
+    initial_latents: rows.map((r) => r.image.initial),
+  };
+  if (flip) {
+    const flipped: PackagedLatent[] = rows.map((r) => {
+      if (!r.flipped) throw new ColumnError(`image ${r.id}: expected a flipped latent, found none`);
+      return r.flipped;
+    });
+    out.latents_flipped = flipped.map((l) => l.latent);
+    out.initial_latents_flipped = flipped.map((l) => l.initial);
   }
   return out;
 }
@@ -166,7 +192,9 @@ export function asSafetensors(
 }
 
 /**
- * Reads latents (`.npy` objects of shape 1×C×h×w) into one N×C×h×w array.
+ * Reads latents (`.npy` objects of shape 1×C×h×w) into one N×C×h×w array — into `into` when it
+ * is given and large enough (so a caller writing one tensor after another reuses one buffer).
+ * Each file is read into a reused scratch buffer and copied once into place.
  *
  * @example
  * ```ts
@@ -178,29 +206,63 @@ export function asSafetensors(
 export async function stackLatents(
   store: ObjectStore,
   digests: readonly string[],
+  into?: Float32Array,
 ): Promise<NpyArray> {
   let shape: number[] | null = null;
-  let data = new Float32Array(0);
+  let data: Float32Array = new Float32Array(0);
   let per = 0;
   let next = 0;
   const worker = async () => {
+    let scratch: Uint8Array = new Uint8Array(1 << 16);
     while (next < digests.length) {
       const i = next++;
-      const latent = decodeNpy(await store.get(digests[i]), `latent ${digests[i]}`);
+      let length: number;
+      ({ scratch, length } = await readObject(store, digests[i], scratch));
+      const bytes = scratch.subarray(0, length);
+      const source = `latent ${digests[i]}`;
       if (shape === null) {
-        shape = latent.shape.slice(1);
+        shape = decodeNpy(bytes, source).shape.slice(1);
         per = shape.reduce((a, b) => a * b, 1);
-        data = new Float32Array(digests.length * per);
-      } else if (latent.shape.slice(1).join() !== shape.join()) {
-        throw new ColumnError(
-          `latents of one group differ in shape: [${latent.shape.slice(1)}] vs [${shape}]`,
-        );
+        const n = digests.length * per;
+        data = into && into.length >= n ? into.subarray(0, n) : new Float32Array(n);
       }
-      data.set(latent.data as Float32Array, i * per);
+      const found = decodeNpyInto(bytes, data, i * per, source).slice(1);
+      if (found.join() !== shape.join()) {
+        throw new ColumnError(`latents of one group differ in shape: [${found}] vs [${shape}]`);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, digests.length) }, worker));
   return { dtype: "<f4", shape: [digests.length, ...(shape ?? [0, 0, 0])], data };
+}
+
+/** Reads a whole object into `scratch` (grown when too small). */
+async function readObject(
+  store: ObjectStore,
+  digest: string,
+  scratch: Uint8Array,
+): Promise<{ scratch: Uint8Array; length: number }> {
+  const file = await Deno.open(store.path(digest), { read: true }).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ObjectStoreError(`object ${digest} is missing from the store`);
+    }
+    throw e;
+  });
+  try {
+    let length = 0;
+    while (true) {
+      if (length === scratch.length) {
+        const grown = new Uint8Array(scratch.length * 2);
+        grown.set(scratch);
+        scratch = grown;
+      }
+      const n = await file.read(scratch.subarray(length));
+      if (n === null) return { scratch, length };
+      length += n;
+    }
+  } finally {
+    file.close();
+  }
 }
 
 function metric(images: readonly PackagedLatent[], pick: (m: OptimizeMetrics) => number): NpyArray {

@@ -102,6 +102,7 @@ export async function writeLayout(
     const written = await writeShards(store, plan, {
       context: options.shardContext,
       columns,
+      latentShape: (bucket) => shapes[bucket],
       reuse,
       signal,
     });
@@ -114,8 +115,8 @@ export async function writeLayout(
     const rows = [...rowsBySplit.values()].flat();
     const written = await writePerImage(store, rows, { columns, reuse, signal });
     Object.assign(files, written.files);
-    recipes = written.recipes;
-    built = rows.length;
+    ({ recipes, reused } = written);
+    built = rows.length - reused;
     const singular = tensorNames((n) => n.replace("latents", "latent"), flip);
     for (const row of rows) {
       groups.push({

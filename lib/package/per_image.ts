@@ -69,8 +69,8 @@ export async function perImageArrays(
 }
 
 /**
- * Writes (or reuses) every image's file into the store; returns dataset path → digest and
- * recipe → digest (what a later run can reuse).
+ * Writes (or reuses) every image's file into the store; returns dataset path → digest,
+ * recipe → digest (what a later run can reuse) and how many files were reused.
  *
  * @example
  * ```ts
@@ -91,9 +91,12 @@ export async function writePerImage(
     reuse?: (recipe: string) => Promise<string | null>;
     signal?: AbortSignal;
   },
-): Promise<{ files: Record<string, string>; recipes: Record<string, string> }> {
+): Promise<
+  { files: Record<string, string>; recipes: Record<string, string>; reused: number }
+> {
   const files: Record<string, string> = {};
   const recipes: Record<string, string> = {};
+  let reused = 0;
   let next = 0;
   const worker = async () => {
     while (next < rows.length) {
@@ -110,12 +113,13 @@ export async function writePerImage(
           labels: row.labels,
         },
       });
-      const digest = await reuse(recipe) ??
-        await store.put(encodeNpz(await perImageArrays(store, row, columns)));
+      let digest = await reuse(recipe);
+      if (digest !== null) reused++;
+      else digest = await store.put(encodeNpz(await perImageArrays(store, row, columns)));
       files[perImageFile(row.split, row.id)] = digest;
       recipes[recipe] = digest;
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, rows.length) }, worker));
-  return { files, recipes };
+  return { files, recipes, reused };
 }

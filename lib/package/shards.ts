@@ -8,10 +8,16 @@
  *
  * @module
  */
-import { encodeSafetensors } from "../format/safetensors.ts";
+import { type LazyTensor, writeSafetensorsFile } from "../format/safetensors_file.ts";
 import { hashJson } from "../store/canonical.ts";
 import type { ObjectStore } from "../store/objects.ts";
-import { asSafetensors, type ColumnOptions, rowColumns } from "./columns.ts";
+import {
+  asSafetensors,
+  type ColumnOptions,
+  latentDigests,
+  rowColumns,
+  stackLatents,
+} from "./columns.ts";
 import { byBucket, type PackageRow } from "./rows.ts";
 
 /** Bumped by hand whenever the bytes a recipe gives change (a new column, another layout). */
@@ -169,6 +175,8 @@ export interface WriteShardsOptions {
   /** Facts written into every shard's metadata (model digests, scaling factor…). */
   context: ShardContext;
   columns: ColumnOptions;
+  /** The latent shape (C, h, w) of a bucket. */
+  latentShape: (bucket: string) => number[];
   /**
    * The stored shard an earlier run built from the same recipe, if it is still in the store.
    * @default {() => null}
@@ -179,7 +187,8 @@ export interface WriteShardsOptions {
 }
 
 /**
- * Builds (or reuses) every planned shard and stores it; one shard is in memory at a time.
+ * Builds (or reuses) every planned shard and stores it. A shard is written tensor by tensor, so
+ * at most one latent tensor of one shard is in memory at a time.
  *
  * @example
  * ```ts
@@ -188,13 +197,15 @@ export interface WriteShardsOptions {
  * const { files, reused, built } = await writeShards(new ObjectStore("cache"), plan, {
  *   context: { scaling_factor: "0.18215" },
  *   columns: { flip: false, labelFields: {} },
+ *   latentShape: () => [4, 32, 32],
  * });
  * ```
  */
 export async function writeShards(
   store: ObjectStore,
   plan: readonly PlannedShard[],
-  { context, columns, reuse = () => Promise.resolve(null), signal }: WriteShardsOptions,
+  { context, columns, latentShape, reuse = () => Promise.resolve(null), signal }:
+    WriteShardsOptions,
 ): Promise<WrittenShards> {
   const written: WrittenShards = { files: {}, recipes: {}, reused: 0, built: 0 };
   for (const shard of plan) {
@@ -204,9 +215,24 @@ export async function writeShards(
     if (digest !== null) {
       written.reused++;
     } else {
-      const { tensors, metadata } = asSafetensors(await rowColumns(store, shard.rows, columns));
-      digest = await store.put(encodeSafetensors({
-        tensors,
+      const small = await rowColumns(store, shard.rows, columns, { latents: false });
+      const { tensors, metadata } = asSafetensors(small);
+      const lazy: Record<string, LazyTensor> = Object.fromEntries(
+        Object.entries(tensors).map(([name, t]) => [name, { ...t, data: () => t.data }]),
+      );
+      const shape = [shard.rows.length, ...latentShape(shard.bucket)];
+      // The latent tensors are written one after another, so they share one buffer.
+      const buffer = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      for (const [name, digests] of Object.entries(latentDigests(shard.rows, columns.flip))) {
+        lazy[name] = {
+          dtype: "F32",
+          shape,
+          data: async () => (await stackLatents(store, digests, buffer)).data as Float32Array,
+        };
+      }
+      const tmp = store.tempPath("shard");
+      const { sha256 } = await writeSafetensorsFile(tmp, {
+        tensors: lazy,
         metadata: {
           ...metadata,
           ...context,
@@ -214,7 +240,8 @@ export async function writeShards(
           split: shard.split,
           bucket: shard.bucket,
         },
-      }));
+      });
+      digest = await store.putFile(tmp, sha256);
       written.built++;
     }
     written.files[shard.file] = digest;
