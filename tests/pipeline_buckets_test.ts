@@ -1,7 +1,8 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./fixtures/assert.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
-import { PYTHON, pythonHas } from "./fixtures/python.ts";
+import { PYTHON, pythonRequirement } from "./fixtures/python.ts";
+import { partIf } from "./fixtures/skip.ts";
 import { syntheticImage } from "./fixtures/synthetic_images.ts";
 import { ToyProject } from "./fixtures/toy_harness.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
@@ -9,8 +10,13 @@ import { openRecords } from "../lib/store/records.ts";
 import type { DatasetIndex } from "../lib/package/dataset_index.ts";
 
 const LOADER = new URL("../examples/torch_dataset.py", import.meta.url).pathname;
-const hasTorch = pythonHas("torch, numpy");
-if (!hasTorch) console.warn(`skipping the PyTorch loader check: ${PYTHON} has no torch`);
+const BUCKETS_TEST =
+  "mixed-aspect photos give bucketed, flipped, sharded latents that the PyTorch loader reads";
+const hasTorch = partIf(
+  pythonRequirement("torch, numpy"),
+  BUCKETS_TEST,
+  "the PyTorch loader check",
+);
 
 /** Mixed aspect ratios: landscape, portrait, square and a panorama, over two splits. */
 const IMAGES: [string, number, number][] = [
@@ -46,7 +52,7 @@ function logLines(r: { events: Record<string, unknown>[] }): string[] {
   return r.events.filter((e) => e.event === "log").map((e) => String(e.message));
 }
 
-Deno.test("mixed-aspect photos give bucketed, flipped, sharded latents that the PyTorch loader reads", async () => {
+Deno.test(BUCKETS_TEST, async () => {
   const dir = await Deno.makeTempDir({ prefix: "latentforge-buckets-" });
   try {
     await writeImages(join(dir, "data"));
