@@ -14,6 +14,7 @@ const benches: Record<string, string> = {
   slurm: "./slurm.ts",
   soak: "./soak.ts",
   package: "./package.ts",
+  providers: "./providers.ts",
 };
 
 const [name, ...rest] = Deno.args;

@@ -27,7 +27,8 @@
 import * as ort from "onnxruntime-node";
 import { encodeNpy } from "../lib/format/npy.ts";
 import { preprocessImage } from "../lib/image/preprocess.ts";
-import { encodeImages, gradientEvaluator, ModelSession } from "../lib/model/vae.ts";
+import { encodeImages, gradientEvaluator, openVae } from "../lib/model/vae.ts";
+import { LatentNormalization } from "../lib/model/normalization.ts";
 import { seededRandom } from "../lib/onnx/gradient_check.ts";
 import {
   type OptimizeJob,
@@ -195,10 +196,10 @@ async function speed(dir: string): Promise<void> {
       throw new OptimizeBenchError(`--batches: expected positive integers, found ${batch}`);
     }
     const t0 = performance.now();
-    const evaluator = await gradientEvaluator(sd.model, {
+    const evaluator = await gradientEvaluator(sd.model, "decoder", {
       batch,
       latentShape: latentShape as [number, number, number],
-      scalingFactor: 1,
+      normalization: LatentNormalization.of(latentShape[0], { scaling_factor: 1 }),
       loss: "l2",
       charbonnierEps: 1e-3,
     }, { providers: ["cpu"], threads, log: quiet });
@@ -362,22 +363,28 @@ async function quality(): Promise<void> {
   }
   const started = performance.now();
   const runtime = { providers: ["cpu"], threads, log: quiet };
-  const encoder = await ModelSession.open(`${modelDir}/vae_encoder.onnx`, "encoder", runtime);
+  const vae = await openVae({
+    encoder: { path: `${modelDir}/vae_encoder.onnx`, label: "encoder" },
+    decoder: { path: `${modelDir}/vae_decoder.onnx`, label: "decoder" },
+    model: { scaling_factor: 1, input_range: [-1, 1] },
+    size: psnrSize,
+    runtime,
+  });
   const jobs: OptimizeJob[] = [];
   let latentDims: number[] = [];
   for (const file of files) {
     const image = await preprocessImage(file, { size: psnrSize, crop: "center", preview: false });
-    const { latents, dims } = await encodeImages(encoder, image.tensor, image.shape, 1);
+    const { latents, dims } = await encodeImages(vae, image.tensor, image.shape);
     latentDims = dims;
     jobs.push({ id: file.slice(SHARED.length), latent: latents, target: image.tensor });
   }
   const prepared = (performance.now() - started) / 1000;
   const latentShape = latentDims.slice(1);
   const imageShape = [3, psnrSize, psnrSize];
-  const evaluator = await gradientEvaluator(`${modelDir}/vae_decoder.onnx`, {
+  const evaluator = await gradientEvaluator(`${modelDir}/vae_decoder.onnx`, "decoder", {
     batch: psnrBatch,
     latentShape: latentShape as [number, number, number],
-    scalingFactor: 1,
+    normalization: vae.normalization,
     loss: "l2",
     charbonnierEps: 1e-3,
   }, runtime);

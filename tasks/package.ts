@@ -30,6 +30,8 @@ import { writeLayout } from "../lib/package/layout.ts";
 import { type OptimizeMetrics, type PackageRow, packageRows } from "../lib/package/rows.ts";
 import { DEFAULT_SHARD_SIZE } from "../lib/package/shards.ts";
 import { ModelSession } from "../lib/model/vae.ts";
+import { LatentNormalization } from "../lib/model/normalization.ts";
+import { PRESETS } from "../lib/model/presets.ts";
 import { inputNotes } from "../lib/dataset/input_notes.ts";
 import { renderReport, type ReportData, type ReportNotes } from "../lib/report/html.ts";
 import { withRunFiles } from "../lib/report/run_files.ts";
@@ -92,6 +94,10 @@ export default aggregate<Config>({
     });
     const allRows = [...rowsBySplit.values()].flat();
     const encoderDigest = models.encoder ?? up.taskInputs("encode").encoder;
+    // How the stored latents relate to the VAE's z: every file and the manifest say it.
+    const normalization = storedNormalization(config, up.items("encode"));
+    const recorded = normalization.describe();
+    const asText = (v: number | number[] | string) => typeof v === "string" ? v : JSON.stringify(v);
     const written = await writeLayout(store, rowsBySplit, {
       layout: config.package.layout,
       formats: config.package.formats,
@@ -99,14 +105,17 @@ export default aggregate<Config>({
       bucketed: config.preprocess.crop === "buckets",
       columns: { flip, labelFields: labelKinds(allRows, labels.fields) },
       attributes: {
-        scaling_factor: config.model.scaling_factor,
+        ...Object.fromEntries(
+          Object.entries(recorded).map(([k, v]) => [k, Array.isArray(v) ? asText(v) : v]),
+        ),
         encoder_sha256: encoderDigest,
         decoder_sha256: models.decoder,
         config: JSON.stringify(config),
       },
       // What changes a shard's latents; the rest of the config stays in manifest.json.
+      npzExtras: npzNormalization(recorded),
       shardContext: {
-        scaling_factor: String(config.model.scaling_factor),
+        ...Object.fromEntries(Object.entries(recorded).map(([k, v]) => [k, asText(v)])),
         encoder_sha256: encoderDigest,
         decoder_sha256: models.decoder,
       },
@@ -149,7 +158,7 @@ export default aggregate<Config>({
     files["manifest.json"] = text(
       JSON.stringify(
         {
-          ...provenance(up, config, splits, counts, failures, labels, allRows, notes),
+          ...provenance(up, config, splits, counts, failures, labels, allRows, notes, recorded),
           reconciliation,
         },
         null,
@@ -162,7 +171,14 @@ export default aggregate<Config>({
       splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
       images,
       failures,
-      samples: await samples(ctx.store, up, images.map((i) => i.id), config, models.decoder),
+      samples: await samples(
+        ctx.store,
+        up,
+        images.map((i) => i.id),
+        config,
+        models.decoder,
+        normalization,
+      ),
       config,
       notes,
       reconciliation,
@@ -214,6 +230,7 @@ function provenance(
   labels: LabelsObject,
   rows: readonly PackageRow[],
   notes: ReportNotes,
+  normalization: Record<string, unknown>,
 ) {
   const fetched = up.items("fetch-images");
   const keys = Object.fromEntries(STAGES.map((t) => [t, up.keys(t)]));
@@ -242,7 +259,7 @@ function provenance(
     models: {
       encoder_sha256: up.taskInputs("encode").encoder,
       decoder_sha256: up.taskInputs("optimize").decoder,
-      scaling_factor: config.model.scaling_factor,
+      ...normalization,
     },
     counts,
     failures,
@@ -329,6 +346,7 @@ async function samples(
   ids: string[],
   config: Config,
   decoderDigest: string,
+  normalization: LatentNormalization,
 ): Promise<ReportData["samples"]> {
   const count = Math.min(config.package.samples, ids.length);
   if (count === 0) return [];
@@ -337,14 +355,15 @@ async function samples(
     providers: config.model.providers,
     threads: config.model.threads,
     log: () => {},
-  });
+  }, { float16Overflow: config.model.preset && PRESETS[config.model.preset].fp16Overflow });
   const decode = async (digest: string) => {
     const latent = decodeNpy(await store.get(digest));
-    const scaled = Float32Array.from(
+    // Latents are stored normalized; the decoder takes z.
+    const z = normalization.denormalize(
       latent.data as Float32Array,
-      (v) => v / config.model.scaling_factor,
+      latent.shape[2] * latent.shape[3],
     );
-    const image = await decoder.run(scaled, latent.shape);
+    const image = await decoder.run(z, latent.shape);
     return await tensorToPng(image.data, image.dims, config.model.input_range);
   };
   // The preprocessed tensor holds exactly the pixels the encoder saw.
@@ -363,6 +382,33 @@ async function samples(
   }
   await decoder.session.release();
   return out;
+}
+
+/** The normalization of the stored latents, with the channel count encode recorded. */
+function storedNormalization(
+  config: Config,
+  encoded: Map<string, { meta: unknown }>,
+): LatentNormalization {
+  const first = encoded.values().next().value;
+  const shape = (first?.meta as { shape?: number[] } | undefined)?.shape;
+  const channels = shape?.[1] ??
+    (config.model.preset ? PRESETS[config.model.preset].latentChannels : undefined) ??
+    config.model.latents_mean?.length ?? 0;
+  return LatentNormalization.of(channels, config.model);
+}
+
+/** The normalization as small arrays beside the latents (npz has no attributes). */
+function npzNormalization(recorded: Record<string, number | number[] | string>) {
+  return Object.fromEntries(
+    Object.entries(recorded).map(([k, v]) => [
+      k,
+      typeof v === "string"
+        ? { dtype: "<U" as const, shape: [], data: [v] }
+        : Array.isArray(v)
+        ? { dtype: "<f4" as const, shape: [v.length], data: Float32Array.from(v) }
+        : { dtype: "<f8" as const, shape: [], data: Float64Array.from([v]) },
+    ]),
+  );
 }
 
 function text(s: string): Uint8Array {

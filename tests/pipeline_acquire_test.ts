@@ -8,7 +8,11 @@ import { ToyProject } from "./fixtures/toy_harness.ts";
 import { type ActionRecord, openRecords } from "../lib/store/records.ts";
 
 /** The model section is required by the schema; these runs stop before any model is read. */
-const NO_MODEL = { encoder: { path: "unused.onnx" }, decoder: { path: "unused.onnx" } };
+const NO_MODEL = {
+  encoder: { path: "unused.onnx" },
+  decoder: { path: "unused.onnx" },
+  scaling_factor: 1,
+};
 
 async function records(cache: string, task: string): Promise<Map<string, ActionRecord>> {
   const records = await openRecords(cache);

@@ -320,7 +320,13 @@ class TaskState implements PoolHost {
       store: runner.o.store,
       cacheDir: runner.o.store.root,
       signal: runner.o.signal,
-      log: (message) => runner.o.reporter.emit({ event: "log", task: task.name, message }),
+      log: (message, detail) =>
+        runner.o.reporter.emit({
+          event: "log",
+          task: task.name,
+          message,
+          ...(detail === undefined ? {} : { detail }),
+        }),
     };
   }
 
@@ -775,6 +781,12 @@ class TaskState implements PoolHost {
     await pool.drained();
     await this.#summarize(task, task.items ? listed : null, pool.state);
     if (task.teardown && pool.state !== undefined) await task.teardown(pool.state);
+    if (pool instanceof WorkPool && pool.failure !== undefined) throw pool.failure;
+    if (this.failed.size > 0 && this.done.size === 0 && this.status === "ok") {
+      // Nothing came through: the task did not do its job, whatever its items' reasons.
+      this.status = "failed";
+      this.reason = `all ${this.failed.size} items failed`;
+    }
     if (task.finish && !this.r.o.dryRun && !this.r.o.signal.aborted) {
       const done = new Map<string, Output>();
       for (const [id, p] of this.done) done.set(id, p.out);

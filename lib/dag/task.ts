@@ -11,8 +11,11 @@ import type { RunFacts } from "./run_facts.ts";
 
 export type { Json, Output, RunFacts };
 
-/** Logs a line on behalf of a task (shown above the progress lines, or as a JSON event). */
-export type Log = (message: string) => void;
+/**
+ * Logs a line on behalf of a task (shown above the progress lines, or as a JSON event).
+ * `detail` (e.g. a third-party library's own error text) goes to the JSON event only.
+ */
+export type Log = (message: string, detail?: string) => void;
 
 /** What every action is given. */
 export interface TaskContext<C = unknown> {

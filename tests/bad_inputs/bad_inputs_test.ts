@@ -65,6 +65,7 @@ interface GroupSetup {
 const MODEL_STUB = {
   encoder: { path: "/nonexistent/vae_encoder.onnx" },
   decoder: { path: "/nonexistent/vae_decoder.onnx" },
+  scaling_factor: 1,
   providers: ["cpu"],
 };
 
