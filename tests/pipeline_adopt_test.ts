@@ -316,7 +316,7 @@ Deno.test("Drive API with a key: quota and rate-limit replies back the host off,
   }
 });
 
-Deno.test("a Drive API key variable that is not set stops the run with its name, not a value", async () => {
+Deno.test("an unset key variable and a missing copy stop the run with their names", async () => {
   const mirror = await startMirror({ count: 2, imageSize: 16, imageKind: "noise", seed: 6 });
   const p = await PipelineProject.create({
     dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
@@ -330,6 +330,20 @@ Deno.test("a Drive API key variable that is not set stops the run with its name,
       run.stderr,
       "download.google_api_key_env names the environment variable LF_TEST_UNSET_DRIVE_KEY, but it is not set",
     );
+    const missing = join(p.dir, "no-such-copy.zip");
+    await p.writeConfig({
+      dataset: { kind: "ffhq", spec: { url: mirror.specUrl }, adopt: [missing] },
+      model: NO_MODEL,
+    });
+    // A config error (exit 2) before any work, in a run and in a plan.
+    for (const args of [["run", "fetch-images"], ["run", "fetch-images", "--dry-run"]]) {
+      const r = await p.run(args);
+      assertEquals(r.code, 2, r.stderr);
+      assertStringIncludes(
+        r.stderr,
+        `dataset.adopt[0]: ${missing}: no such folder or .zip archive`,
+      );
+    }
   } finally {
     await mirror.close();
     await p.cleanup();
