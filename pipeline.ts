@@ -19,6 +19,7 @@ import preprocess from "./tasks/preprocess.ts";
 import encode from "./tasks/encode.ts";
 import optimize from "./tasks/optimize.ts";
 import packageTask from "./tasks/package.ts";
+import { checkOutDir } from "./lib/store/publish.ts";
 
 /** The eight tasks, from the dataset spec to the packaged latents. */
 export const pipeline: Pipeline<Config> = {
@@ -37,6 +38,10 @@ export const pipeline: Pipeline<Config> = {
   schema: ConfigSchema,
   defaultConfig: "config/ffhq.json",
   defaultTargets: ["package"],
+  // An output folder holding someone else's files is refused before any work.
+  preflight: async (config, { tasks }) => {
+    if (tasks.includes("package")) await checkOutDir(config.package.out_dir);
+  },
 };
 
 if (import.meta.main) Deno.exit(await main(pipeline, Deno.args));

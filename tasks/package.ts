@@ -47,6 +47,8 @@ export default aggregate<Config>({
   version: "2",
   source: import.meta.url,
   describe: "write the dataset files and the report",
+  // manifest.json records a --limit, so the limit is part of the action's key.
+  fingerprint: (ctx) => Promise.resolve({ limit: ctx.limit ?? null }),
   async run(ctx, up) {
     const { store, config } = ctx;
     const splits = await store.getJson<SplitsObject>(up.aggregate("label-split").objects.splits);
@@ -99,7 +101,9 @@ export default aggregate<Config>({
           },
         });
       }
-      files[`${split}/manifest.txt`] = text(ids.map((id) => splits.paths[id]).join("\n") + "\n");
+      files[`${split}/manifest.txt`] = text(
+        ids.map((id) => manifestLine(splits.paths[id])).join(""),
+      );
       files[`${split}/metrics.csv`] = text(metricsCsv(ids, metas));
       for (const [i, id] of ids.entries()) {
         const m = metas[i];
@@ -122,7 +126,11 @@ export default aggregate<Config>({
       }
     }
     files["manifest.json"] = text(
-      JSON.stringify(provenance(up, config, splits, counts, failures), null, 1),
+      JSON.stringify(
+        { ...provenance(up, config, splits, counts, failures), limit: ctx.limit ?? null },
+        null,
+        1,
+      ),
     );
     files["report.html"] = text(renderReport({
       title: "latentforge dataset",
@@ -137,10 +145,31 @@ export default aggregate<Config>({
     }));
     const objects: Record<string, string> = {};
     for (const [name, bytes] of Object.entries(files)) objects[name] = await store.put(bytes);
-    return { objects, meta: { counts, failed: failures.length } };
+    return { objects, meta: { counts, failed: failures.length, limit: ctx.limit ?? null } };
   },
   async publish(ctx, output) {
-    await publishDirectory(ctx.store, output.objects, ctx.config.package.out_dir);
+    const meta = output.meta as { counts: Record<string, number>; failed: number; limit?: number };
+    const images = Object.values(meta.counts).reduce((a, b) => a + b, 0);
+    // A partial dataset never replaces a complete one (it goes beside it).
+    const partial = typeof meta.limit === "number"
+      ? `--limit ${meta.limit}`
+      : images === 0 && meta.failed > 0
+      ? `every item failed (${meta.failed})`
+      : undefined;
+    const r = await publishDirectory(ctx.store, output.objects, ctx.config.package.out_dir, {
+      cacheDir: ctx.cacheDir,
+      configFile: ctx.configFile,
+      partial,
+      images,
+    });
+    if (r.keptComplete) {
+      ctx.log(
+        `${r.keptComplete} holds a complete dataset, kept as it is; this run's partial dataset ` +
+          `(${partial}) is in ${r.dir}`,
+      );
+    } else if (r.repaired.length) {
+      ctx.log(`${r.dir}: rewrote ${r.repaired.join(", ")} (changed since published)`);
+    }
   },
 });
 
@@ -183,6 +212,20 @@ async function splitArrays(
   };
 }
 
+/**
+ * One line of manifest.txt: the path, with a backslash, carriage return or line feed written as
+ * `\\`, `\r`, `\n`, so every image is exactly one line whatever its file name.
+ */
+function manifestLine(path: string): string {
+  return path.replace(/[\\\r\n]/g, (c) => c === "\\" ? "\\\\" : c === "\r" ? "\\r" : "\\n") + "\n";
+}
+
+/** A CSV field quoted as RFC 4180 asks when it holds a comma, a quote or a line break. */
+function csvField(value: string | number): string {
+  const s = String(value);
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
 function metricsCsv(ids: string[], metas: OptimizeMeta[]): string {
   const header =
     "id,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,stop,provider";
@@ -199,7 +242,7 @@ function metricsCsv(ids: string[], metas: OptimizeMeta[]): string {
       m.steps,
       m.stop,
       m.provider,
-    ].join(",");
+    ].map(csvField).join(",");
   });
   return [header, ...rows].join("\n") + "\n";
 }

@@ -55,6 +55,8 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Only the first N items of every listing (for trying things). */
   limit?: number;
+  /** The config file `config` was loaded from (tasks record it with what they publish). */
+  configFile?: string;
   /** Plan only: decide what would run and why, execute nothing. */
   dryRun?: boolean;
   /** Tasks whose cache is ignored. */
@@ -305,6 +307,8 @@ class TaskState implements PoolHost {
       cacheDir: runner.o.store.root,
       signal: runner.o.signal,
       log: (message) => runner.o.reporter.emit({ event: "log", task: task.name, message }),
+      limit: runner.o.limit,
+      configFile: runner.o.configFile,
     };
   }
 

@@ -24,6 +24,10 @@ export interface TaskContext<C = unknown> {
   /** Aborted when the run is interrupted; long actions should stop at a safe point. */
   signal: AbortSignal;
   log: Log;
+  /** The run's `--limit` (first N items of every listing), when one was given. */
+  limit?: number;
+  /** The config file the run was started with, when it came from one. */
+  configFile?: string;
 }
 
 /** The context of one per-item action. */
@@ -241,6 +245,11 @@ export interface Pipeline<C = unknown> {
   defaultConfig: string;
   /** Targets used when `run` is given none. */
   defaultTargets: string[];
+  /**
+   * Checks made before any work of a run (and its dry run), given the tasks it would run:
+   * e.g. that the output folder may be written. Throwing stops the run with exit code 2.
+   */
+  preflight?: (config: C, plan: { tasks: string[] }) => Promise<void>;
 }
 
 /** One config validation problem (zod's issue shape). */
