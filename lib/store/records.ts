@@ -7,6 +7,8 @@
  */
 import { join } from "node:path";
 import type { Json } from "./canonical.ts";
+import { Journal } from "./journal.ts";
+import { checkRecordsFile, RECORDS_FILE, recordsFault } from "./records_file.ts";
 
 /** The components an action key was computed from; kept so staleness can be explained. */
 export interface KeyComponents {
@@ -90,12 +92,16 @@ export const AGGREGATE_ITEM = "*";
 /** Opens the KV database of a cache directory. */
 export async function openRecords(cacheDir: string): Promise<Records> {
   await Deno.mkdir(cacheDir, { recursive: true });
+  await checkRecordsFile(cacheDir);
   // Two processes creating a fresh database at the same moment may find it locked briefly.
   for (let attempt = 1;; attempt++) {
     try {
-      return new Records(await Deno.openKv(join(cacheDir, "records.sqlite3")));
+      const kv = await Deno.openKv(join(cacheDir, RECORDS_FILE));
+      return new Records(kv, new Journal(cacheDir));
     } catch (e) {
-      if (!/database is locked/.test(String(e)) || attempt >= 20) throw e;
+      if (!/database is locked/.test(String(e)) || attempt >= 20) {
+        throw recordsFault(e, cacheDir) ?? e;
+      }
       await new Promise((r) => setTimeout(r, 50 * attempt));
     }
   }
@@ -104,8 +110,11 @@ export async function openRecords(cacheDir: string): Promise<Records> {
 /** Typed access to the KV records. */
 export class Records {
   readonly kv: Deno.Kv;
-  constructor(kv: Deno.Kv) {
+  /** Where batches are mirrored so the database can be rebuilt (none: not mirrored). */
+  readonly journal?: Journal;
+  constructor(kv: Deno.Kv, journal?: Journal) {
     this.kv = kv;
+    this.journal = journal;
   }
 
   /** All current action records of a task, by item id. */
@@ -170,7 +179,7 @@ export class Records {
 
   /** A batch writer for this database. */
   writer(beforeCommit?: () => Promise<void>): RecordWriter {
-    return new RecordWriter(this.kv, beforeCommit);
+    return new RecordWriter(this.kv, beforeCommit, this.journal);
   }
 
   close(): void {
@@ -190,14 +199,16 @@ const MAX_BYTES = 600_000;
 export class RecordWriter {
   readonly #kv: Deno.Kv;
   readonly #beforeCommit?: () => Promise<void>;
+  readonly #journal?: Journal;
   #pending: Mutation[] = [];
   #bytes = 0;
   #flushing: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(kv: Deno.Kv, beforeCommit?: () => Promise<void>) {
+  constructor(kv: Deno.Kv, beforeCommit?: () => Promise<void>, journal?: Journal) {
     this.#kv = kv;
     this.#beforeCommit = beforeCommit;
+    this.#journal = journal;
   }
 
   /** Queues a set. */
@@ -236,6 +247,7 @@ export class RecordWriter {
   async #commit(batch: Mutation[]): Promise<void> {
     if (batch.length === 0) return;
     if (this.#beforeCommit) await this.#beforeCommit();
+    await this.#journal?.append(batch);
     const op = this.#kv.atomic();
     for (const m of batch) {
       if (m.value === undefined) op.delete(m.key);

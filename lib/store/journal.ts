@@ -1,0 +1,154 @@
+/**
+ * The record journal: every batch of action records (and the key components and config slices
+ * `explain` needs) is also written as a small file under `<cache>/journal/` before it is
+ * committed to the record database, so that database is an index that can be rebuilt — as
+ * Bazel's on-disk action cache is — when it is truncated, overwritten or deleted. `verify
+ * --repair` replays the journal; `gc` compacts it into one snapshot.
+ *
+ * Each file is written to a temp name, fsynced and renamed, so it is whole or absent. File
+ * names sort in writing order: `<ms since epoch, 15 digits>-<pid>-<sequence, 6 digits>.jsonl`.
+ * A file's first line is `{"format":"latentforge-journal/1"}`; each further line is one
+ * mutation, `[key, value]` for a set or `[key]` for a delete.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { fsyncDir } from "./objects.ts";
+
+/** Record prefixes the journal keeps: what a run needs to find its cached work again. */
+export const JOURNALED = new Set(["act", "old", "prefix", "cfg", "prep"]);
+
+const FORMAT = JSON.stringify({ format: "latentforge-journal/1" });
+const NAME = /^\d{15}-\d+-\d{6}\.jsonl$/;
+
+/** One set (`value` present) or delete of a record. */
+export interface JournalEntry {
+  key: Deno.KvKey;
+  value?: unknown;
+}
+
+/** Raised when a journal file cannot be read as one. */
+export class JournalError extends Error {
+  override readonly name = "JournalError";
+}
+
+/** Appends batches of record mutations to `<cache>/journal/`. */
+export class Journal {
+  readonly dir: string;
+  #seq = 0;
+  #made = false;
+
+  constructor(cacheDir: string) {
+    this.dir = join(cacheDir, "journal");
+  }
+
+  /**
+   * Writes the journaled part of a batch durably (nothing when it holds none).
+   *
+   * @example
+   * ```ts
+   * await new Journal("cache").append([{ key: ["act", "encode", "42"], value: { k: "…" } }]);
+   * ```
+   */
+  async append(batch: JournalEntry[]): Promise<void> {
+    const kept = batch.filter((m) => JOURNALED.has(String(m.key[0])));
+    if (kept.length === 0) return;
+    if (!this.#made) {
+      await Deno.mkdir(this.dir, { recursive: true });
+      this.#made = true;
+    }
+    const seq = String(this.#seq++).padStart(6, "0");
+    const name = `${String(Date.now()).padStart(15, "0")}-${Deno.pid}-${seq}.jsonl`;
+    await writeDurably(this.dir, name, lines(kept));
+  }
+
+  /**
+   * Replaces every journal file written so far with one snapshot of `current` (the live
+   * records), written first, so a kill at any point leaves a journal that replays to them.
+   */
+  async compact(current: AsyncIterable<JournalEntry>): Promise<{ files: number }> {
+    const before = await journalFiles(this.dir);
+    const entries: JournalEntry[] = [];
+    for await (const e of current) if (JOURNALED.has(String(e.key[0]))) entries.push(e);
+    await Deno.mkdir(this.dir, { recursive: true });
+    const seq = String(this.#seq++).padStart(6, "0");
+    await writeDurably(
+      this.dir,
+      `${String(Date.now()).padStart(15, "0")}-${Deno.pid}-${seq}.jsonl`,
+      lines(entries),
+    );
+    for (const f of before) await Deno.remove(join(this.dir, f));
+    if (before.length) await fsyncDir(this.dir);
+    return { files: before.length };
+  }
+}
+
+/** Journal file names in writing order (none when there is no journal). */
+export async function journalFiles(dir: string): Promise<string[]> {
+  try {
+    const names = (await Array.fromAsync(Deno.readDir(dir)))
+      .filter((e) => e.isFile && NAME.test(e.name)).map((e) => e.name);
+    return names.sort();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+}
+
+/**
+ * The records the journal of a cache replays to: key (JSON text) → latest set, deletes applied.
+ *
+ * @example
+ * ```ts
+ * const records = await replayJournal("cache");
+ * console.log(`${records.size} records in the journal`);
+ * ```
+ */
+export async function replayJournal(cacheDir: string): Promise<Map<string, JournalEntry>> {
+  const dir = join(cacheDir, "journal");
+  const out = new Map<string, JournalEntry>();
+  for (const name of await journalFiles(dir)) {
+    const text = await Deno.readTextFile(join(dir, name));
+    const rows = text.split("\n");
+    if (rows[0] !== FORMAT) {
+      throw new JournalError(
+        `${join(dir, name)}: expected a first line ${FORMAT}, found ${rows[0]}`,
+      );
+    }
+    for (const [i, row] of rows.slice(1).entries()) {
+      if (row === "") continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(row);
+      } catch {
+        throw new JournalError(`${join(dir, name)} line ${i + 2}: expected JSON, found ${row}`);
+      }
+      const [key, value] = parsed as [Deno.KvKey, unknown?];
+      const id = JSON.stringify(key);
+      if ((parsed as unknown[]).length === 1) out.delete(id);
+      else out.set(id, { key, value });
+    }
+  }
+  return out;
+}
+
+function lines(entries: JournalEntry[]): Uint8Array {
+  const rows = entries.map((e) =>
+    JSON.stringify(e.value === undefined ? [e.key] : [e.key, e.value])
+  );
+  return new TextEncoder().encode([FORMAT, ...rows].join("\n") + "\n");
+}
+
+async function writeDurably(dir: string, name: string, bytes: Uint8Array): Promise<void> {
+  const tmp = join(dir, `.${name}.tmp`);
+  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(tmp, join(dir, name));
+  await fsyncDir(dir);
+}
