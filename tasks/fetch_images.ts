@@ -2,9 +2,9 @@
  * fetch-images: every image of the index, downloaded with HTTP Range resume from the mirrors
  * and then its own URL, MD5 computed while streaming, accepted only when size and MD5 match the
  * spec. Hosts are limited to `download.concurrency_per_host` at once; a quota page or HTTP 429
- * backs that host off (`download.quota_backoff_s`, doubling) while other hosts continue. An
- * image whose bytes are already in the store is never downloaded again. Folder items are
- * imported from disk.
+ * backs that host off (`download.quota_backoff_s`, doubling) while other hosts continue, and
+ * does not use up one of the `download.attempts`. An image whose bytes are already in the store
+ * (found by its MD5) is never downloaded again. Folder items are imported from disk.
  *
  * Reads: the index of `fetch-json`. Produces per item: `image` (the file's bytes).
  *
@@ -17,8 +17,6 @@ import { verifyLocalFile } from "../lib/dataset/local_file.ts";
 import { downloadVerified } from "../lib/net/download.ts";
 import { HashPool } from "../lib/net/hash_pool.ts";
 import { HostGate } from "../lib/net/host_gate.ts";
-import { retry } from "../lib/net/retry.ts";
-import { writeFileAtomic } from "../lib/store/objects.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -36,8 +34,7 @@ export default each<Config, Network>({
   source: import.meta.url,
   describe: "download every image, verified by size and MD5",
   concurrency: (config) => config.download.concurrency_per_host * 4,
-  // Retries happen inside the action, where quota back-offs do not count as attempts.
-  retry: () => ({ attempts: 1 }),
+  retry: (config) => ({ attempts: config.download.attempts }),
   async items(ctx, up) {
     const index = decodeItemIndex(await ctx.store.get(up.aggregate("fetch-json").objects.index));
     // The key is what identifies the bytes: MD5 and size when the spec gives them, else the
@@ -61,12 +58,13 @@ export default each<Config, Network>({
   async run(ctx, item, net) {
     const spec = item.extra as unknown as DatasetItem;
     const { download } = ctx.config;
-    const known = spec.md5 ? await fromAlias(ctx.store, spec.md5) : null;
+    const known = spec.md5 ? await ctx.lookupAlias(`md5:${spec.md5}`) : null;
     let digest: string;
     let md5: string;
     let size: number;
-    if (known) {
-      ({ digest, md5, size } = known);
+    if (known && spec.md5) {
+      ({ digest, size } = known);
+      md5 = spec.md5;
     } else if (spec.local_path) {
       const file = await verifyLocalFile(spec.local_path, {
         expectedSize: spec.size,
@@ -83,28 +81,19 @@ export default each<Config, Network>({
       );
       const partialDir = join(ctx.cacheDir, "partial", "images");
       await Deno.mkdir(partialDir, { recursive: true });
-      const result = await retry(
-        () =>
-          downloadVerified({
-            urls,
-            partialPath: join(partialDir, spec.md5 ?? encodeURIComponent(spec.id)),
-            expectedSize: spec.size ?? undefined,
-            expectedMd5: spec.md5 ?? undefined,
-            stallMs: download.stall_s * 1000,
-            signal: ctx.signal,
-            hostGate: net.gate,
-            hashPool: net.hashes,
-          }),
-        {
-          attempts: download.attempts,
-          signal: ctx.signal,
-          countsAsAttempt: (e) => (e as { kind?: string }).kind !== "quota",
-        },
-      );
+      const result = await downloadVerified({
+        urls,
+        partialPath: join(partialDir, spec.md5 ?? encodeURIComponent(spec.id)),
+        expectedSize: spec.size ?? undefined,
+        expectedMd5: spec.md5 ?? undefined,
+        stallMs: download.stall_s * 1000,
+        signal: ctx.signal,
+        hostGate: net.gate,
+        hashPool: net.hashes,
+      });
       digest = await ctx.store.putFile(result.path, result.sha256);
       ({ md5, size } = result);
     }
-    await rememberAlias(ctx.store, md5, digest, size);
     if (download.materialize) await materialize(ctx.store, digest, download.materialize, spec.path);
     return {
       objects: { image: digest },
@@ -116,27 +105,11 @@ export default each<Config, Network>({
         pixel_md5: spec.pixel_md5,
         category: spec.category,
       },
+      // The next item with these bytes (or this one, rekeyed) finds them by their MD5.
+      aliases: { [`md5:${md5}`]: digest },
     };
   },
 });
-
-/** `cache/md5/ab/<md5>` names the stored object with that MD5, so bytes are fetched once. */
-function aliasPath(store: ObjectStore, md5: string): string {
-  return join(store.root, "md5", md5.slice(0, 2), md5);
-}
-
-async function fromAlias(store: ObjectStore, md5: string) {
-  const text = await Deno.readTextFile(aliasPath(store, md5)).catch(() => null);
-  if (!text) return null;
-  const { digest, size } = JSON.parse(text);
-  return await store.has(digest) ? { digest: digest as string, md5, size: size as number } : null;
-}
-
-async function rememberAlias(store: ObjectStore, md5: string, digest: string, size: number) {
-  const path = aliasPath(store, md5);
-  await Deno.mkdir(join(path, ".."), { recursive: true });
-  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify({ digest, size })));
-}
 
 /** Lays the image out in the familiar tree (`images1024x1024/00000/00000.png`). */
 async function materialize(store: ObjectStore, digest: string, root: string, rel: string) {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { tmpdir } from "node:os";
 import sharp from "sharp";
 import { renderReport, type ReportData, type ReportImage } from "../lib/report/html.ts";
 import { CHROMIUM_PATH, chromiumAvailable, withChromiumPage } from "./fixtures/chromium.ts";
@@ -178,63 +177,80 @@ Deno.test({
   name: "report loads in headless Chromium without errors, with sized charts and decoded images",
   ignore: noChromium,
   async fn() {
-    const outDir = `${tmpdir()}/latentforge-report-test`;
-    await Deno.mkdir(outDir, { recursive: true });
-    const htmlPath = `${outDir}/report.html`;
-    await Deno.writeTextFile(htmlPath, renderReport(await realisticReport()));
+    const outDir = await Deno.makeTempDir({ prefix: "latentforge-report-" });
+    try {
+      await checkInChromium(outDir);
+    } finally {
+      await Deno.remove(outDir, { recursive: true });
+    }
+  },
+});
 
-    const result = await withChromiumPage(`file://${htmlPath}`, async (page) => {
-      const charts = await page.evaluate<Array<{ label: string; w: number; h: number }>>(
-        `[...document.querySelectorAll("svg.chart")].map((s) => {
+/** Renders the realistic report into `outDir` and checks it as a browser shows it. */
+async function checkInChromium(outDir: string): Promise<void> {
+  const htmlPath = `${outDir}/report.html`;
+  await Deno.writeTextFile(htmlPath, renderReport(await realisticReport()));
+
+  const result = await withChromiumPage(`file://${htmlPath}`, async (page) => {
+    const charts = await page.evaluate<Array<{ label: string; w: number; h: number }>>(
+      `[...document.querySelectorAll("svg.chart")].map((s) => {
           const r = s.getBoundingClientRect();
           return { label: s.getAttribute("aria-label"), w: r.width, h: r.height };
         })`,
-      );
-      const images = await page.evaluate<Array<{ complete: boolean; w: number; h: number }>>(
-        `Promise.all([...document.images].map((i) => i.decode().then(() =>
+    );
+    const images = await page.evaluate<Array<{ complete: boolean; w: number; h: number }>>(
+      `Promise.all([...document.images].map((i) => i.decode().then(() =>
           ({ complete: i.complete, w: i.naturalWidth, h: i.naturalHeight }))))`,
-      );
-      const text = await page.evaluate<string>("document.body.innerText");
-      const overflowWide = await page.evaluate<number>(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth",
-      );
-      await page.screenshot(`${outDir}/report-1280.png`);
-      await page.setViewport(420, 900);
-      const overflowNarrow = await page.evaluate<number>(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth",
-      );
-      await page.screenshot(`${outDir}/report-420.png`);
-      return {
-        charts,
-        images,
-        text,
-        overflowWide,
-        overflowNarrow,
-        errors: [...page.errors],
-        requests: [...page.requests],
-      };
-    });
-    console.log(`report screenshots: ${outDir}/report-1280.png, ${outDir}/report-420.png`);
+    );
+    const text = await page.evaluate<string>("document.body.innerText");
+    const splitRows = await page.evaluate<string[][]>(
+      `[...document.querySelectorAll("table.splits tr")].map((tr) =>
+          [...tr.cells].slice(0, 2).map((c) => c.textContent.trim()))`,
+    );
+    const overflowWide = await page.evaluate<number>(
+      "document.documentElement.scrollWidth - document.documentElement.clientWidth",
+    );
+    await page.screenshot(`${outDir}/report-1280.png`);
+    await page.setViewport(420, 900);
+    const overflowNarrow = await page.evaluate<number>(
+      "document.documentElement.scrollWidth - document.documentElement.clientWidth",
+    );
+    await page.screenshot(`${outDir}/report-420.png`);
+    return {
+      charts,
+      images,
+      text,
+      splitRows,
+      overflowWide,
+      overflowNarrow,
+      errors: [...page.errors],
+      requests: [...page.requests],
+    };
+  });
 
-    assert.deepEqual(result.errors, [], "console errors and exceptions");
-    const external = result.requests.filter((u) => !/^(file|data):/.test(u));
-    assert.deepEqual(external, [], "the report must not touch the network");
-    assert.equal(result.charts.length, 7);
-    for (const c of result.charts) {
-      assert.ok(c.w > 200 && c.h > 100, `chart "${c.label}" is ${c.w}×${c.h} px`);
-    }
-    assert.equal(result.images.length, 24, "eight triplets");
-    for (const i of result.images) assert.deepEqual(i, { complete: true, w: 256, h: 256 });
-    assert.ok(result.overflowWide <= 0, `page is ${result.overflowWide} px wider than 1280`);
-    assert.ok(result.overflowNarrow <= 0, `page is ${result.overflowNarrow} px wider than 420`);
-    for (
-      const expected of ["train", "48", "val", "test", "Failures", "vipspng: libpng read error"]
-    ) {
-      assert.ok(result.text.includes(expected), `page text lacks "${expected}"`);
-    }
-    assert.ok(result.text.includes('<img src=x onerror="alert(1)">'), "reason shown as text");
-    const shot = await sharp(`${outDir}/report-1280.png`).metadata();
-    assert.equal(shot.width, 1280);
-    assert.ok(shot.height! > 2000, `full-page screenshot, found height ${shot.height}`);
-  },
-});
+  assert.deepEqual(result.errors, [], "console errors and exceptions");
+  const external = result.requests.filter((u) => !/^(file|data):/.test(u));
+  assert.deepEqual(external, [], "the report must not touch the network");
+  assert.equal(result.charts.length, 7);
+  for (const c of result.charts) {
+    assert.ok(c.w > 200 && c.h > 100, `chart "${c.label}" is ${c.w}×${c.h} px`);
+  }
+  assert.equal(result.images.length, 24, "eight triplets");
+  for (const i of result.images) assert.deepEqual(i, { complete: true, w: 256, h: 256 });
+  assert.ok(result.overflowWide <= 0, `page is ${result.overflowWide} px wider than 1280`);
+  assert.ok(result.overflowNarrow <= 0, `page is ${result.overflowNarrow} px wider than 420`);
+  assert.deepEqual(result.splitRows, [
+    ["split", "images"],
+    ["train", "48"],
+    ["val", "8"],
+    ["test", "5"],
+    ["total", "61"],
+  ]);
+  for (const expected of ["Failures", "vipspng: libpng read error"]) {
+    assert.ok(result.text.includes(expected), `page text lacks "${expected}"`);
+  }
+  assert.ok(result.text.includes('<img src=x onerror="alert(1)">'), "reason shown as text");
+  const shot = await sharp(`${outDir}/report-1280.png`).metadata();
+  assert.equal(shot.width, 1280);
+  assert.ok(shot.height! > 2000, `full-page screenshot, found height ${shot.height}`);
+}

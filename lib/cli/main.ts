@@ -19,7 +19,7 @@ import { systemicFault } from "../store/systemic.ts";
 import { verifyCommand } from "./verify.ts";
 import { OutDirError } from "../store/publish.ts";
 import { ObjectStore } from "../store/objects.ts";
-import { AGGREGATE_ITEM, openRecords, type Records } from "../store/records.ts";
+import { AGGREGATE_ITEM, openRecords, RecordFormatError, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";
 import { runSchedule } from "./schedule.ts";
 import { runWorker, WorkerError } from "../dag/worker.ts";
@@ -53,6 +53,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
  *
  * @example
  * ```ts
+ * import { pipeline } from "../../pipeline.ts";
  * Deno.exit(await main(pipeline, Deno.args));
  * ```
  */
@@ -438,9 +439,7 @@ async function plan<C>(
       dryRun: true,
     });
     const lastRuns = new Map<string, string>();
-    for await (const e of records.kv.list<{ lastRun: string }>({ prefix: ["task"] })) {
-      lastRuns.set(e.key[1] as string, e.value.lastRun);
-    }
+    for (const [task, last] of await records.lastRuns()) lastRuns.set(task, last.lastRun);
     const priorFailures = new Map<string, number>();
     for (const task of result.tasks.keys()) {
       priorFailures.set(task, (await records.failures(task)).size);
@@ -530,7 +529,7 @@ async function commandExplain<C>(
           item: id === AGGREGATE_ITEM ? null : id,
           upToDate: reasons.length === 0,
           key: t.keys.get(id) ?? null,
-          recordedKey: t.records.get(id)?.k ?? null,
+          recordedKey: t.records.get(id)?.key ?? null,
           reasons,
           components: t.components.get(id) ?? await t.recordedComponents(id),
           recordedComponents: await t.recordedComponents(id),
@@ -600,8 +599,8 @@ function report(e: unknown, cacheDir: string): number {
   }
   if (
     e instanceof ConfigError || e instanceof GraphError || e instanceof CronError ||
-    e instanceof WorkerError || e instanceof SlurmError || e instanceof OutDirError ||
-    e instanceof CacheDirError
+    e instanceof WorkerError || e instanceof SlurmError || e instanceof RecordFormatError ||
+    e instanceof OutDirError || e instanceof CacheDirError
   ) {
     console.error(`error: ${e.message}`);
     return EXIT.usage;

@@ -89,6 +89,7 @@ export function badUrlReason(url: string): string | null {
  *
  * @example
  * ```ts
+ * declare const item: DatasetItem;
  * candidateUrls(item, ["http://127.0.0.1:8080/ffhq"]);
  * // ["http://127.0.0.1:8080/ffhq/images1024x1024/00000/00017.png", item.url]
  * ```
@@ -135,6 +136,7 @@ const VERSION = 1;
  *
  * @example
  * ```ts
+ * declare const items: DatasetItem[];
  * const bytes = encodeItemIndex({ source: "ffhq", component: "image", items });
  * const again = decodeItemIndex(bytes);
  * ```

@@ -244,6 +244,7 @@ function decodeStrings(bytes: Uint8Array, parsed: ParsedNpy, source: string): Np
  *
  * @example
  * ```ts
+ * const bytes = await Deno.readFile("latent.npy");
  * const { shape, data } = decodeNpy(bytes);
  * ```
  */
@@ -256,6 +257,7 @@ export function decodeNpy(bytes: Uint8Array, source = "npy data"): NpyArray {
  *
  * @example
  * ```ts
+ * const bytes = await Deno.readFile("ids.npy");
  * const { data: ids } = decodeNpyStrings(bytes);
  * ```
  */
@@ -268,6 +270,7 @@ export function decodeNpyStrings(bytes: Uint8Array, source = "npy data"): NpyStr
  *
  * @example
  * ```ts
+ * const bytes = await Deno.readFile("array.npy");
  * const array = decodeNpyArray(bytes);
  * if (array.dtype === "<U") console.log(array.data.join(", "));
  * ```

@@ -90,6 +90,7 @@ export function checkHttpUrl(url: string): URL {
  *
  * @example
  * ```ts
+ * import { HostGate } from "./host_gate.ts";
  * const gate = new HostGate();
  * const got = await downloadVerified({
  *   urls: ["https://mirror.example/images1024x1024/00000/00000.png"],

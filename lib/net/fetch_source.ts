@@ -39,6 +39,8 @@ export interface FetchedFile {
  *
  * @example
  * ```ts
+ * import type { ObjectStore } from "../store/objects.ts";
+ * declare const store: ObjectStore;
  * const { digest } = await fetchSource(store, { path: "vae_decoder.onnx" }, "model.decoder");
  * ```
  */

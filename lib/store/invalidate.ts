@@ -36,8 +36,8 @@ export async function invalidateFrom(
   { deps = new Map(), all }: {
     /** The tasks each task reads (default none: digest links only). */
     deps?: Map<string, string[]>;
-    /** The `act` and `old` records, when the caller has listed them already. */
-    all?: { key: Deno.KvKey; rec: ActionRecord }[];
+    /** The current and superseded records, when the caller has listed them already. */
+    all?: ListedAction[];
   } = {},
 ): Promise<Invalidated> {
   all ??= await listActions(records);
@@ -46,40 +46,37 @@ export async function invalidateFrom(
   const invalid = new Set<number>();
   for (let changed = true; changed;) {
     changed = false;
-    for (const [n, { key, rec }] of all.entries()) {
+    for (const [n, { key, record }] of all.entries()) {
       if (invalid.has(n)) continue;
       const task = String(key[1]);
-      const fromBad = Object.values(rec.o).some((d) => tainted.has(d)) ||
-        Object.values(rec.i).some((d) => tainted.has(d)) ||
+      const fromBad = Object.values(record.objects).some((d) => tainted.has(d)) ||
+        Object.values(record.inputs).some((d) => tainted.has(d)) ||
         (key[2] === AGGREGATE_ITEM && (deps.get(task) ?? []).some((t) => taintedTasks.has(t)));
       if (!fromBad) continue;
       invalid.add(n);
-      tainted.add(rec.d);
+      tainted.add(record.digest);
       taintedTasks.add(task);
       changed = true;
     }
   }
   const out: Invalidated = { records: invalid.size, byTask: {} };
   if (invalid.size === 0) return out;
-  const writer = records.writer();
   for (const n of invalid) {
-    const { key } = all[n];
-    writer.delete(key);
-    if (key[0] === "act") out.byTask[String(key[1])] = (out.byTask[String(key[1])] ?? 0) + 1;
+    const { key, current } = all[n];
+    if (current) out.byTask[String(key[1])] = (out.byTask[String(key[1])] ?? 0) + 1;
   }
-  await writer.flush();
+  await records.deleteKeys([...invalid].map((n) => all[n].key));
   return out;
 }
 
+/** A current or superseded action record and its key. */
+export interface ListedAction {
+  key: Deno.KvKey;
+  record: ActionRecord;
+  current: boolean;
+}
+
 /** Every current and superseded action record. */
-export async function listActions(
-  records: Records,
-): Promise<{ key: Deno.KvKey; rec: ActionRecord }[]> {
-  const all: { key: Deno.KvKey; rec: ActionRecord }[] = [];
-  for (const prefix of ["act", "old"]) {
-    for await (
-      const e of records.kv.list<ActionRecord>({ prefix: [prefix] }, { batchSize: 1000 })
-    ) all.push({ key: e.key, rec: e.value });
-  }
-  return all;
+export async function listActions(records: Records): Promise<ListedAction[]> {
+  return await Array.fromAsync(records.allActions());
 }

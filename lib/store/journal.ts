@@ -15,8 +15,18 @@
 import { join } from "node:path";
 import { fsyncDir } from "./objects.ts";
 
-/** Record prefixes the journal keeps: what a run needs to find its cached work again. */
-export const JOURNALED = new Set(["act", "old", "prefix", "cfg", "prep"]);
+/**
+ * Record prefixes the journal keeps: what a run needs to find its cached work again (action
+ * records, key components, config slices, the files tasks used, objects' other names).
+ */
+export const JOURNALED = new Set([
+  "action",
+  "superseded",
+  "task-components",
+  "config-slice",
+  "files",
+  "alias",
+]);
 
 const FORMAT = JSON.stringify({ format: "latentforge-journal/1" });
 const NAME = /^\d{15}-\d+-\d{6}\.jsonl$/;
@@ -63,6 +73,19 @@ export class Journal {
   }
 
   /**
+   * Starts the journal of a database that has records but no journal yet (one an earlier
+   * latentforge wrote, or migrated from an older format) with a snapshot of its records.
+   */
+  async start(kv: Deno.Kv): Promise<void> {
+    if ((await journalFiles(this.dir)).length > 0) return;
+    let any = false;
+    for (const prefix of JOURNALED) {
+      for await (const _ of kv.list({ prefix: [prefix] }, { limit: 1 })) any = true;
+    }
+    if (any) await this.compact(entriesOf(kv));
+  }
+
+  /**
    * Replaces every journal file written so far with one snapshot of `current` (the live
    * records), written first, so a kill at any point leaves a journal that replays to them.
    */
@@ -80,6 +103,23 @@ export class Journal {
     for (const f of before) await Deno.remove(join(this.dir, f));
     if (before.length) await fsyncDir(this.dir);
     return { files: before.length };
+  }
+}
+
+/**
+ * Every journaled record of a database, as entries.
+ *
+ * @example
+ * ```ts
+ * const kv = await Deno.openKv("cache/records.sqlite3");
+ * for await (const e of entriesOf(kv)) console.log(e.key);
+ * ```
+ */
+export async function* entriesOf(kv: Deno.Kv): AsyncGenerator<JournalEntry> {
+  for (const prefix of JOURNALED) {
+    for await (const e of kv.list({ prefix: [prefix] }, { batchSize: 1000 })) {
+      yield { key: e.key, value: e.value };
+    }
   }
 }
 

@@ -10,6 +10,8 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { sleep } from "../net/retry.ts";
+import { KEYS } from "./records.ts";
 
 /** Who holds the lease. */
 export interface LeaseHolder {
@@ -32,7 +34,7 @@ export class LeaseHeldError extends Error {
   }
 }
 
-const KEY = ["lease"];
+const KEY = KEYS.lease;
 /** The lock file's name inside the cache. */
 export const LEASE_FILE = "lease.lock";
 
@@ -72,7 +74,7 @@ export async function acquireLease(
       if (!wait) throw new LeaseHeldError(holder, cacheDir);
       if (!told) onWait?.(holder);
       told = true;
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
     const me: LeaseHolder = {
       pid: Deno.pid,
@@ -142,7 +144,7 @@ async function describedHolder(cacheDir: string): Promise<LeaseHolder> {
     } catch {
       // Empty or half-written: read again.
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return { pid: 0, host: "?", command: "another latentforge command", since: "just now" };
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { JOURNALED, type JournalEntry } from "./journal.ts";
+import { entriesOf } from "./journal.ts";
 import { hashFile, type ObjectStore } from "./objects.ts";
 import { checkRecordsPages } from "./records_file.ts";
 import type { ActionRecord, Records, RunRecord } from "./records.ts";
@@ -40,24 +40,18 @@ export async function collectGarbage(
   const kept = runs.slice(0, keepRuns).map((r) => r.id);
   const roots = new Set<string>();
   const addRecord = (rec: ActionRecord) => {
-    for (const d of Object.values(rec.o)) roots.add(d);
+    for (const d of Object.values(rec.objects)) roots.add(d);
   };
-  for await (const e of records.kv.list<ActionRecord>({ prefix: ["act"] }, { batchSize: 1000 })) {
-    addRecord(e.value);
-  }
   const prune: Deno.KvKey[] = [];
-  for await (const e of records.kv.list<ActionRecord>({ prefix: ["old"] }, { batchSize: 1000 })) {
+  for await (const { key, record, replacedBy } of records.allActions()) {
     // A superseded record was current from the run that made it until the run that replaced it.
-    const replacedBy = e.key[3] as number;
-    if (kept.some((k) => e.value.r <= k && k < replacedBy)) {
-      addRecord(e.value);
+    if (replacedBy === undefined || kept.some((k) => record.run <= k && k < replacedBy)) {
+      addRecord(record);
     } else {
-      prune.push(e.key);
+      prune.push(key);
     }
   }
-  for await (const e of records.kv.list<Record<string, string>>({ prefix: ["prep"] })) {
-    for (const d of Object.values(e.value)) if (DIGEST.test(d)) roots.add(d);
-  }
+  for (const d of await records.fileDigests()) if (DIGEST.test(d)) roots.add(d);
   for await (const path of walkFiles(join(store.root, "checkpoints"))) {
     if (path.includes(".tmp-")) {
       if (!dryRun) await Deno.remove(path).catch(() => {});
@@ -83,6 +77,7 @@ export async function collectGarbage(
     tempFilesRemoved: 0,
     journalFilesCompacted: 0,
   };
+  const deleted = new Set<string>();
   for await (const obj of store.list()) {
     if (roots.has(obj.digest)) {
       result.objectsKept++;
@@ -90,6 +85,7 @@ export async function collectGarbage(
     }
     result.objectsDeleted++;
     result.bytesFreed += obj.size;
+    deleted.add(obj.digest);
     if (!dryRun) await store.remove(obj.digest);
   }
   // Temp files are leftovers of interrupted writes: gc holds the lease, so nobody is writing.
@@ -98,16 +94,15 @@ export async function collectGarbage(
     if (!dryRun) await Deno.remove(path).catch(() => {});
   }
   if (!dryRun) {
-    const writer = records.writer();
-    for (const key of prune) writer.delete(key);
-    await writer.flush();
+    await records.deleteKeys(prune);
+    await records.dropAliases((d) => deleted.has(d));
     // The journal only grows between compactions: one snapshot of the live records replaces
     // it — unless the database is damaged, when the journal is what it will be rebuilt from.
-    if (records.journal && checkRecordsPages(store.root).length === 0) {
+    if (checkRecordsPages(store.root).length === 0) {
       for await (const path of walkFiles(records.journal.dir)) {
         if (path.endsWith(".tmp")) await Deno.remove(path);
       }
-      result.journalFilesCompacted = (await records.journal.compact(journaled(records))).files;
+      result.journalFilesCompacted = (await records.journal.compact(entriesOf(records.kv))).files;
     }
   }
   return result;
@@ -189,28 +184,23 @@ export async function verifyStore(
   // Objects that are gone: quarantined just now, or missing though a record names them.
   const bad = new Set<string>(result.corrupt.map((c) => c.digest));
   const missing = new Map<string, string[]>();
-  for (const { key, rec } of all) {
-    for (const d of Object.values(rec.o)) {
+  for (const { key, record, current } of all) {
+    for (const d of Object.values(record.objects)) {
       if (present.has(d)) continue;
-      if (key[0] === "act" && !bad.has(d)) {
+      if (current && !bad.has(d)) {
         missing.set(d, [...missing.get(d) ?? [], `${String(key[1])} ${String(key[2])}`]);
       }
     }
   }
-  for (const { rec } of all) for (const d of Object.values(rec.o)) if (!present.has(d)) bad.add(d);
+  for (const { record } of all) {
+    for (const d of Object.values(record.objects)) if (!present.has(d)) bad.add(d);
+  }
   result.missing = [...missing].map(([digest, neededBy]) => ({ digest, neededBy }));
   const invalidated = await invalidateFrom(records, bad, { deps, all });
   result.invalidated = invalidated.byTask;
   result.recordsInvalidated = invalidated.records;
+  await records.dropAliases((d) => bad.has(d));
   return result;
-}
-
-async function* journaled(records: Records): AsyncGenerator<JournalEntry> {
-  for (const prefix of JOURNALED) {
-    for await (const e of records.kv.list({ prefix: [prefix] }, { batchSize: 1000 })) {
-      yield { key: e.key, value: e.value };
-    }
-  }
 }
 
 async function* walkFiles(dir: string): AsyncGenerator<string> {

@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import { JOURNALED, type JournalEntry, replayJournal } from "./journal.ts";
 import type { ObjectStore } from "./objects.ts";
 import { checkRecordsFile, checkRecordsPages, RECORDS_FILE } from "./records_file.ts";
+import type { ActionRecord, AliasRecord } from "./records.ts";
 import { SystemicFault } from "./systemic.ts";
 
 /** What the record database looks like. */
@@ -41,7 +42,7 @@ export interface RepairResult {
 }
 
 /** Prefixes the journal does not keep but the damaged file may still give. */
-const COPIED = ["run", "task", "fail", "schedule"];
+const COPIED = ["run", "last-run", "failure", "schedule", "file-digest"];
 
 /**
  * Checks the record database of a cache: its file (empty, overwritten, truncated), SQLite's
@@ -112,15 +113,20 @@ export async function repairRecords(store: ObjectStore): Promise<RepairResult> {
     const restore: JournalEntry[] = [];
     for (const e of entries) {
       const [prefix, task] = [String(e.key[0]), String(e.key[1])];
-      if (prefix !== "act" && prefix !== "old") {
+      if (prefix === "alias") {
+        // Another name of an object: worth keeping only while the object is there.
+        if (await store.has((e.value as AliasRecord).digest)) restore.push(e);
+        continue;
+      }
+      if (prefix !== "action" && prefix !== "superseded") {
         restore.push(e);
         result.components++;
         continue;
       }
-      const outputs = Object.values((e.value as { o?: Record<string, string> }).o ?? {});
+      const outputs = Object.values((e.value as ActionRecord).objects ?? {});
       const whole = (await Promise.all(outputs.map((d) => store.has(d)))).every(Boolean);
       if (whole) restore.push(e);
-      if (prefix !== "act") continue;
+      if (prefix !== "action") continue;
       const tally = whole ? result.restored : result.rerun;
       tally[task] = (tally[task] ?? 0) + 1;
     }
