@@ -38,6 +38,8 @@ export const pipeline: Pipeline<Config> = {
   schema: ConfigSchema,
   defaultConfig: "config/ffhq.json",
   defaultTargets: ["package"],
+  // Slurm array tasks run this module's `worker`, also when the demo started the run.
+  entry: import.meta.url,
   // An output folder holding someone else's files is refused before any work.
   preflight: async (config, { tasks }) => {
     if (tasks.includes("package")) await checkOutDir(config.package.out_dir);

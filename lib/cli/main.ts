@@ -26,7 +26,7 @@ import { runWorker, WorkerError } from "../dag/worker.ts";
 import type { Executor } from "../dag/remote.ts";
 import type { ExecutorConfig } from "../executor/config.ts";
 import { SlurmError, SlurmExecutor } from "../executor/slurm_executor.ts";
-import { fileURLToPath } from "node:url";
+import { workerCommand } from "../executor/worker_command.ts";
 
 /** Exit codes. */
 export const EXIT = {
@@ -257,7 +257,9 @@ async function commandRun<C>(
   const wanted = targets.length ? targets : pipeline.defaultTargets;
   for (const t of [...wanted, ...opts.force]) graph.get(t);
   await pipeline.preflight?.(config, { tasks: graph.closure(wanted).map((t) => t.name) });
-  const executor = opts.dryRun ? undefined : await chooseExecutor(config, opts);
+  const executor = opts.dryRun
+    ? undefined
+    : await chooseExecutor(config, opts, pipeline.entry ?? Deno.mainModule);
   const store = new ObjectStore(opts.cache);
   const records = await openRecords(opts.cache);
   const controller = new AbortController();
@@ -336,6 +338,7 @@ async function rerunDamaged(
 async function chooseExecutor(
   config: unknown,
   opts: CommonOptions & RunFlags,
+  entry: string,
 ): Promise<Executor | undefined> {
   const section = (config as { executor?: ExecutorConfig }).executor;
   const kind = opts.executor ?? section?.kind ?? "local";
@@ -344,17 +347,7 @@ async function chooseExecutor(
     throw new ConfigError(`--executor ${kind}: this pipeline's config has no executor section`);
   }
   await assertSlurmClients();
-  return new SlurmExecutor(section, opts.cache, {
-    deno: Deno.execPath(),
-    args: [
-      "run",
-      "--allow-all",
-      "--unstable-kv",
-      "--unstable-cron",
-      fileURLToPath(Deno.mainModule),
-    ],
-    cwd: Deno.cwd(),
-  });
+  return new SlurmExecutor(section, opts.cache, workerCommand(entry));
 }
 
 async function assertSlurmClients(): Promise<void> {

@@ -264,6 +264,11 @@ export interface Pipeline<C = unknown> {
   /** Targets used when `run` is given none. */
   defaultTargets: string[];
   /**
+   * The module whose `worker` command runs a shard on another machine (a `file:` URL, e.g. the
+   * pipeline's `import.meta.url`). Default: the module that started the process.
+   */
+  entry?: string;
+  /**
    * Checks made before any work of a run (and its dry run), given the tasks it would run:
    * e.g. that the output folder may be written. Throwing stops the run with exit code 2.
    */
