@@ -88,7 +88,8 @@ export const ConfigSchema = z.strictObject({
     checkpoint_every: z.number().int().positive().default(10),
   }).prefault({}),
   package: z.strictObject({
-    out_dir: z.string().min(1).default("out"),
+    // Each dataset in a folder of its own, none inside another (a folder is replaced whole).
+    out_dir: z.string().min(1).default("out/dataset"),
     formats: z.array(z.enum(["npz", "hdf5", "safetensors"])).min(1)
       .default(["npz", "hdf5", "safetensors"]),
     samples: z.number().int().min(0).default(8),

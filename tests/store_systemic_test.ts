@@ -59,7 +59,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a read-only filesystem is a systemic fault, for files and for the record database",
+  name: "a read-only filesystem is a systemic fault, naming the path refused",
   ignore: unavailable !== null,
   async fn() {
     const fs = await mountTmpfs({ sizeKb: 64, readOnly: true });

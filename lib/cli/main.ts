@@ -296,9 +296,11 @@ async function commandRun<C>(
     }
     return await runLeased(records, opts.cache, "run", opts.wait ?? false, async () => {
       let result = await go();
-      if (store.damaged.size > 0 && result.status !== "interrupted") {
+      if (store.damaged.size > 0 && result.status !== "interrupted" && !result.fault) {
         result = await rerunDamaged(store, records, graph, reporter, go);
       }
+      // Said once, after the progress lines: what was found and what to do.
+      if (result.fault) console.error(`error: ${result.fault.message}`);
       return result.exitCode;
     });
   } finally {

@@ -126,6 +126,8 @@ function printRepair(r: RepairResult, cache: string): void {
     console.log(
       `${cache}/records.sqlite3 was damaged (${d.problems.join("; ")}); moved to ${r.setAside}`,
     );
+  } else if (d.problems.length) {
+    console.log(`${cache}/records.sqlite3 was ${d.problems.join("; ")}; a new one is built`);
   } else if (d.lost === 0) {
     console.log(`${cache}/records.sqlite3 is sound and holds every journaled record`);
     return;

@@ -12,6 +12,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { sleep } from "../net/retry.ts";
 import { KEYS } from "./records.ts";
+import { systemicFault } from "./systemic.ts";
 
 /** Who holds the lease. */
 export interface LeaseHolder {
@@ -82,11 +83,17 @@ export async function acquireLease(
       command,
       since: new Date().toISOString(),
     };
-    // Noted in the lock file at once (another run reads it to name the holder), and in KV.
-    await lock.truncate(0);
-    const note = new TextEncoder().encode(JSON.stringify(me));
-    for (let done = 0; done < note.length;) done += await lock.write(note.subarray(done));
-    await kv.set(KEY, me);
+    // Noted in the lock file at once (another run reads it to name the holder), and in KV. The
+    // notes only name the holder: on a full disk (where gc must still be able to run) the lock
+    // holds without them.
+    try {
+      await lock.truncate(0);
+      const note = new TextEncoder().encode(JSON.stringify(me));
+      for (let done = 0; done < note.length;) done += await lock.write(note.subarray(done));
+      await kv.set(KEY, me);
+    } catch (e) {
+      if (!systemicFault(e, { cacheDir })) throw e;
+    }
   } catch (e) {
     lock.close();
     throw e;
@@ -101,8 +108,11 @@ export async function acquireLease(
         if (now.value?.pid === Deno.pid && now.value.host === hostname()) {
           await kv.atomic().check(now).delete(KEY).commit();
         }
+      } catch {
+        // A full disk or a damaged database may refuse the write; the note is then stale, and a
+        // stale note is ignored once the lock is free.
       } finally {
-        // The lock is what counts: it goes even when the note cannot be removed (a full disk).
+        // The lock is what counts: it goes whatever happened to the note.
         lock.close();
       }
     },

@@ -73,8 +73,14 @@ export async function checkRecordsFile(cacheDir: string): Promise<void> {
   const raw = view.getUint16(16);
   const pageSize = raw === 1 ? 65536 : raw;
   const pages = view.getUint32(28);
-  // The page count is valid when the change counter equals the version-valid-for number.
-  if (view.getUint32(24) === view.getUint32(92) && pages > 0 && info.size < pages * pageSize) {
+  // The page count is valid when the change counter equals the version-valid-for number; with
+  // a write-ahead log not yet folded in (a checkpoint cut short by a full disk), pages may live
+  // in the log, and SQLite reads them from there.
+  const wal = await Deno.stat(`${file}-wal`).then((w) => w.size, () => 0);
+  if (
+    wal === 0 && view.getUint32(24) === view.getUint32(92) && pages > 0 &&
+    info.size < pages * pageSize
+  ) {
     throw damaged(
       file,
       `truncated: ${info.size} bytes, its header says ${pages * pageSize}`,
@@ -99,8 +105,13 @@ export async function checkRecordsFile(cacheDir: string): Promise<void> {
 export function recordsFault(e: unknown, cacheDir: string): SystemicFault | null {
   const file = resolve(cacheDir, RECORDS_FILE);
   const text = e instanceof Error ? e.message : String(e);
-  if (/database disk image is malformed|file is not a database|database corrupt/.test(text)) {
-    return damaged(file, text.replace(/: .*$/, ""), cacheDir);
+  // SQLite's words for a damaged file, and what Deno KV says when a damaged page decodes to
+  // rows that cannot be (e.g. "Invalid column type Null at index: 0, name: version").
+  if (
+    /database disk image is malformed|file is not a database|database corrupt|Invalid column type/
+      .test(text)
+  ) {
+    return damaged(file, `damaged: ${text.replace(/^(Error|TypeError): /, "")}`, cacheDir);
   }
   const fault = systemicFault(e, { cacheDir, recordsFile: file });
   if (fault) return fault;

@@ -96,14 +96,18 @@ export async function repairRecords(store: ObjectStore): Promise<RepairResult> {
   let keep: JournalEntry[] = [];
   if (diagnosis.problems.length > 0) {
     const stamp = new Date().toISOString().replaceAll(":", "-");
-    result.setAside = `${file}.damaged-${stamp}`;
-    await Deno.rename(file, result.setAside);
+    const setAside = `${file}.damaged-${stamp}`;
+    const there = await Deno.stat(file).then(() => true, () => false);
+    if (there) {
+      await Deno.rename(file, setAside);
+      result.setAside = setAside;
+    }
     for (const suffix of ["-wal", "-shm"]) {
-      await Deno.rename(`${file}${suffix}`, `${result.setAside}${suffix}`).catch((e) => {
+      await Deno.rename(`${file}${suffix}`, `${setAside}${suffix}`).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       });
     }
-    keep = await readable(result.setAside);
+    if (there) keep = await readable(setAside);
   }
   const kv = await Deno.openKv(file);
   try {
