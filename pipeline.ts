@@ -19,7 +19,6 @@ import preprocess from "./tasks/preprocess.ts";
 import encode from "./tasks/encode.ts";
 import optimize from "./tasks/optimize.ts";
 import packageTask from "./tasks/package.ts";
-import { checkOutDir } from "./lib/store/publish.ts";
 
 /** The eight tasks, from the dataset spec to the packaged latents. */
 export const pipeline: Pipeline<Config> = {
@@ -40,10 +39,6 @@ export const pipeline: Pipeline<Config> = {
   defaultTargets: ["package"],
   // Slurm array tasks run this module's `worker`, also when the demo started the run.
   entry: import.meta.url,
-  // An output folder holding someone else's files is refused before any work.
-  preflight: async (config, { tasks }) => {
-    if (tasks.includes("package")) await checkOutDir(config.package.out_dir);
-  },
 };
 
 if (import.meta.main) Deno.exit(await main(pipeline, Deno.args));

@@ -14,12 +14,14 @@
 import { each, type Item } from "../lib/dag/task.ts";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
 import {
-  checkEncoder,
   gradientEvaluator,
   gradientFreeEvaluator,
   ModelError,
   ModelSession,
+  openVae,
 } from "../lib/model/vae.ts";
+import { LatentNormalization } from "../lib/model/normalization.ts";
+import { PRESETS } from "../lib/model/presets.ts";
 import { UnsupportedOpError } from "../lib/onnx/errors.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import { type OptimizeJob, optimizeLatents } from "../lib/optim/latent_optimizer.ts";
@@ -31,12 +33,28 @@ interface Models {
   encoder?: string;
 }
 
+const where = (source: { path?: string; url?: string }) => source.path ?? source.url ?? "?";
+
 export default each<Config, Models>({
   name: "optimize",
   deps: ["encode", "preprocess"],
-  config: ["optimize", "model.scaling_factor", "model.input_range"],
-  reads: ["model.encoder", "model.decoder", "model.providers", "model.threads"],
-  version: "1",
+  config: [
+    "optimize",
+    "model.scaling_factor",
+    "model.shift_factor",
+    "model.latents_mean",
+    "model.latents_std",
+    "model.input_range",
+  ],
+  reads: [
+    "model.encoder",
+    "model.decoder",
+    "model.preset",
+    "model.providers",
+    "model.threads",
+    "preprocess.size",
+  ],
+  version: "2",
   source: import.meta.url,
   describe: "refine every latent until the decoder matches the image",
   async prepare(ctx) {
@@ -48,7 +66,6 @@ export default each<Config, Models>({
       return { inputs, state: { decoder: decoder.path } };
     }
     const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", opts);
-    await checkEncoder(encoder.path, `model.encoder (${model.encoder.path ?? model.encoder.url})`);
     return {
       inputs: { decoder: decoder.digest, encoder: encoder.digest },
       state: { decoder: decoder.path, encoder: encoder.path },
@@ -79,27 +96,40 @@ export default each<Config, Models>({
         checkpoint,
       };
     };
+    const decoderLabel = `model.decoder (${where(model.decoder)})`;
+    // The stored latents carry the channel count encode derived from the models.
+    const normalization = LatentNormalization.of(shapes.latent[1], model);
     const settings = {
       batch: optimize.batch_size,
       latentShape: shapes.latent.slice(1) as [number, number, number],
-      scalingFactor: model.scaling_factor,
+      normalization,
+      imageShape: shapes.image.slice(1),
       loss: optimize.loss,
       charbonnierEps: optimize.charbonnier_eps,
     };
     const runtime = { providers: model.providers, threads: model.threads, log: ctx.log };
     const evaluator = optimize.method === "gradient"
-      ? await gradientEvaluator(models.decoder, settings, runtime).catch((e: Error) => {
-        // Name the decoder the user configured; an op without a gradient rule has a way out.
-        const hint = e instanceof UnsupportedOpError
-          ? `; optimize.method "gradient_free" needs no gradient rules`
-          : "";
-        throw new ModelError(
-          `model.decoder (${model.decoder.path ?? model.decoder.url}): ${e.message}${hint}`,
-        );
-      })
+      ? await gradientEvaluator(models.decoder, decoderLabel, settings, runtime).catch(
+        (e: Error) => {
+          if (e instanceof ModelError) throw e;
+          // Name the decoder the user configured; an op without a gradient rule has a way out.
+          const hint = e instanceof UnsupportedOpError
+            ? `; optimize.method "gradient_free" needs no gradient rules`
+            : "";
+          throw new ModelError(`${decoderLabel}: ${e.message}${hint}`);
+        },
+      )
       : gradientFreeEvaluator(
-        await ModelSession.open(models.encoder!, "encoder", runtime),
-        await ModelSession.open(models.decoder, "decoder", runtime),
+        await openVae({
+          encoder: { path: models.encoder!, label: `model.encoder (${where(model.encoder)})` },
+          decoder: { path: models.decoder, label: decoderLabel },
+          model,
+          size: ctx.config.preprocess.size,
+          runtime,
+        }),
+        await ModelSession.open(models.decoder, decoderLabel, runtime, {
+          float16Overflow: model.preset ? PRESETS[model.preset].fp16Overflow : undefined,
+        }),
         settings,
       );
     await optimizeLatents({

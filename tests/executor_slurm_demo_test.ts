@@ -1,3 +1,4 @@
+import { withoutRunSection } from "../lib/report/run_section.ts";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
@@ -6,7 +7,6 @@ import { PipelineProject } from "./fixtures/pipeline_project.ts";
 import { slurmSuite, slurmUnavailable } from "./fixtures/slurm.ts";
 import { ToyProject } from "./fixtures/toy_harness.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
-import { reportWithoutTimings } from "./chaos/chaos_run.ts";
 
 const slurmCase = slurmSuite("the demo pipeline on Slurm", await slurmUnavailable());
 
@@ -77,11 +77,14 @@ slurmCase(
       }
       const actual = await readTree(outDir);
 
-      // report.html states the run's timings, and .latentforge.json lists every published
-      // file's digest, the report's among them: both differ between any two runs. Every other
-      // file must be the same bytes, the report the same outside its timings, and the listed
-      // digests of the other files the same objects.
-      const varying = new Set(["report.html", ".latentforge.json"]);
+      // report.html and run.json state the run's date and timings, and .latentforge.json lists
+      // every published file's digest, theirs among them: these differ between any two runs.
+      // The report outside its run section, every other file and the listed digests of those
+      // files must be the same.
+      const varying = new Set(["report.html", "run.json", ".latentforge.json"]);
+      const report = (files: Map<string, Uint8Array>) =>
+        withoutRunSection(new TextDecoder().decode(files.get("report.html")));
+      assertEquals(report(actual), report(expected));
       assertEquals([...actual.keys()].sort(), [...expected.keys()].sort());
       const kinds = new Set([...expected.keys()].map((rel) => rel.replace(/^.*\//, "")));
       for (
@@ -95,9 +98,6 @@ slurmCase(
           "report.html",
         ]
       ) assert(kinds.has(kind), `the dataset has no ${kind}: ${[...kinds]}`);
-      const report = (files: Map<string, Uint8Array>) =>
-        reportWithoutTimings(new TextDecoder().decode(files.get("report.html")));
-      assert(report(actual) === report(expected), "report.html differs outside its timings");
       const differing = [...expected].filter(([rel, bytes]) => {
         const other = actual.get(rel)!;
         return !varying.has(rel) &&
@@ -106,7 +106,10 @@ slurmCase(
       assertEquals(differing, [], "files that differ between the local and the Slurm run");
       const listed = (files: Map<string, Uint8Array>) => {
         const marker = JSON.parse(new TextDecoder().decode(files.get(".latentforge.json")));
-        const { ["report.html"]: _report, ...rest } = marker.files as Record<string, string>;
+        const { ["report.html"]: _report, ["run.json"]: _run, ...rest } = marker.files as Record<
+          string,
+          string
+        >;
         return rest;
       };
       assertEquals(listed(actual), listed(expected));

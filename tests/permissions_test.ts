@@ -80,6 +80,7 @@ Deno.test("the launcher grants the config's paths and hosts, and nothing to othe
       model: {
         encoder: { path: join(dir, "m", "enc.onnx") },
         decoder: { url: "https://models.example.org/dec.onnx" },
+        scaling_factor: 1,
       },
       package: { out_dir: join(dir, "data", "out") },
       executor: { kind: "slurm", tasks: ["optimize"] },

@@ -9,7 +9,7 @@ import type { Reporter, RunEvent } from "../dag/events.ts";
 import { GraphError, TaskGraph } from "../dag/graph.ts";
 import { chooseReporter } from "../dag/progress.ts";
 import { errorText, runPipeline, type RunResult, type StaleReason } from "../dag/runner.ts";
-import type { Pipeline } from "../dag/task.ts";
+import type { Pipeline, Task } from "../dag/task.ts";
 import { acquireLease, type Lease, LeaseHeldError } from "../store/lease.ts";
 import { collectGarbage } from "../store/maintenance.ts";
 import { invalidateFrom } from "../store/invalidate.ts";
@@ -21,6 +21,7 @@ import { OutDirError } from "../store/publish.ts";
 import { ObjectStore } from "../store/objects.ts";
 import { AGGREGATE_ITEM, openRecords, RecordFormatError, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";
+import { formatReconciliation, lastReconciliation } from "../dataset/reconciliation.ts";
 import { runSchedule } from "./schedule.ts";
 import { runWorker, WorkerError } from "../dag/worker.ts";
 import type { Executor } from "../dag/remote.ts";
@@ -256,7 +257,7 @@ async function commandRun<C>(
   const config = await loadConfig(pipeline, opts.config, opts.set);
   const wanted = targets.length ? targets : pipeline.defaultTargets;
   for (const t of [...wanted, ...opts.force]) graph.get(t);
-  await pipeline.preflight?.(config, { tasks: graph.closure(wanted).map((t) => t.name) });
+  await checkConfig(graph.closure(wanted), config, opts.config);
   const executor = opts.dryRun
     ? undefined
     : await chooseExecutor(config, opts, pipeline.entry ?? Deno.mainModule);
@@ -334,6 +335,17 @@ async function rerunDamaged(
       `actions built from them (${which || "none recorded"})`,
   });
   return await go();
+}
+
+/** Each planned task's own check of the config against the machine (e.g. a missing folder). */
+async function checkConfig(tasks: readonly Task[], config: unknown, file: string) {
+  for (const task of tasks) {
+    try {
+      await task.check?.(config);
+    } catch (e) {
+      throw new ConfigError(`config ${file}: ${(e as Error).message}`);
+    }
+  }
 }
 
 /** The executor the config and `--executor` ask for; checks Slurm is reachable up front. */
@@ -432,6 +444,7 @@ async function plan<C>(
       reporter: silent,
       signal: new AbortController().signal,
       dryRun: true,
+      summaries: false,
     });
     const lastRuns = new Map<string, string>();
     for (const [task, last] of await records.lastRuns()) lastRuns.set(task, last.lastRun);
@@ -453,8 +466,9 @@ async function commandStatus<C>(
   const names = graph.order.map((t) => t.name);
   const { result, lastRuns } = await plan(pipeline, graph, names, opts);
   const rows = names.map((name) => statusRow(name, result, lastRuns.get(name) ?? null));
+  const reconciliation = await lastReconciliation(opts.cache);
   if (opts.json) {
-    console.log(JSON.stringify({ tasks: rows }, null, 2));
+    console.log(JSON.stringify({ tasks: rows, reconciliation }, null, 2));
     return EXIT.ok;
   }
   const header = ["task", "items", "cached", "stale", "failed", "last run"];
@@ -476,6 +490,7 @@ async function commandStatus<C>(
         .join("  "),
     );
   }
+  if (reconciliation) console.log(`\nlast run's ${formatReconciliation(reconciliation)}`);
   return EXIT.ok;
 }
 

@@ -28,7 +28,7 @@ export type RunEvent =
     reason?: string;
   }
   | { event: "retry"; task: string; item: string; attempt: number; delayMs: number; reason: string }
-  | { event: "log"; task: string; message: string }
+  | { event: "log"; task: string; message: string; detail?: string }
   | {
     event: "task-end";
     task: string;

@@ -23,6 +23,7 @@ import type {
 } from "../store/records.ts";
 import { AGGREGATE_ITEM, KEYS } from "../store/records.ts";
 import { configSlice, diffSlices, projectConfig } from "./config.ts";
+import { observedReporter, type RunFacts, RunFactsCollector } from "./run_facts.ts";
 import type { Reporter, TaskCounts, TaskStatus } from "./events.ts";
 import type { TaskGraph } from "./graph.ts";
 import { type Executor, readResults, resultPath, type WorkList } from "./remote.ts";
@@ -70,6 +71,11 @@ export interface RunOptions {
   concurrency?: number;
   /** Runs some per-item tasks elsewhere (e.g. as Slurm job arrays). */
   executor?: Executor;
+  /**
+   * Let per-item tasks sum themselves up (`EachTask.summarize`). Default true; `status` and
+   * `explain` plan without them.
+   */
+  summaries?: boolean;
 }
 
 /** Why one item would run (dry run / explain). */
@@ -127,6 +133,8 @@ class Runner {
   readonly #digests = new WeakMap<Output, string>();
   readonly #checkpointsDone: string[] = [];
 
+  /** What published outputs state about this run (see run_facts.ts). */
+  readonly facts: RunFactsCollector;
   /** The machine's fault that stopped the run (a full disk …), if one did. */
   systemic?: SystemicFault;
   /** Warns once when the work queued needs more space than the cache's disk has. */
@@ -134,8 +142,14 @@ class Runner {
   readonly #stop = new AbortController();
 
   constructor(options: RunOptions) {
+    const aggregates = options.graph.order.filter((t) => t.kind === "aggregate");
+    this.facts = new RunFactsCollector({ aggregates: aggregates.map((t) => t.name) });
     // A systemic fault stops the run the way an interrupt does.
-    this.o = { ...options, signal: AbortSignal.any([options.signal, this.#stop.signal]) };
+    this.o = {
+      ...options,
+      reporter: observedReporter(options.reporter, this.facts),
+      signal: AbortSignal.any([options.signal, this.#stop.signal]),
+    };
     this.writer = options.records.writer(() => options.store.syncDirs(), (e) => this.fault(e));
     this.space = new SpaceCheck(
       options.store,
@@ -344,7 +358,13 @@ class TaskState implements PoolHost {
       store: runner.o.store,
       cacheDir: runner.o.store.root,
       signal: runner.o.signal,
-      log: (message) => runner.o.reporter.emit({ event: "log", task: task.name, message }),
+      log: (message, detail) =>
+        runner.o.reporter.emit({
+          event: "log",
+          task: task.name,
+          message,
+          ...(detail === undefined ? {} : { detail }),
+        }),
       limit: runner.o.limit,
       configFile: runner.o.configFile,
     };
@@ -617,7 +637,11 @@ class TaskState implements PoolHost {
     const hit = await this.lookup(AGGREGATE_ITEM, key, comps);
     if (hit) {
       this.counts.cached = 1;
-      if (task.publish && !this.r.o.dryRun) await task.publish(this.ctx, hit.out);
+      if (task.publish && !this.r.o.dryRun) {
+        // The facts of the run that built this output, so the same files are published again.
+        const built = await this.r.o.records.kv.get<RunFacts>(KEYS.runFacts(task.name, key));
+        await task.publish(this.ctx, hit.out, built.value);
+      }
       this.#produce(AGGREGATE_ITEM, hit);
       return;
     }
@@ -628,8 +652,13 @@ class TaskState implements PoolHost {
     const work: Work = { item: { id: AGGREGATE_ITEM, inputs: {} }, key, comps, attempts: 0 };
     const started = performance.now();
     try {
-      const out = await this.#withRetry(work, () => task.run(this.ctx, this.r.upstream()));
-      if (task.publish) await task.publish(this.ctx, out);
+      const ctx = { ...this.ctx, lookupAlias: (name: string) => this.r.aliases.lookup(name) };
+      const out = await this.#withRetry(work, () => task.run(ctx, this.r.upstream()));
+      if (task.publish) {
+        const facts = this.r.facts.snapshot(task.name);
+        this.r.writer.set(KEYS.runFacts(task.name, key), facts);
+        await task.publish(this.ctx, out, facts);
+      }
       await this.#record(work, out, performance.now() - started);
     } catch (e) {
       if (this.r.fault(e) || this.r.o.signal.aborted) throw e;
@@ -724,9 +753,11 @@ class TaskState implements PoolHost {
         }]);
         pool.close();
         await pool.drained();
+        await this.#summarize(task, null, undefined);
         return;
       }
     }
+    const listed: Item[] = [];
     if (task.items) {
       let specs = await task.items(this.ctx, this.r.upstream());
       if (limit !== undefined) specs = specs.slice(0, limit);
@@ -734,12 +765,14 @@ class TaskState implements PoolHost {
       for (const spec of specs) {
         if (seen.has(spec.id)) throw new Error(`item id "${spec.id}" is listed twice`);
         seen.add(spec.id);
-        await consider({
+        const item = {
           id: spec.id,
           inputs: spec.inputs ?? {},
           params: spec.params,
           extra: spec.extra,
-        });
+        };
+        if (task.summarize) listed.push(item);
+        await consider(item);
       }
       pool.close();
       // Every item is known now: progress can show a total and an ETA.
@@ -792,13 +825,37 @@ class TaskState implements PoolHost {
       this.counts.final = true;
     }
     await pool.drained();
+    await this.#summarize(task, task.items ? listed : null, pool.state);
     if (task.teardown && pool.state !== undefined) await task.teardown(pool.state);
+    if (pool instanceof WorkPool && pool.failure !== undefined) throw pool.failure;
+    if (this.failed.size > 0 && this.done.size === 0 && this.status === "ok") {
+      // Nothing came through: the task did not do its job, whatever its items' reasons.
+      this.status = "failed";
+      this.reason = `all ${this.failed.size} items failed`;
+    }
     if (task.finish && !this.r.o.dryRun && !this.r.o.signal.aborted) {
       const done = new Map<string, Output>();
       for (const [id, p] of this.done) done.set(id, p.out);
       const expected = flowDeps.length ? this.dep(flowDeps[0]).expected : this.expected;
       await task.finish(this.ctx, { done, expected, failed: this.failed });
     }
+  }
+
+  async #summarize(task: EachTask, items: Item[] | null, state: unknown): Promise<void> {
+    if (!task.summarize || this.r.o.summaries === false || this.r.o.signal.aborted) return;
+    const done = new Map<string, Output>();
+    for (const [id, p] of this.done) if (!p.digest.startsWith(PENDING)) done.set(id, p.out);
+    await task.summarize(
+      { ...this.ctx, lookupAlias: (name: string) => this.r.aliases.lookup(name) },
+      {
+        items,
+        done,
+        failed: this.failed,
+        dryRun: this.r.o.dryRun ?? false,
+        upstream: this.r.upstream(),
+      },
+      state,
+    );
   }
 
   #produce(id: string, p: Produced): void {

@@ -7,11 +7,15 @@
 import type { Json } from "../store/canonical.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { Output } from "../store/records.ts";
+import type { RunFacts } from "./run_facts.ts";
 
-export type { Json, Output };
+export type { Json, Output, RunFacts };
 
-/** Logs a line on behalf of a task (shown above the progress lines, or as a JSON event). */
-export type Log = (message: string) => void;
+/**
+ * Logs a line on behalf of a task (shown above the progress lines, or as a JSON event).
+ * `detail` (e.g. a third-party library's own error text) goes to the JSON event only.
+ */
+export type Log = (message: string, detail?: string) => void;
 
 /** What every action is given. */
 export interface TaskContext<C = unknown> {
@@ -134,6 +138,11 @@ interface TaskCommon<C> {
   describe: string;
   /** Retry policy, given the task's config slice. */
   retry?: (config: C) => Partial<RetryPolicy>;
+  /**
+   * Checks the config against the machine before anything runs, in a dry run too (e.g. that a
+   * dataset folder exists). What it throws is a config error: exit code 2, nothing done.
+   */
+  check?: (config: C) => Promise<void>;
 }
 
 /** A task with one action over all its inputs. */
@@ -144,12 +153,18 @@ export interface AggregateTask<C = unknown> extends TaskCommon<C> {
    * digest), computed on every run and part of the key, so new data reruns the task.
    */
   fingerprint?: (ctx: TaskContext<C>) => Promise<Json>;
-  run(ctx: TaskContext<C>, upstream: Upstream): Promise<ActionResult>;
+  /** Its context can look up aliases, so it can reuse objects an earlier run built. */
+  run(
+    ctx: TaskContext<C> & Pick<ItemContext<C>, "lookupAlias">,
+    upstream: Upstream,
+  ): Promise<ActionResult>;
   /**
    * Lays the output out where users read it (e.g. `out/`), after a run and after a cache hit
-   * alike, so files outside the store always match the recorded output.
+   * alike, so files outside the store always match the recorded output. `run` holds the facts
+   * of the run that built the output (the same on every later cache hit; null when they were
+   * not recorded).
    */
-  publish?: (ctx: TaskContext<C>, output: Output) => Promise<void>;
+  publish?: (ctx: TaskContext<C>, output: Output, run: RunFacts | null) => Promise<void>;
 }
 
 /**
@@ -192,6 +207,27 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
    * that group's items.
    */
   runBatched?: (ctx: TaskContext<C>, source: ItemSource, state: S) => Promise<void>;
+  /**
+   * Sums the task up once its items are settled — in a run after the last item (before
+   * `teardown`), in `run --dry-run` with the items that would run — through `ctx.log`, with the
+   * same code in both, so a plan says what the run will say (e.g. which local copies would be
+   * adopted and which images downloaded). `items` lists every item of an `items()` task
+   * (`null` when they cannot be listed yet, or for a task whose items flow from upstream);
+   * `done` holds the outputs that exist (finished or cached); `state` is `prepare`'s, absent in
+   * a plan. `status` and `explain` do not call it.
+   */
+  summarize?: (
+    ctx: TaskContext<C> & Pick<ItemContext<C>, "lookupAlias">,
+    result: {
+      items: Item[] | null;
+      done: Map<string, Output>;
+      failed: Map<string, string>;
+      dryRun: boolean;
+      /** The upstream outputs (usable when `items` is not `null`). */
+      upstream: Upstream;
+    },
+    state: S | undefined,
+  ) => Promise<void>;
   /**
    * The group of an item for `runBatched`: items whose groups are equal (as JSON) can share a
    * batch, e.g. latents of one shape. Default: one group.
@@ -268,11 +304,6 @@ export interface Pipeline<C = unknown> {
    * pipeline's `import.meta.url`). Default: the module that started the process.
    */
   entry?: string;
-  /**
-   * Checks made before any work of a run (and its dry run), given the tasks it would run:
-   * e.g. that the output folder may be written. Throwing stops the run with exit code 2.
-   */
-  preflight?: (config: C, plan: { tasks: string[] }) => Promise<void>;
 }
 
 /** One config validation problem (zod's issue shape). */

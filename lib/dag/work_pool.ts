@@ -57,6 +57,11 @@ export class WorkPool {
   readonly task: EachTask;
   readonly limit: number;
   state: unknown;
+  /**
+   * Set when a batch loop itself failed (a model that cannot run, a broken machine): the task
+   * fails once with it, and the items it held or would get stay unrecorded, to run next time.
+   */
+  failure?: unknown;
   /** Single actions: one queue. Batched tasks: one queue per group, by the group's JSON. */
   readonly #queues = new Map<string, WorkQueue>();
   #active = 0;
@@ -79,6 +84,7 @@ export class WorkPool {
   }
 
   add(work: Work): void {
+    if (this.failure !== undefined) return;
     this.#enqueue(work);
     if (this.task.runBatched) {
       this.#startBatchLoop();
@@ -176,14 +182,14 @@ export class WorkPool {
         );
       }, (e) => {
         if (this.host.signal.aborted && isAbort(e)) return;
-        // The batch loop itself failed: every item of its group it holds or would get fails.
-        fail(e);
-        let w: Work | undefined;
-        while ((w = queue.take())) this.host.recordFailure(w, e, 0);
+        // The batch loop itself failed: the task's problem, told once, not once per item.
+        this.failure ??= e;
+        this.#handed.clear();
+        for (const q of this.#queues.values()) while (q.take());
       })
       .finally(() => {
         this.#batchLoop = undefined;
-        this.#startBatchLoop();
+        if (this.failure === undefined) this.#startBatchLoop();
         this.#check();
       });
   }

@@ -17,7 +17,8 @@ import { fsyncDir } from "./objects.ts";
 
 /**
  * Record prefixes the journal keeps: what a run needs to find its cached work again (action
- * records, key components, config slices, the files tasks used, objects' other names).
+ * records, key components, config slices, the files tasks used, objects' other names) and to
+ * publish it as it was (the facts of the run that built it).
  */
 export const JOURNALED = new Set([
   "action",
@@ -26,6 +27,7 @@ export const JOURNALED = new Set([
   "config-slice",
   "files",
   "alias",
+  "run-facts",
 ]);
 
 const FORMAT = JSON.stringify({ format: "latentforge-journal/1" });

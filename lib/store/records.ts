@@ -152,6 +152,8 @@ export const KEYS = {
   fileDigest: (path: string): Deno.KvKey => ["file-digest", path],
   alias: (name: string): Deno.KvKey => ["alias", name],
   aliases: ["alias"] as Deno.KvKey,
+  /** The facts of the run that built a published output (see lib/dag/run_facts.ts). */
+  runFacts: (task: string, key: string): Deno.KvKey => ["run-facts", task, key],
 } as const;
 
 /** Raised when a cache cannot be read by this version (written by a newer one, or damaged). */

@@ -385,7 +385,7 @@ export const CASES: BadInputCase[] = [
     },
     target: "encode",
     code: 1,
-    words: ["model.encoder", "rank3_encoder.onnx", "Invalid rank", "Expected: 3"],
+    words: ["model.encoder", "rank3_encoder.onnx", "cannot run on input", "[batch, 3, pixels]"],
   },
   {
     name: "decoder with an op the gradient graph does not support",

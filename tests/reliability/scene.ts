@@ -12,7 +12,7 @@
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KEYS } from "../../lib/store/records.ts";
-import { reportWithoutTimings } from "../chaos/chaos_run.ts";
+import { withoutRunSection } from "../../lib/report/run_section.ts";
 import { assertEquals } from "../fixtures/assert.ts";
 import { type Mirror, startMirror } from "../fixtures/mirror.ts";
 import { parse, type Ran } from "../fixtures/toy_harness.ts";
@@ -42,13 +42,16 @@ export async function readTree(dir: string): Promise<Tree> {
   return files;
 }
 
-/** The marker and the report's timings left out: what must match a clean run's bytes. */
+/**
+ * What must match a clean run's bytes: every file but the marker and `run.json` (the date and
+ * timings of the run that built the dataset), and the report outside its run section.
+ */
 export function comparable(tree: Tree): Map<string, string> {
   const out = new Map<string, string>();
   for (const [rel, bytes] of tree) {
-    if (rel === ".latentforge.json") continue;
+    if (rel === ".latentforge.json" || rel === "run.json") continue;
     const text = rel === "report.html"
-      ? reportWithoutTimings(new TextDecoder().decode(bytes))
+      ? withoutRunSection(new TextDecoder().decode(bytes))
       : Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
     out.set(rel, text);
   }
