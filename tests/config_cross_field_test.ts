@@ -32,7 +32,7 @@ Deno.test("the shipped configs publish to distinct folders, none inside another"
   }
   const fallback = pipeline.schema.safeParse({
     dataset: { kind: "folder", path: "x" },
-    model: { encoder: { path: "e" }, decoder: { path: "d" } },
+    model: { encoder: { path: "e" }, decoder: { path: "d" }, scaling_factor: 1 },
   });
   assert(fallback.success);
   dirs.set("(default)", resolve(fallback.data.package.out_dir));

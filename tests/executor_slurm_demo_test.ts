@@ -4,11 +4,11 @@ import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
 import { startMirror } from "./fixtures/mirror.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
-import { slurmSuite, slurmUnavailable } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 import { ToyProject } from "./fixtures/toy_harness.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
 
-const slurmCase = slurmSuite("the demo pipeline on Slurm", await slurmUnavailable());
+const slurmCase = slurmSuite("the demo pipeline on Slurm", await slurmRequirement());
 
 const DEMO_CONFIG = fileURLToPath(new URL("../config/demo.json", import.meta.url));
 const REPO = fileURLToPath(new URL("../", import.meta.url));

@@ -1,9 +1,9 @@
 import { join } from "node:path";
 import { assertEquals, assertMatch } from "./fixtures/assert.ts";
-import { slurmSuite, slurmUnavailable } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 import { parse, ToyProject } from "./fixtures/toy_harness.ts";
 
-const slurmCase = slurmSuite("Slurm executor recovery", await slurmUnavailable());
+const slurmCase = slurmSuite("Slurm executor recovery", await slurmRequirement());
 
 const executor = { kind: "slurm", tasks: ["scale"], array_tasks: 2, poll_s: 0.5, retries: 2 };
 const decoder = new TextDecoder();

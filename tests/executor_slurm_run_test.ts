@@ -1,8 +1,8 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
-import { slurmSuite, slurmUnavailable } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 import { parse, ToyProject } from "./fixtures/toy_harness.ts";
 
-const slurmCase = slurmSuite("run --executor slurm", await slurmUnavailable());
+const slurmCase = slurmSuite("run --executor slurm", await slurmRequirement());
 
 const executor = {
   kind: "slurm",

@@ -15,9 +15,9 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "./fixtures/assert.ts";
-import { slurmSuite, slurmUnavailable } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 
-const slurmCase = slurmSuite("the Slurm client functions", await slurmUnavailable());
+const slurmCase = slurmSuite("the Slurm client functions", await slurmRequirement());
 
 /** Generous: the tests share the node's two CPUs with whatever else is running. */
 const WAIT = { timeoutMs: 45_000, pollMs: 250 };

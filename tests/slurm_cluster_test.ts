@@ -1,14 +1,15 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
 import {
+  slurmRequirement,
   slurmSuite,
-  slurmUnavailable,
   slurmUnavailableWith,
   startSlurmCluster,
 } from "./fixtures/slurm.ts";
+import { testIf } from "./fixtures/skip.ts";
 
-const unavailable = await slurmUnavailable();
-const slurmCase = slurmSuite("the test cluster", unavailable);
+const slurm = await slurmRequirement();
+const slurmCase = slurmSuite("the test cluster", slurm);
 const text = new TextDecoder();
 
 async function run(command: string, args: string[], env: Record<string, string> = {}) {
@@ -79,9 +80,8 @@ slurmCase("the cluster's own munged issues credentials that verify", async (c) =
   assertEquals((key.mode ?? 0) & 0o777, 0o400, "munge.key mode");
 });
 
-Deno.test({
+testIf(slurm, {
   name: "stopping the test cluster cancels its jobs, ends its daemons and removes its directory",
-  ignore: unavailable !== null,
   async fn() {
     const before = Deno.env.get("SLURM_CONF");
     const cluster = await startSlurmCluster();

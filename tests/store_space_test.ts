@@ -1,15 +1,14 @@
 import { join } from "node:path";
 import { assertEquals, assertStringIncludes } from "./fixtures/assert.ts";
-import { mountTmpfs, tmpfsUnavailable } from "./fixtures/tmpfs.ts";
+import { mountTmpfs, tmpfsRequirement } from "./fixtures/tmpfs.ts";
+import { testIf } from "./fixtures/skip.ts";
 import { ObjectStore } from "../lib/store/objects.ts";
 import { SpaceCheck } from "../lib/store/space.ts";
 
-const unavailable = await tmpfsUnavailable();
-if (unavailable) console.warn(`skipping the free-space warning test: ${unavailable}`);
+const mounts = await tmpfsRequirement();
 
-Deno.test({
+testIf(mounts, {
   name: "the work a run queues is weighed against the free space, and the user warned once",
-  ignore: unavailable !== null,
   async fn() {
     const fs = await mountTmpfs({ sizeKb: 256 });
     if (typeof fs === "string") throw new Error(fs);

@@ -1,10 +1,10 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
-import { mountTmpfs, tmpfsUnavailable } from "./fixtures/tmpfs.ts";
+import { mountTmpfs, tmpfsRequirement } from "./fixtures/tmpfs.ts";
+import { testIf } from "./fixtures/skip.ts";
 import { freeBytes, systemicFault } from "../lib/store/systemic.ts";
 
-const unavailable = await tmpfsUnavailable();
-if (unavailable) console.warn(`skipping the full-disk and read-only tests: ${unavailable}`);
+const mounts = await tmpfsRequirement();
 
 async function caught(fn: () => Promise<unknown>): Promise<unknown> {
   try {
@@ -15,9 +15,8 @@ async function caught(fn: () => Promise<unknown>): Promise<unknown> {
   throw new Error("expected the call to fail");
 }
 
-Deno.test({
+testIf(mounts, {
   name: "a full disk, from a file write or from the record database, is a systemic fault",
-  ignore: unavailable !== null,
   async fn() {
     const fs = await mountTmpfs({ sizeKb: 256 });
     if (typeof fs === "string") throw new Error(fs);
@@ -58,9 +57,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+testIf(mounts, {
   name: "a read-only filesystem is a systemic fault, naming the path refused",
-  ignore: unavailable !== null,
   async fn() {
     const fs = await mountTmpfs({ sizeKb: 64, readOnly: true });
     if (typeof fs === "string") throw new Error(fs);
