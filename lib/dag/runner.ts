@@ -892,10 +892,19 @@ class TaskState implements PoolHost {
   }
 
   #withRetry<T>(work: Work, fn: () => Promise<T>): Promise<T> {
+    // A full disk is not retried like a dropped connection: it stops the run at once.
+    const attempt = async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        this.r.fault(e);
+        throw e;
+      }
+    };
     return withRetry(
       this.retryPolicy(),
       work,
-      fn,
+      attempt,
       this.r.o.signal,
       (_attempt, delayMs, e) => this.onRetry(work, e, delayMs),
     );

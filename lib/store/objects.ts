@@ -145,6 +145,41 @@ export class ObjectStore {
   }
 
   /**
+   * Reads an object into `scratch` (grown when too small, so a caller reading many objects
+   * reuses one buffer), checked against its digest like {@link ObjectStore.get}.
+   */
+  async readInto(
+    digest: string,
+    scratch: Uint8Array,
+  ): Promise<{ scratch: Uint8Array; length: number }> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.path(digest), { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) throw this.#missing(digest);
+      throw e;
+    }
+    let length = 0;
+    try {
+      while (true) {
+        if (length === scratch.length) {
+          const grown = new Uint8Array(Math.max(1024, scratch.length * 2));
+          grown.set(scratch);
+          scratch = grown;
+        }
+        const n = await file.read(scratch.subarray(length));
+        if (n === null) break;
+        length += n;
+      }
+    } finally {
+      file.close();
+    }
+    const actual = createHash("sha256").update(scratch.subarray(0, length)).digest("hex");
+    if (actual !== digest) throw await this.#corrupt(digest, actual);
+    return { scratch, length };
+  }
+
+  /**
    * Copies an object to `dest` (created, or truncated), hashing the bytes as they stream, and
    * fsyncs it. A mismatch removes `dest`, quarantines the object and raises
    * {@link CorruptObjectError}.

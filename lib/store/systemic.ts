@@ -147,8 +147,8 @@ function diskFull(path: string, cause: unknown): SystemicFault {
   return new SystemicFault("disk-full", {
     path: resolve(path),
     found: freeSpace(path),
-    todo: `free some space (deno task gc deletes what no recent run needs) or point --cache ` +
-      `at a larger disk, then run again; ${RESUME}`,
+    todo: `free some space on that disk (deno task gc deletes what no recent run needs) or ` +
+      `point --cache at a larger disk, then run again; ${RESUME}`,
     cause,
   });
 }

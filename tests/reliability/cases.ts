@@ -11,6 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { KEYS } from "../../lib/store/records.ts";
 import { nanDecoder, solidPng } from "../bad_inputs/generate.ts";
 import { assert, assertEquals, assertStringIncludes } from "../fixtures/assert.ts";
@@ -200,7 +201,7 @@ export const CASES: ReliabilityCase[] = [
   {
     name: "a run in which every optimize item fails, over a complete dataset",
     code: 1,
-    words: ["holds a complete dataset", "every item failed", "out.partial"],
+    words: ["all 6 items failed", 'upstream task "optimize" failed'],
     async act(s, stage) {
       const nan = join(s.dir, "nan_decoder.onnx");
       await nanDecoder(stage.vae.decoder, nan);
@@ -209,11 +210,8 @@ export const CASES: ReliabilityCase[] = [
     },
     async kept(s, stage) {
       assertSameDataset(await s.published(), stage.dataset, "the complete dataset");
-      const counts = JSON.parse(
-        new TextDecoder().decode((await readTree(`${s.out}.partial`)).get("manifest.json")),
-      ).counts as Record<string, number>;
-      assertEquals(Object.values(counts).reduce((a, b) => a + b, 0), 0);
-      return "out/ as the clean run left it; the empty dataset went to out.partial";
+      assertEquals((await readTree(`${s.out}.partial`)).size, 0, "an empty dataset was published");
+      return "out/ as the clean run left it; no empty dataset published anywhere";
     },
   },
   {
@@ -383,15 +381,21 @@ export const CASES: ReliabilityCase[] = [
       try {
         const failures = r.events.filter((e) => e.event === "item" && e.status === "failed");
         assertEquals(failures, [], "a disk-full fault was recorded as an item failure");
-        // The lease is free at once: the dead run's lock went with it.
-        const gc = await s.run(["gc", "--dry-run"]);
-        assertEquals(gc.code, 0, `gc right after: ${gc.stderr}`);
+        const retries = r.events.filter((e) => e.event === "retry");
+        assertEquals(retries, [], "a full disk was retried like a dropped connection");
+        // The lease is free at once: the run's lock went with it, nothing written to free it.
+        const lock = await Deno.open(join(s.cache, "lease.lock"), { read: true, write: true });
+        try {
+          assert(await lock.tryLock(true), "the lease is still held after the run ended");
+        } finally {
+          lock.close();
+        }
         await fs.remount({ sizeKb: 64 * 1024 });
         const again = await s.run(["run", "--json"]);
         assertEquals(again.code, 0, again.stderr);
         assertSameDataset(await s.published(), stage.dataset, "after freeing space");
-        return "no item failure recorded; lease free at once; after freeing space the rerun " +
-          "finished byte-identical to a clean run";
+        return "no item failure or retry recorded; lease free at once; after freeing space the " +
+          "rerun finished byte-identical to a clean run";
       } finally {
         await Deno.remove(s.cache);
       }
@@ -442,16 +446,7 @@ export const CASES: ReliabilityCase[] = [
       for (const [i, name] of names.entries()) {
         await Deno.writeFile(join(images, name), await solidPng(16, 40 + 50 * i));
       }
-      await Deno.writeTextFile(
-        s.configPath,
-        JSON.stringify({
-          dataset: { kind: "folder", path: images },
-          preprocess: { size: 16 },
-          model: { ...await model(s), encoder: { path: stage.vae.encoder } },
-          optimize: { max_steps: 2, batch_size: 4 },
-          package: { out_dir: "names", samples: 0 },
-        }),
-      );
+      await folderConfig(s, stage, images, "names");
       return await s.run(["run", "--json"]);
     },
     async kept(s) {
@@ -488,6 +483,97 @@ print(json.dumps({"ids": sorted(rows), "lines": sorted(lines)}))`,
       assert(lines.includes("line\\nbreak.png"), `escaped name in ${JSON.stringify(lines)}`);
       return `${csvs.length} metrics.csv read back by Python's csv module: 4 rows of equal width; ` +
         "manifest.txt 4 lines, the line break written as \\n";
+    },
+  },
+  {
+    name: "an image behind a symlinked subfolder edited in place",
+    code: 0,
+    words: [],
+    async act(s, stage) {
+      const photos = join(s.dir, "photos");
+      const elsewhere = join(s.dir, "elsewhere");
+      await Deno.mkdir(join(photos, "own"), { recursive: true });
+      await Deno.mkdir(elsewhere);
+      await Deno.writeFile(join(photos, "own", "a.png"), await solidPng(16, 40));
+      await Deno.writeFile(join(elsewhere, "b.png"), await solidPng(16, 120));
+      await Deno.symlink(elsewhere, join(photos, "linked"));
+      await folderConfig(s, stage, photos, "links");
+      const first = await s.run(["run", "--json"]);
+      assertEquals(first.code, 0, first.stderr);
+      before.set(s.dir, await readTree(join(s.dir, "links")));
+      await Deno.writeFile(join(elsewhere, "b.png"), await solidPng(16, 200));
+      return await s.run(["run", "--json"]);
+    },
+    async kept(s, _stage, r) {
+      const ran = ranTasks(r);
+      assertEquals(ran.preprocess, 1, `the edited image was not noticed: ${JSON.stringify(ran)}`);
+      const [was, now] = [before.get(s.dir)!, await readTree(join(s.dir, "links"))];
+      before.delete(s.dir);
+      const npz = [...now.keys()].find((k) => k.startsWith("linked/") && k.endsWith(".npz"))!;
+      assert(
+        was.get(npz)!.some((b, i) => b !== now.get(npz)![i]),
+        `${npz} still holds the old latents`,
+      );
+      return "the edit behind the link noticed: preprocess reran 1 image; its latents changed";
+    },
+  },
+  {
+    name: "a broken link and a link loop in the dataset folder",
+    code: 1,
+    words: ["dead.png is a broken link", "is a link loop"],
+    async act(s, stage) {
+      const photos = join(s.dir, "photos");
+      await Deno.mkdir(photos);
+      await Deno.writeFile(join(photos, "a.png"), await solidPng(16, 40));
+      await Deno.writeFile(join(photos, "b.png"), await solidPng(16, 160));
+      await Deno.symlink(join(s.dir, "gone.png"), join(photos, "dead.png"));
+      await Deno.symlink(photos, join(photos, "again"));
+      await folderConfig(s, stage, photos, "links");
+      return await s.run(["run", "--json"]);
+    },
+    async kept(s) {
+      const manifest = JSON.parse(
+        new TextDecoder().decode((await readTree(join(s.dir, "links"))).get("manifest.json")),
+      );
+      assertEquals(Object.keys(manifest.images).sort(), ["a", "b"]);
+      return "the other 2 images built and published; the two entries failed with their reasons";
+    },
+  },
+  {
+    name: "a link to a file outside the granted paths, under deno task run",
+    code: 1,
+    words: ["hostname.png links to", "outside the dataset folder and the paths this run may read"],
+    async act(s, stage) {
+      const photos = join(s.dir, "photos");
+      await Deno.mkdir(photos);
+      await Deno.writeFile(join(photos, "a.png"), await solidPng(16, 40));
+      const secret = await Deno.makeTempDir({ prefix: "latentforge-secret-" });
+      secrets.set(s.dir, secret);
+      await Deno.writeTextFile(join(secret, "hostname"), "db-server-7\n");
+      await Deno.symlink(join(secret, "hostname"), join(photos, "hostname.png"));
+      await folderConfig(s, stage, photos, join(s.dir, "links"));
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["task", "run", "--json", "--config", s.configPath, "--cache", s.cache],
+        cwd: REPO,
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return parse(out.code, out.stdout, out.stderr);
+    },
+    async kept(s) {
+      const digest = createHash("sha256").update("db-server-7\n").digest("hex");
+      assertEquals(await Deno.stat(s.objectPath(digest)).then(() => true, () => false), false);
+      const manifest = JSON.parse(
+        new TextDecoder().decode((await readTree(join(s.dir, "links"))).get("manifest.json")),
+      );
+      assertEquals(Object.keys(manifest.images), ["a"]);
+      return "the linked file was never read into the store; the other image published";
+    },
+    async cleanup(s) {
+      const secret = secrets.get(s.dir);
+      secrets.delete(s.dir);
+      if (secret) await Deno.remove(secret, { recursive: true });
     },
   },
   {
@@ -539,6 +625,23 @@ print(json.dumps({"ids": sorted(rows), "lines": sorted(lines)}))`,
 ];
 
 const mounts = new Map<string, Exclude<Awaited<ReturnType<typeof mountTmpfs>>, string>>();
+const before = new Map<string, Map<string, Uint8Array>>();
+const secrets = new Map<string, string>();
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+
+/** A config for a folder dataset (no labels), publishing to `outDir`. */
+async function folderConfig(s: Scene, stage: Stage, folder: string, outDir: string) {
+  await Deno.writeTextFile(
+    s.configPath,
+    JSON.stringify({
+      dataset: { kind: "folder", path: folder },
+      preprocess: { size: 16 },
+      model: { ...await model(s), encoder: { path: stage.vae.encoder } },
+      optimize: { max_steps: 2, batch_size: 4 },
+      package: { out_dir: outDir, samples: 0 },
+    }),
+  );
+}
 const others = new Map<string, Scene>();
 
 /** Unmounts what a row mounted for the scene. */
