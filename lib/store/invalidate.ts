@@ -46,7 +46,7 @@ export async function invalidateFrom(
   const invalid = new Set<number>();
   for (let changed = true; changed;) {
     changed = false;
-    for (const [n, { key, record }] of all.entries()) {
+    for (const [n, { key, record, current }] of all.entries()) {
       if (invalid.has(n)) continue;
       const task = String(key[1]);
       const fromBad = Object.values(record.objects).some((d) => tainted.has(d)) ||
@@ -55,7 +55,8 @@ export async function invalidateFrom(
       if (!fromBad) continue;
       invalid.add(n);
       tainted.add(record.digest);
-      taintedTasks.add(task);
+      // A superseded record built nothing current: only current ones taint aggregates.
+      if (current) taintedTasks.add(task);
       changed = true;
     }
   }
