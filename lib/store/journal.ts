@@ -5,8 +5,11 @@
  * Bazel's on-disk action cache is — when it is truncated, overwritten or deleted. `verify
  * --repair` replays the journal; `gc` compacts it into one snapshot.
  *
- * Each file is written to a temp name, fsynced and renamed, so it is whole or absent. File
- * names sort in writing order: `<ms since epoch, 15 digits>-<pid>-<sequence, 6 digits>.jsonl`.
+ * Each file is written to a temp name and renamed, so a reader never sees it half-written; a
+ * batch that deletes records is fsynced first (the deletion must survive whatever happens to the
+ * database), while new records are not (a batch lost to a power cut only reruns, and the
+ * replay skips a file the cut left torn). File names sort in writing order:
+ * `<ms since epoch, 15 digits>-<pid>-<sequence, 6 digits>.jsonl`.
  * A file's first line is `{"format":"latentforge-journal/1"}`; each further line is one
  * mutation, `[key, value]` for a set or `[key]` for a delete.
  *
@@ -39,11 +42,6 @@ export interface JournalEntry {
   value?: unknown;
 }
 
-/** Raised when a journal file cannot be read as one. */
-export class JournalError extends Error {
-  override readonly name = "JournalError";
-}
-
 /** Appends batches of record mutations to `<cache>/journal/`. */
 export class Journal {
   readonly dir: string;
@@ -71,7 +69,8 @@ export class Journal {
     }
     const seq = String(this.#seq++).padStart(6, "0");
     const name = `${String(Date.now()).padStart(15, "0")}-${Deno.pid}-${seq}.jsonl`;
-    await writeDurably(this.dir, name, lines(kept));
+    const deletes = kept.some((m) => m.value === undefined);
+    await writeFile(this.dir, name, lines(kept), { durable: deletes });
   }
 
   /**
@@ -97,10 +96,11 @@ export class Journal {
     for await (const e of current) if (JOURNALED.has(String(e.key[0]))) entries.push(e);
     await Deno.mkdir(this.dir, { recursive: true });
     const seq = String(this.#seq++).padStart(6, "0");
-    await writeDurably(
+    await writeFile(
       this.dir,
       `${String(Date.now()).padStart(15, "0")}-${Deno.pid}-${seq}.jsonl`,
       lines(entries),
+      { durable: true },
     );
     for (const f of before) await Deno.remove(join(this.dir, f));
     if (before.length) await fsyncDir(this.dir);
@@ -150,25 +150,29 @@ export async function replayJournal(cacheDir: string): Promise<Map<string, Journ
   const dir = join(cacheDir, "journal");
   const out = new Map<string, JournalEntry>();
   for (const name of await journalFiles(dir)) {
-    const text = await Deno.readTextFile(join(dir, name));
-    const rows = text.split("\n");
-    if (rows[0] !== FORMAT) {
-      throw new JournalError(
-        `${join(dir, name)}: expected a first line ${FORMAT}, found ${rows[0]}`,
-      );
-    }
-    for (const [i, row] of rows.slice(1).entries()) {
-      if (row === "") continue;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(row);
-      } catch {
-        throw new JournalError(`${join(dir, name)} line ${i + 2}: expected JSON, found ${row}`);
-      }
-      const [key, value] = parsed as [Deno.KvKey, unknown?];
+    const batch = parseBatch(await Deno.readTextFile(join(dir, name)));
+    // A batch of new records a power cut left torn only reruns those actions.
+    if (batch === null) continue;
+    for (const { key, value } of batch) {
       const id = JSON.stringify(key);
-      if ((parsed as unknown[]).length === 1) out.delete(id);
+      if (value === undefined) out.delete(id);
       else out.set(id, { key, value });
+    }
+  }
+  return out;
+}
+
+/** The mutations of one journal file, or null when it is not whole (torn by a power cut). */
+function parseBatch(text: string): JournalEntry[] | null {
+  const rows = text.split("\n");
+  if (rows[0] !== FORMAT || rows[rows.length - 1] !== "") return null;
+  const out: JournalEntry[] = [];
+  for (const row of rows.slice(1, -1)) {
+    try {
+      const parsed = JSON.parse(row) as [Deno.KvKey, unknown?];
+      out.push(parsed.length === 1 ? { key: parsed[0] } : { key: parsed[0], value: parsed[1] });
+    } catch {
+      return null;
     }
   }
   return out;
@@ -181,16 +185,21 @@ function lines(entries: JournalEntry[]): Uint8Array {
   return new TextEncoder().encode([FORMAT, ...rows].join("\n") + "\n");
 }
 
-async function writeDurably(dir: string, name: string, bytes: Uint8Array): Promise<void> {
+async function writeFile(
+  dir: string,
+  name: string,
+  bytes: Uint8Array,
+  { durable }: { durable: boolean },
+): Promise<void> {
   const tmp = join(dir, `.${name}.tmp`);
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
     let written = 0;
     while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.sync();
+    if (durable) await file.sync();
   } finally {
     file.close();
   }
   await Deno.rename(tmp, join(dir, name));
-  await fsyncDir(dir);
+  if (durable) await fsyncDir(dir);
 }
