@@ -10,7 +10,11 @@ import { openRecords } from "../lib/store/records.ts";
 import type { Reconciliation } from "../lib/dataset/reconciliation.ts";
 
 /** The model section is required by the schema; runs that stop before any model is read. */
-const NO_MODEL = { encoder: { path: "unused.onnx" }, decoder: { path: "unused.onnx" } };
+const NO_MODEL = {
+  encoder: { path: "unused.onnx" },
+  decoder: { path: "unused.onnx" },
+  scaling_factor: 1,
+};
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
 
@@ -208,7 +212,12 @@ Deno.test("kill -9 during adoption: the rerun adopts nothing twice and downloads
     const child = p.command(["run", "fetch-images", "--json", "--concurrency", "1"]).spawn();
     const reader = child.stdout.getReader();
     let text = "";
-    while ((text.match(/"task":"fetch-images","item"/g) ?? []).length < 15) {
+    // Killed once 15 items have finished and some of them are recorded (records reach the disk
+    // in batches): each new line of output is the moment to look again.
+    while (
+      (text.match(/"task":"fetch-images","item"/g) ?? []).length < 15 ||
+      (await recordedIds(p.cache, "fetch-images")).size === 0
+    ) {
       const { value, done } = await reader.read();
       if (done) break;
       text += new TextDecoder().decode(value);

@@ -290,7 +290,8 @@ export async function launch(
   });
   const child = new Deno.Command("deno", {
     args: ["run", ...denoFlags(p), entry, ...args],
-    env: { TMPDIR: p.tmpDir },
+    // ONNX Runtime's telemetry would write a device id under ~/.cache and logs into TMPDIR.
+    env: { TMPDIR: p.tmpDir, ORT_DISABLE_TELEMETRY: "1" },
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
