@@ -16,6 +16,7 @@ const benches: Record<string, string> = {
   soak: "./soak.ts",
   package: "./package.ts",
   providers: "./providers.ts",
+  throughput: "./throughput.ts",
 };
 
 const [name, ...rest] = Deno.args;

@@ -95,10 +95,19 @@ export class ActionRunner implements PoolHost, RemoteHost {
 
   /** Runs `fn` for `work` under the task's retry policy, reporting each retry. */
   withRetry<T>(work: Work, fn: () => Promise<T>): Promise<T> {
+    // A full disk is not retried like a dropped connection: it stops the run at once.
+    const attempt = async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        this.#driver.run.fault(e);
+        throw e;
+      }
+    };
     return withRetry(
       this.retryPolicy(),
       work,
-      fn,
+      attempt,
       this.signal,
       (_attempt, delayMs, e) => this.onRetry(work, e, delayMs),
     );
@@ -139,6 +148,8 @@ export class ActionRunner implements PoolHost, RemoteHost {
 
   recordFailure(work: Work, e: unknown, ms: number): void {
     const d = this.#driver;
+    // A full disk or a read-only folder is no fault of the item: it stops the run instead.
+    if (d.run.fault(e)) return;
     const reason = errorText(e);
     this.#recorder.recordFailure(work, e, reason);
     d.failed.set(work.item.id, reason);

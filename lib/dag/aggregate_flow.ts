@@ -59,7 +59,7 @@ export async function driveAggregate(d: TaskDriver, task: AggregateTask): Promis
     }
     await d.actions.record(work, out, performance.now() - started);
   } catch (e) {
-    if (d.signal.aborted) throw e;
+    if (d.run.fault(e) || d.signal.aborted) throw e;
     d.actions.recordFailure(work, e, performance.now() - started);
     throw e;
   }

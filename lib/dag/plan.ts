@@ -23,6 +23,8 @@ import { UpstreamError } from "./errors.ts";
 import type { TaskCounts, TaskStatus } from "./events.ts";
 import type { RunContext, RunOptions } from "./run_context.ts";
 import { observedReporter, RunFactsCollector } from "./run_facts.ts";
+import { type SystemicFault, systemicFault } from "../store/systemic.ts";
+import { SpaceCheck } from "../store/space.ts";
 import type { Upstream } from "./task.ts";
 import { type ItemPlan, TaskDriver } from "./task_driver.ts";
 
@@ -34,6 +36,8 @@ export interface RunResult {
   status: "ok" | "failed" | "interrupted";
   exitCode: number;
   tasks: Map<string, TaskSummary>;
+  /** The fault of the machine or the store that stopped the run (exit code 3). */
+  fault?: SystemicFault;
 }
 
 /** One task's part of a run or plan. */
@@ -92,6 +96,10 @@ class Runner implements RunContext {
   readonly aliases: ObjectAliases;
   /** What published outputs state about this run (see run_facts.ts). */
   readonly facts: RunFactsCollector;
+  /** The machine's fault that stopped the run (a full disk …), if one did. */
+  systemic?: SystemicFault;
+  readonly space: SpaceCheck;
+  readonly #stop = new AbortController();
   readonly drivers = new Map<string, TaskDriver>();
   readonly #digests = new WeakMap<Output, string>();
   readonly #checkpointsDone: string[] = [];
@@ -99,8 +107,18 @@ class Runner implements RunContext {
   constructor(options: RunOptions) {
     const aggregates = options.graph.order.filter((t) => t.kind === "aggregate");
     this.facts = new RunFactsCollector({ aggregates: aggregates.map((t) => t.name) });
-    this.options = { ...options, reporter: observedReporter(options.reporter, this.facts) };
-    this.writer = options.records.writer(() => options.store.syncDirs());
+    // A systemic fault stops the run the way an interrupt does.
+    this.options = {
+      ...options,
+      reporter: observedReporter(options.reporter, this.facts),
+      signal: AbortSignal.any([options.signal, this.#stop.signal]),
+    };
+    this.writer = options.records.writer(() => options.store.syncDirs(), (e) => this.fault(e));
+    this.space = new SpaceCheck(
+      options.store,
+      (message) =>
+        options.reporter.emit({ event: "log", task: "run", message: `warning: ${message}` }),
+    );
     this.aliases = new ObjectAliases(options.records, options.store);
   }
 
@@ -128,14 +146,19 @@ class Runner implements RunContext {
     for (const task of closure) this.drivers.set(task.name, new TaskDriver(this, task));
     await Promise.all([...this.drivers.values()].map((d) => d.load()));
     await Promise.all([...this.drivers.values()].map((d) => d.drive()));
-    await this.writer.flush();
-    if (!dryRun) await this.#removeCheckpoints();
+    try {
+      await this.writer.flush();
+    } catch (e) {
+      if (!this.fault(e)) throw e;
+    }
+    if (!dryRun && !this.systemic) await this.#removeCheckpoints();
 
-    const interrupted = this.options.signal.aborted;
+    const interrupted = this.options.signal.aborted && !this.systemic;
     const failed = [...this.drivers.values()].some((d) => d.status !== "ok" || d.failed.size > 0);
-    const status = interrupted ? "interrupted" : failed ? "failed" : "ok";
-    const exitCode = interrupted ? 130 : failed ? 1 : 0;
-    if (!dryRun) {
+    const status = interrupted ? "interrupted" : failed || this.systemic ? "failed" : "ok";
+    const exitCode = this.systemic ? 3 : interrupted ? 130 : failed ? 1 : 0;
+    // After a fault of the disk nothing more is written: the next run starts from the records.
+    if (!dryRun && !this.systemic) {
       const counts: Record<string, { ran: number; cached: number; failed: number; total: number }> =
         {};
       for (const [name, { counts: c }] of this.drivers) {
@@ -167,7 +190,15 @@ class Runner implements RunContext {
     });
     const tasks = new Map<string, TaskSummary>();
     for (const [name, d] of this.drivers) tasks.set(name, summary(d));
-    return { run: this.runId, status, exitCode, tasks };
+    return { run: this.runId, status, exitCode, tasks, fault: this.systemic };
+  }
+
+  fault(e: unknown): boolean {
+    const f = systemicFault(e, { cacheDir: this.options.store.root });
+    if (!f) return false;
+    this.systemic ??= f;
+    this.#stop.abort();
+    return true;
   }
 
   /** Checkpoints of finished actions: this run's, and those an earlier killed run left. */

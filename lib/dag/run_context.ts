@@ -12,6 +12,7 @@ import type { Executor } from "./remote.ts";
 import type { Upstream } from "./task.ts";
 import type { TaskDriver } from "./task_driver.ts";
 import type { RunFactsCollector } from "./run_facts.ts";
+import type { SpaceCheck } from "../store/space.ts";
 
 /** How to run. */
 export interface RunOptions {
@@ -24,6 +25,8 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Only the first N items of every listing (for trying things). */
   limit?: number;
+  /** The config file `config` was loaded from (tasks record it with what they publish). */
+  configFile?: string;
   /** Plan only: decide what would run and why, execute nothing. */
   dryRun?: boolean;
   /** Tasks whose cache is ignored. */
@@ -56,4 +59,11 @@ export interface RunContext {
   remember(out: Output, digest: string): void;
   /** Notes a finished action's checkpoint, removed once its record is committed. */
   checkpointDone(path: string): void;
+  /**
+   * Stops the run when `e` is a fault of the machine or the store rather than of an item (a
+   * full disk, a read-only folder, a damaged database); returns whether it was.
+   */
+  fault(e: unknown): boolean;
+  /** Warns once when the work queued needs more space than the cache's disk has. */
+  readonly space: SpaceCheck;
 }

@@ -96,6 +96,8 @@ export class TaskDriver {
           ...(detail === undefined ? {} : { detail }),
         }),
       files: {},
+      limit: run.options.limit,
+      configFile: run.options.configFile,
     };
     this.actions = new ActionRunner(this);
   }
@@ -218,6 +220,7 @@ export class TaskDriver {
       else if (!(await driveItems(this, task, flowDeps))) return;
       this.#end(this.signal.aborted ? "interrupted" : this.status, this.reason);
     } catch (e) {
+      this.run.fault(e);
       this.#end(this.signal.aborted ? "interrupted" : "failed", errorText(e));
     }
   }
@@ -296,6 +299,11 @@ export class TaskDriver {
         `task "${this.name}": item "${id}" has inputs that are not known while running`,
       );
     }
+    this.run.space.expect(
+      this.name,
+      item.params,
+      () => [...this.records.values()].slice(0, 16).map((r) => Object.values(r.objects)),
+    );
     pool.add({ item, key: decision.key, comps, attempts: 0 });
   }
 
