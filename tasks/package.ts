@@ -61,9 +61,9 @@ export default aggregate<Config>({
     "fetch-json",
   ],
   // Everything that shapes the data or its description, which the files record as their
-  // config. Where things are (model, spec and labels locations: their content is in the
-  // upstream keys; out_dir; mirrors), how they run (providers, threads, download tuning,
-  // executor) and when (schedule) do not.
+  // config. Where inputs are (model, spec and labels locations: their content is in the
+  // upstream keys; mirrors), how things run (providers, threads, download tuning, executor)
+  // and when (schedule) do not.
   config: [
     "dataset",
     "!dataset.spec",
@@ -78,10 +78,10 @@ export default aggregate<Config>({
     "!model.providers",
     "!model.threads",
     "optimize",
+    // out_dir too: the files record the config they were written with.
     "package",
-    "!package.out_dir",
   ],
-  reads: ["model.providers", "model.threads", "package.out_dir"],
+  reads: ["model.providers", "model.threads"],
   version: "3",
   source: import.meta.url,
   describe: "write the dataset files and the report",

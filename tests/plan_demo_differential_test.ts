@@ -61,7 +61,6 @@ const RUN_ONLY = [
   "download.quota_backoff_s",
   "download.materialize",
   "dataset.mirrors",
-  "package.out_dir",
 ];
 const EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_DEMO_EDITS") ?? 30);
 const FOLDER_EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_FOLDER_EDITS") ?? 6);
