@@ -11,14 +11,25 @@
  */
 import { each, type Item, type Output } from "../lib/dag/task.ts";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
-import { checkImageSides, encodeImages, type OpenedVae, openVae } from "../lib/model/vae.ts";
+import {
+  checkBucketStep,
+  checkImageSides,
+  encodeImages,
+  type OpenedVae,
+  openVae,
+} from "../lib/model/vae.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
 
 /** Images per encoder call. */
 const BATCH = 4;
 
-export default each<Config, { open: () => Promise<OpenedVae> }>({
+interface State {
+  open: () => Promise<OpenedVae>;
+  release: () => Promise<void>;
+}
+
+export default each<Config, State>({
   name: "encode",
   deps: ["preprocess"],
   config: [
@@ -35,6 +46,8 @@ export default each<Config, { open: () => Promise<OpenedVae> }>({
     "model.providers",
     "model.threads",
     "preprocess.size",
+    "preprocess.crop",
+    "preprocess.buckets.step",
   ],
   version: "2",
   source: import.meta.url,
@@ -55,12 +68,24 @@ export default each<Config, { open: () => Promise<OpenedVae> }>({
         size: ctx.config.preprocess.size,
         runtime: { providers: model.providers, threads: model.threads, log: ctx.log },
       });
-    return { inputs: { encoder: encoder.digest, decoder: decoder.digest }, state: { open } };
+    const release = async () => {
+      const opened = await vae?.catch(() => undefined);
+      await opened?.encoder.release();
+    };
+    return {
+      inputs: { encoder: encoder.digest, decoder: decoder.digest },
+      state: { open, release },
+    };
   },
   // A batch holds images of one size.
   group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,
+  async teardown(state) {
+    await state.release();
+  },
   async runBatched(ctx, source, state) {
     const vae = await state.open();
+    const { crop, buckets } = ctx.config.preprocess;
+    if (crop === "buckets") checkBucketStep(vae, buckets.step);
     const [, , height, width] = source.group as number[];
     checkImageSides(vae, height, width);
     while (true) {

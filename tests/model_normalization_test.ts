@@ -10,6 +10,7 @@ import { assert, assertEquals, assertStringIncludes } from "./fixtures/assert.ts
 import { tinySdDecoder, writeVae } from "./fixtures/vae.ts";
 import { VaeProject } from "./fixtures/vae_project.ts";
 import { LatentNormalization, NormalizationError } from "../lib/model/normalization.ts";
+import { gradientFreeEvaluator, ModelSession, openVae } from "../lib/model/vae.ts";
 import { checkGradient, seededRandom } from "../lib/onnx/gradient_check.ts";
 import { encodeModel } from "../lib/onnx/model_io.ts";
 
@@ -123,5 +124,72 @@ Deno.test("normalization: statistics for fewer channels than the models have sto
     );
   } finally {
     await p.cleanup();
+  }
+});
+
+Deno.test("normalization: the gradient-free direction is E(D(z)) − E(x) in the stored space", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const vae = await writeVae(dir, { family: "patch", latentChannels: 4, factor: 8 });
+    const settings = {
+      scaling_factor: 0.6,
+      shift_factor: -0.2,
+      latents_mean: [0.2, 0, -0.1, 0.4],
+      latents_std: [1.5, 0.5, 1, 2],
+    };
+    const runtime = { providers: ["cpu"], threads: 1, log: () => {} };
+    const opened = await openVae({
+      encoder: { path: vae.encoder, label: "encoder" },
+      decoder: { path: vae.decoder, label: "decoder" },
+      model: { ...settings, input_range: [-1, 1] },
+      size: 16,
+      runtime,
+    });
+    const decoder = await ModelSession.open(vae.decoder, "decoder", runtime);
+    const plainEncoder = await ort.InferenceSession.create(vae.encoder);
+    const plainDecoder = await ort.InferenceSession.create(vae.decoder);
+    try {
+      const latentShape: [number, number, number] = [4, 2, 2];
+      const evaluator = gradientFreeEvaluator(opened, decoder, {
+        batch: 1,
+        latentShape,
+        normalization: opened.normalization,
+        loss: "l2",
+        charbonnierEps: 1e-3,
+      });
+      const rand = seededRandom(9);
+      const s = Float32Array.from({ length: 16 }, () => rand() * 2 - 1);
+      const anchor = Float32Array.from({ length: 16 }, () => rand() * 2 - 1);
+      const target = new Float32Array(3 * 16 * 16);
+      const { directions } = await evaluator.evaluate(s, target, anchor);
+      // The same by hand: z by the documented formula, D, E, normalized back, minus the anchor.
+      const channel = (i: number) => Math.floor(i / 4);
+      const z = Float32Array.from(
+        s,
+        (v, i) =>
+          (v / settings.scaling_factor + settings.shift_factor) *
+            settings.latents_std[channel(i)] + settings.latents_mean[channel(i)],
+      );
+      const image = (await plainDecoder.run({
+        latent_sample: new ort.Tensor("float32", z, [1, ...latentShape]),
+      })).sample;
+      const again = (await plainEncoder.run({ sample: image })).latent_sample.data as Float32Array;
+      for (let i = 0; i < 16; i++) {
+        const c = channel(i);
+        const stored = ((again[i] - settings.latents_mean[c]) / settings.latents_std[c] -
+          settings.shift_factor) * settings.scaling_factor;
+        assert(
+          Math.abs(directions[i] - (stored - anchor[i])) < 1e-5,
+          `direction ${i}: ${directions[i]} vs ${stored - anchor[i]}`,
+        );
+      }
+    } finally {
+      await opened.encoder.release();
+      await decoder.release();
+      await plainEncoder.release();
+      await plainDecoder.release();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
+import { requirement, testIf } from "./fixtures/skip.ts";
 import { writeVae } from "./fixtures/vae.ts";
 import { VaeProject } from "./fixtures/vae_project.ts";
 import {
@@ -174,15 +175,13 @@ Deno.test("providers: a run on [cuda, cpu] says so once and records cpu with eve
   }
 });
 
-Deno.test({
+testIf(requirement("platform", Deno.build.os === "darwin", "CoreML runs on macOS only"), {
   name: "providers: CoreML runs a model on macOS",
-  ignore: Deno.build.os !== "darwin",
   fn: async () => await runsOn("coreml"),
 });
 
-Deno.test({
+testIf(requirement("platform", Deno.build.os === "windows", "DirectML runs on Windows only"), {
   name: "providers: DirectML runs a model on Windows",
-  ignore: Deno.build.os !== "windows",
   fn: async () => await runsOn("dml"),
 });
 
@@ -199,6 +198,3 @@ async function runsOn(provider: string): Promise<void> {
   assertEquals([...(out[session.outputNames[0]].data as Float32Array)], [0, 2, 0, 4]);
   await session.release();
 }
-
-if (Deno.build.os !== "darwin") console.log("SKIP(platform): CoreML runs on macOS only");
-if (Deno.build.os !== "windows") console.log("SKIP(platform): DirectML runs on Windows only");

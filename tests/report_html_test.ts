@@ -10,7 +10,8 @@ import {
   withoutRunSection,
   withRunSection,
 } from "../lib/report/run_section.ts";
-import { CHROMIUM_PATH, chromiumAvailable, withChromiumPage } from "./fixtures/chromium.ts";
+import { chromiumRequirement, withChromiumPage } from "./fixtures/chromium.ts";
+import { testIf } from "./fixtures/skip.ts";
 
 /** Seeded PRNG: the same report every run. */
 function random(seed: number): () => number {
@@ -221,12 +222,8 @@ Deno.test("renderReport draws placeholders, not broken charts, for a run where e
   assert.ok(html.includes("connection refused"));
 });
 
-const noChromium = !chromiumAvailable();
-if (noChromium) console.warn(`skipping the browser test of the report: ${CHROMIUM_PATH} is absent`);
-
-Deno.test({
+testIf(chromiumRequirement(), {
   name: "report loads in headless Chromium without errors, with sized charts and decoded images",
-  ignore: noChromium,
   async fn() {
     const outDir = await Deno.makeTempDir({ prefix: "latentforge-report-" });
     try {

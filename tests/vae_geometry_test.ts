@@ -11,6 +11,7 @@ import { type InProcessRun, VaeProject } from "./fixtures/vae_project.ts";
 import { GraphBuilder } from "../lib/onnx/graph_builder.ts";
 import { writeModel } from "../lib/onnx/model_io.ts";
 import { DataType } from "../lib/onnx/tensor.ts";
+import { openRecords } from "../lib/store/records.ts";
 
 const IMAGES = 4;
 
@@ -38,6 +39,31 @@ function assertOneError(run: InProcessRun, words: string[]): string {
   for (const w of words) assertStringIncludes(end!.reason ?? "", w);
   return end!.reason!;
 }
+
+Deno.test("geometry: 32 channels at 32× downsampling (DC-AE's geometry) are found and encoded", async () => {
+  const p = await VaeProject.create(IMAGES, 64);
+  try {
+    const vae = await writeVae(join(p.dir, "f32"), {
+      family: "patch",
+      latentChannels: 32,
+      factor: 32,
+    });
+    const run = await encodeWith(p, vae.encoder, vae.decoder, { scaling_factor: 1 });
+    assertEquals(run.exitCode, 0, JSON.stringify(run.ends.get("encode")));
+    assertEquals(run.ends.get("encode")?.counts.ran, IMAGES);
+    const records = await openRecords(p.cache);
+    try {
+      const shapes = [...(await records.actions("encode")).values()].map((r) =>
+        (r.meta as { shape: number[] }).shape
+      );
+      assertEquals(shapes, Array(IMAGES).fill([1, 32, 2, 2]));
+    } finally {
+      records.close();
+    }
+  } finally {
+    await p.cleanup();
+  }
+});
 
 Deno.test("geometry: encoder and decoder with different latent channels are one error naming both", async () => {
   const p = await VaeProject.create(IMAGES, 64);

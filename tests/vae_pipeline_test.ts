@@ -11,7 +11,9 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import sharp from "sharp";
 import { assert, assertEquals } from "./fixtures/assert.ts";
-import { python, pythonWith } from "./fixtures/pipeline_project.ts";
+import { python } from "./fixtures/pipeline_project.ts";
+import { pythonRequirement } from "./fixtures/python.ts";
+import { partIf } from "./fixtures/skip.ts";
 import { type VaeSpec, writeVae } from "./fixtures/vae.ts";
 import { VaeProject } from "./fixtures/vae_project.ts";
 import { decodeNpz } from "../lib/format/npz.ts";
@@ -22,8 +24,7 @@ import { gradientEvaluator } from "../lib/model/vae.ts";
 import { LatentNormalization } from "../lib/model/normalization.ts";
 import { seededRandom } from "../lib/onnx/gradient_check.ts";
 
-const hasH5py = await pythonWith("numpy", "h5py");
-if (!hasH5py) console.warn("skipping the numpy/h5py checks: /usr/bin/python3 lacks numpy or h5py");
+const numpyH5py = pythonRequirement("numpy, h5py");
 
 const SIDE = 32;
 const IMAGES = 3;
@@ -155,7 +156,8 @@ function reportSamples(html: string, id: string): string[] {
 }
 
 for (const c of CASES) {
-  Deno.test(`any VAE end to end: ${c.name}`, async () => {
+  const name = `any VAE end to end: ${c.name}`;
+  Deno.test(name, async () => {
     const p = await VaeProject.create(IMAGES, SIDE + 8);
     try {
       const vae = await writeVae(join(p.dir, "vae"), c.spec);
@@ -212,7 +214,7 @@ for (const c of CASES) {
       assertEquals(manifest.models.latent_channels, c.channels);
       assertEquals(manifest.models.latents_std, c.std);
 
-      if (hasH5py) {
+      if (partIf(numpyH5py, name, "the numpy, h5py and safetensors-header checks")) {
         const found = await python<Record<string, unknown>>(`
 import h5py, json, struct, numpy as np
 d = np.load(${JSON.stringify(join(dir, "latents.npz"))})

@@ -152,6 +152,26 @@ export function checkImageSides(vae: OpenedVae, height: number, width: number): 
 }
 
 /**
+ * Checks the bucket step is a multiple of the spatial factor, before any image is encoded: every
+ * bucket's sides are multiples of the step, so every bucket then has whole latents.
+ *
+ * @example
+ * ```ts
+ * declare const vae: OpenedVae;
+ * checkBucketStep(vae, 64);
+ * ```
+ */
+export function checkBucketStep(vae: OpenedVae, step: number): void {
+  const f = vae.geometry.factor;
+  if (step % f !== 0) {
+    throw new ModelError(
+      `preprocess.buckets.step ${step} is not a multiple of ${f}, the spatial factor of ` +
+        `${vae.encoder.label}: bucket sides must be multiples of ${f} for whole latents`,
+    );
+  }
+}
+
+/**
  * Encodes a batch of images into stored latents: the first C channels of an encoder giving
  * mean ‖ log-variance, then the normalization.
  *
