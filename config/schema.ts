@@ -130,7 +130,8 @@ export const ConfigSchema = z.strictObject({
     checkpoint_every: z.number().int().positive().default(10),
   }).prefault({}),
   package: z.strictObject({
-    out_dir: z.string().min(1).default("out"),
+    // Each dataset in a folder of its own, none inside another (a folder is replaced whole).
+    out_dir: z.string().min(1).default("out/dataset"),
     formats: z.array(z.enum(["npz", "hdf5", "safetensors"])).min(1)
       .default(["npz", "hdf5", "safetensors"]),
     samples: z.number().int().min(0).default(8),
@@ -150,6 +151,16 @@ export const ConfigSchema = z.strictObject({
     targets: z.array(z.string()).min(1).default(["package"]),
   }).prefault({}),
   executor: ExecutorSchema,
+}).superRefine((c, ctx) => {
+  // Checks between fields, so a config that cannot work fails at validation, not per item.
+  const { warmup_steps, max_steps } = c.optimize ?? {};
+  if (warmup_steps > 0 && warmup_steps >= max_steps) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["optimize", "warmup_steps"],
+      message: `expected fewer warm-up steps than optimize.max_steps (${max_steps})`,
+    });
+  }
 });
 
 /** A validated config. */

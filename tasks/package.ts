@@ -36,7 +36,7 @@ import { inputNotes } from "../lib/dataset/input_notes.ts";
 import { renderReport, type ReportData, type ReportNotes } from "../lib/report/html.ts";
 import { withRunFiles } from "../lib/report/run_files.ts";
 import { adoptedCopies } from "../lib/dataset/reconciliation.ts";
-import { publishDirectory } from "../lib/store/publish.ts";
+import { checkOutDir, publishDirectory } from "../lib/store/publish.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 import type { SplitsObject } from "./label_split.ts";
@@ -65,6 +65,10 @@ export default aggregate<Config>({
   version: "3",
   source: import.meta.url,
   describe: "write the dataset files and the report",
+  // An output folder holding someone else's files is refused before any work.
+  check: (config) => checkOutDir(config.package.out_dir),
+  // manifest.json records a --limit, so the limit is part of the action's key.
+  fingerprint: (ctx) => Promise.resolve({ limit: ctx.limit ?? null }),
   async run(ctx, up) {
     const { store, config } = ctx;
     const split = up.aggregate("label-split");
@@ -130,7 +134,7 @@ export default aggregate<Config>({
     const images: ReportData["images"] = [];
     for (const [split, rows] of rowsBySplit) {
       counts[split] = rows.length;
-      files[`${split}/manifest.txt`] = text(rows.map((r) => r.path).join("\n") + "\n");
+      files[`${split}/manifest.txt`] = text(rows.map((r) => manifestLine(r.path)).join(""));
       files[`${split}/metrics.csv`] = text(metricsCsv(rows));
       for (const row of rows) {
         const m = row.image.metrics;
@@ -160,6 +164,7 @@ export default aggregate<Config>({
         {
           ...provenance(up, config, splits, counts, failures, labels, allRows, notes, recorded),
           reconciliation,
+          limit: ctx.limit ?? null,
         },
         null,
         1,
@@ -188,13 +193,52 @@ export default aggregate<Config>({
     const aliases = Object.fromEntries(
       Object.entries(written.recipes).map(([recipe, digest]) => [RECIPE_ALIAS + recipe, digest]),
     );
-    return { objects, meta: { counts, failed: failures.length }, aliases };
+    return {
+      objects,
+      meta: { counts, failed: failures.length, limit: ctx.limit ?? null },
+      aliases,
+    };
   },
   async publish(ctx, output, run) {
     const objects = await withRunFiles(ctx.store, output.objects, run);
-    await publishDirectory(ctx.store, objects, ctx.config.package.out_dir);
+    const meta = output.meta as { counts: Record<string, number>; failed: number; limit?: number };
+    const images = Object.values(meta.counts).reduce((a, b) => a + b, 0);
+    // A partial dataset never replaces a complete one (it goes beside it).
+    const partial = typeof meta.limit === "number"
+      ? `--limit ${meta.limit}`
+      : images === 0 && meta.failed > 0
+      ? `every item failed (${meta.failed})`
+      : undefined;
+    const r = await publishDirectory(ctx.store, objects, ctx.config.package.out_dir, {
+      cacheDir: ctx.cacheDir,
+      configFile: ctx.configFile,
+      partial,
+      images,
+    });
+    if (r.keptComplete) {
+      ctx.log(
+        `${r.keptComplete} holds a complete dataset, kept as it is; this run's partial dataset ` +
+          `(${partial}) is in ${r.dir}`,
+      );
+    } else if (r.repaired.length) {
+      ctx.log(`${r.dir}: rewrote ${r.repaired.join(", ")} (changed since published)`);
+    }
   },
 });
+
+/**
+ * One line of manifest.txt: the path, with a backslash, carriage return or line feed written as
+ * `\\`, `\r`, `\n`, so every image is exactly one line whatever its file name.
+ */
+function manifestLine(path: string): string {
+  return path.replace(/[\\\r\n]/g, (c) => c === "\\" ? "\\\\" : c === "\r" ? "\\r" : "\\n") + "\n";
+}
+
+/** A CSV field quoted as RFC 4180 asks when it holds a comma, a quote or a line break. */
+function csvField(value: string | number): string {
+  const s = String(value);
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
 
 /** One row per optimized item: each image, and with flips its `<id>#flip` item too. */
 function metricsCsv(rows: readonly PackageRow[]): string {
@@ -213,7 +257,7 @@ function metricsCsv(rows: readonly PackageRow[]): string {
       m.steps,
       m.stop,
       m.provider,
-    ].join(",");
+    ].map(csvField).join(",");
   const lines = rows.flatMap((r) => [
     line(r.id, r.image.metrics, r.bucket),
     ...(r.flipped ? [line(r.flipped.item, r.flipped.metrics, r.bucket)] : []),

@@ -1,11 +1,9 @@
 import { join } from "node:path";
 import { assertEquals, assertMatch } from "./fixtures/assert.ts";
-import { ensureSlurm } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 import { parse, ToyProject } from "./fixtures/toy_harness.ts";
 
-const slurm = await ensureSlurm();
-if (!slurm.ok) console.warn(`skipping the Slurm recovery tests: ${slurm.reason}`);
-const ignore = !slurm.ok;
+const slurmCase = slurmSuite("Slurm executor recovery", await slurmRequirement());
 
 const executor = { kind: "slurm", tasks: ["scale"], array_tasks: 2, poll_s: 0.5, retries: 2 };
 const decoder = new TextDecoder();
@@ -18,10 +16,9 @@ async function jobsIn(dir: string, name: string): Promise<string[]> {
     .filter(([, , workDir]) => workDir === dir).map(([id, state]) => `${id} ${state}`);
 }
 
-Deno.test({
-  name: "SIGINT while the shared-path probe job waits cancels the probe and submits nothing",
-  ignore,
-  async fn() {
+slurmCase(
+  "SIGINT while the shared-path probe job waits cancels the probe and submits nothing",
+  async () => {
     const p = await ToyProject.create({ count: 4 });
     try {
       // extra_args go to the probe too: --begin keeps it pending, as on a busy cluster.
@@ -48,12 +45,11 @@ Deno.test({
       await p.cleanup();
     }
   },
-});
+);
 
-Deno.test({
-  name: "squeue failing for a while (a busy controller) does not fail the wave",
-  ignore,
-  async fn() {
+slurmCase(
+  "squeue failing for a while (a busy controller) does not fail the wave",
+  async () => {
     const p = await ToyProject.create({ count: 6 });
     const bin = await Deno.makeTempDir();
     try {
@@ -66,8 +62,8 @@ Deno.test({
         `#!/bin/sh
 n=$(cat ${counter} 2>/dev/null || echo 0); echo $((n + 1)) > ${counter}
 if [ "$n" -lt 3 ]; then
-  echo "squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation" >&2
-  exit 1
+echo "squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation" >&2
+exit 1
 fi
 exec ${decoder.decode(real.stdout).trim()} "$@"
 `,
@@ -88,4 +84,4 @@ exec ${decoder.decode(real.stdout).trim()} "$@"
       await Deno.remove(bin, { recursive: true });
     }
   },
-});
+);

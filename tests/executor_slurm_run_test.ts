@@ -1,10 +1,8 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
-import { ensureSlurm } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 import { parse, ToyProject } from "./fixtures/toy_harness.ts";
 
-const slurm = await ensureSlurm();
-if (!slurm.ok) console.warn(`skipping the Slurm executor tests: ${slurm.reason}`);
-const ignore = !slurm.ok;
+const slurmCase = slurmSuite("run --executor slurm", await slurmRequirement());
 
 const executor = {
   kind: "slurm",
@@ -44,10 +42,9 @@ async function traceCounts(path: string): Promise<Map<string, number>> {
   return counts;
 }
 
-Deno.test({
-  name: "run --executor slurm with 3 array tasks gives the same output as a local run",
-  ignore,
-  async fn() {
+slurmCase(
+  "run --executor slurm with 3 array tasks gives the same output as a local run",
+  async () => {
     const p = await ToyProject.create({ count: 12 });
     try {
       await p.writeConfig({ count: 12 }, { executor });
@@ -66,12 +63,11 @@ Deno.test({
       await p.cleanup();
     }
   },
-});
+);
 
-Deno.test({
-  name: "a cancelled array task's items are resubmitted; finished items are not recomputed",
-  ignore,
-  async fn() {
+slurmCase(
+  "a cancelled array task's items are resubmitted; finished items are not recomputed",
+  async () => {
     const p = await ToyProject.create({ count: 18 });
     const trace = `${p.dir}/trace.txt`;
     try {
@@ -100,12 +96,11 @@ Deno.test({
       await p.cleanup();
     }
   },
-});
+);
 
-Deno.test({
-  name: "SIGINT to the coordinator cancels the job; a rerun resumes from what workers finished",
-  ignore,
-  async fn() {
+slurmCase(
+  "SIGINT to the coordinator cancels the job; a rerun resumes from what workers finished",
+  async () => {
     const p = await ToyProject.create({ count: 12 });
     const trace = `${p.dir}/trace.txt`;
     try {
@@ -133,7 +128,7 @@ Deno.test({
       await p.cleanup();
     }
   },
-});
+);
 
 Deno.test("--executor slurm without sbatch on PATH fails clearly", async () => {
   const p = await ToyProject.create({ count: 2 });

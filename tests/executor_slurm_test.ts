@@ -15,11 +15,9 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "./fixtures/assert.ts";
-import { ensureSlurm, SLURM_PARTITION } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 
-const slurm = await ensureSlurm();
-if (!slurm.ok) console.warn(`skipping the Slurm cluster tests: ${slurm.reason}`);
-const ignore = !slurm.ok;
+const slurmCase = slurmSuite("the Slurm client functions", await slurmRequirement());
 
 /** Generous: the tests share the node's two CPUs with whatever else is running. */
 const WAIT = { timeoutMs: 45_000, pollMs: 250 };
@@ -51,10 +49,9 @@ async function waitUntil(
   throw new Error(`job ${jobId}: ${what} did not happen within ${WAIT.timeoutMs} ms`);
 }
 
-Deno.test({
-  name: "submitArray runs every task of a 3-task array, each with its own index",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "submitArray runs every task of a 3-task array, each with its own index",
+  async (cluster) => {
     const dir = await tempDir();
     const jobId = await submitArray({
       scriptText: `#!/bin/sh\nprintf '%s %s of %s\\n' "$GREETING" "$SLURM_ARRAY_TASK_ID" ` +
@@ -62,7 +59,7 @@ Deno.test({
       env: { GREETING: "task" },
       arraySize: 3,
       jobName: "latentforge-test-array",
-      partition: SLURM_PARTITION,
+      partition: cluster.partition,
       timeLimit: 2,
       cpusPerTask: 1,
       output: `${dir}/slurm-%A_%a.out`,
@@ -78,12 +75,11 @@ Deno.test({
     }
     await Deno.remove(dir, { recursive: true });
   },
-});
+);
 
-Deno.test({
-  name: "a task that exits 3 is reported FAILED with exit code 3; the others COMPLETED",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "a task that exits 3 is reported FAILED with exit code 3; the others COMPLETED",
+  async () => {
     const dir = await tempDir();
     const script = `${dir}/task.sh`;
     await Deno.writeTextFile(
@@ -106,12 +102,11 @@ Deno.test({
     ]);
     await Deno.remove(dir, { recursive: true });
   },
-});
+);
 
-Deno.test({
-  name: "cancelling one running task (JOB_ID_1) reports it CANCELLED while the others complete",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "cancelling one running task (JOB_ID_1) reports it CANCELLED while the others complete",
+  async () => {
     const dir = await tempDir();
     const jobId = await submitArray({
       scriptText: `#!/bin/sh\n[ "$SLURM_ARRAY_TASK_ID" = 1 ] && sleep 60\n` +
@@ -130,12 +125,11 @@ Deno.test({
     await cancel(`${jobId}_1`);
     await Deno.remove(dir, { recursive: true });
   },
-});
+);
 
-Deno.test({
-  name: "pending tasks are reported one per index, not as a compressed range",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "pending tasks are reported one per index, not as a compressed range",
+  async () => {
     const jobId = await submitArray({
       scriptText: "#!/bin/sh\nsleep 30\n",
       indices: "0-9:3",
@@ -160,36 +154,32 @@ Deno.test({
       assertEquals(task.state, "CANCELLED", `task ${index}`);
     }
   },
-});
+);
 
-Deno.test({
-  name: "a job Slurm rejects throws SlurmError with Slurm's own message",
-  ignore,
-  fn: async () => {
-    const error = await assertRejects(() =>
+slurmCase("a job Slurm rejects throws SlurmError with Slurm's own message", async () => {
+  const error = await assertRejects(() =>
+    submitArray({
+      scriptText: "#!/bin/sh\ntrue\n",
+      arraySize: 2,
+      jobName: "latentforge-test-rejected",
+      partition: "no-such-partition",
+    })
+  );
+  assert(error instanceof SlurmError, `expected a SlurmError, found ${error.name}`);
+  assertStringIncludes(error.message, 'Slurm rejected job "latentforge-test-rejected"');
+  assertStringIncludes(error.message, "Invalid partition name specified");
+
+  const big = `#!/bin/sh\n${"# padding past the pipe buffer\n".repeat(10_000)}true\n`;
+  await assertRejects(
+    () =>
       submitArray({
-        scriptText: "#!/bin/sh\ntrue\n",
-        arraySize: 2,
-        jobName: "latentforge-test-rejected",
-        partition: "no-such-partition",
-      })
-    );
-    assert(error instanceof SlurmError, `expected a SlurmError, found ${error.name}`);
-    assertStringIncludes(error.message, 'Slurm rejected job "latentforge-test-rejected"');
-    assertStringIncludes(error.message, "Invalid partition name specified");
-
-    const big = `#!/bin/sh\n${"# padding past the pipe buffer\n".repeat(10_000)}true\n`;
-    await assertRejects(
-      () =>
-        submitArray({
-          scriptText: big,
-          arraySize: 1,
-          jobName: "latentforge-test-bad-option",
-          extraArgs: ["--no-such-option"],
-        }),
-      "unrecognized option '--no-such-option'",
-    );
-  },
+        scriptText: big,
+        arraySize: 1,
+        jobName: "latentforge-test-bad-option",
+        extraArgs: ["--no-such-option"],
+      }),
+    "unrecognized option '--no-such-option'",
+  );
 });
 
 Deno.test("without sbatch on PATH, submitArray says how to get it", async () => {
@@ -219,21 +209,19 @@ Deno.test("without sbatch on PATH, submitArray says how to get it", async () => 
   await Deno.remove(emptyBin);
 });
 
-Deno.test({
-  name: "probeSharedPath passes for a directory the node sees, and leaves no marker behind",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "probeSharedPath passes for a directory the node sees, and leaves no marker behind",
+  async () => {
     const dir = await tempDir();
     await probeSharedPath(dir, { timeoutMs: WAIT.timeoutMs, pollMs: WAIT.pollMs });
     assertEquals([...Deno.readDirSync(dir)], []);
     await Deno.remove(dir);
   },
-});
+);
 
-Deno.test({
-  name: "probeSharedPath names a directory the compute node cannot write into",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "probeSharedPath names a directory the compute node cannot write into",
+  async () => {
     const parent = await tempDir();
     const missing = `${parent}/not-on-the-nodes`;
     await assertRejects(
@@ -247,12 +235,11 @@ Deno.test({
     );
     await Deno.remove(parent);
   },
-});
+);
 
-Deno.test({
-  name: "a probe job that cannot start in time is cancelled and named in the error",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "a probe job that cannot start in time is cancelled and named in the error",
+  async () => {
     const dir = await tempDir();
     const error = await assertRejects(
       () =>
@@ -269,7 +256,7 @@ Deno.test({
     assertEquals(left, [], "the probe job is still queued");
     await Deno.remove(dir);
   },
-});
+);
 
 Deno.test("expandArrayIndices reads --array syntax and names a bad part", () => {
   assertEquals(expandArrayIndices("0-3,7"), [0, 1, 2, 3, 7]);

@@ -11,7 +11,13 @@ import { chooseReporter } from "../dag/progress.ts";
 import { errorText, runPipeline, type RunResult, type StaleReason } from "../dag/runner.ts";
 import type { Pipeline, Task } from "../dag/task.ts";
 import { acquireLease, type Lease, LeaseHeldError } from "../store/lease.ts";
-import { collectGarbage, verifyStore } from "../store/maintenance.ts";
+import { collectGarbage } from "../store/maintenance.ts";
+import { invalidateFrom } from "../store/invalidate.ts";
+import { CacheDirError, checkCacheDir } from "../store/cache_dir.ts";
+import { recordsFault } from "../store/records_file.ts";
+import { systemicFault } from "../store/systemic.ts";
+import { verifyCommand } from "./verify.ts";
+import { OutDirError } from "../store/publish.ts";
 import { ObjectStore } from "../store/objects.ts";
 import { AGGREGATE_ITEM, openRecords, RecordFormatError, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";
@@ -21,10 +27,18 @@ import { runWorker, WorkerError } from "../dag/worker.ts";
 import type { Executor } from "../dag/remote.ts";
 import type { ExecutorConfig } from "../executor/config.ts";
 import { SlurmError, SlurmExecutor } from "../executor/slurm_executor.ts";
-import { fileURLToPath } from "node:url";
+import { workerCommand } from "../executor/worker_command.ts";
 
 /** Exit codes. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 2, interrupted: 130 } as const;
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  busy: 2,
+  /** A systemic fault: disk full, read-only filesystem, damaged store. */
+  systemic: 3,
+  interrupted: 130,
+} as const;
 
 interface CommonOptions {
   config: string;
@@ -47,13 +61,19 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<number> {
   const graph = new TaskGraph(pipeline.tasks);
   let code: number = EXIT.ok;
+  let cacheDir = "./cache";
   const program = new Command()
     .name("latentforge")
     .description("Build datasets of optimized Stable Diffusion latents as a cached task graph.")
     .version(pipeline.version)
     .exitOverride()
     .showHelpAfterError()
-    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
+    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) })
+    .hook("preAction", async (_program, command) => {
+      // A --cache that names a file is a bad invocation, said before any work.
+      cacheDir = command.opts().cache ?? cacheDir;
+      if (command.opts().cache !== undefined) await checkCacheDir(cacheDir);
+    });
 
   const withCommon = (cmd: Command, { config = true } = {}) => {
     if (config) {
@@ -133,26 +153,22 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
     });
 
   withCommon(
-    program.command("verify").description("re-hash every object; quarantine corrupt ones"),
-    {
-      config: false,
-    },
-  ).action(async (opts: CommonOptions) => {
-    code = await withLease(opts, "verify", false, async (store, records) => {
-      const r = await verifyStore(store, records);
-      if (opts.json) console.log(JSON.stringify(r));
-      else {
-        console.log(`checked ${r.checked} objects (${formatBytes(r.bytes)})`);
-        for (const c of r.corrupt) {
-          console.log(`corrupt: ${c.digest} → ${c.quarantinedTo}`);
-        }
-        if (r.corrupt.length) {
-          console.log(`${r.recordsInvalidated} records invalidated; the next run recomputes them`);
-        } else console.log("no corrupt objects");
-      }
-      return r.corrupt.length ? EXIT.failed : EXIT.ok;
+    program.command("verify").description(
+      "re-hash every object, check the records and published folders; --repair rebuilds a " +
+        "damaged record database",
+    ),
+    { config: false },
+  )
+    .option("--repair", "rebuild a damaged record database from the journal first")
+    .action(async (opts: CommonOptions & { repair?: boolean }) => {
+      code = await verifyCommand({
+        store: new ObjectStore(opts.cache),
+        json: opts.json ?? false,
+        repair: opts.repair ?? false,
+        deps: new Map(graph.order.map((t) => [t.name, t.deps])),
+        leased: (fn) => withLease(opts, "verify", false, (_store, records) => fn(records)),
+      });
     });
-  });
 
   withCommon(
     program.command("schedule").description(
@@ -218,7 +234,7 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
   try {
     await program.parseAsync(args, { from: "user" });
   } catch (e) {
-    return report(e);
+    return report(e, cacheDir);
   }
   return code;
 }
@@ -242,7 +258,9 @@ async function commandRun<C>(
   const wanted = targets.length ? targets : pipeline.defaultTargets;
   for (const t of [...wanted, ...opts.force]) graph.get(t);
   await checkConfig(graph.closure(wanted), config, opts.config);
-  const executor = opts.dryRun ? undefined : await chooseExecutor(config, opts);
+  const executor = opts.dryRun
+    ? undefined
+    : await chooseExecutor(config, opts, pipeline.entry ?? Deno.mainModule);
   const store = new ObjectStore(opts.cache);
   const records = await openRecords(opts.cache);
   const controller = new AbortController();
@@ -267,6 +285,7 @@ async function commandRun<C>(
         reporter,
         signal: controller.signal,
         limit: opts.limit,
+        configFile: opts.config,
         dryRun: opts.dryRun,
         force: opts.force,
         concurrency: opts.concurrency,
@@ -277,7 +296,12 @@ async function commandRun<C>(
       return result.status === "interrupted" ? EXIT.interrupted : EXIT.ok;
     }
     return await runLeased(records, opts.cache, "run", opts.wait ?? false, async () => {
-      const result = await go();
+      let result = await go();
+      if (store.damaged.size > 0 && result.status !== "interrupted" && !result.fault) {
+        result = await rerunDamaged(store, records, graph, reporter, go);
+      }
+      // Said once, after the progress lines: what was found and what to do.
+      if (result.fault) console.error(`error: ${result.fault.message}`);
       return result.exitCode;
     });
   } finally {
@@ -286,6 +310,31 @@ async function commandRun<C>(
     Deno.removeSignalListener("SIGTERM", onSignal);
     records.close();
   }
+}
+
+/**
+ * Objects a run found corrupt (now quarantined) or missing: the records built from them are
+ * invalidated and the run goes once more, so the actions that made them rerun.
+ */
+async function rerunDamaged(
+  store: ObjectStore,
+  records: Records,
+  graph: TaskGraph,
+  reporter: Reporter,
+  go: () => Promise<RunResult>,
+): Promise<RunResult> {
+  const damaged = new Set(store.damaged);
+  store.damaged.clear();
+  const deps = new Map(graph.order.map((t) => [t.name, t.deps]));
+  const inv = await invalidateFrom(records, damaged, { deps });
+  const which = Object.entries(inv.byTask).map(([t, n]) => `${t} ${n}`).join(", ");
+  reporter.emit({
+    event: "log",
+    task: "run",
+    message: `${damaged.size} stored object(s) were corrupt or missing; running again the ` +
+      `actions built from them (${which || "none recorded"})`,
+  });
+  return await go();
 }
 
 /** Each planned task's own check of the config against the machine (e.g. a missing folder). */
@@ -303,6 +352,7 @@ async function checkConfig(tasks: readonly Task[], config: unknown, file: string
 async function chooseExecutor(
   config: unknown,
   opts: CommonOptions & RunFlags,
+  entry: string,
 ): Promise<Executor | undefined> {
   const section = (config as { executor?: ExecutorConfig }).executor;
   const kind = opts.executor ?? section?.kind ?? "local";
@@ -311,17 +361,7 @@ async function chooseExecutor(
     throw new ConfigError(`--executor ${kind}: this pipeline's config has no executor section`);
   }
   await assertSlurmClients();
-  return new SlurmExecutor(section, opts.cache, {
-    deno: Deno.execPath(),
-    args: [
-      "run",
-      "--allow-all",
-      "--unstable-kv",
-      "--unstable-cron",
-      fileURLToPath(Deno.mainModule),
-    ],
-    cwd: Deno.cwd(),
-  });
+  return new SlurmExecutor(section, opts.cache, workerCommand(entry));
 }
 
 async function assertSlurmClients(): Promise<void> {
@@ -555,7 +595,12 @@ async function commandExplain<C>(
   return EXIT.ok;
 }
 
-function report(e: unknown): number {
+function report(e: unknown, cacheDir: string): number {
+  const fault = systemicFault(e, { cacheDir }) ?? recordsFault(e, cacheDir);
+  if (fault) {
+    console.error(`error: ${fault.message}`);
+    return EXIT.systemic;
+  }
   if (e instanceof CommanderError) {
     return e.code === "commander.helpDisplayed" || e.code === "commander.version" ||
         e.code === "commander.help"
@@ -564,7 +609,8 @@ function report(e: unknown): number {
   }
   if (
     e instanceof ConfigError || e instanceof GraphError || e instanceof CronError ||
-    e instanceof WorkerError || e instanceof SlurmError || e instanceof RecordFormatError
+    e instanceof WorkerError || e instanceof SlurmError || e instanceof RecordFormatError ||
+    e instanceof OutDirError || e instanceof CacheDirError
   ) {
     console.error(`error: ${e.message}`);
     return EXIT.usage;

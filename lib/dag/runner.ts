@@ -6,6 +6,8 @@
  * @module
  */
 import { canonicalJson, hashJson, sha256Hex } from "../store/canonical.ts";
+import { type SystemicFault, systemicFault } from "../store/systemic.ts";
+import { SpaceCheck } from "../store/space.ts";
 import { actionKey, outputDigest, taskHash } from "./action_key.ts";
 import { ObjectAliases } from "../store/aliases.ts";
 import type { ObjectStore } from "../store/objects.ts";
@@ -59,6 +61,8 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Only the first N items of every listing (for trying things). */
   limit?: number;
+  /** The config file `config` was loaded from (tasks record it with what they publish). */
+  configFile?: string;
   /** Plan only: decide what would run and why, execute nothing. */
   dryRun?: boolean;
   /** Tasks whose cache is ignored. */
@@ -86,6 +90,8 @@ export interface RunResult {
   status: "ok" | "failed" | "interrupted";
   exitCode: number;
   tasks: Map<string, TaskSummary>;
+  /** The fault of the machine or the store that stopped the run (exit code 3). */
+  fault?: SystemicFault;
 }
 
 /** One task's part of a run. */
@@ -129,12 +135,27 @@ class Runner {
 
   /** What published outputs state about this run (see run_facts.ts). */
   readonly facts: RunFactsCollector;
+  /** The machine's fault that stopped the run (a full disk …), if one did. */
+  systemic?: SystemicFault;
+  /** Warns once when the work queued needs more space than the cache's disk has. */
+  readonly space: SpaceCheck;
+  readonly #stop = new AbortController();
 
   constructor(options: RunOptions) {
     const aggregates = options.graph.order.filter((t) => t.kind === "aggregate");
     this.facts = new RunFactsCollector({ aggregates: aggregates.map((t) => t.name) });
-    this.o = { ...options, reporter: observedReporter(options.reporter, this.facts) };
-    this.writer = options.records.writer(() => options.store.syncDirs());
+    // A systemic fault stops the run the way an interrupt does.
+    this.o = {
+      ...options,
+      reporter: observedReporter(options.reporter, this.facts),
+      signal: AbortSignal.any([options.signal, this.#stop.signal]),
+    };
+    this.writer = options.records.writer(() => options.store.syncDirs(), (e) => this.fault(e));
+    this.space = new SpaceCheck(
+      options.store,
+      (message) =>
+        options.reporter.emit({ event: "log", task: "run", message: `warning: ${message}` }),
+    );
     this.aliases = new ObjectAliases(options.records, options.store);
   }
 
@@ -161,7 +182,11 @@ class Runner {
     for (const task of plan) this.states.set(task.name, new TaskState(this, task));
     await Promise.all([...this.states.values()].map((s) => s.load()));
     await Promise.all([...this.states.values()].map((s) => s.drive()));
-    await this.writer.flush();
+    try {
+      await this.writer.flush();
+    } catch (e) {
+      if (!this.fault(e)) throw e;
+    }
     for (const path of this.#checkpointsDone) await removeCheckpoint(this.o.store, path);
     // Checkpoints of actions an earlier, killed run finished (its records made it, the
     // clean-up did not).
@@ -176,11 +201,12 @@ class Runner {
       }
     }
 
-    const interrupted = this.o.signal.aborted;
+    const interrupted = this.o.signal.aborted && !this.systemic;
     const failed = [...this.states.values()].some((s) => s.status !== "ok" || s.failed.size > 0);
-    const status = interrupted ? "interrupted" : failed ? "failed" : "ok";
-    const exitCode = interrupted ? 130 : failed ? 1 : 0;
-    if (!dryRun) {
+    const status = interrupted ? "interrupted" : failed || this.systemic ? "failed" : "ok";
+    const exitCode = this.systemic ? 3 : interrupted ? 130 : failed ? 1 : 0;
+    // After a fault of the disk nothing more is written: the next run starts from the records.
+    if (!dryRun && !this.systemic) {
       const counts: Record<string, { ran: number; cached: number; failed: number; total: number }> =
         {};
       for (const [name, s] of this.states) {
@@ -216,7 +242,19 @@ class Runner {
     });
     const tasks = new Map<string, TaskSummary>();
     for (const [name, s] of this.states) tasks.set(name, s.summary());
-    return { run: this.runId, status, exitCode, tasks };
+    return { run: this.runId, status, exitCode, tasks, fault: this.systemic };
+  }
+
+  /**
+   * Stops the run when `e` is a fault of the machine or the store rather than of an item (see
+   * lib/store/systemic.ts); returns whether it was.
+   */
+  fault(e: unknown): boolean {
+    const f = systemicFault(e, { cacheDir: this.o.store.root });
+    if (!f) return false;
+    this.systemic ??= f;
+    this.#stop.abort();
+    return true;
   }
 
   digestOf(out: Output): string {
@@ -327,6 +365,8 @@ class TaskState implements PoolHost {
           message,
           ...(detail === undefined ? {} : { detail }),
         }),
+      limit: runner.o.limit,
+      configFile: runner.o.configFile,
     };
   }
 
@@ -430,6 +470,7 @@ class TaskState implements PoolHost {
       else await this.#driveEach(task, flowDeps);
       this.#end(this.r.o.signal.aborted ? "interrupted" : this.status, this.reason);
     } catch (e) {
+      this.r.fault(e);
       this.#end(this.r.o.signal.aborted ? "interrupted" : "failed", errorText(e));
     }
   }
@@ -620,7 +661,7 @@ class TaskState implements PoolHost {
       }
       await this.#record(work, out, performance.now() - started);
     } catch (e) {
-      if (this.r.o.signal.aborted) throw e;
+      if (this.r.fault(e) || this.r.o.signal.aborted) throw e;
       this.#recordFailure(work, e, performance.now() - started);
       throw e;
     }
@@ -691,6 +732,11 @@ class TaskState implements PoolHost {
       } else if (this.r.o.dryRun) {
         this.#producePending(item.id, key);
       } else {
+        this.r.space.expect(
+          task.name,
+          item.params,
+          () => [...this.records.values()].slice(0, 16).map((r) => Object.values(r.objects)),
+        );
         pool.add({ item, key, comps, attempts: 0 });
       }
     };
@@ -846,10 +892,19 @@ class TaskState implements PoolHost {
   }
 
   #withRetry<T>(work: Work, fn: () => Promise<T>): Promise<T> {
+    // A full disk is not retried like a dropped connection: it stops the run at once.
+    const attempt = async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        this.r.fault(e);
+        throw e;
+      }
+    };
     return withRetry(
       this.retryPolicy(),
       work,
-      fn,
+      attempt,
       this.r.o.signal,
       (_attempt, delayMs, e) => this.onRetry(work, e, delayMs),
     );
@@ -921,6 +976,8 @@ class TaskState implements PoolHost {
   }
 
   #recordFailure(work: Work, e: unknown, ms: number): void {
+    // A full disk or a read-only folder is no fault of the item: it stops the run instead.
+    if (this.r.fault(e)) return;
     const reason = errorText(e);
     const rec: FailureRecord = {
       key: work.key,

@@ -28,6 +28,10 @@ export interface TaskContext<C = unknown> {
   /** Aborted when the run is interrupted; long actions should stop at a safe point. */
   signal: AbortSignal;
   log: Log;
+  /** The run's `--limit` (first N items of every listing), when one was given. */
+  limit?: number;
+  /** The config file the run was started with, when it came from one. */
+  configFile?: string;
 }
 
 /** The context of one per-item action. */
@@ -295,6 +299,11 @@ export interface Pipeline<C = unknown> {
   defaultConfig: string;
   /** Targets used when `run` is given none. */
   defaultTargets: string[];
+  /**
+   * The module whose `worker` command runs a shard on another machine (a `file:` URL, e.g. the
+   * pipeline's `import.meta.url`). Default: the module that started the process.
+   */
+  entry?: string;
 }
 
 /** One config validation problem (zod's issue shape). */

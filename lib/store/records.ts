@@ -14,6 +14,8 @@
 import { join } from "node:path";
 import type { Json } from "./canonical.ts";
 import { sleep } from "../net/retry.ts";
+import { Journal } from "./journal.ts";
+import { checkRecordsFile, RECORDS_FILE, recordsFault } from "./records_file.ts";
 
 /** The record layout this code reads and writes. */
 export const RECORD_FORMAT = 2;
@@ -176,14 +178,18 @@ export class RecordCommitError extends Error {
  */
 export async function openRecords(cacheDir: string): Promise<Records> {
   await Deno.mkdir(cacheDir, { recursive: true });
+  await checkRecordsFile(cacheDir);
   // Two processes creating a fresh database at the same moment may find it locked briefly.
   for (let attempt = 1;; attempt++) {
     try {
-      const records = new Records(await Deno.openKv(join(cacheDir, "records.sqlite3")), cacheDir);
+      const records = new Records(await Deno.openKv(join(cacheDir, RECORDS_FILE)), cacheDir);
       await records.upgrade();
+      await records.journal.start(records.kv);
       return records;
     } catch (e) {
-      if (!/database is locked/.test(String(e)) || attempt >= 20) throw e;
+      if (!/database is locked/.test(String(e)) || attempt >= 20) {
+        throw recordsFault(e, cacheDir) ?? e;
+      }
       await sleep(50 * attempt);
     }
   }
@@ -193,10 +199,13 @@ export async function openRecords(cacheDir: string): Promise<Records> {
 export class Records {
   readonly kv: Deno.Kv;
   readonly cacheDir: string;
+  /** Where batches are mirrored so the database can be rebuilt. */
+  readonly journal: Journal;
 
   constructor(kv: Deno.Kv, cacheDir: string) {
     this.kv = kv;
     this.cacheDir = cacheDir;
+    this.journal = new Journal(cacheDir);
   }
 
   /** All current action records of a task, by item id. */
@@ -331,6 +340,7 @@ export class Records {
 
   /** Deletes keys in batches. */
   async deleteKeys(keys: Deno.KvKey[]): Promise<void> {
+    await this.journal.append(keys.map((key) => ({ key })));
     for (let i = 0; i < keys.length; i += MAX_MUTATIONS) {
       const op = this.kv.atomic();
       for (const key of keys.slice(i, i + MAX_MUTATIONS)) op.delete(key);
@@ -340,8 +350,11 @@ export class Records {
   }
 
   /** A batch writer for this database. */
-  writer(beforeCommit?: () => Promise<void>): RecordWriter {
-    return new RecordWriter(this.kv, beforeCommit);
+  writer(
+    beforeCommit?: () => Promise<void>,
+    onError?: (error: unknown) => void,
+  ): RecordWriter {
+    return new RecordWriter(this.kv, beforeCommit, this.journal, onError);
   }
 
   /**
@@ -379,14 +392,25 @@ const MAX_BYTES = 600_000;
 export class RecordWriter {
   readonly #kv: Deno.Kv;
   readonly #beforeCommit?: () => Promise<void>;
+  readonly #journal?: Journal;
   #pending: Mutation[] = [];
   #bytes = 0;
   #flushing: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The first commit that failed: later commits are not tried, and `flush()` throws it. */
+  #failed: unknown;
+  readonly #onError?: (error: unknown) => void;
 
-  constructor(kv: Deno.Kv, beforeCommit?: () => Promise<void>) {
+  constructor(
+    kv: Deno.Kv,
+    beforeCommit?: () => Promise<void>,
+    journal?: Journal,
+    onError?: (error: unknown) => void,
+  ) {
     this.#kv = kv;
     this.#beforeCommit = beforeCommit;
+    this.#journal = journal;
+    this.#onError = onError;
   }
 
   /** Queues a set. */
@@ -399,8 +423,18 @@ export class RecordWriter {
     this.#push({ key });
   }
 
-  /** Commits everything queued so far. */
-  flush(): Promise<void> {
+  /** Commits everything queued so far; throws the error of a commit that failed (ever). */
+  async flush(): Promise<void> {
+    this.#schedule();
+    await this.#flushing;
+    if (this.#failed !== undefined) throw this.#failed;
+  }
+
+  /**
+   * Starts committing what is queued, after the commits before it. A failure (a full disk) is
+   * kept and handed to `onError` instead of escaping as an unhandled rejection.
+   */
+  #schedule(): void {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -408,29 +442,41 @@ export class RecordWriter {
     const batch = this.#pending;
     this.#pending = [];
     this.#bytes = 0;
-    this.#flushing = this.#flushing.then(() => this.#commit(batch));
-    return this.#flushing;
+    this.#flushing = this.#flushing.then(async () => {
+      if (this.#failed !== undefined) return;
+      try {
+        await this.#commit(batch);
+      } catch (e) {
+        this.#failed = e;
+        this.#onError?.(e);
+      }
+    });
   }
 
   #push(m: Mutation): void {
     const size = JSON.stringify(m.key).length +
       (m.value === undefined ? 0 : JSON.stringify(m.value).length);
-    if (this.#pending.length >= MAX_MUTATIONS || this.#bytes + size > MAX_BYTES) this.flush();
+    if (this.#pending.length >= MAX_MUTATIONS || this.#bytes + size > MAX_BYTES) this.#schedule();
     this.#pending.push(m);
     this.#bytes += size;
     // Records reach disk within 200 ms even when few items finish, so a kill loses little.
-    if (this.#timer === undefined) this.#timer = setTimeout(() => this.flush(), 200);
+    if (this.#timer === undefined) this.#timer = setTimeout(() => this.#schedule(), 200);
   }
 
   async #commit(batch: Mutation[]): Promise<void> {
     if (batch.length === 0) return;
     if (this.#beforeCommit) await this.#beforeCommit();
+    // A delete reaches the journal first, so a rebuild never brings back what was removed; new
+    // records are journaled beside the commit (a batch the journal misses only reruns).
+    const deletes = batch.some((m) => m.value === undefined);
+    const journaled = deletes ? undefined : this.#journal?.append(batch);
+    if (deletes) await this.#journal?.append(batch);
     const op = this.#kv.atomic();
     for (const m of batch) {
       if (m.value === undefined) op.delete(m.key);
       else op.set(m.key, m.value);
     }
-    const res = await op.commit();
+    const [res] = await Promise.all([op.commit(), journaled]);
     if (!res.ok) throw new RecordCommitError("committing a batch of records failed");
   }
 }

@@ -330,7 +330,6 @@ export const CASES: BadInputCase[] = [
     input: (b) => folderWith(b, "empty", "empty.png", new Uint8Array()),
     target: "preprocess",
     code: 1,
-    // Found when the folder is listed: the file is named and said to be empty.
     words: ["empty.png is empty (0 bytes)"],
     fix: without("empty", "empty.png"),
   },
