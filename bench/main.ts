@@ -5,6 +5,7 @@
  */
 const benches: Record<string, string> = {
   noop: "./noop.ts",
+  plan: "./plan.ts",
   download: "./download.ts",
   adopt: "./adopt.ts",
   spec: "./spec_ingest.ts",

@@ -29,7 +29,7 @@ import { cpuUsage } from "node:process";
 import { decodeModel, readGraph } from "../lib/onnx/model_io.ts";
 import { graphFromModel } from "../lib/onnx/graph.ts";
 import { buildLossAndGradient } from "../lib/onnx/loss_gradient.ts";
-import { encodeImages, gradientEvaluator, ModelSession } from "../lib/model/vae.ts";
+import { encodeImages, gradientEvaluator, openVae } from "../lib/model/vae.ts";
 import { seededRandom } from "../lib/onnx/gradient_check.ts";
 import { writeDemoVae, writeSdDecoder, writeSdEncoder } from "../tests/fixtures/vae.ts";
 import { countFlops } from "./flop_count.ts";
@@ -122,17 +122,23 @@ async function timePart(
   const latentShape: [number, number, number] = [4, size / 8, size / 8];
   const runtime = { providers: ["cpu"], threads, log: () => {} };
   const rand = seededRandom(size);
-  const encoder = await ModelSession.open(files.encoder, "encoder", runtime);
+  const vae = await openVae({
+    encoder: { path: files.encoder, label: "encoder" },
+    decoder: { path: files.decoder, label: "decoder" },
+    model: { scaling_factor: 1, input_range: [-1, 1] },
+    size,
+    runtime,
+  });
   const images = Float32Array.from(
     { length: ENCODE_BATCH * 3 * size * size },
     () => rand() * 2 - 1,
   );
   const dims = [ENCODE_BATCH, 3, size, size];
-  await encodeImages(encoder, images, dims, 1); // warm-up
-  const evaluator = await gradientEvaluator(files.decoder, {
+  await encodeImages(vae, images, dims); // warm-up
+  const evaluator = await gradientEvaluator(files.decoder, "decoder", {
     batch,
     latentShape,
-    scalingFactor: 1,
+    normalization: vae.normalization,
     loss: "l2",
     charbonnierEps: 1e-3,
   }, runtime);
@@ -147,10 +153,10 @@ async function timePart(
   };
   let t = performance.now();
   let cpu = cpuUsage();
-  for (let i = 0; i < encodeBatches; i++) await encodeImages(encoder, images, dims, 1);
+  for (let i = 0; i < encodeBatches; i++) await encodeImages(vae, images, dims);
   const encodeS = (performance.now() - t) / 1000 / (encodeBatches * ENCODE_BATCH);
   const encodeCpuS = cpuSeconds(cpu) / (encodeBatches * ENCODE_BATCH);
-  await encoder.session.release();
+  await vae.encoder.release();
   t = performance.now();
   cpu = cpuUsage();
   for (let i = 0; i < steps; i++) {

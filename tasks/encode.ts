@@ -18,7 +18,7 @@ import {
   type OpenedVae,
   openVae,
 } from "../lib/model/vae.ts";
-import { fetchSource } from "../lib/net/fetch_source.ts";
+import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 
 /** Images per encoder call. */
@@ -52,11 +52,11 @@ export default each<Config, State>({
   version: "2",
   source: import.meta.url,
   describe: "encode every image with the VAE encoder",
-  async prepare(ctx) {
+  // The decoder too: the latent geometry is checked against both models.
+  files: () => ({ encoder: "model.encoder", decoder: "model.decoder" }),
+  prepare(ctx) {
     const { model } = ctx.config;
-    const opts = { signal: ctx.signal };
-    const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", opts);
-    const decoder = await fetchSource(ctx.store, model.decoder, "model.decoder", opts);
+    const { encoder, decoder } = ctx.files;
     let vae: Promise<OpenedVae> | undefined;
     // Opened with the first batch: a run with every latent cached loads no model.
     const open = () =>
@@ -72,10 +72,7 @@ export default each<Config, State>({
       const opened = await vae?.catch(() => undefined);
       await opened?.encoder.release();
     };
-    return {
-      inputs: { encoder: encoder.digest, decoder: decoder.digest },
-      state: { open, release },
-    };
+    return Promise.resolve({ state: { open, release } });
   },
   // A batch holds images of one size.
   group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,
@@ -107,7 +104,7 @@ function where(source: { path?: string; url?: string }): string {
 }
 
 async function encodeBatch(
-  store: Parameters<typeof fetchSource>[0],
+  store: ObjectStore,
   items: Item[],
   vae: OpenedVae,
 ): Promise<(Output | Error)[]> {

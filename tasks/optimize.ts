@@ -23,7 +23,6 @@ import {
 import { LatentNormalization } from "../lib/model/normalization.ts";
 import { PRESETS } from "../lib/model/presets.ts";
 import { UnsupportedOpError } from "../lib/onnx/errors.ts";
-import { fetchSource } from "../lib/net/fetch_source.ts";
 import { type OptimizeJob, optimizeLatents } from "../lib/optim/latent_optimizer.ts";
 import { decodeCheckpoint } from "../lib/optim/checkpoint.ts";
 import type { Config } from "../config/schema.ts";
@@ -57,19 +56,13 @@ export default each<Config, Models>({
   version: "2",
   source: import.meta.url,
   describe: "refine every latent until the decoder matches the image",
-  async prepare(ctx) {
-    const { model, optimize } = ctx.config;
-    const opts = { signal: ctx.signal };
-    const decoder = await fetchSource(ctx.store, model.decoder, "model.decoder", opts);
-    if (optimize.method === "gradient") {
-      const inputs: Record<string, string> = { decoder: decoder.digest };
-      return { inputs, state: { decoder: decoder.path } };
-    }
-    const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", opts);
-    return {
-      inputs: { decoder: decoder.digest, encoder: encoder.digest },
-      state: { decoder: decoder.path, encoder: encoder.path },
-    };
+  files: ({ optimize }) =>
+    optimize.method === "gradient"
+      ? { decoder: "model.decoder" }
+      : { decoder: "model.decoder", encoder: "model.encoder" },
+  prepare(ctx) {
+    const { decoder, encoder } = ctx.files;
+    return Promise.resolve({ state: { decoder: decoder.path, encoder: encoder?.path } });
   },
   // A batch holds latents of one shape (images of one size).
   group: (item) => ({

@@ -60,8 +60,28 @@ export default aggregate<Config>({
     "fetch-images",
     "fetch-json",
   ],
-  // Everything that shapes the data; where it runs (executor) and when (schedule) do not.
-  config: ["dataset", "download", "labels", "preprocess", "model", "optimize", "package"],
+  // Everything that shapes the data or its description, which the files record as their
+  // config. Where things are (model, spec and labels locations: their content is in the
+  // upstream keys; out_dir; mirrors), how they run (providers, threads, download tuning,
+  // executor) and when (schedule) do not.
+  config: [
+    "dataset",
+    "!dataset.spec",
+    "!dataset.mirrors",
+    "download.verify_pixels",
+    "labels",
+    "!labels.source",
+    "preprocess",
+    "model",
+    "!model.encoder",
+    "!model.decoder",
+    "!model.providers",
+    "!model.threads",
+    "optimize",
+    "package",
+    "!package.out_dir",
+  ],
+  reads: ["model.providers", "model.threads", "package.out_dir"],
   version: "3",
   source: import.meta.url,
   describe: "write the dataset files and the report",

@@ -44,6 +44,15 @@ Deno.test("verifyPixels names the file with expected and found values", async ()
       verifyPixels(path, { pixelMd5: wrong }, true),
       (e: Error) => e.message === `${path}: expected pixel MD5 ${wrong}, found ${md5}`,
     );
+    // An empty file says so, rather than "unsupported image format".
+    await Deno.writeFile(`${dir}/empty.jpg`, new Uint8Array());
+    for (const check of [true, false]) {
+      await rejects(
+        verifyPixels(`${dir}/empty.jpg`, {}, check),
+        (e: Error) =>
+          e instanceof PixelError && e.message === `${dir}/empty.jpg: the file is empty (0 bytes)`,
+      );
+    }
     await Deno.writeTextFile(`${dir}/page.png`, "<!DOCTYPE html><html></html>");
     await rejects(
       readPixelSize(`${dir}/page.png`),

@@ -53,9 +53,14 @@ Deno.test(END_TO_END, async () => {
   let cleanup = () => Promise.resolve();
   try {
     const vae = await writeTinyVae(vaeDir);
+    // Pinned, so that plans know the spec and labels without fetching them.
+    const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
     const p = await PipelineProject.create({
-      dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
-      labels: { source: { url: mirror.labelsUrl }, split_by: ["gender"] },
+      dataset: { kind: "ffhq", spec: { url: mirror.specUrl, sha256: sha256(mirror.specBytes) } },
+      labels: {
+        source: { url: mirror.labelsUrl, sha256: sha256(mirror.labelsCsv) },
+        split_by: ["gender"],
+      },
       preprocess: { size: 64 },
       model: {
         encoder: { path: vae.encoder },

@@ -458,6 +458,41 @@ export class AdoptSources {
   }
 }
 
+/**
+ * Checks, before anything runs, that every copy exists and can be read (a folder, or a file:
+ * whether it is a zip archive is told when it is opened). Throws an {@link AdoptSourceError}
+ * naming the first that cannot.
+ *
+ * @example
+ * ```ts
+ * await checkAdoptSources([await Deno.makeTempDir()]);
+ * ```
+ */
+export async function checkAdoptSources(
+  sources: readonly string[],
+  { label = "dataset.adopt" }: { label?: string } = {},
+): Promise<void> {
+  for (const [i, source] of sources.entries()) {
+    const path = resolve(source);
+    const where = path === source ? path : `${source} (${path})`;
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(path);
+    } catch (error) {
+      throw new AdoptSourceError(
+        `${label}[${i}]: ${where}: ${
+          error instanceof Deno.errors.NotFound
+            ? "no such folder or .zip archive"
+            : "cannot be read (adopting needs read access)"
+        }`,
+      );
+    }
+    if (!info.isDirectory && !info.isFile) {
+      throw new AdoptSourceError(`${label}[${i}]: ${where}: expected a folder or a .zip archive`);
+    }
+  }
+}
+
 /** What {@link adoptIntoStore} did for one item. */
 export interface Taken {
   /** The stored object, when a copy was adopted; `null` when the item must be downloaded. */

@@ -17,21 +17,14 @@
  */
 import { join } from "node:path";
 import { fsyncDir } from "./objects.ts";
+import { JOURNALED_KEYS } from "./record_keys.ts";
 
 /**
  * Record prefixes the journal keeps: what a run needs to find its cached work again (action
  * records, key components, config slices, the files tasks used, objects' other names) and to
  * publish it as it was (the facts of the run that built it).
  */
-export const JOURNALED = new Set([
-  "action",
-  "superseded",
-  "task-components",
-  "config-slice",
-  "files",
-  "alias",
-  "run-facts",
-]);
+export const JOURNALED = JOURNALED_KEYS;
 
 const FORMAT = JSON.stringify({ format: "latentforge-journal/1" });
 const NAME = /^\d{15}-\d+-\d{6}\.jsonl$/;

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import type { Json } from "./canonical.ts";
 import { sleep } from "../net/retry.ts";
 import { Journal } from "./journal.ts";
+import { KEYS } from "./record_keys.ts";
 import { checkRecordsFile, RECORDS_FILE, recordsFault } from "./records_file.ts";
 
 /** The record layout this code reads and writes. */
@@ -123,38 +124,7 @@ export interface AliasRecord {
 /** Key of the aggregate action of a task in the per-item maps. */
 export const AGGREGATE_ITEM = "*";
 
-/** Every KV key of a cache. */
-export const KEYS = {
-  format: ["format"] as Deno.KvKey,
-  lease: ["lease"] as Deno.KvKey,
-  schedule: ["schedule", "last"] as Deno.KvKey,
-  action: (task: string, item: string): Deno.KvKey => ["action", task, item],
-  actions: (task?: string): Deno.KvKey => task === undefined ? ["action"] : ["action", task],
-  superseded: (task: string, item: string, replacedBy: number): Deno.KvKey => [
-    "superseded",
-    task,
-    item,
-    replacedBy,
-  ],
-  supersededAll: (task?: string): Deno.KvKey =>
-    task === undefined ? ["superseded"] : ["superseded", task],
-  failure: (task: string, item: string): Deno.KvKey => ["failure", task, item],
-  failures: (task: string): Deno.KvKey => ["failure", task],
-  taskComponents: (task: string, hash: string): Deno.KvKey => ["task-components", task, hash],
-  configSlice: (task: string, hash: string): Deno.KvKey => ["config-slice", task, hash],
-  /** Store digests of the files (models, specs) a task used, by a hash of their identities. */
-  files: (task: string, hash: string): Deno.KvKey => ["files", task, hash],
-  allFiles: ["files"] as Deno.KvKey,
-  run: (id: number): Deno.KvKey => ["run", id],
-  runs: ["run"] as Deno.KvKey,
-  lastRun: (task: string): Deno.KvKey => ["last-run", task],
-  lastRuns: ["last-run"] as Deno.KvKey,
-  fileDigest: (path: string): Deno.KvKey => ["file-digest", path],
-  alias: (name: string): Deno.KvKey => ["alias", name],
-  aliases: ["alias"] as Deno.KvKey,
-  /** The facts of the run that built a published output (see lib/dag/run_facts.ts). */
-  runFacts: (task: string, key: string): Deno.KvKey => ["run-facts", task, key],
-} as const;
+export { KEYS } from "./record_keys.ts";
 
 /** Raised when a cache cannot be read by this version (written by a newer one, or damaged). */
 export class RecordFormatError extends Error {
@@ -324,6 +294,21 @@ export class Records {
       out.set(e.key[1] as string, e.value.digest);
     }
     return out;
+  }
+
+  /** Records aliases (name → object digest) in one commit; their objects must be durable. */
+  async putAliases(aliases: [string, string][]): Promise<void> {
+    await this.journal.append(
+      aliases.map(([name, digest]) => ({ key: KEYS.alias(name), value: { digest } })),
+    );
+    for (let i = 0; i < aliases.length; i += MAX_MUTATIONS) {
+      const op = this.kv.atomic();
+      for (const [name, digest] of aliases.slice(i, i + MAX_MUTATIONS)) {
+        op.set(KEYS.alias(name), { digest } satisfies AliasRecord);
+      }
+      const res = await op.commit();
+      if (!res.ok) throw new RecordCommitError("recording a batch of aliases failed");
+    }
   }
 
   /** Deletes the aliases whose object `gone` says is gone; returns how many. */
