@@ -45,6 +45,8 @@ if (!sinfo || sinfo.code !== 0) {
     Deno.exit(1);
   }
   ownCluster = await startSlurmCluster();
+  // This program is the cluster's only user: every command it starts reads its config.
+  Deno.env.set("SLURM_CONF", ownCluster.conf);
   sinfo = await askSinfo();
 }
 if (!sinfo || sinfo.code !== 0) throw new Error("the started cluster does not answer sinfo");

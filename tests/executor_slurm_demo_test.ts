@@ -30,7 +30,7 @@ async function readTree(dir: string): Promise<Map<string, Uint8Array>> {
 
 slurmCase(
   "the demo pipeline with --executor slurm and 3 array tasks publishes the local run's out/",
-  async () => {
+  async (cluster) => {
     const mirror = await startMirror({ count: ITEMS, imageSize: 256, seed: 1 });
     const shared = await Deno.makeTempDir({ prefix: "latentforge-slurm-demo-" });
     const projects: PipelineProject[] = [];
@@ -65,7 +65,7 @@ slurmCase(
 
       const remote = await PipelineProject.create(config);
       projects.push(remote);
-      const second = await remote.run(["run", "--json", "--executor", "slurm"]);
+      const second = await remote.run(["run", "--json", "--executor", "slurm"], cluster.env);
       assertEquals(second.code, 0, second.stderr);
       const logs = second.events.filter((e) => e.event === "log").map((e) => e.message).join("\n");
       for (const task of ["encode", "optimize"]) {
@@ -123,7 +123,7 @@ slurmCase(
 
 slurmCase(
   "deno task demo --executor slurm starts its workers through pipeline.ts worker",
-  async () => {
+  async (cluster) => {
     const dir = await Deno.makeTempDir({ prefix: "latentforge-slurm-demo-task-" });
     try {
       const cache = join(dir, "cache");
@@ -147,7 +147,7 @@ slurmCase(
           cache,
         ],
         cwd: REPO,
-        env: { NO_COLOR: "1" },
+        env: { NO_COLOR: "1", ...cluster.env },
         stdout: "piped",
         stderr: "piped",
       }).output();

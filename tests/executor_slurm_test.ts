@@ -39,10 +39,11 @@ async function waitUntil(
   jobId: number,
   done: (states: Map<number, ArrayTaskState>) => boolean,
   what: string,
+  env: Record<string, string>,
 ): Promise<Map<number, ArrayTaskState>> {
   const deadline = Date.now() + WAIT.timeoutMs;
   while (Date.now() < deadline) {
-    const states = await jobStates(jobId);
+    const states = await jobStates(jobId, { env });
     if (done(states)) return states;
     await new Promise((resolve) => setTimeout(resolve, WAIT.pollMs));
   }
@@ -56,7 +57,7 @@ slurmCase(
     const jobId = await submitArray({
       scriptText: `#!/bin/sh\nprintf '%s %s of %s\\n' "$GREETING" "$SLURM_ARRAY_TASK_ID" ` +
         `"$SLURM_ARRAY_JOB_ID" > "${dir}/task-$SLURM_ARRAY_TASK_ID.txt"\n`,
-      env: { GREETING: "task" },
+      env: { ...cluster.env, GREETING: "task" },
       arraySize: 3,
       jobName: "latentforge-test-array",
       partition: cluster.partition,
@@ -64,7 +65,7 @@ slurmCase(
       cpusPerTask: 1,
       output: `${dir}/slurm-%A_%a.out`,
     });
-    const states = await waitForArray(jobId, WAIT);
+    const states = await waitForArray(jobId, { ...WAIT, env: cluster.env });
     assertEquals(summary(states), { 0: "COMPLETED 0:0", 1: "COMPLETED 0:0", 2: "COMPLETED 0:0" });
     for (const index of [0, 1, 2]) {
       assertEquals(
@@ -79,7 +80,7 @@ slurmCase(
 
 slurmCase(
   "a task that exits 3 is reported FAILED with exit code 3; the others COMPLETED",
-  async () => {
+  async (cluster) => {
     const dir = await tempDir();
     const script = `${dir}/task.sh`;
     await Deno.writeTextFile(
@@ -87,13 +88,14 @@ slurmCase(
       `#!/bin/sh\ntouch "${dir}/ran-$SLURM_ARRAY_TASK_ID"\n[ "$SLURM_ARRAY_TASK_ID" = 4 ] && exit 3\nexit 0\n`,
     );
     const jobId = await submitArray({
+      env: cluster.env,
       scriptPath: script,
       indices: [0, 4],
       jobName: "latentforge-test-exit",
       output: "/dev/null",
       cwd: dir,
     });
-    const states = await waitForArray(jobId, WAIT);
+    const states = await waitForArray(jobId, { ...WAIT, env: cluster.env });
     assertEquals(summary(states), { 0: "COMPLETED 0:0", 4: "FAILED 3:0" });
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
       "ran-0",
@@ -106,31 +108,33 @@ slurmCase(
 
 slurmCase(
   "cancelling one running task (JOB_ID_1) reports it CANCELLED while the others complete",
-  async () => {
+  async (cluster) => {
     const dir = await tempDir();
     const jobId = await submitArray({
+      env: cluster.env,
       scriptText: `#!/bin/sh\n[ "$SLURM_ARRAY_TASK_ID" = 1 ] && sleep 60\n` +
         `touch "${dir}/done-$SLURM_ARRAY_TASK_ID"\n`,
       arraySize: 3,
       jobName: "latentforge-test-cancel",
       output: "/dev/null",
     });
-    await waitUntil(jobId, (s) => s.get(1)?.state === "RUNNING", "task 1 running");
-    await cancel(`${jobId}_1`);
-    const states = await waitForArray(jobId, WAIT);
+    await waitUntil(jobId, (s) => s.get(1)?.state === "RUNNING", "task 1 running", cluster.env);
+    await cancel(`${jobId}_1`, { env: cluster.env });
+    const states = await waitForArray(jobId, { ...WAIT, env: cluster.env });
     assertEquals(summary(states), { 0: "COMPLETED 0:0", 1: "CANCELLED 0:15", 2: "COMPLETED 0:0" });
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["done-0", "done-2"]);
     // Cancelling what has already ended is not an error.
-    await cancel(jobId);
-    await cancel(`${jobId}_1`);
+    await cancel(jobId, { env: cluster.env });
+    await cancel(`${jobId}_1`, { env: cluster.env });
     await Deno.remove(dir, { recursive: true });
   },
 );
 
 slurmCase(
   "pending tasks are reported one per index, not as a compressed range",
-  async () => {
+  async (cluster) => {
     const jobId = await submitArray({
+      env: cluster.env,
       scriptText: "#!/bin/sh\nsleep 30\n",
       indices: "0-9:3",
       maxRunning: 1,
@@ -138,7 +142,7 @@ slurmCase(
       output: "/dev/null",
     });
     try {
-      const states = await jobStates(jobId);
+      const states = await jobStates(jobId, { env: cluster.env });
       assertEquals([...states.keys()], [0, 3, 6, 9]);
       const pending = [...states.values()].filter((t) => t.state === "PENDING").length;
       assert(
@@ -146,9 +150,9 @@ slurmCase(
         `expected at least 3 pending tasks, found ${JSON.stringify(summary(states))}`,
       );
     } finally {
-      await cancel(jobId);
+      await cancel(jobId, { env: cluster.env });
     }
-    const final = await waitForArray(jobId, WAIT);
+    const final = await waitForArray(jobId, { ...WAIT, env: cluster.env });
     // Without accounting, tasks cancelled before they started leave no record at all.
     for (const [index, task] of final) {
       assertEquals(task.state, "CANCELLED", `task ${index}`);
@@ -156,9 +160,10 @@ slurmCase(
   },
 );
 
-slurmCase("a job Slurm rejects throws SlurmError with Slurm's own message", async () => {
+slurmCase("a job Slurm rejects throws SlurmError with Slurm's own message", async (cluster) => {
   const error = await assertRejects(() =>
     submitArray({
+      env: cluster.env,
       scriptText: "#!/bin/sh\ntrue\n",
       arraySize: 2,
       jobName: "latentforge-test-rejected",
@@ -173,6 +178,7 @@ slurmCase("a job Slurm rejects throws SlurmError with Slurm's own message", asyn
   await assertRejects(
     () =>
       submitArray({
+        env: cluster.env,
         scriptText: big,
         arraySize: 1,
         jobName: "latentforge-test-bad-option",
@@ -211,9 +217,9 @@ Deno.test("without sbatch on PATH, submitArray says how to get it", async () => 
 
 slurmCase(
   "probeSharedPath passes for a directory the node sees, and leaves no marker behind",
-  async () => {
+  async (cluster) => {
     const dir = await tempDir();
-    await probeSharedPath(dir, { timeoutMs: WAIT.timeoutMs, pollMs: WAIT.pollMs });
+    await probeSharedPath(dir, { ...WAIT, env: cluster.env });
     assertEquals([...Deno.readDirSync(dir)], []);
     await Deno.remove(dir);
   },
@@ -221,12 +227,13 @@ slurmCase(
 
 slurmCase(
   "probeSharedPath names a directory the compute node cannot write into",
-  async () => {
+  async (cluster) => {
     const parent = await tempDir();
     const missing = `${parent}/not-on-the-nodes`;
     await assertRejects(
       () =>
         probeSharedPath(missing, {
+          env: cluster.env,
           timeoutMs: WAIT.timeoutMs,
           pollMs: WAIT.pollMs,
           markerWaitMs: 500,
@@ -239,11 +246,12 @@ slurmCase(
 
 slurmCase(
   "a probe job that cannot start in time is cancelled and named in the error",
-  async () => {
+  async (cluster) => {
     const dir = await tempDir();
     const error = await assertRejects(
       () =>
         probeSharedPath(dir, {
+          env: cluster.env,
           extraArgs: ["--begin=now+1hour"],
           timeoutMs: 1_000,
           pollMs: WAIT.pollMs,
@@ -252,7 +260,9 @@ slurmCase(
     );
     const jobId = Number(/the probe job (\d+) for cache directory/.exec(error.message)?.[1]);
     assert(jobId > 0, `expected the probe's job id in: ${error.message}`);
-    const left = [...(await jobStates(jobId)).values()].filter((t) => t.state !== "CANCELLED");
+    const left = [...(await jobStates(jobId, { env: cluster.env })).values()].filter((t) =>
+      t.state !== "CANCELLED"
+    );
     assertEquals(left, [], "the probe job is still queued");
     await Deno.remove(dir);
   },

@@ -19,15 +19,17 @@ async function run(command: string, args: string[], env: Record<string, string> 
 }
 
 slurmCase("one idle node with this machine's CPUs, in the cluster's own partition", async (c) => {
-  const sinfo = await run("sinfo", ["-h", "-o", "%P %c %T %N"]);
+  const sinfo = await run("sinfo", ["-h", "-o", "%P %c %T %N"], c.env);
   assertEquals(sinfo.code, 0, sinfo.stderr);
   assertEquals(
     sinfo.stdout.trim(),
     `${c.partition}* ${navigator.hardwareConcurrency} idle ${c.node}`,
   );
-  // Every Slurm command of this process (and what it starts) reads the cluster's own config.
-  assertEquals(Deno.env.get("SLURM_CONF"), c.conf);
-  const config = await run("scontrol", ["show", "config"]);
+  // A Slurm command not handed the cluster's environment reaches no cluster at all.
+  const bare = await run("sinfo", ["-h"]);
+  assert(bare.code !== 0, `sinfo without the cluster's SLURM_CONF answered: ${bare.stdout}`);
+  assertStringIncludes(bare.stderr, "/nonexistent/");
+  const config = await run("scontrol", ["show", "config"], c.env);
   assertMatch(config.stdout, new RegExp(`ClusterName\\s+= ${c.partition}\\n`));
   assertMatch(config.stdout, new RegExp(`SLURM_CONF\\s+= ${c.conf}\\n`));
 });
@@ -41,7 +43,7 @@ slurmCase("sbatch runs a job on this cluster, which lists it", async (c) => {
       `${dir}/out.txt`,
       "--wrap",
       "echo batch $SLURM_JOB_ID on $SLURM_JOB_PARTITION",
-    ]);
+    ], c.env);
     assertEquals(sbatch.code, 0, sbatch.stderr);
     const jobId = /^(\d+)/.exec(sbatch.stdout.trim())?.[1];
     assert(jobId, `expected a job id, found ${JSON.stringify(sbatch.stdout)}`);
@@ -53,7 +55,7 @@ slurmCase("sbatch runs a job on this cluster, which lists it", async (c) => {
       found = await Deno.readTextFile(`${dir}/out.txt`).catch(() => undefined);
     }
     assertEquals(found, expected);
-    const job = await run("scontrol", ["show", "job", jobId]);
+    const job = await run("scontrol", ["show", "job", jobId], c.env);
     assertStringIncludes(job.stdout, `Partition=${c.partition} `);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -83,9 +85,12 @@ slurmCase("the cluster's own munged issues credentials that verify", async (c) =
 testIf(slurm, {
   name: "stopping the test cluster cancels its jobs, ends its daemons and removes its directory",
   async fn() {
-    const before = Deno.env.get("SLURM_CONF");
     const cluster = await startSlurmCluster();
-    const sbatch = await run("sbatch", ["--parsable", "-o", "/dev/null", "--wrap", "sleep 600"]);
+    const sbatch = await run(
+      "sbatch",
+      ["--parsable", "-o", "/dev/null", "--wrap", "sleep 600"],
+      cluster.env,
+    );
     assertEquals(sbatch.code, 0, sbatch.stderr);
     const pids = await Promise.all(
       ["slurmctld", "slurmd"].map(async (d) =>
@@ -94,7 +99,6 @@ testIf(slurm, {
     );
     await cluster.stop();
     assertEquals(await Deno.stat(cluster.dir).then(() => true, () => false), false);
-    assertEquals(Deno.env.get("SLURM_CONF"), before);
     for (const pid of pids) {
       const ps = await run("ps", ["-p", String(pid), "-o", "comm="]);
       assertEquals(ps.stdout.trim(), "", `daemon ${pid} still runs`);

@@ -204,7 +204,10 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
                 records,
                 reporter: chooseReporter(opts.json ?? false),
                 signal,
-              }).then((r) => r.exitCode));
+              }).then((r) => {
+                if (r.fault) console.error(`error: ${r.fault.message}`);
+                return r.exitCode;
+              }));
           } finally {
             records.close();
           }
