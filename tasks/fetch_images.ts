@@ -170,6 +170,8 @@ export default each<Config, Network>({
         hashPool: net.hashes,
         requestHeaders: (url) => net.drive?.headersFor(url),
       });
+      // Named first: a run killed before this item's record still finds the downloaded bytes.
+      await ctx.announceAlias(`md5:${result.md5}`, result.sha256);
       digest = await ctx.store.putFile(result.path, result.sha256);
       ({ md5, size } = result);
     }

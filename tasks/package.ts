@@ -35,7 +35,8 @@ import { PRESETS } from "../lib/model/presets.ts";
 import { inputNotes } from "../lib/dataset/input_notes.ts";
 import { renderReport, type ReportData, type ReportNotes } from "../lib/report/html.ts";
 import { withRunFiles } from "../lib/report/run_files.ts";
-import { adoptedCopies } from "../lib/dataset/reconciliation.ts";
+import { sha256Hex } from "../lib/store/canonical.ts";
+import { adoptedCopies, reconciliationKey } from "../lib/dataset/reconciliation.ts";
 import { checkOutDir, publishDirectory } from "../lib/store/publish.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
@@ -87,8 +88,12 @@ export default aggregate<Config>({
   describe: "write the dataset files and the report",
   // An output folder holding someone else's files is refused before any work.
   check: (config) => checkOutDir(config.package.out_dir),
-  // manifest.json records a --limit, so the limit is part of the action's key.
-  fingerprint: (ctx) => Promise.resolve({ limit: ctx.limit ?? null }),
+  // manifest.json records a --limit and the reconciliation of dataset.adopt's copies (which
+  // fetch-images keeps in the cache), so both are part of the action's key.
+  fingerprint: async (ctx) => ({
+    limit: ctx.limit ?? null,
+    adopted: hashOrNull(reconciliationKey(await adoptedCopies(ctx.cacheDir, ctx.config))),
+  }),
   async run(ctx, up) {
     const { store, config } = ctx;
     const split = up.aggregate("label-split");
@@ -477,4 +482,8 @@ function npzNormalization(recorded: Record<string, number | number[] | string>) 
 
 function text(s: string): Uint8Array {
   return new TextEncoder().encode(s);
+}
+
+function hashOrNull(text: string | null): string | null {
+  return text === null ? null : sha256Hex(text);
 }

@@ -196,6 +196,21 @@ Deno.test("adopting a Kaggle-like zip: the plan and the run reconcile it exactly
     assertEquals(ToyProject.ran(again).get("fetch-images"), 0);
     assertEquals(imageRequests(mirror), []);
     assertEquals(counts(reconciliationOf(again)), expected);
+    // The same reconciliation: the published dataset, which records it, is still current.
+    assertEquals(ToyProject.ran(again).get("package"), 0);
+    const kept = JSON.parse(await Deno.readTextFile(join(p.out, "manifest.json")));
+    assertEquals(kept.reconciliation.counts, r.counts);
+    // Without copies to adopt, the dataset no longer records a reconciliation: only package
+    // reruns, and says so in its plan first.
+    const unadopted = ["--set", "dataset.adopt=[]"];
+    const replan = await p.run(["run", "--dry-run", "--json", ...unadopted]);
+    assertEquals(ToyProject.ran(replan).get("package"), 1, replan.stdout);
+    const rerun = await p.run(["run", "--json", ...unadopted]);
+    assertEquals(rerun.code, 0, rerun.stderr);
+    assertEquals(ToyProject.ran(rerun).get("package"), 1);
+    assertEquals(ToyProject.ran(rerun).get("optimize"), 0);
+    const plain = JSON.parse(await Deno.readTextFile(join(p.out, "manifest.json")));
+    assertEquals(plain.reconciliation, null);
   } finally {
     await mirror.close();
     await p.cleanup();

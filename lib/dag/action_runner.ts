@@ -75,7 +75,13 @@ export class ActionRunner implements PoolHost, RemoteHost {
 
   itemContext(work: Work): ItemContext<unknown> {
     const d = this.#driver;
-    return itemContext(this.ctx, d.name, work, (name) => d.run.aliases.lookup(name));
+    return itemContext(this.ctx, d.name, work, {
+      lookupAlias: (name) => d.run.aliases.lookup(name),
+      async announceAlias(name, digest) {
+        await d.run.options.records.putAliases([[name, digest]]);
+        d.run.aliases.add(name, digest);
+      },
+    });
   }
 
   async runItem(work: Work, state: unknown): Promise<void> {

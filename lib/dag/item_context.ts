@@ -19,8 +19,10 @@ export function itemContext(
   ctx: TaskContext<unknown>,
   task: string,
   work: Work,
-  aliases: (name: string) => Promise<{ digest: string; size: number } | null> = () =>
-    Promise.resolve(null),
+  aliases: Pick<ItemContext<unknown>, "lookupAlias" | "announceAlias"> = {
+    lookupAlias: () => Promise.resolve(null),
+    announceAlias: () => Promise.resolve(),
+  },
 ): ItemContext<unknown> {
   const path = checkpointPath(ctx.cacheDir, task, work.key);
   const store = ctx.store;
@@ -37,7 +39,8 @@ export function itemContext(
       }
       return await store.has(digest) ? await store.get(digest) : null;
     },
-    lookupAlias: (name) => aliases(name),
+    lookupAlias: (name) => aliases.lookupAlias(name),
+    announceAlias: (name, digest) => aliases.announceAlias(name, digest),
     async saveCheckpoint(bytes) {
       const previous = (await Deno.readTextFile(path).catch(() => "")).trim();
       const digest = await store.put(bytes);

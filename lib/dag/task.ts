@@ -71,6 +71,13 @@ export interface ItemContext<C = unknown> extends TaskContext<C> {
    * (and always on a remote worker, which has no records).
    */
   lookupAlias(name: string): Promise<{ digest: string; size: number } | null>;
+  /**
+   * Records at once that the object with digest `digest` is also known as `name` — before the
+   * object is put in the store, so a run killed between storing it and recording the action
+   * still finds it (a lookup ignores an alias whose object is not there). The action still
+   * names the alias in its {@link ActionResult.aliases}. A no-op on a remote worker.
+   */
+  announceAlias(name: string, digest: string): Promise<void>;
 }
 
 /** What an action returns: its output, and other names its objects can be found by. */

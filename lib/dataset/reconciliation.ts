@@ -289,3 +289,20 @@ export async function adoptedCopies(
     paths.every((p, i) => resolve(p) === last.sources[i]);
   return same ? last : null;
 }
+
+/**
+ * What of a reconciliation a dataset records, as a key component for `package`: everything but
+ * when it was made and whether it was planned. A rerun that reconciles the same copies the same
+ * way gives the same value; `null` without copies to adopt.
+ *
+ * @example
+ * ```ts
+ * declare const r: Reconciliation | null;
+ * const component = reconciliationKey(r);
+ * ```
+ */
+export function reconciliationKey(r: Reconciliation | null): string | null {
+  if (r === null) return null;
+  const { at: _at, planned: _planned, ...kept } = r;
+  return JSON.stringify(kept);
+}
