@@ -23,6 +23,8 @@ export interface SessionOptions {
    * their peak RSS stays near the live set (about half, measured on the SD-shaped decoder).
    */
   cpuMemoryArena?: boolean;
+  /** Extra session options (e.g. profiling), merged over the ones above. */
+  extra?: ort.InferenceSession.SessionOptions;
   /** Receives one line per provider that could not be used (default: console.warn). */
   log?: (line: string) => void;
 }
@@ -52,6 +54,7 @@ export async function openSession(
     interOpThreads = 1,
     graphOptimizationLevel = "all",
     cpuMemoryArena = false,
+    extra = {},
     log = (line: string) => console.warn(line),
   }: SessionOptions = {},
 ): Promise<OpenedSession> {
@@ -68,6 +71,7 @@ export async function openSession(
       // The reason of a failed attempt goes to `log`; spare stderr the runtime's own copy.
       logSeverityLevel: i < providers.length - 1 ? 4 : 3,
       ...(intraOpThreads ? { intraOpNumThreads: intraOpThreads } : {}),
+      ...extra,
     };
     try {
       const session = typeof model === "string"
