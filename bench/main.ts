@@ -6,12 +6,14 @@
 const benches: Record<string, string> = {
   noop: "./noop.ts",
   download: "./download.ts",
+  adopt: "./adopt.ts",
   spec: "./spec_ingest.ts",
   grad: "./grad.ts",
   preprocess: "./preprocess.ts",
   optimize: "./optimize.ts",
   slurm: "./slurm.ts",
   soak: "./soak.ts",
+  package: "./package.ts",
 };
 
 const [name, ...rest] = Deno.args;

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { ALL_FAULTS, type FaultKind, type Mirror, startMirror } from "../tests/fixtures/mirror.ts";
 import { PipelineProject } from "../tests/fixtures/pipeline_project.ts";
 import { parse } from "../tests/fixtures/toy_harness.ts";
-import type { ActionRecord } from "../lib/store/records.ts";
+import { type ActionRecord, openRecords } from "../lib/store/records.ts";
 
 function option(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -67,15 +67,11 @@ interface Soak {
 }
 
 async function records(cache: string, task: string): Promise<Map<string, ActionRecord>> {
-  const kv = await Deno.openKv(join(cache, "records.sqlite3"));
+  const records = await openRecords(cache);
   try {
-    const out = new Map<string, ActionRecord>();
-    for await (const e of kv.list<ActionRecord>({ prefix: ["act", task] })) {
-      out.set(e.key[2] as string, e.value);
-    }
-    return out;
+    return await records.actions(task);
   } finally {
-    kv.close();
+    records.close();
   }
 }
 
@@ -145,7 +141,7 @@ async function soak(label: string, mirror: Mirror): Promise<Soak> {
     let wrongAccepted = 0;
     for (const [id, rec] of stored) {
       const bytes = await Deno.readFile(
-        join(p.cache, "objects", rec.o.image.slice(0, 2), rec.o.image),
+        join(p.cache, "objects", rec.objects.image.slice(0, 2), rec.objects.image),
       );
       if (createHash("md5").update(bytes).digest("hex") !== spec[id].image.file_md5) {
         wrongAccepted++;

@@ -6,6 +6,10 @@
  */
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
+import { DRIVE_API_URL } from "../lib/net/drive_api.ts";
+import { IMAGE_EXTENSIONS } from "../lib/dataset/folder_spec.ts";
+import { bucketProblem, DEFAULT_BUCKET_STEP } from "../lib/image/buckets.ts";
+import { SHARD_BYTES } from "../lib/package/shards.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -22,22 +26,32 @@ export const FileSource = z.strictObject({
   message: "expected exactly one of path or url",
 });
 
+/** Local folders and `.zip` archives holding copies of the images, adopted before downloading. */
+const Adopt = z.array(z.string().min(1)).default([]);
+/** The dataset's name, the report's title; by default derived from the source. */
+const datasetName = z.string().min(1).optional();
+
 const FfhqDataset = z.strictObject({
   kind: z.literal("ffhq"),
+  name: datasetName,
   spec: FileSource,
   component: z.enum(["image", "thumbnail", "in_the_wild"]).default("image"),
   mirrors: z.array(httpUrl).default([]),
+  adopt: Adopt,
 });
 
 const FolderDataset = z.strictObject({
   kind: z.literal("folder"),
+  name: datasetName,
   path: z.string().min(1),
-  extensions: z.array(z.string()).default([".jpg", ".jpeg", ".png"]),
+  extensions: z.array(z.string()).default([...IMAGE_EXTENSIONS]),
 });
 
 const UrlsDataset = z.strictObject({
   kind: z.literal("urls"),
+  name: datasetName,
   list: FileSource,
+  adopt: Adopt,
 });
 
 /** The whole config. */
@@ -50,6 +64,11 @@ export const ConfigSchema = z.strictObject({
     quota_backoff_s: z.number().positive().default(600),
     verify_pixels: z.boolean().default(false),
     materialize: z.string().nullable().default(null),
+    /** The name of the environment variable holding a Google Drive API key (never the key). */
+    google_api_key_env: z.string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected the name of an environment variable")
+      .nullable().default(null),
+    google_api_url: httpUrl.default(DRIVE_API_URL),
   }).prefault({}),
   labels: z.strictObject({
     source: FileSource,
@@ -64,8 +83,20 @@ export const ConfigSchema = z.strictObject({
   }).nullable().default(null),
   preprocess: z.strictObject({
     size: z.number().int().positive().multipleOf(8).default(256),
-    crop: z.enum(["center", "none"]).default("center"),
-  }).prefault({}),
+    crop: z.enum(["center", "none", "buckets"]).default("center"),
+    buckets: z.strictObject({
+      area: z.number().int().positive().optional(),
+      step: z.number().int().positive().default(DEFAULT_BUCKET_STEP),
+      min_side: z.number().int().positive().optional(),
+      max_side: z.number().int().positive().optional(),
+      no_upscale: z.boolean().default(false),
+    }).prefault({}),
+    flip: z.boolean().default(false),
+  }).prefault({}).superRefine((p, ctx) => {
+    if (p.crop !== "buckets") return;
+    const problem = bucketProblem(p.size, p.buckets);
+    if (problem) ctx.addIssue({ code: "custom", path: ["buckets", problem.field], ...problem });
+  }),
   model: z.strictObject({
     encoder: FileSource,
     decoder: FileSource,
@@ -92,7 +123,17 @@ export const ConfigSchema = z.strictObject({
     formats: z.array(z.enum(["npz", "hdf5", "safetensors"])).min(1)
       .default(["npz", "hdf5", "safetensors"]),
     samples: z.number().int().min(0).default(8),
-  }).prefault({}),
+    /** Images left out of the dataset files (noted either way): upscaled > 2×, duplicates. */
+    exclude: z.array(z.enum(["upscaled", "duplicates"])).default([]),
+    layout: z.enum(["split", "shards", "per_image"]).default("split"),
+    shard_size: z.union([
+      z.number().int().positive(),
+      z.string().regex(SHARD_BYTES, 'expected a size such as "256MB" or "1GiB"'),
+    ]).optional(),
+  }).prefault({}).refine((p) => p.shard_size === undefined || p.layout === "shards", {
+    path: ["shard_size"],
+    message: 'expected only with package.layout "shards"',
+  }),
   schedule: z.strictObject({
     cron: z.string().default("0 3 * * *"),
     targets: z.array(z.string()).min(1).default(["package"]),

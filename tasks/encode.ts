@@ -41,6 +41,8 @@ export default each<Config, { open: () => Promise<ModelSession> }>({
       });
     return { inputs: { encoder: encoder.digest }, state: { open } };
   },
+  // A batch holds images of one size.
+  group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,
   async runBatched(ctx, source, state) {
     const encoder = await state.open();
     while (true) {

@@ -2,9 +2,13 @@
  * fetch-images: every image of the index, downloaded with HTTP Range resume from the mirrors
  * and then its own URL, MD5 computed while streaming, accepted only when size and MD5 match the
  * spec. Hosts are limited to `download.concurrency_per_host` at once; a quota page or HTTP 429
- * backs that host off (`download.quota_backoff_s`, doubling) while other hosts continue. An
- * image whose bytes are already in the store is never downloaded again. Folder items are
- * imported from disk.
+ * backs that host off (`download.quota_backoff_s`, doubling) while other hosts continue, and
+ * does not use up one of the `download.attempts`. An image whose bytes are already in the store
+ * (found by its MD5) is never downloaded again. Folder items are imported from disk. With
+ * `dataset.adopt`, copies the user already has (folders, `.zip` archives) are verified against
+ * the spec and copied in first: only what they lack or hold wrongly is downloaded, and the
+ * reconciliation is printed at the end (and by `--dry-run`). With
+ * `download.google_api_key_env`, Drive links go through the Drive API with that key.
  *
  * Reads: the index of `fetch-json`. Produces per item: `image` (the file's bytes).
  *
@@ -14,30 +18,43 @@ import { join } from "node:path";
 import { each, type Json } from "../lib/dag/task.ts";
 import { candidateUrls, type DatasetItem, decodeItemIndex } from "../lib/dataset/item_index.ts";
 import { verifyLocalFile } from "../lib/dataset/local_file.ts";
+import { adoptIntoStore, AdoptSources, type Taken } from "../lib/dataset/adopt.ts";
+import { summarizeAdoption } from "../lib/dataset/adopt_summary.ts";
+import { materialize, type MaterializeConflict } from "../lib/dataset/materialize.ts";
+import type { ItemOutcome } from "../lib/dataset/reconciliation.ts";
+import { DriveApi } from "../lib/net/drive_api.ts";
 import { downloadVerified } from "../lib/net/download.ts";
 import { HashPool } from "../lib/net/hash_pool.ts";
 import { HostGate } from "../lib/net/host_gate.ts";
-import { retry } from "../lib/net/retry.ts";
-import { writeFileAtomic } from "../lib/store/objects.ts";
-import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
+
+/** An item the listing found unusable (see `DatasetItem.error`). */
+export class UnusableItemError extends Error {
+  override readonly name = "UnusableItemError";
+}
 
 interface Network {
   gate: HostGate;
   hashes: HashPool;
+  /** The copies of `dataset.adopt`, opened once per run. */
+  adopt: AdoptSources | null;
+  /** Items whose copies were rejected in this run, so a retried download does not reread them. */
+  rejected: Map<string, Taken>;
+  drive: DriveApi | null;
+  /** Files `download.materialize` left alone because latentforge did not write them. */
+  conflicts: MaterializeConflict[];
 }
 
 export default each<Config, Network>({
   name: "fetch-images",
   deps: ["fetch-json"],
   config: [],
-  reads: ["download", "dataset.mirrors"],
+  reads: ["download", "dataset.kind", "dataset.mirrors", "dataset.adopt"],
   version: "1",
   source: import.meta.url,
   describe: "download every image, verified by size and MD5",
   concurrency: (config) => config.download.concurrency_per_host * 4,
-  // Retries happen inside the action, where quota back-offs do not count as attempts.
-  retry: () => ({ attempts: 1 }),
+  retry: (config) => ({ attempts: config.download.attempts }),
   async items(ctx, up) {
     const index = decodeItemIndex(await ctx.store.get(up.aggregate("fetch-json").objects.index));
     // The key is what identifies the bytes: MD5 and size when the spec gives them, else the
@@ -49,24 +66,75 @@ export default each<Config, Network>({
       return { id: spec.id, params, extra: spec as unknown as Json };
     });
   },
-  prepare: (ctx) => {
+  async prepare(ctx) {
     const { download } = ctx.config;
     const gate = new HostGate({
       perHost: download.concurrency_per_host,
       quotaBackoffS: download.quota_backoff_s,
     });
-    return Promise.resolve({ state: { gate, hashes: new HashPool({ workers: 1 }) } });
+    const drive = DriveApi.fromConfig(download);
+    const paths = adoptPaths(ctx.config);
+    const adopt = paths.length ? await AdoptSources.open(paths) : null;
+    const hashes = new HashPool({ workers: 1 });
+    return { state: { gate, hashes, adopt, rejected: new Map(), drive, conflicts: [] } };
   },
-  teardown: (net) => Promise.resolve(net.hashes.close()),
+  async summarize(ctx, { items, done, dryRun, upstream }, net) {
+    const paths = adoptPaths(ctx.config);
+    const specs = items?.map((i) => i.extra as unknown as DatasetItem) ?? null;
+    const all = specs === null || paths.length === 0 ? undefined : decodeItemIndex(
+      await ctx.store.get(upstream.aggregate("fetch-json").objects.index),
+    ).items;
+    const recorded = new Map<string, ItemOutcome | undefined>();
+    for (const [id, out] of done) recorded.set(id, (out.meta as { adopt?: ItemOutcome }).adopt);
+    await summarizeAdoption({
+      paths,
+      items: specs,
+      spec: all,
+      recorded,
+      stored: async (spec) =>
+        spec.md5 !== null && await ctx.lookupAlias(`md5:${spec.md5}`) !== null,
+      sources: net?.adopt ?? undefined,
+      planned: dryRun,
+      cacheDir: ctx.cacheDir,
+      log: ctx.log,
+      hashPool: net?.hashes,
+      signal: ctx.signal,
+    });
+    if (net?.conflicts.length) {
+      const shown = net.conflicts.slice(0, 5).map((c) => `${c.path} (${c.why})`).join("; ");
+      ctx.log(
+        `download.materialize left ${net.conflicts.length} file(s) as they were, because ` +
+          `latentforge did not write them: ${shown}${net.conflicts.length > 5 ? "; …" : ""}`,
+      );
+    }
+  },
+  teardown: (net) => {
+    net.hashes.close();
+    net.adopt?.close();
+    return Promise.resolve();
+  },
   async run(ctx, item, net) {
     const spec = item.extra as unknown as DatasetItem;
+    if (spec.error !== undefined) throw new UnusableItemError(spec.error);
     const { download } = ctx.config;
-    const known = spec.md5 ? await fromAlias(ctx.store, spec.md5) : null;
+    const known = spec.md5 ? await ctx.lookupAlias(`md5:${spec.md5}`) : null;
     let digest: string;
     let md5: string;
     let size: number;
-    if (known) {
-      ({ digest, md5, size } = known);
+    let taken: Taken | null = null;
+    if (!known && net.adopt) {
+      taken = net.rejected.get(spec.id) ?? await adoptIntoStore(net.adopt, spec, {
+        store: ctx.store,
+        hashPool: net.hashes,
+        signal: ctx.signal,
+      });
+      if (!taken.stored && taken.outcome) net.rejected.set(spec.id, taken);
+    }
+    if (known && spec.md5) {
+      ({ digest, size } = known);
+      md5 = spec.md5;
+    } else if (taken?.stored) {
+      ({ digest, md5, size } = taken.stored);
     } else if (spec.local_path) {
       const file = await verifyLocalFile(spec.local_path, {
         expectedSize: spec.size,
@@ -80,32 +148,27 @@ export default each<Config, Network>({
       const urls = candidateUrls(
         spec,
         ctx.config.dataset.kind === "ffhq" ? ctx.config.dataset.mirrors : [],
-      );
+      ).map((url) => net.drive?.route(url) ?? url);
       const partialDir = join(ctx.cacheDir, "partial", "images");
       await Deno.mkdir(partialDir, { recursive: true });
-      const result = await retry(
-        () =>
-          downloadVerified({
-            urls,
-            partialPath: join(partialDir, spec.md5 ?? encodeURIComponent(spec.id)),
-            expectedSize: spec.size ?? undefined,
-            expectedMd5: spec.md5 ?? undefined,
-            stallMs: download.stall_s * 1000,
-            signal: ctx.signal,
-            hostGate: net.gate,
-            hashPool: net.hashes,
-          }),
-        {
-          attempts: download.attempts,
-          signal: ctx.signal,
-          countsAsAttempt: (e) => (e as { kind?: string }).kind !== "quota",
-        },
-      );
+      const result = await downloadVerified({
+        urls,
+        partialPath: join(partialDir, spec.md5 ?? encodeURIComponent(spec.id)),
+        expectedSize: spec.size ?? undefined,
+        expectedMd5: spec.md5 ?? undefined,
+        stallMs: download.stall_s * 1000,
+        signal: ctx.signal,
+        hostGate: net.gate,
+        hashPool: net.hashes,
+        requestHeaders: (url) => net.drive?.headersFor(url),
+      });
       digest = await ctx.store.putFile(result.path, result.sha256);
       ({ md5, size } = result);
     }
-    await rememberAlias(ctx.store, md5, digest, size);
-    if (download.materialize) await materialize(ctx.store, digest, download.materialize, spec.path);
+    if (download.materialize) {
+      const conflict = await materialize(ctx.store, digest, download.materialize, spec.path);
+      if (conflict) net.conflicts.push(conflict);
+    }
     return {
       objects: { image: digest },
       meta: {
@@ -115,37 +178,15 @@ export default each<Config, Network>({
         pixel_size: spec.pixel_size,
         pixel_md5: spec.pixel_md5,
         category: spec.category,
+        ...(taken?.outcome ? { adopt: taken.outcome } : {}),
       },
+      // The next item with these bytes (or this one, rekeyed) finds them by their MD5.
+      aliases: { [`md5:${md5}`]: digest },
     };
   },
 });
 
-/** `cache/md5/ab/<md5>` names the stored object with that MD5, so bytes are fetched once. */
-function aliasPath(store: ObjectStore, md5: string): string {
-  return join(store.root, "md5", md5.slice(0, 2), md5);
-}
-
-async function fromAlias(store: ObjectStore, md5: string) {
-  const text = await Deno.readTextFile(aliasPath(store, md5)).catch(() => null);
-  if (!text) return null;
-  const { digest, size } = JSON.parse(text);
-  return await store.has(digest) ? { digest: digest as string, md5, size: size as number } : null;
-}
-
-async function rememberAlias(store: ObjectStore, md5: string, digest: string, size: number) {
-  const path = aliasPath(store, md5);
-  await Deno.mkdir(join(path, ".."), { recursive: true });
-  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify({ digest, size })));
-}
-
-/** Lays the image out in the familiar tree (`images1024x1024/00000/00000.png`). */
-async function materialize(store: ObjectStore, digest: string, root: string, rel: string) {
-  const target = join(root, rel);
-  await Deno.mkdir(join(target, ".."), { recursive: true });
-  await Deno.remove(target).catch(() => {});
-  try {
-    await Deno.link(store.path(digest), target);
-  } catch {
-    await Deno.copyFile(store.path(digest), target);
-  }
+/** `dataset.adopt` (folders are local already: nothing to adopt). */
+function adoptPaths(config: Config): string[] {
+  return config.dataset.kind === "folder" ? [] : config.dataset.adopt ?? [];
 }

@@ -1,19 +1,25 @@
 /**
  * fetch-json: the dataset's spec turned into a compact item index (id, url, path, size, MD5,
  * pixel size, pixel MD5, category). For FFHQ the 255 MB spec is downloaded resumably, verified
- * by size and MD5 and read as a stream; a folder is listed (sizes and MD5s computed); a URL list
- * is read as CSV or text.
+ * by size and MD5 and read as a stream; a folder is listed (sizes and MD5s computed; what it
+ * skipped, and entries that cannot be used, are logged); a URL list is read as CSV or text.
  *
- * Produces: `index` (JSON lines, see lib/dataset/item_index.ts).
+ * Produces: `index` (JSON lines, see lib/dataset/item_index.ts) and `listing` (JSON: the files
+ * a folder listing skipped).
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { aggregate, type TaskContext } from "../lib/dag/task.ts";
 import { ingestFfhqSpecStream } from "../lib/dataset/ffhq_spec.ts";
-import { ingestFolder } from "../lib/dataset/folder_spec.ts";
+import {
+  checkDatasetFolder,
+  folderFingerprint,
+  ingestFolder,
+  type SkippedFile,
+} from "../lib/dataset/folder_spec.ts";
 import { encodeItemIndex, type ItemIndex } from "../lib/dataset/item_index.ts";
 import { parseUrlList } from "../lib/dataset/url_list.ts";
+import { DriveApi } from "../lib/net/drive_api.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -28,26 +34,61 @@ export default aggregate<Config>({
     "dataset.extensions",
     "dataset.list",
   ],
-  reads: ["download.stall_s"],
+  reads: ["download.stall_s", "download.google_api_key_env", "download.google_api_url"],
   version: "1",
   source: import.meta.url,
   describe: "download the dataset spec and index its items",
+  async check(config) {
+    if (config.dataset.kind === "folder") {
+      await checkDatasetFolder(config.dataset.path).catch((e) => {
+        throw new Error(`dataset.path: ${(e as Error).message}`);
+      });
+    }
+  },
   async fingerprint(ctx) {
     return await sourceFingerprint(ctx);
   },
   async run(ctx) {
     const index = await readIndex(ctx);
+    const skipped = "skipped" in index ? index.skipped as SkippedFile[] : [];
+    logListing(ctx, index, skipped);
     const digest = await ctx.store.put(encodeItemIndex(index));
     return {
-      objects: { index: digest },
-      meta: { items: index.items.length, source: index.source },
+      objects: { index: digest, listing: await ctx.store.putJson({ skipped }) },
+      meta: { items: index.items.length, source: index.source, skipped: skipped.length },
     };
   },
 });
 
+/** One line for the files skipped and one for the entries that will fail, each named. */
+function logListing(ctx: TaskContext<Config>, index: ItemIndex, skipped: SkippedFile[]) {
+  const names = (list: string[]) =>
+    list.slice(0, 20).join(", ") + (list.length > 20 ? `, … (${list.length - 20} more)` : "");
+  if (skipped.length) {
+    const one = skipped.length === 1;
+    ctx.log(
+      `skipped ${skipped.length} ${one ? "file" : "files"} that ${
+        one ? "is not an image" : "are not images"
+      } by extension: ${names(skipped.map((s) => s.path))}`,
+    );
+  }
+  const unusable = index.items.filter((i) => i.error !== undefined);
+  if (unusable.length) {
+    const one = unusable.length === 1;
+    ctx.log(
+      `${unusable.length} ${one ? "file" : "files"} cannot be used and will fail (the others ` +
+        `are built): ${names(unusable.map((i) => i.error!))}`,
+    );
+  }
+}
+
 async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
   const dataset = ctx.config.dataset;
-  const opts = { signal: ctx.signal, stallMs: ctx.config.download.stall_s * 1000 };
+  const opts = {
+    signal: ctx.signal,
+    stallMs: ctx.config.download.stall_s * 1000,
+    drive: DriveApi.fromConfig(ctx.config.download),
+  };
   switch (dataset.kind) {
     case "ffhq": {
       const spec = await fetchSource(ctx.store, dataset.spec, "dataset.spec", opts);
@@ -69,34 +110,16 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
 }
 
 /**
- * What tells that the source changed when the config did not: a folder's listing (names,
- * sizes, modification times) or a local spec's content. A downloaded spec is identified by
- * its configured URL and digest.
+ * What tells that the source changed when the config did not: a folder's listing (paths, sizes,
+ * modification times, links followed as the listing follows them) or a local spec's content.
+ * A downloaded spec is identified by its configured URL and digest.
  */
 async function sourceFingerprint(ctx: TaskContext<Config>): Promise<string | null> {
   const dataset = ctx.config.dataset;
-  const local = dataset.kind === "folder"
-    ? null
-    : dataset.kind === "ffhq"
-    ? dataset.spec.path
-    : dataset.list.path;
   if (dataset.kind === "folder") {
-    const hash = createHash("sha256");
-    const walk = async (dir: string) => {
-      const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
-      entries.sort((a, b) => a.name < b.name ? -1 : 1);
-      for (const e of entries) {
-        const path = `${dir}/${e.name}`;
-        if (e.isDirectory) await walk(path);
-        else {
-          const info = await Deno.stat(path);
-          hash.update(`${path}\t${info.size}\t${info.mtime?.getTime()}\n`);
-        }
-      }
-    };
-    await walk(dataset.path);
-    return hash.digest("hex");
+    return await folderFingerprint(dataset.path, { extensions: dataset.extensions });
   }
+  const local = dataset.kind === "ffhq" ? dataset.spec.path : dataset.list.path;
   if (local === undefined || local === null) return null;
   const info = await Deno.stat(local).catch(() => null);
   return info ? `${info.size}:${info.mtime?.getTime()}` : "missing";

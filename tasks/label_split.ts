@@ -6,13 +6,15 @@
  * splits are the source's own (FFHQ's training/validation, a folder's sub-folders).
  *
  * Reads: the index of `fetch-json`, the images `verify-sizes` accepted, the labels file.
- * Produces: `splits` (JSON: ids per split, image paths, summary).
+ * Produces: `splits` (JSON: ids per split, image paths, summary) and `labels` (JSON: each
+ * image's category and labels row).
  *
  * @module
  */
 import { aggregate } from "../lib/dag/task.ts";
 import { decodeItemIndex } from "../lib/dataset/item_index.ts";
 import { parseLabelsCsv } from "../lib/dataset/labels.ts";
+import { imageLabels } from "../lib/dataset/image_labels.ts";
 import { splitDataset, type SplitField, type SplitSummary } from "../lib/dataset/splits.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
@@ -30,7 +32,7 @@ export default aggregate<Config>({
   deps: ["verify-sizes", "fetch-json"],
   config: ["labels"],
   reads: ["download.stall_s"],
-  version: "1",
+  version: "2",
   source: import.meta.url,
   describe: "join labels and split the dataset",
   async fingerprint(ctx) {
@@ -84,6 +86,8 @@ export default aggregate<Config>({
       ctx.log(`split ${name}: ${n} images`);
     }
     const digest = await ctx.store.putJson(splits);
-    return { objects: { splits: digest }, meta: result.summary.perSplit };
+    // Each image's labels travel to the dataset files with it.
+    const labelsDigest = await ctx.store.putJson(imageLabels(items, labels));
+    return { objects: { splits: digest, labels: labelsDigest }, meta: result.summary.perSplit };
   },
 });

@@ -54,13 +54,15 @@ export default each<Config, Models>({
       state: { decoder: decoder.path, encoder: encoder.path },
     };
   },
+  // A batch holds latents of one shape (images of one size).
+  group: (item) => ({
+    latent: (item.inputs.encode.meta as { shape: number[] }).shape,
+    image: (item.inputs.preprocess.meta as { shape: number[] }).shape,
+  }),
   async runBatched(ctx, source, models) {
     const { model, optimize } = ctx.config;
-    const first = await source.next(optimize.batch_size);
-    if (first.length === 0) return;
-    const jobs = new Map<string, Item>();
+    const shapes = source.group as { latent: number[]; image: number[] };
     const load = async (item: Item): Promise<OptimizeJob> => {
-      jobs.set(item.id, item);
       const [latent, target, checkpoint] = await Promise.all([
         ctx.store.get(item.inputs.encode.objects.latent),
         ctx.store.get(item.inputs.preprocess.objects.tensor),
@@ -77,12 +79,9 @@ export default each<Config, Models>({
         checkpoint,
       };
     };
-    const latentShape = decodeNpy(await ctx.store.get(first[0].inputs.encode.objects.latent)).shape;
-    const imageShape =
-      decodeNpy(await ctx.store.get(first[0].inputs.preprocess.objects.tensor)).shape;
     const settings = {
       batch: optimize.batch_size,
-      latentShape: latentShape.slice(1) as [number, number, number],
+      latentShape: shapes.latent.slice(1) as [number, number, number],
       scalingFactor: model.scaling_factor,
       loss: optimize.loss,
       charbonnierEps: optimize.charbonnier_eps,
@@ -103,12 +102,11 @@ export default each<Config, Models>({
         await ModelSession.open(models.decoder, "decoder", runtime),
         settings,
       );
-    const pending: Item[] = first;
     await optimizeLatents({
       settings: {
         batch: optimize.batch_size,
-        latentSize: latentShape.reduce((a, b) => a * b, 1),
-        imageShape: imageShape.slice(1) as [number, number, number],
+        latentSize: shapes.latent.reduce((a, b) => a * b, 1),
+        imageShape: shapes.image.slice(1) as [number, number, number],
         lr: optimize.lr,
         schedule: optimize.schedule,
         warmupSteps: optimize.warmup_steps,
@@ -120,27 +118,16 @@ export default each<Config, Models>({
       },
       evaluator,
       signal: ctx.signal,
-      async next(max, wait) {
-        const items = pending.length ? pending.splice(0, max) : [];
-        if (items.length < max) {
-          items.push(
-            ...(wait && items.length === 0
-              ? await source.next(max)
-              : source.poll(max - items.length)),
-          );
-        }
-        return await Promise.all(items.map(load));
-      },
-      save: (id, bytes) => source.context(jobs.get(id)!).saveCheckpoint(bytes),
+      next: async (max, wait) =>
+        await Promise.all((wait ? await source.next(max) : source.poll(max)).map(load)),
+      save: (id, bytes) => source.context(id).saveCheckpoint(bytes),
       async done(id, result) {
-        const item = jobs.get(id)!;
-        jobs.delete(id);
-        if (result instanceof Error) return await source.done(item, result);
+        if (result instanceof Error) return await source.done(id, result);
         const latent = await ctx.store.put(
-          encodeNpy({ dtype: "<f4", shape: latentShape, data: result.latent }),
+          encodeNpy({ dtype: "<f4", shape: shapes.latent, data: result.latent }),
         );
         const curve = await ctx.store.putJson(result.curve);
-        await source.done(item, {
+        await source.done(id, {
           objects: { latent, curve },
           meta: {
             loss_initial: result.lossInitial,

@@ -1,113 +1,135 @@
 /**
- * package: the dataset a researcher opens. Per split: `latents.npz`, `latents.h5`,
- * `latents.safetensors` (as `package.formats` chooses), `manifest.txt` and `metrics.csv`;
- * for the whole run: `manifest.json` (provenance) and `report.html`. The files are objects in
- * the store; `out_dir` is replaced by them atomically after a run and after a cache hit alike.
+ * package: the dataset a researcher opens. Per split, as `package.layout` says: `latents.npz`,
+ * `latents.h5`, `latents.safetensors` (as `package.formats` chooses; with buckets, arrays per
+ * bucket), or safetensors shards (`shards/<bucket>-<n>.safetensors`), or one `.npz` per image
+ * (`images/<id>.npz`); and `manifest.txt` and `metrics.csv`. For the whole run: `index.json`
+ * (where each image's latents are, with its conditioning and labels), `manifest.json`
+ * (provenance) and `report.html`. The files are objects in the store; `out_dir` is replaced by
+ * them atomically after a run and after a cache hit alike, with the facts of the run that built
+ * them (report's run section, `run.json`) added then. Upscaled and byte-identical images are
+ * noted, and left out when `package.exclude` says so.
  *
- * Reads: the splits of `label-split`, the latents of `encode` and `optimize`, the tensors of
- * `preprocess`, the source files of `fetch-images`, and every upstream action key.
+ * Reads: the splits and labels of `label-split`, the latents of `encode` and `optimize`, the
+ * tensors and conditioning of `preprocess`, the source files of `fetch-images`, the listing of
+ * `fetch-json`, and every
+ * upstream action key.
  *
  * @module
  */
-import { aggregate, type Output, type Upstream } from "../lib/dag/task.ts";
-import { decodeNpy, type NpyArray } from "../lib/format/npy.ts";
-import { encodeNpz } from "../lib/format/npz.ts";
-import { encodeHdf5 } from "../lib/format/hdf5.ts";
-import { encodeSafetensors } from "../lib/format/safetensors.ts";
+import { aggregate, type Upstream } from "../lib/dag/task.ts";
+import { decodeNpy } from "../lib/format/npy.ts";
 import { tensorToPng } from "../lib/image/tensor_png.ts";
+import type { LabelsObject } from "../lib/dataset/image_labels.ts";
+import { labelKinds } from "../lib/package/columns.ts";
+import {
+  bucketHistogram,
+  imageConditioning,
+  MANIFEST_SCHEMA_VERSION,
+} from "../lib/package/image_provenance.ts";
+import { writeLayout } from "../lib/package/layout.ts";
+import { type OptimizeMetrics, type PackageRow, packageRows } from "../lib/package/rows.ts";
+import { DEFAULT_SHARD_SIZE } from "../lib/package/shards.ts";
 import { ModelSession } from "../lib/model/vae.ts";
-import { renderReport, type ReportData } from "../lib/report/html.ts";
+import { inputNotes } from "../lib/dataset/input_notes.ts";
+import { renderReport, type ReportData, type ReportNotes } from "../lib/report/html.ts";
+import { withRunFiles } from "../lib/report/run_files.ts";
+import { adoptedCopies } from "../lib/dataset/reconciliation.ts";
 import { publishDirectory } from "../lib/store/publish.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 import type { SplitsObject } from "./label_split.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import { basename, resolve } from "node:path";
 
 /** The tasks whose action keys the provenance lists per image. */
 const STAGES = ["fetch-images", "verify-sizes", "preprocess", "encode", "optimize"];
 
-/** Metadata `optimize` records per image. */
-interface OptimizeMeta {
-  loss_initial: number;
-  loss_final: number;
-  psnr_initial: number;
-  psnr_final: number;
-  ssim_initial: number;
-  ssim_final: number;
-  steps: number;
-  stop: string;
-  provider: string;
-}
+/** Stored shards and per-image files are found again by this alias of their recipe. */
+const RECIPE_ALIAS = "package-file:";
 
 export default aggregate<Config>({
   name: "package",
-  deps: ["optimize", "encode", "preprocess", "verify-sizes", "label-split", "fetch-images"],
+  deps: [
+    "optimize",
+    "encode",
+    "preprocess",
+    "verify-sizes",
+    "label-split",
+    "fetch-images",
+    "fetch-json",
+  ],
   // Everything that shapes the data; where it runs (executor) and when (schedule) do not.
   config: ["dataset", "download", "labels", "preprocess", "model", "optimize", "package"],
-  version: "2",
+  version: "3",
   source: import.meta.url,
   describe: "write the dataset files and the report",
   async run(ctx, up) {
     const { store, config } = ctx;
-    const splits = await store.getJson<SplitsObject>(up.aggregate("label-split").objects.splits);
+    const split = up.aggregate("label-split");
+    const splits = await store.getJson<SplitsObject>(split.objects.splits);
+    const labels = await store.getJson<LabelsObject>(split.objects.labels);
     const optimized = up.items("optimize");
-    const encoded = up.items("encode");
     const failures = [...up.failures("optimize")].map(([id, f]) => ({ id, ...f }))
       .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
     const models = up.taskInputs("optimize");
+    const notes = await noteInputs(ctx.store, up, config, splits);
+    for (const line of notesLog(notes)) ctx.log(line);
+    const excluded = new Set(notes.excluded.map((e) => e.id));
+    const kept = Object.fromEntries(
+      Object.entries(splits.splits).map((
+        [name, ids],
+      ) => [name, ids.filter((id) => !excluded.has(id))]),
+    );
+    const flip = config.preprocess.flip;
+    const rowsBySplit = packageRows({
+      splits: kept,
+      paths: splits.paths,
+      labels: labels.images,
+      optimized,
+      encoded: up.items("encode"),
+      preprocessed: up.items("preprocess"),
+      flip,
+    });
+    const allRows = [...rowsBySplit.values()].flat();
+    const encoderDigest = models.encoder ?? up.taskInputs("encode").encoder;
+    const written = await writeLayout(store, rowsBySplit, {
+      layout: config.package.layout,
+      formats: config.package.formats,
+      shardSize: config.package.shard_size ?? DEFAULT_SHARD_SIZE,
+      bucketed: config.preprocess.crop === "buckets",
+      columns: { flip, labelFields: labelKinds(allRows, labels.fields) },
+      attributes: {
+        scaling_factor: config.model.scaling_factor,
+        encoder_sha256: encoderDigest,
+        decoder_sha256: models.decoder,
+        config: JSON.stringify(config),
+      },
+      // What changes a shard's latents; the rest of the config stays in manifest.json.
+      shardContext: {
+        scaling_factor: String(config.model.scaling_factor),
+        encoder_sha256: encoderDigest,
+        decoder_sha256: models.decoder,
+      },
+      reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
+      signal: ctx.signal,
+    });
+    if (written.reused > 0) {
+      ctx.log(`${written.reused} files reused from the store, ${written.built} built`);
+    }
     const files: Record<string, Uint8Array> = {};
     const counts: Record<string, number> = {};
     const images: ReportData["images"] = [];
-    for (const [split, allIds] of Object.entries(splits.splits)) {
-      const ids = allIds.filter((id) => optimized.has(id)).sort();
-      counts[split] = ids.length;
-      const metas = ids.map((id) => optimized.get(id)!.meta as unknown as OptimizeMeta);
-      const arrays = await splitArrays(store, ids, optimized, encoded, metas);
-      if (config.package.formats.includes("npz")) {
-        files[`${split}/latents.npz`] = encodeNpz(arrays);
-      }
-      if (config.package.formats.includes("hdf5")) {
-        files[`${split}/latents.h5`] = await encodeHdf5({
-          datasets: arrays,
-          attributes: {
-            scaling_factor: config.model.scaling_factor,
-            encoder_sha256: models.encoder ?? up.taskInputs("encode").encoder,
-            decoder_sha256: models.decoder,
-            config: JSON.stringify(config),
-            split,
-          },
-        });
-      }
-      if (config.package.formats.includes("safetensors")) {
-        files[`${split}/latents.safetensors`] = encodeSafetensors({
-          tensors: Object.fromEntries(
-            Object.entries(arrays).filter(([name]) => name !== "ids").map(([name, a]) => [
-              name,
-              {
-                dtype: (a as NpyArray).dtype === "<i4" ? "I32" : "F32",
-                shape: a.shape,
-                data: (a as NpyArray).data as Float32Array | Int32Array,
-              },
-            ]),
-          ),
-          metadata: {
-            ids: JSON.stringify(ids),
-            scaling_factor: String(config.model.scaling_factor),
-            encoder_sha256: up.taskInputs("encode").encoder,
-            decoder_sha256: models.decoder,
-            config: JSON.stringify(config),
-          },
-        });
-      }
-      files[`${split}/manifest.txt`] = text(ids.map((id) => splits.paths[id]).join("\n") + "\n");
-      files[`${split}/metrics.csv`] = text(metricsCsv(ids, metas));
-      for (const [i, id] of ids.entries()) {
-        const m = metas[i];
+    for (const [split, rows] of rowsBySplit) {
+      counts[split] = rows.length;
+      files[`${split}/manifest.txt`] = text(rows.map((r) => r.path).join("\n") + "\n");
+      files[`${split}/metrics.csv`] = text(metricsCsv(rows));
+      for (const row of rows) {
+        const m = row.image.metrics;
         const curve = await store.getJson<{ steps: number[]; losses: number[] }>(
-          optimized.get(id)!.objects.curve,
+          optimized.get(row.id)!.objects.curve,
         );
         images.push({
-          id,
+          id: row.id,
           split,
           psnrInitial: m.psnr_initial,
           psnrFinal: m.psnr_final,
@@ -118,78 +140,54 @@ export default aggregate<Config>({
           steps: m.steps,
           stopReason: m.stop,
           lossCurve: curve.steps.map((s, k) => [s, curve.losses[k]] as const),
+          bucket: config.preprocess.crop === "buckets" ? row.bucket : undefined,
         });
       }
     }
+    files["index.json"] = text(JSON.stringify(written.index));
+    const reconciliation = await adoptedCopies(ctx.cacheDir, config);
     files["manifest.json"] = text(
-      JSON.stringify(provenance(up, config, splits, counts, failures), null, 1),
+      JSON.stringify(
+        {
+          ...provenance(up, config, splits, counts, failures, labels, allRows, notes),
+          reconciliation,
+        },
+        null,
+        1,
+      ),
     );
     files["report.html"] = text(renderReport({
-      title: "latentforge dataset",
+      title: datasetName(config),
       toolVersion: denoJson.version,
-      generatedAt: "",
       splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
       images,
       failures,
       samples: await samples(ctx.store, up, images.map((i) => i.id), config, models.decoder),
       config,
-      timings: timings(up),
+      notes,
+      reconciliation,
     }));
-    const objects: Record<string, string> = {};
+    const objects: Record<string, string> = { ...written.files };
     for (const [name, bytes] of Object.entries(files)) objects[name] = await store.put(bytes);
-    return { objects, meta: { counts, failed: failures.length } };
+    const aliases = Object.fromEntries(
+      Object.entries(written.recipes).map(([recipe, digest]) => [RECIPE_ALIAS + recipe, digest]),
+    );
+    return { objects, meta: { counts, failed: failures.length }, aliases };
   },
-  async publish(ctx, output) {
-    await publishDirectory(ctx.store, output.objects, ctx.config.package.out_dir);
+  async publish(ctx, output, run) {
+    const objects = await withRunFiles(ctx.store, output.objects, run);
+    await publishDirectory(ctx.store, objects, ctx.config.package.out_dir);
   },
 });
 
-async function splitArrays(
-  store: ObjectStore,
-  ids: string[],
-  optimized: Map<string, Output>,
-  encoded: Map<string, Output>,
-  metas: OptimizeMeta[],
-) {
-  const load = async (digest: string) => decodeNpy(await store.get(digest), digest);
-  const stack = async (digests: string[]): Promise<NpyArray> => {
-    const parts = await Promise.all(digests.map(load));
-    const shape = parts.length ? parts[0].shape.slice(1) : [4, 0, 0];
-    const per = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(parts.length * per);
-    parts.forEach((p, i) => data.set(p.data as Float32Array, i * per));
-    return { dtype: "<f4", shape: [parts.length, ...shape], data };
-  };
-  const column = (pick: (m: OptimizeMeta) => number): NpyArray => ({
-    dtype: "<f4",
-    shape: [ids.length],
-    data: Float32Array.from(metas.map(pick)),
-  });
-  return {
-    ids: { dtype: "<U" as const, shape: [ids.length], data: ids },
-    latents: await stack(ids.map((id) => optimized.get(id)!.objects.latent)),
-    initial_latents: await stack(ids.map((id) => encoded.get(id)!.objects.latent)),
-    loss_initial: column((m) => m.loss_initial),
-    loss_final: column((m) => m.loss_final),
-    psnr_initial: column((m) => m.psnr_initial),
-    psnr_final: column((m) => m.psnr_final),
-    ssim_initial: column((m) => m.ssim_initial),
-    ssim_final: column((m) => m.ssim_final),
-    steps: {
-      dtype: "<i4" as const,
-      shape: [ids.length],
-      data: Int32Array.from(metas.map((m) => m.steps)),
-    },
-  };
-}
-
-function metricsCsv(ids: string[], metas: OptimizeMeta[]): string {
+/** One row per optimized item: each image, and with flips its `<id>#flip` item too. */
+function metricsCsv(rows: readonly PackageRow[]): string {
   const header =
-    "id,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,stop,provider";
-  const rows = ids.map((id, i) => {
-    const m = metas[i];
-    return [
+    "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,stop,provider";
+  const line = (id: string, m: OptimizeMetrics, bucket: string) =>
+    [
       id,
+      bucket,
       m.loss_initial,
       m.loss_final,
       m.psnr_initial,
@@ -200,8 +198,11 @@ function metricsCsv(ids: string[], metas: OptimizeMeta[]): string {
       m.stop,
       m.provider,
     ].join(",");
-  });
-  return [header, ...rows].join("\n") + "\n";
+  const lines = rows.flatMap((r) => [
+    line(r.id, r.image.metrics, r.bucket),
+    ...(r.flipped ? [line(r.flipped.item, r.flipped.metrics, r.bucket)] : []),
+  ]);
+  return [header, ...lines].join("\n") + "\n";
 }
 
 function provenance(
@@ -210,9 +211,16 @@ function provenance(
   splits: SplitsObject,
   counts: Record<string, number>,
   failures: { id: string; task: string; reason: string }[],
+  labels: LabelsObject,
+  rows: readonly PackageRow[],
+  notes: ReportNotes,
 ) {
   const fetched = up.items("fetch-images");
   const keys = Object.fromEntries(STAGES.map((t) => [t, up.keys(t)]));
+  const keysOf = (item: string) =>
+    Object.fromEntries(STAGES.map((t) => [t, keys[t].get(item) ?? null]));
+  const preprocessed = up.items("preprocess");
+  const flipKeys = config.preprocess.flip ? keysOf : null;
   const images: Record<string, unknown> = {};
   for (const [split, ids] of Object.entries(splits.splits)) {
     for (const id of [...ids].sort()) {
@@ -220,12 +228,16 @@ function provenance(
         split,
         path: splits.paths[id],
         source_md5: (fetched.get(id)?.meta as { md5?: string } | undefined)?.md5 ?? null,
-        keys: Object.fromEntries(STAGES.map((t) => [t, keys[t].get(id) ?? null])),
+        keys: keysOf(id),
+        ...imageConditioning(id, { preprocessed, labels: labels.images, flipKeys }),
       };
     }
   }
   return {
+    schema_version: MANIFEST_SCHEMA_VERSION,
     tool: { name: "latentforge", version: denoJson.version },
+    layout: config.package.layout,
+    buckets: bucketHistogram(rows.map((r) => r.bucket)),
     config,
     models: {
       encoder_sha256: up.taskInputs("encode").encoder,
@@ -234,15 +246,80 @@ function provenance(
     },
     counts,
     failures,
+    notes,
     images,
   };
 }
 
-function timings(up: Upstream): ReportData["timings"] {
-  return ["fetch-images", "verify-sizes", "preprocess", "encode", "optimize"].map((task) => {
-    const ms = [...up.durations(task).values()];
-    return { task, seconds: ms.reduce((a, b) => a + b, 0) / 1000 };
-  });
+/** The report's title: `dataset.name`, else what the source is called. */
+function datasetName(config: Config): string {
+  const d = config.dataset;
+  if (d.name) return d.name;
+  if (d.kind === "ffhq") return "FFHQ";
+  if (d.kind === "folder") return basename(resolve(d.path));
+  return basename(d.list.path ?? new URL(d.list.url!).pathname).replace(/\.[^.]*$/, "");
+}
+
+/** Files the folder listing skipped, upscaled and duplicate images, and what is left out. */
+async function noteInputs(
+  store: ObjectStore,
+  up: Upstream,
+  config: Config,
+  splits: SplitsObject,
+): Promise<ReportNotes> {
+  const listing = up.aggregate("fetch-json").objects.listing;
+  const { skipped } = listing
+    ? await store.getJson<{ skipped: ReportNotes["skipped"] }>(listing)
+    : { skipped: [] };
+  const optimized = up.items("optimize");
+  const fetched = up.items("fetch-images");
+  const tensors = up.items("preprocess");
+  const ids = [...new Set(Object.values(splits.splits).flat())].filter((id) => optimized.has(id))
+    .sort();
+  const noted = inputNotes(
+    ids.map((id) => ({
+      id,
+      md5: (fetched.get(id)?.meta as { md5?: string } | undefined)?.md5 ?? null,
+      sourceSize:
+        (tensors.get(id)?.meta as { source_size?: [number, number] } | undefined)?.source_size ??
+          null,
+      targetSize:
+        (tensors.get(id)?.meta as { target_size?: [number, number] } | undefined)?.target_size ??
+          null,
+    })),
+    { size: config.preprocess.size, crop: config.preprocess.crop, exclude: config.package.exclude },
+  );
+  return { skipped, ...noted };
+}
+
+function notesLog(notes: ReportNotes): string[] {
+  const names = (list: string[]) =>
+    list.slice(0, 20).join(", ") + (list.length > 20 ? `, … (${list.length - 20} more)` : "");
+  const lines: string[] = [];
+  const n = notes.upscaled.length;
+  if (n) {
+    lines.push(
+      `${n} ${n === 1 ? "image is" : "images are"} upscaled more than 2×: ${
+        names(notes.upscaled.map((u) => `${u.id} ${u.width}×${u.height} ${u.factor.toFixed(1)}×`))
+      }`,
+    );
+  }
+  const g = notes.duplicates.length;
+  if (g) {
+    lines.push(
+      `${g} ${g === 1 ? "group" : "groups"} of byte-identical images: ${
+        names(notes.duplicates.map((d) => d.join(" = ")))
+      }`,
+    );
+  }
+  if (notes.excluded.length) {
+    lines.push(
+      `left out of the dataset (package.exclude): ${
+        names(notes.excluded.map((e) => `${e.id} (${e.reason})`))
+      }`,
+    );
+  }
+  return lines;
 }
 
 /** Eight images spread over the dataset: original, decoded encoder latent, decoded optimum. */

@@ -64,11 +64,22 @@ Deno.test("a BSDS500-style folder becomes an index of local items with sizes and
       train: 2,
       val: 2,
     });
-    await rejects(ingestFolder(`${root}/missing`), /missing: the dataset folder does not exist/);
+    deepStrictEqual(index.skipped, [
+      { path: "test/Thumbs.db", reason: "not an image by its extension (.db)" },
+      { path: "train/Thumbs.db", reason: "not an image by its extension (.db)" },
+      { path: "val/Thumbs.db", reason: "not an image by its extension (.db)" },
+    ]);
+    await rejects(
+      ingestFolder(`${root}/missing`),
+      (e: Error) =>
+        e instanceof SpecError &&
+        e.message === `the dataset folder ${root}/missing does not exist`,
+    );
     await Deno.mkdir(`${root}/empty`);
+    await Deno.writeTextFile(`${root}/empty/notes.txt`, "not an image");
     await rejects(
       ingestFolder(`${root}/empty`),
-      /no images found \(looked for \.jpg, \.jpeg, \.png/,
+      /no images found \(looked for \.jpg, \.jpeg, \.png, \.webp, \.tif, \.tiff, \.avif, \.gif in the folder and below; skipped 1: notes\.txt\)/,
     );
   } finally {
     await Deno.remove(root, { recursive: true });

@@ -1,3 +1,4 @@
+import { withoutRunSection } from "../lib/report/run_section.ts";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
@@ -77,10 +78,14 @@ Deno.test({
       }
       const actual = await readTree(outDir);
 
-      // report.html states the run's timings, and .latentforge.json lists every published
-      // file's digest, the report's among them: both differ between any two runs. Every other
-      // file must be the same bytes, and the listed digests of those files the same objects.
-      const varying = new Set(["report.html", ".latentforge.json"]);
+      // report.html and run.json state the run's date and timings, and .latentforge.json lists
+      // every published file's digest, theirs among them: these differ between any two runs.
+      // The report outside its run section, every other file and the listed digests of those
+      // files must be the same.
+      const varying = new Set(["report.html", "run.json", ".latentforge.json"]);
+      const report = (files: Map<string, Uint8Array>) =>
+        withoutRunSection(new TextDecoder().decode(files.get("report.html")));
+      assertEquals(report(actual), report(expected));
       assertEquals([...actual.keys()].sort(), [...expected.keys()].sort());
       assert(expected.has("report.html") && expected.size > varying.size + 2);
       const differing = [...expected].filter(([rel, bytes]) => {
@@ -91,7 +96,10 @@ Deno.test({
       assertEquals(differing, [], "files that differ between the local and the Slurm run");
       const listed = (files: Map<string, Uint8Array>) => {
         const marker = JSON.parse(new TextDecoder().decode(files.get(".latentforge.json")));
-        const { ["report.html"]: _report, ...rest } = marker.files as Record<string, string>;
+        const { ["report.html"]: _report, ["run.json"]: _run, ...rest } = marker.files as Record<
+          string,
+          string
+        >;
         return rest;
       };
       assertEquals(listed(actual), listed(expected));

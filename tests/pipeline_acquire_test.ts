@@ -4,19 +4,18 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtu
 import { ALL_FAULTS, startMirror } from "./fixtures/mirror.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
 import { parse, ToyProject } from "./fixtures/toy_harness.ts";
-import type { ActionRecord } from "../lib/store/records.ts";
+import { type ActionRecord, openRecords } from "../lib/store/records.ts";
 
 /** The model section is required by the schema; these runs stop before any model is read. */
 const NO_MODEL = { encoder: { path: "unused.onnx" }, decoder: { path: "unused.onnx" } };
 
 async function records(cache: string, task: string): Promise<Map<string, ActionRecord>> {
-  const kv = await Deno.openKv(join(cache, "records.sqlite3"));
-  const out = new Map<string, ActionRecord>();
-  for await (const e of kv.list<ActionRecord>({ prefix: ["act", task] })) {
-    out.set(e.key[2] as string, e.value);
+  const records = await openRecords(cache);
+  try {
+    return await records.actions(task);
+  } finally {
+    records.close();
   }
-  kv.close();
-  return out;
 }
 
 Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, a 404 reported", async () => {
@@ -61,7 +60,7 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
     assertEquals(fetched.size, 999);
     for (const [id, rec] of fetched) {
       const bytes = await Deno.readFile(
-        join(p.cache, "objects", rec.o.image.slice(0, 2), rec.o.image),
+        join(p.cache, "objects", rec.objects.image.slice(0, 2), rec.objects.image),
       );
       assertEquals(
         createHash("md5").update(bytes).digest("hex"),

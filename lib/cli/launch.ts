@@ -195,7 +195,7 @@ export function denoFlags(p: Permissions): string[] {
   ];
 }
 
-/** Local files and folders the config names (dataset, labels, models). */
+/** Local files and folders the config names (dataset, copies to adopt, labels, models). */
 function localPaths(c: Config): string[] {
   const d = c.dataset;
   const paths = [
@@ -204,6 +204,8 @@ function localPaths(c: Config): string[] {
     c.model.encoder.path,
     c.model.decoder.path,
     c.download.materialize ?? undefined,
+    // Copies to adopt are only read.
+    ...(d.kind === "folder" ? [] : d.adopt),
   ];
   return paths.filter((x): x is string => typeof x === "string");
 }
@@ -239,6 +241,7 @@ async function configHosts(c: Config, abs: (p: string) => string): Promise<strin
     for (const u of await urlsIn(abs(d.list.path), /(https?:\/\/[^\s,"']+)/g)) add(u);
   }
   if (hosts.has("drive.google.com")) { for (const h of DRIVE_HOSTS) hosts.add(h); }
+  if (c.download.google_api_key_env) add(c.download.google_api_url);
   return [...hosts];
 }
 

@@ -9,12 +9,13 @@ import type { Reporter, RunEvent } from "../dag/events.ts";
 import { GraphError, TaskGraph } from "../dag/graph.ts";
 import { chooseReporter } from "../dag/progress.ts";
 import { errorText, runPipeline, type RunResult, type StaleReason } from "../dag/runner.ts";
-import type { Pipeline } from "../dag/task.ts";
+import type { Pipeline, Task } from "../dag/task.ts";
 import { acquireLease, type Lease, LeaseHeldError } from "../store/lease.ts";
 import { collectGarbage, verifyStore } from "../store/maintenance.ts";
 import { ObjectStore } from "../store/objects.ts";
-import { AGGREGATE_ITEM, openRecords, type Records } from "../store/records.ts";
+import { AGGREGATE_ITEM, openRecords, RecordFormatError, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";
+import { formatReconciliation, lastReconciliation } from "../dataset/reconciliation.ts";
 import { runSchedule } from "./schedule.ts";
 import { runWorker, WorkerError } from "../dag/worker.ts";
 import type { Executor } from "../dag/remote.ts";
@@ -39,6 +40,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
  *
  * @example
  * ```ts
+ * import { pipeline } from "../../pipeline.ts";
  * Deno.exit(await main(pipeline, Deno.args));
  * ```
  */
@@ -239,6 +241,7 @@ async function commandRun<C>(
   const config = await loadConfig(pipeline, opts.config, opts.set);
   const wanted = targets.length ? targets : pipeline.defaultTargets;
   for (const t of [...wanted, ...opts.force]) graph.get(t);
+  await checkConfig(graph.closure(wanted), config, opts.config);
   const executor = opts.dryRun ? undefined : await chooseExecutor(config, opts);
   const store = new ObjectStore(opts.cache);
   const records = await openRecords(opts.cache);
@@ -282,6 +285,17 @@ async function commandRun<C>(
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     records.close();
+  }
+}
+
+/** Each planned task's own check of the config against the machine (e.g. a missing folder). */
+async function checkConfig(tasks: readonly Task[], config: unknown, file: string) {
+  for (const task of tasks) {
+    try {
+      await task.check?.(config);
+    } catch (e) {
+      throw new ConfigError(`config ${file}: ${(e as Error).message}`);
+    }
   }
 }
 
@@ -390,11 +404,10 @@ async function plan<C>(
       reporter: silent,
       signal: new AbortController().signal,
       dryRun: true,
+      summaries: false,
     });
     const lastRuns = new Map<string, string>();
-    for await (const e of records.kv.list<{ lastRun: string }>({ prefix: ["task"] })) {
-      lastRuns.set(e.key[1] as string, e.value.lastRun);
-    }
+    for (const [task, last] of await records.lastRuns()) lastRuns.set(task, last.lastRun);
     const priorFailures = new Map<string, number>();
     for (const task of result.tasks.keys()) {
       priorFailures.set(task, (await records.failures(task)).size);
@@ -413,8 +426,9 @@ async function commandStatus<C>(
   const names = graph.order.map((t) => t.name);
   const { result, lastRuns } = await plan(pipeline, graph, names, opts);
   const rows = names.map((name) => statusRow(name, result, lastRuns.get(name) ?? null));
+  const reconciliation = await lastReconciliation(opts.cache);
   if (opts.json) {
-    console.log(JSON.stringify({ tasks: rows }, null, 2));
+    console.log(JSON.stringify({ tasks: rows, reconciliation }, null, 2));
     return EXIT.ok;
   }
   const header = ["task", "items", "cached", "stale", "failed", "last run"];
@@ -436,6 +450,7 @@ async function commandStatus<C>(
         .join("  "),
     );
   }
+  if (reconciliation) console.log(`\nlast run's ${formatReconciliation(reconciliation)}`);
   return EXIT.ok;
 }
 
@@ -484,7 +499,7 @@ async function commandExplain<C>(
           item: id === AGGREGATE_ITEM ? null : id,
           upToDate: reasons.length === 0,
           key: t.keys.get(id) ?? null,
-          recordedKey: t.records.get(id)?.k ?? null,
+          recordedKey: t.records.get(id)?.key ?? null,
           reasons,
           components: t.components.get(id) ?? await t.recordedComponents(id),
           recordedComponents: await t.recordedComponents(id),
@@ -549,7 +564,7 @@ function report(e: unknown): number {
   }
   if (
     e instanceof ConfigError || e instanceof GraphError || e instanceof CronError ||
-    e instanceof WorkerError || e instanceof SlurmError
+    e instanceof WorkerError || e instanceof SlurmError || e instanceof RecordFormatError
   ) {
     console.error(`error: ${e.message}`);
     return EXIT.usage;

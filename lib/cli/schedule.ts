@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { previousFire } from "./cron.ts";
+import { KEYS } from "../store/records.ts";
 
 /** What the schedule needs from the config. */
 export interface ScheduleConfig {
@@ -22,7 +23,7 @@ export interface ScheduleState {
   exitCode?: number;
 }
 
-const KEY = ["schedule", "last"];
+const KEY = KEYS.schedule;
 
 /** Options of {@link runSchedule}. */
 export interface ScheduleOptions {

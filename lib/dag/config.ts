@@ -17,6 +17,7 @@ export class ConfigError extends Error {
  *
  * @example
  * ```ts
+ * import { pipeline } from "../../pipeline.ts";
  * const config = await loadConfig(pipeline, "config/demo.json", ["optimize.lr=0.05"]);
  * ```
  */

@@ -110,8 +110,7 @@ export class TaskGraph {
     const width = Math.max(...this.order.map((t) => t.name.length));
     return this.order.map((t) => {
       const from = t.deps.length ? ` ← ${t.deps.join(", ")}` : "";
-      const todo = t.unimplemented ? " [not implemented yet]" : "";
-      return `${t.name.padEnd(width)}  ${kind(t).padEnd(9)} ${t.describe}${from}${todo}`;
+      return `${t.name.padEnd(width)}  ${kind(t).padEnd(9)} ${t.describe}${from}`;
     }).join("\n") + "\n";
   }
 }

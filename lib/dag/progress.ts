@@ -1,41 +1,223 @@
 /**
  * Progress displays: live lines on a terminal, plain log lines otherwise, JSON lines for scripts.
  *
+ * Without a terminal (a log file, a pipe, `--json`) the output is never silent for longer than
+ * {@link HEARTBEAT_MS} while a run goes on: when nothing was written for that long, a progress
+ * line per active task is (done/total, rate, how long it has been running), so a slow stage —
+ * one optimize batch can take minutes — does not look like a hang.
+ *
  * @module
  */
 import type { Reporter, RunEvent, TaskCounts } from "./events.ts";
 
 const encoder = new TextEncoder();
 
-function write(text: string): void {
+function stderr(text: string): void {
   Deno.stderr.writeSync(encoder.encode(text));
 }
 
-/** One JSON event per line on stdout. */
-export class JsonReporter implements Reporter {
-  emit(event: RunEvent): void {
-    Deno.stdout.writeSync(encoder.encode(JSON.stringify(event) + "\n"));
-  }
-  progress(): void {}
-  close(): void {}
+function stdout(text: string): void {
+  Deno.stdout.writeSync(encoder.encode(text));
 }
 
-/** Plain log lines (not a terminal): failures, retries, logs, and one line per finished task. */
-export class PlainReporter implements Reporter {
-  #last = new Map<string, number>();
+/** The longest silence of the plain and JSON outputs during a run, in milliseconds. */
+export const HEARTBEAT_MS = 10_000;
+
+/** Time and timers as the reporters use them; tests inject a fake one. */
+export interface ProgressClock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Calls `fn` once after `ms`; must not keep the process alive. */
+  setTimeout(fn: () => void, ms: number): number;
+  clearTimeout(id: number): void;
+}
+
+/** The real clock; its timers do not keep a finished process alive. */
+export const systemClock: ProgressClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const id = Number(setTimeout(fn, ms));
+    Deno.unrefTimer(id);
+    return id;
+  },
+  clearTimeout: (id) => clearTimeout(id),
+};
+
+/** Options of {@link PlainReporter} and {@link JsonReporter}. */
+export interface StreamReporterOptions {
+  /** Where lines go. Default: stderr (plain), stdout (JSON). */
+  write?: (text: string) => void;
+  /** Default {@link systemClock}. */
+  clock?: ProgressClock;
+  /** Longest silence in milliseconds. Default {@link HEARTBEAT_MS}. */
+  heartbeatMs?: number;
+}
+
+/**
+ * The JSON line written when nothing else was for {@link HEARTBEAT_MS}: one per active task, or
+ * one with `task: null` while no task is active (between two tasks).
+ */
+export interface ProgressEvent {
+  event: "progress";
+  task: string | null;
+  counts?: TaskCounts;
+  /** Seconds since the task started. */
+  seconds?: number;
+}
+
+/**
+ * Keeps track of the active tasks and calls `beat` whenever nothing was written for `ms`:
+ * every write re-arms the timer, so no gap between two lines exceeds `ms`.
+ */
+class Heartbeat {
+  readonly tasks = new Map<string, { counts: TaskCounts; started: number }>();
+  readonly #clock: ProgressClock;
+  readonly #ms: number;
+  readonly #beat: () => void;
+  #timer: number | undefined;
+  #running = false;
+
+  constructor(clock: ProgressClock, ms: number, beat: () => void) {
+    this.#clock = clock;
+    this.#ms = ms;
+    this.#beat = beat;
+  }
+
+  observe(event: RunEvent): void {
+    if (event.event === "run-start" && !event.dryRun) this.#running = true;
+    if (event.event === "run-end") {
+      this.#running = false;
+      this.stop();
+    }
+    if (event.event === "task-start") {
+      this.tasks.set(event.task, {
+        counts: { total: 0, ran: 0, cached: 0, failed: 0, final: false },
+        started: this.#clock.now(),
+      });
+    }
+    if (event.event === "task-end") this.tasks.delete(event.task);
+  }
+
+  update(task: string, counts: TaskCounts): void {
+    const t = this.tasks.get(task);
+    if (t) t.counts = { ...counts };
+  }
+
+  /** Something was written: the next beat is due `ms` from now. */
+  wrote(): void {
+    this.stop();
+    if (!this.#running) return;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#beat();
+    }, this.#ms);
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+/** One JSON event per line on stdout, and a `progress` event per active task when quiet. */
+export class JsonReporter implements Reporter {
+  readonly #write: (text: string) => void;
+  readonly #clock: ProgressClock;
+  readonly #heart: Heartbeat;
+
+  constructor(
+    { write = stdout, clock = systemClock, heartbeatMs = HEARTBEAT_MS }: StreamReporterOptions = {},
+  ) {
+    this.#write = write;
+    this.#clock = clock;
+    this.#heart = new Heartbeat(clock, heartbeatMs, () => this.#beat());
+  }
+
   emit(event: RunEvent): void {
-    const line = describe(event);
-    if (line) write(line + "\n");
+    this.#heart.observe(event);
+    this.#line(event);
   }
+
   progress(task: string, counts: TaskCounts): void {
-    const now = Date.now();
-    const last = this.#last.get(task);
-    if (last === undefined) this.#last.set(task, now);
-    if (last === undefined || now - last < 10_000) return;
-    this.#last.set(task, now);
-    write(`${stamp()} ${task}: ${countsText(counts)}\n`);
+    this.#heart.update(task, counts);
   }
-  close(): void {}
+
+  close(): void {
+    this.#heart.stop();
+  }
+
+  #beat(): void {
+    const now = this.#clock.now();
+    const lines = [...this.#heart.tasks].map(([task, t]): ProgressEvent => ({
+      event: "progress",
+      task,
+      counts: { ...t.counts },
+      seconds: (now - t.started) / 1000,
+    }));
+    // Between tasks (a finished one's records are flushed) there is still a run to report.
+    if (lines.length === 0) lines.push({ event: "progress", task: null });
+    for (const line of lines) this.#write(JSON.stringify(line) + "\n");
+    this.#heart.wrote();
+  }
+
+  #line(event: RunEvent): void {
+    this.#write(JSON.stringify(event) + "\n");
+    this.#heart.wrote();
+  }
+}
+
+/**
+ * Plain log lines (not a terminal): failures, retries, logs, one line per finished task, and a
+ * progress line per active task whenever nothing else was written for {@link HEARTBEAT_MS}.
+ */
+export class PlainReporter implements Reporter {
+  readonly #write: (text: string) => void;
+  readonly #clock: ProgressClock;
+  readonly #heart: Heartbeat;
+
+  constructor(
+    { write = stderr, clock = systemClock, heartbeatMs = HEARTBEAT_MS }: StreamReporterOptions = {},
+  ) {
+    this.#write = write;
+    this.#clock = clock;
+    this.#heart = new Heartbeat(clock, heartbeatMs, () => this.#beat());
+  }
+
+  emit(event: RunEvent): void {
+    this.#heart.observe(event);
+    const line = describe(event, this.#clock.now());
+    if (line) this.#print(line);
+  }
+
+  progress(task: string, counts: TaskCounts): void {
+    this.#heart.update(task, counts);
+  }
+
+  close(): void {
+    this.#heart.stop();
+  }
+
+  #beat(): void {
+    const now = this.#clock.now();
+    const lines = [...this.#heart.tasks].map(([task, t]) => {
+      const seconds = (now - t.started) / 1000;
+      const c = t.counts;
+      const rate = seconds > 0 ? c.ran / seconds : 0;
+      const left = c.total - c.ran - c.cached - c.failed;
+      const eta = c.final && rate > 0 && left > 0 ? `, eta ${formatSeconds(left / rate)}` : "";
+      const done = c.ran + c.cached + c.failed;
+      const state = done === 0
+        ? "no item finished yet"
+        : `${countsText(c)} · ${rate.toFixed(rate < 1 ? 2 : 1)}/s${eta}`;
+      return `${stamp(now)} ${task}: ${state} · running for ${formatSeconds(seconds)}`;
+    });
+    this.#print(lines.length ? lines.join("\n") : `${stamp(now)} still running`);
+  }
+
+  #print(line: string): void {
+    this.#write(line + "\n");
+    this.#heart.wrote();
+  }
 }
 
 /** Live lines on a terminal: one per active task with done/total, rate, ETA and failures. */
@@ -64,7 +246,9 @@ export class TtyReporter implements Reporter {
         t.ended = true;
       }
     }
-    const line = event.event === "item" && event.status === "ran" ? null : describe(event);
+    const line = event.event === "item" && event.status === "ran"
+      ? null
+      : describe(event, Date.now());
     if (line && event.event !== "task-end") this.#print(line);
     if (event.event === "task-end") this.#print(line!);
   }
@@ -81,12 +265,12 @@ export class TtyReporter implements Reporter {
 
   #print(line: string): void {
     this.#clear();
-    write(line + "\n");
+    stderr(line + "\n");
     this.#draw();
   }
 
   #clear(): void {
-    if (this.#drawn > 0) write(`\x1b[${this.#drawn}F\x1b[J`);
+    if (this.#drawn > 0) stderr(`\x1b[${this.#drawn}F\x1b[J`);
     this.#drawn = 0;
   }
 
@@ -107,7 +291,7 @@ export class TtyReporter implements Reporter {
         `  ${name.padEnd(13)} ${done}/${total}  ${rate.toFixed(1)}/s${eta}${failed}`,
       );
     }
-    if (lines.length) write(lines.join("\n") + "\n");
+    if (lines.length) stderr(lines.join("\n") + "\n");
     this.#drawn = lines.length;
   }
 }
@@ -118,25 +302,28 @@ export function chooseReporter(json: boolean): Reporter {
   return Deno.stderr.isTerminal() ? new TtyReporter() : new PlainReporter();
 }
 
-function describe(event: RunEvent): string | null {
+function describe(event: RunEvent, now: number): string | null {
+  const stamp_ = () => stamp(now);
   switch (event.event) {
     case "run-start":
-      return `${stamp()} ${event.dryRun ? "plan" : "run"} ${event.run}: ${event.tasks.join(" → ")}`;
+      return `${stamp_()} ${event.dryRun ? "plan" : "run"} ${event.run}: ${
+        event.tasks.join(" → ")
+      }`;
     case "task-start":
       return null;
     case "item":
       return event.status === "failed"
-        ? `${stamp()} ${event.task} ${event.item} failed: ${event.reason}`
+        ? `${stamp_()} ${event.task} ${event.item} failed: ${event.reason}`
         : null;
     case "retry":
-      return `${stamp()} ${event.task} ${event.item} retry ${event.attempt} in ${
+      return `${stamp_()} ${event.task} ${event.item} retry ${event.attempt} in ${
         formatSeconds(event.delayMs / 1000)
       }: ${event.reason}`;
     case "log":
-      return `${stamp()} ${event.task}: ${event.message}`;
+      return `${stamp_()} ${event.task}: ${event.message}`;
     case "task-end": {
       const why = event.reason ? ` — ${event.reason}` : "";
-      let text = `${stamp()} ${event.task} ${event.status}: ${countsText(event.counts)}${why}`;
+      let text = `${stamp_()} ${event.task} ${event.status}: ${countsText(event.counts)}${why}`;
       if (event.wouldRun) {
         for (const [reason, n] of Object.entries(event.wouldRun)) {
           text += `\n    would run ${n}: ${reason}`;
@@ -145,7 +332,7 @@ function describe(event: RunEvent): string | null {
       return text;
     }
     case "run-end":
-      return `${stamp()} run ${event.run} ${event.status} in ${formatSeconds(event.seconds)}`;
+      return `${stamp_()} run ${event.run} ${event.status} in ${formatSeconds(event.seconds)}`;
   }
 }
 
@@ -155,8 +342,8 @@ function countsText(c: TaskCounts): string {
   return `${c.ran + c.cached + c.failed}/${c.total}${c.final ? "" : "+"} (${parts.join(", ")})`;
 }
 
-function stamp(): string {
-  return new Date().toISOString().slice(11, 19);
+function stamp(now: number): string {
+  return new Date(now).toISOString().slice(11, 19);
 }
 
 /** "1h02m", "3m05s", "4.2s". */

@@ -6,6 +6,8 @@
  * @module
  */
 import { canonicalJson, hashJson, sha256Hex } from "../store/canonical.ts";
+import { actionKey, outputDigest, taskHash } from "./action_key.ts";
+import { ObjectAliases } from "../store/aliases.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import { join } from "node:path";
 import type {
@@ -13,12 +15,13 @@ import type {
   FailureRecord,
   KeyComponents,
   Output,
-  PrefixParts,
   Records,
   RecordWriter,
+  TaskComponents,
 } from "../store/records.ts";
-import { AGGREGATE_ITEM } from "../store/records.ts";
+import { AGGREGATE_ITEM, KEYS } from "../store/records.ts";
 import { configSlice, diffSlices, projectConfig } from "./config.ts";
+import { observedReporter, type RunFacts, RunFactsCollector } from "./run_facts.ts";
 import type { Reporter, TaskCounts, TaskStatus } from "./events.ts";
 import type { TaskGraph } from "./graph.ts";
 import { type Executor, readResults, resultPath, type WorkList } from "./remote.ts";
@@ -33,6 +36,7 @@ import {
   WorkPool,
 } from "./work_pool.ts";
 import type {
+  ActionResult,
   AggregateTask,
   EachTask,
   Item,
@@ -63,6 +67,11 @@ export interface RunOptions {
   concurrency?: number;
   /** Runs some per-item tasks elsewhere (e.g. as Slurm job arrays). */
   executor?: Executor;
+  /**
+   * Let per-item tasks sum themselves up (`EachTask.summarize`). Default true; `status` and
+   * `explain` plan without them.
+   */
+  summaries?: boolean;
 }
 
 /** Why one item would run (dry run / explain). */
@@ -114,12 +123,19 @@ class Runner {
   readonly runId = Date.now();
   readonly writer: RecordWriter;
   readonly states = new Map<string, TaskState>();
+  readonly aliases: ObjectAliases;
   readonly #digests = new WeakMap<Output, string>();
   readonly #checkpointsDone: string[] = [];
 
+  /** What published outputs state about this run (see run_facts.ts). */
+  readonly facts: RunFactsCollector;
+
   constructor(options: RunOptions) {
-    this.o = options;
+    const aggregates = options.graph.order.filter((t) => t.kind === "aggregate");
+    this.facts = new RunFactsCollector({ aggregates: aggregates.map((t) => t.name) });
+    this.o = { ...options, reporter: observedReporter(options.reporter, this.facts) };
     this.writer = options.records.writer(() => options.store.syncDirs());
+    this.aliases = new ObjectAliases(options.records, options.store);
   }
 
   async run(): Promise<RunResult> {
@@ -151,7 +167,7 @@ class Runner {
     // clean-up did not).
     for (const s of this.states.values()) {
       const dir = join(this.o.store.root, "checkpoints", s.task.name);
-      const keys = new Set([...s.records.values()].map((r) => r.k));
+      const keys = new Set([...s.records.values()].map((r) => r.key));
       const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
       for (const e of entries) {
         if (keys.has(e.name)) await removeCheckpoint(this.o.store, join(dir, e.name));
@@ -175,7 +191,7 @@ class Runner {
           total: s.counts.total,
         };
       }
-      const atomic = this.o.records.kv.atomic().set(["run", this.runId], {
+      const atomic = this.o.records.kv.atomic().set(KEYS.run(this.runId), {
         id: this.runId,
         started: new Date(Date.now() - (performance.now() - started)).toISOString(),
         finished: new Date().toISOString(),
@@ -186,7 +202,7 @@ class Runner {
       });
       for (const [name, s] of this.states) {
         if (s.counts.ran > 0 || s.counts.failed > 0) {
-          atomic.set(["task", name], { lastRun: new Date().toISOString(), run: this.runId });
+          atomic.set(KEYS.lastRun(name), { lastRun: new Date().toISOString(), run: this.runId });
         }
       }
       await atomic.commit();
@@ -206,7 +222,7 @@ class Runner {
   digestOf(out: Output): string {
     let d = this.#digests.get(out);
     if (d === undefined) {
-      d = hashJson({ o: out.objects, m: out.meta });
+      d = outputDigest(out);
       this.#digests.set(out, d);
     }
     return d;
@@ -288,7 +304,7 @@ class TaskState implements PoolHost {
   readonly signal: AbortSignal;
   readonly concurrency?: number;
   #ended = false;
-  readonly #partsCache = new Map<string, PrefixParts | null>();
+  readonly #partsCache = new Map<string, TaskComponents | null>();
 
   constructor(runner: Runner, task: Task) {
     this.r = runner;
@@ -320,11 +336,11 @@ class TaskState implements PoolHost {
     this.olds = olds;
     this.priorFailures = fails;
     this.#source = source;
-    const parts: PrefixParts = { v: this.task.version, s: source, c: this.sliceHash };
-    this.#prefix = hashJson({ task: this.task.name, ...parts });
+    const parts: TaskComponents = { version: this.task.version, source, config: this.sliceHash };
+    this.#prefix = taskHash(this.task.name, parts);
     if (!this.r.o.dryRun) {
-      this.r.writer.set(["cfg", this.task.name, this.sliceHash], this.slice);
-      this.r.writer.set(["prefix", this.task.name, this.#prefix], parts);
+      this.r.writer.set(KEYS.configSlice(this.task.name, this.sliceHash), this.slice);
+      this.r.writer.set(KEYS.taskComponents(this.task.name, this.#prefix), parts);
     }
   }
 
@@ -332,20 +348,20 @@ class TaskState implements PoolHost {
   async recordedComponents(id: string): Promise<KeyComponents | null> {
     const rec = this.records.get(id);
     if (!rec) return null;
-    const parts = await this.#parts(rec.x);
+    const parts = await this.#parts(rec.taskHash);
     const comps: KeyComponents = {
-      v: parts?.v ?? "?",
-      s: parts?.s ?? "?",
-      c: parts?.c ?? "?",
-      i: rec.i,
+      version: parts?.version ?? "?",
+      source: parts?.source ?? "?",
+      config: parts?.config ?? "?",
+      inputs: rec.inputs,
     };
-    if (rec.q !== undefined) comps.p = rec.q;
+    if (rec.params !== undefined) comps.params = rec.params;
     return comps;
   }
 
-  async #parts(hash: string): Promise<PrefixParts | null> {
+  async #parts(hash: string): Promise<TaskComponents | null> {
     if (!this.#partsCache.has(hash)) {
-      this.#partsCache.set(hash, await this.r.o.records.prefixParts(this.task.name, hash));
+      this.#partsCache.set(hash, await this.r.o.records.taskComponents(this.task.name, hash));
     }
     return this.#partsCache.get(hash)!;
   }
@@ -441,29 +457,29 @@ class TaskState implements PoolHost {
 
   components_(inputs: Record<string, string>, paramsHash: string | undefined): KeyComponents {
     const comps: KeyComponents = {
-      v: this.task.version,
-      s: this.#source,
-      c: this.sliceHash,
-      i: inputs,
+      version: this.task.version,
+      source: this.#source,
+      config: this.sliceHash,
+      inputs,
     };
-    if (paramsHash !== undefined) comps.p = paramsHash;
+    if (paramsHash !== undefined) comps.params = paramsHash;
     return comps;
   }
 
   keyOf(comps: KeyComponents): string {
-    return sha256Hex(`${this.#prefix}\n${canonicalJson(comps.i)}\n${comps.p ?? ""}`);
+    return actionKey(this.#prefix, comps.inputs, comps.params);
   }
 
   /** Returns the cached output for this item and key, or null (recording why in a dry run). */
   async lookup(id: string, key: string, comps: KeyComponents): Promise<Produced | null> {
     const rec = this.records.get(id);
     if (!this.#force) {
-      if (rec && rec.k === key) return this.#produced(rec, true);
-      const old = this.olds.get(id)?.find((o) => o.k === key);
+      if (rec && rec.key === key) return this.#produced(rec, true);
+      const old = this.olds.get(id)?.find((o) => o.key === key);
       if (old && await this.#objectsPresent(old)) {
         if (!this.r.o.dryRun) {
-          if (rec) this.r.writer.set(["old", this.task.name, id, this.r.runId], rec);
-          this.r.writer.set(["act", this.task.name, id], old);
+          if (rec) this.r.writer.set(KEYS.superseded(this.task.name, id, this.r.runId), rec);
+          this.r.writer.set(KEYS.action(this.task.name, id), old);
           this.records.set(id, old);
         }
         return this.#produced(old, true);
@@ -474,14 +490,14 @@ class TaskState implements PoolHost {
   }
 
   #produced(rec: ActionRecord, remember: boolean): Produced {
-    const out: Output = { objects: rec.o, meta: rec.m };
+    const out: Output = { objects: rec.objects, meta: rec.meta };
     // Flowing items carry their digest; only outputs an items() function may pick need lookup.
-    if (remember) this.r.remember(out, rec.d);
-    return { out, digest: rec.d };
+    if (remember) this.r.remember(out, rec.digest);
+    return { out, digest: rec.digest };
   }
 
   async #objectsPresent(rec: ActionRecord): Promise<boolean> {
-    for (const d of Object.values(rec.o)) {
+    for (const d of Object.values(rec.objects)) {
       if (!(await this.r.o.store.has(d))) return false;
     }
     return true;
@@ -498,18 +514,18 @@ class TaskState implements PoolHost {
         : [{ kind: "new", text: "never ran" }];
     }
     const out: StaleReason[] = [];
-    const was = await this.#parts(rec.x);
+    const was = await this.#parts(rec.taskHash);
     if (!was) {
       out.push({ kind: "version", text: "recorded with components that are no longer known" });
     } else {
-      if (was.v !== comps.v) {
-        out.push({ kind: "version", text: `version ${was.v} → ${comps.v}` });
+      if (was.version !== comps.version) {
+        out.push({ kind: "version", text: `version ${was.version} → ${comps.version}` });
       }
-      if (was.s !== comps.s) {
+      if (was.source !== comps.source) {
         out.push({ kind: "source", text: `source file ${fileName(this.task.source)} changed` });
       }
-      if (was.c !== comps.c) {
-        const before = await this.r.o.records.configSlice(this.task.name, was.c);
+      if (was.config !== comps.config) {
+        const before = await this.r.o.records.configSlice(this.task.name, was.config);
         if (!before) {
           out.push({ kind: "config", text: "config changed (previous values not recorded)" });
         } else {
@@ -522,10 +538,10 @@ class TaskState implements PoolHost {
         }
       }
     }
-    const names = new Set([...Object.keys(rec.i), ...Object.keys(comps.i)]);
+    const names = new Set([...Object.keys(rec.inputs), ...Object.keys(comps.inputs)]);
     for (const name of [...names].sort()) {
-      const before = rec.i[name];
-      const after = comps.i[name];
+      const before = rec.inputs[name];
+      const after = comps.inputs[name];
       if (before === after) continue;
       const text = after?.startsWith(PENDING)
         ? `input ${name} will change (${name} would run first)`
@@ -536,7 +552,7 @@ class TaskState implements PoolHost {
         : `input ${name} changed ${before.slice(0, 12)} → ${after.slice(0, 12)}`;
       out.push({ kind: "inputs", text });
     }
-    if ((rec.q ?? "") !== (comps.p ?? "")) {
+    if ((rec.params ?? "") !== (comps.params ?? "")) {
       out.push({ kind: "params", text: "item parameters changed" });
     }
     return out;
@@ -574,7 +590,11 @@ class TaskState implements PoolHost {
     const hit = await this.lookup(AGGREGATE_ITEM, key, comps);
     if (hit) {
       this.counts.cached = 1;
-      if (task.publish && !this.r.o.dryRun) await task.publish(this.ctx, hit.out);
+      if (task.publish && !this.r.o.dryRun) {
+        // The facts of the run that built this output, so the same files are published again.
+        const built = await this.r.o.records.kv.get<RunFacts>(KEYS.runFacts(task.name, key));
+        await task.publish(this.ctx, hit.out, built.value);
+      }
       this.#produce(AGGREGATE_ITEM, hit);
       return;
     }
@@ -582,12 +602,16 @@ class TaskState implements PoolHost {
       this.#producePending(AGGREGATE_ITEM, key);
       return;
     }
-    if (task.unimplemented) throw new Error(task.unimplemented);
     const work: Work = { item: { id: AGGREGATE_ITEM, inputs: {} }, key, comps, attempts: 0 };
     const started = performance.now();
     try {
-      const out = await this.#withRetry(work, () => task.run(this.ctx, this.r.upstream()));
-      if (task.publish) await task.publish(this.ctx, out);
+      const ctx = { ...this.ctx, lookupAlias: (name: string) => this.r.aliases.lookup(name) };
+      const out = await this.#withRetry(work, () => task.run(ctx, this.r.upstream()));
+      if (task.publish) {
+        const facts = this.r.facts.snapshot(task.name);
+        this.r.writer.set(KEYS.runFacts(task.name, key), facts);
+        await task.publish(this.ctx, out, facts);
+      }
       await this.#record(work, out, performance.now() - started);
     } catch (e) {
       if (this.r.o.signal.aborted) throw e;
@@ -604,10 +628,6 @@ class TaskState implements PoolHost {
     const pool = executor?.tasks.includes(task.name) && !this.r.o.dryRun
       ? new RemotePool(this, task, executor, this.#taskInputs)
       : new WorkPool(this, task);
-    if (!this.r.o.dryRun && task.unimplemented) {
-      // Nothing to do when every item is cached; otherwise say plainly that the task is missing.
-      pool.unimplemented = task.unimplemented;
-    }
     // A task that lists its own items picks its inputs; one that follows its upstream items
     // depends on its aggregate upstream tasks as a whole.
     const aggregateInputs: Record<string, string> = {};
@@ -619,7 +639,7 @@ class TaskState implements PoolHost {
     if (task.prepare) {
       // Task-level inputs (models) join every key. A plan must not fetch models, so it uses
       // the inputs the last real run recorded for the same config slice.
-      const prepKey = ["prep", task.name, this.sliceHash];
+      const prepKey = KEYS.files(task.name, this.sliceHash);
       if (this.r.o.dryRun) {
         const recorded = await this.r.o.records.kv.get<Record<string, string>>(prepKey);
         this.#taskInputs = recorded.value ?? { prepare: PENDING + "prepare" };
@@ -646,10 +666,10 @@ class TaskState implements PoolHost {
       const rec = this.records.get(item.id);
       // The common case of a no-op run: same task-wide components, same inputs, same params.
       if (
-        rec && !this.#force && rec.x === this.#prefix && rec.q === paramsHash &&
-        sameInputs(rec.i, inputs)
+        rec && !this.#force && rec.taskHash === this.#prefix && rec.params === paramsHash &&
+        sameInputs(rec.inputs, inputs)
       ) {
-        this.keys.set(item.id, rec.k);
+        this.keys.set(item.id, rec.key);
         this.counts.cached++;
         this.#produce(item.id, this.#produced(rec, !digests));
         return;
@@ -681,9 +701,11 @@ class TaskState implements PoolHost {
         }]);
         pool.close();
         await pool.drained();
+        await this.#summarize(task, null, undefined);
         return;
       }
     }
+    const listed: Item[] = [];
     if (task.items) {
       let specs = await task.items(this.ctx, this.r.upstream());
       if (limit !== undefined) specs = specs.slice(0, limit);
@@ -691,12 +713,14 @@ class TaskState implements PoolHost {
       for (const spec of specs) {
         if (seen.has(spec.id)) throw new Error(`item id "${spec.id}" is listed twice`);
         seen.add(spec.id);
-        await consider({
+        const item = {
           id: spec.id,
           inputs: spec.inputs ?? {},
           params: spec.params,
           extra: spec.extra,
-        });
+        };
+        if (task.summarize) listed.push(item);
+        await consider(item);
       }
       pool.close();
       // Every item is known now: progress can show a total and an ETA.
@@ -749,14 +773,31 @@ class TaskState implements PoolHost {
       this.counts.final = true;
     }
     await pool.drained();
+    await this.#summarize(task, task.items ? listed : null, pool.state);
     if (task.teardown && pool.state !== undefined) await task.teardown(pool.state);
-    if (pool.unimplementedHit) throw new Error(pool.unimplemented);
     if (task.finish && !this.r.o.dryRun && !this.r.o.signal.aborted) {
       const done = new Map<string, Output>();
       for (const [id, p] of this.done) done.set(id, p.out);
       const expected = flowDeps.length ? this.dep(flowDeps[0]).expected : this.expected;
       await task.finish(this.ctx, { done, expected, failed: this.failed });
     }
+  }
+
+  async #summarize(task: EachTask, items: Item[] | null, state: unknown): Promise<void> {
+    if (!task.summarize || this.r.o.summaries === false || this.r.o.signal.aborted) return;
+    const done = new Map<string, Output>();
+    for (const [id, p] of this.done) if (!p.digest.startsWith(PENDING)) done.set(id, p.out);
+    await task.summarize(
+      { ...this.ctx, lookupAlias: (name: string) => this.r.aliases.lookup(name) },
+      {
+        items,
+        done,
+        failed: this.failed,
+        dryRun: this.r.o.dryRun ?? false,
+        upstream: this.r.upstream(),
+      },
+      state,
+    );
   }
 
   #produce(id: string, p: Produced): void {
@@ -774,7 +815,7 @@ class TaskState implements PoolHost {
   // ---- execution ----
 
   itemContext(work: Work): ItemContext<unknown> {
-    return itemContext(this.ctx, this.task.name, work);
+    return itemContext(this.ctx, this.task.name, work, (name) => this.r.aliases.lookup(name));
   }
 
   async runItem(work: Work, state: unknown): Promise<void> {
@@ -798,44 +839,57 @@ class TaskState implements PoolHost {
       work,
       fn,
       this.r.o.signal,
-      (attempt, delayMs, e) =>
-        this.r.o.reporter.emit({
-          event: "retry",
-          task: this.task.name,
-          item: work.item.id,
-          attempt,
-          delayMs: Math.round(delayMs),
-          reason: errorText(e),
-        }),
+      (_attempt, delayMs, e) => this.onRetry(work, e, delayMs),
     );
   }
 
-  async #record(work: Work, out: Output, ms: number): Promise<void> {
+  onRetry(work: Work, e: unknown, delayMs: number): void {
+    this.r.o.reporter.emit({
+      event: "retry",
+      task: this.task.name,
+      item: work.item.id,
+      attempt: work.attempts,
+      delayMs: Math.round(delayMs),
+      reason: errorText(e),
+    });
+  }
+
+  async #record(work: Work, result: ActionResult, ms: number): Promise<void> {
     const { id } = work.item;
-    const digest = hashJson({ o: out.objects, m: out.meta });
+    const out: Output = { objects: result.objects, meta: result.meta };
+    const digest = outputDigest(out);
     this.r.remember(out, digest);
     const rec: ActionRecord = {
-      k: work.key,
-      x: this.#prefix,
-      i: work.comps.i,
-      o: out.objects,
-      m: out.meta,
-      d: digest,
-      r: this.r.runId,
+      key: work.key,
+      taskHash: this.#prefix,
+      inputs: work.comps.inputs,
+      objects: out.objects,
+      meta: out.meta,
+      digest,
+      run: this.r.runId,
       ms: Math.round(ms),
     };
-    if (work.comps.p !== undefined) rec.q = work.comps.p;
+    if (work.comps.params !== undefined) rec.params = work.comps.params;
     for (const d of Object.values(out.objects)) {
       if (!(await this.r.o.store.has(d))) {
         throw new Error(`task "${this.task.name}" returned object ${d} that is not in the store`);
       }
     }
     const prev = this.records.get(id);
-    if (prev && prev.k !== work.key) {
-      this.r.writer.set(["old", this.task.name, id, this.r.runId], prev);
+    if (prev && prev.key !== work.key) {
+      this.r.writer.set(KEYS.superseded(this.task.name, id, this.r.runId), prev);
     }
-    this.r.writer.set(["act", this.task.name, id], rec);
-    if (this.priorFailures.has(id)) this.r.writer.delete(["fail", this.task.name, id]);
+    this.r.writer.set(KEYS.action(this.task.name, id), rec);
+    for (const [name, digest] of Object.entries(result.aliases ?? {})) {
+      if (!Object.values(out.objects).includes(digest)) {
+        throw new Error(
+          `task "${this.task.name}" named alias ${name} for object ${digest}, which is not one of its outputs`,
+        );
+      }
+      this.r.aliases.add(name, digest);
+      this.r.writer.set(KEYS.alias(name), { digest });
+    }
+    if (this.priorFailures.has(id)) this.r.writer.delete(KEYS.failure(this.task.name, id));
     this.records.set(id, rec);
     if (work.checkpointed) {
       this.r.checkpointDone(checkpointPath(this.r.o.store.root, this.task.name, work.key));
@@ -857,14 +911,14 @@ class TaskState implements PoolHost {
   #recordFailure(work: Work, e: unknown, ms: number): void {
     const reason = errorText(e);
     const rec: FailureRecord = {
-      k: work.key,
+      key: work.key,
       reason: reason.slice(0, 4000),
       kind: (e as Error)?.name ?? "Error",
       attempts: work.attempts,
-      r: this.r.runId,
+      run: this.r.runId,
       at: new Date().toISOString(),
     };
-    this.r.writer.set(["fail", this.task.name, work.item.id], rec);
+    this.r.writer.set(KEYS.failure(this.task.name, work.item.id), rec);
     this.failed.set(work.item.id, reason);
     this.counts.failed++;
     this.r.o.reporter.emit({
@@ -882,7 +936,7 @@ class TaskState implements PoolHost {
     this.#recordFailure(work, e, ms);
   }
 
-  record(work: Work, out: Output, ms: number): Promise<void> {
+  record(work: Work, out: ActionResult, ms: number): Promise<void> {
     return this.#record(work, out, ms);
   }
 
@@ -946,8 +1000,6 @@ class RemotePool {
   readonly executor: Executor;
   taskInputs: Record<string, string>;
   state: unknown;
-  unimplemented?: string;
-  unimplementedHit = false;
   readonly #works: Work[] = [];
 
   constructor(
@@ -963,10 +1015,6 @@ class RemotePool {
   }
 
   add(work: Work): void {
-    if (this.unimplemented) {
-      this.unimplementedHit = true;
-      return;
-    }
     this.#works.push(work);
   }
 

@@ -7,8 +7,9 @@
 import type { Json } from "../store/canonical.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { Output } from "../store/records.ts";
+import type { RunFacts } from "./run_facts.ts";
 
-export type { Json, Output };
+export type { Json, Output, RunFacts };
 
 /** Logs a line on behalf of a task (shown above the progress lines, or as a JSON event). */
 export type Log = (message: string) => void;
@@ -34,6 +35,22 @@ export interface ItemContext<C = unknown> extends TaskContext<C> {
   loadCheckpoint(): Promise<Uint8Array | null>;
   /** Saves a checkpoint durably; it is dropped when the action's record is written. */
   saveCheckpoint(bytes: Uint8Array): Promise<void>;
+  /**
+   * The stored object an earlier action recorded under another name (see
+   * {@link ActionResult.aliases}), when that object is still in the store; null otherwise
+   * (and always on a remote worker, which has no records).
+   */
+  lookupAlias(name: string): Promise<{ digest: string; size: number } | null>;
+}
+
+/** What an action returns: its output, and other names its objects can be found by. */
+export interface ActionResult extends Output {
+  /**
+   * Names under which later actions find an output object (e.g. `md5:<hex>` → the digest of
+   * an image), recorded with the action in the same commit, after the object is durable.
+   * They are not part of the output's digest.
+   */
+  aliases?: Record<string, string>;
 }
 
 /** One item to process: its id, the upstream outputs it consumes, and its own parameters. */
@@ -63,21 +80,26 @@ export interface Upstream {
   durations(task: string): Map<string, number>;
 }
 
-/** Marks an error as worth retrying (network hiccups, 5xx, stalls). */
+/**
+ * Marks an error as worth retrying (network hiccups, 5xx, stalls). The engine retries an
+ * action whose error has `retryable: true` (this class, or any error with that property)
+ * under the task's {@link RetryPolicy}.
+ */
 export class RetryableError extends Error {
   override readonly name: string = "RetryableError";
   readonly retryable = true;
   /** Minimum delay before the retry, e.g. a quota back-off. */
   readonly delayMs?: number;
-  constructor(message: string, options?: { cause?: unknown; delayMs?: number }) {
+  /** False for a "not now" refusal (a quota) that must not use up an attempt. */
+  readonly countsAsAttempt: boolean;
+  constructor(
+    message: string,
+    options?: { cause?: unknown; delayMs?: number; countsAsAttempt?: boolean },
+  ) {
     super(message, { cause: options?.cause });
     this.delayMs = options?.delayMs;
+    this.countsAsAttempt = options?.countsAsAttempt ?? true;
   }
-}
-
-/** Raised when a declared task has no implementation yet. */
-export class NotImplementedTaskError extends Error {
-  override readonly name = "NotImplementedTaskError";
 }
 
 /** Retry policy for retryable errors. */
@@ -109,8 +131,11 @@ interface TaskCommon<C> {
   describe: string;
   /** Retry policy, given the task's config slice. */
   retry?: (config: C) => Partial<RetryPolicy>;
-  /** Set for a task that is declared but not implemented yet: running it fails with this text. */
-  unimplemented?: string;
+  /**
+   * Checks the config against the machine before anything runs, in a dry run too (e.g. that a
+   * dataset folder exists). What it throws is a config error: exit code 2, nothing done.
+   */
+  check?: (config: C) => Promise<void>;
 }
 
 /** A task with one action over all its inputs. */
@@ -121,24 +146,35 @@ export interface AggregateTask<C = unknown> extends TaskCommon<C> {
    * digest), computed on every run and part of the key, so new data reruns the task.
    */
   fingerprint?: (ctx: TaskContext<C>) => Promise<Json>;
-  run(ctx: TaskContext<C>, upstream: Upstream): Promise<Output>;
+  /** Its context can look up aliases, so it can reuse objects an earlier run built. */
+  run(
+    ctx: TaskContext<C> & Pick<ItemContext<C>, "lookupAlias">,
+    upstream: Upstream,
+  ): Promise<ActionResult>;
   /**
    * Lays the output out where users read it (e.g. `out/`), after a run and after a cache hit
-   * alike, so files outside the store always match the recorded output.
+   * alike, so files outside the store always match the recorded output. `run` holds the facts
+   * of the run that built the output (the same on every later cache hit; null when they were
+   * not recorded).
    */
-  publish?: (ctx: TaskContext<C>, output: Output) => Promise<void>;
+  publish?: (ctx: TaskContext<C>, output: Output, run: RunFacts | null) => Promise<void>;
 }
 
-/** Hands ready items to a batched task and takes its results. */
+/**
+ * Hands ready items of one group (see {@link EachTask.group}) to a batched task and takes
+ * their results. Items are named by the item or by its id.
+ */
 export interface ItemSource {
-  /** Waits for 1…max ready items; resolves `[]` when no more will come. */
+  /** The group every item of this source belongs to (`null` for a task without groups). */
+  readonly group: Json;
+  /** Waits for 1…max ready items of the group; resolves `[]` when no more will come. */
   next(max: number): Promise<Item[]>;
-  /** Returns up to max items that are ready now, without waiting. */
+  /** Returns up to max items of the group that are ready now, without waiting. */
   poll(max: number): Item[];
-  /** Records one item's result (an Output, or the error it failed with). */
-  done(item: Item, result: Output | Error, options?: { ms?: number }): Promise<void>;
+  /** Records one item's result (its output, or the error it failed with). */
+  done(item: Item | string, result: ActionResult | Error, options?: { ms?: number }): Promise<void>;
   /** Per-item context (key, checkpoints) of an item handed out by next/poll. */
-  context(item: Item): ItemContext<unknown>;
+  context(item: Item | string): ItemContext<unknown>;
 }
 
 /** A task applied to every item. */
@@ -157,9 +193,39 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
   /** Concurrent actions (default: number of cores). */
   concurrency?: (config: C) => number;
   /** One item at a time. */
-  run?: (ctx: ItemContext<C>, item: Item, state: S) => Promise<Output>;
-  /** Many items per call (batched inference); results are still recorded per item. */
+  run?: (ctx: ItemContext<C>, item: Item, state: S) => Promise<ActionResult>;
+  /**
+   * Many items per call (batched inference); results are still recorded per item. Called once
+   * per group of items (see `group`), one group at a time, with a source that hands out only
+   * that group's items.
+   */
   runBatched?: (ctx: TaskContext<C>, source: ItemSource, state: S) => Promise<void>;
+  /**
+   * Sums the task up once its items are settled — in a run after the last item (before
+   * `teardown`), in `run --dry-run` with the items that would run — through `ctx.log`, with the
+   * same code in both, so a plan says what the run will say (e.g. which local copies would be
+   * adopted and which images downloaded). `items` lists every item of an `items()` task
+   * (`null` when they cannot be listed yet, or for a task whose items flow from upstream);
+   * `done` holds the outputs that exist (finished or cached); `state` is `prepare`'s, absent in
+   * a plan. `status` and `explain` do not call it.
+   */
+  summarize?: (
+    ctx: TaskContext<C> & Pick<ItemContext<C>, "lookupAlias">,
+    result: {
+      items: Item[] | null;
+      done: Map<string, Output>;
+      failed: Map<string, string>;
+      dryRun: boolean;
+      /** The upstream outputs (usable when `items` is not `null`). */
+      upstream: Upstream;
+    },
+    state: S | undefined,
+  ) => Promise<void>;
+  /**
+   * The group of an item for `runBatched`: items whose groups are equal (as JSON) can share a
+   * batch, e.g. latents of one shape. Default: one group.
+   */
+  group?: (item: Item) => Json;
   /** Releases what `prepare` opened (worker threads, sessions), after the last item. */
   teardown?: (state: S) => Promise<void>;
   /**
@@ -210,21 +276,6 @@ export function aggregate<C>(task: Omit<AggregateTask<C>, "kind">): AggregateTas
  */
 export function each<C, S = undefined>(task: Omit<EachTask<C, S>, "kind">): EachTask<C, S> {
   return { kind: "each", ...task };
-}
-
-/**
- * Declares a task whose implementation has not landed yet: running it fails with a message
- * that says so, while `dag`, `explain` and `status` already show it.
- */
-export function declared(
-  kind: "aggregate" | "each",
-  common: Omit<TaskCommon<unknown>, "retry" | "unimplemented">,
-): Task {
-  const unimplemented = `task "${common.name}" is declared but not implemented yet`;
-  const run = () => Promise.reject(new NotImplementedTaskError(unimplemented));
-  return kind === "aggregate"
-    ? { kind, ...common, unimplemented, run }
-    : { kind, ...common, unimplemented, run };
 }
 
 /** A pipeline: its tasks, its config schema and where its default config lives. */

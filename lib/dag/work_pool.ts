@@ -1,30 +1,39 @@
 /**
  * The work pool of one per-item task: runs queued actions within the task's concurrency, or
- * feeds a batched task through an {@link ItemSource}. Used by the runner and by remote workers.
+ * feeds a batched task through an {@link ItemSource}, one group of items at a time. Used by
+ * the runner and by remote workers.
  *
  * @module
  */
 import type {
+  ActionResult,
   EachTask,
   Item,
   ItemContext,
   ItemSource,
-  Output,
   RetryPolicy,
   TaskContext,
 } from "./task.ts";
 import { join } from "node:path";
+import { canonicalJson } from "../store/canonical.ts";
 import { writeFileAtomic } from "../store/objects.ts";
 import type { KeyComponents } from "../store/records.ts";
+import { retry, sleep } from "../net/retry.ts";
 
 /** One action to execute: the item, its key and the components of the key. */
 export interface Work {
   item: Item;
   key: string;
   comps: KeyComponents;
+  /** Attempts made so far. */
   attempts: number;
+  /** Failed attempts that count against the retry policy (a quota refusal does not). */
+  counted?: number;
   /** Set once the action saved a checkpoint, so finishing it removes the checkpoint. */
   checkpointed?: boolean;
+  /** The group a batched task got the item in, and when. */
+  group?: string;
+  started?: number;
 }
 
 /** What a pool needs from whoever records its results. */
@@ -34,8 +43,10 @@ export interface PoolHost {
   readonly concurrency?: number;
   readonly ctx: TaskContext<unknown>;
   runItem(work: Work, state: unknown): Promise<void>;
-  record(work: Work, out: Output, ms: number): Promise<void>;
+  record(work: Work, out: ActionResult, ms: number): Promise<void>;
   recordFailure(work: Work, e: unknown, ms: number): void;
+  /** Told before an item is retried after `e`, `delayMs` from now. */
+  onRetry(work: Work, e: unknown, delayMs: number): void;
   itemContext(work: Work): ItemContext<unknown>;
   retryPolicy(): RetryPolicy;
 }
@@ -46,17 +57,17 @@ export class WorkPool {
   readonly task: EachTask;
   readonly limit: number;
   state: unknown;
-  unimplemented?: string;
-  unimplementedHit = false;
-  readonly #queue: Work[] = [];
-  #head = 0;
+  /** Single actions: one queue. Batched tasks: one queue per group, by the group's JSON. */
+  readonly #queues = new Map<string, WorkQueue>();
   #active = 0;
   #closed = false;
   #waiters: (() => void)[] = [];
   #drained: Promise<void>;
   #resolveDrained!: () => void;
   #batchLoop?: Promise<void>;
-  readonly #handed = new Map<Item, Work>();
+  /** Retries waiting out their delay before they join a queue again. */
+  #delayed = 0;
+  readonly #handed = new Map<string, Work>();
 
   constructor(host: PoolHost, task: EachTask) {
     this.host = host;
@@ -68,11 +79,7 @@ export class WorkPool {
   }
 
   add(work: Work): void {
-    if (this.unimplemented) {
-      this.unimplementedHit = true;
-      return;
-    }
-    this.#queue.push(work);
+    this.#enqueue(work);
     if (this.task.runBatched) {
       this.#startBatchLoop();
       this.#wake();
@@ -92,25 +99,29 @@ export class WorkPool {
     return this.#drained;
   }
 
-  get #pending(): number {
-    return this.#queue.length - this.#head;
+  #enqueue(work: Work): void {
+    const group = this.task.runBatched && this.task.group
+      ? canonicalJson(this.task.group(work.item))
+      : "";
+    let queue = this.#queues.get(group);
+    if (!queue) {
+      queue = new WorkQueue(group);
+      this.#queues.set(group, queue);
+    }
+    queue.push(work);
   }
 
-  #take(): Work | undefined {
-    if (this.#head >= this.#queue.length) return undefined;
-    const w = this.#queue[this.#head];
-    this.#queue[this.#head++] = undefined as unknown as Work;
-    if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head);
-      this.#head = 0;
-    }
-    return w;
+  get #pending(): number {
+    let n = 0;
+    for (const q of this.#queues.values()) n += q.size;
+    return n;
   }
 
   #pump(): void {
     const signal = this.host.signal;
-    while (this.#active < this.limit && this.#pending > 0 && !signal.aborted) {
-      const work = this.#take()!;
+    const queue = this.#queues.get("");
+    while (this.#active < this.limit && queue && queue.size > 0 && !signal.aborted) {
+      const work = queue.take()!;
       this.#active++;
       this.host.runItem(work, this.state).finally(() => {
         this.#active--;
@@ -124,7 +135,9 @@ export class WorkPool {
   #check(): void {
     const stopped = this.host.signal.aborted;
     if (
-      this.#closed && this.#active === 0 && (this.#pending === 0 || stopped) && !this.#batchLoop
+      this.#closed && this.#active === 0 &&
+      (this.#pending === 0 && this.#delayed === 0 || stopped) &&
+      !this.#batchLoop
     ) {
       this.#resolveDrained();
     }
@@ -137,80 +150,156 @@ export class WorkPool {
   }
 
   #startBatchLoop(): void {
-    if (this.#batchLoop) return;
-    const source = this.#source();
+    if (this.#batchLoop || this.host.signal.aborted) return;
+    // One group at a time: the one with the most items ready.
+    let queue: WorkQueue | undefined;
+    for (const q of this.#queues.values()) {
+      if (q.size > 0 && (!queue || q.size > queue.size)) queue = q;
+    }
+    if (!queue) return;
+    const source = this.#source(queue);
+    const fail = (e: unknown) => {
+      for (const work of [...this.#handed.values()]) {
+        if (work.group === queue.group) {
+          this.#handed.delete(work.item.id);
+          this.host.recordFailure(work, e, 0);
+        }
+      }
+    };
     this.#batchLoop = this.task.runBatched!(this.host.ctx, source, this.state)
-      .catch((e) => {
+      .then(() => {
+        // Items the loop took but never answered for cannot be left hanging.
+        fail(
+          new BatchLoopError(
+            `task "${this.task.name}" ended its batch without a result for this item`,
+          ),
+        );
+      }, (e) => {
         if (this.host.signal.aborted && isAbort(e)) return;
-        // The batch loop itself failed: every item it still holds or would get fails with it.
-        for (const work of [...this.#handed.values()]) this.host.recordFailure(work, e, 0);
-        this.#handed.clear();
+        // The batch loop itself failed: every item of its group it holds or would get fails.
+        fail(e);
         let w: Work | undefined;
-        while ((w = this.#take())) this.host.recordFailure(w, e, 0);
+        while ((w = queue.take())) this.host.recordFailure(w, e, 0);
       })
       .finally(() => {
         this.#batchLoop = undefined;
-        if (this.#pending > 0 && !this.host.signal.aborted) this.#startBatchLoop();
+        this.#startBatchLoop();
         this.#check();
       });
   }
 
-  #source(): ItemSource {
+  #source(queue: WorkQueue): ItemSource {
     const signal = this.host.signal;
     const takeUpTo = (max: number): Item[] => {
       const out: Item[] = [];
       if (signal.aborted) return out;
-      while (out.length < max && this.#pending > 0) {
-        const work = this.#take()!;
-        this.#handed.set(work.item, work);
+      while (out.length < max && queue.size > 0) {
+        const work = queue.take()!;
+        work.group = queue.group;
+        work.started = performance.now();
+        this.#handed.set(work.item.id, work);
         out.push(work.item);
       }
       return out;
     };
-    const started = new Map<Item, number>();
+    const handed = (item: Item | string): Work => {
+      const id = typeof item === "string" ? item : item.id;
+      const work = this.#handed.get(id);
+      if (!work) throw new BatchLoopError(`item "${id}" was not handed out by this source`);
+      return work;
+    };
+    // Another group waiting ends this group's turn once it has nothing ready.
+    const othersWaiting = () => {
+      for (const q of this.#queues.values()) if (q !== queue && q.size > 0) return true;
+      return false;
+    };
     return {
-      poll: (max) => {
-        const items = takeUpTo(max);
-        for (const i of items) started.set(i, performance.now());
-        return items;
-      },
+      group: queue.group === "" ? null : JSON.parse(queue.group),
+      poll: (max) => takeUpTo(max),
       next: async (max) => {
         while (true) {
           const items = takeUpTo(max);
-          if (items.length > 0 || this.#closed || signal.aborted) {
-            for (const i of items) started.set(i, performance.now());
-            return items;
-          }
+          if (items.length > 0 || signal.aborted) return items;
+          if (this.#closed && this.#delayed === 0 || othersWaiting()) return items;
           await new Promise<void>((resolve) => this.#waiters.push(resolve));
         }
       },
-      context: (item) => {
-        const work = this.#handed.get(item);
-        if (!work) throw new Error(`item "${item.id}" was not handed out by this source`);
-        return this.host.itemContext(work);
-      },
+      context: (item) => this.host.itemContext(handed(item)),
       done: async (item, result, options) => {
-        const work = this.#handed.get(item);
-        if (!work) throw new Error(`item "${item.id}" was not handed out by this source`);
-        this.#handed.delete(item);
-        const ms = options?.ms ?? performance.now() - (started.get(item) ?? performance.now());
-        started.delete(item);
+        const work = handed(item);
+        this.#handed.delete(work.item.id);
+        const ms = options?.ms ?? performance.now() - (work.started ?? performance.now());
         if (result instanceof Error) {
           if (signal.aborted && isAbort(result)) return;
-          const policy = this.host.retryPolicy();
-          work.attempts++;
-          if ((result as { retryable?: boolean }).retryable && work.attempts < policy.attempts) {
-            this.#queue.push(work);
+          const delay = this.#retryDelay(work, result);
+          if (delay === null) return this.host.recordFailure(work, result, ms);
+          this.host.onRetry(work, result, delay);
+          this.#delayed++;
+          // Woken by the delay or by an interruption alike: either way the wait is over.
+          const back = () => {
+            this.#delayed--;
+            if (!signal.aborted) {
+              queue.push(work);
+              this.#startBatchLoop();
+            }
             this.#wake();
-            return;
-          }
-          this.host.recordFailure(work, result, ms);
+            this.#check();
+          };
+          sleep(delay, signal).then(back, back);
         } else {
           await this.host.record(work, result, ms);
         }
       },
     };
   }
+
+  /** The wait before retrying a batched item after `e`, or null when it fails for good. */
+  #retryDelay(work: Work, e: Error): number | null {
+    const policy = this.host.retryPolicy();
+    if ((e as { retryable?: boolean }).retryable !== true) return null;
+    work.attempts++;
+    if ((e as { countsAsAttempt?: boolean }).countsAsAttempt !== false) {
+      work.counted = (work.counted ?? 0) + 1;
+    }
+    if ((work.counted ?? 0) >= policy.attempts) return null;
+    const cap = Math.min(policy.maxMs, policy.baseMs * 2 ** (work.attempts - 1));
+    return Math.max((e as { delayMs?: number }).delayMs ?? 0, Math.random() * cap);
+  }
+}
+
+/** A first-in, first-out queue of actions that frees its head as it goes. */
+class WorkQueue {
+  readonly group: string;
+  #items: (Work | undefined)[] = [];
+  #head = 0;
+
+  constructor(group: string) {
+    this.group = group;
+  }
+
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(work: Work): void {
+    this.#items.push(work);
+  }
+
+  take(): Work | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const w = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head > 4096 && this.#head * 2 > this.#items.length) {
+      this.#items.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return w;
+  }
+}
+
+/** Raised when a batched task mishandles the items it was given. */
+export class BatchLoopError extends Error {
+  override readonly name = "BatchLoopError";
 }
 
 /** Whether an error is an interruption rather than a failure. */
@@ -231,6 +320,8 @@ export function itemContext(
   ctx: TaskContext<unknown>,
   task: string,
   work: Work,
+  aliases: (name: string) => Promise<{ digest: string; size: number } | null> = () =>
+    Promise.resolve(null),
 ): ItemContext<unknown> {
   const path = checkpointPath(ctx.cacheDir, task, work.key);
   const store = ctx.store;
@@ -247,6 +338,7 @@ export function itemContext(
       }
       return await store.has(digest) ? await store.get(digest) : null;
     },
+    lookupAlias: (name) => aliases(name),
     async saveCheckpoint(bytes) {
       const previous = (await Deno.readTextFile(path).catch(() => "")).trim();
       const digest = await store.put(bytes);
@@ -260,7 +352,11 @@ export function itemContext(
   };
 }
 
-/** Runs `fn`, retrying retryable errors with exponential back-off and full jitter. */
+/**
+ * Runs one action, retrying its retryable errors under `policy` (see lib/net/retry.ts: an error
+ * may exempt itself from the attempt count and ask for a least delay). `work.attempts` counts
+ * the attempts made.
+ */
 export async function withRetry<T>(
   policy: RetryPolicy,
   work: Work,
@@ -268,30 +364,14 @@ export async function withRetry<T>(
   signal: AbortSignal,
   onRetry: (attempt: number, delayMs: number, e: unknown) => void,
 ): Promise<T> {
-  while (true) {
+  return await retry(() => {
     work.attempts++;
-    try {
-      return await fn();
-    } catch (e) {
-      const retryable = (e as { retryable?: boolean })?.retryable === true;
-      if (!retryable || work.attempts >= policy.attempts || signal.aborted) throw e;
-      const backoff = Math.min(policy.maxMs, policy.baseMs * 2 ** (work.attempts - 1));
-      const delayMs = Math.max((e as { delayMs?: number }).delayMs ?? 0, Math.random() * backoff);
-      onRetry(work.attempts, delayMs, e);
-      await sleep(delayMs, signal);
-    }
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
+    return fn();
+  }, {
+    attempts: policy.attempts,
+    baseMs: policy.baseMs,
+    maxMs: policy.maxMs,
+    signal,
+    onRetry: (e, call, delayMs) => onRetry(call, delayMs, e),
   });
 }

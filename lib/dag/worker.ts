@@ -7,12 +7,12 @@
  */
 import { hostname } from "node:os";
 import { hashJson, sha256Hex } from "../store/canonical.ts";
+import { taskHash } from "./action_key.ts";
 import type { ObjectStore } from "../store/objects.ts";
-import type { Output } from "../store/records.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import type { TaskGraph } from "./graph.ts";
 import { readResults, type WorkList, writeResult } from "./remote.ts";
-import type { EachTask, ItemContext, Log, RetryPolicy, TaskContext } from "./task.ts";
+import type { ActionResult, EachTask, ItemContext, Log, RetryPolicy, TaskContext } from "./task.ts";
 import {
   DEFAULT_RETRY,
   isAbort,
@@ -63,7 +63,11 @@ export async function runWorker(
   if (task.kind !== "each") throw new WorkerError(`task "${task.name}" is not a per-item task`);
   const slice = configSlice(list.config, task.config);
   const source = sha256Hex(await Deno.readFile(new URL(task.source)));
-  const prefix = hashJson({ task: task.name, v: task.version, s: source, c: hashJson(slice) });
+  const prefix = taskHash(task.name, {
+    version: task.version,
+    source,
+    config: hashJson(slice),
+  });
   if (prefix !== list.prefix) {
     throw new WorkerError(
       `the worker's copy of task "${task.name}" (version ${task.version}, source ` +
@@ -155,8 +159,7 @@ class WorkerHost implements PoolHost {
         work,
         () => this.#task.run!(this.itemContext(work), work.item, state),
         this.signal,
-        (attempt, delayMs, e) =>
-          this.ctx.log(`${work.item.id}: retry ${attempt} in ${Math.round(delayMs)} ms: ${e}`),
+        (_attempt, delayMs, e) => this.onRetry(work, e, delayMs),
       );
       await this.record(work, out, performance.now() - started);
     } catch (e) {
@@ -165,7 +168,11 @@ class WorkerHost implements PoolHost {
     }
   }
 
-  async record(work: Work, output: Output, ms: number): Promise<void> {
+  onRetry(work: Work, e: unknown, delayMs: number): void {
+    this.ctx.log(`${work.item.id}: retry ${work.attempts} in ${Math.round(delayMs)} ms: ${e}`);
+  }
+
+  async record(work: Work, output: ActionResult, ms: number): Promise<void> {
     for (const d of Object.values(output.objects)) {
       if (!(await this.ctx.store.has(d))) {
         throw new WorkerError(`task returned object ${d} that is not in the store`);

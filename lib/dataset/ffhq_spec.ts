@@ -55,6 +55,7 @@ export async function ingestFfhqSpec(
  *
  * @example
  * ```ts
+ * const specUrl = "http://127.0.0.1:8080/ffhq-dataset-v2.json";
  * const res = await fetch(specUrl);
  * const index = await ingestFfhqSpecStream(res.body!, specUrl);
  * ```

@@ -28,6 +28,11 @@ export interface DatasetItem {
   category: string;
   /** Absolute path of a local file to import without HTTP (folder sources only). */
   local_path?: string;
+  /**
+   * Why the item cannot be used, found while listing (e.g. two files give the same id, an
+   * empty file, a broken link): `fetch-images` fails the item with it, the others go on.
+   */
+  error?: string;
 }
 
 /** Which source an index came from. */
@@ -89,6 +94,7 @@ export function badUrlReason(url: string): string | null {
  *
  * @example
  * ```ts
+ * declare const item: DatasetItem;
  * candidateUrls(item, ["http://127.0.0.1:8080/ffhq"]);
  * // ["http://127.0.0.1:8080/ffhq/images1024x1024/00000/00017.png", item.url]
  * ```
@@ -135,6 +141,7 @@ const VERSION = 1;
  *
  * @example
  * ```ts
+ * declare const items: DatasetItem[];
  * const bytes = encodeItemIndex({ source: "ffhq", component: "image", items });
  * const again = decodeItemIndex(bytes);
  * ```
@@ -210,6 +217,9 @@ export function decodeItemIndex(bytes: Uint8Array, file = "item index"): ItemInd
     }
     if (typeof it.category !== "string") {
       throw fieldError(file, i + 1, id, "category", "a string", it.category);
+    }
+    if (it.error !== undefined && typeof it.error !== "string") {
+      throw fieldError(file, i + 1, id, "error", "a string or absent", it.error);
     }
     items.push(it as DatasetItem);
   }

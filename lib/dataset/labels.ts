@@ -82,6 +82,7 @@ export async function readLabelsCsv(path: string): Promise<FaceLabel[]> {
  *
  * @example
  * ```ts
+ * const csvText = await Deno.readTextFile("labels.csv");
  * const labels = await parseLabelsCsv(csvText, "labels.csv");
  * ```
  */

@@ -24,6 +24,8 @@ export interface LocalFileResult {
  *
  * @example
  * ```ts
+ * import type { DatasetItem } from "./item_index.ts";
+ * declare const item: DatasetItem;
  * const got = await verifyLocalFile(item.local_path!, { expectedSize: item.size, expectedMd5: item.md5 });
  * ```
  */

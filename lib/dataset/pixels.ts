@@ -85,6 +85,9 @@ export interface ExpectedPixels {
  *
  * @example
  * ```ts
+ * import type { DatasetItem } from "./item_index.ts";
+ * declare const item: DatasetItem;
+ * const path = "cache/images/00017.png";
  * await verifyPixels(path, { pixelSize: [1024, 1024], pixelMd5: item.pixel_md5 }, true);
  * ```
  */

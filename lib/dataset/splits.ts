@@ -90,6 +90,10 @@ function joinId(id: string): string {
  *
  * @example
  * ```ts
+ * import type { ItemIndex } from "./item_index.ts";
+ * import type { FaceLabel } from "./labels.ts";
+ * declare const index: ItemIndex;
+ * declare const labels: FaceLabel[];
  * const { splits, summary } = splitDataset({
  *   items: index.items,
  *   labels,

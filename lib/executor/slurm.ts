@@ -513,6 +513,7 @@ async function snapshot(jobId: number, options: SlurmCommandOptions): Promise<Sn
  *
  * @example
  * ```ts
+ * const jobId = 4242;
  * const states = await jobStates(jobId);
  * const failed = [...states].filter(([, t]) => t.state === "FAILED").map(([i]) => i);
  * ```
@@ -555,6 +556,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  *
  * @example
  * ```ts
+ * const jobId = 4242;
  * const states = await waitForArray(jobId, { timeoutMs: 60_000 });
  * const ok = [...states.values()].every((t) => t.state === "COMPLETED");
  * ```
@@ -588,6 +590,7 @@ export async function waitForArray(
  *
  * @example
  * ```ts
+ * const jobId = 4242;
  * await cancel(`${jobId}_1`); // just task 1
  * await cancel(jobId); // everything left
  * ```

@@ -244,6 +244,7 @@ function decodeStrings(bytes: Uint8Array, parsed: ParsedNpy, source: string): Np
  *
  * @example
  * ```ts
+ * const bytes = await Deno.readFile("latent.npy");
  * const { shape, data } = decodeNpy(bytes);
  * ```
  */
@@ -252,10 +253,44 @@ export function decodeNpy(bytes: Uint8Array, source = "npy data"): NpyArray {
 }
 
 /**
+ * Decodes float32 `.npy` bytes straight into `out` at element `offset`, without an intermediate
+ * copy; returns the array's shape. For filling one big array from many small files.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeNpy({ dtype: "<f4", shape: [1, 2], data: Float32Array.of(1, 2) });
+ * const out = new Float32Array(4);
+ * decodeNpyInto(bytes, out, 2); // [1, 2]; out is [0, 0, 1, 2]
+ * ```
+ */
+export function decodeNpyInto(
+  bytes: Uint8Array,
+  out: Float32Array,
+  offset: number,
+  source = "npy data",
+): number[] {
+  const parsed = parseHeader(bytes, source);
+  if (parsed.descr !== "<f4") {
+    throw new NpyError(`${source}: expected dtype <f4, found ${parsed.descr}`);
+  }
+  const count = elementCount(parsed.shape, source);
+  checkLength(bytes, parsed, count * 4, source);
+  if (offset + count > out.length) {
+    throw new NpyError(
+      `${source}: ${count} elements do not fit at ${offset} of an array of ${out.length}`,
+    );
+  }
+  new Uint8Array(out.buffer, out.byteOffset + offset * 4, count * 4)
+    .set(bytes.subarray(parsed.dataStart, parsed.dataStart + count * 4));
+  return parsed.shape;
+}
+
+/**
  * Decodes `.npy` bytes of dtype `<U{n}` into strings, trailing NULs removed.
  *
  * @example
  * ```ts
+ * const bytes = await Deno.readFile("ids.npy");
  * const { data: ids } = decodeNpyStrings(bytes);
  * ```
  */
@@ -268,6 +303,7 @@ export function decodeNpyStrings(bytes: Uint8Array, source = "npy data"): NpyStr
  *
  * @example
  * ```ts
+ * const bytes = await Deno.readFile("array.npy");
  * const array = decodeNpyArray(bytes);
  * if (array.dtype === "<U") console.log(array.data.join(", "));
  * ```

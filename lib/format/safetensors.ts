@@ -55,9 +55,106 @@ function count(shape: number[], what: string): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Where each tensor's bytes go, as {@linkcode safetensorsLayout} lays them out. */
+export interface SafetensorsLayout {
+  /** The 8-byte length and the padded JSON header: the file's first bytes. */
+  head: Uint8Array;
+  /** Tensor names in the order their bytes follow the header. */
+  order: string[];
+  /** Bytes of tensor data after the header. */
+  dataBytes: number;
+}
+
 /**
- * Encodes tensors and string metadata as safetensors bytes. Tensors are laid out by element size
- * (largest first), then by name, so every tensor starts aligned to its element size.
+ * Lays out a file's header from the tensors' dtypes and shapes alone: tensors ordered by element
+ * size (largest first), then by name, so every tensor starts aligned to its element size; the
+ * JSON padded with spaces so the data starts 8-byte aligned. {@linkcode encodeSafetensors} and
+ * `writeSafetensorsFile` both use it, so their bytes are the same.
+ *
+ * @example
+ * ```ts
+ * const { head, order } = safetensorsLayout({
+ *   tensors: { latents: { dtype: "F32", shape: [2, 4, 32, 32] } },
+ *   metadata: { ids: JSON.stringify(["a", "b"]) },
+ * });
+ * ```
+ */
+export function safetensorsLayout({ tensors, metadata = {} }: {
+  tensors: Record<string, { dtype: SafetensorsDtype; shape: number[] }>;
+  metadata?: Record<string, string>;
+}): SafetensorsLayout {
+  for (const [key, value] of Object.entries(metadata)) {
+    if (typeof value !== "string") {
+      throw new SafetensorsError(`metadata "${key}": expected a string, found ${typeof value}`);
+    }
+  }
+  const names = Object.keys(tensors);
+  for (const name of names) {
+    if (name === "__metadata__") {
+      throw new SafetensorsError(`tensor name "__metadata__" is reserved for the metadata`);
+    }
+    const { dtype, shape } = tensors[name];
+    if (ARRAY[dtype] === undefined) {
+      throw new SafetensorsError(
+        `tensor "${name}": expected dtype one of ${Object.keys(ARRAY).join(", ")}, found ${dtype}`,
+      );
+    }
+    count(shape, `tensor "${name}"`);
+  }
+  names.sort((a, b) => {
+    const size = ARRAY[tensors[b].dtype].BYTES_PER_ELEMENT -
+      ARRAY[tensors[a].dtype].BYTES_PER_ELEMENT;
+    return size !== 0 ? size : a < b ? -1 : a > b ? 1 : 0;
+  });
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const name of names) {
+    const { dtype, shape } = tensors[name];
+    const bytes = count(shape, name) * ARRAY[dtype].BYTES_PER_ELEMENT;
+    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = json.length + (8 - (json.length % 8)) % 8;
+  const head = new Uint8Array(8 + padded).fill(0x20, 8);
+  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
+  head.set(json, 8);
+  return { head, order: names, dataBytes: offset };
+}
+
+/**
+ * Checks that a tensor's data is the typed array its dtype needs, with as many elements as its
+ * shape.
+ *
+ * @example
+ * ```ts
+ * checkTensor("latents", { dtype: "F32", shape: [2], data: new Float32Array(2) });
+ * ```
+ */
+export function checkTensor(name: string, { dtype, shape, data }: Tensor): void {
+  const Array = ARRAY[dtype];
+  if (Array === undefined) {
+    throw new SafetensorsError(
+      `tensor "${name}": expected dtype one of ${Object.keys(ARRAY).join(", ")}, found ${dtype}`,
+    );
+  }
+  if (!(data instanceof Array)) {
+    throw new SafetensorsError(
+      `tensor "${name}": dtype ${dtype} needs a ${Array.name}, found a ${data.constructor.name}`,
+    );
+  }
+  const n = count(shape, `tensor "${name}"`);
+  if (data.length !== n) {
+    throw new SafetensorsError(
+      `tensor "${name}": shape [${shape.join(", ")}] needs ${n} elements, found ${data.length}`,
+    );
+  }
+}
+
+/**
+ * Encodes tensors and string metadata as safetensors bytes, laid out by
+ * {@linkcode safetensorsLayout}.
  *
  * @example
  * ```ts
@@ -71,60 +168,12 @@ export function encodeSafetensors({ tensors, metadata = {} }: {
   tensors: Record<string, Tensor>;
   metadata?: Record<string, string>;
 }): Uint8Array {
-  for (const [key, value] of Object.entries(metadata)) {
-    if (typeof value !== "string") {
-      throw new SafetensorsError(`metadata "${key}": expected a string, found ${typeof value}`);
-    }
-  }
-  const names = Object.keys(tensors);
-  for (const name of names) {
-    if (name === "__metadata__") {
-      throw new SafetensorsError(`tensor name "__metadata__" is reserved for the metadata`);
-    }
-    const { dtype, shape, data } = tensors[name];
-    const Array = ARRAY[dtype];
-    if (Array === undefined) {
-      throw new SafetensorsError(
-        `tensor "${name}": expected dtype one of ${Object.keys(ARRAY).join(", ")}, found ${dtype}`,
-      );
-    }
-    if (!(data instanceof Array)) {
-      throw new SafetensorsError(
-        `tensor "${name}": dtype ${dtype} needs a ${Array.name}, found a ${data.constructor.name}`,
-      );
-    }
-    const n = count(shape, `tensor "${name}"`);
-    if (data.length !== n) {
-      throw new SafetensorsError(
-        `tensor "${name}": shape [${shape.join(", ")}] needs ${n} elements, found ${data.length}`,
-      );
-    }
-  }
-  names.sort((a, b) => {
-    const size = ARRAY[tensors[b].dtype].BYTES_PER_ELEMENT -
-      ARRAY[tensors[a].dtype].BYTES_PER_ELEMENT;
-    return size !== 0 ? size : a < b ? -1 : a > b ? 1 : 0;
-  });
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const name of names) {
-    const { dtype, shape, data } = tensors[name];
-    header[name] = { dtype, shape, data_offsets: [offset, offset + data.byteLength] };
-    offset += data.byteLength;
-  }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const padding = (8 - (json.length % 8)) % 8;
-  if (padding > 0) {
-    const padded = new Uint8Array(json.length + padding).fill(0x20);
-    padded.set(json);
-    json = padded;
-  }
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  let position = 8 + json.length;
-  for (const name of names) {
+  for (const [name, tensor] of Object.entries(tensors)) checkTensor(name, tensor);
+  const { head, order, dataBytes } = safetensorsLayout({ tensors, metadata });
+  const out = new Uint8Array(head.length + dataBytes);
+  out.set(head);
+  let position = head.length;
+  for (const name of order) {
     const { data } = tensors[name];
     out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), position);
     position += data.byteLength;

@@ -1,16 +1,29 @@
 /**
  * Turns one image file into the VAE's input tensor: decode (EXIF orientation honoured), make it
- * RGB, crop, resize with lanczos3 and scale to the model's input range, plus an 8-bit PNG preview
- * of exactly the pixels the tensor holds.
+ * RGB, crop (to a square, or to the image's aspect-ratio bucket), resize with lanczos3, flip if
+ * asked, and scale to the model's input range, plus an 8-bit PNG preview of exactly the pixels
+ * the tensor holds and the conditioning metadata SDXL-style models train on (original size, crop
+ * offset, target size).
  *
  * @module
  */
 
 import sharp, { type Sharp } from "sharp";
 import { decodePngFast } from "./png_fast.ts";
+import {
+  type Bucket,
+  BucketError,
+  bucketForImage,
+  bucketName,
+  type BucketOptions,
+  type CoverCrop,
+  coverCrop,
+  mirrorCrop,
+  resolveBucketOptions,
+} from "./buckets.ts";
 
-/** How the image is cropped before it is resized to `size`×`size`. */
-export type CropMode = "center" | "none";
+/** How the image is cropped before it is resized. */
+export type CropMode = "center" | "none" | "buckets";
 
 /** Options of {@linkcode preprocessImage}. */
 export interface PreprocessOptions {
@@ -23,9 +36,21 @@ export interface PreprocessOptions {
    * `"center"`: the largest centered square is cut out, then resized (aspect kept).
    * `"none"`: the whole image is resized to `size`×`size`, aspect not kept, so that every tensor
    * of a dataset has one shape and the latents stack into one N×4×h×w array.
+   * `"buckets"`: the image goes to the aspect-ratio bucket nearest its own (see `buckets`), is
+   * resized to cover it and center-cropped by the remainder.
    * @default {"center"}
    */
   crop?: CropMode;
+  /**
+   * The buckets of `crop: "buckets"`; `area` defaults to `size`².
+   * @default {{ step: 64 } (see {@linkcode BucketOptions})}
+   */
+  buckets?: Partial<BucketOptions>;
+  /**
+   * Mirror the result left to right (the tensor is exactly the mirror of the unflipped one).
+   * @default {false}
+   */
+  flip?: boolean;
   /**
    * The model's input range: 8-bit value 0 maps to the first bound, 255 to the second.
    * @default {[-1, 1]}
@@ -46,12 +71,36 @@ export interface PreprocessOptions {
   source?: string;
 }
 
+/**
+ * Where an image's pixels came from, in SDXL's conventions: sizes and offsets are (height, width)
+ * and (top, left).
+ */
+export interface Conditioning {
+  /** Size of the image after EXIF orientation. */
+  original_size: [number, number];
+  /** Offset of the crop in the resized image's pixels (what SDXL conditions on). */
+  crop_coords_top_left: [number, number];
+  /**
+   * The region kept, in original pixels: top, left, bottom, right (bottom and right exclusive).
+   * For a flipped image, in the flipped original's coordinates.
+   */
+  crop_box: [number, number, number, number];
+  /** Size of the tensor: the bucket, or `size`×`size`. */
+  target_size: [number, number];
+}
+
 /** One preprocessed image. */
 export interface PreprocessedImage {
   /** Planar float32 pixels in `inputRange`, C order of `shape`. */
   tensor: Float32Array;
-  /** Always `[1, 3, size, size]` (NCHW). */
+  /** `[1, 3, height, width]` (NCHW): `size`×`size`, or the bucket's size. */
   shape: [1, 3, number, number];
+  /** The bucket's name, `WxH` (`"256x256"` for the square of `crop` center and none). */
+  bucket: string;
+  /** Original size, crop and target size. */
+  conditioning: Conditioning;
+  /** Whether the pixels are mirrored. */
+  flipped: boolean;
   /** 8-bit RGB PNG of the processed pixels (what the tensor holds before scaling). */
   previewPng: Uint8Array;
   /** Width and height of the decoded image after EXIF orientation, before cropping. */
@@ -69,6 +118,8 @@ export class PreprocessOptionsError extends Error {
   override readonly name = "PreprocessOptionsError";
 }
 
+export { BucketError };
+
 /**
  * How many images to preprocess at once: one more than the cores, because an image's work moves
  * between the JavaScript thread, a libdeflate thread and libvips' threads, and the extra image
@@ -82,7 +133,9 @@ export function preprocessConcurrency(): number {
 const ALPHA_BACKGROUND = { r: 255, g: 255, b: 255 };
 
 /**
- * Preprocesses one image (bytes or a file path) into a `[1, 3, size, size]` float32 tensor.
+ * Preprocesses one image (bytes or a file path) into a `[1, 3, height, width]` float32 tensor:
+ * `size`×`size`, or with `crop: "buckets"` the size of the image's bucket. An image no bucket
+ * can hold without upscaling (`buckets.noUpscale`) throws {@linkcode BucketError}.
  *
  * Alpha is flattened onto white; grayscale and palette images are expanded to RGB; 16-bit
  * images are reduced to 8 bits per channel. Decoding is strict: a truncated file, and any
@@ -97,6 +150,8 @@ const ALPHA_BACKGROUND = { r: 255, g: 255, b: 255 };
  * import { encodeNpy } from "../format/npy.ts";
  * const { tensor, shape, previewPng } = await preprocessImage("00000.png", { size: 256 });
  * const npy = encodeNpy({ dtype: "<f4", shape, data: tensor });
+ * const wide = await preprocessImage("wide.jpg", { crop: "buckets", flip: true });
+ * wide.bucket; // e.g. "320x192"; wide.conditioning.original_size is (height, width)
  * ```
  */
 export async function preprocessImage(
@@ -104,13 +159,22 @@ export async function preprocessImage(
   options: PreprocessOptions = {},
 ): Promise<PreprocessedImage> {
   const { size = 256, crop = "center", inputRange = [-1, 1], preview = true } = options;
-  const { fastPng = true } = options;
+  const { fastPng = true, flip = false } = options;
   const source = options.source ?? (typeof input === "string" ? input : "image bytes");
   checkOptions(size, crop, inputRange);
+  if (crop === "buckets") {
+    try {
+      resolveBucketOptions({ ...options.buckets, area: options.buckets?.area ?? size * size });
+    } catch (error) {
+      if (error instanceof BucketError) throw new PreprocessOptionsError(error.message);
+      throw error;
+    }
+  }
 
   let rgb: Uint8Array;
   let sourceWidth: number;
   let sourceHeight: number;
+  let placement: CoverCrop;
   let bytes: Uint8Array;
   try {
     bytes = typeof input === "string" ? await Deno.readFile(input) : input;
@@ -141,54 +205,113 @@ export async function preprocessImage(
       if ((meta.orientation ?? 1) > 1) pipeline = pipeline.rotate();
       hasAlpha = meta.hasAlpha;
     }
+    placement = place(sourceWidth, sourceHeight, size, crop, options.buckets);
+    const { box, bucket } = placement;
     // Each step is added only when it changes something: libvips then streams the image in one
     // pass instead of materialising intermediate copies.
-    if (crop === "center" && sourceWidth !== sourceHeight) {
-      const side = Math.min(sourceWidth, sourceHeight);
-      pipeline = pipeline.extract({
-        left: Math.floor((sourceWidth - side) / 2),
-        top: Math.floor((sourceHeight - side) / 2),
-        width: side,
-        height: side,
-      });
-    }
+    if (box.width !== sourceWidth || box.height !== sourceHeight) pipeline = pipeline.extract(box);
     if (hasAlpha) pipeline = pipeline.flatten({ background: ALPHA_BACKGROUND });
     const { data, info } = await pipeline
       .toColourspace("srgb")
-      .resize(size, size, { fit: "fill", kernel: "lanczos3", fastShrinkOnLoad: false })
+      .resize(bucket.width, bucket.height, {
+        fit: "fill",
+        kernel: "lanczos3",
+        fastShrinkOnLoad: false,
+      })
       .raw({ depth: "uchar" })
       .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || info.width !== size || info.height !== size) {
+    if (info.channels !== 3 || info.width !== bucket.width || info.height !== bucket.height) {
       throw new Error(
-        `expected ${size}×${size}×3 pixels after resizing, found ` +
+        `expected ${bucket.width}×${bucket.height}×3 pixels after resizing, found ` +
           `${info.width}×${info.height}×${info.channels}`,
       );
     }
     rgb = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   } catch (error) {
+    // An image too small for any bucket decoded fine: say so, not that it is unreadable.
+    if (error instanceof BucketError) throw new BucketError(`${source}: ${error.message}`);
     const reason = error instanceof Error ? error.message : String(error);
     throw new ImageDecodeError(`${source}: cannot decode image: ${firstLines(reason)}`, {
       cause: error,
     });
   }
 
-  const tensor = planarFloat(rgb, size * size, inputRange);
+  const { width, height } = placement.bucket;
+  // Mirrored after resizing, so a flipped tensor is exactly the mirror of the unflipped one.
+  if (flip) mirrorRows(rgb, width, height);
+  const tensor = planarFloat(rgb, width * height, inputRange);
   const previewPng = preview
     ? new Uint8Array(
-      await sharp(rgb, { raw: { width: size, height: size, channels: 3 } })
+      await sharp(rgb, { raw: { width, height, channels: 3 } })
         .png({ compressionLevel: 3 })
         .toBuffer(),
     )
     : new Uint8Array(0);
-  return { tensor, shape: [1, 3, size, size], previewPng, sourceWidth, sourceHeight };
+  const seen = flip ? mirrorCrop(placement, sourceWidth) : placement;
+  const { top, left, height: keptHeight, width: keptWidth } = seen.box;
+  return {
+    tensor,
+    shape: [1, 3, height, width],
+    bucket: bucketName(placement.bucket),
+    conditioning: {
+      original_size: [sourceHeight, sourceWidth],
+      crop_coords_top_left: seen.cropTopLeft,
+      crop_box: [top, left, top + keptHeight, left + keptWidth],
+      target_size: [height, width],
+    },
+    flipped: flip,
+    previewPng,
+    sourceWidth,
+    sourceHeight,
+  };
+}
+
+/** Which part of the image is kept and the size it is resized to. */
+function place(
+  width: number,
+  height: number,
+  size: number,
+  crop: CropMode,
+  buckets: Partial<BucketOptions> | undefined,
+): CoverCrop {
+  if (crop === "none") {
+    // The whole image, squeezed: nothing cropped, so the offset is zero.
+    return {
+      bucket: { width: size, height: size },
+      scale: Math.max(size / width, size / height),
+      box: { top: 0, left: 0, height, width },
+      cropTopLeft: [0, 0],
+    };
+  }
+  const bucket: Bucket = crop === "center"
+    ? { width: size, height: size }
+    : bucketForImage(width, height, { ...buckets, area: buckets?.area ?? size * size });
+  return coverCrop(width, height, bucket);
+}
+
+/** Reverses every row of interleaved RGB pixels in place. */
+function mirrorRows(rgb: Uint8Array, width: number, height: number): void {
+  for (let y = 0; y < height; y++) {
+    let a = y * width * 3;
+    let b = a + (width - 1) * 3;
+    for (; a < b; a += 3, b -= 3) {
+      for (let c = 0; c < 3; c++) {
+        const t = rgb[a + c];
+        rgb[a + c] = rgb[b + c];
+        rgb[b + c] = t;
+      }
+    }
+  }
 }
 
 function checkOptions(size: number, crop: string, inputRange: readonly [number, number]): void {
   if (!Number.isInteger(size) || size < 8 || size % 8 !== 0) {
     throw new PreprocessOptionsError(`size: expected a positive multiple of 8, found ${size}`);
   }
-  if (crop !== "center" && crop !== "none") {
-    throw new PreprocessOptionsError(`crop: expected "center" or "none", found ${String(crop)}`);
+  if (crop !== "center" && crop !== "none" && crop !== "buckets") {
+    throw new PreprocessOptionsError(
+      `crop: expected "center", "none" or "buckets", found ${String(crop)}`,
+    );
   }
   const [lo, hi] = inputRange;
   if (!Number.isFinite(lo) || !Number.isFinite(hi) || lo === hi) {

@@ -17,6 +17,7 @@ export class TensorImageError extends Error {
  *
  * @example
  * ```ts
+ * const decoded = new Float32Array(3 * 256 * 256); // a decoder output, values in [-1, 1]
  * const png = await tensorToPng(decoded, [1, 3, 256, 256]); // inputRange defaults to [-1, 1]
  * await Deno.writeFile("reconstruction.png", png);
  * ```

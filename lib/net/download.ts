@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import { DownloadError } from "./download_error.ts";
 import type { Digests, HashPool } from "./hash_pool.ts";
+import { driveRefusal } from "./drive_api.ts";
 import { HostGate, hostOf } from "./host_gate.ts";
 
 /** Options of {@link downloadVerified}. */
@@ -40,6 +41,11 @@ export interface DownloadOptions {
   fsync?: boolean;
   /** Worker threads for MD5/SHA-256, shared by a run's downloads. Default: hash on this thread. */
   hashPool?: HashPool;
+  /**
+   * Extra headers for the first request to a candidate URL (e.g. a Drive API key, which then
+   * never has to be part of the URL). Default: none.
+   */
+  requestHeaders?: (url: string) => Record<string, string> | undefined;
 }
 
 /** What {@link downloadVerified} resolves with. */
@@ -90,6 +96,7 @@ export function checkHttpUrl(url: string): URL {
  *
  * @example
  * ```ts
+ * import { HostGate } from "./host_gate.ts";
  * const gate = new HostGate();
  * const got = await downloadVerified({
  *   urls: ["https://mirror.example/images1024x1024/00000/00000.png"],
@@ -341,7 +348,8 @@ async function fetchWithHops(
   let url = candidate;
   let cookie = "";
   for (let hop = 0;; hop++) {
-    const outcome = await fetchOnce(url, candidate, host, cookie, options);
+    const extra = hop === 0 ? options.requestHeaders?.(candidate) : undefined;
+    const outcome = await fetchOnce(url, candidate, host, cookie, options, extra);
     if (outcome.kind === "done") return outcome.result;
     if (hop >= maxHops) {
       throw new DownloadError(
@@ -367,6 +375,7 @@ async function fetchOnce(
   host: string,
   cookie: string,
   options: DownloadOptions,
+  extraHeaders?: Record<string, string>,
 ): Promise<Outcome> {
   const { partialPath, expectedSize, signal, hostGate, onBytes } = options;
   const stallMs = options.stallMs ?? 30_000;
@@ -407,7 +416,7 @@ async function fetchOnce(
     );
   };
   try {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...extraHeaders };
     if (have > 0) headers["range"] = `bytes=${have}-`;
     if (cookie) headers["cookie"] = cookie;
     const response = await fetch(url, { headers, signal: controller.signal, redirect: "follow" });
@@ -454,9 +463,31 @@ async function fetchOnce(
       );
     }
     if (status >= 400 || (status !== 200 && status !== 206)) {
-      const text = contentType.includes("html") ? await readText(response, watch) : "";
-      if (!contentType.includes("html")) response.body?.cancel().catch(() => {});
+      const readable = contentType.includes("html") || contentType.includes("json");
+      const text = readable ? await readText(response, watch) : "";
+      if (!readable) response.body?.cancel().catch(() => {});
       if (QUOTA_RE.test(text)) throw quotaPage(url, candidate, host, status, hostGate);
+      // A Drive API error reply: quota and rate limits back the host off like a quota page.
+      const refusal = contentType.includes("json") ? driveRefusal(status, text) : null;
+      if (refusal?.quota) {
+        const ms = hostGate?.reportQuota(host);
+        throw new DownloadError(
+          "quota",
+          `${url}: ${refusal.text} (HTTP ${status} ${refusal.reason} from ${host})` +
+            (ms !== undefined ? `; host backed off for ${Math.round(ms / 1000)} s` : ""),
+          { url: candidate, host },
+        );
+      }
+      if (refusal) {
+        throw new DownloadError(
+          "http",
+          `${url}: ${refusal.text} (HTTP ${status} ${refusal.reason})`,
+          {
+            url: candidate,
+            retryable: status >= 500 || status === 408,
+          },
+        );
+      }
       throw new DownloadError("http", `${url}: HTTP ${status} ${response.statusText}`, {
         url: candidate,
         retryable: status >= 500 || status === 408,

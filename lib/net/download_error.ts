@@ -49,6 +49,11 @@ export class DownloadError extends Error {
   readonly kind: DownloadErrorKind;
   /** Whether another attempt (later, or from another URL) can succeed. */
   readonly retryable: boolean;
+  /**
+   * Whether a retry after this error uses up an attempt: not for a quota refusal, which says
+   * "not now" and whose waiting the host gate enforces.
+   */
+  readonly countsAsAttempt: boolean;
   /** The URL the failure happened on, when there was one. */
   readonly url?: string;
   /** For `quota`: the host that refused. */
@@ -62,6 +67,7 @@ export class DownloadError extends Error {
     super(message, { cause: options.cause });
     this.kind = kind;
     this.retryable = options.retryable ?? RETRYABLE[kind];
+    this.countsAsAttempt = kind !== "quota";
     this.url = options.url;
     this.host = options.host;
   }

@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import type { ObjectStore } from "../store/objects.ts";
 import { sha256Hex } from "../store/canonical.ts";
 import { downloadVerified } from "./download.ts";
+import type { DriveApi } from "./drive_api.ts";
 
 /** Where a file comes from. */
 export interface FileSourceSpec {
@@ -39,6 +40,8 @@ export interface FetchedFile {
  *
  * @example
  * ```ts
+ * import type { ObjectStore } from "../store/objects.ts";
+ * declare const store: ObjectStore;
  * const { digest } = await fetchSource(store, { path: "vae_decoder.onnx" }, "model.decoder");
  * ```
  */
@@ -46,7 +49,12 @@ export async function fetchSource(
   store: ObjectStore,
   source: FileSourceSpec,
   label: string,
-  { signal, stallMs = 60_000 }: { signal?: AbortSignal; stallMs?: number } = {},
+  { signal, stallMs = 60_000, drive }: {
+    signal?: AbortSignal;
+    stallMs?: number;
+    /** Fetches a Google Drive link through the Drive API with its key. Default: the link. */
+    drive?: DriveApi | null;
+  } = {},
 ): Promise<FetchedFile> {
   if (source.path !== undefined) {
     const path = resolve(source.path);
@@ -84,7 +92,8 @@ export async function fetchSource(
   const partialDir = `${store.root}/partial`;
   await Deno.mkdir(partialDir, { recursive: true });
   const result = await downloadVerified({
-    urls: [source.url],
+    urls: [drive?.route(source.url) ?? source.url],
+    requestHeaders: (url) => drive?.headersFor(url),
     partialPath: `${partialDir}/${sha256Hex(source.url).slice(0, 32)}`,
     expectedSize: source.size,
     expectedMd5: source.md5,

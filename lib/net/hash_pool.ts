@@ -34,9 +34,15 @@ export interface HashPoolOptions {
  *
  * @example
  * ```ts
+ * import { downloadVerified } from "./download.ts";
  * const hashPool = new HashPool();
  * try {
- *   await downloadVerified({ urls, partialPath, expectedMd5, hashPool });
+ *   await downloadVerified({
+ *     urls: ["http://127.0.0.1:8080/images1024x1024/00000/00017.png"],
+ *     partialPath: "cache/partial/00017.png.part",
+ *     expectedMd5: "ddeaeea6ce59569643715759d537fd1b",
+ *     hashPool,
+ *   });
  * } finally {
  *   hashPool.close();
  * }

@@ -1,5 +1,11 @@
 /**
- * Retrying an async operation with exponential backoff and full jitter.
+ * Retrying an async operation with exponential backoff and full jitter, and the one abortable
+ * `sleep` every wait of latentforge uses. Used by the engine for every task's retryable errors
+ * and by the download library's own tests.
+ *
+ * An error is retried when its `retryable` is `true`. It may also say `countsAsAttempt: false`
+ * (a quota refusal: "not now", whose waiting a host gate enforces, so a long quota period does
+ * not use up the attempts) and `delayMs` (the least time to wait before the next attempt).
  *
  * @module
  */
@@ -17,11 +23,13 @@ export interface RetryOptions {
   /** Which errors are worth another attempt. Default: errors whose `retryable` is `true`. */
   isRetryable?: (error: unknown) => boolean;
   /**
-   * Which retryable errors use up an attempt. Default: all. Errors that only say "not now"
-   * (a host's quota, whose waiting a host gate already enforces) can be exempted so that a long
-   * quota period does not exhaust the attempts.
+   * Which retryable errors use up an attempt. Default: those whose `countsAsAttempt` is not
+   * `false`. Errors that only say "not now" (a host's quota, whose waiting a host gate already
+   * enforces) are exempted so that a long quota period does not exhaust the attempts.
    */
   countsAsAttempt?: (error: unknown) => boolean;
+  /** The least wait before retrying after this error, in ms. Default: the error's `delayMs`. */
+  minDelayMs?: (error: unknown) => number;
   /** Called before each wait with the error, the attempt number that failed and the delay. */
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
   /** Source of randomness in [0, 1) for the jitter. Default `Math.random`. */
@@ -33,8 +41,19 @@ function defaultIsRetryable(error: unknown): boolean {
     (error as { retryable?: unknown }).retryable === true;
 }
 
+function defaultCountsAsAttempt(error: unknown): boolean {
+  return (error as { countsAsAttempt?: unknown } | null)?.countsAsAttempt !== false;
+}
+
+function defaultMinDelay(error: unknown): number {
+  const ms = (error as { delayMs?: unknown } | null)?.delayMs;
+  return typeof ms === "number" && ms > 0 ? ms : 0;
+}
+
 /**
- * Waits `ms` milliseconds, or rejects with the signal's reason when it is aborted first.
+ * Waits `ms` milliseconds, or rejects with the signal's reason when it is aborted first (at
+ * once when it already is). The timer and the listener go together, so a loop that waits for
+ * days leaves nothing behind.
  *
  * @example
  * ```ts
@@ -59,11 +78,16 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /**
  * Runs `fn` until it succeeds, a non-retryable error occurs, or the attempts are used up; the
  * last error is rethrown unchanged. Waits between attempts are drawn uniformly from
- * `[0, min(maxMs, baseMs * 2^n))` ("full jitter"), so many clients retrying at once spread out.
+ * `[0, min(maxMs, baseMs * 2^n))` ("full jitter"), so many clients retrying at once spread out,
+ * and are at least the error's minimum delay. When `signal` aborts, the wait ends and the
+ * signal's reason is thrown.
  *
  * @example
  * ```ts
- * const body = await retry((attempt) => fetchSomething(attempt), { attempts: 3, baseMs: 100 });
+ * const text = await retry(async () => (await fetch("http://127.0.0.1:8000/")).text(), {
+ *   attempts: 3,
+ *   baseMs: 100,
+ * });
  * ```
  */
 export async function retry<T>(
@@ -74,7 +98,8 @@ export async function retry<T>(
     maxMs = 30_000,
     signal,
     isRetryable = defaultIsRetryable,
-    countsAsAttempt = () => true,
+    countsAsAttempt = defaultCountsAsAttempt,
+    minDelayMs = defaultMinDelay,
     onRetry,
     random = Math.random,
   }: RetryOptions = {},
@@ -93,7 +118,7 @@ export async function retry<T>(
       if (counted >= attempts) throw error;
       const cap = Math.min(maxMs, baseMs * 2 ** backoffStep);
       backoffStep++;
-      const delay = Math.floor(random() * cap);
+      const delay = Math.max(minDelayMs(error), Math.floor(random() * cap));
       onRetry?.(error, call, delay);
       await sleep(delay, signal);
     }

@@ -381,6 +381,8 @@ export function pruneGraph(graph: Graph): void {
  *
  * @example
  * ```ts
+ * import { readGraph } from "./model_io.ts";
+ * const decoder = await readGraph("vae_decoder.onnx");
  * const { graph, shapes } = foldGraph(decoder, { inputShapes: { latent_sample: [1, 4, 8, 8] } });
  * ```
  */

@@ -74,7 +74,10 @@ function fusedKernel(w: HostTensor, pads: number[]): HostTensor {
  *
  * @example
  * ```ts
- * const { graph, shapes } = foldGraph(decoder, { inputShapes });
+ * import { foldGraph } from "./fold.ts";
+ * import { readGraph } from "./model_io.ts";
+ * const decoder = await readGraph("vae_decoder.onnx");
+ * const { graph, shapes } = foldGraph(decoder, { inputShapes: { latent_sample: [1, 4, 8, 8] } });
  * fuseUpsampleConv(graph, shapes);
  * ```
  */

@@ -52,6 +52,8 @@ export function seededRandom(seed: number): () => number {
  *
  * @example
  * ```ts
+ * import type { Graph } from "./graph.ts";
+ * declare const graph: Graph;
  * const r = await checkGradient(graph, { inputShapes: { x: [1, 4, 8, 8] } });
  * if (r.relativeError > 1e-3) throw new Error("gradient mismatch");
  * ```

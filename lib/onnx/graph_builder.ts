@@ -51,6 +51,7 @@ export interface GraphBuilderOptions {
  *
  * @example
  * ```ts
+ * import { DataType } from "./tensor.ts";
  * const b = new GraphBuilder();
  * const x = b.input("x", DataType.FLOAT, [1, 3]);
  * const y = b.node("Relu", [x]);

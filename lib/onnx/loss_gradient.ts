@@ -101,6 +101,7 @@ async function toGraph(decoder: Uint8Array | ModelProto | Graph | string): Promi
  *
  * @example
  * ```ts
+ * import { openSession } from "./session.ts";
  * const built = await buildLossAndGradient("vae_decoder.onnx", {
  *   batch: 4,
  *   latentShape: [4, 32, 32],

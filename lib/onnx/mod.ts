@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { buildLossAndGradient, openSession } from "./lib/onnx/mod.ts";
+ * import { buildLossAndGradient, openSession } from "./mod.ts";
  * const built = await buildLossAndGradient("vae_decoder.onnx", { batch: 1, latentShape: [4, 32, 32] });
  * const { session, provider } = await openSession(built.bytes, { providers: ["cuda", "cpu"] });
  * ```

@@ -120,6 +120,7 @@ export interface WriteModelOptions {
  *
  * @example
  * ```ts
+ * const graph = await readGraph("vae_decoder.onnx");
  * await writeModel("out/model.onnx", graph, { externalData: "model.onnx.data" });
  * ```
  */

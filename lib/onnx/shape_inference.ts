@@ -654,6 +654,8 @@ export function inferNode(ctx: ShapeContext, node: Node): ValueType[] {
  *
  * @example
  * ```ts
+ * import type { Graph } from "./graph.ts";
+ * declare const graph: Graph;
  * const shapes = inferShapes(graph, { latent: [1, 4, 8, 8] });
  * shapes.get("sample")?.dims; // [1, 3, 64, 64]
  * ```

@@ -32,6 +32,11 @@ export interface VjpOptions {
  *
  * @example
  * ```ts
+ * import type { GraphBuilder } from "./graph_builder.ts";
+ * import type { ShapeMap } from "./shape_inference.ts";
+ * declare const builder: GraphBuilder; // holds the forward graph: latent → sample
+ * declare const shapes: ShapeMap;
+ * declare const gSample: string; // name of the loss gradient w.r.t. sample, already in the graph
  * const grads = appendVjp(builder, { seeds: { sample: gSample }, wrt: ["latent"], shapes });
  * ```
  */

@@ -38,6 +38,8 @@ export interface VjpGraph {
  *
  * @example
  * ```ts
+ * import type { Graph } from "./graph.ts";
+ * declare const graph: Graph;
  * const vjp = buildVjpGraph(graph, { inputShapes: { x: [1, 3, 8, 8] } });
  * // feed { x, [vjp.seeds.y]: dy } → outputs { [vjp.gradients.x]: dx }
  * ```

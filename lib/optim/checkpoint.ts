@@ -50,6 +50,11 @@ const HEAD = 40;
  *
  * @example
  * ```ts
+ * import type { AdamState } from "./adam.ts";
+ * import type { StoppingTracker } from "./stopping.ts";
+ * declare const latent: Float32Array, bestLatent: Float32Array;
+ * declare const state: AdamState;
+ * declare const tracker: StoppingTracker;
  * const bytes = encodeCheckpoint({
  *   latent, adam: state, bestLatent, bestLoss: tracker.bestLoss, bestStep: tracker.bestStep,
  *   history: Float64Array.from(tracker.history),
@@ -97,6 +102,7 @@ export function encodeCheckpoint(checkpoint: OptimCheckpoint): Uint8Array {
  *
  * @example
  * ```ts
+ * const bytes = await Deno.readFile("cache/checkpoints/00017.bin");
  * const { latent, adam, history } = decodeCheckpoint(bytes, "checkpoint of 00017");
  * ```
  */

@@ -96,6 +96,8 @@ function imageShape(shape: number[]): [number, number, number] {
  *
  * @example
  * ```ts
+ * // Two [3, 256, 256] images with values in [-1, 1].
+ * declare const original: Float32Array, reconstruction: Float32Array;
  * const score = ssim(original, reconstruction, [3, 256, 256]);
  * ```
  */

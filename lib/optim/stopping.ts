@@ -144,6 +144,7 @@ export class StoppingTracker {
  *
  * @example
  * ```ts
+ * declare const tracker: StoppingTracker;
  * const { steps, losses } = downsampleCurve(tracker.history); // steps.length <= 200
  * ```
  */

@@ -1,15 +1,24 @@
 /**
- * The run report: one self-contained HTML file (inline CSS, inline SVG charts, images as data
- * URIs; no script, no network) with counts, failures, quality before and after optimization,
- * loss curves, sample reconstructions, timings and the config.
+ * The dataset's report: one self-contained HTML file (inline CSS, inline SVG charts, images as
+ * data URIs; no script, no network) with counts, failures, notes on the inputs (skipped files,
+ * upscaled and duplicate images), quality before and after optimization, loss curves, sample
+ * reconstructions and the config — and, in one delimited section (see run_section.ts), the
+ * facts of the run that built it.
  *
  * @module
  */
 
+import type { Reconciliation } from "../dataset/reconciliation.ts";
+import { renderReconciliationSection } from "./reconciliation_section.ts";
+import type { RunFacts } from "../dag/run_facts.ts";
+import { type InputNotes, UPSCALE_NOTE_FACTOR } from "../dataset/input_notes.ts";
 import { encodeBase64 } from "./base64.ts";
 import { escapeHtml } from "./escape.ts";
+import { counted, fixed as fmt, signed } from "./format.ts";
+import { renderRunSection } from "./run_section.ts";
 import { lossBands, type LossCurve, median } from "./stats.ts";
-import { bandChart, barChart, histogramChart, scatterChart } from "./svg_chart.ts";
+import { bandChart, histogramChart, scatterChart } from "./svg_chart.ts";
+import { type BucketedImage, renderBucketSection } from "./buckets_section.ts";
 
 /** Images of one split that made it through the pipeline. */
 export interface ReportSplit {
@@ -34,6 +43,8 @@ export interface ReportImage {
   stopReason: string;
   /** Loss at recorded steps, ascending by step; may be subsampled. */
   lossCurve: LossCurve;
+  /** Aspect-ratio bucket (`WxH`), when the dataset is bucketed. */
+  bucket?: string;
 }
 
 /** An item that failed, with the task where it failed and the reason. */
@@ -51,36 +62,41 @@ export interface ReportSample {
   optimized: Uint8Array;
 }
 
-/** Wall time of one task in the run. */
-export interface ReportTiming {
-  task: string;
-  seconds: number;
-  /** Items the task executed in this run. */
-  ran?: number;
-  /** Items served from the cache. */
-  cached?: number;
+/**
+ * What the inputs held that a user should know about (see input_notes.ts), plus the files of a
+ * dataset folder that were not read; every list may be empty.
+ */
+export interface ReportNotes extends InputNotes {
+  skipped: { path: string; reason: string }[];
 }
 
 /** Everything the report shows. */
 export interface ReportData {
-  /** Heading, e.g. the dataset's name. */
+  /** The dataset's name: the page's heading. */
   title?: string;
   toolVersion: string;
-  /** ISO 8601 time the report was made. */
-  generatedAt: string;
   splits: ReportSplit[];
   images: ReportImage[];
   failures: ReportFailure[];
   /** Up to eight are shown. */
   samples: ReportSample[];
   config: unknown;
-  timings: ReportTiming[];
+  /** The reconciliation of `dataset.adopt`'s local copies, when there were any. */
+  reconciliation?: Reconciliation | null;
+  /** Notes on the inputs; none when absent. */
+  notes?: ReportNotes;
+  /**
+   * The run that built the dataset. Usually left out: publishing fills the run section in
+   * (run_files.ts), so the stored report is the same whichever run built it.
+   */
+  run?: RunFacts | null;
 }
 
 const BEFORE = "#d1495b";
 const AFTER = "#00798c";
 const SPLIT_COLORS = ["#00798c", "#edae49", "#6a4c93", "#d1495b", "#30638e", "#66a182"];
 const MAX_FAILURE_ROWS = 500;
+const MAX_NOTE_ROWS = 200;
 
 /**
  * Renders the report as one HTML document string; write it to `report.html`.
@@ -88,25 +104,26 @@ const MAX_FAILURE_ROWS = 500;
  * @example
  * ```ts
  * const html = renderReport({
- *   toolVersion: "0.1.0", generatedAt: new Date().toISOString(),
- *   splits: [], images: [], failures: [], samples: [], config: {}, timings: [],
+ *   title: "BSDS500", toolVersion: "0.1.0",
+ *   splits: [], images: [], failures: [], samples: [], config: {},
  * });
  * ```
  */
 export function renderReport(data: ReportData): string {
-  const title = data.title ?? "latentforge report";
+  const title = data.title ?? "latentforge dataset";
   const body = [
     header(data, title),
+    renderRunSection(data.run ?? null),
     summary(data),
     splitsAndFailures(data),
+    renderReconciliationSection(data.reconciliation),
+    notes(data.notes),
     quality(data),
+    renderBucketSection(data.images.filter((i) => i.bucket !== undefined) as BucketedImage[]),
     optimization(data),
     samples(data),
-    timings(data),
     configuration(data),
-    `<footer>latentforge ${escapeHtml(data.toolVersion)} · ${
-      escapeHtml(formatTime(data.generatedAt))
-    }</footer>`,
+    `<footer>latentforge ${escapeHtml(data.toolVersion)}</footer>`,
   ].join("\n");
   return `<!DOCTYPE html>
 <html lang="en">
@@ -114,7 +131,7 @@ export function renderReport(data: ReportData): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<title>${escapeHtml(title)}</title>
+<title>${escapeHtml(title)} · latentforge dataset report</title>
 <style>${STYLE}</style>
 </head>
 <body>
@@ -129,9 +146,9 @@ ${body}
 function header(data: ReportData, title: string): string {
   return `<header><h1>${
     escapeHtml(title)
-  }</h1><p class="sub">Optimized Stable Diffusion VAE latents · generated ${
-    escapeHtml(formatTime(data.generatedAt))
-  } · latentforge ${escapeHtml(data.toolVersion)}</p></header>`;
+  }</h1><p class="sub">A dataset of optimized Stable Diffusion VAE latents · latentforge ${
+    escapeHtml(data.toolVersion)
+  }</p></header>`;
 }
 
 function summary(data: ReportData): string {
@@ -143,7 +160,6 @@ function summary(data: ReportData): string {
   const gain = median(
     images.map((i) => i.psnrFinal - i.psnrInitial).filter(Number.isFinite),
   );
-  const total = data.timings.reduce((s, t) => s + t.seconds, 0);
   const card = (label: string, value: string, note = "", cls = "") =>
     `<div class="card ${cls}"><div class="label">${
       escapeHtml(label)
@@ -157,7 +173,7 @@ function summary(data: ReportData): string {
       card(
         "Images",
         escapeHtml(images.length.toLocaleString("en-US")),
-        `${data.splits.length} splits`,
+        escapeHtml(`in ${counted(data.splits.length, "split")}`),
       ),
       card(
         "Failed",
@@ -177,7 +193,6 @@ function summary(data: ReportData): string {
         escapeHtml(fmt(median(images.map((i) => i.steps)), 0)),
         escapeHtml(stopReasonsLine(images)),
       ),
-      card("Time", escapeHtml(formatDuration(total)), "sum over tasks"),
     ].join("")
   }</section>`;
 }
@@ -216,6 +231,84 @@ function splitsAndFailures(data: ReportData): string {
       total.toLocaleString("en-US")
     }</td><td></td></tr></tfoot></table></div>` +
     `<div class="panel"><h2>Failures <span class="count">${data.failures.length}</span></h2>${failures}</div></section>`;
+}
+
+function notes(n: ReportNotes | undefined): string {
+  const skipped = n?.skipped ?? [];
+  const upscaled = n?.upscaled ?? [];
+  const duplicates = n?.duplicates ?? [];
+  const excluded = n?.excluded ?? [];
+  if (skipped.length + upscaled.length + duplicates.length + excluded.length === 0) {
+    return `<section id="notes"><h2>Notes on the inputs</h2><p class="ok">No file skipped, no ` +
+      `image upscaled more than ${UPSCALE_NOTE_FACTOR}×, no byte-identical images.</p></section>`;
+  }
+  const more = (total: number) =>
+    total > MAX_NOTE_ROWS
+      ? `<p class="note">and ${total - MAX_NOTE_ROWS} more (all are in manifest.json)</p>`
+      : "";
+  const panel = (id: string, heading: string, count: number, intro: string, table: string) =>
+    `<div class="panel" id="${id}"><h3>${escapeHtml(heading)} <span class="count">${count}</span>` +
+    `</h3><p class="note">${intro}</p>${table}${more(count)}</div>`;
+  const rows = (cells: string[][]) =>
+    `<div class="scroll"><table class="compact notes"><tbody>${
+      cells.slice(0, MAX_NOTE_ROWS).map((r) =>
+        `<tr>${r.map((c, k) => `<td class="${k === 0 ? "mono" : ""}">${c}</td>`).join("")}</tr>`
+      ).join("")
+    }</tbody></table></div>`;
+  const panels: string[] = [];
+  if (skipped.length) {
+    panels.push(panel(
+      "skipped",
+      "Files not read",
+      skipped.length,
+      escapeHtml(
+        `${counted(skipped.length, "file")} in the dataset folder ${
+          skipped.length === 1 ? "was" : "were"
+        } not read as images.`,
+      ),
+      rows(skipped.map((f) => [escapeHtml(f.path), escapeHtml(f.reason)])),
+    ));
+  }
+  if (upscaled.length) {
+    panels.push(panel(
+      "upscaled",
+      `Upscaled more than ${UPSCALE_NOTE_FACTOR}×`,
+      upscaled.length,
+      escapeHtml(
+        `${counted(upscaled.length, "image")} smaller than the preprocessed size, enlarged by ` +
+          `interpolation: ${upscaled.length === 1 ? "its" : "their"} latents encode blur.`,
+      ),
+      rows(upscaled.map((u) => [
+        escapeHtml(u.id),
+        escapeHtml(`${u.width}×${u.height}`),
+        escapeHtml(`${fmt(u.factor, 1)}×`),
+      ])),
+    ));
+  }
+  if (duplicates.length) {
+    const files = duplicates.reduce((a, g) => a + g.length, 0);
+    panels.push(panel(
+      "duplicates",
+      "Byte-identical images",
+      duplicates.length,
+      escapeHtml(
+        `${counted(files, "image")} in ${counted(duplicates.length, "group")} of identical files.`,
+      ),
+      rows(duplicates.map((g) => [escapeHtml(g.join(" = "))])),
+    ));
+  }
+  if (excluded.length) {
+    panels.push(panel(
+      "excluded",
+      "Left out of the dataset",
+      excluded.length,
+      escapeHtml(`${counted(excluded.length, "image")} left out by package.exclude.`),
+      rows(excluded.map((e) => [escapeHtml(e.id), escapeHtml(e.reason)])),
+    ));
+  }
+  return `<section id="notes"><h2>Notes on the inputs</h2><div class="grid two">${
+    panels.join("")
+  }</div></section>`;
 }
 
 function quality(data: ReportData): string {
@@ -297,6 +390,7 @@ function optimization(data: ReportData): string {
     xLabel: "optimization steps",
     series: [{ label: "images", color: AFTER, values: images.map((i) => i.steps) }],
     bins: 16,
+    integer: true,
   });
   const reasonRows = [...reasons].sort((a, b) => b[1] - a[1]).map(([r, n]) =>
     `<tr><td>${escapeHtml(r)}</td><td class="num">${n.toLocaleString("en-US")}</td></tr>`
@@ -334,27 +428,6 @@ function samples(data: ReportData): string {
   return `<section><h2>Samples</h2><p class="note">Original (preprocessed) · decoder of the encoder's latent · decoder of the optimized latent, with PSNR against the original.</p>${body}</section>`;
 }
 
-function timings(data: ReportData): string {
-  const rows = data.timings.map((t) => {
-    return `<tr><td>${escapeHtml(t.task)}</td><td class="num">${
-      escapeHtml(formatDuration(t.seconds))
-    }</td><td class="num">${t.ran ?? "–"}</td><td class="num">${
-      t.cached ?? "–"
-    }</td><td class="num">${
-      t.ran ? escapeHtml(fmt(t.ran / Math.max(t.seconds, 1e-9), 1)) : "–"
-    }</td></tr>`;
-  }).join("");
-  const chart = barChart({
-    title: "Wall time per task",
-    xLabel: "seconds",
-    bars: data.timings.map((t) => ({ label: t.task, value: t.seconds })),
-    format: formatDuration,
-  });
-  return `<section><h2>Timings</h2><div class="grid two">${
-    figure(chart, "Wall time of each task in this run.")
-  }<div class="panel"><table><thead><tr><th>task</th><th class="num">time</th><th class="num">ran</th><th class="num">cached</th><th class="num">items/s</th></tr></thead><tbody>${rows}</tbody></table></div></div></section>`;
-}
-
 function configuration(data: ReportData): string {
   return `<section><h2>Configuration</h2><pre class="config">${
     escapeHtml(JSON.stringify(data.config, null, 2) ?? "null")
@@ -371,29 +444,6 @@ function stopReasonsLine(images: readonly ReportImage[]): string {
   return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 2).map(([r, n]) => `${n} ${r}`).join(
     " · ",
   );
-}
-
-function fmt(v: number, digits: number): string {
-  return Number.isFinite(v) ? v.toFixed(digits) : "–";
-}
-
-function signed(v: number, digits: number): string {
-  return Number.isFinite(v) ? `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(digits)}` : "–";
-}
-
-function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "–";
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
-  const m = Math.floor(seconds / 60);
-  if (m < 60) return `${m} min ${Math.round(seconds - 60 * m)} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-
-function formatTime(iso: string): string {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime())
-    ? iso
-    : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
 const STYLE = `
@@ -428,6 +478,7 @@ tfoot td{font-weight:600;border-bottom:none}
 .mono,.reason,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
 .reason{overflow-wrap:anywhere;color:#7b341e}
 .scroll{max-height:360px;overflow:auto}
+.wide{overflow-x:auto}
 .dot{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:8px}
 .share{display:flex;align-items:center;gap:8px}
 .meter{flex:1;height:8px;background:var(--line);border-radius:4px;overflow:hidden}
@@ -435,6 +486,14 @@ tfoot td{font-weight:600;border-bottom:none}
 .share span{font-size:13px;color:var(--muted);min-width:54px;text-align:right}
 .ok{color:#2f855a}
 .compact{width:auto;min-width:280px;margin-top:14px}
+.panel h3{font-size:15px;margin:0 0 6px}
+.panel h3 .count{font-size:12px;background:var(--line);border-radius:10px;padding:1px 8px;color:var(--muted)}
+.run{background:#eef6f7;border:1px solid #cfe5e8;border-radius:10px;padding:4px 16px 16px;margin:0 0 22px}
+.run h2{margin-top:14px}
+.built{margin:0 0 12px}
+.hit{font-size:11px;background:#e6f4f1;color:#00606f;border-radius:8px;padding:1px 7px;white-space:nowrap}
+.status{font-size:11px;background:#fbe9eb;color:#9b2226;border-radius:8px;padding:1px 7px}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
 figure{margin:0}
 .chart-panel figcaption{font-size:13px;color:var(--muted);margin-top:6px}
 svg.chart{display:block;width:100%;height:auto;font-family:inherit}
@@ -442,6 +501,7 @@ svg .grid{stroke:#eef0f3}
 svg .axis{stroke:#9aa5b1}
 svg .tickmark{stroke:#9aa5b1}
 svg .tick{font-size:11.5px;fill:#52606d}
+svg .tick.inside{fill:#fff}
 svg .label{font-size:12.5px;fill:#323f4b;font-weight:600}
 svg .legend{font-size:12px;fill:#323f4b}
 svg .note{font-size:11.5px;fill:#7b8794}

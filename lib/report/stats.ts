@@ -39,22 +39,30 @@ export function median(values: readonly number[]): number {
 
 /**
  * About `count` evenly spaced round numbers (steps of 1, 2 or 5 × 10^k) covering [min, max].
+ * With `integer`, steps are whole numbers (for counts, steps, anything that is never a fraction).
  *
  * @example
  * ```ts
  * niceTicks(0.3, 9.2, 5); // [0, 2, 4, 6, 8, 10]
+ * niceTicks(0, 3, 5, { integer: true }); // [0, 1, 2, 3]
  * ```
  */
-export function niceTicks(min: number, max: number, count = 5): number[] {
+export function niceTicks(
+  min: number,
+  max: number,
+  count = 5,
+  { integer = false }: { integer?: boolean } = {},
+): number[] {
   if (!(max > min)) {
-    const pad = min === 0 ? 1 : Math.abs(min) * 0.1;
-    return niceTicks(min - pad, max + pad, count);
+    const pad = integer ? 1 : min === 0 ? 1 : Math.abs(min) * 0.1;
+    return niceTicks(integer ? min : min - pad, max + pad, count, { integer });
   }
   const raw = (max - min) / count;
   const power = 10 ** Math.floor(Math.log10(raw));
   // The tolerance keeps a step of exactly 0.05 from losing to a raw 0.05000000000000001.
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw * (1 - 1e-9)) ??
+  const round = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw * (1 - 1e-9)) ??
     10 * power;
+  const step = integer ? Math.max(1, Math.round(round)) : round;
   const first = Math.floor(min / step + 1e-9);
   const last = Math.ceil(max / step - 1e-9);
   const ticks: number[] = [];

@@ -35,8 +35,15 @@ interface Scale {
   format: (v: number) => string;
 }
 
-function linearScale(lo: number, hi: number, from: number, to: number, count: number): Scale {
-  const ticks = niceTicks(lo, hi, count);
+function linearScale(
+  lo: number,
+  hi: number,
+  from: number,
+  to: number,
+  count: number,
+  integer = false,
+): Scale {
+  const ticks = niceTicks(lo, hi, count, { integer });
   const d0 = ticks[0];
   const d1 = ticks[ticks.length - 1];
   const scale = ((v: number) => from + ((v - d0) / (d1 - d0)) * (to - from)) as Scale;
@@ -151,7 +158,10 @@ function noData(title: string, message: string): string {
 }
 
 /**
- * Overlaid histograms of several series on common bins (e.g. PSNR before and after).
+ * Overlaid histograms of several series on common bins (e.g. PSNR before and after). The count
+ * axis has whole-number ticks; with `integer` (values that are whole numbers, such as steps),
+ * bins are whole numbers wide and each holds the values from its left edge up to, not
+ * including, its right edge.
  *
  * @example
  * ```ts
@@ -162,18 +172,22 @@ function noData(title: string, message: string): string {
  * ```
  */
 export function histogramChart(
-  { title, xLabel, yLabel = "images", series, bins = 24 }: {
+  { title, xLabel, yLabel = "images", series, bins = 24, integer = false }: {
     title: string;
     xLabel: string;
     yLabel?: string;
     series: readonly ChartSeries[];
     bins?: number;
+    integer?: boolean;
   },
 ): string {
   const all = series.flatMap((s) => s.values.filter(Number.isFinite));
   if (all.length === 0) return noData(title, "no finite values");
   const [min, max] = extent(all);
-  const edges = niceTicks(min, max, bins);
+  // Whole-number values: the largest gets a bin of its own rather than sharing the last edge.
+  const edges = integer
+    ? niceTicks(Math.floor(min), Math.floor(max) + 1, bins, { integer })
+    : niceTicks(min, max, bins);
   const width = edges[1] - edges[0];
   const counts = series.map((s) => {
     const c = new Array(edges.length - 1).fill(0);
@@ -184,8 +198,15 @@ export function histogramChart(
     return c as number[];
   });
   const top = Math.max(1, extent(counts.flat())[1]);
-  const x = linearScale(edges[0], edges[edges.length - 1], MARGIN.left, WIDTH - MARGIN.right, 6);
-  const y = linearScale(0, top, HEIGHT - MARGIN.bottom, MARGIN.top, 5);
+  const x = linearScale(
+    edges[0],
+    edges[edges.length - 1],
+    MARGIN.left,
+    WIDTH - MARGIN.right,
+    6,
+    integer,
+  );
+  const y = linearScale(0, top, HEIGHT - MARGIN.bottom, MARGIN.top, 5, true);
   const parts = [svgOpen(title), axes(x, y, xLabel, yLabel)];
   series.forEach((s, k) => {
     let outline = "";
@@ -321,11 +342,14 @@ export function bandChart(
   return parts.join("");
 }
 
-/** Horizontal bars with the value written at each bar's end (e.g. seconds per task). */
+/**
+ * Horizontal bars with the value written at each bar's end (e.g. seconds per task). A bar with
+ * a `start` spans from it to `start + value` (a timeline); otherwise it starts at zero.
+ */
 export function barChart(
   { title, bars, xLabel, color = "#3d5a80", format = (v: number) => v.toFixed(1) }: {
     title: string;
-    bars: ReadonlyArray<{ label: string; value: number }>;
+    bars: ReadonlyArray<{ label: string; value: number; start?: number; color?: string }>;
     xLabel: string;
     color?: string;
     format?: (v: number) => string;
@@ -336,7 +360,7 @@ export function barChart(
   const height = MARGIN.top + MARGIN.bottom + rowHeight * bars.length;
   const left = 130;
   const right = WIDTH - 70;
-  const max = Math.max(...bars.map((b) => b.value), 1e-9);
+  const max = Math.max(...bars.map((b) => (b.start ?? 0) + b.value), 1e-9);
   const x = linearScale(0, max, left, right, 5);
   const parts = [svgOpen(title, height)];
   const bottom = height - MARGIN.bottom;
@@ -351,15 +375,21 @@ export function barChart(
   }
   bars.forEach((b, i) => {
     const top = MARGIN.top + i * rowHeight;
-    const w = Math.max(1, x(b.value) - left);
+    const x0 = x(b.start ?? 0);
+    const w = Math.max(1, x((b.start ?? 0) + b.value) - x0);
+    // A value that would run past the plot is written inside its bar's left end instead.
+    const after = x0 + w + 6 + format(b.value).length * 6.6 <= WIDTH;
     parts.push(
       `<text class="tick" x="${left - 10}" y="${top + rowHeight / 2}" text-anchor="end" ` +
         `dominant-baseline="middle">${escapeHtml(b.label)}</text>`,
-      `<rect x="${left}" y="${top + 5}" width="${w.toFixed(1)}" height="${
+      `<rect x="${x0.toFixed(1)}" y="${top + 5}" width="${w.toFixed(1)}" height="${
         rowHeight - 10
-      }" rx="3" fill="${color}"/>`,
-      `<text class="tick" x="${left + w + 6}" y="${top + rowHeight / 2}" ` +
-        `dominant-baseline="middle">${escapeHtml(format(b.value))}</text>`,
+      }" rx="3" fill="${b.color ?? color}"/>`,
+      `<text class="tick${after ? "" : " inside"}" x="${
+        (after ? x0 + w + 6 : x0 + 6).toFixed(1)
+      }" y="${top + rowHeight / 2}" dominant-baseline="middle">${
+        escapeHtml(format(b.value))
+      }</text>`,
     );
   });
   parts.push(

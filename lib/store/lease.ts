@@ -6,6 +6,8 @@
  * @module
  */
 import { hostname } from "node:os";
+import { KEYS } from "./records.ts";
+import { sleep } from "../net/retry.ts";
 
 /** Who holds the lease. */
 export interface LeaseHolder {
@@ -31,7 +33,7 @@ export class LeaseHeldError extends Error {
   }
 }
 
-const KEY = ["lease"];
+const KEY = KEYS.lease;
 const TTL_MS = 15_000;
 const HEARTBEAT_MS = 3_000;
 
@@ -45,6 +47,7 @@ export interface Lease {
  *
  * @example
  * ```ts
+ * const kv = await Deno.openKv("cache/records.sqlite3");
  * const lease = await acquireLease(kv, { cacheDir: "cache", command: "run" });
  * try { } finally { await lease.release(); }
  * ```
@@ -73,7 +76,7 @@ export async function acquireLease(
       if (!wait) throw new LeaseHeldError(current.value, cacheDir);
       if (!told) onWait?.(current.value);
       told = true;
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       continue;
     }
     const holder = me();

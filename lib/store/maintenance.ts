@@ -33,24 +33,18 @@ export async function collectGarbage(
   const kept = runs.slice(0, keepRuns).map((r) => r.id);
   const roots = new Set<string>();
   const addRecord = (rec: ActionRecord) => {
-    for (const d of Object.values(rec.o)) roots.add(d);
+    for (const d of Object.values(rec.objects)) roots.add(d);
   };
-  for await (const e of records.kv.list<ActionRecord>({ prefix: ["act"] }, { batchSize: 1000 })) {
-    addRecord(e.value);
-  }
   const prune: Deno.KvKey[] = [];
-  for await (const e of records.kv.list<ActionRecord>({ prefix: ["old"] }, { batchSize: 1000 })) {
+  for await (const { key, record, replacedBy } of records.allActions()) {
     // A superseded record was current from the run that made it until the run that replaced it.
-    const replacedBy = e.key[3] as number;
-    if (kept.some((k) => e.value.r <= k && k < replacedBy)) {
-      addRecord(e.value);
+    if (replacedBy === undefined || kept.some((k) => record.run <= k && k < replacedBy)) {
+      addRecord(record);
     } else {
-      prune.push(e.key);
+      prune.push(key);
     }
   }
-  for await (const e of records.kv.list<Record<string, string>>({ prefix: ["prep"] })) {
-    for (const d of Object.values(e.value)) if (DIGEST.test(d)) roots.add(d);
-  }
+  for (const d of await records.fileDigests()) if (DIGEST.test(d)) roots.add(d);
   for await (const path of walkFiles(join(store.root, "checkpoints"))) {
     if (path.includes(".tmp-")) {
       if (!dryRun) await Deno.remove(path).catch(() => {});
@@ -75,6 +69,7 @@ export async function collectGarbage(
     recordsPruned: prune.length,
     tempFilesRemoved: 0,
   };
+  const deleted = new Set<string>();
   for await (const obj of store.list()) {
     if (roots.has(obj.digest)) {
       result.objectsKept++;
@@ -82,6 +77,7 @@ export async function collectGarbage(
     }
     result.objectsDeleted++;
     result.bytesFreed += obj.size;
+    deleted.add(obj.digest);
     if (!dryRun) await store.remove(obj.digest);
   }
   // Temp files are leftovers of interrupted writes: gc holds the lease, so nobody is writing.
@@ -90,11 +86,8 @@ export async function collectGarbage(
     if (!dryRun) await Deno.remove(path).catch(() => {});
   }
   if (!dryRun) {
-    for (let i = 0; i < prune.length; i += 500) {
-      const op = records.kv.atomic();
-      for (const key of prune.slice(i, i + 500)) op.delete(key);
-      await op.commit();
-    }
+    await records.deleteKeys(prune);
+    await records.dropAliases((d) => deleted.has(d));
   }
   return result;
 }
@@ -133,18 +126,11 @@ export async function verifyStore(
   }
   if (bad.size === 0) return result;
   const invalid: Deno.KvKey[] = [];
-  for (const prefix of ["act", "old"]) {
-    for await (
-      const e of records.kv.list<ActionRecord>({ prefix: [prefix] }, { batchSize: 1000 })
-    ) {
-      if (Object.values(e.value.o).some((d) => bad.has(d))) invalid.push(e.key);
-    }
+  for await (const { key, record } of records.allActions()) {
+    if (Object.values(record.objects).some((d) => bad.has(d))) invalid.push(key);
   }
-  for (let i = 0; i < invalid.length; i += 500) {
-    const op = records.kv.atomic();
-    for (const key of invalid.slice(i, i + 500)) op.delete(key);
-    await op.commit();
-  }
+  await records.deleteKeys(invalid);
+  await records.dropAliases((d) => bad.has(d));
   result.recordsInvalidated = invalid.length;
   return result;
 }

@@ -16,6 +16,9 @@ const MARKER = ".latentforge.json";
  *
  * @example
  * ```ts
+ * import type { ObjectStore } from "./objects.ts";
+ * declare const store: ObjectStore;
+ * declare const digest: string; // of an object already in the store
  * await publishDirectory(store, { "train/latents.npz": digest }, "out");
  * ```
  */

@@ -1,25 +1,35 @@
 /**
  * The records half of the store: Deno KV (embedded SQLite) holding action records, failures,
- * run history, config slices and the schedule. Writes are batched (≤ 500 mutations per commit)
- * and reads are prefix scans, never one `get` per item on a hot path.
+ * run history, config slices, the index of objects by other names (an image's MD5), the digest
+ * cache of local files, the lease and the schedule. This module spells every KV key; nothing
+ * else does. Writes are batched (≤ 500 mutations per commit) and reads are prefix scans, never
+ * one `get` per item on a hot path.
+ *
+ * A cache written by an earlier latentforge (record format 1: one-letter fields under `act`,
+ * `old`, `fail`, …) is migrated when it is opened, in batches that each move a set of records
+ * atomically, so a migration killed half-way resumes on the next open.
  *
  * @module
  */
 import { join } from "node:path";
 import type { Json } from "./canonical.ts";
+import { sleep } from "../net/retry.ts";
+
+/** The record layout this code reads and writes. */
+export const RECORD_FORMAT = 2;
 
 /** The components an action key was computed from; kept so staleness can be explained. */
 export interface KeyComponents {
   /** Task version string. */
-  v: string;
+  version: string;
   /** sha256 of the task's source file. */
-  s: string;
-  /** sha256 of the task's config slice (the slice itself is stored once under `cfg`). */
-  c: string;
-  /** Digests of exactly the inputs this item consumes, by input name. */
-  i: Record<string, string>;
+  source: string;
+  /** sha256 of the task's config slice (the slice itself is stored once per task). */
+  config: string;
+  /** Digests of exactly the inputs this item consumes (upstream outputs, files), by name. */
+  inputs: Record<string, string>;
   /** sha256 of the item's own parameters (e.g. its URL and MD5), when it has any. */
-  p?: string;
+  params?: string;
 }
 
 /** What one action produced. */
@@ -32,44 +42,49 @@ export interface Output {
 
 /**
  * One recorded action (a task applied to one item, or an aggregate task's single action).
- * The task-wide key components (version, source, config) are stored once per task under
- * `["prefix", task, x]`; a record keeps only their hash, so scanning records stays cheap.
+ * The task-wide key components (version, source, config) are stored once per task as
+ * {@link TaskComponents}; a record keeps only their hash, so scanning records stays cheap.
  */
 export interface ActionRecord {
   /** The action key. */
-  k: string;
-  /** Hash of the task-wide components ({@link PrefixParts}). */
-  x: string;
+  key: string;
+  /** Hash of the task-wide key components ({@link TaskComponents}). */
+  taskHash: string;
   /** Input digests by input name. */
-  i: Record<string, string>;
+  inputs: Record<string, string>;
   /** Hash of the item's parameters, when it has any. */
-  q?: string;
-  /** Output objects. */
-  o: Record<string, string>;
+  params?: string;
+  /** Output objects by name. */
+  objects: Record<string, string>;
   /** Output metadata. */
-  m: Json;
-  /** Digest of the output (objects and metadata). */
-  d: string;
-  /** Run id that produced it. */
-  r: number;
+  meta: Json;
+  /** Digest of the output (objects and metadata): what downstream keys are made of. */
+  digest: string;
+  /** Id of the run that produced it. */
+  run: number;
   /** Milliseconds the action took. */
   ms: number;
 }
 
-/** The task-wide key components. */
-export interface PrefixParts {
-  v: string;
-  s: string;
-  c: string;
+/** The task-wide key components, stored once per distinct combination. */
+export interface TaskComponents {
+  version: string;
+  /** sha256 of the task's source file. */
+  source: string;
+  /** sha256 of the task's config slice. */
+  config: string;
 }
 
 /** A failed item. */
 export interface FailureRecord {
-  k: string;
+  /** The action key that failed. */
+  key: string;
   reason: string;
+  /** The error's name. */
   kind: string;
   attempts: number;
-  r: number;
+  /** Id of the run it failed in. */
+  run: number;
   at: string;
 }
 
@@ -84,19 +99,92 @@ export interface RunRecord {
   counts?: Record<string, { ran: number; cached: number; failed: number; total: number }>;
 }
 
+/** When a task last ran something. */
+export interface LastRun {
+  lastRun: string;
+  run: number;
+}
+
+/** A local file's digest as last computed, valid while its size, mtime and inode are the same. */
+export interface FileDigest {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  sha256: string;
+}
+
+/** An object known under another name (e.g. `md5:<hex>`). */
+export interface AliasRecord {
+  digest: string;
+}
+
 /** Key of the aggregate action of a task in the per-item maps. */
 export const AGGREGATE_ITEM = "*";
 
-/** Opens the KV database of a cache directory. */
+/** Every KV key of a cache. */
+export const KEYS = {
+  format: ["format"] as Deno.KvKey,
+  lease: ["lease"] as Deno.KvKey,
+  schedule: ["schedule", "last"] as Deno.KvKey,
+  action: (task: string, item: string): Deno.KvKey => ["action", task, item],
+  actions: (task?: string): Deno.KvKey => task === undefined ? ["action"] : ["action", task],
+  superseded: (task: string, item: string, replacedBy: number): Deno.KvKey => [
+    "superseded",
+    task,
+    item,
+    replacedBy,
+  ],
+  supersededAll: (task?: string): Deno.KvKey =>
+    task === undefined ? ["superseded"] : ["superseded", task],
+  failure: (task: string, item: string): Deno.KvKey => ["failure", task, item],
+  failures: (task: string): Deno.KvKey => ["failure", task],
+  taskComponents: (task: string, hash: string): Deno.KvKey => ["task-components", task, hash],
+  configSlice: (task: string, hash: string): Deno.KvKey => ["config-slice", task, hash],
+  /** Store digests of the files (models, specs) a task used, by a hash of their identities. */
+  files: (task: string, hash: string): Deno.KvKey => ["files", task, hash],
+  allFiles: ["files"] as Deno.KvKey,
+  run: (id: number): Deno.KvKey => ["run", id],
+  runs: ["run"] as Deno.KvKey,
+  lastRun: (task: string): Deno.KvKey => ["last-run", task],
+  lastRuns: ["last-run"] as Deno.KvKey,
+  fileDigest: (path: string): Deno.KvKey => ["file-digest", path],
+  alias: (name: string): Deno.KvKey => ["alias", name],
+  aliases: ["alias"] as Deno.KvKey,
+  /** The facts of the run that built a published output (see lib/dag/run_facts.ts). */
+  runFacts: (task: string, key: string): Deno.KvKey => ["run-facts", task, key],
+} as const;
+
+/** Raised when a cache cannot be read by this version (written by a newer one, or damaged). */
+export class RecordFormatError extends Error {
+  override readonly name = "RecordFormatError";
+}
+
+/** Raised when a batch of records could not be committed. */
+export class RecordCommitError extends Error {
+  override readonly name = "RecordCommitError";
+}
+
+/**
+ * Opens the KV database of a cache directory, migrating records an earlier version wrote.
+ *
+ * @example
+ * ```ts
+ * const records = await openRecords("cache");
+ * const done = await records.actions("optimize");
+ * records.close();
+ * ```
+ */
 export async function openRecords(cacheDir: string): Promise<Records> {
   await Deno.mkdir(cacheDir, { recursive: true });
   // Two processes creating a fresh database at the same moment may find it locked briefly.
   for (let attempt = 1;; attempt++) {
     try {
-      return new Records(await Deno.openKv(join(cacheDir, "records.sqlite3")));
+      const records = new Records(await Deno.openKv(join(cacheDir, "records.sqlite3")), cacheDir);
+      await records.upgrade();
+      return records;
     } catch (e) {
       if (!/database is locked/.test(String(e)) || attempt >= 20) throw e;
-      await new Promise((r) => setTimeout(r, 50 * attempt));
+      await sleep(50 * attempt);
     }
   }
 }
@@ -104,15 +192,18 @@ export async function openRecords(cacheDir: string): Promise<Records> {
 /** Typed access to the KV records. */
 export class Records {
   readonly kv: Deno.Kv;
-  constructor(kv: Deno.Kv) {
+  readonly cacheDir: string;
+
+  constructor(kv: Deno.Kv, cacheDir: string) {
     this.kv = kv;
+    this.cacheDir = cacheDir;
   }
 
   /** All current action records of a task, by item id. */
   async actions(task: string): Promise<Map<string, ActionRecord>> {
     const out = new Map<string, ActionRecord>();
     for await (
-      const e of this.kv.list<ActionRecord>({ prefix: ["act", task] }, { batchSize: 1000 })
+      const e of this.kv.list<ActionRecord>({ prefix: KEYS.actions(task) }, { batchSize: 1000 })
     ) {
       out.set(e.key[2] as string, e.value);
     }
@@ -123,7 +214,10 @@ export class Records {
   async superseded(task: string): Promise<Map<string, ActionRecord[]>> {
     const out = new Map<string, ActionRecord[]>();
     for await (
-      const e of this.kv.list<ActionRecord>({ prefix: ["old", task] }, { batchSize: 1000 })
+      const e of this.kv.list<ActionRecord>(
+        { prefix: KEYS.supersededAll(task) },
+        { batchSize: 1000 },
+      )
     ) {
       const id = e.key[2] as string;
       const list = out.get(id) ?? [];
@@ -133,11 +227,27 @@ export class Records {
     return out;
   }
 
+  /** Every action record of every task, current and superseded (for gc and verify). */
+  async *allActions(): AsyncGenerator<
+    { key: Deno.KvKey; record: ActionRecord; current: boolean; replacedBy?: number }
+  > {
+    for await (
+      const e of this.kv.list<ActionRecord>({ prefix: KEYS.actions() }, { batchSize: 1000 })
+    ) {
+      yield { key: e.key, record: e.value, current: true };
+    }
+    for await (
+      const e of this.kv.list<ActionRecord>({ prefix: KEYS.supersededAll() }, { batchSize: 1000 })
+    ) {
+      yield { key: e.key, record: e.value, current: false, replacedBy: e.key[3] as number };
+    }
+  }
+
   /** All failure records of a task, by item id. */
   async failures(task: string): Promise<Map<string, FailureRecord>> {
     const out = new Map<string, FailureRecord>();
     for await (
-      const e of this.kv.list<FailureRecord>({ prefix: ["fail", task] }, { batchSize: 1000 })
+      const e of this.kv.list<FailureRecord>({ prefix: KEYS.failures(task) }, { batchSize: 1000 })
     ) {
       out.set(e.key[2] as string, e.value);
     }
@@ -145,19 +255,28 @@ export class Records {
   }
 
   /** Task-wide key components by their hash. */
-  async prefixParts(task: string, hash: string): Promise<PrefixParts | null> {
-    return (await this.kv.get<PrefixParts>(["prefix", task, hash])).value;
+  async taskComponents(task: string, hash: string): Promise<TaskComponents | null> {
+    return (await this.kv.get<TaskComponents>(KEYS.taskComponents(task, hash))).value;
   }
 
   /** A stored config slice by hash. */
   async configSlice(task: string, hash: string): Promise<Record<string, Json> | null> {
-    return (await this.kv.get<Record<string, Json>>(["cfg", task, hash])).value;
+    return (await this.kv.get<Record<string, Json>>(KEYS.configSlice(task, hash))).value;
+  }
+
+  /** Store digests of every file (model, spec) any task recorded using (gc keeps them). */
+  async fileDigests(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for await (const e of this.kv.list<Record<string, string>>({ prefix: KEYS.allFiles })) {
+      for (const d of Object.values(e.value)) out.add(d);
+    }
+    return out;
   }
 
   /** Run history, newest first. */
   async runs(): Promise<RunRecord[]> {
     const out: RunRecord[] = [];
-    for await (const e of this.kv.list<RunRecord>({ prefix: ["run"] }, { reverse: true })) {
+    for await (const e of this.kv.list<RunRecord>({ prefix: KEYS.runs }, { reverse: true })) {
       out.push(e.value);
     }
     return out;
@@ -165,12 +284,82 @@ export class Records {
 
   /** Saves a run record. */
   async putRun(run: RunRecord): Promise<void> {
-    await this.kv.set(["run", run.id], run);
+    await this.kv.set(KEYS.run(run.id), run);
+  }
+
+  /** When each task last ran something, by task. */
+  async lastRuns(): Promise<Map<string, LastRun>> {
+    const out = new Map<string, LastRun>();
+    for await (const e of this.kv.list<LastRun>({ prefix: KEYS.lastRuns })) {
+      out.set(e.key[1] as string, e.value);
+    }
+    return out;
+  }
+
+  /** The remembered digest of a local file, or null. */
+  async fileDigest(path: string): Promise<FileDigest | null> {
+    return (await this.kv.get<FileDigest>(KEYS.fileDigest(path))).value;
+  }
+
+  /** Remembers a local file's digest for its current size, mtime and inode. */
+  async putFileDigest(path: string, digest: FileDigest): Promise<void> {
+    await this.kv.set(KEYS.fileDigest(path), digest);
+  }
+
+  /** Every alias (e.g. `md5:<hex>`) and the object digest it names. */
+  async aliases(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for await (
+      const e of this.kv.list<AliasRecord>({ prefix: KEYS.aliases }, { batchSize: 1000 })
+    ) {
+      out.set(e.key[1] as string, e.value.digest);
+    }
+    return out;
+  }
+
+  /** Deletes the aliases whose object `gone` says is gone; returns how many. */
+  async dropAliases(gone: (digest: string) => boolean): Promise<number> {
+    const keys: Deno.KvKey[] = [];
+    for await (
+      const e of this.kv.list<AliasRecord>({ prefix: KEYS.aliases }, { batchSize: 1000 })
+    ) {
+      if (gone(e.value.digest)) keys.push(e.key);
+    }
+    await this.deleteKeys(keys);
+    return keys.length;
+  }
+
+  /** Deletes keys in batches. */
+  async deleteKeys(keys: Deno.KvKey[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += MAX_MUTATIONS) {
+      const op = this.kv.atomic();
+      for (const key of keys.slice(i, i + MAX_MUTATIONS)) op.delete(key);
+      const res = await op.commit();
+      if (!res.ok) throw new RecordCommitError("deleting a batch of records failed");
+    }
   }
 
   /** A batch writer for this database. */
   writer(beforeCommit?: () => Promise<void>): RecordWriter {
     return new RecordWriter(this.kv, beforeCommit);
+  }
+
+  /**
+   * Brings the records to {@link RECORD_FORMAT}: a fresh cache is marked, a format-1 cache is
+   * migrated, a newer one is refused.
+   */
+  async upgrade(): Promise<void> {
+    const format = (await this.kv.get<{ version: number }>(KEYS.format)).value;
+    if (format?.version === RECORD_FORMAT) return;
+    if (format && format.version > RECORD_FORMAT) {
+      throw new RecordFormatError(
+        `the cache ${this.cacheDir} was written by a newer latentforge (record format ` +
+          `${format.version}); this one reads format ${RECORD_FORMAT}: upgrade latentforge, or ` +
+          `use another --cache`,
+      );
+    }
+    await migrateFormat1(this.kv, this.cacheDir);
+    await this.kv.set(KEYS.format, { version: RECORD_FORMAT });
   }
 
   close(): void {
@@ -242,6 +431,140 @@ export class RecordWriter {
       else op.set(m.key, m.value);
     }
     const res = await op.commit();
-    if (!res.ok) throw new Error("KV batch commit failed");
+    if (!res.ok) throw new RecordCommitError("committing a batch of records failed");
   }
+}
+
+// ---- format 1 → 2 ----
+
+/** Records as format 1 spelled them. */
+interface ActionRecordV1 {
+  k: string;
+  x: string;
+  i: Record<string, string>;
+  q?: string;
+  o: Record<string, string>;
+  m: Json;
+  d: string;
+  r: number;
+  ms: number;
+}
+
+function actionFromV1(v: ActionRecordV1): ActionRecord {
+  const rec: ActionRecord = {
+    key: v.k,
+    taskHash: v.x,
+    inputs: v.i,
+    objects: v.o,
+    meta: v.m,
+    digest: v.d,
+    run: v.r,
+    ms: v.ms,
+  };
+  if (v.q !== undefined) rec.params = v.q;
+  return rec;
+}
+
+/** How each format-1 key prefix moves: its new key and value. */
+const V1_MOVES: Record<string, (key: Deno.KvKey, value: unknown) => [Deno.KvKey, unknown]> = {
+  act: ([, task, id], v) => [
+    KEYS.action(task as string, id as string),
+    actionFromV1(v as ActionRecordV1),
+  ],
+  old: ([, task, id, run], v) => [
+    KEYS.superseded(task as string, id as string, run as number),
+    actionFromV1(v as ActionRecordV1),
+  ],
+  fail: ([, task, id], v) => {
+    const f = v as { k: string; reason: string; kind: string; attempts: number; r: number };
+    const at = (v as { at: string }).at;
+    return [
+      KEYS.failure(task as string, id as string),
+      {
+        key: f.k,
+        reason: f.reason,
+        kind: f.kind,
+        attempts: f.attempts,
+        run: f.r,
+        at,
+      } satisfies FailureRecord,
+    ];
+  },
+  prefix: ([, task, hash], v) => {
+    const p = v as { v: string; s: string; c: string };
+    return [
+      KEYS.taskComponents(task as string, hash as string),
+      { version: p.v, source: p.s, config: p.c } satisfies TaskComponents,
+    ];
+  },
+  cfg: ([, task, hash], v) => [KEYS.configSlice(task as string, hash as string), v],
+  prep: ([, task, hash], v) => [KEYS.files(task as string, hash as string), v],
+  task: ([, task], v) => [KEYS.lastRun(task as string), v],
+};
+
+/**
+ * Moves format-1 records to their format-2 keys and names. Each batch checks that the old
+ * entries are unchanged, sets the new ones and deletes the old ones in one commit, so two
+ * processes opening the cache at once, or a kill mid-way, leave every record in exactly one
+ * place. The MD5 index format 1 kept in files under `md5/` becomes aliases.
+ */
+async function migrateFormat1(kv: Deno.Kv, cacheDir: string): Promise<void> {
+  for (const [prefix, move] of Object.entries(V1_MOVES)) {
+    while (true) {
+      const batch: Deno.KvEntry<unknown>[] = [];
+      for await (const e of kv.list({ prefix: [prefix] }, { limit: 300 })) batch.push(e);
+      if (batch.length === 0) break;
+      const op = kv.atomic();
+      for (const e of batch) {
+        const [key, value] = move(e.key, e.value);
+        op.check(e).set(key, value).delete(e.key);
+      }
+      // A failed check means another process moved these first: list again.
+      await op.commit();
+    }
+  }
+  await importMd5Files(kv, cacheDir);
+}
+
+async function importMd5Files(kv: Deno.Kv, cacheDir: string): Promise<void> {
+  const root = join(cacheDir, "md5");
+  let shards: Deno.DirEntry[];
+  try {
+    shards = await Array.fromAsync(Deno.readDir(root));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  const objects = join(cacheDir, "objects");
+  for (const shard of shards) {
+    if (!shard.isDirectory) continue;
+    const dir = join(root, shard.name);
+    const entries = await Array.fromAsync(Deno.readDir(dir));
+    let op = kv.atomic();
+    let n = 0;
+    for (const entry of entries) {
+      if (!/^[0-9a-f]{32}$/.test(entry.name)) continue;
+      let digest: unknown;
+      try {
+        digest = JSON.parse(await Deno.readTextFile(join(dir, entry.name))).digest;
+      } catch {
+        // A file the old version left half-written names nothing: the image is fetched again.
+        continue;
+      }
+      if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest)) continue;
+      const present = await Deno.stat(join(objects, digest.slice(0, 2), digest)).then(
+        () => true,
+        () => false,
+      );
+      if (!present) continue;
+      op.set(KEYS.alias(`md5:${entry.name}`), { digest } satisfies AliasRecord);
+      if (++n % MAX_MUTATIONS === 0) {
+        await op.commit();
+        op = kv.atomic();
+      }
+    }
+    await op.commit();
+  }
+  // Every alias is in KV now; the files were latentforge's own.
+  await Deno.remove(root, { recursive: true });
 }

@@ -12,6 +12,8 @@
  *
  * @module
  */
+import { RUN_JSON } from "../../lib/report/run_files.ts";
+import { withoutRunSection } from "../../lib/report/run_section.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -201,12 +203,6 @@ export async function readTree(dir: string): Promise<Tree> {
   return out;
 }
 
-/** The report's parts that state timings, which differ between any two runs. */
-const TIMING_PARTS: [string, RegExp][] = [
-  ["the Time card", /<div class="card [^"]*"><div class="label">Time<\/div>.*?<\/div><\/div>/s],
-  ["the Timings section", /<section><h2>Timings<\/h2>.*?<\/section>/s],
-];
-
 /** Thrown when the clean reference run does not succeed, so there is nothing to compare with. */
 export class ChaosRunError extends Error {
   override readonly name = "ChaosRunError";
@@ -218,31 +214,29 @@ export class ReportLayoutError extends Error {
 }
 
 /**
- * The report with its timing parts (the summary's Time card and the Timings section) cut out;
- * each must occur exactly once, so a changed layout fails instead of comparing too little.
+ * The report with the section stating the run that built it (its date and timings) cut out;
+ * it must occur exactly once, so a changed layout fails instead of comparing too little.
  */
 export function reportWithoutTimings(html: string): string {
-  let out = html;
-  for (const [name, pattern] of TIMING_PARTS) {
-    const found = out.match(new RegExp(pattern.source, pattern.flags + "g"))?.length ?? 0;
-    if (found !== 1) {
-      throw new ReportLayoutError(`report.html: expected ${name} once, found it ${found} times`);
-    }
-    out = out.replace(pattern, `<!-- ${name} -->`);
+  try {
+    return withoutRunSection(html);
+  } catch (e) {
+    throw new ReportLayoutError(`report.html: ${(e as Error).message}`);
   }
-  return out;
 }
 
 /**
- * The publish marker with the report's digest left out (the report states timings): the
+ * The publish marker without the files that state the run (the report and `run.json`): the
  * digests of every other published file must match.
  */
 export function markerWithoutReport(text: string): Record<string, string> {
   const files = { ...(JSON.parse(text).files as Record<string, string>) };
-  if (!files["report.html"]) {
-    throw new ReportLayoutError(".latentforge.json: expected files to list report.html");
+  for (const name of ["report.html", RUN_JSON]) {
+    if (!files[name]) {
+      throw new ReportLayoutError(`.latentforge.json: expected files to list ${name}`);
+    }
+    delete files[name];
   }
-  delete files["report.html"];
   return files;
 }
 

@@ -1,0 +1,113 @@
+/**
+ * The end of fetch-images when `dataset.adopt` names local copies: the reconciliation of the
+ * copies with the spec, from what the items recorded (their output's `adopt`) and, for the
+ * items without an output — those a plan would run, those a run failed — from the same
+ * verification the run uses, read-only. A run prints it and keeps it for `status --json` and
+ * `package`; `run --dry-run` prints it and writes nothing.
+ *
+ * @module
+ */
+import { type AdoptItem, AdoptSources } from "./adopt.ts";
+import {
+  forgetReconciliation,
+  formatReconciliation,
+  type ItemOutcome,
+  reconcile,
+  type Reconciliation,
+  recordReconciliation,
+} from "./reconciliation.ts";
+import type { HashPool } from "../net/hash_pool.ts";
+
+/** Options of {@link summarizeAdoption}. */
+export interface AdoptionSummaryOptions {
+  /** `dataset.adopt`: the copies. */
+  paths: readonly string[];
+  /** The spec items handled (after `--limit`); `null` when they cannot be listed yet. */
+  items: readonly AdoptItem[] | null;
+  /** Every spec item, for telling extra files from files of items beyond `--limit`. */
+  spec?: readonly AdoptItem[];
+  /** The `adopt` field each finished or cached item recorded (absent: nothing adopted). */
+  recorded: ReadonlyMap<string, ItemOutcome | undefined>;
+  /** Whether an item's bytes are in the store already, so a run would not read its copies. */
+  stored: (item: AdoptItem) => Promise<boolean>;
+  /** The run's opened copies; a plan opens (and closes) its own. */
+  sources?: AdoptSources;
+  /** `true` in `run --dry-run`. */
+  planned: boolean;
+  /** The cache directory, where a run keeps its reconciliation. */
+  cacheDir: string;
+  /** Prints a line (the task's log). */
+  log: (message: string) => void;
+  hashPool?: HashPool;
+  signal?: AbortSignal;
+  /** Candidates verified at once. Default 4. */
+  concurrency?: number;
+}
+
+/**
+ * Reconciles, prints and (in a run) records. Returns the reconciliation, or `null` when there
+ * is nothing to reconcile (no copies configured, or items not known yet).
+ *
+ * @example
+ * ```ts
+ * import type { AdoptItem } from "./adopt.ts";
+ * declare const items: AdoptItem[];
+ * await summarizeAdoption({
+ *   paths: ["/data/ffhq.zip"],
+ *   items,
+ *   recorded: new Map(),
+ *   stored: () => Promise.resolve(false),
+ *   planned: true,
+ *   cacheDir: "cache",
+ *   log: console.log,
+ * });
+ * ```
+ */
+export async function summarizeAdoption(
+  options: AdoptionSummaryOptions,
+): Promise<Reconciliation | null> {
+  const { paths, items, recorded, planned, cacheDir, log, signal } = options;
+  if (paths.length === 0) {
+    // A reconciliation from an earlier config would otherwise outlive its copies.
+    if (!planned) await forgetReconciliation(cacheDir);
+    return null;
+  }
+  if (items === null) {
+    log(
+      "reconciliation with dataset.adopt: known once fetch-json has run (the spec lists the " +
+        "items); run `deno task run fetch-json` first to see it in a plan",
+    );
+    return null;
+  }
+  const own = options.sources ? null : await AdoptSources.open(paths);
+  const sources = options.sources ?? own!;
+  try {
+    const outcomes = new Map<string, ItemOutcome>();
+    const unsettled: AdoptItem[] = [];
+    for (const item of items) {
+      if (!recorded.has(item.id)) unsettled.push(item);
+      else {
+        const outcome = recorded.get(item.id);
+        if (outcome) outcomes.set(item.id, outcome);
+      }
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < unsettled.length) {
+        const item = unsettled[next++];
+        if (sources.candidates(item).length === 0 || await options.stored(item)) continue;
+        const got = await sources.adopt(item, { hashPool: options.hashPool, signal });
+        if (got.adopted) {
+          outcomes.set(item.id, { adopted: got.adopted.by, file: got.adopted.verdict.file });
+        } else outcomes.set(item.id, { rejected: got.rejected });
+      }
+    };
+    await Promise.all(Array.from({ length: options.concurrency ?? 4 }, worker));
+    const r = reconcile({ items, spec: options.spec, sources, outcomes, planned });
+    log(formatReconciliation(r));
+    if (!planned) await recordReconciliation(cacheDir, r);
+    return r;
+  } finally {
+    own?.close();
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * `download.materialize`: laying stored images out in the familiar tree
+ * (`images1024x1024/00000/00042.png`) as hard links to the store's objects (copies across
+ * filesystems). A file already at a target is replaced only when latentforge wrote it (a link
+ * to one of its objects); a file holding the right bytes is left as it is; any other file —
+ * the user's own — is never removed or overwritten: it is reported instead.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { unsafePathReason } from "./item_index.ts";
+import { hashFile, type ObjectStore } from "../store/objects.ts";
+
+/** A target left untouched, and why. */
+export interface MaterializeConflict {
+  path: string;
+  why: string;
+}
+
+/** Raised for a relative path that cannot be laid out under the folder. */
+export class MaterializeError extends Error {
+  override readonly name = "MaterializeError";
+}
+
+/**
+ * Lays the object `digest` out at `root/rel`; returns the conflict when a file latentforge did
+ * not write is in the way (that file is left as it was), `null` otherwise.
+ *
+ * @example
+ * ```ts
+ * import { ObjectStore } from "../store/objects.ts";
+ * const store = new ObjectStore("cache");
+ * const digest = await store.put(new TextEncoder().encode("png bytes"));
+ * const conflict = await materialize(store, digest, "ffhq", "images1024x1024/00000/00042.png");
+ * ```
+ */
+export async function materialize(
+  store: ObjectStore,
+  digest: string,
+  root: string,
+  rel: string,
+): Promise<MaterializeConflict | null> {
+  const why = unsafePathReason(rel);
+  if (why) {
+    throw new MaterializeError(
+      `download.materialize: cannot lay out ${JSON.stringify(rel)}: ${why}`,
+    );
+  }
+  const target = join(root, rel);
+  const object = store.path(digest);
+  await Deno.mkdir(dirname(target), { recursive: true });
+  const there = await Deno.lstat(target).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  });
+  if (there === null) {
+    await place(object, target);
+    return null;
+  }
+  if (!there.isFile) return { path: target, why: "not a regular file" };
+  if (await sameFile(object, there)) return null;
+  const found = await hashFile(target);
+  if (found === digest) return null;
+  // A link to another object of the store is a file latentforge laid out earlier.
+  if (
+    (there.nlink ?? 0) > 1 && await store.has(found) && await sameFile(store.path(found), there)
+  ) {
+    await place(object, target);
+    return null;
+  }
+  return { path: target, why: `holds other bytes (sha256 ${found.slice(0, 12)}…)` };
+}
+
+async function sameFile(path: string, info: Deno.FileInfo): Promise<boolean> {
+  const other = await Deno.stat(path).catch(() => null);
+  return other !== null && other.dev === info.dev && other.ino !== null &&
+    other.ino === info.ino;
+}
+
+/** Puts a link (or a copy) beside the target and renames it over, so a reader never sees half. */
+async function place(object: string, target: string): Promise<void> {
+  const tmp = `${target}.tmp-${crypto.randomUUID()}`;
+  try {
+    await Deno.link(object, tmp);
+  } catch {
+    await Deno.copyFile(object, tmp);
+  }
+  try {
+    await Deno.rename(tmp, target);
+  } catch (error) {
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,290 @@
+/**
+ * The row-aligned arrays of a group of rows (one split's bucket, one shard, one image): ids,
+ * latents, metrics, conditioning and labels, under the names every format uses.
+ *
+ * @module
+ */
+import { decodeNpy, decodeNpyInto, type NpyArray } from "../format/npy.ts";
+import type { NpzArray } from "../format/npz.ts";
+import type { Tensor } from "../format/safetensors.ts";
+import { type ObjectStore, ObjectStoreError } from "../store/objects.ts";
+import type { OptimizeMetrics, PackagedLatent, PackageRow } from "./rows.ts";
+
+/** The metrics columns, float32 (and `steps`, int32). */
+export const METRIC_COLUMNS = [
+  "loss_initial",
+  "loss_final",
+  "psnr_initial",
+  "psnr_final",
+  "ssim_initial",
+  "ssim_final",
+] as const;
+
+/** The conditioning columns, int32, with their widths. */
+export const CONDITIONING_COLUMNS = {
+  original_size: 2,
+  crop_coords_top_left: 2,
+  crop_box: 4,
+  target_size: 2,
+} as const;
+
+/** How many latents are read from the store at once. */
+const READ_CONCURRENCY = 16;
+
+/** Options of {@linkcode rowColumns}. */
+export interface ColumnOptions {
+  /** Whether the rows carry flipped latents (`latents_flipped` and friends). */
+  flip: boolean;
+  /** Label fields and their kinds (see {@linkcode labelKinds}), each a column `label_<field>`. */
+  labelFields: Readonly<Record<string, LabelKind>>;
+}
+
+/** How a label column is stored: float32 (NaN where missing), or text ("" where missing). */
+export type LabelKind = "number" | "text";
+
+/**
+ * The kind of every label field over all rows of a dataset, so that every shard and file
+ * stores a field the same way: a field whose values are all numbers (or missing) is a number.
+ *
+ * @example
+ * ```ts
+ * import type { PackageRow } from "./rows.ts";
+ * declare const rows: PackageRow[];
+ * labelKinds(rows, ["category", "age_group_confidence"]);
+ * // { category: "text", age_group_confidence: "number" }
+ * ```
+ */
+export function labelKinds(
+  rows: Iterable<PackageRow>,
+  fields: readonly string[],
+): Record<string, LabelKind> {
+  const kinds: Record<string, LabelKind> = Object.fromEntries(fields.map((f) => [f, "number"]));
+  for (const row of rows) {
+    for (const field of fields) {
+      const v = row.labels[field];
+      if (v !== null && v !== undefined && typeof v !== "number") kinds[field] = "text";
+    }
+  }
+  return kinds;
+}
+
+/** Raised when a group's latents do not stack (different shapes within one bucket). */
+export class ColumnError extends Error {
+  override readonly name = "ColumnError";
+}
+
+/**
+ * The arrays of `rows`, row-aligned: `ids`; `latents` and `initial_latents` (N×C×h×w float32);
+ * with flips `latents_flipped`, `initial_latents_flipped` and `crop_coords_top_left_flipped`;
+ * the metrics (`loss_*`, `psnr_*`, `ssim_*` float32, `steps` int32); the conditioning
+ * (`original_size`, `crop_coords_top_left`, `target_size` N×2 and `crop_box` N×4, int32,
+ * (height, width) and (top, left) ordered); and one `label_<field>` per label (text, or float32
+ * with NaN where a number is missing).
+ *
+ * @example
+ * ```ts
+ * import { ObjectStore } from "../store/objects.ts";
+ * import type { PackageRow } from "./rows.ts";
+ * declare const rows: PackageRow[];
+ * const arrays = await rowColumns(new ObjectStore("cache"), rows, {
+ *   flip: false,
+ *   labelFields: { category: "text" },
+ * });
+ * ```
+ */
+export async function rowColumns(
+  store: ObjectStore,
+  rows: readonly PackageRow[],
+  { flip, labelFields }: ColumnOptions,
+  { latents = true }: { latents?: boolean } = {},
+): Promise<Record<string, NpzArray>> {
+  const n = rows.length;
+  const images = rows.map((r) => r.image);
+  const out: Record<string, NpzArray> = {
+    ids: { dtype: "<U", shape: [n], data: rows.map((r) => r.id) },
+  };
+  // Listing the digests also checks that every row has what the columns need.
+  const digests = latentDigests(rows, flip);
+  if (latents) {
+    for (const [name, list] of Object.entries(digests)) out[name] = await stackLatents(store, list);
+  }
+  const flipped = flip ? rows.map((r) => r.flipped!) : [];
+  for (const name of METRIC_COLUMNS) out[name] = metric(images, (m) => m[name]);
+  out.steps = { dtype: "<i4", shape: [n], data: Int32Array.from(images, (l) => l.metrics.steps) };
+  for (const [name, width] of Object.entries(CONDITIONING_COLUMNS)) {
+    const key = name as keyof typeof CONDITIONING_COLUMNS;
+    out[name] = {
+      dtype: "<i4",
+      shape: [n, width],
+      data: Int32Array.from(images.flatMap((l) => l.conditioning[key])),
+    };
+  }
+  if (flip) {
+    out.crop_coords_top_left_flipped = {
+      dtype: "<i4",
+      shape: [n, 2],
+      data: Int32Array.from(flipped.flatMap((l) => l.conditioning.crop_coords_top_left)),
+    };
+  }
+  for (const [field, kind] of Object.entries(labelFields)) {
+    out[`label_${field}`] = labelColumn(rows, field, kind);
+  }
+  return out;
+}
+
+/**
+ * The digests of the latent columns of `rows`, by column name: `latents`, `initial_latents`
+ * and, with flips, `latents_flipped` and `initial_latents_flipped`.
+ *
+ * @example
+ * ```ts
+ * import type { PackageRow } from "./rows.ts";
+ * declare const rows: PackageRow[];
+ * const { latents } = latentDigests(rows, false); // one digest per row
+ * ```
+ */
+export function latentDigests(
+  rows: readonly PackageRow[],
+  flip: boolean,
+): Record<string, string[]> {
+  const out: Record<string, string[]> = {
+    latents: rows.map((r) => r.image.latent),
+    initial_latents: rows.map((r) => r.image.initial),
+  };
+  if (flip) {
+    const flipped: PackagedLatent[] = rows.map((r) => {
+      if (!r.flipped) throw new ColumnError(`image ${r.id}: expected a flipped latent, found none`);
+      return r.flipped;
+    });
+    out.latents_flipped = flipped.map((l) => l.latent);
+    out.initial_latents_flipped = flipped.map((l) => l.initial);
+  }
+  return out;
+}
+
+/**
+ * The same arrays as safetensors tensors plus the text columns (ids, text labels) as JSON
+ * metadata, since safetensors holds numbers only.
+ *
+ * @example
+ * ```ts
+ * import { encodeSafetensors } from "../format/safetensors.ts";
+ * declare const arrays: Record<string, import("../format/npz.ts").NpzArray>;
+ * const { tensors, metadata } = asSafetensors(arrays);
+ * const bytes = encodeSafetensors({ tensors, metadata });
+ * ```
+ */
+export function asSafetensors(
+  arrays: Record<string, NpzArray>,
+): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  const tensors: Record<string, Tensor> = {};
+  const metadata: Record<string, string> = {};
+  for (const [name, a] of Object.entries(arrays)) {
+    if (a.dtype === "<U") {
+      metadata[name] = JSON.stringify(a.data);
+      continue;
+    }
+    const dtype = a.dtype === "<i4" ? "I32" : a.dtype === "<f4" ? "F32" : null;
+    if (dtype === null) throw new ColumnError(`array "${name}": unexpected dtype ${a.dtype}`);
+    tensors[name] = { dtype, shape: a.shape, data: a.data as Float32Array | Int32Array };
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Reads latents (`.npy` objects of shape 1×C×h×w) into one N×C×h×w array — into `into` when it
+ * is given and large enough (so a caller writing one tensor after another reuses one buffer).
+ * Each file is read into a reused scratch buffer and copied once into place.
+ *
+ * @example
+ * ```ts
+ * import { ObjectStore } from "../store/objects.ts";
+ * declare const digests: string[];
+ * const { shape } = await stackLatents(new ObjectStore("cache"), digests);
+ * ```
+ */
+export async function stackLatents(
+  store: ObjectStore,
+  digests: readonly string[],
+  into?: Float32Array,
+): Promise<NpyArray> {
+  let shape: number[] | null = null;
+  let data: Float32Array = new Float32Array(0);
+  let per = 0;
+  let next = 0;
+  const worker = async () => {
+    let scratch: Uint8Array = new Uint8Array(1 << 16);
+    while (next < digests.length) {
+      const i = next++;
+      let length: number;
+      ({ scratch, length } = await readObject(store, digests[i], scratch));
+      const bytes = scratch.subarray(0, length);
+      const source = `latent ${digests[i]}`;
+      if (shape === null) {
+        shape = decodeNpy(bytes, source).shape.slice(1);
+        per = shape.reduce((a, b) => a * b, 1);
+        const n = digests.length * per;
+        data = into && into.length >= n ? into.subarray(0, n) : new Float32Array(n);
+      }
+      const found = decodeNpyInto(bytes, data, i * per, source).slice(1);
+      if (found.join() !== shape.join()) {
+        throw new ColumnError(`latents of one group differ in shape: [${found}] vs [${shape}]`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, digests.length) }, worker));
+  return { dtype: "<f4", shape: [digests.length, ...(shape ?? [0, 0, 0])], data };
+}
+
+/** Reads a whole object into `scratch` (grown when too small). */
+async function readObject(
+  store: ObjectStore,
+  digest: string,
+  scratch: Uint8Array,
+): Promise<{ scratch: Uint8Array; length: number }> {
+  const file = await Deno.open(store.path(digest), { read: true }).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ObjectStoreError(`object ${digest} is missing from the store`);
+    }
+    throw e;
+  });
+  try {
+    let length = 0;
+    while (true) {
+      if (length === scratch.length) {
+        const grown = new Uint8Array(scratch.length * 2);
+        grown.set(scratch);
+        scratch = grown;
+      }
+      const n = await file.read(scratch.subarray(length));
+      if (n === null) return { scratch, length };
+      length += n;
+    }
+  } finally {
+    file.close();
+  }
+}
+
+function metric(images: readonly PackagedLatent[], pick: (m: OptimizeMetrics) => number): NpyArray {
+  return {
+    dtype: "<f4",
+    shape: [images.length],
+    data: Float32Array.from(images, (l) => pick(l.metrics)),
+  };
+}
+
+function labelColumn(rows: readonly PackageRow[], field: string, kind: LabelKind): NpzArray {
+  const values = rows.map((r) => r.labels[field] ?? null);
+  if (kind === "number") {
+    return {
+      dtype: "<f4",
+      shape: [rows.length],
+      data: Float32Array.from(values, (v) => v === null ? NaN : v as number),
+    };
+  }
+  return {
+    dtype: "<U",
+    shape: [rows.length],
+    data: values.map((v) => v === null ? "" : String(v)),
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * `index.json`: where every image of the dataset is — the file, the tensor names and the row —
+ * with its bucket, conditioning and labels, whatever the layout. The PyTorch loader
+ * (`examples/torch_dataset.py`) reads it; so can any script.
+ *
+ * @module
+ */
+import type { Conditioning } from "../image/preprocess.ts";
+import type { ImageLabels } from "../dataset/image_labels.ts";
+import type { LabelKind } from "./columns.ts";
+import type { PackageRow } from "./rows.ts";
+
+/** Bumped when a field of `index.json` changes meaning or goes away (new fields do not). */
+export const INDEX_SCHEMA_VERSION = 1;
+
+/** How the dataset's files are laid out. */
+export type Layout = "split" | "shards" | "per_image";
+
+/** The names of an image's tensors in its file. */
+export interface TensorNames {
+  latents: string;
+  initial_latents: string;
+  latents_flipped?: string;
+  initial_latents_flipped?: string;
+}
+
+/** A file and the rows it holds, in order. */
+export interface IndexGroup {
+  file: string;
+  split: string;
+  bucket: string;
+  rows: readonly PackageRow[];
+  tensors: TensorNames;
+  /**
+   * Whether the tensors have a leading row axis (shards, split files) or hold one image each
+   * (per-image files, `row` is then `null`).
+   */
+  batched: boolean;
+}
+
+/** One file of the index. */
+export interface IndexFile {
+  file: string;
+  split: string;
+  /** The bucket of every row, or `null` for a split file holding several. */
+  bucket: string | null;
+  rows: number;
+  /** sha256 of the file's bytes. */
+  sha256: string;
+}
+
+/** One image of the index. */
+export interface IndexImage extends Conditioning {
+  id: string;
+  split: string;
+  bucket: string;
+  /** The file that holds its latents (a shard, a split file, its own file). */
+  file: string;
+  /** Row of its latents in every tensor of `file` (null for per-image files). */
+  row: number | null;
+  tensors: TensorNames;
+  /** With flips: the crop offset of the flipped image. */
+  crop_coords_top_left_flipped?: [number, number];
+  labels: ImageLabels;
+}
+
+/** The whole `index.json`. */
+export interface DatasetIndex {
+  schema_version: number;
+  layout: Layout;
+  /** Whether every image has flipped latents. */
+  flip: boolean;
+  /** Label fields and whether each is a number or text. */
+  label_fields: Record<string, LabelKind>;
+  /** Per bucket: images, and the latent shape (C, h, w). */
+  buckets: Record<string, { images: number; latent_shape: number[] }>;
+  files: IndexFile[];
+  images: IndexImage[];
+}
+
+/**
+ * Builds the index of a dataset from its files' groups of rows.
+ *
+ * @example
+ * ```ts
+ * declare const groups: IndexGroup[];
+ * const index = datasetIndex({
+ *   layout: "shards",
+ *   flip: false,
+ *   labelFields: {},
+ *   groups,
+ *   digests: {},
+ *   latentShapes: { "256x256": [4, 32, 32] },
+ * });
+ * ```
+ */
+export function datasetIndex({ layout, flip, labelFields, groups, digests, latentShapes }: {
+  layout: Layout;
+  flip: boolean;
+  labelFields: Record<string, LabelKind>;
+  groups: readonly IndexGroup[];
+  /** sha256 of each file, by dataset path. */
+  digests: Readonly<Record<string, string>>;
+  /** Latent shape (C, h, w) per bucket. */
+  latentShapes: Readonly<Record<string, number[]>>;
+}): DatasetIndex {
+  const files: IndexFile[] = [];
+  const images: IndexImage[] = [];
+  const buckets: DatasetIndex["buckets"] = {};
+  for (const group of groups) {
+    const last = files.at(-1);
+    if (last?.file === group.file) {
+      // A split file holds every bucket of its split.
+      last.rows += group.rows.length;
+      if (last.bucket !== group.bucket) last.bucket = null;
+    } else {
+      files.push({
+        file: group.file,
+        split: group.split,
+        bucket: group.bucket,
+        rows: group.rows.length,
+        sha256: digests[group.file],
+      });
+    }
+    for (const [i, row] of group.rows.entries()) {
+      const c = row.image.conditioning;
+      const image: IndexImage = {
+        id: row.id,
+        split: row.split,
+        bucket: row.bucket,
+        file: group.file,
+        row: group.batched ? i : null,
+        tensors: group.tensors,
+        original_size: c.original_size,
+        crop_coords_top_left: c.crop_coords_top_left,
+        crop_box: c.crop_box,
+        target_size: c.target_size,
+        labels: row.labels,
+      };
+      if (flip && row.flipped) {
+        image.crop_coords_top_left_flipped = row.flipped.conditioning.crop_coords_top_left;
+      }
+      images.push(image);
+      buckets[row.bucket] ??= { images: 0, latent_shape: latentShapes[row.bucket] ?? [] };
+      buckets[row.bucket].images++;
+    }
+  }
+  return {
+    schema_version: INDEX_SCHEMA_VERSION,
+    layout,
+    flip,
+    label_fields: labelFields,
+    buckets: Object.fromEntries(Object.entries(buckets).sort(([a], [b]) => a < b ? -1 : 1)),
+    files,
+    images,
+  };
+}
+
+/**
+ * The tensor names of one bucket's rows: plain, or suffixed with the bucket.
+ *
+ * @example
+ * ```ts
+ * tensorNames((n) => `${n}_320x192`, true).latents_flipped; // "latents_flipped_320x192"
+ * ```
+ */
+export function tensorNames(name: (base: string) => string, flip: boolean): TensorNames {
+  const names: TensorNames = {
+    latents: name("latents"),
+    initial_latents: name("initial_latents"),
+  };
+  if (flip) {
+    names.latents_flipped = name("latents_flipped");
+    names.initial_latents_flipped = name("initial_latents_flipped");
+  }
+  return names;
+}

@@ -1,0 +1,183 @@
+/**
+ * Writes a dataset's latent files in the chosen layout — per split files, safetensors shards,
+ * or one `.npz` per image — into the store, and describes them in `index.json`.
+ *
+ * @module
+ */
+import { decodeNpy } from "../format/npy.ts";
+import type { Hdf5Attribute } from "../format/hdf5.ts";
+import type { ObjectStore } from "../store/objects.ts";
+import type { ColumnOptions } from "./columns.ts";
+import {
+  type DatasetIndex,
+  datasetIndex,
+  type IndexGroup,
+  type Layout,
+  tensorNames,
+} from "./dataset_index.ts";
+import { perImageFile, writePerImage } from "./per_image.ts";
+import { byBucket, type PackageRow } from "./rows.ts";
+import { planShards, type ShardSize, writeShards } from "./shards.ts";
+import {
+  arrayName,
+  encodeSplitFiles,
+  SPLIT_FILES,
+  splitArrays,
+  type SplitFormat,
+} from "./split_files.ts";
+
+/** Options of {@linkcode writeLayout}. */
+export interface LayoutOptions {
+  layout: Layout;
+  /** Formats of the split layout. */
+  formats: readonly SplitFormat[];
+  /** Images per shard, or bytes (`"256MB"`), for the shards layout. */
+  shardSize: ShardSize;
+  /** Whether the images are bucketed (bucket-suffixed array names in split files). */
+  bucketed: boolean;
+  columns: ColumnOptions;
+  /**
+   * Facts every file carries (model digests, scaling factor, config): HDF5 attributes,
+   * safetensors metadata. Shards carry only `shardContext`, so that a setting that changes no
+   * latent keeps every shard.
+   */
+  attributes: Record<string, Hdf5Attribute>;
+  shardContext: Record<string, string>;
+  /** A stored file an earlier run built from the same recipe, if still in the store. */
+  reuse?: (recipe: string) => Promise<string | null>;
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode writeLayout} stored. */
+export interface WrittenLayout {
+  /** Dataset path → digest. */
+  files: Record<string, string>;
+  index: DatasetIndex;
+  /** Recipe → digest of every shard or per-image file (what later runs can reuse). */
+  recipes: Record<string, string>;
+  /** Files taken from the store as they were, and files built. */
+  reused: number;
+  built: number;
+}
+
+/**
+ * Stores the latent files of `rowsBySplit` in the layout asked for and builds their index.
+ *
+ * @example
+ * ```ts
+ * import { ObjectStore } from "../store/objects.ts";
+ * import type { PackageRow } from "./rows.ts";
+ * declare const rows: Map<string, PackageRow[]>;
+ * const { files, index } = await writeLayout(new ObjectStore("cache"), rows, {
+ *   layout: "shards",
+ *   formats: ["safetensors"],
+ *   shardSize: 1000,
+ *   bucketed: true,
+ *   columns: { flip: true, labelFields: {} },
+ *   attributes: { scaling_factor: 0.18215 },
+ *   shardContext: { scaling_factor: "0.18215" },
+ * });
+ * ```
+ */
+export async function writeLayout(
+  store: ObjectStore,
+  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
+  options: LayoutOptions,
+): Promise<WrittenLayout> {
+  const { layout, columns, reuse, signal } = options;
+  const flip = columns.flip;
+  const shapes = await latentShapes(store, rowsBySplit);
+  const files: Record<string, string> = {};
+  const groups: IndexGroup[] = [];
+  let recipes: Record<string, string> = {};
+  let reused = 0;
+  let built = 0;
+  if (layout === "shards") {
+    const perLatent = (bucket: string) => 4 * shapes[bucket].reduce((a, b) => a * b, 1);
+    const plan = planShards(rowsBySplit, {
+      size: options.shardSize,
+      // The latents, and about 128 bytes of metrics and conditioning.
+      rowBytes: (bucket) => perLatent(bucket) * (flip ? 4 : 2) + 128,
+    });
+    const written = await writeShards(store, plan, {
+      context: options.shardContext,
+      columns,
+      latentShape: (bucket) => shapes[bucket],
+      reuse,
+      signal,
+    });
+    Object.assign(files, written.files);
+    ({ recipes, reused, built } = written);
+    for (const shard of plan) {
+      groups.push({ ...shard, tensors: tensorNames((n) => n, flip), batched: true });
+    }
+  } else if (layout === "per_image") {
+    const rows = [...rowsBySplit.values()].flat();
+    const written = await writePerImage(store, rows, { columns, reuse, signal });
+    Object.assign(files, written.files);
+    ({ recipes, reused } = written);
+    built = rows.length - reused;
+    const singular = tensorNames((n) => n.replace("latents", "latent"), flip);
+    for (const row of rows) {
+      groups.push({
+        file: perImageFile(row.split, row.id),
+        split: row.split,
+        bucket: row.bucket,
+        rows: [row],
+        tensors: singular,
+        batched: false,
+      });
+    }
+  } else {
+    for (const [split, rows] of rowsBySplit) {
+      signal?.throwIfAborted();
+      const arrays = await splitArrays(store, rows, { bucketed: options.bucketed, columns });
+      const encoded = await encodeSplitFiles(arrays, options.formats, {
+        attributes: { ...options.attributes, split },
+      });
+      for (const [name, bytes] of Object.entries(encoded)) {
+        files[`${split}/${name}`] = await store.put(bytes);
+        built++;
+      }
+      // The index points at the file a loader reads best: safetensors, else npz, else HDF5.
+      const format = (["safetensors", "npz", "hdf5"] as const).find((f) =>
+        options.formats.includes(f)
+      )!;
+      for (const [bucket, group] of byBucket(rows)) {
+        groups.push({
+          file: `${split}/${SPLIT_FILES[format]}`,
+          split,
+          bucket,
+          rows: group,
+          tensors: tensorNames((n) => arrayName(n, bucket, options.bucketed), flip),
+          batched: true,
+        });
+      }
+    }
+  }
+  const index = datasetIndex({
+    layout,
+    flip,
+    labelFields: columns.labelFields,
+    groups,
+    digests: files,
+    latentShapes: shapes,
+  });
+  return { files, index, recipes, reused, built };
+}
+
+/** Latent shape (C, h, w) per bucket, from the first latent of each. */
+async function latentShapes(
+  store: ObjectStore,
+  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
+): Promise<Record<string, number[]>> {
+  const shapes: Record<string, number[]> = {};
+  for (const rows of rowsBySplit.values()) {
+    for (const row of rows) {
+      if (shapes[row.bucket]) continue;
+      const latent = decodeNpy(await store.get(row.image.latent), `latent of ${row.id}`);
+      shapes[row.bucket] = latent.shape.slice(1);
+    }
+  }
+  return shapes;
+}

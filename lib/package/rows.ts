@@ -1,0 +1,152 @@
+/**
+ * The rows of a dataset: per split, the images whose every item finished (the image, and with
+ * `preprocess.flip` its flipped item too), each with the digests of its latents, its metrics,
+ * its bucket, its conditioning and its labels, ordered by bucket and then by id. That order is
+ * the order of every array, shard and index the package writes, so an image's place depends only
+ * on the ids of its split and bucket.
+ *
+ * @module
+ */
+import type { Output } from "../store/records.ts";
+import type { Conditioning } from "../image/preprocess.ts";
+import { flippedId } from "../image/flipped_ids.ts";
+import type { ImageLabels } from "../dataset/image_labels.ts";
+
+/** What `optimize` records per item. */
+export interface OptimizeMetrics {
+  loss_initial: number;
+  loss_final: number;
+  psnr_initial: number;
+  psnr_final: number;
+  ssim_initial: number;
+  ssim_final: number;
+  steps: number;
+  stop: string;
+  provider: string;
+}
+
+/** One optimized item: its latents (digests of `.npy` objects), metrics and conditioning. */
+export interface PackagedLatent {
+  /** The item id (`<id>`, or `<id>#flip`). */
+  item: string;
+  /** Digest of the optimized latent. */
+  latent: string;
+  /** Digest of the encoder's latent. */
+  initial: string;
+  /** Digest of the preprocessed tensor (the pixels the latents reconstruct). */
+  tensor: string;
+  metrics: OptimizeMetrics;
+  conditioning: Conditioning;
+}
+
+/** One image of the dataset. */
+export interface PackageRow {
+  id: string;
+  split: string;
+  /** Relative path of the source image. */
+  path: string;
+  /** Bucket name `WxH`. */
+  bucket: string;
+  image: PackagedLatent;
+  /** The flipped item, when `preprocess.flip` is on. */
+  flipped: PackagedLatent | null;
+  labels: ImageLabels;
+}
+
+/** The upstream outputs the rows are made of. */
+export interface RowSources {
+  /** Image ids per split (label-split's `splits`). */
+  splits: Record<string, string[]>;
+  /** Relative source path per id. */
+  paths: Record<string, string>;
+  /** Labels per id (label-split's `labels`); images without get `{}`. */
+  labels: Record<string, ImageLabels>;
+  optimized: ReadonlyMap<string, Output>;
+  encoded: ReadonlyMap<string, Output>;
+  preprocessed: ReadonlyMap<string, Output>;
+  /** Whether each image must also have its flipped item. */
+  flip: boolean;
+}
+
+/** What preprocess records per item that the rows use. */
+interface PreprocessMeta extends Conditioning {
+  bucket: string;
+}
+
+/**
+ * The rows of every split, ordered by bucket then id. An image is left out unless every item it
+ * needs was optimized (its failure is reported where the item failed).
+ *
+ * @example
+ * ```ts
+ * declare const sources: RowSources;
+ * for (const [split, rows] of packageRows(sources)) console.log(split, rows.length);
+ * ```
+ */
+export function packageRows(sources: RowSources): Map<string, PackageRow[]> {
+  const out = new Map<string, PackageRow[]>();
+  for (const split of Object.keys(sources.splits).sort()) {
+    const rows: PackageRow[] = [];
+    for (const id of sources.splits[split]) {
+      const image = latentOf(sources, id);
+      const flipped = sources.flip ? latentOf(sources, flippedId(id)) : null;
+      if (image === null || (sources.flip && flipped === null)) continue;
+      rows.push({
+        id,
+        split,
+        path: sources.paths[id],
+        bucket: (sources.preprocessed.get(id)!.meta as unknown as PreprocessMeta).bucket,
+        image,
+        flipped,
+        labels: sources.labels[id] ?? {},
+      });
+    }
+    rows.sort((a, b) => compare(a.bucket, b.bucket) || compare(a.id, b.id));
+    out.set(split, rows);
+  }
+  return out;
+}
+
+/**
+ * Rows grouped by bucket, buckets in name order (each group keeps the rows' order).
+ *
+ * @example
+ * ```ts
+ * declare const rows: PackageRow[];
+ * for (const [bucket, group] of byBucket(rows)) console.log(bucket, group.length);
+ * ```
+ */
+export function byBucket(rows: readonly PackageRow[]): Map<string, PackageRow[]> {
+  const out = new Map<string, PackageRow[]>();
+  for (const row of rows) {
+    const group = out.get(row.bucket);
+    if (group) group.push(row);
+    else out.set(row.bucket, [row]);
+  }
+  return new Map([...out].sort(([a], [b]) => compare(a, b)));
+}
+
+function latentOf(sources: RowSources, item: string): PackagedLatent | null {
+  const optimized = sources.optimized.get(item);
+  const encoded = sources.encoded.get(item);
+  const preprocessed = sources.preprocessed.get(item);
+  if (!optimized || !encoded || !preprocessed) return null;
+  const meta = preprocessed.meta as unknown as PreprocessMeta;
+  return {
+    item,
+    latent: optimized.objects.latent,
+    initial: encoded.objects.latent,
+    tensor: preprocessed.objects.tensor,
+    metrics: optimized.meta as unknown as OptimizeMetrics,
+    conditioning: {
+      original_size: meta.original_size,
+      crop_coords_top_left: meta.crop_coords_top_left,
+      crop_box: meta.crop_box,
+      target_size: meta.target_size,
+    },
+  };
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

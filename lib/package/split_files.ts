@@ -1,0 +1,111 @@
+/**
+ * The split layout: per split one file per format (`latents.npz`, `latents.h5`,
+ * `latents.safetensors`), every row-aligned array of its rows. Without buckets the arrays have
+ * their plain names (`latents`, `ids`, …); with buckets each bucket has its own arrays, named
+ * `<name>_<bucket>` (`latents_320x192`), and the array `buckets` lists the bucket names, because
+ * latents of different sizes do not stack.
+ *
+ * @module
+ */
+import { encodeHdf5, type Hdf5Attribute } from "../format/hdf5.ts";
+import { encodeNpz, type NpzArray } from "../format/npz.ts";
+import { encodeSafetensors } from "../format/safetensors.ts";
+import type { ObjectStore } from "../store/objects.ts";
+import { asSafetensors, type ColumnOptions, rowColumns } from "./columns.ts";
+import { byBucket, type PackageRow } from "./rows.ts";
+
+/** The formats of the split layout. */
+export type SplitFormat = "npz" | "hdf5" | "safetensors";
+
+/** The file of each format. */
+export const SPLIT_FILES: Record<SplitFormat, string> = {
+  npz: "latents.npz",
+  hdf5: "latents.h5",
+  safetensors: "latents.safetensors",
+};
+
+/**
+ * The name of an array of one bucket in a split file: `name` alone when the dataset has no
+ * buckets, `<name>_<bucket>` when it has.
+ *
+ * @example
+ * ```ts
+ * arrayName("latents", "320x192", true); // "latents_320x192"
+ * arrayName("latents", "256x256", false); // "latents"
+ * ```
+ */
+export function arrayName(name: string, bucket: string, bucketed: boolean): string {
+  return bucketed ? `${name}_${bucket}` : name;
+}
+
+/**
+ * Every array of one split's file: per bucket its rows' arrays (see `rowColumns`), named by
+ * {@linkcode arrayName}, plus `buckets` when bucketed.
+ *
+ * @example
+ * ```ts
+ * import { ObjectStore } from "../store/objects.ts";
+ * import type { PackageRow } from "./rows.ts";
+ * declare const rows: PackageRow[];
+ * const arrays = await splitArrays(new ObjectStore("cache"), rows, {
+ *   bucketed: true,
+ *   columns: { flip: false, labelFields: {} },
+ * });
+ * ```
+ */
+export async function splitArrays(
+  store: ObjectStore,
+  rows: readonly PackageRow[],
+  { bucketed, columns }: { bucketed: boolean; columns: ColumnOptions },
+): Promise<Record<string, NpzArray>> {
+  const groups = byBucket(rows);
+  if (!bucketed && groups.size > 1) {
+    throw new Error(
+      `expected one image size without buckets, found ${[...groups.keys()].join(", ")}`,
+    );
+  }
+  const out: Record<string, NpzArray> = {};
+  if (bucketed) out.buckets = { dtype: "<U", shape: [groups.size], data: [...groups.keys()] };
+  // An empty split still has its arrays, with no rows.
+  if (groups.size === 0 && !bucketed) groups.set("", []);
+  for (const [bucket, group] of groups) {
+    for (const [name, array] of Object.entries(await rowColumns(store, group, columns))) {
+      out[arrayName(name, bucket, bucketed)] = array;
+    }
+  }
+  return out;
+}
+
+/**
+ * Encodes one split's arrays in the chosen formats; returns file name → bytes.
+ *
+ * @example
+ * ```ts
+ * declare const arrays: Record<string, import("../format/npz.ts").NpzArray>;
+ * const files = await encodeSplitFiles(arrays, ["npz", "safetensors"], {
+ *   attributes: { scaling_factor: 0.18215 },
+ * });
+ * ```
+ */
+export async function encodeSplitFiles(
+  arrays: Record<string, NpzArray>,
+  formats: readonly SplitFormat[],
+  { attributes }: { attributes: Record<string, Hdf5Attribute> },
+): Promise<Record<string, Uint8Array>> {
+  const files: Record<string, Uint8Array> = {};
+  if (formats.includes("npz")) files[SPLIT_FILES.npz] = encodeNpz(arrays);
+  if (formats.includes("hdf5")) {
+    files[SPLIT_FILES.hdf5] = await encodeHdf5({ datasets: arrays, attributes });
+  }
+  if (formats.includes("safetensors")) {
+    const { tensors, metadata } = asSafetensors(arrays);
+    const strings = Object.fromEntries(
+      Object.entries(attributes).map(([k, v]) => [k, String(v)]),
+    );
+    files[SPLIT_FILES.safetensors] = encodeSafetensors({
+      tensors,
+      metadata: { ...metadata, ...strings },
+    });
+  }
+  return files;
+}

@@ -1,0 +1,101 @@
+/**
+ * The report's bucket section: how many images each aspect-ratio bucket holds, and how much
+ * the optimization gained in each (PSNR of the decoded latent, before and after).
+ *
+ * @module
+ */
+import { escapeHtml } from "./escape.ts";
+import { median } from "./stats.ts";
+import { barChart } from "./svg_chart.ts";
+
+/** What the section needs of each image. */
+export interface BucketedImage {
+  bucket: string;
+  psnrInitial: number;
+  psnrFinal: number;
+}
+
+/** One bucket's figures. */
+export interface BucketSummary {
+  bucket: string;
+  images: number;
+  meanPsnrInitial: number;
+  meanPsnrFinal: number;
+  /** Mean and median of the per-image PSNR gain, in dB. */
+  meanGain: number;
+  medianGain: number;
+}
+
+/**
+ * Per bucket (in name order): image count, mean PSNR before and after, mean and median gain.
+ *
+ * @example
+ * ```ts
+ * summarizeBuckets([{ bucket: "320x192", psnrInitial: 20, psnrFinal: 21.5 }]);
+ * // [{ bucket: "320x192", images: 1, meanPsnrInitial: 20, meanPsnrFinal: 21.5, meanGain: 1.5, medianGain: 1.5 }]
+ * ```
+ */
+export function summarizeBuckets(images: readonly BucketedImage[]): BucketSummary[] {
+  const groups = new Map<string, BucketedImage[]>();
+  for (const i of images) {
+    const g = groups.get(i.bucket);
+    if (g) g.push(i);
+    else groups.set(i.bucket, [i]);
+  }
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  return [...groups].sort(([a], [b]) => a < b ? -1 : 1).map(([bucket, g]) => {
+    const gains = g.map((i) => i.psnrFinal - i.psnrInitial);
+    return {
+      bucket,
+      images: g.length,
+      meanPsnrInitial: mean(g.map((i) => i.psnrInitial)),
+      meanPsnrFinal: mean(g.map((i) => i.psnrFinal)),
+      meanGain: mean(gains),
+      medianGain: median(gains),
+    };
+  });
+}
+
+/**
+ * The section as HTML: a histogram of images per bucket, the mean PSNR gain per bucket, and a
+ * table of the figures. Empty when no image has a bucket.
+ *
+ * @example
+ * ```ts
+ * const html = renderBucketSection([{ bucket: "320x192", psnrInitial: 20, psnrFinal: 21.5 }]);
+ * ```
+ */
+export function renderBucketSection(images: readonly BucketedImage[]): string {
+  if (images.length === 0) return "";
+  const rows = summarizeBuckets(images);
+  const label = (b: string) => b.replace("x", "×");
+  const count = barChart({
+    title: "Images per bucket",
+    xLabel: "images",
+    bars: rows.map((r) => ({ label: label(r.bucket), value: r.images })),
+    format: (v) => String(Math.round(v)),
+  });
+  const gain = barChart({
+    title: "Mean PSNR gain per bucket",
+    xLabel: "dB",
+    color: "#00798c",
+    bars: rows.map((r) => ({ label: label(r.bucket), value: r.meanGain })),
+    format: (v) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)} dB`,
+  });
+  const dB = (v: number) => Number.isFinite(v) ? v.toFixed(2) : "–";
+  const table = rows.map((r) =>
+    `<tr><td>${escapeHtml(label(r.bucket))}</td><td class="num">${r.images}</td>` +
+    `<td class="num">${dB(r.meanPsnrInitial)}</td><td class="num">${dB(r.meanPsnrFinal)}</td>` +
+    `<td class="num">${r.meanGain >= 0 ? "+" : "−"}${dB(Math.abs(r.meanGain))}</td>` +
+    `<td class="num">${r.medianGain >= 0 ? "+" : "−"}${dB(Math.abs(r.medianGain))}</td></tr>`
+  ).join("");
+  return `<section><h2>Buckets</h2><p class="note">Images keep their aspect ratio in buckets ` +
+    `(width×height); each bucket's latents are batched and packaged together.</p>` +
+    `<div class="grid two"><figure class="panel chart-panel">${count}<figcaption>Images ` +
+    `per aspect-ratio bucket.</figcaption></figure><figure class="panel chart-panel">${gain}` +
+    `<figcaption>PSNR of the optimized latent minus the encoder's, averaged per bucket.` +
+    `</figcaption></figure></div><div class="panel"><table><thead><tr><th>bucket</th>` +
+    `<th class="num">images</th><th class="num">PSNR before (dB)</th>` +
+    `<th class="num">PSNR after (dB)</th><th class="num">mean gain</th>` +
+    `<th class="num">median gain</th></tr></thead><tbody>${table}</tbody></table></div></section>`;
+}

@@ -1,0 +1,52 @@
+/**
+ * Objects by other names: an action may record that one of its output objects is also known
+ * as, say, `md5:<hex>` (the MD5 a dataset spec gives for an image), so bytes already in the
+ * store are never fetched again. Aliases are records like any other (written in the same batch
+ * as the action, after its objects are durable); `verify` drops those whose object was
+ * corrupt, `gc` those whose object it deleted, and a lookup ignores one whose object is gone.
+ *
+ * @module
+ */
+import type { ObjectStore } from "./objects.ts";
+import type { Records } from "./records.ts";
+
+/**
+ * The aliases of a cache, read with one scan on first use and kept current by {@link add}.
+ *
+ * @example
+ * ```ts
+ * import { ObjectStore } from "./objects.ts";
+ * import { openRecords } from "./records.ts";
+ *
+ * const aliases = new ObjectAliases(await openRecords("cache"), new ObjectStore("cache"));
+ * const known = await aliases.lookup("md5:0cc175b9c0f1b6a831c399e269772661");
+ * ```
+ */
+export class ObjectAliases {
+  readonly #records: Records;
+  readonly #store: ObjectStore;
+  #map?: Promise<Map<string, string>>;
+  readonly #added = new Map<string, string>();
+
+  constructor(records: Records, store: ObjectStore) {
+    this.#records = records;
+    this.#store = store;
+  }
+
+  /** The object named `name` and its size, when it is still in the store. */
+  async lookup(name: string): Promise<{ digest: string; size: number } | null> {
+    const digest = this.#added.get(name) ?? (await (this.#map ??= this.#records.aliases()))
+      .get(name);
+    if (digest === undefined) return null;
+    const info = await Deno.stat(this.#store.path(digest)).catch((e) => {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    });
+    return info ? { digest, size: info.size } : null;
+  }
+
+  /** Notes an alias this run records (the caller writes the record). */
+  add(name: string, digest: string): void {
+    this.#added.set(name, digest);
+  }
+}

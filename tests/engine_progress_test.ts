@@ -1,0 +1,172 @@
+import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
+import type { Reporter, TaskCounts } from "../lib/dag/events.ts";
+import {
+  HEARTBEAT_MS,
+  JsonReporter,
+  PlainReporter,
+  type ProgressClock,
+} from "../lib/dag/progress.ts";
+
+/** A clock whose time moves only when told, firing due timers in order. */
+class FakeClock implements ProgressClock {
+  t = Date.UTC(2026, 10, 21, 2, 0, 0);
+  #next = 1;
+  readonly #timers = new Map<number, { at: number; fn: () => void }>();
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): number {
+    const id = this.#next++;
+    this.#timers.set(id, { at: this.t + ms, fn });
+    return id;
+  }
+  clearTimeout(id: number): void {
+    this.#timers.delete(id);
+  }
+  get pending(): number {
+    return this.#timers.size;
+  }
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      const due = [...this.#timers].filter(([, t]) =>
+        t.at <= end
+      ).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!due) break;
+      this.#timers.delete(due[0]);
+      this.t = due[1].at;
+      due[1].fn();
+    }
+    this.t = end;
+  }
+}
+
+/** Seeded PRNG (mulberry32). */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Plays a run like the one that was silent for 1 min 40 s: optimize finishes batches of eight
+ * images minutes apart, and a finished image prints nothing without a terminal.
+ */
+function playRun(reporter: Reporter, clock: FakeClock, seed: number): void {
+  const rnd = random(seed);
+  console.log(`seed ${seed}`);
+  reporter.emit({
+    event: "run-start",
+    run: 1,
+    targets: ["optimize"],
+    tasks: ["optimize"],
+    dryRun: false,
+  });
+  reporter.emit({ event: "task-start", task: "optimize" });
+  const counts: TaskCounts = { total: 64, ran: 0, cached: 0, failed: 0, final: true };
+  for (let batch = 0; batch < 8; batch++) {
+    clock.advance(60_000 + rnd() * 60_000);
+    for (let i = 0; i < 8; i++) {
+      counts.ran++;
+      reporter.emit({
+        event: "item",
+        task: "optimize",
+        item: String(counts.ran),
+        status: "ran",
+        ms: 90_000,
+      });
+      reporter.progress("optimize", counts);
+      clock.advance(rnd() * 300);
+    }
+  }
+  reporter.emit({ event: "task-end", task: "optimize", status: "ok", counts: { ...counts } });
+  reporter.emit({ event: "run-end", run: 1, status: "ok", exitCode: 0, seconds: 900 });
+}
+
+function capture(clock: FakeClock) {
+  const lines: { at: number; text: string }[] = [];
+  const write = (text: string) => {
+    for (const line of text.split("\n").filter(Boolean)) {
+      lines.push({ at: clock.now(), text: line });
+    }
+  };
+  return { lines, write };
+}
+
+function longestGap(lines: { at: number }[]): number {
+  let gap = 0;
+  for (let i = 1; i < lines.length; i++) gap = Math.max(gap, lines[i].at - lines[i - 1].at);
+  return gap;
+}
+
+Deno.test("without a terminal, a progress line comes at least every 10 s during a run", () => {
+  const clock = new FakeClock();
+  const { lines, write } = capture(clock);
+  const reporter = new PlainReporter({ write, clock });
+  playRun(reporter, clock, 17);
+  const runEnd = lines.findIndex((l) => / run 1 ok in /.test(l.text));
+  assert(runEnd > 0, "no run-end line");
+  assert(
+    longestGap(lines.slice(0, runEnd + 1)) <= HEARTBEAT_MS,
+    `silent for ${longestGap(lines) / 1000} s`,
+  );
+  const beats = lines.filter((l) => / · running for /.test(l.text));
+  assert(beats.length >= 8 * 6, `${beats.length} progress lines in a 10-minute run`);
+  assertMatch(
+    beats[0].text,
+    /^02:00:10 optimize: no item finished yet · running for 10\.0s$/,
+  );
+  const later = beats.find((l) => l.text.includes("optimize: 8/64"))!;
+  assertMatch(
+    later.text,
+    /optimize: 8\/64 \(8 ran, 0 cached\) · 0\.\d\d\/s, eta \d+m\d\ds · running for/,
+  );
+  // After the run, nothing more: the timer is gone.
+  const count = lines.length;
+  clock.advance(120_000);
+  assertEquals(lines.length, count);
+  assertEquals(clock.pending, 0);
+  reporter.close();
+});
+
+Deno.test("with --json, a progress event comes at least every 10 s during a run", () => {
+  const clock = new FakeClock();
+  const { lines, write } = capture(clock);
+  const reporter = new JsonReporter({ write, clock });
+  playRun(reporter, clock, 4242);
+  const events = lines.map((l) => ({ at: l.at, e: JSON.parse(l.text) }));
+  const end = events.findIndex((x) => x.e.event === "run-end");
+  assert(longestGap(events.slice(0, end + 1)) <= HEARTBEAT_MS);
+  const progress = events.filter((x) => x.e.event === "progress");
+  assert(progress.length >= 8 * 5, `${progress.length} progress events`);
+  assertEquals(progress[0].e, {
+    event: "progress",
+    task: "optimize",
+    counts: { total: 0, ran: 0, cached: 0, failed: 0, final: false },
+    seconds: 10,
+  });
+  assert(progress.some((x) => x.e.counts?.ran === 16 && x.e.counts.total === 64));
+  clock.advance(60_000);
+  assertEquals(events.length, lines.length);
+  reporter.close();
+});
+
+Deno.test("a dry run starts no heartbeat; between two tasks the run is still reported", () => {
+  const clock = new FakeClock();
+  const { lines, write } = capture(clock);
+  const plan = new PlainReporter({ write, clock });
+  plan.emit({ event: "run-start", run: 2, targets: ["a"], tasks: ["a"], dryRun: true });
+  clock.advance(60_000);
+  assertEquals(lines.length, 1);
+  assertEquals(clock.pending, 0);
+
+  const run = new PlainReporter({ write, clock });
+  run.emit({ event: "run-start", run: 3, targets: ["b"], tasks: ["a", "b"], dryRun: false });
+  clock.advance(HEARTBEAT_MS);
+  assertEquals(lines.at(-1)!.text, "02:01:10 still running");
+  run.close();
+  assertEquals(clock.pending, 0);
+});
