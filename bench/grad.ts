@@ -108,7 +108,7 @@ try {
       [sd.model, latentPath, targetPath, `${dir}/ort_grad.npy`, String(threads)].concat(
         recompute ? [] : ["--no-recompute"],
       ),
-      [Deno.execPath(), "run", "-A"],
+      [Deno.execPath(), "run", "-A", "--v8-flags=--expose-gc"],
     );
     const torchSide = torchVersion
       ? await start(TORCH_SCRIPT, [

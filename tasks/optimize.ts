@@ -20,6 +20,7 @@ import {
   ModelError,
   ModelSession,
 } from "../lib/model/vae.ts";
+import { fitBatchToMemory } from "../lib/onnx/batch_fit.ts";
 import { UnsupportedOpError } from "../lib/onnx/errors.ts";
 import { fetchSource } from "../lib/net/fetch_source.ts";
 import { type OptimizeJob, optimizeLatents } from "../lib/optim/latent_optimizer.ts";
@@ -79,8 +80,17 @@ export default each<Config, Models>({
         checkpoint,
       };
     };
+    // A batch that would not fit the machine's memory is lowered, with one log line.
+    const { batch } = optimize.method === "gradient"
+      ? await fitBatchToMemory(models.decoder, {
+        batch: optimize.batch_size,
+        latentShape: shapes.latent.slice(1),
+        loss: optimize.loss,
+        withReconstruction: true,
+      }, { providers: model.providers, log: ctx.log })
+      : { batch: optimize.batch_size };
     const settings = {
-      batch: optimize.batch_size,
+      batch,
       latentShape: shapes.latent.slice(1) as [number, number, number],
       scalingFactor: model.scaling_factor,
       loss: optimize.loss,
@@ -104,7 +114,7 @@ export default each<Config, Models>({
       );
     await optimizeLatents({
       settings: {
-        batch: optimize.batch_size,
+        batch,
         latentSize: shapes.latent.reduce((a, b) => a * b, 1),
         imageShape: shapes.image.slice(1) as [number, number, number],
         lr: optimize.lr,

@@ -10,9 +10,10 @@
  *
  * @module
  */
+import { GraphError, ShapeError, UnsupportedOpError } from "./errors.ts";
 import { type Graph, graphFromModel, type ModelProto } from "./graph.ts";
 import { estimateLossAndGradient, type LossGradientOptions } from "./loss_gradient.ts";
-import type { MemoryEstimate } from "./memory_estimate.ts";
+import { type MemoryEstimate, MemoryEstimateError } from "./memory_estimate.ts";
 import { decodeModel, readModel } from "./model_io.ts";
 
 /** Options of {@link fitBatchToMemory}. */
@@ -21,6 +22,12 @@ export interface BatchFitOptions {
   availableBytes?: number;
   /** Share of the available bytes a batch may take (default 0.9). */
   share?: number;
+  /**
+   * Execution providers the graph may run on (default: unknown). The estimate is of host memory,
+   * where the CPU provider keeps its tensors; a list without `cpu` runs on a device whose memory
+   * cannot be asked here, and the requested batch is kept.
+   */
+  providers?: readonly string[];
   /** Receives the line saying the batch was lowered (default: console.warn). */
   log?: (line: string) => void;
 }
@@ -29,7 +36,7 @@ export interface BatchFitOptions {
 export interface BatchFit {
   /** Images per evaluation: the requested batch, or less when that would not fit. */
   batch: number;
-  /** Estimated bytes the chosen batch needs. */
+  /** Estimated bytes the chosen batch needs (NaN where nothing was estimated). */
   neededBytes: number;
   /** Bytes the machine had available. */
   availableBytes: number;
@@ -60,9 +67,18 @@ function gib(bytes: number): string {
 export async function fitBatchToMemory(
   decoder: Uint8Array | ModelProto | Graph | string,
   options: LossGradientOptions,
-  { availableBytes, share = 0.9, log = (line: string) => console.warn(line) }: BatchFitOptions = {},
+  {
+    availableBytes,
+    share = 0.9,
+    providers,
+    log = (line: string) => console.warn(line),
+  }: BatchFitOptions = {},
 ): Promise<BatchFit> {
   const available = availableBytes ?? Deno.systemMemoryInfo().available;
+  const requested = options.batch;
+  if (providers && !providers.includes("cpu")) {
+    return { batch: requested, neededBytes: NaN, availableBytes: available };
+  }
   const budget = available * share;
   // Read once: each estimate folds the same decoder again for another batch.
   const graph = typeof decoder === "string"
@@ -74,8 +90,24 @@ export async function fitBatchToMemory(
     : graphFromModel(decoder);
   const need = async (batch: number) =>
     neededBytes(await estimateLossAndGradient(graph, { ...options, batch }));
-  const requested = options.batch;
-  const full = await need(requested);
+  let full: number;
+  try {
+    full = await need(requested);
+  } catch (e) {
+    // A decoder whose graph cannot be built fails where the graph is built for the run, with
+    // the whole story; here it only means there is nothing to estimate.
+    if (e instanceof GraphError || e instanceof ShapeError || e instanceof UnsupportedOpError) {
+      return { batch: requested, neededBytes: NaN, availableBytes: available };
+    }
+    if (e instanceof MemoryEstimateError) {
+      log(
+        `optimize: the memory of a batch cannot be estimated (${e.message}); running ` +
+          `batches of ${requested} as configured`,
+      );
+      return { batch: requested, neededBytes: NaN, availableBytes: available };
+    }
+    throw e;
+  }
   if (full <= budget) return { batch: requested, neededBytes: full, availableBytes: available };
   const one = requested > 1 ? await need(1) : full;
   let batch = 1, bytes = one;

@@ -11,7 +11,7 @@ import { decodeModel, encodeModel, readModel } from "./model_io.ts";
 import { foldGraph, pruneGraph } from "./fold.ts";
 import { fuseUpsampleConv } from "./fuse_upsample_conv.ts";
 import { recomputeInBackward } from "./recompute.ts";
-import { estimateMemory, type MemoryEstimate } from "./memory_estimate.ts";
+import { estimateMemory, type MemoryEstimate, MemoryEstimateError } from "./memory_estimate.ts";
 import { inferShapes } from "./shape_inference.ts";
 import { isFloatType, sizeOf } from "./tensor.ts";
 import { appendVjp } from "./vjp.ts";
@@ -142,7 +142,13 @@ export async function estimateLossAndGradient(
     [inputs.target]: imageDims,
   };
   if (inputs.weight) inputShapes[inputs.weight] = [imageDims[0], 1, imageDims[2], imageDims[3]];
-  return estimateMemory(graph, inferShapes(graph, inputShapes));
+  let shapes;
+  try {
+    shapes = inferShapes(graph, inputShapes);
+  } catch (e) {
+    throw new MemoryEstimateError(`the loss-and-gradient graph: ${(e as Error).message}`);
+  }
+  return estimateMemory(graph, shapes);
 }
 
 function lossGradientGraph(

@@ -1,22 +1,35 @@
 /**
  * How much memory one run of a graph takes on ONNX Runtime's CPU provider, estimated from its
  * tensor sizes before anything is allocated: a liveness analysis over the nodes in the order the
- * runtime executes them, following its allocation planner closely enough to predict peak RSS.
+ * runtime executes them, then what the C allocator makes of those buffers.
  *
- * What the planner does, and so what the estimate models: a value is allocated when its node runs
- * and freed after its last reader; views (Reshape, Squeeze, Unsqueeze, Flatten, Identity) share
- * their input's buffer; an elementwise op writes over an input of its own size that dies there;
- * a freed buffer is handed to the next value of exactly its size (and stays allocated until
- * then); ConvTranspose expands its input into a column buffer of Cout·∏kernel·∏input-spatial
- * elements. The execution order is ONNX Runtime's default: a depth-first walk back from the
- * graph's last nodes, visiting first the input made by the node that comes latest in the file.
+ * The runtime's buffers: a value is allocated when its node runs and freed after its last
+ * reader; views (Reshape, Squeeze, Unsqueeze, Flatten, Identity) share their input's buffer; an
+ * activation (Relu, Sigmoid…) writes over its input when it dies there; ConvTranspose expands
+ * its input into a column buffer of Cout/group·∏kernel·∏input-spatial elements while it runs.
+ * The execution order is ONNX Runtime's default: a depth-first walk back from the graph's last
+ * nodes, visiting first the input made by the node that comes latest in the file.
+ *
+ * The allocator (glibc's malloc): blocks of 32 MiB and more are mapped on their own and given
+ * back when freed; smaller ones come from a heap that reuses freed space and shrinks only when
+ * 64 MiB are free at its top, so their high-water mark stays.
+ *
+ * What this leaves out, the runtime's own plans (it keeps some freed buffers for later values
+ * of the same shape, its optimizer rewrites convolutions into a blocked layout) and a heap per
+ * thread that ran a step, made measured peaks 0.94–1.5× the modelled one on the decoders tried
+ * (SD-shaped and TAESD-shaped, tensors of 4–64 MiB); {@link RUNTIME_ALLOWANCE} covers the usual
+ * part of that.
  *
  * @module
  */
-import { GraphError } from "./errors.ts";
 import { describeNode, type Graph, type Node } from "./graph.ts";
 import type { ShapeMap } from "./shape_inference.ts";
 import { DataType, sizeOf } from "./tensor.ts";
+
+/** A graph's memory cannot be estimated (a value without a known shape or element type). */
+export class MemoryEstimateError extends Error {
+  override readonly name = "MemoryEstimateError";
+}
 
 /** Options of {@link estimateMemory}. */
 export interface MemoryEstimateOptions {
@@ -36,10 +49,15 @@ export interface MemoryEstimate {
   /** Bytes of the graph inputs, which the caller allocates and feeds. */
   inputBytes: number;
   /**
-   * Largest total of tensor bytes the runtime holds at once during a run: intermediate values,
-   * outputs and kernel workspaces; not weights, not inputs.
+   * Bytes the process is expected to take above its baseline at the peak of a run: the modelled
+   * peak ({@link MemoryEstimate.modelledBytes}) times {@link RUNTIME_ALLOWANCE}.
    */
   peakBytes: number;
+  /**
+   * Largest total the model holds at once during a run: the runtime's intermediate values,
+   * outputs and kernel workspaces as the allocator holds them; not weights, not inputs.
+   */
+  modelledBytes: number;
   /** The node running when the peak is reached. */
   peakNode: string;
   /** Number of nodes run before the peak node (its position in the execution order). */
@@ -49,6 +67,12 @@ export interface MemoryEstimate {
   /** The largest values held at the peak, largest first. */
   live: { name: string; bytes: number }[];
 }
+
+/**
+ * Measured peak over modelled peak, the usual part of it: 1.25 (measured 0.94–1.5×, see the
+ * module comment).
+ */
+export const RUNTIME_ALLOWANCE = 1.25;
 
 const ELEMENT_BYTES: Record<number, number> = {
   [DataType.FLOAT]: 4,
@@ -64,49 +88,44 @@ const ELEMENT_BYTES: Record<number, number> = {
 /** Ops whose output is a view of their first input. */
 const VIEWS = new Set(["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"]);
 
-/** Ops that may write their output over an input of the same size that dies at them. */
+/**
+ * Ops whose CPU kernels may write their output over their input when it dies there: the
+ * activations (binary elementwise ops such as Add and Mul always allocate their output).
+ */
 const IN_PLACE = new Set([
-  "Add",
-  "Sub",
-  "Mul",
-  "Div",
-  "Sum",
-  "Neg",
-  "Abs",
   "Relu",
   "LeakyRelu",
   "Sigmoid",
   "Tanh",
-  "Exp",
-  "Log",
-  "Sqrt",
-  "Reciprocal",
-  "Erf",
-  "Clip",
-  "Where",
-  "Cast",
+  "Elu",
+  "Selu",
+  "HardSigmoid",
+  "Softplus",
+  "Softsign",
+  "ThresholdedRelu",
 ]);
 
 function bytesOf(shapes: ShapeMap, name: string, node: Node): number {
   const t = shapes.get(name);
-  if (!t) throw new GraphError(`${describeNode(node)}: value "${name}" has no known shape`);
+  if (!t) {
+    throw new MemoryEstimateError(`${describeNode(node)}: value "${name}" has no known shape`);
+  }
   const per = ELEMENT_BYTES[t.dtype];
   if (per === undefined) {
-    throw new GraphError(
-      `${describeNode(node)}: value "${name}" has unknown element type ${t.dtype}`,
+    throw new MemoryEstimateError(
+      `${describeNode(node)}: value "${name}" has element type ${t.dtype}, expected a numeric type`,
     );
   }
   return sizeOf(t.dims) * per;
 }
 
-/** Bytes a kernel allocates for itself while it runs (only ConvTranspose's is large). */
+/** Bytes a kernel allocates for itself while it runs: ConvTranspose's column buffer. */
 function workspaceBytes(node: Node, shapes: ShapeMap): number {
   if (node.opType !== "ConvTranspose") return 0;
   const x = shapes.get(node.inputs[0])?.dims;
   const w = shapes.get(node.inputs[1])?.dims;
   const t = shapes.get(node.outputs[0]);
   if (!x || !w || !t) return 0;
-  // Column buffer: (Cout/group · ∏kernel) × ∏input-spatial, allocated once for the whole batch.
   return w[1] * sizeOf(w.slice(2)) * sizeOf(x.slice(2)) * (ELEMENT_BYTES[t.dtype] ?? 4);
 }
 
@@ -170,8 +189,83 @@ interface Buffer {
   names: string[];
   /** Owned by the caller or the session (graph input, initializer): never counted. */
   external: boolean;
-  /** Freed into the reuse list at this step (-1 while in use). */
-  freedAt: number;
+}
+
+/**
+ * glibc's malloc, as far as RSS goes: blocks of 32 MiB and more are mapped on their own and
+ * unmapped when freed; smaller ones come from a heap that reuses freed space (best fit, split,
+ * coalesced) and gives memory back only when at least 64 MiB are free at its top.
+ */
+class HeapModel {
+  static readonly MAPPED = 32 * 2 ** 20;
+  static readonly TRIM = 64 * 2 ** 20;
+  mapped = 0;
+  top = 0;
+  /** Heap segments in address order. */
+  #segments: { start: number; size: number; free: boolean }[] = [];
+  readonly #at = new Map<number, number>();
+
+  /** Allocates `size` bytes, known as `id` to {@link HeapModel.release}. */
+  allocate(id: number, size: number): void {
+    if (size >= HeapModel.MAPPED) {
+      this.mapped += size;
+      this.#at.set(id, -1);
+      return;
+    }
+    let best = -1;
+    this.#segments.forEach((g, i) => {
+      if (g.free && g.size >= size && (best < 0 || g.size < this.#segments[best].size)) best = i;
+    });
+    if (best < 0) {
+      const last = this.#segments[this.#segments.length - 1];
+      if (last?.free) {
+        // Grow the free space at the top just enough.
+        this.top += size - last.size;
+        last.size = size;
+        best = this.#segments.length - 1;
+      } else {
+        this.#segments.push({ start: this.top, size, free: true });
+        this.top += size;
+        best = this.#segments.length - 1;
+      }
+    }
+    const g = this.#segments[best];
+    if (g.size > size) {
+      this.#segments.splice(best + 1, 0, {
+        start: g.start + size,
+        size: g.size - size,
+        free: true,
+      });
+      g.size = size;
+    }
+    g.free = false;
+    this.#at.set(id, g.start);
+  }
+
+  release(id: number, size: number): void {
+    const start = this.#at.get(id)!;
+    this.#at.delete(id);
+    if (start < 0) {
+      this.mapped -= size;
+      return;
+    }
+    let i = this.#segments.findIndex((g) => g.start === start);
+    this.#segments[i].free = true;
+    if (i + 1 < this.#segments.length && this.#segments[i + 1].free) {
+      this.#segments[i].size += this.#segments[i + 1].size;
+      this.#segments.splice(i + 1, 1);
+    }
+    if (i > 0 && this.#segments[i - 1].free) {
+      this.#segments[i - 1].size += this.#segments[i].size;
+      this.#segments.splice(i, 1);
+      i--;
+    }
+    const last = this.#segments[this.#segments.length - 1];
+    if (last.free && last.size >= HeapModel.TRIM) {
+      this.top -= last.size;
+      this.#segments.pop();
+    }
+  }
 }
 
 /**
@@ -184,9 +278,10 @@ interface Buffer {
  * import { inferShapes } from "./shape_inference.ts";
  * const b = new GraphBuilder();
  * const x = b.input("x", 1, [1, 1024]);
- * b.output(b.node("Neg", [b.node("Exp", [x])]), 1, [1, 1024]);
+ * const y = b.node("Sigmoid", [b.node("Exp", [x])]);
+ * b.output(b.node("ReduceSum", [y], { keepdims: 0 }), 1, []);
  * const m = estimateMemory(b.graph, inferShapes(b.graph, { x: [1, 1024] }));
- * m.peakBytes; // 4096: Neg writes over Exp's output
+ * m.modelledBytes; // 4100: Sigmoid writes over the output of Exp, then 4 bytes of sum
  * ```
  */
 export function estimateMemory(
@@ -209,15 +304,7 @@ export function estimateMemory(
   const external = (name: string): Buffer => {
     let b = bufferOf.get(name);
     if (!b) {
-      b = {
-        bytes: 0,
-        from: 0,
-        to: Infinity,
-        holders: 0,
-        names: [name],
-        external: true,
-        freedAt: -1,
-      };
+      b = { bytes: 0, from: 0, to: Infinity, holders: 0, names: [name], external: true };
       bufferOf.set(name, b);
     }
     return b;
@@ -227,18 +314,14 @@ export function estimateMemory(
     if (t) inputBytes += sizeOf(t.dims) * (ELEMENT_BYTES[t.dtype] ?? 4);
     external(v.name);
   }
+  // The runtime's buffers: made by their node, released after their last reader.
   const buffers: Buffer[] = [];
-  const freeList: Buffer[] = [];
   const workspace = new Float64Array(nodes.length);
   const retire = (b: Buffer, step: number) => {
-    if (b.external || b.holders > 0) return;
-    b.freedAt = step;
-    b.to = step;
-    freeList.unshift(b);
+    if (!b.external && b.holders === 0) b.to = step;
   };
   nodes.forEach((node, step) => {
     workspace[step] = workspaceBytes(node, shapes);
-    const dying = (x: string) => remaining.get(x) === 1 && !outputs.has(x);
     node.outputs.forEach((o, i) => {
       if (o === "") return;
       const bytes = bytesOf(shapes, o, node);
@@ -246,32 +329,14 @@ export function estimateMemory(
       if (i === 0 && VIEWS.has(node.opType) && node.inputs[0]) {
         buf = bufferOf.get(node.inputs[0]) ?? external(node.inputs[0]);
       } else if (i === 0 && IN_PLACE.has(node.opType) && !outputs.has(o)) {
-        for (const x of node.inputs) {
-          const b = bufferOf.get(x);
-          if (b && !b.external && b.bytes === bytes && b.holders === 1 && dying(x)) {
-            buf = b;
-            break;
-          }
-        }
-      }
-      if (!buf && !outputs.has(o)) {
-        const k = freeList.findIndex((b) => b.bytes === bytes);
-        if (k >= 0) {
-          buf = freeList.splice(k, 1)[0];
-          buf.to = Infinity;
-          buf.freedAt = -1;
+        const x = node.inputs[0];
+        const b = bufferOf.get(x);
+        if (b && !b.external && b.bytes === bytes && b.holders === 1 && remaining.get(x) === 1) {
+          buf = b;
         }
       }
       if (!buf) {
-        buf = {
-          bytes,
-          from: step,
-          to: Infinity,
-          holders: 0,
-          names: [],
-          external: false,
-          freedAt: -1,
-        };
+        buf = { bytes, from: step, to: Infinity, holders: 0, names: [], external: false };
         buffers.push(buf);
       }
       buf.names.push(o);
@@ -290,35 +355,46 @@ export function estimateMemory(
       }
     }
   });
-  // Held bytes per step: +bytes at `from`, −bytes after `to`.
-  const delta = new Float64Array(nodes.length + 1);
-  for (const b of buffers) {
-    delta[b.from] += b.bytes;
-    if (Number.isFinite(b.to)) delta[b.to + 1] -= b.bytes;
-  }
-  let held = 0, peakBytes = 0, peakStep = 0;
+  // What the process holds: the allocator's view of those buffers, step by step.
+  const made: number[][] = nodes.map(() => []);
+  const freed: number[][] = nodes.map(() => []);
+  buffers.forEach((b, k) => {
+    made[b.from].push(k);
+    if (Number.isFinite(b.to)) freed[b.to].push(k);
+  });
+  const heap = new HeapModel();
+  let modelledBytes = 0, peakStep = 0;
+  const workspaceId = -1;
   for (let s = 0; s < nodes.length; s++) {
-    held += delta[s];
-    if (held + workspace[s] > peakBytes) {
-      peakBytes = held + workspace[s];
+    for (const k of made[s]) heap.allocate(k, buffers[k].bytes);
+    if (workspace[s] > 0) heap.allocate(workspaceId, workspace[s]);
+    const held = heap.mapped + heap.top;
+    if (held > modelledBytes) {
+      modelledBytes = held;
       peakStep = s;
     }
+    if (workspace[s] > 0) heap.release(workspaceId, workspace[s]);
+    for (const k of freed[s]) heap.release(k, buffers[k].bytes);
   }
   const live = buffers
     .filter((b) => b.from <= peakStep && b.to >= peakStep)
     .map((b) => ({ name: b.names.join(" → "), bytes: b.bytes }))
-    .sort((a, b) => b.bytes - a.bytes)
-    .slice(0, top);
+    .sort((a, b) => b.bytes - a.bytes);
   if (workspace[peakStep] > 0) {
     live.unshift({ name: `${nodes[peakStep].name} workspace`, bytes: workspace[peakStep] });
+  }
+  const used = live.reduce((a, l) => a + l.bytes, 0);
+  if (modelledBytes > used) {
+    live.unshift({ name: "free heap space kept by malloc", bytes: modelledBytes - used });
   }
   return {
     weightBytes,
     inputBytes,
-    peakBytes,
+    peakBytes: modelledBytes * RUNTIME_ALLOWANCE,
+    modelledBytes,
     peakNode: nodes[peakStep]?.name ?? "",
     peakStep,
     steps: nodes.length,
-    live,
+    live: live.slice(0, top),
   };
 }

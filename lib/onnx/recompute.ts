@@ -43,7 +43,7 @@ export interface RecomputeOptions {
 
 /** What the rewrite kept and recomputed. */
 export interface RecomputeResult {
-  /** Bytes of the forward values the backward pass read before the rewrite. */
+  /** Bytes of the values (forward values, gradient-free helpers) the backward pass read before. */
   bytesBefore: number;
   /** Bytes of the forward values it keeps after the rewrite. */
   bytesAfter: number;
