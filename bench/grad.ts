@@ -12,7 +12,10 @@
  * of the peak (lib/onnx/memory_estimate.ts) beside the measured one.
  *
  * usage: deno task bench grad [--threads N] [--repeats R] [--configs 256:1,256:4,512:1]
- *        [--small] [--no-recompute]
+ *        [--small] [--no-recompute] [--memory-pattern] [--ort-only]
+ *
+ * --no-recompute and --memory-pattern run latentforge's side as it ran before its gradient graph
+ * recomputed cheap values and opened without ONNX Runtime's memory pattern.
  *
  * @module
  */
@@ -33,6 +36,8 @@ const threads = Number(flag("threads", String(navigator.hardwareConcurrency)));
 const repeats = Number(flag("repeats", "3"));
 const small = Deno.args.includes("--small");
 const recompute = !Deno.args.includes("--no-recompute");
+const memoryPattern = Deno.args.includes("--memory-pattern");
+const ortOnly = Deno.args.includes("--ort-only");
 const configs = flag("configs", small ? "64:1,64:2" : "256:1,256:4,512:1").split(",").map((c) => {
   const [size, batch] = c.split(":").map(Number);
   if (!(size > 0 && size % 8 === 0 && batch > 0)) {
@@ -86,7 +91,7 @@ try {
       `written in ${((performance.now() - started) / 1000).toFixed(1)} s; ${threads} threads; ` +
       `onnxruntime-node ${ort.env.versions.common}${
         torchVersion ? `, torch ${torchVersion}` : ""
-      }; ${recompute ? "" : "no recomputation; "}` +
+      }; ${recompute ? "" : "no recomputation; "}${memoryPattern ? "memory pattern; " : ""}` +
       `${repeats} repeats after a warm-up run; load average ${loadAverage()}`,
   );
   for (const { size, batch } of configs) {
@@ -107,10 +112,11 @@ try {
       ORT_SCRIPT,
       [sd.model, latentPath, targetPath, `${dir}/ort_grad.npy`, String(threads)].concat(
         recompute ? [] : ["--no-recompute"],
+        memoryPattern ? ["--memory-pattern"] : [],
       ),
       [Deno.execPath(), "run", "-A", "--v8-flags=--expose-gc"],
     );
-    const torchSide = torchVersion
+    const torchSide = torchVersion && !ortOnly
       ? await start(TORCH_SCRIPT, [
         sd.weightsDir,
         latentPath,
