@@ -37,6 +37,8 @@ export const pipeline: Pipeline<Config> = {
   schema: ConfigSchema,
   defaultConfig: "config/ffhq.json",
   defaultTargets: ["package"],
+  // Slurm array tasks run this module's `worker`, also when the demo started the run.
+  entry: import.meta.url,
 };
 
 if (import.meta.main) Deno.exit(await main(pipeline, Deno.args));

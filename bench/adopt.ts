@@ -3,11 +3,13 @@
  * checked against the spec, copied in (zip entries streamed out of the archive and inflated),
  * each object fsynced and renamed, as fetch-images does — from a folder and from a zip,
  * against a shell pipeline doing the same work on the same bytes (`md5sum`, `sha256sum` and
- * `cp`, or `unzip` for the archive, then `sync` so its copies are as durable as the store's),
+ * `cp`, or `unzip` for the archive, then `sync --data` of every copy, so they are as durable as
+ * the store's objects; also without that sync),
  * and against downloading the same files from the local mirror. All in one run, the source
- * files warm in the page cache for every contender.
+ * files warm in the page cache for every contender. Also timed: the whole `run fetch-images`
+ * task adopting the zip (process start, planning and records included).
  *
- *   deno task bench adopt [--count 10000] [--image-size 256] [--rounds 2] [--concurrency 16]
+ *   deno task bench adopt [--count 10000] [--image-size 256] [--rounds 3] [--concurrency 64]
  *
  * Needs `unzip`, `md5sum`, `sha256sum` and `cp` on PATH.
  *
@@ -34,8 +36,9 @@ function option(name: string, fallback: number): number {
 
 const count = option("count", 10_000);
 const imageSize = option("image-size", 256);
-const rounds = option("rounds", 2);
-const concurrency = option("concurrency", 16);
+const rounds = option("rounds", 3);
+// fetch-images runs `download.concurrency_per_host` × 4 = 64 actions at once by default.
+const concurrency = option("concurrency", 64);
 
 for (const tool of ["unzip", "md5sum", "sha256sum", "cp", "sync"]) {
   const found = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
@@ -98,6 +101,10 @@ const root = await Deno.makeTempDir({ prefix: "lf_bench_adopt_" });
 const folder = join(root, "copy");
 const zipPath = join(root, "kaggle.zip");
 
+function loadAverage(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
+
 async function pool<T>(list: T[], width: number, fn: (x: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
@@ -122,6 +129,7 @@ async function shell(script: string): Promise<void> {
 }
 
 /** The library path fetch-images takes for an adopted file, over every item. */
+/** fetch-images hashes on one worker thread, beside the copying on the main one. */
 async function ours(source: string, workers: number): Promise<number> {
   const dir = join(root, "store");
   const store = new ObjectStore(dir);
@@ -149,7 +157,7 @@ async function ours(source: string, workers: number): Promise<number> {
   }
 }
 
-async function shellFolder(): Promise<number> {
+async function shellFolder(durable: boolean): Promise<number> {
   const dest = join(root, "shell");
   await Deno.mkdir(dest);
   try {
@@ -158,11 +166,56 @@ async function shellFolder(): Promise<number> {
         `cd '${folder}' && find . -type f -name '*.png' -print0 > '${root}/list' && ` +
           `xargs -0 md5sum < '${root}/list' > '${root}/md5.txt' && ` +
           `xargs -0 sha256sum < '${root}/list' > '${root}/sha256.txt' && ` +
-          `cp -r images1024x1024 '${dest}/' && sync -f '${dest}'`,
+          `cp -r images1024x1024 '${dest}/'` +
+          (durable ? ` && cd '${dest}' && find . -type f -print0 | xargs -0 sync --data` : ""),
       )
     );
   } finally {
     await Deno.remove(dest, { recursive: true });
+  }
+}
+
+/** The whole `fetch-images` task of the pipeline, adopting from `source` (process included). */
+async function pipeline(source: string): Promise<number> {
+  const dir = join(root, "project");
+  await Deno.mkdir(dir, { recursive: true });
+  const config = join(dir, "config.json");
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({
+      dataset: { kind: "ffhq", spec: { url: specUrl }, adopt: [source] },
+      model: {
+        encoder: { path: "unused.onnx" },
+        decoder: { path: "unused.onnx" },
+        scaling_factor: 1,
+      },
+    }),
+  );
+  const run = async (task: string) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--unstable-kv",
+        "--unstable-cron",
+        new URL("../pipeline.ts", import.meta.url).pathname,
+        "run",
+        task,
+        "--config",
+        config,
+        "--cache",
+        join(dir, "cache"),
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  };
+  try {
+    await run("fetch-json");
+    return await timed(() => run("fetch-images"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 }
 
@@ -174,7 +227,8 @@ async function shellZip(): Promise<number> {
         `unzip -q '${zipPath}' -d '${dest}' && cd '${dest}' && ` +
           `find . -type f -print0 > '${root}/list' && ` +
           `xargs -0 md5sum < '${root}/list' > '${root}/md5.txt' && ` +
-          `xargs -0 sha256sum < '${root}/list' > '${root}/sha256.txt' && sync -f .`,
+          `xargs -0 sha256sum < '${root}/list' > '${root}/sha256.txt' && ` +
+          `xargs -0 sync --data < '${root}/list'`,
       )
     );
   } finally {
@@ -230,49 +284,65 @@ try {
   console.log(
     `${entries.length} files, ${(totalBytes / 1e6).toFixed(0)} MB; zip ${
       ((await Deno.stat(zipPath)).size / 1e6).toFixed(0)
-    } MB; ${concurrency} at a time; ${rounds} round(s) each, best round reported\n`,
+    } MB; ${concurrency} at a time; ${rounds} round(s), the order rotating\n`,
   );
 
-  const results: Record<string, number[]> = {};
-  const add = (name: string, s: number) => (results[name] ??= []).push(s);
-  for (let r = 0; r < rounds; r++) {
-    add("shell-folder", await shellFolder());
-    add("ours-folder", await ours(folder, 2));
-    add("ours-folder-1", await ours(folder, 1));
-    add("shell-zip", await shellZip());
-    add("ours-zip", await ours(zipPath, 2));
-    add("download", await download());
-  }
-
-  const best = (name: string) => Math.min(...results[name]);
-  const mbps = (s: number) => totalBytes / 1e6 / s;
-  const rows: [string, string][] = [
-    ["latentforge adopt from a folder (2 hashing threads)", "ours-folder"],
-    ["latentforge adopt from a folder (1 hashing thread)", "ours-folder-1"],
-    ["md5sum + sha256sum + cp + sync, same folder", "shell-folder"],
-    ["latentforge adopt from a zip (deflated entries)", "ours-zip"],
-    ["unzip + md5sum + sha256sum + sync, same zip", "shell-zip"],
-    ["latentforge download from the local mirror", "download"],
+  const sides: { name: string; label: string; run: () => Promise<number> }[] = [
+    { name: "ours-folder", label: "latentforge adopt from the folder", run: () => ours(folder, 1) },
+    {
+      name: "shell-folder",
+      label: "md5sum + sha256sum + cp + sync, same folder",
+      run: () => shellFolder(true),
+    },
+    {
+      name: "shell-folder-nosync",
+      label: "md5sum + sha256sum + cp (no sync), same folder",
+      run: () => shellFolder(false),
+    },
+    { name: "ours-zip", label: "latentforge adopt from the zip", run: () => ours(zipPath, 1) },
+    { name: "shell-zip", label: "unzip + md5sum + sha256sum + sync, same zip", run: shellZip },
+    {
+      name: "pipeline-zip",
+      label: "`run fetch-images` adopting the zip (whole task)",
+      run: () => pipeline(zipPath),
+    },
+    { name: "download", label: "latentforge download from the local mirror", run: download },
   ];
-  for (const [label, name] of rows) {
-    const s = best(name);
+  console.log(`load average before: ${loadAverage()}`);
+  const results = new Map(sides.map((side) => [side.name, [] as number[]]));
+  for (let r = 0; r < rounds; r++) {
+    // The order rotates from round to round, so no side always runs on a warmer machine.
+    for (let k = 0; k < sides.length; k++) {
+      const side = sides[(k + r) % sides.length];
+      results.get(side.name)!.push(await side.run());
+    }
+  }
+  console.log(`load average after: ${loadAverage()}\n`);
+
+  const median = (xs: number[]) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  const mbps = (s: number) => totalBytes / 1e6 / s;
+  console.log(`${"side".padEnd(52)} median s   MB/s  files/s   best s   rounds`);
+  for (const side of sides) {
+    const xs = results.get(side.name)!;
+    const med = median(xs);
     console.log(
-      `${label.padEnd(54)} ${s.toFixed(2).padStart(7)} s  ${
-        mbps(s).toFixed(0).padStart(5)
-      } MB/s  ` +
-        `${(entries.length / s).toFixed(0).padStart(5)} files/s   rounds: ${
-          results[name].map((x) => x.toFixed(2)).join(", ")
-        }`,
+      `${side.label.padEnd(52)} ${med.toFixed(2).padStart(8)} ${mbps(med).toFixed(0).padStart(6)} ${
+        (entries.length / med).toFixed(0).padStart(8)
+      } ${Math.min(...xs).toFixed(2).padStart(8)}   ${xs.map((x) => x.toFixed(2)).join(", ")}`,
     );
   }
+  const ratio = (ours: string, reference: string) =>
+    (median(results.get(reference)!) / median(results.get(ours)!)).toFixed(2);
   console.log(
-    `\nratios (throughput, higher is better): adopt folder / shell ${
-      (best("shell-folder") / best("ours-folder")).toFixed(2)
-    }× (goal ≥ 1.0×); adopt zip / shell ${
-      (best("shell-zip") / best("ours-zip")).toFixed(2)
-    }× (goal ≥ 1.0×); adopt folder / download ${
-      (best("download") / best("ours-folder")).toFixed(2)
-    }×; adopt zip / download ${(best("download") / best("ours-zip")).toFixed(2)}×`,
+    `\nthroughput ratios (medians; higher is better): adopt folder / shell with sync ` +
+      `${ratio("ours-folder", "shell-folder")}× (target ≥ 1.0×; ` +
+      `${ratio("ours-folder", "shell-folder-nosync")}× against the shell without sync); ` +
+      `adopt zip / unzip shell ${ratio("ours-zip", "shell-zip")}× (target ≥ 1.0×); ` +
+      `adopt folder / download ${ratio("ours-folder", "download")}×; ` +
+      `adopt zip / download ${ratio("ours-zip", "download")}×`,
   );
 } finally {
   server.kill("SIGTERM");

@@ -5,6 +5,7 @@
  */
 const benches: Record<string, string> = {
   noop: "./noop.ts",
+  plan: "./plan.ts",
   download: "./download.ts",
   adopt: "./adopt.ts",
   spec: "./spec_ingest.ts",
@@ -14,6 +15,8 @@ const benches: Record<string, string> = {
   slurm: "./slurm.ts",
   soak: "./soak.ts",
   package: "./package.ts",
+  providers: "./providers.ts",
+  throughput: "./throughput.ts",
 };
 
 const [name, ...rest] = Deno.args;

@@ -1,19 +1,25 @@
 /**
  * The optimize stage on CPU, two parts.
  *
- * 1. Speed: images per hour of the gradient method at 256×256 with the SD-v1-shaped decoder of
- *    bench/grad.ts (latent 4×32×32, random weights), at batch 1 and 4: latentforge's loop
- *    (`optimizeLatents` driving `gradientEvaluator`, the derived loss-and-gradient graph on
- *    ONNX Runtime) side by side with a PyTorch eager loop of the same algorithm
- *    (bench/optimize_torch.py: Adam lr 0.1, β 0.9/0.999, ε 1e-8, L2 loss per image on the
- *    unclamped output, a fixed number of updates, best latent kept) on the same weights, inputs
- *    and thread count. The two sides alternate so that both see the same machine load.
+ * 1. Speed: time per Adam update of the gradient method with the SD-v1-shaped decoder of
+ *    bench/grad.ts (random weights) at 128×128 (latent 4×16×16) by default, batch 1:
+ *    latentforge's loop (`optimizeLatents` driving `gradientEvaluator`, the derived
+ *    loss-and-gradient graph on ONNX Runtime) side by side with a PyTorch eager loop of the same
+ *    algorithm (bench/optimize_torch.py: Adam lr 0.1, β 0.9/0.999, ε 1e-8, L2 loss per image on
+ *    the unclamped output, best latent kept) on the same weights, inputs and thread count. Both
+ *    sides do the same passes: every evaluation is one forward and one backward pass, followed by
+ *    an Adam step (the last evaluation, of the final latent, by none). An update's time runs
+ *    from the start of one evaluation to the start of the next, so it includes the Adam step and
+ *    the loop's bookkeeping on both sides. Each repeat is a fresh loop of `--warmup` updates
+ *    (not timed) and `--updates` timed ones; the sides alternate repeat by repeat so that both
+ *    see the same machine load; the figure is the median over all timed updates of the
+ *    repeats, and the ratio is ORT's over PyTorch's.
  * 2. Quality: PSNR gained over the encoder's latent after 25, 50 and 100 updates on the BSDS500
  *    images of ../shared/data/bsds500 with the trained VAE of ../shared/models/vae-small-bsds
  *    (skipped when either is absent: random weights would make the figure meaningless).
  *
- * usage: deno run -A bench/optimize.ts [--threads 2] [--steps 2] [--batches 1,4] [--repeats 1]
- *          [--extrapolate 100] [--skip-torch] [--skip-speed] [--small]
+ * usage: deno run -A bench/optimize.ts [--threads 2] [--size 128] [--batches 1]
+ *          [--warmup 2] [--updates 20] [--repeats 3] [--skip-torch] [--skip-speed] [--small]
  *          [--skip-psnr] [--images 40] [--psnr-steps 100] [--psnr-size 256] [--psnr-batch 4]
  *
  * @module
@@ -21,7 +27,8 @@
 import * as ort from "onnxruntime-node";
 import { encodeNpy } from "../lib/format/npy.ts";
 import { preprocessImage } from "../lib/image/preprocess.ts";
-import { encodeImages, gradientEvaluator, ModelSession } from "../lib/model/vae.ts";
+import { encodeImages, gradientEvaluator, openVae } from "../lib/model/vae.ts";
+import { LatentNormalization } from "../lib/model/normalization.ts";
 import { seededRandom } from "../lib/onnx/gradient_check.ts";
 import {
   type OptimizeJob,
@@ -30,6 +37,7 @@ import {
   type OptimizerSettings,
 } from "../lib/optim/latent_optimizer.ts";
 import { writeSdDecoder } from "../tests/fixtures/vae.ts";
+import { median } from "./timing.ts";
 import { TorchChild, torchVersion as findTorch } from "./torch_child.ts";
 
 /** Raised when the benchmark cannot go on; the message says what was expected and found. */
@@ -51,12 +59,18 @@ function positiveInt(name: string, fallback: string): number {
 }
 
 const threads = positiveInt("threads", "2");
-const steps = positiveInt("steps", "2");
-if (steps > 199) {
-  throw new OptimizeBenchError(`--steps: expected at most 199, found ${steps}`);
+const size = positiveInt("size", "128");
+if (size % 8 !== 0) throw new OptimizeBenchError(`--size: expected a multiple of 8, found ${size}`);
+const warmup = positiveInt("warmup", "2");
+const updates = positiveInt("updates", "20");
+if (warmup + updates > 199) {
+  // The loop keeps at most 200 points of each loss curve; the comparison needs all of them.
+  throw new OptimizeBenchError(
+    `--warmup + --updates: expected at most 199, found ${warmup + updates}`,
+  );
 }
-const repeats = positiveInt("repeats", "1");
-const batches = flag("batches", "1,4").split(",").map(Number);
+const repeats = positiveInt("repeats", "3");
+const batches = flag("batches", "1").split(",").map(Number);
 const small = Deno.args.includes("--small");
 const skipTorch = Deno.args.includes("--skip-torch");
 const skipSpeed = Deno.args.includes("--skip-speed");
@@ -65,7 +79,6 @@ const maxImages = positiveInt("images", "40");
 const psnrSteps = positiveInt("psnr-steps", "100");
 const psnrSize = positiveInt("psnr-size", "256");
 const psnrBatch = positiveInt("psnr-batch", "4");
-const extrapolate = positiveInt("extrapolate", "100");
 if (psnrSteps > 199) {
   // The loop keeps at most 200 points of each loss curve; every step must be among them.
   throw new OptimizeBenchError(`--psnr-steps: expected at most 199, found ${psnrSteps}`);
@@ -73,7 +86,7 @@ if (psnrSteps > 199) {
 const LR = 0.1;
 const TORCH_SCRIPT = new URL("./optimize_torch.py", import.meta.url).pathname;
 const SHARED = new URL("../../shared/", import.meta.url).pathname;
-const latentSide = small ? 8 : 32;
+const latentSide = size / 8;
 const quiet = () => {};
 
 function peakRssMb(): number {
@@ -88,12 +101,6 @@ function loadAverage(): string {
 const fmt = (x: number, digits = 2) => x.toFixed(digits);
 const perHour = (secondsPerImage: number) => Math.round(3600 / secondsPerImage);
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /**
  * Runs the stage's loop over `jobs` to completion and returns each image's result, in job order,
  * with the wall time and that of each batch evaluation. No checkpoints are kept (`save` does nothing).
@@ -102,19 +109,17 @@ async function runLoop(
   settings: OptimizerSettings,
   evaluator: Awaited<ReturnType<typeof gradientEvaluator>>,
   jobs: OptimizeJob[],
-): Promise<{ seconds: number; evalSeconds: number[]; results: OptimizeResult[] }> {
+): Promise<{ seconds: number; updateSeconds: number[]; results: OptimizeResult[] }> {
   const pending = [...jobs];
   const results = new Map<string, OptimizeResult>();
-  const evalSeconds: number[] = [];
+  const starts: number[] = [];
   const started = performance.now();
   await optimizeLatents({
     settings,
     evaluator: {
-      async evaluate(latents, targets, anchors) {
-        const t = performance.now();
-        const out = await evaluator.evaluate(latents, targets, anchors);
-        evalSeconds.push((performance.now() - t) / 1000);
-        return out;
+      evaluate(latents, targets, anchors) {
+        starts.push(performance.now());
+        return evaluator.evaluate(latents, targets, anchors);
       },
     },
     signal: new AbortController().signal,
@@ -129,7 +134,9 @@ async function runLoop(
     },
   });
   const seconds = (performance.now() - started) / 1000;
-  return { seconds, evalSeconds, results: jobs.map((j) => results.get(j.id)!) };
+  // From the start of one evaluation to the start of the next: evaluation, Adam step, bookkeeping.
+  const updateSeconds = starts.slice(1).map((t, i) => (t - starts[i]) / 1000);
+  return { seconds, updateSeconds, results: jobs.map((j) => results.get(j.id)!) };
 }
 
 function loopSettings(
@@ -170,17 +177,18 @@ async function speed(dir: string): Promise<void> {
     small ? { channels: [64, 64, 32, 32], layersPerBlock: 1 } : {},
   );
   const latentShape = [4, latentSide, latentSide];
-  const imageShape = [3, 8 * latentSide, 8 * latentSide];
+  const imageShape = [3, size, size];
+  const steps = warmup + updates;
   console.log(
     `\n== Speed: SD-v1-shaped decoder${small ? " (reduced channels)" : ""}, random weights, ` +
-      `latent 4×${latentSide}×${latentSide} → image 3×${imageShape[1]}×${imageShape[2]} ` +
+      `latent 4×${latentSide}×${latentSide} → image 3×${size}×${size} ` +
       `(written in ${fmt((performance.now() - started) / 1000, 1)} s)\n` +
-      `   ${steps} Adam updates per image (lr ${LR}, L2 loss, no early stopping), ` +
-      `${steps + 1} evaluations per image on the ORT side (the last one scores the final ` +
-      `latent), ${steps} forward+backward and one forward-only pass on the PyTorch side; ` +
-      `${threads} threads on both sides; onnxruntime-node ${ort.env.versions.common}` +
-      `${torch ? `, torch ${torch}` : ""}; timed loops include the first (cold) step and ` +
-      `exclude graph building / weight loading; load average ${loadAverage()}`,
+      `   per repeat and side: a fresh loop of ${warmup} warm-up + ${updates} timed Adam updates ` +
+      `(lr ${LR}, L2 loss, no early stopping), each update one forward and one backward pass, ` +
+      `then one more of each to score the final latent (not timed); ${repeats} repeats, sides ` +
+      `alternating; ${threads} threads on both sides; onnxruntime-node ${ort.env.versions.common}` +
+      `${torch ? `, torch ${torch}` : ""}; graph building and weight loading not timed; ` +
+      `load average ${loadAverage()}`,
   );
   const summary: string[] = [];
   for (const batch of batches) {
@@ -188,10 +196,10 @@ async function speed(dir: string): Promise<void> {
       throw new OptimizeBenchError(`--batches: expected positive integers, found ${batch}`);
     }
     const t0 = performance.now();
-    const evaluator = await gradientEvaluator(sd.model, {
+    const evaluator = await gradientEvaluator(sd.model, "decoder", {
       batch,
       latentShape: latentShape as [number, number, number],
-      scalingFactor: 1,
+      normalization: LatentNormalization.of(latentShape[0], { scaling_factor: 1 }),
       loss: "l2",
       charbonnierEps: 1e-3,
     }, { providers: ["cpu"], threads, log: quiet });
@@ -228,17 +236,24 @@ async function speed(dir: string): Promise<void> {
       }
     }
     const settings = loopSettings(batch, latentShape, imageShape, steps);
-    const ortTimes: number[] = [];
-    const torchTimes: number[] = [];
-    let ortEvals: number[] = [];
-    let torchSteps: number[] = [];
-    let torchFinals: number[] = [];
+    // Timed (warm) updates of every repeat, and each repeat's median, per side.
+    const ortTimed: number[] = [];
+    const torchTimed: number[] = [];
+    const ortRepeats: number[] = [];
+    const torchRepeats: number[] = [];
     let ortLosses: number[][] = [];
     let torchLosses: number[][] = [];
     for (let r = 0; r < repeats; r++) {
-      const { seconds, evalSeconds, results } = await runLoop(settings, evaluator, jobs);
-      if (seconds <= Math.min(...ortTimes)) ortEvals = evalSeconds;
-      ortTimes.push(seconds);
+      const { updateSeconds, results } = await runLoop(settings, evaluator, jobs);
+      if (updateSeconds.length !== steps) {
+        throw new OptimizeBenchError(
+          `latentforge's loop: expected ${steps + 1} evaluations, found ${
+            updateSeconds.length + 1
+          }`,
+        );
+      }
+      ortTimed.push(...updateSeconds.slice(warmup));
+      ortRepeats.push(median(updateSeconds.slice(warmup)));
       ortLosses = results.map((res) => res.curve.losses);
       if (loop) {
         const answer = await loop.send(JSON.stringify({
@@ -249,27 +264,32 @@ async function speed(dir: string): Promise<void> {
           steps,
           lr: LR,
         }));
-        if ((answer.seconds as number) <= Math.min(...torchTimes)) {
-          torchSteps = answer.step_seconds as number[];
-          torchFinals = answer.final_seconds as number[];
+        const times = (answer.update_seconds as number[][])[0];
+        if (times.length !== steps) {
+          throw new OptimizeBenchError(
+            `PyTorch's loop: expected ${steps} updates, found ${times.length}`,
+          );
         }
-        torchTimes.push(answer.seconds as number);
+        torchTimed.push(...times.slice(warmup));
+        torchRepeats.push(median(times.slice(warmup)));
         torchLosses = answer.losses as number[][];
       }
     }
-    const ortPerImage = Math.min(...ortTimes) / batch;
-    let text = `batch ${batch} (${batch} image${batch > 1 ? "s" : ""} × ${steps} updates):\n` +
-      `   latentforge/ORT ${fmt(ortPerImage)} s per image = ${perHour(ortPerImage)} images/hour ` +
-      `(${fmt(ortPerImage / steps)} s per update; loop runs ${
-        ortTimes.map((t) => fmt(t)).join(", ")
-      } s, evaluations ${ortEvals.map((t) => fmt(t)).join(", ")} s; graph built in ${
-        fmt(buildSeconds, 1)
-      } s); ` +
-      `peak RSS of this process so far ${fmt(peakRssMb(), 0)} MB`;
+    const ortUpdate = median(ortTimed);
+    const line = (name: string, timed: number[], perRepeat: number[]) =>
+      `   ${name.padEnd(16)} ${fmt(median(timed), 3)} s per update of the batch ` +
+      `(${fmt(median(timed) / batch, 3)} s per image-update; repeat medians ${
+        perRepeat.map((t) => fmt(t, 3)).join(", ")
+      } s; fastest ${fmt(Math.min(...timed), 3)} s, slowest ${fmt(Math.max(...timed), 3)} s)`;
+    let text = `batch ${batch}: ${repeats} × ${updates} timed updates per side\n` +
+      line("latentforge/ORT", ortTimed, ortRepeats) +
+      `; graph built in ${fmt(buildSeconds, 1)} s; peak RSS of this process so far ${
+        fmt(peakRssMb(), 0)
+      } MB`;
     if (loop) {
       const rss = await loop.send(JSON.stringify({ cmd: "rss" }));
       await loop.close(JSON.stringify({ cmd: "quit" }));
-      const torchPerImage = Math.min(...torchTimes) / batch;
+      const torchUpdate = median(torchTimed);
       // Same algorithm, same inputs: the loss curves must agree to float32 accuracy.
       let lossDiff = 0;
       for (let i = 0; i < batch; i++) {
@@ -278,51 +298,24 @@ async function speed(dir: string): Promise<void> {
           lossDiff = Math.max(lossDiff, Math.abs(a - b) / Math.abs(b));
         }
       }
-      const ratio = ortPerImage / torchPerImage;
-      text +=
-        `\n   PyTorch eager   ${fmt(torchPerImage)} s per image = ${
-          perHour(torchPerImage)
-        } images/hour (${fmt(torchPerImage / steps)} s per update; loop runs ${
-          torchTimes.map((t) => fmt(t)).join(", ")
-        } s); peak RSS ${fmt(rss.peak_rss_mb as number, 0)} MB` +
-        `\n   time per image ORT/PyTorch ${fmt(ratio, 3)} (target ≤ 0.8: ${
+      const ratio = ortUpdate / torchUpdate;
+      text += `\n` + line("PyTorch eager", torchTimed, torchRepeats) +
+        `; peak RSS ${fmt(rss.peak_rss_mb as number, 0)} MB` +
+        `\n   time per update ORT/PyTorch ${fmt(ratio, 3)} (target ≤ 0.8: ${
           ratio <= 0.8 ? "met" : "NOT met"
         }); max relative difference of the loss curves ${lossDiff.toExponential(2)}`;
-      // At a handful of updates the last evaluation weighs a lot: the stage's loop runs the
-      // full loss-and-gradient graph on it, the PyTorch loop a forward pass only. The line
-      // below scales the measured per-pass times to `extrapolate` updates per image.
-      const ortPass = Math.min(...ortTimes) / (steps + 1);
-      const torchStep = torchSteps.reduce((a, b) => a + b, 0) / torchSteps.length;
-      const torchFinal = torchFinals.reduce((a, b) => a + b, 0) / torchFinals.length;
-      const ortN = (extrapolate + 1) * ortPass / batch;
-      const torchN = (extrapolate * torchStep + torchFinal) / batch;
-      text += `\n   PyTorch passes: forward+backward ${
-        torchSteps.map((t) => fmt(t)).join(", ")
-      } s, forward only ${
-        torchFinals.map((t) => fmt(t)).join(", ")
-      } s` +
-        `\n   extrapolated to ${extrapolate} updates per image (ORT ${extrapolate + 1} × ${
-          fmt(ortPass)
-        } s per batch evaluation incl. the loop's own work; PyTorch ${extrapolate} × ${
-          fmt(torchStep)
-        } s + ${fmt(torchFinal)} s): ORT ${fmt(ortN, 1)} s per image = ${
-          fmt(3600 / ortN, 2)
-        } images/hour, PyTorch ${fmt(torchN, 1)} s per image = ${
-          fmt(3600 / torchN, 2)
-        } images/hour, ratio ${fmt(ortN / torchN, 3)}`;
       summary.push(
-        `batch ${batch}: ${perHour(ortPerImage)} vs ${perHour(torchPerImage)} images/hour, ` +
-          `ratio ${fmt(ratio, 3)} (extrapolated to ${extrapolate} updates: ${
-            fmt(ortN / torchN, 3)
-          })`,
+        `batch ${batch}: ${fmt(ortUpdate / batch, 3)} vs ${fmt(torchUpdate / batch, 3)} ` +
+          `s per image-update, ratio ${fmt(ratio, 3)}`,
       );
     } else {
-      summary.push(`batch ${batch}: ${perHour(ortPerImage)} images/hour (ORT only)`);
+      summary.push(`batch ${batch}: ${fmt(ortUpdate / batch, 3)} s per image-update (ORT only)`);
     }
     console.log(text);
   }
   console.log(
-    `summary at ${steps} updates per image: ${summary.join("; ")}; load average ${loadAverage()}`,
+    `summary (${size}×${size}, median of ${repeats} × ${updates} warm updates per side): ` +
+      `${summary.join("; ")}; load average ${loadAverage()}`,
   );
 }
 
@@ -370,22 +363,28 @@ async function quality(): Promise<void> {
   }
   const started = performance.now();
   const runtime = { providers: ["cpu"], threads, log: quiet };
-  const encoder = await ModelSession.open(`${modelDir}/vae_encoder.onnx`, "encoder", runtime);
+  const vae = await openVae({
+    encoder: { path: `${modelDir}/vae_encoder.onnx`, label: "encoder" },
+    decoder: { path: `${modelDir}/vae_decoder.onnx`, label: "decoder" },
+    model: { scaling_factor: 1, input_range: [-1, 1] },
+    size: psnrSize,
+    runtime,
+  });
   const jobs: OptimizeJob[] = [];
   let latentDims: number[] = [];
   for (const file of files) {
     const image = await preprocessImage(file, { size: psnrSize, crop: "center", preview: false });
-    const { latents, dims } = await encodeImages(encoder, image.tensor, image.shape, 1);
+    const { latents, dims } = await encodeImages(vae, image.tensor, image.shape);
     latentDims = dims;
     jobs.push({ id: file.slice(SHARED.length), latent: latents, target: image.tensor });
   }
   const prepared = (performance.now() - started) / 1000;
   const latentShape = latentDims.slice(1);
   const imageShape = [3, psnrSize, psnrSize];
-  const evaluator = await gradientEvaluator(`${modelDir}/vae_decoder.onnx`, {
+  const evaluator = await gradientEvaluator(`${modelDir}/vae_decoder.onnx`, "decoder", {
     batch: psnrBatch,
     latentShape: latentShape as [number, number, number],
-    scalingFactor: 1,
+    normalization: vae.normalization,
     loss: "l2",
     charbonnierEps: 1e-3,
   }, runtime);

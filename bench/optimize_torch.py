@@ -4,13 +4,17 @@ per image (mean over the unclamped decoder output), a fixed number of updates, t
 of each image kept. The decoder is the SD-v1-shaped one of bench/grad_torch.py (imported from
 there), on the .npy weights bench/optimize.ts wrote.
 
+The passes are those of latentforge's loop: every evaluation is a forward and a backward pass
+(the last one, which scores the final latent, too), followed by an Adam step except after the
+last.
+
 usage: optimize_torch.py WEIGHTS_DIR THREADS
 Then reads commands on stdin, one JSON object per line, and answers each with one JSON line:
   {"cmd": "optimize", "latents": L.npy, "targets": T.npy, "batch": B, "steps": S, "lr": LR}
-      -> {"seconds": S, "losses": [[loss after 0..S updates] per image],
-          "step_seconds": [seconds of each forward+backward], "final_seconds": [seconds of each
-          forward-only pass]}
-         images are taken B at a time, in order; `seconds` covers the loops, not the file reads
+      -> {"losses": [[loss after 0..S updates] per image],
+          "update_seconds": [per batch, the S times from the start of one evaluation to the
+                             start of the next: evaluation, Adam step and bookkeeping]}
+         images are taken B at a time, in order
   {"cmd": "rss"}  -> {"peak_rss_mb": M}  (VmHWM of this process)
   {"cmd": "quit"}
 """
@@ -42,25 +46,21 @@ def per_image_l2(decode, z, target):
 
 
 def optimize_batch(decode, z0, target, steps, lr):
-    """`steps` Adam updates of one batch; returns the per-image losses after 0..steps updates,
-    the best latents and the time of each pass. The last latent is only evaluated (no gradient
-    is needed)."""
+    """`steps` Adam updates of one batch, then one more evaluation of the final latent; returns
+    the per-image losses after 0..steps updates, the best latents and the time of each update
+    (from the start of its evaluation to the start of the next one)."""
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr, betas=(0.9, 0.999), eps=1e-8)
     best = z0.clone()
     best_loss = torch.full((z0.shape[0],), float("inf"))
     history = []
-    times = []
+    starts = []
     for step in range(steps + 1):
-        start = time.perf_counter()
-        if step < steps:
-            opt.zero_grad(set_to_none=True)
-            loss = per_image_l2(decode, z, target)
-            # Summing the per-image means gives each image the gradient of its own loss.
-            loss.sum().backward()
-        else:
-            with torch.no_grad():
-                loss = per_image_l2(decode, z, target)
+        starts.append(time.perf_counter())
+        opt.zero_grad(set_to_none=True)
+        loss = per_image_l2(decode, z, target)
+        # Summing the per-image means gives each image the gradient of its own loss.
+        loss.sum().backward()
         loss = loss.detach()
         if not torch.isfinite(loss).all():
             raise FloatingPointError(f"loss is {loss.tolist()} at step {step}")
@@ -71,8 +71,7 @@ def optimize_batch(decode, z0, target, steps, lr):
             best_loss = torch.where(improved, loss, best_loss)
         if step < steps:
             opt.step()
-        times.append(time.perf_counter() - start)
-    return history, best, times
+    return history, best, [b - a for a, b in zip(starts, starts[1:])]
 
 
 def main():
@@ -91,23 +90,14 @@ def main():
             if n % batch != 0:
                 raise ReferenceModelError(f"expected a multiple of {batch} images, found {n}")
             losses = []
-            step_seconds = []
-            final_seconds = []
-            start = time.perf_counter()
+            update_seconds = []
             for i in range(0, n, batch):
                 history, _, times = optimize_batch(
                     decode, latents[i : i + batch], targets[i : i + batch], steps, lr
                 )
                 losses.extend([[h[j] for h in history] for j in range(batch)])
-                step_seconds.extend(times[:-1])
-                final_seconds.append(times[-1])
-            seconds = time.perf_counter() - start
-            answer = {
-                "seconds": seconds,
-                "losses": losses,
-                "step_seconds": step_seconds,
-                "final_seconds": final_seconds,
-            }
+                update_seconds.append(times)
+            answer = {"losses": losses, "update_seconds": update_seconds}
             print(json.dumps(answer), flush=True)
         elif cmd == "rss":
             with open("/proc/self/status") as f:

@@ -2,7 +2,13 @@
  * Preprocess benchmark: 1,000 generated 1024×1024 PNGs in the FFHQ layout to 256×256 float32
  * NCHW `.npy` files in [-1, 1], with latentforge's preprocessing (PNG fast path where libdeflate is
  * installed, and once more decoding through libpng) and, in the same run on the same cores, with
- * a Pillow + NumPy script (bench/preprocess_pillow.py).
+ * a Pillow + NumPy script (bench/preprocess_pillow.py) on a pool of one process per core.
+ *
+ * Both sides are timed the same way, inside their own process: wall clock and CPU time (all
+ * threads, and for Pillow all pool workers) from just before the first image is read to the
+ * last `.npy` written; neither program's start-up or module loading counts. Every side runs
+ * once per round, in an order that rotates from round to round; the median and the best of the
+ * rounds are reported for each.
  *
  * Run: `deno task bench preprocess [--count 1000] [--size 256] [--rounds 2] [--jobs N]`
  *
@@ -200,16 +206,19 @@ async function runLatentforge(outDir: string, fastPng: boolean): Promise<Timing>
 async function runPillow(outDir: string): Promise<Timing> {
   await Deno.remove(outDir, { recursive: true }).catch(() => {});
   const script = new URL("./preprocess_pillow.py", import.meta.url).pathname;
-  const started = performance.now();
   const out = await new Deno.Command(PYTHON, {
     args: [script, `${root}/images1024x1024`, outDir, String(size), String(cores), String(count)],
+    env: { PYTHONDONTWRITEBYTECODE: "1" },
     stdout: "piped",
     stderr: "inherit",
   }).output();
-  const seconds = (performance.now() - started) / 1000;
   if (out.code !== 0) throw new Error(`${script} exited with code ${out.code}`);
-  const report = JSON.parse(new TextDecoder().decode(out.stdout)) as { cpu_seconds: number };
-  return { name: PILLOW_NAME, seconds, cpuSeconds: report.cpu_seconds };
+  // Timed by the script itself, over the same span as latentforge's side.
+  const report = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    seconds: number;
+    cpu_seconds: number;
+  };
+  return { name: PILLOW_NAME, seconds: report.seconds, cpuSeconds: report.cpu_seconds };
 }
 
 /** Both programs did the same work: their tensors agree to a fraction of one 8-bit step. */
@@ -244,10 +253,10 @@ console.log(
       "resizes with sharp; the libpng row decodes through sharp (libvips, libpng) instead"
     : "latentforge decodes and resizes with sharp (libdeflate off or not installed)",
 );
-// Other work on the machine skews a single run; alternating the programs over several rounds
-// and keeping each one's best time compares them under the least contention each has seen.
-// CPU time (images per CPU-second) is reported too: it hardly depends on other load.
-const best = new Map<string, Timing>();
+// Other work on the machine skews a single run: the programs alternate over several rounds, in
+// a rotating order, and each one's median and best are reported. CPU time (images per
+// CPU-second) is reported too: it hardly depends on other load.
+const all = new Map<string, Timing[]>();
 const loadavg = () => Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
 const line = (t: Timing) =>
   `${t.name.padEnd(36)} ${t.seconds.toFixed(2).padStart(7)} s wall ${
@@ -255,40 +264,51 @@ const line = (t: Timing) =>
   } images/s │ ${t.cpuSeconds.toFixed(1).padStart(6)} s CPU ${
     (count / t.cpuSeconds).toFixed(2).padStart(6)
   } images/CPU-s`;
+const runs = [
+  () => runLatentforge(`${WORK}out-latentforge`, true),
+  ...(deflate ? [() => runLatentforge(`${WORK}out-latentforge-libpng`, false)] : []),
+  ...(pillowAvailable ? [() => runPillow(`${WORK}out-pillow`)] : []),
+];
 for (let round = 1; round <= rounds; round++) {
-  const runs = [
-    () => runLatentforge(`${WORK}out-latentforge`, true),
-    ...(deflate ? [() => runLatentforge(`${WORK}out-latentforge-libpng`, false)] : []),
-    ...(pillowAvailable ? [() => runPillow(`${WORK}out-pillow`)] : []),
-  ];
-  for (const run of runs) {
+  for (let k = 0; k < runs.length; k++) {
     const load = loadavg();
-    const t = await run();
-    const prev = best.get(t.name);
-    best.set(t.name, {
-      name: t.name,
-      seconds: Math.min(prev?.seconds ?? Infinity, t.seconds),
-      cpuSeconds: Math.min(prev?.cpuSeconds ?? Infinity, t.cpuSeconds),
-    });
+    const t = await runs[(k + round - 1) % runs.length]();
+    all.set(t.name, [...all.get(t.name) ?? [], t]);
     console.log(`round ${round}: ${line(t)}  (load average before: ${load})`);
   }
 }
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const summary = (pick: (xs: number[]) => number) =>
+  new Map([...all].map(([name, ts]) => [name, {
+    name,
+    seconds: pick(ts.map((t) => t.seconds)),
+    cpuSeconds: pick(ts.map((t) => t.cpuSeconds)),
+  }]));
+const medians = summary(median);
+const best = summary((xs) => Math.min(...xs));
 if (!pillowAvailable) {
   console.log(
     `Pillow run skipped: ${PYTHON} cannot import PIL and numpy (python3-pil, python3-numpy)`,
   );
 }
 
+console.log(`median of ${rounds} round(s):`);
+for (const t of medians.values()) console.log(`         ${line(t)}`);
 console.log(`best of ${rounds} round(s):`);
 for (const t of best.values()) console.log(`         ${line(t)}`);
-const pillow = best.get(PILLOW_NAME);
+const pillow = medians.get(PILLOW_NAME);
 if (pillow !== undefined) {
-  for (const t of best.values()) {
+  for (const t of medians.values()) {
     if (t.name === PILLOW_NAME) continue;
+    const b = best.get(t.name)!, pb = best.get(PILLOW_NAME)!;
     console.log(
-      `${t.name}: ${(pillow.seconds / t.seconds).toFixed(2)}× Pillow's throughput (wall), ${
-        (pillow.cpuSeconds / t.cpuSeconds).toFixed(2)
-      }× per CPU-second`,
+      `${t.name}: ${(pillow.seconds / t.seconds).toFixed(2)}× Pillow's throughput (wall, ` +
+        `medians; ${(pb.seconds / b.seconds).toFixed(2)}× best against best), ${
+          (pillow.cpuSeconds / t.cpuSeconds).toFixed(2)
+        }× per CPU-second`,
     );
   }
   const diff = await compareOutputs(`${WORK}out-latentforge`, `${WORK}out-pillow`);

@@ -10,7 +10,9 @@
  * and a one-task Slurm run do the same work on one core: their difference is the Slurm path's
  * overhead. N array tasks run min(N, CPUs) at a time; their overhead is counted in core-seconds,
  * wall time × min(N, CPUs) − the local run's wall time, and divided by N. Defaults: the demo's
- * 64 images, 3 rounds, 1, 2 and 4 array tasks. Needs a running Slurm (`sinfo` answers).
+ * 64 images, 3 rounds, 1, 2 and 4 array tasks. Runs on the cluster `sinfo` answers for (as
+ * `SLURM_CONF` or the system's configuration says); where none answers, it starts a
+ * single-node cluster of its own as the tests do (root, with slurm-wlm and munge installed).
  *
  * @module
  */
@@ -20,18 +22,34 @@ import { median, runTimed, type Timed } from "./timing.ts";
 import { startMirror } from "../tests/fixtures/mirror.ts";
 import { parse } from "../tests/fixtures/toy_harness.ts";
 import { writeDemoVae } from "../tests/fixtures/vae.ts";
+import { type SlurmCluster, slurmUnavailable, startSlurmCluster } from "../tests/fixtures/slurm.ts";
 
 const items = Number(Deno.args[0] ?? 64);
 const rounds = Number(Deno.args[1] ?? 3);
 const arrayTasks = Deno.args.length > 2 ? Deno.args.slice(2).map(Number) : [1, 2, 4];
 const repo = fileURLToPath(new URL("../", import.meta.url));
 
-const sinfo = await new Deno.Command("sinfo", { args: ["-h", "-o", "%D %c %T"] }).output()
-  .catch(() => null);
+const askSinfo = () =>
+  new Deno.Command("sinfo", {
+    args: ["-h", "-o", "%D %c %T"],
+    signal: AbortSignal.timeout(15_000),
+    stdout: "piped",
+    stderr: "null",
+  }).output().catch(() => null);
+let sinfo = await askSinfo();
+let ownCluster: SlurmCluster | undefined;
 if (!sinfo || sinfo.code !== 0) {
-  console.error("no Slurm cluster answers sinfo here: start one with .ci/slurm_setup.sh");
-  Deno.exit(1);
+  const why = await slurmUnavailable();
+  if (why) {
+    console.error(`no Slurm cluster answers sinfo here, and none can be started: ${why}`);
+    Deno.exit(1);
+  }
+  ownCluster = await startSlurmCluster();
+  // This program is the cluster's only user: every command it starts reads its config.
+  Deno.env.set("SLURM_CONF", ownCluster.conf);
+  sinfo = await askSinfo();
 }
+if (!sinfo || sinfo.code !== 0) throw new Error("the started cluster does not answer sinfo");
 const [nodes, cpus, state] = new TextDecoder().decode(sinfo.stdout).trim().split(/\s+/);
 console.log(`cluster: ${nodes} node(s), ${cpus} CPUs each, ${state}`);
 const cpuCount = Number(cpus);
@@ -168,6 +186,7 @@ try {
 } finally {
   await mirror.close();
   await Deno.remove(work, { recursive: true }).catch(() => {});
+  await ownCluster?.stop();
 }
 
 /**

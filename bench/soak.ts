@@ -52,7 +52,11 @@ class SoakError extends Error {
 }
 
 /** The model section is required by the schema; these runs stop before any model is read. */
-const NO_MODEL = { encoder: { path: "unused.onnx" }, decoder: { path: "unused.onnx" } };
+const NO_MODEL = {
+  encoder: { path: "unused.onnx" },
+  decoder: { path: "unused.onnx" },
+  scaling_factor: 1,
+};
 
 interface Soak {
   /** Items fetched; below `count` when the run was stopped at the time limit. */

@@ -8,10 +8,14 @@
 /** The interpreter Debian's python3-torch installs into. */
 export const PYTHON = "/usr/bin/python3";
 
+/** The reference scripts import each other from bench/: no `__pycache__` left there. */
+const PYTHON_ENV = { PYTHONDONTWRITEBYTECODE: "1" };
+
 /** The torch version `PYTHON` imports, or "" (with a message) when it has none. */
 export async function torchVersion(): Promise<string> {
   const check = await new Deno.Command(PYTHON, {
     args: ["-c", "import torch; print(torch.__version__)"],
+    env: PYTHON_ENV,
     stdout: "piped",
     stderr: "piped",
   }).output().catch(() => undefined);
@@ -40,6 +44,7 @@ export class TorchChild {
     this.#script = script;
     this.#child = new Deno.Command(runner[0], {
       args: [...runner.slice(1), script, ...args],
+      env: PYTHON_ENV,
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",

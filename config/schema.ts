@@ -10,6 +10,9 @@ import { DRIVE_API_URL } from "../lib/net/drive_api.ts";
 import { IMAGE_EXTENSIONS } from "../lib/dataset/folder_spec.ts";
 import { bucketProblem, DEFAULT_BUCKET_STEP } from "../lib/image/buckets.ts";
 import { SHARD_BYTES } from "../lib/package/shards.ts";
+import { checkModelConfig, resolveModelConfig } from "../lib/model/model_config.ts";
+import { PRESET_NAMES } from "../lib/model/presets.ts";
+import { PROVIDER_NAMES } from "../lib/onnx/providers.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -100,11 +103,19 @@ export const ConfigSchema = z.strictObject({
   model: z.strictObject({
     encoder: FileSource,
     decoder: FileSource,
-    scaling_factor: z.number().positive().default(0.18215),
-    input_range: z.tuple([z.number(), z.number()]).default([-1, 1]),
-    providers: z.array(z.enum(["cuda", "cpu"])).min(1).default(["cuda", "cpu"]),
+    /** Fills the fields below from a known VAE family's published numbers (README table). */
+    preset: z.enum(PRESET_NAMES).optional(),
+    /** Stored latent = (z − shift_factor) × scaling_factor; no default: a preset or a number. */
+    scaling_factor: z.number().positive().optional(),
+    shift_factor: z.number().optional(),
+    /** Per-channel standardization of z before shift and scale, one value per channel. */
+    latents_mean: z.array(z.number()).min(1).optional(),
+    latents_std: z.array(z.number().positive()).min(1).optional(),
+    input_range: z.tuple([z.number(), z.number()]).optional(),
+    /** Execution providers in the order tried (default: the platform's; README "Providers"). */
+    providers: z.array(z.enum(PROVIDER_NAMES)).min(1).optional(),
     threads: z.number().int().positive().optional(),
-  }),
+  }).superRefine(checkModelConfig).transform(resolveModelConfig),
   optimize: z.strictObject({
     method: z.enum(["gradient", "gradient_free"]).default("gradient"),
     lr: z.number().positive().default(0.1),
@@ -119,7 +130,8 @@ export const ConfigSchema = z.strictObject({
     checkpoint_every: z.number().int().positive().default(10),
   }).prefault({}),
   package: z.strictObject({
-    out_dir: z.string().min(1).default("out"),
+    // Each dataset in a folder of its own, none inside another (a folder is replaced whole).
+    out_dir: z.string().min(1).default("out/dataset"),
     formats: z.array(z.enum(["npz", "hdf5", "safetensors"])).min(1)
       .default(["npz", "hdf5", "safetensors"]),
     samples: z.number().int().min(0).default(8),
@@ -139,6 +151,16 @@ export const ConfigSchema = z.strictObject({
     targets: z.array(z.string()).min(1).default(["package"]),
   }).prefault({}),
   executor: ExecutorSchema,
+}).superRefine((c, ctx) => {
+  // Checks between fields, so a config that cannot work fails at validation, not per item.
+  const { warmup_steps, max_steps } = c.optimize ?? {};
+  if (warmup_steps > 0 && warmup_steps >= max_steps) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["optimize", "warmup_steps"],
+      message: `expected fewer warm-up steps than optimize.max_steps (${max_steps})`,
+    });
+  }
 });
 
 /** A validated config. */

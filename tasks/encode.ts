@@ -1,56 +1,96 @@
 /**
- * encode: every preprocessed image through the VAE encoder. An encoder with 8 output channels
- * (mean and log-variance) gives its first 4; the latent is multiplied by the scaling factor.
+ * encode: every preprocessed image through the VAE encoder, into the stored latent space. The
+ * models' geometry decides the latent (C channels, or the mean of an encoder giving 2C), and
+ * the config's normalization maps it: stored = ((z − mean) / std − shift) × scale.
  *
- * Reads: `preprocess` tensors; the encoder model (fetched into the store, so a new model reruns
- * this task and nothing upstream). Produces per item: `latent` (`.npy`, 1×4×h×w).
+ * Reads: `preprocess` tensors; the encoder and decoder models (fetched into the store; the
+ * decoder's input decides C, so either model's change reruns this task and nothing upstream).
+ * Produces per item: `latent` (`.npy`, 1×C×h×w, stored space).
  *
  * @module
  */
 import { each, type Item, type Output } from "../lib/dag/task.ts";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
-import { checkEncoder, encodeImages, ModelSession } from "../lib/model/vae.ts";
-import { fetchSource } from "../lib/net/fetch_source.ts";
+import {
+  checkBucketStep,
+  checkImageSides,
+  encodeImages,
+  type OpenedVae,
+  openVae,
+} from "../lib/model/vae.ts";
+import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 
 /** Images per encoder call. */
 const BATCH = 4;
 
-export default each<Config, { open: () => Promise<ModelSession> }>({
+interface State {
+  open: () => Promise<OpenedVae>;
+  release: () => Promise<void>;
+}
+
+export default each<Config, State>({
   name: "encode",
   deps: ["preprocess"],
-  config: ["model.scaling_factor"],
-  reads: ["model.encoder", "model.providers", "model.threads"],
-  version: "1",
+  config: [
+    "model.scaling_factor",
+    "model.shift_factor",
+    "model.latents_mean",
+    "model.latents_std",
+  ],
+  reads: [
+    "model.encoder",
+    "model.decoder",
+    "model.preset",
+    "model.input_range",
+    "model.providers",
+    "model.threads",
+    "preprocess.size",
+    "preprocess.crop",
+    "preprocess.buckets.step",
+  ],
+  version: "2",
   source: import.meta.url,
   describe: "encode every image with the VAE encoder",
-  async prepare(ctx) {
+  // The decoder too: the latent geometry is checked against both models.
+  files: () => ({ encoder: "model.encoder", decoder: "model.decoder" }),
+  prepare(ctx) {
     const { model } = ctx.config;
-    const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", {
-      signal: ctx.signal,
-    });
-    // Messages name the model file the user configured, not its copy in the store.
-    const label = `model.encoder (${model.encoder.path ?? model.encoder.url})`;
-    await checkEncoder(encoder.path, label);
-    let session: Promise<ModelSession> | undefined;
+    const { encoder, decoder } = ctx.files;
+    let vae: Promise<OpenedVae> | undefined;
+    // Opened with the first batch: a run with every latent cached loads no model.
     const open = () =>
-      session ??= ModelSession.open(encoder.path, label, {
-        providers: model.providers,
-        threads: model.threads,
-        log: ctx.log,
+      vae ??= openVae({
+        // Messages name the model files the user configured, not their copies in the store.
+        encoder: { path: encoder.path, label: `model.encoder (${where(model.encoder)})` },
+        decoder: { path: decoder.path, label: `model.decoder (${where(model.decoder)})` },
+        model,
+        size: ctx.config.preprocess.size,
+        runtime: { providers: model.providers, threads: model.threads, log: ctx.log },
       });
-    return { inputs: { encoder: encoder.digest }, state: { open } };
+    const release = async () => {
+      const opened = await vae?.catch(() => undefined);
+      await opened?.encoder.release();
+    };
+    return Promise.resolve({ state: { open, release } });
   },
   // A batch holds images of one size.
   group: (item) => (item.inputs.preprocess.meta as { shape: number[] }).shape,
+  async teardown(state) {
+    await state.release();
+  },
   async runBatched(ctx, source, state) {
-    const encoder = await state.open();
+    const vae = await state.open();
+    const { crop, buckets } = ctx.config.preprocess;
+    if (crop === "buckets") checkBucketStep(vae, buckets.step);
+    const [, , height, width] = source.group as number[];
+    checkImageSides(vae, height, width);
     while (true) {
       const items = await source.next(BATCH);
       if (items.length === 0) return;
       let results: (Output | Error)[];
       try {
-        results = await encodeBatch(ctx.store, items, encoder, ctx.config.model.scaling_factor);
+        results = await encodeBatch(ctx.store, items, vae);
       } catch (e) {
         results = items.map(() => e as Error);
       }
@@ -59,11 +99,14 @@ export default each<Config, { open: () => Promise<ModelSession> }>({
   },
 });
 
+function where(source: { path?: string; url?: string }): string {
+  return source.path ?? source.url ?? "?";
+}
+
 async function encodeBatch(
-  store: Parameters<typeof fetchSource>[0],
+  store: ObjectStore,
   items: Item[],
-  encoder: ModelSession,
-  scalingFactor: number,
+  vae: OpenedVae,
 ): Promise<(Output | Error)[]> {
   const tensors = await Promise.all(
     items.map(async (item) =>
@@ -79,12 +122,7 @@ async function encodeBatch(
     }
     images.set(t.data as Float32Array, i * size);
   });
-  const { latents, dims } = await encodeImages(
-    encoder,
-    images,
-    [items.length, c, h, w],
-    scalingFactor,
-  );
+  const { latents, dims } = await encodeImages(vae, images, [items.length, c, h, w]);
   const per = dims[1] * dims[2] * dims[3];
   return await Promise.all(items.map(async (item, i) => {
     const latent = latents.slice(i * per, (i + 1) * per);
@@ -95,7 +133,7 @@ async function encodeBatch(
     );
     return {
       objects: { latent: digest },
-      meta: { shape: [1, dims[1], dims[2], dims[3]], provider: encoder.provider },
+      meta: { shape: [1, dims[1], dims[2], dims[3]], provider: vae.encoder.provider },
     };
   }));
 }

@@ -18,7 +18,12 @@ import { join } from "node:path";
 import { each, type Json } from "../lib/dag/task.ts";
 import { candidateUrls, type DatasetItem, decodeItemIndex } from "../lib/dataset/item_index.ts";
 import { verifyLocalFile } from "../lib/dataset/local_file.ts";
-import { adoptIntoStore, AdoptSources, type Taken } from "../lib/dataset/adopt.ts";
+import {
+  adoptIntoStore,
+  AdoptSources,
+  checkAdoptSources,
+  type Taken,
+} from "../lib/dataset/adopt.ts";
 import { summarizeAdoption } from "../lib/dataset/adopt_summary.ts";
 import { materialize, type MaterializeConflict } from "../lib/dataset/materialize.ts";
 import type { ItemOutcome } from "../lib/dataset/reconciliation.ts";
@@ -55,6 +60,9 @@ export default each<Config, Network>({
   describe: "download every image, verified by size and MD5",
   concurrency: (config) => config.download.concurrency_per_host * 4,
   retry: (config) => ({ attempts: config.download.attempts }),
+  async check(config) {
+    await checkAdoptSources(adoptPaths(config));
+  },
   async items(ctx, up) {
     const index = decodeItemIndex(await ctx.store.get(up.aggregate("fetch-json").objects.index));
     // The key is what identifies the bytes: MD5 and size when the spec gives them, else the

@@ -1,7 +1,8 @@
 /**
  * fetch-json: the dataset's spec turned into a compact item index (id, url, path, size, MD5,
- * pixel size, pixel MD5, category). For FFHQ the 255 MB spec is downloaded resumably, verified
- * by size and MD5 and read as a stream; a folder is listed (sizes and MD5s computed; what it
+ * pixel size, pixel MD5, category). For FFHQ the 255 MB spec (a declared file: the engine
+ * downloads it resumably, verified by size and MD5, or finds it in the store) is read as a
+ * stream; a folder is listed (sizes and MD5s computed; what it
  * skipped, and entries that cannot be used, are logged); a URL list is read as CSV or text.
  *
  * Produces: `index` (JSON lines, see lib/dataset/item_index.ts) and `listing` (JSON: the files
@@ -20,7 +21,6 @@ import {
 import { encodeItemIndex, type ItemIndex } from "../lib/dataset/item_index.ts";
 import { parseUrlList } from "../lib/dataset/url_list.ts";
 import { DriveApi } from "../lib/net/drive_api.ts";
-import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
 
 export default aggregate<Config>({
@@ -38,6 +38,17 @@ export default aggregate<Config>({
   version: "1",
   source: import.meta.url,
   describe: "download the dataset spec and index its items",
+  files: ({ dataset }) =>
+    dataset.kind === "ffhq"
+      ? { spec: "dataset.spec" }
+      : dataset.kind === "urls"
+      ? { list: "dataset.list" }
+      : {},
+  // FFHQ's spec is a Google Drive link: with a key, it goes through the Drive API.
+  download: ({ download }) => ({
+    stallMs: download.stall_s * 1000,
+    drive: DriveApi.fromConfig(download),
+  }),
   async check(config) {
     if (config.dataset.kind === "folder") {
       await checkDatasetFolder(config.dataset.path).catch((e) => {
@@ -84,15 +95,9 @@ function logListing(ctx: TaskContext<Config>, index: ItemIndex, skipped: Skipped
 
 async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
   const dataset = ctx.config.dataset;
-  const opts = {
-    signal: ctx.signal,
-    stallMs: ctx.config.download.stall_s * 1000,
-    drive: DriveApi.fromConfig(ctx.config.download),
-  };
   switch (dataset.kind) {
     case "ffhq": {
-      const spec = await fetchSource(ctx.store, dataset.spec, "dataset.spec", opts);
-      using file = await Deno.open(spec.path);
+      using file = await Deno.open(ctx.files.spec.path);
       // Errors name the file the user configured, not its copy in the store.
       const name = dataset.spec.path ?? dataset.spec.url!;
       return await ingestFfhqSpecStream(file.readable, name, { component: dataset.component });
@@ -100,9 +105,8 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
     case "folder":
       return await ingestFolder(dataset.path, { extensions: dataset.extensions });
     case "urls": {
-      const list = await fetchSource(ctx.store, dataset.list, "dataset.list", opts);
       return parseUrlList(
-        await Deno.readTextFile(list.path),
+        await Deno.readTextFile(ctx.files.list.path),
         dataset.list.path ?? dataset.list.url!,
       );
     }
@@ -110,17 +114,12 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
 }
 
 /**
- * What tells that the source changed when the config did not: a folder's listing (paths, sizes,
- * modification times, links followed as the listing follows them) or a local spec's content.
- * A downloaded spec is identified by its configured URL and digest.
+ * What tells that a folder's content changed when the config did not: its listing (paths,
+ * sizes, modification times, links followed as the listing follows them). A spec or URL list
+ * is a declared file, keyed by its content.
  */
 async function sourceFingerprint(ctx: TaskContext<Config>): Promise<string | null> {
   const dataset = ctx.config.dataset;
-  if (dataset.kind === "folder") {
-    return await folderFingerprint(dataset.path, { extensions: dataset.extensions });
-  }
-  const local = dataset.kind === "ffhq" ? dataset.spec.path : dataset.list.path;
-  if (local === undefined || local === null) return null;
-  const info = await Deno.stat(local).catch(() => null);
-  return info ? `${info.size}:${info.mtime?.getTime()}` : "missing";
+  if (dataset.kind !== "folder") return null;
+  return await folderFingerprint(dataset.path, { extensions: dataset.extensions });
 }

@@ -16,7 +16,6 @@ import { decodeItemIndex } from "../lib/dataset/item_index.ts";
 import { parseLabelsCsv } from "../lib/dataset/labels.ts";
 import { imageLabels } from "../lib/dataset/image_labels.ts";
 import { splitDataset, type SplitField, type SplitSummary } from "../lib/dataset/splits.ts";
-import { fetchSource } from "../lib/net/fetch_source.ts";
 import type { Config } from "../config/schema.ts";
 
 /** The `splits` object: which images each split holds. */
@@ -35,12 +34,7 @@ export default aggregate<Config>({
   version: "2",
   source: import.meta.url,
   describe: "join labels and split the dataset",
-  async fingerprint(ctx) {
-    const path = ctx.config.labels?.source.path;
-    if (!path) return null;
-    const info = await Deno.stat(path).catch(() => null);
-    return info ? `${info.size}:${info.mtime?.getTime()}` : "missing";
-  },
+  files: ({ labels }) => labels ? { labels: "labels.source" } : {},
   async run(ctx, up) {
     const index = decodeItemIndex(await ctx.store.get(up.aggregate("fetch-json").objects.index));
     const verified = up.items("verify-sizes");
@@ -49,10 +43,7 @@ export default aggregate<Config>({
     let labels = null;
     let labelsFile: string | undefined;
     if (labelsConfig) {
-      const file = await fetchSource(ctx.store, labelsConfig.source, "labels.source", {
-        signal: ctx.signal,
-        stallMs: ctx.config.download.stall_s * 1000,
-      });
+      const file = ctx.files.labels;
       labelsFile = labelsConfig.source.path ?? labelsConfig.source.url;
       // Labels of images the spec lists but this run does not hold (failed downloads, --limit)
       // are neither orphans nor matches.

@@ -14,15 +14,16 @@
 import { each, type Item } from "../lib/dag/task.ts";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
 import {
-  checkEncoder,
   gradientEvaluator,
   gradientFreeEvaluator,
   ModelError,
   ModelSession,
+  openVae,
 } from "../lib/model/vae.ts";
+import { LatentNormalization } from "../lib/model/normalization.ts";
+import { PRESETS } from "../lib/model/presets.ts";
 import { fitBatchToMemory } from "../lib/onnx/batch_fit.ts";
 import { UnsupportedOpError } from "../lib/onnx/errors.ts";
-import { fetchSource } from "../lib/net/fetch_source.ts";
 import { type OptimizeJob, optimizeLatents } from "../lib/optim/latent_optimizer.ts";
 import { decodeCheckpoint } from "../lib/optim/checkpoint.ts";
 import type { Config } from "../config/schema.ts";
@@ -32,28 +33,37 @@ interface Models {
   encoder?: string;
 }
 
+const where = (source: { path?: string; url?: string }) => source.path ?? source.url ?? "?";
+
 export default each<Config, Models>({
   name: "optimize",
   deps: ["encode", "preprocess"],
-  config: ["optimize", "model.scaling_factor", "model.input_range"],
-  reads: ["model.encoder", "model.decoder", "model.providers", "model.threads"],
-  version: "1",
+  config: [
+    "optimize",
+    "model.scaling_factor",
+    "model.shift_factor",
+    "model.latents_mean",
+    "model.latents_std",
+    "model.input_range",
+  ],
+  reads: [
+    "model.encoder",
+    "model.decoder",
+    "model.preset",
+    "model.providers",
+    "model.threads",
+    "preprocess.size",
+  ],
+  version: "2",
   source: import.meta.url,
   describe: "refine every latent until the decoder matches the image",
-  async prepare(ctx) {
-    const { model, optimize } = ctx.config;
-    const opts = { signal: ctx.signal };
-    const decoder = await fetchSource(ctx.store, model.decoder, "model.decoder", opts);
-    if (optimize.method === "gradient") {
-      const inputs: Record<string, string> = { decoder: decoder.digest };
-      return { inputs, state: { decoder: decoder.path } };
-    }
-    const encoder = await fetchSource(ctx.store, model.encoder, "model.encoder", opts);
-    await checkEncoder(encoder.path, `model.encoder (${model.encoder.path ?? model.encoder.url})`);
-    return {
-      inputs: { decoder: decoder.digest, encoder: encoder.digest },
-      state: { decoder: decoder.path, encoder: encoder.path },
-    };
+  files: ({ optimize }) =>
+    optimize.method === "gradient"
+      ? { decoder: "model.decoder" }
+      : { decoder: "model.decoder", encoder: "model.encoder" },
+  prepare(ctx) {
+    const { decoder, encoder } = ctx.files;
+    return Promise.resolve({ state: { decoder: decoder.path, encoder: encoder?.path } });
   },
   // A batch holds latents of one shape (images of one size).
   group: (item) => ({
@@ -80,6 +90,9 @@ export default each<Config, Models>({
         checkpoint,
       };
     };
+    const decoderLabel = `model.decoder (${where(model.decoder)})`;
+    // The stored latents carry the channel count encode derived from the models.
+    const normalization = LatentNormalization.of(shapes.latent[1], model);
     // A batch that would not fit the machine's memory is lowered, with one log line.
     const { batch } = optimize.method === "gradient"
       ? await fitBatchToMemory(models.decoder, {
@@ -92,24 +105,34 @@ export default each<Config, Models>({
     const settings = {
       batch,
       latentShape: shapes.latent.slice(1) as [number, number, number],
-      scalingFactor: model.scaling_factor,
+      normalization,
+      imageShape: shapes.image.slice(1),
       loss: optimize.loss,
       charbonnierEps: optimize.charbonnier_eps,
     };
     const runtime = { providers: model.providers, threads: model.threads, log: ctx.log };
     const evaluator = optimize.method === "gradient"
-      ? await gradientEvaluator(models.decoder, settings, runtime).catch((e: Error) => {
-        // Name the decoder the user configured; an op without a gradient rule has a way out.
-        const hint = e instanceof UnsupportedOpError
-          ? `; optimize.method "gradient_free" needs no gradient rules`
-          : "";
-        throw new ModelError(
-          `model.decoder (${model.decoder.path ?? model.decoder.url}): ${e.message}${hint}`,
-        );
-      })
+      ? await gradientEvaluator(models.decoder, decoderLabel, settings, runtime).catch(
+        (e: Error) => {
+          if (e instanceof ModelError) throw e;
+          // Name the decoder the user configured; an op without a gradient rule has a way out.
+          const hint = e instanceof UnsupportedOpError
+            ? `; optimize.method "gradient_free" needs no gradient rules`
+            : "";
+          throw new ModelError(`${decoderLabel}: ${e.message}${hint}`);
+        },
+      )
       : gradientFreeEvaluator(
-        await ModelSession.open(models.encoder!, "encoder", runtime),
-        await ModelSession.open(models.decoder, "decoder", runtime),
+        await openVae({
+          encoder: { path: models.encoder!, label: `model.encoder (${where(model.encoder)})` },
+          decoder: { path: models.decoder, label: decoderLabel },
+          model,
+          size: ctx.config.preprocess.size,
+          runtime,
+        }),
+        await ModelSession.open(models.decoder, decoderLabel, runtime, {
+          float16Overflow: model.preset ? PRESETS[model.preset].fp16Overflow : undefined,
+        }),
         settings,
       );
     await optimizeLatents({

@@ -30,11 +30,13 @@ import { writeLayout } from "../lib/package/layout.ts";
 import { type OptimizeMetrics, type PackageRow, packageRows } from "../lib/package/rows.ts";
 import { DEFAULT_SHARD_SIZE } from "../lib/package/shards.ts";
 import { ModelSession } from "../lib/model/vae.ts";
+import { LatentNormalization } from "../lib/model/normalization.ts";
+import { PRESETS } from "../lib/model/presets.ts";
 import { inputNotes } from "../lib/dataset/input_notes.ts";
 import { renderReport, type ReportData, type ReportNotes } from "../lib/report/html.ts";
 import { withRunFiles } from "../lib/report/run_files.ts";
 import { adoptedCopies } from "../lib/dataset/reconciliation.ts";
-import { publishDirectory } from "../lib/store/publish.ts";
+import { checkOutDir, publishDirectory } from "../lib/store/publish.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 import type { SplitsObject } from "./label_split.ts";
@@ -58,11 +60,35 @@ export default aggregate<Config>({
     "fetch-images",
     "fetch-json",
   ],
-  // Everything that shapes the data; where it runs (executor) and when (schedule) do not.
-  config: ["dataset", "download", "labels", "preprocess", "model", "optimize", "package"],
+  // Everything that shapes the data or its description, which the files record as their
+  // config. Where inputs are (model, spec and labels locations: their content is in the
+  // upstream keys; mirrors), how things run (providers, threads, download tuning, executor)
+  // and when (schedule) do not.
+  config: [
+    "dataset",
+    "!dataset.spec",
+    "!dataset.mirrors",
+    "download.verify_pixels",
+    "labels",
+    "!labels.source",
+    "preprocess",
+    "model",
+    "!model.encoder",
+    "!model.decoder",
+    "!model.providers",
+    "!model.threads",
+    "optimize",
+    // out_dir too: the files record the config they were written with.
+    "package",
+  ],
+  reads: ["model.providers", "model.threads"],
   version: "3",
   source: import.meta.url,
   describe: "write the dataset files and the report",
+  // An output folder holding someone else's files is refused before any work.
+  check: (config) => checkOutDir(config.package.out_dir),
+  // manifest.json records a --limit, so the limit is part of the action's key.
+  fingerprint: (ctx) => Promise.resolve({ limit: ctx.limit ?? null }),
   async run(ctx, up) {
     const { store, config } = ctx;
     const split = up.aggregate("label-split");
@@ -92,6 +118,10 @@ export default aggregate<Config>({
     });
     const allRows = [...rowsBySplit.values()].flat();
     const encoderDigest = models.encoder ?? up.taskInputs("encode").encoder;
+    // How the stored latents relate to the VAE's z: every file and the manifest say it.
+    const normalization = storedNormalization(config, up.items("encode"));
+    const recorded = normalization.describe();
+    const asText = (v: number | number[] | string) => typeof v === "string" ? v : JSON.stringify(v);
     const written = await writeLayout(store, rowsBySplit, {
       layout: config.package.layout,
       formats: config.package.formats,
@@ -99,14 +129,17 @@ export default aggregate<Config>({
       bucketed: config.preprocess.crop === "buckets",
       columns: { flip, labelFields: labelKinds(allRows, labels.fields) },
       attributes: {
-        scaling_factor: config.model.scaling_factor,
+        ...Object.fromEntries(
+          Object.entries(recorded).map(([k, v]) => [k, Array.isArray(v) ? asText(v) : v]),
+        ),
         encoder_sha256: encoderDigest,
         decoder_sha256: models.decoder,
         config: JSON.stringify(config),
       },
       // What changes a shard's latents; the rest of the config stays in manifest.json.
+      npzExtras: npzNormalization(recorded),
       shardContext: {
-        scaling_factor: String(config.model.scaling_factor),
+        ...Object.fromEntries(Object.entries(recorded).map(([k, v]) => [k, asText(v)])),
         encoder_sha256: encoderDigest,
         decoder_sha256: models.decoder,
       },
@@ -121,7 +154,7 @@ export default aggregate<Config>({
     const images: ReportData["images"] = [];
     for (const [split, rows] of rowsBySplit) {
       counts[split] = rows.length;
-      files[`${split}/manifest.txt`] = text(rows.map((r) => r.path).join("\n") + "\n");
+      files[`${split}/manifest.txt`] = text(rows.map((r) => manifestLine(r.path)).join(""));
       files[`${split}/metrics.csv`] = text(metricsCsv(rows));
       for (const row of rows) {
         const m = row.image.metrics;
@@ -149,8 +182,9 @@ export default aggregate<Config>({
     files["manifest.json"] = text(
       JSON.stringify(
         {
-          ...provenance(up, config, splits, counts, failures, labels, allRows, notes),
+          ...provenance(up, config, splits, counts, failures, labels, allRows, notes, recorded),
           reconciliation,
+          limit: ctx.limit ?? null,
         },
         null,
         1,
@@ -162,7 +196,14 @@ export default aggregate<Config>({
       splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
       images,
       failures,
-      samples: await samples(ctx.store, up, images.map((i) => i.id), config, models.decoder),
+      samples: await samples(
+        ctx.store,
+        up,
+        images.map((i) => i.id),
+        config,
+        models.decoder,
+        normalization,
+      ),
       config,
       notes,
       reconciliation,
@@ -172,13 +213,52 @@ export default aggregate<Config>({
     const aliases = Object.fromEntries(
       Object.entries(written.recipes).map(([recipe, digest]) => [RECIPE_ALIAS + recipe, digest]),
     );
-    return { objects, meta: { counts, failed: failures.length }, aliases };
+    return {
+      objects,
+      meta: { counts, failed: failures.length, limit: ctx.limit ?? null },
+      aliases,
+    };
   },
   async publish(ctx, output, run) {
     const objects = await withRunFiles(ctx.store, output.objects, run);
-    await publishDirectory(ctx.store, objects, ctx.config.package.out_dir);
+    const meta = output.meta as { counts: Record<string, number>; failed: number; limit?: number };
+    const images = Object.values(meta.counts).reduce((a, b) => a + b, 0);
+    // A partial dataset never replaces a complete one (it goes beside it).
+    const partial = typeof meta.limit === "number"
+      ? `--limit ${meta.limit}`
+      : images === 0 && meta.failed > 0
+      ? `every item failed (${meta.failed})`
+      : undefined;
+    const r = await publishDirectory(ctx.store, objects, ctx.config.package.out_dir, {
+      cacheDir: ctx.cacheDir,
+      configFile: ctx.configFile,
+      partial,
+      images,
+    });
+    if (r.keptComplete) {
+      ctx.log(
+        `${r.keptComplete} holds a complete dataset, kept as it is; this run's partial dataset ` +
+          `(${partial}) is in ${r.dir}`,
+      );
+    } else if (r.repaired.length) {
+      ctx.log(`${r.dir}: rewrote ${r.repaired.join(", ")} (changed since published)`);
+    }
   },
 });
+
+/**
+ * One line of manifest.txt: the path, with a backslash, carriage return or line feed written as
+ * `\\`, `\r`, `\n`, so every image is exactly one line whatever its file name.
+ */
+function manifestLine(path: string): string {
+  return path.replace(/[\\\r\n]/g, (c) => c === "\\" ? "\\\\" : c === "\r" ? "\\r" : "\\n") + "\n";
+}
+
+/** A CSV field quoted as RFC 4180 asks when it holds a comma, a quote or a line break. */
+function csvField(value: string | number): string {
+  const s = String(value);
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
 
 /** One row per optimized item: each image, and with flips its `<id>#flip` item too. */
 function metricsCsv(rows: readonly PackageRow[]): string {
@@ -197,7 +277,7 @@ function metricsCsv(rows: readonly PackageRow[]): string {
       m.steps,
       m.stop,
       m.provider,
-    ].join(",");
+    ].map(csvField).join(",");
   const lines = rows.flatMap((r) => [
     line(r.id, r.image.metrics, r.bucket),
     ...(r.flipped ? [line(r.flipped.item, r.flipped.metrics, r.bucket)] : []),
@@ -214,6 +294,7 @@ function provenance(
   labels: LabelsObject,
   rows: readonly PackageRow[],
   notes: ReportNotes,
+  normalization: Record<string, unknown>,
 ) {
   const fetched = up.items("fetch-images");
   const keys = Object.fromEntries(STAGES.map((t) => [t, up.keys(t)]));
@@ -242,7 +323,7 @@ function provenance(
     models: {
       encoder_sha256: up.taskInputs("encode").encoder,
       decoder_sha256: up.taskInputs("optimize").decoder,
-      scaling_factor: config.model.scaling_factor,
+      ...normalization,
     },
     counts,
     failures,
@@ -329,6 +410,7 @@ async function samples(
   ids: string[],
   config: Config,
   decoderDigest: string,
+  normalization: LatentNormalization,
 ): Promise<ReportData["samples"]> {
   const count = Math.min(config.package.samples, ids.length);
   if (count === 0) return [];
@@ -337,14 +419,15 @@ async function samples(
     providers: config.model.providers,
     threads: config.model.threads,
     log: () => {},
-  });
+  }, { float16Overflow: config.model.preset && PRESETS[config.model.preset].fp16Overflow });
   const decode = async (digest: string) => {
     const latent = decodeNpy(await store.get(digest));
-    const scaled = Float32Array.from(
+    // Latents are stored normalized; the decoder takes z.
+    const z = normalization.denormalize(
       latent.data as Float32Array,
-      (v) => v / config.model.scaling_factor,
+      latent.shape[2] * latent.shape[3],
     );
-    const image = await decoder.run(scaled, latent.shape);
+    const image = await decoder.run(z, latent.shape);
     return await tensorToPng(image.data, image.dims, config.model.input_range);
   };
   // The preprocessed tensor holds exactly the pixels the encoder saw.
@@ -363,6 +446,33 @@ async function samples(
   }
   await decoder.session.release();
   return out;
+}
+
+/** The normalization of the stored latents, with the channel count encode recorded. */
+function storedNormalization(
+  config: Config,
+  encoded: Map<string, { meta: unknown }>,
+): LatentNormalization {
+  const first = encoded.values().next().value;
+  const shape = (first?.meta as { shape?: number[] } | undefined)?.shape;
+  const channels = shape?.[1] ??
+    (config.model.preset ? PRESETS[config.model.preset].latentChannels : undefined) ??
+    config.model.latents_mean?.length ?? 0;
+  return LatentNormalization.of(channels, config.model);
+}
+
+/** The normalization as small arrays beside the latents (npz has no attributes). */
+function npzNormalization(recorded: Record<string, number | number[] | string>) {
+  return Object.fromEntries(
+    Object.entries(recorded).map(([k, v]) => [
+      k,
+      typeof v === "string"
+        ? { dtype: "<U" as const, shape: [], data: [v] }
+        : Array.isArray(v)
+        ? { dtype: "<f4" as const, shape: [v.length], data: Float32Array.from(v) }
+        : { dtype: "<f8" as const, shape: [], data: Float64Array.from([v]) },
+    ]),
+  );
 }
 
 function text(s: string): Uint8Array {

@@ -26,7 +26,7 @@ export default each<Config>({
   config: ["preprocess.size", "preprocess.crop", "preprocess.buckets", "model.input_range"],
   // Flipping adds items (each with its own parameters) and changes no other item's result.
   reads: ["preprocess.flip"],
-  version: "3",
+  version: "4",
   source: import.meta.url,
   describe: "crop, resize and normalise every image",
   concurrency: preprocessConcurrency,

@@ -184,6 +184,17 @@ Deno.test("adopting copies exactly the verified bytes out of folders and zips, a
       await Deno.chmod(tree, 0o755);
     }
     for (const k of kept) await Deno.remove(k);
+    // A store that cannot be written is not the copy's fault: it is an error, not a rejection.
+    for (const source of [tree, zipPath]) {
+      const again = await AdoptSources.open([source]);
+      try {
+        const nowhere = join(dir, "no-such-dir", "kept");
+        const e = await assertRejects(() => again.adopt(items[0], { tempPath: () => nowhere }));
+        assert(e instanceof Deno.errors.NotFound, String(e));
+      } finally {
+        again.close();
+      }
+    }
     // The copies were read only: same files, same bytes, same modification times.
     assertEquals(await snapshot(dir), before);
   } finally {

@@ -60,10 +60,52 @@ Deno.test("a generated spec of the real schema becomes the compact index, for ea
   });
 });
 
-Deno.test("chunk boundaries anywhere give the same index", async () => {
-  const whole = await ingestFfhqSpecStream(chunked(specText, 1 << 20), "spec");
+/** Streams `bytes` cut at the given offsets (ascending). */
+function cutAt(bytes: Uint8Array, cuts: number[]): AsyncIterable<Uint8Array> {
+  return (async function* () {
+    let from = 0;
+    for (const at of [...cuts, bytes.length]) {
+      yield bytes.subarray(from, at);
+      from = at;
+    }
+  })();
+}
+
+Deno.test("chunk boundaries anywhere give the same index, even inside a multi-byte character", async () => {
+  // Names and titles with 2-, 3- and 4-byte UTF-8 characters, in fields that reach the index
+  // (path, URL, id) and in one that does not (the photo title).
+  const spec = JSON.parse(specText);
+  const names = ["Zoë_Ångström", "東京の夏", "😀🎉", "naïve—ψ"];
+  for (const [k, id] of ["2", "5", "11", "23"].entries()) {
+    const image = spec[id].image;
+    image.file_path = image.file_path.replace(/\.png$/, `_${names[k]}.png`);
+    image.file_url = image.file_url.replace(/\.png$/, `_${names[k]}.png`);
+    spec[id].metadata.photo_title = `${names[k]} ${names[(k + 1) % 4]}`;
+  }
+  spec["ид-7"] = spec["7"];
+  const text = JSON.stringify(spec, null, 2);
+  const bytes = new TextEncoder().encode(text);
+  const whole = await ingestFfhqSpecStream(chunked(text, 1 << 20), "spec");
+  strictEqual(whole.items.length, 31);
+  deepStrictEqual(
+    whole.items.filter((i) => [...i.path].some((c) => c.codePointAt(0)! > 0x7f))
+      .map((i) => [i.id, i.path, i.url]),
+    ["2", "5", "11", "23"].map((id) => [id, spec[id].image.file_path, spec[id].image.file_url]),
+  );
+  strictEqual(whole.items.at(-1)!.id, "ид-7");
   for (const size of [1, 7, 4093]) {
-    deepStrictEqual(await ingestFfhqSpecStream(chunked(specText, size), "spec"), whole);
+    deepStrictEqual(await ingestFfhqSpecStream(chunked(text, size), "spec"), whole, `${size}`);
+  }
+  // Cut inside every multi-byte character: after its first byte, and before its last.
+  const continuation = (i: number) => (bytes[i] & 0xc0) === 0x80;
+  const afterFirst = [...bytes.keys()].filter((i) => continuation(i) && !continuation(i - 1));
+  const beforeLast = [...bytes.keys()].filter((i) => continuation(i) && !continuation(i + 1));
+  // One cut per non-ASCII character of the text (about 50 of them).
+  const nonAscii = [...text].filter((c) => c.codePointAt(0)! > 0x7f).length;
+  ok(nonAscii >= 40, `${nonAscii} non-ASCII characters`);
+  strictEqual(afterFirst.length, nonAscii);
+  for (const cuts of [afterFirst, beforeLast]) {
+    deepStrictEqual(await ingestFfhqSpecStream(cutAt(bytes, cuts), "spec"), whole);
   }
 });
 

@@ -72,6 +72,10 @@ Deno.test("every format sharp decodes is listed by default; other files are skip
     const jpegs = await ingestFolder(root, { extensions: [".jpg", ".jpeg"] });
     assertEquals(jpegs.items.map((i) => i.id), ["a", "b"]);
     assertEquals(jpegs.skipped.length, 9);
+    // Without the dot, an extension still means the file's ending after a dot.
+    await Deno.writeTextFile(join(root, "notapng"), "x");
+    const pngs = await ingestFolder(root, { extensions: ["PNG"] });
+    assertEquals(pngs.items.map((i) => i.id), ["I", "c"]);
   });
 });
 

@@ -2,22 +2,11 @@ import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import sharp from "sharp";
 import { PixelError, readPixelFacts, readPixelSize, verifyPixels } from "../lib/dataset/pixels.ts";
+import { PYTHON, pythonRequirement } from "./fixtures/python.ts";
+import { testIf } from "./fixtures/skip.ts";
 import { syntheticImage } from "./fixtures/synthetic_images.ts";
 
-const PYTHON = "/usr/bin/python3";
-const hasPil = (() => {
-  try {
-    return new Deno.Command(PYTHON, {
-      args: ["-c", "import PIL, numpy"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .outputSync().code === 0;
-  } catch {
-    return false;
-  }
-})();
-if (!hasPil) console.warn(`skipping the PIL cross-check: ${PYTHON} cannot import PIL and numpy`);
+const PIL = pythonRequirement("PIL, numpy");
 
 Deno.test("pixel size and pixel MD5 of a PNG: H×W×3 RGB, row-major", async () => {
   const img = await syntheticImage(11, { width: 40, height: 24 });
@@ -55,6 +44,15 @@ Deno.test("verifyPixels names the file with expected and found values", async ()
       verifyPixels(path, { pixelMd5: wrong }, true),
       (e: Error) => e.message === `${path}: expected pixel MD5 ${wrong}, found ${md5}`,
     );
+    // An empty file says so, rather than "unsupported image format".
+    await Deno.writeFile(`${dir}/empty.jpg`, new Uint8Array());
+    for (const check of [true, false]) {
+      await rejects(
+        verifyPixels(`${dir}/empty.jpg`, {}, check),
+        (e: Error) =>
+          e instanceof PixelError && e.message === `${dir}/empty.jpg: the file is empty (0 bytes)`,
+      );
+    }
     await Deno.writeTextFile(`${dir}/page.png`, "<!DOCTYPE html><html></html>");
     await rejects(
       readPixelSize(`${dir}/page.png`),
@@ -66,9 +64,8 @@ Deno.test("verifyPixels names the file with expected and found values", async ()
   }
 });
 
-Deno.test({
+testIf(PIL, {
   name: "pixel MD5 equals NVIDIA's (numpy array of the PIL image)",
-  ignore: !hasPil,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "lf_px_" });
     try {

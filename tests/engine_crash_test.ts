@@ -1,53 +1,45 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
-import { parse, ToyProject } from "./fixtures/toy_harness.ts";
+import { Running } from "./fixtures/running.ts";
+import { seededRandom } from "./fixtures/synthetic_images.ts";
+import { ToyProject } from "./fixtures/toy_harness.ts";
 
-/** Starts a run and resolves once it holds the lease (its run-start event is out). */
-async function startRun(p: ToyProject, args: string[], env: Record<string, string>) {
-  const child = p.command(["run", "--json", ...args], env).spawn();
-  const reader = child.stdout.getReader();
-  let seen = "";
-  while (!seen.includes('"event":"run-start"')) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += new TextDecoder().decode(value);
-  }
-  const rest = (async () => {
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += new TextDecoder().decode(value);
-    }
-    return seen;
-  })();
-  return { child, output: rest };
+/** `LATENTFORGE_TEST_SEED` replays the kill points of a printed seed. */
+const SEED = Number(Deno.env.get("LATENTFORGE_TEST_SEED") ?? 20261121);
+
+/** Actions a `--json` run reported as done so far. */
+function actionsRan(events: Record<string, unknown>[]): number {
+  return events.filter((e) => e.event === "item" && e.status === "ran").length;
 }
 
-Deno.test("kill -9 at random moments, 20 times, then a final run: same output, nothing corrupt", async () => {
+/** Actions per task that a `--json` run's task-end events report as ran. */
+function ranTotal(events: Record<string, unknown>[]): number {
+  return events.filter((e) => e.event === "task-end")
+    .reduce((n, e) => n + (e.counts as { ran: number }).ran, 0);
+}
+
+Deno.test("kill -9 after a seeded number of actions, 20 times, then a final run: same output, nothing corrupt", async () => {
+  console.log(`seed ${SEED} (LATENTFORGE_TEST_SEED=${SEED} replays these kill points)`);
+  const random = seededRandom(SEED);
   const count = 1200;
   const expected = await ToyProject.cleanOutput(count);
   const p = await ToyProject.create({ count });
   try {
-    const env = { TOY_SLEEP_MS: "12" };
-    let killed = 0;
+    const killedAfter: number[] = [];
     for (let i = 0; i < 20; i++) {
-      const child = p.command(["run", "--concurrency", "2"], env).spawn();
-      const delay = 150 + Math.random() * 800;
-      const exited = await Promise.race([
-        child.status.then(() => true),
-        new Promise<false>((r) => setTimeout(() => r(false), delay)),
-      ]);
-      if (!exited) {
-        child.kill("SIGKILL");
-        killed++;
-      }
-      const status = await child.status;
-      await child.stdout.cancel();
-      await child.stderr.cancel();
-      // Each run after a kill must start at once: the dead holder's lease expires on its own.
-      assert(status.code !== 2, "a run was refused because of a dead run's lease");
+      const after = 1 + Math.floor(random() * 60);
+      const run = new Running(p.command(["run", "--json", "--concurrency", "2"]));
+      // A run refused because of the dead run's lease would exit 2 before any action.
+      await run.waitFor(
+        `${after} actions of attempt ${i + 1}`,
+        () => actionsRan(run.events) >= after,
+      );
+      run.kill("SIGKILL");
+      const end = await run.finish();
+      assertEquals(end.signal, "SIGKILL", `attempt ${i + 1} ended on its own (${end.code})`);
+      killedAfter.push(actionsRan(end.events));
     }
-    assertEquals(killed, 20, "every run was killed mid-way");
-    const final = await p.run(["run", "--json", "--concurrency", "16"], env);
+    console.log(`killed after ${killedAfter.join(", ")} actions`);
+    const final = await p.run(["run", "--json", "--concurrency", "16"]);
     assertEquals(final.code, 0, final.stderr);
     assertEquals(await Deno.readTextFile(p.out), expected);
     const verify = await p.run(["verify"]);
@@ -62,9 +54,12 @@ Deno.test("kill -9 at random moments, 20 times, then a final run: same output, n
 
 Deno.test("a second run while one holds the cache exits 2 naming the holder; --wait waits", async () => {
   const p = await ToyProject.create({ count: 60 });
+  const release = `${p.dir}/release`;
+  let first: Running | undefined;
   try {
-    const env = { TOY_SLEEP_MS: "40" };
-    const first = await startRun(p, ["--concurrency", "2"], env);
+    // The first run holds its lease until the test creates the release file.
+    first = new Running(p.command(["run", "--json"], { TOY_HOLD_UNTIL: release }));
+    await first.waitForEvent("run-start", (e) => e.event === "run-start");
     const second = await p.run(["run"]);
     assertEquals(second.code, 2, second.stderr);
     assertMatch(
@@ -74,14 +69,25 @@ Deno.test("a second run while one holds the cache exits 2 naming the holder; --w
     assertStringIncludes(second.stderr, "--wait");
     const gc = await p.run(["gc"]);
     assertEquals(gc.code, 2, "gc must not run beside a run");
-    const waiting = await p.run(["run", "--wait", "--json"]);
-    assertEquals(waiting.code, 0, waiting.stderr);
-    assertStringIncludes(waiting.stderr, `waiting for pid ${first.child.pid}`);
-    assertEquals((await first.child.status).code, 0);
-    await first.output;
+    const waiting = new Running(p.command(["run", "--wait", "--json"]));
+    await waiting.waitFor(
+      "the waiting message",
+      () => waiting.stderr.includes(`waiting for pid ${first!.child.pid}`),
+    );
+    assert(!first.exited, "the first run still holds the cache");
+    await Deno.writeTextFile(release, "");
+    const firstEnd = await first.finish();
+    assertEquals(firstEnd.code, 0, firstEnd.stderr);
+    assertEquals(ranTotal(firstEnd.events), 1 + 3 * 60 + 1);
+    const waited = await waiting.finish();
+    assertEquals(waited.code, 0, waited.stderr);
+    // It started after the first run had finished everything: nothing was left to do.
+    assertEquals(ranTotal(waited.events), 0);
     assertEquals((await p.run(["verify"])).code, 0);
     assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(60));
   } finally {
+    await Deno.writeTextFile(release, "").catch(() => {});
+    await first?.finish();
     await p.cleanup();
   }
 });
@@ -90,22 +96,21 @@ Deno.test("SIGINT stops taking work, finishes in-flight writes and exits 130", a
   const p = await ToyProject.create({ count: 200 });
   try {
     const env = { TOY_SLEEP_MS: "30" };
-    const run = await startRun(p, ["--concurrency", "2"], env);
-    await new Promise((r) => setTimeout(r, 800));
-    run.child.kill("SIGINT");
-    const status = await run.child.status;
-    const out = parse(status.code, new TextEncoder().encode(await run.output), new Uint8Array());
-    assertEquals(status.code, 130);
+    const run = new Running(p.command(["run", "--json", "--concurrency", "2"], env));
+    await run.waitFor("50 actions", () => actionsRan(run.events) >= 50);
+    run.kill("SIGINT");
+    const out = await run.finish();
+    assertEquals(out.code, 130, out.stderr);
     const end = out.events.find((e) => e.event === "run-end");
     assertEquals(end?.status, "interrupted");
-    const done = out.events.filter((e) => e.event === "item" && e.status === "ran").length;
-    assert(done > 0 && done < 600, `expected a partial run, ${done} actions ran`);
+    const done = ranTotal(out.events);
+    assert(done >= 50 && done < 602, `expected a partial run, ${done} actions ran`);
     assertEquals(out.events.filter((e) => e.event === "item" && e.status === "failed").length, 0);
     assertEquals((await p.run(["verify"])).code, 0);
     const resumed = await p.run(["run", "--json"]);
     assertEquals(resumed.code, 0);
-    const rerun = [...ToyProject.ran(resumed).values()].reduce((a, b) => a + b);
-    assert(rerun < 602, `resumed run redid finished work: ${rerun} actions`);
+    // Every action ran exactly once over the two runs: nothing finished was redone or lost.
+    assertEquals(ranTotal(resumed.events), 602 - done);
     assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(200));
   } finally {
     await p.cleanup();

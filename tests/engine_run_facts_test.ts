@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "./fixtures/assert.ts";
 import type { Reporter, RunEvent } from "../lib/dag/events.ts";
 import { TaskGraph } from "../lib/dag/graph.ts";
-import { runPipeline } from "../lib/dag/runner.ts";
+import { runPipeline } from "../lib/dag/plan.ts";
 import { type RunFacts, RunFactsCollector } from "../lib/dag/run_facts.ts";
 import { aggregate, each } from "../lib/dag/task.ts";
 import { ObjectStore } from "../lib/store/objects.ts";

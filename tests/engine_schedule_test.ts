@@ -14,8 +14,13 @@ Deno.test("cron: the last slot at or before now, in UTC", () => {
   assertEquals(previousFire("30 4 1 * *", at("2026-03-10T00:00:00Z")), at("2026-03-01T04:30:00Z"));
   // 2026-03-08 is a Sunday.
   assertEquals(previousFire("0 0 * * 0", at("2026-03-10T00:00:00Z")), at("2026-03-08T00:00:00Z"));
+  // Standard cron: with both day fields restricted, either matches (2026-03-09 is a Monday).
+  assertEquals(previousFire("0 0 1 * 1", at("2026-03-10T00:00:00Z")), at("2026-03-09T00:00:00Z"));
+  // A slot exactly at `now` has fired.
+  assertEquals(previousFire("0 3 * * *", at("2026-03-10T03:00:00Z")), at("2026-03-10T03:00:00Z"));
   assertThrows(() => previousFire("0 25 * * *", new Date()), "hour must be within 0-23");
   assertThrows(() => previousFire("0 3 * *", new Date()), "expected 5 fields");
+  assertThrows(() => previousFire("x 3 * * *", new Date()), 'cannot read minute field "x"');
 });
 
 Deno.test("schedule --once runs when due, skips when not, and catches up a missed run", async () => {

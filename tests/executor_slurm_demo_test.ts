@@ -4,14 +4,14 @@ import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
 import { startMirror } from "./fixtures/mirror.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
-import { ensureSlurm } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 import { ToyProject } from "./fixtures/toy_harness.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
 
-const slurm = await ensureSlurm();
-if (!slurm.ok) console.warn(`skipping the Slurm demo test: ${slurm.reason}`);
+const slurmCase = slurmSuite("the demo pipeline on Slurm", await slurmRequirement());
 
 const DEMO_CONFIG = fileURLToPath(new URL("../config/demo.json", import.meta.url));
+const REPO = fileURLToPath(new URL("../", import.meta.url));
 const ITEMS = 24;
 
 /** Every file under `dir`, by path relative to it. */
@@ -28,10 +28,9 @@ async function readTree(dir: string): Promise<Map<string, Uint8Array>> {
   return files;
 }
 
-Deno.test({
-  name: "the demo pipeline with --executor slurm and 3 array tasks publishes the local run's out/",
-  ignore: !slurm.ok,
-  async fn() {
+slurmCase(
+  "the demo pipeline with --executor slurm and 3 array tasks publishes the local run's out/",
+  async (cluster) => {
     const mirror = await startMirror({ count: ITEMS, imageSize: 256, seed: 1 });
     const shared = await Deno.makeTempDir({ prefix: "latentforge-slurm-demo-" });
     const projects: PipelineProject[] = [];
@@ -66,7 +65,7 @@ Deno.test({
 
       const remote = await PipelineProject.create(config);
       projects.push(remote);
-      const second = await remote.run(["run", "--json", "--executor", "slurm"]);
+      const second = await remote.run(["run", "--json", "--executor", "slurm"], cluster.env);
       assertEquals(second.code, 0, second.stderr);
       const logs = second.events.filter((e) => e.event === "log").map((e) => e.message).join("\n");
       for (const task of ["encode", "optimize"]) {
@@ -87,7 +86,18 @@ Deno.test({
         withoutRunSection(new TextDecoder().decode(files.get("report.html")));
       assertEquals(report(actual), report(expected));
       assertEquals([...actual.keys()].sort(), [...expected.keys()].sort());
-      assert(expected.has("report.html") && expected.size > varying.size + 2);
+      const kinds = new Set([...expected.keys()].map((rel) => rel.replace(/^.*\//, "")));
+      for (
+        const kind of [
+          "latents.npz",
+          "latents.h5",
+          "latents.safetensors",
+          "metrics.csv",
+          "manifest.txt",
+          "manifest.json",
+          "report.html",
+        ]
+      ) assert(kinds.has(kind), `the dataset has no ${kind}: ${[...kinds]}`);
       const differing = [...expected].filter(([rel, bytes]) => {
         const other = actual.get(rel)!;
         return !varying.has(rel) &&
@@ -109,4 +119,52 @@ Deno.test({
       await Deno.remove(shared, { recursive: true }).catch(() => {});
     }
   },
-});
+);
+
+slurmCase(
+  "deno task demo --executor slurm starts its workers through pipeline.ts worker",
+  async (cluster) => {
+    const dir = await Deno.makeTempDir({ prefix: "latentforge-slurm-demo-task-" });
+    try {
+      const cache = join(dir, "cache");
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "task",
+          "demo",
+          "--executor",
+          "slurm",
+          "--limit",
+          "3",
+          "--set",
+          "optimize.max_steps=6",
+          "--set",
+          "executor.poll_s=0.5",
+          "--set",
+          "executor.array_tasks=2",
+          "--set",
+          `package.out_dir=${join(dir, "out")}`,
+          "--cache",
+          cache,
+        ],
+        cwd: REPO,
+        env: { NO_COLOR: "1", ...cluster.env },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assertEquals(out.code, 0, text);
+      assertMatch(text, /submitted encode as Slurm job \d+ \(array 0,1 of 2 shards, 3 items\)/);
+      assertMatch(text, /submitted optimize as Slurm job \d+/);
+      // Each array task's output is its worker's own summary line, not the demo's usage text.
+      const logs = join(cache, "logs", "slurm");
+      const outputs = await Promise.all(
+        [...Deno.readDirSync(logs)].map((e) => Deno.readTextFile(join(logs, e.name))),
+      );
+      assert(outputs.length >= 4, `array task outputs: ${outputs.length}`);
+      for (const o of outputs) assertMatch(o, /worker [01]\/2: \{/);
+      assertMatch(text, /the report is at .*report\.html/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

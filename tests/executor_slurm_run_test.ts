@@ -1,10 +1,8 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
-import { ensureSlurm } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 import { parse, ToyProject } from "./fixtures/toy_harness.ts";
 
-const slurm = await ensureSlurm();
-if (!slurm.ok) console.warn(`skipping the Slurm executor tests: ${slurm.reason}`);
-const ignore = !slurm.ok;
+const slurmCase = slurmSuite("run --executor slurm", await slurmRequirement());
 
 const executor = {
   kind: "slurm",
@@ -44,14 +42,13 @@ async function traceCounts(path: string): Promise<Map<string, number>> {
   return counts;
 }
 
-Deno.test({
-  name: "run --executor slurm with 3 array tasks gives the same output as a local run",
-  ignore,
-  async fn() {
+slurmCase(
+  "run --executor slurm with 3 array tasks gives the same output as a local run",
+  async (cluster) => {
     const p = await ToyProject.create({ count: 12 });
     try {
       await p.writeConfig({ count: 12 }, { executor });
-      const r = await p.run(["run", "--json"]);
+      const r = await p.run(["run", "--json"], cluster.env);
       assertEquals(r.code, 0, r.stderr + r.stdout);
       const logs = r.events.filter((e) => e.event === "log").map((e) => e.message as string);
       assertMatch(
@@ -60,28 +57,34 @@ Deno.test({
       );
       assertEquals(ToyProject.ran(r).get("scale"), 12);
       assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(12));
-      const again = await p.run(["run", "--json"]);
+      const again = await p.run(["run", "--json"], cluster.env);
       assertEquals([...ToyProject.ran(again).values()].reduce((a, b) => a + b), 0);
     } finally {
       await p.cleanup();
     }
   },
-});
+);
 
-Deno.test({
-  name: "a cancelled array task's items are resubmitted; finished items are not recomputed",
-  ignore,
-  async fn() {
+slurmCase(
+  "a cancelled array task's items are resubmitted; finished items are not recomputed",
+  async (cluster) => {
     const p = await ToyProject.create({ count: 18 });
     const trace = `${p.dir}/trace.txt`;
     try {
       await p.writeConfig({ count: 18 }, { executor });
-      const run = await startSlurmRun(p, { TOY_SCALE_SLEEP_MS: "1000", TOY_TRACE: trace });
+      const run = await startSlurmRun(p, {
+        ...cluster.env,
+        TOY_SCALE_SLEEP_MS: "1000",
+        TOY_TRACE: trace,
+      });
       // Cancel the second array task once the first items are done: it has six items and runs
       // two at a time, so items are still queued (or it is still pending). A cancelled worker
       // finishes its in-flight items (Slurm sends SIGTERM first) and takes no new ones.
       while ((await traceCounts(trace)).size === 0) await new Promise((r) => setTimeout(r, 100));
-      const scancel = await new Deno.Command("scancel", { args: [`${run.jobId}_1`] }).output();
+      const scancel = await new Deno.Command("scancel", {
+        args: [`${run.jobId}_1`],
+        env: cluster.env,
+      }).output();
       assertEquals(scancel.code, 0);
       const status = await run.child.status;
       const out = parse(status.code, new TextEncoder().encode(await run.output), new Uint8Array());
@@ -100,29 +103,33 @@ Deno.test({
       await p.cleanup();
     }
   },
-});
+);
 
-Deno.test({
-  name: "SIGINT to the coordinator cancels the job; a rerun resumes from what workers finished",
-  ignore,
-  async fn() {
+slurmCase(
+  "SIGINT to the coordinator cancels the job; a rerun resumes from what workers finished",
+  async (cluster) => {
     const p = await ToyProject.create({ count: 12 });
     const trace = `${p.dir}/trace.txt`;
     try {
       await p.writeConfig({ count: 12 }, { executor });
-      const run = await startSlurmRun(p, { TOY_SCALE_SLEEP_MS: "1000", TOY_TRACE: trace });
+      const run = await startSlurmRun(p, {
+        ...cluster.env,
+        TOY_SCALE_SLEEP_MS: "1000",
+        TOY_TRACE: trace,
+      });
       while ((await traceCounts(trace)).size === 0) await new Promise((r) => setTimeout(r, 100));
       run.child.kill("SIGINT");
       assertEquals((await run.child.status).code, 130);
       await run.output;
       const squeue = await new Deno.Command("squeue", {
         args: ["-h", "-j", String(run.jobId), "-o", "%i %T"],
+        env: cluster.env,
       }).output();
       const live = new TextDecoder().decode(squeue.stdout).split("\n")
         .filter((l) => /RUNNING|PENDING/.test(l));
       assertEquals(live, [], "the job was cancelled");
       const before = await traceCounts(trace);
-      const rerun = await p.run(["run", "--json"], { TOY_TRACE: trace });
+      const rerun = await p.run(["run", "--json"], { ...cluster.env, TOY_TRACE: trace });
       assertEquals(rerun.code, 0, rerun.stderr);
       assertEquals(await Deno.readTextFile(p.out), await ToyProject.cleanOutput(12));
       const after = await traceCounts(trace);
@@ -133,7 +140,7 @@ Deno.test({
       await p.cleanup();
     }
   },
-});
+);
 
 Deno.test("--executor slurm without sbatch on PATH fails clearly", async () => {
   const p = await ToyProject.create({ count: 2 });

@@ -15,11 +15,9 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "./fixtures/assert.ts";
-import { ensureSlurm, SLURM_PARTITION } from "./fixtures/slurm.ts";
+import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 
-const slurm = await ensureSlurm();
-if (!slurm.ok) console.warn(`skipping the Slurm cluster tests: ${slurm.reason}`);
-const ignore = !slurm.ok;
+const slurmCase = slurmSuite("the Slurm client functions", await slurmRequirement());
 
 /** Generous: the tests share the node's two CPUs with whatever else is running. */
 const WAIT = { timeoutMs: 45_000, pollMs: 250 };
@@ -41,33 +39,33 @@ async function waitUntil(
   jobId: number,
   done: (states: Map<number, ArrayTaskState>) => boolean,
   what: string,
+  env: Record<string, string>,
 ): Promise<Map<number, ArrayTaskState>> {
   const deadline = Date.now() + WAIT.timeoutMs;
   while (Date.now() < deadline) {
-    const states = await jobStates(jobId);
+    const states = await jobStates(jobId, { env });
     if (done(states)) return states;
     await new Promise((resolve) => setTimeout(resolve, WAIT.pollMs));
   }
   throw new Error(`job ${jobId}: ${what} did not happen within ${WAIT.timeoutMs} ms`);
 }
 
-Deno.test({
-  name: "submitArray runs every task of a 3-task array, each with its own index",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "submitArray runs every task of a 3-task array, each with its own index",
+  async (cluster) => {
     const dir = await tempDir();
     const jobId = await submitArray({
       scriptText: `#!/bin/sh\nprintf '%s %s of %s\\n' "$GREETING" "$SLURM_ARRAY_TASK_ID" ` +
         `"$SLURM_ARRAY_JOB_ID" > "${dir}/task-$SLURM_ARRAY_TASK_ID.txt"\n`,
-      env: { GREETING: "task" },
+      env: { ...cluster.env, GREETING: "task" },
       arraySize: 3,
       jobName: "latentforge-test-array",
-      partition: SLURM_PARTITION,
+      partition: cluster.partition,
       timeLimit: 2,
       cpusPerTask: 1,
       output: `${dir}/slurm-%A_%a.out`,
     });
-    const states = await waitForArray(jobId, WAIT);
+    const states = await waitForArray(jobId, { ...WAIT, env: cluster.env });
     assertEquals(summary(states), { 0: "COMPLETED 0:0", 1: "COMPLETED 0:0", 2: "COMPLETED 0:0" });
     for (const index of [0, 1, 2]) {
       assertEquals(
@@ -78,12 +76,11 @@ Deno.test({
     }
     await Deno.remove(dir, { recursive: true });
   },
-});
+);
 
-Deno.test({
-  name: "a task that exits 3 is reported FAILED with exit code 3; the others COMPLETED",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "a task that exits 3 is reported FAILED with exit code 3; the others COMPLETED",
+  async (cluster) => {
     const dir = await tempDir();
     const script = `${dir}/task.sh`;
     await Deno.writeTextFile(
@@ -91,13 +88,14 @@ Deno.test({
       `#!/bin/sh\ntouch "${dir}/ran-$SLURM_ARRAY_TASK_ID"\n[ "$SLURM_ARRAY_TASK_ID" = 4 ] && exit 3\nexit 0\n`,
     );
     const jobId = await submitArray({
+      env: cluster.env,
       scriptPath: script,
       indices: [0, 4],
       jobName: "latentforge-test-exit",
       output: "/dev/null",
       cwd: dir,
     });
-    const states = await waitForArray(jobId, WAIT);
+    const states = await waitForArray(jobId, { ...WAIT, env: cluster.env });
     assertEquals(summary(states), { 0: "COMPLETED 0:0", 4: "FAILED 3:0" });
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
       "ran-0",
@@ -106,37 +104,37 @@ Deno.test({
     ]);
     await Deno.remove(dir, { recursive: true });
   },
-});
+);
 
-Deno.test({
-  name: "cancelling one running task (JOB_ID_1) reports it CANCELLED while the others complete",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "cancelling one running task (JOB_ID_1) reports it CANCELLED while the others complete",
+  async (cluster) => {
     const dir = await tempDir();
     const jobId = await submitArray({
+      env: cluster.env,
       scriptText: `#!/bin/sh\n[ "$SLURM_ARRAY_TASK_ID" = 1 ] && sleep 60\n` +
         `touch "${dir}/done-$SLURM_ARRAY_TASK_ID"\n`,
       arraySize: 3,
       jobName: "latentforge-test-cancel",
       output: "/dev/null",
     });
-    await waitUntil(jobId, (s) => s.get(1)?.state === "RUNNING", "task 1 running");
-    await cancel(`${jobId}_1`);
-    const states = await waitForArray(jobId, WAIT);
+    await waitUntil(jobId, (s) => s.get(1)?.state === "RUNNING", "task 1 running", cluster.env);
+    await cancel(`${jobId}_1`, { env: cluster.env });
+    const states = await waitForArray(jobId, { ...WAIT, env: cluster.env });
     assertEquals(summary(states), { 0: "COMPLETED 0:0", 1: "CANCELLED 0:15", 2: "COMPLETED 0:0" });
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["done-0", "done-2"]);
     // Cancelling what has already ended is not an error.
-    await cancel(jobId);
-    await cancel(`${jobId}_1`);
+    await cancel(jobId, { env: cluster.env });
+    await cancel(`${jobId}_1`, { env: cluster.env });
     await Deno.remove(dir, { recursive: true });
   },
-});
+);
 
-Deno.test({
-  name: "pending tasks are reported one per index, not as a compressed range",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "pending tasks are reported one per index, not as a compressed range",
+  async (cluster) => {
     const jobId = await submitArray({
+      env: cluster.env,
       scriptText: "#!/bin/sh\nsleep 30\n",
       indices: "0-9:3",
       maxRunning: 1,
@@ -144,7 +142,7 @@ Deno.test({
       output: "/dev/null",
     });
     try {
-      const states = await jobStates(jobId);
+      const states = await jobStates(jobId, { env: cluster.env });
       assertEquals([...states.keys()], [0, 3, 6, 9]);
       const pending = [...states.values()].filter((t) => t.state === "PENDING").length;
       assert(
@@ -152,44 +150,42 @@ Deno.test({
         `expected at least 3 pending tasks, found ${JSON.stringify(summary(states))}`,
       );
     } finally {
-      await cancel(jobId);
+      await cancel(jobId, { env: cluster.env });
     }
-    const final = await waitForArray(jobId, WAIT);
+    const final = await waitForArray(jobId, { ...WAIT, env: cluster.env });
     // Without accounting, tasks cancelled before they started leave no record at all.
     for (const [index, task] of final) {
       assertEquals(task.state, "CANCELLED", `task ${index}`);
     }
   },
-});
+);
 
-Deno.test({
-  name: "a job Slurm rejects throws SlurmError with Slurm's own message",
-  ignore,
-  fn: async () => {
-    const error = await assertRejects(() =>
+slurmCase("a job Slurm rejects throws SlurmError with Slurm's own message", async (cluster) => {
+  const error = await assertRejects(() =>
+    submitArray({
+      env: cluster.env,
+      scriptText: "#!/bin/sh\ntrue\n",
+      arraySize: 2,
+      jobName: "latentforge-test-rejected",
+      partition: "no-such-partition",
+    })
+  );
+  assert(error instanceof SlurmError, `expected a SlurmError, found ${error.name}`);
+  assertStringIncludes(error.message, 'Slurm rejected job "latentforge-test-rejected"');
+  assertStringIncludes(error.message, "Invalid partition name specified");
+
+  const big = `#!/bin/sh\n${"# padding past the pipe buffer\n".repeat(10_000)}true\n`;
+  await assertRejects(
+    () =>
       submitArray({
-        scriptText: "#!/bin/sh\ntrue\n",
-        arraySize: 2,
-        jobName: "latentforge-test-rejected",
-        partition: "no-such-partition",
-      })
-    );
-    assert(error instanceof SlurmError, `expected a SlurmError, found ${error.name}`);
-    assertStringIncludes(error.message, 'Slurm rejected job "latentforge-test-rejected"');
-    assertStringIncludes(error.message, "Invalid partition name specified");
-
-    const big = `#!/bin/sh\n${"# padding past the pipe buffer\n".repeat(10_000)}true\n`;
-    await assertRejects(
-      () =>
-        submitArray({
-          scriptText: big,
-          arraySize: 1,
-          jobName: "latentforge-test-bad-option",
-          extraArgs: ["--no-such-option"],
-        }),
-      "unrecognized option '--no-such-option'",
-    );
-  },
+        env: cluster.env,
+        scriptText: big,
+        arraySize: 1,
+        jobName: "latentforge-test-bad-option",
+        extraArgs: ["--no-such-option"],
+      }),
+    "unrecognized option '--no-such-option'",
+  );
 });
 
 Deno.test("without sbatch on PATH, submitArray says how to get it", async () => {
@@ -219,26 +215,25 @@ Deno.test("without sbatch on PATH, submitArray says how to get it", async () => 
   await Deno.remove(emptyBin);
 });
 
-Deno.test({
-  name: "probeSharedPath passes for a directory the node sees, and leaves no marker behind",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "probeSharedPath passes for a directory the node sees, and leaves no marker behind",
+  async (cluster) => {
     const dir = await tempDir();
-    await probeSharedPath(dir, { timeoutMs: WAIT.timeoutMs, pollMs: WAIT.pollMs });
+    await probeSharedPath(dir, { ...WAIT, env: cluster.env });
     assertEquals([...Deno.readDirSync(dir)], []);
     await Deno.remove(dir);
   },
-});
+);
 
-Deno.test({
-  name: "probeSharedPath names a directory the compute node cannot write into",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "probeSharedPath names a directory the compute node cannot write into",
+  async (cluster) => {
     const parent = await tempDir();
     const missing = `${parent}/not-on-the-nodes`;
     await assertRejects(
       () =>
         probeSharedPath(missing, {
+          env: cluster.env,
           timeoutMs: WAIT.timeoutMs,
           pollMs: WAIT.pollMs,
           markerWaitMs: 500,
@@ -247,16 +242,16 @@ Deno.test({
     );
     await Deno.remove(parent);
   },
-});
+);
 
-Deno.test({
-  name: "a probe job that cannot start in time is cancelled and named in the error",
-  ignore,
-  fn: async () => {
+slurmCase(
+  "a probe job that cannot start in time is cancelled and named in the error",
+  async (cluster) => {
     const dir = await tempDir();
     const error = await assertRejects(
       () =>
         probeSharedPath(dir, {
+          env: cluster.env,
           extraArgs: ["--begin=now+1hour"],
           timeoutMs: 1_000,
           pollMs: WAIT.pollMs,
@@ -265,11 +260,13 @@ Deno.test({
     );
     const jobId = Number(/the probe job (\d+) for cache directory/.exec(error.message)?.[1]);
     assert(jobId > 0, `expected the probe's job id in: ${error.message}`);
-    const left = [...(await jobStates(jobId)).values()].filter((t) => t.state !== "CANCELLED");
+    const left = [...(await jobStates(jobId, { env: cluster.env })).values()].filter((t) =>
+      t.state !== "CANCELLED"
+    );
     assertEquals(left, [], "the probe job is still queued");
     await Deno.remove(dir);
   },
-});
+);
 
 Deno.test("expandArrayIndices reads --array syntax and names a bad part", () => {
   assertEquals(expandArrayIndices("0-3,7"), [0, 1, 2, 3, 7]);

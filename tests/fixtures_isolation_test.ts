@@ -47,7 +47,7 @@ Deno.test("deno task demo --cache DIR generates its VAE inside DIR and leaves th
         "--limit",
         "2",
         "--set",
-        "optimize.max_steps=5",
+        "optimize.max_steps=6",
         "--set",
         `package.out_dir=${join(dir, "out")}`,
         "--cache",

@@ -1,9 +1,9 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { encodeHdf5, type Hdf5Contents, Hdf5Error, writeHdf5File } from "../lib/format/hdf5.ts";
-import { PYTHON, pythonHas, runPython } from "./fixtures/python.ts";
+import { pythonRequirement, runPython } from "./fixtures/python.ts";
+import { testIf } from "./fixtures/skip.ts";
 
-const hasH5py = pythonHas("h5py, numpy");
-if (!hasH5py) console.warn(`skipping HDF5 checks: ${PYTHON} cannot import h5py and numpy`);
+const H5PY = pythonRequirement("h5py, numpy");
 
 // Prints every dataset (dtype, shape, raw bytes or strings) and attribute of a file as JSON.
 const DUMP = `
@@ -91,9 +91,8 @@ Deno.test("HDF5 rejects a wrong element count and names the dataset", async () =
   );
 });
 
-Deno.test({
+testIf(H5PY, {
   name: "h5py opens the file: datasets, dtypes and attributes equal",
-  ignore: !hasH5py,
   fn: async () => {
     const dir = await Deno.makeTempDir();
     try {
@@ -130,9 +129,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+testIf(H5PY, {
   name: "h5py reads fixed-length ids, gzip chunks and block-written large datasets",
-  ignore: !hasH5py,
   fn: async () => {
     const dir = await Deno.makeTempDir();
     try {

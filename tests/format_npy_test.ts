@@ -7,10 +7,10 @@ import {
   encodeNpyStrings,
   NpyError,
 } from "../lib/format/npy.ts";
-import { PYTHON, pythonHas } from "./fixtures/python.ts";
+import { PYTHON, pythonRequirement } from "./fixtures/python.ts";
+import { testIf } from "./fixtures/skip.ts";
 
-const hasNumpy = pythonHas("numpy");
-if (!hasNumpy) console.warn(`skipping numpy checks: ${PYTHON} cannot import numpy`);
+const NUMPY = pythonRequirement("numpy");
 
 Deno.test("npy data starts on a 64-byte boundary and round trips", () => {
   for (const shape of [[], [5], [2, 3], [1, 4, 3, 3]]) {
@@ -77,9 +77,8 @@ Deno.test("truncated files name the source and the sizes", () => {
   );
 });
 
-Deno.test({
+testIf(NUMPY, {
   name: "numpy.load reads numeric and string .npy files; ours reads numpy's",
-  ignore: !hasNumpy,
   fn: async () => {
     const dir = await Deno.makeTempDir();
     try {

@@ -5,10 +5,10 @@ import {
   SafetensorsError,
   type Tensor,
 } from "../lib/format/safetensors.ts";
-import { PYTHON, pythonHas } from "./fixtures/python.ts";
+import { PYTHON, pythonRequirement } from "./fixtures/python.ts";
+import { testIf } from "./fixtures/skip.ts";
 
-const hasNumpy = pythonHas("numpy");
-if (!hasNumpy) console.warn(`skipping the numpy safetensors check: ${PYTHON} cannot import numpy`);
+const NUMPY = pythonRequirement("numpy");
 
 function sample(): Record<string, Tensor> {
   return {
@@ -140,9 +140,8 @@ Deno.test("safetensors reader rejects malformed files with the reason", () => {
   );
 });
 
-Deno.test({
+testIf(NUMPY, {
   name: "numpy reads the safetensors file by the format's rules",
-  ignore: !hasNumpy,
   fn: async () => {
     const dir = await Deno.makeTempDir();
     try {

@@ -6,6 +6,8 @@ import {
   PreprocessOptionsError,
 } from "../lib/image/preprocess.ts";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
+import { PYTHON, pythonRequirement } from "./fixtures/python.ts";
+import { testIf } from "./fixtures/skip.ts";
 
 type Rgb = [number, number, number];
 
@@ -194,17 +196,10 @@ Deno.test("preprocess resize equals sharp's own lanczos3 resize of the same crop
   }
 });
 
-const python = "/usr/bin/python3";
-const pillowMissing = new Deno.Command(python, {
-  args: ["-c", "import PIL, numpy"],
-  stdout: "null",
-  stderr: "null",
-}).outputSync().code !== 0;
-if (pillowMissing) console.warn(`skipping the Pillow comparison: ${python} lacks PIL or numpy`);
+const python = PYTHON;
 
-Deno.test({
+testIf(pythonRequirement("PIL, numpy"), {
   name: "preprocess agrees with Pillow's LANCZOS center-crop resize within 0.25/255 on average",
-  ignore: pillowMissing,
   async fn() {
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="640" height="480">
       <rect width="640" height="480" fill="#345"/><circle cx="320" cy="240" r="150" fill="#e96"/>

@@ -6,6 +6,7 @@ import { HashPool } from "../lib/net/hash_pool.ts";
 import { HostGate, hostOf } from "../lib/net/host_gate.ts";
 import { retry } from "../lib/net/retry.ts";
 import { ALL_FAULTS, type Mirror, startMirror } from "./fixtures/mirror.ts";
+import { Running } from "./fixtures/running.ts";
 
 interface Entry {
   id: string;
@@ -199,24 +200,21 @@ await downloadVerified({ urls: [${JSON.stringify(item.url)}], partialPath: ${
       }, expectedSize: ${item.size}, expectedMd5: ${JSON.stringify(item.md5)}, stallMs: 5000 });
 console.log("finished");`,
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--no-config", script],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const deadline = Date.now() + 20_000;
-    let kept = 0;
-    while (Date.now() < deadline) {
-      kept = await exists(partialPath) ? (await Deno.stat(partialPath)).size : 0;
-      if (kept > 0) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const child = new Running(
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--no-config", script],
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
+    // Killed the moment its first block of bytes is in the partial file.
+    await child.waitForState(
+      "bytes in the partial file",
+      async () => (await Deno.stat(partialPath).catch(() => null))?.size! > 0,
+    );
     child.kill("SIGKILL");
-    const status = await child.status;
-    strictEqual(status.signal, "SIGKILL");
-    await child.stdout.cancel();
-    await child.stderr.cancel();
-    kept = (await Deno.stat(partialPath)).size;
+    strictEqual((await child.finish()).signal, "SIGKILL");
+    const kept = (await Deno.stat(partialPath)).size;
     ok(kept > 0 && kept < item.size, `partial holds ${kept} of ${item.size} bytes`);
 
     mirror.resetStats();
@@ -279,6 +277,38 @@ Deno.test("a host answering 'Quota exceeded' is backed off while another mirror 
   }
 });
 
+/**
+ * A clock that moves only when told to, for a {@link HostGate}'s `now` and `sleep`: sleepers
+ * wake when {@link ManualClock.advance} passes their time.
+ */
+class ManualClock {
+  #ms = 0;
+  #sleepers: { until: number; wake: () => void }[] = [];
+  #onSleep: ((ms: number) => void)[] = [];
+  readonly now = (): number => this.#ms;
+  readonly sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const sleeper = { until: this.#ms + ms, wake: resolve };
+      this.#sleepers.push(sleeper);
+      signal?.addEventListener("abort", () => {
+        this.#sleepers = this.#sleepers.filter((s) => s !== sleeper);
+        reject(signal.reason);
+      }, { once: true });
+      this.#onSleep.shift()?.(ms);
+    });
+  /** Resolves with the length of the next sleep that begins. */
+  nextSleep(): Promise<number> {
+    return new Promise((resolve) => this.#onSleep.push(resolve));
+  }
+  advance(ms: number): void {
+    this.#ms += ms;
+    const due = this.#sleepers.filter((s) => s.until <= this.#ms);
+    this.#sleepers = this.#sleepers.filter((s) => s.until > this.#ms);
+    for (const s of due) s.wake();
+  }
+}
+
 Deno.test("callers of a backed-off host wait while another host's downloads go on", async () => {
   const refusing = await startMirror({
     count: 1,
@@ -288,12 +318,15 @@ Deno.test("callers of a backed-off host wait while another host's downloads go o
   });
   const good = await startMirror({ count: 5, imageKind: "noise", imageSize: 32 });
   const dir = await Deno.makeTempDir({ prefix: "lf_dl_" });
+  const controller = new AbortController();
+  let waiting: Promise<unknown> | undefined;
   try {
-    const gate = new HostGate({ quotaBackoffS: 1 });
+    const clock = new ManualClock();
+    const gate = new HostGate({ quotaBackoffS: 1, now: clock.now, sleep: clock.sleep });
     const [stuck] = entries(refusing);
-    const controller = new AbortController();
     const errors: string[] = [];
-    const waiting = retry(
+    let sleep = clock.nextSleep();
+    waiting = retry(
       () =>
         downloadVerified({
           urls: [stuck.url],
@@ -307,12 +340,18 @@ Deno.test("callers of a backed-off host wait while another host's downloads go o
       {
         attempts: 2,
         baseMs: 1,
+        random: () => 0,
         signal: controller.signal,
         countsAsAttempt: (e) => (e as DownloadError).kind !== "quota",
         onRetry: (e) => errors.push((e as Error).message),
       },
     );
-    const started = performance.now();
+    waiting.catch(() => {});
+    // Refused once: its caller now sleeps out a 1 s back-off.
+    strictEqual(await sleep, 1000);
+    strictEqual(refusing.stats.requests.get(stuck.path), 1);
+    ok(errors[0].includes("HTTP 429") && errors[0].includes("backed off for 1 s"), errors[0]);
+    // The clock stands still, yet every download from the other host goes through the gate.
     for (const item of entries(good)) {
       const got = await downloadVerified({
         urls: [item.url],
@@ -323,16 +362,19 @@ Deno.test("callers of a backed-off host wait while another host's downloads go o
       });
       strictEqual(got.md5, item.md5);
     }
-    const took = performance.now() - started;
-    ok(took < 900, `the other host was held up for ${took} ms by a 1 s back-off`);
-    await new Promise((r) => setTimeout(r, 2500 - took));
+    strictEqual(gate.backoffRemainingMs(hostOf(good.origin)), 0);
+    strictEqual(refusing.stats.requests.get(stuck.path), 1, "asked again during its back-off");
+    // After 1 s it is asked again, refused again, and the back-off doubles: not hammered.
+    sleep = clock.nextSleep();
+    clock.advance(1000);
+    strictEqual(await sleep, 2000);
+    strictEqual(refusing.stats.requests.get(stuck.path), 2);
     controller.abort(new Error("run stopped"));
     await rejects(waiting, /run stopped/);
-    // Asked at 0 s, refused: 1 s back-off; asked at 1 s, refused: 2 s back-off, so by 2.5 s the
-    // refusing host has been asked exactly twice, not hammered.
     strictEqual(refusing.stats.requests.get(stuck.path), 2);
-    ok(errors[0].includes("HTTP 429") && errors[0].includes("backed off"), errors[0]);
   } finally {
+    controller.abort(new Error("test over"));
+    await waiting?.catch(() => {});
     await refusing.close();
     await good.close();
     await Deno.remove(dir, { recursive: true });
@@ -461,31 +503,53 @@ Deno.test("URLs that are not http(s) fail at once, naming the URL", async () => 
 });
 
 Deno.test("a stalled body is aborted after stallMs and the retry resumes from the partial", async () => {
-  const mirror = await startMirror({
+  // Two servers of the same file: the first stalls every body half-way, the second does not.
+  const stalling = await startMirror({
     count: 1,
     imageKind: "noise",
     imageSize: 64,
     faults: { rate: 1, kinds: ["stall"] },
   });
+  const healthy = await startMirror({ count: 1, imageKind: "noise", imageSize: 64 });
   const dir = await Deno.makeTempDir({ prefix: "lf_dl_" });
   try {
-    const [item] = entries(mirror);
+    const [item] = entries(stalling);
+    strictEqual(entries(healthy)[0].md5, item.md5);
+    const half = Math.floor(item.size / 2);
     const partialPath = `${dir}/0.part`;
-    const t0 = performance.now();
-    const error = await downloadVerified({
-      urls: [item.url],
-      partialPath,
-      expectedSize: item.size,
-      expectedMd5: item.md5,
-      stallMs: 200,
-    }).then(() => null, (e) => e);
-    const took = performance.now() - t0;
-    strictEqual(error?.kind, "stall");
-    strictEqual(error.retryable, true);
-    ok(took >= 200 && took < 1500, `took ${took} ms`);
-    strictEqual((await Deno.stat(partialPath)).size, Math.floor(item.size / 2));
+    const failures: DownloadError[] = [];
+    const got = await retry(
+      (attempt) =>
+        downloadVerified({
+          urls: [attempt === 1 ? item.url : `${healthy.origin}/${item.path}`],
+          partialPath,
+          expectedSize: item.size,
+          expectedMd5: item.md5,
+          stallMs: 200,
+        }),
+      {
+        attempts: 2,
+        baseMs: 1,
+        random: () => 0,
+        onRetry: (e) => failures.push(e as DownloadError),
+      },
+    );
+    strictEqual(failures.length, 1);
+    strictEqual(failures[0].kind, "stall");
+    strictEqual(failures[0].retryable, true);
+    strictEqual(
+      failures[0].message,
+      `${item.url}: no byte received for 200 ms (after ${half} bytes); partial kept`,
+    );
+    // The retry asked the second server for the bytes from the partial's end, and only those.
+    strictEqual(healthy.stats.rangeRequests, 1);
+    strictEqual(healthy.stats.bytesByPath.get(item.path), item.size - half);
+    strictEqual(got.bytesFetched, item.size - half);
+    strictEqual(got.md5, item.md5);
+    strictEqual(await md5OfFile(got.path), item.md5);
   } finally {
-    await mirror.close();
+    await stalling.close();
+    await healthy.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

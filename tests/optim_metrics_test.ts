@@ -1,10 +1,10 @@
 import { ok, strictEqual, throws } from "node:assert/strict";
 import process from "node:process";
 import { MetricError, psnr, ssim } from "../lib/optim/metrics.ts";
-import { PYTHON, pythonHas } from "./fixtures/python.ts";
+import { PYTHON, pythonRequirement } from "./fixtures/python.ts";
+import { testIf } from "./fixtures/skip.ts";
 
-const hasNumpy = pythonHas("numpy");
-if (!hasNumpy) console.warn(`skipping the numpy SSIM reference: ${PYTHON} cannot import numpy`);
+const NUMPY = pythonRequirement("numpy");
 
 function near(found: number, expected: number, tolerance: number, what: string) {
   ok(Math.abs(found - expected) <= tolerance, `${what}: expected ${expected}, found ${found}`);
@@ -78,9 +78,8 @@ Deno.test("SSIM rejects images smaller than the window and mismatched shapes", (
   );
 });
 
-Deno.test({
+testIf(NUMPY, {
   name: "SSIM equals a numpy reference (2-D Gaussian windows, valid region)",
-  ignore: !hasNumpy,
   fn: async () => {
     const [c, h, w] = [3, 37, 52];
     const a = image(c, h, w, 7);

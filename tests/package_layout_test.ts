@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "./fixtures/assert.ts";
-import { PYTHON, pythonHas } from "./fixtures/python.ts";
+import { PYTHON, pythonRequirement } from "./fixtures/python.ts";
+import { testIf } from "./fixtures/skip.ts";
 import { seededRandom } from "../lib/onnx/gradient_check.ts";
 import { ObjectStore } from "../lib/store/objects.ts";
 import { publishDirectory } from "../lib/store/publish.ts";
@@ -15,8 +16,7 @@ import { type PackageRow, packageRows } from "../lib/package/rows.ts";
 import { type LayoutOptions, writeLayout } from "../lib/package/layout.ts";
 
 const LOADER = new URL("../examples/torch_dataset.py", import.meta.url).pathname;
-const hasTorch = pythonHas("torch, numpy");
-if (!hasTorch) console.warn(`skipping the PyTorch loader checks: ${PYTHON} has no torch`);
+const TORCH = pythonRequirement("torch, numpy");
 
 /** Ten images in three buckets over two splits, each with a flipped item; seeded latents. */
 async function fixture(store: ObjectStore, seed: number) {
@@ -251,10 +251,9 @@ Deno.test("per-image and split layouts: every image's arrays where the index say
   }
 });
 
-Deno.test({
+testIf(TORCH, {
   name:
     "the PyTorch loader reads every layout: values equal the records, batches never mix buckets, flips read",
-  ignore: !hasTorch,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "latentforge-layout-" });
     try {

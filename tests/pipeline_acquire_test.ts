@@ -3,11 +3,16 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
 import { ALL_FAULTS, startMirror } from "./fixtures/mirror.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
-import { parse, ToyProject } from "./fixtures/toy_harness.ts";
+import { Running, someFile } from "./fixtures/running.ts";
+import { ToyProject } from "./fixtures/toy_harness.ts";
 import { type ActionRecord, openRecords } from "../lib/store/records.ts";
 
 /** The model section is required by the schema; these runs stop before any model is read. */
-const NO_MODEL = { encoder: { path: "unused.onnx" }, decoder: { path: "unused.onnx" } };
+const NO_MODEL = {
+  encoder: { path: "unused.onnx" },
+  decoder: { path: "unused.onnx" },
+  scaling_factor: 1,
+};
 
 async function records(cache: string, task: string): Promise<Map<string, ActionRecord>> {
   const records = await openRecords(cache);
@@ -28,18 +33,20 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
     seed: 11,
   });
   const tree = await Deno.makeTempDir();
-  const p = await PipelineProject.create({
-    dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
-    download: {
-      stall_s: 1,
-      quota_backoff_s: 0.2,
-      attempts: 10,
-      concurrency_per_host: 16,
-      materialize: tree,
-    },
-    model: NO_MODEL,
-  });
+  let cleanup = () => Promise.resolve();
   try {
+    const p = await PipelineProject.create({
+      dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
+      download: {
+        stall_s: 1,
+        quota_backoff_s: 0.2,
+        attempts: 10,
+        concurrency_per_host: 16,
+        materialize: tree,
+      },
+      model: NO_MODEL,
+    });
+    cleanup = () => p.cleanup();
     const r = await p.run(["run", "verify-sizes", "--json"]);
     assertEquals(r.code, 1, r.stderr);
     const failed = r.events.filter((e) => e.event === "item" && e.status === "failed");
@@ -85,7 +92,7 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
     ]);
   } finally {
     await mirror.close();
-    await p.cleanup();
+    await cleanup();
     await Deno.remove(tree, { recursive: true });
   }
 });
@@ -104,55 +111,75 @@ Deno.test("kill -9 during downloads: partial files resume with Range, finished o
     model: NO_MODEL,
   });
   try {
-    const total = [...mirror.files.values()].filter((f) => f.width === 512).reduce(
-      (a, f) => a + f.bytes.length,
-      0,
-    );
-    const child = p.command(["run", "fetch-images", "--json"]).spawn();
-    const reader = child.stdout.getReader();
-    let text = "";
-    const reading = (async () => {
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        text += new TextDecoder().decode(value);
-      }
-    })();
-    // Kill once some images are done and others are part-way (their partial files have bytes).
+    const spec = JSON.parse(new TextDecoder().decode(mirror.specBytes));
+    const items = Object.entries(spec).map(([id, rec]) => {
+      const image = (rec as { image: { file_path: string; file_size: number; file_md5: string } })
+        .image;
+      return { id, path: image.file_path, size: image.file_size, md5: image.file_md5 };
+    });
     const partials = join(p.cache, "partial", "images");
-    const partway = async () => {
-      const sizes = await Array.fromAsync(Deno.readDir(partials)).then(
-        (es) => Promise.all(es.map((e) => Deno.stat(join(partials, e.name)).then((i) => i.size))),
-        () => [] as number[],
-      );
-      return sizes.some((n) => n > 0);
-    };
-    while ((text.match(/"task":"fetch-images","item"/g) ?? []).length < 2 || !(await partway())) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    child.kill("SIGKILL");
-    await child.status;
-    await reading;
-    await child.stderr.cancel();
-    const before = parse(0, new TextEncoder().encode(text), new Uint8Array()).events
-      .filter((e) => e.event === "item" && e.status === "ran").map((e) => String(e.item));
-    assert(
-      before.length >= 3 && before.length < 12,
-      `${before.length} images finished before the kill`,
+    const sizeOf = new Map(items.map((i) => [i.md5, i.size]));
+    // A partial file part-way: some bytes appended, not all of them.
+    const partway = (name: string, info: Deno.FileInfo) =>
+      info.size > 0 && info.size < (sizeOf.get(name) ?? 0);
+    const run = new Running(p.command(["run", "fetch-images", "--json"]));
+    const done = () =>
+      run.events.filter((e) => e.event === "item" && e.task === "fetch-images").length;
+    // Kill once 3 images are done and another one is part-way.
+    await run.waitFor("3 finished images", () => done() >= 3);
+    await run.waitForState("a partial download", () => someFile(partials, partway));
+    run.kill("SIGKILL");
+    const killed = await run.finish();
+    assertEquals(killed.signal, "SIGKILL");
+    const before = new Set(
+      killed.events.filter((e) => e.event === "item" && e.status === "ran").map((e) =>
+        String(e.item)
+      ),
     );
+    assert(before.size >= 3 && before.size < 12, `${before.size} images finished before the kill`);
+
+    // What the kill left, per image: the bytes of its partial file, and whether its bytes are
+    // already in the store under its MD5 (stored, but killed before the record was written).
+    const left = new Map<string, number>();
+    for await (const e of Deno.readDir(partials)) {
+      left.set(e.name, (await Deno.stat(join(partials, e.name))).size);
+    }
+    const stored = new Set<string>();
+    const records = await openRecords(p.cache);
+    try {
+      const aliases = await records.aliases();
+      for (const { md5 } of items) if (aliases.has(`md5:${md5}`)) stored.add(md5);
+    } finally {
+      records.close();
+    }
+    assert([...left.values()].some((n) => n > 0), "the kill left a partial file with bytes");
 
     mirror.resetStats();
     const rerun = await p.run(["run", "fetch-images", "--json"]);
     assertEquals(rerun.code, 0, rerun.stderr);
-    assert(mirror.stats.rangeRequests > 0, "partial downloads resumed with Range requests");
-    assert(
-      mirror.stats.bytesServed < total - before.length * 1000,
-      `the rerun fetched ${mirror.stats.bytesServed} of ${total} bytes`,
-    );
-    for (const id of before) {
-      const path = `images1024x1024/00000/${id.padStart(5, "0")}.png`;
-      assertEquals(mirror.stats.requests.get(path) ?? 0, 0, `${path} was requested again`);
+    const want: Record<string, { requests: number; bytes: number }> = {};
+    const got: Record<string, { requests: number; bytes: number }> = {};
+    let resumed = 0;
+    for (const item of items) {
+      const have = left.get(item.md5) ?? 0;
+      let expected = { requests: 1, bytes: item.size };
+      if (before.has(item.id) || stored.has(item.md5) || have === item.size) {
+        // Finished, stored, or every byte already received: nothing is fetched again.
+        expected = { requests: 0, bytes: 0 };
+      } else if (have > 0) {
+        // Resumed with a Range request from the partial's length: only the rest is sent.
+        expected = { requests: 1, bytes: item.size - have };
+        resumed++;
+      }
+      want[item.id] = expected;
+      got[item.id] = {
+        requests: mirror.stats.requests.get(item.path) ?? 0,
+        bytes: mirror.stats.bytesByPath.get(item.path) ?? 0,
+      };
     }
+    assertEquals(got, want);
+    assert(resumed > 0, "a partial download was resumed");
+    assertEquals(mirror.stats.rangeRequests, resumed);
   } finally {
     await mirror.close();
     await p.cleanup();
@@ -192,16 +219,32 @@ Deno.test("bad specs and labels fail with the file, the line or item, and expect
     );
 
     const csv = mirror.labelsCsv.split("\n");
-    const cases: [string, string, RegExp][] = [
-      ["header", ["image_number,age,gender", ...csv.slice(1)].join("\n"), /header/],
+    // Each case: the CSV, and the whole reason expected for it (given the file's path).
+    const cases: [string, string, (path: string) => string][] = [
+      [
+        "header",
+        ["image_number,age,gender", ...csv.slice(1)].join("\n"),
+        (path) =>
+          `${path}:1: wrong header: expected ${JSON.stringify(csv[0])}, ` +
+          `found "image_number,age,gender"`,
+      ],
       [
         "confidence",
         [csv[0], csv[1].replace(/,(0\.\d+|1),(male|female),/, ",high,$2,"), ...csv.slice(2)].join(
           "\n",
         ),
-        /:2: column age_group_confidence: expected a number/,
+        (path) =>
+          `${path}:2: column age_group_confidence: expected a number in [0, 1] ` +
+          `(or -1 where no face was found), found "high"`,
       ],
-      ["orphan", [...csv.slice(0, -1), csv[1].replace(/^\d+/, "99"), ""].join("\n"), /99/],
+      [
+        "orphan",
+        // The 6 rows, then a row for image 99, which the spec does not have, at line 8.
+        [...csv.slice(0, -1), csv[1].replace(/^\d+/, "99"), ""].join("\n"),
+        (path) =>
+          `labels do not match the images: 0 image(s) without a label, 1 label(s) in ${path} ` +
+          "without an image (first: 99 at line 8); labels.max_missing is 0",
+      ],
     ];
     const p = await PipelineProject.create({
       dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
@@ -209,7 +252,7 @@ Deno.test("bad specs and labels fail with the file, the line or item, and expect
     });
     try {
       assertEquals((await p.run(["run", "verify-sizes"])).code, 0);
-      for (const [name, text, pattern] of cases) {
+      for (const [name, text, reason] of cases) {
         const path = await write(`${name}.csv`, text);
         const r = await p.run([
           "run",
@@ -220,8 +263,7 @@ Deno.test("bad specs and labels fail with the file, the line or item, and expect
         ]);
         assertEquals(r.code, 1, `${name}: ${r.stderr}`);
         const end = r.events.find((e) => e.event === "task-end" && e.task === "label-split")!;
-        assertStringIncludes(String(end.reason), path);
-        assertMatch(String(end.reason), pattern);
+        assertEquals(end.reason, reason(path), name);
         // Nothing already completed is lost.
         assertEquals(ToyProject.ran(r).get("fetch-images"), 0);
       }

@@ -10,9 +10,14 @@ import { openRecords } from "../lib/store/records.ts";
 import type { Reconciliation } from "../lib/dataset/reconciliation.ts";
 
 /** The model section is required by the schema; runs that stop before any model is read. */
-const NO_MODEL = { encoder: { path: "unused.onnx" }, decoder: { path: "unused.onnx" } };
+const NO_MODEL = {
+  encoder: { path: "unused.onnx" },
+  decoder: { path: "unused.onnx" },
+  scaling_factor: 1,
+};
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 /** Image files the mirror was asked for. */
 function imageRequests(mirror: { stats: { requests: Map<string, number> } }): string[] {
@@ -72,7 +77,12 @@ Deno.test("adopting a Kaggle-like zip: the plan and the run reconcile it exactly
   await Deno.writeFile(same, mirror.files.get(spec[ids("bytes")[1]].image.file_path)!.bytes);
   const mineBefore = await Deno.stat(mine);
   const p = await PipelineProject.create({
-    dataset: { kind: "ffhq", spec: { url: mirror.specUrl }, adopt: [zip] },
+    // Pinned, so that the plan knows the spec without fetching it.
+    dataset: {
+      kind: "ffhq",
+      spec: { url: mirror.specUrl, sha256: sha256(mirror.specBytes) },
+      adopt: [zip],
+    },
     labels: { source: { url: mirror.labelsUrl }, split_by: ["gender"] },
     download: { verify_pixels: true, materialize: tree },
     preprocess: { size: 32 },
@@ -199,7 +209,11 @@ Deno.test("kill -9 during adoption: the rerun adopts nothing twice and downloads
   const tree = join(dir, "ffhq");
   await writeLocalFolder(mirror, tree, { extras: 0, seed: 8 });
   const p = await PipelineProject.create({
-    dataset: { kind: "ffhq", spec: { url: mirror.specUrl }, adopt: [tree] },
+    dataset: {
+      kind: "ffhq",
+      spec: { url: mirror.specUrl, sha256: sha256(mirror.specBytes) },
+      adopt: [tree],
+    },
     model: NO_MODEL,
   });
   try {
@@ -208,7 +222,12 @@ Deno.test("kill -9 during adoption: the rerun adopts nothing twice and downloads
     const child = p.command(["run", "fetch-images", "--json", "--concurrency", "1"]).spawn();
     const reader = child.stdout.getReader();
     let text = "";
-    while ((text.match(/"task":"fetch-images","item"/g) ?? []).length < 15) {
+    // Killed once 15 items have finished and some of them are recorded (records reach the disk
+    // in batches): each new line of output is the moment to look again.
+    while (
+      (text.match(/"task":"fetch-images","item"/g) ?? []).length < 15 ||
+      (await recordedIds(p.cache, "fetch-images")).size === 0
+    ) {
       const { value, done } = await reader.read();
       if (done) break;
       text += new TextDecoder().decode(value);
@@ -230,8 +249,10 @@ Deno.test("kill -9 during adoption: the rerun adopts nothing twice and downloads
     assertEquals(imageRequests(mirror), [], "nothing was downloaded");
     const r = JSON.parse((await p.run(["status", "--json"])).stdout)
       .reconciliation as Reconciliation;
-    assertEquals(r.counts.adopted_bytes, 120);
-    assertEquals(r.counts.stored_before + r.counts.missing + r.counts.rejected, 0);
+    // Copies the killed run adopted but had not recorded yet are in the store already (their MD5
+    // aliases are written as soon as the bytes are durable): found there, not read again.
+    assertEquals(r.counts.adopted_bytes + r.counts.stored_before, 120);
+    assertEquals(r.counts.missing + r.counts.rejected, 0);
   } finally {
     await mirror.close();
     await p.cleanup();
@@ -307,7 +328,7 @@ Deno.test("Drive API with a key: quota and rate-limit replies back the host off,
   }
 });
 
-Deno.test("a Drive API key variable that is not set stops the run with its name, not a value", async () => {
+Deno.test("an unset key variable and a missing copy stop the run with their names", async () => {
   const mirror = await startMirror({ count: 2, imageSize: 16, imageKind: "noise", seed: 6 });
   const p = await PipelineProject.create({
     dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
@@ -321,6 +342,20 @@ Deno.test("a Drive API key variable that is not set stops the run with its name,
       run.stderr,
       "download.google_api_key_env names the environment variable LF_TEST_UNSET_DRIVE_KEY, but it is not set",
     );
+    const missing = join(p.dir, "no-such-copy.zip");
+    await p.writeConfig({
+      dataset: { kind: "ffhq", spec: { url: mirror.specUrl }, adopt: [missing] },
+      model: NO_MODEL,
+    });
+    // A config error (exit 2) before any work, in a run and in a plan.
+    for (const args of [["run", "fetch-images"], ["run", "fetch-images", "--dry-run"]]) {
+      const r = await p.run(args);
+      assertEquals(r.code, 2, r.stderr);
+      assertStringIncludes(
+        r.stderr,
+        `dataset.adopt[0]: ${missing}: no such folder or .zip archive`,
+      );
+    }
   } finally {
     await mirror.close();
     await p.cleanup();

@@ -109,23 +109,27 @@ Deno.test("a corrupt image and a NaN image fail with their reasons; the dataset 
       await p.cleanup();
     }
 
-    // Without cpu in the list, encode fails clearly.
+    // Without cpu in the list, encode fails clearly: once, for the task, not once per image.
     const gpuOnly = await PipelineProject.create({
       dataset: { kind: "folder", path: join(dir, "data") },
       preprocess: { size: 64 },
       model: {
         encoder: { path: vae.encoder },
         decoder: { path: vae.decoder },
+        scaling_factor: 1.0,
         providers: ["cuda"],
       },
     });
     try {
       const r = await gpuOnly.run(["run", "encode", "--json"]);
       assertEquals(r.code, 1);
-      const end = r.events.find((e) =>
+      const itemFailures = r.events.filter((e) =>
         e.event === "item" && e.task === "encode" && e.status === "failed"
       );
-      assertMatch(String(end?.reason), /cuda/);
+      assertEquals(itemFailures.length, 0, JSON.stringify(itemFailures));
+      const end = r.events.find((e) => e.event === "task-end" && e.task === "encode");
+      assertEquals(end?.status, "failed");
+      assertMatch(String(end?.reason), /model\.encoder .*tried cuda \(/);
     } finally {
       await gpuOnly.cleanup();
     }

@@ -153,7 +153,7 @@ Deno.test("a missing dataset folder is a config error (exit 2) in a run and in a
   const dir = await Deno.makeTempDir({ prefix: "lf_missing_" });
   const p = await PipelineProject.create({
     dataset: { kind: "folder", path: join(dir, "no-such-folder") },
-    model: { encoder: { path: "e.onnx" }, decoder: { path: "d.onnx" } },
+    model: { encoder: { path: "e.onnx" }, decoder: { path: "d.onnx" }, scaling_factor: 1 },
   });
   try {
     for (const args of [["run"], ["run", "--dry-run"], ["run", "--json", "optimize"]]) {

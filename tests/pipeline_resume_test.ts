@@ -2,8 +2,10 @@ import { join } from "node:path";
 import { assert, assertEquals } from "./fixtures/assert.ts";
 import { startMirror } from "./fixtures/mirror.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
-import { parse } from "./fixtures/toy_harness.ts";
+import { Running, someFile } from "./fixtures/running.ts";
+import { removeTree, ToyProject } from "./fixtures/toy_harness.ts";
 import { writeTinyVae } from "./fixtures/vae.ts";
+import { decodeCheckpoint } from "../lib/optim/checkpoint.ts";
 import { withoutRunSection } from "../lib/report/run_section.ts";
 
 async function files(dir: string): Promise<Record<string, string>> {
@@ -21,48 +23,55 @@ async function files(dir: string): Promise<Record<string, string>> {
 
 Deno.test("kill -9 during optimize: the rerun resumes from checkpoints and ends with the same latents", async () => {
   const mirror = await startMirror({ count: 8, imageSize: 64, seed: 5 });
-  const vaeDir = await Deno.makeTempDir();
-  const vae = await writeTinyVae(vaeDir);
-  // Both runs publish to the same place: the config (paths included) is part of the files.
-  const outDir = join(vaeDir, "out");
-  const config = {
-    dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
-    preprocess: { size: 64 },
-    model: {
-      encoder: { path: vae.encoder },
-      decoder: { path: vae.decoder },
-      scaling_factor: 1.0,
-      providers: ["cpu"],
-      threads: 1,
-    },
-    // Never converges early: every image runs all its steps, so a kill lands mid-way.
-    optimize: { lr: 0.05, max_steps: 150, tolerance: 0, batch_size: 2, checkpoint_every: 5 },
-    package: { formats: ["npz", "safetensors"], samples: 0, out_dir: outDir },
-  };
-  const clean = await PipelineProject.create(config);
-  const killed = await PipelineProject.create(config);
+  const dir = await Deno.makeTempDir({ prefix: "latentforge-resume-" });
+  const projects: PipelineProject[] = [];
   try {
+    const vae = await writeTinyVae(join(dir, "vae"));
+    // Both runs publish to the same place: the config (paths included) is part of the files.
+    const outDir = join(dir, "out");
+    const config = {
+      dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
+      preprocess: { size: 64 },
+      model: {
+        encoder: { path: vae.encoder },
+        decoder: { path: vae.decoder },
+        scaling_factor: 1.0,
+        providers: ["cpu"],
+        threads: 1,
+      },
+      // Never converges early: every image runs all its steps, so a kill lands mid-way.
+      optimize: { lr: 0.05, max_steps: 150, tolerance: 0, batch_size: 2, checkpoint_every: 5 },
+      package: { formats: ["npz", "safetensors"], samples: 0, out_dir: outDir },
+    };
+    const clean = await PipelineProject.create(config);
+    projects.push(clean);
+    const killed = await PipelineProject.create(config);
+    projects.push(killed);
     const reference = await clean.run(["run"]);
     assertEquals(reference.code, 0, reference.stderr);
     const want = await files(outDir);
 
-    const child = killed.command(["run", "--json"]).spawn();
-    const reader = child.stdout.getReader();
-    let text = "";
-    while (!text.includes('"task-end","task":"encode"')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += new TextDecoder().decode(value);
+    // Kill outright the moment the first checkpoint reference is in place (renamed from its
+    // temp file, which a resumed run discards).
+    const run = new Running(killed.command(["run", "--json"]));
+    const checkpoints = join(killed.cache, "checkpoints", "optimize");
+    const committed = (name: string) => !name.includes(".tmp-");
+    await run.waitForState("an optimize checkpoint", () => someFile(checkpoints, committed));
+    run.kill("SIGKILL");
+    const dead = await run.finish();
+    assertEquals(dead.signal, "SIGKILL");
+    const finished = dead.events.filter((e) => e.event === "item" && e.task === "optimize");
+    // 150 steps per batch of 2 and a checkpoint every 5: the first batch had just begun.
+    assertEquals(finished, [], "no image can have finished its 150 steps");
+    // The steps the checkpoints left behind hold, read back from the store.
+    const saved: number[] = [];
+    for await (const e of Deno.readDir(checkpoints)) {
+      if (!committed(e.name)) continue;
+      const digest = (await Deno.readTextFile(join(checkpoints, e.name))).trim();
+      const object = join(killed.cache, "objects", digest.slice(0, 2), digest);
+      saved.push(decodeCheckpoint(await Deno.readFile(object)).adam.step);
     }
-    // Let optimization get past a few checkpoints, then kill the run outright.
-    await new Promise((r) => setTimeout(r, 2500));
-    child.kill("SIGKILL");
-    await child.status;
-    await reader.cancel();
-    await child.stderr.cancel();
-    const finished = parse(0, new TextEncoder().encode(text), new Uint8Array()).events
-      .filter((e) => e.event === "item" && e.task === "optimize").length;
-    assert(finished < 8, `the kill came too late: ${finished} of 8 images were already done`);
+    assert(saved.length > 0 && saved.every((s) => s > 0 && s < 150 && s % 5 === 0), `${saved}`);
 
     const resumed = await killed.run(["run", "--json"]);
     assertEquals(
@@ -78,8 +87,9 @@ Deno.test("kill -9 during optimize: the rerun resumes from checkpoints and ends 
         /resuming from its checkpoint at step (\d+)/.exec(String(e.message));
       return m ? [Number(m[1])] : [];
     });
-    // Those images computed only the steps after their checkpoint.
-    assert(resumedAt.length > 0 && resumedAt.every((s) => s > 0), `resumed at ${resumedAt}`);
+    // Every checkpoint left by the kill was resumed from, at its step; all 8 images optimized.
+    assertEquals(resumedAt.sort((a, b) => a - b), saved.sort((a, b) => a - b));
+    assertEquals(ToyProject.ran(resumed).get("optimize"), 8);
     // Everything but the run's own facts (the report's run section, run.json) and the publish
     // marker that lists their digests is byte-identical to a clean run's.
     const got = await files(outDir);
@@ -98,8 +108,7 @@ Deno.test("kill -9 during optimize: the rerun resumes from checkpoints and ends 
     );
   } finally {
     await mirror.close();
-    await clean.cleanup();
-    await killed.cleanup();
-    await Deno.remove(vaeDir, { recursive: true });
+    for (const p of projects) await p.cleanup();
+    await removeTree(dir);
   }
 });

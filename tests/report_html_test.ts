@@ -10,7 +10,8 @@ import {
   withoutRunSection,
   withRunSection,
 } from "../lib/report/run_section.ts";
-import { CHROMIUM_PATH, chromiumAvailable, withChromiumPage } from "./fixtures/chromium.ts";
+import { chromiumRequirement, withChromiumPage } from "./fixtures/chromium.ts";
+import { testIf } from "./fixtures/skip.ts";
 
 /** Seeded PRNG: the same report every run. */
 function random(seed: number): () => number {
@@ -221,12 +222,8 @@ Deno.test("renderReport draws placeholders, not broken charts, for a run where e
   assert.ok(html.includes("connection refused"));
 });
 
-const noChromium = !chromiumAvailable();
-if (noChromium) console.warn(`skipping the browser test of the report: ${CHROMIUM_PATH} is absent`);
-
-Deno.test({
+testIf(chromiumRequirement(), {
   name: "report loads in headless Chromium without errors, with sized charts and decoded images",
-  ignore: noChromium,
   async fn() {
     const outDir = await Deno.makeTempDir({ prefix: "latentforge-report-" });
     try {
@@ -408,6 +405,23 @@ Deno.test("the steps histogram and every count axis have whole-number ticks", ()
   assert.ok(bins.length > 0);
   assert.equal(bins.reduce((a, m) => a + Number(m[1]), 0), 40);
   assert.ok(bins.some((m) => Number(m[2]) <= 60 && 60 < Number(m[3])));
+  // Few steps: the loss chart's step axis once had ticks at 0.5, 1.5, 2.5.
+  const short = renderReport({
+    toolVersion: "0.1.0",
+    splits: [{ name: "all", count: 2 }],
+    images: images.slice(0, 2).map((i) => ({ ...i, steps: 3, lossCurve: [[0, 0.04], [3, 0.03]] })),
+    failures: [],
+    samples: [],
+    config: {},
+  });
+  const lossChart = short.slice(short.indexOf('aria-label="Loss over steps"'));
+  const stepTicks = [
+    ...lossChart.slice(0, lossChart.indexOf("</svg>")).matchAll(
+      /<text class="tick"[^>]*text-anchor="middle">([^<]*)</g,
+    ),
+  ].map((m) => m[1]);
+  assert.ok(stepTicks.length >= 2, `step ticks ${stepTicks}`);
+  for (const t of stepTicks) assert.match(t, /^\d+$/, `loss chart step tick "${t}"`);
   // The count axis of a histogram is whole numbers too (a few images per bin gave 0.5 before).
   for (const label of ["PSNR before and after optimization", "Steps per image"]) {
     const counts = [

@@ -1,16 +1,12 @@
 import { join } from "node:path";
 import sharp from "sharp";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
-import { CHROMIUM_PATH, chromiumAvailable, withChromiumPage } from "./fixtures/chromium.ts";
+import { chromiumRequirement, withChromiumPage } from "./fixtures/chromium.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
+import { testIf } from "./fixtures/skip.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
 import type { RunFacts } from "../lib/dag/run_facts.ts";
 import { formatDuration, formatTime } from "../lib/report/format.ts";
-
-const noChromium = !chromiumAvailable();
-if (noChromium) {
-  console.warn(`skipping the browser test of the run report: ${CHROMIUM_PATH} is absent`);
-}
 
 interface Row {
   task: string;
@@ -18,9 +14,8 @@ interface Row {
   cells: string[];
 }
 
-Deno.test({
+testIf(chromiumRequirement(), {
   name: "the report states the run that built the dataset: cached and run tasks, in Chromium",
-  ignore: noChromium,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "lf_report_run_" });
     try {

@@ -1,130 +1,122 @@
+import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
-import { ensureSlurm, SLURM_CONF, SLURM_PARTITION, SLURM_WORK_DIR } from "./fixtures/slurm.ts";
+import {
+  slurmRequirement,
+  slurmSuite,
+  slurmUnavailableWith,
+  startSlurmCluster,
+} from "./fixtures/slurm.ts";
+import { testIf } from "./fixtures/skip.ts";
 
-const slurm = await ensureSlurm();
-if (!slurm.ok) console.warn(`skipping the Slurm cluster tests: ${slurm.reason}`);
-const ignore = !slurm.ok;
-
+const slurm = await slurmRequirement();
+const slurmCase = slurmSuite("the test cluster", slurm);
 const text = new TextDecoder();
 
-async function run(
-  command: string,
-  args: string[],
-  options: { withoutSlurmConf?: boolean } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = Deno.env.toObject();
-  if (options.withoutSlurmConf) delete env.SLURM_CONF;
-  const output = await new Deno.Command(command, {
-    args,
-    env,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: text.decode(output.stdout),
-    stderr: text.decode(output.stderr),
-  };
+async function run(command: string, args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(command, { args, env, stdout: "piped", stderr: "piped" })
+    .output();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
 
-async function daemonPids(): Promise<string[]> {
-  return await Promise.all(
-    ["slurmctld", "slurmd"].map(async (name) =>
-      (await Deno.readTextFile(`${SLURM_WORK_DIR}/run/${name}.pid`)).trim()
-    ),
+slurmCase("one idle node with this machine's CPUs, in the cluster's own partition", async (c) => {
+  const sinfo = await run("sinfo", ["-h", "-o", "%P %c %T %N"], c.env);
+  assertEquals(sinfo.code, 0, sinfo.stderr);
+  assertEquals(
+    sinfo.stdout.trim(),
+    `${c.partition}* ${navigator.hardwareConcurrency} idle ${c.node}`,
   );
-}
-
-Deno.test({
-  name: "the test cluster has one ready node with this machine's CPUs in the default partition",
-  ignore,
-  fn: async () => {
-    const sinfo = await run("sinfo", ["-h", "-o", "%P %c %T %N"]);
-    assertEquals(sinfo.code, 0, sinfo.stderr);
-    const host = (await run("hostname", ["-s"])).stdout.trim();
-    assertMatch(
-      sinfo.stdout.trim(),
-      new RegExp(
-        `^${SLURM_PARTITION}\\* ${navigator.hardwareConcurrency} (idle|mixed|allocated) ${host}$`,
-      ),
-    );
-    // No cgroup.conf: the Debian 22.05 daemons refuse CgroupPlugin=disabled.
-    const confDir = SLURM_CONF.slice(0, SLURM_CONF.lastIndexOf("/"));
-    assert(
-      ![...Deno.readDirSync(confDir)].some((e) => e.name === "cgroup.conf"),
-      `${confDir}/cgroup.conf must not exist`,
-    );
-  },
+  // A Slurm command not handed the cluster's environment reaches no cluster at all.
+  const bare = await run("sinfo", ["-h"]);
+  assert(bare.code !== 0, `sinfo without the cluster's SLURM_CONF answered: ${bare.stdout}`);
+  assertStringIncludes(bare.stderr, "/nonexistent/");
+  const config = await run("scontrol", ["show", "config"], c.env);
+  assertMatch(config.stdout, new RegExp(`ClusterName\\s+= ${c.partition}\\n`));
+  assertMatch(config.stdout, new RegExp(`SLURM_CONF\\s+= ${c.conf}\\n`));
 });
 
-Deno.test({
-  name: "plain srun and sbatch work without SLURM_CONF, as a user's shell would run them",
-  ignore,
-  fn: async () => {
-    const env = { withoutSlurmConf: true };
-    const srun = await run("srun", ["-N1", "-n1", "sh", "-c", "echo ran on $(hostname -s)"], env);
-    assertEquals(srun.code, 0, srun.stderr);
-    const host = (await run("hostname", ["-s"])).stdout.trim();
-    assertEquals(srun.stdout.trim(), `ran on ${host}`);
-
-    const dir = await Deno.makeTempDir({ prefix: "latentforge-slurm-cluster-" });
-    const sbatch = await run(
-      "sbatch",
-      ["-o", `${dir}/out.txt`, "--wrap", "echo batch $SLURM_JOB_ID"],
-      env,
-    );
+slurmCase("sbatch runs a job on this cluster, which lists it", async (c) => {
+  const dir = await Deno.makeTempDir({ prefix: "latentforge-slurm-cluster-" });
+  try {
+    const sbatch = await run("sbatch", [
+      "--parsable",
+      "-o",
+      `${dir}/out.txt`,
+      "--wrap",
+      "echo batch $SLURM_JOB_ID on $SLURM_JOB_PARTITION",
+    ], c.env);
     assertEquals(sbatch.code, 0, sbatch.stderr);
-    const jobId = /^Submitted batch job (\d+)$/.exec(sbatch.stdout.trim())?.[1];
-    assert(jobId, `expected "Submitted batch job N", found ${JSON.stringify(sbatch.stdout)}`);
-    // Polled here rather than with `sbatch --wait`, whose own polling backs off to 10 s.
-    const expected = `batch ${jobId}\n`;
+    const jobId = /^(\d+)/.exec(sbatch.stdout.trim())?.[1];
+    assert(jobId, `expected a job id, found ${JSON.stringify(sbatch.stdout)}`);
+    const expected = `batch ${jobId} on ${c.partition}\n`;
     let found: string | undefined;
-    for (let i = 0; i < 120 && found !== expected; i++) {
+    // Polled rather than `sbatch --wait`, whose own polling backs off to 10 s.
+    for (let i = 0; i < 240 && found !== expected; i++) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       found = await Deno.readTextFile(`${dir}/out.txt`).catch(() => undefined);
     }
     assertEquals(found, expected);
+    const job = await run("scontrol", ["show", "job", jobId], c.env);
+    assertStringIncludes(job.stdout, `Partition=${c.partition} `);
+  } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+slurmCase("the cluster's own munged issues credentials that verify", async (c) => {
+  const socket = `--socket=${join(c.dir, "munge", "munge.socket")}`;
+  const credential = await run("munge", ["-n", socket]);
+  assertEquals(credential.code, 0, credential.stderr);
+  const child = new Deno.Command("unmunge", {
+    args: [socket],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(credential.stdout));
+  await writer.close();
+  const verified = await child.output();
+  assertEquals(verified.code, 0, text.decode(verified.stderr));
+  assertMatch(text.decode(verified.stdout), /STATUS:\s+Success \(0\)/);
+  const key = await Deno.stat(join(c.dir, "munge-key", "munge.key"));
+  assertEquals((key.mode ?? 0) & 0o777, 0o400, "munge.key mode");
+});
+
+testIf(slurm, {
+  name: "stopping the test cluster cancels its jobs, ends its daemons and removes its directory",
+  async fn() {
+    const cluster = await startSlurmCluster();
+    const sbatch = await run(
+      "sbatch",
+      ["--parsable", "-o", "/dev/null", "--wrap", "sleep 600"],
+      cluster.env,
+    );
+    assertEquals(sbatch.code, 0, sbatch.stderr);
+    const pids = await Promise.all(
+      ["slurmctld", "slurmd"].map(async (d) =>
+        Number((await Deno.readTextFile(join(cluster.dir, `${d}.pid`))).trim())
+      ),
+    );
+    await cluster.stop();
+    assertEquals(await Deno.stat(cluster.dir).then(() => true, () => false), false);
+    for (const pid of pids) {
+      const ps = await run("ps", ["-p", String(pid), "-o", "comm="]);
+      assertEquals(ps.stdout.trim(), "", `daemon ${pid} still runs`);
+    }
+    const sleeping = await run("pgrep", ["-f", "^sleep 600$"]);
+    assertEquals(sleeping.stdout.trim(), "", "the job's process still runs");
   },
 });
 
-Deno.test({
-  name: "setting up again reuses the running cluster (fixture in a new process, and the CI script)",
-  ignore,
-  fn: async () => {
-    const before = await daemonPids();
-    const fixture = new URL("./fixtures/slurm.ts", import.meta.url).href;
-    const again = await run(Deno.execPath(), [
-      "eval",
-      `import { ensureSlurm } from ${JSON.stringify(fixture)};
-       console.log(JSON.stringify(await ensureSlurm()));`,
-    ]);
-    assertEquals(again.stdout.trim(), '{"ok":true}', again.stderr);
-
-    const script = new URL("../.ci/slurm_setup.sh", import.meta.url).pathname;
-    const ci = await run("bash", [script]);
-    assertEquals(ci.code, 0, ci.stderr);
-    assertStringIncludes(ci.stdout, "Slurm test cluster already up");
-    assertEquals(await daemonPids(), before, "the daemons were restarted");
-  },
-});
-
-Deno.test({
-  name: "munge credentials made here verify (the daemons authenticate with them)",
-  ignore,
-  fn: async () => {
-    const credential = await run("munge", ["-n"]);
-    assertEquals(credential.code, 0, credential.stderr);
-    const child = new Deno.Command("unmunge", { stdin: "piped", stdout: "piped", stderr: "piped" })
-      .spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(credential.stdout));
-    await writer.close();
-    const verified = await child.output();
-    assertEquals(verified.code, 0, text.decode(verified.stderr));
-    assertMatch(text.decode(verified.stdout), /STATUS:\s+Success \(0\)/);
-    const key = await Deno.stat("/etc/munge/munge.key");
-    assertEquals((key.mode ?? 0) & 0o777, 0o400, "munge.key mode");
-  },
+Deno.test("without Slurm, the tests skip and say how to enable them; nothing is installed", async () => {
+  const empty = await Deno.makeTempDir({ prefix: "latentforge-no-slurm-" });
+  try {
+    const why = await slurmUnavailableWith({ path: empty, ci: false });
+    assert(why !== null);
+    assertStringIncludes(why, "slurmctld");
+    assertStringIncludes(why, "apt-get install slurm-wlm munge");
+    assertStringIncludes(why, "CI=true");
+  } finally {
+    await Deno.remove(empty);
+  }
 });

@@ -20,6 +20,7 @@ import { loadConfig } from "../dag/config.ts";
 import type { Pipeline } from "../dag/task.ts";
 import { type Config, ConfigSchema } from "../../config/schema.ts";
 import { libdeflatePath } from "../image/libdeflate.ts";
+import { publishedFolders } from "../store/publish.ts";
 
 /** The project root (where deno.json, pipeline.ts and node_modules live). */
 const PROJECT = resolve(fileURLToPath(new URL("../../", import.meta.url)));
@@ -122,7 +123,7 @@ export async function permissionsFor(
     run: [],
     ffi: [join(PROJECT, "node_modules")],
     // systemMemoryInfo: optimize fits its batch to the memory available.
-    sys: ["cpus", "hostname", "networkInterfaces", "systemMemoryInfo"],
+    sys: ["cpus", "hostname", "networkInterfaces", "statfs", "systemMemoryInfo"],
     tmpDir: join(cache, "tmp"),
   };
   // preprocess inflates PNGs with the system's libdeflate when it is installed.
@@ -131,8 +132,13 @@ export async function permissionsFor(
     p.read.push(deflate);
     p.ffi.push(deflate);
   }
-  // The lease asks /proc whether the process holding the cache still lives.
-  if (await exists("/proc/self/stat")) p.read.push("/proc");
+  if (parsed.command === "verify") {
+    // verify re-hashes the folders the cache published, and rewrites files that differ.
+    for (const dir of await publishedFolders(cache)) {
+      p.read.push(dirname(dir));
+      p.write.push(dirname(dir));
+    }
+  }
   const withConfig = ["run", "schedule", "status", "explain"].includes(parsed.command ?? "");
   if (!withConfig) return finish(p);
 
@@ -269,15 +275,6 @@ async function urlsIn(path: string, pattern: RegExp): Promise<string[]> {
   return [...found];
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Runs `entry` with `args` under the computed permissions and returns its exit code.
  * Signals reach the command; the launcher waits for it.
@@ -294,7 +291,8 @@ export async function launch(
   });
   const child = new Deno.Command("deno", {
     args: ["run", ...denoFlags(p), entry, ...args],
-    env: { TMPDIR: p.tmpDir },
+    // ONNX Runtime's telemetry would write a device id under ~/.cache and logs into TMPDIR.
+    env: { TMPDIR: p.tmpDir, ORT_DISABLE_TELEMETRY: "1" },
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",

@@ -8,10 +8,19 @@ import { ConfigError, loadConfig } from "../dag/config.ts";
 import type { Reporter, RunEvent } from "../dag/events.ts";
 import { GraphError, TaskGraph } from "../dag/graph.ts";
 import { chooseReporter } from "../dag/progress.ts";
-import { errorText, runPipeline, type RunResult, type StaleReason } from "../dag/runner.ts";
+import { runPipeline, type RunResult } from "../dag/plan.ts";
+import { errorText } from "../dag/errors.ts";
+import { ExplainError, explainItem, explainTask, renderItem, renderTask } from "./explain.ts";
+import { renderStatus, statusRows } from "./status.ts";
 import type { Pipeline, Task } from "../dag/task.ts";
 import { acquireLease, type Lease, LeaseHeldError } from "../store/lease.ts";
-import { collectGarbage, verifyStore } from "../store/maintenance.ts";
+import { collectGarbage } from "../store/maintenance.ts";
+import { invalidateFrom } from "../store/invalidate.ts";
+import { CacheDirError, checkCacheDir } from "../store/cache_dir.ts";
+import { recordsFault } from "../store/records_file.ts";
+import { systemicFault } from "../store/systemic.ts";
+import { verifyCommand } from "./verify.ts";
+import { OutDirError } from "../store/publish.ts";
 import { ObjectStore } from "../store/objects.ts";
 import { AGGREGATE_ITEM, openRecords, RecordFormatError, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";
@@ -21,10 +30,18 @@ import { runWorker, WorkerError } from "../dag/worker.ts";
 import type { Executor } from "../dag/remote.ts";
 import type { ExecutorConfig } from "../executor/config.ts";
 import { SlurmError, SlurmExecutor } from "../executor/slurm_executor.ts";
-import { fileURLToPath } from "node:url";
+import { workerCommand } from "../executor/worker_command.ts";
 
 /** Exit codes. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 2, interrupted: 130 } as const;
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  busy: 2,
+  /** A systemic fault: disk full, read-only filesystem, damaged store. */
+  systemic: 3,
+  interrupted: 130,
+} as const;
 
 interface CommonOptions {
   config: string;
@@ -47,13 +64,19 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<number> {
   const graph = new TaskGraph(pipeline.tasks);
   let code: number = EXIT.ok;
+  let cacheDir = "./cache";
   const program = new Command()
     .name("latentforge")
     .description("Build datasets of optimized Stable Diffusion latents as a cached task graph.")
     .version(pipeline.version)
     .exitOverride()
     .showHelpAfterError()
-    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
+    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) })
+    .hook("preAction", async (_program, command) => {
+      // A --cache that names a file is a bad invocation, said before any work.
+      cacheDir = command.opts().cache ?? cacheDir;
+      if (command.opts().cache !== undefined) await checkCacheDir(cacheDir);
+    });
 
   const withCommon = (cmd: Command, { config = true } = {}) => {
     if (config) {
@@ -64,35 +87,41 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
       .option("--json", "machine-readable output");
   };
 
-  withCommon(
+  // The options that shape a plan: `status` and `explain` take them too, so they answer for
+  // exactly the run the same options start.
+  const withPlanning = (cmd: Command) =>
+    withCommon(cmd)
+      .option("--limit <n>", "only the first N items (for trying things)", positiveInt)
+      .option("--force <task>", "ignore the cache of a task (repeatable)", collect, [])
+      .addOption(
+        new Option("--executor <kind>", "where executor.tasks run (default: config executor.kind)")
+          .choices(["local", "slurm"]),
+      );
+
+  withPlanning(
     program.command("run")
       .description("run the targets and everything they need that is not cached")
       .argument("[targets...]", `tasks to bring up to date (default: ${pipeline.defaultTargets})`),
   )
-    .option("--limit <n>", "only the first N items (for trying things)", positiveInt)
     .option("--dry-run", "print what would run and why; execute nothing")
-    .option("--force <task>", "ignore the cache of a task (repeatable)", collect, [])
     .option("--concurrency <n>", "actions at once for every per-item task", positiveInt)
     .option("--wait", "wait for another run holding the cache instead of exiting")
-    .addOption(
-      new Option("--executor <kind>", "where executor.tasks run (default: config executor.kind)")
-        .choices(["local", "slurm"]),
-    )
     .action(async (targets: string[], opts: CommonOptions & RunFlags) => {
       code = await commandRun(pipeline, graph, targets, opts);
     });
 
-  withCommon(program.command("status").description("per task: items, cached, stale, failed"))
-    .action(async (opts: CommonOptions) => {
-      code = await commandStatus(pipeline, graph, opts);
-    });
+  withPlanning(
+    program.command("status").description("per task: items, cached, would run, may run, failed"),
+  ).action(async (opts: CommonOptions & PlanFlags) => {
+    code = await commandStatus(pipeline, graph, opts);
+  });
 
-  withCommon(
+  withPlanning(
     program.command("explain")
       .description("why a task (or one of its items) would rerun")
       .argument("<task>")
       .argument("[item]"),
-  ).action(async (task: string, item: string | undefined, opts: CommonOptions) => {
+  ).action(async (task: string, item: string | undefined, opts: CommonOptions & PlanFlags) => {
     code = await commandExplain(pipeline, graph, task, item, opts);
   });
 
@@ -133,26 +162,22 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
     });
 
   withCommon(
-    program.command("verify").description("re-hash every object; quarantine corrupt ones"),
-    {
-      config: false,
-    },
-  ).action(async (opts: CommonOptions) => {
-    code = await withLease(opts, "verify", false, async (store, records) => {
-      const r = await verifyStore(store, records);
-      if (opts.json) console.log(JSON.stringify(r));
-      else {
-        console.log(`checked ${r.checked} objects (${formatBytes(r.bytes)})`);
-        for (const c of r.corrupt) {
-          console.log(`corrupt: ${c.digest} → ${c.quarantinedTo}`);
-        }
-        if (r.corrupt.length) {
-          console.log(`${r.recordsInvalidated} records invalidated; the next run recomputes them`);
-        } else console.log("no corrupt objects");
-      }
-      return r.corrupt.length ? EXIT.failed : EXIT.ok;
+    program.command("verify").description(
+      "re-hash every object, check the records and published folders; --repair rebuilds a " +
+        "damaged record database",
+    ),
+    { config: false },
+  )
+    .option("--repair", "rebuild a damaged record database from the journal first")
+    .action(async (opts: CommonOptions & { repair?: boolean }) => {
+      code = await verifyCommand({
+        store: new ObjectStore(opts.cache),
+        json: opts.json ?? false,
+        repair: opts.repair ?? false,
+        deps: new Map(graph.order.map((t) => [t.name, t.deps])),
+        leased: (fn) => withLease(opts, "verify", false, (_store, records) => fn(records)),
+      });
     });
-  });
 
   withCommon(
     program.command("schedule").description(
@@ -179,7 +204,10 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
                 records,
                 reporter: chooseReporter(opts.json ?? false),
                 signal,
-              }).then((r) => r.exitCode));
+              }).then((r) => {
+                if (r.fault) console.error(`error: ${r.fault.message}`);
+                return r.exitCode;
+              }));
           } finally {
             records.close();
           }
@@ -218,16 +246,19 @@ export async function main<C>(pipeline: Pipeline<C>, args: string[]): Promise<nu
   try {
     await program.parseAsync(args, { from: "user" });
   } catch (e) {
-    return report(e);
+    return report(e, cacheDir);
   }
   return code;
 }
 
-interface RunFlags {
+interface PlanFlags {
   executor?: "local" | "slurm";
   limit?: number;
-  dryRun?: boolean;
   force: string[];
+}
+
+interface RunFlags extends PlanFlags {
+  dryRun?: boolean;
   concurrency?: number;
   wait?: boolean;
 }
@@ -242,7 +273,9 @@ async function commandRun<C>(
   const wanted = targets.length ? targets : pipeline.defaultTargets;
   for (const t of [...wanted, ...opts.force]) graph.get(t);
   await checkConfig(graph.closure(wanted), config, opts.config);
-  const executor = opts.dryRun ? undefined : await chooseExecutor(config, opts);
+  const executor = opts.dryRun
+    ? undefined
+    : await chooseExecutor(config, opts, pipeline.entry ?? Deno.mainModule);
   const store = new ObjectStore(opts.cache);
   const records = await openRecords(opts.cache);
   const controller = new AbortController();
@@ -267,17 +300,23 @@ async function commandRun<C>(
         reporter,
         signal: controller.signal,
         limit: opts.limit,
+        configFile: opts.config,
         dryRun: opts.dryRun,
         force: opts.force,
         concurrency: opts.concurrency,
         executor,
       });
     if (opts.dryRun) {
-      const result = await go();
-      return result.status === "interrupted" ? EXIT.interrupted : EXIT.ok;
+      // A plan that finds a task cannot run (a missing model) says so with the run's exit code.
+      return (await go()).exitCode;
     }
     return await runLeased(records, opts.cache, "run", opts.wait ?? false, async () => {
-      const result = await go();
+      let result = await go();
+      if (store.damaged.size > 0 && result.status !== "interrupted" && !result.fault) {
+        result = await rerunDamaged(store, records, graph, reporter, go);
+      }
+      // Said once, after the progress lines: what was found and what to do.
+      if (result.fault) console.error(`error: ${result.fault.message}`);
       return result.exitCode;
     });
   } finally {
@@ -286,6 +325,41 @@ async function commandRun<C>(
     Deno.removeSignalListener("SIGTERM", onSignal);
     records.close();
   }
+}
+
+/** The executor kind the config and `--executor` ask for. */
+function chooseExecutorKind(config: unknown, opts: PlanFlags): "local" | "slurm" {
+  const section = (config as { executor?: ExecutorConfig }).executor;
+  const kind = opts.executor ?? section?.kind ?? "local";
+  if (kind !== "local" && !section) {
+    throw new ConfigError(`--executor ${kind}: this pipeline's config has no executor section`);
+  }
+  return kind;
+}
+
+/**
+ * Objects a run found corrupt (now quarantined) or missing: the records built from them are
+ * invalidated and the run goes once more, so the actions that made them rerun.
+ */
+async function rerunDamaged(
+  store: ObjectStore,
+  records: Records,
+  graph: TaskGraph,
+  reporter: Reporter,
+  go: () => Promise<RunResult>,
+): Promise<RunResult> {
+  const damaged = new Set(store.damaged);
+  store.damaged.clear();
+  const deps = new Map(graph.order.map((t) => [t.name, t.deps]));
+  const inv = await invalidateFrom(records, damaged, { deps });
+  const which = Object.entries(inv.byTask).map(([t, n]) => `${t} ${n}`).join(", ");
+  reporter.emit({
+    event: "log",
+    task: "run",
+    message: `${damaged.size} stored object(s) were corrupt or missing; running again the ` +
+      `actions built from them (${which || "none recorded"})`,
+  });
+  return await go();
 }
 
 /** Each planned task's own check of the config against the machine (e.g. a missing folder). */
@@ -303,25 +377,12 @@ async function checkConfig(tasks: readonly Task[], config: unknown, file: string
 async function chooseExecutor(
   config: unknown,
   opts: CommonOptions & RunFlags,
+  entry: string,
 ): Promise<Executor | undefined> {
-  const section = (config as { executor?: ExecutorConfig }).executor;
-  const kind = opts.executor ?? section?.kind ?? "local";
-  if (kind === "local") return undefined;
-  if (!section) {
-    throw new ConfigError(`--executor ${kind}: this pipeline's config has no executor section`);
-  }
+  if (chooseExecutorKind(config, opts) === "local") return undefined;
+  const section = (config as { executor: ExecutorConfig }).executor;
   await assertSlurmClients();
-  return new SlurmExecutor(section, opts.cache, {
-    deno: Deno.execPath(),
-    args: [
-      "run",
-      "--allow-all",
-      "--unstable-kv",
-      "--unstable-cron",
-      fileURLToPath(Deno.mainModule),
-    ],
-    cwd: Deno.cwd(),
-  });
+  return new SlurmExecutor(section, opts.cache, workerCommand(entry));
 }
 
 async function assertSlurmClients(): Promise<void> {
@@ -385,17 +446,26 @@ async function withLease(
 
 const silent: Reporter = { emit(_e: RunEvent) {}, progress() {}, close() {} };
 
-async function plan<C>(
+/**
+ * Plans `targets` with the options a run would get and hands the plan to `use` while the
+ * records are open (explanations read recorded components lazily).
+ */
+async function withPlan<C, T>(
   pipeline: Pipeline<C>,
   graph: TaskGraph,
   targets: string[],
-  opts: CommonOptions,
-) {
+  opts: CommonOptions & PlanFlags,
+  use: (plan: RunResult, records: Records) => Promise<T>,
+): Promise<T> {
   const config = await loadConfig(pipeline, opts.config, opts.set);
+  for (const t of [...targets, ...opts.force]) graph.get(t);
+  await checkConfig(graph.closure(targets), config, opts.config);
+  // Where tasks run changes nothing in a plan, but a wrong choice is still an error.
+  chooseExecutorKind(config, opts);
   const store = new ObjectStore(opts.cache);
   const records = await openRecords(opts.cache);
   try {
-    const result = await runPipeline({
+    const plan = await runPipeline({
       graph,
       targets,
       config,
@@ -404,15 +474,11 @@ async function plan<C>(
       reporter: silent,
       signal: new AbortController().signal,
       dryRun: true,
+      limit: opts.limit,
+      force: opts.force,
       summaries: false,
     });
-    const lastRuns = new Map<string, string>();
-    for (const [task, last] of await records.lastRuns()) lastRuns.set(task, last.lastRun);
-    const priorFailures = new Map<string, number>();
-    for (const task of result.tasks.keys()) {
-      priorFailures.set(task, (await records.failures(task)).size);
-    }
-    return { result, lastRuns, priorFailures };
+    return await use(plan, records);
   } finally {
     records.close();
   }
@@ -421,53 +487,22 @@ async function plan<C>(
 async function commandStatus<C>(
   pipeline: Pipeline<C>,
   graph: TaskGraph,
-  opts: CommonOptions,
+  opts: CommonOptions & PlanFlags,
 ): Promise<number> {
   const names = graph.order.map((t) => t.name);
-  const { result, lastRuns } = await plan(pipeline, graph, names, opts);
-  const rows = names.map((name) => statusRow(name, result, lastRuns.get(name) ?? null));
-  const reconciliation = await lastReconciliation(opts.cache);
-  if (opts.json) {
-    console.log(JSON.stringify({ tasks: rows, reconciliation }, null, 2));
+  return await withPlan(pipeline, graph, names, opts, async (plan, records) => {
+    const lastRuns = new Map<string, string>();
+    for (const [task, last] of await records.lastRuns()) lastRuns.set(task, last.lastRun);
+    const rows = statusRows(names, plan, lastRuns);
+    const reconciliation = await lastReconciliation(opts.cache);
+    if (opts.json) {
+      print(JSON.stringify({ tasks: rows, reconciliation }, null, 2));
+      return EXIT.ok;
+    }
+    print(renderStatus(rows));
+    if (reconciliation) print(`\nlast run's ${formatReconciliation(reconciliation)}`);
     return EXIT.ok;
-  }
-  const header = ["task", "items", "cached", "stale", "failed", "last run"];
-  const table = [
-    header,
-    ...rows.map((r) => [
-      r.task,
-      r.items === null ? "?" : String(r.items),
-      String(r.cached),
-      r.stale === null ? "all" : String(r.stale),
-      String(r.failed),
-      r.lastRun ?? "never",
-    ]),
-  ];
-  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
-  for (const row of table) {
-    console.log(
-      row.map((cell, i) => i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))
-        .join("  "),
-    );
-  }
-  if (reconciliation) console.log(`\nlast run's ${formatReconciliation(reconciliation)}`);
-  return EXIT.ok;
-}
-
-function statusRow(name: string, result: RunResult, lastRun: string | null) {
-  const t = result.tasks.get(name)!;
-  const listedNothing = t.stale.has(AGGREGATE_ITEM) && t.counts.total === 0;
-  let failed = 0;
-  for (const reasons of t.stale.values()) if (reasons.some((r) => r.kind === "failed")) failed++;
-  return {
-    task: name,
-    items: listedNothing ? null : t.counts.total,
-    cached: t.counts.cached,
-    stale: listedNothing ? null : t.stale.size,
-    failed,
-    lastRun,
-    blocked: t.status === "blocked" ? t.reason ?? "" : undefined,
-  };
+  });
 }
 
 async function commandExplain<C>(
@@ -475,87 +510,37 @@ async function commandExplain<C>(
   graph: TaskGraph,
   task: string,
   item: string | undefined,
-  opts: CommonOptions,
+  opts: CommonOptions & PlanFlags,
 ): Promise<number> {
   graph.get(task);
-  const { result } = await plan(pipeline, graph, [task], opts);
-  const t = result.tasks.get(task)!;
-  const isAggregate = graph.get(task).kind === "aggregate";
-  const id = item ?? (isAggregate ? AGGREGATE_ITEM : undefined);
-  if (id !== undefined) {
-    if (!t.keys.has(id) && !t.stale.has(id)) {
-      const known = [...t.keys.keys()].slice(0, 5).join(", ");
-      console.error(
-        `${task} has no item "${id}" in the current plan` + (known ? ` (items: ${known}, …)` : ""),
-      );
-      return EXIT.usage;
-    }
-    const reasons = t.stale.get(id) ?? [];
-    const label = id === AGGREGATE_ITEM ? task : `${task} ${id}`;
-    if (opts.json) {
-      console.log(JSON.stringify(
-        {
-          task,
-          item: id === AGGREGATE_ITEM ? null : id,
-          upToDate: reasons.length === 0,
-          key: t.keys.get(id) ?? null,
-          recordedKey: t.records.get(id)?.key ?? null,
-          reasons,
-          components: t.components.get(id) ?? await t.recordedComponents(id),
-          recordedComponents: await t.recordedComponents(id),
-        },
-        null,
-        2,
-      ));
-    } else if (reasons.length === 0) {
-      console.log(`${label}: up to date (key ${t.keys.get(id)?.slice(0, 16)}…)`);
+  return await withPlan(pipeline, graph, [task], opts, async (plan) => {
+    const t = plan.tasks.get(task)!;
+    const id = item ?? (graph.get(task).kind === "aggregate" ? AGGREGATE_ITEM : undefined);
+    if (t.status !== "ok" && t.reason) console.error(`${task}: ${t.reason}`);
+    if (id !== undefined) {
+      const e = await explainItem(task, id, t);
+      print(opts.json ? JSON.stringify(e, null, 2) : renderItem(e));
     } else {
-      console.log(`${label}: would rerun`);
-      for (const r of reasons) console.log(`  ${r.text}`);
+      const e = explainTask(task, t);
+      print(opts.json ? JSON.stringify(e, null, 2) : renderTask(e));
     }
-    return EXIT.ok;
-  }
-  const grouped = new Map<string, { reason: StaleReason; items: string[] }>();
-  for (const [itemId, reasons] of t.stale) {
-    for (const r of reasons) {
-      const g = grouped.get(r.text) ?? { reason: r, items: [] };
-      g.items.push(itemId);
-      grouped.set(r.text, g);
-    }
-  }
-  if (opts.json) {
-    console.log(JSON.stringify(
-      {
-        task,
-        items: t.counts.total,
-        stale: t.stale.size,
-        upToDate: t.stale.size === 0,
-        reasons: [...grouped.values()].map((g) => ({
-          ...g.reason,
-          count: g.items.length,
-          items: g.items.slice(0, 20),
-        })),
-      },
-      null,
-      2,
-    ));
-  } else if (t.stale.size === 0) {
-    console.log(`${task}: up to date (${t.counts.total} items cached)`);
-  } else {
-    const scope = t.stale.has(AGGREGATE_ITEM) && t.counts.total === 0
-      ? "would rerun"
-      : `${t.stale.size} of ${t.counts.total} items would rerun`;
-    console.log(`${task}: ${scope}`);
-    for (const g of grouped.values()) {
-      const examples = g.items.filter((i) => i !== AGGREGATE_ITEM).slice(0, 3);
-      const which = examples.length ? ` (e.g. ${examples.join(", ")})` : "";
-      console.log(`  ${g.reason.text} — ${g.items.length} item(s)${which}`);
-    }
-  }
-  return EXIT.ok;
+    return t.status === "ok" ? EXIT.ok : EXIT.failed;
+  });
 }
 
-function report(e: unknown): number {
+/** Writes a whole text to stdout, to a terminal, a pipe or a file alike. */
+function print(text: string): void {
+  const bytes = new TextEncoder().encode(text + "\n");
+  let written = 0;
+  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+}
+
+function report(e: unknown, cacheDir: string): number {
+  const fault = systemicFault(e, { cacheDir }) ?? recordsFault(e, cacheDir);
+  if (fault) {
+    console.error(`error: ${fault.message}`);
+    return EXIT.systemic;
+  }
   if (e instanceof CommanderError) {
     return e.code === "commander.helpDisplayed" || e.code === "commander.version" ||
         e.code === "commander.help"
@@ -564,7 +549,8 @@ function report(e: unknown): number {
   }
   if (
     e instanceof ConfigError || e instanceof GraphError || e instanceof CronError ||
-    e instanceof WorkerError || e instanceof SlurmError || e instanceof RecordFormatError
+    e instanceof WorkerError || e instanceof SlurmError || e instanceof RecordFormatError ||
+    e instanceof ExplainError || e instanceof OutDirError || e instanceof CacheDirError
   ) {
     console.error(`error: ${e.message}`);
     return EXIT.usage;

@@ -105,17 +105,21 @@ export function getPath(config: unknown, path: string): unknown {
 }
 
 /**
- * The flattened slice of a config a task depends on: leaf dot paths to values.
+ * The flattened slice of a config a task depends on: leaf dot paths to values. A path written
+ * `!path` leaves that part out of the paths before it (`["model", "!model.threads"]`), so
+ * fields added to a section later are in the slice unless said otherwise.
  *
  * @example
  * ```ts
- * configSlice({ optimize: { lr: 0.1, steps: 5 } }, ["optimize"]);
- * // { "optimize.lr": 0.1, "optimize.steps": 5 }
+ * configSlice({ optimize: { lr: 0.1, steps: 5 } }, ["optimize", "!optimize.steps"]);
+ * // { "optimize.lr": 0.1 }
  * ```
  */
 export function configSlice(config: unknown, paths: string[]): Record<string, Json> {
+  const { included, excluded } = splitPaths(paths);
   const out: Record<string, Json> = {};
   const walk = (value: unknown, path: string) => {
+    if (isUnder(path, excluded)) return;
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
       const keys = Object.keys(value);
       if (keys.length === 0) out[path] = {};
@@ -124,23 +128,48 @@ export function configSlice(config: unknown, paths: string[]): Record<string, Js
       out[path] = value as Json;
     }
   };
-  for (const path of paths) walk(getPath(config, path), path);
+  for (const path of included) walk(getPath(config, path), path);
   return out;
 }
 
-/** Builds the partial config object a task sees from its declared paths. */
-export function projectConfig(config: unknown, paths: string[]): unknown {
+/**
+ * The partial config object a task sees: its declared paths (less the `!` ones), and the paths
+ * it only reads.
+ *
+ * @example
+ * ```ts
+ * projectConfig({ model: { path: "m.onnx", scale: 1 } }, ["model", "!model.path"]);
+ * // { model: { scale: 1 } }
+ * ```
+ */
+export function projectConfig(config: unknown, paths: string[], reads: string[] = []): unknown {
+  const { included, excluded } = splitPaths(paths);
   const out: Record<string, unknown> = {};
-  for (const path of paths) {
+  const set = (path: string, value: unknown) => {
     const parts = path.split(".");
     let node = out;
     for (const part of parts.slice(0, -1)) {
       node[part] ??= {};
       node = node[part] as Record<string, unknown>;
     }
-    node[parts[parts.length - 1]] = structuredClone(getPath(config, path));
-  }
+    if (value === undefined) delete node[parts[parts.length - 1]];
+    else node[parts[parts.length - 1]] = value;
+  };
+  for (const path of included) set(path, structuredClone(getPath(config, path)));
+  for (const path of excluded) if (getPath(out, path) !== undefined) set(path, undefined);
+  for (const path of reads) set(path, structuredClone(getPath(config, path)));
   return out;
+}
+
+function splitPaths(paths: string[]): { included: string[]; excluded: string[] } {
+  return {
+    included: paths.filter((p) => !p.startsWith("!")),
+    excluded: paths.filter((p) => p.startsWith("!")).map((p) => p.slice(1)),
+  };
+}
+
+function isUnder(path: string, prefixes: string[]): boolean {
+  return prefixes.some((p) => path === p || path.startsWith(`${p}.`));
 }
 
 /** Field-by-field difference of two flattened slices. */

@@ -28,7 +28,9 @@ export type RunEvent =
     reason?: string;
   }
   | { event: "retry"; task: string; item: string; attempt: number; delayMs: number; reason: string }
-  | { event: "log"; task: string; message: string }
+  /** In a plan: an item that would (or may) run, and why. */
+  | { event: "plan"; task: string; item: string; verdict: "run" | "may"; reasons: string[] }
+  | { event: "log"; task: string; message: string; detail?: string }
   | {
     event: "task-end";
     task: string;
@@ -37,6 +39,10 @@ export type RunEvent =
     reason?: string;
     /** In a dry run: why items would run, with how many items each reason covers. */
     wouldRun?: Record<string, number>;
+    /** In a dry run: on what items that may run depend, with how many items each covers. */
+    mayRun?: Record<string, number>;
+    /** In a dry run: why the task's items cannot be listed yet (they all may run). */
+    unlisted?: string;
   }
   | {
     event: "run-end";

@@ -310,6 +310,7 @@ function describe(event: RunEvent, now: number): string | null {
         event.tasks.join(" → ")
       }`;
     case "task-start":
+    case "plan":
       return null;
     case "item":
       return event.status === "failed"
@@ -328,6 +329,10 @@ function describe(event: RunEvent, now: number): string | null {
         for (const [reason, n] of Object.entries(event.wouldRun)) {
           text += `\n    would run ${n}: ${reason}`;
         }
+      }
+      if (event.unlisted) text += `\n    may run all: its items are ${event.unlisted}`;
+      for (const [reason, n] of Object.entries(event.mayRun ?? {})) {
+        text += `\n    may run ${n}: ${reason}`;
       }
       return text;
     }

@@ -24,14 +24,14 @@ export interface WaveWork {
 
 /** A wave of actions of one task, stored as a JSON object. */
 export interface WorkList {
-  format: "latentforge-work/1";
+  format: "latentforge-work/2";
   task: string;
   /** Hash of the task's version, source and config slice on the coordinator. */
-  prefix: string;
+  taskHash: string;
   /** The full config the coordinator validated. */
   config: unknown;
-  /** Task-level inputs (e.g. model digests) the coordinator keyed the actions with. */
-  taskInputs: Record<string, string>;
+  /** The files the task declared (models), as objects in the shared store, by name. */
+  files: Record<string, string>;
   works: WaveWork[];
 }
 

@@ -8,11 +8,32 @@ import type { Json } from "../store/canonical.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { Output } from "../store/records.ts";
 import type { RunFacts } from "./run_facts.ts";
+import type { DriveApi } from "../net/drive_api.ts";
 
 export type { Json, Output, RunFacts };
 
-/** Logs a line on behalf of a task (shown above the progress lines, or as a JSON event). */
-export type Log = (message: string) => void;
+/**
+ * Logs a line on behalf of a task (shown above the progress lines, or as a JSON event).
+ * `detail` (e.g. a third-party library's own error text) goes to the JSON event only.
+ */
+export type Log = (message: string, detail?: string) => void;
+
+/** How declared files that are URLs are downloaded. */
+export interface FileDownloadOptions {
+  /** Abort and retry a download when no byte arrives for this long (default 60,000 ms). */
+  stallMs?: number;
+  /** Fetches Google Drive links through the Drive API with its key (default: the link). */
+  drive?: DriveApi | null;
+}
+
+/** A file a task declared (see {@link TaskCommon.files}), brought into the store for a run. */
+export interface StoredFile {
+  /** sha256 of its bytes (its object in the store). */
+  digest: string;
+  size: number;
+  /** Where the object lives, for readers that want a path. */
+  path: string;
+}
 
 /** What every action is given. */
 export interface TaskContext<C = unknown> {
@@ -25,6 +46,15 @@ export interface TaskContext<C = unknown> {
   /** Aborted when the run is interrupted; long actions should stop at a safe point. */
   signal: AbortSignal;
   log: Log;
+  /**
+   * The files the task declared, by name, in the store (empty while planning: nothing runs).
+   * Messages should name the file the user configured, not its copy in the store.
+   */
+  files: Record<string, StoredFile>;
+  /** The run's `--limit` (first N items of every listing), when one was given. */
+  limit?: number;
+  /** The config file the run was started with, when it came from one. */
+  configFile?: string;
 }
 
 /** The context of one per-item action. */
@@ -74,7 +104,7 @@ export interface Upstream {
   failures(task: string): Map<string, { task: string; reason: string }>;
   /** Action keys of every upstream task, by task then item (for provenance). */
   keys(task: string): Map<string, string>;
-  /** Task-level inputs a per-item task's `prepare` gave (e.g. model digests). */
+  /** Store digests of the files a task declared (e.g. its models), by name. */
   taskInputs(task: string): Record<string, string>;
   /** Milliseconds each successful item's recorded action took. */
   durations(task: string): Map<string, number>;
@@ -112,11 +142,15 @@ export interface RetryPolicy {
   maxMs: number;
 }
 
-interface TaskCommon<C> {
+/** What every task declares. */
+export interface TaskCommon<C> {
   name: string;
   /** Tasks whose outputs this task reads. */
   deps: string[];
-  /** Dot paths of the config fields the task depends on (`"optimize"`, `"model.decoder"`). */
+  /**
+   * Dot paths of the config fields the task depends on (`"optimize"`, `"model.decoder"`); a
+   * path written `!path` leaves that part of a section out (`["model", "!model.threads"]`).
+   */
   config: string[];
   /**
    * Config fields the task reads that cannot change its results, so they stay out of its key:
@@ -131,6 +165,18 @@ interface TaskCommon<C> {
   describe: string;
   /** Retry policy, given the task's config slice. */
   retry?: (config: C) => Partial<RetryPolicy>;
+  /**
+   * Files the task reads (models, a dataset spec, a labels list), by input name → the dot path
+   * of the config field that names them (a `{ path }` or `{ url, sha256?, md5?, size? }`
+   * source). Their content joins the key of every action of the task; where they live does
+   * not. The engine resolves them for planning as for running: a local file by its sha256
+   * (remembered by path, size, mtime and inode), a URL by its pinned sha256 or MD5, and an
+   * unpinned URL only by fetching it (a plan says its dependants may rerun). For a run they
+   * are brought into the store and handed over as `ctx.files`.
+   */
+  files?: (config: C) => Record<string, string | undefined>;
+  /** How the task's files are downloaded when they are URLs (stall time, a Drive API key). */
+  download?: (config: C) => FileDownloadOptions;
   /**
    * Checks the config against the machine before anything runs, in a dry run too (e.g. that a
    * dataset folder exists). What it throws is a config error: exit code 2, nothing done.
@@ -186,10 +232,10 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
    */
   items?: (ctx: TaskContext<C>, upstream: Upstream) => Promise<ItemSpec[]>;
   /**
-   * Runs once before the first item, e.g. to fetch a model: the returned input digests join
-   * every item's key, and `state` is handed to each action.
+   * Runs once before the first item that is not cached (e.g. to open a model session from
+   * `ctx.files`); `state` is handed to each action.
    */
-  prepare?: (ctx: TaskContext<C>) => Promise<{ inputs?: Record<string, string>; state: S }>;
+  prepare?: (ctx: TaskContext<C>) => Promise<{ state: S }>;
   /** Concurrent actions (default: number of cores). */
   concurrency?: (config: C) => number;
   /** One item at a time. */
@@ -292,6 +338,11 @@ export interface Pipeline<C = unknown> {
   defaultConfig: string;
   /** Targets used when `run` is given none. */
   defaultTargets: string[];
+  /**
+   * The module whose `worker` command runs a shard on another machine (a `file:` URL, e.g. the
+   * pipeline's `import.meta.url`). Default: the module that started the process.
+   */
+  entry?: string;
 }
 
 /** One config validation problem (zod's issue shape). */

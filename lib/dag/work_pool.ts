@@ -14,11 +14,11 @@ import type {
   RetryPolicy,
   TaskContext,
 } from "./task.ts";
-import { join } from "node:path";
 import { canonicalJson } from "../store/canonical.ts";
-import { writeFileAtomic } from "../store/objects.ts";
 import type { KeyComponents } from "../store/records.ts";
-import { retry, sleep } from "../net/retry.ts";
+import { sleep } from "../net/retry.ts";
+import { isAbort } from "./action_retry.ts";
+import type { Pool } from "./pool.ts";
 
 /** One action to execute: the item, its key and the components of the key. */
 export interface Work {
@@ -42,6 +42,8 @@ export interface PoolHost {
   /** Concurrency override for every per-item task. */
   readonly concurrency?: number;
   readonly ctx: TaskContext<unknown>;
+  /** The task's prepared state (its `prepare` runs once, before the first action). */
+  prepared(): Promise<unknown>;
   runItem(work: Work, state: unknown): Promise<void>;
   record(work: Work, out: ActionResult, ms: number): Promise<void>;
   recordFailure(work: Work, e: unknown, ms: number): void;
@@ -52,13 +54,16 @@ export interface PoolHost {
 }
 
 /** Runs the queued actions of one per-item task with its concurrency limit or its batch loop. */
-export class WorkPool {
+export class WorkPool implements Pool {
   readonly host: PoolHost;
   readonly task: EachTask;
   readonly limit: number;
-  state: unknown;
+  fatal?: unknown;
+  #state?: unknown;
+  #preparing?: Promise<void>;
   /** Single actions: one queue. Batched tasks: one queue per group, by the group's JSON. */
   readonly #queues = new Map<string, WorkQueue>();
+  #prepared = false;
   #active = 0;
   #closed = false;
   #waiters: (() => void)[] = [];
@@ -79,13 +84,35 @@ export class WorkPool {
   }
 
   add(work: Work): void {
+    if (this.fatal !== undefined) return;
     this.#enqueue(work);
+    if (!this.#prepare()) return;
     if (this.task.runBatched) {
       this.#startBatchLoop();
       this.#wake();
     } else {
       this.#pump();
     }
+  }
+
+  /** Prepares the task before its first action; true once it is prepared. */
+  #prepare(): boolean {
+    if (this.#preparing === undefined) {
+      this.#preparing = this.host.prepared().then((state) => {
+        this.#state = state;
+        this.#prepared = true;
+        if (this.task.runBatched) this.#startBatchLoop();
+        else this.#pump();
+        this.#wake();
+      }, (e) => {
+        // Nothing of this task can run: it fails once, its items are left for the next run.
+        this.fatal = e;
+        this.#queues.clear();
+        this.#wake();
+        this.#check();
+      });
+    }
+    return this.#prepared;
   }
 
   close(): void {
@@ -120,10 +147,12 @@ export class WorkPool {
   #pump(): void {
     const signal = this.host.signal;
     const queue = this.#queues.get("");
-    while (this.#active < this.limit && queue && queue.size > 0 && !signal.aborted) {
+    while (
+      this.#prepared && this.#active < this.limit && queue && queue.size > 0 && !signal.aborted
+    ) {
       const work = queue.take()!;
       this.#active++;
-      this.host.runItem(work, this.state).finally(() => {
+      this.host.runItem(work, this.#state).finally(() => {
         this.#active--;
         this.#pump();
         this.#check();
@@ -134,10 +163,10 @@ export class WorkPool {
 
   #check(): void {
     const stopped = this.host.signal.aborted;
+    const preparing = this.#preparing !== undefined && !this.#prepared && this.fatal === undefined;
     if (
-      this.#closed && this.#active === 0 &&
-      (this.#pending === 0 && this.#delayed === 0 || stopped) &&
-      !this.#batchLoop
+      this.#closed && this.#active === 0 && !preparing &&
+      (this.#pending === 0 && this.#delayed === 0 || stopped) && !this.#batchLoop
     ) {
       this.#resolveDrained();
     }
@@ -150,7 +179,7 @@ export class WorkPool {
   }
 
   #startBatchLoop(): void {
-    if (this.#batchLoop || this.host.signal.aborted) return;
+    if (this.#batchLoop || !this.#prepared || this.host.signal.aborted) return;
     // One group at a time: the one with the most items ready.
     let queue: WorkQueue | undefined;
     for (const q of this.#queues.values()) {
@@ -158,7 +187,7 @@ export class WorkPool {
     }
     if (!queue) return;
     const source = this.#source(queue);
-    const fail = (e: unknown) => {
+    const failHanded = (e: unknown) => {
       for (const work of [...this.#handed.values()]) {
         if (work.group === queue.group) {
           this.#handed.delete(work.item.id);
@@ -166,24 +195,24 @@ export class WorkPool {
         }
       }
     };
-    this.#batchLoop = this.task.runBatched!(this.host.ctx, source, this.state)
+    this.#batchLoop = this.task.runBatched!(this.host.ctx, source, this.#state)
       .then(() => {
         // Items the loop took but never answered for cannot be left hanging.
-        fail(
+        failHanded(
           new BatchLoopError(
             `task "${this.task.name}" ended its batch without a result for this item`,
           ),
         );
       }, (e) => {
         if (this.host.signal.aborted && isAbort(e)) return;
-        // The batch loop itself failed: every item of its group it holds or would get fails.
-        fail(e);
-        let w: Work | undefined;
-        while ((w = queue.take())) this.host.recordFailure(w, e, 0);
+        // The batch loop itself failed: the task's problem, told once, not once per item.
+        this.fatal ??= e;
+        this.#handed.clear();
+        for (const q of this.#queues.values()) while (q.take());
       })
       .finally(() => {
         this.#batchLoop = undefined;
-        this.#startBatchLoop();
+        if (this.fatal === undefined) this.#startBatchLoop();
         this.#check();
       });
   }
@@ -300,78 +329,4 @@ class WorkQueue {
 /** Raised when a batched task mishandles the items it was given. */
 export class BatchLoopError extends Error {
   override readonly name = "BatchLoopError";
-}
-
-/** Whether an error is an interruption rather than a failure. */
-export function isAbort(e: unknown): boolean {
-  return e instanceof Error && (e.name === "AbortError" || e.name === "Interrupted");
-}
-
-/** The default retry policy for retryable errors. */
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseMs: 500, maxMs: 30_000 };
-
-/** Where the checkpoint reference of an action lives. */
-export function checkpointPath(cacheDir: string, task: string, key: string): string {
-  return join(cacheDir, "checkpoints", task, key);
-}
-
-/** The context of one action: the task's context plus its key and checkpoints. */
-export function itemContext(
-  ctx: TaskContext<unknown>,
-  task: string,
-  work: Work,
-  aliases: (name: string) => Promise<{ digest: string; size: number } | null> = () =>
-    Promise.resolve(null),
-): ItemContext<unknown> {
-  const path = checkpointPath(ctx.cacheDir, task, work.key);
-  const store = ctx.store;
-  return {
-    ...ctx,
-    key: work.key,
-    async loadCheckpoint() {
-      let digest: string;
-      try {
-        digest = (await Deno.readTextFile(path)).trim();
-      } catch (e) {
-        if (e instanceof Deno.errors.NotFound) return null;
-        throw e;
-      }
-      return await store.has(digest) ? await store.get(digest) : null;
-    },
-    lookupAlias: (name) => aliases(name),
-    async saveCheckpoint(bytes) {
-      const previous = (await Deno.readTextFile(path).catch(() => "")).trim();
-      const digest = await store.put(bytes);
-      await store.syncDirs();
-      await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-      await writeFileAtomic(path, new TextEncoder().encode(digest));
-      work.checkpointed = true;
-      // Only this reference named the previous checkpoint; dropping it keeps the store small.
-      if (previous && previous !== digest) await store.remove(previous);
-    },
-  };
-}
-
-/**
- * Runs one action, retrying its retryable errors under `policy` (see lib/net/retry.ts: an error
- * may exempt itself from the attempt count and ask for a least delay). `work.attempts` counts
- * the attempts made.
- */
-export async function withRetry<T>(
-  policy: RetryPolicy,
-  work: Work,
-  fn: () => Promise<T>,
-  signal: AbortSignal,
-  onRetry: (attempt: number, delayMs: number, e: unknown) => void,
-): Promise<T> {
-  return await retry(() => {
-    work.attempts++;
-    return fn();
-  }, {
-    attempts: policy.attempts,
-    baseMs: policy.baseMs,
-    maxMs: policy.maxMs,
-    signal,
-    onRetry: (e, call, delayMs) => onRetry(call, delayMs, e),
-  });
 }

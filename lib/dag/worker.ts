@@ -12,16 +12,18 @@ import type { ObjectStore } from "../store/objects.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import type { TaskGraph } from "./graph.ts";
 import { readResults, type WorkList, writeResult } from "./remote.ts";
-import type { ActionResult, EachTask, ItemContext, Log, RetryPolicy, TaskContext } from "./task.ts";
-import {
-  DEFAULT_RETRY,
-  isAbort,
-  itemContext,
-  type PoolHost,
-  withRetry,
-  type Work,
-  WorkPool,
-} from "./work_pool.ts";
+import type {
+  ActionResult,
+  EachTask,
+  ItemContext,
+  Log,
+  RetryPolicy,
+  StoredFile,
+  TaskContext,
+} from "./task.ts";
+import { DEFAULT_RETRY, isAbort, withRetry } from "./action_retry.ts";
+import { itemContext } from "./item_context.ts";
+import { type PoolHost, type Work, WorkPool } from "./work_pool.ts";
 
 /** Raised when a work list cannot be run by this worker. */
 export class WorkerError extends Error {
@@ -56,7 +58,7 @@ export async function runWorker(
     throw new WorkerError(`--shard expects i/N with 0 ≤ i < N, found ${index}/${count}`);
   }
   const list = await store.getJson<WorkList>(listDigest);
-  if (list.format !== "latentforge-work/1") {
+  if (list.format !== "latentforge-work/2") {
     throw new WorkerError(`object ${listDigest} is not a work list (format ${list.format})`);
   }
   const task = graph.get(list.task);
@@ -68,18 +70,31 @@ export async function runWorker(
     source,
     config: hashJson(slice),
   });
-  if (prefix !== list.prefix) {
+  if (prefix !== list.taskHash) {
     throw new WorkerError(
       `the worker's copy of task "${task.name}" (version ${task.version}, source ` +
         `${source.slice(0, 12)}) differs from the coordinator's: run the same latentforge on both`,
     );
   }
+  // The coordinator brought the task's files into the shared store.
+  const files: Record<string, StoredFile> = {};
+  for (const [name, digest] of Object.entries(list.files)) {
+    const path = store.path(digest);
+    const info = await Deno.stat(path).catch(() => null);
+    if (!info) {
+      throw new WorkerError(
+        `file ${name} of task "${task.name}" (object ${digest}) is not in the cache ${store.root}`,
+      );
+    }
+    files[name] = { digest, size: info.size, path };
+  }
   const ctx: TaskContext<unknown> = {
-    config: projectConfig(list.config, [...task.config, ...task.reads ?? []]),
+    config: projectConfig(list.config, task.config, task.reads),
     store,
     cacheDir: store.root,
     signal,
     log,
+    files,
   };
   const mine = list.works.filter((_, i) => i % count === index);
   const done = new Set(
@@ -93,21 +108,8 @@ export async function runWorker(
     failed: 0,
   };
   if (todo.length === 0) return summary;
-  let state: unknown;
-  if (task.prepare) {
-    const prepared = await task.prepare(ctx);
-    const theirs = JSON.stringify(list.taskInputs);
-    const ours = JSON.stringify(prepared.inputs ?? {});
-    if (theirs !== ours) {
-      throw new WorkerError(
-        `task "${task.name}" prepared different inputs here (${ours}) than the coordinator (${theirs})`,
-      );
-    }
-    state = prepared.state;
-  }
   const host = new WorkerHost(task, ctx, summary, concurrency);
   const pool = new WorkPool(host, task);
-  pool.state = state;
   for (const w of todo) {
     pool.add({
       item: { id: w.id, inputs: w.inputs, params: w.params, extra: w.extra },
@@ -119,6 +121,8 @@ export async function runWorker(
   pool.close();
   await pool.drained();
   await host.settled();
+  if (pool.fatal !== undefined) throw pool.fatal;
+  if (task.teardown && host.state) await task.teardown(await host.state);
   return summary;
 }
 
@@ -129,6 +133,7 @@ class WorkerHost implements PoolHost {
   readonly #task: EachTask;
   readonly #summary: WorkerSummary;
   readonly #writes: Promise<void>[] = [];
+  state?: Promise<unknown>;
 
   constructor(
     task: EachTask,
@@ -141,6 +146,12 @@ class WorkerHost implements PoolHost {
     this.signal = ctx.signal;
     this.concurrency = concurrency;
     this.#summary = summary;
+  }
+
+  prepared(): Promise<unknown> {
+    return this.state ??= this.#task.prepare
+      ? this.#task.prepare(this.ctx).then((p) => p.state)
+      : Promise.resolve(undefined);
   }
 
   retryPolicy(): RetryPolicy {

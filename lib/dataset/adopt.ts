@@ -78,6 +78,7 @@ export interface Adoption {
   rejected: { file: string; reason: string }[];
 }
 
+const BLOCK = 1 << 20;
 const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]);
 
 /**
@@ -246,8 +247,10 @@ export class AdoptSources {
       digests = await this.#hash(file, keepAt, hashPool, signal);
     } catch (error) {
       signal?.throwIfAborted();
+      // Only the copy's own faults reject it; a store that cannot be written stops the run.
+      if (!(error instanceof CopyReadError)) throw error;
       return {
-        verdict: { kind: "rejected", file: file.label, reason: readFailure(error) },
+        verdict: { kind: "rejected", file: file.label, reason: error.message },
         size: 0,
         md5: "",
         sha256: "",
@@ -366,7 +369,15 @@ export class AdoptSources {
       // A folder's file: the kernel copies it, and the copy (or, for a plan, the file itself)
       // is hashed from the page cache on the hashing thread.
       const target = keepAt ?? file.path;
-      if (keepAt) await Deno.copyFile(file.path, keepAt);
+      if (keepAt) {
+        try {
+          await Deno.copyFile(file.path, keepAt);
+        } catch (error) {
+          // Whose fault: the copy's (unreadable, gone) or the store's (full, read-only)?
+          await readable(file.path);
+          throw error;
+        }
+      } else await readable(file.path);
       const size = (await Deno.stat(target)).size;
       if (hashPool) return { ...(await hashPool.begin(target, size).digest()), size };
       const md5 = createHash("md5");
@@ -383,19 +394,43 @@ export class AdoptSources {
     const sha256 = session ? null : createHash("sha256");
     let size = 0;
     const out = keepAt ? await Deno.open(keepAt, { write: true, createNew: true }) : null;
+    // Inflated data arrives in small pieces: they are gathered into blocks of up to 1 MiB, so
+    // writes and hand-overs to the hashing thread stay few.
+    let block = new Uint8Array(Math.min(BLOCK, Math.max(1, file.size)));
+    let filled = 0;
+    const flush = async () => {
+      if (filled === 0) return;
+      const full = block.subarray(0, filled);
+      if (out) {
+        let written = 0;
+        while (written < full.length) written += await out.write(full.subarray(written));
+      }
+      if (session) {
+        // The block's buffer moves to the hashing thread; the next block is a new one.
+        session.update(full);
+        block = new Uint8Array(block.length);
+      } else {
+        md5!.update(full);
+        sha256!.update(full);
+      }
+      filled = 0;
+    };
     try {
-      for await (const chunk of this.read(file, signal)) {
-        if (out) {
-          let written = 0;
-          while (written < chunk.length) written += await out.write(chunk.subarray(written));
-        }
+      for await (const chunk of readingCopy(this.read(file, signal))) {
         size += chunk.length;
-        if (session) session.update(chunk);
-        else {
-          md5!.update(chunk);
-          sha256!.update(chunk);
+        let at = 0;
+        while (at < chunk.length) {
+          if (filled === block.length) {
+            await flush();
+            if (block.length < BLOCK) block = new Uint8Array(BLOCK);
+          }
+          const n = Math.min(chunk.length - at, block.length - filled);
+          block.set(chunk.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
         }
       }
+      await flush();
     } catch (error) {
       session?.drop();
       throw error;
@@ -420,6 +455,41 @@ export class AdoptSources {
       at += p.length;
     }
     return out;
+  }
+}
+
+/**
+ * Checks, before anything runs, that every copy exists and can be read (a folder, or a file:
+ * whether it is a zip archive is told when it is opened). Throws an {@link AdoptSourceError}
+ * naming the first that cannot.
+ *
+ * @example
+ * ```ts
+ * await checkAdoptSources([await Deno.makeTempDir()]);
+ * ```
+ */
+export async function checkAdoptSources(
+  sources: readonly string[],
+  { label = "dataset.adopt" }: { label?: string } = {},
+): Promise<void> {
+  for (const [i, source] of sources.entries()) {
+    const path = resolve(source);
+    const where = path === source ? path : `${source} (${path})`;
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(path);
+    } catch (error) {
+      throw new AdoptSourceError(
+        `${label}[${i}]: ${where}: ${
+          error instanceof Deno.errors.NotFound
+            ? "no such folder or .zip archive"
+            : "cannot be read (adopting needs read access)"
+        }`,
+      );
+    }
+    if (!info.isDirectory && !info.isFile) {
+      throw new AdoptSourceError(`${label}[${i}]: ${where}: expected a folder or a .zip archive`);
+    }
   }
 }
 
@@ -505,13 +575,51 @@ async function* walk(root: string, dir: string, seen: Set<string>): AsyncGenerat
   }
 }
 
-function readFailure(error: unknown): string {
+/** A fault of the copy being read (not of the store being written): the copy is rejected. */
+class CopyReadError extends Error {
+  override readonly name = "CopyReadError";
+}
+
+function readFailure(error: unknown): CopyReadError {
   if (error instanceof ZipArchiveError) {
-    return error.message.slice(error.message.indexOf(": ") + 2);
+    return new CopyReadError(error.message.slice(error.message.indexOf(": ") + 2));
   }
-  if (error instanceof Deno.errors.PermissionDenied) return "cannot be read: permission denied";
-  if (error instanceof Deno.errors.NotFound) return "disappeared after the copy was listed";
-  return "cannot be read";
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new CopyReadError("cannot be read: permission denied");
+  }
+  if (error instanceof Deno.errors.NotFound) {
+    return new CopyReadError("disappeared after the copy was listed");
+  }
+  return new CopyReadError(`cannot be read (${(error as Error)?.name ?? "error"})`);
+}
+
+/** Throws a {@link CopyReadError} unless the file can be opened and read. */
+async function readable(path: string): Promise<void> {
+  try {
+    using f = await Deno.open(path, { read: true });
+    await f.read(new Uint8Array(1));
+  } catch (error) {
+    throw readFailure(error);
+  }
+}
+
+/** Passes a copy's chunks on, turning its read faults into {@link CopyReadError}s. */
+async function* readingCopy(chunks: AsyncGenerator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    for (;;) {
+      let step: IteratorResult<Uint8Array>;
+      try {
+        step = await chunks.next();
+      } catch (error) {
+        throw readFailure(error);
+      }
+      if (step.done) return;
+      yield step.value;
+    }
+  } finally {
+    // Closes the copy's file handle when the reader stops early (a write that failed).
+    await chunks.return(undefined);
+  }
 }
 
 async function isJpeg(input: string | Uint8Array): Promise<boolean> {

@@ -16,7 +16,7 @@ import {
   type Reconciliation,
   recordReconciliation,
 } from "./reconciliation.ts";
-import type { HashPool } from "../net/hash_pool.ts";
+import { HashPool } from "../net/hash_pool.ts";
 
 /** Options of {@link summarizeAdoption}. */
 export interface AdoptionSummaryOptions {
@@ -91,18 +91,25 @@ export async function summarizeAdoption(
         if (outcome) outcomes.set(item.id, outcome);
       }
     }
+    // A plan hashes on threads of its own, as a run does on the task's.
+    const ownPool = unsettled.length && !options.hashPool ? new HashPool({ workers: 2 }) : null;
+    const hashPool = options.hashPool ?? ownPool ?? undefined;
     let next = 0;
     const worker = async () => {
       while (next < unsettled.length) {
         const item = unsettled[next++];
         if (sources.candidates(item).length === 0 || await options.stored(item)) continue;
-        const got = await sources.adopt(item, { hashPool: options.hashPool, signal });
+        const got = await sources.adopt(item, { hashPool, signal });
         if (got.adopted) {
           outcomes.set(item.id, { adopted: got.adopted.by, file: got.adopted.verdict.file });
         } else outcomes.set(item.id, { rejected: got.rejected });
       }
     };
-    await Promise.all(Array.from({ length: options.concurrency ?? 4 }, worker));
+    try {
+      await Promise.all(Array.from({ length: options.concurrency ?? 4 }, worker));
+    } finally {
+      ownPool?.close();
+    }
     const r = reconcile({ items, spec: options.spec, sources, outcomes, planned });
     log(formatReconciliation(r));
     if (!planned) await recordReconciliation(cacheDir, r);

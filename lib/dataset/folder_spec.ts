@@ -124,7 +124,7 @@ export async function ingestFolder(
   await checkDatasetFolder(root).catch((e) => {
     throw new SpecError((e as Error).message);
   });
-  const exts = extensions.map((x) => x.toLowerCase());
+  const exts = normalExtensions(extensions);
   const { entries, skipped } = await walkFolder(abs, exts);
   if (entries.length === 0) {
     const also = skipped.length
@@ -181,12 +181,17 @@ export async function folderFingerprint(
 ): Promise<string> {
   const { entries, skipped } = await walkFolder(
     resolve(root),
-    extensions.map((x) => x.toLowerCase()),
+    normalExtensions(extensions),
   );
   const hash = createHash("sha256");
   for (const e of entries) hash.update(`${e.rel}\t${e.size}\t${e.mtime}\t${e.problem ?? ""}\n`);
   for (const s of skipped) hash.update(`skipped\t${s.path}\n`);
   return hash.digest("hex");
+}
+
+/** Lowercase, with the dot: "JPG" and ".jpg" both mean files ending in ".jpg". */
+function normalExtensions(extensions: readonly string[]): string[] {
+  return extensions.map((x) => (x.startsWith(".") ? x : `.${x}`).toLowerCase());
 }
 
 async function md5OfFile(path: string): Promise<string> {

@@ -32,6 +32,7 @@ export interface PixelFacts {
  */
 export async function readPixelSize(input: string | Uint8Array): Promise<[number, number]> {
   const name = typeof input === "string" ? input : "image bytes";
+  await rejectEmpty(input, name);
   let meta;
   try {
     meta = await sharp(input).metadata();
@@ -55,6 +56,7 @@ export async function readPixelSize(input: string | Uint8Array): Promise<[number
  */
 export async function readPixelFacts(input: string | Uint8Array): Promise<PixelFacts> {
   const name = typeof input === "string" ? input : "image bytes";
+  await rejectEmpty(input, name);
   let raw;
   try {
     raw = await sharp(input).removeAlpha().toColourspace("srgb").raw({ depth: "uchar" })
@@ -115,4 +117,12 @@ export async function verifyPixels(
     throw new PixelError(`${name}: expected pixel MD5 ${expected.pixelMd5}, found ${md5}`);
   }
   return { width, height, pixelMd5: md5 };
+}
+
+/** sharp calls an empty file an "unsupported image format"; say what it is. */
+async function rejectEmpty(input: string | Uint8Array, name: string): Promise<void> {
+  const size = typeof input === "string"
+    ? (await Deno.stat(input).catch(() => null))?.size
+    : input.length;
+  if (size === 0) throw new PixelError(`${name}: the file is empty (0 bytes)`);
 }

@@ -16,6 +16,7 @@
  * @module
  */
 import { SlurmError } from "./slurm_error.ts";
+import { sleep } from "../net/retry.ts";
 
 export { SlurmError };
 
@@ -535,19 +536,6 @@ export interface WaitForArrayOptions extends SlurmCommandOptions {
   onPoll?: (states: Map<number, ArrayTaskState>) => void;
   /** Stops waiting (rejecting with the signal's reason); the job is left as it is (default: none). */
   signal?: AbortSignal;
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 /**

@@ -8,6 +8,7 @@
  */
 import { join, resolve } from "node:path";
 import type { Executor } from "../dag/remote.ts";
+import { sleep } from "../net/retry.ts";
 import type { ExecutorConfig } from "./config.ts";
 import {
   type ArrayTaskState,
@@ -198,16 +199,12 @@ export class SlurmExecutor implements Executor {
         if (live.length === 0) return states;
       }
       if (signal.aborted) return states ?? new Map();
-      await new Promise<void>((resolve) => {
-        // The listener goes with the timer: a wave polls for days, once per poll_s.
-        const done = () => {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", done);
-          resolve();
-        };
-        const timer = setTimeout(done, pollMs);
-        signal.addEventListener("abort", done, { once: true });
-      });
+      try {
+        await sleep(pollMs, signal);
+      } catch (e) {
+        // Interrupted while waiting: the next turn returns what is known.
+        if (!signal.aborted) throw e;
+      }
     }
   }
 }

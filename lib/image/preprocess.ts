@@ -195,15 +195,20 @@ export async function preprocessImage(
       hasAlpha = channels === 4;
     } else {
       const meta = await sharp(bytes).metadata();
-      // autoOrient holds the dimensions after EXIF orientation; width/height are as stored.
-      sourceWidth = meta.autoOrient?.width ?? meta.width;
-      sourceHeight = meta.autoOrient?.height ?? meta.height;
+      let decoder = sharp(bytes, { failOn: "warning" });
+      if ((meta.orientation ?? 1) > 1) decoder = decoder.rotate();
+      // Decoded to 8-bit sRGB pixels first, exactly what the fast path hands over: libvips then
+      // crops and resizes the same raw image either way, so the tensor does not depend on which
+      // decoder ran (straight from a file, its resize can differ by 1/255 at some sizes).
+      const { data, info } = await decoder.toColourspace("srgb").raw({ depth: "uchar" })
+        .toBuffer({ resolveWithObject: true });
+      ({ width: sourceWidth, height: sourceHeight } = info);
       if (!sourceWidth || !sourceHeight) {
         throw new Error(`expected positive dimensions, found ${sourceWidth}×${sourceHeight}`);
       }
-      pipeline = sharp(bytes, { failOn: "warning" });
-      if ((meta.orientation ?? 1) > 1) pipeline = pipeline.rotate();
-      hasAlpha = meta.hasAlpha;
+      const channels = info.channels as 3 | 4;
+      pipeline = sharp(data, { raw: { width: sourceWidth, height: sourceHeight, channels } });
+      hasAlpha = channels === 4;
     }
     placement = place(sourceWidth, sourceHeight, size, crop, options.buckets);
     const { box, bucket } = placement;

@@ -17,6 +17,11 @@ export interface HostGateOptions {
   maxBackoffS?: number;
   /** Clock in ms, replaceable so back-off arithmetic can be checked. Default `Date.now`. */
   now?: () => number;
+  /**
+   * Waits out a back-off of `ms` on the clock of `now` (rejecting when `signal` aborts);
+   * replaceable together with `now`. Default: a timer ({@link sleep}).
+   */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 interface HostState {
@@ -55,11 +60,17 @@ export class HostGate {
   readonly quotaBackoffMs: number;
   readonly maxBackoffMs: number;
   readonly #now: () => number;
+  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #hosts = new Map<string, HostState>();
 
   constructor(
-    { perHost = 16, quotaBackoffS = 600, maxBackoffS = 86_400, now = Date.now }: HostGateOptions =
-      {},
+    {
+      perHost = 16,
+      quotaBackoffS = 600,
+      maxBackoffS = 86_400,
+      now = Date.now,
+      sleep: wait = sleep,
+    }: HostGateOptions = {},
   ) {
     if (!(perHost >= 1)) throw new RangeError(`perHost must be at least 1, found ${perHost}`);
     if (!(quotaBackoffS >= 0)) {
@@ -69,6 +80,7 @@ export class HostGate {
     this.quotaBackoffMs = quotaBackoffS * 1000;
     this.maxBackoffMs = maxBackoffS * 1000;
     this.#now = now;
+    this.#sleep = wait;
   }
 
   #state(host: string): HostState {
@@ -156,7 +168,7 @@ export class HostGate {
         // not stay queued behind slots that nobody will release during it.
         for (const wake of state.waiters.splice(0)) wake();
         if (skipBackoff) return null;
-        await sleep(wait, signal);
+        await this.#sleep(wait, signal);
         continue;
       }
       if (state.active < this.perHost) break;

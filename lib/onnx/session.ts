@@ -1,16 +1,30 @@
 /**
- * Opening ONNX Runtime sessions with an ordered list of execution providers, falling back
- * (with a log line) from one that is unavailable to the next.
+ * Opening ONNX Runtime sessions with an ordered list of execution providers, falling back from
+ * one that cannot be used to the next with one short line. ONNX Runtime's own log goes quiet
+ * (its error blocks never reach the terminal); its message is kept as the line's `detail`, which
+ * `--json` output carries for debugging. A provider that cannot load at all (library missing, no
+ * device) is remembered for the rest of the process, so later sessions skip it without a word.
  *
  * @module
  */
 import * as ort from "onnxruntime-node";
 import { SessionError } from "./errors.ts";
+import {
+  currentPlatform,
+  defaultProviders,
+  describeProviderFailure,
+  platformReason,
+  providerConfig,
+  type ProviderName,
+} from "./providers.ts";
+
+/** Receives a line for a person and, optionally, the third-party text behind it. */
+export type SessionLog = (line: string, detail?: string) => void;
 
 /** Options of {@link openSession}. */
 export interface SessionOptions {
-  /** Execution providers to try in order (default ["cpu"]). */
-  providers?: string[];
+  /** Execution providers to try in order (default: the platform's, see `providers.ts`). */
+  providers?: readonly string[];
   /** Intra-op threads (default: the runtime's choice). Fix it for reproducible CPU results. */
   intraOpThreads?: number;
   /** Inter-op threads (default 1). */
@@ -26,13 +40,32 @@ export interface SessionOptions {
   /** Extra session options (e.g. profiling), merged over the ones above. */
   extra?: ort.InferenceSession.SessionOptions;
   /** Receives one line per provider that could not be used (default: console.warn). */
-  log?: (line: string) => void;
+  log?: SessionLog;
 }
 
 /** An open session and the provider it runs on. */
 export interface OpenedSession {
   session: ort.InferenceSession;
   provider: string;
+}
+
+// ONNX Runtime prints provider load failures itself (red blocks on stderr) before throwing;
+// the failure is told by latentforge instead, so only fatal runtime errors may print.
+ort.env.logLevel = "fatal";
+
+/** Providers that could not load in this process, with the reason already told. */
+const unavailable = new Map<string, string>();
+
+/**
+ * Forgets which providers failed to load (tests that change the environment use it).
+ *
+ * @example
+ * ```ts
+ * forgetUnavailableProviders();
+ * ```
+ */
+export function forgetUnavailableProviders(): void {
+  unavailable.clear();
 }
 
 /**
@@ -49,7 +82,7 @@ export interface OpenedSession {
 export async function openSession(
   model: string | Uint8Array,
   {
-    providers = ["cpu"],
+    providers,
     intraOpThreads,
     interOpThreads = 1,
     graphOptimizationLevel = "all",
@@ -58,18 +91,34 @@ export async function openSession(
     log = (line: string) => console.warn(line),
   }: SessionOptions = {},
 ): Promise<OpenedSession> {
-  if (providers.length === 0) throw new SessionError("no execution provider requested");
-  const failures: string[] = [];
-  for (let i = 0; i < providers.length; i++) {
-    const provider = providers[i];
+  const order: readonly string[] = providers ?? await defaultProviders();
+  if (order.length === 0) throw new SessionError("no execution provider requested");
+  const platform = currentPlatform();
+  const tried: string[] = [];
+  for (let i = 0; i < order.length; i++) {
+    const provider = order[i];
+    const next = order.slice(i + 1).find((p) =>
+      !unavailable.has(p) && platformReason(p as ProviderName, platform) === null
+    );
+    const known = unavailable.get(provider);
+    if (known !== undefined) {
+      tried.push(`${provider} (${known})`);
+      continue;
+    }
+    const impossible = platformReason(provider as ProviderName, platform);
+    if (impossible) {
+      unavailable.set(provider, impossible);
+      tried.push(`${provider} (${impossible})`);
+      if (next) log(`provider ${provider} unavailable (${impossible}), falling back to ${next}`);
+      continue;
+    }
     const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: [provider],
+      executionProviders: [providerConfig(provider)],
       graphOptimizationLevel,
       interOpNumThreads: interOpThreads,
       executionMode: "sequential",
       enableCpuMemArena: cpuMemoryArena,
-      // The reason of a failed attempt goes to `log`; spare stderr the runtime's own copy.
-      logSeverityLevel: i < providers.length - 1 ? 4 : 3,
+      logSeverityLevel: 3,
       ...(intraOpThreads ? { intraOpNumThreads: intraOpThreads } : {}),
       ...extra,
     };
@@ -79,13 +128,17 @@ export async function openSession(
         : await ort.InferenceSession.create(model, options);
       return { session, provider };
     } catch (e) {
-      const reason = ((e as Error).message ?? String(e)).split("\n")[0];
-      failures.push(`${provider} (${reason})`);
-      const next = providers[i + 1];
-      if (next) log(`provider ${provider} unavailable (${reason}), falling back to ${next}`);
+      const message = (e as Error).message ?? String(e);
+      const failure = describeProviderFailure(provider, message);
+      if (failure.unavailable) unavailable.set(provider, failure.reason);
+      tried.push(`${provider} (${failure.reason})`);
+      if (next) {
+        log(
+          `provider ${provider} unavailable (${failure.reason}), falling back to ${next}`,
+          message,
+        );
+      }
     }
   }
-  throw new SessionError(
-    `no execution provider could open the model; tried ${failures.join(", ")}`,
-  );
+  throw new SessionError(`no execution provider could open the model; tried ${tried.join(", ")}`);
 }

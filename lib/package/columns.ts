@@ -7,7 +7,7 @@
 import { decodeNpy, decodeNpyInto, type NpyArray } from "../format/npy.ts";
 import type { NpzArray } from "../format/npz.ts";
 import type { Tensor } from "../format/safetensors.ts";
-import { type ObjectStore, ObjectStoreError } from "../store/objects.ts";
+import type { ObjectStore } from "../store/objects.ts";
 import type { OptimizeMetrics, PackagedLatent, PackageRow } from "./rows.ts";
 
 /** The metrics columns, float32 (and `steps`, int32). */
@@ -217,7 +217,8 @@ export async function stackLatents(
     while (next < digests.length) {
       const i = next++;
       let length: number;
-      ({ scratch, length } = await readObject(store, digests[i], scratch));
+      // Checked against its digest: a corrupt latent never reaches the dataset.
+      ({ scratch, length } = await store.readInto(digests[i], scratch));
       const bytes = scratch.subarray(0, length);
       const source = `latent ${digests[i]}`;
       if (shape === null) {
@@ -234,35 +235,6 @@ export async function stackLatents(
   };
   await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, digests.length) }, worker));
   return { dtype: "<f4", shape: [digests.length, ...(shape ?? [0, 0, 0])], data };
-}
-
-/** Reads a whole object into `scratch` (grown when too small). */
-async function readObject(
-  store: ObjectStore,
-  digest: string,
-  scratch: Uint8Array,
-): Promise<{ scratch: Uint8Array; length: number }> {
-  const file = await Deno.open(store.path(digest), { read: true }).catch((e) => {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new ObjectStoreError(`object ${digest} is missing from the store`);
-    }
-    throw e;
-  });
-  try {
-    let length = 0;
-    while (true) {
-      if (length === scratch.length) {
-        const grown = new Uint8Array(scratch.length * 2);
-        grown.set(scratch);
-        scratch = grown;
-      }
-      const n = await file.read(scratch.subarray(length));
-      if (n === null) return { scratch, length };
-      length += n;
-    }
-  } finally {
-    file.close();
-  }
 }
 
 function metric(images: readonly PackagedLatent[], pick: (m: OptimizeMetrics) => number): NpyArray {

@@ -6,6 +6,7 @@
  */
 import { decodeNpy } from "../format/npy.ts";
 import type { Hdf5Attribute } from "../format/hdf5.ts";
+import type { NpzArray } from "../format/npz.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { ColumnOptions } from "./columns.ts";
 import {
@@ -42,6 +43,8 @@ export interface LayoutOptions {
    * latent keeps every shard.
    */
   attributes: Record<string, Hdf5Attribute>;
+  /** Small arrays the split layout's npz files also hold (npz has no attributes). */
+  npzExtras?: Record<string, NpzArray>;
   shardContext: Record<string, string>;
   /** A stored file an earlier run built from the same recipe, if still in the store. */
   reuse?: (recipe: string) => Promise<string | null>;
@@ -134,6 +137,7 @@ export async function writeLayout(
       const arrays = await splitArrays(store, rows, { bucketed: options.bucketed, columns });
       const encoded = await encodeSplitFiles(arrays, options.formats, {
         attributes: { ...options.attributes, split },
+        npzExtras: options.npzExtras,
       });
       for (const [name, bytes] of Object.entries(encoded)) {
         files[`${split}/${name}`] = await store.put(bytes);

@@ -90,10 +90,14 @@ export async function splitArrays(
 export async function encodeSplitFiles(
   arrays: Record<string, NpzArray>,
   formats: readonly SplitFormat[],
-  { attributes }: { attributes: Record<string, Hdf5Attribute> },
+  { attributes, npzExtras = {} }: {
+    attributes: Record<string, Hdf5Attribute>;
+    /** Small arrays only the npz file holds (what the other formats keep as attributes). */
+    npzExtras?: Record<string, NpzArray>;
+  },
 ): Promise<Record<string, Uint8Array>> {
   const files: Record<string, Uint8Array> = {};
-  if (formats.includes("npz")) files[SPLIT_FILES.npz] = encodeNpz(arrays);
+  if (formats.includes("npz")) files[SPLIT_FILES.npz] = encodeNpz({ ...arrays, ...npzExtras });
   if (formats.includes("hdf5")) {
     files[SPLIT_FILES.hdf5] = await encodeHdf5({ datasets: arrays, attributes });
   }

@@ -7,6 +7,7 @@
 import { escapeHtml } from "./escape.ts";
 import { median } from "./stats.ts";
 import { barChart } from "./svg_chart.ts";
+import { parseBucketName } from "../image/buckets.ts";
 
 /** What the section needs of each image. */
 export interface BucketedImage {
@@ -27,7 +28,7 @@ export interface BucketSummary {
 }
 
 /**
- * Per bucket (in name order): image count, mean PSNR before and after, mean and median gain.
+ * Per bucket (portrait to landscape: by aspect ratio, then area): image count, mean PSNR before and after, mean and median gain.
  *
  * @example
  * ```ts
@@ -43,7 +44,17 @@ export function summarizeBuckets(images: readonly BucketedImage[]): BucketSummar
     else groups.set(i.bucket, [i]);
   }
   const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-  return [...groups].sort(([a], [b]) => a < b ? -1 : 1).map(([bucket, g]) => {
+  // Portrait to landscape: by aspect ratio, then by size.
+  const order = (name: string) => {
+    const { width, height } = parseBucketName(name);
+    return [width / height, width * height];
+  };
+  const sorted = [...groups].sort(([a], [b]) => {
+    const [ra, sa] = order(a);
+    const [rb, sb] = order(b);
+    return ra - rb || sa - sb;
+  });
+  return sorted.map(([bucket, g]) => {
     const gains = g.map((i) => i.psnrFinal - i.psnrInitial);
     return {
       bucket,

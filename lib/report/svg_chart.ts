@@ -294,12 +294,14 @@ export function bandChart(
   const hi = Math.max(...bands.q90);
   const log = lo > 0 && hi / lo > 20;
   const bottom = HEIGHT - MARGIN.bottom;
+  // Steps are whole numbers: no tick at step 2.5.
   const x = linearScale(
     bands.steps[0],
     bands.steps[bands.steps.length - 1],
     MARGIN.left,
     WIDTH - MARGIN.right,
     6,
+    true,
   );
   const y = log ? logScale(lo, hi, bottom, MARGIN.top) : linearScale(lo, hi, bottom, MARGIN.top, 5);
   const path = (ys: number[]) =>

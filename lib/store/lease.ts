@@ -1,23 +1,25 @@
 /**
- * The lease that keeps two runs from writing to one cache at once. It lives in KV, is renewed
- * by a heartbeat, and a lease whose holder died expires on its own: at once when the holder was
- * a process on this host that no longer exists, otherwise when its heartbeat stops.
+ * The lease that keeps two runs from writing to one cache at once: an exclusive advisory lock
+ * (flock) on `<cache>/lease.lock`, held for as long as the command runs. The system drops it
+ * the moment its holder exits, however it exits (kill -9, a full disk), so a dead holder never
+ * blocks the next run and freeing it needs no write. Who holds it (pid, host, command, since)
+ * is written into the lock file (for the message another run prints) and noted in KV; a note
+ * whose lock is free is stale.
  *
  * @module
  */
 import { hostname } from "node:os";
-import { KEYS } from "./records.ts";
+import { join } from "node:path";
 import { sleep } from "../net/retry.ts";
+import { KEYS } from "./records.ts";
+import { systemicFault } from "./systemic.ts";
 
 /** Who holds the lease. */
 export interface LeaseHolder {
   pid: number;
   host: string;
-  /** Process start time (clock ticks since boot) so a reused pid is not mistaken for the holder. */
-  startTicks: string;
   command: string;
   since: string;
-  expires: number;
 }
 
 /** Raised when another live process holds the lease. */
@@ -34,8 +36,8 @@ export class LeaseHeldError extends Error {
 }
 
 const KEY = KEYS.lease;
-const TTL_MS = 15_000;
-const HEARTBEAT_MS = 3_000;
+/** The lock file's name inside the cache. */
+export const LEASE_FILE = "lease.lock";
 
 /** A held lease; `release()` gives it back. */
 export interface Lease {
@@ -61,74 +63,98 @@ export async function acquireLease(
     onWait?: (holder: LeaseHolder) => void;
   },
 ): Promise<Lease> {
-  const me = (): LeaseHolder => ({
-    pid: Deno.pid,
-    host: hostname(),
-    startTicks: processStart(Deno.pid) ?? "",
-    command,
-    since: new Date().toISOString(),
-    expires: Date.now() + TTL_MS,
+  const lock = await Deno.open(join(cacheDir, LEASE_FILE), {
+    read: true,
+    write: true,
+    create: true,
   });
   let told = false;
-  while (true) {
-    const current = await kv.get<LeaseHolder>(KEY);
-    if (current.value && isAlive(current.value)) {
-      if (!wait) throw new LeaseHeldError(current.value, cacheDir);
-      if (!told) onWait?.(current.value);
+  try {
+    while (!(await lock.tryLock(true))) {
+      const holder = await describedHolder(cacheDir);
+      if (!wait) throw new LeaseHeldError(holder, cacheDir);
+      if (!told) onWait?.(holder);
       told = true;
       await sleep(500);
-      continue;
     }
-    const holder = me();
-    const res = await kv.atomic().check(current).set(KEY, holder).commit();
-    if (!res.ok) continue;
-    let released = false;
-    let beat: Promise<unknown> = Promise.resolve();
-    const timer = setInterval(() => {
-      beat = kv.atomic()
-        .set(KEY, { ...holder, expires: Date.now() + TTL_MS })
-        .commit()
-        .catch(() => {});
-    }, HEARTBEAT_MS);
-    Deno.unrefTimer(Number(timer));
-    return {
-      async release() {
-        if (released) return;
-        released = true;
-        clearInterval(timer);
-        await beat;
+    const me: LeaseHolder = {
+      pid: Deno.pid,
+      host: hostname(),
+      command,
+      since: new Date().toISOString(),
+    };
+    // Noted in the lock file at once (another run reads it to name the holder), and in KV. The
+    // notes only name the holder: on a full disk (where gc must still be able to run) the lock
+    // holds without them.
+    try {
+      await lock.truncate(0);
+      const note = new TextEncoder().encode(JSON.stringify(me));
+      for (let done = 0; done < note.length;) done += await lock.write(note.subarray(done));
+      await kv.set(KEY, me);
+    } catch (e) {
+      if (!systemicFault(e, { cacheDir })) throw e;
+    }
+  } catch (e) {
+    lock.close();
+    throw e;
+  }
+  let released = false;
+  return {
+    async release() {
+      if (released) return;
+      released = true;
+      try {
         const now = await kv.get<LeaseHolder>(KEY);
-        if (now.value?.pid === holder.pid && now.value.host === holder.host) {
+        if (now.value?.pid === Deno.pid && now.value.host === hostname()) {
           await kv.atomic().check(now).delete(KEY).commit();
         }
-      },
-    };
-  }
+      } catch {
+        // A full disk or a damaged database may refuse the write; the note is then stale, and a
+        // stale note is ignored once the lock is free.
+      } finally {
+        // The lock is what counts: it goes whatever happened to the note.
+        lock.close();
+      }
+    },
+  };
 }
 
-/** Reads the lease holder, if any live one. */
-export async function leaseHolder(kv: Deno.Kv): Promise<LeaseHolder | null> {
-  const current = await kv.get<LeaseHolder>(KEY);
-  return current.value && isAlive(current.value) ? current.value : null;
-}
-
-function isAlive(holder: LeaseHolder): boolean {
-  if (holder.host === hostname() && HAS_PROC) {
-    const start = processStart(holder.pid);
-    return start !== null && (holder.startTicks === "" || start === holder.startTicks);
-  }
-  return holder.expires > Date.now();
-}
-
-const HAS_PROC = processStart(Deno.pid) !== null;
-
-function processStart(pid: number): string | null {
+/**
+ * Reads the lease holder, if a live process holds it.
+ *
+ * @example
+ * ```ts
+ * const holder = await leaseHolder("cache");
+ * if (holder) console.log(`in use by pid ${holder.pid}`);
+ * ```
+ */
+export async function leaseHolder(cacheDir: string): Promise<LeaseHolder | null> {
+  let lock: Deno.FsFile;
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Field 22 (starttime) counted after the parenthesised command name, which may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return fields[19] ?? null;
-  } catch {
-    return null;
+    lock = await Deno.open(join(cacheDir, LEASE_FILE), { read: true, write: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
   }
+  try {
+    if (await lock.tryLock(true)) return null;
+    return await describedHolder(cacheDir);
+  } finally {
+    lock.close();
+  }
+}
+
+async function describedHolder(cacheDir: string): Promise<LeaseHolder> {
+  // The holder writes its note right after taking the lock; give it a moment to appear.
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const text = await Deno.readTextFile(join(cacheDir, LEASE_FILE)).catch(() => "");
+    try {
+      const note = JSON.parse(text) as LeaseHolder;
+      if (typeof note.pid === "number") return note;
+    } catch {
+      // Empty or half-written: read again.
+    }
+    await sleep(20);
+  }
+  return { pid: 0, host: "?", command: "another latentforge command", since: "just now" };
 }

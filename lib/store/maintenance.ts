@@ -1,12 +1,17 @@
 /**
- * Store upkeep: `gc` deletes objects no kept run reaches, `verify` re-hashes every object and
- * quarantines the corrupt ones so their records become cache misses.
+ * Store upkeep: `gc` deletes objects no kept run reaches and compacts the record journal;
+ * `verify` re-hashes every object, quarantines the corrupt ones and deletes every record built
+ * from a corrupt or missing object, directly or downstream, so the next run rebuilds exactly
+ * those.
  *
  * @module
  */
 import { join } from "node:path";
+import { entriesOf } from "./journal.ts";
 import { hashFile, type ObjectStore } from "./objects.ts";
+import { checkRecordsPages } from "./records_file.ts";
 import type { ActionRecord, Records, RunRecord } from "./records.ts";
+import { invalidateFrom, listActions } from "./invalidate.ts";
 
 /** What `gc` did (or, with `dryRun`, would do). */
 export interface GcResult {
@@ -16,6 +21,8 @@ export interface GcResult {
   bytesFreed: number;
   recordsPruned: number;
   tempFilesRemoved: number;
+  /** Journal files replaced by one snapshot. */
+  journalFilesCompacted: number;
 }
 
 const DIGEST = /^[0-9a-f]{64}$/;
@@ -68,6 +75,7 @@ export async function collectGarbage(
     bytesFreed: 0,
     recordsPruned: prune.length,
     tempFilesRemoved: 0,
+    journalFilesCompacted: 0,
   };
   const deleted = new Set<string>();
   for await (const obj of store.list()) {
@@ -88,8 +96,23 @@ export async function collectGarbage(
   if (!dryRun) {
     await records.deleteKeys(prune);
     await records.dropAliases((d) => deleted.has(d));
+    // The journal only grows between compactions: one snapshot of the live records replaces
+    // it — unless the database is damaged, when the journal is what it will be rebuilt from.
+    if (checkRecordsPages(store.root).length === 0) {
+      for await (const path of walkFiles(records.journal.dir)) {
+        if (path.endsWith(".tmp")) await Deno.remove(path);
+      }
+      result.journalFilesCompacted = (await records.journal.compact(entriesOf(records.kv))).files;
+    }
   }
   return result;
+}
+
+/** An object a record names that is not in the store. */
+export interface MissingObject {
+  digest: string;
+  /** The records naming it: `task item`. */
+  neededBy: string[];
 }
 
 /** What `verify` found. */
@@ -97,41 +120,86 @@ export interface VerifyResult {
   checked: number;
   bytes: number;
   corrupt: { digest: string; quarantinedTo: string }[];
+  missing: MissingObject[];
+  /** Records deleted so the next run rebuilds them: directly from a bad object, or downstream. */
   recordsInvalidated: number;
+  /** Invalidated records per task. */
+  invalidated: Record<string, number>;
+}
+
+/** Options of {@link verifyStore}. */
+export interface VerifyOptions {
+  /** Called after each object is hashed. */
+  onProgress?: (checked: number) => void;
+  /**
+   * The tasks each task reads (the graph). With it, an aggregate action downstream of a rebuilt
+   * per-item action is rebuilt too; without it only digest links are followed. Default none.
+   */
+  deps?: Map<string, string[]>;
 }
 
 /**
- * Re-hashes every object; a corrupt one is moved to `quarantine/` and every record that points
- * to it is deleted, so the next run recomputes it.
+ * Re-hashes every object; a corrupt one is moved to `quarantine/`. Every record naming a
+ * corrupt or missing object is deleted, and so is every record built from such a record,
+ * directly or downstream (through the digests records keep of their inputs, and through the
+ * graph for aggregate tasks), so the next run rebuilds exactly those.
+ *
+ * @example
+ * ```ts
+ * import { ObjectStore } from "./objects.ts";
+ * import { openRecords } from "./records.ts";
+ *
+ * const [store, records] = [new ObjectStore("cache"), await openRecords("cache")];
+ * const r = await verifyStore(store, records, { deps: new Map([["package", ["optimize"]]]) });
+ * console.log(r.corrupt.length, r.missing.length, r.recordsInvalidated);
+ * ```
  */
 export async function verifyStore(
   store: ObjectStore,
   records: Records,
-  { onProgress }: { onProgress?: (checked: number) => void } = {},
+  { onProgress, deps = new Map() }: VerifyOptions = {},
 ): Promise<VerifyResult> {
-  const result: VerifyResult = { checked: 0, bytes: 0, corrupt: [], recordsInvalidated: 0 };
-  const quarantine = join(store.root, "quarantine");
-  const bad = new Set<string>();
+  const result: VerifyResult = {
+    checked: 0,
+    bytes: 0,
+    corrupt: [],
+    missing: [],
+    recordsInvalidated: 0,
+    invalidated: {},
+  };
+  const present = new Set<string>();
   for await (const obj of store.list()) {
     const actual = await hashFile(obj.path);
     result.checked++;
     result.bytes += obj.size;
     onProgress?.(result.checked);
-    if (actual === obj.digest) continue;
-    await Deno.mkdir(quarantine, { recursive: true });
-    const to = join(quarantine, `${obj.digest}.${Date.now()}`);
-    await Deno.rename(obj.path, to);
-    bad.add(obj.digest);
-    result.corrupt.push({ digest: obj.digest, quarantinedTo: to });
+    if (actual === obj.digest) {
+      present.add(obj.digest);
+      continue;
+    }
+    const to = await store.quarantine(obj.digest);
+    if (to) result.corrupt.push({ digest: obj.digest, quarantinedTo: to });
   }
-  if (bad.size === 0) return result;
-  const invalid: Deno.KvKey[] = [];
-  for await (const { key, record } of records.allActions()) {
-    if (Object.values(record.objects).some((d) => bad.has(d))) invalid.push(key);
+  const all = await listActions(records);
+  // Objects that are gone: quarantined just now, or missing though a record names them.
+  const bad = new Set<string>(result.corrupt.map((c) => c.digest));
+  const missing = new Map<string, string[]>();
+  for (const { key, record, current } of all) {
+    for (const d of Object.values(record.objects)) {
+      if (present.has(d)) continue;
+      if (current && !bad.has(d)) {
+        missing.set(d, [...missing.get(d) ?? [], `${String(key[1])} ${String(key[2])}`]);
+      }
+    }
   }
-  await records.deleteKeys(invalid);
+  for (const { record } of all) {
+    for (const d of Object.values(record.objects)) if (!present.has(d)) bad.add(d);
+  }
+  result.missing = [...missing].map(([digest, neededBy]) => ({ digest, neededBy }));
+  const invalidated = await invalidateFrom(records, bad, { deps, all });
+  result.invalidated = invalidated.byTask;
+  result.recordsInvalidated = invalidated.records;
   await records.dropAliases((d) => bad.has(d));
-  result.recordsInvalidated = invalid.length;
   return result;
 }
 

@@ -14,6 +14,9 @@
 import { join } from "node:path";
 import type { Json } from "./canonical.ts";
 import { sleep } from "../net/retry.ts";
+import { Journal } from "./journal.ts";
+import { KEYS } from "./record_keys.ts";
+import { checkRecordsFile, RECORDS_FILE, recordsFault } from "./records_file.ts";
 
 /** The record layout this code reads and writes. */
 export const RECORD_FORMAT = 2;
@@ -121,38 +124,7 @@ export interface AliasRecord {
 /** Key of the aggregate action of a task in the per-item maps. */
 export const AGGREGATE_ITEM = "*";
 
-/** Every KV key of a cache. */
-export const KEYS = {
-  format: ["format"] as Deno.KvKey,
-  lease: ["lease"] as Deno.KvKey,
-  schedule: ["schedule", "last"] as Deno.KvKey,
-  action: (task: string, item: string): Deno.KvKey => ["action", task, item],
-  actions: (task?: string): Deno.KvKey => task === undefined ? ["action"] : ["action", task],
-  superseded: (task: string, item: string, replacedBy: number): Deno.KvKey => [
-    "superseded",
-    task,
-    item,
-    replacedBy,
-  ],
-  supersededAll: (task?: string): Deno.KvKey =>
-    task === undefined ? ["superseded"] : ["superseded", task],
-  failure: (task: string, item: string): Deno.KvKey => ["failure", task, item],
-  failures: (task: string): Deno.KvKey => ["failure", task],
-  taskComponents: (task: string, hash: string): Deno.KvKey => ["task-components", task, hash],
-  configSlice: (task: string, hash: string): Deno.KvKey => ["config-slice", task, hash],
-  /** Store digests of the files (models, specs) a task used, by a hash of their identities. */
-  files: (task: string, hash: string): Deno.KvKey => ["files", task, hash],
-  allFiles: ["files"] as Deno.KvKey,
-  run: (id: number): Deno.KvKey => ["run", id],
-  runs: ["run"] as Deno.KvKey,
-  lastRun: (task: string): Deno.KvKey => ["last-run", task],
-  lastRuns: ["last-run"] as Deno.KvKey,
-  fileDigest: (path: string): Deno.KvKey => ["file-digest", path],
-  alias: (name: string): Deno.KvKey => ["alias", name],
-  aliases: ["alias"] as Deno.KvKey,
-  /** The facts of the run that built a published output (see lib/dag/run_facts.ts). */
-  runFacts: (task: string, key: string): Deno.KvKey => ["run-facts", task, key],
-} as const;
+export { KEYS } from "./record_keys.ts";
 
 /** Raised when a cache cannot be read by this version (written by a newer one, or damaged). */
 export class RecordFormatError extends Error {
@@ -176,14 +148,18 @@ export class RecordCommitError extends Error {
  */
 export async function openRecords(cacheDir: string): Promise<Records> {
   await Deno.mkdir(cacheDir, { recursive: true });
+  await checkRecordsFile(cacheDir);
   // Two processes creating a fresh database at the same moment may find it locked briefly.
   for (let attempt = 1;; attempt++) {
     try {
-      const records = new Records(await Deno.openKv(join(cacheDir, "records.sqlite3")), cacheDir);
+      const records = new Records(await Deno.openKv(join(cacheDir, RECORDS_FILE)), cacheDir);
       await records.upgrade();
+      await records.journal.start(records.kv);
       return records;
     } catch (e) {
-      if (!/database is locked/.test(String(e)) || attempt >= 20) throw e;
+      if (!/database is locked/.test(String(e)) || attempt >= 20) {
+        throw recordsFault(e, cacheDir) ?? e;
+      }
       await sleep(50 * attempt);
     }
   }
@@ -193,10 +169,13 @@ export async function openRecords(cacheDir: string): Promise<Records> {
 export class Records {
   readonly kv: Deno.Kv;
   readonly cacheDir: string;
+  /** Where batches are mirrored so the database can be rebuilt. */
+  readonly journal: Journal;
 
   constructor(kv: Deno.Kv, cacheDir: string) {
     this.kv = kv;
     this.cacheDir = cacheDir;
+    this.journal = new Journal(cacheDir);
   }
 
   /** All current action records of a task, by item id. */
@@ -317,6 +296,21 @@ export class Records {
     return out;
   }
 
+  /** Records aliases (name → object digest) in one commit; their objects must be durable. */
+  async putAliases(aliases: [string, string][]): Promise<void> {
+    await this.journal.append(
+      aliases.map(([name, digest]) => ({ key: KEYS.alias(name), value: { digest } })),
+    );
+    for (let i = 0; i < aliases.length; i += MAX_MUTATIONS) {
+      const op = this.kv.atomic();
+      for (const [name, digest] of aliases.slice(i, i + MAX_MUTATIONS)) {
+        op.set(KEYS.alias(name), { digest } satisfies AliasRecord);
+      }
+      const res = await op.commit();
+      if (!res.ok) throw new RecordCommitError("recording a batch of aliases failed");
+    }
+  }
+
   /** Deletes the aliases whose object `gone` says is gone; returns how many. */
   async dropAliases(gone: (digest: string) => boolean): Promise<number> {
     const keys: Deno.KvKey[] = [];
@@ -331,6 +325,7 @@ export class Records {
 
   /** Deletes keys in batches. */
   async deleteKeys(keys: Deno.KvKey[]): Promise<void> {
+    await this.journal.append(keys.map((key) => ({ key })));
     for (let i = 0; i < keys.length; i += MAX_MUTATIONS) {
       const op = this.kv.atomic();
       for (const key of keys.slice(i, i + MAX_MUTATIONS)) op.delete(key);
@@ -340,8 +335,11 @@ export class Records {
   }
 
   /** A batch writer for this database. */
-  writer(beforeCommit?: () => Promise<void>): RecordWriter {
-    return new RecordWriter(this.kv, beforeCommit);
+  writer(
+    beforeCommit?: () => Promise<void>,
+    onError?: (error: unknown) => void,
+  ): RecordWriter {
+    return new RecordWriter(this.kv, beforeCommit, this.journal, onError);
   }
 
   /**
@@ -379,14 +377,25 @@ const MAX_BYTES = 600_000;
 export class RecordWriter {
   readonly #kv: Deno.Kv;
   readonly #beforeCommit?: () => Promise<void>;
+  readonly #journal?: Journal;
   #pending: Mutation[] = [];
   #bytes = 0;
   #flushing: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The first commit that failed: later commits are not tried, and `flush()` throws it. */
+  #failed: unknown;
+  readonly #onError?: (error: unknown) => void;
 
-  constructor(kv: Deno.Kv, beforeCommit?: () => Promise<void>) {
+  constructor(
+    kv: Deno.Kv,
+    beforeCommit?: () => Promise<void>,
+    journal?: Journal,
+    onError?: (error: unknown) => void,
+  ) {
     this.#kv = kv;
     this.#beforeCommit = beforeCommit;
+    this.#journal = journal;
+    this.#onError = onError;
   }
 
   /** Queues a set. */
@@ -399,8 +408,18 @@ export class RecordWriter {
     this.#push({ key });
   }
 
-  /** Commits everything queued so far. */
-  flush(): Promise<void> {
+  /** Commits everything queued so far; throws the error of a commit that failed (ever). */
+  async flush(): Promise<void> {
+    this.#schedule();
+    await this.#flushing;
+    if (this.#failed !== undefined) throw this.#failed;
+  }
+
+  /**
+   * Starts committing what is queued, after the commits before it. A failure (a full disk) is
+   * kept and handed to `onError` instead of escaping as an unhandled rejection.
+   */
+  #schedule(): void {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -408,29 +427,41 @@ export class RecordWriter {
     const batch = this.#pending;
     this.#pending = [];
     this.#bytes = 0;
-    this.#flushing = this.#flushing.then(() => this.#commit(batch));
-    return this.#flushing;
+    this.#flushing = this.#flushing.then(async () => {
+      if (this.#failed !== undefined) return;
+      try {
+        await this.#commit(batch);
+      } catch (e) {
+        this.#failed = e;
+        this.#onError?.(e);
+      }
+    });
   }
 
   #push(m: Mutation): void {
     const size = JSON.stringify(m.key).length +
       (m.value === undefined ? 0 : JSON.stringify(m.value).length);
-    if (this.#pending.length >= MAX_MUTATIONS || this.#bytes + size > MAX_BYTES) this.flush();
+    if (this.#pending.length >= MAX_MUTATIONS || this.#bytes + size > MAX_BYTES) this.#schedule();
     this.#pending.push(m);
     this.#bytes += size;
     // Records reach disk within 200 ms even when few items finish, so a kill loses little.
-    if (this.#timer === undefined) this.#timer = setTimeout(() => this.flush(), 200);
+    if (this.#timer === undefined) this.#timer = setTimeout(() => this.#schedule(), 200);
   }
 
   async #commit(batch: Mutation[]): Promise<void> {
     if (batch.length === 0) return;
     if (this.#beforeCommit) await this.#beforeCommit();
+    // A delete reaches the journal first, so a rebuild never brings back what was removed; new
+    // records are journaled beside the commit (a batch the journal misses only reruns).
+    const deletes = batch.some((m) => m.value === undefined);
+    const journaled = deletes ? undefined : this.#journal?.append(batch);
+    if (deletes) await this.#journal?.append(batch);
     const op = this.#kv.atomic();
     for (const m of batch) {
       if (m.value === undefined) op.delete(m.key);
       else op.set(m.key, m.value);
     }
-    const res = await op.commit();
+    const [res] = await Promise.all([op.commit(), journaled]);
     if (!res.ok) throw new RecordCommitError("committing a batch of records failed");
   }
 }

@@ -65,6 +65,7 @@ interface GroupSetup {
 const MODEL_STUB = {
   encoder: { path: "/nonexistent/vae_encoder.onnx" },
   decoder: { path: "/nonexistent/vae_decoder.onnx" },
+  scaling_factor: 1,
   providers: ["cpu"],
 };
 
@@ -175,9 +176,12 @@ for (const group of GROUPS) {
   const rows = CASES.filter((c) => c.group === group);
   Deno.test(`bad inputs: ${group} (${rows.length} rows)`, async (t) => {
     const dir = await Deno.makeTempDir({ prefix: `latentforge-bad-${group}-` });
-    const setup = await setUp(group, dir);
-    const project = await PipelineProject.create(setup.base);
+    const cleanups: (() => Promise<void>)[] = [];
     try {
+      const setup = await setUp(group, dir);
+      cleanups.push(() => setup.close());
+      const project = await PipelineProject.create(setup.base);
+      cleanups.push(() => project.cleanup());
       if (setup.baseline) {
         const r = await project.run(["run", setup.baseline, "--json"]);
         assertEquals(r.code, 0, `baseline run of ${group}: ${r.stderr}`);
@@ -186,8 +190,7 @@ for (const group of GROUPS) {
         await t.step(row.name, () => runRow(row, setup, project));
       }
     } finally {
-      await setup.close();
-      await project.cleanup();
+      for (const cleanup of cleanups.reverse()) await cleanup();
       await Deno.remove(dir, { recursive: true });
     }
   });

@@ -330,7 +330,7 @@ export const CASES: BadInputCase[] = [
     input: (b) => folderWith(b, "empty", "empty.png", new Uint8Array()),
     target: "preprocess",
     code: 1,
-    words: ["image empty (empty.png)", "not a readable image"],
+    words: ["empty.png is empty (0 bytes)"],
     fix: without("empty", "empty.png"),
   },
   {
@@ -385,7 +385,7 @@ export const CASES: BadInputCase[] = [
     },
     target: "encode",
     code: 1,
-    words: ["model.encoder", "rank3_encoder.onnx", "Invalid rank", "Expected: 3"],
+    words: ["model.encoder", "rank3_encoder.onnx", "cannot run on input", "[batch, 3, pixels]"],
   },
   {
     name: "decoder with an op the gradient graph does not support",

@@ -1,14 +1,16 @@
 /**
  * The chaos run: the demo pipeline (local mirror, hand-made demo VAE) run once cleanly and once
- * under `kill -9` sent at random moments in every stage, then left to finish. Returns what a
- * test needs to judge it: the kills and where they landed, both output trees, the store check
- * and the mirror's per-attempt request counts.
+ * under `kill -9`s in every stage, then left to finish. Returns what a test needs to judge it:
+ * the kills and where they landed, both output trees, the store check and, per file, every
+ * request the mirror answered.
  *
- * A kill is aimed at one stage: the run's `--json` event stream (and, for optimize, the
- * checkpoint directory) shows when that stage is doing work in this attempt; the kill follows
- * after a random delay scaled to how long the stage took in the clean run. Where it landed is
- * read back from the events the killed process managed to print: the stages that showed work
- * in that attempt and had not ended.
+ * Kills follow one of two plans. An event plan ({@link EVENT_PLAN}) kills at chosen moments the
+ * run itself reveals: a partial download that grew, the first item a stage finished, a fresh
+ * checkpoint, the package action starting, the publish folder appearing; it is the same on
+ * every machine. A random plan aims kills at stages and sends each after a delay drawn from a
+ * seeded source (printed first), scaled to how long the stage took in the clean run. Where a
+ * kill landed is read back from the events the killed process managed to print: the stages that
+ * showed work in that attempt and had not ended.
  *
  * @module
  */
@@ -34,15 +36,53 @@ export const CHAOS_STAGES = [
 /** One stage kills are aimed at. */
 export type ChaosStage = typeof CHAOS_STAGES[number];
 
+/** Moments of an attempt an event plan kills at. */
+export type KillMoment =
+  /** A partial download grew in this attempt and is part-way (some bytes, not all). */
+  | "partial"
+  /** The stage reported its first finished item in this attempt. */
+  | "item"
+  /** An optimize checkpoint reference was written in this attempt. */
+  | "checkpoint"
+  /** The package action started. */
+  | "task-start"
+  /** The publish folder (`out.tmp-…`) appeared beside the output. */
+  | "publish";
+
+/** One kill of an event plan. */
+export interface KillPoint {
+  stage: ChaosStage;
+  at: KillMoment;
+}
+
+/**
+ * The event plan of the suite: two kills in the downloads (each leaving a partial part-way),
+ * one each in preprocess and encode, two in optimize (the second resuming from the first's
+ * checkpoints), one as package starts and one in the middle of publishing.
+ */
+export const EVENT_PLAN: readonly KillPoint[] = [
+  { stage: "fetch-images", at: "partial" },
+  { stage: "fetch-images", at: "partial" },
+  { stage: "preprocess", at: "item" },
+  { stage: "encode", at: "item" },
+  { stage: "optimize", at: "checkpoint" },
+  { stage: "optimize", at: "checkpoint" },
+  { stage: "package", at: "task-start" },
+  { stage: "package", at: "publish" },
+];
+
 /** Options of {@link runChaos}. */
 export interface ChaosOptions {
-  /** `kill -9`s to send in total (spread over the stages). */
-  kills: number;
+  /**
+   * The kills: an event plan (the kill points, in order), or `{ random: n }` for n kills at
+   * seeded random moments spread over the stages.
+   */
+  plan: readonly KillPoint[] | { random: number };
   /** Items of the mirror. Default 16. */
   images?: number;
   /** `optimize.max_steps` (tolerance is 0, so every image runs all of them). Default 40. */
   maxSteps?: number;
-  /** Seed of the kill moments. Default: drawn at random (it is in the result). */
+  /** Seed of a random plan's kill moments. Default: drawn at random, logged before any kill. */
   seed?: number;
   /**
    * Per-response throttle of the mirror, bytes/s, so downloads last long enough to be killed
@@ -60,6 +100,8 @@ export interface ChaosKill {
   attempt: number;
   /** The stage the kill was aimed at. */
   target: ChaosStage;
+  /** The moment it waited for (event plan), or null (random plan). */
+  at: KillMoment | null;
   /** Stages that had shown work in the attempt and not ended when the process died. */
   active: ChaosStage[];
   /** `target` when it was active, else the furthest active stage, else null. */
@@ -90,8 +132,23 @@ export interface ChaosResult {
   redownloads: string[];
   /** Image requests that carried a Range header (resumed partial downloads), over all attempts. */
   rangeRequests: number;
-  /** Partial downloads that held bytes after a kill (each must be resumed with a Range request). */
-  partialsLeft: number;
+  /**
+   * Partial downloads an attempt found part-way (some bytes, not all) and asked the mirror for:
+   * each must be a Range request from the partial's length, and these must be all the Range
+   * requests.
+   */
+  partialsResumed: number;
+  /**
+   * Partial downloads an attempt found with every byte (a kill came between the last write and
+   * the move into the store): taken over without asking the mirror.
+   */
+  partialsComplete: number;
+  /**
+   * Requests that did not ask for exactly the bytes after those kept: a part-way partial asked
+   * from elsewhere than its length, a complete one asked for at all, a file without a partial
+   * asked from elsewhere than byte 0.
+   */
+  resumeErrors: string[];
   /** Image requests over all attempts, and the images. */
   imageRequests: number;
   images: number;
@@ -244,24 +301,48 @@ function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/** Bytes of each file directly in `dir` (none when it does not exist). */
+async function sizesIn(dir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const e of await Array.fromAsync(Deno.readDir(dir)).catch(() => [])) {
+    const info = await Deno.stat(join(dir, e.name)).catch(() => null);
+    if (info) out.set(e.name, info.size);
+  }
+  return out;
+}
+
+/** Text of each committed checkpoint reference in `dir` (temp files of a rename excluded). */
+async function referencesIn(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const e of await Array.fromAsync(Deno.readDir(dir)).catch(() => [])) {
+    if (e.name.includes(".tmp-")) continue;
+    const text = await Deno.readTextFile(join(dir, e.name)).catch(() => null);
+    if (text !== null) out.set(e.name, text);
+  }
+  return out;
+}
+
 /**
- * Runs the demo pipeline cleanly, then again under `options.kills` kills, then to the end.
+ * Runs the demo pipeline cleanly, then again under the kills of `options.plan`, then to the end.
  *
  * @example
  * ```ts
- * const r = await runChaos({ kills: 8 });
+ * const r = await runChaos({ plan: EVENT_PLAN });
  * console.log(r.landed);
  * ```
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const {
-    kills: killCount,
+    plan,
     images = 16,
     maxSteps = 40,
     seed = Math.floor(Math.random() * 2 ** 31),
     throttleBytesPerSec = 1_000_000,
     log = () => {},
   } = options;
+  const points = "random" in plan ? null : [...plan];
+  const killCount = points ? points.length : (plan as { random: number }).random;
+  if (!points) log(`seed ${seed} (LATENTFORGE_CHAOS_SEED=${seed} replays the random delays)`);
   const random = seededRandom(seed);
   const base = await Deno.makeTempDir({ prefix: "latentforge-chaos-" });
   let mirror: Mirror | undefined;
@@ -300,8 +381,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       package: { ...demo.package, out_dir: outDir },
     };
     const clean = await PipelineProject.create(config);
+    projects.push(clean);
     const chaos = await PipelineProject.create(config);
-    projects.push(clean, chaos);
+    projects.push(chaos);
 
     // The clean run: the reference tree and how long each stage is busy.
     let t0 = performance.now();
@@ -321,7 +403,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const cleanTree = await readTree(outDir);
     await Deno.remove(outDir, { recursive: true });
 
-    // Kills per stage: an even share, the rest to the stages that last longest.
+    // A random plan's kills per stage: an even share, the rest to the stages that last longest.
     const quota = Object.fromEntries(
       CHAOS_STAGES.map((s) => [s, Math.floor(killCount / CHAOS_STAGES.length)]),
     ) as Record<ChaosStage, number>;
@@ -330,9 +412,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     const imagePath = (id: string) => ffhqFilePath("images1024x1024", Number(id));
     const digestOf = new Map<string, string>();
+    const pathOfMd5 = new Map<string, string>();
     for (const [path, f] of mirror.files) {
-      if (path.startsWith("images1024x1024/")) digestOf.set(path, sha256(f.bytes));
+      if (!path.startsWith("images1024x1024/")) continue;
+      digestOf.set(path, sha256(f.bytes));
+      pathOfMd5.set(f.md5, path);
     }
+    const sizeOf = (path: string) => mirror!.files.get(path)!.bytes.length;
     const inStore = (path: string) =>
       Deno.stat(join(chaos.cache, "objects", digestOf.get(path)!.slice(0, 2), digestOf.get(path)!))
         .then(() => true, () => false);
@@ -340,9 +426,40 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const redownloads: string[] = [];
     let previous = new Map<string, number>();
     let rangeRequests = 0;
-    const partialsLeft = new Set<string>();
-    const partialDir = join(chaos.cache, "partial", "images");
     let imageRequests = 0;
+    /** Requests answered per image path at the end of the previous attempt. */
+    let startsSeen = new Map<string, number>();
+    let partialsResumed = 0;
+    let partialsComplete = 0;
+    const resumeErrors: string[] = [];
+    /**
+     * Holds an attempt's first request of each file to the partial it found: from the
+     * partial's length when part-way, none when complete, from byte 0 without one.
+     */
+    const checkResumes = (attempt: number, atStart: Map<string, number>) => {
+      const kept = new Map([...atStart].map(([md5, n]) => [pathOfMd5.get(md5)!, n]));
+      for (const path of digestOf.keys()) {
+        const asked = (mirror!.stats.starts.get(path) ?? []).slice(startsSeen.get(path) ?? 0);
+        const have = kept.get(path) ?? 0;
+        const full = sizeOf(path);
+        if (have === full) partialsComplete++;
+        if (asked.length === 0) continue;
+        if (have > 0 && have < full) partialsResumed++;
+        const want = have === full ? null : have;
+        if (asked[0] !== want) {
+          resumeErrors.push(
+            `${path} in attempt ${attempt}: the partial held ${have} of ${full} bytes; ` +
+              (want === null
+                ? "it was asked for anyway"
+                : `the request asked from byte ${asked[0]}`),
+          );
+        }
+      }
+      startsSeen = new Map(
+        [...mirror!.stats.starts].map(([path, starts]) => [path, starts.length]),
+      );
+    };
+    const partialDir = join(chaos.cache, "partial", "images");
     /** Checks an attempt's requests against completed downloads, then records new ones. */
     const account = async (attempt: number, a: Attempt) => {
       const now = new Map(mirror!.stats.requests);
@@ -383,80 +500,110 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     let attempt = 0;
     let final: { code: number; stderr: string } | undefined;
     while (kills.length < killCount) {
-      const target = CHAOS_STAGES.find((s) => landed[s] < quota[s] && !finished.has(s)) ??
-        "package";
+      const point = points?.[kills.length];
+      const target = point?.stage ??
+        CHAOS_STAGES.find((s) => landed[s] < quota[s] && !finished.has(s)) ?? "package";
       attempt++;
-      const spawnedAt = Date.now();
+      // What this attempt starts from, so that only its own progress counts as an event.
+      const partialsAtStart = await sizesIn(partialDir);
+      const referencesAtStart = await referencesIn(checkpoints);
       const a = new Attempt(chaos.command(["run", "package", "--json"]));
+      const grownPartial = async () => {
+        for (const [name, size] of await sizesIn(partialDir)) {
+          const full = sizeOf(pathOfMd5.get(name)!);
+          if (size > 0 && size < full && size !== partialsAtStart.get(name)) {
+            a.sawWork("fetch-images");
+            return true;
+          }
+        }
+        return false;
+      };
       const freshCheckpoint = async () => {
-        const names = await Array.fromAsync(Deno.readDir(checkpoints)).catch(() => []);
-        for (const e of names) {
-          const info = await Deno.stat(join(checkpoints, e.name)).catch(() => null);
-          if (info?.mtime && info.mtime.getTime() >= spawnedAt) {
+        for (const [name, text] of await referencesIn(checkpoints)) {
+          if (referencesAtStart.get(name) !== text) {
             a.sawWork("optimize");
             return true;
           }
         }
         return false;
       };
-      // Several kills may share one stage: each waits a random part of its share of the time.
-      // Package is one action that starts over after a kill; its kills stay in the part before
-      // its record is committed (a rerun that only publishes is over too soon to be hit), and
-      // the last kill of all in its first third, so that it is not missed and the run ended.
-      const window = target !== "package"
-        ? Math.max(20, stageMs[target] * 0.5 / quota[target])
-        : stageMs.package * (kills.length === killCount - 1 ? 0.35 : 0.6);
-      // A download kill waits for a partial file with bytes in it, so there is one to resume.
-      const partialWithBytes = async () => {
-        for (const e of await Array.fromAsync(Deno.readDir(partialDir)).catch(() => [])) {
-          if ((await Deno.stat(join(partialDir, e.name)).catch(() => null))?.size) return true;
+      const publishing = async () =>
+        (await Array.fromAsync(Deno.readDir(base))).some((e) => e.name.startsWith("out.tmp-"));
+      let ready: boolean;
+      if (point) {
+        ready = await a.until(async () => {
+          switch (point.at) {
+            case "partial":
+              return await grownPartial();
+            case "item":
+              return a.events.some((e) => e.event === "item" && e.task === point.stage);
+            case "checkpoint":
+              return await freshCheckpoint();
+            case "task-start":
+              return a.events.some((e) => e.event === "task-start" && e.task === point.stage);
+            case "publish":
+              return await publishing();
+          }
+        });
+        if (ready) a.kill();
+      } else {
+        // Several kills may share one stage: each waits a random part of its share of the
+        // time. Package is one action that starts over after a kill; its kills stay in the part
+        // before its record is committed (a rerun that only publishes is over too soon to be
+        // hit), and the last kill of all in its first third, so that it is not missed.
+        const window = target !== "package"
+          ? Math.max(20, stageMs[target] * 0.5 / quota[target])
+          : stageMs.package * (kills.length === killCount - 1 ? 0.35 : 0.6);
+        ready = await a.until(async () =>
+          target === "optimize"
+            ? await freshCheckpoint()
+            : a.workAt.has(target) && (target !== "fetch-images" || await grownPartial())
+        );
+        if (ready) {
+          await new Promise((r) => setTimeout(r, random() * window));
+          if (target === "optimize" || a.active().includes("optimize")) await freshCheckpoint();
+          a.kill();
         }
-        return false;
-      };
-      const ready = await a.until(async () =>
-        target === "optimize"
-          ? await freshCheckpoint()
-          : a.workAt.has(target) && (target !== "fetch-images" || await partialWithBytes())
-      );
-      if (ready) {
-        await new Promise((r) => setTimeout(r, random() * window));
-        if (target === "optimize" || a.active().includes("optimize")) await freshCheckpoint();
-        a.kill();
       }
       const atMs = a.ms;
       const end = await a.finish();
       await account(attempt, a);
+      checkResumes(attempt, partialsAtStart);
       for (const [task, status] of a.ended) if (status === "ok") finished.add(task);
       if (!ready || !end.killed) {
         // The run ended on its own before the kill: nothing is left to interrupt.
         final = end;
-        log(`attempt ${attempt}: finished (${end.code}) before a kill aimed at ${target}`);
+        log(
+          `attempt ${attempt}: finished (${end.code}) before a kill aimed at ${target}` +
+            (point ? ` (${point.at})` : ""),
+        );
         break;
       }
       const active = a.active();
       const kill: ChaosKill = {
         attempt,
         target,
+        at: point?.at ?? null,
         active,
         landed: active.includes(target) ? target : active.at(-1) ?? null,
         atMs: Math.round(atMs),
       };
       kills.push(kill);
       if (kill.landed) landed[kill.landed]++;
-      for (const e of await Array.fromAsync(Deno.readDir(partialDir)).catch(() => [])) {
-        const info = await Deno.stat(join(partialDir, e.name));
-        if (info.size > 0) partialsLeft.add(e.name);
-      }
+      const left = [...await sizesIn(partialDir)].filter(([, size]) => size > 0);
       log(
-        `kill ${kills.length}: aimed at ${target}, landed in ${kill.landed} ` +
-          `(active: ${active.join(", ")}) at ${kill.atMs} ms`,
+        `kill ${kills.length}: aimed at ${target}${point ? ` (${point.at})` : ""}, landed in ` +
+          `${kill.landed} (active: ${active.join(", ")}) at ${kill.atMs} ms; partials left: ` +
+          left.map(([name, kept]) => `${kept}/${sizeOf(pathOfMd5.get(name)!)}`).join(", "),
       );
     }
     if (!final) {
       attempt++;
+      const atStart = await sizesIn(partialDir);
       const a = new Attempt(chaos.command(["run", "package", "--json"]));
       final = await a.finish();
       await account(attempt, a);
+      checkResumes(attempt, atStart);
     }
     const chaosSeconds = (performance.now() - t0) / 1000;
 
@@ -483,7 +630,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       },
       redownloads,
       rangeRequests,
-      partialsLeft: partialsLeft.size,
+      partialsResumed,
+      partialsComplete,
+      resumeErrors,
       imageRequests,
       images,
       cleanSeconds,
@@ -493,6 +642,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   } finally {
     await mirror?.close();
     for (const p of projects) await p.cleanup();
-    await Deno.remove(base, { recursive: true }).catch(() => {});
+    await Deno.remove(base, { recursive: true });
   }
 }

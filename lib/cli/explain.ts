@@ -1,0 +1,167 @@
+/**
+ * `explain`: why a task, or one of its items, would run — what the plan decided, with the
+ * reasons the decision gave — as text or JSON.
+ *
+ * @module
+ */
+import type { TaskSummary } from "../dag/plan.ts";
+import type { StaleReason } from "../dag/staleness.ts";
+import { AGGREGATE_ITEM, type KeyComponents } from "../store/records.ts";
+
+/** Raised for an item the plan does not hold. */
+export class ExplainError extends Error {
+  override readonly name = "ExplainError";
+}
+
+/** What `explain TASK ITEM --json` prints. */
+export interface ItemExplanation {
+  task: string;
+  item: string | null;
+  /** `cached`, `run` (certain) or `may` (only if an input not known yet changes). */
+  verdict: "cached" | "run" | "may";
+  upToDate: boolean;
+  key: string | null;
+  recordedKey: string | null;
+  reasons: StaleReason[];
+  components: KeyComponents | null;
+  recordedComponents: KeyComponents | null;
+}
+
+/**
+ * Explains one item (the task itself for an aggregate task).
+ *
+ * @example
+ * ```ts
+ * import type { TaskSummary } from "../dag/plan.ts";
+ * declare const plan: TaskSummary;
+ * const why = await explainItem("optimize", "00042", plan);
+ * ```
+ */
+export async function explainItem(
+  task: string,
+  id: string,
+  t: TaskSummary,
+): Promise<ItemExplanation> {
+  const plan = t.plans.get(id);
+  const known = plan !== undefined || t.keys.has(id);
+  if (!known && !t.unlisted) {
+    const some = t.items.filter((i) => i !== AGGREGATE_ITEM).slice(0, 5);
+    throw new ExplainError(
+      `${task} has no item "${id}" in the plan with these options` +
+        (some.length ? ` (its items: ${some.join(", ")}${t.items.length > 5 ? ", …" : ""})` : "") +
+        `; pass the same --config, --set and --limit as the run`,
+    );
+  }
+  const verdict = plan?.verdict ?? (known ? "cached" : "may");
+  const reasons = plan?.reasons ??
+    (known ? [] : [{ kind: "upstream" as const, text: `its items are ${t.unlisted}` }]);
+  return {
+    task,
+    item: id === AGGREGATE_ITEM ? null : id,
+    verdict,
+    upToDate: verdict === "cached",
+    key: t.keys.get(id) ?? null,
+    recordedKey: t.records.get(id)?.key ?? null,
+    reasons,
+    components: t.components(id),
+    recordedComponents: await t.recordedComponents(id),
+  };
+}
+
+/**
+ * An item's explanation as text.
+ *
+ * @example
+ * ```ts
+ * renderItem({ task: "scale", item: "3", verdict: "cached", upToDate: true, key: "ab".repeat(32),
+ *   recordedKey: null, reasons: [], components: null, recordedComponents: null });
+ * ```
+ */
+export function renderItem(e: ItemExplanation): string {
+  const label = e.item === null ? e.task : `${e.task} ${e.item}`;
+  if (e.verdict === "cached") return `${label}: up to date (key ${e.key?.slice(0, 16)}…)`;
+  const head = `${label}: ${e.verdict === "run" ? "would rerun" : "may rerun"}`;
+  return [head, ...e.reasons.map((r) => `  ${r.text}`)].join("\n");
+}
+
+/** What `explain TASK --json` prints. */
+export interface TaskExplanation {
+  task: string;
+  /** Items the plan lists; null when they cannot be listed yet. */
+  items: number | null;
+  cached: number;
+  wouldRun: number;
+  mayRun: number;
+  upToDate: boolean;
+  unlisted: string | null;
+  reasons: (StaleReason & { verdict: "run" | "may"; count: number; items: string[] })[];
+}
+
+/**
+ * Explains a whole task: its reasons, each with the items it covers.
+ *
+ * @example
+ * ```ts
+ * import type { TaskSummary } from "../dag/plan.ts";
+ * declare const plan: TaskSummary;
+ * const why = explainTask("offset", plan);
+ * ```
+ */
+export function explainTask(task: string, t: TaskSummary): TaskExplanation {
+  const grouped = new Map<string, TaskExplanation["reasons"][number]>();
+  let wouldRun = 0;
+  let mayRun = 0;
+  for (const [id, plan] of t.plans) {
+    if (plan.verdict === "run") wouldRun++;
+    else mayRun++;
+    for (const r of plan.reasons) {
+      const group = `${plan.verdict}\n${r.text}`;
+      let g = grouped.get(group);
+      if (!g) {
+        g = { ...r, verdict: plan.verdict, count: 0, items: [] };
+        grouped.set(group, g);
+      }
+      g.count++;
+      if (g.items.length < 20) g.items.push(id);
+    }
+  }
+  return {
+    task,
+    items: t.unlisted ? null : t.counts.total,
+    cached: t.counts.cached,
+    wouldRun,
+    mayRun,
+    upToDate: !t.unlisted && t.plans.size === 0,
+    unlisted: t.unlisted ?? null,
+    reasons: [...grouped.values()],
+  };
+}
+
+/**
+ * A task's explanation as text.
+ *
+ * @example
+ * ```ts
+ * renderTask({ task: "scale", items: 3, cached: 3, wouldRun: 0, mayRun: 0, upToDate: true,
+ *   unlisted: null, reasons: [] });
+ * ```
+ */
+export function renderTask(e: TaskExplanation): string {
+  if (e.unlisted) return `${e.task}: all items may rerun (its items are ${e.unlisted})`;
+  if (e.upToDate) return `${e.task}: up to date (${e.items} items cached)`;
+  const aggregate = e.reasons.every((r) => r.items.every((i) => i === AGGREGATE_ITEM));
+  const parts: string[] = [];
+  if (aggregate) parts.push(e.wouldRun ? "would rerun" : "may rerun");
+  else {
+    if (e.wouldRun) parts.push(`${e.wouldRun} of ${e.items} items would rerun`);
+    if (e.mayRun) parts.push(`${e.mayRun} of ${e.items} items may rerun`);
+  }
+  const lines = [`${e.task}: ${parts.join(", ")}`];
+  for (const g of e.reasons) {
+    const examples = g.items.filter((i) => i !== AGGREGATE_ITEM).slice(0, 3);
+    const which = examples.length ? ` (e.g. ${examples.join(", ")})` : "";
+    const count = aggregate ? "" : ` — ${g.count} item(s)${which}`;
+    lines.push(`  ${g.verdict === "may" ? "may: " : ""}${g.text}${count}`);
+  }
+  return lines.join("\n");
+}

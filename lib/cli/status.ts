@@ -1,0 +1,102 @@
+/**
+ * `status`: per task of a plan, how many items there are, how many are cached, how many would
+ * or may run, how many failed before, and when the task last ran something.
+ *
+ * @module
+ */
+import type { RunResult } from "../dag/plan.ts";
+
+/** One task's line of `status`. */
+export interface StatusRow {
+  task: string;
+  /** Items the plan lists; null when they cannot be listed before an upstream task runs. */
+  items: number | null;
+  cached: number;
+  /** Items that would or may run; null when the items cannot be listed (all may run). */
+  stale: number | null;
+  /** Items certain to run. */
+  wouldRun: number;
+  /** Items that run only if an input not known yet changes. */
+  mayRun: number;
+  /** Items that failed in an earlier run (and would run again). */
+  failed: number;
+  lastRun: string | null;
+  /** Why the task cannot be planned or run (a missing model, a blocked upstream task). */
+  problem?: string;
+}
+
+/**
+ * The rows of `status` for a plan's tasks.
+ *
+ * @example
+ * ```ts
+ * import type { RunResult } from "../dag/plan.ts";
+ * declare const plan: RunResult;
+ * const rows = statusRows(["square"], plan, new Map());
+ * ```
+ */
+export function statusRows(
+  names: string[],
+  plan: RunResult,
+  lastRuns: Map<string, string>,
+): StatusRow[] {
+  return names.map((name) => {
+    const t = plan.tasks.get(name)!;
+    let wouldRun = 0;
+    let mayRun = 0;
+    let failed = 0;
+    for (const p of t.plans.values()) {
+      if (p.verdict === "run") wouldRun++;
+      else mayRun++;
+      if (p.reasons.some((r) => r.kind === "failed")) failed++;
+    }
+    const row: StatusRow = {
+      task: name,
+      items: t.unlisted ? null : t.counts.total,
+      cached: t.counts.cached,
+      stale: t.unlisted ? null : wouldRun + mayRun,
+      wouldRun,
+      mayRun,
+      failed,
+      lastRun: lastRuns.get(name) ?? null,
+    };
+    if (t.status !== "ok") row.problem = t.reason ?? t.status;
+    return row;
+  });
+}
+
+/**
+ * `status` as a table for a terminal.
+ *
+ * @example
+ * ```ts
+ * console.log(renderStatus([{ task: "square", items: 3, cached: 3, stale: 0, wouldRun: 0,
+ *   mayRun: 0, failed: 0, lastRun: null }]));
+ * ```
+ */
+export function renderStatus(rows: StatusRow[]): string {
+  const header = ["task", "items", "cached", "run", "may run", "failed", "last run"];
+  const table = [
+    header,
+    ...rows.map((r) => [
+      r.task,
+      r.items === null ? "?" : String(r.items),
+      String(r.cached),
+      r.items === null ? "?" : String(r.wouldRun),
+      r.items === null ? "all" : String(r.mayRun),
+      String(r.failed),
+      r.lastRun ?? "never",
+    ]),
+  ];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  const lines = table.map((row) =>
+    row.map((cell, i) => i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])).join("  ")
+  );
+  for (const r of rows) {
+    if (r.problem) lines.push(`${r.task}: ${r.problem}`);
+    else if (r.items === null) {
+      lines.push(`${r.task}: its items are known once what it reads has run`);
+    }
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,61 @@
+/**
+ * Joining per-item streams: a task that follows several per-item tasks gets an item once
+ * every one of them has produced it, in the order the last of them did.
+ *
+ * @module
+ */
+import type { Output } from "../store/records.ts";
+
+/** One item's output as it flows from task to task, with the digest its dependants key on. */
+export interface Produced {
+  out: Output;
+  digest: string;
+}
+
+/** A per-item task whose results can be followed. */
+export interface ItemStream {
+  readonly name: string;
+  /** Calls `listener` for every item produced so far and every item produced from now on. */
+  subscribe(listener: (id: string, p: Produced) => void): void;
+}
+
+/**
+ * Calls `onItem` once per item that every stream has produced, with each stream's output and
+ * digest by stream name.
+ *
+ * @example
+ * ```ts
+ * const produced = new Map<string, Produced>();
+ * const stream: ItemStream = {
+ *   name: "encode",
+ *   subscribe: (listener) => produced.forEach((p, id) => listener(id, p)),
+ * };
+ * joinItems([stream], (id, outs, digests) => console.log(id, digests.encode));
+ * ```
+ */
+export function joinItems(
+  streams: ItemStream[],
+  onItem: (id: string, outs: Record<string, Output>, digests: Record<string, string>) => void,
+): void {
+  const arrived = new Map<
+    string,
+    { outs: Record<string, Output>; digests: Record<string, string> }
+  >();
+  for (const stream of streams) {
+    stream.subscribe((id, p) => {
+      if (streams.length === 1) {
+        onItem(id, { [stream.name]: p.out }, { [stream.name]: p.digest });
+        return;
+      }
+      const got = arrived.get(id) ?? { outs: {}, digests: {} };
+      got.outs[stream.name] = p.out;
+      got.digests[stream.name] = p.digest;
+      if (Object.keys(got.outs).length === streams.length) {
+        arrived.delete(id);
+        onItem(id, got.outs, got.digests);
+      } else {
+        arrived.set(id, got);
+      }
+    });
+  }
+}

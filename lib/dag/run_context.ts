@@ -1,0 +1,69 @@
+/**
+ * What a run is given, and what each task driver shares with the run it belongs to.
+ *
+ * @module
+ */
+import type { ObjectAliases } from "../store/aliases.ts";
+import type { ObjectStore } from "../store/objects.ts";
+import type { Output, Records, RecordWriter } from "../store/records.ts";
+import type { Reporter } from "./events.ts";
+import type { TaskGraph } from "./graph.ts";
+import type { Executor } from "./remote.ts";
+import type { Upstream } from "./task.ts";
+import type { TaskDriver } from "./task_driver.ts";
+import type { RunFactsCollector } from "./run_facts.ts";
+import type { SpaceCheck } from "../store/space.ts";
+
+/** How to run. */
+export interface RunOptions {
+  graph: TaskGraph;
+  targets: string[];
+  config: unknown;
+  store: ObjectStore;
+  records: Records;
+  reporter: Reporter;
+  signal: AbortSignal;
+  /** Only the first N items of every listing (for trying things). */
+  limit?: number;
+  /** The config file `config` was loaded from (tasks record it with what they publish). */
+  configFile?: string;
+  /** Plan only: decide what would run and why, execute nothing. */
+  dryRun?: boolean;
+  /** Tasks whose cache is ignored. */
+  force?: string[];
+  /** Concurrency override for every per-item task. */
+  concurrency?: number;
+  /** Runs some per-item tasks elsewhere (e.g. as Slurm job arrays). */
+  executor?: Executor;
+  /**
+   * Let per-item tasks sum themselves up (`EachTask.summarize`). Default true; `status` and
+   * `explain` plan without them.
+   */
+  summaries?: boolean;
+}
+
+/** The run as its task drivers see it. */
+export interface RunContext {
+  readonly options: RunOptions;
+  readonly runId: number;
+  readonly writer: RecordWriter;
+  readonly aliases: ObjectAliases;
+  /** What published outputs state about this run. */
+  readonly facts: RunFactsCollector;
+  /** The driver of a task of this run. */
+  driver(name: string): TaskDriver;
+  /** What aggregate tasks, `items` functions and `finish` checks read from upstream. */
+  upstream(): Upstream;
+  /** The digest of an output that flowed through this run. */
+  digestOf(out: Output): string;
+  remember(out: Output, digest: string): void;
+  /** Notes a finished action's checkpoint, removed once its record is committed. */
+  checkpointDone(path: string): void;
+  /**
+   * Stops the run when `e` is a fault of the machine or the store rather than of an item (a
+   * full disk, a read-only folder, a damaged database); returns whether it was.
+   */
+  fault(e: unknown): boolean;
+  /** Warns once when the work queued needs more space than the cache's disk has. */
+  readonly space: SpaceCheck;
+}

@@ -1,0 +1,316 @@
+/**
+ * The one decision: whether an action is cached, and if not, why it runs. `run`, `--dry-run`,
+ * `explain` and `status` all ask it, item by item, with the same components.
+ *
+ * An action is cached when a record with its key exists (the current one, or a superseded one
+ * whose objects are still in the store: returning to an earlier setting is a hit). A plan may
+ * not know every input: an upstream action that would run first has no output yet, and a URL
+ * without a pin is unknown until fetched. Such an item is certain to run when no record could
+ * match whatever that input turns out to be; otherwise it *may* run, and the plan says on what
+ * it depends. A run knows every input, so its decisions are always hit or run.
+ *
+ * Reasons name only what changed against the item's current record: a config field (old →
+ * new), an input (old and new digest prefixes), the source file, the version, the parameters;
+ * or that it never ran, failed before, or is forced.
+ *
+ * @module
+ */
+import type { Json } from "../store/canonical.ts";
+import {
+  type ActionRecord,
+  AGGREGATE_ITEM,
+  type FailureRecord,
+  type KeyComponents,
+  type TaskComponents,
+} from "../store/records.ts";
+import { actionKey } from "./action_key.ts";
+import { diffSlices } from "./config.ts";
+import { UNKNOWN_FILE } from "./file_inputs.ts";
+
+/** Why one item would run. */
+export interface StaleReason {
+  kind:
+    | "new"
+    | "failed"
+    | "forced"
+    | "version"
+    | "source"
+    | "config"
+    | "inputs"
+    | "params"
+    | "upstream"
+    | "unknown";
+  text: string;
+}
+
+/** What the decision says about one action. */
+export type Decision =
+  | { verdict: "cached"; key: string; record: ActionRecord; revived: boolean }
+  /** It runs; `key` is undefined when an input is not known yet (a plan). */
+  | { verdict: "run"; key?: string; reasons: StaleReason[] }
+  /** It runs only if an input not known yet turns out different from what a record has. */
+  | { verdict: "may"; reasons: StaleReason[] };
+
+/** Prefix of an input digest whose producer would run first (a plan). */
+const PENDING = "pending:";
+
+/**
+ * The input digest that stands for the output of `task`, which a plan would run first.
+ *
+ * @example
+ * ```ts
+ * pendingDigest("scale"); // "pending:scale"
+ * ```
+ */
+export function pendingDigest(task: string): string {
+  return PENDING + task;
+}
+
+/**
+ * Whether an input digest is not known yet (its producer would run first, or it names a file
+ * that is unknown until fetched).
+ *
+ * @example
+ * ```ts
+ * isProvisional(pendingDigest("scale")); // true
+ * ```
+ */
+export function isProvisional(digest: string): boolean {
+  return digest.startsWith(PENDING) || digest.startsWith(UNKNOWN_FILE);
+}
+
+/** What the decision needs to know about a task. */
+export interface TaskFacts {
+  task: string;
+  /** File name of the task's source, for messages. */
+  sourceName: string;
+  components: TaskComponents;
+  taskHash: string;
+  slice: Record<string, Json>;
+  /** Current records, superseded records and failures, by item id. */
+  records: Map<string, ActionRecord>;
+  superseded: Map<string, ActionRecord[]>;
+  failures: Map<string, FailureRecord>;
+  /** `--force` of this task. */
+  forced: boolean;
+  /** Task-wide components and config slices recorded earlier, by hash. */
+  recordedComponents(hash: string): Promise<TaskComponents | null>;
+  recordedSlice(hash: string): Promise<Record<string, Json> | null>;
+  /** Whether every object of a record is still in the store. */
+  objectsPresent(record: ActionRecord): Promise<boolean>;
+}
+
+/**
+ * Decides the actions of one task.
+ *
+ * @example
+ * ```ts
+ * import { taskHash } from "./action_key.ts";
+ *
+ * const components = { version: "1", source: "s", config: "c" };
+ * const decider = new ActionDecider({
+ *   task: "square", sourceName: "square.ts", components, taskHash: taskHash("square", components),
+ *   slice: {}, records: new Map(), superseded: new Map(), failures: new Map(), forced: false,
+ *   recordedComponents: () => Promise.resolve(null), recordedSlice: () => Promise.resolve(null),
+ *   objectsPresent: () => Promise.resolve(true),
+ * });
+ * const decision = await decider.decide("7", {}, undefined);
+ * decision.verdict; // "run" (never ran)
+ * ```
+ */
+export class ActionDecider {
+  readonly facts: TaskFacts;
+  readonly #configReasons = new Map<string, Promise<StaleReason[]>>();
+
+  constructor(facts: TaskFacts) {
+    this.facts = facts;
+  }
+
+  /** The components of an action of this task with these inputs and parameters. */
+  components(inputs: Record<string, string>, params: string | undefined): KeyComponents {
+    const { version, source, config } = this.facts.components;
+    const comps: KeyComponents = { version, source, config, inputs };
+    if (params !== undefined) comps.params = params;
+    return comps;
+  }
+
+  /**
+   * The decision for item `id` with these input digests and parameter hash. The common case of
+   * a no-op run (same task hash, parameters and inputs as the current record) is answered
+   * without hashing or waiting.
+   */
+  decide(
+    id: string,
+    inputs: Record<string, string>,
+    params: string | undefined,
+  ): Decision | Promise<Decision> {
+    const f = this.facts;
+    const rec = f.records.get(id);
+    if (
+      rec && !f.forced && rec.taskHash === f.taskHash && rec.params === params &&
+      sameInputs(rec.inputs, inputs)
+    ) {
+      return { verdict: "cached", key: rec.key, record: rec, revived: false };
+    }
+    return this.#slow(id, rec, inputs, params);
+  }
+
+  async #slow(
+    id: string,
+    rec: ActionRecord | undefined,
+    inputs: Record<string, string>,
+    params: string | undefined,
+  ): Promise<Decision> {
+    const f = this.facts;
+    const provisional = Object.keys(inputs).filter((name) => isProvisional(inputs[name]));
+    const key = provisional.length ? undefined : actionKey(f.taskHash, inputs, params);
+    if (f.forced) return { verdict: "run", key, reasons: [{ kind: "forced", text: "--force" }] };
+    if (key !== undefined) {
+      if (rec?.key === key) return { verdict: "cached", key, record: rec, revived: false };
+      const old = f.superseded.get(id)?.find((o) => o.key === key);
+      if (old && await f.objectsPresent(old)) {
+        return { verdict: "cached", key, record: old, revived: true };
+      }
+      return { verdict: "run", key, reasons: await this.reasons(id, inputs, params, key) };
+    }
+    // Some input is not known yet: could any record still match once it is?
+    const candidates = [...(rec ? [rec] : []), ...(f.superseded.get(id) ?? [])];
+    for (const r of candidates) {
+      if (
+        r.taskHash === f.taskHash && r.params === params &&
+        sameKnownInputs(r.inputs, inputs) && (r === rec || await f.objectsPresent(r))
+      ) {
+        return {
+          verdict: "may",
+          reasons: provisional.sort().map((n) => provisionalReason(n, inputs[n])),
+        };
+      }
+    }
+    return { verdict: "run", reasons: await this.reasons(id, inputs, params, undefined) };
+  }
+
+  /** Why item `id` runs: what differs from its current record (inputs not known yet aside). */
+  async reasons(
+    id: string,
+    inputs: Record<string, string>,
+    params: string | undefined,
+    key: string | undefined,
+  ): Promise<StaleReason[]> {
+    const f = this.facts;
+    if (f.forced) return [{ kind: "forced", text: "--force" }];
+    const rec = f.records.get(id);
+    const failure = f.failures.get(id);
+    const failed: StaleReason[] = failure && (!rec || failure.key === key)
+      ? [{ kind: "failed", text: `failed before: ${failure.reason}` }]
+      : [];
+    if (!rec) return failed.length ? failed : [{ kind: "new", text: "never ran" }];
+    const out: StaleReason[] = [];
+    if (rec.taskHash !== f.taskHash) out.push(...await this.#taskReasons(rec.taskHash));
+    const names = new Set([...Object.keys(rec.inputs), ...Object.keys(inputs)]);
+    for (const name of [...names].sort()) {
+      const before = rec.inputs[name];
+      const after = inputs[name];
+      if (
+        before === after || (after !== undefined && isProvisional(after) && before !== undefined)
+      ) {
+        continue;
+      }
+      const text = before === undefined
+        ? `new input ${name}`
+        : after === undefined
+        ? `input ${name} removed`
+        : `input ${name} changed ${short(before)} → ${short(after)}`;
+      out.push({ kind: "inputs", text });
+    }
+    if ((rec.params ?? "") !== (params ?? "")) {
+      const text = id === AGGREGATE_ITEM
+        ? "what it reads from outside changed (its fingerprint)"
+        : "item parameters changed";
+      out.push({ kind: "params", text });
+    }
+    return [...out, ...failed];
+  }
+
+  /** What differs between a recorded task hash's components and the current ones. */
+  #taskReasons(hash: string): Promise<StaleReason[]> {
+    let reasons = this.#configReasons.get(hash);
+    if (!reasons) {
+      reasons = this.#diffTask(hash);
+      this.#configReasons.set(hash, reasons);
+    }
+    return reasons;
+  }
+
+  async #diffTask(hash: string): Promise<StaleReason[]> {
+    const f = this.facts;
+    const was = await f.recordedComponents(hash);
+    if (!was) {
+      return [{ kind: "version", text: "recorded with components that are no longer known" }];
+    }
+    const out: StaleReason[] = [];
+    const now = f.components;
+    if (was.version !== now.version) {
+      out.push({ kind: "version", text: `version ${was.version} → ${now.version}` });
+    }
+    if (was.source !== now.source) {
+      out.push({ kind: "source", text: `source file ${f.sourceName} changed` });
+    }
+    if (was.config !== now.config) {
+      const before = await f.recordedSlice(was.config);
+      if (!before) {
+        out.push({ kind: "config", text: "config changed (previous values not recorded)" });
+      } else {
+        for (const d of diffSlices(before, f.slice)) {
+          out.push({
+            kind: "config",
+            text: `config ${d.field}: ${show(d.before)} → ${show(d.after)}`,
+          });
+        }
+      }
+    }
+    return out;
+  }
+}
+
+function provisionalReason(name: string, digest: string): StaleReason {
+  if (digest.startsWith(UNKNOWN_FILE)) {
+    return {
+      kind: "unknown",
+      text: `input ${name} (${digest.slice(UNKNOWN_FILE.length)}) is unknown until fetched — ` +
+        `reruns if its content differs`,
+    };
+  }
+  const task = digest.slice(PENDING.length);
+  return {
+    kind: "upstream",
+    text: `reruns if the output of ${task} changes (${task} would run first)`,
+  };
+}
+
+function sameInputs(a: Record<string, string>, b: Record<string, string>): boolean {
+  let n = 0;
+  for (const key in b) {
+    if (a[key] !== b[key]) return false;
+    n++;
+  }
+  return Object.keys(a).length === n;
+}
+
+/** Same input names, and equal digests wherever the new one is known. */
+function sameKnownInputs(recorded: Record<string, string>, now: Record<string, string>): boolean {
+  let n = 0;
+  for (const key in now) {
+    if (!(key in recorded)) return false;
+    if (!isProvisional(now[key]) && recorded[key] !== now[key]) return false;
+    n++;
+  }
+  return Object.keys(recorded).length === n;
+}
+
+function short(digest: string): string {
+  return isProvisional(digest) ? digest : digest.slice(0, 12);
+}
+
+function show(value: Json | undefined): string {
+  return value === undefined ? "(unset)" : JSON.stringify(value);
+}

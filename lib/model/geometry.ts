@@ -1,0 +1,149 @@
+/**
+ * The latent geometry of a VAE, read from its two models rather than assumed: the latent
+ * channels C are the decoder's input channels; an encoder giving C channels gives the latent,
+ * one giving 2C gives mean ‖ log-variance (the mean is the latent); the spatial factor is the
+ * ratio of image to latent side. Both models run once on a small probe image, so a pair that
+ * does not fit together, or a model that cannot run, is one error naming both files and shapes.
+ *
+ * @module
+ */
+import type { ModelSession } from "./model_session.ts";
+import type { Preset } from "./presets.ts";
+
+/** Raised when the models do not fit each other, the preset or the image size. */
+export class GeometryError extends Error {
+  override readonly name = "GeometryError";
+}
+
+/** What the models say about their latents. */
+export interface VaeGeometry {
+  /** Latent channels C: the decoder's input channels. */
+  channels: number;
+  /** Encoder output channels: C (the latent) or 2C (mean ‖ log-variance). */
+  encoderChannels: number;
+  /** Image side / latent side (8 for SD-style VAEs, 16, 32 …). */
+  factor: number;
+  /** Image channels the decoder gives (and the encoder takes). */
+  imageChannels: number;
+}
+
+/** Options of {@link probeGeometry}. */
+export interface ProbeOptions {
+  encoder: ModelSession;
+  decoder: ModelSession;
+  /** The image side the dataset uses (`preprocess.size`), checked against the factor. */
+  size: number;
+  /** The configured input range; the probe image is its middle grey. */
+  inputRange: [number, number];
+  /** The configured preset, whose channels and factor the models must have. */
+  preset?: { name: string } & Pick<Preset, "latentChannels" | "spatialFactor">;
+}
+
+/** The probe image side when the encoder accepts any size: every factor up to 64 divides it. */
+const PROBE_SIDE = 64;
+
+const shape = (dims: readonly (number | string)[]) => `[${dims.join(", ")}]`;
+
+function staticDim(d: number | string | undefined): number | undefined {
+  return typeof d === "number" && d > 0 ? d : undefined;
+}
+
+/**
+ * Runs encoder and decoder once and derives the geometry; throws one {@link GeometryError}
+ * naming both models and their shapes when they do not fit.
+ *
+ * @example
+ * ```ts
+ * import { ModelSession } from "./model_session.ts";
+ * const runtime = { providers: ["cpu"], log: console.log };
+ * const encoder = await ModelSession.open("vae_encoder.onnx", "model.encoder", runtime);
+ * const decoder = await ModelSession.open("vae_decoder.onnx", "model.decoder", runtime);
+ * const g = await probeGeometry({ encoder, decoder, size: 256, inputRange: [-1, 1] });
+ * console.log(g.channels, g.factor); // e.g. 16 8
+ * ```
+ */
+export async function probeGeometry(
+  { encoder, decoder, size, inputRange, preset }: ProbeOptions,
+): Promise<VaeGeometry> {
+  const inDims = encoder.input.dims;
+  const imageChannels = staticDim(inDims[1]) ?? 3;
+  const fixedH = staticDim(inDims[2]), fixedW = staticDim(inDims[3]);
+  if ((fixedH !== undefined && fixedH !== size) || (fixedW !== undefined && fixedW !== size)) {
+    throw new GeometryError(
+      `${encoder.label} takes images of ${shape(inDims)}, but preprocess.size is ${size}`,
+    );
+  }
+  const side = fixedH ?? PROBE_SIDE;
+  const probeDims = [1, imageChannels, side, side];
+  const grey = (inputRange[0] + inputRange[1]) / 2;
+  const encoded = await encoder.run(
+    new Float32Array(side * side * imageChannels).fill(grey),
+    probeDims,
+  );
+  const [n, e, h, w] = encoded.dims;
+  if (encoded.dims.length !== 4 || n !== 1 || h !== w || side % h !== 0) {
+    throw new GeometryError(
+      `${encoder.label} maps ${shape(probeDims)} to ${shape(encoded.dims)}: expected a latent ` +
+        `[1, C, h, h] with h dividing ${side}`,
+    );
+  }
+  const factor = side / h;
+
+  const declaredChannels = staticDim(decoder.input.dims[1]);
+  // A decoder that does not declare its channels is tried with the latent, then half of it.
+  const candidates = declaredChannels !== undefined
+    ? [declaredChannels]
+    : e % 2 === 0
+    ? [e, e / 2]
+    : [e];
+  if (declaredChannels !== undefined && declaredChannels !== e && 2 * declaredChannels !== e) {
+    throw new GeometryError(
+      `${encoder.label} gives latents ${shape(encoded.dims)} and ${decoder.label} takes ` +
+        `${shape(decoder.input.dims)}: expected the encoder to give the decoder's ` +
+        `${declaredChannels} channels (the latent) or ${2 * declaredChannels} (mean and ` +
+        `log-variance), found ${e}`,
+    );
+  }
+  let channels = candidates[0];
+  let latentDims = [1, channels, h, w];
+  let decoded;
+  for (const c of candidates) {
+    channels = c;
+    latentDims = [1, c, h, w];
+    decoded = await decoder.run(new Float32Array(c * h * w), latentDims).catch(() => undefined);
+    if (decoded) break;
+  }
+  if (!decoded) {
+    throw new GeometryError(
+      `${decoder.label} (declared input ${shape(decoder.input.dims)}) cannot decode the latent ` +
+        `${shape(latentDims)} that ${encoder.label} gives for an image ${shape(probeDims)}`,
+    );
+  }
+  const expected = [1, imageChannels, side, side];
+  if (decoded.dims.join() !== expected.join()) {
+    const up = decoded.dims.length === 4 && decoded.dims[2] % h === 0
+      ? ` (${decoded.dims[2] / h}× upsampling against the encoder's ${factor}×)`
+      : "";
+    throw new GeometryError(
+      `${encoder.label} maps ${shape(probeDims)} to ${shape(encoded.dims)}, but ` +
+        `${decoder.label} maps ${shape(latentDims)} to ${shape(decoded.dims)}${up}: expected ` +
+        `${shape(expected)}`,
+    );
+  }
+  if (size % factor !== 0) {
+    throw new GeometryError(
+      `preprocess.size ${size} is not a multiple of ${factor}, the spatial factor of ` +
+        `${encoder.label} (it maps ${shape(probeDims)} to ${shape(encoded.dims)})`,
+    );
+  }
+  if (preset && (preset.latentChannels !== channels || preset.spatialFactor !== factor)) {
+    throw new GeometryError(
+      `model.preset ${preset.name} describes ${preset.latentChannels} latent channels at ` +
+        `${preset.spatialFactor}× downsampling, but ${decoder.label} takes ${channels} channels ` +
+        `and ${encoder.label} downsamples ${factor}× (it maps ${shape(probeDims)} to ` +
+        `${shape(encoded.dims)}): choose the preset of these models, or give scaling_factor ` +
+        `(and shift_factor) without a preset`,
+    );
+  }
+  return { channels, encoderChannels: e, factor, imageChannels };
+}

@@ -1,0 +1,52 @@
+/**
+ * Every KV key of a cache, spelled once. lib/store/records.ts reads and writes them; the
+ * journal mirrors the ones that can be rebuilt.
+ *
+ * @module
+ */
+
+/** Every KV key of a cache. */
+export const KEYS = {
+  format: ["format"] as Deno.KvKey,
+  lease: ["lease"] as Deno.KvKey,
+  schedule: ["schedule", "last"] as Deno.KvKey,
+  action: (task: string, item: string): Deno.KvKey => ["action", task, item],
+  actions: (task?: string): Deno.KvKey => task === undefined ? ["action"] : ["action", task],
+  superseded: (task: string, item: string, replacedBy: number): Deno.KvKey => [
+    "superseded",
+    task,
+    item,
+    replacedBy,
+  ],
+  supersededAll: (task?: string): Deno.KvKey =>
+    task === undefined ? ["superseded"] : ["superseded", task],
+  failure: (task: string, item: string): Deno.KvKey => ["failure", task, item],
+  failures: (task: string): Deno.KvKey => ["failure", task],
+  taskComponents: (task: string, hash: string): Deno.KvKey => ["task-components", task, hash],
+  configSlice: (task: string, hash: string): Deno.KvKey => ["config-slice", task, hash],
+  /** Store digests of the files (models, specs) a task used, by a hash of their identities. */
+  files: (task: string, hash: string): Deno.KvKey => ["files", task, hash],
+  allFiles: ["files"] as Deno.KvKey,
+  run: (id: number): Deno.KvKey => ["run", id],
+  runs: ["run"] as Deno.KvKey,
+  lastRun: (task: string): Deno.KvKey => ["last-run", task],
+  lastRuns: ["last-run"] as Deno.KvKey,
+  fileDigest: (path: string): Deno.KvKey => ["file-digest", path],
+  alias: (name: string): Deno.KvKey => ["alias", name],
+  aliases: ["alias"] as Deno.KvKey,
+  /** The facts of the run that built a published output (see lib/dag/run_facts.ts). */
+  runFacts: (task: string, key: string): Deno.KvKey => ["run-facts", task, key],
+} as const;
+
+/** Key prefixes whose entries the journal mirrors (what `verify --repair` rebuilds). */
+export const JOURNALED_KEYS: ReadonlySet<string> = new Set(
+  [
+    KEYS.actions(),
+    KEYS.supersededAll(),
+    KEYS.taskComponents("", ""),
+    KEYS.configSlice("", ""),
+    KEYS.allFiles,
+    KEYS.aliases,
+    KEYS.runFacts("", ""),
+  ].map((key) => String(key[0])),
+);
