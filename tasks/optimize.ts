@@ -22,7 +22,6 @@ import {
 } from "../lib/model/vae.ts";
 import { LatentNormalization } from "../lib/model/normalization.ts";
 import { PRESETS } from "../lib/model/presets.ts";
-import { fitBatchToMemory } from "../lib/onnx/batch_fit.ts";
 import { UnsupportedOpError } from "../lib/onnx/errors.ts";
 import { type OptimizeJob, optimizeLatents } from "../lib/optim/latent_optimizer.ts";
 import { decodeCheckpoint } from "../lib/optim/checkpoint.ts";
@@ -93,17 +92,9 @@ export default each<Config, Models>({
     const decoderLabel = `model.decoder (${where(model.decoder)})`;
     // The stored latents carry the channel count encode derived from the models.
     const normalization = LatentNormalization.of(shapes.latent[1], model);
-    // A batch that would not fit the machine's memory is lowered, with one log line.
-    const { batch } = optimize.method === "gradient"
-      ? await fitBatchToMemory(models.decoder, {
-        batch: optimize.batch_size,
-        latentShape: shapes.latent.slice(1),
-        loss: optimize.loss,
-        withReconstruction: true,
-      }, { providers: model.providers, log: ctx.log })
-      : { batch: optimize.batch_size };
     const settings = {
-      batch,
+      batch: optimize.batch_size,
+      fitMemory: true,
       latentShape: shapes.latent.slice(1) as [number, number, number],
       normalization,
       imageShape: shapes.image.slice(1),
@@ -137,7 +128,8 @@ export default each<Config, Models>({
       );
     await optimizeLatents({
       settings: {
-        batch,
+        // The gradient graph's batch, lowered when a batch would not fit the memory.
+        batch: (evaluator as { batch?: number }).batch ?? optimize.batch_size,
         latentSize: shapes.latent.reduce((a, b) => a * b, 1),
         imageShape: shapes.image.slice(1) as [number, number, number],
         lr: optimize.lr,
