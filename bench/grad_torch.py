@@ -1,11 +1,15 @@
 """PyTorch eager reference for bench/grad.ts: one L2 loss + latent-gradient evaluation of the
 SD-v1-shaped decoder whose weights bench/grad.ts wrote as .npy files (same layout as the ONNX
 graph: post_quant_conv, conv_in, mid block with attention, up blocks, norm, SiLU, conv_out).
+Memory is measured as tests/fixtures/grad_child.ts measures latentforge's side: peak RSS of each
+run above the RSS once the weights and inputs are loaded (VmHWM, reset through
+/proc/self/clear_refs before every run).
 
 usage: grad_torch.py WEIGHTS_DIR LATENT.npy TARGET.npy GRAD_OUT.npy THREADS
-Then reads commands on stdin, one per line, and answers each with one JSON line on stdout:
-  run   -> {"seconds": S, "loss": [...]}  (one timed forward + loss + backward)
-  save  -> {"saved": GRAD_OUT.npy, "peak_rss_mb": M}  (gradient of the last run; VmHWM)
+prints {"ready": true, "baseline_mb": B, "threads": T}, then reads commands on stdin, one per
+line, and answers each with one JSON line on stdout:
+  run   -> {"seconds": S, "peak_mb": P, "loss": [...]}  (one timed forward + loss + backward)
+  save  -> {"saved": GRAD_OUT.npy}  (gradient of the last run)
   quit
 """
 import json
@@ -74,6 +78,11 @@ def build_decoder(wdir):
     return decode
 
 
+def status_mb(field):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(field + ":")) / 1024
+
+
 def main():
     wdir, latent_path, target_path, grad_path, threads = sys.argv[1:6]
     threads = int(threads)
@@ -83,22 +92,27 @@ def main():
     z0 = torch.from_numpy(np.load(latent_path))
     target = torch.from_numpy(np.load(target_path))
     grad = None
-    print(json.dumps({"ready": True, "threads": torch.get_num_threads()}), flush=True)
+    baseline = status_mb("VmRSS")
+    print(json.dumps({"ready": True, "baseline_mb": baseline, "threads": torch.get_num_threads()}),
+          flush=True)
     for line in sys.stdin:
         cmd = line.strip()
         if cmd == "run":
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
             z = z0.clone().requires_grad_(True)
             start = time.perf_counter()
             y = decode(z)
             loss = ((y - target) ** 2).mean(dim=(1, 2, 3))
             (grad,) = torch.autograd.grad(loss.sum(), z)
             seconds = time.perf_counter() - start
-            print(json.dumps({"seconds": seconds, "loss": loss.detach().numpy().tolist()}), flush=True)
+            peak = status_mb("VmHWM") - baseline
+            losses = loss.detach().numpy().tolist()
+            del y, loss, z
+            print(json.dumps({"seconds": seconds, "peak_mb": peak, "loss": losses}), flush=True)
         elif cmd == "save":
             np.save(grad_path, grad.numpy())
-            with open("/proc/self/status") as f:
-                hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
-            print(json.dumps({"saved": grad_path, "peak_rss_mb": hwm / 1024}), flush=True)
+            print(json.dumps({"saved": grad_path}), flush=True)
         elif cmd == "quit":
             break
 

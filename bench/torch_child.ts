@@ -29,7 +29,10 @@ export async function torchVersion(): Promise<string> {
   return version;
 }
 
-/** A Python script run as a child: write a line, read a JSON line back. */
+/**
+ * A script run as a child (by Python unless `runner` names another interpreter and its
+ * arguments): write a line, read a JSON line back.
+ */
 export class TorchChild {
   readonly #script: string;
   readonly #child: Deno.ChildProcess;
@@ -37,10 +40,10 @@ export class TorchChild {
   readonly #reader: ReadableStreamDefaultReader<string>;
   #buffer = "";
 
-  constructor(script: string, args: string[]) {
+  constructor(script: string, args: string[], runner: string[] = [PYTHON]) {
     this.#script = script;
-    this.#child = new Deno.Command(PYTHON, {
-      args: [script, ...args],
+    this.#child = new Deno.Command(runner[0], {
+      args: [...runner.slice(1), script, ...args],
       env: PYTHON_ENV,
       stdin: "piped",
       stdout: "piped",

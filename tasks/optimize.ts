@@ -94,6 +94,7 @@ export default each<Config, Models>({
     const normalization = LatentNormalization.of(shapes.latent[1], model);
     const settings = {
       batch: optimize.batch_size,
+      fitMemory: true,
       latentShape: shapes.latent.slice(1) as [number, number, number],
       normalization,
       imageShape: shapes.image.slice(1),
@@ -127,7 +128,8 @@ export default each<Config, Models>({
       );
     await optimizeLatents({
       settings: {
-        batch: optimize.batch_size,
+        // The gradient graph's batch, lowered when a batch would not fit the memory.
+        batch: (evaluator as { batch?: number }).batch ?? optimize.batch_size,
         latentSize: shapes.latent.reduce((a, b) => a * b, 1),
         imageShape: shapes.image.slice(1) as [number, number, number],
         lr: optimize.lr,

@@ -122,7 +122,8 @@ export async function permissionsFor(
     net: [...listen],
     run: [],
     ffi: [join(PROJECT, "node_modules")],
-    sys: ["cpus", "hostname", "networkInterfaces", "statfs"],
+    // systemMemoryInfo: optimize fits its batch to the memory available.
+    sys: ["cpus", "hostname", "networkInterfaces", "statfs", "systemMemoryInfo"],
     tmpDir: join(cache, "tmp"),
   };
   // preprocess inflates PNGs with the system's libdeflate when it is installed.

@@ -9,6 +9,7 @@
 import * as ort from "onnxruntime-node";
 import { graphFromModel } from "../onnx/graph.ts";
 import { readModel } from "../onnx/model_io.ts";
+import { fitBatchToMemory } from "../onnx/batch_fit.ts";
 import { buildLossAndGradient, type LossKind } from "../onnx/loss_gradient.ts";
 import { openSession } from "../onnx/session.ts";
 import type { BatchEvaluator } from "../optim/latent_optimizer.ts";
@@ -223,6 +224,11 @@ export interface EvaluatorSettings {
   charbonnierEps: number;
   /** The images' shape [3, H, W], checked against what the decoder gives. */
   imageShape?: number[];
+  /**
+   * Lower `batch` (with one log line) when the loss-and-gradient graph of a batch would not
+   * fit the memory available (see `lib/onnx/batch_fit.ts`); the evaluator says the batch it runs.
+   */
+  fitMemory?: boolean;
 }
 
 /**
@@ -241,14 +247,24 @@ export async function gradientEvaluator(
   label: string,
   settings: EvaluatorSettings,
   runtime: RuntimeOptions,
-): Promise<BatchEvaluator & { provider: string }> {
-  const { batch, latentShape, normalization } = settings;
+): Promise<BatchEvaluator & { provider: string; batch: number }> {
+  const { latentShape, normalization } = settings;
   const model = await readModel(decoderPath);
   if (hasFloat16Interface(model)) {
     upcastModel(model);
     runtime.log(`${label} is float16; its loss-and-gradient graph runs in float32`);
   }
   const decoder = normalization.decoderFromStored(graphFromModel(model));
+  // A batch that would not fit the machine's memory is lowered, with one log line.
+  const { batch } = settings.fitMemory
+    ? await fitBatchToMemory(decoder, {
+      batch: settings.batch,
+      latentShape,
+      loss: settings.loss,
+      charbonnierEps: settings.charbonnierEps,
+      withReconstruction: true,
+    }, { providers: runtime.providers, log: runtime.log })
+    : settings;
   const built = await buildLossAndGradient(decoder, {
     batch,
     latentShape,
@@ -268,11 +284,14 @@ export async function gradientEvaluator(
     providers: runtime.providers,
     intraOpThreads: runtime.threads,
     log: runtime.log,
+    // The graph's own session options (no memory pattern: see LossGradientGraph).
+    extra: built.sessionOptions,
   });
   runtime.log(`loss and gradient graph: running on ${provider}`);
   const latentDims = [batch, ...latentShape];
   return {
     provider,
+    batch,
     async evaluate(latents, targets) {
       const out = await session.run({
         [built.inputs.latent]: new ort.Tensor("float32", latents, latentDims),

@@ -10,6 +10,9 @@ import { GraphBuilder } from "./graph_builder.ts";
 import { decodeModel, encodeModel, readModel } from "./model_io.ts";
 import { foldGraph, pruneGraph } from "./fold.ts";
 import { fuseUpsampleConv } from "./fuse_upsample_conv.ts";
+import { recomputeInBackward } from "./recompute.ts";
+import { estimateMemory, type MemoryEstimate, MemoryEstimateError } from "./memory_estimate.ts";
+import { inferShapes } from "./shape_inference.ts";
 import { isFloatType, sizeOf } from "./tensor.ts";
 import { appendVjp } from "./vjp.ts";
 
@@ -38,6 +41,11 @@ export interface LossGradientOptions {
   fuseUpsampleConv?: boolean;
   /** Take a per-pixel weight input of shape [batch, 1, H, W] multiplying the loss terms (default false). */
   withWeight?: boolean;
+  /**
+   * Recompute cheap forward values (normalizations, activations) in the backward pass instead
+   * of keeping them from the forward pass (see `recompute.ts`). Default true.
+   */
+  recompute?: boolean;
 }
 
 /** The built graph and the names of its inputs and outputs. */
@@ -50,7 +58,17 @@ export interface LossGradientGraph {
   latentDims: number[];
   /** Shape of the target / reconstruction, [batch, C, H, W]. */
   imageDims: number[];
+  /**
+   * ONNX Runtime session options the graph should run with (pass them as `extra` to
+   * `openSession`). No memory pattern: the runtime would size one block per run from the first
+   * run's allocations, which for a graph holding activations of very different lifetimes came to
+   * 1.6× the tensors actually live at the peak on the SD-shaped decoder.
+   */
+  sessionOptions: { enableMemPattern: boolean };
 }
+
+/** See {@link LossGradientGraph.sessionOptions}. */
+const SESSION_OPTIONS = { enableMemPattern: false };
 
 const NAMES = ["latent", "target", "weight", "loss", "latent_grad", "reconstruction"];
 
@@ -94,6 +112,47 @@ async function toGraph(decoder: Uint8Array | ModelProto | Graph | string): Promi
  */
 export async function buildLossAndGradient(
   decoder: Uint8Array | ModelProto | Graph | string,
+  options: LossGradientOptions,
+): Promise<LossGradientGraph> {
+  const { graph, ...built } = lossGradientGraph(await toGraph(decoder), options);
+  return { bytes: encodeModel(graph), ...built, sessionOptions: { ...SESSION_OPTIONS } };
+}
+
+/**
+ * Estimates, without building a session, the memory ONNX Runtime's CPU provider takes to run
+ * the loss-and-gradient graph {@link buildLossAndGradient} builds with the same options (see
+ * `memory_estimate.ts`).
+ *
+ * @example
+ * ```ts
+ * const m = await estimateLossAndGradient("vae_decoder.onnx", { batch: 4, latentShape: [4, 32, 32] });
+ * console.log(`${(m.peakBytes / 2 ** 30).toFixed(1)} GiB at the peak, weights aside`);
+ * ```
+ */
+export async function estimateLossAndGradient(
+  decoder: Uint8Array | ModelProto | Graph | string,
+  options: LossGradientOptions,
+): Promise<MemoryEstimate> {
+  const { graph, inputs, latentDims, imageDims } = lossGradientGraph(
+    await toGraph(decoder),
+    options,
+  );
+  const inputShapes: Record<string, number[]> = {
+    [inputs.latent]: latentDims,
+    [inputs.target]: imageDims,
+  };
+  if (inputs.weight) inputShapes[inputs.weight] = [imageDims[0], 1, imageDims[2], imageDims[3]];
+  let shapes;
+  try {
+    shapes = inferShapes(graph, inputShapes);
+  } catch (e) {
+    throw new MemoryEstimateError(`the loss-and-gradient graph: ${(e as Error).message}`);
+  }
+  return estimateMemory(graph, shapes);
+}
+
+function lossGradientGraph(
+  source: Graph,
   {
     batch,
     latentShape,
@@ -102,9 +161,9 @@ export async function buildLossAndGradient(
     withReconstruction = false,
     withWeight = false,
     fuseUpsampleConv: fuse = true,
+    recompute = true,
   }: LossGradientOptions,
-): Promise<LossGradientGraph> {
-  const source = await toGraph(decoder);
+): Omit<LossGradientGraph, "bytes" | "sessionOptions"> & { graph: Graph } {
   if (source.inputs.length !== 1 || source.outputs.length !== 1) {
     throw new GraphError(
       `decoder must have one input and one output, found inputs [${
@@ -172,9 +231,11 @@ export async function buildLossAndGradient(
   const b = new GraphBuilder({ graph });
   const ft = out.dtype;
   const target = b.input("target", ft, imageDims);
+  shapes.set(target, { dims: imageDims, dtype: ft });
   const weight = withWeight
     ? b.input("weight", ft, [batch, 1, imageDims[2], imageDims[3]])
     : undefined;
+  if (weight) shapes.set(weight, { dims: [batch, 1, imageDims[2], imageDims[3]], dtype: ft });
   const perImage = sizeOf(imageDims.slice(1));
   const y = "reconstruction";
   const d = b.node("Sub", [y, target]);
@@ -214,9 +275,10 @@ export async function buildLossAndGradient(
   b.output(lossValue, ft, [batch]);
   b.output(grads.latent, ft, latentDims, "latent_grad");
   if (withReconstruction) b.output(y, ft, imageDims);
+  if (recompute) recomputeInBackward(b, { seeds: [dterm], shapes });
   pruneGraph(graph);
   return {
-    bytes: encodeModel(graph),
+    graph,
     inputs: { latent: "latent", target, ...(weight ? { weight } : {}) },
     outputs: {
       loss: "loss",

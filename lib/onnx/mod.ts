@@ -1,6 +1,7 @@
 /**
  * latentforge's ONNX library: model I/O, graph builder, constant folding and shape inference,
- * VJP rules and walk, the loss-and-gradient graph, gradient checks and sessions.
+ * VJP rules and walk, recomputation in the backward pass, the loss-and-gradient graph, its memory
+ * estimate and batch fitting, gradient checks and sessions.
  *
  * @example
  * ```ts
@@ -24,6 +25,7 @@ export { appendVjp, type VjpOptions } from "./vjp.ts";
 export { buildVjpGraph, type VjpGraph, type VjpGraphOptions } from "./vjp_graph.ts";
 export {
   buildLossAndGradient,
+  estimateLossAndGradient,
   type LossGradientGraph,
   type LossGradientOptions,
   type LossKind,
@@ -35,3 +37,13 @@ export {
   seededRandom,
 } from "./gradient_check.ts";
 export { type OpenedSession, openSession, type SessionOptions } from "./session.ts";
+export { recomputeInBackward, type RecomputeOptions, type RecomputeResult } from "./recompute.ts";
+export {
+  estimateMemory,
+  type MemoryEstimate,
+  MemoryEstimateError,
+  type MemoryEstimateOptions,
+  onnxRuntimeOrder,
+  RUNTIME_ALLOWANCE,
+} from "./memory_estimate.ts";
+export { type BatchFit, type BatchFitOptions, fitBatchToMemory, neededBytes } from "./batch_fit.ts";

@@ -359,6 +359,11 @@ for (
 ) {
   SHAPE_FNS[op] = broadcast("bool");
 }
+SHAPE_FNS.ScatterElements = (ctx, n) => [{
+  dims: ctx.shape(n.inputs[0]),
+  dtype: ctx.dtype(n.inputs[0]),
+}];
+SHAPE_FNS.ScatterND = SHAPE_FNS.ScatterElements;
 SHAPE_FNS.Not = (ctx, n) => [{ dims: ctx.shape(n.inputs[0]), dtype: DataType.BOOL }];
 SHAPE_FNS.Where = (ctx, n) => [{
   dims: broadcastShapes(n.inputs.map((i) => ctx.shape(i)), n),

@@ -9,6 +9,7 @@ import { foldGraph, pruneGraph } from "./fold.ts";
 import type { Graph } from "./graph.ts";
 import { GraphBuilder } from "./graph_builder.ts";
 import { encodeModel } from "./model_io.ts";
+import { recomputeInBackward } from "./recompute.ts";
 import { appendVjp } from "./vjp.ts";
 
 /** Options of {@link buildVjpGraph}. */
@@ -17,6 +18,8 @@ export interface VjpGraphOptions {
   inputShapes: Record<string, number[]>;
   /** Inputs to differentiate with respect to (default: all float inputs). */
   wrt?: string[];
+  /** Recompute cheap forward values in the backward pass (see `recompute.ts`; default true). */
+  recompute?: boolean;
 }
 
 /** The VJP model and the names of its extra inputs and its outputs. */
@@ -41,7 +44,10 @@ export interface VjpGraph {
  * // feed { x, [vjp.seeds.y]: dy } → outputs { [vjp.gradients.x]: dx }
  * ```
  */
-export function buildVjpGraph(source: Graph, { inputShapes, wrt }: VjpGraphOptions): VjpGraph {
+export function buildVjpGraph(
+  source: Graph,
+  { inputShapes, wrt, recompute = true }: VjpGraphOptions,
+): VjpGraph {
   const { graph, shapes } = foldGraph(source, { inputShapes });
   graph.inputs = graph.inputs.map((v) => ({ ...v, dims: inputShapes[v.name] }));
   const targets = wrt ?? graph.inputs.map((v) => v.name);
@@ -54,6 +60,7 @@ export function buildVjpGraph(source: Graph, { inputShapes, wrt }: VjpGraphOptio
     const t = shapes.get(o.name)!;
     outputShapes[o.name] = t.dims;
     seeds[o.name] = b.input(b.fresh(`${o.name}_seed`), t.dtype, t.dims);
+    shapes.set(seeds[o.name], t);
   }
   const grads = appendVjp(b, { seeds, wrt: targets, shapes });
   const gradients: Record<string, string> = {};
@@ -61,6 +68,7 @@ export function buildVjpGraph(source: Graph, { inputShapes, wrt }: VjpGraphOptio
     const t = shapes.get(w)!;
     gradients[w] = b.output(grads[w], t.dtype, t.dims, b.fresh(`${w}_grad`));
   }
+  if (recompute) recomputeInBackward(b, { seeds: Object.values(seeds), shapes });
   pruneGraph(graph);
   // Seeds must stay inputs even when pruning leaves one unused (a constant output).
   return { bytes: encodeModel(graph), seeds, gradients, outputShapes };

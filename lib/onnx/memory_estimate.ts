@@ -1,0 +1,400 @@
+/**
+ * How much memory one run of a graph takes on ONNX Runtime's CPU provider, estimated from its
+ * tensor sizes before anything is allocated: a liveness analysis over the nodes in the order the
+ * runtime executes them, then what the C allocator makes of those buffers.
+ *
+ * The runtime's buffers: a value is allocated when its node runs and freed after its last
+ * reader; views (Reshape, Squeeze, Unsqueeze, Flatten, Identity) share their input's buffer; an
+ * activation (Relu, Sigmoid…) writes over its input when it dies there; ConvTranspose expands
+ * its input into a column buffer of Cout/group·∏kernel·∏input-spatial elements while it runs.
+ * The execution order is ONNX Runtime's default: a depth-first walk back from the graph's last
+ * nodes, visiting first the input made by the node that comes latest in the file.
+ *
+ * The allocator (glibc's malloc): blocks of 32 MiB and more are mapped on their own and given
+ * back when freed; smaller ones come from a heap that reuses freed space and shrinks only when
+ * 64 MiB are free at its top, so their high-water mark stays.
+ *
+ * What this leaves out, the runtime's own plans (it keeps some freed buffers for later values
+ * of the same shape, its optimizer rewrites convolutions into a blocked layout) and a heap per
+ * thread that ran a step, made measured peaks 0.94–1.5× the modelled one on the decoders tried
+ * (SD-shaped and TAESD-shaped, tensors of 4–64 MiB); {@link RUNTIME_ALLOWANCE} covers the usual
+ * part of that.
+ *
+ * @module
+ */
+import { describeNode, type Graph, type Node } from "./graph.ts";
+import type { ShapeMap } from "./shape_inference.ts";
+import { DataType, sizeOf } from "./tensor.ts";
+
+/** A graph's memory cannot be estimated (a value without a known shape or element type). */
+export class MemoryEstimateError extends Error {
+  override readonly name = "MemoryEstimateError";
+}
+
+/** Options of {@link estimateMemory}. */
+export interface MemoryEstimateOptions {
+  /**
+   * Node order to assume: `onnxruntime` (default) simulates the runtime's default execution
+   * order; `graph` takes the nodes as listed.
+   */
+  order?: "onnxruntime" | "graph";
+  /** How many of the largest values held at the peak to list (default 8). */
+  top?: number;
+}
+
+/** The estimate: bytes held at the peak of one run, and what they are. */
+export interface MemoryEstimate {
+  /** Bytes of the initializers (weights and constants), held for the session's lifetime. */
+  weightBytes: number;
+  /** Bytes of the graph inputs, which the caller allocates and feeds. */
+  inputBytes: number;
+  /**
+   * Bytes the process is expected to take above its baseline at the peak of a run: the modelled
+   * peak ({@link MemoryEstimate.modelledBytes}) times {@link RUNTIME_ALLOWANCE}.
+   */
+  peakBytes: number;
+  /**
+   * Largest total the model holds at once during a run: the runtime's intermediate values,
+   * outputs and kernel workspaces as the allocator holds them; not weights, not inputs.
+   */
+  modelledBytes: number;
+  /** The node running when the peak is reached. */
+  peakNode: string;
+  /** Number of nodes run before the peak node (its position in the execution order). */
+  peakStep: number;
+  /** Number of nodes in the execution order. */
+  steps: number;
+  /** The largest values held at the peak, largest first. */
+  live: { name: string; bytes: number }[];
+}
+
+/**
+ * Measured peak over modelled peak, the usual part of it: 1.25 (measured 0.94–1.5×, see the
+ * module comment).
+ */
+export const RUNTIME_ALLOWANCE = 1.25;
+
+const ELEMENT_BYTES: Record<number, number> = {
+  [DataType.FLOAT]: 4,
+  [DataType.UINT8]: 1,
+  [DataType.INT8]: 1,
+  [DataType.INT32]: 4,
+  [DataType.INT64]: 8,
+  [DataType.BOOL]: 1,
+  [DataType.FLOAT16]: 2,
+  [DataType.DOUBLE]: 8,
+};
+
+/** Ops whose output is a view of their first input. */
+const VIEWS = new Set(["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"]);
+
+/**
+ * Ops whose CPU kernels may write their output over their input when it dies there: the
+ * activations (binary elementwise ops such as Add and Mul always allocate their output).
+ */
+const IN_PLACE = new Set([
+  "Relu",
+  "LeakyRelu",
+  "Sigmoid",
+  "Tanh",
+  "Elu",
+  "Selu",
+  "HardSigmoid",
+  "Softplus",
+  "Softsign",
+  "ThresholdedRelu",
+]);
+
+function bytesOf(shapes: ShapeMap, name: string, node: Node): number {
+  const t = shapes.get(name);
+  if (!t) {
+    throw new MemoryEstimateError(`${describeNode(node)}: value "${name}" has no known shape`);
+  }
+  const per = ELEMENT_BYTES[t.dtype];
+  if (per === undefined) {
+    throw new MemoryEstimateError(
+      `${describeNode(node)}: value "${name}" has element type ${t.dtype}, expected a numeric type`,
+    );
+  }
+  return sizeOf(t.dims) * per;
+}
+
+/** Bytes a kernel allocates for itself while it runs: ConvTranspose's column buffer. */
+function workspaceBytes(node: Node, shapes: ShapeMap): number {
+  if (node.opType !== "ConvTranspose") return 0;
+  const x = shapes.get(node.inputs[0])?.dims;
+  const w = shapes.get(node.inputs[1])?.dims;
+  const t = shapes.get(node.outputs[0]);
+  if (!x || !w || !t) return 0;
+  return w[1] * sizeOf(w.slice(2)) * sizeOf(x.slice(2)) * (ELEMENT_BYTES[t.dtype] ?? 4);
+}
+
+/**
+ * The order in which ONNX Runtime runs a graph's nodes by default: a reverse depth-first walk
+ * from the nodes whose outputs no node reads, visiting inputs made by later-listed nodes first,
+ * each node emitted after all its producers.
+ *
+ * @example
+ * ```ts
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * const x = b.input("x", 1, [2]);
+ * b.output(b.node("Neg", [b.node("Relu", [x])]), 1, [2]);
+ * onnxRuntimeOrder(b.graph).map((n) => n.opType); // ["Relu", "Neg"]
+ * ```
+ */
+export function onnxRuntimeOrder(graph: Graph): Node[] {
+  const nodes = graph.nodes;
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => n.outputs.forEach((o) => o !== "" && producer.set(o, i)));
+  const read = new Set<number>();
+  const inputsOf = nodes.map((n) => {
+    const ps = new Set<number>();
+    for (const x of n.inputs) {
+      const p = producer.get(x);
+      if (p !== undefined) ps.add(p);
+    }
+    for (const p of ps) read.add(p);
+    return [...ps].sort((a, b) => a - b);
+  });
+  const stack: [number, boolean][] = [];
+  nodes.forEach((_, i) => {
+    if (!read.has(i)) stack.push([i, false]);
+  });
+  const visited = new Uint8Array(nodes.length);
+  const order: Node[] = [];
+  while (stack.length > 0) {
+    const [i, leave] = stack.pop()!;
+    if (leave) {
+      order.push(nodes[i]);
+      continue;
+    }
+    if (visited[i]) continue;
+    visited[i] = 1;
+    stack.push([i, true]);
+    for (const p of inputsOf[i]) stack.push([p, false]);
+  }
+  return order;
+}
+
+interface Buffer {
+  bytes: number;
+  /** Step at which it was allocated. */
+  from: number;
+  /** Step after which it is released (Infinity while held). */
+  to: number;
+  /** Values living in it that still have readers to come. */
+  holders: number;
+  /** Value names, for the report. */
+  names: string[];
+  /** Owned by the caller or the session (graph input, initializer): never counted. */
+  external: boolean;
+}
+
+/**
+ * glibc's malloc, as far as RSS goes: blocks of 32 MiB and more are mapped on their own and
+ * unmapped when freed; smaller ones come from a heap that reuses freed space (best fit, split,
+ * coalesced) and gives memory back only when at least 64 MiB are free at its top.
+ */
+class HeapModel {
+  static readonly MAPPED = 32 * 2 ** 20;
+  static readonly TRIM = 64 * 2 ** 20;
+  mapped = 0;
+  top = 0;
+  /** Heap segments in address order. */
+  #segments: { start: number; size: number; free: boolean }[] = [];
+  readonly #at = new Map<number, number>();
+
+  /** Allocates `size` bytes, known as `id` to {@link HeapModel.release}. */
+  allocate(id: number, size: number): void {
+    if (size >= HeapModel.MAPPED) {
+      this.mapped += size;
+      this.#at.set(id, -1);
+      return;
+    }
+    let best = -1;
+    this.#segments.forEach((g, i) => {
+      if (g.free && g.size >= size && (best < 0 || g.size < this.#segments[best].size)) best = i;
+    });
+    if (best < 0) {
+      const last = this.#segments[this.#segments.length - 1];
+      if (last?.free) {
+        // Grow the free space at the top just enough.
+        this.top += size - last.size;
+        last.size = size;
+        best = this.#segments.length - 1;
+      } else {
+        this.#segments.push({ start: this.top, size, free: true });
+        this.top += size;
+        best = this.#segments.length - 1;
+      }
+    }
+    const g = this.#segments[best];
+    if (g.size > size) {
+      this.#segments.splice(best + 1, 0, {
+        start: g.start + size,
+        size: g.size - size,
+        free: true,
+      });
+      g.size = size;
+    }
+    g.free = false;
+    this.#at.set(id, g.start);
+  }
+
+  release(id: number, size: number): void {
+    const start = this.#at.get(id)!;
+    this.#at.delete(id);
+    if (start < 0) {
+      this.mapped -= size;
+      return;
+    }
+    let i = this.#segments.findIndex((g) => g.start === start);
+    this.#segments[i].free = true;
+    if (i + 1 < this.#segments.length && this.#segments[i + 1].free) {
+      this.#segments[i].size += this.#segments[i + 1].size;
+      this.#segments.splice(i + 1, 1);
+    }
+    if (i > 0 && this.#segments[i - 1].free) {
+      this.#segments[i - 1].size += this.#segments[i].size;
+      this.#segments.splice(i, 1);
+      i--;
+    }
+    const last = this.#segments[this.#segments.length - 1];
+    if (last.free && last.size >= HeapModel.TRIM) {
+      this.top -= last.size;
+      this.#segments.pop();
+    }
+  }
+}
+
+/**
+ * Estimates the memory of one run of `graph` (all of whose values have shapes in `shapes`) on
+ * ONNX Runtime's CPU provider without a memory arena or memory pattern.
+ *
+ * @example
+ * ```ts
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * import { inferShapes } from "./shape_inference.ts";
+ * const b = new GraphBuilder();
+ * const x = b.input("x", 1, [1, 1024]);
+ * const y = b.node("Sigmoid", [b.node("Exp", [x])]);
+ * b.output(b.node("ReduceSum", [y], { keepdims: 0 }), 1, []);
+ * const m = estimateMemory(b.graph, inferShapes(b.graph, { x: [1, 1024] }));
+ * m.modelledBytes; // 4100: Sigmoid writes over the output of Exp, then 4 bytes of sum
+ * ```
+ */
+export function estimateMemory(
+  graph: Graph,
+  shapes: ShapeMap,
+  { order = "onnxruntime", top = 8 }: MemoryEstimateOptions = {},
+): MemoryEstimate {
+  const nodes = order === "graph" ? graph.nodes : onnxRuntimeOrder(graph);
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  const remaining = new Map<string, number>();
+  for (const n of nodes) {
+    for (const x of n.inputs) if (x !== "") remaining.set(x, (remaining.get(x) ?? 0) + 1);
+  }
+  let weightBytes = 0;
+  for (const t of graph.initializers.values()) {
+    weightBytes += sizeOf(t.dims) * (ELEMENT_BYTES[t.dtype] ?? 4);
+  }
+  let inputBytes = 0;
+  const bufferOf = new Map<string, Buffer>();
+  const external = (name: string): Buffer => {
+    let b = bufferOf.get(name);
+    if (!b) {
+      b = { bytes: 0, from: 0, to: Infinity, holders: 0, names: [name], external: true };
+      bufferOf.set(name, b);
+    }
+    return b;
+  };
+  for (const v of graph.inputs) {
+    const t = shapes.get(v.name);
+    if (t) inputBytes += sizeOf(t.dims) * (ELEMENT_BYTES[t.dtype] ?? 4);
+    external(v.name);
+  }
+  // The runtime's buffers: made by their node, released after their last reader.
+  const buffers: Buffer[] = [];
+  const workspace = new Float64Array(nodes.length);
+  const retire = (b: Buffer, step: number) => {
+    if (!b.external && b.holders === 0) b.to = step;
+  };
+  nodes.forEach((node, step) => {
+    workspace[step] = workspaceBytes(node, shapes);
+    node.outputs.forEach((o, i) => {
+      if (o === "") return;
+      const bytes = bytesOf(shapes, o, node);
+      let buf: Buffer | undefined;
+      if (i === 0 && VIEWS.has(node.opType) && node.inputs[0]) {
+        buf = bufferOf.get(node.inputs[0]) ?? external(node.inputs[0]);
+      } else if (i === 0 && IN_PLACE.has(node.opType) && !outputs.has(o)) {
+        const x = node.inputs[0];
+        const b = bufferOf.get(x);
+        if (b && !b.external && b.bytes === bytes && b.holders === 1 && remaining.get(x) === 1) {
+          buf = b;
+        }
+      }
+      if (!buf) {
+        buf = { bytes, from: step, to: Infinity, holders: 0, names: [], external: false };
+        buffers.push(buf);
+      }
+      buf.names.push(o);
+      bufferOf.set(o, buf);
+      if ((remaining.get(o) ?? 0) > 0 || outputs.has(o)) buf.holders++;
+      else retire(buf, step);
+    });
+    for (const x of node.inputs) {
+      if (x === "") continue;
+      const left = (remaining.get(x) ?? 1) - 1;
+      remaining.set(x, left);
+      const b = bufferOf.get(x);
+      if (left === 0 && b && !outputs.has(x)) {
+        b.holders--;
+        retire(b, step);
+      }
+    }
+  });
+  // What the process holds: the allocator's view of those buffers, step by step.
+  const made: number[][] = nodes.map(() => []);
+  const freed: number[][] = nodes.map(() => []);
+  buffers.forEach((b, k) => {
+    made[b.from].push(k);
+    if (Number.isFinite(b.to)) freed[b.to].push(k);
+  });
+  const heap = new HeapModel();
+  let modelledBytes = 0, peakStep = 0;
+  const workspaceId = -1;
+  for (let s = 0; s < nodes.length; s++) {
+    for (const k of made[s]) heap.allocate(k, buffers[k].bytes);
+    if (workspace[s] > 0) heap.allocate(workspaceId, workspace[s]);
+    const held = heap.mapped + heap.top;
+    if (held > modelledBytes) {
+      modelledBytes = held;
+      peakStep = s;
+    }
+    if (workspace[s] > 0) heap.release(workspaceId, workspace[s]);
+    for (const k of freed[s]) heap.release(k, buffers[k].bytes);
+  }
+  const live = buffers
+    .filter((b) => b.from <= peakStep && b.to >= peakStep)
+    .map((b) => ({ name: b.names.join(" → "), bytes: b.bytes }))
+    .sort((a, b) => b.bytes - a.bytes);
+  if (workspace[peakStep] > 0) {
+    live.unshift({ name: `${nodes[peakStep].name} workspace`, bytes: workspace[peakStep] });
+  }
+  const used = live.reduce((a, l) => a + l.bytes, 0);
+  if (modelledBytes > used) {
+    live.unshift({ name: "free heap space kept by malloc", bytes: modelledBytes - used });
+  }
+  return {
+    weightBytes,
+    inputBytes,
+    peakBytes: modelledBytes * RUNTIME_ALLOWANCE,
+    modelledBytes,
+    peakNode: nodes[peakStep]?.name ?? "",
+    peakStep,
+    steps: nodes.length,
+    live: live.slice(0, top),
+  };
+}
