@@ -5,8 +5,9 @@
  * Every read through {@link ObjectStore.get} and {@link ObjectStore.copyOut} is checked against
  * the object's name: a disk, a tool or a person may change a stored file, and a changed object
  * must never reach a dataset. A mismatch moves the object to `quarantine/` (so the next run
- * recomputes it instead of reading it again) and raises {@link CorruptObjectError}. sha256 runs
- * at about 1–2 GB/s per core, a small cost next to decoding or writing the same bytes.
+ * recomputes it instead of reading it again) and raises {@link CorruptObjectError}. sha256 ran
+ * at 0.53–0.61 GB/s on one core of the 2-core test machine (under load 7): 31 µs for a 16 KB
+ * latent, a small cost next to decoding, encoding or writing the same bytes.
  *
  * @module
  */

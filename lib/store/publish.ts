@@ -274,9 +274,10 @@ export async function verifyPublished(store: ObjectStore, dir: string): Promise<
 async function recordPublished(cacheDir: string, dir: string): Promise<void> {
   const list = await publishedFolders(cacheDir);
   if (list.includes(dir)) return;
-  await Deno.mkdir(cacheDir, { recursive: true });
+  // Written in the cache's tmp/, whose leftovers gc removes, then renamed into place.
+  await Deno.mkdir(join(cacheDir, "tmp"), { recursive: true });
   const path = join(cacheDir, PUBLISHED);
-  const tmp = `${path}.tmp-${ownerTag()}`;
+  const tmp = join(cacheDir, "tmp", `${PUBLISHED}.${ownerTag()}`);
   await Deno.writeTextFile(tmp, JSON.stringify([...list, dir].sort(), null, 1));
   await Deno.rename(tmp, path);
 }
