@@ -38,10 +38,13 @@ export async function driveItems(
     if (d.run.driver(dep).task.kind === "aggregate") wholeInputs[dep] = d.wholeInput(dep);
   }
   let chain = Promise.resolve();
+  const whole = Object.keys(wholeInputs).length > 0;
   const consider = (item: Item, digests?: Record<string, string>) => {
-    const inputs: Record<string, string> = { ...wholeInputs };
-    if (digests) Object.assign(inputs, digests);
+    // The join hands each item a fresh object of digests: used as it is when nothing joins it.
+    let inputs: Record<string, string>;
+    if (digests) inputs = whole ? Object.assign({ ...wholeInputs }, digests) : digests;
     else {
+      inputs = { ...wholeInputs };
       for (const [name, out] of Object.entries(item.inputs)) inputs[name] = d.run.digestOf(out);
     }
     const params = paramsHash(item.params);
