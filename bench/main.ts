@@ -35,6 +35,8 @@ const out = await new Deno.Command(Deno.execPath(), {
     new URL(benches[name], import.meta.url).pathname,
     ...rest,
   ],
+  // ONNX Runtime's telemetry would leave a log per process in TMPDIR.
+  env: { ORT_DISABLE_TELEMETRY: "1" },
   stdout: "inherit",
   stderr: "inherit",
 }).output();
