@@ -45,7 +45,7 @@ export async function driveAggregate(d: TaskDriver, task: AggregateTask): Promis
     comps: d.decider.components(inputs, params),
     attempts: 0,
   };
-  d.keys.set(AGGREGATE_ITEM, work.key);
+  d.setKey(AGGREGATE_ITEM, work.key);
   d.components.set(AGGREGATE_ITEM, work.comps);
   const started = performance.now();
   try {

@@ -10,6 +10,14 @@ import type { Output } from "../store/records.ts";
 export interface Produced {
   out: Output;
   digest: string;
+  /** The key of the action whose record gave a cached output (ran outputs' keys are kept apart). */
+  key?: string;
+}
+
+/** Action keys by item, where known. */
+export interface KeyLookup {
+  get(id: string): string | undefined;
+  has(id: string): boolean;
 }
 
 /** A per-item task whose results can be followed. */

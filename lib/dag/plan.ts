@@ -27,6 +27,7 @@ import { type SystemicFault, systemicFault } from "../store/systemic.ts";
 import { SpaceCheck } from "../store/space.ts";
 import type { Upstream } from "./task.ts";
 import { type ItemPlan, TaskDriver } from "./task_driver.ts";
+import type { KeyLookup } from "./item_join.ts";
 
 export type { RunOptions };
 
@@ -46,7 +47,7 @@ export interface TaskSummary {
   counts: TaskCounts;
   reason?: string;
   /** Action keys of the items, where known. */
-  keys: Map<string, string>;
+  keys: KeyLookup;
   /** Items that are not cached and why (a plan). */
   plans: Map<string, ItemPlan>;
   /** Set when the plan cannot list the task's items: they all may run. */

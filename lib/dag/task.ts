@@ -9,6 +9,7 @@ import type { ObjectStore } from "../store/objects.ts";
 import type { Output } from "../store/records.ts";
 import type { RunFacts } from "./run_facts.ts";
 import type { DriveApi } from "../net/drive_api.ts";
+import type { KeyLookup } from "./item_join.ts";
 
 export type { Json, Output, RunFacts };
 
@@ -110,7 +111,7 @@ export interface Upstream {
   /** Failed items of a per-item upstream task (and of every task before it). */
   failures(task: string): Map<string, { task: string; reason: string }>;
   /** Action keys of every upstream task, by task then item (for provenance). */
-  keys(task: string): Map<string, string>;
+  keys(task: string): KeyLookup;
   /** Store digests of the files a task declared (e.g. its models), by name. */
   taskInputs(task: string): Record<string, string>;
   /** Milliseconds each successful item's recorded action took. */

@@ -25,7 +25,7 @@ import type { TaskCounts, TaskStatus } from "./events.ts";
 import { fileInputDigests, planFiles, type PlannedFile, storeFiles } from "./file_inputs.ts";
 import { driveItems } from "./item_flow.ts";
 import { driveAggregate } from "./aggregate_flow.ts";
-import type { Produced } from "./item_join.ts";
+import type { KeyLookup, Produced } from "./item_join.ts";
 import type { Pool } from "./pool.ts";
 import type { RunContext } from "./run_context.ts";
 import {
@@ -51,7 +51,12 @@ export class TaskDriver {
   /** Items produced so far (cached, ran, or placeholders in a plan). */
   readonly done = new Map<string, Produced>();
   readonly failed = new Map<string, string>();
-  readonly keys = new Map<string, string>();
+  readonly #keys = new Map<string, string>();
+  /** Action keys by item: this run's decisions, and a cached item's from its output. */
+  readonly keys: KeyLookup = {
+    get: (id) => this.#keys.get(id) ?? this.done.get(id)?.key,
+    has: (id) => this.#keys.has(id) || this.done.get(id)?.key !== undefined,
+  };
   /** Current key components of the items that are not cached. */
   readonly components = new Map<string, KeyComponents>();
   /** Items that are not cached, and why (a plan; a run records what it ran). */
@@ -271,17 +276,16 @@ export class TaskDriver {
   ): void {
     const id = item.id;
     if (decision.verdict === "cached") {
-      this.keys.set(id, decision.key);
       if (decision.revived && !this.dryRun) this.actions.revive(id, decision.record);
       this.counts.cached++;
       const out: Output = { objects: decision.record.objects, meta: decision.record.meta };
       this.run.remember(out, decision.record.digest);
-      this.produce(id, { out, digest: decision.record.digest });
+      this.produce(id, { out, digest: decision.record.digest, key: decision.key });
       return;
     }
     const comps = this.decider.components(inputs, params);
     this.components.set(id, comps);
-    if (decision.verdict === "run" && decision.key !== undefined) this.keys.set(id, decision.key);
+    if (decision.verdict === "run" && decision.key !== undefined) this.setKey(id, decision.key);
     if (this.dryRun || pool === null) {
       this.plans.set(id, { verdict: decision.verdict, reasons: decision.reasons });
       this.run.options.reporter.emit({
@@ -308,6 +312,11 @@ export class TaskDriver {
   }
 
   /** Hands an item's output to the tasks that follow this one. */
+  /** Notes the key of an action this run decided to run. */
+  setKey(id: string, key: string): void {
+    this.#keys.set(id, key);
+  }
+
   produce(id: string, p: Produced): void {
     this.done.set(id, p);
     for (const l of this.#listeners) l(id, p);
