@@ -82,6 +82,15 @@ export function attrString(node: Node, name: string, fallback: string): string {
   return a && a.type === "string" ? a.value : fallback;
 }
 
+/** Ops whose output is a view of their first input: it shares that input's memory. */
+export const VIEW_OPS: ReadonlySet<string> = new Set([
+  "Reshape",
+  "Squeeze",
+  "Unsqueeze",
+  "Flatten",
+  "Identity",
+]);
+
 /** A short description of a node for error messages. */
 export function describeNode(node: Node): string {
   return `${node.opType} node "${node.name}"`;

@@ -22,9 +22,9 @@
  *
  * @module
  */
-import { describeNode, type Graph, type Node } from "./graph.ts";
+import { describeNode, type Graph, type Node, VIEW_OPS } from "./graph.ts";
 import type { ShapeMap } from "./shape_inference.ts";
-import { DataType, sizeOf } from "./tensor.ts";
+import { DataType, ELEMENT_BYTES, sizeOf } from "./tensor.ts";
 
 /** A graph's memory cannot be estimated (a value without a known shape or element type). */
 export class MemoryEstimateError extends Error {
@@ -73,20 +73,6 @@ export interface MemoryEstimate {
  * module comment).
  */
 export const RUNTIME_ALLOWANCE = 1.25;
-
-const ELEMENT_BYTES: Record<number, number> = {
-  [DataType.FLOAT]: 4,
-  [DataType.UINT8]: 1,
-  [DataType.INT8]: 1,
-  [DataType.INT32]: 4,
-  [DataType.INT64]: 8,
-  [DataType.BOOL]: 1,
-  [DataType.FLOAT16]: 2,
-  [DataType.DOUBLE]: 8,
-};
-
-/** Ops whose output is a view of their first input. */
-const VIEWS = new Set(["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"]);
 
 /**
  * Ops whose CPU kernels may write their output over their input when it dies there: the
@@ -326,7 +312,7 @@ export function estimateMemory(
       if (o === "") return;
       const bytes = bytesOf(shapes, o, node);
       let buf: Buffer | undefined;
-      if (i === 0 && VIEWS.has(node.opType) && node.inputs[0]) {
+      if (i === 0 && VIEW_OPS.has(node.opType) && node.inputs[0]) {
         buf = bufferOf.get(node.inputs[0]) ?? external(node.inputs[0]);
       } else if (i === 0 && IN_PLACE.has(node.opType) && !outputs.has(o)) {
         const x = node.inputs[0];

@@ -25,10 +25,10 @@
  * @module
  */
 import { GraphError } from "./errors.ts";
-import { describeNode, type Node } from "./graph.ts";
+import { describeNode, type Node, VIEW_OPS } from "./graph.ts";
 import type { GraphBuilder } from "./graph_builder.ts";
 import { inferNode, type ShapeContext, type ShapeMap } from "./shape_inference.ts";
-import { DataType, isFloatType, sizeOf } from "./tensor.ts";
+import { DataType, ELEMENT_BYTES, isFloatType, sizeOf } from "./tensor.ts";
 
 /** Options of {@link recomputeInBackward}. */
 export interface RecomputeOptions {
@@ -95,20 +95,6 @@ const CHEAP = new Set([
 
 /** What recomputing a value costs, in bytes of memory per byte of output. */
 const RECOMPUTE_CHARGE = 1 / 64;
-
-/** Ops whose output shares its input's memory. */
-const VIEWS = new Set(["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"]);
-
-const ELEMENT_BYTES: Record<number, number> = {
-  [DataType.FLOAT]: 4,
-  [DataType.UINT8]: 1,
-  [DataType.INT8]: 1,
-  [DataType.INT32]: 4,
-  [DataType.INT64]: 8,
-  [DataType.BOOL]: 1,
-  [DataType.FLOAT16]: 2,
-  [DataType.DOUBLE]: 8,
-};
 
 /** Max flow by Dinic's algorithm on a small graph with float capacities. */
 class FlowNetwork {
@@ -276,7 +262,7 @@ export function recomputeInBackward(
   for (const x of order) {
     const k = id.get(x)!;
     const p = producer.get(x);
-    const isView = !!p && VIEWS.has(p.opType);
+    const isView = !!p && VIEW_OPS.has(p.opType);
     // Keeping a value costs its bytes. A view costs nothing of its own: keeping it keeps its
     // input. A helper is never kept: a runtime's depth-first order would run it only when the
     // backward pass first reads it, holding its forward inputs until then.
@@ -299,7 +285,7 @@ export function recomputeInBackward(
   const recomputed = (x: string) => id.has(x) && side[2 * id.get(x)!] === 0;
   const base = (x: string): string => {
     const p = producer.get(x);
-    return p && VIEWS.has(p.opType) && !constant(p.inputs[0]) ? base(p.inputs[0]) : x;
+    return p && VIEW_OPS.has(p.opType) && !constant(p.inputs[0]) ? base(p.inputs[0]) : x;
   };
   const bases = new Set([...read].map(base).filter((x) => !held.has(x) && !constant(x)));
   let bytesBefore = 0;
@@ -327,7 +313,7 @@ export function recomputeInBackward(
       const out = b.fresh(`${x}__recomputed`);
       // A view reads the token through its input; any other op not yet reading it gets it.
       if (ins.some((i) => tokened.has(i))) tokened.add(out);
-      else if (!VIEWS.has(p.opType)) {
+      else if (!VIEW_OPS.has(p.opType)) {
         // Subtract the token from the smallest float input the op reads.
         let best = -1;
         ins.forEach((i, j) => {

@@ -30,6 +30,18 @@ export interface HostTensor {
   data: TensorData;
 }
 
+/** Bytes per element of the numeric tensor types, by ONNX data type. */
+export const ELEMENT_BYTES: Readonly<Record<number, number>> = {
+  [DataType.FLOAT]: 4,
+  [DataType.UINT8]: 1,
+  [DataType.INT8]: 1,
+  [DataType.INT32]: 4,
+  [DataType.INT64]: 8,
+  [DataType.BOOL]: 1,
+  [DataType.FLOAT16]: 2,
+  [DataType.DOUBLE]: 8,
+};
+
 /** Number of elements of a shape. */
 export function sizeOf(dims: readonly number[]): number {
   let n = 1;

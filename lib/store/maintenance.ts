@@ -77,15 +77,15 @@ export async function collectGarbage(
     tempFilesRemoved: 0,
     journalFilesCompacted: 0,
   };
-  const deleted = new Set<string>();
+  const stored = new Set<string>();
   for await (const obj of store.list()) {
     if (roots.has(obj.digest)) {
       result.objectsKept++;
+      stored.add(obj.digest);
       continue;
     }
     result.objectsDeleted++;
     result.bytesFreed += obj.size;
-    deleted.add(obj.digest);
     if (!dryRun) await store.remove(obj.digest);
   }
   // Temp files are leftovers of interrupted writes: gc holds the lease, so nobody is writing.
@@ -95,7 +95,9 @@ export async function collectGarbage(
   }
   if (!dryRun) {
     await records.deleteKeys(prune);
-    await records.dropAliases((d) => deleted.has(d));
+    // Aliases of objects no longer stored: those deleted here, and those announced for an
+    // object a killed run never stored (see ItemContext.announceAlias).
+    await records.dropAliases((d) => !stored.has(d));
     // The journal only grows between compactions: one snapshot of the live records replaces
     // it — unless the database is damaged, when the journal is what it will be rebuilt from.
     if (checkRecordsPages(store.root).length === 0) {

@@ -23,7 +23,7 @@
  */
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { createHash } from "node:crypto";
-import { fsyncDir, type ObjectStore } from "./objects.ts";
+import { fsyncDir, type ObjectStore, writeFileAtomic } from "./objects.ts";
 import { filesDigest, type FileStat, MARKER, type OutMarker, readMarker } from "./out_marker.ts";
 
 /** Raised when the output folder holds files latentforge did not write. */
@@ -470,20 +470,8 @@ async function withParentLock<T>(target: string, fn: () => Promise<T>): Promise<
 }
 
 async function writeMarker(dir: string, marker: OutMarker): Promise<void> {
-  const path = join(dir, MARKER);
-  const tmp = `${path}.tmp-${ownerTag()}`;
   const text = JSON.stringify({ ...marker, written: new Date().toISOString() }, null, 1);
-  const bytes = new TextEncoder().encode(text);
-  const file = await Deno.open(tmp, { write: true, createNew: true });
-  try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.sync();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(tmp, path);
-  await fsyncDir(dir);
+  await writeFileAtomic(join(dir, MARKER), new TextEncoder().encode(text));
 }
 
 async function statOf(path: string): Promise<FileStat> {
