@@ -1,9 +1,10 @@
 /**
  * Objects by other names: an action may record that one of its output objects is also known
  * as, say, `md5:<hex>` (the MD5 a dataset spec gives for an image), so bytes already in the
- * store are never fetched again. Aliases are records like any other (written in the same batch
- * as the action, after its objects are durable); `verify` drops those whose object was
- * corrupt, `gc` those whose object it deleted, and a lookup ignores one whose object is gone.
+ * store are never fetched again. An alias is written once its object is durable, or — for a
+ * download — just before the object is stored (`ItemContext.announceAlias`), so a run killed
+ * before the action's record finds the bytes; `verify` drops those whose object was corrupt,
+ * `gc` those whose object is not in the store, and a lookup ignores one whose object is gone.
  *
  * @module
  */
