@@ -21,7 +21,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
-import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { estimateLossAndGradient } from "../lib/onnx/loss_gradient.ts";
 import { sizeOf } from "../lib/onnx/tensor.ts";
 import { writeSdDecoder } from "../tests/fixtures/vae.ts";

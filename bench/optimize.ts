@@ -29,7 +29,7 @@ import { encodeNpy } from "../lib/format/npy.ts";
 import { preprocessImage } from "../lib/image/preprocess.ts";
 import { encodeImages, gradientEvaluator, openVae } from "../lib/model/vae.ts";
 import { LatentNormalization } from "../lib/model/normalization.ts";
-import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import {
   type OptimizeJob,
   optimizeLatents,

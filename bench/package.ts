@@ -22,6 +22,7 @@ import type { Output } from "../lib/store/records.ts";
 import { writeLayout } from "../lib/package/layout.ts";
 import { packageRows } from "../lib/package/rows.ts";
 import { runTimed } from "./timing.ts";
+import { seededRandom } from "../lib/base/random.ts";
 
 const PYTHON = "/usr/bin/python3";
 const WORK = new URL("./.work/", import.meta.url).pathname;
@@ -56,13 +57,7 @@ async function generate(dir: string, count: number): Promise<Generated> {
   if (cached && cached.ids.length === count) return cached;
   console.log(`generating ${count} latents (seed ${SEED}) in ${dir} …`);
   const store = new ObjectStore(join(dir, "cache"));
-  let s = SEED;
-  const next = () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(SEED);
   const put = async () => {
     const data = Float32Array.from({ length: 4 * 32 * 32 }, () => next() * 4 - 2);
     const bytes = encodeNpy({ dtype: "<f4", shape: [1, 4, 32, 32], data });

@@ -25,6 +25,7 @@ import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
 import { writeFileAtomic } from "../lib/store/objects.ts";
 import { preprocessConcurrency, preprocessImage } from "../lib/image/preprocess.ts";
 import { loadLibdeflate } from "../lib/image/libdeflate.ts";
+import { seededRandom } from "../lib/base/random.ts";
 
 const PYTHON = "/usr/bin/python3";
 const WORK = new URL("./.work/", import.meta.url).pathname;
@@ -56,16 +57,6 @@ function imagePath(i: number): string {
   return `images1024x1024/${folder}/${String(i).padStart(5, "0")}.png`;
 }
 
-/** Seeded PRNG so the generated set is the same on every machine. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const PALETTE = ["#1d3557", "#457b9d", "#a8dadc", "#e63946", "#f4a261", "#2a9d8f", "#e9c46a"];
 
 /** Textured backgrounds are slow to render, so a few are made once and shared. */
@@ -94,7 +85,7 @@ async function backgrounds(): Promise<Uint8Array[]> {
 
 /** A face-like figure: head, eyes, mouth and a few strokes, placed and coloured per image. */
 function figureSvg(i: number): string {
-  const rnd = mulberry32(i + 1);
+  const rnd = seededRandom(i + 1);
   const pick = () => PALETTE[Math.floor(rnd() * PALETTE.length)];
   const cx = 380 + rnd() * 260;
   const cy = 380 + rnd() * 260;

@@ -10,7 +10,7 @@
  */
 
 import { ffhqRecord, formatSpecEntry } from "../tests/fixtures/mirror.ts";
-import { seededRandom } from "../tests/fixtures/synthetic_images.ts";
+import { seededRandom } from "../lib/base/random.ts";
 
 const i = Deno.args.indexOf("--count");
 const count = i >= 0 ? Number(Deno.args[i + 1]) : 70_000;

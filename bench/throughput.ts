@@ -30,7 +30,7 @@ import { decodeModel, readGraph } from "../lib/onnx/model_io.ts";
 import { graphFromModel } from "../lib/onnx/graph.ts";
 import { buildLossAndGradient } from "../lib/onnx/loss_gradient.ts";
 import { encodeImages, gradientEvaluator, openVae } from "../lib/model/vae.ts";
-import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { writeDemoVae, writeSdDecoder, writeSdEncoder } from "../tests/fixtures/vae.ts";
 import { countFlops } from "./flop_count.ts";
 

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
 import { Running } from "./fixtures/running.ts";
-import { seededRandom } from "./fixtures/synthetic_images.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { ToyProject } from "./fixtures/toy_harness.ts";
 
 /** `LATENTFORGE_TEST_SEED` replays the kill points of a printed seed. */

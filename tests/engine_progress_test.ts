@@ -6,6 +6,7 @@ import {
   PlainReporter,
   type ProgressClock,
 } from "../lib/dag/progress.ts";
+import { seededRandom } from "../lib/base/random.ts";
 
 /** A clock whose time moves only when told, firing due timers in order. */
 class FakeClock implements ProgressClock {
@@ -41,22 +42,12 @@ class FakeClock implements ProgressClock {
   }
 }
 
-/** Seeded PRNG (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Plays a run like the one that was silent for 1 min 40 s: optimize finishes batches of eight
  * images minutes apart, and a finished image prints nothing without a terminal.
  */
 function playRun(reporter: Reporter, clock: FakeClock, seed: number): void {
-  const rnd = random(seed);
+  const rnd = seededRandom(seed);
   console.log(`seed ${seed}`);
   reporter.emit({
     event: "run-start",

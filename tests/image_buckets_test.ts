@@ -9,7 +9,7 @@ import {
   parseBucketName,
   resolveBucketOptions,
 } from "../lib/image/buckets.ts";
-import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 
 Deno.test("bucket set for 256² in steps of 64: every width with its tallest height, transposes and the square", () => {
   assertEquals(

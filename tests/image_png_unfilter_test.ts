@@ -7,16 +7,12 @@ import {
   unfilterScanlinesJs,
 } from "../lib/image/png_unfilter.ts";
 import { assertEquals, assertThrows } from "./fixtures/assert.ts";
+import { seededRandom } from "../lib/base/random.ts";
 
 /** Seeded uniform integers in [0, n). */
 function randomInts(seed: number): (n: number) => number {
-  let state = seed >>> 0;
-  return (n) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
+  const random = seededRandom(seed);
+  return (n) => Math.floor(random() * n);
 }
 
 /** Fails with the first differing position rather than a diff of the whole array. */

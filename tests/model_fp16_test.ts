@@ -11,7 +11,7 @@ import { VaeProject } from "./fixtures/vae_project.ts";
 import { floatToHalf, halfToFloat } from "../lib/model/fp16.ts";
 import { ModelSession } from "../lib/model/model_session.ts";
 import { PRESETS } from "../lib/model/presets.ts";
-import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 
 const { onnx } = onnxProto;
 

@@ -11,7 +11,8 @@ import { tinySdDecoder, writeVae } from "./fixtures/vae.ts";
 import { VaeProject } from "./fixtures/vae_project.ts";
 import { LatentNormalization, NormalizationError } from "../lib/model/normalization.ts";
 import { gradientFreeEvaluator, ModelSession, openVae } from "../lib/model/vae.ts";
-import { checkGradient, seededRandom } from "../lib/onnx/gradient_check.ts";
+import { checkGradient } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { encodeModel } from "../lib/onnx/model_io.ts";
 
 Deno.test("normalization: stored = ((z − mean) / std − shift) × scale per channel, and back", () => {

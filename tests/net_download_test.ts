@@ -4,7 +4,7 @@ import { downloadVerified } from "../lib/net/download.ts";
 import { DownloadError } from "../lib/net/download_error.ts";
 import { HashPool } from "../lib/net/hash_pool.ts";
 import { HostGate, hostOf } from "../lib/net/host_gate.ts";
-import { retry } from "../lib/net/retry.ts";
+import { retry } from "../lib/base/retry.ts";
 import { ALL_FAULTS, type Mirror, startMirror } from "./fixtures/mirror.ts";
 import { Running } from "./fixtures/running.ts";
 

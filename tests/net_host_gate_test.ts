@@ -1,6 +1,6 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { HostGate } from "../lib/net/host_gate.ts";
-import { retry } from "../lib/net/retry.ts";
+import { retry } from "../lib/base/retry.ts";
 import { DownloadError } from "../lib/net/download_error.ts";
 
 Deno.test("quota back-off starts at quota_backoff_s, doubles while refusals persist, resets on success", () => {

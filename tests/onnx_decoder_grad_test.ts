@@ -2,7 +2,8 @@
 // decoders built by the project's own builder, the loss graph, descent, and error reports.
 import * as ort from "onnxruntime-node";
 import { ShapeError, UnsupportedOpError } from "../lib/onnx/errors.ts";
-import { checkGradient, seededRandom } from "../lib/onnx/gradient_check.ts";
+import { checkGradient } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { GraphBuilder } from "../lib/onnx/graph_builder.ts";
 import { buildLossAndGradient, type LossKind } from "../lib/onnx/loss_gradient.ts";
 import { decodeModel, encodeModel } from "../lib/onnx/model_io.ts";

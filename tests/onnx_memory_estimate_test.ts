@@ -4,7 +4,7 @@
 import * as ort from "onnxruntime-node";
 import { fitBatchToMemory, neededBytes } from "../lib/onnx/batch_fit.ts";
 import { encodeNpy } from "../lib/format/npy.ts";
-import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { graphFromModel } from "../lib/onnx/graph.ts";
 import { GraphBuilder } from "../lib/onnx/graph_builder.ts";
 import { buildLossAndGradient, estimateLossAndGradient } from "../lib/onnx/loss_gradient.ts";

@@ -3,7 +3,7 @@ import * as ort from "onnxruntime-node";
 import { SessionError } from "../lib/onnx/errors.ts";
 import { foldGraph } from "../lib/onnx/fold.ts";
 import { inferShapes } from "../lib/onnx/shape_inference.ts";
-import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import type { Graph } from "../lib/onnx/graph.ts";
 import { GraphBuilder } from "../lib/onnx/graph_builder.ts";
 import { encodeModel, readGraph, readModel, writeModel } from "../lib/onnx/model_io.ts";

@@ -1,6 +1,7 @@
 // The gradient on the real exported decoder (PyTorch export, opset 17, dynamic shapes).
 import * as ort from "onnxruntime-node";
-import { checkGradient, seededRandom } from "../lib/onnx/gradient_check.ts";
+import { checkGradient } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { buildLossAndGradient } from "../lib/onnx/loss_gradient.ts";
 import { readGraph } from "../lib/onnx/model_io.ts";
 import { openSession } from "../lib/onnx/session.ts";

@@ -1,7 +1,8 @@
 // Recomputation in the backward pass: exact gradients (finite differences, and equal to the
 // graph that keeps everything), less kept, and ONNX Runtime running the copies where intended.
 import * as ort from "onnxruntime-node";
-import { checkGradient, seededRandom } from "../lib/onnx/gradient_check.ts";
+import { checkGradient } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { graphFromModel } from "../lib/onnx/graph.ts";
 import { GraphBuilder } from "../lib/onnx/graph_builder.ts";
 import { buildLossAndGradient } from "../lib/onnx/loss_gradient.ts";

@@ -1,5 +1,6 @@
 // Every VJP rule checked by a directional finite difference on random inputs, in ONNX Runtime.
-import { checkGradient, seededRandom } from "../lib/onnx/gradient_check.ts";
+import { checkGradient } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { type AttrInput, GraphBuilder } from "../lib/onnx/graph_builder.ts";
 import { DataType, sizeOf } from "../lib/onnx/tensor.ts";
 import { VJP_RULES } from "../lib/onnx/vjp_rules.ts";

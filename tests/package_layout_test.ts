@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { assert, assertEquals } from "./fixtures/assert.ts";
 import { PYTHON, pythonRequirement } from "./fixtures/python.ts";
 import { testIf } from "./fixtures/skip.ts";
-import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { ObjectStore } from "../lib/store/objects.ts";
 import { publishDirectory } from "../lib/store/publish.ts";
 import { encodeNpy } from "../lib/format/npy.ts";

@@ -15,9 +15,9 @@ import {
   PlanSequence,
   predictions,
   type RunFlags,
-  seededRandom,
   withField,
 } from "./fixtures/plan_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { PlanProject } from "./fixtures/plan_project.ts";
 import { startMirror } from "./fixtures/mirror.ts";
 import { syntheticImage } from "./fixtures/synthetic_images.ts";

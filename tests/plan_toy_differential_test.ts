@@ -6,13 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { assert, assertEquals } from "./fixtures/assert.ts";
-import {
-  configFields,
-  PlanSequence,
-  predictions,
-  seededRandom,
-  withField,
-} from "./fixtures/plan_check.ts";
+import { configFields, PlanSequence, predictions, withField } from "./fixtures/plan_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 import { PlanProject } from "./fixtures/plan_project.ts";
 import { runPipeline, type RunResult } from "../lib/dag/plan.ts";
 import { TaskGraph } from "../lib/dag/graph.ts";

@@ -12,16 +12,7 @@ import {
 } from "../lib/report/run_section.ts";
 import { chromiumRequirement, withChromiumPage } from "./fixtures/chromium.ts";
 import { testIf } from "./fixtures/skip.ts";
-
-/** Seeded PRNG: the same report every run. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../lib/base/random.ts";
 
 function gaussian(rnd: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
@@ -102,7 +93,7 @@ function runFacts(built = "2026-11-21T02:31:07.250Z"): RunFacts {
 
 /** A run of 64 images over three splits, with three failures and eight real sample triplets. */
 async function realisticReport(): Promise<ReportData> {
-  const rnd = random(42);
+  const rnd = seededRandom(42);
   const splits = [{ name: "train", count: 48 }, { name: "val", count: 8 }, {
     name: "test",
     count: 5,

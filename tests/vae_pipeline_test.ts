@@ -22,7 +22,7 @@ import { decodeSafetensors } from "../lib/format/safetensors.ts";
 import { preprocessImage } from "../lib/image/preprocess.ts";
 import { gradientEvaluator } from "../lib/model/vae.ts";
 import { LatentNormalization } from "../lib/model/normalization.ts";
-import { seededRandom } from "../lib/onnx/gradient_check.ts";
+import { seededRandom } from "../lib/base/random.ts";
 
 const numpyH5py = pythonRequirement("numpy, h5py");
 

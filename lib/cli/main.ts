@@ -31,6 +31,7 @@ import type { Executor } from "../dag/remote.ts";
 import type { ExecutorConfig } from "../executor/config.ts";
 import { SlurmError, SlurmExecutor } from "../executor/slurm_executor.ts";
 import { workerCommand } from "../executor/worker_command.ts";
+import { formatBytes } from "../base/bytes.ts";
 
 /** Exit codes. */
 export const EXIT = {
@@ -583,15 +584,4 @@ function positiveInt(value: string): number {
     throw new InvalidArgumentError(`expected a positive integer, found "${value}"`);
   }
   return n;
-}
-
-/** "1.2 MB" style sizes. */
-export function formatBytes(n: number): string {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }

@@ -15,7 +15,7 @@ import { CorruptObjectError, MissingObjectError, type ObjectStore } from "../sto
 import { type PublishedCheck, publishedFolders, verifyPublished } from "../store/publish.ts";
 import type { Records } from "../store/records.ts";
 import { diagnoseRecords, repairRecords, type RepairResult } from "../store/repair.ts";
-import { formatBytes } from "../store/systemic.ts";
+import { formatBytes } from "../base/bytes.ts";
 
 /** Options of {@link verifyCommand}. */
 export interface VerifyCommandOptions {

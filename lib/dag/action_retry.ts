@@ -1,23 +1,18 @@
 /**
- * Retrying an action: the default policy, and one attempt loop over lib/net/retry.ts shared by
+ * Retrying an action: the default policy, and one attempt loop over lib/base/retry.ts shared by
  * the runner and remote workers.
  *
  * @module
  */
-import { retry } from "../net/retry.ts";
+import { retry } from "../base/retry.ts";
 import type { RetryPolicy } from "./task.ts";
 import type { Work } from "./work_pool.ts";
-
-/** Whether an error is an interruption rather than a failure. */
-export function isAbort(e: unknown): boolean {
-  return e instanceof Error && (e.name === "AbortError" || e.name === "Interrupted");
-}
 
 /** The default retry policy for retryable errors. */
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseMs: 500, maxMs: 30_000 };
 
 /**
- * Runs one action, retrying its retryable errors under `policy` (see lib/net/retry.ts: an error
+ * Runs one action, retrying its retryable errors under `policy` (see lib/base/retry.ts: an error
  * may exempt itself from the attempt count and ask for a least delay). `work.attempts` counts
  * the attempts made.
  */

@@ -21,7 +21,8 @@ import type {
   TaskContext,
 } from "./task.ts";
 import type { TaskDriver } from "./task_driver.ts";
-import { DEFAULT_RETRY, isAbort, withRetry } from "./action_retry.ts";
+import { isAbort } from "../base/abort.ts";
+import { DEFAULT_RETRY, withRetry } from "./action_retry.ts";
 import { checkpointPath, itemContext } from "./item_context.ts";
 import type { PoolHost, Work } from "./work_pool.ts";
 

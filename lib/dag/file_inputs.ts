@@ -18,7 +18,7 @@ import { type FileDigest, KEYS, type Records, type RecordWriter } from "../store
 import type { ObjectAliases } from "../store/aliases.ts";
 import { hashJson } from "../store/canonical.ts";
 import { fetchSource, type FileSourceSpec } from "../net/fetch_source.ts";
-import { retry } from "../net/retry.ts";
+import { retry } from "../base/retry.ts";
 import { getPath } from "./config.ts";
 import type { FileDownloadOptions, RetryPolicy, StoredFile } from "./task.ts";
 

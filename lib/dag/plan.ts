@@ -28,6 +28,7 @@ import { SpaceCheck } from "../store/space.ts";
 import type { Upstream } from "./task.ts";
 import { type ItemPlan, TaskDriver } from "./task_driver.ts";
 import type { KeyLookup } from "./item_join.ts";
+import { removeIfPresent } from "../base/fs.ts";
 
 export type { RunOptions };
 
@@ -340,12 +341,4 @@ async function removeCheckpoint(store: ObjectStore, path: string): Promise<void>
   }
   await removeIfPresent(path);
   if (/^[0-9a-f]{64}$/.test(digest)) await store.remove(digest);
-}
-
-async function removeIfPresent(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
 }

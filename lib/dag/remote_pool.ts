@@ -8,6 +8,7 @@ import type { ObjectStore } from "../store/objects.ts";
 import { type Executor, readResults, resultPath, type WorkList } from "./remote.ts";
 import type { ActionResult, EachTask, Log, StoredFile } from "./task.ts";
 import type { Pool, Work } from "./pool.ts";
+import { removeIfPresent } from "../base/fs.ts";
 
 /** What the remote pool needs from the task it runs. */
 export interface RemoteHost {
@@ -122,13 +123,5 @@ export class RemotePool implements Pool {
         0,
       );
     }
-  }
-}
-
-async function removeIfPresent(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
 }

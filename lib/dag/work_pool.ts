@@ -16,8 +16,8 @@ import type {
 } from "./task.ts";
 import { canonicalJson } from "../store/canonical.ts";
 import type { KeyComponents } from "../store/records.ts";
-import { sleep } from "../net/retry.ts";
-import { isAbort } from "./action_retry.ts";
+import { sleep } from "../base/sleep.ts";
+import { isAbort } from "../base/abort.ts";
 import type { Pool } from "./pool.ts";
 
 /** One action to execute: the item, its key and the components of the key. */

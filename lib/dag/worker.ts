@@ -21,7 +21,8 @@ import type {
   StoredFile,
   TaskContext,
 } from "./task.ts";
-import { DEFAULT_RETRY, isAbort, withRetry } from "./action_retry.ts";
+import { isAbort } from "../base/abort.ts";
+import { DEFAULT_RETRY, withRetry } from "./action_retry.ts";
 import { itemContext } from "./item_context.ts";
 import { type PoolHost, type Work, WorkPool } from "./work_pool.ts";
 

@@ -27,6 +27,7 @@ import { readPixelFacts } from "./pixels.ts";
 import { ZipArchive, ZipArchiveError, type ZipEntry } from "./zip_archive.ts";
 import type { Digests, HashPool } from "../net/hash_pool.ts";
 import type { ObjectStore } from "../store/objects.ts";
+import { removeIfPresent } from "../base/fs.ts";
 
 /** Raised when an adopt source cannot be opened (missing, unreadable, not a zip archive). */
 export class AdoptSourceError extends Error {
@@ -341,11 +342,11 @@ export class AdoptSources {
       try {
         checked = await this.check(file, item, { keepAt, hashPool, signal });
       } catch (error) {
-        if (keepAt) await removeQuietly(keepAt);
+        if (keepAt) await removeIfPresent(keepAt);
         throw error;
       }
       if (checked.verdict.kind === "rejected") {
-        if (keepAt) await removeQuietly(keepAt);
+        if (keepAt) await removeIfPresent(keepAt);
         rejected.push({ file: checked.verdict.file, reason: checked.verdict.reason });
         continue;
       }
@@ -630,12 +631,4 @@ async function isJpeg(input: string | Uint8Array): Promise<boolean> {
     await f.read(head);
   } else head = input;
   return head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
-}
-
-async function removeQuietly(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
 }

@@ -16,7 +16,7 @@
  * @module
  */
 import { SlurmError } from "./slurm_error.ts";
-import { sleep } from "../net/retry.ts";
+import { sleep } from "../base/sleep.ts";
 
 export { SlurmError };
 

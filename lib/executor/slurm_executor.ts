@@ -8,7 +8,7 @@
  */
 import { join, resolve } from "node:path";
 import type { Executor } from "../dag/remote.ts";
-import { sleep } from "../net/retry.ts";
+import { sleep } from "../base/sleep.ts";
 import type { ExecutorConfig } from "./config.ts";
 import {
   type ArrayTaskState,

@@ -13,6 +13,7 @@ import { DownloadError } from "./download_error.ts";
 import type { Digests, HashPool } from "./hash_pool.ts";
 import { driveRefusal } from "./drive_api.ts";
 import { HostGate, hostOf } from "./host_gate.ts";
+import { removeIfPresent } from "../base/fs.ts";
 
 /** Options of {@link downloadVerified}. */
 export interface DownloadOptions {
@@ -129,7 +130,7 @@ export async function downloadVerified(options: DownloadOptions): Promise<Downlo
 
   const have = await fileSize(partialPath);
   if (expectedSize !== undefined && have > expectedSize) {
-    await removeIfExists(partialPath);
+    await removeIfPresent(partialPath);
   } else if (expectedSize !== undefined && have === expectedSize && have > 0) {
     // A previous run received every byte but stopped before the file was taken over.
     const digests = await (await startHasher(options, have)).digest();
@@ -215,14 +216,6 @@ async function fileSize(path: string): Promise<number> {
   }
 }
 
-async function removeIfExists(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-}
-
 async function readHead(path: string, n: number): Promise<string> {
   using file = await Deno.open(path, { read: true });
   const buf = new Uint8Array(n);
@@ -241,7 +234,7 @@ async function finish(
   const { md5, sha256 } = digests;
   const where = url ?? partialPath;
   if (expectedSize !== undefined && size !== expectedSize) {
-    await removeIfExists(partialPath);
+    await removeIfPresent(partialPath);
     throw new DownloadError(
       "size",
       `${where}: expected ${expectedSize} bytes, found ${size}; partial file discarded`,
@@ -249,7 +242,7 @@ async function finish(
     );
   }
   if (expectedMd5 !== undefined && md5 !== expectedMd5) {
-    await removeIfExists(partialPath);
+    await removeIfPresent(partialPath);
     throw new DownloadError(
       "md5",
       `${where}: expected MD5 ${expectedMd5}, found ${md5}; partial file discarded`,
@@ -257,7 +250,7 @@ async function finish(
     );
   }
   if (HTML_HEAD_RE.test(await readHead(partialPath, 256))) {
-    await removeIfExists(partialPath);
+    await removeIfPresent(partialPath);
     throw new DownloadError("html", `${where}: received an HTML page instead of the file`, {
       url: url ?? undefined,
     });
@@ -381,7 +374,7 @@ async function fetchOnce(
   const stallMs = options.stallMs ?? 30_000;
   let have = await fileSize(partialPath);
   if (expectedSize !== undefined && have > expectedSize) {
-    await removeIfExists(partialPath);
+    await removeIfPresent(partialPath);
     have = 0;
   }
   const controller = new AbortController();
@@ -455,7 +448,7 @@ async function fetchOnce(
           ),
         };
       }
-      await removeIfExists(partialPath);
+      await removeIfPresent(partialPath);
       throw new DownloadError(
         "size",
         `${url}: the server has ${total} bytes but the partial file has ${have}; partial discarded`,
@@ -525,7 +518,7 @@ async function fetchOnce(
       total = m[3] === "*" ? undefined : Number(m[3]);
       if (start !== have) {
         reader.cancel().catch(() => {});
-        await removeIfExists(partialPath);
+        await removeIfPresent(partialPath);
         throw new DownloadError(
           "http",
           `${url}: asked for bytes from ${have}, the server sent from ${start}; partial discarded`,
@@ -547,7 +540,7 @@ async function fetchOnce(
 
     if (status === 200 && have > 0) {
       // The server ignored the Range request: start over from byte 0.
-      await removeIfExists(partialPath);
+      await removeIfPresent(partialPath);
       have = 0;
     }
     hasher = await startHasher(options, have);
@@ -574,7 +567,7 @@ async function fetchOnce(
         pendingBytes = 0;
         file.close();
         file = undefined;
-        await removeIfExists(partialPath);
+        await removeIfPresent(partialPath);
         throw new DownloadError(
           "size",
           `${url}: received more than the expected ${expectedSize} bytes; partial discarded`,

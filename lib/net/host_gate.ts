@@ -5,7 +5,7 @@
  * @module
  */
 
-import { sleep } from "./retry.ts";
+import { sleep } from "../base/sleep.ts";
 
 /** Options of {@link HostGate}. */
 export interface HostGateOptions {

@@ -13,6 +13,7 @@ import { encodeModel } from "./model_io.ts";
 import { openSession } from "./session.ts";
 import { sizeOf } from "./tensor.ts";
 import { buildVjpGraph } from "./vjp_graph.ts";
+import { seededRandom } from "../base/random.ts";
 
 /** Options of {@link checkGradient}. */
 export interface GradientCheckOptions {
@@ -33,18 +34,6 @@ export interface GradientCheckResult {
   analytic: number;
   numeric: number;
   relativeError: number;
-}
-
-/** A small deterministic generator (mulberry32) yielding uniform numbers in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

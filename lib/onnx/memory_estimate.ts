@@ -24,7 +24,7 @@
  */
 import { describeNode, type Graph, type Node, VIEW_OPS } from "./graph.ts";
 import type { ShapeMap } from "./shape_inference.ts";
-import { DataType, ELEMENT_BYTES, sizeOf } from "./tensor.ts";
+import { ELEMENT_BYTES, sizeOf } from "./tensor.ts";
 
 /** A graph's memory cannot be estimated (a value without a known shape or element type). */
 export class MemoryEstimateError extends Error {

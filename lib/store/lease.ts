@@ -10,7 +10,7 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { sleep } from "../net/retry.ts";
+import { sleep } from "../base/sleep.ts";
 import { KEYS } from "./records.ts";
 import { systemicFault } from "./systemic.ts";
 

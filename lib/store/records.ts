@@ -13,7 +13,7 @@
  */
 import { join } from "node:path";
 import type { Json } from "./canonical.ts";
-import { sleep } from "../net/retry.ts";
+import { sleep } from "../base/sleep.ts";
 import { Journal } from "./journal.ts";
 import { KEYS } from "./record_keys.ts";
 import { checkRecordsFile, RECORDS_FILE, recordsFault } from "./records_file.ts";

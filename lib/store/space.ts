@@ -9,7 +9,8 @@
  */
 import type { Json } from "./canonical.ts";
 import type { ObjectStore } from "./objects.ts";
-import { formatBytes, freeBytes } from "./systemic.ts";
+import { formatBytes } from "../base/bytes.ts";
+import { freeBytes } from "./systemic.ts";
 
 /** Records sampled per task to estimate what one action stores. */
 const SAMPLE = 16;

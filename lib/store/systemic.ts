@@ -10,6 +10,7 @@
  */
 import { statfsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { formatBytes } from "../base/bytes.ts";
 
 /** What kind of fault stopped the run. */
 export type FaultKind = "disk-full" | "quota" | "read-only" | "io" | "store";
@@ -166,22 +167,4 @@ function readOnly(path: string, cause: unknown): SystemicFault {
 function pathIn(text: string): string | null {
   const m = /\(os error \d+\):? \w+ '([^']+)'/.exec(text);
   return m ? m[1] : null;
-}
-
-/**
- * "1.2 MB" style sizes (powers of 1000).
- *
- * @example
- * ```ts
- * formatBytes(1_234_000); // "1.2 MB"
- * ```
- */
-export function formatBytes(n: number): string {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ffhqFilePath, type Mirror, startMirror } from "../fixtures/mirror.ts";
 import { PipelineProject } from "../fixtures/pipeline_project.ts";
-import { seededRandom } from "../fixtures/synthetic_images.ts";
+import { seededRandom } from "../../lib/base/random.ts";
 import { writeDemoVae } from "../fixtures/vae.ts";
 
 /** The stages kills are aimed at, in pipeline order. */

@@ -1,7 +1,6 @@
 /**
- * Retrying an async operation with exponential backoff and full jitter, and the one abortable
- * `sleep` every wait of latentforge uses. Used by the engine for every task's retryable errors
- * and by the download library's own tests.
+ * Retrying an async operation with exponential backoff and full jitter. Used by the engine for
+ * every task's retryable errors and by the download library's own tests.
  *
  * An error is retried when its `retryable` is `true`. It may also say `countsAsAttempt: false`
  * (a quota refusal: "not now", whose waiting a host gate enforces, so a long quota period does
@@ -9,6 +8,8 @@
  *
  * @module
  */
+
+import { sleep } from "./sleep.ts";
 
 /** Options of {@link retry}. */
 export interface RetryOptions {
@@ -48,31 +49,6 @@ function defaultCountsAsAttempt(error: unknown): boolean {
 function defaultMinDelay(error: unknown): number {
   const ms = (error as { delayMs?: unknown } | null)?.delayMs;
   return typeof ms === "number" && ms > 0 ? ms : 0;
-}
-
-/**
- * Waits `ms` milliseconds, or rejects with the signal's reason when it is aborted first (at
- * once when it already is). The timer and the listener go together, so a loop that waits for
- * days leaves nothing behind.
- *
- * @example
- * ```ts
- * await sleep(10);
- * ```
- */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /**
