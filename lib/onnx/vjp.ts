@@ -1,17 +1,18 @@
 /**
  * The reverse walk: given seeds (gradients of some values), appends to a graph the nodes that
- * compute the gradients with respect to chosen inputs, applying the rules of `vjp_rules.ts`.
- * Only nodes on a path from those inputs to the seeded values are differentiated, and each
- * rule is asked only for the input gradients that are needed.
+ * compute the gradients with respect to chosen inputs, applying the rules of `vjp_rules.ts`
+ * after its fusions. Only nodes on a path from those inputs to the seeded values are
+ * differentiated, and each rule is asked only for the input gradients that are needed.
  *
  * @module
  */
 import { GraphError, UnsupportedOpError } from "./errors.ts";
-import { describeNode } from "./graph.ts";
+import { describeNode, type Node } from "./graph.ts";
 import type { GraphBuilder } from "./graph_builder.ts";
 import type { ShapeMap } from "./shape_inference.ts";
 import { isFloatType } from "./tensor.ts";
-import { type RuleContext, VJP_RULES, type VjpRule } from "./vjp_rules.ts";
+import { NodeRuleBuilder } from "./vjp/rule_builder.ts";
+import { VJP_FUSIONS, VJP_RULES, type VjpFusion, type VjpRule } from "./vjp_rules.ts";
 
 /** Options of {@link appendVjp}. */
 export interface VjpOptions {
@@ -23,6 +24,75 @@ export interface VjpOptions {
   shapes: ShapeMap;
   /** Rule table (default {@link VJP_RULES}). */
   rules?: Readonly<Record<string, VjpRule>>;
+  /** Passes over the forward nodes before the walk (default {@link VJP_FUSIONS}). */
+  fusions?: readonly VjpFusion[];
+}
+
+/**
+ * The nodes to differentiate, last first: those with an output that depends on a `wrt` value
+ * and reaches a seed. Also returns which values depend on `wrt`.
+ */
+function gradientPath(
+  nodes: readonly Node[],
+  seeds: Record<string, string>,
+  wrt: string[],
+  isFloat: (name: string) => boolean,
+): { active: Node[]; depends: Set<string> } {
+  const depends = new Set(wrt);
+  for (const n of nodes) {
+    if (n.inputs.some((x) => depends.has(x))) {
+      for (const o of n.outputs) if (isFloat(o)) depends.add(o);
+    }
+  }
+  const reaches = new Set(Object.keys(seeds));
+  const active: Node[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
+    if (!n.outputs.some((o) => reaches.has(o) && depends.has(o))) continue;
+    active.push(n);
+    for (const x of n.inputs) if (depends.has(x)) reaches.add(x);
+  }
+  return { active, depends };
+}
+
+/** The gradient contributions to each value, summed (by one Sum node) when first read. */
+class Contributions {
+  readonly #b: GraphBuilder;
+  readonly #lists = new Map<string, string[]>();
+
+  constructor(b: GraphBuilder, seeds: Record<string, string>) {
+    this.#b = b;
+    for (const [k, g] of Object.entries(seeds)) this.#lists.set(k, [g]);
+  }
+
+  add(name: string, gradient: string): void {
+    const list = this.#lists.get(name) ?? [];
+    list.push(gradient);
+    this.#lists.set(name, list);
+  }
+
+  total(name: string): string | undefined {
+    const list = this.#lists.get(name);
+    if (!list || list.length === 0) return undefined;
+    if (list.length > 1) {
+      const sum = this.#b.node("Sum", list, {}, { name: "grad_accumulate" });
+      this.#lists.set(name, [sum]);
+      return sum;
+    }
+    return list[0];
+  }
+}
+
+function ruleFor(rules: Readonly<Record<string, VjpRule>>, node: Node): VjpRule {
+  const rule = Object.hasOwn(rules, node.opType) ? rules[node.opType] : undefined;
+  if (!rule || (node.domain !== "" && node.domain !== "ai.onnx")) {
+    throw new UnsupportedOpError(
+      `no gradient rule for op type "${node.opType}"${
+        node.domain ? ` (domain ${node.domain})` : ""
+      } at node "${node.name}"`,
+    );
+  }
+  return rule;
 }
 
 /**
@@ -32,97 +102,43 @@ export interface VjpOptions {
  *
  * @example
  * ```ts
- * import type { GraphBuilder } from "./graph_builder.ts";
- * import type { ShapeMap } from "./shape_inference.ts";
- * declare const builder: GraphBuilder; // holds the forward graph: latent → sample
- * declare const shapes: ShapeMap;
- * declare const gSample: string; // name of the loss gradient w.r.t. sample, already in the graph
- * const grads = appendVjp(builder, { seeds: { sample: gSample }, wrt: ["latent"], shapes });
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * import { inferShapes } from "./shape_inference.ts";
+ * const b = new GraphBuilder();
+ * const latent = b.input("latent", 1, [1, 4]);
+ * const sample = b.node("Tanh", [latent]);
+ * const seed = b.input("sample_grad", 1, [1, 4]);
+ * const shapes = inferShapes(b.graph, { latent: [1, 4], sample_grad: [1, 4] });
+ * const grads = appendVjp(b, { seeds: { [sample]: seed }, wrt: ["latent"], shapes });
+ * assert.equal(b.graph.nodes.at(-1)!.outputs[0], grads.latent); // gy·(1 − y²)
  * ```
  */
 export function appendVjp(
   b: GraphBuilder,
-  { seeds, wrt, shapes, rules = VJP_RULES }: VjpOptions,
+  { seeds, wrt, shapes, rules = VJP_RULES, fusions = VJP_FUSIONS }: VjpOptions,
 ): Record<string, string> {
-  const forward = [...b.graph.nodes];
-  const dtype = (name: string) => shapes.get(name)?.dtype ?? 0;
-  const depends = new Set(wrt);
-  for (const n of forward) {
-    if (n.inputs.some((x) => depends.has(x))) {
-      for (const o of n.outputs) if (isFloatType(dtype(o))) depends.add(o);
-    }
-  }
-  const reaches = new Set(Object.keys(seeds));
-  const active: typeof forward = [];
-  for (let i = forward.length - 1; i >= 0; i--) {
-    const n = forward[i];
-    if (!n.outputs.some((o) => reaches.has(o) && depends.has(o))) continue;
-    active.push(n);
-    for (const x of n.inputs) if (depends.has(x)) reaches.add(x);
-  }
-  const contributions = new Map<string, string[]>();
-  for (const [k, g] of Object.entries(seeds)) contributions.set(k, [g]);
-  const gradOf = (name: string): string | undefined => {
-    const list = contributions.get(name);
-    if (!list || list.length === 0) return undefined;
-    if (list.length > 1) {
-      const total = b.node("Sum", list, {}, { name: "grad_accumulate" });
-      contributions.set(name, [total]);
-      return total;
-    }
-    return list[0];
-  };
-  const value = (name: string) => b.graph.initializers.get(name);
-  const producers = new Map<string, (typeof forward)[number]>();
-  const consumers = new Map<string, (typeof forward)[number][]>();
-  for (const n of forward) {
-    for (const o of n.outputs) producers.set(o, n);
-    for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
-  }
+  const isFloat = (name: string) => isFloatType(shapes.get(name)?.dtype ?? 0);
+  const nodes = fusions.reduce((list: Node[], fuse) => fuse(list), [...b.graph.nodes]);
+  const { active, depends } = gradientPath(nodes, seeds, wrt, isFloat);
+  const sums = new Contributions(b, seeds);
   for (const node of active) {
-    const gy = node.outputs.map(gradOf);
+    const gy = node.outputs.map((o) => sums.total(o));
     if (gy.every((g) => g === undefined)) continue;
-    const rule = rules[node.opType];
-    if (!rule || (node.domain !== "" && node.domain !== "ai.onnx")) {
-      throw new UnsupportedOpError(
-        `no gradient rule for op type "${node.opType}"${
-          node.domain ? ` (domain ${node.domain})` : ""
-        } at node "${node.name}"`,
-      );
-    }
-    const needs = node.inputs.map((x) => x !== "" && depends.has(x) && isFloatType(dtype(x)));
-    const ctx: RuleContext = {
-      b,
-      node,
-      gy,
-      needs,
-      opset: b.opset,
-      shape: (name) => {
-        const t = shapes.get(name);
-        if (!t) throw new GraphError(`${describeNode(node)}: value "${name}" has no known shape`);
-        return t.dims;
-      },
-      dtype: (name) => dtype(name),
-      value,
-      producer: (name) => producers.get(name),
-      consumers: (name) => consumers.get(name) ?? [],
-    };
-    const grads = rule(ctx);
+    const rule = ruleFor(rules, node);
+    const needs = node.inputs.map((x) => x !== "" && depends.has(x) && isFloat(x));
+    const gx = rule(gy, node, new NodeRuleBuilder(b, node, needs, shapes));
     node.inputs.forEach((x, i) => {
       if (!needs[i]) return;
-      const g = grads[i];
-      if (g === null) return;
-      if (!g) {
+      if (!gx[i]) {
         throw new GraphError(`${describeNode(node)}: rule gave no gradient for input ${i} "${x}"`);
       }
-      const list = contributions.get(x) ?? [];
-      list.push(g);
-      contributions.set(x, list);
+      sums.add(x, gx[i]);
     });
   }
   const out: Record<string, string> = {};
   for (const w of wrt) {
-    const g = gradOf(w);
+    const g = sums.total(w);
     if (!g) throw new GraphError(`no seeded value depends on "${w}"; its gradient would be zero`);
     out[w] = g;
   }
