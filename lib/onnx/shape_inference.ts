@@ -255,8 +255,10 @@ export function resizeParams(
       scales[a] = sizes[i] / dims[a];
     });
   } else {
+    // Upsample before opset 9 holds its scales in a floats attribute.
+    const legacy = node.attrs.scales;
     const s = node.opType === "Upsample" && ctx.opset < 9
-      ? attrInts(node, "scales", undefined) ?? []
+      ? legacy?.type === "floats" ? legacy.value : []
       : constInts(ctx, node, scalesIdx, "scales");
     if (s.length !== axes.length) {
       throw new ShapeError(

@@ -11,6 +11,7 @@ import { GraphBuilder } from "./graph_builder.ts";
 import { encodeModel } from "./model_io.ts";
 import { recomputeInBackward } from "./recompute.ts";
 import { appendVjp } from "./vjp.ts";
+import type { VjpRule } from "./vjp_rules.ts";
 
 /** Options of {@link buildVjpGraph}. */
 export interface VjpGraphOptions {
@@ -20,6 +21,8 @@ export interface VjpGraphOptions {
   wrt?: string[];
   /** Recompute cheap forward values in the backward pass (see `recompute.ts`; default true). */
   recompute?: boolean;
+  /** Rule table (default: `VJP_RULES` of `vjp_rules.ts`). */
+  rules?: Readonly<Record<string, VjpRule>>;
 }
 
 /** The VJP model and the names of its extra inputs and its outputs. */
@@ -46,7 +49,7 @@ export interface VjpGraph {
  */
 export function buildVjpGraph(
   source: Graph,
-  { inputShapes, wrt, recompute = true }: VjpGraphOptions,
+  { inputShapes, wrt, recompute = true, rules }: VjpGraphOptions,
 ): VjpGraph {
   const { graph, shapes } = foldGraph(source, { inputShapes });
   graph.inputs = graph.inputs.map((v) => ({ ...v, dims: inputShapes[v.name] }));
@@ -62,7 +65,7 @@ export function buildVjpGraph(
     seeds[o.name] = b.input(b.fresh(`${o.name}_seed`), t.dtype, t.dims);
     shapes.set(seeds[o.name], t);
   }
-  const grads = appendVjp(b, { seeds, wrt: targets, shapes });
+  const grads = appendVjp(b, { seeds, wrt: targets, shapes, rules });
   const gradients: Record<string, string> = {};
   for (const w of targets) {
     const t = shapes.get(w)!;
