@@ -12,14 +12,12 @@ import {
   axesOf,
   broadcastShapes,
   constantNodeValue,
-  inferNode,
   normAxis,
   reshapeDims,
-  type ShapeContext,
-  type ShapeMap,
   sliceAxes,
   splitSizes,
-} from "./shape_inference.ts";
+} from "./op_params.ts";
+import { inferNode, type ShapeContext, type ShapeMap } from "./shape_inference.ts";
 import { allocData, DataType, type HostTensor, isFloatType, sizeOf } from "./tensor.ts";
 
 /** Options of {@link foldGraph}. */

@@ -10,7 +10,8 @@
  */
 import { attrInt, attrInts, attrString, type Graph, type Node } from "./graph.ts";
 import { resizeTaps } from "./resize_taps.ts";
-import { resizeParams, type ShapeContext, type ShapeMap } from "./shape_inference.ts";
+import { resizeParams } from "./op_params.ts";
+import { type ShapeContext, type ShapeMap } from "./shape_inference.ts";
 import { allocData, type HostTensor } from "./tensor.ts";
 
 function isBlockUpsample2x(node: Node, graph: Graph, shapes: ShapeMap): boolean {

@@ -5,7 +5,7 @@
  * @module
  */
 import { attrFloat, attrInt, type Node } from "../graph.ts";
-import { normAxis } from "../shape_inference.ts";
+import { normAxis } from "../op_params.ts";
 import { onlyInput0, reduce, unaryRule } from "./emit.ts";
 import type { RuleBuilder, VjpRule } from "./rule.ts";
 import { SILU } from "./silu_fusion.ts";

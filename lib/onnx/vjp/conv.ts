@@ -5,7 +5,7 @@
  * @module
  */
 import { attrInt, attrInts } from "../graph.ts";
-import { convTransposeGeometry, windowGeometry } from "../shape_inference.ts";
+import { convTransposeGeometry, windowGeometry } from "../window_geometry.ts";
 import { allocData, type HostTensor, sizeOf } from "../tensor.ts";
 import { onlyInput0 } from "./emit.ts";
 import type { VjpRule } from "./rule.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { attrFloat, attrInt, type Node } from "../graph.ts";
-import { normAxis } from "../shape_inference.ts";
+import { normAxis } from "../op_params.ts";
 import type { HostTensor } from "../tensor.ts";
 import { onlyInput0, reduce, reshape, unsupported } from "./emit.ts";
 import type { OutputGradients, RuleBuilder, VjpRule } from "./rule.ts";

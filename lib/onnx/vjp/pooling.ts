@@ -5,7 +5,7 @@
  * @module
  */
 import { attrInt, attrInts, type Node } from "../graph.ts";
-import { windowGeometry } from "../shape_inference.ts";
+import { windowGeometry } from "../window_geometry.ts";
 import { sizeOf } from "../tensor.ts";
 import { reshape, unsupported } from "./emit.ts";
 import type { VjpRule } from "./rule.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { attrInt } from "../graph.ts";
-import { axesOf, normAxis } from "../shape_inference.ts";
+import { axesOf, normAxis } from "../op_params.ts";
 import { onlyInput0, reshape } from "./emit.ts";
 import type { VjpRule } from "./rule.ts";
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { resizeParams } from "../shape_inference.ts";
+import { resizeParams } from "../op_params.ts";
 import { resizeTaps } from "../resize_taps.ts";
 import { onlyInput0, reduce, reshape } from "./emit.ts";
 import type { VjpRule } from "./rule.ts";

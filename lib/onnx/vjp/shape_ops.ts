@@ -7,7 +7,7 @@
  * @module
  */
 import { attrInt, attrInts, attrString } from "../graph.ts";
-import { normAxis, padsOf, sliceAxes, splitSizes } from "../shape_inference.ts";
+import { normAxis, padsOf, sliceAxes, splitSizes } from "../op_params.ts";
 import { sizeOf } from "../tensor.ts";
 import {
   onlyInput0,
