@@ -1,24 +1,17 @@
 /**
  * Constant folding for a fixed input shape: Constant nodes, Identity, and sub-graphs whose inputs
  * are all known (Shape/Gather/Unsqueeze/Concat/ConstantOfShape/Expand chains and the like) are
- * evaluated on the host and replaced by initializers, so that every remaining tensor has a
- * static shape. Shapes of all values are recorded on the way.
+ * evaluated on the host (`host_eval.ts`) and replaced by initializers, so that every remaining
+ * tensor has a static shape. Shapes of all values are recorded on the way.
  *
  * @module
  */
 import { GraphError, ShapeError } from "./errors.ts";
-import { attrInt, attrInts, describeNode, type Graph, type Node } from "./graph.ts";
-import {
-  axesOf,
-  broadcastShapes,
-  constantNodeValue,
-  normAxis,
-  reshapeDims,
-  sliceAxes,
-  splitSizes,
-} from "./op_params.ts";
+import { describeNode, type Graph, type Node } from "./graph.ts";
+import { HOST_EVALUATORS } from "./host_eval.ts";
+import { constantNodeValue } from "./op_params.ts";
 import { inferNode, type ShapeContext, type ShapeMap } from "./shape_inference.ts";
-import { allocData, DataType, type HostTensor, isFloatType, sizeOf } from "./tensor.ts";
+import { sizeOf } from "./tensor.ts";
 
 /** Options of {@link foldGraph}. */
 export interface FoldOptions {
@@ -32,293 +25,6 @@ export interface FoldOptions {
 export interface FoldedGraph {
   graph: Graph;
   shapes: ShapeMap;
-}
-
-function strides(dims: number[]): number[] {
-  const s = Array(dims.length).fill(1);
-  for (let i = dims.length - 2; i >= 0; i--) s[i] = s[i + 1] * dims[i + 1];
-  return s;
-}
-
-/** Offsets into `dims` (broadcast to `out`) for every flat index of `out`. */
-function broadcastIndex(dims: number[], out: number[]): Int32Array {
-  const n = sizeOf(out);
-  const idx = new Int32Array(n);
-  const pad = out.length - dims.length;
-  const st = strides(dims);
-  const ost = strides(out);
-  for (let i = 0; i < n; i++) {
-    let off = 0, rem = i;
-    for (let a = 0; a < out.length; a++) {
-      const c = Math.floor(rem / ost[a]);
-      rem -= c * ost[a];
-      const ia = a - pad;
-      if (ia >= 0 && dims[ia] !== 1) off += c * st[ia];
-    }
-    idx[i] = off;
-  }
-  return idx;
-}
-
-function elementwise(
-  inputs: HostTensor[],
-  dtype: number,
-  fn: (...v: number[]) => number,
-  node: Node,
-): HostTensor {
-  const out = broadcastShapes(inputs.map((t) => t.dims), node);
-  const n = sizeOf(out);
-  const idx = inputs.map((t) => broadcastIndex(t.dims, out));
-  const data = allocData(dtype, n);
-  const args = new Array(inputs.length);
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < inputs.length; k++) args[k] = inputs[k].data[idx[k][i]];
-    data[i] = fn(...args);
-  }
-  return { dtype, dims: out, data };
-}
-
-function gatherAxis(t: HostTensor, axis: number, indices: number[], idxDims: number[]): HostTensor {
-  const pre = sizeOf(t.dims.slice(0, axis));
-  const d = t.dims[axis];
-  const post = sizeOf(t.dims.slice(axis + 1));
-  const out = [...t.dims.slice(0, axis), ...idxDims, ...t.dims.slice(axis + 1)];
-  const data = allocData(t.dtype, sizeOf(out));
-  let o = 0;
-  for (let p = 0; p < pre; p++) {
-    for (const raw of indices) {
-      const j = raw < 0 ? raw + d : raw;
-      for (let q = 0; q < post; q++) data[o++] = t.data[(p * d + j) * post + q];
-    }
-  }
-  return { dtype: t.dtype, dims: out, data };
-}
-
-function transposeHost(t: HostTensor, perm: number[]): HostTensor {
-  const out = perm.map((p) => t.dims[p]);
-  const st = strides(t.dims);
-  const ost = strides(out);
-  const n = sizeOf(out);
-  const data = allocData(t.dtype, n);
-  for (let i = 0; i < n; i++) {
-    let rem = i, off = 0;
-    for (let a = 0; a < out.length; a++) {
-      const c = Math.floor(rem / ost[a]);
-      rem -= c * ost[a];
-      off += c * st[perm[a]];
-    }
-    data[i] = t.data[off];
-  }
-  return { dtype: t.dtype, dims: out, data };
-}
-
-function castValue(v: number, to: number): number {
-  if (isFloatType(to)) return v;
-  if (to === DataType.BOOL) return v !== 0 ? 1 : 0;
-  return Math.trunc(v);
-}
-
-type Evaluator = (ctx: ShapeContext, node: Node, inputs: HostTensor[]) => HostTensor[];
-
-const intDiv = (a: number, b: number) => Math.trunc(a / b);
-
-function binary(fn: (a: number, b: number) => number, bool = false): Evaluator {
-  return (_ctx, n, [a, b]) => {
-    const dtype = bool ? DataType.BOOL : a.dtype;
-    const f = !bool && !isFloatType(a.dtype) && fn === div ? intDiv : fn;
-    return [elementwise([a, b], dtype, (x, y) => (bool ? Number(f(x, y)) : f(x, y)), n)];
-  };
-}
-const div = (a: number, b: number) => a / b;
-function unary(fn: (a: number) => number): Evaluator {
-  return (_ctx, n, [a]) => [elementwise([a], a.dtype, fn, n)];
-}
-
-const EVAL: Record<string, Evaluator> = {
-  Identity: (_c, _n, [a]) => [a],
-  Add: binary((a, b) => a + b),
-  Sub: binary((a, b) => a - b),
-  Mul: binary((a, b) => a * b),
-  Div: binary(div),
-  Pow: binary((a, b) => Math.pow(a, b)),
-  Mod: binary((a, b) => a - Math.floor(a / b) * b),
-  Max: binary(Math.max),
-  Min: binary(Math.min),
-  Equal: binary((a, b) => Number(a === b), true),
-  Less: binary((a, b) => Number(a < b), true),
-  Greater: binary((a, b) => Number(a > b), true),
-  LessOrEqual: binary((a, b) => Number(a <= b), true),
-  GreaterOrEqual: binary((a, b) => Number(a >= b), true),
-  And: binary((a, b) => Number(a && b), true),
-  Or: binary((a, b) => Number(a || b), true),
-  Not: (_c, n, [a]) => [elementwise([a], DataType.BOOL, (x) => Number(!x), n)],
-  Neg: unary((a) => -a),
-  Abs: unary(Math.abs),
-  Sqrt: unary(Math.sqrt),
-  Exp: unary(Math.exp),
-  Log: unary(Math.log),
-  Floor: unary(Math.floor),
-  Ceil: unary(Math.ceil),
-  Reciprocal: unary((a) => 1 / a),
-  Sign: unary(Math.sign),
-  Where: (_c, n, [c, a, b]) => [elementwise([c, a, b], a.dtype, (x, y, z) => (x ? y : z), n)],
-  Cast: (_c, n, [a]) => {
-    const to = attrInt(n, "to", 0);
-    return [elementwise([a], to, (x) => castValue(x, to), n)];
-  },
-  CastLike: (_c, n, [a, b]) => [elementwise([a], b.dtype, (x) => castValue(x, b.dtype), n)],
-  Reshape: (ctx, n, [a]) => {
-    const shape = ctx.opset < 5
-      ? attrInts(n, "shape", [])!
-      : Array.from(ctx.value(n.inputs[1])!.data);
-    return [{ ...a, dims: reshapeDims(n, a.dims, shape, attrInt(n, "allowzero", 0)) }];
-  },
-  Flatten: (ctx, n, [a]) => {
-    const t = inferNode(ctx, n)[0];
-    return [{ ...a, dims: t.dims }];
-  },
-  Squeeze: (ctx, n, [a]) => [{ ...a, dims: inferNode(ctx, n)[0].dims }],
-  Unsqueeze: (ctx, n, [a]) => [{ ...a, dims: inferNode(ctx, n)[0].dims }],
-  Concat: (_c, n, inputs) => {
-    const parts = inputs.filter((t) => t !== undefined);
-    const axis = normAxis(attrInt(n, "axis", 0), parts[0].dims.length, n);
-    const dims = [...parts[0].dims];
-    dims[axis] = parts.reduce((s, t) => s + t.dims[axis], 0);
-    const pre = sizeOf(dims.slice(0, axis));
-    const data = allocData(parts[0].dtype, sizeOf(dims));
-    let o = 0;
-    for (let p = 0; p < pre; p++) {
-      for (const t of parts) {
-        const block = sizeOf(t.dims.slice(axis));
-        for (let q = 0; q < block; q++) data[o++] = t.data[p * block + q];
-      }
-    }
-    return [{ dtype: parts[0].dtype, dims, data }];
-  },
-  Gather: (_c, n, [a, idx]) => {
-    const axis = normAxis(attrInt(n, "axis", 0), a.dims.length, n);
-    return [gatherAxis(a, axis, Array.from(idx.data), idx.dims)];
-  },
-  Shape: (ctx, n) => {
-    const out = inferNode(ctx, n)[0];
-    const dims = ctx.shape(n.inputs[0]);
-    const r = dims.length;
-    let start = attrInt(n, "start", 0);
-    if (start < 0) start += r;
-    start = Math.max(0, start);
-    return [{
-      dtype: DataType.INT64,
-      dims: out.dims,
-      data: Float64Array.from(dims.slice(start, start + out.dims[0])),
-    }];
-  },
-  Size: (ctx, n) => [{
-    dtype: DataType.INT64,
-    dims: [],
-    data: Float64Array.of(sizeOf(ctx.shape(n.inputs[0]))),
-  }],
-  ConstantOfShape: (ctx, n) => {
-    const t = inferNode(ctx, n)[0];
-    const v = n.attrs.value;
-    const data = allocData(t.dtype, sizeOf(t.dims));
-    if (v && v.type === "tensor") data.fill(v.value.data[0]);
-    return [{ dtype: t.dtype, dims: t.dims, data }];
-  },
-  Expand: (ctx, n, [a]) => {
-    const dims = inferNode(ctx, n)[0].dims;
-    const zero: HostTensor = { dtype: a.dtype, dims, data: allocData(a.dtype, 1) };
-    zero.dims = dims.map(() => 1);
-    const full = elementwise([a, { ...zero, dims }], a.dtype, (x) => x, n);
-    return [full];
-  },
-  Tile: (ctx, n, [a]) => {
-    const dims = inferNode(ctx, n)[0].dims;
-    const st = strides(a.dims);
-    const ost = strides(dims);
-    const data = allocData(a.dtype, sizeOf(dims));
-    for (let i = 0; i < data.length; i++) {
-      let rem = i, off = 0;
-      for (let k = 0; k < dims.length; k++) {
-        const c = Math.floor(rem / ost[k]);
-        rem -= c * ost[k];
-        off += (c % a.dims[k]) * st[k];
-      }
-      data[i] = a.data[off];
-    }
-    return [{ dtype: a.dtype, dims, data }];
-  },
-  Slice: (ctx, n, [a]) => {
-    const axes = sliceAxes(ctx, n, a.dims);
-    const dims = [...a.dims];
-    const start = a.dims.map(() => 0);
-    const step = a.dims.map(() => 1);
-    for (const s of axes) {
-      dims[s.axis] = s.count;
-      start[s.axis] = s.start;
-      step[s.axis] = s.step;
-    }
-    const st = strides(a.dims);
-    const ost = strides(dims);
-    const data = allocData(a.dtype, sizeOf(dims));
-    for (let i = 0; i < data.length; i++) {
-      let rem = i, off = 0;
-      for (let k = 0; k < dims.length; k++) {
-        const c = Math.floor(rem / ost[k]);
-        rem -= c * ost[k];
-        off += (start[k] + c * step[k]) * st[k];
-      }
-      data[i] = a.data[off];
-    }
-    return [{ dtype: a.dtype, dims, data }];
-  },
-  Split: (ctx, n, [a]) => {
-    const axis = normAxis(attrInt(n, "axis", 0), a.dims.length, n);
-    let offset = 0;
-    return splitSizes(ctx, n, a.dims).map((s) => {
-      const idx = Array.from({ length: s }, (_, i) => offset + i);
-      offset += s;
-      return gatherAxis(a, axis, idx, [s]);
-    });
-  },
-  Transpose: (_c, n, [a]) => {
-    const perm = attrInts(n, "perm", undefined) ?? a.dims.map((_, i) => a.dims.length - 1 - i);
-    return [transposeHost(a, perm)];
-  },
-  Range: (_c, _n, [s, l, d]) => {
-    const start = s.data[0], limit = l.data[0], delta = d.data[0];
-    const count = Math.max(0, Math.ceil((limit - start) / delta));
-    const data = allocData(s.dtype, count);
-    for (let i = 0; i < count; i++) data[i] = start + i * delta;
-    return [{ dtype: s.dtype, dims: [count], data }];
-  },
-  ReduceProd: reduceEval((acc, v) => acc * v, 1),
-  ReduceSum: reduceEval((acc, v) => acc + v, 0),
-  ReduceMax: reduceEval(Math.max, -Infinity),
-  ReduceMin: reduceEval(Math.min, Infinity),
-};
-
-function reduceEval(fn: (acc: number, v: number) => number, init: number): Evaluator {
-  return (ctx, n, [a]) => {
-    const t = inferNode(ctx, n)[0];
-    const axesAsInput = n.opType === "ReduceSum" ? 13 : 18;
-    let axes = axesOf(ctx, n, ctx.opset >= axesAsInput ? 1 : 99);
-    if (!axes || axes.length === 0) axes = a.dims.map((_, i) => i);
-    const set = new Set(axes.map((x) => normAxis(x, a.dims.length, n)));
-    const keptDims = a.dims.map((d, i) => (set.has(i) ? 1 : d));
-    const data = allocData(a.dtype, sizeOf(keptDims)).fill(init);
-    const st = strides(a.dims);
-    const kst = strides(keptDims);
-    for (let i = 0; i < a.data.length; i++) {
-      let rem = i, off = 0;
-      for (let k = 0; k < a.dims.length; k++) {
-        const c = Math.floor(rem / st[k]);
-        rem -= c * st[k];
-        if (!set.has(k)) off += c * kst[k];
-      }
-      data[off] = fn(data[off], a.data[i]);
-    }
-    return [{ dtype: a.dtype, dims: t.dims, data }];
-  };
 }
 
 function isPlainDropout(node: Node): boolean {
@@ -373,29 +79,19 @@ export function pruneGraph(graph: Graph): void {
   }
 }
 
-/**
- * Folds constants for fixed input shapes and records the shape of every value. Returns a new
- * graph (the input graph is not modified; initializer tensors are shared).
- *
- * @example
- * ```ts
- * import { readGraph } from "./model_io.ts";
- * const decoder = await readGraph("vae_decoder.onnx");
- * const { graph, shapes } = foldGraph(decoder, { inputShapes: { latent_sample: [1, 4, 8, 8] } });
- * ```
- */
-export function foldGraph(
-  source: Graph,
-  { inputShapes, maxElements = 1 << 22 }: FoldOptions,
-): FoldedGraph {
-  const graph: Graph = {
+/** A copy of `source` whose nodes later passes may rewrite (initializer tensors are shared). */
+function copyGraph(source: Graph): Graph {
+  return {
     ...source,
-    // Copies, so that later passes may rewrite nodes without touching the caller's graph.
     nodes: topoSort(source).map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs] })),
     initializers: new Map(source.initializers),
     inputs: source.inputs.map((v) => ({ ...v })),
     outputs: source.outputs.map((v) => ({ ...v })),
   };
+}
+
+/** The shapes of the graph's inputs (checked against their declared dims) and initializers. */
+function knownShapes(graph: Graph, inputShapes: Record<string, number[]>): ShapeMap {
   const shapes: ShapeMap = new Map();
   for (const v of graph.inputs) {
     const dims = inputShapes[v.name];
@@ -413,6 +109,19 @@ export function foldGraph(
     shapes.set(v.name, { dims, dtype: v.dtype });
   }
   for (const [k, t] of graph.initializers) shapes.set(k, { dims: t.dims, dtype: t.dtype });
+  return shapes;
+}
+
+/**
+ * Walks the nodes in order, evaluating those whose inputs are all known (and whose outputs are
+ * small), dropping pass-throughs, and recording every shape. Returns the nodes kept and, for
+ * each dropped pass-through's output, the value it passed on.
+ */
+function foldNodes(
+  graph: Graph,
+  shapes: ShapeMap,
+  maxElements: number,
+): { kept: Node[]; alias: Map<string, string> } {
   const values = graph.initializers;
   const ctx: ShapeContext = {
     shape: (name) => {
@@ -439,13 +148,12 @@ export function foldGraph(
     node.outputs.forEach((o, i) => {
       if (o !== "" && types[i]) shapes.set(o, types[i]);
     });
-    const evaluator = EVAL[node.opType];
+    const evaluator = HOST_EVALUATORS[node.opType];
     const shapeOnly = node.opType === "Shape" || node.opType === "Size";
     const allConst = node.inputs.every((x) => x === "" || values.has(x));
     const small = types.every((t) => sizeOf(t.dims) <= maxElements);
     if (evaluator && (shapeOnly || allConst) && small) {
-      const inputs = node.inputs.map((x) => values.get(x)!);
-      const outs = evaluator(ctx, node, inputs);
+      const outs = evaluator(ctx, node, node.inputs.map((x) => values.get(x)!));
       node.outputs.forEach((o, i) => {
         if (o !== "") values.set(o, outs[i]);
       });
@@ -458,7 +166,24 @@ export function foldGraph(
     }
     kept.push(node);
   }
-  graph.nodes = kept;
+  return { kept, alias };
+}
+
+function identity(output: string, input: string): Node {
+  return {
+    opType: "Identity",
+    name: `${output}__identity`,
+    domain: "",
+    inputs: [input],
+    outputs: [output],
+    attrs: {},
+  };
+}
+
+/** Makes every graph output the output of a kept node again, under its public name. */
+function bindOutputs(graph: Graph, alias: Map<string, string>, shapes: ShapeMap): void {
+  const kept = graph.nodes;
+  const values = graph.initializers;
   const outputNames = new Set(graph.outputs.map((o) => o.name));
   for (const out of graph.outputs) {
     const src = alias.get(out.name);
@@ -474,31 +199,47 @@ export function foldGraph(
     } else if (values.has(src)) {
       values.set(out.name, values.get(src)!);
     } else {
-      kept.push({
-        opType: "Identity",
-        name: `${out.name}__identity`,
-        domain: "",
-        inputs: [src],
-        outputs: [out.name],
-        attrs: {},
-      });
+      kept.push(identity(out.name, src));
     }
   }
   // Graph outputs that folded to constants still need a producing node.
   for (const out of graph.outputs) {
-    if (!graph.nodes.some((n) => n.outputs.includes(out.name)) && values.has(out.name)) {
+    if (!kept.some((n) => n.outputs.includes(out.name)) && values.has(out.name)) {
       const src = `${out.name}__const`;
       values.set(src, values.get(out.name)!);
-      graph.nodes.push({
-        opType: "Identity",
-        name: `${out.name}__identity`,
-        domain: "",
-        inputs: [src],
-        outputs: [out.name],
-        attrs: {},
-      });
+      kept.push(identity(out.name, src));
     }
   }
+}
+
+/**
+ * Folds constants for fixed input shapes and records the shape of every value. Returns a new
+ * graph (the input graph is not modified; initializer tensors are shared).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * const x = b.input("latent", 1, ["batch", 4]);
+ * // The shape plumbing an exporter writes: Reshape to [batch, 2, 2] read off the input.
+ * const batch = b.node("Gather", [b.node("Shape", [x]), b.int64s([0])]);
+ * const shape = b.node("Concat", [batch, b.int64s([2, 2])], { axis: 0 });
+ * b.output(b.node("Reshape", [x, shape]), 1, ["batch", 2, 2]);
+ * const { graph, shapes } = foldGraph(b.graph, { inputShapes: { latent: [3, 4] } });
+ * assert.deepEqual(graph.nodes.map((n) => n.opType), ["Reshape"]);
+ * assert.deepEqual(shapes.get(graph.outputs[0].name)?.dims, [3, 2, 2]);
+ * ```
+ */
+export function foldGraph(
+  source: Graph,
+  { inputShapes, maxElements = 1 << 22 }: FoldOptions,
+): FoldedGraph {
+  const graph = copyGraph(source);
+  const shapes = knownShapes(graph, inputShapes);
+  const { kept, alias } = foldNodes(graph, shapes, maxElements);
+  graph.nodes = kept;
+  bindOutputs(graph, alias, shapes);
   pruneGraph(graph);
   return { graph, shapes };
 }

@@ -5,14 +5,14 @@
  * @module
  */
 import { GraphError, ShapeError } from "./errors.ts";
-import { type Graph, graphFromModel, type ModelProto } from "./graph.ts";
+import { type Graph, graphFromModel, type ModelProto, type ValueInfo } from "./graph.ts";
 import { GraphBuilder } from "./graph_builder.ts";
 import { decodeModel, encodeModel, readModel } from "./model_io.ts";
-import { foldGraph, pruneGraph } from "./fold.ts";
+import { type FoldedGraph, foldGraph, pruneGraph } from "./fold.ts";
 import { fuseUpsampleConv } from "./fuse_upsample_conv.ts";
 import { recomputeInBackward } from "./recompute.ts";
 import { estimateMemory, type MemoryEstimate, MemoryEstimateError } from "./memory_estimate.ts";
-import { inferShapes } from "./shape_inference.ts";
+import { inferShapes, type ShapeMap } from "./shape_inference.ts";
 import { isFloatType, sizeOf } from "./tensor.ts";
 import { appendVjp } from "./vjp.ts";
 
@@ -151,19 +151,8 @@ export async function estimateLossAndGradient(
   return estimateMemory(graph, shapes);
 }
 
-function lossGradientGraph(
-  source: Graph,
-  {
-    batch,
-    latentShape,
-    loss = "l2",
-    charbonnierEps = 1e-3,
-    withReconstruction = false,
-    withWeight = false,
-    fuseUpsampleConv: fuse = true,
-    recompute = true,
-  }: LossGradientOptions,
-): Omit<LossGradientGraph, "bytes" | "sessionOptions"> & { graph: Graph } {
+/** The decoder's one input, checked against the requested latent. */
+function decoderInput(source: Graph, latentDims: number[]): ValueInfo {
   if (source.inputs.length !== 1 || source.outputs.length !== 1) {
     throw new GraphError(
       `decoder must have one input and one output, found inputs [${
@@ -175,7 +164,6 @@ function lossGradientGraph(
     throw new GraphError(`decoder opset ${source.opset} is below 13, the lowest supported`);
   }
   const input = { ...source.inputs[0] };
-  const latentDims = [batch, ...latentShape];
   if (!isFloatType(input.dtype)) {
     throw new ShapeError(
       `decoder input "${input.name}" has element type ${input.dtype}, expected a float type`,
@@ -191,9 +179,13 @@ function lossGradientGraph(
       }], found requested latent [${latentDims.join(", ")}]`,
     );
   }
-  let folded;
+  return input;
+}
+
+/** The decoder folded for the latent's shape; a shape it cannot take is said in those terms. */
+function foldDecoder(source: Graph, input: string, latentDims: number[]): FoldedGraph {
   try {
-    folded = foldGraph(source, { inputShapes: { [input.name]: latentDims } });
+    return foldGraph(source, { inputShapes: { [input]: latentDims } });
   } catch (e) {
     if (e instanceof ShapeError) {
       throw new ShapeError(
@@ -202,7 +194,86 @@ function lossGradientGraph(
     }
     throw e;
   }
-  const { graph, shapes } = folded;
+}
+
+/** Renames the decoder's input to `latent` and its output to `reconstruction`. */
+function nameInterface(graph: Graph, shapes: ShapeMap, input: string, output: string): void {
+  // Free the fixed names before using them for the graph's interface.
+  for (const name of NAMES) {
+    if (name !== input && name !== output && shapes.has(name)) {
+      const fresh = `${name}__decoder`;
+      renameValue(graph, name, fresh);
+      shapes.set(fresh, shapes.get(name)!);
+    }
+  }
+  renameValue(graph, input, "latent");
+  shapes.set("latent", shapes.get(input)!);
+  renameValue(graph, output, "reconstruction");
+  shapes.set("reconstruction", shapes.get(output)!);
+}
+
+/** The per-pixel loss term of d = reconstruction − target, and its derivative over a mean. */
+function lossTerms(
+  b: GraphBuilder,
+  d: string,
+  { loss, charbonnierEps, perImage, ft }: {
+    loss: LossKind;
+    charbonnierEps: number;
+    perImage: number;
+    ft: number;
+  },
+): { term: string; dterm: string } {
+  switch (loss) {
+    case "l2":
+      return {
+        term: b.node("Mul", [d, d]),
+        dterm: b.node("Mul", [d, b.scalar(2 / perImage, ft)]),
+      };
+    case "l1":
+      return {
+        term: b.node("Abs", [d]),
+        dterm: b.node("Mul", [b.node("Sign", [d]), b.scalar(1 / perImage, ft)]),
+      };
+    case "charbonnier": {
+      const eps2 = b.scalar(charbonnierEps * charbonnierEps, ft);
+      const term = b.node("Sqrt", [b.node("Add", [b.node("Mul", [d, d]), eps2])]);
+      return { term, dterm: b.node("Div", [b.node("Mul", [d, b.scalar(1 / perImage, ft)]), term]) };
+    }
+    default:
+      throw new GraphError(`unknown loss "${loss}", expected l2, l1 or charbonnier`);
+  }
+}
+
+/** Each image's mean of `term` over channels and pixels, as the graph's `loss`. */
+function meanPerImage(b: GraphBuilder, term: string): string {
+  const lossValue = b.node("ReduceMean", [term], { axes: [1, 2, 3], keepdims: 0 }, {
+    outputs: ["loss"],
+  });
+  if (b.opset >= 18) {
+    // From opset 18 the axes of ReduceMean are an input.
+    const n = b.graph.nodes[b.graph.nodes.length - 1];
+    n.attrs = { keepdims: { type: "int", value: 0 } };
+    n.inputs.push(b.int64s([1, 2, 3]));
+  }
+  return lossValue;
+}
+
+function lossGradientGraph(
+  source: Graph,
+  {
+    batch,
+    latentShape,
+    loss = "l2",
+    charbonnierEps = 1e-3,
+    withReconstruction = false,
+    withWeight = false,
+    fuseUpsampleConv: fuse = true,
+    recompute = true,
+  }: LossGradientOptions,
+): Omit<LossGradientGraph, "bytes" | "sessionOptions"> & { graph: Graph } {
+  const latentDims = [batch, ...latentShape];
+  const input = decoderInput(source, latentDims);
+  const { graph, shapes } = foldDecoder(source, input.name, latentDims);
   if (fuse) fuseUpsampleConv(graph, shapes);
   const outName = graph.outputs[0].name;
   const out = shapes.get(outName)!;
@@ -214,63 +285,25 @@ function lossGradientGraph(
       }]`,
     );
   }
-  // Free the fixed names before using them for the graph's interface.
-  for (const name of NAMES) {
-    if (name !== input.name && name !== outName && shapes.has(name)) {
-      const fresh = `${name}__decoder`;
-      renameValue(graph, name, fresh);
-      shapes.set(fresh, shapes.get(name)!);
-    }
-  }
-  renameValue(graph, input.name, "latent");
-  shapes.set("latent", shapes.get(input.name)!);
-  renameValue(graph, outName, "reconstruction");
-  shapes.set("reconstruction", out);
+  nameInterface(graph, shapes, input.name, outName);
   graph.inputs = [{ name: "latent", dtype: input.dtype, dims: latentDims }];
   graph.outputs = [];
   const b = new GraphBuilder({ graph });
   const ft = out.dtype;
   const target = b.input("target", ft, imageDims);
   shapes.set(target, { dims: imageDims, dtype: ft });
-  const weight = withWeight
-    ? b.input("weight", ft, [batch, 1, imageDims[2], imageDims[3]])
-    : undefined;
-  if (weight) shapes.set(weight, { dims: [batch, 1, imageDims[2], imageDims[3]], dtype: ft });
-  const perImage = sizeOf(imageDims.slice(1));
+  const weightDims = [batch, 1, imageDims[2], imageDims[3]];
+  const weight = withWeight ? b.input("weight", ft, weightDims) : undefined;
+  if (weight) shapes.set(weight, { dims: weightDims, dtype: ft });
   const y = "reconstruction";
   const d = b.node("Sub", [y, target]);
-  let term: string, dterm: string;
-  switch (loss) {
-    case "l2":
-      term = b.node("Mul", [d, d]);
-      dterm = b.node("Mul", [d, b.scalar(2 / perImage, ft)]);
-      break;
-    case "l1":
-      term = b.node("Abs", [d]);
-      dterm = b.node("Mul", [b.node("Sign", [d]), b.scalar(1 / perImage, ft)]);
-      break;
-    case "charbonnier": {
-      const eps2 = b.scalar(charbonnierEps * charbonnierEps, ft);
-      term = b.node("Sqrt", [b.node("Add", [b.node("Mul", [d, d]), eps2])]);
-      dterm = b.node("Div", [b.node("Mul", [d, b.scalar(1 / perImage, ft)]), term]);
-      break;
-    }
-    default:
-      throw new GraphError(`unknown loss "${loss}", expected l2, l1 or charbonnier`);
-  }
+  const perImage = sizeOf(imageDims.slice(1));
+  let { term, dterm } = lossTerms(b, d, { loss, charbonnierEps, perImage, ft });
   if (weight) {
     term = b.node("Mul", [term, weight]);
     dterm = b.node("Mul", [dterm, weight]);
   }
-  const lossValue = b.node("ReduceMean", [term], { axes: [1, 2, 3], keepdims: 0 }, {
-    outputs: ["loss"],
-  });
-  if (graph.opset >= 18) {
-    // From opset 18 the axes of ReduceMean are an input.
-    const n = graph.nodes[graph.nodes.length - 1];
-    n.attrs = { keepdims: { type: "int", value: 0 } };
-    n.inputs.push(b.int64s([1, 2, 3]));
-  }
+  const lossValue = meanPerImage(b, term);
   const grads = appendVjp(b, { seeds: { [y]: dterm }, wrt: ["latent"], shapes });
   b.output(lossValue, ft, [batch]);
   b.output(grads.latent, ft, latentDims, "latent_grad");

@@ -24,6 +24,7 @@
  */
 import { describeNode, type Graph, type Node, VIEW_OPS } from "./graph.ts";
 import type { ShapeMap } from "./shape_inference.ts";
+import { HeapModel } from "./malloc_model.ts";
 import { ELEMENT_BYTES, sizeOf } from "./tensor.ts";
 
 /** A graph's memory cannot be estimated (a value without a known shape or element type). */
@@ -178,112 +179,19 @@ interface Buffer {
 }
 
 /**
- * glibc's malloc, as far as RSS goes: blocks of 32 MiB and more are mapped on their own and
- * unmapped when freed; smaller ones come from a heap that reuses freed space (best fit, split,
- * coalesced) and gives memory back only when at least 64 MiB are free at its top.
+ * The runtime's buffers over the run: made by their node, released after their last reader;
+ * views share their input's buffer and activations may take over theirs. Also the bytes of
+ * the graph's inputs and each step's kernel workspace.
  */
-class HeapModel {
-  static readonly MAPPED = 32 * 2 ** 20;
-  static readonly TRIM = 64 * 2 ** 20;
-  mapped = 0;
-  top = 0;
-  /** Heap segments in address order. */
-  #segments: { start: number; size: number; free: boolean }[] = [];
-  readonly #at = new Map<number, number>();
-
-  /** Allocates `size` bytes, known as `id` to {@link HeapModel.release}. */
-  allocate(id: number, size: number): void {
-    if (size >= HeapModel.MAPPED) {
-      this.mapped += size;
-      this.#at.set(id, -1);
-      return;
-    }
-    let best = -1;
-    this.#segments.forEach((g, i) => {
-      if (g.free && g.size >= size && (best < 0 || g.size < this.#segments[best].size)) best = i;
-    });
-    if (best < 0) {
-      const last = this.#segments[this.#segments.length - 1];
-      if (last?.free) {
-        // Grow the free space at the top just enough.
-        this.top += size - last.size;
-        last.size = size;
-        best = this.#segments.length - 1;
-      } else {
-        this.#segments.push({ start: this.top, size, free: true });
-        this.top += size;
-        best = this.#segments.length - 1;
-      }
-    }
-    const g = this.#segments[best];
-    if (g.size > size) {
-      this.#segments.splice(best + 1, 0, {
-        start: g.start + size,
-        size: g.size - size,
-        free: true,
-      });
-      g.size = size;
-    }
-    g.free = false;
-    this.#at.set(id, g.start);
-  }
-
-  release(id: number, size: number): void {
-    const start = this.#at.get(id)!;
-    this.#at.delete(id);
-    if (start < 0) {
-      this.mapped -= size;
-      return;
-    }
-    let i = this.#segments.findIndex((g) => g.start === start);
-    this.#segments[i].free = true;
-    if (i + 1 < this.#segments.length && this.#segments[i + 1].free) {
-      this.#segments[i].size += this.#segments[i + 1].size;
-      this.#segments.splice(i + 1, 1);
-    }
-    if (i > 0 && this.#segments[i - 1].free) {
-      this.#segments[i - 1].size += this.#segments[i].size;
-      this.#segments.splice(i, 1);
-      i--;
-    }
-    const last = this.#segments[this.#segments.length - 1];
-    if (last.free && last.size >= HeapModel.TRIM) {
-      this.top -= last.size;
-      this.#segments.pop();
-    }
-  }
-}
-
-/**
- * Estimates the memory of one run of `graph` (all of whose values have shapes in `shapes`) on
- * ONNX Runtime's CPU provider without a memory arena or memory pattern.
- *
- * @example
- * ```ts
- * import { GraphBuilder } from "./graph_builder.ts";
- * import { inferShapes } from "./shape_inference.ts";
- * const b = new GraphBuilder();
- * const x = b.input("x", 1, [1, 1024]);
- * const y = b.node("Sigmoid", [b.node("Exp", [x])]);
- * b.output(b.node("ReduceSum", [y], { keepdims: 0 }), 1, []);
- * const m = estimateMemory(b.graph, inferShapes(b.graph, { x: [1, 1024] }));
- * m.modelledBytes; // 4100: Sigmoid writes over the output of Exp, then 4 bytes of sum
- * ```
- */
-export function estimateMemory(
+function buffersOfRun(
   graph: Graph,
+  nodes: Node[],
   shapes: ShapeMap,
-  { order = "onnxruntime", top = 8 }: MemoryEstimateOptions = {},
-): MemoryEstimate {
-  const nodes = order === "graph" ? graph.nodes : onnxRuntimeOrder(graph);
+): { buffers: Buffer[]; workspace: Float64Array; inputBytes: number } {
   const outputs = new Set(graph.outputs.map((o) => o.name));
   const remaining = new Map<string, number>();
   for (const n of nodes) {
     for (const x of n.inputs) if (x !== "") remaining.set(x, (remaining.get(x) ?? 0) + 1);
-  }
-  let weightBytes = 0;
-  for (const t of graph.initializers.values()) {
-    weightBytes += sizeOf(t.dims) * (ELEMENT_BYTES[t.dtype] ?? 4);
   }
   let inputBytes = 0;
   const bufferOf = new Map<string, Buffer>();
@@ -300,7 +208,6 @@ export function estimateMemory(
     if (t) inputBytes += sizeOf(t.dims) * (ELEMENT_BYTES[t.dtype] ?? 4);
     external(v.name);
   }
-  // The runtime's buffers: made by their node, released after their last reader.
   const buffers: Buffer[] = [];
   const workspace = new Float64Array(nodes.length);
   const retire = (b: Buffer, step: number) => {
@@ -341,27 +248,65 @@ export function estimateMemory(
       }
     }
   });
-  // What the process holds: the allocator's view of those buffers, step by step.
-  const made: number[][] = nodes.map(() => []);
-  const freed: number[][] = nodes.map(() => []);
+  return { buffers, workspace, inputBytes };
+}
+
+/** What the process holds at each step, the allocator's view of the buffers: its peak. */
+function heapPeak(buffers: Buffer[], workspace: Float64Array): { bytes: number; step: number } {
+  const steps = workspace.length;
+  const made: number[][] = Array.from({ length: steps }, () => []);
+  const freed: number[][] = Array.from({ length: steps }, () => []);
   buffers.forEach((b, k) => {
     made[b.from].push(k);
     if (Number.isFinite(b.to)) freed[b.to].push(k);
   });
   const heap = new HeapModel();
-  let modelledBytes = 0, peakStep = 0;
+  let bytes = 0, step = 0;
   const workspaceId = -1;
-  for (let s = 0; s < nodes.length; s++) {
+  for (let s = 0; s < steps; s++) {
     for (const k of made[s]) heap.allocate(k, buffers[k].bytes);
     if (workspace[s] > 0) heap.allocate(workspaceId, workspace[s]);
     const held = heap.mapped + heap.top;
-    if (held > modelledBytes) {
-      modelledBytes = held;
-      peakStep = s;
+    if (held > bytes) {
+      bytes = held;
+      step = s;
     }
     if (workspace[s] > 0) heap.release(workspaceId, workspace[s]);
     for (const k of freed[s]) heap.release(k, buffers[k].bytes);
   }
+  return { bytes, step };
+}
+
+/**
+ * Estimates the memory of one run of `graph` (all of whose values have shapes in `shapes`) on
+ * ONNX Runtime's CPU provider without a memory arena or memory pattern.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * import { inferShapes } from "./shape_inference.ts";
+ * const b = new GraphBuilder();
+ * const x = b.input("x", 1, [1, 1024]);
+ * const y = b.node("Sigmoid", [b.node("Exp", [x])]);
+ * b.output(b.node("ReduceSum", [y], { keepdims: 0 }), 1, []);
+ * const m = estimateMemory(b.graph, inferShapes(b.graph, { x: [1, 1024] }));
+ * // Sigmoid writes over the output of Exp (4096 bytes), then 4 bytes of sum.
+ * assert.equal(m.modelledBytes, 4100);
+ * ```
+ */
+export function estimateMemory(
+  graph: Graph,
+  shapes: ShapeMap,
+  { order = "onnxruntime", top = 8 }: MemoryEstimateOptions = {},
+): MemoryEstimate {
+  const nodes = order === "graph" ? graph.nodes : onnxRuntimeOrder(graph);
+  let weightBytes = 0;
+  for (const t of graph.initializers.values()) {
+    weightBytes += sizeOf(t.dims) * (ELEMENT_BYTES[t.dtype] ?? 4);
+  }
+  const { buffers, workspace, inputBytes } = buffersOfRun(graph, nodes, shapes);
+  const { bytes: modelledBytes, step: peakStep } = heapPeak(buffers, workspace);
   const live = buffers
     .filter((b) => b.from <= peakStep && b.to >= peakStep)
     .map((b) => ({ name: b.names.join(" → "), bytes: b.bytes }))

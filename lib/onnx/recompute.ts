@@ -25,9 +25,10 @@
  * @module
  */
 import { GraphError } from "./errors.ts";
-import { describeNode, type Node, VIEW_OPS } from "./graph.ts";
+import { describeNode, type Graph, type Node, VIEW_OPS } from "./graph.ts";
 import type { GraphBuilder } from "./graph_builder.ts";
 import { inferNode, type ShapeContext, type ShapeMap } from "./shape_inference.ts";
+import { FlowNetwork } from "./min_cut.ts";
 import { DataType, ELEMENT_BYTES, isFloatType, sizeOf } from "./tensor.ts";
 
 /** Options of {@link recomputeInBackward}. */
@@ -96,131 +97,11 @@ const CHEAP = new Set([
 /** What recomputing a value costs, in bytes of memory per byte of output. */
 const RECOMPUTE_CHARGE = 1 / 64;
 
-/** Max flow by Dinic's algorithm on a small graph with float capacities. */
-class FlowNetwork {
-  readonly #head: number[][];
-  readonly #to: number[] = [];
-  readonly #cap: number[] = [];
-
-  constructor(nodes: number) {
-    this.#head = Array.from({ length: nodes }, () => []);
-  }
-
-  edge(from: number, to: number, cap: number): void {
-    this.#head[from].push(this.#to.length);
-    this.#to.push(to);
-    this.#cap.push(cap);
-    this.#head[to].push(this.#to.length);
-    this.#to.push(from);
-    this.#cap.push(0);
-  }
-
-  #levels(source: number): Int32Array {
-    const level = new Int32Array(this.#head.length).fill(-1);
-    level[source] = 0;
-    const queue = [source];
-    for (let q = 0; q < queue.length; q++) {
-      const u = queue[q];
-      for (const e of this.#head[u]) {
-        const v = this.#to[e];
-        if (this.#cap[e] > 0 && level[v] < 0) {
-          level[v] = level[u] + 1;
-          queue.push(v);
-        }
-      }
-    }
-    return level;
-  }
-
-  /**
-   * Runs max flow and returns, per node, whether it is on the source side of the minimum cut
-   * nearest the sink (of several cuts of equal size, the one that recomputes least).
-   */
-  minCut(source: number, sink: number): Uint8Array {
-    for (;;) {
-      const level = this.#levels(source);
-      if (level[sink] < 0) return this.#notReaching(sink);
-      const next = new Int32Array(this.#head.length);
-      for (;;) {
-        const pushed = this.#push(source, sink, Infinity, level, next);
-        if (pushed === 0) break;
-        if (!Number.isFinite(pushed)) {
-          throw new GraphError("recompute: the backward pass reads a value no cut can keep");
-        }
-      }
-    }
-  }
-
-  /** Marks with 1 the nodes that cannot reach `sink` through edges with capacity left. */
-  #notReaching(sink: number): Uint8Array {
-    const side = new Uint8Array(this.#head.length).fill(1);
-    side[sink] = 0;
-    const queue = [sink];
-    for (let q = 0; q < queue.length; q++) {
-      for (const e of this.#head[queue[q]]) {
-        const u = this.#to[e];
-        if (side[u] && this.#cap[e ^ 1] > 0) {
-          side[u] = 0;
-          queue.push(u);
-        }
-      }
-    }
-    return side;
-  }
-
-  #push(u: number, sink: number, limit: number, level: Int32Array, next: Int32Array): number {
-    if (u === sink) return limit;
-    const edges = this.#head[u];
-    for (; next[u] < edges.length; next[u]++) {
-      const e = edges[next[u]];
-      const v = this.#to[e];
-      if (this.#cap[e] <= 0 || level[v] !== level[u] + 1) continue;
-      const got = this.#push(v, sink, Math.min(limit, this.#cap[e]), level, next);
-      if (got > 0) {
-        this.#cap[e] -= got;
-        this.#cap[e ^ 1] += got;
-        return got;
-      }
-    }
-    return 0;
-  }
-}
-
-/**
- * Rewrites the builder's graph (forward nodes followed by the backward pass that reads the
- * `seeds`) so that the backward pass recomputes the forward values it can get more cheaply
- * than by keeping them. Values and gradient are unchanged.
- *
- * @example
- * ```ts
- * import { GraphBuilder } from "./graph_builder.ts";
- * import { inferShapes } from "./shape_inference.ts";
- * import { appendVjp } from "./vjp.ts";
- * const b = new GraphBuilder();
- * const x = b.input("x", 1, [1, 4, 8, 8]);
- * const h = b.node("Sigmoid", [b.node("Sigmoid", [x])]);
- * b.output(h, 1, [1, 4, 8, 8]);
- * const seed = b.input("h_grad", 1, [1, 4, 8, 8]);
- * const shapes = inferShapes(b.graph, { x: [1, 4, 8, 8], h_grad: [1, 4, 8, 8] });
- * const grads = appendVjp(b, { seeds: { [h]: seed }, wrt: ["x"], shapes });
- * const r = recomputeInBackward(b, { seeds: [seed], shapes });
- * r.bytesAfter < r.bytesBefore; // true: the sigmoids are recomputed from x
- * ```
- */
-export function recomputeInBackward(
-  b: GraphBuilder,
-  { seeds, shapes }: RecomputeOptions,
-): RecomputeResult {
-  const graph = b.graph;
-  const nodes = graph.nodes;
-  const constant = (x: string) => graph.initializers.has(x);
-  // Graph inputs and outputs are held for the whole run anyway: keeping them costs nothing.
-  const held = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
-  const bytes = (x: string) => {
-    const t = shapes.get(x)!;
-    return sizeOf(t.dims) * (ELEMENT_BYTES[t.dtype] ?? 4);
-  };
-  // Backward nodes: those reading a gradient, directly or not.
+/** The backward pass: the nodes reading a gradient, directly or not, and the values they make. */
+function backwardPass(
+  nodes: Node[],
+  seeds: string[],
+): { gradient: Set<string>; backward: Set<Node> } {
   const gradient = new Set(seeds);
   const backward = new Set<Node>();
   for (const n of nodes) {
@@ -229,9 +110,36 @@ export function recomputeInBackward(
       for (const o of n.outputs) gradient.add(o);
     }
   }
-  completeShapes(b, shapes, (n) => !backward.has(n));
-  const producer = new Map<string, Node>();
-  for (const n of nodes) for (const o of n.outputs) if (o !== "") producer.set(o, n);
+  return { gradient, backward };
+}
+
+/** What the analysis knows of the graph once the backward pass is appended. */
+interface Pass {
+  graph: Graph;
+  shapes: ShapeMap;
+  gradient: Set<string>;
+  backward: Set<Node>;
+  producer: Map<string, Node>;
+  bytes: (x: string) => number;
+}
+
+/** Which forward values the backward pass recomputes, and the bytes kept before and after. */
+interface Cut {
+  recomputed: (x: string) => boolean;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+/**
+ * The minimum cut over the values the backward pass reads and everything they can be
+ * recomputed from (see the module comment).
+ */
+function chooseCut(pass: Pass): Cut {
+  const { graph, gradient, backward, producer, bytes } = pass;
+  const nodes = graph.nodes;
+  const constant = (x: string) => graph.initializers.has(x);
+  // Graph inputs and outputs are held for the whole run anyway: keeping them costs nothing.
+  const held = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
   const read = new Set<string>();
   for (const n of backward) {
     for (const x of n.inputs) {
@@ -246,7 +154,6 @@ export function recomputeInBackward(
   const cheap = (n: Node | undefined) =>
     !!n && !backward.has(n) && CHEAP.has(n.opType) && (n.domain === "" || n.domain === "ai.onnx") &&
     n.outputs.filter((o) => o !== "").length === 1;
-  // The flow network over the read values and everything they can be recomputed from.
   const id = new Map<string, number>();
   const order: string[] = [];
   const visit = (x: string) => {
@@ -282,105 +189,172 @@ export function recomputeInBackward(
     if (read.has(x)) net.edge(2 * k + 1, sink, Infinity);
   }
   const side = net.minCut(source, sink);
-  const recomputed = (x: string) => id.has(x) && side[2 * id.get(x)!] === 0;
   const base = (x: string): string => {
     const p = producer.get(x);
     return p && VIEW_OPS.has(p.opType) && !constant(p.inputs[0]) ? base(p.inputs[0]) : x;
   };
-  const bases = new Set([...read].map(base).filter((x) => !held.has(x) && !constant(x)));
   let bytesBefore = 0;
-  for (const x of bases) bytesBefore += bytes(x);
+  for (const x of new Set([...read].map(base).filter((x) => !held.has(x) && !constant(x)))) {
+    bytesBefore += bytes(x);
+  }
   let bytesAfter = 0;
   for (const x of order) {
     const k = id.get(x)!;
     if (side[2 * k] && !side[2 * k + 1] && !held.has(x)) bytesAfter += bytes(x);
   }
+  return { recomputed: (x) => id.has(x) && side[2 * id.get(x)!] === 0, bytesBefore, bytesAfter };
+}
 
-  // Copies, made on first request, placed just before the backward node that asks first.
-  const copyOf = new Map<string, string>();
-  const tokened = new Set<string>();
-  const before = new Map<Node, Node[]>();
-  let copies = 0;
-  const all = [...nodes];
-  const cloneFor = (reader: Node, token: () => string) => {
-    const list = before.get(reader) ?? [];
-    before.set(reader, list);
-    const clone = (x: string): string => {
-      const done = copyOf.get(x);
-      if (done) return done;
-      const p = producer.get(x)!;
-      const ins = p.inputs.map((i) => (i !== "" && recomputed(i) ? clone(i) : i));
-      const out = b.fresh(`${x}__recomputed`);
-      // A view reads the token through its input; any other op not yet reading it gets it.
-      if (ins.some((i) => tokened.has(i))) tokened.add(out);
-      else if (!VIEW_OPS.has(p.opType)) {
-        // Subtract the token from the smallest float input the op reads.
-        let best = -1;
-        ins.forEach((i, j) => {
-          if (i === "" || !isFloatType(shapes.get(i)?.dtype ?? 0)) return;
-          if (best < 0 || bytes(i) < bytes(ins[best])) best = j;
-        });
-        if (best >= 0) {
-          const t = shapes.get(ins[best])!;
-          const z = token();
-          const zt = t.dtype === DataType.FLOAT ? z : emit("Cast", [z], { to: t.dtype }, [], list);
-          const shifted = emit("Sub", [ins[best], zt], {}, t.dims, list, t.dtype);
-          ins[best] = shifted;
-          tokened.add(out);
-        }
+/**
+ * Copies of the forward nodes that make recomputed values, made on first request and placed
+ * just before the backward node that asks first; each copied chain reads a token derived from
+ * that node's gradient (see the module comment).
+ */
+class Copies {
+  readonly #b: GraphBuilder;
+  readonly #pass: Pass;
+  readonly #recomputed: (x: string) => boolean;
+  readonly #copyOf = new Map<string, string>();
+  readonly #tokened = new Set<string>();
+  /** The nodes to place before each backward node. */
+  readonly before = new Map<Node, Node[]>();
+  count = 0;
+
+  constructor(b: GraphBuilder, pass: Pass, recomputed: (x: string) => boolean) {
+    this.#b = b;
+    this.#pass = pass;
+    this.#recomputed = recomputed;
+  }
+
+  /** Points the backward node `reader`'s inputs at copies of the recomputed values it reads. */
+  rewire(reader: Node): void {
+    if (!reader.inputs.some(this.#recomputed)) return;
+    const list = this.before.get(reader) ?? [];
+    this.before.set(reader, list);
+    let z: string | undefined;
+    const token = () => (z ??= this.#token(reader, list));
+    reader.inputs = reader.inputs.map((x) =>
+      x !== "" && this.#recomputed(x) ? this.#clone(x, list, token) : x
+    );
+  }
+
+  #clone(x: string, list: Node[], token: () => string): string {
+    const done = this.#copyOf.get(x);
+    if (done) return done;
+    const { shapes, producer, bytes } = this.#pass;
+    const p = producer.get(x)!;
+    const ins = p.inputs.map((
+      i,
+    ) => (i !== "" && this.#recomputed(i) ? this.#clone(i, list, token) : i));
+    const out = this.#b.fresh(`${x}__recomputed`);
+    // A view reads the token through its input; any other op not yet reading it gets it.
+    if (ins.some((i) => this.#tokened.has(i))) this.#tokened.add(out);
+    else if (!VIEW_OPS.has(p.opType)) {
+      // Subtract the token from the smallest float input the op reads.
+      let best = -1;
+      ins.forEach((i, j) => {
+        if (i === "" || !isFloatType(shapes.get(i)?.dtype ?? 0)) return;
+        if (best < 0 || bytes(i) < bytes(ins[best])) best = j;
+      });
+      if (best >= 0) {
+        const t = shapes.get(ins[best])!;
+        const z = token();
+        const zt = t.dtype === DataType.FLOAT
+          ? z
+          : this.#emit("Cast", [z], { to: t.dtype }, [], list);
+        ins[best] = this.#emit("Sub", [ins[best], zt], {}, t.dims, list, t.dtype);
+        this.#tokened.add(out);
       }
-      list.push({ ...p, name: b.fresh(`${p.name}__recomputed`), inputs: ins, outputs: [out] });
-      shapes.set(out, shapes.get(x)!);
-      copyOf.set(x, out);
-      copies++;
-      return out;
-    };
-    return clone;
-  };
-  const emit = (
+    }
+    list.push({ ...p, name: this.#b.fresh(`${p.name}__recomputed`), inputs: ins, outputs: [out] });
+    shapes.set(out, shapes.get(x)!);
+    this.#copyOf.set(x, out);
+    this.count++;
+    return out;
+  }
+
+  /** A scalar +0 from the first value of the gradient `reader` reads: Cast(Less(g₀, g₀)). */
+  #token(reader: Node, list: Node[]): string {
+    const { shapes, gradient } = this.#pass;
+    const g = reader.inputs.find((x) => gradient.has(x));
+    if (!g) throw new GraphError(`${describeNode(reader)}: backward node reads no gradient`);
+    // Only the token's own values need shapes here; a gradient's may be unknown.
+    const gt = shapes.get(g) ?? { dims: [-1], dtype: DataType.FLOAT };
+    const b = this.#b;
+    const flat = this.#emit("Reshape", [g, b.int64s([-1])], {}, [sizeOf(gt.dims)], list, gt.dtype);
+    const first = this.#emit(
+      "Slice",
+      [flat, b.int64s([0]), b.int64s([1]), b.int64s([0])],
+      {},
+      [1],
+      list,
+      gt.dtype,
+    );
+    const never = this.#emit("Less", [first, first], {}, [1], list, DataType.BOOL);
+    const zero = this.#emit("Cast", [never], { to: DataType.FLOAT }, [1], list);
+    return this.#emit("Reshape", [zero, b.int64s([])], {}, [], list);
+  }
+
+  #emit(
     opType: string,
     ins: string[],
     attrs: Record<string, number | number[]>,
     dims: number[],
     list: Node[],
     dtype: number = DataType.FLOAT,
-  ): string => {
+  ): string {
+    const graph = this.#b.graph;
     const before = graph.nodes.length;
-    const out = b.node(opType, ins, attrs, { name: `recompute_${opType}` });
+    const out = this.#b.node(opType, ins, attrs, { name: `recompute_${opType}` });
     list.push(...graph.nodes.splice(before));
-    shapes.set(out, { dims, dtype });
+    this.#pass.shapes.set(out, { dims, dtype });
     return out;
-  };
-  for (const n of all) {
-    if (!backward.has(n) || !n.inputs.some(recomputed)) continue;
-    let z: string | undefined;
-    const list = before.get(n) ?? [];
-    const token = () => {
-      if (z) return z;
-      const g = n.inputs.find((x) => gradient.has(x));
-      if (!g) throw new GraphError(`${describeNode(n)}: backward node reads no gradient`);
-      // Only the token's own values need shapes here; a gradient's may be unknown.
-      const gt = shapes.get(g) ?? { dims: [-1], dtype: DataType.FLOAT };
-      const flat = emit("Reshape", [g, b.int64s([-1])], {}, [sizeOf(gt.dims)], list, gt.dtype);
-      const first = emit(
-        "Slice",
-        [flat, b.int64s([0]), b.int64s([1]), b.int64s([0])],
-        {},
-        [1],
-        list,
-        gt.dtype,
-      );
-      const never = emit("Less", [first, first], {}, [1], list, DataType.BOOL);
-      const zero = emit("Cast", [never], { to: DataType.FLOAT }, [1], list);
-      z = emit("Reshape", [zero, b.int64s([])], {}, [], list);
-      return z;
-    };
-    before.set(n, list);
-    const clone = cloneFor(n, token);
-    n.inputs = n.inputs.map((x) => (x !== "" && recomputed(x) ? clone(x) : x));
   }
-  graph.nodes = all.flatMap((n) => [...(before.get(n) ?? []), n]);
-  return { bytesBefore, bytesAfter, copies };
+}
+
+/**
+ * Rewrites the builder's graph (forward nodes followed by the backward pass that reads the
+ * `seeds`) so that the backward pass recomputes the forward values it can get more cheaply
+ * than by keeping them. Values and gradient are unchanged.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * import { inferShapes } from "./shape_inference.ts";
+ * import { appendVjp } from "./vjp.ts";
+ * const b = new GraphBuilder();
+ * const x = b.input("x", 1, [1, 4, 8, 8]);
+ * const h = b.node("Sigmoid", [b.node("Sigmoid", [x])]);
+ * b.output(h, 1, [1, 4, 8, 8]);
+ * const seed = b.input("h_grad", 1, [1, 4, 8, 8]);
+ * const shapes = inferShapes(b.graph, { x: [1, 4, 8, 8], h_grad: [1, 4, 8, 8] });
+ * appendVjp(b, { seeds: { [h]: seed }, wrt: ["x"], shapes });
+ * const r = recomputeInBackward(b, { seeds: [seed], shapes });
+ * assert.ok(r.bytesAfter < r.bytesBefore); // the inner sigmoid is recomputed from x
+ * assert.ok(r.copies > 0);
+ * ```
+ */
+export function recomputeInBackward(
+  b: GraphBuilder,
+  { seeds, shapes }: RecomputeOptions,
+): RecomputeResult {
+  const graph = b.graph;
+  const { gradient, backward } = backwardPass(graph.nodes, seeds);
+  completeShapes(b, shapes, (n) => !backward.has(n));
+  const producer = new Map<string, Node>();
+  for (const n of graph.nodes) for (const o of n.outputs) if (o !== "") producer.set(o, n);
+  const bytes = (x: string) => {
+    const t = shapes.get(x)!;
+    return sizeOf(t.dims) * (ELEMENT_BYTES[t.dtype] ?? 4);
+  };
+  const pass: Pass = { graph, shapes, gradient, backward, producer, bytes };
+  const { recomputed, bytesBefore, bytesAfter } = chooseCut(pass);
+  const copies = new Copies(b, pass, recomputed);
+  const all = [...graph.nodes];
+  for (const n of all) if (backward.has(n)) copies.rewire(n);
+  graph.nodes = all.flatMap((n) => [...(copies.before.get(n) ?? []), n]);
+  return { bytesBefore, bytesAfter, copies: copies.count };
 }
 
 /** Adds the shapes of the values `which` nodes added after shape inference make. */
