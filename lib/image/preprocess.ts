@@ -171,67 +171,10 @@ export async function preprocessImage(
     }
   }
 
-  let rgb: Uint8Array;
-  let sourceWidth: number;
-  let sourceHeight: number;
-  let placement: CoverCrop;
-  let bytes: Uint8Array;
+  const bytes = await readImage(input, source);
+  let decoded: Decoded;
   try {
-    bytes = typeof input === "string" ? await Deno.readFile(input) : input;
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ImageDecodeError(`${source}: cannot read image: ${reason}`, { cause: error });
-  }
-  try {
-    // 8-bit RGB(A) PNGs, the bulk of image datasets, decode faster without libpng; the pixels
-    // are the same, and everything else is decoded by sharp.
-    const fast = fastPng ? await decodePngFast(bytes) : undefined;
-    let pipeline: Sharp;
-    let hasAlpha: boolean;
-    if (fast !== undefined) {
-      ({ width: sourceWidth, height: sourceHeight } = fast);
-      const { width, height, channels } = fast;
-      pipeline = sharp(fast.data, { raw: { width, height, channels } });
-      hasAlpha = channels === 4;
-    } else {
-      const meta = await sharp(bytes).metadata();
-      let decoder = sharp(bytes, { failOn: "warning" });
-      if ((meta.orientation ?? 1) > 1) decoder = decoder.rotate();
-      // Decoded to 8-bit sRGB pixels first, exactly what the fast path hands over: libvips then
-      // crops and resizes the same raw image either way, so the tensor does not depend on which
-      // decoder ran (straight from a file, its resize can differ by 1/255 at some sizes).
-      const { data, info } = await decoder.toColourspace("srgb").raw({ depth: "uchar" })
-        .toBuffer({ resolveWithObject: true });
-      ({ width: sourceWidth, height: sourceHeight } = info);
-      if (!sourceWidth || !sourceHeight) {
-        throw new Error(`expected positive dimensions, found ${sourceWidth}×${sourceHeight}`);
-      }
-      const channels = info.channels as 3 | 4;
-      pipeline = sharp(data, { raw: { width: sourceWidth, height: sourceHeight, channels } });
-      hasAlpha = channels === 4;
-    }
-    placement = place(sourceWidth, sourceHeight, size, crop, options.buckets);
-    const { box, bucket } = placement;
-    // Each step is added only when it changes something: libvips then streams the image in one
-    // pass instead of materialising intermediate copies.
-    if (box.width !== sourceWidth || box.height !== sourceHeight) pipeline = pipeline.extract(box);
-    if (hasAlpha) pipeline = pipeline.flatten({ background: ALPHA_BACKGROUND });
-    const { data, info } = await pipeline
-      .toColourspace("srgb")
-      .resize(bucket.width, bucket.height, {
-        fit: "fill",
-        kernel: "lanczos3",
-        fastShrinkOnLoad: false,
-      })
-      .raw({ depth: "uchar" })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || info.width !== bucket.width || info.height !== bucket.height) {
-      throw new Error(
-        `expected ${bucket.width}×${bucket.height}×3 pixels after resizing, found ` +
-          `${info.width}×${info.height}×${info.channels}`,
-      );
-    }
-    rgb = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    decoded = await decodeAndResize(bytes, { size, crop, buckets: options.buckets, fastPng });
   } catch (error) {
     // An image too small for any bucket decoded fine: say so, not that it is unreadable.
     if (error instanceof BucketError) throw new BucketError(`${source}: ${error.message}`);
@@ -240,7 +183,7 @@ export async function preprocessImage(
       cause: error,
     });
   }
-
+  const { rgb, sourceWidth, sourceHeight, placement } = decoded;
   const { width, height } = placement.bucket;
   // Mirrored after resizing, so a flipped tensor is exactly the mirror of the unflipped one.
   if (flip) mirrorRows(rgb, width, height);
@@ -269,6 +212,96 @@ export async function preprocessImage(
     sourceWidth,
     sourceHeight,
   };
+}
+
+async function readImage(input: Uint8Array | string, source: string): Promise<Uint8Array> {
+  try {
+    return typeof input === "string" ? await Deno.readFile(input) : input;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ImageDecodeError(`${source}: cannot read image: ${reason}`, { cause: error });
+  }
+}
+
+/** An image decoded, cropped and resized: 8-bit RGB pixels of its placement's bucket. */
+interface Decoded {
+  rgb: Uint8Array;
+  sourceWidth: number;
+  sourceHeight: number;
+  placement: CoverCrop;
+}
+
+/**
+ * Decodes the image (EXIF orientation honoured), crops it to its placement and resizes it with
+ * lanczos3, alpha flattened onto white.
+ */
+async function decodeAndResize(
+  bytes: Uint8Array,
+  { size, crop, buckets, fastPng }: {
+    size: number;
+    crop: CropMode;
+    buckets: Partial<BucketOptions> | undefined;
+    fastPng: boolean;
+  },
+): Promise<Decoded> {
+  const { pipeline: source, width: sourceWidth, height: sourceHeight, hasAlpha } = await decodeRaw(
+    bytes,
+    fastPng,
+  );
+  let pipeline = source;
+  const placement = place(sourceWidth, sourceHeight, size, crop, buckets);
+  const { box, bucket } = placement;
+  // Each step is added only when it changes something: libvips then streams the image in one
+  // pass instead of materialising intermediate copies.
+  if (box.width !== sourceWidth || box.height !== sourceHeight) pipeline = pipeline.extract(box);
+  if (hasAlpha) pipeline = pipeline.flatten({ background: ALPHA_BACKGROUND });
+  const { data, info } = await pipeline
+    .toColourspace("srgb")
+    .resize(bucket.width, bucket.height, {
+      fit: "fill",
+      kernel: "lanczos3",
+      fastShrinkOnLoad: false,
+    })
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 || info.width !== bucket.width || info.height !== bucket.height) {
+    throw new Error(
+      `expected ${bucket.width}×${bucket.height}×3 pixels after resizing, found ` +
+        `${info.width}×${info.height}×${info.channels}`,
+    );
+  }
+  const rgb = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return { rgb, sourceWidth, sourceHeight, placement };
+}
+
+/** The image's 8-bit sRGB pixels as a raw sharp pipeline, by the fast PNG path or by sharp. */
+async function decodeRaw(
+  bytes: Uint8Array,
+  fastPng: boolean,
+): Promise<{ pipeline: Sharp; width: number; height: number; hasAlpha: boolean }> {
+  // 8-bit RGB(A) PNGs, the bulk of image datasets, decode faster without libpng; the pixels
+  // are the same, and everything else is decoded by sharp.
+  const fast = fastPng ? await decodePngFast(bytes) : undefined;
+  if (fast !== undefined) {
+    const { width, height, channels } = fast;
+    const pipeline = sharp(fast.data, { raw: { width, height, channels } });
+    return { pipeline, width, height, hasAlpha: channels === 4 };
+  }
+  const meta = await sharp(bytes).metadata();
+  let decoder = sharp(bytes, { failOn: "warning" });
+  if ((meta.orientation ?? 1) > 1) decoder = decoder.rotate();
+  // Decoded to 8-bit sRGB pixels first, exactly what the fast path hands over: libvips then
+  // crops and resizes the same raw image either way, so the tensor does not depend on which
+  // decoder ran (straight from a file, its resize can differ by 1/255 at some sizes).
+  const { data, info } = await decoder.toColourspace("srgb").raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  const { width, height } = info;
+  if (!width || !height) {
+    throw new Error(`expected positive dimensions, found ${width}×${height}`);
+  }
+  const channels = info.channels as 3 | 4;
+  const pipeline = sharp(data, { raw: { width, height, channels } });
+  return { pipeline, width, height, hasAlpha: channels === 4 };
 }
 
 /** Which part of the image is kept and the size it is resized to. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ModelSession } from "./model_session.ts";
+import { ModelError, type ModelSession } from "./model_session.ts";
 import type { Preset } from "./presets.ts";
 
 /** Raised when the models do not fit each other, the preset or the image size. */
@@ -46,6 +46,51 @@ const shape = (dims: readonly (number | string)[]) => `[${dims.join(", ")}]`;
 
 function staticDim(d: number | string | undefined): number | undefined {
   return typeof d === "number" && d > 0 ? d : undefined;
+}
+
+/**
+ * Runs the decoder on a zero latent of the encoder's latent size: with the channels the decoder
+ * declares, else with the encoder's channels, then half of them (mean ‖ log-variance).
+ */
+async function decodeLatent(
+  decoder: ModelSession,
+  encodedDims: number[],
+  names: { encoder: string; probe: number[] },
+): Promise<{ channels: number; latentDims: number[]; decoded: { dims: number[] } }> {
+  const [, e, h, w] = encodedDims;
+  const declaredChannels = staticDim(decoder.input.dims[1]);
+  // A decoder that does not declare its channels is tried with the latent, then half of it.
+  const candidates = declaredChannels !== undefined
+    ? [declaredChannels]
+    : e % 2 === 0
+    ? [e, e / 2]
+    : [e];
+  if (declaredChannels !== undefined && declaredChannels !== e && 2 * declaredChannels !== e) {
+    throw new GeometryError(
+      `${names.encoder} gives latents ${shape(encodedDims)} and ${decoder.label} takes ` +
+        `${shape(decoder.input.dims)}: expected the encoder to give the decoder's ` +
+        `${declaredChannels} channels (the latent) or ${2 * declaredChannels} (mean and ` +
+        `log-variance), found ${e}`,
+    );
+  }
+  let latentDims = [1, candidates[0], h, w];
+  for (const c of candidates) {
+    latentDims = [1, c, h, w];
+    try {
+      return {
+        channels: c,
+        latentDims,
+        decoded: await decoder.run(new Float32Array(c * h * w), latentDims),
+      };
+    } catch (error) {
+      // A decoder that cannot run on this latent says so as a ModelError: try the next.
+      if (!(error instanceof ModelError)) throw error;
+    }
+  }
+  throw new GeometryError(
+    `${decoder.label} (declared input ${shape(decoder.input.dims)}) cannot decode the latent ` +
+      `${shape(latentDims)} that ${names.encoder} gives for an image ${shape(names.probe)}`,
+  );
 }
 
 /**
@@ -89,36 +134,10 @@ export async function probeGeometry(
   }
   const factor = side / h;
 
-  const declaredChannels = staticDim(decoder.input.dims[1]);
-  // A decoder that does not declare its channels is tried with the latent, then half of it.
-  const candidates = declaredChannels !== undefined
-    ? [declaredChannels]
-    : e % 2 === 0
-    ? [e, e / 2]
-    : [e];
-  if (declaredChannels !== undefined && declaredChannels !== e && 2 * declaredChannels !== e) {
-    throw new GeometryError(
-      `${encoder.label} gives latents ${shape(encoded.dims)} and ${decoder.label} takes ` +
-        `${shape(decoder.input.dims)}: expected the encoder to give the decoder's ` +
-        `${declaredChannels} channels (the latent) or ${2 * declaredChannels} (mean and ` +
-        `log-variance), found ${e}`,
-    );
-  }
-  let channels = candidates[0];
-  let latentDims = [1, channels, h, w];
-  let decoded;
-  for (const c of candidates) {
-    channels = c;
-    latentDims = [1, c, h, w];
-    decoded = await decoder.run(new Float32Array(c * h * w), latentDims).catch(() => undefined);
-    if (decoded) break;
-  }
-  if (!decoded) {
-    throw new GeometryError(
-      `${decoder.label} (declared input ${shape(decoder.input.dims)}) cannot decode the latent ` +
-        `${shape(latentDims)} that ${encoder.label} gives for an image ${shape(probeDims)}`,
-    );
-  }
+  const { channels, latentDims, decoded } = await decodeLatent(decoder, encoded.dims, {
+    encoder: encoder.label,
+    probe: probeDims,
+  });
   const expected = [1, imageChannels, side, side];
   if (decoded.dims.join() !== expected.join()) {
     const up = decoded.dims.length === 4 && decoded.dims[2] % h === 0
