@@ -27,7 +27,8 @@
 import * as ort from "onnxruntime-node";
 import { encodeNpy } from "../lib/format/npy.ts";
 import { preprocessImage } from "../lib/image/preprocess.ts";
-import { encodeImages, gradientEvaluator, openVae } from "../lib/model/vae.ts";
+import { gradientEvaluator } from "../lib/model/evaluators.ts";
+import { encodeImages, openVae } from "../lib/model/vae.ts";
 import { LatentNormalization } from "../lib/model/normalization.ts";
 import { seededRandom } from "../lib/base/random.ts";
 import {

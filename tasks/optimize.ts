@@ -13,13 +13,8 @@
  */
 import { each, type Item } from "../lib/dag/task.ts";
 import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
-import {
-  gradientEvaluator,
-  gradientFreeEvaluator,
-  ModelError,
-  ModelSession,
-  openVae,
-} from "../lib/model/vae.ts";
+import { gradientEvaluator, gradientFreeEvaluator } from "../lib/model/evaluators.ts";
+import { ModelError, ModelSession, openVae } from "../lib/model/vae.ts";
 import { LatentNormalization } from "../lib/model/normalization.ts";
 import { PRESETS } from "../lib/model/presets.ts";
 import { UnsupportedOpError } from "../lib/onnx/errors.ts";

@@ -10,7 +10,8 @@ import { assert, assertEquals, assertStringIncludes } from "./fixtures/assert.ts
 import { tinySdDecoder, writeVae } from "./fixtures/vae.ts";
 import { VaeProject } from "./fixtures/vae_project.ts";
 import { LatentNormalization, NormalizationError } from "../lib/model/normalization.ts";
-import { gradientFreeEvaluator, ModelSession, openVae } from "../lib/model/vae.ts";
+import { gradientFreeEvaluator } from "../lib/model/evaluators.ts";
+import { ModelSession, openVae } from "../lib/model/vae.ts";
 import { checkGradient } from "../lib/onnx/gradient_check.ts";
 import { seededRandom } from "../lib/base/random.ts";
 import { encodeModel } from "../lib/onnx/model_io.ts";

@@ -20,7 +20,7 @@ import { decodeNpz } from "../lib/format/npz.ts";
 import type { NpyArray } from "../lib/format/npy.ts";
 import { decodeSafetensors } from "../lib/format/safetensors.ts";
 import { preprocessImage } from "../lib/image/preprocess.ts";
-import { gradientEvaluator } from "../lib/model/vae.ts";
+import { gradientEvaluator } from "../lib/model/evaluators.ts";
 import { LatentNormalization } from "../lib/model/normalization.ts";
 import { seededRandom } from "../lib/base/random.ts";
 
