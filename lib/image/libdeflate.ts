@@ -61,16 +61,18 @@ export function libdeflatePath(): string | undefined {
   let chosen: string | undefined;
   try {
     chosen = Deno.env.get("LATENTFORGE_LIBDEFLATE");
-  } catch {
-    // No env permission: look in the usual places.
+  } catch (e) {
+    // No permission to read the variable: look in the usual places.
+    if (!(e instanceof Deno.errors.NotCapable)) throw e;
   }
   if (chosen === "off") return undefined;
   const candidates = chosen ? [chosen] : CANDIDATES[Deno.build.os] ?? [];
   for (const path of candidates) {
     try {
       if (Deno.statSync(path).isFile) return path;
-    } catch {
-      // Not there (or not readable): try the next place.
+    } catch (e) {
+      // Not there, or not ours to read: try the next place.
+      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotCapable)) throw e;
     }
   }
   return undefined;
@@ -90,9 +92,13 @@ function open(): Libdeflate | undefined {
   let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
     lib = Deno.dlopen(path, SYMBOLS);
-  } catch {
-    // Not permitted, or not a usable library: decoding falls back to sharp.
-    return undefined;
+  } catch (e) {
+    // Not permitted, or not a usable libdeflate (no library there, or one without these
+    // symbols): decoding falls back to sharp.
+    const unusable = e instanceof Error &&
+      /^(Could not open library|Failed to register symbol)/.test(e.message);
+    if (e instanceof Deno.errors.NotCapable || unusable) return undefined;
+    throw e;
   }
   const { symbols } = lib;
   // A decompressor is not thread-safe: each concurrent inflate takes one from the free list.

@@ -11,7 +11,7 @@
  */
 
 import { type Libdeflate, loadLibdeflate } from "./libdeflate.ts";
-import { unfilterScanlines } from "./png_unfilter.ts";
+import { PngFilterError, unfilterScanlines } from "./png_unfilter.ts";
 
 /** Decoded 8-bit pixels, interleaved, row by row. */
 export interface RawImage {
@@ -100,9 +100,10 @@ export async function decodePngFast(
   let pixels: Uint8Array;
   try {
     pixels = unfilterScanlines(filtered, height, stride, channels);
-  } catch {
+  } catch (e) {
     // An unknown filter type: sharp reports it.
-    return undefined;
+    if (e instanceof PngFilterError) return undefined;
+    throw e;
   }
   if (channels === 4 && opaque(pixels)) {
     return { width, height, channels: 3, data: dropAlpha(pixels) };

@@ -7,7 +7,7 @@
  * @module
  */
 import * as ort from "onnxruntime-node";
-import { SessionError } from "../onnx/errors.ts";
+import { ModelIoError, SessionError } from "../onnx/errors.ts";
 import { readModel } from "../onnx/model_io.ts";
 import { openSession, type SessionLog } from "../onnx/session.ts";
 import { hasFloat16Interface, modelBytes, toHalves, upcastModel } from "./fp16.ts";
@@ -100,7 +100,11 @@ export class ModelSession {
       opened = await openSession(path, options);
     } catch (e) {
       if (!(e instanceof SessionError)) throw e;
-      const model = await readModel(path).catch(() => null);
+      const model = await readModel(path).catch((unreadable) => {
+        // Not even a readable model: the session's own error says what is wrong with it.
+        if (unreadable instanceof ModelIoError) return null;
+        throw unreadable;
+      });
       if (!model || !hasFloat16Interface(model)) throw new ModelError(`${label}: ${e.message}`);
       upcastModel(model);
       runtime.log(
@@ -163,11 +167,13 @@ export class ModelSession {
     let out: ort.InferenceSession.ReturnType;
     try {
       out = await this.session.run({ [this.session.inputNames[0]]: this.#tensor(data, dims) });
-    } catch {
+    } catch (e) {
+      // The runtime's own message is not for the user's terminal: the shapes say what failed.
       throw new ModelError(
         `${this.label}: cannot run on input [${dims.join(", ")}] (declared [${
           this.input.dims.join(", ")
         }])`,
+        { cause: e },
       );
     }
     const tensor = out[this.session.outputNames[0]];

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { ShapeError, UnsupportedOpError } from "./errors.ts";
 import { attrInt, attrInts, attrString, type Graph, type Node } from "./graph.ts";
 import { resizeTaps } from "./resize_taps.ts";
 import { resizeParams } from "./op_params.ts";
@@ -27,8 +28,10 @@ function isBlockUpsample2x(node: Node, graph: Graph, shapes: ShapeMap): boolean 
   let params;
   try {
     params = resizeParams(ctx, node, dims);
-  } catch {
-    return false;
+  } catch (e) {
+    // Scales or sizes that are computed, not constant: not a fixed 2× upsampling, left alone.
+    if (e instanceof ShapeError) return false;
+    throw e;
   }
   const { out, scales } = params;
   if (out[0] !== dims[0] || out[1] !== dims[1]) return false;
@@ -37,8 +40,10 @@ function isBlockUpsample2x(node: Node, graph: Graph, shapes: ShapeMap): boolean 
     let taps;
     try {
       taps = resizeTaps(node, graph.opset, dims[a], out[a], scales[a]);
-    } catch {
-      return false;
+    } catch (e) {
+      // A coordinate or rounding mode without taps: left alone (the gradient rule says why).
+      if (e instanceof UnsupportedOpError) return false;
+      throw e;
     }
     if (!taps.every((t, o) => t.length === 1 && t[0][0] === Math.floor(o / 2))) return false;
   }

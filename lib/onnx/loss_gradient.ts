@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GraphError, ShapeError } from "./errors.ts";
+import { GraphError, ShapeError, UnsupportedOpError } from "./errors.ts";
 import { type Graph, graphFromModel, type ModelProto, type ValueInfo } from "./graph.ts";
 import { GraphBuilder } from "./graph_builder.ts";
 import { decodeModel, encodeModel, readModel } from "./model_io.ts";
@@ -146,7 +146,11 @@ export async function estimateLossAndGradient(
   try {
     shapes = inferShapes(graph, inputShapes);
   } catch (e) {
-    throw new MemoryEstimateError(`the loss-and-gradient graph: ${(e as Error).message}`);
+    // A value whose shape cannot be inferred is one whose memory cannot be estimated.
+    if (e instanceof ShapeError || e instanceof UnsupportedOpError) {
+      throw new MemoryEstimateError(`the loss-and-gradient graph: ${e.message}`);
+    }
+    throw e;
   }
   return estimateMemory(graph, shapes);
 }

@@ -66,18 +66,22 @@ export function webgpuAdapter(): Promise<AdapterInfo | null> {
   adapterProbe ??= (async () => {
     const gpu = (navigator as { gpu?: GPU }).gpu;
     if (!gpu) return null;
+    let adapter;
     try {
-      const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
-      if (!adapter) return null;
-      const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-      return {
-        description: info.description || info.device || "unknown adapter",
-        vendor: info.vendor,
-        isFallbackAdapter: info.isFallbackAdapter,
-      };
-    } catch {
+      adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+    } catch (e) {
+      // Bad options would be a TypeError, a bug here; any other rejection means the system's
+      // WebGPU backend could not start (no driver or loader): no adapter, as null says.
+      if (e instanceof TypeError) throw e;
       return null;
     }
+    if (!adapter) return null;
+    const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+    return {
+      description: info.description || info.device || "unknown adapter",
+      vendor: info.vendor,
+      isFallbackAdapter: info.isFallbackAdapter,
+    };
   })();
   return adapterProbe;
 }
@@ -94,8 +98,10 @@ function runtimeDir(): string | null {
     const os = Deno.build.os === "windows" ? "win32" : Deno.build.os;
     const arch = Deno.build.arch === "aarch64" ? "arm64" : "x64";
     return join(dirname(index), "..", "bin", "napi-v6", os, arch);
-  } catch {
-    return null;
+  } catch (e) {
+    // onnxruntime-node resolves to no local file (not installed): no directory to look in.
+    if (e instanceof TypeError) return null;
+    throw e;
   }
 }
 
@@ -108,8 +114,10 @@ export function cudaInstalled(): boolean {
     : "libonnxruntime_providers_cuda.so";
   try {
     return Deno.statSync(join(dir, name)).isFile;
-  } catch {
-    return false;
+  } catch (e) {
+    // The provider's library is absent unless its install script put it there.
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
   }
 }
 
