@@ -17,6 +17,7 @@ import { decodeModel } from "../lib/onnx/model_io.ts";
 import { inferShapes } from "../lib/onnx/shape_inference.ts";
 import { DataType, sizeOf } from "../lib/onnx/tensor.ts";
 import { TorchChild } from "../bench/torch_child.ts";
+import { requirement, testIf } from "./fixtures/skip.ts";
 import { tinySdDecoder, writeSdDecoder } from "./fixtures/vae.ts";
 
 const F = DataType.FLOAT;
@@ -110,49 +111,54 @@ Deno.test("estimate: the execution order is ONNX Runtime's own", async () => {
  */
 const MEASURED_OVER_ESTIMATE = [0.8, 1.3];
 
-Deno.test("estimate: a decoder's measured peak RSS is within the stated tolerance", async () => {
-  if (Deno.build.os !== "linux") {
-    console.log("skipped: peak RSS is measured through Linux's /proc");
-    return;
-  }
-  const dir = await Deno.makeTempDir({ prefix: "latentforge-estimate-" });
-  try {
-    const sd = await writeSdDecoder(dir, { channels: [16, 16, 16, 16], layersPerBlock: 1 });
-    const latentDims = [8, 4, 32, 32], imageDims = [8, 3, 256, 256];
-    const rand = seededRandom(17);
-    for (const [name, dims] of [["latent", latentDims], ["target", imageDims]] as const) {
-      const data = Float32Array.from({ length: sizeOf(dims) }, () => rand() * 2 - 1);
-      await Deno.writeFile(`${dir}/${name}.npy`, encodeNpy({ dtype: "<f4", shape: dims, data }));
+const linux = requirement(
+  "platform",
+  Deno.build.os === "linux",
+  "peak RSS is measured through Linux's /proc",
+);
+
+testIf(linux, {
+  name: "estimate: a decoder's measured peak RSS is within the stated tolerance",
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "latentforge-estimate-" });
+    try {
+      const sd = await writeSdDecoder(dir, { channels: [16, 16, 16, 16], layersPerBlock: 1 });
+      const latentDims = [8, 4, 32, 32], imageDims = [8, 3, 256, 256];
+      const rand = seededRandom(17);
+      for (const [name, dims] of [["latent", latentDims], ["target", imageDims]] as const) {
+        const data = Float32Array.from({ length: sizeOf(dims) }, () => rand() * 2 - 1);
+        await Deno.writeFile(`${dir}/${name}.npy`, encodeNpy({ dtype: "<f4", shape: dims, data }));
+      }
+      const est = await estimateLossAndGradient(sd.model, {
+        batch: 8,
+        latentShape: latentDims.slice(1),
+      });
+      const child = new TorchChild(
+        new URL("./fixtures/grad_child.ts", import.meta.url).pathname,
+        [sd.model, `${dir}/latent.npy`, `${dir}/target.npy`, `${dir}/grad.npy`, "2"],
+        [Deno.execPath(), "run", "-A", "--v8-flags=--expose-gc"],
+      );
+      await child.line();
+      await child.send("run"); // warm-up
+      const run = await child.send("run");
+      await child.close("quit");
+      const measured = run.peak_mb as number, estimated = est.peakBytes / 2 ** 20;
+      const ratio = measured / estimated;
+      console.log(
+        `peak RSS above baseline: measured ${measured.toFixed(1)} MiB, estimated ${
+          estimated.toFixed(1)
+        } MiB (ratio ${ratio.toFixed(2)})`,
+      );
+      assert(
+        ratio >= MEASURED_OVER_ESTIMATE[0] && ratio <= MEASURED_OVER_ESTIMATE[1],
+        `measured ${measured.toFixed(1)} MiB is ${ratio.toFixed(2)}× the estimate ${
+          estimated.toFixed(1)
+        } MiB, expected ${MEASURED_OVER_ESTIMATE.join("–")}×`,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
-    const est = await estimateLossAndGradient(sd.model, {
-      batch: 8,
-      latentShape: latentDims.slice(1),
-    });
-    const child = new TorchChild(
-      new URL("./fixtures/grad_child.ts", import.meta.url).pathname,
-      [sd.model, `${dir}/latent.npy`, `${dir}/target.npy`, `${dir}/grad.npy`, "2"],
-      [Deno.execPath(), "run", "-A", "--v8-flags=--expose-gc"],
-    );
-    await child.line();
-    await child.send("run"); // warm-up
-    const run = await child.send("run");
-    await child.close("quit");
-    const measured = run.peak_mb as number, estimated = est.peakBytes / 2 ** 20;
-    const ratio = measured / estimated;
-    console.log(
-      `peak RSS above baseline: measured ${measured.toFixed(1)} MiB, estimated ${
-        estimated.toFixed(1)
-      } MiB (ratio ${ratio.toFixed(2)})`,
-    );
-    assert(
-      ratio >= MEASURED_OVER_ESTIMATE[0] && ratio <= MEASURED_OVER_ESTIMATE[1],
-      `measured ${measured.toFixed(1)} MiB is ${ratio.toFixed(2)}× the estimate ${
-        estimated.toFixed(1)
-      } MiB, expected ${MEASURED_OVER_ESTIMATE.join("–")}×`,
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  },
 });
 
 Deno.test("batch fit: a batch that does not fit is lowered with one line; one that fits is kept", async () => {
