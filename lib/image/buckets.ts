@@ -91,8 +91,14 @@ export const DEFAULT_BUCKET_STEP = 64;
  *
  * @example
  * ```ts
- * resolveBucketOptions({ area: 256 * 256 });
- * // { area: 65536, step: 64, minSide: 128, maxSide: 512, noUpscale: false }
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(resolveBucketOptions({ area: 256 * 256 }), {
+ *   area: 65536,
+ *   step: 64,
+ *   minSide: 128,
+ *   maxSide: 512,
+ *   noUpscale: false,
+ * });
  * ```
  */
 export function resolveBucketOptions(options: BucketOptions): Required<BucketOptions> {
@@ -142,8 +148,14 @@ export function resolveBucketOptions(options: BucketOptions): Required<BucketOpt
  *
  * @example
  * ```ts
- * bucketOptionsFromConfig(256, { step: 64, no_upscale: true });
- * // { area: 65536, step: 64, minSide: undefined, maxSide: undefined, noUpscale: true }
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(bucketOptionsFromConfig(256, { step: 64, no_upscale: true }), {
+ *   area: 65536,
+ *   step: 64,
+ *   minSide: undefined,
+ *   maxSide: undefined,
+ *   noUpscale: true,
+ * });
  * ```
  */
 export function bucketOptionsFromConfig(size: number, config: BucketConfig = {}): BucketOptions {
@@ -162,8 +174,11 @@ export function bucketOptionsFromConfig(size: number, config: BucketConfig = {})
  *
  * @example
  * ```ts
- * bucketProblem(256, { step: 64, min_side: 100 });
- * // { field: "min_side", message: "expected a positive multiple of step 64" }
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(bucketProblem(256, { step: 64, min_side: 100 }), {
+ *   field: "min_side",
+ *   message: "expected a positive multiple of step 64",
+ * });
  * ```
  */
 export function bucketProblem(
@@ -189,9 +204,12 @@ export function bucketProblem(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const buckets = bucketResolutions({ area: 256 * 256, step: 64 });
- * buckets.map(bucketName).join(" ");
- * // "128x512 128x448 128x384 192x320 256x256 320x192 384x128 448x128 512x128"
+ * assert.equal(
+ *   buckets.map(bucketName).join(" "),
+ *   "128x512 128x448 128x384 192x320 256x256 320x192 384x128 448x128 512x128",
+ * );
  * ```
  */
 export function bucketResolutions(options: BucketOptions): Bucket[] {
@@ -218,8 +236,9 @@ export function bucketResolutions(options: BucketOptions): Bucket[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const buckets = bucketResolutions({ area: 256 * 256, step: 64 });
- * nearestBucket(481, 321, buckets); // { width: 320, height: 192 }
+ * assert.deepEqual(nearestBucket(481, 321, buckets), { width: 320, height: 192 });
  * ```
  */
 export function nearestBucket(width: number, height: number, buckets: readonly Bucket[]): Bucket {
@@ -245,8 +264,12 @@ export function nearestBucket(width: number, height: number, buckets: readonly B
  *
  * @example
  * ```ts
- * bucketForImage(481, 321, { area: 256 * 256 }); // { width: 320, height: 192 }
- * bucketForImage(481, 321, { area: 256 * 256, noUpscale: true }); // { width: 256, height: 192 }
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(bucketForImage(481, 321, { area: 256 * 256 }), { width: 320, height: 192 });
+ * assert.deepEqual(
+ *   bucketForImage(481, 321, { area: 256 * 256, noUpscale: true }),
+ *   { width: 256, height: 192 },
+ * );
  * ```
  */
 export function bucketForImage(width: number, height: number, options: BucketOptions): Bucket {
@@ -277,8 +300,10 @@ export function bucketForImage(width: number, height: number, options: BucketOpt
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const c = coverCrop(481, 321, { width: 320, height: 192 });
- * // c.box = { top: 16, left: 0, height: 289, width: 481 }; c.cropTopLeft = [11, 0]
+ * assert.deepEqual(c.box, { top: 16, left: 0, height: 289, width: 481 });
+ * assert.deepEqual(c.cropTopLeft, [11, 0]);
  * ```
  */
 export function coverCrop(width: number, height: number, bucket: Bucket): CoverCrop {
@@ -301,8 +326,9 @@ export function coverCrop(width: number, height: number, bucket: Bucket): CoverC
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const c = coverCrop(100, 50, { width: 64, height: 64 });
- * mirrorCrop(c, 100).box.left; // 100 - 25 - 50 = 25
+ * assert.equal(mirrorCrop(c, 100).box.left, 100 - 25 - 50);
  * ```
  */
 export function mirrorCrop(crop: CoverCrop, width: number): CoverCrop {
@@ -319,7 +345,8 @@ export function mirrorCrop(crop: CoverCrop, width: number): CoverCrop {
  *
  * @example
  * ```ts
- * bucketName({ width: 320, height: 192 }); // "320x192"
+ * import assert from "node:assert/strict";
+ * assert.equal(bucketName({ width: 320, height: 192 }), "320x192");
  * ```
  */
 export function bucketName(bucket: Bucket): string {
@@ -331,7 +358,8 @@ export function bucketName(bucket: Bucket): string {
  *
  * @example
  * ```ts
- * parseBucketName("320x192"); // { width: 320, height: 192 }
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(parseBucketName("320x192"), { width: 320, height: 192 });
  * ```
  */
 export function parseBucketName(name: string): Bucket {

@@ -20,7 +20,8 @@ export class FlippedIdError extends Error {
  *
  * @example
  * ```ts
- * flippedId("00017"); // "00017#flip"
+ * import assert from "node:assert/strict";
+ * assert.equal(flippedId("00017"), "00017#flip");
  * ```
  */
 export function flippedId(id: string): string {
@@ -32,8 +33,9 @@ export function flippedId(id: string): string {
  *
  * @example
  * ```ts
- * unflippedId("00017#flip"); // "00017"
- * unflippedId("00017"); // null
+ * import assert from "node:assert/strict";
+ * assert.equal(unflippedId("00017#flip"), "00017");
+ * assert.equal(unflippedId("00017"), null);
  * ```
  */
 export function unflippedId(id: string): string | null {
@@ -46,7 +48,8 @@ export function unflippedId(id: string): string | null {
  *
  * @example
  * ```ts
- * withFlippedIds(["b", "a"]); // ["a", "a#flip", "b", "b#flip"]
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(withFlippedIds(["b", "a"]), ["a", "a#flip", "b", "b#flip"]);
  * ```
  */
 export function withFlippedIds(ids: readonly string[]): string[] {

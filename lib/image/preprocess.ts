@@ -147,11 +147,22 @@ const ALPHA_BACKGROUND = { r: 255, g: 255, b: 255 };
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import sharp from "sharp";
  * import { encodeNpy } from "../format/npy.ts";
- * const { tensor, shape, previewPng } = await preprocessImage("00000.png", { size: 256 });
+ * // A 480×320 image of one colour, as PNG bytes (a path to a file works the same).
+ * const colour = { r: 192, g: 64, b: 128 };
+ * const png = await sharp({ create: { width: 480, height: 320, channels: 3, background: colour } })
+ *   .png()
+ *   .toBuffer();
+ * const { tensor, shape } = await preprocessImage(new Uint8Array(png), { size: 256 });
+ * assert.deepEqual(shape, [1, 3, 256, 256]);
+ * assert.ok(Math.abs(tensor[0] - (2 * 192 / 255 - 1)) < 1e-6); // red, in [-1, 1]
  * const npy = encodeNpy({ dtype: "<f4", shape, data: tensor });
- * const wide = await preprocessImage("wide.jpg", { crop: "buckets", flip: true });
- * wide.bucket; // e.g. "320x192"; wide.conditioning.original_size is (height, width)
+ * assert.equal(npy.length, 128 + 4 * 3 * 256 * 256);
+ * const wide = await preprocessImage(new Uint8Array(png), { crop: "buckets", flip: true });
+ * assert.equal(wide.bucket, "320x192");
+ * assert.deepEqual(wide.conditioning.original_size, [320, 480]); // (height, width)
  * ```
  */
 export async function preprocessImage(

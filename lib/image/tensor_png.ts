@@ -17,9 +17,12 @@ export class TensorImageError extends Error {
  *
  * @example
  * ```ts
- * const decoded = new Float32Array(3 * 256 * 256); // a decoder output, values in [-1, 1]
- * const png = await tensorToPng(decoded, [1, 3, 256, 256]); // inputRange defaults to [-1, 1]
- * await Deno.writeFile("reconstruction.png", png);
+ * import assert from "node:assert/strict";
+ * import sharp from "sharp";
+ * const decoded = new Float32Array(3 * 64 * 48).fill(1.5); // a decoder output, over the range
+ * const png = await tensorToPng(decoded, [1, 3, 64, 48]); // inputRange defaults to [-1, 1]
+ * const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+ * assert.deepEqual([info.width, info.height, data[0]], [48, 64, 255]); // saturated at white
  * ```
  */
 export async function tensorToPng(

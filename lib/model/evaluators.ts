@@ -42,8 +42,38 @@ export interface EvaluatorSettings {
  *
  * @example
  * ```ts
- * declare const settings: EvaluatorSettings, runtime: RuntimeOptions;
- * const evaluator = await gradientEvaluator("vae_decoder.onnx", "model.decoder", settings, runtime);
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "../onnx/graph_builder.ts";
+ * import { writeModel } from "../onnx/model_io.ts";
+ * import { LatentNormalization } from "./normalization.ts";
+ * // A tiny decoder: nearest upsampling by 8 and a mix of the 4 channels into 3.
+ * const dir = await Deno.makeTempDir();
+ * const dec = new GraphBuilder();
+ * const latent = dec.input("latent_sample", 1, ["n", 4, "y", "x"]);
+ * const up = dec.node("Resize", [latent, "", dec.constant(1, [4], [1, 1, 8, 8])]);
+ * const mix = dec.constant(1, [3, 4, 1, 1], new Array(12).fill(0.25));
+ * dec.output(dec.node("Conv", [up, mix]), 1, ["n", 3, "h", "w"]);
+ * await writeModel(`${dir}/vae_decoder.onnx`, dec.graph);
+ * try {
+ *   const settings = {
+ *     batch: 1,
+ *     latentShape: [4, 2, 2] as [number, number, number],
+ *     normalization: LatentNormalization.of(4, { scaling_factor: 1 }),
+ *     loss: "l2" as const,
+ *     charbonnierEps: 1e-3,
+ *   };
+ *   const evaluator = await gradientEvaluator(`${dir}/vae_decoder.onnx`, "model.decoder", settings, {
+ *     providers: ["cpu"],
+ *     log: () => {},
+ *   });
+ *   // Latents of 1 decode to 1 everywhere: against a mid-grey target (0), an L2 loss of 1.
+ *   const latents = new Float32Array(16).fill(1);
+ *   const out = await evaluator.evaluate(latents, new Float32Array(3 * 16 * 16), latents);
+ *   assert.ok(Math.abs(out.losses[0] - 1) < 1e-6);
+ *   assert.ok(out.directions.every((g) => g > 0)); // lowering the latent lowers the loss
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function gradientEvaluator(
@@ -117,8 +147,50 @@ export async function gradientEvaluator(
  *
  * @example
  * ```ts
- * declare const vae: OpenedVae, decoder: ModelSession, settings: EvaluatorSettings;
- * const evaluator = gradientFreeEvaluator(vae, decoder, settings);
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "../onnx/graph_builder.ts";
+ * import { writeModel } from "../onnx/model_io.ts";
+ * import { ModelSession } from "./model_session.ts";
+ * import { openVae } from "./vae.ts";
+ * // A tiny VAE: 8×8 patches averaged into 4 channels, and back by nearest upsampling.
+ * const dir = await Deno.makeTempDir();
+ * const enc = new GraphBuilder();
+ * const image = enc.input("sample", 1, ["n", 3, "h", "w"]);
+ * const pool = enc.constant(1, [4, 3, 8, 8], new Array(4 * 3 * 64).fill(1 / 192));
+ * enc.output(enc.node("Conv", [image, pool], { strides: [8, 8] }), 1, ["n", 4, "y", "x"]);
+ * await writeModel(`${dir}/vae_encoder.onnx`, enc.graph);
+ * const dec = new GraphBuilder();
+ * const latent = dec.input("latent_sample", 1, ["n", 4, "y", "x"]);
+ * const up = dec.node("Resize", [latent, "", dec.constant(1, [4], [1, 1, 8, 8])]);
+ * const mix = dec.constant(1, [3, 4, 1, 1], new Array(12).fill(0.25));
+ * dec.output(dec.node("Conv", [up, mix]), 1, ["n", 3, "h", "w"]);
+ * await writeModel(`${dir}/vae_decoder.onnx`, dec.graph);
+ * try {
+ *   const runtime = { providers: ["cpu"], log: () => {} };
+ *   const vae = await openVae({
+ *     encoder: { path: `${dir}/vae_encoder.onnx`, label: "model.encoder" },
+ *     decoder: { path: `${dir}/vae_decoder.onnx`, label: "model.decoder" },
+ *     model: { scaling_factor: 1, input_range: [-1, 1] },
+ *     size: 64,
+ *     runtime,
+ *   });
+ *   const decoder = await ModelSession.open(`${dir}/vae_decoder.onnx`, "model.decoder", runtime);
+ *   const settings = {
+ *     batch: 1,
+ *     latentShape: [4, 2, 2] as [number, number, number],
+ *     normalization: vae.normalization,
+ *     loss: "l2" as const,
+ *     charbonnierEps: 1e-3,
+ *   };
+ *   const evaluator = gradientFreeEvaluator(vae, decoder, settings);
+ *   const anchors = new Float32Array(16); // the encoder's latent of the (mid-grey) image
+ *   const out = await evaluator.evaluate(new Float32Array(16).fill(1), new Float32Array(3 * 16 * 16), anchors);
+ *   assert.ok(out.directions.every((d) => Math.abs(d - 1) < 1e-6)); // E(D(z)) − E(x)
+ *   await decoder.release();
+ *   await vae.encoder.release();
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export function gradientFreeEvaluator(

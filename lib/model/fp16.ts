@@ -21,7 +21,9 @@ const u32 = new Uint32Array(f32.buffer);
  *
  * @example
  * ```ts
- * floatToHalf(1); // 0x3c00
+ * import assert from "node:assert/strict";
+ * assert.equal(floatToHalf(1), 0x3c00);
+ * assert.equal(floatToHalf(1e6), 0x7c00); // beyond float16's 65504: Infinity
  * ```
  */
 export function floatToHalf(value: number): number {
@@ -54,7 +56,8 @@ export function floatToHalf(value: number): number {
  *
  * @example
  * ```ts
- * halfToFloat(0x3c00); // 1
+ * import assert from "node:assert/strict";
+ * assert.equal(halfToFloat(0x3c00), 1);
  * ```
  */
 export function halfToFloat(bits: number): number {
@@ -71,7 +74,8 @@ export function halfToFloat(bits: number): number {
  *
  * @example
  * ```ts
- * const halves = toHalves(new Float32Array([0.5, -2]));
+ * import assert from "node:assert/strict";
+ * assert.deepEqual([...toHalves(new Float32Array([0.5, -2]))], [0x3800, 0xc000]);
  * ```
  */
 export function toHalves(values: Float32Array): Uint16Array {
@@ -85,7 +89,8 @@ export function toHalves(values: Float32Array): Uint16Array {
  *
  * @example
  * ```ts
- * const values = fromHalves(new Uint16Array([0x3800, 0xc000])); // [0.5, -2]
+ * import assert from "node:assert/strict";
+ * assert.deepEqual([...fromHalves(new Uint16Array([0x3800, 0xc000]))], [0.5, -2]);
  * ```
  */
 export function fromHalves(halves: Uint16Array): Float32Array {
@@ -119,7 +124,18 @@ function upcastValueInfo(v: onnxProto.onnx.IValueInfoProto): void {
   if (tensor && tensor.elemType === FLOAT16) tensor.elemType = FLOAT;
 }
 
-/** Whether any graph input or output of a model is float16. */
+/**
+ * Whether any graph input or output of a model is float16.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "../onnx/graph_builder.ts";
+ * const b = new GraphBuilder();
+ * b.output(b.node("Relu", [b.input("x", 1, [2])]), 1, [2]);
+ * assert.equal(hasFloat16Interface(b.toModel()), false);
+ * ```
+ */
 export function hasFloat16Interface(model: ModelProto): boolean {
   const g = model.graph;
   return [...(g?.input ?? []), ...(g?.output ?? [])].some((v) =>
@@ -134,9 +150,24 @@ export function hasFloat16Interface(model: ModelProto): boolean {
  *
  * @example
  * ```ts
- * import { readModel } from "../onnx/model_io.ts";
- * const model = await readModel("vae_decoder_fp16.onnx");
- * upcastModel(model);
+ * import assert from "node:assert/strict";
+ * import onnxProto from "onnx-proto";
+ * import { GraphBuilder } from "../onnx/graph_builder.ts";
+ * import { DataType } from "../onnx/tensor.ts";
+ * const b = new GraphBuilder();
+ * const x = b.input("x", DataType.FLOAT16, [2]);
+ * b.output(b.node("Mul", [x, "w"]), DataType.FLOAT16, [2]);
+ * const model = b.toModel();
+ * const halves = Uint16Array.of(0x3c00, 0x4000); // 1 and 2
+ * model.graph!.initializer!.push(onnxProto.onnx.TensorProto.create({
+ *   name: "w",
+ *   dims: [2],
+ *   dataType: DataType.FLOAT16,
+ *   rawData: new Uint8Array(halves.buffer),
+ * }));
+ * assert.ok(hasFloat16Interface(model));
+ * assert.equal(upcastModel(model), 1); // the one initializer
+ * assert.ok(!hasFloat16Interface(model));
  * ```
  */
 export function upcastModel(model: ModelProto): number {
@@ -168,7 +199,19 @@ export function upcastModel(model: ModelProto): number {
   return converted;
 }
 
-/** Serializes a model (after {@link upcastModel}). */
+/**
+ * Serializes a model (after {@link upcastModel}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "../onnx/graph_builder.ts";
+ * import { decodeModel } from "../onnx/model_io.ts";
+ * const b = new GraphBuilder();
+ * b.output(b.node("Relu", [b.input("x", 1, [2])]), 1, [2]);
+ * assert.equal(decodeModel(modelBytes(b.toModel())).graph?.node?.[0].opType, "Relu");
+ * ```
+ */
 export function modelBytes(model: ModelProto): Uint8Array {
   return onnx.ModelProto.encode(model).finish();
 }

@@ -99,12 +99,38 @@ async function decodeLatent(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "../onnx/graph_builder.ts";
+ * import { writeModel } from "../onnx/model_io.ts";
  * import { ModelSession } from "./model_session.ts";
- * const runtime = { providers: ["cpu"], log: console.log };
- * const encoder = await ModelSession.open("vae_encoder.onnx", "model.encoder", runtime);
- * const decoder = await ModelSession.open("vae_decoder.onnx", "model.decoder", runtime);
- * const g = await probeGeometry({ encoder, decoder, size: 256, inputRange: [-1, 1] });
- * console.log(g.channels, g.factor); // e.g. 16 8
+ * // A tiny VAE: 8×8 patches averaged into 4 channels, and back by nearest upsampling.
+ * const dir = await Deno.makeTempDir();
+ * const enc = new GraphBuilder();
+ * const image = enc.input("sample", 1, ["n", 3, "h", "w"]);
+ * const pool = enc.constant(1, [4, 3, 8, 8], new Array(4 * 3 * 64).fill(1 / 192));
+ * enc.output(enc.node("Conv", [image, pool], { strides: [8, 8] }), 1, ["n", 4, "y", "x"]);
+ * await writeModel(`${dir}/vae_encoder.onnx`, enc.graph);
+ * const dec = new GraphBuilder();
+ * const latent = dec.input("latent_sample", 1, ["n", 4, "y", "x"]);
+ * const up = dec.node("Resize", [latent, "", dec.constant(1, [4], [1, 1, 8, 8])]);
+ * const mix = dec.constant(1, [3, 4, 1, 1], new Array(12).fill(0.25));
+ * dec.output(dec.node("Conv", [up, mix]), 1, ["n", 3, "h", "w"]);
+ * await writeModel(`${dir}/vae_decoder.onnx`, dec.graph);
+ * try {
+ *   const runtime = { providers: ["cpu"], log: () => {} };
+ *   const encoder = await ModelSession.open(`${dir}/vae_encoder.onnx`, "model.encoder", runtime);
+ *   const decoder = await ModelSession.open(`${dir}/vae_decoder.onnx`, "model.decoder", runtime);
+ *   const g = await probeGeometry({ encoder, decoder, size: 256, inputRange: [-1, 1] });
+ *   assert.deepEqual([g.channels, g.factor], [4, 8]);
+ *   await assert.rejects(
+ *     probeGeometry({ encoder, decoder, size: 100, inputRange: [-1, 1] }),
+ *     /preprocess.size 100 is not a multiple of 8/,
+ *   );
+ *   await encoder.release();
+ *   await decoder.release();
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function probeGeometry(

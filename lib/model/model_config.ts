@@ -37,8 +37,11 @@ interface IssueSink {
  *
  * @example
  * ```ts
- * checkModelConfig({}, { addIssue: (i) => console.log(i.path, i.message) });
- * // ["scaling_factor"] required: …
+ * import assert from "node:assert/strict";
+ * const issues: { path: (string | number)[]; message: string }[] = [];
+ * checkModelConfig({}, { addIssue: (i) => issues.push(i) });
+ * assert.deepEqual(issues.map((i) => i.path), [["scaling_factor"]]);
+ * assert.match(issues[0].message, /^required: /);
  * ```
  */
 export function checkModelConfig(m: ModelFields, ctx: IssueSink): void {
@@ -90,8 +93,13 @@ export function checkModelConfig(m: ModelFields, ctx: IssueSink): void {
  *
  * @example
  * ```ts
- * resolveModelConfig({ preset: "flux1" });
- * // { preset: "flux1", scaling_factor: 0.3611, shift_factor: 0.1159, input_range: [-1, 1] }
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(resolveModelConfig({ preset: "flux1" }), {
+ *   preset: "flux1",
+ *   scaling_factor: 0.3611,
+ *   shift_factor: 0.1159,
+ *   input_range: [-1, 1],
+ * });
  * ```
  */
 export function resolveModelConfig<M extends ModelFields>(m: M): Resolved<M> {

@@ -77,10 +77,24 @@ export class ModelSession {
    *
    * @example
    * ```ts
-   * const decoder = await ModelSession.open("vae_decoder.onnx", "model.decoder", {
-   *   providers: ["cpu"],
-   *   log: console.log,
-   * });
+   * import assert from "node:assert/strict";
+   * import { GraphBuilder } from "../onnx/graph_builder.ts";
+   * import { writeModel } from "../onnx/model_io.ts";
+   * const dir = await Deno.makeTempDir();
+   * try {
+   *   const b = new GraphBuilder();
+   *   b.output(b.node("Tanh", [b.input("latent", 1, ["n", 4, 8, 8])]), 1, ["n", 4, 8, 8]);
+   *   await writeModel(`${dir}/vae_decoder.onnx`, b.graph);
+   *   const lines: string[] = [];
+   *   const decoder = await ModelSession.open(`${dir}/vae_decoder.onnx`, "model.decoder", {
+   *     providers: ["cpu"],
+   *     log: (line) => lines.push(line),
+   *   });
+   *   assert.deepEqual(lines, ["model.decoder: running on cpu"]);
+   *   await decoder.release();
+   * } finally {
+   *   await Deno.remove(dir, { recursive: true });
+   * }
    * ```
    */
   static async open(
@@ -157,10 +171,26 @@ export class ModelSession {
    *
    * @example
    * ```ts
-   * const decoder = await ModelSession.open("vae_decoder.onnx", "model.decoder", {
-   *   log: console.log,
-   * });
-   * const out = await decoder.run(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]);
+   * import assert from "node:assert/strict";
+   * import { GraphBuilder } from "../onnx/graph_builder.ts";
+   * import { writeModel } from "../onnx/model_io.ts";
+   * const dir = await Deno.makeTempDir();
+   * try {
+   *   const b = new GraphBuilder();
+   *   b.output(b.node("Neg", [b.input("latent", 1, ["n", 4, 8, 8])]), 1, ["n", 4, 8, 8]);
+   *   await writeModel(`${dir}/vae_decoder.onnx`, b.graph);
+   *   const decoder = await ModelSession.open(`${dir}/vae_decoder.onnx`, "model.decoder", {
+   *     providers: ["cpu"],
+   *     log: () => {},
+   *   });
+   *   const out = await decoder.run(new Float32Array(2 * 4 * 8 * 8).fill(0.5), [2, 4, 8, 8]);
+   *   assert.deepEqual(out.dims, [2, 4, 8, 8]);
+   *   assert.equal(out.data[0], -0.5);
+   *   await assert.rejects(decoder.run(new Float32Array(4), [1, 4, 1, 1]), ModelError);
+   *   await decoder.release();
+   * } finally {
+   *   await Deno.remove(dir, { recursive: true });
+   * }
    * ```
    */
   async run(data: Float32Array, dims: number[]): Promise<{ data: Float32Array; dims: number[] }> {

@@ -63,7 +63,13 @@ export class LatentNormalization {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * const n = LatentNormalization.of(16, { scaling_factor: 0.3611, shift_factor: 0.1159 });
+   * assert.equal(n.channels, 16);
+   * assert.throws(
+   *   () => LatentNormalization.of(16, { scaling_factor: 1, latents_mean: [0], latents_std: [1] }),
+   *   NormalizationError,
+   * );
    * ```
    */
   static of(channels: number, settings: NormalizationSettings): LatentNormalization {
@@ -92,8 +98,10 @@ export class LatentNormalization {
    *
    * @example
    * ```ts
-   * const n = LatentNormalization.of(4, { scaling_factor: 0.18215 });
-   * const stored = n.normalize(new Float32Array(4 * 64), 64);
+   * import assert from "node:assert/strict";
+   * const n = LatentNormalization.of(4, { scaling_factor: 0.5, shift_factor: 1 });
+   * const stored = n.normalize(new Float32Array(4 * 64).fill(3), 64);
+   * assert.equal(stored[0], (3 - 1) * 0.5); // (z − shift) × scale
    * ```
    */
   normalize(z: Float32Array, plane: number, out: Float32Array = new Float32Array(z.length)) {
@@ -105,8 +113,10 @@ export class LatentNormalization {
    *
    * @example
    * ```ts
-   * const n = LatentNormalization.of(4, { scaling_factor: 0.18215 });
-   * const z = n.denormalize(new Float32Array(4 * 64), 64);
+   * import assert from "node:assert/strict";
+   * const n = LatentNormalization.of(4, { scaling_factor: 0.5, shift_factor: 1 });
+   * const z = n.denormalize(new Float32Array(4 * 64).fill(1), 64);
+   * assert.equal(z[0], 1 / 0.5 + 1);
    * ```
    */
   denormalize(
@@ -145,9 +155,15 @@ export class LatentNormalization {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { GraphBuilder } from "../onnx/graph_builder.ts";
+   * const b = new GraphBuilder();
+   * const latent = b.input("latent_sample", 1, [1, 4, 8, 8]);
+   * b.output(b.node("Tanh", [latent]), 1, [1, 4, 8, 8]);
    * const n = LatentNormalization.of(4, { scaling_factor: 0.18215 });
-   * import { readGraph } from "../onnx/model_io.ts";
-   * const decoder = n.decoderFromStored(await readGraph("vae_decoder.onnx"));
+   * const decoder = n.decoderFromStored(b.graph);
+   * assert.deepEqual(decoder.nodes.map((node) => node.opType), ["Mul", "Add", "Tanh"]);
+   * assert.equal(decoder.inputs[0].name, "latent_sample");
    * ```
    */
   decoderFromStored(decoder: Graph): Graph {

@@ -33,7 +33,23 @@ const SAMPLING_OPS = new Set([
  *
  * @example
  * ```ts
- * await checkEncoder("vae_encoder.onnx", "model.encoder (vae_encoder.onnx)");
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "../onnx/graph_builder.ts";
+ * import { writeModel } from "../onnx/model_io.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   // An encoder that adds noise to its latent: sampled, not the distribution's mean.
+ *   const b = new GraphBuilder();
+ *   const image = b.input("sample", 1, [1, 3, 8, 8]);
+ *   b.output(b.node("Add", [image, b.node("RandomNormalLike", [image])]), 1, [1, 3, 8, 8]);
+ *   await writeModel(`${dir}/vae_encoder.onnx`, b.graph);
+ *   await assert.rejects(
+ *     checkEncoder(`${dir}/vae_encoder.onnx`, "model.encoder (vae_encoder.onnx)"),
+ *     /samples from the latent distribution \(RandomNormalLike node/,
+ *   );
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function checkEncoder(path: string, label: string): Promise<void> {
@@ -76,13 +92,38 @@ export interface OpenedVae {
  *
  * @example
  * ```ts
- * const vae = await openVae({
- *   encoder: { path: "vae_encoder.onnx", label: "model.encoder (vae_encoder.onnx)" },
- *   decoder: { path: "vae_decoder.onnx", label: "model.decoder (vae_decoder.onnx)" },
- *   model: { preset: "flux1", scaling_factor: 0.3611, shift_factor: 0.1159, input_range: [-1, 1] },
- *   size: 256,
- *   runtime: { providers: ["cpu"], log: console.log },
- * });
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "../onnx/graph_builder.ts";
+ * import { writeModel } from "../onnx/model_io.ts";
+ * // A tiny VAE: 8×8 patches averaged into 4 channels, and back by nearest upsampling.
+ * const dir = await Deno.makeTempDir();
+ * const enc = new GraphBuilder();
+ * const image = enc.input("sample", 1, ["n", 3, "h", "w"]);
+ * const pool = enc.constant(1, [4, 3, 8, 8], new Array(4 * 3 * 64).fill(1 / 192));
+ * enc.output(enc.node("Conv", [image, pool], { strides: [8, 8] }), 1, ["n", 4, "y", "x"]);
+ * await writeModel(`${dir}/vae_encoder.onnx`, enc.graph);
+ * const dec = new GraphBuilder();
+ * const latent = dec.input("latent_sample", 1, ["n", 4, "y", "x"]);
+ * const up = dec.node("Resize", [latent, "", dec.constant(1, [4], [1, 1, 8, 8])]);
+ * const mix = dec.constant(1, [3, 4, 1, 1], new Array(12).fill(0.25));
+ * dec.output(dec.node("Conv", [up, mix]), 1, ["n", 3, "h", "w"]);
+ * await writeModel(`${dir}/vae_decoder.onnx`, dec.graph);
+ * try {
+ *   const runtime = { providers: ["cpu"], log: () => {} };
+ *   const vae = await openVae({
+ *     encoder: { path: `${dir}/vae_encoder.onnx`, label: "model.encoder" },
+ *     decoder: { path: `${dir}/vae_decoder.onnx`, label: "model.decoder" },
+ *     model: { scaling_factor: 1, input_range: [-1, 1] },
+ *     size: 64,
+ *     runtime,
+ *   });
+ *   assert.deepEqual(vae.geometry, { channels: 4, encoderChannels: 4, factor: 8, imageChannels: 3 });
+ *   checkImageSides(vae, 192, 320); // whole latents
+ *   assert.throws(() => checkBucketStep(vae, 60), ModelError); // 60 is no multiple of 8
+ *   await vae.encoder.release();
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function openVae(
@@ -131,8 +172,9 @@ export async function openVae(
  * spatial factor (a bucket's sides follow `preprocess.buckets.step`).
  *
  * @example
- * ```ts
- * declare const vae: OpenedVae;
+ * ```ts ignore
+ * // Needs an opened VAE (two models and their sessions); openVae's example opens one and
+ * // calls this on it.
  * checkImageSides(vae, 192, 320);
  * ```
  */
@@ -152,8 +194,9 @@ export function checkImageSides(vae: OpenedVae, height: number, width: number): 
  * bucket's sides are multiples of the step, so every bucket then has whole latents.
  *
  * @example
- * ```ts
- * declare const vae: OpenedVae;
+ * ```ts ignore
+ * // Needs an opened VAE (two models and their sessions); openVae's example opens one and
+ * // calls this on it.
  * checkBucketStep(vae, 64);
  * ```
  */
@@ -173,8 +216,43 @@ export function checkBucketStep(vae: OpenedVae, step: number): void {
  *
  * @example
  * ```ts
- * declare const vae: OpenedVae, images: Float32Array;
- * const { latents, dims } = await encodeImages(vae, images, [4, 3, 256, 256]);
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "../onnx/graph_builder.ts";
+ * import { writeModel } from "../onnx/model_io.ts";
+ * // A tiny VAE: 8×8 patches averaged into 4 channels, and back by nearest upsampling.
+ * const dir = await Deno.makeTempDir();
+ * const enc = new GraphBuilder();
+ * const image = enc.input("sample", 1, ["n", 3, "h", "w"]);
+ * const pool = enc.constant(1, [4, 3, 8, 8], new Array(4 * 3 * 64).fill(1 / 192));
+ * enc.output(enc.node("Conv", [image, pool], { strides: [8, 8] }), 1, ["n", 4, "y", "x"]);
+ * await writeModel(`${dir}/vae_encoder.onnx`, enc.graph);
+ * const dec = new GraphBuilder();
+ * const latent = dec.input("latent_sample", 1, ["n", 4, "y", "x"]);
+ * const up = dec.node("Resize", [latent, "", dec.constant(1, [4], [1, 1, 8, 8])]);
+ * const mix = dec.constant(1, [3, 4, 1, 1], new Array(12).fill(0.25));
+ * dec.output(dec.node("Conv", [up, mix]), 1, ["n", 3, "h", "w"]);
+ * await writeModel(`${dir}/vae_decoder.onnx`, dec.graph);
+ * try {
+ *   const runtime = { providers: ["cpu"], log: () => {} };
+ *   const vae = await openVae({
+ *     encoder: { path: `${dir}/vae_encoder.onnx`, label: "model.encoder" },
+ *     decoder: { path: `${dir}/vae_decoder.onnx`, label: "model.decoder" },
+ *     model: { scaling_factor: 1, input_range: [-1, 1] },
+ *     size: 64,
+ *     runtime,
+ *   });
+ *   const { latents, dims } = await encodeImages(vae, new Float32Array(3 * 16 * 24).fill(0.5), [
+ *     1,
+ *     3,
+ *     16,
+ *     24,
+ *   ]);
+ *   assert.deepEqual(dims, [1, 4, 2, 3]);
+ *   assert.ok(Math.abs(latents[0] - 0.5) < 1e-6); // the patch average, unscaled
+ *   await vae.encoder.release();
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function encodeImages(

@@ -58,10 +58,25 @@ function gib(bytes: number): string {
  *
  * @example
  * ```ts
- * const { batch } = await fitBatchToMemory("vae_decoder.onnx", {
- *   batch: 16,
- *   latentShape: [4, 64, 64],
- * }, { log: (line) => console.log(line) });
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * // A tiny decoder: nearest 2× upsampling, a 3×3 convolution to 3 channels, tanh.
+ * const b = new GraphBuilder();
+ * const latent = b.input("latent_sample", 1, ["n", 4, "h", "w"]);
+ * const up = b.node("Resize", [latent, "", b.constant(1, [4], [1, 1, 2, 2])]);
+ * const w = b.constant(1, [3, 4, 3, 3], Array.from({ length: 108 }, (_, i) => Math.sin(i) / 6));
+ * const sample = b.node("Tanh", [b.node("Conv", [up, w], { pads: [1, 1, 1, 1] })]);
+ * b.output(sample, 1, ["n", 3, "2h", "2w"]);
+ * const lines: string[] = [];
+ * const options = { batch: 16, latentShape: [4, 64, 64] };
+ * // 16 latents of 4×64×64 need about 19 MiB here; with 10 MiB available, fewer go at once.
+ * const fit = await fitBatchToMemory(b.graph, options, {
+ *   availableBytes: 10 * 2 ** 20,
+ *   providers: ["cpu"],
+ *   log: (line) => lines.push(line),
+ * });
+ * assert.ok(fit.batch >= 1 && fit.batch < 16);
+ * assert.match(lines[0], /^optimize: a batch of 16 needs about/);
  * ```
  */
 export async function fitBatchToMemory(

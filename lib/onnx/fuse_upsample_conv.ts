@@ -80,11 +80,19 @@ function fusedKernel(w: HostTensor, pads: number[]): HostTensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { foldGraph } from "./fold.ts";
- * import { readGraph } from "./model_io.ts";
- * const decoder = await readGraph("vae_decoder.onnx");
- * const { graph, shapes } = foldGraph(decoder, { inputShapes: { latent_sample: [1, 4, 8, 8] } });
- * fuseUpsampleConv(graph, shapes);
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * // A tiny decoder: nearest 2× upsampling, a 3×3 convolution to 3 channels, tanh.
+ * const b = new GraphBuilder();
+ * const latent = b.input("latent_sample", 1, ["n", 4, "h", "w"]);
+ * const up = b.node("Resize", [latent, "", b.constant(1, [4], [1, 1, 2, 2])]);
+ * const w = b.constant(1, [3, 4, 3, 3], Array.from({ length: 108 }, (_, i) => Math.sin(i) / 6));
+ * const sample = b.node("Tanh", [b.node("Conv", [up, w], { pads: [1, 1, 1, 1] })]);
+ * b.output(sample, 1, ["n", 3, "2h", "2w"]);
+ * const { graph, shapes } = foldGraph(b.graph, { inputShapes: { latent_sample: [1, 4, 8, 8] } });
+ * assert.equal(fuseUpsampleConv(graph, shapes), 1);
+ * assert.deepEqual(graph.nodes.map((n) => n.opType), ["ConvTranspose", "Tanh"]);
  * ```
  */
 export function fuseUpsampleConv(graph: Graph, shapes: ShapeMap): number {

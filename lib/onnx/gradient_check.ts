@@ -41,10 +41,13 @@ export interface GradientCheckResult {
  *
  * @example
  * ```ts
- * import type { Graph } from "./graph.ts";
- * declare const graph: Graph;
- * const r = await checkGradient(graph, { inputShapes: { x: [1, 4, 8, 8] } });
- * if (r.relativeError > 1e-3) throw new Error("gradient mismatch");
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * const x = b.input("x", 1, [1, 4, 8, 8]);
+ * b.output(b.node("Mul", [x, b.node("Sigmoid", [x])]), 1, [1, 4, 8, 8]);
+ * const r = await checkGradient(b.graph, { inputShapes: { x: [1, 4, 8, 8] } });
+ * assert.ok(r.relativeError < 1e-3, `gradient mismatch: ${r.relativeError}`);
  * ```
  */
 export async function checkGradient(

@@ -51,12 +51,15 @@ export interface GraphBuilderOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeModel } from "./model_io.ts";
  * import { DataType } from "./tensor.ts";
  * const b = new GraphBuilder();
  * const x = b.input("x", DataType.FLOAT, [1, 3]);
  * const y = b.node("Relu", [x]);
  * b.output(y, DataType.FLOAT, [1, 3]);
- * const bytes = b.toBytes();
+ * assert.equal(y, "Relu_out0"); // names are made unique as nodes are added
+ * assert.equal(decodeModel(b.toBytes()).graph?.node?.[0].opType, "Relu");
  * ```
  */
 export class GraphBuilder {

@@ -101,13 +101,31 @@ async function toGraph(decoder: Uint8Array | ModelProto | Graph | string): Promi
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import * as ort from "onnxruntime-node";
  * import { openSession } from "./session.ts";
- * const built = await buildLossAndGradient("vae_decoder.onnx", {
- *   batch: 4,
- *   latentShape: [4, 32, 32],
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * // A tiny decoder: nearest 2× upsampling, a 3×3 convolution to 3 channels, tanh.
+ * const b = new GraphBuilder();
+ * const latent = b.input("latent_sample", 1, ["n", 4, "h", "w"]);
+ * const up = b.node("Resize", [latent, "", b.constant(1, [4], [1, 1, 2, 2])]);
+ * const w = b.constant(1, [3, 4, 3, 3], Array.from({ length: 108 }, (_, i) => Math.sin(i) / 6));
+ * const sample = b.node("Tanh", [b.node("Conv", [up, w], { pads: [1, 1, 1, 1] })]);
+ * b.output(sample, 1, ["n", 3, "2h", "2w"]);
+ * const built = await buildLossAndGradient(b.graph, {
+ *   batch: 2,
+ *   latentShape: [4, 8, 8],
  *   loss: "l2",
  * });
- * const session = await openSession(built.bytes, { providers: ["cpu"] });
+ * assert.deepEqual(built.imageDims, [2, 3, 16, 16]);
+ * const { session } = await openSession(built.bytes, { providers: ["cpu"], extra: built.sessionOptions });
+ * const out = await session.run({
+ *   [built.inputs.latent]: new ort.Tensor("float32", new Float32Array(2 * 256), built.latentDims),
+ *   [built.inputs.target]: new ort.Tensor("float32", new Float32Array(2 * 768), built.imageDims),
+ * });
+ * // A zero latent decodes to tanh(0) = 0, the target: no loss.
+ * assert.deepEqual([...out[built.outputs.loss].data], [0, 0]);
+ * await session.release();
  * ```
  */
 export async function buildLossAndGradient(
@@ -125,8 +143,18 @@ export async function buildLossAndGradient(
  *
  * @example
  * ```ts
- * const m = await estimateLossAndGradient("vae_decoder.onnx", { batch: 4, latentShape: [4, 32, 32] });
- * console.log(`${(m.peakBytes / 2 ** 30).toFixed(1)} GiB at the peak, weights aside`);
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * // A tiny decoder: nearest 2× upsampling, a 3×3 convolution to 3 channels, tanh.
+ * const b = new GraphBuilder();
+ * const latent = b.input("latent_sample", 1, ["n", 4, "h", "w"]);
+ * const up = b.node("Resize", [latent, "", b.constant(1, [4], [1, 1, 2, 2])]);
+ * const w = b.constant(1, [3, 4, 3, 3], Array.from({ length: 108 }, (_, i) => Math.sin(i) / 6));
+ * const sample = b.node("Tanh", [b.node("Conv", [up, w], { pads: [1, 1, 1, 1] })]);
+ * b.output(sample, 1, ["n", 3, "2h", "2w"]);
+ * const m = await estimateLossAndGradient(b.graph, { batch: 4, latentShape: [4, 32, 32] });
+ * const twice = await estimateLossAndGradient(b.graph, { batch: 8, latentShape: [4, 32, 32] });
+ * assert.ok(m.peakBytes > 0 && twice.peakBytes > 1.5 * m.peakBytes); // activations grow with it
  * ```
  */
 export async function estimateLossAndGradient(

@@ -123,11 +123,12 @@ function workspaceBytes(node: Node, shapes: ShapeMap): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GraphBuilder } from "./graph_builder.ts";
  * const b = new GraphBuilder();
  * const x = b.input("x", 1, [2]);
  * b.output(b.node("Neg", [b.node("Relu", [x])]), 1, [2]);
- * onnxRuntimeOrder(b.graph).map((n) => n.opType); // ["Relu", "Neg"]
+ * assert.deepEqual(onnxRuntimeOrder(b.graph).map((n) => n.opType), ["Relu", "Neg"]);
  * ```
  */
 export function onnxRuntimeOrder(graph: Graph): Node[] {

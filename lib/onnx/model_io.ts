@@ -21,7 +21,14 @@ function dirOf(path: string): string {
  *
  * @example
  * ```ts
- * const model = decodeModel(await Deno.readFile("m.onnx"), { baseDir: "." });
+ * import assert from "node:assert/strict";
+ * import { ModelIoError } from "./errors.ts";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * b.output(b.node("Relu", [b.input("x", 1, [2])]), 1, [2]);
+ * const model = decodeModel(b.toBytes(), { baseDir: "." });
+ * assert.equal(model.graph?.node?.[0].opType, "Relu");
+ * assert.throws(() => decodeModel(new Uint8Array([0xff, 0xff])), ModelIoError);
  * ```
  */
 export function decodeModel(
@@ -75,7 +82,9 @@ export function decodeModel(
  *
  * @example
  * ```ts
- * const model = await readModel("models/vae_decoder.onnx");
+ * import assert from "node:assert/strict";
+ * import { ModelIoError } from "./errors.ts";
+ * await assert.rejects(readModel("no/such/vae_decoder.onnx"), ModelIoError);
  * ```
  */
 export async function readModel(path: string): Promise<ModelProto> {
@@ -93,12 +102,31 @@ export async function readModel(path: string): Promise<ModelProto> {
   }
 }
 
-/** Reads an ONNX model file straight into the graph form. */
+/**
+ * Reads an ONNX model file straight into the graph form.
+ *
+ * @example
+ * ```ts ignore
+ * // Needs a model file; writeModel's example writes one and reads it back with this.
+ * const graph = await readGraph("vae_decoder.onnx");
+ * ```
+ */
 export async function readGraph(path: string): Promise<Graph> {
   return graphFromModel(await readModel(path));
 }
 
-/** Serializes a model (or graph) to bytes with all tensor data embedded. */
+/**
+ * Serializes a model (or graph) to bytes with all tensor data embedded.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * b.output(b.node("Relu", [b.input("x", 1, [2])]), 1, [2]);
+ * assert.equal(decodeModel(encodeModel(b.graph)).graph?.node?.length, 1);
+ * ```
+ */
 export function encodeModel(model: ModelProto | Graph): Uint8Array {
   const proto = "nodes" in model ? modelFromGraph(model as Graph) : model as ModelProto;
   return onnx.ModelProto.encode(proto).finish();
@@ -120,8 +148,20 @@ export interface WriteModelOptions {
  *
  * @example
  * ```ts
- * const graph = await readGraph("vae_decoder.onnx");
- * await writeModel("out/model.onnx", graph, { externalData: "model.onnx.data" });
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * const x = b.input("x", 1, [1024]);
+ * b.output(b.node("Mul", [x, b.constant(1, [1024], new Array(1024).fill(2))]), 1, [1024]);
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await writeModel(`${dir}/model.onnx`, b.graph, { externalData: "model.onnx.data" });
+ *   assert.equal((await Deno.stat(`${dir}/model.onnx.data`)).size, 4096); // the 4 KiB weight
+ *   const again = await readGraph(`${dir}/model.onnx`);
+ *   assert.equal([...again.initializers.values()][0].data[0], 2);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function writeModel(
@@ -165,7 +205,16 @@ export async function writeModel(
   await writeFileAtomic(path, onnx.ModelProto.encode(proto).finish());
 }
 
-/** The number of a model's default-domain opset. */
+/**
+ * The number of a model's default-domain opset.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * assert.equal(opsetOf(new GraphBuilder({ opset: 13 }).toModel()), 13);
+ * ```
+ */
 export function opsetOf(model: ModelProto): number {
   for (const o of model.opsetImport ?? []) {
     if (!o.domain || o.domain === "ai.onnx") return toNum(o.version);

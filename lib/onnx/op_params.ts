@@ -11,7 +11,16 @@ import { attrFloat, attrInt, attrInts, attrString, describeNode, type Node } fro
 import type { ShapeContext } from "./shape_inference.ts";
 import { DataType, type HostTensor, sizeOf } from "./tensor.ts";
 
-/** Normalizes a possibly negative axis for a tensor of the given rank. */
+/**
+ * Normalizes a possibly negative axis for a tensor of the given rank.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(normAxis(-1, 4), 3);
+ * assert.throws(() => normAxis(4, 4), /axis 4 out of range for rank 4/);
+ * ```
+ */
 export function normAxis(axis: number, rank: number, node?: Node): number {
   const a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank) {
@@ -22,7 +31,16 @@ export function normAxis(axis: number, rank: number, node?: Node): number {
   return a;
 }
 
-/** Numpy-style broadcast of shapes; throws naming the node when they are incompatible. */
+/**
+ * Numpy-style broadcast of shapes; throws naming the node when they are incompatible.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(broadcastShapes([[2, 1, 5], [3, 1]]), [2, 3, 5]);
+ * assert.throws(() => broadcastShapes([[2], [3]]), /cannot be broadcast/);
+ * ```
+ */
 export function broadcastShapes(shapes: number[][], node?: Node): number[] {
   const rank = Math.max(...shapes.map((s) => s.length));
   const out: number[] = [];
@@ -45,7 +63,27 @@ export function broadcastShapes(shapes: number[][], node?: Node): number[] {
   return out;
 }
 
-/** Reads a constant int input (axes, shape, pads) or fails naming the node. */
+/**
+ * Reads a constant int input (axes, shape, pads) or fails naming the node.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const node = (opType: string, inputs: string[], attrs = {}) =>
+ *   ({ opType, name: "n", domain: "", inputs, outputs: ["y"], attrs });
+ * const consts: Record<string, number[]> = {};
+ * const ctx = {
+ *   shape: () => [],
+ *   dtype: () => 7,
+ *   value: (name: string) =>
+ *     consts[name] && { dtype: 7, dims: [consts[name].length], data: Float64Array.from(consts[name]) },
+ *   opset: 17,
+ * };
+ * consts.shape = [4, -1];
+ * assert.deepEqual(constInts(ctx, node("Reshape", ["x", "shape"]), 1, "shape"), [4, -1]);
+ * assert.throws(() => constInts(ctx, node("Reshape", ["x", "s"]), 1, "shape"), /must be constant/);
+ * ```
+ */
 export function constInts(ctx: ShapeContext, node: Node, index: number, what: string): number[] {
   const name = node.inputs[index];
   const v = name ? ctx.value(name) : undefined;
@@ -59,12 +97,41 @@ export function constInts(ctx: ShapeContext, node: Node, index: number, what: st
   return Array.from(v.data);
 }
 
-/** True when the optional input `index` is given (present and non-empty name). */
+/**
+ * True when the optional input `index` is given (present and non-empty name).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const resize = { opType: "Resize", name: "r", domain: "", inputs: ["x", "", "scales"], outputs: ["y"], attrs: {} };
+ * assert.deepEqual([1, 2, 3].map((i) => hasInput(resize, i)), [false, true, false]);
+ * ```
+ */
 export function hasInput(node: Node, index: number): boolean {
   return node.inputs.length > index && node.inputs[index] !== "";
 }
 
-/** The axes of a Reduce* / Squeeze / Unsqueeze node (attribute or input, by opset). */
+/**
+ * The axes of a Reduce* / Squeeze / Unsqueeze node (attribute or input, by opset).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const node = (opType: string, inputs: string[], attrs = {}) =>
+ *   ({ opType, name: "n", domain: "", inputs, outputs: ["y"], attrs });
+ * const consts: Record<string, number[]> = {};
+ * const ctx = {
+ *   shape: () => [],
+ *   dtype: () => 7,
+ *   value: (name: string) =>
+ *     consts[name] && { dtype: 7, dims: [consts[name].length], data: Float64Array.from(consts[name]) },
+ *   opset: 17,
+ * };
+ * consts.axes = [1, 2];
+ * assert.deepEqual(axesOf(ctx, node("ReduceSum", ["x", "axes"]), 1), [1, 2]);
+ * assert.equal(axesOf(ctx, node("ReduceSum", ["x"]), 1), undefined); // all axes
+ * ```
+ */
 export function axesOf(ctx: ShapeContext, node: Node, inputIndex: number): number[] | undefined {
   const attr = attrInts(node, "axes", undefined);
   if (attr) return attr;
@@ -80,7 +147,28 @@ export interface SliceAxis {
   count: number;
 }
 
-/** Resolves the starts/ends/axes/steps of a Slice node against the data shape. */
+/**
+ * Resolves the starts/ends/axes/steps of a Slice node against the data shape.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const node = (opType: string, inputs: string[], attrs = {}) =>
+ *   ({ opType, name: "n", domain: "", inputs, outputs: ["y"], attrs });
+ * const consts: Record<string, number[]> = {};
+ * const ctx = {
+ *   shape: () => [],
+ *   dtype: () => 7,
+ *   value: (name: string) =>
+ *     consts[name] && { dtype: 7, dims: [consts[name].length], data: Float64Array.from(consts[name]) },
+ *   opset: 17,
+ * };
+ * Object.assign(consts, { starts: [-1], ends: [-100], axes: [1], steps: [-2] });
+ * const slice = node("Slice", ["x", "starts", "ends", "axes", "steps"]);
+ * // x[:, 8::-2] of a [2, 9] tensor: 5 elements from index 8 down.
+ * assert.deepEqual(sliceAxes(ctx, slice, [2, 9]), [{ axis: 1, start: 8, step: -2, count: 5 }]);
+ * ```
+ */
 export function sliceAxes(ctx: ShapeContext, node: Node, dims: number[]): SliceAxis[] {
   let starts: number[], ends: number[], axes: number[] | undefined, steps: number[] | undefined;
   if (ctx.opset < 10) {
@@ -114,7 +202,24 @@ export function sliceAxes(ctx: ShapeContext, node: Node, dims: number[]): SliceA
   });
 }
 
-/** Resize parameters: output dims and per-axis scales (as used for coordinates). */
+/**
+ * Resize parameters: output dims and per-axis scales (as used for coordinates).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const node = (opType: string, inputs: string[], attrs = {}) =>
+ *   ({ opType, name: "n", domain: "", inputs, outputs: ["y"], attrs });
+ * const ctx = {
+ *   shape: () => [],
+ *   dtype: () => 1,
+ *   value: () => ({ dtype: 1, dims: [4], data: Float32Array.of(1, 1, 2, 1.5) }),
+ *   opset: 17,
+ * };
+ * const resize = node("Resize", ["x", "", "scales"]);
+ * assert.deepEqual(resizeParams(ctx, resize, [1, 3, 4, 4]), { out: [1, 3, 8, 6], scales: [1, 1, 2, 1.5] });
+ * ```
+ */
 export function resizeParams(
   ctx: ShapeContext,
   node: Node,
@@ -158,7 +263,18 @@ export function resizeParams(
   return { out, scales };
 }
 
-/** Output dims of a Reshape given data dims and the requested shape (0 / -1 resolved). */
+/**
+ * Output dims of a Reshape given data dims and the requested shape (0 / -1 resolved).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const node = (opType: string, inputs: string[], attrs = {}) =>
+ *   ({ opType, name: "n", domain: "", inputs, outputs: ["y"], attrs });
+ * assert.deepEqual(reshapeDims(node("Reshape", []), [2, 3, 4], [0, -1]), [2, 12]);
+ * assert.throws(() => reshapeDims(node("Reshape", []), [2, 3], [4, -1]), /cannot reshape/);
+ * ```
+ */
 export function reshapeDims(node: Node, dims: number[], shape: number[], allowzero = 0): number[] {
   const out = shape.map((s, i) => (s === 0 && !allowzero ? dims[i] : s));
   const total = sizeOf(dims);
@@ -182,7 +298,17 @@ export function reshapeDims(node: Node, dims: number[], shape: number[], allowze
   return out;
 }
 
-/** The sizes of a Split node's outputs along its axis. */
+/**
+ * The sizes of a Split node's outputs along its axis.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const ctx = { shape: () => [], dtype: () => 1, value: () => undefined, opset: 17 };
+ * const split = { opType: "Split", name: "s", domain: "", inputs: ["x"], outputs: ["a", "b", "c"], attrs: {} };
+ * assert.deepEqual(splitSizes(ctx, split, [7, 2]), [3, 3, 1]); // even parts, the last smaller
+ * ```
+ */
 export function splitSizes(ctx: ShapeContext, n: Node, dims: number[]): number[] {
   const axis = normAxis(attrInt(n, "axis", 0), dims.length, n);
   let split = attrInts(n, "split", undefined);
@@ -195,7 +321,26 @@ export function splitSizes(ctx: ShapeContext, n: Node, dims: number[]): number[]
   return split;
 }
 
-/** The pads of a Pad node, [begin..., end...] over all axes. */
+/**
+ * The pads of a Pad node, [begin..., end...] over all axes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const node = (opType: string, inputs: string[], attrs = {}) =>
+ *   ({ opType, name: "n", domain: "", inputs, outputs: ["y"], attrs });
+ * const consts: Record<string, number[]> = {};
+ * const ctx = {
+ *   shape: () => [],
+ *   dtype: () => 7,
+ *   value: (name: string) =>
+ *     consts[name] && { dtype: 7, dims: [consts[name].length], data: Float64Array.from(consts[name]) },
+ *   opset: 17,
+ * };
+ * Object.assign(consts, { pads: [1, 2], axes: [-1] });
+ * assert.deepEqual(padsOf(ctx, node("Pad", ["x", "pads", "", "axes"]), 3), [0, 0, 1, 0, 0, 2]);
+ * ```
+ */
 export function padsOf(ctx: ShapeContext, n: Node, rank: number): number[] {
   if (ctx.opset < 11) return attrInts(n, "pads", [])!;
   const pads = constInts(ctx, n, 1, "pads");
@@ -209,7 +354,23 @@ export function padsOf(ctx: ShapeContext, n: Node, rank: number): number[] {
   return full;
 }
 
-/** The value of a Constant node (value, value_float(s), value_int(s)). */
+/**
+ * The value of a Constant node (value, value_float(s), value_int(s)).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const constant = {
+ *   opType: "Constant",
+ *   name: "c",
+ *   domain: "",
+ *   inputs: [],
+ *   outputs: ["y"],
+ *   attrs: { value_ints: { type: "ints" as const, value: [2, 3] } },
+ * };
+ * assert.deepEqual([...constantNodeValue(constant).data], [2, 3]);
+ * ```
+ */
 export function constantNodeValue(n: Node): HostTensor {
   const a = Object.entries(n.attrs)[0];
   if (!a) throw new ShapeError(`${describeNode(n)}: no value attribute`);

@@ -43,7 +43,8 @@ const SOFTWARE_RASTERIZERS = /llvmpipe|lavapipe|softpipe|swiftshader|basic rende
  *
  * @example
  * ```ts
- * isSoftwareAdapter({ description: "llvmpipe (LLVM 15.0.6, 256 bits)" }); // true
+ * import assert from "node:assert/strict";
+ * assert.equal(isSoftwareAdapter({ description: "llvmpipe (LLVM 15.0.6, 256 bits)" }), true);
  * ```
  */
 export function isSoftwareAdapter(info: AdapterInfo): boolean {
@@ -58,8 +59,9 @@ let adapterProbe: Promise<AdapterInfo | null> | undefined;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const adapter = await webgpuAdapter();
- * console.log(adapter?.description ?? "no WebGPU adapter");
+ * assert.equal(await webgpuAdapter(), adapter); // asked once per process
  * ```
  */
 export function webgpuAdapter(): Promise<AdapterInfo | null> {
@@ -134,8 +136,11 @@ export interface DefaultProviderFacts {
  *
  * @example
  * ```ts
- * defaultProvidersFor({ platform: "darwin", cudaInstalled: false, adapter: null });
- * // ["coreml", "cpu"]
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(
+ *   defaultProvidersFor({ platform: "darwin", cudaInstalled: false, adapter: null }),
+ *   ["coreml", "cpu"],
+ * );
  * ```
  */
 export function defaultProvidersFor(facts: DefaultProviderFacts): ProviderName[] {
@@ -154,7 +159,9 @@ export function defaultProvidersFor(facts: DefaultProviderFacts): ProviderName[]
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const providers = await defaultProviders(); // e.g. ["cpu"] on a machine without a GPU
+ * assert.equal(providers.at(-1), "cpu"); // the fallback of every order
  * ```
  */
 export async function defaultProviders(): Promise<ProviderName[]> {
@@ -172,7 +179,9 @@ export async function defaultProviders(): Promise<ProviderName[]> {
  *
  * @example
  * ```ts
- * providerConfig("coreml"); // { name: "coreml", coreMlFlags: 16 }
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(providerConfig("coreml"), { name: "coreml", coreMlFlags: 16 });
+ * assert.equal(providerConfig("cpu"), "cpu");
  * ```
  */
 export function providerConfig(provider: string): string | { name: string; coreMlFlags?: number } {
@@ -195,7 +204,9 @@ const PLATFORMS: Record<ProviderName, Platform[]> = {
  *
  * @example
  * ```ts
- * platformReason("coreml", "linux"); // "CoreML runs on macOS only"
+ * import assert from "node:assert/strict";
+ * assert.equal(platformReason("coreml", "linux"), "CoreML runs on macOS only");
+ * assert.equal(platformReason("cpu", "linux"), null);
  * ```
  */
 export function platformReason(provider: ProviderName, platform: Platform): string | null {
@@ -221,8 +232,13 @@ export interface ProviderFailure {
  *
  * @example
  * ```ts
- * describeProviderFailure("cuda", "OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library");
- * // { reason: "its library is not installed (...)", unavailable: true }
+ * import assert from "node:assert/strict";
+ * const failure = describeProviderFailure(
+ *   "cuda",
+ *   "OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library",
+ * );
+ * assert.equal(failure.unavailable, true);
+ * assert.match(failure.reason, /^its library is not installed/);
  * ```
  */
 export function describeProviderFailure(provider: string, message: string): ProviderFailure {

@@ -61,7 +61,10 @@ const unavailable = new Map<string, string>();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * forgetUnavailableProviders();
+ * // A provider that failed to load is tried again (and its failure told again).
+ * assert.equal(forgetUnavailableProviders(), undefined);
  * ```
  */
 export function forgetUnavailableProviders(): void {
@@ -73,10 +76,20 @@ export function forgetUnavailableProviders(): void {
  *
  * @example
  * ```ts
- * const { session, provider } = await openSession("model.onnx", {
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * b.output(b.node("Relu", [b.input("x", 1, [2])]), 1, [2]);
+ * const lines: string[] = [];
+ * const { session, provider } = await openSession(b.toBytes(), {
  *   providers: ["cuda", "cpu"],
  *   intraOpThreads: 2,
+ *   log: (line) => lines.push(line),
  * });
+ * // Without CUDA's library, a line says so (once per process) and the CPU runs the model.
+ * assert.ok(["cuda", "cpu"].includes(provider));
+ * assert.ok(lines.every((line) => line.startsWith("provider cuda unavailable")));
+ * await session.release();
  * ```
  */
 export async function openSession(

@@ -32,7 +32,18 @@ export interface ValueType {
 /** Shapes and element types of every value in a graph, by name. */
 export type ShapeMap = Map<string, ValueType>;
 
-/** Infers the output types of one node; throws {@link UnsupportedOpError} naming an unknown op. */
+/**
+ * Infers the output types of one node; throws {@link UnsupportedOpError} naming an unknown op.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const ctx = { shape: () => [2, 3], dtype: () => 1, value: () => undefined, opset: 17 };
+ * const node = (opType: string) => ({ opType, name: "n", domain: "", inputs: ["x"], outputs: ["y"], attrs: {} });
+ * assert.deepEqual(inferNode(ctx, node("Sigmoid")), [{ dims: [2, 3], dtype: 1 }]);
+ * assert.throws(() => inferNode(ctx, node("Frobnicate")), /op type "Frobnicate" at node "n"/);
+ * ```
+ */
 export function inferNode(ctx: ShapeContext, node: Node): ValueType[] {
   const fn = SHAPE_FNS[node.opType];
   if (!fn || (node.domain !== "" && node.domain !== "ai.onnx")) {
@@ -52,10 +63,14 @@ export function inferNode(ctx: ShapeContext, node: Node): ValueType[] {
  *
  * @example
  * ```ts
- * import type { Graph } from "./graph.ts";
- * declare const graph: Graph;
- * const shapes = inferShapes(graph, { latent: [1, 4, 8, 8] });
- * shapes.get("sample")?.dims; // [1, 3, 64, 64]
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * const latent = b.input("latent", 1, ["n", 4, "h", "w"]);
+ * const up = b.node("Resize", [latent, "", b.constant(1, [4], [1, 1, 8, 8])]);
+ * const sample = b.node("Conv", [up, b.constant(1, [3, 4, 1, 1], new Array(12).fill(0.25))]);
+ * const shapes = inferShapes(b.graph, { latent: [1, 4, 8, 8] });
+ * assert.deepEqual(shapes.get(sample)?.dims, [1, 3, 64, 64]);
  * ```
  */
 export function inferShapes(graph: Graph, inputShapes: Record<string, number[]>): ShapeMap {

@@ -84,7 +84,10 @@ export function allocData(dtype: number, n: number): TensorData {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const t = makeTensor(DataType.INT64, [2], [1, -1]);
+ * assert.ok(t.data instanceof Float64Array); // int64 values held as exact doubles
+ * assert.throws(() => makeTensor(DataType.FLOAT, [2, 2], [1]), /needs 4 values, found 1/);
  * ```
  */
 export function makeTensor(dtype: number, dims: number[], values: ArrayLike<number>): HostTensor {

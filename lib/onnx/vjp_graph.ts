@@ -41,10 +41,20 @@ export interface VjpGraph {
  *
  * @example
  * ```ts
- * import type { Graph } from "./graph.ts";
- * declare const graph: Graph;
- * const vjp = buildVjpGraph(graph, { inputShapes: { x: [1, 3, 8, 8] } });
- * // feed { x, [vjp.seeds.y]: dy } → outputs { [vjp.gradients.x]: dx }
+ * import assert from "node:assert/strict";
+ * import * as ort from "onnxruntime-node";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * const x = b.input("x", 1, [1, 3, 8, 8]);
+ * b.output(b.node("Mul", [x, x]), 1, [1, 3, 8, 8], "y");
+ * const vjp = buildVjpGraph(b.graph, { inputShapes: { x: [1, 3, 8, 8] } });
+ * // Feed { x, [vjp.seeds.y]: dy }, get { [vjp.gradients.x]: dx }: here dx = 2x·dy.
+ * const session = await ort.InferenceSession.create(vjp.bytes);
+ * const ones = new ort.Tensor("float32", new Float32Array(192).fill(1), [1, 3, 8, 8]);
+ * const x3 = new ort.Tensor("float32", new Float32Array(192).fill(3), [1, 3, 8, 8]);
+ * const out = await session.run({ x: x3, [vjp.seeds.y]: ones });
+ * assert.equal(out[vjp.gradients.x].data[0], 6);
+ * await session.release();
  * ```
  */
 export function buildVjpGraph(

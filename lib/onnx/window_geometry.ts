@@ -18,7 +18,27 @@ export interface WindowGeometry {
   out: number[];
 }
 
-/** Resolves kernel, strides, dilations, pads (incl. auto_pad) and output dims of a window op. */
+/**
+ * Resolves kernel, strides, dilations, pads (incl. auto_pad) and output dims of a window op.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const conv = {
+ *   opType: "Conv",
+ *   name: "c",
+ *   domain: "",
+ *   inputs: ["x", "w"],
+ *   outputs: ["y"],
+ *   attrs: {
+ *     auto_pad: { type: "string" as const, value: "SAME_UPPER" },
+ *     strides: { type: "ints" as const, value: [2, 2] },
+ *   },
+ * };
+ * const geo = windowGeometry(conv, [9, 8], [3, 3]);
+ * assert.deepEqual([geo.out, geo.pads], [[5, 4], [1, 0, 1, 1]]);
+ * ```
+ */
 export function windowGeometry(node: Node, spatialIn: number[], kernel: number[]): WindowGeometry {
   const r = spatialIn.length;
   const strides = attrInts(node, "strides", undefined) ?? Array(r).fill(1);
@@ -59,7 +79,26 @@ export function windowGeometry(node: Node, spatialIn: number[], kernel: number[]
   return { kernel, strides, dilations, pads, out };
 }
 
-/** Resolved ConvTranspose geometry: pads and output dims. */
+/**
+ * Resolved ConvTranspose geometry: pads and output dims.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const up = {
+ *   opType: "ConvTranspose",
+ *   name: "t",
+ *   domain: "",
+ *   inputs: ["x", "w"],
+ *   outputs: ["y"],
+ *   attrs: {
+ *     strides: { type: "ints" as const, value: [2, 2] },
+ *     pads: { type: "ints" as const, value: [1, 1, 1, 1] },
+ *   },
+ * };
+ * assert.deepEqual(convTransposeGeometry(up, [8, 8], [4, 4]).out, [16, 16]);
+ * ```
+ */
 export function convTransposeGeometry(
   node: Node,
   spatialIn: number[],
