@@ -106,9 +106,19 @@ export async function readModel(path: string): Promise<ModelProto> {
  * Reads an ONNX model file straight into the graph form.
  *
  * @example
- * ```ts ignore
- * // Needs a model file; writeModel's example writes one and reads it back with this.
- * const graph = await readGraph("vae_decoder.onnx");
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GraphBuilder } from "./graph_builder.ts";
+ * const b = new GraphBuilder();
+ * b.output(b.node("Relu", [b.input("x", 1, [2])]), 1, [2]);
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await writeModel(`${dir}/model.onnx`, b.graph);
+ *   const graph = await readGraph(`${dir}/model.onnx`);
+ *   assert.deepEqual(graph.nodes.map((n) => n.opType), ["Relu"]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function readGraph(path: string): Promise<Graph> {
