@@ -1,8 +1,15 @@
 /**
  * A small WebAssembly assembler: the binary encoding (LEB128, vectors, sections), the
  * instructions the PNG unfilter kernel uses, written in the style of the text format's folded
- * expressions (operands first, then the instruction), and a module of one exported function
- * and one memory. Opcodes follow the core specification and the SIMD proposal's BinarySIMD.md.
+ * expressions (operands first, then the instruction) and named after the text format's
+ * mnemonics, and a module of one exported function and one memory. Opcodes follow the core
+ * specification and the SIMD proposal's BinarySIMD.md.
+ *
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { add, get, i32 } from "./wasm_assembler.ts";
+ * assert.deepEqual(add(get(0), i32(1)), [0x20, 0, 0x41, 1, 0x6a]); // local.get 0; i32.const 1; i32.add
+ * ```
  *
  * @module
  */
@@ -54,7 +61,7 @@ const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...bo
 /** Instructions, as the bytes of the code section. */
 export type Code = number[];
 /** An instruction after its operands, in the style of the text format's folded expressions. */
-const ins = (opcode: Code, ...operands: Code[]): Code => [...operands.flat(), ...opcode];
+export const ins = (opcode: Code, ...operands: Code[]): Code => [...operands.flat(), ...opcode];
 /** SIMD instructions: the 0xFD prefix, then the opcode as unsigned LEB128. */
 const simd = (op: number, ...immediates: number[]): Code => [0xfd, ...uleb(op), ...immediates];
 /** Memory operand: log2 of the alignment promised (none here: rows are not aligned), offset 0. */
@@ -68,55 +75,57 @@ export const V128 = 0x7b;
 export const EMPTY = 0x40; // block type of blocks, loops and ifs that leave nothing on the stack
 
 // Control and scalar instructions.
-const loop = (...body: Code[]): Code => [0x03, EMPTY, ...body.flat(), 0x0b];
-const ifElse = (condition: Code, then: Code[], otherwise: Code[]): Code =>
+export const loop = (...body: Code[]): Code => [0x03, EMPTY, ...body.flat(), 0x0b];
+export const ifElse = (condition: Code, then: Code[], otherwise: Code[]): Code =>
   ins([0x04, EMPTY, ...then.flat(), 0x05, ...otherwise.flat(), 0x0b], condition);
-const br = (depth: number): Code => [0x0c, ...uleb(depth)];
-const brIf = (depth: number, condition: Code): Code => ins([0x0d, ...uleb(depth)], condition);
-const get = (local: number): Code => [0x20, ...uleb(local)];
-const set = (local: number, value: Code): Code => ins([0x21, ...uleb(local)], value);
-const i32 = (n: number): Code => [0x41, ...sleb(n)];
-const add = (x: Code, y: Code) => ins([0x6a], x, y);
-const sub = (x: Code, y: Code) => ins([0x6b], x, y);
-const mul = (x: Code, y: Code) => ins([0x6c], x, y);
-const remU = (x: Code, y: Code) => ins([0x70], x, y);
-const both = (x: Code, y: Code) => ins([0x71], x, y); // i32.and, of two conditions here
-const eq = (x: Code, y: Code) => ins([0x46], x, y);
-const ltU = (x: Code, y: Code) => ins([0x49], x, y);
-const leU = (x: Code, y: Code) => ins([0x4d], x, y);
-const geU = (x: Code, y: Code) => ins([0x4f], x, y);
-const load8 = (address: Code) => ins([0x2d, ...MEMARG], address); // i32.load8_u
-const store8 = (address: Code, value: Code) => ins([0x3a, ...MEMARG], address, value);
+export const br = (depth: number): Code => [0x0c, ...uleb(depth)];
+export const brIf = (depth: number, condition: Code): Code =>
+  ins([0x0d, ...uleb(depth)], condition);
+export const get = (local: number): Code => [0x20, ...uleb(local)];
+export const set = (local: number, value: Code): Code => ins([0x21, ...uleb(local)], value);
+export const i32 = (n: number): Code => [0x41, ...sleb(n)];
+export const add = (x: Code, y: Code) => ins([0x6a], x, y);
+export const sub = (x: Code, y: Code) => ins([0x6b], x, y);
+export const mul = (x: Code, y: Code) => ins([0x6c], x, y);
+export const remU = (x: Code, y: Code) => ins([0x70], x, y);
+export const both = (x: Code, y: Code) => ins([0x71], x, y); // i32.and, of two conditions here
+export const eq = (x: Code, y: Code) => ins([0x46], x, y);
+export const ltU = (x: Code, y: Code) => ins([0x49], x, y);
+export const leU = (x: Code, y: Code) => ins([0x4d], x, y);
+export const geU = (x: Code, y: Code) => ins([0x4f], x, y);
+export const load8 = (address: Code) => ins([0x2d, ...MEMARG], address); // i32.load8_u
+export const store8 = (address: Code, value: Code) => ins([0x3a, ...MEMARG], address, value);
 
 // SIMD instructions (opcodes from the SIMD proposal's BinarySIMD.md).
-const v128 = (bytes: number[]): Code => simd(0x0c, ...bytes); // v128.const
-const load = (address: Code) => ins(simd(0x00, ...MEMARG), address); // v128.load
-const load8x8 = (address: Code) => ins(simd(0x02, ...MEMARG), address); // 8 bytes → 8 × u16
-const load32Zero = (address: Code) => ins(simd(0x5c, ...MEMARG), address); // 4 bytes, rest 0
-const load64Zero = (address: Code) => ins(simd(0x5d, ...MEMARG), address); // 8 bytes, rest 0
+export const v128 = (bytes: number[]): Code => simd(0x0c, ...bytes); // v128.const
+export const load = (address: Code) => ins(simd(0x00, ...MEMARG), address); // v128.load
+export const load8x8 = (address: Code) => ins(simd(0x02, ...MEMARG), address); // 8 bytes → 8 × u16
+export const load32Zero = (address: Code) => ins(simd(0x5c, ...MEMARG), address); // 4 bytes, rest 0
+export const load64Zero = (address: Code) => ins(simd(0x5d, ...MEMARG), address); // 8 bytes, rest 0
 /** v128.load32_lane: 4 bytes from `address` into 32-bit lane `lane` of `into`. */
-const load32Lane = (address: Code, into: Code, lane: number) =>
+export const load32Lane = (address: Code, into: Code, lane: number) =>
   ins(simd(0x56, ...MEMARG, lane), address, into);
-const store = (address: Code, value: Code) => ins(simd(0x0b, ...MEMARG), address, value);
+export const store = (address: Code, value: Code) => ins(simd(0x0b, ...MEMARG), address, value);
 /** v128.store32_lane: stores 32-bit lane `lane` of `value`. */
-const store32 = (address: Code, value: Code, lane: number) =>
+export const store32 = (address: Code, value: Code, lane: number) =>
   ins(simd(0x5a, ...MEMARG, lane), address, value);
 /** v128.store64_lane 0: stores the low 8 bytes of `value`. */
-const store64 = (address: Code, value: Code) => ins(simd(0x5b, ...MEMARG, 0), address, value);
+export const store64 = (address: Code, value: Code) =>
+  ins(simd(0x5b, ...MEMARG, 0), address, value);
 /** i8x16.shuffle of `x` with itself: the high 8 bytes copied into the low 8. */
-const highToLow = (x: Code) =>
+export const highToLow = (x: Code) =>
   ins(simd(0x0d, ...[8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]), x, x);
-const and = (x: Code, y: Code) => ins(simd(0x4e), x, y);
-const add8 = (x: Code, y: Code) => ins(simd(0x6e), x, y); // i8x16.add, modulo 256
+export const and = (x: Code, y: Code) => ins(simd(0x4e), x, y);
+export const add8 = (x: Code, y: Code) => ins(simd(0x6e), x, y); // i8x16.add, modulo 256
 /** i8x16.narrow_i16x8_u of `x` with itself: 16-bit lanes (0..255 here) back to bytes. */
-const narrow = (x: Code) => ins(simd(0x66), x, x);
-const widen = (x: Code) => ins(simd(0x89), x); // i16x8.extend_low_i8x16_u
-const add16 = (x: Code, y: Code) => ins(simd(0x8e), x, y);
-const sub16 = (x: Code, y: Code) => ins(simd(0x91), x, y);
-const shr16 = (x: Code, bits: number) => ins(simd(0x8d), x, i32(bits)); // i16x8.shr_u
-const gt16 = (x: Code, y: Code) => ins(simd(0x31), x, y); // i16x8.gt_s
-const min16 = (x: Code, y: Code) => ins(simd(0x96), x, y); // i16x8.min_s
-const max16 = (x: Code, y: Code) => ins(simd(0x98), x, y); // i16x8.max_s
+export const narrow = (x: Code) => ins(simd(0x66), x, x);
+export const widen = (x: Code) => ins(simd(0x89), x); // i16x8.extend_low_i8x16_u
+export const add16 = (x: Code, y: Code) => ins(simd(0x8e), x, y);
+export const sub16 = (x: Code, y: Code) => ins(simd(0x91), x, y);
+export const shr16 = (x: Code, bits: number) => ins(simd(0x8d), x, i32(bits)); // i16x8.shr_u
+export const gt16 = (x: Code, y: Code) => ins(simd(0x31), x, y); // i16x8.gt_s
+export const min16 = (x: Code, y: Code) => ins(simd(0x96), x, y); // i16x8.min_s
+export const max16 = (x: Code, y: Code) => ins(simd(0x98), x, y); // i16x8.max_s
 /**
  * Lane select, `x` where `mask` is set, else `y`. Every mask here is a comparison result (each
  * lane all ones or all zeros), for which the relaxed-SIMD `i8x16.relaxed_laneselect` (one
@@ -124,63 +133,8 @@ const max16 = (x: Code, y: Code) => ins(simd(0x98), x, y); // i16x8.max_s
  * form.
  */
 export type Select = (x: Code, y: Code, mask: Code) => Code;
-const laneselect: Select = (x, y, mask) => ins(simd(0x109), x, y, mask);
-const bitselect: Select = (x, y, mask) => ins(simd(0x52), x, y, mask);
-
-/**
- * The instruction builders, by the names the text format would suggest (see each one's
- * comment above for its opcode).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * const { add, get, i32 } = INSTRUCTIONS;
- * assert.deepEqual(add(get(0), i32(1)), [0x20, 0, 0x41, 1, 0x6a]);
- * ```
- */
-export const INSTRUCTIONS = {
-  ins,
-  loop,
-  ifElse,
-  br,
-  brIf,
-  get,
-  set,
-  i32,
-  add,
-  sub,
-  mul,
-  remU,
-  both,
-  eq,
-  ltU,
-  leU,
-  geU,
-  load8,
-  store8,
-  v128,
-  load,
-  load8x8,
-  load32Zero,
-  load64Zero,
-  load32Lane,
-  store,
-  store32,
-  store64,
-  highToLow,
-  and,
-  add8,
-  narrow,
-  widen,
-  add16,
-  sub16,
-  shr16,
-  gt16,
-  min16,
-  max16,
-  laneselect,
-  bitselect,
-} as const;
+export const laneselect: Select = (x, y, mask) => ins(simd(0x109), x, y, mask);
+export const bitselect: Select = (x, y, mask) => ins(simd(0x52), x, y, mask);
 
 /** Options of {@link functionModule}. */
 export interface FunctionModuleOptions {
@@ -201,7 +155,6 @@ export interface FunctionModuleOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * const { get, store8 } = INSTRUCTIONS;
  * const bytes = functionModule({
  *   name: "poke",
  *   params: [I32, I32],

@@ -95,6 +95,30 @@ function transposeHost(t: HostTensor, perm: number[]): HostTensor {
   return { dtype: t.dtype, dims: out, data };
 }
 
+/**
+ * A tensor of shape `dims` whose element at coordinates (c₀, c₁, …) is `a`'s element at
+ * (source(0, c₀), source(1, c₁), …).
+ */
+function remap(
+  a: HostTensor,
+  dims: number[],
+  source: (axis: number, c: number) => number,
+): HostTensor {
+  const st = strides(a.dims);
+  const ost = strides(dims);
+  const data = allocData(a.dtype, sizeOf(dims));
+  for (let i = 0; i < data.length; i++) {
+    let rem = i, off = 0;
+    for (let k = 0; k < dims.length; k++) {
+      const c = Math.floor(rem / ost[k]);
+      rem -= c * ost[k];
+      off += source(k, c) * st[k];
+    }
+    data[i] = a.data[off];
+  }
+  return { dtype: a.dtype, dims, data };
+}
+
 function castValue(v: number, to: number): number {
   if (isFloatType(to)) return v;
   if (to === DataType.BOOL) return v !== 0 ? 1 : 0;
@@ -231,45 +255,17 @@ export const HOST_EVALUATORS: Readonly<Record<string, Evaluator>> = {
     const full = elementwise([a, { ...zero, dims }], a.dtype, (x) => x, n);
     return [full];
   },
-  Tile: (ctx, n, [a]) => {
-    const dims = inferNode(ctx, n)[0].dims;
-    const st = strides(a.dims);
-    const ost = strides(dims);
-    const data = allocData(a.dtype, sizeOf(dims));
-    for (let i = 0; i < data.length; i++) {
-      let rem = i, off = 0;
-      for (let k = 0; k < dims.length; k++) {
-        const c = Math.floor(rem / ost[k]);
-        rem -= c * ost[k];
-        off += (c % a.dims[k]) * st[k];
-      }
-      data[i] = a.data[off];
-    }
-    return [{ dtype: a.dtype, dims, data }];
-  },
+  Tile: (ctx, n, [a]) => [remap(a, inferNode(ctx, n)[0].dims, (k, c) => c % a.dims[k])],
   Slice: (ctx, n, [a]) => {
-    const axes = sliceAxes(ctx, n, a.dims);
     const dims = [...a.dims];
     const start = a.dims.map(() => 0);
     const step = a.dims.map(() => 1);
-    for (const s of axes) {
+    for (const s of sliceAxes(ctx, n, a.dims)) {
       dims[s.axis] = s.count;
       start[s.axis] = s.start;
       step[s.axis] = s.step;
     }
-    const st = strides(a.dims);
-    const ost = strides(dims);
-    const data = allocData(a.dtype, sizeOf(dims));
-    for (let i = 0; i < data.length; i++) {
-      let rem = i, off = 0;
-      for (let k = 0; k < dims.length; k++) {
-        const c = Math.floor(rem / ost[k]);
-        rem -= c * ost[k];
-        off += (start[k] + c * step[k]) * st[k];
-      }
-      data[i] = a.data[off];
-    }
-    return [{ dtype: a.dtype, dims, data }];
+    return [remap(a, dims, (k, c) => start[k] + c * step[k])];
   },
   Split: (ctx, n, [a]) => {
     const axis = normAxis(attrInt(n, "axis", 0), a.dims.length, n);
