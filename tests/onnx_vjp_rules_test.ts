@@ -1,5 +1,6 @@
 // Every VJP rule checked by a directional finite difference on random inputs, in ONNX Runtime;
-// the guard at the end reads the rule table itself, so a rule without a case fails.
+// the guard at the end reads the rule table itself, so a rule without a case fails. One
+// concept, the case of every rule, which needs the room (over 400 lines).
 import { checkGradient } from "../lib/onnx/gradient_check.ts";
 import { seededRandom } from "../lib/base/random.ts";
 import { type AttrInput, GraphBuilder } from "../lib/onnx/graph_builder.ts";

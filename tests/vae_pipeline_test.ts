@@ -155,6 +155,163 @@ function reportSamples(html: string, id: string): string[] {
     .map((m) => m[1]);
 }
 
+/** What a case's run left: where its dataset is, its models, its latents. */
+interface Built {
+  p: VaeProject;
+  vae: { encoder: string; decoder: string };
+  latentShape: number[];
+  npz: Record<string, unknown>;
+}
+
+/** npz, safetensors and manifest say the case's shapes and normalization; losses fell. */
+function checkDataset(
+  c: Case,
+  { latentShape, npz }: Built,
+  st: ReturnType<typeof decodeSafetensors>,
+  manifest: { models: Record<string, unknown> },
+): void {
+  const latents = npz.latents as NpyArray;
+  const initial = npz.initial_latents as NpyArray;
+  assertEquals(latents.shape, [IMAGES, ...latentShape]);
+  assertEquals(initial.shape, [IMAGES, ...latentShape]);
+  assertEquals(Number((npz.scaling_factor as NpyArray).data[0]), c.scale);
+  assertEquals(Number((npz.shift_factor as NpyArray).data[0]), c.shift);
+  assertEquals(Number((npz.latent_channels as NpyArray).data[0]), c.channels);
+  if (c.mean) {
+    assertEquals([...(npz.latents_mean as NpyArray).data], c.mean.map(Math.fround));
+    assertEquals([...(npz.latents_std as NpyArray).data], c.std!.map(Math.fround));
+  }
+  const lossInitial = (npz.loss_initial as NpyArray).data as Float32Array;
+  const lossFinal = (npz.loss_final as NpyArray).data as Float32Array;
+  for (let i = 0; i < IMAGES; i++) {
+    assert(
+      lossFinal[i] < lossInitial[i],
+      `image ${i}: loss ${lossInitial[i]} → ${lossFinal[i]} did not fall`,
+    );
+  }
+  assertEquals(st.tensors.latents.shape, [IMAGES, ...latentShape]);
+  assertEquals(Number(st.metadata.scaling_factor), c.scale);
+  assertEquals(Number(st.metadata.shift_factor), c.shift);
+  if (c.mean) assertEquals(JSON.parse(st.metadata.latents_mean), c.mean);
+  assertEquals(manifest.models.scaling_factor, c.scale);
+  assertEquals(manifest.models.shift_factor, c.shift);
+  assertEquals(manifest.models.latent_channels, c.channels);
+  assertEquals(manifest.models.latents_std, c.std);
+}
+
+/** numpy, h5py and a plain JSON header read the files alike. */
+async function checkPythonReads(c: Case, dir: string, latentShape: number[]): Promise<void> {
+  const found = await python<Record<string, unknown>>(`
+import h5py, json, struct, numpy as np
+d = np.load(${JSON.stringify(join(dir, "latents.npz"))})
+f = h5py.File(${JSON.stringify(join(dir, "latents.h5"))}, "r")
+raw = open(${JSON.stringify(join(dir, "latents.safetensors"))}, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+print(json.dumps({
+  "npz": list(d["latents"].shape), "npz_initial": list(d["initial_latents"].shape),
+  "h5": list(f["latents"].shape), "h5_scale": float(f.attrs["scaling_factor"]),
+  "h5_shift": float(f.attrs["shift_factor"]),
+  "h5_mean": json.loads(f.attrs["latents_mean"]) if "latents_mean" in f.attrs else None,
+  "same": bool(np.array_equal(f["latents"][()], d["latents"])),
+  "st": header["latents"]["shape"], "st_dtype": header["latents"]["dtype"],
+}))`);
+  const shape = [IMAGES, ...latentShape];
+  assertEquals(found.npz, shape);
+  assertEquals(found.npz_initial, shape);
+  assertEquals(found.h5, shape);
+  assertEquals(found.st, shape);
+  assertEquals(found.st_dtype, "F32");
+  assertEquals(found.same, true);
+  assertEquals(found.h5_scale, c.scale);
+  assertEquals(found.h5_shift, c.shift);
+  assertEquals(found.h5_mean, c.mean ?? null);
+}
+
+/** The report's samples are the decoder's images of the stored latents, denormalized. */
+async function checkReportSamples(c: Case, { p, vae, latentShape, npz }: Built): Promise<void> {
+  const html = await Deno.readTextFile(join(p.out, "report.html"));
+  const ids = (npz.ids as { data: string[] }).data;
+  const initial = (npz.initial_latents as NpyArray).data as Float32Array;
+  const latents = (npz.latents as NpyArray).data as Float32Array;
+  const lossInitial = (npz.loss_initial as NpyArray).data as Float32Array;
+  const decoder = await ort.InferenceSession.create(vae.decoder);
+  const plane = latentShape[1] * latentShape[2];
+  const per = c.channels * plane;
+  const decode = async (z: Float32Array) => {
+    const out = await decoder.run({
+      [decoder.inputNames[0]]: new ort.Tensor("float32", z, [1, ...latentShape]),
+    });
+    return out[decoder.outputNames[0]].data as Float32Array;
+  };
+  try {
+    for (const [i, id] of ids.slice(0, 2).entries()) {
+      // optimize started from D(z) of the stored latent, z undone here: the loss it recorded.
+      const target = (await preprocessImage(join(p.images, `${id}.png`), {
+        size: SIDE,
+        inputRange: c.range,
+        preview: false,
+      })).tensor;
+      const y = await decode(denormalize(initial.slice(i * per, (i + 1) * per), c, plane));
+      const mse = y.reduce((sum, v, k) => sum + (v - target[k]) ** 2, 0) / y.length;
+      assert(
+        Math.abs(mse - lossInitial[i]) <= 1e-4 * mse,
+        `${id}: recorded initial loss ${lossInitial[i]}, D(z) of its latent gives ${mse}`,
+      );
+      const [, initialPng, optimizedPng] = reportSamples(html, id);
+      for (
+        const [png, stored] of [
+          [initialPng, initial.slice(i * per, (i + 1) * per)],
+          [optimizedPng, latents.slice(i * per, (i + 1) * per)],
+        ] as const
+      ) {
+        const expected = toPixels(await decode(denormalize(stored, c, plane)), c.range);
+        const shown = await pngPixels(png);
+        assert(maxDiff(shown, expected) <= 1, `${id}: the sample is not D(z) of its latent`);
+        if (c.scale !== 1 || c.shift !== 0 || c.mean) {
+          // The check can fail: decoding the stored latent as if it were z looks different.
+          const unnormalized = toPixels(await decode(stored), c.range);
+          assert(maxDiff(shown, unnormalized) > 2, `${id}: normalization invisible`);
+        }
+      }
+    }
+  } finally {
+    await decoder.release();
+  }
+}
+
+/** The gradient Adam follows, in the stored space, against finite differences. */
+async function checkStoredGradient(c: Case, { vae, latentShape, npz }: Built): Promise<void> {
+  const normalization = LatentNormalization.of(c.channels, {
+    scaling_factor: c.scale,
+    shift_factor: c.shift,
+    latents_mean: c.mean,
+    latents_std: c.std,
+  });
+  const evaluator = await gradientEvaluator(vae.decoder, "decoder", {
+    batch: 1,
+    latentShape: latentShape as [number, number, number],
+    normalization,
+    loss: "l2",
+    charbonnierEps: 1e-3,
+  }, { providers: ["cpu"], threads: 1, log: () => {} });
+  const rand = seededRandom(7);
+  const per = c.channels * latentShape[1] * latentShape[2];
+  const s0 = ((npz.initial_latents as NpyArray).data as Float32Array).slice(0, per);
+  const target = Float32Array.from({ length: 3 * SIDE * SIDE }, () => rand() * 2 - 1);
+  const v = Float32Array.from({ length: per }, () => rand() * 2 - 1);
+  const at = async (k: number, eps: number) =>
+    (await evaluator.evaluate(Float32Array.from(s0, (x, j) => x + k * eps * v[j]), target, s0))
+      .losses[0];
+  const { directions } = await evaluator.evaluate(s0, target, s0);
+  const analytic = directions.reduce((sum, g, j) => sum + g * v[j], 0);
+  const eps = 1e-2 * Math.max(1e-3, ...Array.from(s0, Math.abs));
+  const numeric = (8 * (await at(1, eps)) - 8 * (await at(-1, eps)) - (await at(2, eps)) +
+    (await at(-2, eps))) / (12 * eps);
+  const rel = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric));
+  assert(rel < 2e-2, `gradient ${analytic} vs finite difference ${numeric} (rel ${rel})`);
+}
+
 for (const c of CASES) {
   const name = `any VAE end to end: ${c.name}`;
   Deno.test(name, async () => {
@@ -179,151 +336,25 @@ for (const c of CASES) {
         assertEquals(run.ends.get(task)?.counts.ran, IMAGES, `${task} ran every image`);
       }
       const h = SIDE / c.factor;
-      const latentShape = [c.channels, h, h];
-
       // npz, read here; numpy, h5py and a plain JSON header read below.
       const dir = join(p.out, "train");
-      const npz = decodeNpz(await Deno.readFile(join(dir, "latents.npz")));
-      const latents = npz.latents as NpyArray;
-      const initial = npz.initial_latents as NpyArray;
-      assertEquals(latents.shape, [IMAGES, ...latentShape]);
-      assertEquals(initial.shape, [IMAGES, ...latentShape]);
-      assertEquals(Number((npz.scaling_factor as NpyArray).data[0]), c.scale);
-      assertEquals(Number((npz.shift_factor as NpyArray).data[0]), c.shift);
-      assertEquals(Number((npz.latent_channels as NpyArray).data[0]), c.channels);
-      if (c.mean) {
-        assertEquals([...(npz.latents_mean as NpyArray).data], c.mean.map(Math.fround));
-        assertEquals([...(npz.latents_std as NpyArray).data], c.std!.map(Math.fround));
-      }
-      const lossInitial = (npz.loss_initial as NpyArray).data as Float32Array;
-      const lossFinal = (npz.loss_final as NpyArray).data as Float32Array;
-      for (let i = 0; i < IMAGES; i++) {
-        assert(
-          lossFinal[i] < lossInitial[i],
-          `image ${i}: loss ${lossInitial[i]} → ${lossFinal[i]} did not fall`,
-        );
-      }
-      const st = decodeSafetensors(await Deno.readFile(join(dir, "latents.safetensors")));
-      assertEquals(st.tensors.latents.shape, [IMAGES, ...latentShape]);
-      assertEquals(Number(st.metadata.scaling_factor), c.scale);
-      assertEquals(Number(st.metadata.shift_factor), c.shift);
-      if (c.mean) assertEquals(JSON.parse(st.metadata.latents_mean), c.mean);
-      const manifest = JSON.parse(await Deno.readTextFile(join(p.out, "manifest.json")));
-      assertEquals(manifest.models.scaling_factor, c.scale);
-      assertEquals(manifest.models.shift_factor, c.shift);
-      assertEquals(manifest.models.latent_channels, c.channels);
-      assertEquals(manifest.models.latents_std, c.std);
-
+      const built: Built = {
+        p,
+        vae,
+        latentShape: [c.channels, h, h],
+        npz: decodeNpz(await Deno.readFile(join(dir, "latents.npz"))),
+      };
+      checkDataset(
+        c,
+        built,
+        decodeSafetensors(await Deno.readFile(join(dir, "latents.safetensors"))),
+        JSON.parse(await Deno.readTextFile(join(p.out, "manifest.json"))),
+      );
       if (partIf(numpyH5py, name, "the numpy, h5py and safetensors-header checks")) {
-        const found = await python<Record<string, unknown>>(`
-import h5py, json, struct, numpy as np
-d = np.load(${JSON.stringify(join(dir, "latents.npz"))})
-f = h5py.File(${JSON.stringify(join(dir, "latents.h5"))}, "r")
-raw = open(${JSON.stringify(join(dir, "latents.safetensors"))}, "rb").read()
-n = struct.unpack("<Q", raw[:8])[0]
-header = json.loads(raw[8:8 + n])
-print(json.dumps({
-  "npz": list(d["latents"].shape), "npz_initial": list(d["initial_latents"].shape),
-  "h5": list(f["latents"].shape), "h5_scale": float(f.attrs["scaling_factor"]),
-  "h5_shift": float(f.attrs["shift_factor"]),
-  "h5_mean": json.loads(f.attrs["latents_mean"]) if "latents_mean" in f.attrs else None,
-  "same": bool(np.array_equal(f["latents"][()], d["latents"])),
-  "st": header["latents"]["shape"], "st_dtype": header["latents"]["dtype"],
-}))`);
-        const shape = [IMAGES, ...latentShape];
-        assertEquals(found.npz, shape);
-        assertEquals(found.npz_initial, shape);
-        assertEquals(found.h5, shape);
-        assertEquals(found.st, shape);
-        assertEquals(found.st_dtype, "F32");
-        assertEquals(found.same, true);
-        assertEquals(found.h5_scale, c.scale);
-        assertEquals(found.h5_shift, c.shift);
-        assertEquals(found.h5_mean, c.mean ?? null);
+        await checkPythonReads(c, dir, built.latentShape);
       }
-
-      // The report's samples are the decoder's images of the stored latents, denormalized.
-      const html = await Deno.readTextFile(join(p.out, "report.html"));
-      const ids = (npz.ids as { data: string[] }).data;
-      const decoder = await ort.InferenceSession.create(vae.decoder);
-      const plane = h * h;
-      const per = c.channels * plane;
-      try {
-        for (const [i, id] of ids.slice(0, 2).entries()) {
-          // optimize started from D(z) of the stored latent, z undone here: the loss it recorded.
-          const target = (await preprocessImage(join(p.images, `${id}.png`), {
-            size: SIDE,
-            inputRange: c.range,
-            preview: false,
-          })).tensor;
-          const z0 = denormalize(
-            (initial.data as Float32Array).slice(i * per, (i + 1) * per),
-            c,
-            plane,
-          );
-          const out = await decoder.run({
-            [decoder.inputNames[0]]: new ort.Tensor("float32", z0, [1, ...latentShape]),
-          });
-          const y = out[decoder.outputNames[0]].data as Float32Array;
-          const mse = y.reduce((sum, v, k) => sum + (v - target[k]) ** 2, 0) / y.length;
-          assert(
-            Math.abs(mse - lossInitial[i]) <= 1e-4 * mse,
-            `${id}: recorded initial loss ${lossInitial[i]}, D(z) of its latent gives ${mse}`,
-          );
-          const [, initialPng, optimizedPng] = reportSamples(html, id);
-          for (
-            const [png, stored] of [
-              [initialPng, (initial.data as Float32Array).slice(i * per, (i + 1) * per)],
-              [optimizedPng, (latents.data as Float32Array).slice(i * per, (i + 1) * per)],
-            ] as const
-          ) {
-            const decode = async (z: Float32Array) => {
-              const out = await decoder.run({
-                [decoder.inputNames[0]]: new ort.Tensor("float32", z, [1, ...latentShape]),
-              });
-              return toPixels(out[decoder.outputNames[0]].data as Float32Array, c.range);
-            };
-            const expected = await decode(denormalize(stored, c, plane));
-            const shown = await pngPixels(png);
-            assert(maxDiff(shown, expected) <= 1, `${id}: the sample is not D(z) of its latent`);
-            if (c.scale !== 1 || c.shift !== 0 || c.mean) {
-              // The check can fail: decoding the stored latent as if it were z looks different.
-              assert(maxDiff(shown, await decode(stored)) > 2, `${id}: normalization invisible`);
-            }
-          }
-        }
-      } finally {
-        await decoder.release();
-      }
-
-      // The gradient Adam follows, in the stored space, against finite differences.
-      const normalization = LatentNormalization.of(c.channels, {
-        scaling_factor: c.scale,
-        shift_factor: c.shift,
-        latents_mean: c.mean,
-        latents_std: c.std,
-      });
-      const evaluator = await gradientEvaluator(vae.decoder, "decoder", {
-        batch: 1,
-        latentShape: latentShape as [number, number, number],
-        normalization,
-        loss: "l2",
-        charbonnierEps: 1e-3,
-      }, { providers: ["cpu"], threads: 1, log: () => {} });
-      const rand = seededRandom(7);
-      const s0 = (initial.data as Float32Array).slice(0, per);
-      const target = Float32Array.from({ length: 3 * SIDE * SIDE }, () => rand() * 2 - 1);
-      const v = Float32Array.from({ length: per }, () => rand() * 2 - 1);
-      const at = async (k: number, eps: number) =>
-        (await evaluator.evaluate(Float32Array.from(s0, (x, j) => x + k * eps * v[j]), target, s0))
-          .losses[0];
-      const { directions } = await evaluator.evaluate(s0, target, s0);
-      const analytic = directions.reduce((sum, g, j) => sum + g * v[j], 0);
-      const eps = 1e-2 * Math.max(1e-3, ...Array.from(s0, Math.abs));
-      const numeric = (8 * (await at(1, eps)) - 8 * (await at(-1, eps)) - (await at(2, eps)) +
-        (await at(-2, eps))) / (12 * eps);
-      const rel = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric));
-      assert(rel < 2e-2, `gradient ${analytic} vs finite difference ${numeric} (rel ${rel})`);
+      await checkReportSamples(c, built);
+      await checkStoredGradient(c, built);
     } finally {
       await p.cleanup();
     }

@@ -43,6 +43,41 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+/** Runs tests/fixtures/provider_run.ts with one provider, in its own process. */
+async function runProvider(
+  provider: string,
+  { dir, encoder, decoder, image }: {
+    dir: string;
+    encoder: string;
+    decoder: string;
+    image: string;
+  },
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      join(REPO, "tests/fixtures/provider_run.ts"),
+      provider,
+      encoder,
+      decoder,
+      image,
+      String(SIDE),
+    ],
+    cwd: REPO,
+    env: {
+      NO_COLOR: "1",
+      MESA_SHADER_CACHE_DIR: join(dir, "mesa-shader-cache"),
+      XDG_RUNTIME_DIR: join(dir, "xdg"),
+    },
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
 const TEST = "webgpu: encode, the gradient graph and optimize agree with the CPU provider";
 
 Deno.test(TEST, async () => {
@@ -55,33 +90,9 @@ Deno.test(TEST, async () => {
     });
     const image = join(dir, "image.png");
     await Deno.writeFile(image, (await syntheticImage(1, { width: SIDE, height: SIDE })).png);
-    const runtimeDir = join(dir, "xdg");
-    await Deno.mkdir(runtimeDir, { mode: 0o700 });
-    const run = async (provider: string) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          join(REPO, "tests/fixtures/provider_run.ts"),
-          provider,
-          vae.encoder,
-          vae.decoder,
-          image,
-          String(SIDE),
-        ],
-        cwd: REPO,
-        env: {
-          NO_COLOR: "1",
-          MESA_SHADER_CACHE_DIR: join(dir, "mesa-shader-cache"),
-          XDG_RUNTIME_DIR: runtimeDir,
-        },
-      }).output();
-      return {
-        code: out.code,
-        stdout: new TextDecoder().decode(out.stdout),
-        stderr: new TextDecoder().decode(out.stderr),
-      };
-    };
+    await Deno.mkdir(join(dir, "xdg"), { mode: 0o700 });
+    const run = (provider: string) =>
+      runProvider(provider, { dir, encoder: vae.encoder, decoder: vae.decoder, image });
     const cpuRun = await run("cpu");
     assertEquals(cpuRun.code, 0, cpuRun.stderr);
     const gpuRun = await run("webgpu");
