@@ -35,12 +35,8 @@ export class DriveApiKeyError extends Error {
  * ```
  */
 export function driveFileId(url: string): string | null {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return null;
-  }
+  if (!URL.canParse(url)) return null;
+  const u = new URL(url);
   if (!DRIVE_HOSTS.has(u.hostname)) return null;
   const byPath = /^\/file\/d\/([A-Za-z0-9_-]+)/.exec(u.pathname)?.[1];
   const id = byPath ?? u.searchParams.get("id");
@@ -168,8 +164,10 @@ export function driveRefusal(status: number, body: string): DriveRefusal | null 
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
-  } catch {
-    return null;
+  } catch (error) {
+    // A reply that is not JSON is not a Drive API error reply: the caller reports its status.
+    if (error instanceof SyntaxError) return null;
+    throw error;
   }
   const error = (parsed as { error?: Record<string, unknown> })?.error;
   if (!error || typeof error !== "object") return null;
