@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { type AdoptItem, AdoptSources } from "./adopt.ts";
+import { AdoptSources } from "./adopt.ts";
+import type { AdoptItem } from "./adopt_check.ts";
 import {
   forgetReconciliation,
   formatReconciliation,

@@ -25,18 +25,7 @@ import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import type { DatasetItem, ItemIndex } from "./item_index.ts";
 import { SpecError } from "./item_index.ts";
-
-/** File name endings that count as images by default: what sharp decodes here. */
-export const IMAGE_EXTENSIONS: readonly string[] = [
-  ".jpg",
-  ".jpeg",
-  ".png",
-  ".webp",
-  ".tif",
-  ".tiff",
-  ".avif",
-  ".gif",
-];
+import { IMAGE_EXTENSIONS, imageNameTest } from "./image_extensions.ts";
 
 /** Options of {@link ingestFolder} and {@link folderFingerprint}. */
 export interface FolderSpecOptions {
@@ -124,8 +113,7 @@ export async function ingestFolder(
   await checkDatasetFolder(root).catch((e) => {
     throw new SpecError((e as Error).message);
   });
-  const exts = normalExtensions(extensions);
-  const { entries, skipped } = await walkFolder(abs, exts);
+  const { entries, skipped } = await walkFolder(abs, imageNameTest(extensions));
   if (entries.length === 0) {
     const also = skipped.length
       ? `; skipped ${skipped.length}: ${skipped.slice(0, 5).map((s) => s.path).join(", ")}${
@@ -179,19 +167,11 @@ export async function folderFingerprint(
   root: string,
   { extensions = IMAGE_EXTENSIONS }: FolderSpecOptions = {},
 ): Promise<string> {
-  const { entries, skipped } = await walkFolder(
-    resolve(root),
-    normalExtensions(extensions),
-  );
+  const { entries, skipped } = await walkFolder(resolve(root), imageNameTest(extensions));
   const hash = createHash("sha256");
   for (const e of entries) hash.update(`${e.rel}\t${e.size}\t${e.mtime}\t${e.problem ?? ""}\n`);
   for (const s of skipped) hash.update(`skipped\t${s.path}\n`);
   return hash.digest("hex");
-}
-
-/** Lowercase, with the dot: "JPG" and ".jpg" both mean files ending in ".jpg". */
-function normalExtensions(extensions: readonly string[]): string[] {
-  return extensions.map((x) => (x.startsWith(".") ? x : `.${x}`).toLowerCase());
 }
 
 async function md5OfFile(path: string): Promise<string> {
@@ -237,12 +217,11 @@ function assignIds(rels: string[]): { id: string; clash?: string }[] {
 
 async function walkFolder(
   root: string,
-  exts: string[],
+  isImage: (name: string) => boolean,
 ): Promise<{ entries: Entry[]; skipped: SkippedFile[] }> {
   const entries: Entry[] = [];
   const skipped: SkippedFile[] = [];
-  const realRoot = await Deno.realPath(root).catch(() => root);
-  const isImage = (name: string) => exts.some((x) => name.toLowerCase().endsWith(x));
+  const realRoot = await realPathOr(root);
   const hasOtherExtension = (name: string) => /\.[^./]+$/.test(name) && !isImage(name);
 
   const walk = async (dir: string, rel: string, ancestors: Map<string, string>) => {
@@ -279,12 +258,12 @@ async function walkFolder(
         }
       }
       if (info.isDirectory) {
-        const real = await Deno.realPath(path).catch(() => path);
+        const real = await realPathOr(path);
         await walk(path, r, new Map([...ancestors, [real, r]]));
       } else if (!isImage(e.name)) {
         skipped.push({ path: r, reason: notImage(e.name) });
       } else {
-        const stat = "mtime" in info ? info : await Deno.stat(path).catch(() => null);
+        const stat = "mtime" in info ? info : await Deno.stat(path).catch(unreadableAsNull);
         entries.push({
           rel: r,
           path,
@@ -309,7 +288,7 @@ async function followLink(
   try {
     real = await Deno.realPath(path);
   } catch (error) {
-    const target = await Deno.readLink(path).catch(() => "?");
+    const target = await Deno.readLink(path).catch((e) => unreadableAsNull(e) ?? "?");
     if (error instanceof Deno.errors.NotFound) {
       return { problem: `${rel} is a broken link: its target ${target} does not exist` };
     }
@@ -343,6 +322,30 @@ function problemEntry(rel: string, path: string, problem: string): Entry {
 function notImage(name: string): string {
   const ext = /\.[^./]+$/.exec(name)?.[0];
   return ext ? `not an image by its extension (${ext})` : "not an image by its extension (none)";
+}
+
+/**
+ * A folder's resolved path, or the path as given where this run may not resolve it (links are
+ * then compared by the path as given).
+ */
+async function realPathOr(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+      return path;
+    }
+    throw error;
+  }
+}
+
+/** `null` for an entry that is gone or may not be read (its item then says so); else throws. */
+function unreadableAsNull(error: unknown): null {
+  if (
+    error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied ||
+    error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.FilesystemLoop
+  ) return null;
+  throw error;
 }
 
 function describe(error: unknown): string {

@@ -8,7 +8,8 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import type { AdoptItem, AdoptSources } from "./adopt.ts";
+import type { AdoptSources } from "./adopt.ts";
+import type { AdoptItem } from "./adopt_check.ts";
 import { writeFileAtomic } from "../store/objects.ts";
 
 /** What happened to one item, as fetch-images records it (`adopt` in its output metadata). */
@@ -73,7 +74,8 @@ export interface ReconcileOptions {
  *
  * @example
  * ```ts
- * import type { AdoptItem, AdoptSources } from "./adopt.ts";
+ * import type { AdoptSources } from "./adopt.ts";
+import type { AdoptItem } from "./adopt_check.ts";
  * declare const items: AdoptItem[];
  * declare const sources: AdoptSources;
  * const outcomes = new Map<string, ItemOutcome>([["17", { adopted: "bytes", file: "a/00017.png" }]]);
