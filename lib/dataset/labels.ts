@@ -11,9 +11,8 @@
 
 import { parse } from "csv-parse";
 
-/** The exact header of the labels CSV. */
-export const LABEL_COLUMNS = [
-  "image_number",
+/** The columns of a labels row that are labels, in the CSV's order (its id column aside). */
+export const LABEL_FIELDS = [
   "age_group",
   "age_group_confidence",
   "gender",
@@ -25,6 +24,24 @@ export const LABEL_COLUMNS = [
   "right_eye_occluded",
   "glasses",
 ] as const;
+
+/** The exact header of the labels CSV. */
+export const LABEL_COLUMNS = ["image_number", ...LABEL_FIELDS] as const;
+
+/**
+ * The labels row an image id joins on: numeric ids without their leading zeros (FFHQ's image
+ * "00017" is row 17 of the labels CSV), any other id as it is.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(labelRowId("00017"), "17");
+ * assert.equal(labelRowId("train/2092"), "train/2092");
+ * ```
+ */
+export function labelRowId(id: string): string {
+  return /^\d+$/.test(id) ? String(Number(id)) : id;
+}
 
 /** The ten age groups of FFHQ-Aging. */
 export const AGE_GROUPS = [
@@ -187,7 +204,7 @@ function toLabel(record: string[], file: string, line: number): FaceLabel {
   const glasses = value("glasses").trim();
   if (glasses === "") bad("glasses", "a value such as NoGlasses", value("glasses"));
   return {
-    id: String(Number(idText)),
+    id: labelRowId(idText),
     age_group: age,
     age_group_confidence: ageConf,
     gender,
