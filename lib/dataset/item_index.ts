@@ -75,12 +75,8 @@ export function unsafePathReason(path: string): string | null {
 
 /** Returns why `url` cannot be downloaded (not an absolute http(s) URL), or `null`. */
 export function badUrlReason(url: string): string | null {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return "it is not a valid URL";
-  }
+  if (!URL.canParse(url)) return "it is not a valid URL";
+  const parsed = new URL(url);
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     return `only http(s) URLs can be downloaded, found ${parsed.protocol}`;
   }

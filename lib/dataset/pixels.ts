@@ -122,7 +122,11 @@ export async function verifyPixels(
 /** sharp calls an empty file an "unsupported image format"; say what it is. */
 async function rejectEmpty(input: string | Uint8Array, name: string): Promise<void> {
   const size = typeof input === "string"
-    ? (await Deno.stat(input).catch(() => null))?.size
+    ? (await Deno.stat(input).catch((error) => {
+      // A missing file is for sharp to report, as it reports any unreadable input.
+      if (error instanceof Deno.errors.NotFound) return null;
+      throw error;
+    }))?.size
     : input.length;
   if (size === 0) throw new PixelError(`${name}: the file is empty (0 bytes)`);
 }

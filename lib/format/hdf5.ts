@@ -12,6 +12,7 @@ import h5wasm, { type File as H5File } from "h5wasm/node";
 import { dirname, resolve } from "node:path";
 import type { NpyArray, NpyDtype, NpyStringArray } from "./npy.ts";
 import { fsyncDir } from "../store/objects.ts";
+import { removeIfPresent } from "../base/fs.ts";
 
 /** A dataset: a numeric array, or strings (`dtype: "<U"`), stored as h5py's UTF-8 strings. */
 export type Hdf5Dataset = NpyArray | NpyStringArray;
@@ -255,7 +256,7 @@ export async function writeHdf5File(
     }
     await Deno.rename(tmp, target);
   } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
+    await removeIfPresent(tmp);
     throw error;
   }
   await fsyncDir(dirname(target));

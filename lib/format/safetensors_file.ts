@@ -13,6 +13,7 @@ import {
   safetensorsLayout,
   type Tensor,
 } from "./safetensors.ts";
+import { removeIfPresent } from "../base/fs.ts";
 
 /** A tensor whose data is made when it is written. */
 export interface LazyTensor {
@@ -60,7 +61,7 @@ export async function writeSafetensorsFile(
     await file.sync();
   } catch (error) {
     file.close();
-    await Deno.remove(path).catch(() => {});
+    await removeIfPresent(path);
     throw error;
   }
   file.close();
