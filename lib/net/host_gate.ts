@@ -110,6 +110,11 @@ export class HostGate {
     return this.#hosts.get(host)?.active ?? 0;
   }
 
+  /** Callers queued for a free slot of `host` (not those sleeping out a back-off). */
+  waitingCount(host: string): number {
+    return this.#hosts.get(host)?.waiters.length ?? 0;
+  }
+
   /**
    * Records a quota refusal from `host` and returns the back-off now in force, in ms. Refusals
    * that arrive while a back-off is already running belong to the same period and do not double
