@@ -50,11 +50,24 @@ const isImage = imageNameTest();
  *
  * @example
  * ```ts
- * const sources = await AdoptSources.open(["/data/ffhq.zip", "/data/images1024x1024"]);
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
  * try {
- *   const files = sources.candidates({ path: "images1024x1024/00000/00042.png" });
+ *   await Deno.mkdir(`${dir}/images1024x1024/00000`, { recursive: true });
+ *   await Deno.writeTextFile(`${dir}/images1024x1024/00000/00042.png`, "a");
+ *   await Deno.writeTextFile(`${dir}/00042.jpg`, "b");
+ *   await Deno.writeTextFile(`${dir}/notes.txt`, "c");
+ *   const sources = await AdoptSources.open([dir]);
+ *   try {
+ *     const item = { path: "images1024x1024/00000/00042.png" };
+ *     const files = sources.candidates(item).map((f) => f.rel);
+ *     assert.deepEqual(files, ["images1024x1024/00000/00042.png", "00042.jpg"]);
+ *     assert.deepEqual(sources.extras([item]).map((f) => f.rel), ["notes.txt"]);
+ *   } finally {
+ *     sources.close();
+ *   }
  * } finally {
- *   sources.close();
+ *   await Deno.remove(dir, { recursive: true });
  * }
  * ```
  */
@@ -177,12 +190,35 @@ export class AdoptSources {
    *
    * @example
    * ```ts
-   * import type { ObjectStore } from "../store/objects.ts";
-   * declare const sources: AdoptSources;
-   * declare const item: AdoptItem;
-   * declare const store: ObjectStore;
-   * const got = await sources.adopt(item, { tempPath: () => store.tempPath("adopt") });
-   * if (got.adopted) await store.putFile(got.adopted.kept!, got.adopted.sha256);
+   * import assert from "node:assert/strict";
+   * import { createHash } from "node:crypto";
+   * const dir = await Deno.makeTempDir();
+   * try {
+   *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
+   *   const md5 = createHash("md5").update(bytes).digest("hex");
+   *   const item = {
+   *     id: "42",
+   *     path: "images1024x1024/00000/00042.png",
+   *     size: bytes.length,
+   *     md5,
+   *     pixel_size: null,
+   *     pixel_md5: null,
+   *   };
+   *   await Deno.mkdir(`${dir}/copy`);
+   *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
+   *   const sources = await AdoptSources.open([`${dir}/copy`]);
+   *   try {
+   *     // Without a temp path nothing is written: the decision a plan shows.
+   *     const got = await sources.adopt(item);
+   *     assert.equal(got.adopted?.by, "bytes");
+   *     assert.equal(got.adopted?.kept, undefined);
+   *     assert.deepEqual(got.rejected, []);
+   *   } finally {
+   *     sources.close();
+   *   }
+   * } finally {
+   *   await Deno.remove(dir, { recursive: true });
+   * }
    * ```
    */
   async adopt(
@@ -237,11 +273,35 @@ export interface Taken {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
  * import { ObjectStore } from "../store/objects.ts";
- * declare const sources: AdoptSources;
- * declare const item: AdoptItem;
- * const store = new ObjectStore("cache");
- * const { stored, outcome } = await adoptIntoStore(sources, item, { store });
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
+ *   const md5 = createHash("md5").update(bytes).digest("hex");
+ *   const item = {
+ *     id: "42",
+ *     path: "images1024x1024/00000/00042.png",
+ *     size: bytes.length,
+ *     md5,
+ *     pixel_size: null,
+ *     pixel_md5: null,
+ *   };
+ *   await Deno.mkdir(`${dir}/copy`);
+ *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
+ *   const store = new ObjectStore(`${dir}/cache`);
+ *   const sources = await AdoptSources.open([`${dir}/copy`]);
+ *   try {
+ *     const { stored, outcome } = await adoptIntoStore(sources, item, { store });
+ *     assert.deepEqual(outcome, { adopted: "bytes", file: `${dir}/copy/00042.png` });
+ *     assert.deepEqual(await store.get(stored!.digest), bytes);
+ *   } finally {
+ *     sources.close();
+ *   }
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function adoptIntoStore(

@@ -129,7 +129,14 @@ async function openZip(path: string, field: string): Promise<ZipArchive> {
  *
  * @example
  * ```ts
- * await checkAdoptSources([await Deno.makeTempDir()]);
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await checkAdoptSources([dir]);
+ *   await assert.rejects(checkAdoptSources([`${dir}/absent.zip`]), /no such folder or \.zip archive/);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function checkAdoptSources(

@@ -69,7 +69,15 @@ interface Entry {
  *
  * @example
  * ```ts
- * await checkDatasetFolder(await Deno.makeTempDir());
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await checkDatasetFolder(dir);
+ *   await Deno.writeTextFile(`${dir}/a.txt`, "not a folder");
+ *   await assert.rejects(checkDatasetFolder(`${dir}/a.txt`), /is a file, expected a folder/);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function checkDatasetFolder(root: string): Promise<void> {
@@ -97,12 +105,17 @@ export async function checkDatasetFolder(root: string): Promise<void> {
  *
  * @example
  * ```ts
- * const root = await Deno.makeTempDir();
- * await Deno.writeFile(`${root}/a.png`, new Uint8Array([137, 80, 78, 71]));
- * await Deno.writeTextFile(`${root}/notes.txt`, "hello");
- * const index = await ingestFolder(root);
- * index.items[0].id; // "a"
- * index.skipped[0].path; // "notes.txt"
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await Deno.writeFile(`${dir}/a.png`, new Uint8Array([137, 80, 78, 71]));
+ *   await Deno.writeTextFile(`${dir}/notes.txt`, "hello");
+ *   const index = await ingestFolder(dir);
+ *   assert.deepEqual(index.items.map((i) => [i.id, i.category]), [["a", "all"]]);
+ *   assert.deepEqual(index.skipped.map((s) => s.path), ["notes.txt"]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function ingestFolder(
@@ -157,10 +170,15 @@ export async function ingestFolder(
  *
  * @example
  * ```ts
- * const root = await Deno.makeTempDir();
- * const before = await folderFingerprint(root);
- * await Deno.writeFile(`${root}/a.png`, new Uint8Array([1]));
- * before === await folderFingerprint(root); // false
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const before = await folderFingerprint(dir);
+ *   await Deno.writeFile(`${dir}/a.png`, new Uint8Array([1]));
+ *   assert.notEqual(await folderFingerprint(dir), before);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function folderFingerprint(

@@ -23,8 +23,9 @@ export interface LabelsObject {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const labels = imageLabels([{ id: "00017", category: "training" }], null);
- * // { fields: ["category"], images: { "00017": { category: "training" } } }
+ * assert.deepEqual(labels, { fields: ["category"], images: { "00017": { category: "training" } } });
  * ```
  */
 export function imageLabels(

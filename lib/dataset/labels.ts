@@ -86,8 +86,18 @@ export class LabelsError extends Error {
  *
  * @example
  * ```ts
- * const labels = await readLabelsCsv("cache/ffhq_aging_labels.csv");
- * console.log(labels[0].age_group, labels[0].gender);
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const csv = "image_number,age_group,age_group_confidence,gender,gender_confidence," +
+ *     "head_pitch,head_roll,head_yaw,left_eye_occluded,right_eye_occluded,glasses\n" +
+ *     "00017,20-29,0.9,female,0.99,1.5,-2,10,0.1,0.05,NoGlasses\n";
+ *   await Deno.writeTextFile(`${dir}/labels.csv`, csv);
+ *   const labels = await readLabelsCsv(`${dir}/labels.csv`);
+ *   assert.deepEqual([labels[0].id, labels[0].age_group, labels[0].gender], ["17", "20-29", "female"]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function readLabelsCsv(path: string): Promise<FaceLabel[]> {
@@ -99,8 +109,16 @@ export async function readLabelsCsv(path: string): Promise<FaceLabel[]> {
  *
  * @example
  * ```ts
- * const csvText = await Deno.readTextFile("labels.csv");
- * const labels = await parseLabelsCsv(csvText, "labels.csv");
+ * import assert from "node:assert/strict";
+ * const csv = "image_number,age_group,age_group_confidence,gender,gender_confidence," +
+ *   "head_pitch,head_roll,head_yaw,left_eye_occluded,right_eye_occluded,glasses\n" +
+ *   "00017,20-29,0.9,female,0.99,1.5,-2,10,0.1,0.05,NoGlasses\n";
+ * const labels = await parseLabelsCsv(csv, "labels.csv");
+ * assert.equal(labels[0].line, 2);
+ * await assert.rejects(
+ *   parseLabelsCsv(csv.replace("0.99", "high"), "labels.csv"),
+ *   /labels\.csv:2: column gender_confidence/,
+ * );
  * ```
  */
 export async function parseLabelsCsv(

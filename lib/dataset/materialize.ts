@@ -29,10 +29,23 @@ export class MaterializeError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "../store/objects.ts";
- * const store = new ObjectStore("cache");
- * const digest = await store.put(new TextEncoder().encode("png bytes"));
- * const conflict = await materialize(store, digest, "ffhq", "images1024x1024/00000/00042.png");
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const store = new ObjectStore(`${dir}/cache`);
+ *   const digest = await store.put(new TextEncoder().encode("png bytes"));
+ *   const rel = "images1024x1024/00000/00042.png";
+ *   assert.equal(await materialize(store, digest, `${dir}/ffhq`, rel), null);
+ *   assert.equal(await Deno.readTextFile(`${dir}/ffhq/${rel}`), "png bytes");
+ *   // A file of the user's own in the way is left as it is, and reported.
+ *   await Deno.writeTextFile(`${dir}/ffhq/mine.png`, "my bytes");
+ *   const conflict = await materialize(store, digest, `${dir}/ffhq`, "mine.png");
+ *   assert.match(conflict!.why, /holds other bytes/);
+ *   assert.equal(await Deno.readTextFile(`${dir}/ffhq/mine.png`), "my bytes");
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function materialize(

@@ -23,7 +23,15 @@ const CSV_COLUMNS = ["url", "id", "size", "md5", "path", "category"];
  *
  * @example
  * ```ts
- * const index = await readUrlList("my_images.csv"); // url,size,md5 header
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await Deno.writeTextFile(`${dir}/my_images.csv`, "url,size\nhttps://example.org/a.png,1024\n");
+ *   const index = await readUrlList(`${dir}/my_images.csv`);
+ *   assert.deepEqual(index.items.map((i) => [i.path, i.size]), [["0.png", 1024]]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function readUrlList(path: string): Promise<ItemIndex> {

@@ -52,15 +52,23 @@ const METHOD_NAMES: Record<number, string> = {
  *
  * @example
  * ```ts
- * const zip = await ZipArchive.open("archive.zip");
+ * import assert from "node:assert/strict";
+ * import { zipSync } from "fflate";
+ * const dir = await Deno.makeTempDir();
  * try {
- *   for (const entry of zip.entries) {
- *     let n = 0;
- *     for await (const chunk of zip.read(entry)) n += chunk.length;
- *     console.log(entry.name, n);
+ *   const bytes = zipSync({ "00042.png": new TextEncoder().encode("png bytes") });
+ *   await Deno.writeFile(`${dir}/archive.zip`, bytes);
+ *   const zip = await ZipArchive.open(`${dir}/archive.zip`);
+ *   try {
+ *     const [entry] = zip.entries;
+ *     const parts = await Array.fromAsync(zip.read(entry));
+ *     assert.equal(entry.name, "00042.png");
+ *     assert.equal(new TextDecoder().decode(parts[0]), "png bytes");
+ *   } finally {
+ *     zip.close();
  *   }
  * } finally {
- *   zip.close();
+ *   await Deno.remove(dir, { recursive: true });
  * }
  * ```
  */

@@ -73,10 +73,13 @@ export interface SafetensorsLayout {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const { head, order } = safetensorsLayout({
  *   tensors: { latents: { dtype: "F32", shape: [2, 4, 32, 32] } },
  *   metadata: { ids: JSON.stringify(["a", "b"]) },
  * });
+ * assert.deepEqual(order, ["latents"]);
+ * assert.equal(head.length % 8, 0);
  * ```
  */
 export function safetensorsLayout({ tensors, metadata = {} }: {
@@ -129,7 +132,9 @@ export function safetensorsLayout({ tensors, metadata = {} }: {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * checkTensor("latents", { dtype: "F32", shape: [2], data: new Float32Array(2) });
+ * assert.throws(() => checkTensor("latents", { dtype: "F32", shape: [3], data: new Float32Array(2) }));
  * ```
  */
 export function checkTensor(name: string, { dtype, shape, data }: Tensor): void {
@@ -158,10 +163,12 @@ export function checkTensor(name: string, { dtype, shape, data }: Tensor): void 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const bytes = encodeSafetensors({
- *   tensors: { latents: { dtype: "F32", shape: [1, 4, 32, 32], data: new Float32Array(4096) } },
+ *   tensors: { latents: { dtype: "F32", shape: [1, 4, 8, 8], data: new Float32Array(256) } },
  *   metadata: { ids: JSON.stringify(["00001"]), scaling_factor: "0.18215" },
  * });
+ * assert.equal(decodeSafetensors(bytes).metadata.scaling_factor, "0.18215");
  * ```
  */
 export function encodeSafetensors({ tensors, metadata = {} }: {
@@ -187,7 +194,13 @@ export function encodeSafetensors({ tensors, metadata = {} }: {
  *
  * @example
  * ```ts
- * const { tensors, metadata } = decodeSafetensors(await Deno.readFile("latents.safetensors"));
+ * import assert from "node:assert/strict";
+ * const bytes = encodeSafetensors({
+ *   tensors: { latents: { dtype: "F32", shape: [2], data: Float32Array.of(0.5, 2) } },
+ * });
+ * const { tensors, metadata } = decodeSafetensors(bytes);
+ * assert.deepEqual([...tensors.latents.data], [0.5, 2]);
+ * assert.deepEqual(metadata, {});
  * ```
  */
 export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"): Safetensors {

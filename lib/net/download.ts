@@ -99,16 +99,33 @@ export function checkHttpUrl(url: string): URL {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HostGate } from "./host_gate.ts";
- * const gate = new HostGate();
- * const got = await downloadVerified({
- *   urls: ["https://mirror.example/images1024x1024/00000/00000.png"],
- *   partialPath: "cache/partial/00000.png.part",
- *   expectedSize: 1_488_194,
- *   expectedMd5: "ddeaeea6ce59569643715759d537fd1b",
- *   stallMs: 30_000,
- *   hostGate: gate,
- * });
+ * const body = new TextEncoder().encode("png bytes");
+ * const server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   () => new Response(body),
+ * );
+ * const url = `http://127.0.0.1:${server.addr.port}/images1024x1024/00000/00017.png`;
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const got = await downloadVerified({
+ *     urls: [url],
+ *     partialPath: `${dir}/00017.png.part`,
+ *     expectedSize: body.length,
+ *     expectedMd5: "0".repeat(32),
+ *     stallMs: 30_000,
+ *     hostGate: new HostGate(),
+ *   }).catch((error) => error);
+ *   // Bytes that are not the expected ones are never accepted.
+ *   assert.equal(got.kind, "md5");
+ *   const ok = await downloadVerified({ urls: [url], partialPath: `${dir}/00017.png.part` });
+ *   assert.equal(ok.size, body.length);
+ *   assert.equal(await Deno.readTextFile(ok.path), "png bytes");
+ * } finally {
+ *   await server.shutdown();
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function downloadVerified(options: DownloadOptions): Promise<DownloadResult> {
