@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { median, runTimed, type Timed } from "./timing.ts";
 import { outputUnlessAbsent, removeTree } from "./absent.ts";
 import { startMirror } from "../tests/fixtures/mirror.ts";
-import { parse } from "../tests/fixtures/toy_harness.ts";
+import { parse } from "../tests/fixtures/project.ts";
 import { writeDemoVae } from "../tests/fixtures/vae.ts";
 import { type SlurmCluster, slurmUnavailable, startSlurmCluster } from "../tests/fixtures/slurm.ts";
 
