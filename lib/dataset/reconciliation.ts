@@ -81,14 +81,8 @@ export interface ReconcileOptions {
  * try {
  *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
  *   const md5 = createHash("md5").update(bytes).digest("hex");
- *   const item = {
- *     id: "42",
- *     path: "images1024x1024/00000/00042.png",
- *     size: bytes.length,
- *     md5,
- *     pixel_size: null,
- *     pixel_md5: null,
- *   };
+ *   const path = "images1024x1024/00000/00042.png";
+ *   const item = { id: "42", path, size: bytes.length, md5, pixel_size: null, pixel_md5: null };
  *   await Deno.mkdir(`${dir}/copy`);
  *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
  *   const sources = await AdoptSources.open([`${dir}/copy`]);
@@ -182,14 +176,8 @@ const SHOWN = 8;
  * try {
  *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
  *   const md5 = createHash("md5").update(bytes).digest("hex");
- *   const item = {
- *     id: "42",
- *     path: "images1024x1024/00000/00042.png",
- *     size: bytes.length,
- *     md5,
- *     pixel_size: null,
- *     pixel_md5: null,
- *   };
+ *   const path = "images1024x1024/00000/00042.png";
+ *   const item = { id: "42", path, size: bytes.length, md5, pixel_size: null, pixel_md5: null };
  *   await Deno.mkdir(`${dir}/copy`);
  *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
  *   const sources = await AdoptSources.open([`${dir}/copy`]);
@@ -272,25 +260,11 @@ function recordPath(cacheDir: string): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createHash } from "node:crypto";
  * import { AdoptSources } from "./adopt.ts";
  * const dir = await Deno.makeTempDir();
  * try {
- *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
- *   const md5 = createHash("md5").update(bytes).digest("hex");
- *   const item = {
- *     id: "42",
- *     path: "images1024x1024/00000/00042.png",
- *     size: bytes.length,
- *     md5,
- *     pixel_size: null,
- *     pixel_md5: null,
- *   };
- *   await Deno.mkdir(`${dir}/copy`);
- *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
- *   const sources = await AdoptSources.open([`${dir}/copy`]);
- *   const outcomes = new Map<string, ItemOutcome>([["42", { adopted: "bytes", file: `${dir}/copy/00042.png` }]]);
- *   const r = reconcile({ items: [item], sources, outcomes, planned: false });
+ *   const sources = await AdoptSources.open([dir]);
+ *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
  *   sources.close();
  *   await recordReconciliation(`${dir}/cache`, r);
  *   assert.deepEqual(await lastReconciliation(`${dir}/cache`), r);
@@ -310,25 +284,11 @@ export async function recordReconciliation(cacheDir: string, r: Reconciliation):
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createHash } from "node:crypto";
  * import { AdoptSources } from "./adopt.ts";
  * const dir = await Deno.makeTempDir();
  * try {
- *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
- *   const md5 = createHash("md5").update(bytes).digest("hex");
- *   const item = {
- *     id: "42",
- *     path: "images1024x1024/00000/00042.png",
- *     size: bytes.length,
- *     md5,
- *     pixel_size: null,
- *     pixel_md5: null,
- *   };
- *   await Deno.mkdir(`${dir}/copy`);
- *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
- *   const sources = await AdoptSources.open([`${dir}/copy`]);
- *   const outcomes = new Map<string, ItemOutcome>([["42", { adopted: "bytes", file: `${dir}/copy/00042.png` }]]);
- *   const r = reconcile({ items: [item], sources, outcomes, planned: false });
+ *   const sources = await AdoptSources.open([dir]);
+ *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
  *   sources.close();
  *   await recordReconciliation(`${dir}/cache`, r);
  *   await forgetReconciliation(`${dir}/cache`);
@@ -380,28 +340,14 @@ export async function lastReconciliation(cacheDir: string): Promise<Reconciliati
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createHash } from "node:crypto";
  * import { AdoptSources } from "./adopt.ts";
  * const dir = await Deno.makeTempDir();
  * try {
- *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
- *   const md5 = createHash("md5").update(bytes).digest("hex");
- *   const item = {
- *     id: "42",
- *     path: "images1024x1024/00000/00042.png",
- *     size: bytes.length,
- *     md5,
- *     pixel_size: null,
- *     pixel_md5: null,
- *   };
- *   await Deno.mkdir(`${dir}/copy`);
- *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
- *   const sources = await AdoptSources.open([`${dir}/copy`]);
- *   const outcomes = new Map<string, ItemOutcome>([["42", { adopted: "bytes", file: `${dir}/copy/00042.png` }]]);
- *   const r = reconcile({ items: [item], sources, outcomes, planned: false });
+ *   const sources = await AdoptSources.open([dir]);
+ *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
  *   sources.close();
  *   await recordReconciliation(`${dir}/cache`, r);
- *   const config = { dataset: { kind: "ffhq", adopt: [`${dir}/copy`] } };
+ *   const config = { dataset: { kind: "ffhq", adopt: [dir] } };
  *   assert.deepEqual(await adoptedCopies(`${dir}/cache`, config), r);
  *   // Other copies named now: the last run's reconciliation is not theirs.
  *   config.dataset.adopt = [`${dir}/other`];
@@ -431,25 +377,11 @@ export async function adoptedCopies(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createHash } from "node:crypto";
  * import { AdoptSources } from "./adopt.ts";
  * const dir = await Deno.makeTempDir();
  * try {
- *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
- *   const md5 = createHash("md5").update(bytes).digest("hex");
- *   const item = {
- *     id: "42",
- *     path: "images1024x1024/00000/00042.png",
- *     size: bytes.length,
- *     md5,
- *     pixel_size: null,
- *     pixel_md5: null,
- *   };
- *   await Deno.mkdir(`${dir}/copy`);
- *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
- *   const sources = await AdoptSources.open([`${dir}/copy`]);
- *   const outcomes = new Map<string, ItemOutcome>([["42", { adopted: "bytes", file: `${dir}/copy/00042.png` }]]);
- *   const r = reconcile({ items: [item], sources, outcomes, planned: false });
+ *   const sources = await AdoptSources.open([dir]);
+ *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
  *   sources.close();
  *   const later = { ...r, at: new Date(0).toISOString(), planned: true };
  *   assert.equal(reconciliationKey(later), reconciliationKey(r));
