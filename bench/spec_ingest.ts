@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ffhqRecord, formatSpecEntry } from "../tests/fixtures/mirror.ts";
+import { ffhqRecord, formatSpecEntry } from "../tests/fixtures/ffhq_source_text.ts";
 import { seededRandom } from "../lib/base/random.ts";
 import { outputUnlessAbsent } from "./absent.ts";
 

@@ -1,7 +1,8 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import sharp from "sharp";
-import { ffhqFilePath, LABELS_HEADER, type Mirror, startMirror } from "./fixtures/mirror.ts";
+import { ffhqFilePath, LABELS_HEADER } from "./fixtures/ffhq_source_text.ts";
+import { type Mirror, startMirror } from "./fixtures/mirror.ts";
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
 
