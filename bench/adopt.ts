@@ -20,7 +20,8 @@ import { join } from "node:path";
 // @ts-types="@types/yazl"
 import yazl from "yazl";
 import { createWriteStream } from "node:fs";
-import { type AdoptItem, AdoptSources } from "../lib/dataset/adopt.ts";
+import { AdoptSources } from "../lib/dataset/adopt.ts";
+import type { AdoptItem } from "../lib/dataset/adopt_check.ts";
 import { downloadVerified } from "../lib/net/download.ts";
 import { HashPool } from "../lib/net/hash_pool.ts";
 import { HostGate } from "../lib/net/host_gate.ts";

@@ -25,6 +25,7 @@
 import { downloadVerified } from "../lib/net/download.ts";
 import { HashPool } from "../lib/net/hash_pool.ts";
 import { HostGate } from "../lib/net/host_gate.ts";
+import { pathExists } from "./absent.ts";
 
 const ARIA2C = "/usr/bin/aria2c";
 
@@ -41,9 +42,7 @@ const imageSize = option("image-size", 576);
 const concurrency = option("concurrency", 16);
 const rounds = option("rounds", 3);
 
-try {
-  Deno.statSync(ARIA2C);
-} catch {
+if (!(await pathExists(ARIA2C))) {
   console.error(`${ARIA2C} is missing: apt-get install -y --no-install-recommends aria2`);
   Deno.exit(2);
 }

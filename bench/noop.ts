@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { median, runTimed, table } from "./timing.ts";
+import { pathExists } from "./absent.ts";
 
 const items = Number(Deno.args[0] ?? 70_000);
 const repeats = Number(Deno.args[1] ?? 5);
@@ -29,7 +30,7 @@ const pipeline = [
   cache,
 ];
 
-const fresh = !(await Deno.stat(join(cache, "records.sqlite3")).catch(() => null));
+const fresh = !(await pathExists(join(cache, "records.sqlite3")));
 if (fresh) {
   console.log(`populating: ${items} items × 6 per-item stages (uncached)…`);
   const first = await runTimed(Deno.execPath(), pipeline);

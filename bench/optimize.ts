@@ -31,6 +31,7 @@ import { gradientEvaluator } from "../lib/model/evaluators.ts";
 import { encodeImages, openVae } from "../lib/model/vae.ts";
 import { LatentNormalization } from "../lib/model/normalization.ts";
 import { seededRandom } from "../lib/base/random.ts";
+import { pathExists } from "./absent.ts";
 import {
   type OptimizeJob,
   optimizeLatents,
@@ -344,13 +345,7 @@ async function quality(): Promise<void> {
     `${SHARED}data/bsds500/val`,
   ];
   const missing = [];
-  for (const path of needed) {
-    try {
-      await Deno.stat(path);
-    } catch {
-      missing.push(path);
-    }
-  }
+  for (const path of needed) if (!(await pathExists(path))) missing.push(path);
   if (missing.length) {
     console.log(
       `\n== Quality skipped: ${missing.join(", ")} absent (the trained VAE and the BSDS500 ` +

@@ -22,6 +22,7 @@ import type { Output } from "../lib/store/records.ts";
 import { writeLayout } from "../lib/package/layout.ts";
 import { packageRows } from "../lib/package/rows.ts";
 import { runTimed } from "./timing.ts";
+import { removeTree } from "./absent.ts";
 import { seededRandom } from "../lib/base/random.ts";
 
 const PYTHON = "/usr/bin/python3";
@@ -141,7 +142,7 @@ async function child(layout: "shards" | "split", dir: string, shardSize: number)
 /** A directory a reader opens: the files linked from the store, and index.json. */
 async function materialize(dir: string, name: string, files: Record<string, string>) {
   const root = join(dir, name);
-  await Deno.remove(root, { recursive: true }).catch(() => {});
+  await removeTree(root);
   const store = new ObjectStore(join(dir, "cache"));
   for (const [file, digest] of Object.entries(files)) {
     const path = join(root, file);

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { median, runTimed, table } from "./timing.ts";
+import { pathExists } from "./absent.ts";
 
 const items = Number(Deno.args[0] ?? 70_000);
 const repeats = Number(Deno.args[1] ?? 5);
@@ -19,7 +20,7 @@ const cache = join(work, `cache-${items}`);
 const config = join(work, `bench-${items}.json`);
 const models = { a: join(work, "model-a.bin"), b: join(work, "model-b.bin") };
 for (const [name, path] of Object.entries(models)) {
-  if (await Deno.stat(path).catch(() => null)) continue;
+  if (await pathExists(path)) continue;
   // Seeded bytes, so the files and the cache stay valid between invocations.
   const bytes = new Uint8Array(16 << 20);
   let x = name.charCodeAt(0);
@@ -50,7 +51,7 @@ const scanArgs = [
   join(cache, "records.sqlite3"),
 ];
 
-if (!(await Deno.stat(join(cache, "records.sqlite3")).catch(() => null))) {
+if (!(await pathExists(join(cache, "records.sqlite3")))) {
   console.log(`populating: ${items} items × 8 tasks (uncached, models hashed once)…`);
   const first = await runTimed(deno, cli(["run"]));
   if (first.code !== 0) throw new Error(`populating run failed:\n${first.stderr}`);

@@ -26,6 +26,7 @@ import { writeFileAtomic } from "../lib/store/objects.ts";
 import { preprocessConcurrency, preprocessImage } from "../lib/image/preprocess.ts";
 import { loadLibdeflate } from "../lib/image/libdeflate.ts";
 import { seededRandom } from "../lib/base/random.ts";
+import { outputUnlessAbsent, removeTree } from "./absent.ts";
 
 const PYTHON = "/usr/bin/python3";
 const WORK = new URL("./.work/", import.meta.url).pathname;
@@ -165,7 +166,7 @@ interface Timing {
 }
 
 async function runLatentforge(outDir: string, fastPng: boolean): Promise<Timing> {
-  await Deno.remove(outDir, { recursive: true }).catch(() => {});
+  await removeTree(outDir);
   await Deno.mkdir(`${outDir}/00000`, { recursive: true });
   for (let f = 1000; f < count; f += 1000) {
     await Deno.mkdir(`${outDir}/${String(f).padStart(5, "0")}`, { recursive: true });
@@ -195,7 +196,7 @@ async function runLatentforge(outDir: string, fastPng: boolean): Promise<Timing>
 }
 
 async function runPillow(outDir: string): Promise<Timing> {
-  await Deno.remove(outDir, { recursive: true }).catch(() => {});
+  await removeTree(outDir);
   const script = new URL("./preprocess_pillow.py", import.meta.url).pathname;
   const out = await new Deno.Command(PYTHON, {
     args: [script, `${root}/images1024x1024`, outDir, String(size), String(cores), String(count)],
@@ -227,12 +228,10 @@ async function compareOutputs(a: string, b: string): Promise<number> {
   return worst;
 }
 
-const pillowCheck = await new Deno.Command(PYTHON, {
-  args: ["-c", "import PIL, numpy"],
-  stdout: "null",
-  stderr: "null",
-}).output().catch(() => ({ code: 1 }));
-const pillowAvailable = pillowCheck.code === 0;
+const pillowCheck = await outputUnlessAbsent(
+  new Deno.Command(PYTHON, { args: ["-c", "import PIL, numpy"], stdout: "null", stderr: "null" }),
+);
+const pillowAvailable = pillowCheck?.code === 0;
 
 await ensureImages();
 console.log(
@@ -307,5 +306,5 @@ if (pillow !== undefined) {
 }
 // The outputs take ~0.8 GB per program; only the generated inputs are worth keeping.
 for (const dir of ["out-latentforge", "out-latentforge-libpng", "out-pillow"]) {
-  await Deno.remove(`${WORK}${dir}`, { recursive: true }).catch(() => {});
+  await removeTree(`${WORK}${dir}`);
 }

@@ -19,8 +19,9 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { median, runTimed, type Timed } from "./timing.ts";
+import { outputUnlessAbsent, removeTree } from "./absent.ts";
 import { startMirror } from "../tests/fixtures/mirror.ts";
-import { parse } from "../tests/fixtures/toy_harness.ts";
+import { parse } from "../tests/fixtures/project.ts";
 import { writeDemoVae } from "../tests/fixtures/vae.ts";
 import { type SlurmCluster, slurmUnavailable, startSlurmCluster } from "../tests/fixtures/slurm.ts";
 
@@ -30,12 +31,14 @@ const arrayTasks = Deno.args.length > 2 ? Deno.args.slice(2).map(Number) : [1, 2
 const repo = fileURLToPath(new URL("../", import.meta.url));
 
 const askSinfo = () =>
-  new Deno.Command("sinfo", {
-    args: ["-h", "-o", "%D %c %T"],
-    signal: AbortSignal.timeout(15_000),
-    stdout: "piped",
-    stderr: "null",
-  }).output().catch(() => null);
+  outputUnlessAbsent(
+    new Deno.Command("sinfo", {
+      args: ["-h", "-o", "%D %c %T"],
+      signal: AbortSignal.timeout(15_000),
+      stdout: "piped",
+      stderr: "null",
+    }),
+  );
 let sinfo = await askSinfo();
 let ownCluster: SlurmCluster | undefined;
 if (!sinfo || sinfo.code !== 0) {
@@ -123,7 +126,7 @@ try {
 
   const copy = async (name: string) => {
     const dir = join(work, name);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await removeTree(dir);
     const cp = await new Deno.Command("cp", { args: ["-a", base, dir] }).output();
     if (cp.code !== 0) throw new Error(new TextDecoder().decode(cp.stderr));
     return dir;
@@ -185,7 +188,7 @@ try {
   }
 } finally {
   await mirror.close();
-  await Deno.remove(work, { recursive: true }).catch(() => {});
+  await removeTree(work);
   await ownCluster?.stop();
 }
 

@@ -20,7 +20,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ALL_FAULTS, type FaultKind, type Mirror, startMirror } from "../tests/fixtures/mirror.ts";
 import { PipelineProject } from "../tests/fixtures/pipeline_project.ts";
-import { parse } from "../tests/fixtures/toy_harness.ts";
+import { parse } from "../tests/fixtures/project.ts";
 import { type ActionRecord, openRecords } from "../lib/store/records.ts";
 
 function option(name: string, fallback: number): number {

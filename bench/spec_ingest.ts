@@ -9,8 +9,9 @@
  * @module
  */
 
-import { ffhqRecord, formatSpecEntry } from "../tests/fixtures/mirror.ts";
+import { ffhqRecord, formatSpecEntry } from "../tests/fixtures/ffhq_source_text.ts";
 import { seededRandom } from "../lib/base/random.ts";
+import { outputUnlessAbsent } from "./absent.ts";
 
 const i = Deno.args.indexOf("--count");
 const count = i >= 0 ? Number(Deno.args[i + 1]) : 70_000;
@@ -100,9 +101,9 @@ console.log(JSON.stringify({ items, ms, hwmKiB: ${hwm} }));`;
   const rows: Array<[string, { items: number; ms: number; hwmKiB: number; wall: number }]> = [];
   rows.push(["latentforge ingestFfhqSpec (streaming)", await runDeno(streaming, "streaming")]);
   rows.push(["Deno JSON.parse of the whole file", await runDeno(naive, "naive")]);
-  try {
-    const t = performance.now();
-    const out = await new Deno.Command(PYTHON, {
+  const t = performance.now();
+  const out = await outputUnlessAbsent(
+    new Deno.Command(PYTHON, {
       args: [
         "-c",
         `import json, time, resource, sys
@@ -114,15 +115,14 @@ print(json.dumps({"items": len(spec), "ms": ms, "hwmKiB": resource.getrusage(res
       ],
       stdout: "piped",
       stderr: "piped",
-    }).output();
-    if (out.success) {
-      rows.push(["Python json.load (NVIDIA's script)", {
-        ...JSON.parse(new TextDecoder().decode(out.stdout)),
-        wall: performance.now() - t,
-      }]);
-    }
-  } catch {
-    console.warn(`${PYTHON} not available: Python reference skipped`);
+    }),
+  );
+  if (!out) console.warn(`${PYTHON} not available: Python reference skipped`);
+  else if (out.success) {
+    rows.push(["Python json.load (NVIDIA's script)", {
+      ...JSON.parse(new TextDecoder().decode(out.stdout)),
+      wall: performance.now() - t,
+    }]);
   }
   for (const [name, r] of rows) {
     console.log(

@@ -34,6 +34,7 @@ import { encodeImages, openVae } from "../lib/model/vae.ts";
 import { seededRandom } from "../lib/base/random.ts";
 import { writeDemoVae, writeSdDecoder, writeSdEncoder } from "../tests/fixtures/vae.ts";
 import { countFlops } from "./flop_count.ts";
+import { pathExists } from "./absent.ts";
 
 /** Raised when the benchmark cannot go on; the message says what was expected and found. */
 class ThroughputBenchError extends Error {
@@ -224,7 +225,7 @@ async function main(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "latentforge-bench-throughput-" });
   try {
     for (const model of models) {
-      if (model === "small" && !(await Deno.stat(SMALL_VAE).catch(() => null))) {
+      if (model === "small" && !(await pathExists(SMALL_VAE))) {
         console.log(`small: skipped, ${SMALL_VAE} is absent`);
         continue;
       }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { outputUnlessAbsent } from "./absent.ts";
+
 /** The interpreter Debian's python3-torch installs into. */
 export const PYTHON = "/usr/bin/python3";
 
@@ -13,12 +15,14 @@ const PYTHON_ENV = { PYTHONDONTWRITEBYTECODE: "1" };
 
 /** The torch version `PYTHON` imports, or "" (with a message) when it has none. */
 export async function torchVersion(): Promise<string> {
-  const check = await new Deno.Command(PYTHON, {
-    args: ["-c", "import torch; print(torch.__version__)"],
-    env: PYTHON_ENV,
-    stdout: "piped",
-    stderr: "piped",
-  }).output().catch(() => undefined);
+  const check = await outputUnlessAbsent(
+    new Deno.Command(PYTHON, {
+      args: ["-c", "import torch; print(torch.__version__)"],
+      env: PYTHON_ENV,
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
   const version = check?.code === 0 ? new TextDecoder().decode(check.stdout).trim() : "";
   if (!version) {
     console.log(

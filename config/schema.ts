@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { ExecutorSchema } from "../lib/executor/config.ts";
 import { DRIVE_API_URL } from "../lib/net/drive_api.ts";
-import { IMAGE_EXTENSIONS } from "../lib/dataset/folder_spec.ts";
+import { IMAGE_EXTENSIONS } from "../lib/dataset/image_extensions.ts";
 import { bucketProblem, DEFAULT_BUCKET_STEP } from "../lib/image/buckets.ts";
 import { SHARD_BYTES } from "../lib/package/shards.ts";
 import { checkModelConfig, resolveModelConfig } from "../lib/model/model_config.ts";

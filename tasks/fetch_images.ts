@@ -18,12 +18,8 @@ import { join } from "node:path";
 import { each, type Json } from "../lib/dag/task.ts";
 import { candidateUrls, type DatasetItem, decodeItemIndex } from "../lib/dataset/item_index.ts";
 import { verifyLocalFile } from "../lib/dataset/local_file.ts";
-import {
-  adoptIntoStore,
-  AdoptSources,
-  checkAdoptSources,
-  type Taken,
-} from "../lib/dataset/adopt.ts";
+import { adoptIntoStore, AdoptSources, type Taken } from "../lib/dataset/adopt.ts";
+import { checkAdoptSources } from "../lib/dataset/adopt_listing.ts";
 import { summarizeAdoption } from "../lib/dataset/adopt_summary.ts";
 import { materialize, type MaterializeConflict } from "../lib/dataset/materialize.ts";
 import type { ItemOutcome } from "../lib/dataset/reconciliation.ts";

@@ -13,7 +13,7 @@
  */
 import { aggregate } from "../lib/dag/task.ts";
 import { decodeItemIndex } from "../lib/dataset/item_index.ts";
-import { parseLabelsCsv } from "../lib/dataset/labels.ts";
+import { labelRowId, parseLabelsCsv } from "../lib/dataset/labels.ts";
 import { imageLabels } from "../lib/dataset/image_labels.ts";
 import { splitDataset, type SplitField, type SplitSummary } from "../lib/dataset/splits.ts";
 import type { Config } from "../config/schema.ts";
@@ -47,9 +47,8 @@ export default aggregate<Config>({
       labelsFile = labelsConfig.source.path ?? labelsConfig.source.url;
       // Labels of images the spec lists but this run does not hold (failed downloads, --limit)
       // are neither orphans nor matches.
-      const norm = (id: string) => /^\d+$/.test(id) ? String(Number(id)) : id;
-      const inSpec = new Set(index.items.map((i) => norm(i.id)));
-      const held = new Set(items.map((i) => norm(i.id)));
+      const inSpec = new Set(index.items.map((i) => labelRowId(i.id)));
+      const held = new Set(items.map((i) => labelRowId(i.id)));
       const parsed = await parseLabelsCsv(await Deno.readFile(file.path), labelsFile!);
       labels = parsed.filter((l) => !inSpec.has(l.id) || held.has(l.id));
     }

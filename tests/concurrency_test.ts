@@ -5,7 +5,8 @@
  * run's.
  */
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
-import { parse, type Ran, ToyProject } from "./fixtures/toy_harness.ts";
+import { parse, type Ran } from "./fixtures/project.ts";
+import { ToyProject } from "./fixtures/toy_harness.ts";
 
 const COUNT = 150;
 /** Slows each `square` item so a run holds the lease for a few seconds. */

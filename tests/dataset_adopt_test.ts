@@ -9,7 +9,9 @@ import {
   writeZip,
 } from "./fixtures/local_copy.ts";
 import { pythonHas, runPython } from "./fixtures/python.ts";
-import { type AdoptItem, AdoptSourceError, AdoptSources } from "../lib/dataset/adopt.ts";
+import { AdoptSources } from "../lib/dataset/adopt.ts";
+import type { AdoptItem } from "../lib/dataset/adopt_check.ts";
+import { AdoptSourceError } from "../lib/dataset/adopt_listing.ts";
 import {
   formatReconciliation,
   type ItemOutcome,

@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import sharp, { type FormatEnum } from "sharp";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
-import { folderFingerprint, IMAGE_EXTENSIONS, ingestFolder } from "../lib/dataset/folder_spec.ts";
+import { folderFingerprint, ingestFolder } from "../lib/dataset/folder_spec.ts";
+import { IMAGE_EXTENSIONS } from "../lib/dataset/image_extensions.ts";
 import { decodeItemIndex, encodeItemIndex } from "../lib/dataset/item_index.ts";
 
 const LISTER = new URL("./fixtures/list_folder.ts", import.meta.url).pathname;

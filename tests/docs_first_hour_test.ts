@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
 import { loadConfig } from "../lib/dag/config.ts";
-import { IMAGE_EXTENSIONS } from "../lib/dataset/folder_spec.ts";
+import { IMAGE_EXTENSIONS } from "../lib/dataset/image_extensions.ts";
 import { pipeline } from "../pipeline.ts";
 
 const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));

@@ -5,8 +5,8 @@ import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
 import { startMirror } from "./fixtures/mirror.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
 import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
-import { ToyProject } from "./fixtures/toy_harness.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
+import { mirroredConfig, tasksRan } from "./fixtures/project.ts";
 
 const slurmCase = slurmSuite("the demo pipeline on Slurm", await slurmRequirement());
 
@@ -40,26 +40,19 @@ slurmCase(
       // Both runs publish to the same out_dir: the packaged files embed the config, and with
       // it this path.
       const outDir = join(shared, "out");
-      const config = {
+      const config = mirroredConfig({
         ...demo,
-        dataset: { ...demo.dataset, spec: { url: mirror.specUrl } },
-        labels: { ...demo.labels, source: { url: mirror.labelsUrl } },
         // One thread: onnxruntime's reductions then add in the same order in every process.
-        model: {
-          ...demo.model,
-          encoder: { path: vae.encoder },
-          decoder: { path: vae.decoder },
-          threads: 1,
-        },
+        model: { ...demo.model, threads: 1 },
         package: { ...demo.package, out_dir: outDir },
         executor: { array_tasks: 3, poll_s: 0.5, tasks: ["encode", "optimize"] },
-      };
+      }, { mirror, vae });
 
       const local = await PipelineProject.create(config);
       projects.push(local);
       const first = await local.run(["run", "--json"]);
       assertEquals(first.code, 0, first.stderr);
-      assertEquals(ToyProject.ran(first).get("optimize"), ITEMS);
+      assertEquals(tasksRan(first).get("optimize"), ITEMS);
       const expected = await readTree(outDir);
       await Deno.remove(outDir, { recursive: true });
 
@@ -73,7 +66,7 @@ slurmCase(
           logs,
           new RegExp(`submitted ${task} as Slurm job \\d+ \\(array 0,1,2 of 3 shards, ${ITEMS} `),
         );
-        assertEquals(ToyProject.ran(second).get(task), ITEMS, `${task} actions imported`);
+        assertEquals(tasksRan(second).get(task), ITEMS, `${task} actions imported`);
       }
       const actual = await readTree(outDir);
 

@@ -1,7 +1,8 @@
 import { join } from "node:path";
 import { assertEquals, assertMatch } from "./fixtures/assert.ts";
 import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
-import { parse, ToyProject } from "./fixtures/toy_harness.ts";
+import { parse } from "./fixtures/project.ts";
+import { ToyProject } from "./fixtures/toy_harness.ts";
 
 const slurmCase = slurmSuite("Slurm executor recovery", await slurmRequirement());
 

@@ -1,6 +1,7 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
 import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
-import { parse, ToyProject } from "./fixtures/toy_harness.ts";
+import { parse } from "./fixtures/project.ts";
+import { ToyProject } from "./fixtures/toy_harness.ts";
 
 const slurmCase = slurmSuite("run --executor slurm", await slurmRequirement());
 

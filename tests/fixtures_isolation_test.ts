@@ -7,7 +7,8 @@
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertStringIncludes } from "./fixtures/assert.ts";
-import { removeTree, ToyProject } from "./fixtures/toy_harness.ts";
+import { removeTree } from "./fixtures/project.ts";
+import { ToyProject } from "./fixtures/toy_harness.ts";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 /** Not the project's files: installed packages and git's own state. */

@@ -49,13 +49,16 @@ Deno.test("at most perHost requests run per host; other hosts are not held up", 
   });
   const b = await gate.acquire("b");
   strictEqual(gate.activeCount("b"), 1);
-  await new Promise((r) => setTimeout(r, 20));
+  // The third caller is queued for a slot of "a": only a release can admit it.
+  strictEqual(gate.waitingCount("a"), 1);
+  strictEqual(gate.waitingCount("b"), 0);
   strictEqual(third, false);
   strictEqual(gate.activeCount("a"), 2);
   a1();
   a1(); // releasing twice frees one slot only
   await waiting;
   strictEqual(third, true);
+  strictEqual(gate.waitingCount("a"), 0);
   strictEqual(gate.activeCount("a"), 2);
   b();
   const controller = new AbortController();

@@ -4,8 +4,8 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtu
 import { ALL_FAULTS, startMirror } from "./fixtures/mirror.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
 import { Running, someFile } from "./fixtures/running.ts";
-import { ToyProject } from "./fixtures/toy_harness.ts";
 import { type ActionRecord, openRecords } from "../lib/store/records.ts";
+import { tasksRan } from "./fixtures/project.ts";
 
 /** The model section is required by the schema; these runs stop before any model is read. */
 const NO_MODEL = {
@@ -86,7 +86,7 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
     mirror.resetStats();
     const again = await p.run(["run", "verify-sizes", "--json"]);
     assertEquals(again.code, 1);
-    assertEquals(ToyProject.ran(again).get("fetch-images"), 0);
+    assertEquals(tasksRan(again).get("fetch-images"), 0);
     assertEquals([...mirror.stats.requests.keys()].filter((k) => k.endsWith(".png")), [
       "images1024x1024/00000/00500.png",
     ]);
@@ -265,7 +265,7 @@ Deno.test("bad specs and labels fail with the file, the line or item, and expect
         const end = r.events.find((e) => e.event === "task-end" && e.task === "label-split")!;
         assertEquals(end.reason, reason(path), name);
         // Nothing already completed is lost.
-        assertEquals(ToyProject.ran(r).get("fetch-images"), 0);
+        assertEquals(tasksRan(r).get("fetch-images"), 0);
       }
     } finally {
       await p.cleanup();

@@ -4,10 +4,10 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtu
 import { startMirror } from "./fixtures/mirror.ts";
 import { type CopyKind, writeKaggleZip, writeLocalFolder } from "./fixtures/local_copy.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
-import { ToyProject } from "./fixtures/toy_harness.ts";
 import { writeTinyVae } from "./fixtures/vae.ts";
 import { openRecords } from "../lib/store/records.ts";
 import type { Reconciliation } from "../lib/dataset/reconciliation.ts";
+import { mirroredConfig, tasksRan } from "./fixtures/project.ts";
 
 /** The model section is required by the schema; runs that stop before any model is read. */
 const NO_MODEL = {
@@ -76,26 +76,16 @@ Deno.test("adopting a Kaggle-like zip: the plan and the run reconcile it exactly
   await Deno.mkdir(join(same, ".."), { recursive: true });
   await Deno.writeFile(same, mirror.files.get(spec[ids("bytes")[1]].image.file_path)!.bytes);
   const mineBefore = await Deno.stat(mine);
-  const p = await PipelineProject.create({
-    // Pinned, so that the plan knows the spec without fetching it.
-    dataset: {
-      kind: "ffhq",
-      spec: { url: mirror.specUrl, sha256: sha256(mirror.specBytes) },
-      adopt: [zip],
-    },
-    labels: { source: { url: mirror.labelsUrl }, split_by: ["gender"] },
+  // Pinned, so that the plan knows the spec without fetching it.
+  const p = await PipelineProject.create(mirroredConfig({
+    dataset: { adopt: [zip] },
+    labels: { split_by: ["gender"] },
     download: { verify_pixels: true, materialize: tree },
     preprocess: { size: 32 },
-    model: {
-      encoder: { path: vae.encoder },
-      decoder: { path: vae.decoder },
-      scaling_factor: 1.0,
-      providers: ["cpu"],
-      threads: 1,
-    },
+    model: { scaling_factor: 1.0, providers: ["cpu"], threads: 1 },
     optimize: { max_steps: 2, patience: 2, batch_size: 4 },
     package: { samples: 2 },
-  });
+  }, { mirror, vae, pin: ["spec"] }));
   try {
     // Before the spec is fetched, a plan cannot list the items, and says so.
     const early = await p.run(["run", "fetch-images", "--dry-run", "--json"]);
@@ -141,7 +131,7 @@ Deno.test("adopting a Kaggle-like zip: the plan and the run reconcile it exactly
     assertEquals(imageRequests(mirror), refetched);
     for (const path of refetched) assertEquals(mirror.stats.requests.get(path), 1);
     // Adopted images flowed on: every item was verified by its pixels and packaged.
-    const ran = ToyProject.ran(run);
+    const ran = tasksRan(run);
     assertEquals(ran.get("verify-sizes"), 24);
     assertEquals(ran.get("optimize"), 24);
 
@@ -193,11 +183,11 @@ Deno.test("adopting a Kaggle-like zip: the plan and the run reconcile it exactly
     mirror.resetStats();
     const again = await p.run(["run", "--json"]);
     assertEquals(again.code, 0, again.stderr);
-    assertEquals(ToyProject.ran(again).get("fetch-images"), 0);
+    assertEquals(tasksRan(again).get("fetch-images"), 0);
     assertEquals(imageRequests(mirror), []);
     assertEquals(counts(reconciliationOf(again)), expected);
     // The same reconciliation: the published dataset, which records it, is still current.
-    assertEquals(ToyProject.ran(again).get("package"), 0);
+    assertEquals(tasksRan(again).get("package"), 0);
     const kept = JSON.parse(await Deno.readTextFile(join(p.out, "manifest.json")));
     assertEquals(kept.reconciliation.counts, r.counts);
     // Without copies to adopt, the dataset no longer records a reconciliation: only package
@@ -208,8 +198,8 @@ Deno.test("adopting a Kaggle-like zip: the plan and the run reconcile it exactly
     assertEquals(replanned.map((e) => e.verdict), ["run"], replan.stdout);
     const rerun = await p.run(["run", "--json", ...unadopted]);
     assertEquals(rerun.code, 0, rerun.stderr);
-    assertEquals(ToyProject.ran(rerun).get("package"), 1);
-    assertEquals(ToyProject.ran(rerun).get("optimize"), 0);
+    assertEquals(tasksRan(rerun).get("package"), 1);
+    assertEquals(tasksRan(rerun).get("optimize"), 0);
     const plain = JSON.parse(await Deno.readTextFile(join(p.out, "manifest.json")));
     assertEquals(plain.reconciliation, null);
   } finally {

@@ -4,10 +4,10 @@ import { PipelineProject } from "./fixtures/pipeline_project.ts";
 import { PYTHON, pythonRequirement } from "./fixtures/python.ts";
 import { partIf } from "./fixtures/skip.ts";
 import { syntheticImage } from "./fixtures/synthetic_images.ts";
-import { ToyProject } from "./fixtures/toy_harness.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
 import { openRecords } from "../lib/store/records.ts";
 import type { DatasetIndex } from "../lib/package/dataset_index.ts";
+import { tasksRan } from "./fixtures/project.ts";
 
 const LOADER = new URL("../examples/torch_dataset.py", import.meta.url).pathname;
 const BUCKETS_TEST =
@@ -82,7 +82,7 @@ Deno.test(BUCKETS_TEST, async () => {
 
       const first = await p.run(["run", "--json"]);
       assertEquals(first.code, 0, first.stderr);
-      const ran = ToyProject.ran(first);
+      const ran = tasksRan(first);
       assertEquals([ran.get("preprocess"), ran.get("encode"), ran.get("optimize")], [14, 14, 14]);
 
       const index: DatasetIndex = JSON.parse(await Deno.readTextFile(join(p.out, "index.json")));
@@ -182,7 +182,7 @@ print(json.dumps({"seen": sorted(seen), "buckets": buckets}))
       // Flips off: only package reruns, and the dataset has no flipped latents.
       const off = await p.run(["run", "--json", "--set", "preprocess.flip=false"]);
       assertEquals(off.code, 0, off.stderr);
-      assertEquals([...ToyProject.ran(off)].filter(([, n]) => n > 0), [["package", 1]]);
+      assertEquals([...tasksRan(off)].filter(([, n]) => n > 0), [["package", 1]]);
       const unflipped = JSON.parse(await Deno.readTextFile(join(p.out, "index.json")));
       assertEquals(unflipped.flip, false);
       // Flips on again, with a report setting changed so that package reruns: it finds every
@@ -190,7 +190,7 @@ print(json.dumps({"seen": sorted(seen), "buckets": buckets}))
       const samples = ["--set", "package.samples=1"];
       const on = await p.run(["run", "--json", ...samples]);
       assertEquals(on.code, 0, on.stderr);
-      assertEquals([...ToyProject.ran(on)].filter(([, n]) => n > 0), [["package", 1]]);
+      assertEquals([...tasksRan(on)].filter(([, n]) => n > 0), [["package", 1]]);
       assert(
         logLines(on).includes("7 files reused from the store, 0 built"),
         logLines(on).join("\n"),
@@ -201,7 +201,7 @@ print(json.dumps({"seen": sorted(seen), "buckets": buckets}))
       await Deno.writeFile(join(dir, "data", "train", "photo.png"), png);
       const changed = await p.run(["run", "--json", ...samples]);
       assertEquals(changed.code, 0, changed.stderr);
-      assertEquals(ToyProject.ran(changed).get("optimize"), 2);
+      assertEquals(tasksRan(changed).get("optimize"), 2);
       assert(
         logLines(changed).includes("6 files reused from the store, 1 built"),
         logLines(changed).join("\n"),

@@ -5,9 +5,9 @@ import { startMirror } from "./fixtures/mirror.ts";
 import { PipelineProject, python } from "./fixtures/pipeline_project.ts";
 import { pythonRequirement } from "./fixtures/python.ts";
 import { partIf } from "./fixtures/skip.ts";
-import { ToyProject } from "./fixtures/toy_harness.ts";
 import { writeTinyVae } from "./fixtures/vae.ts";
 import { type ActionRecord, openRecords } from "../lib/store/records.ts";
+import { mirroredConfig, tasksRan } from "./fixtures/project.ts";
 
 const END_TO_END =
   "end to end on the mirror: the package files hold each split's images and the run's values";
@@ -54,28 +54,17 @@ Deno.test(END_TO_END, async () => {
   try {
     const vae = await writeTinyVae(vaeDir);
     // Pinned, so that plans know the spec and labels without fetching them.
-    const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
-    const p = await PipelineProject.create({
-      dataset: { kind: "ffhq", spec: { url: mirror.specUrl, sha256: sha256(mirror.specBytes) } },
-      labels: {
-        source: { url: mirror.labelsUrl, sha256: sha256(mirror.labelsCsv) },
-        split_by: ["gender"],
-      },
+    const p = await PipelineProject.create(mirroredConfig({
+      labels: { split_by: ["gender"] },
       preprocess: { size: 64 },
-      model: {
-        encoder: { path: vae.encoder },
-        decoder: { path: vae.decoder },
-        scaling_factor: 1.0,
-        providers: ["cpu"],
-        threads: 1,
-      },
+      model: { scaling_factor: 1.0, providers: ["cpu"], threads: 1 },
       optimize: { lr: 0.05, max_steps: 12, patience: 5, tolerance: 0, batch_size: 4 },
       package: { samples: 4 },
-    });
+    }, { mirror, vae, pin: ["spec", "labels"] }));
     cleanup = () => p.cleanup();
     const first = await p.run(["run", "--json"]);
     assertEquals(first.code, 0, first.stderr);
-    const ran = ToyProject.ran(first);
+    const ran = tasksRan(first);
     assertEquals(ran.get("optimize"), 12);
     assertEquals(ran.get("package"), 1);
 
@@ -189,7 +178,7 @@ print(json.dumps({
     assertStringIncludes(why.stdout, "config optimize.lr: 0.05 → 0.02");
     const lr = await p.run(["run", "--json", "--set", "optimize.lr=0.02"]);
     assertEquals(lr.code, 0, lr.stderr);
-    assertEquals(Object.fromEntries(ToyProject.ran(lr)), {
+    assertEquals(Object.fromEntries(tasksRan(lr)), {
       "fetch-json": 0,
       "fetch-images": 0,
       "verify-sizes": 0,
@@ -203,21 +192,21 @@ print(json.dumps({
     // package.formats reruns package only.
     const formats = await p.run(["run", "--json", "--set", 'package.formats=["npz"]']);
     assertEquals(formats.code, 0, formats.stderr);
-    assertEquals([...ToyProject.ran(formats)].filter(([, n]) => n > 0), [["package", 1]]);
+    assertEquals([...tasksRan(formats)].filter(([, n]) => n > 0), [["package", 1]]);
     assertEquals(await Deno.stat(join(p.out, "male", "latents.h5")).catch(() => null), null);
 
     // preprocess.size reruns preprocess and everything after it, nothing before.
     const size = await p.run(["run", "--json", "--set", "preprocess.size=32"]);
     assertEquals(size.code, 0, size.stderr);
     assertEquals(
-      [...ToyProject.ran(size)].filter(([, n]) => n > 0).map(([t]) => t),
+      [...tasksRan(size)].filter(([, n]) => n > 0).map(([t]) => t),
       ["preprocess", "encode", "optimize", "package"],
     );
 
     // The gradient-free method runs end to end as well.
     const free = await p.run(["run", "--json", "--set", "optimize.method=gradient_free"]);
     assertEquals(free.code, 0, free.stderr);
-    assertEquals(ToyProject.ran(free).get("optimize"), 12);
+    assertEquals(tasksRan(free).get("optimize"), 12);
     for (const rec of (await records(p.cache, "optimize")).values()) {
       const m = rec.meta as Record<string, number>;
       assert(m.loss_final <= m.loss_initial, "gradient-free never returns a worse latent");

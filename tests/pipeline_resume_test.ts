@@ -3,7 +3,7 @@ import { assert, assertEquals } from "./fixtures/assert.ts";
 import { startMirror } from "./fixtures/mirror.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
 import { Running, someFile } from "./fixtures/running.ts";
-import { removeTree, ToyProject } from "./fixtures/toy_harness.ts";
+import { mirroredConfig, removeTree, tasksRan } from "./fixtures/project.ts";
 import { writeTinyVae } from "./fixtures/vae.ts";
 import { decodeCheckpoint } from "../lib/optim/checkpoint.ts";
 import { withoutRunSection } from "../lib/report/run_section.ts";
@@ -29,20 +29,13 @@ Deno.test("kill -9 during optimize: the rerun resumes from checkpoints and ends 
     const vae = await writeTinyVae(join(dir, "vae"));
     // Both runs publish to the same place: the config (paths included) is part of the files.
     const outDir = join(dir, "out");
-    const config = {
-      dataset: { kind: "ffhq", spec: { url: mirror.specUrl } },
+    const config = mirroredConfig({
       preprocess: { size: 64 },
-      model: {
-        encoder: { path: vae.encoder },
-        decoder: { path: vae.decoder },
-        scaling_factor: 1.0,
-        providers: ["cpu"],
-        threads: 1,
-      },
+      model: { scaling_factor: 1.0, providers: ["cpu"], threads: 1 },
       // Never converges early: every image runs all its steps, so a kill lands mid-way.
       optimize: { lr: 0.05, max_steps: 150, tolerance: 0, batch_size: 2, checkpoint_every: 5 },
       package: { formats: ["npz", "safetensors"], samples: 0, out_dir: outDir },
-    };
+    }, { mirror, vae, labels: false });
     const clean = await PipelineProject.create(config);
     projects.push(clean);
     const killed = await PipelineProject.create(config);
@@ -89,7 +82,7 @@ Deno.test("kill -9 during optimize: the rerun resumes from checkpoints and ends 
     });
     // Every checkpoint left by the kill was resumed from, at its step; all 8 images optimized.
     assertEquals(resumedAt.sort((a, b) => a - b), saved.sort((a, b) => a - b));
-    assertEquals(ToyProject.ran(resumed).get("optimize"), 8);
+    assertEquals(tasksRan(resumed).get("optimize"), 8);
     // Everything but the run's own facts (the report's run section, run.json) and the publish
     // marker that lists their digests is byte-identical to a clean run's.
     const got = await files(outDir);

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { type AdoptItem, AdoptSources } from "./adopt.ts";
+import { AdoptSources } from "./adopt.ts";
+import type { AdoptItem } from "./adopt_check.ts";
 import {
   forgetReconciliation,
   formatReconciliation,
@@ -50,17 +51,39 @@ export interface AdoptionSummaryOptions {
  *
  * @example
  * ```ts
- * import type { AdoptItem } from "./adopt.ts";
- * declare const items: AdoptItem[];
- * await summarizeAdoption({
- *   paths: ["/data/ffhq.zip"],
- *   items,
- *   recorded: new Map(),
- *   stored: () => Promise.resolve(false),
- *   planned: true,
- *   cacheDir: "cache",
- *   log: console.log,
- * });
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
+ *   const md5 = createHash("md5").update(bytes).digest("hex");
+ *   const item = {
+ *     id: "42",
+ *     path: "images1024x1024/00000/00042.png",
+ *     size: bytes.length,
+ *     md5,
+ *     pixel_size: null,
+ *     pixel_md5: null,
+ *   };
+ *   await Deno.mkdir(`${dir}/copy`);
+ *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
+ *   await Deno.writeTextFile(`${dir}/copy/notes.txt`, "mine");
+ *   const lines: string[] = [];
+ *   const r = await summarizeAdoption({
+ *     paths: [`${dir}/copy`],
+ *     items: [item],
+ *     recorded: new Map(),
+ *     stored: () => Promise.resolve(false),
+ *     planned: true,
+ *     cacheDir: `${dir}/cache`,
+ *     log: (line) => lines.push(line),
+ *   });
+ *   assert.deepEqual(r?.adopted_bytes, ["42"]);
+ *   assert.equal(r?.counts.extra, 1);
+ *   assert.ok(lines.length > 0);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function summarizeAdoption(

@@ -38,8 +38,27 @@ const CATEGORIES = new Set(["training", "validation"]);
  *
  * @example
  * ```ts
- * const index = await ingestFfhqSpec("cache/ffhq-dataset-v2.json", { component: "image" });
- * console.log(index.items.length); // 70000
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const record = {
+ *     category: "training",
+ *     image: {
+ *       file_url: "https://drive.google.com/uc?id=1abc",
+ *       file_path: "images1024x1024/00000/00017.png",
+ *       file_size: 1488194,
+ *       file_md5: "ddeaeea6ce59569643715759d537fd1b",
+ *     },
+ *   };
+ *   const spec = JSON.stringify({ "17": record });
+ *   await Deno.writeTextFile(`${dir}/ffhq-dataset-v2.json`, spec);
+ *   const index = await ingestFfhqSpec(`${dir}/ffhq-dataset-v2.json`, { component: "image" });
+ *   assert.deepEqual(index.items.map((i) => [i.id, i.path, i.size]), [
+ *     ["17", "images1024x1024/00000/00017.png", 1488194],
+ *   ]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function ingestFfhqSpec(
@@ -55,9 +74,23 @@ export async function ingestFfhqSpec(
  *
  * @example
  * ```ts
- * const specUrl = "http://127.0.0.1:8080/ffhq-dataset-v2.json";
- * const res = await fetch(specUrl);
- * const index = await ingestFfhqSpecStream(res.body!, specUrl);
+ * import assert from "node:assert/strict";
+ * const record = {
+ *   category: "training",
+ *   image: {
+ *     file_url: "https://drive.google.com/uc?id=1abc",
+ *     file_path: "images1024x1024/00000/00017.png",
+ *     file_size: 1488194,
+ *     file_md5: "ddeaeea6ce59569643715759d537fd1b",
+ *   },
+ * };
+ * const spec = JSON.stringify({ "17": record });
+ * const index = await ingestFfhqSpecStream(new Blob([spec]).stream(), "ffhq-dataset-v2.json");
+ * assert.equal(index.items[0].md5, "ddeaeea6ce59569643715759d537fd1b");
+ * await assert.rejects(
+ *   ingestFfhqSpecStream(new Blob(['{"17": {"category": "test"}}']).stream(), "bad.json"),
+ *   /bad\.json:1: item "17" field category/,
+ * );
  * ```
  */
 export async function ingestFfhqSpecStream(

@@ -25,18 +25,7 @@ import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import type { DatasetItem, ItemIndex } from "./item_index.ts";
 import { SpecError } from "./item_index.ts";
-
-/** File name endings that count as images by default: what sharp decodes here. */
-export const IMAGE_EXTENSIONS: readonly string[] = [
-  ".jpg",
-  ".jpeg",
-  ".png",
-  ".webp",
-  ".tif",
-  ".tiff",
-  ".avif",
-  ".gif",
-];
+import { IMAGE_EXTENSIONS, imageNameTest } from "./image_extensions.ts";
 
 /** Options of {@link ingestFolder} and {@link folderFingerprint}. */
 export interface FolderSpecOptions {
@@ -80,7 +69,15 @@ interface Entry {
  *
  * @example
  * ```ts
- * await checkDatasetFolder(await Deno.makeTempDir());
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await checkDatasetFolder(dir);
+ *   await Deno.writeTextFile(`${dir}/a.txt`, "not a folder");
+ *   await assert.rejects(checkDatasetFolder(`${dir}/a.txt`), /is a file, expected a folder/);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function checkDatasetFolder(root: string): Promise<void> {
@@ -108,12 +105,17 @@ export async function checkDatasetFolder(root: string): Promise<void> {
  *
  * @example
  * ```ts
- * const root = await Deno.makeTempDir();
- * await Deno.writeFile(`${root}/a.png`, new Uint8Array([137, 80, 78, 71]));
- * await Deno.writeTextFile(`${root}/notes.txt`, "hello");
- * const index = await ingestFolder(root);
- * index.items[0].id; // "a"
- * index.skipped[0].path; // "notes.txt"
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await Deno.writeFile(`${dir}/a.png`, new Uint8Array([137, 80, 78, 71]));
+ *   await Deno.writeTextFile(`${dir}/notes.txt`, "hello");
+ *   const index = await ingestFolder(dir);
+ *   assert.deepEqual(index.items.map((i) => [i.id, i.category]), [["a", "all"]]);
+ *   assert.deepEqual(index.skipped.map((s) => s.path), ["notes.txt"]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function ingestFolder(
@@ -124,8 +126,7 @@ export async function ingestFolder(
   await checkDatasetFolder(root).catch((e) => {
     throw new SpecError((e as Error).message);
   });
-  const exts = normalExtensions(extensions);
-  const { entries, skipped } = await walkFolder(abs, exts);
+  const { entries, skipped } = await walkFolder(abs, imageNameTest(extensions));
   if (entries.length === 0) {
     const also = skipped.length
       ? `; skipped ${skipped.length}: ${skipped.slice(0, 5).map((s) => s.path).join(", ")}${
@@ -169,29 +170,26 @@ export async function ingestFolder(
  *
  * @example
  * ```ts
- * const root = await Deno.makeTempDir();
- * const before = await folderFingerprint(root);
- * await Deno.writeFile(`${root}/a.png`, new Uint8Array([1]));
- * before === await folderFingerprint(root); // false
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const before = await folderFingerprint(dir);
+ *   await Deno.writeFile(`${dir}/a.png`, new Uint8Array([1]));
+ *   assert.notEqual(await folderFingerprint(dir), before);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function folderFingerprint(
   root: string,
   { extensions = IMAGE_EXTENSIONS }: FolderSpecOptions = {},
 ): Promise<string> {
-  const { entries, skipped } = await walkFolder(
-    resolve(root),
-    normalExtensions(extensions),
-  );
+  const { entries, skipped } = await walkFolder(resolve(root), imageNameTest(extensions));
   const hash = createHash("sha256");
   for (const e of entries) hash.update(`${e.rel}\t${e.size}\t${e.mtime}\t${e.problem ?? ""}\n`);
   for (const s of skipped) hash.update(`skipped\t${s.path}\n`);
   return hash.digest("hex");
-}
-
-/** Lowercase, with the dot: "JPG" and ".jpg" both mean files ending in ".jpg". */
-function normalExtensions(extensions: readonly string[]): string[] {
-  return extensions.map((x) => (x.startsWith(".") ? x : `.${x}`).toLowerCase());
 }
 
 async function md5OfFile(path: string): Promise<string> {
@@ -237,12 +235,11 @@ function assignIds(rels: string[]): { id: string; clash?: string }[] {
 
 async function walkFolder(
   root: string,
-  exts: string[],
+  isImage: (name: string) => boolean,
 ): Promise<{ entries: Entry[]; skipped: SkippedFile[] }> {
   const entries: Entry[] = [];
   const skipped: SkippedFile[] = [];
-  const realRoot = await Deno.realPath(root).catch(() => root);
-  const isImage = (name: string) => exts.some((x) => name.toLowerCase().endsWith(x));
+  const realRoot = await realPathOr(root);
   const hasOtherExtension = (name: string) => /\.[^./]+$/.test(name) && !isImage(name);
 
   const walk = async (dir: string, rel: string, ancestors: Map<string, string>) => {
@@ -279,12 +276,12 @@ async function walkFolder(
         }
       }
       if (info.isDirectory) {
-        const real = await Deno.realPath(path).catch(() => path);
+        const real = await realPathOr(path);
         await walk(path, r, new Map([...ancestors, [real, r]]));
       } else if (!isImage(e.name)) {
         skipped.push({ path: r, reason: notImage(e.name) });
       } else {
-        const stat = "mtime" in info ? info : await Deno.stat(path).catch(() => null);
+        const stat = "mtime" in info ? info : await Deno.stat(path).catch(unreadableAsNull);
         entries.push({
           rel: r,
           path,
@@ -309,7 +306,7 @@ async function followLink(
   try {
     real = await Deno.realPath(path);
   } catch (error) {
-    const target = await Deno.readLink(path).catch(() => "?");
+    const target = await Deno.readLink(path).catch((e) => unreadableAsNull(e) ?? "?");
     if (error instanceof Deno.errors.NotFound) {
       return { problem: `${rel} is a broken link: its target ${target} does not exist` };
     }
@@ -343,6 +340,30 @@ function problemEntry(rel: string, path: string, problem: string): Entry {
 function notImage(name: string): string {
   const ext = /\.[^./]+$/.exec(name)?.[0];
   return ext ? `not an image by its extension (${ext})` : "not an image by its extension (none)";
+}
+
+/**
+ * A folder's resolved path, or the path as given where this run may not resolve it (links are
+ * then compared by the path as given).
+ */
+async function realPathOr(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+      return path;
+    }
+    throw error;
+  }
+}
+
+/** `null` for an entry that is gone or may not be read (its item then says so); else throws. */
+function unreadableAsNull(error: unknown): null {
+  if (
+    error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied ||
+    error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.FilesystemLoop
+  ) return null;
+  throw error;
 }
 
 function describe(error: unknown): string {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { FaceLabel } from "./labels.ts";
+import { type FaceLabel, LABEL_FIELDS, labelRowId } from "./labels.ts";
 
 /** One image's labels: text or numbers, `null` where the labels file says none was found. */
 export type ImageLabels = Record<string, string | number | null>;
@@ -18,46 +18,28 @@ export interface LabelsObject {
   images: Record<string, ImageLabels>;
 }
 
-/** Numeric ids match without their leading zeros ("00017" is row 17), as label-split joins. */
-function joinId(id: string): string {
-  return /^\d+$/.test(id) ? String(Number(id)) : id;
-}
-
-/** The columns of a labels row that are labels (the row's id and line number are not). */
-const FACE_FIELDS = [
-  "age_group",
-  "age_group_confidence",
-  "gender",
-  "gender_confidence",
-  "head_pitch",
-  "head_roll",
-  "head_yaw",
-  "left_eye_occluded",
-  "right_eye_occluded",
-  "glasses",
-] as const;
-
 /**
  * Every image's labels: the category of each item and the matching labels row, if any.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const labels = imageLabels([{ id: "00017", category: "training" }], null);
- * // { fields: ["category"], images: { "00017": { category: "training" } } }
+ * assert.deepEqual(labels, { fields: ["category"], images: { "00017": { category: "training" } } });
  * ```
  */
 export function imageLabels(
   items: readonly { id: string; category: string }[],
   rows: readonly FaceLabel[] | null,
 ): LabelsObject {
-  const fields = rows ? ["category", ...FACE_FIELDS] : ["category"];
-  const byId = new Map((rows ?? []).map((row) => [joinId(row.id), row]));
+  const fields = rows ? ["category", ...LABEL_FIELDS] : ["category"];
+  const byId = new Map((rows ?? []).map((row) => [labelRowId(row.id), row]));
   const images: Record<string, ImageLabels> = {};
   for (const item of items) {
     const labels: ImageLabels = { category: item.category };
-    const row = byId.get(joinId(item.id));
+    const row = byId.get(labelRowId(item.id));
     for (const field of fields.slice(1)) {
-      labels[field] = row ? row[field as (typeof FACE_FIELDS)[number]] : null;
+      labels[field] = row ? row[field as (typeof LABEL_FIELDS)[number]] : null;
     }
     images[item.id] = labels;
   }

@@ -48,12 +48,13 @@ export interface InputNotes {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const notes = inputNotes([
  *   { id: "a", md5: "x", sourceSize: [10, 10] },
  *   { id: "b", md5: "x", sourceSize: [512, 512] },
  * ], { size: 256, crop: "center" });
- * notes.upscaled[0].factor; // 25.6
- * notes.duplicates; // [["a", "b"]]
+ * assert.equal(notes.upscaled[0].factor, 25.6);
+ * assert.deepEqual(notes.duplicates, [["a", "b"]]);
  * ```
  */
 export function inputNotes(

@@ -75,12 +75,8 @@ export function unsafePathReason(path: string): string | null {
 
 /** Returns why `url` cannot be downloaded (not an absolute http(s) URL), or `null`. */
 export function badUrlReason(url: string): string | null {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return "it is not a valid URL";
-  }
+  if (!URL.canParse(url)) return "it is not a valid URL";
+  const parsed = new URL(url);
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     return `only http(s) URLs can be downloaded, found ${parsed.protocol}`;
   }
@@ -94,9 +90,21 @@ export function badUrlReason(url: string): string | null {
  *
  * @example
  * ```ts
- * declare const item: DatasetItem;
- * candidateUrls(item, ["http://127.0.0.1:8080/ffhq"]);
- * // ["http://127.0.0.1:8080/ffhq/images1024x1024/00000/00017.png", item.url]
+ * import assert from "node:assert/strict";
+ * const item: DatasetItem = {
+ *   id: "17",
+ *   url: "https://drive.google.com/uc?id=1abc",
+ *   path: "images1024x1024/00000/00017.png",
+ *   size: null,
+ *   md5: null,
+ *   pixel_size: null,
+ *   pixel_md5: null,
+ *   category: "training",
+ * };
+ * assert.deepEqual(candidateUrls(item, ["http://127.0.0.1:8080/ffhq"]), [
+ *   "http://127.0.0.1:8080/ffhq/images1024x1024/00000/00017.png",
+ *   "https://drive.google.com/uc?id=1abc",
+ * ]);
  * ```
  */
 export function candidateUrls(item: DatasetItem, mirrors: readonly string[] = []): string[] {
@@ -141,9 +149,19 @@ const VERSION = 1;
  *
  * @example
  * ```ts
- * declare const items: DatasetItem[];
- * const bytes = encodeItemIndex({ source: "ffhq", component: "image", items });
- * const again = decodeItemIndex(bytes);
+ * import assert from "node:assert/strict";
+ * const item: DatasetItem = {
+ *   id: "17",
+ *   url: "https://drive.google.com/uc?id=1abc",
+ *   path: "images1024x1024/00000/00017.png",
+ *   size: null,
+ *   md5: null,
+ *   pixel_size: null,
+ *   pixel_md5: null,
+ *   category: "training",
+ * };
+ * const bytes = encodeItemIndex({ source: "ffhq", component: "image", items: [item] });
+ * assert.deepEqual(decodeItemIndex(bytes).items, [item]);
  * ```
  */
 export function encodeItemIndex(index: ItemIndex): Uint8Array {

@@ -11,9 +11,8 @@
 
 import { parse } from "csv-parse";
 
-/** The exact header of the labels CSV. */
-export const LABEL_COLUMNS = [
-  "image_number",
+/** The columns of a labels row that are labels, in the CSV's order (its id column aside). */
+export const LABEL_FIELDS = [
   "age_group",
   "age_group_confidence",
   "gender",
@@ -25,6 +24,24 @@ export const LABEL_COLUMNS = [
   "right_eye_occluded",
   "glasses",
 ] as const;
+
+/** The exact header of the labels CSV. */
+export const LABEL_COLUMNS = ["image_number", ...LABEL_FIELDS] as const;
+
+/**
+ * The labels row an image id joins on: numeric ids without their leading zeros (FFHQ's image
+ * "00017" is row 17 of the labels CSV), any other id as it is.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(labelRowId("00017"), "17");
+ * assert.equal(labelRowId("train/2092"), "train/2092");
+ * ```
+ */
+export function labelRowId(id: string): string {
+  return /^\d+$/.test(id) ? String(Number(id)) : id;
+}
 
 /** The ten age groups of FFHQ-Aging. */
 export const AGE_GROUPS = [
@@ -69,8 +86,18 @@ export class LabelsError extends Error {
  *
  * @example
  * ```ts
- * const labels = await readLabelsCsv("cache/ffhq_aging_labels.csv");
- * console.log(labels[0].age_group, labels[0].gender);
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const csv = "image_number,age_group,age_group_confidence,gender,gender_confidence," +
+ *     "head_pitch,head_roll,head_yaw,left_eye_occluded,right_eye_occluded,glasses\n" +
+ *     "00017,20-29,0.9,female,0.99,1.5,-2,10,0.1,0.05,NoGlasses\n";
+ *   await Deno.writeTextFile(`${dir}/labels.csv`, csv);
+ *   const labels = await readLabelsCsv(`${dir}/labels.csv`);
+ *   assert.deepEqual([labels[0].id, labels[0].age_group, labels[0].gender], ["17", "20-29", "female"]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function readLabelsCsv(path: string): Promise<FaceLabel[]> {
@@ -82,8 +109,16 @@ export async function readLabelsCsv(path: string): Promise<FaceLabel[]> {
  *
  * @example
  * ```ts
- * const csvText = await Deno.readTextFile("labels.csv");
- * const labels = await parseLabelsCsv(csvText, "labels.csv");
+ * import assert from "node:assert/strict";
+ * const csv = "image_number,age_group,age_group_confidence,gender,gender_confidence," +
+ *   "head_pitch,head_roll,head_yaw,left_eye_occluded,right_eye_occluded,glasses\n" +
+ *   "00017,20-29,0.9,female,0.99,1.5,-2,10,0.1,0.05,NoGlasses\n";
+ * const labels = await parseLabelsCsv(csv, "labels.csv");
+ * assert.equal(labels[0].line, 2);
+ * await assert.rejects(
+ *   parseLabelsCsv(csv.replace("0.99", "high"), "labels.csv"),
+ *   /labels\.csv:2: column gender_confidence/,
+ * );
  * ```
  */
 export async function parseLabelsCsv(
@@ -187,7 +222,7 @@ function toLabel(record: string[], file: string, line: number): FaceLabel {
   const glasses = value("glasses").trim();
   if (glasses === "") bad("glasses", "a value such as NoGlasses", value("glasses"));
   return {
-    id: String(Number(idText)),
+    id: labelRowId(idText),
     age_group: age,
     age_group_confidence: ageConf,
     gender,

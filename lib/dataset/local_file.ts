@@ -24,9 +24,22 @@ export interface LocalFileResult {
  *
  * @example
  * ```ts
- * import type { DatasetItem } from "./item_index.ts";
- * declare const item: DatasetItem;
- * const got = await verifyLocalFile(item.local_path!, { expectedSize: item.size, expectedMd5: item.md5 });
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await Deno.writeTextFile(`${dir}/a.png`, "abc");
+ *   const got = await verifyLocalFile(`${dir}/a.png`, {
+ *     expectedSize: 3,
+ *     expectedMd5: "900150983cd24fb0d6963f7d28e17f72",
+ *   });
+ *   assert.equal(got.size, 3);
+ *   await assert.rejects(
+ *     verifyLocalFile(`${dir}/a.png`, { expectedMd5: "0".repeat(32) }),
+ *     /expected MD5/,
+ *   );
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function verifyLocalFile(

@@ -10,6 +10,7 @@
 import { dirname, join } from "node:path";
 import { unsafePathReason } from "./item_index.ts";
 import { hashFile, type ObjectStore } from "../store/objects.ts";
+import { removeIfPresent } from "../base/fs.ts";
 
 /** A target left untouched, and why. */
 export interface MaterializeConflict {
@@ -28,10 +29,23 @@ export class MaterializeError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "../store/objects.ts";
- * const store = new ObjectStore("cache");
- * const digest = await store.put(new TextEncoder().encode("png bytes"));
- * const conflict = await materialize(store, digest, "ffhq", "images1024x1024/00000/00042.png");
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const store = new ObjectStore(`${dir}/cache`);
+ *   const digest = await store.put(new TextEncoder().encode("png bytes"));
+ *   const rel = "images1024x1024/00000/00042.png";
+ *   assert.equal(await materialize(store, digest, `${dir}/ffhq`, rel), null);
+ *   assert.equal(await Deno.readTextFile(`${dir}/ffhq/${rel}`), "png bytes");
+ *   // A file of the user's own in the way is left as it is, and reported.
+ *   await Deno.writeTextFile(`${dir}/ffhq/mine.png`, "my bytes");
+ *   const conflict = await materialize(store, digest, `${dir}/ffhq`, "mine.png");
+ *   assert.match(conflict!.why, /holds other bytes/);
+ *   assert.equal(await Deno.readTextFile(`${dir}/ffhq/mine.png`), "my bytes");
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function materialize(
@@ -72,7 +86,11 @@ export async function materialize(
 }
 
 async function sameFile(path: string, info: Deno.FileInfo): Promise<boolean> {
-  const other = await Deno.stat(path).catch(() => null);
+  const other = await Deno.stat(path).catch((error) => {
+    // An object that is not in the store is no file's twin.
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  });
   return other !== null && other.dev === info.dev && other.ino !== null &&
     other.ino === info.ino;
 }
@@ -82,13 +100,23 @@ async function place(object: string, target: string): Promise<void> {
   const tmp = `${target}.tmp-${crypto.randomUUID()}`;
   try {
     await Deno.link(object, tmp);
-  } catch {
+  } catch (error) {
+    // Across filesystems, or where the filesystem has no hard links, a copy holds the same bytes.
+    if (!linkRefused(error)) throw error;
     await Deno.copyFile(object, tmp);
   }
   try {
     await Deno.rename(tmp, target);
   } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
+    await removeIfPresent(tmp);
     throw error;
   }
+}
+
+/** Errors of a hard link that a copy avoids: another filesystem, or no links there. */
+function linkRefused(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return error instanceof Deno.errors.PermissionDenied ||
+    error instanceof Deno.errors.NotSupported ||
+    ["EXDEV", "EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK"].includes(code ?? "");
 }

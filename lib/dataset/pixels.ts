@@ -27,7 +27,12 @@ export interface PixelFacts {
  *
  * @example
  * ```ts
- * const [w, h] = await readPixelSize("images1024x1024/00000/00000.png"); // [1024, 1024]
+ * import assert from "node:assert/strict";
+ * import sharp from "sharp";
+ * const png = await sharp({
+ *   create: { width: 4, height: 2, channels: 3, background: { r: 255, g: 0, b: 0 } },
+ * }).png().toBuffer();
+ * assert.deepEqual(await readPixelSize(new Uint8Array(png)), [4, 2]);
  * ```
  */
 export async function readPixelSize(input: string | Uint8Array): Promise<[number, number]> {
@@ -51,7 +56,16 @@ export async function readPixelSize(input: string | Uint8Array): Promise<[number
  *
  * @example
  * ```ts
- * const { pixelMd5 } = await readPixelFacts("images1024x1024/00000/00000.png");
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import sharp from "sharp";
+ * const png = await sharp({
+ *   create: { width: 4, height: 2, channels: 3, background: { r: 255, g: 0, b: 0 } },
+ * }).png().toBuffer();
+ * const rgb = new Uint8Array(4 * 2 * 3).map((_, i) => i % 3 === 0 ? 255 : 0);
+ * const { width, height, pixelMd5 } = await readPixelFacts(new Uint8Array(png));
+ * assert.deepEqual([width, height], [4, 2]);
+ * assert.equal(pixelMd5, createHash("md5").update(rgb).digest("hex"));
  * ```
  */
 export async function readPixelFacts(input: string | Uint8Array): Promise<PixelFacts> {
@@ -87,10 +101,14 @@ export interface ExpectedPixels {
  *
  * @example
  * ```ts
- * import type { DatasetItem } from "./item_index.ts";
- * declare const item: DatasetItem;
- * const path = "cache/images/00017.png";
- * await verifyPixels(path, { pixelSize: [1024, 1024], pixelMd5: item.pixel_md5 }, true);
+ * import assert from "node:assert/strict";
+ * import sharp from "sharp";
+ * const png = await sharp({
+ *   create: { width: 4, height: 2, channels: 3, background: { r: 255, g: 0, b: 0 } },
+ * }).png().toBuffer();
+ * const bytes = new Uint8Array(png);
+ * assert.deepEqual((await verifyPixels(bytes, { pixelSize: [4, 2] })).width, 4);
+ * await assert.rejects(verifyPixels(bytes, { pixelSize: [1024, 1024] }), /expected 1024×1024 pixels, found 4×2/);
  * ```
  */
 export async function verifyPixels(
@@ -122,7 +140,11 @@ export async function verifyPixels(
 /** sharp calls an empty file an "unsupported image format"; say what it is. */
 async function rejectEmpty(input: string | Uint8Array, name: string): Promise<void> {
   const size = typeof input === "string"
-    ? (await Deno.stat(input).catch(() => null))?.size
+    ? (await Deno.stat(input).catch((error) => {
+      // A missing file is for sharp to report, as it reports any unreadable input.
+      if (error instanceof Deno.errors.NotFound) return null;
+      throw error;
+    }))?.size
     : input.length;
   if (size === 0) throw new PixelError(`${name}: the file is empty (0 bytes)`);
 }

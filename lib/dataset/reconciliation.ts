@@ -8,7 +8,8 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import type { AdoptItem, AdoptSources } from "./adopt.ts";
+import type { AdoptSources } from "./adopt.ts";
+import type { AdoptItem } from "./adopt_check.ts";
 import { writeFileAtomic } from "../store/objects.ts";
 
 /** What happened to one item, as fetch-images records it (`adopt` in its output metadata). */
@@ -73,12 +74,26 @@ export interface ReconcileOptions {
  *
  * @example
  * ```ts
- * import type { AdoptItem, AdoptSources } from "./adopt.ts";
- * declare const items: AdoptItem[];
- * declare const sources: AdoptSources;
- * const outcomes = new Map<string, ItemOutcome>([["17", { adopted: "bytes", file: "a/00017.png" }]]);
- * const r = reconcile({ items, sources, outcomes, planned: false });
- * console.log(formatReconciliation(r));
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { AdoptSources } from "./adopt.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
+ *   const md5 = createHash("md5").update(bytes).digest("hex");
+ *   const path = "images1024x1024/00000/00042.png";
+ *   const item = { id: "42", path, size: bytes.length, md5, pixel_size: null, pixel_md5: null };
+ *   await Deno.mkdir(`${dir}/copy`);
+ *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
+ *   const sources = await AdoptSources.open([`${dir}/copy`]);
+ *   const outcomes = new Map<string, ItemOutcome>([["42", { adopted: "bytes", file: `${dir}/copy/00042.png` }]]);
+ *   const r = reconcile({ items: [item], sources, outcomes, planned: false });
+ *   sources.close();
+ *   assert.deepEqual(r.adopted_bytes, ["42"]);
+ *   assert.equal(r.counts.missing, 0);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export function reconcile(
@@ -154,8 +169,28 @@ const SHOWN = 8;
  *
  * @example
  * ```ts
- * declare const r: Reconciliation;
- * console.log(formatReconciliation(r));
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { AdoptSources } from "./adopt.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const bytes = new TextEncoder().encode("the bytes of 00042.png");
+ *   const md5 = createHash("md5").update(bytes).digest("hex");
+ *   const path = "images1024x1024/00000/00042.png";
+ *   const item = { id: "42", path, size: bytes.length, md5, pixel_size: null, pixel_md5: null };
+ *   await Deno.mkdir(`${dir}/copy`);
+ *   await Deno.writeFile(`${dir}/copy/00042.png`, bytes);
+ *   const sources = await AdoptSources.open([`${dir}/copy`]);
+ *   const outcomes = new Map<string, ItemOutcome>([["42", { adopted: "bytes", file: `${dir}/copy/00042.png` }]]);
+ *   const r = reconcile({ items: [item], sources, outcomes, planned: false });
+ *   sources.close();
+ *   const text = formatReconciliation(r);
+ *   assert.match(text, /with 1 local copy \(1 files\): adopted 1, downloaded or failed 0/);
+ *   assert.match(text, /copy \(1 files\): 1 adopted/);
+ *   assert.match(text, /adopted by bytes +1 +42/);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export function formatReconciliation(r: Reconciliation): string {
@@ -224,8 +259,18 @@ function recordPath(cacheDir: string): string {
  *
  * @example
  * ```ts
- * declare const r: Reconciliation;
- * await recordReconciliation("cache", r);
+ * import assert from "node:assert/strict";
+ * import { AdoptSources } from "./adopt.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const sources = await AdoptSources.open([dir]);
+ *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
+ *   sources.close();
+ *   await recordReconciliation(`${dir}/cache`, r);
+ *   assert.deepEqual(await lastReconciliation(`${dir}/cache`), r);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function recordReconciliation(cacheDir: string, r: Reconciliation): Promise<void> {
@@ -238,7 +283,19 @@ export async function recordReconciliation(cacheDir: string, r: Reconciliation):
  *
  * @example
  * ```ts
- * await forgetReconciliation("cache");
+ * import assert from "node:assert/strict";
+ * import { AdoptSources } from "./adopt.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const sources = await AdoptSources.open([dir]);
+ *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
+ *   sources.close();
+ *   await recordReconciliation(`${dir}/cache`, r);
+ *   await forgetReconciliation(`${dir}/cache`);
+ *   assert.equal(await lastReconciliation(`${dir}/cache`), null);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function forgetReconciliation(cacheDir: string): Promise<void> {
@@ -254,7 +311,14 @@ export async function forgetReconciliation(cacheDir: string): Promise<void> {
  *
  * @example
  * ```ts
- * const last = await lastReconciliation("cache");
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   // No run has adopted anything with this cache.
+ *   assert.equal(await lastReconciliation(dir), null);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function lastReconciliation(cacheDir: string): Promise<Reconciliation | null> {
@@ -275,7 +339,22 @@ export async function lastReconciliation(cacheDir: string): Promise<Reconciliati
  *
  * @example
  * ```ts
- * const r = await adoptedCopies("cache", { dataset: { kind: "ffhq", adopt: ["/data/ffhq.zip"] } });
+ * import assert from "node:assert/strict";
+ * import { AdoptSources } from "./adopt.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const sources = await AdoptSources.open([dir]);
+ *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
+ *   sources.close();
+ *   await recordReconciliation(`${dir}/cache`, r);
+ *   const config = { dataset: { kind: "ffhq", adopt: [dir] } };
+ *   assert.deepEqual(await adoptedCopies(`${dir}/cache`, config), r);
+ *   // Other copies named now: the last run's reconciliation is not theirs.
+ *   config.dataset.adopt = [`${dir}/other`];
+ *   assert.equal(await adoptedCopies(`${dir}/cache`, config), null);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function adoptedCopies(
@@ -297,8 +376,19 @@ export async function adoptedCopies(
  *
  * @example
  * ```ts
- * declare const r: Reconciliation | null;
- * const component = reconciliationKey(r);
+ * import assert from "node:assert/strict";
+ * import { AdoptSources } from "./adopt.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const sources = await AdoptSources.open([dir]);
+ *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
+ *   sources.close();
+ *   const later = { ...r, at: new Date(0).toISOString(), planned: true };
+ *   assert.equal(reconciliationKey(later), reconciliationKey(r));
+ *   assert.equal(reconciliationKey(null), null);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export function reconciliationKey(r: Reconciliation | null): string | null {

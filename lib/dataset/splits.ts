@@ -7,7 +7,7 @@
  */
 
 import type { DatasetItem } from "./item_index.ts";
-import type { FaceLabel } from "./labels.ts";
+import { type FaceLabel, labelRowId } from "./labels.ts";
 
 /** Fields a dataset can be split by. `category` comes from the source, the others from labels. */
 export type SplitField = "category" | "gender" | "age_group" | "glasses";
@@ -81,96 +81,44 @@ export class SplitError extends Error {
 
 const FIRST = 10;
 
-function joinId(id: string): string {
-  return /^\d+$/.test(id) ? String(Number(id)) : id;
-}
-
 /**
  * Joins `labels` with `items` and builds the splits.
  *
  * @example
  * ```ts
- * import type { ItemIndex } from "./item_index.ts";
- * import type { FaceLabel } from "./labels.ts";
- * declare const index: ItemIndex;
- * declare const labels: FaceLabel[];
- * const { splits, summary } = splitDataset({
- *   items: index.items,
- *   labels,
- *   splitBy: ["gender"],
- *   minConfidence: { gender: 0.66 },
+ * import assert from "node:assert/strict";
+ * const item = (id: string, category: string) => ({
+ *   id, path: `images/${id}.png`, category, url: null, size: null, md5: null,
+ *   pixel_size: null, pixel_md5: null,
  * });
- * await Deno.writeTextFile("out/female/manifest.txt", manifestText(splits[0]));
+ * const { splits, summary } = splitDataset({
+ *   items: [item("00017", "training"), item("00018", "validation"), item("00019", "training")],
+ * });
+ * assert.deepEqual(splits.map((s) => [s.name, s.ids]), [
+ *   ["training", ["00017", "00019"]],
+ *   ["validation", ["00018"]],
+ * ]);
+ * assert.equal(manifestText(splits[1]), "images/00018.png\n");
+ * assert.deepEqual(summary.perSplit, { training: 2, validation: 1 });
  * ```
  */
-export function splitDataset(
-  {
-    items,
-    labels = null,
-    splitBy = ["category"],
-    minConfidence = {},
-    filters = {},
-    maxMissing = 0,
-    labelsFile = "labels",
-  }: SplitOptions,
-): SplitResult {
-  if (splitBy.length === 0) throw new SplitError("split_by must name at least one field");
-  for (const field of splitBy) {
-    if (!SPLIT_FIELDS.includes(field)) {
-      throw new SplitError(
-        `split_by field ${JSON.stringify(field)} is unknown; expected one of ${
-          SPLIT_FIELDS.join(", ")
-        }`,
-      );
-    }
-    if (!labels && field !== "category") {
-      throw new SplitError(
-        `split_by field "${field}" needs labels; without labels only "category" is available`,
-      );
-    }
-  }
-  if (!labels && (Object.keys(minConfidence).length > 0 || Object.keys(filters).length > 0)) {
-    throw new SplitError("min_confidence and filters need labels, and none were given");
-  }
-
-  const byId = new Map<string, FaceLabel>();
-  for (const label of labels ?? []) byId.set(joinId(label.id), label);
-  const itemIds = new Set(items.map((i) => joinId(i.id)));
-  const without: string[] = [];
-  const orphans: FaceLabel[] = [];
-  if (labels) {
-    for (const item of items) if (!byId.has(joinId(item.id))) without.push(item.id);
-    for (const label of labels) if (!itemIds.has(joinId(label.id))) orphans.push(label);
-    if (without.length + orphans.length > maxMissing) {
-      throw new SplitError(
-        `labels do not match the images: ${without.length} image(s) without a label` +
-          (without.length ? ` (first: ${without.slice(0, FIRST).join(", ")})` : "") +
-          `, ${orphans.length} label(s) in ${labelsFile} without an image` +
-          (orphans.length
-            ? ` (first: ${
-              orphans.slice(0, FIRST).map((l) => `${l.id} at line ${l.line}`).join(", ")
-            })`
-            : "") +
-          `; labels.max_missing is ${maxMissing}`,
-      );
-    }
-  }
-
+export function splitDataset(options: SplitOptions): SplitResult {
+  const { items, labels = null, splitBy = ["category"] } = options;
+  checkRequest(options);
+  const join = joinLabels(options);
   const leftOut: Record<string, number> = {};
   const drop = (reason: string) => (leftOut[reason] = (leftOut[reason] ?? 0) + 1);
   const splits = new Map<string, Split>();
   for (const item of items) {
-    const label = byId.get(joinId(item.id));
+    const label = join.byId.get(labelRowId(item.id));
     if (labels && !label) {
       drop("no label");
       continue;
     }
-    if (label) {
-      const reason = rejectReason(label, minConfidence, filters);
-      if (reason) {
-        drop(reason);
-        continue;
-      }
+    const reason = label && rejectReason(label, options.minConfidence ?? {}, options.filters ?? {});
+    if (reason) {
+      drop(reason);
+      continue;
     }
     const key: Partial<Record<SplitField, string>> = {};
     for (const field of splitBy) {
@@ -198,14 +146,75 @@ export function splitDataset(
       items: items.length,
       labels: labels?.length ?? 0,
       perSplit: Object.fromEntries(sorted.map((s) => [s.name, s.ids.length])),
-      imagesWithoutLabel: { count: without.length, first: without.slice(0, FIRST) },
+      imagesWithoutLabel: { count: join.without.length, first: join.without.slice(0, FIRST) },
       labelsWithoutImage: {
-        count: orphans.length,
-        first: orphans.slice(0, FIRST).map((l) => l.id),
+        count: join.orphans.length,
+        first: join.orphans.slice(0, FIRST).map((l) => l.id),
       },
       leftOut,
     },
   };
+}
+
+/** Refuses a split request that cannot be met: unknown fields, or fields that need labels. */
+function checkRequest(
+  { labels = null, splitBy = ["category"], minConfidence = {}, filters = {} }: SplitOptions,
+): void {
+  if (splitBy.length === 0) throw new SplitError("split_by must name at least one field");
+  for (const field of splitBy) {
+    if (!SPLIT_FIELDS.includes(field)) {
+      throw new SplitError(
+        `split_by field ${JSON.stringify(field)} is unknown; expected one of ${
+          SPLIT_FIELDS.join(", ")
+        }`,
+      );
+    }
+    if (!labels && field !== "category") {
+      throw new SplitError(
+        `split_by field "${field}" needs labels; without labels only "category" is available`,
+      );
+    }
+  }
+  if (!labels && (Object.keys(minConfidence).length > 0 || Object.keys(filters).length > 0)) {
+    throw new SplitError("min_confidence and filters need labels, and none were given");
+  }
+}
+
+/** The labels by row id, and the images and labels that have no partner. */
+interface LabelJoin {
+  byId: Map<string, FaceLabel>;
+  /** Ids of images without a label. */
+  without: string[];
+  /** Labels without an image. */
+  orphans: FaceLabel[];
+}
+
+/** Joins labels and images; more unmatched than `maxMissing` fails with the first of each. */
+function joinLabels(
+  { items, labels = null, maxMissing = 0, labelsFile = "labels" }: SplitOptions,
+): LabelJoin {
+  const byId = new Map<string, FaceLabel>();
+  for (const label of labels ?? []) byId.set(labelRowId(label.id), label);
+  const without: string[] = [];
+  const orphans: FaceLabel[] = [];
+  if (!labels) return { byId, without, orphans };
+  const itemIds = new Set(items.map((i) => labelRowId(i.id)));
+  for (const item of items) if (!byId.has(labelRowId(item.id))) without.push(item.id);
+  for (const label of labels) if (!itemIds.has(labelRowId(label.id))) orphans.push(label);
+  if (without.length + orphans.length > maxMissing) {
+    throw new SplitError(
+      `labels do not match the images: ${without.length} image(s) without a label` +
+        (without.length ? ` (first: ${without.slice(0, FIRST).join(", ")})` : "") +
+        `, ${orphans.length} label(s) in ${labelsFile} without an image` +
+        (orphans.length
+          ? ` (first: ${
+            orphans.slice(0, FIRST).map((l) => `${l.id} at line ${l.line}`).join(", ")
+          })`
+          : "") +
+        `; labels.max_missing is ${maxMissing}`,
+    );
+  }
+  return { byId, without, orphans };
 }
 
 function rejectReason(

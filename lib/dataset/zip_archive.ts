@@ -52,15 +52,23 @@ const METHOD_NAMES: Record<number, string> = {
  *
  * @example
  * ```ts
- * const zip = await ZipArchive.open("archive.zip");
+ * import assert from "node:assert/strict";
+ * import { zipSync } from "fflate";
+ * const dir = await Deno.makeTempDir();
  * try {
- *   for (const entry of zip.entries) {
- *     let n = 0;
- *     for await (const chunk of zip.read(entry)) n += chunk.length;
- *     console.log(entry.name, n);
+ *   const bytes = zipSync({ "00042.png": new TextEncoder().encode("png bytes") });
+ *   await Deno.writeFile(`${dir}/archive.zip`, bytes);
+ *   const zip = await ZipArchive.open(`${dir}/archive.zip`);
+ *   try {
+ *     const [entry] = zip.entries;
+ *     const parts = await Array.fromAsync(zip.read(entry));
+ *     assert.equal(entry.name, "00042.png");
+ *     assert.equal(new TextDecoder().decode(parts[0]), "png bytes");
+ *   } finally {
+ *     zip.close();
  *   }
  * } finally {
- *   zip.close();
+ *   await Deno.remove(dir, { recursive: true });
  * }
  * ```
  */
@@ -257,36 +265,46 @@ async function* inflateRaw(
 ): AsyncGenerator<Uint8Array> {
   const inflate = new DecompressionStream("deflate-raw");
   const writer = inflate.writable.getWriter();
-  const feeding = (async () => {
+  // Feeding never rejects: its failure is kept and thrown where the reading side meets it.
+  const feeding = (async (): Promise<{ error: unknown } | null> => {
     try {
       for await (const chunk of chunks) await writer.write(chunk as Uint8Array<ArrayBuffer>);
       await writer.close();
+      return null;
     } catch (error) {
-      await writer.abort(error).catch(() => {});
-      throw error;
+      // Aborting errors the inflater's readable with this error, so the read below stops too
+      // (an abort resolves once the stream has errored).
+      await writer.abort(error);
+      return { error };
     }
   })();
-  feeding.catch(() => {});
   const reader = inflate.readable.getReader();
+  let readError: unknown = undefined;
   try {
     for (;;) {
       let step;
       try {
         step = await reader.read();
-      } catch {
+      } catch (error) {
+        readError = error;
         // The feeding side's own error (a short archive) says more than the inflater's.
-        await feeding.catch((e) => {
-          throw e;
-        });
+        const fed = await feeding;
+        if (fed) throw fed.error;
+        // The inflater fails with a TypeError on data that is not a deflate stream.
+        if (!(error instanceof TypeError)) throw error;
         throw new ZipArchiveError(`${where}: the entry's compressed data is damaged`);
       }
       if (step.done) break;
       yield step.value;
     }
-    await feeding;
+    const fed = await feeding;
+    if (fed) throw fed.error;
   } finally {
     reader.releaseLock();
-    await inflate.readable.cancel().catch(() => {});
+    await inflate.readable.cancel().catch((error) => {
+      // An errored stream's cancel repeats the error the read above already met and reported.
+      if (error !== readError) throw error;
+    });
   }
 }
 

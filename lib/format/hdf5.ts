@@ -12,6 +12,7 @@ import h5wasm, { type File as H5File } from "h5wasm/node";
 import { dirname, resolve } from "node:path";
 import type { NpyArray, NpyDtype, NpyStringArray } from "./npy.ts";
 import { fsyncDir } from "../store/objects.ts";
+import { removeIfPresent } from "../base/fs.ts";
 
 /** A dataset: a numeric array, or strings (`dtype: "<U"`), stored as h5py's UTF-8 strings. */
 export type Hdf5Dataset = NpyArray | NpyStringArray;
@@ -232,10 +233,18 @@ async function writeAt(path: string, contents: Hdf5Contents, options: Hdf5Option
  *
  * @example
  * ```ts
- * await writeHdf5File("out/train/latents.h5", {
- *   datasets: { latents: { dtype: "<f4", shape: [1, 4, 32, 32], data: new Float32Array(4096) } },
- *   attributes: { scaling_factor: 0.18215, config: JSON.stringify({ lr: 0.1 }) },
- * });
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await writeHdf5File(`${dir}/latents.h5`, {
+ *     datasets: { latents: { dtype: "<f4", shape: [1, 4, 8, 8], data: new Float32Array(256) } },
+ *     attributes: { scaling_factor: 0.18215, config: JSON.stringify({ lr: 0.1 }) },
+ *   });
+ *   const head = (await Deno.readFile(`${dir}/latents.h5`)).subarray(0, 8);
+ *   assert.deepEqual([...head], [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function writeHdf5File(
@@ -255,7 +264,7 @@ export async function writeHdf5File(
     }
     await Deno.rename(tmp, target);
   } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
+    await removeIfPresent(tmp);
     throw error;
   }
   await fsyncDir(dirname(target));
@@ -266,10 +275,12 @@ export async function writeHdf5File(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const bytes = await encodeHdf5({
  *   datasets: { ids: { dtype: "<U", shape: [2], data: ["00001", "00002"] } },
  *   attributes: { scaling_factor: 0.18215 },
  * });
+ * assert.equal(new TextDecoder().decode(bytes.subarray(1, 4)), "HDF");
  * ```
  */
 export async function encodeHdf5(

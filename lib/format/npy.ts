@@ -84,7 +84,10 @@ function withHeader(descr: string, shape: number[], dataLength: number): {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const bytes = encodeNpy({ dtype: "<f4", shape: [2, 2], data: new Float32Array(4) });
+ * assert.equal(new TextDecoder().decode(bytes.subarray(1, 6)), "NUMPY");
+ * assert.equal(bytes.length % 64, 16);
  * ```
  */
 export function encodeNpy(array: NpyArray): Uint8Array {
@@ -115,7 +118,9 @@ export function encodeNpy(array: NpyArray): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const bytes = encodeNpyStrings({ dtype: "<U", shape: [2], data: ["00001", "00002"] });
+ * assert.deepEqual(decodeNpyStrings(bytes).data, ["00001", "00002"]);
  * ```
  */
 export function encodeNpyStrings(array: NpyStringArray): Uint8Array {
@@ -244,8 +249,11 @@ function decodeStrings(bytes: Uint8Array, parsed: ParsedNpy, source: string): Np
  *
  * @example
  * ```ts
- * const bytes = await Deno.readFile("latent.npy");
+ * import assert from "node:assert/strict";
+ * const bytes = encodeNpy({ dtype: "<f4", shape: [1, 2], data: Float32Array.of(1, 2) });
  * const { shape, data } = decodeNpy(bytes);
+ * assert.deepEqual(shape, [1, 2]);
+ * assert.deepEqual([...data], [1, 2]);
  * ```
  */
 export function decodeNpy(bytes: Uint8Array, source = "npy data"): NpyArray {
@@ -258,9 +266,11 @@ export function decodeNpy(bytes: Uint8Array, source = "npy data"): NpyArray {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const bytes = encodeNpy({ dtype: "<f4", shape: [1, 2], data: Float32Array.of(1, 2) });
  * const out = new Float32Array(4);
- * decodeNpyInto(bytes, out, 2); // [1, 2]; out is [0, 0, 1, 2]
+ * decodeNpyInto(bytes, out, 2);
+ * assert.deepEqual([...out], [0, 0, 1, 2]);
  * ```
  */
 export function decodeNpyInto(
@@ -290,8 +300,10 @@ export function decodeNpyInto(
  *
  * @example
  * ```ts
- * const bytes = await Deno.readFile("ids.npy");
+ * import assert from "node:assert/strict";
+ * const bytes = encodeNpyStrings({ dtype: "<U", shape: [2], data: ["00001", "00002"] });
  * const { data: ids } = decodeNpyStrings(bytes);
+ * assert.deepEqual(ids, ["00001", "00002"]);
  * ```
  */
 export function decodeNpyStrings(bytes: Uint8Array, source = "npy data"): NpyStringArray {
@@ -303,9 +315,10 @@ export function decodeNpyStrings(bytes: Uint8Array, source = "npy data"): NpyStr
  *
  * @example
  * ```ts
- * const bytes = await Deno.readFile("array.npy");
+ * import assert from "node:assert/strict";
+ * const bytes = encodeNpyStrings({ dtype: "<U", shape: [2], data: ["a", "b"] });
  * const array = decodeNpyArray(bytes);
- * if (array.dtype === "<U") console.log(array.data.join(", "));
+ * assert.equal(array.dtype === "<U" ? array.data.join(", ") : "", "a, b");
  * ```
  */
 export function decodeNpyArray(

@@ -40,10 +40,12 @@ const FIXED_MTIME = new Date(1980, 0, 1, 0, 0, 0);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const bytes = encodeNpz({
  *   ids: { dtype: "<U", shape: [2], data: ["00001", "00002"] },
- *   latents: { dtype: "<f4", shape: [2, 4, 32, 32], data: new Float32Array(2 * 4 * 32 * 32) },
+ *   latents: { dtype: "<f4", shape: [2, 4, 8, 8], data: new Float32Array(512) },
  * });
+ * assert.deepEqual(Object.keys(decodeNpz(bytes)), ["ids", "latents"]);
  * ```
  */
 export function encodeNpz(
@@ -79,7 +81,11 @@ export function encodeNpz(
  *
  * @example
  * ```ts
- * const { ids, latents } = decodeNpz(await Deno.readFile("out/train/latents.npz"));
+ * import assert from "node:assert/strict";
+ * const bytes = encodeNpz({ ids: { dtype: "<U", shape: [1], data: ["00017"] } });
+ * const { ids } = decodeNpz(bytes);
+ * assert.deepEqual(ids.data, ["00017"]);
+ * assert.throws(() => decodeNpz(new Uint8Array(8), "x.npz"), /x\.npz: expected a zip archive/);
  * ```
  */
 export function decodeNpz(bytes: Uint8Array, source = "npz data"): Record<string, NpzArray> {

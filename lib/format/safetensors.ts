@@ -73,10 +73,13 @@ export interface SafetensorsLayout {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const { head, order } = safetensorsLayout({
  *   tensors: { latents: { dtype: "F32", shape: [2, 4, 32, 32] } },
  *   metadata: { ids: JSON.stringify(["a", "b"]) },
  * });
+ * assert.deepEqual(order, ["latents"]);
+ * assert.equal(head.length % 8, 0);
  * ```
  */
 export function safetensorsLayout({ tensors, metadata = {} }: {
@@ -129,7 +132,9 @@ export function safetensorsLayout({ tensors, metadata = {} }: {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * checkTensor("latents", { dtype: "F32", shape: [2], data: new Float32Array(2) });
+ * assert.throws(() => checkTensor("latents", { dtype: "F32", shape: [3], data: new Float32Array(2) }));
  * ```
  */
 export function checkTensor(name: string, { dtype, shape, data }: Tensor): void {
@@ -158,10 +163,12 @@ export function checkTensor(name: string, { dtype, shape, data }: Tensor): void 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const bytes = encodeSafetensors({
- *   tensors: { latents: { dtype: "F32", shape: [1, 4, 32, 32], data: new Float32Array(4096) } },
+ *   tensors: { latents: { dtype: "F32", shape: [1, 4, 8, 8], data: new Float32Array(256) } },
  *   metadata: { ids: JSON.stringify(["00001"]), scaling_factor: "0.18215" },
  * });
+ * assert.equal(decodeSafetensors(bytes).metadata.scaling_factor, "0.18215");
  * ```
  */
 export function encodeSafetensors({ tensors, metadata = {} }: {
@@ -187,10 +194,42 @@ export function encodeSafetensors({ tensors, metadata = {} }: {
  *
  * @example
  * ```ts
- * const { tensors, metadata } = decodeSafetensors(await Deno.readFile("latents.safetensors"));
+ * import assert from "node:assert/strict";
+ * const bytes = encodeSafetensors({
+ *   tensors: { latents: { dtype: "F32", shape: [2], data: Float32Array.of(0.5, 2) } },
+ * });
+ * const { tensors, metadata } = decodeSafetensors(bytes);
+ * assert.deepEqual([...tensors.latents.data], [0.5, 2]);
+ * assert.deepEqual(metadata, {});
  * ```
  */
 export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"): Safetensors {
+  const { header, dataStart } = readHeader(bytes, source);
+  const metadata = readMetadata(header.__metadata__, source);
+  const entries = readEntries(header, source);
+  checkCoverage(entries, bytes.length - dataStart, source);
+  const tensors: Record<string, Tensor> = {};
+  for (const e of entries) {
+    const copy = bytes.slice(dataStart + e.begin, dataStart + e.end).buffer;
+    tensors[e.name] = { dtype: e.dtype, shape: e.shape, data: new ARRAY[e.dtype](copy) };
+  }
+  return { tensors, metadata };
+}
+
+/** A tensor's place in the data section, as its header entry gives it. */
+interface Entry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** The JSON header object and where the data section starts. */
+function readHeader(
+  bytes: Uint8Array,
+  source: string,
+): { header: Record<string, unknown>; dataStart: number } {
   if (bytes.length < 8) {
     throw new SafetensorsError(`${source}: expected at least 8 bytes, found ${bytes.length}`);
   }
@@ -203,44 +242,53 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"
     );
   }
   const dataStart = 8 + Number(headerLength);
-  let header: Record<string, unknown>;
+  const invalid = (why: string) =>
+    new SafetensorsError(
+      `${source}: expected a UTF-8 JSON object header, found invalid text (${why})`,
+    );
+  let text: string;
   try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, dataStart));
-    if (!text.startsWith("{")) throw new Error(`header starts with ${JSON.stringify(text[0])}`);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, dataStart));
+  } catch (error) {
+    // A fatal TextDecoder throws a TypeError for bytes that are not UTF-8.
+    if (error instanceof TypeError) throw invalid(error.message);
+    throw error;
+  }
+  if (!text.startsWith("{")) throw invalid(`header starts with ${JSON.stringify(text[0])}`);
+  let header: unknown;
+  try {
     header = JSON.parse(text);
   } catch (error) {
-    throw new SafetensorsError(
-      `${source}: expected a UTF-8 JSON object header, found invalid text (${
-        (error as Error).message
-      })`,
-    );
+    if (error instanceof SyntaxError) throw invalid(error.message);
+    throw error;
   }
   if (header === null || typeof header !== "object" || Array.isArray(header)) {
     throw new SafetensorsError(`${source}: expected a JSON object header`);
   }
+  return { header: header as Record<string, unknown>, dataStart };
+}
+
+/** The `__metadata__` object: strings only. */
+function readMetadata(raw: unknown, source: string): Record<string, string> {
   const metadata: Record<string, string> = {};
-  const raw = header.__metadata__;
-  if (raw !== undefined) {
-    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-      throw new SafetensorsError(`${source}: expected __metadata__ to be an object of strings`);
-    }
-    for (const [key, value] of Object.entries(raw)) {
-      if (typeof value !== "string") {
-        throw new SafetensorsError(
-          `${source}: metadata "${key}": expected a string, found ${JSON.stringify(value)}`,
-        );
-      }
-      metadata[key] = value;
-    }
+  if (raw === undefined) return metadata;
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new SafetensorsError(`${source}: expected __metadata__ to be an object of strings`);
   }
-  const dataLength = bytes.length - dataStart;
-  const entries: {
-    name: string;
-    dtype: SafetensorsDtype;
-    shape: number[];
-    begin: number;
-    end: number;
-  }[] = [];
+  for (const [key, value] of Object.entries(raw)) {
+    if (typeof value !== "string") {
+      throw new SafetensorsError(
+        `${source}: metadata "${key}": expected a string, found ${JSON.stringify(value)}`,
+      );
+    }
+    metadata[key] = value;
+  }
+  return metadata;
+}
+
+/** The tensor entries of the header, each checked, in data order. */
+function readEntries(header: Record<string, unknown>, source: string): Entry[] {
+  const entries: Entry[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") continue;
     const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as Record<string, unknown>;
@@ -268,15 +316,14 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"
           `data_offsets span ${offsets[1] - offsets[0]}`,
       );
     }
-    entries.push({
-      name,
-      dtype: dtype as SafetensorsDtype,
-      shape: shape as number[],
-      begin: offsets[0],
-      end: offsets[1],
-    });
+    const [begin, end] = offsets as number[];
+    entries.push({ name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end });
   }
-  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  return entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+}
+
+/** The entries cover the data section exactly: no holes, no overlaps, nothing after. */
+function checkCoverage(entries: Entry[], dataLength: number, source: string): void {
   let expected = 0;
   for (const e of entries) {
     if (e.begin !== expected) {
@@ -291,10 +338,4 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"
       `${source}: tensors cover ${expected} data bytes, found ${dataLength} after the header`,
     );
   }
-  const tensors: Record<string, Tensor> = {};
-  for (const e of entries) {
-    const copy = bytes.slice(dataStart + e.begin, dataStart + e.end).buffer;
-    tensors[e.name] = { dtype: e.dtype, shape: e.shape, data: new ARRAY[e.dtype](copy) };
-  }
-  return { tensors, metadata };
 }

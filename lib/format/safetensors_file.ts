@@ -13,6 +13,7 @@ import {
   safetensorsLayout,
   type Tensor,
 } from "./safetensors.ts";
+import { removeIfPresent } from "../base/fs.ts";
 
 /** A tensor whose data is made when it is written. */
 export interface LazyTensor {
@@ -27,12 +28,23 @@ export interface LazyTensor {
  *
  * @example
  * ```ts
- * const { sha256 } = await writeSafetensorsFile("/tmp/shard.safetensors", {
- *   tensors: {
- *     latents: { dtype: "F32", shape: [2, 4], data: () => new Float32Array(8) },
- *   },
- *   metadata: { ids: JSON.stringify(["a", "b"]) },
- * });
+ * import assert from "node:assert/strict";
+ * import { decodeSafetensors } from "./safetensors.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const { sha256, bytes } = await writeSafetensorsFile(`${dir}/shard.safetensors`, {
+ *     tensors: {
+ *       latents: { dtype: "F32", shape: [2, 4], data: () => new Float32Array(8) },
+ *     },
+ *     metadata: { ids: JSON.stringify(["a", "b"]) },
+ *   });
+ *   const written = await Deno.readFile(`${dir}/shard.safetensors`);
+ *   assert.equal(written.length, bytes);
+ *   assert.equal(sha256.length, 64);
+ *   assert.deepEqual(decodeSafetensors(written).tensors.latents.shape, [2, 4]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function writeSafetensorsFile(
@@ -60,7 +72,7 @@ export async function writeSafetensorsFile(
     await file.sync();
   } catch (error) {
     file.close();
-    await Deno.remove(path).catch(() => {});
+    await removeIfPresent(path);
     throw error;
   }
   file.close();

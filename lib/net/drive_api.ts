@@ -30,17 +30,15 @@ export class DriveApiKeyError extends Error {
  *
  * @example
  * ```ts
- * driveFileId("https://drive.google.com/uc?id=1abc"); // "1abc"
- * driveFileId("https://example.org/a.png"); // null
+ * import assert from "node:assert/strict";
+ * assert.equal(driveFileId("https://drive.google.com/uc?id=1abc"), "1abc");
+ * assert.equal(driveFileId("https://drive.google.com/file/d/1abc/view"), "1abc");
+ * assert.equal(driveFileId("https://example.org/a.png"), null);
  * ```
  */
 export function driveFileId(url: string): string | null {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return null;
-  }
+  if (!URL.canParse(url)) return null;
+  const u = new URL(url);
   if (!DRIVE_HOSTS.has(u.hostname)) return null;
   const byPath = /^\/file\/d\/([A-Za-z0-9_-]+)/.exec(u.pathname)?.[1];
   const id = byPath ?? u.searchParams.get("id");
@@ -61,10 +59,12 @@ export interface DriveApiOptions {
  *
  * @example
  * ```ts
- * const api = new DriveApi({ key: Deno.env.get("FFHQ_DRIVE_KEY")! });
+ * import assert from "node:assert/strict";
+ * const api = new DriveApi({ key: "a-key" });
  * const url = api.route("https://drive.google.com/uc?id=1abc");
- * // "https://www.googleapis.com/drive/v3/files/1abc?alt=media"
- * const headers = api.headersFor(url); // { "x-goog-api-key": "…" }
+ * assert.equal(url, "https://www.googleapis.com/drive/v3/files/1abc?alt=media");
+ * assert.deepEqual(api.headersFor(url), { "x-goog-api-key": "a-key" });
+ * assert.equal(JSON.stringify(api).includes("a-key"), false);
  * ```
  */
 export class DriveApi {
@@ -160,16 +160,24 @@ const WORDS: Record<string, string> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const r = driveRefusal(403, '{"error":{"errors":[{"reason":"downloadQuotaExceeded"}],"code":403}}');
- * // { reason: "downloadQuotaExceeded", quota: true, text: "the file's download quota is used up for now" }
+ * assert.deepEqual(r, {
+ *   reason: "downloadQuotaExceeded",
+ *   quota: true,
+ *   text: "the file's download quota is used up for now",
+ * });
+ * assert.equal(driveRefusal(500, "<html>"), null);
  * ```
  */
 export function driveRefusal(status: number, body: string): DriveRefusal | null {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
-  } catch {
-    return null;
+  } catch (error) {
+    // A reply that is not JSON is not a Drive API error reply: the caller reports its status.
+    if (error instanceof SyntaxError) return null;
+    throw error;
   }
   const error = (parsed as { error?: Record<string, unknown> })?.error;
   if (!error || typeof error !== "object") return null;

@@ -40,9 +40,23 @@ export interface FetchedFile {
  *
  * @example
  * ```ts
- * import type { ObjectStore } from "../store/objects.ts";
- * declare const store: ObjectStore;
- * const { digest } = await fetchSource(store, { path: "vae_decoder.onnx" }, "model.decoder");
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { ObjectStore } from "../store/objects.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const store = new ObjectStore(`${dir}/cache`);
+ *   await Deno.writeTextFile(`${dir}/vae_decoder.onnx`, "model bytes");
+ *   const { digest, size } = await fetchSource(store, { path: `${dir}/vae_decoder.onnx` }, "model.decoder");
+ *   assert.equal(digest, createHash("sha256").update("model bytes").digest("hex"));
+ *   assert.equal(size, 11);
+ *   await assert.rejects(
+ *     fetchSource(store, { path: `${dir}/absent.onnx` }, "model.decoder"),
+ *     /model\.decoder: file not found/,
+ *   );
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function fetchSource(

@@ -34,17 +34,29 @@ export interface HashPoolOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
  * import { downloadVerified } from "./download.ts";
+ * const body = new TextEncoder().encode("png bytes");
+ * const server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   () => new Response(body),
+ * );
+ * const url = `http://127.0.0.1:${server.addr.port}/images1024x1024/00000/00017.png`;
+ * const dir = await Deno.makeTempDir();
  * const hashPool = new HashPool();
  * try {
- *   await downloadVerified({
- *     urls: ["http://127.0.0.1:8080/images1024x1024/00000/00017.png"],
- *     partialPath: "cache/partial/00017.png.part",
- *     expectedMd5: "ddeaeea6ce59569643715759d537fd1b",
+ *   const got = await downloadVerified({
+ *     urls: [url],
+ *     partialPath: `${dir}/00017.png.part`,
+ *     expectedMd5: createHash("md5").update(body).digest("hex"),
  *     hashPool,
  *   });
+ *   assert.equal(got.sha256, createHash("sha256").update(body).digest("hex"));
  * } finally {
  *   hashPool.close();
+ *   await server.shutdown();
+ *   await Deno.remove(dir, { recursive: true });
  * }
  * ```
  */

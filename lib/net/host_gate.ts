@@ -46,13 +46,14 @@ export function hostOf(url: string): string {
  *
  * @example
  * ```ts
- * const gate = new HostGate({ perHost: 4, quotaBackoffS: 60 });
+ * import assert from "node:assert/strict";
+ * const gate = new HostGate({ perHost: 1, quotaBackoffS: 60 });
  * const release = await gate.acquire("example.org");
- * try {
- *   // ... fetch ...
- * } finally {
- *   release();
- * }
+ * assert.equal(gate.activeCount("example.org"), 1);
+ * release();
+ * assert.equal(gate.activeCount("example.org"), 0);
+ * assert.equal(gate.reportQuota("example.org"), 60_000);
+ * assert.equal(await gate.acquireUnlessBackedOff("example.org"), null);
  * ```
  */
 export class HostGate {
@@ -108,6 +109,11 @@ export class HostGate {
   /** Requests currently admitted for `host`. */
   activeCount(host: string): number {
     return this.#hosts.get(host)?.active ?? 0;
+  }
+
+  /** Callers queued for a free slot of `host` (not those sleeping out a back-off). */
+  waitingCount(host: string): number {
+    return this.#hosts.get(host)?.waiters.length ?? 0;
   }
 
   /**

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../fixtures/assert.ts";
 import { startMirror } from "../fixtures/mirror.ts";
 import { PipelineProject } from "../fixtures/pipeline_project.ts";
-import { type Ran, ToyProject } from "../fixtures/toy_harness.ts";
+import { type Ran, tasksRan } from "../fixtures/project.ts";
 import { writeDemoVae } from "../fixtures/vae.ts";
 import { type BadInputCase, type Bench, CASES, type Group } from "./cases.ts";
 import { HTML_PAGE, solidPng } from "./generate.ts";
@@ -42,7 +42,7 @@ function messages(r: Ran): string {
 
 /** Tasks whose items (or action) ran in a `--json` run, with counts; cached ones are left out. */
 function ranTasks(r: Ran): Record<string, number> {
-  return Object.fromEntries([...ToyProject.ran(r)].filter(([, n]) => n > 0));
+  return Object.fromEntries([...tasksRan(r)].filter(([, n]) => n > 0));
 }
 
 /** The first failure reason or error line, to show what the user would read. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { Ran } from "../fixtures/toy_harness.ts";
+import type { Ran } from "../fixtures/project.ts";
 import {
   HTML_PAGE,
   nanDecoder,

@@ -19,10 +19,12 @@ import { withoutRunSection } from "../../lib/report/run_section.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ffhqFilePath, type Mirror, startMirror } from "../fixtures/mirror.ts";
+import { ffhqFilePath } from "../fixtures/ffhq_source_text.ts";
+import { type Mirror, startMirror } from "../fixtures/mirror.ts";
 import { PipelineProject } from "../fixtures/pipeline_project.ts";
 import { seededRandom } from "../../lib/base/random.ts";
 import { writeDemoVae } from "../fixtures/vae.ts";
+import { mirroredConfig } from "../fixtures/project.ts";
 
 /** The stages kills are aimed at, in pipeline order. */
 export const CHAOS_STAGES = [
@@ -359,17 +361,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // Both runs publish to the same directory: the config, paths included, is in the files.
     const outDir = join(base, "out");
     const demo = JSON.parse(await Deno.readTextFile(join(REPO, "config/demo.json")));
-    const config = {
+    const config = mirroredConfig({
       ...demo,
-      dataset: { ...demo.dataset, spec: { url: mirror.specUrl } },
       download: { ...demo.download, concurrency_per_host: 4 },
-      labels: { ...demo.labels, source: { url: mirror.labelsUrl } },
-      model: {
-        ...demo.model,
-        encoder: { path: vae.encoder },
-        decoder: { path: vae.decoder },
-        threads: 2,
-      },
+      model: { ...demo.model, threads: 2 },
       // Every image runs all its steps (tolerance 0), with frequent checkpoints to land in.
       optimize: {
         ...demo.optimize,
@@ -379,7 +374,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         checkpoint_every: 4,
       },
       package: { ...demo.package, out_dir: outDir },
-    };
+    }, { mirror, vae });
     const clean = await PipelineProject.create(config);
     projects.push(clean);
     const chaos = await PipelineProject.create(config);

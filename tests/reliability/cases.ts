@@ -17,7 +17,7 @@ import { nanDecoder, solidPng } from "../bad_inputs/generate.ts";
 import { assert, assertEquals, assertStringIncludes } from "../fixtures/assert.ts";
 import { PYTHON, PYTHON_ENV } from "../fixtures/python.ts";
 import { mountTmpfs } from "../fixtures/tmpfs.ts";
-import { parse, type Ran } from "../fixtures/toy_harness.ts";
+import { parse, type Ran } from "../fixtures/project.ts";
 import { assertSameDataset, readTree, type Scene, type Stage } from "./scene.ts";
 
 /** One row of the corpus. */

@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../fixtures/assert.ts";
 import { tmpfsRequirement } from "../fixtures/tmpfs.ts";
 import { partIf } from "../fixtures/skip.ts";
-import type { Ran } from "../fixtures/toy_harness.ts";
+import type { Ran } from "../fixtures/project.ts";
 import { CASES } from "./cases.ts";
 import { setStage } from "./scene.ts";
 

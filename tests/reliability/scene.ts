@@ -10,15 +10,12 @@
  * @module
  */
 import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
 import { KEYS } from "../../lib/store/records.ts";
 import { withoutRunSection } from "../../lib/report/run_section.ts";
 import { assertEquals } from "../fixtures/assert.ts";
 import { type Mirror, startMirror } from "../fixtures/mirror.ts";
-import { parse, type Ran } from "../fixtures/toy_harness.ts";
+import { mirroredConfig, parse, pipelineCommand, type Ran } from "../fixtures/project.ts";
 import { writeDemoVae } from "../fixtures/vae.ts";
-
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
 /** Images of the corpus's dataset. */
 export const IMAGES = 6;
@@ -82,23 +79,11 @@ export class Scene {
 
   /** The command line of the pipeline with this scene's cache (and config, for `run`). */
   command(args: string[], env: Record<string, string> = {}): Deno.Command {
-    const withConfig = ["run", "status", "explain"].includes(args[0]);
-    return new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--allow-all",
-        "--unstable-kv",
-        "--unstable-cron",
-        join(REPO, "pipeline.ts"),
-        ...args,
-        ...(args.includes("--cache") ? [] : ["--cache", this.cache]),
-        ...(withConfig && !args.includes("--config") ? ["--config", this.configPath] : []),
-      ],
+    return pipelineCommand(args, {
+      cache: this.cache,
+      configPath: this.configPath,
       cwd: this.dir,
-      env: { NO_COLOR: "1", ...env },
-      stdout: "piped",
-      stderr: "piped",
+      env,
     });
   }
 
@@ -183,22 +168,15 @@ export async function setStage(): Promise<Stage> {
     await Deno.writeTextFile(
       clean.configPath,
       JSON.stringify(
-        {
-          dataset: { kind: "ffhq", spec: { url: mirror.specUrl }, component: "image" },
+        mirroredConfig({
+          dataset: { component: "image" },
           download: { concurrency_per_host: 4, stall_s: 10, attempts: 3 },
-          labels: { source: { url: mirror.labelsUrl }, split_by: ["gender"], max_missing: 0 },
+          labels: { split_by: ["gender"], max_missing: 0 },
           preprocess: { size: 16, crop: "center" },
-          model: {
-            encoder: { path: vae.encoder },
-            decoder: { path: vae.decoder },
-            scaling_factor: 1,
-            input_range: [-1, 1],
-            providers: ["cpu"],
-            threads: 1,
-          },
+          model: { scaling_factor: 1, input_range: [-1, 1], providers: ["cpu"], threads: 1 },
           optimize: { max_steps: 3, batch_size: 4, lr: 0.05 },
           package: { out_dir: "out", samples: 2 },
-        },
+        }, { mirror, vae }),
         null,
         1,
       ),
