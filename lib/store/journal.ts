@@ -16,7 +16,7 @@
  * @module
  */
 import { join } from "node:path";
-import { fsyncDir } from "./objects.ts";
+import { fsyncDir, writeFileAtomic } from "./objects.ts";
 import { JOURNALED_KEYS } from "./record_keys.ts";
 
 /**
@@ -164,7 +164,9 @@ function parseBatch(text: string): JournalEntry[] | null {
     try {
       const parsed = JSON.parse(row) as [Deno.KvKey, unknown?];
       out.push(parsed.length === 1 ? { key: parsed[0] } : { key: parsed[0], value: parsed[1] });
-    } catch {
+    } catch (e) {
+      // A line cut short by a power cut: the file is not whole.
+      if (!(e instanceof SyntaxError)) throw e;
       return null;
     }
   }
@@ -178,21 +180,12 @@ function lines(entries: JournalEntry[]): Uint8Array {
   return new TextEncoder().encode([FORMAT, ...rows].join("\n") + "\n");
 }
 
+/** A journal file, written to a dotted temp name (which a replay never reads) and renamed. */
 async function writeFile(
   dir: string,
   name: string,
   bytes: Uint8Array,
   { durable }: { durable: boolean },
 ): Promise<void> {
-  const tmp = join(dir, `.${name}.tmp`);
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    if (durable) await file.sync();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(tmp, join(dir, name));
-  if (durable) await fsyncDir(dir);
+  await writeFileAtomic(join(dir, name), bytes, { tempPath: join(dir, `.${name}.tmp`), durable });
 }

@@ -11,8 +11,10 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { sleep } from "../base/sleep.ts";
-import { KEYS } from "./records.ts";
+import { writeAll } from "../base/fs.ts";
+import { KEYS } from "./record_keys.ts";
 import { systemicFault } from "./systemic.ts";
+import { recordsFault } from "./records_file.ts";
 
 /** Who holds the lease. */
 export interface LeaseHolder {
@@ -88,8 +90,7 @@ export async function acquireLease(
     // holds without them.
     try {
       await lock.truncate(0);
-      const note = new TextEncoder().encode(JSON.stringify(me));
-      for (let done = 0; done < note.length;) done += await lock.write(note.subarray(done));
+      await writeAll(lock, new TextEncoder().encode(JSON.stringify(me)));
       await kv.set(KEY, me);
     } catch (e) {
       if (!systemicFault(e, { cacheDir })) throw e;
@@ -108,9 +109,10 @@ export async function acquireLease(
         if (now.value?.pid === Deno.pid && now.value.host === hostname()) {
           await kv.atomic().check(now).delete(KEY).commit();
         }
-      } catch {
+      } catch (e) {
         // A full disk or a damaged database may refuse the write; the note is then stale, and a
         // stale note is ignored once the lock is free.
+        if (!recordsFault(e, cacheDir)) throw e;
       } finally {
         // The lock is what counts: it goes whatever happened to the note.
         lock.close();
@@ -147,12 +149,13 @@ export async function leaseHolder(cacheDir: string): Promise<LeaseHolder | null>
 async function describedHolder(cacheDir: string): Promise<LeaseHolder> {
   // The holder writes its note right after taking the lock; give it a moment to appear.
   for (let attempt = 0; attempt < 100; attempt++) {
-    const text = await Deno.readTextFile(join(cacheDir, LEASE_FILE)).catch(() => "");
+    const text = await Deno.readTextFile(join(cacheDir, LEASE_FILE));
     try {
       const note = JSON.parse(text) as LeaseHolder;
       if (typeof note.pid === "number") return note;
-    } catch {
+    } catch (e) {
       // Empty or half-written: read again.
+      if (!(e instanceof SyntaxError)) throw e;
     }
     await sleep(20);
   }

@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "node:path";
+import { removeIfPresent } from "../base/fs.ts";
 import { entriesOf } from "./journal.ts";
 import { hashFile, type ObjectStore } from "./objects.ts";
 import { checkRecordsPages } from "./records_file.ts";
@@ -54,15 +55,15 @@ export async function collectGarbage(
   for (const d of await records.fileDigests()) if (DIGEST.test(d)) roots.add(d);
   for await (const path of walkFiles(join(store.root, "checkpoints"))) {
     if (path.includes(".tmp-")) {
-      if (!dryRun) await Deno.remove(path).catch(() => {});
+      if (!dryRun) await removeIfPresent(path);
       continue;
     }
-    const digest = (await Deno.readTextFile(path).catch(() => "")).trim();
+    const digest = await readDigestFile(path);
     if (DIGEST.test(digest)) roots.add(digest);
   }
   // Results of remote workers not imported yet: the result object and what it produced.
   for await (const path of walkFiles(join(store.root, "results"))) {
-    const digest = (await Deno.readTextFile(path).catch(() => "")).trim();
+    const digest = await readDigestFile(path);
     if (!DIGEST.test(digest) || !(await store.has(digest))) continue;
     roots.add(digest);
     const result = await store.getJson<{ output?: { objects: Record<string, string> } }>(digest);
@@ -91,7 +92,7 @@ export async function collectGarbage(
   // Temp files are leftovers of interrupted writes: gc holds the lease, so nobody is writing.
   for await (const path of walkFiles(store.tmpDir)) {
     result.tempFilesRemoved++;
-    if (!dryRun) await Deno.remove(path).catch(() => {});
+    if (!dryRun) await removeIfPresent(path);
   }
   if (!dryRun) {
     await records.deleteKeys(prune);
@@ -203,6 +204,19 @@ export async function verifyStore(
   result.recordsInvalidated = invalidated.records;
   await records.dropAliases((d) => bad.has(d));
   return result;
+}
+
+/**
+ * The digest a checkpoint or result file names ("" when the file went between the listing and
+ * the read: a finished action drops its checkpoint, an import its result).
+ */
+async function readDigestFile(path: string): Promise<string> {
+  try {
+    return (await Deno.readTextFile(path)).trim();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return "";
+    throw e;
+  }
 }
 
 async function* walkFiles(dir: string): AsyncGenerator<string> {

@@ -72,7 +72,9 @@ export async function readMarker(dir: string): Promise<OutMarker | null | "unrea
       Object.values(files).some((d) => typeof d !== "string")
     ) return "unreadable";
     return value as OutMarker;
-  } catch {
+  } catch (e) {
+    // Not JSON (edited, or cut short): a marker latentforge cannot read, as the caller says.
+    if (!(e instanceof SyntaxError)) throw e;
     return "unreadable";
   }
 }

@@ -12,6 +12,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
+import { statOrNull } from "../base/fs.ts";
 import { JOURNALED, type JournalEntry, replayJournal } from "./journal.ts";
 import type { ObjectStore } from "./objects.ts";
 import { checkRecordsFile, checkRecordsPages, RECORDS_FILE } from "./records_file.ts";
@@ -62,7 +63,7 @@ export async function diagnoseRecords(cacheDir: string): Promise<RecordsDiagnosi
     if (!(e instanceof SystemicFault)) throw e;
     problems.push(e.found);
   }
-  const exists = await Deno.stat(join(cacheDir, RECORDS_FILE)).then(() => true, () => false);
+  const exists = (await statOrNull(join(cacheDir, RECORDS_FILE))) !== null;
   if (problems.length === 0 && exists) problems.push(...checkRecordsPages(cacheDir));
   if (problems.length > 0) return { problems, lost: 0 };
   const journal = await replayJournal(cacheDir);
@@ -97,7 +98,7 @@ export async function repairRecords(store: ObjectStore): Promise<RepairResult> {
   if (diagnosis.problems.length > 0) {
     const stamp = new Date().toISOString().replaceAll(":", "-");
     const setAside = `${file}.damaged-${stamp}`;
-    const there = await Deno.stat(file).then(() => true, () => false);
+    const there = (await statOrNull(file)) !== null;
     if (there) {
       await Deno.rename(file, setAside);
       result.setAside = setAside;
@@ -169,7 +170,10 @@ async function readable(file: string): Promise<JournalEntry[]> {
   let kv: Deno.Kv;
   try {
     kv = await Deno.openKv(file);
-  } catch {
+  } catch (e) {
+    // The file was set aside for being damaged: SQLite refusing it is that damage, whatever its
+    // words, and leaves nothing to salvage. A refused permission is not damage.
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) throw e;
     return out;
   }
   try {
@@ -178,8 +182,11 @@ async function readable(file: string): Promise<JournalEntry[]> {
         for await (const e of kv.list({ prefix: [prefix] })) {
           out.push({ key: e.key, value: e.value });
         }
-      } catch {
+      } catch (e) {
         // The damage reached this part: what was read before it is kept.
+        if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+          throw e;
+        }
       }
     }
   } finally {

@@ -80,8 +80,9 @@ export class SpaceCheck {
         for (const d of digests) {
           try {
             total += Deno.statSync(this.#store.path(d)).size;
-          } catch {
+          } catch (e) {
             // Gone (gc, quarantine): it adds nothing to the estimate.
+            if (!(e instanceof Deno.errors.NotFound)) throw e;
           }
         }
       }

@@ -136,7 +136,10 @@ export function freeBytes(path: string): { free: number; total: number } | null 
     try {
       const s = statfsSync(at);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
-    } catch {
+    } catch (e) {
+      // Anything but a path not made yet (statfs not permitted, not supported): cannot tell.
+      if ((e as { code?: string }).code !== "ENOENT") return null;
+      // Not made yet: it will be on its nearest existing parent's filesystem.
       const up = dirname(at);
       if (up === at) return null;
       at = up;
