@@ -37,7 +37,8 @@ import { renderReport, type ReportData, type ReportNotes } from "../lib/report/h
 import { withRunFiles } from "../lib/report/run_files.ts";
 import { sha256Hex } from "../lib/store/canonical.ts";
 import { adoptedCopies, reconciliationKey } from "../lib/dataset/reconciliation.ts";
-import { checkOutDir, publishDirectory } from "../lib/store/publish.ts";
+import { publishDirectory } from "../lib/store/publish.ts";
+import { checkOutDir } from "../lib/store/out_dir.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 import type { SplitsObject } from "./label_split.ts";

@@ -2,13 +2,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertStringIncludes } from "./fixtures/assert.ts";
 import { CorruptObjectError, ObjectStore } from "../lib/store/objects.ts";
-import {
-  checkOutDir,
-  OutDirError,
-  partialDir,
-  publishDirectory,
-  publishTarget,
-} from "../lib/store/publish.ts";
+import { partialDir, publishDirectory, publishTarget } from "../lib/store/publish.ts";
+import { checkOutDir, OutDirError } from "../lib/store/out_dir.ts";
 import { MARKER, readMarker } from "../lib/store/out_marker.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);

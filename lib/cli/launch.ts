@@ -20,7 +20,7 @@ import { loadConfig } from "../dag/config.ts";
 import type { Pipeline } from "../dag/task.ts";
 import { type Config, ConfigSchema } from "../../config/schema.ts";
 import { libdeflatePath } from "../image/libdeflate.ts";
-import { publishedFolders } from "../store/publish.ts";
+import { publishedFolders } from "../store/published_list.ts";
 
 /** The project root (where deno.json, pipeline.ts and node_modules live). */
 const PROJECT = resolve(fileURLToPath(new URL("../../", import.meta.url)));

@@ -20,7 +20,7 @@ import { CacheDirError, checkCacheDir } from "../store/cache_dir.ts";
 import { recordsFault } from "../store/records_file.ts";
 import { systemicFault } from "../store/systemic.ts";
 import { verifyCommand } from "./verify.ts";
-import { OutDirError } from "../store/publish.ts";
+import { OutDirError } from "../store/out_dir.ts";
 import { ObjectStore } from "../store/objects.ts";
 import { AGGREGATE_ITEM, openRecords, RecordFormatError, type Records } from "../store/records.ts";
 import { CronError } from "./cron.ts";

@@ -12,7 +12,8 @@
  */
 import { verifyStore } from "../store/maintenance.ts";
 import { CorruptObjectError, MissingObjectError, type ObjectStore } from "../store/objects.ts";
-import { type PublishedCheck, publishedFolders, verifyPublished } from "../store/publish.ts";
+import { type PublishedCheck, verifyPublished } from "../store/publish.ts";
+import { publishedFolders } from "../store/published_list.ts";
 import type { Records } from "../store/records.ts";
 import { diagnoseRecords, repairRecords, type RepairResult } from "../store/repair.ts";
 import { formatBytes } from "../base/bytes.ts";
