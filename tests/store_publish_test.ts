@@ -267,7 +267,7 @@ async function waitsForLock(pid: number, path: string, signal: AbortSignal): Pro
 
 const procLocks = requirement(
   "platform",
-  await Deno.stat("/proc/locks").then(() => true, () => false),
+  (await statOrNull("/proc/locks")) !== null,
   "/proc/locks, where the test sees a process wait for a lock, is Linux's",
 );
 
