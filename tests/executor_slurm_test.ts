@@ -1,13 +1,9 @@
-import {
-  type ArrayTaskState,
-  cancel,
-  expandArrayIndices,
-  jobStates,
-  probeSharedPath,
-  SlurmError,
-  submitArray,
-  waitForArray,
-} from "../lib/executor/slurm.ts";
+import { expandArrayIndices } from "../lib/executor/slurm_array_indices.ts";
+import { cancel } from "../lib/executor/slurm_cancel.ts";
+import { SlurmError } from "../lib/executor/slurm_error.ts";
+import { probeSharedPath } from "../lib/executor/slurm_probe.ts";
+import { type ArrayTaskState, jobStates, waitForArray } from "../lib/executor/slurm_states.ts";
+import { submitArray } from "../lib/executor/slurm_submit.ts";
 import {
   assert,
   assertEquals,
@@ -192,7 +188,7 @@ Deno.test("without sbatch on PATH, submitArray says how to get it", async () => 
   const emptyBin = await tempDir();
   const program = `
     import { submitArray } from ${
-    JSON.stringify(new URL("../lib/executor/slurm.ts", import.meta.url).href)
+    JSON.stringify(new URL("../lib/executor/slurm_submit.ts", import.meta.url).href)
   };
     try {
       await submitArray({ scriptText: "#!/bin/sh\\n", arraySize: 1, jobName: "x" });

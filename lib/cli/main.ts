@@ -29,7 +29,8 @@ import { runSchedule } from "./schedule.ts";
 import { runWorker, WorkerError } from "../dag/worker.ts";
 import type { Executor } from "../dag/remote.ts";
 import type { ExecutorConfig } from "../executor/config.ts";
-import { SlurmError, SlurmExecutor } from "../executor/slurm_executor.ts";
+import { SlurmExecutor } from "../executor/slurm_executor.ts";
+import { SlurmError } from "../executor/slurm_error.ts";
 import { workerCommand } from "../executor/worker_command.ts";
 import { formatBytes } from "../base/bytes.ts";
 
