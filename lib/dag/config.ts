@@ -61,7 +61,9 @@ function applySet(raw: Record<string, unknown>, set: string): void {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch {
+  } catch (e) {
+    // Not JSON: the value is the text itself (`--set dataset.name=photos`).
+    if (!(e instanceof SyntaxError)) throw e;
     value = text;
   }
   let node = raw;
