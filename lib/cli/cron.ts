@@ -10,6 +10,8 @@ import { Cron } from "croner";
 /** Raised for a malformed cron expression; the message names the field and what was found. */
 export class CronError extends Error {
   override readonly name = "CronError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
 }
 
 const FIELDS: [string, number, number][] = [
@@ -40,8 +42,9 @@ export function parseCron(expr: string): Cron {
   }
   try {
     return new Cron(expr, { timezone: "UTC", mode: "5-part", paused: true });
-  } catch {
+  } catch (e) {
     // croner words its errors for its own syntax; name the field in the user's terms instead.
+    if (!isCronerRefusal(e)) throw e;
     throw new CronError(`cron "${expr}": ${fieldProblem(parts)}`);
   }
 }
@@ -70,7 +73,9 @@ function fieldProblem(parts: string[]): string {
     try {
       new Cron(probe.join(" "), { timezone: "UTC", mode: "5-part", paused: true });
       continue;
-    } catch {
+    } catch (e) {
+      // This field is the one croner refused.
+      if (!isCronerRefusal(e)) throw e;
       const [name, lo, hi] = FIELDS[i];
       const numbers = /^[\d,\-\/*]+$/.test(part) ? (part.match(/\d+/g) ?? []).map(Number) : null;
       if (numbers?.some((n) => n < lo || n > hi)) {
@@ -80,4 +85,9 @@ function fieldProblem(parts: string[]): string {
     }
   }
   return "cannot read the expression";
+}
+
+/** How croner refuses a pattern: a TypeError for what it cannot read, a RangeError for a value. */
+function isCronerRefusal(e: unknown): boolean {
+  return e instanceof TypeError || e instanceof RangeError;
 }

@@ -4,13 +4,86 @@
  *
  * @module
  */
+import type { Command } from "commander";
 import type { TaskSummary } from "../dag/plan.ts";
 import type { StaleReason } from "../dag/staleness.ts";
 import { AGGREGATE_ITEM, type KeyComponents } from "../store/records.ts";
+import { EXIT } from "./exit_codes.ts";
+import { type Cli, type CommonOptions, type PlanFlags, withPlanning } from "./options.ts";
+import { withPlan } from "./planning.ts";
+import { print } from "./print.ts";
 
 /** Raised for an item the plan does not hold. */
 export class ExplainError extends Error {
   override readonly name = "ExplainError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
+}
+
+/**
+ * Adds `explain <task> [item]` to the program; its action sets `cli.code` (1 when the task
+ * cannot be planned).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Command } from "commander";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(`${dir}/p.json`, "{}");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const program = new Command().exitOverride();
+ * addExplainCommand(program, cli);
+ * await program.parseAsync(["explain", "hello", "--json", "--cache", `${dir}/cache`], {
+ *   from: "user",
+ * });
+ * assert.equal(cli.code, 0);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function addExplainCommand<C>(program: Command, cli: Cli<C>): void {
+  withPlanning(
+    program.command("explain")
+      .description("why a task (or one of its items) would rerun")
+      .argument("<task>")
+      .argument("[item]"),
+    cli.pipeline.defaultConfig,
+  ).action(async (task: string, item: string | undefined, opts: CommonOptions & PlanFlags) => {
+    cli.code = await explainCommand(cli, task, item, opts);
+  });
+}
+
+async function explainCommand<C>(
+  cli: Cli<C>,
+  task: string,
+  item: string | undefined,
+  opts: CommonOptions & PlanFlags,
+): Promise<number> {
+  const kind = cli.graph.get(task).kind;
+  return await withPlan(cli, [task], opts, async (plan) => {
+    const t = plan.tasks.get(task)!;
+    const id = item ?? (kind === "aggregate" ? AGGREGATE_ITEM : undefined);
+    if (t.status !== "ok" && t.reason) console.error(`${task}: ${t.reason}`);
+    if (id !== undefined) {
+      const e = await explainItem(task, id, t);
+      print(opts.json ? JSON.stringify(e, null, 2) : renderItem(e));
+    } else {
+      const e = explainTask(task, t);
+      print(opts.json ? JSON.stringify(e, null, 2) : renderTask(e));
+    }
+    return t.status === "ok" ? EXIT.ok : EXIT.failed;
+  });
 }
 
 /** What `explain TASK ITEM --json` prints. */

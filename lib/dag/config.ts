@@ -10,6 +10,8 @@ import type { ConfigIssue, Pipeline } from "./task.ts";
 /** Raised for an unreadable or invalid config; the message names the file and field. */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
 }
 
 /**

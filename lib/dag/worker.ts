@@ -29,6 +29,8 @@ import { type PoolHost, type Work, WorkPool } from "./work_pool.ts";
 /** Raised when a work list cannot be run by this worker. */
 export class WorkerError extends Error {
   override readonly name = "WorkerError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
 }
 
 /** What one worker did. */

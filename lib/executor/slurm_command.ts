@@ -96,7 +96,7 @@ export async function runSlurm(
  *
  * const error = commandFailed("squeue", ["-j", "7"], { code: 1, stdout: "", stderr: "boom" });
  * assert.equal(error.message, "squeue -j 7 failed (exit code 1): boom");
- * assert.equal(error.exitCode, 1);
+ * assert.equal(error.commandExitCode, 1);
  * ```
  */
 export function commandFailed(
@@ -108,6 +108,6 @@ export function commandFailed(
     `${command} ${args.join(" ")} failed (exit code ${result.code}): ${
       result.stderr || "(nothing on stderr)"
     }`,
-    { command, stderr: result.stderr, exitCode: result.code },
+    { command, stderr: result.stderr, commandExitCode: result.code },
   );
 }

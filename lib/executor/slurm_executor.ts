@@ -193,7 +193,7 @@ export class SlurmExecutor implements Executor {
       } catch (error) {
         // A busy or restarting controller makes squeue/scontrol fail for a while; the job runs
         // on regardless. Anything else (no command, unreadable output) will not get better.
-        if (!(error instanceof SlurmError) || error.exitCode === undefined) throw error;
+        if (!(error instanceof SlurmError) || error.commandExitCode === undefined) throw error;
         const now = Date.now();
         if (failingSince === undefined) {
           failingSince = now;

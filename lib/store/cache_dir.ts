@@ -9,6 +9,8 @@ import { resolve } from "node:path";
 /** Raised when `--cache` names a file (or another non-directory). */
 export class CacheDirError extends Error {
   override readonly name = "CacheDirError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
 }
 
 /**

@@ -14,7 +14,7 @@ import { isOwnedTemp, withParentLock } from "./publish_lock.ts";
 /** Raised when the output folder holds files latentforge did not write. */
 export class OutDirError extends Error {
   override readonly name = "OutDirError";
-  /** Someone else's files in the way are a bad invocation: choose another folder. */
+  /** A bad invocation (exit code 2): nothing was done. */
   readonly exitCode = 2;
   /** The folder that was refused. */
   readonly dir: string;

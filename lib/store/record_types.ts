@@ -113,7 +113,7 @@ export const AGGREGATE_ITEM = "*";
 /** Raised when a cache cannot be read by this version (written by a newer one, or damaged). */
 export class RecordFormatError extends Error {
   override readonly name = "RecordFormatError";
-  /** A cache this version cannot read is a bad invocation: another --cache, or an upgrade. */
+  /** A bad invocation (exit code 2): nothing was done. */
   readonly exitCode = 2;
 }
 

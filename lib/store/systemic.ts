@@ -25,6 +25,8 @@ export class SystemicFault extends Error {
   readonly found: string;
   /** What the user can do about it. */
   readonly todo: string;
+  /** The machine, not the input: exit code 3, and the next run resumes. */
+  readonly exitCode = 3;
   constructor(
     kind: FaultKind,
     { path, found, todo, cause }: { path: string; found: string; todo: string; cause?: unknown },
