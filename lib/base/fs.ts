@@ -98,3 +98,27 @@ export async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
     throw e;
   }
 }
+
+/**
+ * A text file's contents, or null when there is no such file. Any other error (a permission, a
+ * folder where the file should be) is the caller's to see.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/digest`, "ab12\n");
+ * assert.equal(await readTextOrNull(`${dir}/digest`), "ab12\n");
+ * assert.equal(await readTextOrNull(`${dir}/never-written`), null);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readTextOrNull(path: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readTextOrNull } from "../base/fs.ts";
 import { join } from "node:path";
 import { writeFileAtomic } from "../store/objects.ts";
 import type { ItemContext, TaskContext } from "./task.ts";
@@ -51,10 +52,5 @@ export function itemContext(
 
 /** The digest an item's checkpoint file names, or null when it has none yet. */
 async function checkpointDigest(path: string): Promise<string | null> {
-  try {
-    return (await Deno.readTextFile(path)).trim();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
+  return (await readTextOrNull(path))?.trim() ?? null;
 }

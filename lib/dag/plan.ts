@@ -28,7 +28,7 @@ import { SpaceCheck } from "../store/space.ts";
 import type { Upstream } from "./task.ts";
 import { type ItemPlan, TaskDriver } from "./task_driver.ts";
 import type { KeyLookup } from "./item_join.ts";
-import { removeIfPresent } from "../base/fs.ts";
+import { readTextOrNull, removeIfPresent } from "../base/fs.ts";
 
 export type { RunOptions };
 
@@ -333,12 +333,7 @@ function summary(d: TaskDriver): TaskSummary {
 
 /** Removes a finished action's checkpoint reference and the object it named. */
 async function removeCheckpoint(store: ObjectStore, path: string): Promise<void> {
-  let digest = "";
-  try {
-    digest = (await Deno.readTextFile(path)).trim();
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
+  const digest = (await readTextOrNull(path) ?? "").trim();
   await removeIfPresent(path);
   if (/^[0-9a-f]{64}$/.test(digest)) await store.remove(digest);
 }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { statOrNull } from "../base/fs.ts";
 import type { ObjectStore } from "./objects.ts";
 import type { Records } from "./records.ts";
 
@@ -39,10 +40,7 @@ export class ObjectAliases {
     const digest = this.#added.get(name) ?? (await (this.#map ??= this.#records.aliases()))
       .get(name);
     if (digest === undefined) return null;
-    const info = await Deno.stat(this.#store.path(digest)).catch((e) => {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    });
+    const info = await statOrNull(this.#store.path(digest));
     return info ? { digest, size: info.size } : null;
   }
 

@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { removeIfPresent } from "../base/fs.ts";
+import { readTextOrNull, removeIfPresent } from "../base/fs.ts";
 import { entriesOf } from "./journal.ts";
 import { hashFile, type ObjectStore } from "./objects.ts";
 import { checkRecordsPages } from "./records_file.ts";
@@ -211,12 +211,7 @@ export async function verifyStore(
  * the read: a finished action drops its checkpoint, an import its result).
  */
 async function readDigestFile(path: string): Promise<string> {
-  try {
-    return (await Deno.readTextFile(path)).trim();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return "";
-    throw e;
-  }
+  return (await readTextOrNull(path) ?? "").trim();
 }
 
 async function* walkFiles(dir: string): AsyncGenerator<string> {

@@ -86,13 +86,7 @@ export class ObjectStore {
 
   /** Whether the object is present. */
   async has(digest: string): Promise<boolean> {
-    try {
-      await Deno.stat(this.path(digest));
-      return true;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return false;
-      throw e;
-    }
+    return (await statOrNull(this.path(digest))) !== null;
   }
 
   /** Stores bytes and returns their digest; storing existing content is a no-op. */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { statOrNull } from "../base/fs.ts";
 import { join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { journalFiles } from "./journal.ts";
@@ -76,7 +77,7 @@ export async function checkRecordsFile(cacheDir: string): Promise<void> {
   // The page count is valid when the change counter equals the version-valid-for number; with
   // a write-ahead log not yet folded in (a checkpoint cut short by a full disk), pages may live
   // in the log, and SQLite reads them from there.
-  const wal = await Deno.stat(`${file}-wal`).then((w) => w.size, () => 0);
+  const wal = (await statOrNull(`${file}-wal`))?.size ?? 0;
   if (
     wal === 0 && view.getUint32(24) === view.getUint32(92) && pages > 0 &&
     info.size < pages * pageSize
@@ -168,7 +169,9 @@ export function checkRecordsPages(cacheDir: string): string[] {
     const said = rows.map((r) => String(r.quick_check));
     return said.length === 1 && said[0] === "ok" ? [] : said.flatMap((s) => s.split("\n"));
   } catch (e) {
-    return [e instanceof Error ? e.message : String(e)];
+    // What SQLite says when it cannot check the file is what is wrong with it.
+    if ((e as { code?: string }).code !== "ERR_SQLITE_ERROR") throw e;
+    return [(e as Error).message];
   } finally {
     db?.close();
   }
