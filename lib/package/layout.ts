@@ -68,18 +68,51 @@ export interface WrittenLayout {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
  * import { ObjectStore } from "../store/objects.ts";
- * import type { PackageRow } from "./rows.ts";
- * declare const rows: Map<string, PackageRow[]>;
- * const { files, index } = await writeLayout(new ObjectStore("cache"), rows, {
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
+ *   flip: false,
+ * });
+ * const rows = rowsBySplit.get("train")!;
+ * const { files, index, built } = await writeLayout(store, rowsBySplit, {
  *   layout: "shards",
  *   formats: ["safetensors"],
  *   shardSize: 1000,
- *   bucketed: true,
- *   columns: { flip: true, labelFields: {} },
+ *   bucketed: false,
+ *   columns: { flip: false, labelFields: { category: "text" } },
  *   attributes: { scaling_factor: 0.18215 },
  *   shardContext: { scaling_factor: "0.18215" },
  * });
+ * assert.deepEqual(Object.keys(files), ["train/shards/256x256-00000.safetensors"]);
+ * assert.equal(built, 1);
+ * assert.equal(index.images.length, 2);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function writeLayout(
