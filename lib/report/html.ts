@@ -95,10 +95,14 @@ const MAX_FAILURE_ROWS = 500;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const html = renderReport({
  *   title: "BSDS500", toolVersion: "0.1.0",
  *   splits: [], images: [], failures: [], samples: [], config: {},
  * });
+ * assert.match(html, /<title>BSDS500 · latentforge dataset report<\/title>/);
+ * assert.doesNotMatch(html, /<script/);
  * ```
  */
 export function renderReport(data: ReportData): string {

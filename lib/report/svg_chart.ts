@@ -166,10 +166,13 @@ function noData(title: string, message: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const svg = histogramChart({
  *   title: "PSNR", xLabel: "PSNR (dB)",
  *   series: [{ label: "encoder", color: "#e07a5f", values: [20, 21] }],
  * });
+ * assert.match(svg, /^<svg class="chart" viewBox="0 0 560 340" role="img" aria-label="PSNR"/);
  * ```
  */
 export function histogramChart(
