@@ -30,7 +30,11 @@ const YEAR_MS = 366 * 24 * 3600 * 1000;
  *
  * @example
  * ```ts
- * parseCron("0 3 * * *").nextRun(new Date("2026-01-02T10:00:00Z")); // 2026-01-03T03:00:00Z
+ * import assert from "node:assert/strict";
+ *
+ * const next = parseCron("0 3 * * *").nextRun(new Date("2026-01-02T10:00:00Z"));
+ * assert.equal(next?.toISOString(), "2026-01-03T03:00:00.000Z");
+ * assert.throws(() => parseCron("61 3 * * *"), /minute must be within 0-59, found "61"/);
  * ```
  */
 export function parseCron(expr: string): Cron {
@@ -54,7 +58,10 @@ export function parseCron(expr: string): Cron {
  *
  * @example
  * ```ts
- * previousFire("0 3 * * *", new Date("2026-01-02T10:00:00Z")); // 2026-01-02T03:00:00Z
+ * import assert from "node:assert/strict";
+ *
+ * const fired = previousFire("0 3 * * *", new Date("2026-01-02T10:00:00Z"));
+ * assert.equal(fired?.toISOString(), "2026-01-02T03:00:00.000Z");
  * ```
  */
 export function previousFire(expr: string, now: Date): Date | null {

@@ -105,8 +105,13 @@ function parseArgs(args: string[]): Parsed {
  *
  * @example
  * ```ts
- * const p = await permissionsFor(["run", "--config", "config/demo.json"]);
- * console.log(denoFlags(p).join(" "));
+ * import assert from "node:assert/strict";
+ *
+ * // gc reads no config: the project and its cache, and it writes only the cache.
+ * const p = await permissionsFor(["gc", "--cache", "/data/latentforge-cache"]);
+ * assert.deepEqual(p.write, ["/data/latentforge-cache"]);
+ * assert.deepEqual(p.net, []);
+ * assert.ok(denoFlags(p).includes("--allow-write=/data/latentforge-cache"));
  * ```
  */
 export async function permissionsFor(

@@ -69,9 +69,28 @@ const silent: Reporter = { emit(_e: RunEvent) {}, progress() {}, close() {} };
  * records are open (explanations read recorded components lazily).
  *
  * @example
- * ```ts ignore
- * // Needs a pipeline and its config; tests/cli_commands_test.ts runs it through `status`.
- * const code = await withPlan(cli, ["package"], opts, (plan) => Promise.resolve(plan.exitCode));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(`${dir}/p.json`, "{}");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const opts = { config: `${dir}/p.json`, set: [], cache: `${dir}/cache`, force: [] };
+ * const verdict = await withPlan(cli, ["hello"], opts, (plan) =>
+ *   Promise.resolve(plan.tasks.get("hello")!.plans.get("*")?.verdict));
+ * assert.equal(verdict, "run"); // never ran, so it would
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function withPlan<C, T>(

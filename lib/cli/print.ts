@@ -9,6 +9,7 @@
  *
  * @example
  * ```ts
+ * // The whole text reaches stdout, however long and wherever stdout goes.
  * print("task  items  cached");
  * ```
  */

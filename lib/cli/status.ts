@@ -91,15 +91,30 @@ export interface StatusRow {
  *
  * @example
  * ```ts
- * import type { Command } from "commander";
-import type { RunResult } from "../dag/plan.ts";
-import { formatReconciliation, lastReconciliation } from "../dataset/reconciliation.ts";
-import { EXIT } from "./exit_codes.ts";
-import { type Cli, type CommonOptions, type PlanFlags, withPlanning } from "./options.ts";
-import { withPlan } from "./planning.ts";
-import { print } from "./print.ts";
- * declare const plan: RunResult;
- * const rows = statusRows(["square"], plan, new Map());
+ * import assert from "node:assert/strict";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ * import { withPlan } from "./planning.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(`${dir}/p.json`, "{}");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const opts = { config: `${dir}/p.json`, set: [], cache: `${dir}/cache`, force: [] };
+ * const rows = await withPlan(cli, ["hello"], opts, (plan) =>
+ *   Promise.resolve(statusRows(["hello"], plan, new Map())));
+ * assert.deepEqual(rows, [{
+ *   task: "hello", items: 1, cached: 0, stale: 1, wouldRun: 1, mayRun: 0, failed: 0, lastRun: null,
+ * }]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function statusRows(
@@ -137,8 +152,16 @@ export function statusRows(
  *
  * @example
  * ```ts
- * console.log(renderStatus([{ task: "square", items: 3, cached: 3, stale: 0, wouldRun: 0,
- *   mayRun: 0, failed: 0, lastRun: null }]));
+ * import assert from "node:assert/strict";
+ *
+ * const table = renderStatus([{
+ *   task: "square", items: 3, cached: 3, stale: 0, wouldRun: 0, mayRun: 0, failed: 0,
+ *   lastRun: null,
+ * }]);
+ * assert.deepEqual(table.split("\n"), [
+ *   "task    items  cached  run  may run  failed  last run",
+ *   "square      3       3    0        0       0     never",
+ * ]);
  * ```
  */
 export function renderStatus(rows: StatusRow[]): string {

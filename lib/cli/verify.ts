@@ -79,16 +79,20 @@ export interface VerifyCommandOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "../store/objects.ts";
  * import { openRecords } from "../store/records.ts";
  *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * await store.put(new TextEncoder().encode("a latent"));
  * const code = await verifyCommand({
- *   store: new ObjectStore("cache"),
- *   json: false,
- *   repair: true,
+ *   store,
+ *   json: true,
+ *   repair: false,
  *   deps: new Map([["package", ["optimize"]]]),
  *   leased: async (fn) => {
- *     const records = await openRecords("cache");
+ *     const records = await openRecords(cache);
  *     try {
  *       return await fn(records);
  *     } finally {
@@ -96,6 +100,8 @@ export interface VerifyCommandOptions {
  *     }
  *   },
  * });
+ * assert.equal(code, 0); // one sound object, nothing to set right
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function verifyCommand(

@@ -12,8 +12,10 @@ import { SlurmError } from "./slurm_error.ts";
  *
  * @example
  * ```ts
- * expandArrayIndices("0-3,7"); // [0, 1, 2, 3, 7]
- * expandArrayIndices("1-9:4%2"); // [1, 5, 9]
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(expandArrayIndices("0-3,7"), [0, 1, 2, 3, 7]);
+ * assert.deepEqual(expandArrayIndices("1-9:4%2"), [1, 5, 9]);
  * ```
  */
 export function expandArrayIndices(spec: string): number[] {

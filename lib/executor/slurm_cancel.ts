@@ -12,7 +12,8 @@ import { SlurmError } from "./slurm_error.ts";
  * interrupt without first checking.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // Not run as a test: it needs a Slurm cluster (tests/executor_slurm_test.ts starts one).
  * const jobId = 4242;
  * await cancel(`${jobId}_1`); // just task 1
  * await cancel(jobId); // everything left

@@ -35,6 +35,7 @@ const decoder = new TextDecoder();
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { SlurmError } from "./slurm_error.ts";
  *
  * // Any command is run the same way; `true` stands in for a Slurm command here.
  * const result = await runSlurm("true", []);

@@ -42,7 +42,8 @@ async function readMarker(path: string): Promise<string | undefined> {
  * here. Throws {@linkcode SlurmError} naming the directory when the marker does not appear.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // Not run as a test: it needs a Slurm cluster (tests/executor_slurm_test.ts starts one).
  * await probeSharedPath("/shared/latentforge/cache", { partition: "gpu" });
  * ```
  */

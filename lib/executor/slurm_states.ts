@@ -78,8 +78,10 @@ const KNOWN: ReadonlySet<string> = new Set<SlurmJobState>([
  *
  * @example
  * ```ts
- * isTerminalState("FAILED"); // true
- * isTerminalState("COMPLETING"); // false: its processes are still being cleaned up
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isTerminalState("FAILED"), true);
+ * assert.equal(isTerminalState("COMPLETING"), false); // its processes are still being cleaned up
  * ```
  */
 export function isTerminalState(state: SlurmJobState): boolean {
@@ -264,7 +266,8 @@ async function snapshot(jobId: number, options: SlurmCommandOptions): Promise<Sn
  * while still pending, or finished longer ago than `MinJobAge` on a cluster without accounting.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // Not run as a test: it needs a Slurm cluster (tests/executor_slurm_test.ts starts one).
  * const jobId = 4242;
  * const states = await jobStates(jobId);
  * const failed = [...states].filter(([, t]) => t.state === "FAILED").map(([i]) => i);
@@ -294,7 +297,8 @@ export interface WaitForArrayOptions extends SlurmCommandOptions {
  * returns the final states (indices unknown to Slurm are absent, as there).
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // Not run as a test: it needs a Slurm cluster (tests/executor_slurm_test.ts starts one).
  * const jobId = 4242;
  * const states = await waitForArray(jobId, { timeoutMs: 60_000 });
  * const ok = [...states.values()].every((t) => t.state === "COMPLETED");

@@ -87,7 +87,8 @@ function arraySpec(options: SubmitArrayOptions): string {
  * rejects the job (unknown partition, time limit over the partition's, bad `--gres` …).
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // Not run as a test: it needs a Slurm cluster (tests/executor_slurm_test.ts starts one).
  * const jobId = await submitArray({
  *   scriptText: "#!/bin/sh\nexec deno run -A pipeline.ts worker --shard $SLURM_ARRAY_TASK_ID/3\n",
  *   arraySize: 3,
