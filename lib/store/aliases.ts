@@ -17,11 +17,19 @@ import type { Records } from "./records.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
  * import { openRecords } from "./records.ts";
  *
- * const aliases = new ObjectAliases(await openRecords("cache"), new ObjectStore("cache"));
- * const known = await aliases.lookup("md5:0cc175b9c0f1b6a831c399e269772661");
+ * const cache = await Deno.makeTempDir();
+ * const [store, records] = [new ObjectStore(cache), await openRecords(cache)];
+ * const digest = await store.put(new TextEncoder().encode("a"));
+ * await records.putAliases([["md5:0cc175b9c0f1b6a831c399e269772661", digest]]);
+ * const aliases = new ObjectAliases(records, store);
+ * assert.deepEqual(await aliases.lookup("md5:0cc175b9c0f1b6a831c399e269772661"), { digest, size: 1 });
+ * assert.equal(await aliases.lookup("md5:ffffffffffffffffffffffffffffffff"), null);
+ * records.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export class ObjectAliases {

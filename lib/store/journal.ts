@@ -50,7 +50,15 @@ export class Journal {
    *
    * @example
    * ```ts
-   * await new Journal("cache").append([{ key: ["act", "encode", "42"], value: { k: "…" } }]);
+   * import assert from "node:assert/strict";
+   * import { KEYS } from "./record_keys.ts";
+   *
+   * const cache = await Deno.makeTempDir();
+   * await new Journal(cache).append([
+   *   { key: KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661"), value: { digest: "ab" } },
+   * ]);
+   * assert.equal((await replayJournal(cache)).size, 1);
+   * await Deno.remove(cache, { recursive: true });
    * ```
    */
   async append(batch: JournalEntry[]): Promise<void> {
@@ -106,8 +114,17 @@ export class Journal {
  *
  * @example
  * ```ts
- * const kv = await Deno.openKv("cache/records.sqlite3");
- * for await (const e of entriesOf(kv)) console.log(e.key);
+ * import assert from "node:assert/strict";
+ * import { KEYS } from "./record_keys.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
+ * await kv.set(KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661"), { digest: "ab".repeat(32) });
+ * await kv.set(KEYS.lease, { pid: 1 }); // not journaled: nothing to rebuild
+ * const entries = await Array.fromAsync(entriesOf(kv));
+ * assert.deepEqual(entries.map((e) => e.key), [["alias", "md5:0cc175b9c0f1b6a831c399e269772661"]]);
+ * kv.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function* entriesOf(kv: Deno.Kv): AsyncGenerator<JournalEntry> {
@@ -135,8 +152,15 @@ export async function journalFiles(dir: string): Promise<string[]> {
  *
  * @example
  * ```ts
- * const records = await replayJournal("cache");
- * console.log(`${records.size} records in the journal`);
+ * import assert from "node:assert/strict";
+ * import { KEYS } from "./record_keys.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const journal = new Journal(cache);
+ * await journal.append([{ key: KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661"), value: { digest: "ab" } }]);
+ * await journal.append([{ key: KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661") }]); // deleted
+ * assert.equal((await replayJournal(cache)).size, 0);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function replayJournal(cacheDir: string): Promise<Map<string, JournalEntry>> {

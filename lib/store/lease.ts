@@ -51,9 +51,19 @@ export interface Lease {
  *
  * @example
  * ```ts
- * const kv = await Deno.openKv("cache/records.sqlite3");
- * const lease = await acquireLease(kv, { cacheDir: "cache", command: "run" });
- * try { } finally { await lease.release(); }
+ * import assert from "node:assert/strict";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
+ * const lease = await acquireLease(kv, { cacheDir: cache, command: "gc" });
+ * try {
+ *   // A second holder in this process cannot take it either.
+ *   await assert.rejects(acquireLease(kv, { cacheDir: cache, command: "run" }), LeaseHeldError);
+ * } finally {
+ *   await lease.release();
+ * }
+ * kv.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function acquireLease(
@@ -126,8 +136,16 @@ export async function acquireLease(
  *
  * @example
  * ```ts
- * const holder = await leaseHolder("cache");
- * if (holder) console.log(`in use by pid ${holder.pid}`);
+ * import assert from "node:assert/strict";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
+ * assert.equal(await leaseHolder(cache), null);
+ * const lease = await acquireLease(kv, { cacheDir: cache, command: "gc" });
+ * assert.equal((await leaseHolder(cache))?.pid, Deno.pid);
+ * await lease.release();
+ * kv.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function leaseHolder(cacheDir: string): Promise<LeaseHolder | null> {

@@ -149,12 +149,24 @@ export interface VerifyOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
+ * import { KEYS } from "./record_keys.ts";
  * import { openRecords } from "./records.ts";
  *
- * const [store, records] = [new ObjectStore("cache"), await openRecords("cache")];
+ * const cache = await Deno.makeTempDir();
+ * const [store, records] = [new ObjectStore(cache), await openRecords(cache)];
+ * const latent = await store.put(new TextEncoder().encode("a latent"));
+ * const writer = records.writer();
+ * writer.set(KEYS.action("optimize", "00017"), {
+ *   key: "k", taskHash: "t", inputs: {}, objects: { latent }, meta: null, digest: "d", run: 1, ms: 1,
+ * });
+ * await writer.flush();
+ * await Deno.remove(store.path(latent)); // lost
  * const r = await verifyStore(store, records, { deps: new Map([["package", ["optimize"]]]) });
- * console.log(r.corrupt.length, r.missing.length, r.recordsInvalidated);
+ * assert.deepEqual([r.corrupt.length, r.missing.length, r.recordsInvalidated], [0, 1, 1]);
+ * records.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function verifyStore(

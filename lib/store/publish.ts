@@ -72,12 +72,17 @@ export function partialDir(dir: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
  *
- * const store = new ObjectStore("cache");
+ * const dir = await Deno.makeTempDir();
+ * const store = new ObjectStore(`${dir}/cache`);
  * const digest = await store.put(new TextEncoder().encode("latents"));
- * const r = await publishDirectory(store, { "train/latents.npz": digest }, "out/demo");
- * console.log(r.action, r.dir);
+ * const first = await publishDirectory(store, { "train/latents.npz": digest }, `${dir}/out`);
+ * const again = await publishDirectory(store, { "train/latents.npz": digest }, `${dir}/out`);
+ * assert.deepEqual([first.action, again.action], ["created", "unchanged"]);
+ * assert.equal(await Deno.readTextFile(`${dir}/out/train/latents.npz`), "latents");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function publishDirectory(
@@ -147,8 +152,17 @@ export async function publishDirectory(
  *
  * @example
  * ```ts
- * const dir = await publishTarget("out/demo", { partial: true });
- * console.log(`the report is at ${dir}/report.html`);
+ * import assert from "node:assert/strict";
+ * import { ObjectStore } from "./objects.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await publishTarget(`${dir}/out`, { partial: true }), `${dir}/out`); // nothing there
+ * const store = new ObjectStore(`${dir}/cache`);
+ * const digest = await store.put(new TextEncoder().encode("{}"));
+ * await publishDirectory(store, { "index.json": digest }, `${dir}/out`);
+ * // A complete dataset is there now: a partial one goes beside it.
+ * assert.equal(await publishTarget(`${dir}/out`, { partial: true }), `${dir}/out.partial`);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function publishTarget(
@@ -176,10 +190,18 @@ export interface PublishedCheck {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
  *
- * const r = await verifyPublished(new ObjectStore("cache"), "out/demo");
- * console.log(r.repaired);
+ * const dir = await Deno.makeTempDir();
+ * const store = new ObjectStore(`${dir}/cache`);
+ * const digest = await store.put(new TextEncoder().encode("latents"));
+ * await publishDirectory(store, { "latents.npz": digest }, `${dir}/out`);
+ * await Deno.writeTextFile(`${dir}/out/latents.npz`, "LATENTS"); // edited: same size, other bytes
+ * const r = await verifyPublished(store, `${dir}/out`);
+ * assert.deepEqual(r.repaired, ["latents.npz"]);
+ * assert.equal(await Deno.readTextFile(`${dir}/out/latents.npz`), "latents");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function verifyPublished(store: ObjectStore, dir: string): Promise<PublishedCheck> {

@@ -37,9 +37,13 @@ export { KEYS, RECORD_FORMAT, RecordWriter };
  *
  * @example
  * ```ts
- * const records = await openRecords("cache");
- * const done = await records.actions("optimize");
+ * import assert from "node:assert/strict";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const records = await openRecords(cache);
+ * assert.equal((await records.actions("optimize")).size, 0);
  * records.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function openRecords(cacheDir: string): Promise<Records> {

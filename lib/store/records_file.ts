@@ -24,7 +24,14 @@ const MAGIC = "SQLite format 3\0";
  *
  * @example
  * ```ts
- * await checkRecordsFile("cache"); // before Deno.openKv("cache/records.sqlite3")
+ * import assert from "node:assert/strict";
+ * import { SystemicFault } from "./systemic.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * await checkRecordsFile(cache); // no database yet: one is made
+ * await Deno.writeTextFile(`${cache}/records.sqlite3`, "not a database");
+ * await assert.rejects(checkRecordsFile(cache), SystemicFault);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function checkRecordsFile(cacheDir: string): Promise<void> {
@@ -96,11 +103,11 @@ export async function checkRecordsFile(cacheDir: string): Promise<void> {
  *
  * @example
  * ```ts
- * try {
- *   await Deno.openKv("cache/records.sqlite3");
- * } catch (e) {
- *   throw recordsFault(e, "cache") ?? e;
- * }
+ * import assert from "node:assert/strict";
+ *
+ * const fault = recordsFault(new Error("file is not a database"), "/data/cache");
+ * assert.equal(fault?.kind, "store");
+ * assert.equal(recordsFault(new Error("item 17: 404"), "/data/cache"), null);
  * ```
  */
 export function recordsFault(e: unknown, cacheDir: string): SystemicFault | null {
@@ -156,8 +163,13 @@ async function hasRecordedWork(cacheDir: string): Promise<boolean> {
  *
  * @example
  * ```ts
- * const problems = checkRecordsPages("cache");
- * if (problems.length) console.error(problems.join("\n"));
+ * import assert from "node:assert/strict";
+ * import { openRecords } from "./records.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * (await openRecords(cache)).close();
+ * assert.deepEqual(checkRecordsPages(cache), []);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export function checkRecordsPages(cacheDir: string): string[] {

@@ -51,8 +51,13 @@ const COPIED = ["run", "last-run", "failure", "schedule", "file-digest"];
  *
  * @example
  * ```ts
- * const d = await diagnoseRecords("cache");
- * if (d.problems.length || d.lost) console.log("run verify --repair");
+ * import assert from "node:assert/strict";
+ * import { openRecords } from "./records.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * (await openRecords(cache)).close();
+ * assert.deepEqual(await diagnoseRecords(cache), { problems: [], lost: 0 });
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function diagnoseRecords(cacheDir: string): Promise<RecordsDiagnosis> {
@@ -82,10 +87,23 @@ export async function diagnoseRecords(cacheDir: string): Promise<RecordsDiagnosi
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
+ * import { KEYS } from "./record_keys.ts";
+ * import { openRecords } from "./records.ts";
  *
- * const r = await repairRecords(new ObjectStore("cache"));
- * console.log(r.restored, r.rerun);
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const records = await openRecords(cache);
+ * await records.putAliases([["md5:0cc175b9c0f1b6a831c399e269772661", await store.put(new Uint8Array([97]))]]);
+ * records.close();
+ * await Deno.remove(`${cache}/records.sqlite3`); // lost; the journal still holds the alias
+ * const r = await repairRecords(store);
+ * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
+ * assert.ok((await kv.get(KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661"))).value);
+ * assert.deepEqual(r.rerun, {});
+ * kv.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function repairRecords(store: ObjectStore): Promise<RepairResult> {
