@@ -122,3 +122,27 @@ export async function readTextOrNull(path: string): Promise<string | null> {
     throw e;
   }
 }
+
+/**
+ * The entries of a folder, or null when there is no such folder. Any other error (a
+ * permission, a file where the folder should be) is the caller's to see.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a.txt`, "");
+ * assert.deepEqual((await readDirOrNull(dir))?.map((e) => e.name), ["a.txt"]);
+ * assert.equal(await readDirOrNull(`${dir}/never-made`), null);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readDirOrNull(path: string): Promise<Deno.DirEntry[] | null> {
+  try {
+    return await Array.fromAsync(Deno.readDir(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}

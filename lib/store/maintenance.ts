@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { readTextOrNull, removeIfPresent } from "../base/fs.ts";
+import { readDirOrNull, readTextOrNull, removeIfPresent } from "../base/fs.ts";
 import { entriesOf } from "./journal.ts";
 import { hashFile, type ObjectStore } from "./objects.ts";
 import { checkRecordsPages } from "./records_file.ts";
@@ -227,14 +227,7 @@ async function readDigestFile(path: string): Promise<string> {
 }
 
 async function* walkFiles(dir: string): AsyncGenerator<string> {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(dir));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  for (const entry of entries) {
+  for (const entry of await readDirOrNull(dir) ?? []) {
     const path = join(dir, entry.name);
     if (entry.isDirectory) yield* walkFiles(path);
     else if (entry.isFile) yield path;

@@ -7,7 +7,7 @@
  * @module
  */
 import { dirname, join, relative, resolve } from "node:path";
-import { lstatOrNull } from "../base/fs.ts";
+import { lstatOrNull, readDirOrNull } from "../base/fs.ts";
 import { MARKER, type OutMarker, readMarker } from "./out_marker.ts";
 import { isOwnedTemp, withParentLock } from "./publish_lock.ts";
 
@@ -103,14 +103,9 @@ async function foreignEntries(dir: string, marker: OutMarker | null): Promise<st
   }
   const out: string[] = [];
   const walk = async (path: string) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(path));
-    } catch (e) {
-      // Swapped away by another run meanwhile: what is not there is nobody's.
-      if (e instanceof Deno.errors.NotFound) return;
-      throw e;
-    }
+    const entries = await readDirOrNull(path);
+    // Swapped away by another run meanwhile: what is not there is nobody's.
+    if (entries === null) return;
     for (const e of entries) {
       const full = join(path, e.name);
       const rel = relative(dir, full);

@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { statOrNull } from "../base/fs.ts";
+import { readDirOrNull, statOrNull } from "../base/fs.ts";
 import type { Json } from "./canonical.ts";
 import { KEYS } from "./record_keys.ts";
 import { MAX_MUTATIONS } from "./record_writer.ts";
@@ -150,13 +150,8 @@ async function migrateFormat1(kv: Deno.Kv, cacheDir: string): Promise<void> {
 
 async function importMd5Files(kv: Deno.Kv, cacheDir: string): Promise<void> {
   const root = join(cacheDir, "md5");
-  let shards: Deno.DirEntry[];
-  try {
-    shards = await Array.fromAsync(Deno.readDir(root));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
+  const shards = await readDirOrNull(root);
+  if (shards === null) return;
   const objects = join(cacheDir, "objects");
   for (const shard of shards) {
     if (!shard.isDirectory) continue;
