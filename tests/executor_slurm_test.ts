@@ -108,7 +108,9 @@ slurmCase(
     const dir = await tempDir();
     const jobId = await submitArray({
       env: cluster.env,
-      scriptText: `#!/bin/sh\n[ "$SLURM_ARRAY_TASK_ID" = 1 ] && sleep 60\n` +
+      // Task 1 becomes the sleep itself: once it is cancelled no shell is left to go on to the
+      // touch, whichever process the signal reaches first.
+      scriptText: `#!/bin/sh\n[ "$SLURM_ARRAY_TASK_ID" = 1 ] && exec sleep 60\n` +
         `touch "${dir}/done-$SLURM_ARRAY_TASK_ID"\n`,
       arraySize: 3,
       jobName: "latentforge-test-cancel",
