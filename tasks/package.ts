@@ -16,36 +16,34 @@
  *
  * @module
  */
-import { aggregate, type Upstream } from "../lib/dag/task.ts";
-import { decodeNpy } from "../lib/format/npy.ts";
-import { tensorToPng } from "../lib/image/tensor_png.ts";
+import { aggregate, type Output, type TaskContext, type Upstream } from "../lib/dag/task.ts";
+import type { KeyLookup } from "../lib/dag/item_join.ts";
 import type { LabelsObject } from "../lib/dataset/image_labels.ts";
-import { labelKinds } from "../lib/package/columns.ts";
 import {
-  bucketHistogram,
-  imageConditioning,
-  MANIFEST_SCHEMA_VERSION,
-} from "../lib/package/image_provenance.ts";
+  adoptedCopies,
+  type Reconciliation,
+  reconciliationKey,
+} from "../lib/dataset/reconciliation.ts";
+import { labelKinds } from "../lib/package/columns.ts";
+import { datasetNotes, notesLog, withoutExcluded } from "../lib/package/dataset_notes.ts";
+import { fileFacts, storedNormalization } from "../lib/package/latent_facts.ts";
 import { writeLayout } from "../lib/package/layout.ts";
-import { type OptimizeMetrics, type PackageRow, packageRows } from "../lib/package/rows.ts";
+import { manifestJson, PROVENANCE_STAGES } from "../lib/package/manifest_json.ts";
+import { metricsCsv } from "../lib/package/metrics_csv.ts";
+import { type PackageMeta, publishDataset } from "../lib/package/publish_dataset.ts";
+import { datasetTitle, reportImages } from "../lib/package/report_images.ts";
+import { type PackageRow, packageRows } from "../lib/package/rows.ts";
+import { decodedSamples } from "../lib/package/samples.ts";
 import { DEFAULT_SHARD_SIZE } from "../lib/package/shards.ts";
-import { ModelSession } from "../lib/model/vae.ts";
-import { LatentNormalization } from "../lib/model/normalization.ts";
+import { manifestText } from "../lib/package/split_manifest.ts";
+import type { LatentNormalization } from "../lib/model/normalization.ts";
 import { PRESETS } from "../lib/model/presets.ts";
-import { inputNotes } from "../lib/dataset/input_notes.ts";
-import { renderReport, type ReportData, type ReportNotes } from "../lib/report/html.ts";
-import { withRunFiles } from "../lib/report/run_files.ts";
+import { renderReport, type ReportNotes } from "../lib/report/html.ts";
 import { sha256Hex } from "../lib/store/canonical.ts";
-import { adoptedCopies, reconciliationKey } from "../lib/dataset/reconciliation.ts";
-import { checkOutDir, publishDirectory } from "../lib/store/publish.ts";
-import type { ObjectStore } from "../lib/store/objects.ts";
+import { checkOutDir } from "../lib/store/out_dir.ts";
 import type { Config } from "../config/schema.ts";
 import type { SplitsObject } from "./label_split.ts";
 import denoJson from "../deno.json" with { type: "json" };
-import { basename, resolve } from "node:path";
-
-/** The tasks whose action keys the provenance lists per image. */
-const STAGES = ["fetch-images", "verify-sizes", "preprocess", "encode", "optimize"];
 
 /** Stored shards and per-image files are found again by this alias of their recipe. */
 const RECIPE_ALIAS = "package-file:";
@@ -96,392 +94,190 @@ export default aggregate<Config>({
   }),
   async run(ctx, up) {
     const { store, config } = ctx;
-    const split = up.aggregate("label-split");
-    const splits = await store.getJson<SplitsObject>(split.objects.splits);
-    const labels = await store.getJson<LabelsObject>(split.objects.labels);
-    const optimized = up.items("optimize");
-    const failures = [...up.failures("optimize")].map(([id, f]) => ({ id, ...f }))
-      .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-    const models = up.taskInputs("optimize");
-    const notes = await noteInputs(ctx.store, up, config, splits);
-    for (const line of notesLog(notes)) ctx.log(line);
-    const excluded = new Set(notes.excluded.map((e) => e.id));
-    const kept = Object.fromEntries(
-      Object.entries(splits.splits).map((
-        [name, ids],
-      ) => [name, ids.filter((id) => !excluded.has(id))]),
-    );
-    const flip = config.preprocess.flip;
-    const rowsBySplit = packageRows({
-      splits: kept,
-      paths: splits.paths,
-      labels: labels.images,
-      optimized,
-      encoded: up.items("encode"),
-      preprocessed: up.items("preprocess"),
-      flip,
+    const inputs = await readUpstream(ctx, up);
+    // Which images: those of every split that were optimized, less what package.exclude drops.
+    const notes = await datasetNotes(store, {
+      listing: inputs.listing,
+      splits: inputs.splits.splits,
+      optimized: inputs.optimized,
+      fetched: inputs.fetched,
+      preprocessed: inputs.preprocessed,
+      size: config.preprocess.size,
+      crop: config.preprocess.crop,
+      exclude: config.package.exclude,
     });
-    const allRows = [...rowsBySplit.values()].flat();
-    const encoderDigest = models.encoder ?? up.taskInputs("encode").encoder;
-    // How the stored latents relate to the VAE's z: every file and the manifest say it.
-    const normalization = storedNormalization(config, up.items("encode"));
+    for (const line of notesLog(notes)) ctx.log(line);
+    const rowsBySplit = packageRows({
+      splits: withoutExcluded(inputs.splits.splits, notes),
+      paths: inputs.splits.paths,
+      labels: inputs.labels.images,
+      optimized: inputs.optimized,
+      encoded: inputs.encoded,
+      preprocessed: inputs.preprocessed,
+      flip: config.preprocess.flip,
+    });
+    const rows = [...rowsBySplit.values()].flat();
+
+    // The latent files, each saying how its latents relate to the VAE's z.
+    const normalization = storedNormalization(config.model, inputs.encoded);
     const recorded = normalization.describe();
-    const asText = (v: number | number[] | string) => typeof v === "string" ? v : JSON.stringify(v);
     const written = await writeLayout(store, rowsBySplit, {
       layout: config.package.layout,
       formats: config.package.formats,
       shardSize: config.package.shard_size ?? DEFAULT_SHARD_SIZE,
       bucketed: config.preprocess.crop === "buckets",
-      columns: { flip, labelFields: labelKinds(allRows, labels.fields) },
-      attributes: {
-        ...Object.fromEntries(
-          Object.entries(recorded).map(([k, v]) => [k, Array.isArray(v) ? asText(v) : v]),
-        ),
-        encoder_sha256: encoderDigest,
-        decoder_sha256: models.decoder,
-        config: JSON.stringify(config),
+      columns: {
+        flip: config.preprocess.flip,
+        labelFields: labelKinds(rows, inputs.labels.fields),
       },
-      // What changes a shard's latents; the rest of the config stays in manifest.json.
-      npzExtras: npzNormalization(recorded),
-      shardContext: {
-        ...Object.fromEntries(Object.entries(recorded).map(([k, v]) => [k, asText(v)])),
-        encoder_sha256: encoderDigest,
-        decoder_sha256: models.decoder,
-      },
+      ...fileFacts(recorded, { encoder: inputs.encoder, decoder: inputs.decoder, config }),
       reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
       signal: ctx.signal,
     });
     if (written.reused > 0) {
       ctx.log(`${written.reused} files reused from the store, ${written.built} built`);
     }
-    const files: Record<string, Uint8Array> = {};
+
+    // Per split its image list and metrics; for the dataset its index, provenance and report.
+    const texts: Record<string, string> = {};
     const counts: Record<string, number> = {};
-    const images: ReportData["images"] = [];
-    for (const [split, rows] of rowsBySplit) {
-      counts[split] = rows.length;
-      files[`${split}/manifest.txt`] = text(rows.map((r) => manifestLine(r.path)).join(""));
-      files[`${split}/metrics.csv`] = text(metricsCsv(rows));
-      for (const row of rows) {
-        const m = row.image.metrics;
-        const curve = await store.getJson<{ steps: number[]; losses: number[] }>(
-          optimized.get(row.id)!.objects.curve,
-        );
-        images.push({
-          id: row.id,
-          split,
-          psnrInitial: m.psnr_initial,
-          psnrFinal: m.psnr_final,
-          ssimInitial: m.ssim_initial,
-          ssimFinal: m.ssim_final,
-          lossInitial: m.loss_initial,
-          lossFinal: m.loss_final,
-          steps: m.steps,
-          stopReason: m.stop,
-          lossCurve: curve.steps.map((s, k) => [s, curve.losses[k]] as const),
-          bucket: config.preprocess.crop === "buckets" ? row.bucket : undefined,
-        });
-      }
+    for (const [split, splitRows] of rowsBySplit) {
+      counts[split] = splitRows.length;
+      texts[`${split}/manifest.txt`] = manifestText(splitRows.map((r) => r.path));
+      texts[`${split}/metrics.csv`] = metricsCsv(splitRows);
     }
-    files["index.json"] = text(JSON.stringify(written.index));
+    texts["index.json"] = JSON.stringify(written.index);
     const reconciliation = await adoptedCopies(ctx.cacheDir, config);
-    files["manifest.json"] = text(
-      JSON.stringify(
-        {
-          ...provenance(up, config, splits, counts, failures, labels, allRows, notes, recorded),
-          reconciliation,
-          limit: ctx.limit ?? null,
-        },
-        null,
-        1,
-      ),
-    );
-    files["report.html"] = text(renderReport({
-      title: datasetName(config),
-      toolVersion: denoJson.version,
-      splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
-      images,
-      failures,
-      samples: await samples(
-        ctx.store,
-        up,
-        images.map((i) => i.id),
-        config,
-        models.decoder,
-        normalization,
-      ),
-      config,
-      notes,
-      reconciliation,
-    }));
+    const described = { rowsBySplit, counts, notes, normalization, reconciliation };
+    texts["manifest.json"] = provenance(ctx, inputs, described);
+    texts["report.html"] = await report(ctx, inputs, described);
     const objects: Record<string, string> = { ...written.files };
-    for (const [name, bytes] of Object.entries(files)) objects[name] = await store.put(bytes);
+    for (const [name, text] of Object.entries(texts)) {
+      objects[name] = await store.put(new TextEncoder().encode(text));
+    }
     const aliases = Object.fromEntries(
       Object.entries(written.recipes).map(([recipe, digest]) => [RECIPE_ALIAS + recipe, digest]),
     );
-    return {
-      objects,
-      meta: { counts, failed: failures.length, limit: ctx.limit ?? null },
-      aliases,
-    };
+    const meta = { counts, failed: inputs.failures.length, limit: ctx.limit ?? null };
+    return { objects, meta, aliases };
   },
   async publish(ctx, output, run) {
-    const objects = await withRunFiles(ctx.store, output.objects, run);
-    const meta = output.meta as { counts: Record<string, number>; failed: number; limit?: number };
-    const images = Object.values(meta.counts).reduce((a, b) => a + b, 0);
-    // A partial dataset never replaces a complete one (it goes beside it).
-    const partial = typeof meta.limit === "number"
-      ? `--limit ${meta.limit}`
-      : images === 0 && meta.failed > 0
-      ? `every item failed (${meta.failed})`
-      : undefined;
-    const r = await publishDirectory(ctx.store, objects, ctx.config.package.out_dir, {
+    await publishDataset(ctx.store, output.objects, output.meta as unknown as PackageMeta, run, {
+      outDir: ctx.config.package.out_dir,
       cacheDir: ctx.cacheDir,
       configFile: ctx.configFile,
-      partial,
-      images,
+      log: ctx.log,
     });
-    if (r.keptComplete) {
-      ctx.log(
-        `${r.keptComplete} holds a complete dataset, kept as it is; this run's partial dataset ` +
-          `(${partial}) is in ${r.dir}`,
-      );
-    } else if (r.repaired.length) {
-      ctx.log(`${r.dir}: rewrote ${r.repaired.join(", ")} (changed since published)`);
-    }
   },
 });
 
-/**
- * One line of manifest.txt: the path, with a backslash, carriage return or line feed written as
- * `\\`, `\r`, `\n`, so every image is exactly one line whatever its file name.
- */
-function manifestLine(path: string): string {
-  return path.replace(/[\\\r\n]/g, (c) => c === "\\" ? "\\\\" : c === "\r" ? "\\r" : "\\n") + "\n";
+/** What package reads from upstream. */
+interface Inputs {
+  splits: SplitsObject;
+  labels: LabelsObject;
+  optimized: Map<string, Output>;
+  encoded: Map<string, Output>;
+  preprocessed: Map<string, Output>;
+  fetched: Map<string, Output>;
+  /** The folder listing of fetch-json, when the dataset came from a folder. */
+  listing?: string;
+  failures: { id: string; task: string; reason: string }[];
+  /** The models' digests: the encoder as optimize used it (else encode), and as encode did. */
+  encoder: string;
+  encodeEncoder: string;
+  decoder: string;
+  /** The action keys of the stages manifest.json lists per image. */
+  keys: Record<string, KeyLookup>;
 }
 
-/** A CSV field quoted as RFC 4180 asks when it holds a comma, a quote or a line break. */
-function csvField(value: string | number): string {
-  const s = String(value);
-  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
-
-/** One row per optimized item: each image, and with flips its `<id>#flip` item too. */
-function metricsCsv(rows: readonly PackageRow[]): string {
-  const header =
-    "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,stop,provider";
-  const line = (id: string, m: OptimizeMetrics, bucket: string) =>
-    [
-      id,
-      bucket,
-      m.loss_initial,
-      m.loss_final,
-      m.psnr_initial,
-      m.psnr_final,
-      m.ssim_initial,
-      m.ssim_final,
-      m.steps,
-      m.stop,
-      m.provider,
-    ].map(csvField).join(",");
-  const lines = rows.flatMap((r) => [
-    line(r.id, r.image.metrics, r.bucket),
-    ...(r.flipped ? [line(r.flipped.item, r.flipped.metrics, r.bucket)] : []),
-  ]);
-  return [header, ...lines].join("\n") + "\n";
-}
-
-function provenance(
-  up: Upstream,
-  config: Config,
-  splits: SplitsObject,
-  counts: Record<string, number>,
-  failures: { id: string; task: string; reason: string }[],
-  labels: LabelsObject,
-  rows: readonly PackageRow[],
-  notes: ReportNotes,
-  normalization: Record<string, unknown>,
-) {
-  const fetched = up.items("fetch-images");
-  const keys = Object.fromEntries(STAGES.map((t) => [t, up.keys(t)]));
-  const keysOf = (item: string) =>
-    Object.fromEntries(STAGES.map((t) => [t, keys[t].get(item) ?? null]));
-  const preprocessed = up.items("preprocess");
-  const flipKeys = config.preprocess.flip ? keysOf : null;
-  const images: Record<string, unknown> = {};
-  for (const [split, ids] of Object.entries(splits.splits)) {
-    for (const id of [...ids].sort()) {
-      images[id] = {
-        split,
-        path: splits.paths[id],
-        source_md5: (fetched.get(id)?.meta as { md5?: string } | undefined)?.md5 ?? null,
-        keys: keysOf(id),
-        ...imageConditioning(id, { preprocessed, labels: labels.images, flipKeys }),
-      };
-    }
-  }
+async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inputs> {
+  const split = up.aggregate("label-split");
+  const models = up.taskInputs("optimize");
   return {
-    schema_version: MANIFEST_SCHEMA_VERSION,
-    tool: { name: "latentforge", version: denoJson.version },
-    layout: config.package.layout,
-    buckets: bucketHistogram(rows.map((r) => r.bucket)),
+    splits: await ctx.store.getJson<SplitsObject>(split.objects.splits),
+    labels: await ctx.store.getJson<LabelsObject>(split.objects.labels),
+    optimized: up.items("optimize"),
+    encoded: up.items("encode"),
+    preprocessed: up.items("preprocess"),
+    fetched: up.items("fetch-images"),
+    listing: up.aggregate("fetch-json").objects.listing,
+    failures: [...up.failures("optimize")].map(([id, f]) => ({ id, ...f }))
+      .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    encoder: models.encoder ?? up.taskInputs("encode").encoder,
+    encodeEncoder: up.taskInputs("encode").encoder,
+    decoder: models.decoder,
+    keys: Object.fromEntries(PROVENANCE_STAGES.map((t) => [t, up.keys(t)])),
+  };
+}
+
+/** What the dataset's descriptions are made of, besides the upstream outputs. */
+interface Described {
+  rowsBySplit: Map<string, PackageRow[]>;
+  /** Images per split. */
+  counts: Record<string, number>;
+  notes: ReportNotes;
+  normalization: LatentNormalization;
+  reconciliation: Reconciliation | null;
+}
+
+/** manifest.json: where every image came from and what made its latents. */
+function provenance(ctx: TaskContext<Config>, inputs: Inputs, d: Described): string {
+  const { config } = ctx;
+  return manifestJson({
+    toolVersion: denoJson.version,
     config,
+    layout: config.package.layout,
+    flip: config.preprocess.flip,
+    splits: inputs.splits.splits,
+    paths: inputs.splits.paths,
+    counts: d.counts,
+    failures: inputs.failures,
+    labels: inputs.labels.images,
+    buckets: [...d.rowsBySplit.values()].flat().map((r) => r.bucket),
+    notes: d.notes,
     models: {
-      encoder_sha256: up.taskInputs("encode").encoder,
-      decoder_sha256: up.taskInputs("optimize").decoder,
-      ...normalization,
+      encoder_sha256: inputs.encodeEncoder,
+      decoder_sha256: inputs.decoder,
+      ...d.normalization.describe(),
     },
-    counts,
-    failures,
-    notes,
+    keys: inputs.keys,
+    fetched: inputs.fetched,
+    preprocessed: inputs.preprocessed,
+    reconciliation: d.reconciliation,
+    limit: ctx.limit ?? null,
+  });
+}
+
+/** report.html: the numbers of every image and a few decoded samples. */
+async function report(ctx: TaskContext<Config>, inputs: Inputs, d: Described): Promise<string> {
+  const { rowsBySplit, counts, notes, normalization, reconciliation } = d;
+  const { store, config } = ctx;
+  const images = await reportImages(store, rowsBySplit, {
+    optimized: inputs.optimized,
+    bucketed: config.preprocess.crop === "buckets",
+  });
+  return renderReport({
+    title: datasetTitle(config.dataset),
+    toolVersion: denoJson.version,
+    splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
     images,
-  };
-}
-
-/** The report's title: `dataset.name`, else what the source is called. */
-function datasetName(config: Config): string {
-  const d = config.dataset;
-  if (d.name) return d.name;
-  if (d.kind === "ffhq") return "FFHQ";
-  if (d.kind === "folder") return basename(resolve(d.path));
-  return basename(d.list.path ?? new URL(d.list.url!).pathname).replace(/\.[^.]*$/, "");
-}
-
-/** Files the folder listing skipped, upscaled and duplicate images, and what is left out. */
-async function noteInputs(
-  store: ObjectStore,
-  up: Upstream,
-  config: Config,
-  splits: SplitsObject,
-): Promise<ReportNotes> {
-  const listing = up.aggregate("fetch-json").objects.listing;
-  const { skipped } = listing
-    ? await store.getJson<{ skipped: ReportNotes["skipped"] }>(listing)
-    : { skipped: [] };
-  const optimized = up.items("optimize");
-  const fetched = up.items("fetch-images");
-  const tensors = up.items("preprocess");
-  const ids = [...new Set(Object.values(splits.splits).flat())].filter((id) => optimized.has(id))
-    .sort();
-  const noted = inputNotes(
-    ids.map((id) => ({
-      id,
-      md5: (fetched.get(id)?.meta as { md5?: string } | undefined)?.md5 ?? null,
-      sourceSize:
-        (tensors.get(id)?.meta as { source_size?: [number, number] } | undefined)?.source_size ??
-          null,
-      targetSize:
-        (tensors.get(id)?.meta as { target_size?: [number, number] } | undefined)?.target_size ??
-          null,
-    })),
-    { size: config.preprocess.size, crop: config.preprocess.crop, exclude: config.package.exclude },
-  );
-  return { skipped, ...noted };
-}
-
-function notesLog(notes: ReportNotes): string[] {
-  const names = (list: string[]) =>
-    list.slice(0, 20).join(", ") + (list.length > 20 ? `, … (${list.length - 20} more)` : "");
-  const lines: string[] = [];
-  const n = notes.upscaled.length;
-  if (n) {
-    lines.push(
-      `${n} ${n === 1 ? "image is" : "images are"} upscaled more than 2×: ${
-        names(notes.upscaled.map((u) => `${u.id} ${u.width}×${u.height} ${u.factor.toFixed(1)}×`))
-      }`,
-    );
-  }
-  const g = notes.duplicates.length;
-  if (g) {
-    lines.push(
-      `${g} ${g === 1 ? "group" : "groups"} of byte-identical images: ${
-        names(notes.duplicates.map((d) => d.join(" = ")))
-      }`,
-    );
-  }
-  if (notes.excluded.length) {
-    lines.push(
-      `left out of the dataset (package.exclude): ${
-        names(notes.excluded.map((e) => `${e.id} (${e.reason})`))
-      }`,
-    );
-  }
-  return lines;
-}
-
-/** Eight images spread over the dataset: original, decoded encoder latent, decoded optimum. */
-async function samples(
-  store: ObjectStore,
-  up: Upstream,
-  ids: string[],
-  config: Config,
-  decoderDigest: string,
-  normalization: LatentNormalization,
-): Promise<ReportData["samples"]> {
-  const count = Math.min(config.package.samples, ids.length);
-  if (count === 0) return [];
-  const picked = Array.from({ length: count }, (_, i) => ids[Math.floor(i * ids.length / count)]);
-  const decoder = await ModelSession.open(store.path(decoderDigest), "decoder", {
-    providers: config.model.providers,
-    threads: config.model.threads,
-    log: () => {},
-  }, { float16Overflow: config.model.preset && PRESETS[config.model.preset].fp16Overflow });
-  const decode = async (digest: string) => {
-    const latent = decodeNpy(await store.get(digest));
-    // Latents are stored normalized; the decoder takes z.
-    const z = normalization.denormalize(
-      latent.data as Float32Array,
-      latent.shape[2] * latent.shape[3],
-    );
-    const image = await decoder.run(z, latent.shape);
-    return await tensorToPng(image.data, image.dims, config.model.input_range);
-  };
-  // The preprocessed tensor holds exactly the pixels the encoder saw.
-  const original = async (digest: string) => {
-    const tensor = decodeNpy(await store.get(digest));
-    return await tensorToPng(tensor.data as Float32Array, tensor.shape, config.model.input_range);
-  };
-  const out: ReportData["samples"] = [];
-  for (const id of picked) {
-    out.push({
-      id,
-      original: await original(up.items("preprocess").get(id)!.objects.tensor),
-      initial: await decode(up.items("encode").get(id)!.objects.latent),
-      optimized: await decode(up.items("optimize").get(id)!.objects.latent),
-    });
-  }
-  await decoder.session.release();
-  return out;
-}
-
-/** The normalization of the stored latents, with the channel count encode recorded. */
-function storedNormalization(
-  config: Config,
-  encoded: Map<string, { meta: unknown }>,
-): LatentNormalization {
-  const first = encoded.values().next().value;
-  const shape = (first?.meta as { shape?: number[] } | undefined)?.shape;
-  const channels = shape?.[1] ??
-    (config.model.preset ? PRESETS[config.model.preset].latentChannels : undefined) ??
-    config.model.latents_mean?.length ?? 0;
-  return LatentNormalization.of(channels, config.model);
-}
-
-/** The normalization as small arrays beside the latents (npz has no attributes). */
-function npzNormalization(recorded: Record<string, number | number[] | string>) {
-  return Object.fromEntries(
-    Object.entries(recorded).map(([k, v]) => [
-      k,
-      typeof v === "string"
-        ? { dtype: "<U" as const, shape: [], data: [v] }
-        : Array.isArray(v)
-        ? { dtype: "<f4" as const, shape: [v.length], data: Float32Array.from(v) }
-        : { dtype: "<f8" as const, shape: [], data: Float64Array.from([v]) },
-    ]),
-  );
-}
-
-function text(s: string): Uint8Array {
-  return new TextEncoder().encode(s);
+    failures: inputs.failures,
+    samples: await decodedSamples(store, images.map((i) => i.id), {
+      count: config.package.samples,
+      decoder: store.path(inputs.decoder),
+      providers: config.model.providers,
+      threads: config.model.threads,
+      float16Overflow: config.model.preset && PRESETS[config.model.preset].fp16Overflow,
+      inputRange: config.model.input_range,
+      normalization,
+      preprocessed: inputs.preprocessed,
+      encoded: inputs.encoded,
+      optimized: inputs.optimized,
+    }),
+    config,
+    notes,
+    reconciliation,
+  });
 }
 
 function hashOrNull(text: string | null): string | null {

@@ -2,53 +2,85 @@
  * Commands that meet on one cache, as real processes: two runs, a run beside `gc`, a run beside
  * `verify`. One of them holds the lease; the other exits 2 naming the holder (or, with
  * `--wait`, waits). Afterwards `verify` finds nothing corrupt and the output equals a clean
- * run's.
+ * run's. The holder keeps the lease until the test makes its hold file, so no timing decides
+ * who meets whom.
  */
+import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
 import { parse, type Ran } from "./fixtures/project.ts";
 import { ToyProject } from "./fixtures/toy_harness.ts";
 
 const COUNT = 150;
-/** Slows each `square` item so a run holds the lease for a few seconds. */
-const SLOW = { TOY_SLEEP_MS: "20" };
-/** One item at a time: with {@link SLOW}, about 3 s of holding the lease. */
-const ONE_AT_A_TIME = ["--concurrency", "1"];
 
-/** A run in the background, resolved once it holds the lease (its run-start event is out). */
+/**
+ * A run in the background that holds the lease until released: its first task waits for the
+ * hold file (the toy's `TOY_HOLD_UNTIL`), so what the others meet is decided by that file, not
+ * by how long anything takes.
+ */
 interface Background {
   pid: number;
+  /** Lets the held run go on. */
+  release(): Promise<void>;
   done: Promise<Ran>;
 }
 
-async function startHolding(p: ToyProject, args: string[] = []): Promise<Background> {
-  const child = p.command(["run", "--json", ...ONE_AT_A_TIME, ...args], SLOW).spawn();
-  const stderr = new Response(child.stderr).bytes();
-  const reader = child.stdout.getReader();
+/** Reads a stream to its end, calling `seen` with the text so far after every chunk. */
+function collect(stream: ReadableStream<Uint8Array>, seen: (text: string) => void) {
   const chunks: Uint8Array[] = [];
-  let seen = "";
-  while (!seen.includes('"event":"run-start"')) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    seen += new TextDecoder().decode(value);
-  }
+  let text = "";
   const done = (async () => {
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      chunks.push(value);
+    for await (const chunk of stream) {
+      chunks.push(chunk);
+      text += new TextDecoder().decode(chunk, { stream: true });
+      seen(text);
     }
-    const status = await child.status;
-    const stdout = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
     let at = 0;
     for (const c of chunks) {
-      stdout.set(c, at);
+      bytes.set(c, at);
       at += c.length;
     }
-    return parse(status.code, stdout, await stderr);
+    return bytes;
   })();
-  assert(seen.includes('"event":"run-start"'), "the background run never started");
+  return done;
+}
+
+/** Starts `args` in the background, resolving once `marker` shows in its stdout or stderr. */
+async function startUntil(
+  p: ToyProject,
+  args: string[],
+  env: Record<string, string>,
+  marker: { stdout?: string; stderr?: string },
+): Promise<{ pid: number; done: Promise<Ran> }> {
+  const child = p.command(args, env).spawn();
+  let reached!: () => void;
+  const shown = new Promise<void>((resolve) => reached = resolve);
+  const watch = (want?: string) => (text: string) => {
+    if (want !== undefined && text.includes(want)) reached();
+  };
+  const stdout = collect(child.stdout, watch(marker.stdout));
+  const stderr = collect(child.stderr, watch(marker.stderr));
+  const done = (async () => {
+    const [status, out, err] = await Promise.all([child.status, stdout, stderr]);
+    return parse(status.code, out, err);
+  })();
+  const ended = await Promise.race([shown.then(() => null), done]);
+  if (ended !== null) {
+    throw new Error(
+      `${args.join(" ")} ended (exit ${ended.code}) before it said ${JSON.stringify(marker)}:\n` +
+        ended.stderr,
+    );
+  }
   return { pid: child.pid, done };
+}
+
+/** A run holding the lease (its run-start event is out) until the hold file is made. */
+async function startHolding(p: ToyProject, args: string[] = []): Promise<Background> {
+  const hold = join(p.dir, `release-${crypto.randomUUID()}`);
+  const started = await startUntil(p, ["run", "--json", ...args], { TOY_HOLD_UNTIL: hold }, {
+    stdout: '"event":"run-start"',
+  });
+  return { ...started, release: () => Deno.writeTextFile(hold, "") };
 }
 
 function assertNoCrash(r: Ran, what: string): void {
@@ -91,20 +123,21 @@ Deno.test("a second run exits 2 naming the first; with --wait it waits and redoe
   const p = await ToyProject.create({ count: COUNT });
   try {
     const first = await startHolding(p);
-    const [refused, waiting] = await Promise.all([
-      p.run(["run"]),
-      p.run(["run", "--json", "--wait"], SLOW),
-    ]);
+    const refused = await p.run(["run"]);
     assertRefused(refused, first, "run");
-
-    assertEquals(waiting.code, 0, waiting.stderr);
-    assertMatch(waiting.stderr, new RegExp(`waiting for pid ${first.pid} \\(run, since `));
-    // It started only once the first had finished, so everything was cached by then.
-    assertEquals([...ToyProject.ran(waiting).values()].filter((n) => n > 0), []);
-
+    // Said before the first is let go, so this run waited for it.
+    const waiting = await startUntil(p, ["run", "--json", "--wait"], {}, {
+      stderr: `waiting for pid ${first.pid} (run, since `,
+    });
+    await first.release();
     const r = await first.done;
     assertEquals(r.code, 0, r.stderr);
     assertNoCrash(r, "the first run");
+
+    const waited = await waiting.done;
+    assertEquals(waited.code, 0, waited.stderr);
+    // It started only once the first had finished, so everything was cached by then.
+    assertEquals([...ToyProject.ran(waited).values()].filter((n) => n > 0), []);
     await assertIntact(p);
   } finally {
     await p.cleanup();
@@ -114,12 +147,17 @@ Deno.test("a second run exits 2 naming the first; with --wait it waits and redoe
 Deno.test("two runs started at the same moment: one runs, the other exits 2", async () => {
   const p = await ToyProject.create({ count: COUNT });
   try {
-    const both = await Promise.all(
-      [0, 1].map(() => p.command(["run", ...ONE_AT_A_TIME], SLOW).output()),
+    const hold = join(p.dir, "release");
+    const both = [0, 1].map((i) =>
+      p.command(["run"], { TOY_HOLD_UNTIL: hold }).output().then((o) => ({ i, o }))
     );
-    const ran = both.map((o) => parse(o.code, o.stdout, o.stderr));
-    assertEquals(ran.map((r) => r.code).sort(), [0, 2], ran.map((r) => r.stderr).join("\n"));
-    const loser = ran.find((r) => r.code === 2)!;
+    // The winner waits for the hold file, so the first to end is the one refused.
+    const first = await Promise.race(both);
+    const loser = parse(first.o.code, first.o.stdout, first.o.stderr);
+    await Deno.writeTextFile(hold, "");
+    const second = (await both[1 - first.i]).o;
+    const winner = parse(second.code, second.stdout, second.stderr);
+    assertEquals([winner.code, loser.code], [0, 2], loser.stderr + winner.stderr);
     assertNoCrash(loser, "the refused run");
     // The loser either finds the winner's lease or, when both open a fresh cache in the same
     // instant, SQLite's lock; both say what happened and that nothing changed.
@@ -141,6 +179,7 @@ Deno.test("gc and verify beside a run exit 2 and touch nothing; afterwards both 
     const [gc, verify] = await Promise.all([p.run(["gc"]), p.run(["verify"])]);
     assertRefused(gc, run, "gc");
     assertRefused(verify, run, "verify");
+    await run.release();
     const r = await run.done;
     assertEquals(r.code, 0, r.stderr);
 

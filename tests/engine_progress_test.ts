@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
-import type { Reporter, TaskCounts } from "../lib/dag/events.ts";
+import type { Reporter, RunEvent, TaskCounts } from "../lib/dag/events.ts";
 import {
   HEARTBEAT_MS,
   JsonReporter,
@@ -42,27 +42,39 @@ class FakeClock implements ProgressClock {
   }
 }
 
+/** When each event of a played run was emitted (clock time). */
+interface Played {
+  at: number;
+  event: RunEvent;
+}
+
 /**
  * Plays a run like the one that was silent for 1 min 40 s: optimize finishes batches of eight
- * images minutes apart, and a finished image prints nothing without a terminal.
+ * images minutes apart, and a finished image prints nothing without a terminal. Returns every
+ * event with the time it was emitted.
  */
-function playRun(reporter: Reporter, clock: FakeClock, seed: number): void {
+function playRun(reporter: Reporter, clock: FakeClock, seed: number): Played[] {
   const rnd = seededRandom(seed);
   console.log(`seed ${seed}`);
-  reporter.emit({
+  const played: Played[] = [];
+  const emit = (event: RunEvent) => {
+    played.push({ at: clock.now(), event });
+    reporter.emit(event);
+  };
+  emit({
     event: "run-start",
     run: 1,
     targets: ["optimize"],
     tasks: ["optimize"],
     dryRun: false,
   });
-  reporter.emit({ event: "task-start", task: "optimize" });
+  emit({ event: "task-start", task: "optimize" });
   const counts: TaskCounts = { total: 64, ran: 0, cached: 0, failed: 0, final: true };
   for (let batch = 0; batch < 8; batch++) {
     clock.advance(60_000 + rnd() * 60_000);
     for (let i = 0; i < 8; i++) {
       counts.ran++;
-      reporter.emit({
+      emit({
         event: "item",
         task: "optimize",
         item: String(counts.ran),
@@ -73,8 +85,22 @@ function playRun(reporter: Reporter, clock: FakeClock, seed: number): void {
       clock.advance(rnd() * 300);
     }
   }
-  reporter.emit({ event: "task-end", task: "optimize", status: "ok", counts: { ...counts } });
-  reporter.emit({ event: "run-end", run: 1, status: "ok", exitCode: 0, seconds: 900 });
+  emit({ event: "task-end", task: "optimize", status: "ok", counts: { ...counts } });
+  emit({ event: "run-end", run: 1, status: "ok", exitCode: 0, seconds: 900 });
+  return played;
+}
+
+/**
+ * How many heartbeats a reporter writes: one each time {@link HEARTBEAT_MS} pass after the last
+ * line it wrote, so `floor(gap / HEARTBEAT_MS)` in each gap between two written events (up to
+ * the run's end, after which none).
+ */
+function expectedBeats(written: Played[]): number {
+  let beats = 0;
+  for (let i = 1; i < written.length; i++) {
+    beats += Math.floor((written[i].at - written[i - 1].at) / HEARTBEAT_MS);
+  }
+  return beats;
 }
 
 function capture(clock: FakeClock) {
@@ -97,7 +123,7 @@ Deno.test("without a terminal, a progress line comes at least every 10 s during 
   const clock = new FakeClock();
   const { lines, write } = capture(clock);
   const reporter = new PlainReporter({ write, clock });
-  playRun(reporter, clock, 17);
+  const played = playRun(reporter, clock, 17);
   const runEnd = lines.findIndex((l) => / run 1 ok in /.test(l.text));
   assert(runEnd > 0, "no run-end line");
   assert(
@@ -105,7 +131,10 @@ Deno.test("without a terminal, a progress line comes at least every 10 s during 
     `silent for ${longestGap(lines) / 1000} s`,
   );
   const beats = lines.filter((l) => / · running for /.test(l.text));
-  assert(beats.length >= 8 * 6, `${beats.length} progress lines in a 10-minute run`);
+  // Without a terminal a finished item prints nothing: only the other events reset the wait.
+  const printed = played.filter((p) => p.event.event !== "item");
+  assertEquals(beats.length, expectedBeats(printed), "progress lines in a 10-minute run");
+  assert(beats.length > 8 * 6, `${beats.length} progress lines: the run was not played`);
   assertMatch(
     beats[0].text,
     /^02:00:10 optimize: no item finished yet · running for 10\.0s$/,
@@ -127,12 +156,14 @@ Deno.test("with --json, a progress event comes at least every 10 s during a run"
   const clock = new FakeClock();
   const { lines, write } = capture(clock);
   const reporter = new JsonReporter({ write, clock });
-  playRun(reporter, clock, 4242);
+  const played = playRun(reporter, clock, 4242);
   const events = lines.map((l) => ({ at: l.at, e: JSON.parse(l.text) }));
   const end = events.findIndex((x) => x.e.event === "run-end");
   assert(longestGap(events.slice(0, end + 1)) <= HEARTBEAT_MS);
   const progress = events.filter((x) => x.e.event === "progress");
-  assert(progress.length >= 8 * 5, `${progress.length} progress events`);
+  // Every event is a JSON line, items included: each resets the wait.
+  assertEquals(progress.length, expectedBeats(played), "progress events");
+  assert(progress.length > 8 * 5, `${progress.length} progress events: the run was not played`);
   assertEquals(progress[0].e, {
     event: "progress",
     task: "optimize",

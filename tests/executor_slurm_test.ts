@@ -1,13 +1,9 @@
-import {
-  type ArrayTaskState,
-  cancel,
-  expandArrayIndices,
-  jobStates,
-  probeSharedPath,
-  SlurmError,
-  submitArray,
-  waitForArray,
-} from "../lib/executor/slurm.ts";
+import { expandArrayIndices } from "../lib/executor/slurm_array_indices.ts";
+import { cancel } from "../lib/executor/slurm_cancel.ts";
+import { SlurmError } from "../lib/executor/slurm_error.ts";
+import { probeSharedPath } from "../lib/executor/slurm_probe.ts";
+import { type ArrayTaskState, jobStates, waitForArray } from "../lib/executor/slurm_states.ts";
+import { submitArray } from "../lib/executor/slurm_submit.ts";
 import {
   assert,
   assertEquals,
@@ -112,7 +108,9 @@ slurmCase(
     const dir = await tempDir();
     const jobId = await submitArray({
       env: cluster.env,
-      scriptText: `#!/bin/sh\n[ "$SLURM_ARRAY_TASK_ID" = 1 ] && sleep 60\n` +
+      // Task 1 becomes the sleep itself: once it is cancelled no shell is left to go on to the
+      // touch, whichever process the signal reaches first.
+      scriptText: `#!/bin/sh\n[ "$SLURM_ARRAY_TASK_ID" = 1 ] && exec sleep 60\n` +
         `touch "${dir}/done-$SLURM_ARRAY_TASK_ID"\n`,
       arraySize: 3,
       jobName: "latentforge-test-cancel",
@@ -192,7 +190,7 @@ Deno.test("without sbatch on PATH, submitArray says how to get it", async () => 
   const emptyBin = await tempDir();
   const program = `
     import { submitArray } from ${
-    JSON.stringify(new URL("../lib/executor/slurm.ts", import.meta.url).href)
+    JSON.stringify(new URL("../lib/executor/slurm_submit.ts", import.meta.url).href)
   };
     try {
       await submitArray({ scriptText: "#!/bin/sh\\n", arraySize: 1, jobName: "x" });

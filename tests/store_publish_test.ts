@@ -2,14 +2,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertStringIncludes } from "./fixtures/assert.ts";
 import { CorruptObjectError, ObjectStore } from "../lib/store/objects.ts";
-import {
-  checkOutDir,
-  OutDirError,
-  partialDir,
-  publishDirectory,
-  publishTarget,
-} from "../lib/store/publish.ts";
+import { partialDir, publishDirectory, publishTarget } from "../lib/store/publish.ts";
+import { checkOutDir, OutDirError } from "../lib/store/out_dir.ts";
 import { MARKER, readMarker } from "../lib/store/out_marker.ts";
+import { requirement, testIf } from "./fixtures/skip.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -221,33 +217,125 @@ Deno.test("leftovers of a live publisher are kept, those of a dead one removed",
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 
+/**
+ * Writes a script that publishes `rounds` datasets of its own (tagged by its third argument)
+ * from a cache of its own (first argument) to a folder (second argument), as a run would.
+ */
+async function publisherScript(dir: string, rounds: number): Promise<string> {
+  const script = join(dir, `publisher-${rounds}.ts`);
+  await Deno.writeTextFile(
+    script,
+    `import { ObjectStore } from ${JSON.stringify(join(REPO, "lib/store/objects.ts"))};
+     import { publishDirectory } from ${JSON.stringify(join(REPO, "lib/store/publish.ts"))};
+     const [cache, out, tag] = Deno.args;
+     const store = new ObjectStore(cache);
+     for (let round = 0; round < ${rounds}; round++) {
+       const objects = {};
+       for (let f = 0; f < 4; f++) {
+         objects[\`s\${f % 2}/file\${f}.bin\`] = await store.put(
+           new TextEncoder().encode(\`\${tag} round \${round} file \${f}\`.repeat(2000)),
+         );
+       }
+       await publishDirectory(store, objects, out);
+     }`,
+  );
+  return script;
+}
+
+function publisher(script: string, dir: string, out: string, tag: string): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", script, join(dir, `cache-${tag}`), out, tag],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/**
+ * The kernel's table of file locks, /proc/locks, read by `cat` (a test run's read grant does
+ * not reach /proc), or null where there is none.
+ */
+async function procLocks(): Promise<string | null> {
+  try {
+    const out = await new Deno.Command("cat", { args: ["/proc/locks"], stderr: "null" }).output();
+    return out.success ? new TextDecoder().decode(out.stdout) : null;
+  } catch (e) {
+    // No cat on this system: the table cannot be read.
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/**
+ * Resolves once process `pid` waits for a flock on `path`: the kernel lists each waiter in
+ * /proc/locks (`-> FLOCK ADVISORY WRITE <pid> <dev>:<inode> …`). Polled, since no event says
+ * so; how often changes only how soon the wait is seen, never what is seen.
+ */
+async function waitsForLock(pid: number, path: string, signal: AbortSignal): Promise<void> {
+  const inode = (await Deno.stat(path)).ino;
+  const waiter = new RegExp(`-> FLOCK +ADVISORY +WRITE +${pid} +[0-9a-f]+:[0-9a-f]+:${inode} `);
+  while (!waiter.test(await procLocks() ?? "")) {
+    signal.throwIfAborted();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const lockTable = requirement(
+  "platform",
+  (await procLocks()) !== null,
+  "/proc/locks, where the test sees a process wait for a lock, is Linux's",
+);
+
+testIf(lockTable, {
+  name: "a publish waits while another holds the folder half-swapped, then replaces it whole",
+  fn: async () => {
+    await withDir(async (dir) => {
+      const store = new ObjectStore(join(dir, "cache"));
+      const out = join(dir, "out");
+      await publishDirectory(store, await dataset(store, "a"), out);
+      const script = await publisherScript(dir, 1);
+      // Another publisher between the two renames of its swap: it holds the parent's lock and
+      // has moved the published folder aside, so there is no `out` for now.
+      const parent = await Deno.open(dir, { read: true });
+      await parent.lock(true);
+      const aside = `${out}.old-${Deno.pid}-0a1b2c3d`;
+      await Deno.rename(out, aside);
+      const second = publisher(script, dir, out, "b");
+      const seen = new AbortController();
+      let outcome: string;
+      try {
+        outcome = await Promise.race([
+          second.status.then((s) => `finished (exit ${s.code}) while the folder was half-swapped`),
+          waitsForLock(second.pid, dir, seen.signal).then(() => "waits for the lock"),
+        ]);
+      } finally {
+        seen.abort();
+        // The first publisher completes its swap and lets go.
+        await Deno.rename(aside, out).catch((e) => {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+        });
+        parent.close();
+      }
+      const result = await second.output();
+      assertEquals(outcome, "waits for the lock");
+      assertEquals(result.code, 0, new TextDecoder().decode(result.stderr));
+      const files = await tree(out);
+      const marker = await readMarker(out);
+      assert(marker && marker !== "unreadable");
+      assertEquals(Object.keys(files).sort(), [...Object.keys(marker.files), MARKER].sort());
+      for (const [rel, text] of Object.entries(files)) {
+        if (rel !== MARKER) assertEquals(text.slice(0, 1), "b", `${rel} is not the second's`);
+      }
+      const left = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.startsWith("out"));
+      assertEquals(left, ["out"]);
+    });
+  },
+});
+
 Deno.test("four processes with their own caches publishing to one folder never leave it inconsistent", async () => {
   await withDir(async (dir) => {
     const out = join(dir, "out");
-    const script = join(dir, "publisher.ts");
-    await Deno.writeTextFile(
-      script,
-      `import { ObjectStore } from ${JSON.stringify(join(REPO, "lib/store/objects.ts"))};
-       import { publishDirectory } from ${JSON.stringify(join(REPO, "lib/store/publish.ts"))};
-       const [cache, out, tag] = Deno.args;
-       const store = new ObjectStore(cache);
-       for (let round = 0; round < 15; round++) {
-         const objects = {};
-         for (let f = 0; f < 4; f++) {
-           objects[\`s\${f % 2}/file\${f}.bin\`] = await store.put(
-             new TextEncoder().encode(\`\${tag} round \${round} file \${f}\`.repeat(2000)),
-           );
-         }
-         await publishDirectory(store, objects, out);
-       }`,
-    );
-    const runs = ["a", "b", "c", "d"].map((tag) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-all", script, join(dir, `cache-${tag}`), out, tag],
-        stdout: "piped",
-        stderr: "piped",
-      }).output()
-    );
+    const script = await publisherScript(dir, 15);
+    const runs = ["a", "b", "c", "d"].map((tag) => publisher(script, dir, out, tag).output());
     for (const r of await Promise.all(runs)) {
       assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
     }

@@ -9,8 +9,10 @@
  *
  * @example
  * ```ts
- * isAbort(new DOMException("stopped", "AbortError")); // true
- * isAbort(new Error("disk full")); // false
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isAbort(new DOMException("stopped", "AbortError")), true);
+ * assert.equal(isAbort(new Error("disk full")), false);
  * ```
  */
 export function isAbort(e: unknown): boolean {

@@ -9,8 +9,10 @@
  *
  * @example
  * ```ts
- * formatBytes(1_234_000); // "1.2 MB"
- * formatBytes(512); // "512 B"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatBytes(1_234_000), "1.2 MB");
+ * assert.equal(formatBytes(512), "512 B");
  * ```
  */
 export function formatBytes(n: number): string {

@@ -10,9 +10,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const a = seededRandom(7);
  * const b = seededRandom(7);
- * a() === b(); // true
+ * assert.deepEqual([a(), a(), a()], [b(), b(), b()]);
+ * assert.ok(a() < 1);
  * ```
  */
 export function seededRandom(seed: number): () => number {

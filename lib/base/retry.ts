@@ -60,10 +60,18 @@ function defaultMinDelay(error: unknown): number {
  *
  * @example
  * ```ts
- * const text = await retry(async () => (await fetch("http://127.0.0.1:8000/")).text(), {
- *   attempts: 3,
- *   baseMs: 100,
- * });
+ * import assert from "node:assert/strict";
+ *
+ * // A flaky step that fails twice with a retryable error, then succeeds.
+ * let calls = 0;
+ * const text = await retry(async () => {
+ *   if (++calls < 3) throw Object.assign(new Error("connection reset"), { retryable: true });
+ *   return "ok";
+ * }, { attempts: 3, baseMs: 1 });
+ * assert.equal(text, "ok");
+ * assert.equal(calls, 3);
+ * // An error that is not retryable ends at once.
+ * await assert.rejects(retry(() => Promise.reject(new Error("404")), { baseMs: 1 }), /404/);
  * ```
  */
 export async function retry<T>(

@@ -11,7 +11,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * await sleep(10);
+ * const stop = new AbortController();
+ * stop.abort(new Error("interrupted"));
+ * await assert.rejects(sleep(60_000, stop.signal), /interrupted/);
  * ```
  */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -10,6 +10,8 @@ import { Cron } from "croner";
 /** Raised for a malformed cron expression; the message names the field and what was found. */
 export class CronError extends Error {
   override readonly name = "CronError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
 }
 
 const FIELDS: [string, number, number][] = [
@@ -28,7 +30,11 @@ const YEAR_MS = 366 * 24 * 3600 * 1000;
  *
  * @example
  * ```ts
- * parseCron("0 3 * * *").nextRun(new Date("2026-01-02T10:00:00Z")); // 2026-01-03T03:00:00Z
+ * import assert from "node:assert/strict";
+ *
+ * const next = parseCron("0 3 * * *").nextRun(new Date("2026-01-02T10:00:00Z"));
+ * assert.equal(next?.toISOString(), "2026-01-03T03:00:00.000Z");
+ * assert.throws(() => parseCron("61 3 * * *"), /minute must be within 0-59, found "61"/);
  * ```
  */
 export function parseCron(expr: string): Cron {
@@ -40,8 +46,9 @@ export function parseCron(expr: string): Cron {
   }
   try {
     return new Cron(expr, { timezone: "UTC", mode: "5-part", paused: true });
-  } catch {
+  } catch (e) {
     // croner words its errors for its own syntax; name the field in the user's terms instead.
+    if (!isCronerRefusal(e)) throw e;
     throw new CronError(`cron "${expr}": ${fieldProblem(parts)}`);
   }
 }
@@ -51,7 +58,10 @@ export function parseCron(expr: string): Cron {
  *
  * @example
  * ```ts
- * previousFire("0 3 * * *", new Date("2026-01-02T10:00:00Z")); // 2026-01-02T03:00:00Z
+ * import assert from "node:assert/strict";
+ *
+ * const fired = previousFire("0 3 * * *", new Date("2026-01-02T10:00:00Z"));
+ * assert.equal(fired?.toISOString(), "2026-01-02T03:00:00.000Z");
  * ```
  */
 export function previousFire(expr: string, now: Date): Date | null {
@@ -70,7 +80,9 @@ function fieldProblem(parts: string[]): string {
     try {
       new Cron(probe.join(" "), { timezone: "UTC", mode: "5-part", paused: true });
       continue;
-    } catch {
+    } catch (e) {
+      // This field is the one croner refused.
+      if (!isCronerRefusal(e)) throw e;
       const [name, lo, hi] = FIELDS[i];
       const numbers = /^[\d,\-\/*]+$/.test(part) ? (part.match(/\d+/g) ?? []).map(Number) : null;
       if (numbers?.some((n) => n < lo || n > hi)) {
@@ -80,4 +92,9 @@ function fieldProblem(parts: string[]): string {
     }
   }
   return "cannot read the expression";
+}
+
+/** How croner refuses a pattern: a TypeError for what it cannot read, a RangeError for a value. */
+function isCronerRefusal(e: unknown): boolean {
+  return e instanceof TypeError || e instanceof RangeError;
 }

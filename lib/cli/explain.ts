@@ -4,13 +4,86 @@
  *
  * @module
  */
+import type { Command } from "commander";
 import type { TaskSummary } from "../dag/plan.ts";
 import type { StaleReason } from "../dag/staleness.ts";
 import { AGGREGATE_ITEM, type KeyComponents } from "../store/records.ts";
+import { EXIT } from "./exit_codes.ts";
+import { type Cli, type CommonOptions, type PlanFlags, withPlanning } from "./options.ts";
+import { withPlan } from "./planning.ts";
+import { print } from "./print.ts";
 
 /** Raised for an item the plan does not hold. */
 export class ExplainError extends Error {
   override readonly name = "ExplainError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
+}
+
+/**
+ * Adds `explain <task> [item]` to the program; its action sets `cli.code` (1 when the task
+ * cannot be planned).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Command } from "commander";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(`${dir}/p.json`, "{}");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const program = new Command().exitOverride();
+ * addExplainCommand(program, cli);
+ * await program.parseAsync(["explain", "hello", "--json", "--cache", `${dir}/cache`], {
+ *   from: "user",
+ * });
+ * assert.equal(cli.code, 0);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function addExplainCommand<C>(program: Command, cli: Cli<C>): void {
+  withPlanning(
+    program.command("explain")
+      .description("why a task (or one of its items) would rerun")
+      .argument("<task>")
+      .argument("[item]"),
+    cli.pipeline.defaultConfig,
+  ).action(async (task: string, item: string | undefined, opts: CommonOptions & PlanFlags) => {
+    cli.code = await explainCommand(cli, task, item, opts);
+  });
+}
+
+async function explainCommand<C>(
+  cli: Cli<C>,
+  task: string,
+  item: string | undefined,
+  opts: CommonOptions & PlanFlags,
+): Promise<number> {
+  const kind = cli.graph.get(task).kind;
+  return await withPlan(cli, [task], opts, async (plan) => {
+    const t = plan.tasks.get(task)!;
+    const id = item ?? (kind === "aggregate" ? AGGREGATE_ITEM : undefined);
+    if (t.status !== "ok" && t.reason) console.error(`${task}: ${t.reason}`);
+    if (id !== undefined) {
+      const e = await explainItem(task, id, t);
+      print(opts.json ? JSON.stringify(e, null, 2) : renderItem(e));
+    } else {
+      const e = explainTask(task, t);
+      print(opts.json ? JSON.stringify(e, null, 2) : renderTask(e));
+    }
+    return t.status === "ok" ? EXIT.ok : EXIT.failed;
+  });
 }
 
 /** What `explain TASK ITEM --json` prints. */
@@ -32,9 +105,32 @@ export interface ItemExplanation {
  *
  * @example
  * ```ts
- * import type { TaskSummary } from "../dag/plan.ts";
- * declare const plan: TaskSummary;
- * const why = await explainItem("optimize", "00042", plan);
+ * import assert from "node:assert/strict";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ * import { withPlan } from "./planning.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(`${dir}/p.json`, "{}");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const opts = { config: `${dir}/p.json`, set: [], cache: `${dir}/cache`, force: [] };
+ * const why = await withPlan(cli, ["hello"], opts, (plan) =>
+ *   explainItem("hello", "*", plan.tasks.get("hello")!));
+ * assert.equal(why.verdict, "run"); // never ran: no record
+ * await assert.rejects(
+ *   withPlan(cli, ["hello"], opts, (plan) => explainItem("hello", "x", plan.tasks.get("hello")!)),
+ *   ExplainError,
+ * );
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function explainItem(
@@ -73,8 +169,13 @@ export async function explainItem(
  *
  * @example
  * ```ts
- * renderItem({ task: "scale", item: "3", verdict: "cached", upToDate: true, key: "ab".repeat(32),
- *   recordedKey: null, reasons: [], components: null, recordedComponents: null });
+ * import assert from "node:assert/strict";
+ *
+ * const text = renderItem({
+ *   task: "scale", item: "3", verdict: "cached", upToDate: true, key: "ab".repeat(32),
+ *   recordedKey: null, reasons: [], components: null, recordedComponents: null,
+ * });
+ * assert.equal(text, "scale 3: up to date (key abababababababab…)");
  * ```
  */
 export function renderItem(e: ItemExplanation): string {
@@ -102,9 +203,28 @@ export interface TaskExplanation {
  *
  * @example
  * ```ts
- * import type { TaskSummary } from "../dag/plan.ts";
- * declare const plan: TaskSummary;
- * const why = explainTask("offset", plan);
+ * import assert from "node:assert/strict";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ * import { withPlan } from "./planning.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(`${dir}/p.json`, "{}");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const opts = { config: `${dir}/p.json`, set: [], cache: `${dir}/cache`, force: [] };
+ * const why = await withPlan(cli, ["hello"], opts, (plan) =>
+ *   Promise.resolve(explainTask("hello", plan.tasks.get("hello")!)));
+ * assert.deepEqual([why.items, why.cached, why.wouldRun, why.upToDate], [1, 0, 1, false]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function explainTask(task: string, t: TaskSummary): TaskExplanation {
@@ -142,8 +262,13 @@ export function explainTask(task: string, t: TaskSummary): TaskExplanation {
  *
  * @example
  * ```ts
- * renderTask({ task: "scale", items: 3, cached: 3, wouldRun: 0, mayRun: 0, upToDate: true,
- *   unlisted: null, reasons: [] });
+ * import assert from "node:assert/strict";
+ *
+ * const text = renderTask({
+ *   task: "scale", items: 3, cached: 3, wouldRun: 0, mayRun: 0, upToDate: true,
+ *   unlisted: null, reasons: [],
+ * });
+ * assert.equal(text, "scale: up to date (3 items cached)");
  * ```
  */
 export function renderTask(e: TaskExplanation): string {

@@ -16,11 +16,11 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "../dag/config.ts";
+import { ConfigError, loadConfig } from "../dag/config.ts";
 import type { Pipeline } from "../dag/task.ts";
 import { type Config, ConfigSchema } from "../../config/schema.ts";
 import { libdeflatePath } from "../image/libdeflate.ts";
-import { publishedFolders } from "../store/publish.ts";
+import { publishedFolders } from "../store/published_list.ts";
 
 /** The project root (where deno.json, pipeline.ts and node_modules live). */
 const PROJECT = resolve(fileURLToPath(new URL("../../", import.meta.url)));
@@ -105,8 +105,13 @@ function parseArgs(args: string[]): Parsed {
  *
  * @example
  * ```ts
- * const p = await permissionsFor(["run", "--config", "config/demo.json"]);
- * console.log(denoFlags(p).join(" "));
+ * import assert from "node:assert/strict";
+ *
+ * // gc reads no config: the project and its cache, and it writes only the cache.
+ * const p = await permissionsFor(["gc", "--cache", "/data/latentforge-cache"]);
+ * assert.deepEqual(p.write, ["/data/latentforge-cache"]);
+ * assert.deepEqual(p.net, []);
+ * assert.ok(denoFlags(p).includes("--allow-write=/data/latentforge-cache"));
  * ```
  */
 export async function permissionsFor(
@@ -146,7 +151,9 @@ export async function permissionsFor(
   try {
     const schemaOnly = { schema: ConfigSchema } as unknown as Pipeline<Config>;
     config = await loadConfig(schemaOnly, abs(parsed.config), parsed.sets);
-  } catch {
+  } catch (e) {
+    // The command reports the config's error itself, with the grants it has without it.
+    if (!(e instanceof ConfigError)) throw e;
     return finish(p);
   }
   const local = localPaths(config).map(abs);
@@ -222,12 +229,9 @@ async function configHosts(c: Config, abs: (p: string) => string): Promise<strin
   const hosts = new Set<string>();
   const add = (url: string | undefined) => {
     if (!url) return;
-    try {
-      const u = new URL(url);
-      if (u.protocol === "http:" || u.protocol === "https:") hosts.add(u.host);
-    } catch {
-      // Not a URL: the command reports it.
-    }
+    if (!URL.canParse(url)) return; // Not a URL: the command reports it.
+    const u = new URL(url);
+    if (u.protocol === "http:" || u.protocol === "https:") hosts.add(u.host);
   };
   const d = c.dataset;
   add(c.labels?.source.url);
@@ -258,7 +262,9 @@ async function urlsIn(path: string, pattern: RegExp): Promise<string[]> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path);
-  } catch {
+  } catch (e) {
+    // A spec or list that is not there names no host; the command reports it missing.
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
     return [];
   }
   const decoder = new TextDecoder();

@@ -6,8 +6,91 @@
  * @module
  */
 import { join } from "node:path";
+import type { Command } from "commander";
+import { loadConfig } from "../dag/config.ts";
+import { runPipeline } from "../dag/plan.ts";
+import { chooseReporter } from "../dag/progress.ts";
+import { ObjectStore } from "../store/objects.ts";
+import { KEYS, openRecords } from "../store/records.ts";
 import { previousFire } from "./cron.ts";
-import { KEYS } from "../store/records.ts";
+import { runLeased } from "./leases.ts";
+import { type Cli, type CommonOptions, withCommon } from "./options.ts";
+
+/**
+ * Adds `schedule [--once]` to the program; its action sets `cli.code`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Command } from "commander";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(
+ *   `${dir}/p.json`,
+ *   JSON.stringify({ schedule: { cron: "0 3 * * *", targets: ["hello"] } }),
+ * );
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const program = new Command().exitOverride();
+ * addScheduleCommand(program, cli);
+ * // Never run before, so the last 03:00 is due: it runs now, once.
+ * await program.parseAsync(["schedule", "--once", "--json", "--cache", `${dir}/cache`], {
+ *   from: "user",
+ * });
+ * assert.equal(cli.code, 0);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function addScheduleCommand<C>(program: Command, cli: Cli<C>): void {
+  const { pipeline, graph } = cli;
+  withCommon(
+    program.command("schedule").description(
+      "rebuild the schedule's targets on its cron (schedule.cron, UTC)",
+    ),
+    pipeline.defaultConfig,
+  )
+    .option("--once", "run now if due, then exit (for system cron or systemd timers)")
+    .action(async (opts: CommonOptions & { once?: boolean }) => {
+      const config = () => loadConfig(pipeline, opts.config, opts.set);
+      cli.code = await runSchedule({
+        once: opts.once ?? false,
+        cacheDir: opts.cache,
+        loadConfig: config,
+        run: async (targets, signal) => {
+          const store = new ObjectStore(opts.cache);
+          const records = await openRecords(opts.cache);
+          try {
+            const loaded = await config();
+            return await runLeased(records, opts.cache, "schedule", false, async () => {
+              const r = await runPipeline({
+                graph,
+                targets,
+                config: loaded,
+                store,
+                records,
+                reporter: chooseReporter(opts.json ?? false),
+                signal,
+              });
+              if (r.fault) console.error(`error: ${r.fault.message}`);
+              return r.exitCode;
+            });
+          } finally {
+            records.close();
+          }
+        },
+      });
+    });
+}
 
 /** What the schedule needs from the config. */
 export interface ScheduleConfig {

@@ -4,7 +4,68 @@
  *
  * @module
  */
+import type { Command } from "commander";
 import type { RunResult } from "../dag/plan.ts";
+import { formatReconciliation, lastReconciliation } from "../dataset/reconciliation.ts";
+import { EXIT } from "./exit_codes.ts";
+import { type Cli, type CommonOptions, type PlanFlags, withPlanning } from "./options.ts";
+import { withPlan } from "./planning.ts";
+import { print } from "./print.ts";
+
+/**
+ * Adds `status` to the program; its action sets `cli.code`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Command } from "commander";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(`${dir}/p.json`, "{}");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const program = new Command().exitOverride();
+ * addStatusCommand(program, cli);
+ * await program.parseAsync(["status", "--cache", `${dir}/cache`], { from: "user" });
+ * assert.equal(cli.code, 0);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function addStatusCommand<C>(program: Command, cli: Cli<C>): void {
+  withPlanning(
+    program.command("status").description("per task: items, cached, would run, may run, failed"),
+    cli.pipeline.defaultConfig,
+  ).action(async (opts: CommonOptions & PlanFlags) => {
+    cli.code = await statusCommand(cli, opts);
+  });
+}
+
+async function statusCommand<C>(cli: Cli<C>, opts: CommonOptions & PlanFlags): Promise<number> {
+  const names = cli.graph.order.map((t) => t.name);
+  return await withPlan(cli, names, opts, async (plan, records) => {
+    const lastRuns = new Map<string, string>();
+    for (const [task, last] of await records.lastRuns()) lastRuns.set(task, last.lastRun);
+    const rows = statusRows(names, plan, lastRuns);
+    const reconciliation = await lastReconciliation(opts.cache);
+    if (opts.json) {
+      print(JSON.stringify({ tasks: rows, reconciliation }, null, 2));
+      return EXIT.ok;
+    }
+    print(renderStatus(rows));
+    if (reconciliation) print(`\nlast run's ${formatReconciliation(reconciliation)}`);
+    return EXIT.ok;
+  });
+}
 
 /** One task's line of `status`. */
 export interface StatusRow {
@@ -30,9 +91,30 @@ export interface StatusRow {
  *
  * @example
  * ```ts
- * import type { RunResult } from "../dag/plan.ts";
- * declare const plan: RunResult;
- * const rows = statusRows(["square"], plan, new Map());
+ * import assert from "node:assert/strict";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ * import { withPlan } from "./planning.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(`${dir}/p.json`, "{}");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const opts = { config: `${dir}/p.json`, set: [], cache: `${dir}/cache`, force: [] };
+ * const rows = await withPlan(cli, ["hello"], opts, (plan) =>
+ *   Promise.resolve(statusRows(["hello"], plan, new Map())));
+ * assert.deepEqual(rows, [{
+ *   task: "hello", items: 1, cached: 0, stale: 1, wouldRun: 1, mayRun: 0, failed: 0, lastRun: null,
+ * }]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function statusRows(
@@ -70,8 +152,16 @@ export function statusRows(
  *
  * @example
  * ```ts
- * console.log(renderStatus([{ task: "square", items: 3, cached: 3, stale: 0, wouldRun: 0,
- *   mayRun: 0, failed: 0, lastRun: null }]));
+ * import assert from "node:assert/strict";
+ *
+ * const table = renderStatus([{
+ *   task: "square", items: 3, cached: 3, stale: 0, wouldRun: 0, mayRun: 0, failed: 0,
+ *   lastRun: null,
+ * }]);
+ * assert.deepEqual(table.split("\n"), [
+ *   "task    items  cached  run  may run  failed  last run",
+ *   "square      3       3    0        0       0     never",
+ * ]);
  * ```
  */
 export function renderStatus(rows: StatusRow[]): string {

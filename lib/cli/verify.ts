@@ -10,12 +10,56 @@
  *
  * @module
  */
+import type { Command } from "commander";
 import { verifyStore } from "../store/maintenance.ts";
-import { CorruptObjectError, MissingObjectError, type ObjectStore } from "../store/objects.ts";
-import { type PublishedCheck, publishedFolders, verifyPublished } from "../store/publish.ts";
+import { CorruptObjectError, MissingObjectError, ObjectStore } from "../store/objects.ts";
+import { type PublishedCheck, verifyPublished } from "../store/publish.ts";
+import { publishedFolders } from "../store/published_list.ts";
 import type { Records } from "../store/records.ts";
 import { diagnoseRecords, repairRecords, type RepairResult } from "../store/repair.ts";
 import { formatBytes } from "../base/bytes.ts";
+import { withLease } from "./leases.ts";
+import { type Cli, type CommonOptions, withCommon } from "./options.ts";
+
+/**
+ * Adds `verify [--repair]` to the program; its action sets `cli.code`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Command } from "commander";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { pipeline } from "../../pipeline.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const program = new Command().exitOverride();
+ * addVerifyCommand(program, cli);
+ * await program.parseAsync(["verify", "--json", "--cache", cache], { from: "user" });
+ * assert.equal(cli.code, 0); // an empty cache: nothing found
+ * await Deno.remove(cache, { recursive: true });
+ * ```
+ */
+export function addVerifyCommand<C>(program: Command, cli: Cli<C>): void {
+  withCommon(
+    program.command("verify").description(
+      "re-hash every object, check the records and published folders; --repair rebuilds a " +
+        "damaged record database",
+    ),
+    cli.pipeline.defaultConfig,
+    { config: false },
+  )
+    .option("--repair", "rebuild a damaged record database from the journal first")
+    .action(async (opts: CommonOptions & { repair?: boolean }) => {
+      cli.code = await verifyCommand({
+        store: new ObjectStore(opts.cache),
+        json: opts.json ?? false,
+        repair: opts.repair ?? false,
+        deps: new Map(cli.graph.order.map((t) => [t.name, t.deps])),
+        leased: (fn) => withLease(opts.cache, "verify", (_store, records) => fn(records)),
+      });
+    });
+}
 
 /** Options of {@link verifyCommand}. */
 export interface VerifyCommandOptions {
@@ -35,16 +79,20 @@ export interface VerifyCommandOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "../store/objects.ts";
  * import { openRecords } from "../store/records.ts";
  *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * await store.put(new TextEncoder().encode("a latent"));
  * const code = await verifyCommand({
- *   store: new ObjectStore("cache"),
- *   json: false,
- *   repair: true,
+ *   store,
+ *   json: true,
+ *   repair: false,
  *   deps: new Map([["package", ["optimize"]]]),
  *   leased: async (fn) => {
- *     const records = await openRecords("cache");
+ *     const records = await openRecords(cache);
  *     try {
  *       return await fn(records);
  *     } finally {
@@ -52,6 +100,8 @@ export interface VerifyCommandOptions {
  *     }
  *   },
  * });
+ * assert.equal(code, 0); // one sound object, nothing to set right
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function verifyCommand(

@@ -10,6 +10,8 @@ import type { ConfigIssue, Pipeline } from "./task.ts";
 /** Raised for an unreadable or invalid config; the message names the file and field. */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
 }
 
 /**
@@ -61,7 +63,9 @@ function applySet(raw: Record<string, unknown>, set: string): void {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch {
+  } catch (e) {
+    // Not JSON: the value is the text itself (`--set dataset.name=photos`).
+    if (!(e instanceof SyntaxError)) throw e;
     value = text;
   }
   let node = raw;

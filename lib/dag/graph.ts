@@ -9,6 +9,8 @@ import type { Task } from "./task.ts";
 /** Raised for a malformed pipeline or an unknown target. */
 export class GraphError extends Error {
   override readonly name = "GraphError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
 }
 
 /** A validated task graph. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readTextOrNull } from "../base/fs.ts";
 import { join } from "node:path";
 import { writeFileAtomic } from "../store/objects.ts";
 import type { ItemContext, TaskContext } from "./task.ts";
@@ -30,19 +31,14 @@ export function itemContext(
     ...ctx,
     key: work.key,
     async loadCheckpoint() {
-      let digest: string;
-      try {
-        digest = (await Deno.readTextFile(path)).trim();
-      } catch (e) {
-        if (e instanceof Deno.errors.NotFound) return null;
-        throw e;
-      }
+      const digest = await checkpointDigest(path);
+      if (digest === null) return null;
       return await store.has(digest) ? await store.get(digest) : null;
     },
     lookupAlias: (name) => aliases.lookupAlias(name),
     announceAlias: (name, digest) => aliases.announceAlias(name, digest),
     async saveCheckpoint(bytes) {
-      const previous = (await Deno.readTextFile(path).catch(() => "")).trim();
+      const previous = await checkpointDigest(path);
       const digest = await store.put(bytes);
       await store.syncDirs();
       await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
@@ -52,4 +48,9 @@ export function itemContext(
       if (previous && previous !== digest) await store.remove(previous);
     },
   };
+}
+
+/** The digest an item's checkpoint file names, or null when it has none yet. */
+async function checkpointDigest(path: string): Promise<string | null> {
+  return (await readTextOrNull(path))?.trim() ?? null;
 }

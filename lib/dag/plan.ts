@@ -28,7 +28,7 @@ import { SpaceCheck } from "../store/space.ts";
 import type { Upstream } from "./task.ts";
 import { type ItemPlan, TaskDriver } from "./task_driver.ts";
 import type { KeyLookup } from "./item_join.ts";
-import { removeIfPresent } from "../base/fs.ts";
+import { readDirOrNull, readTextOrNull, removeIfPresent } from "../base/fs.ts";
 
 export type { RunOptions };
 
@@ -215,13 +215,7 @@ class Runner implements RunContext {
     for (const path of this.#checkpointsDone) await removeCheckpoint(store, path);
     for (const d of this.drivers.values()) {
       const dir = join(store.root, "checkpoints", d.name);
-      let entries: Deno.DirEntry[];
-      try {
-        entries = await Array.fromAsync(Deno.readDir(dir));
-      } catch (e) {
-        if (e instanceof Deno.errors.NotFound) continue;
-        throw e;
-      }
+      const entries = await readDirOrNull(dir) ?? [];
       // Only tasks that keep checkpoints pay for the set of their keys.
       if (entries.length === 0) continue;
       const keys = new Set<string>();
@@ -333,12 +327,7 @@ function summary(d: TaskDriver): TaskSummary {
 
 /** Removes a finished action's checkpoint reference and the object it named. */
 async function removeCheckpoint(store: ObjectStore, path: string): Promise<void> {
-  let digest = "";
-  try {
-    digest = (await Deno.readTextFile(path)).trim();
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
+  const digest = (await readTextOrNull(path) ?? "").trim();
   await removeIfPresent(path);
   if (/^[0-9a-f]{64}$/.test(digest)) await store.remove(digest);
 }

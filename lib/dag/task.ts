@@ -8,7 +8,6 @@ import type { Json } from "../store/canonical.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { Output } from "../store/records.ts";
 import type { RunFacts } from "./run_facts.ts";
-import type { DriveApi } from "../net/drive_api.ts";
 import type { KeyLookup } from "./item_join.ts";
 
 export type { Json, Output, RunFacts };
@@ -19,12 +18,24 @@ export type { Json, Output, RunFacts };
  */
 export type Log = (message: string, detail?: string) => void;
 
+/**
+ * Where a declared file's URL is really fetched from, and the headers the request carries: a
+ * task's own way to reach a host (e.g. Google Drive links through the Drive API with a key,
+ * which lib/net's `DriveApi` is). The engine only hands it on to the download.
+ */
+export interface UrlRoute {
+  /** The URL to fetch instead of `url` (`url` itself when this route does not apply). */
+  route(url: string): string;
+  /** Headers the request to a routed URL needs, if any. */
+  headersFor(url: string): Record<string, string> | undefined;
+}
+
 /** How declared files that are URLs are downloaded. */
 export interface FileDownloadOptions {
   /** Abort and retry a download when no byte arrives for this long (default 60,000 ms). */
   stallMs?: number;
-  /** Fetches Google Drive links through the Drive API with its key (default: the link). */
-  drive?: DriveApi | null;
+  /** Where URLs are fetched from and with which headers (default: the URL, no headers). */
+  drive?: UrlRoute | null;
 }
 
 /** A file a task declared (see {@link TaskCommon.files}), brought into the store for a run. */

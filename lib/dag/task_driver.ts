@@ -17,7 +17,7 @@ import {
   KEYS,
   type Output,
 } from "../store/records.ts";
-import { taskHash } from "./action_key.ts";
+import { taskIdentity } from "./task_identity.ts";
 import { ActionRunner } from "./action_runner.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import { errorText, TaskContractError } from "./errors.ts";
@@ -129,17 +129,16 @@ export class TaskDriver {
   /** Reads the task's records and source, and plans its files. */
   async load(): Promise<void> {
     const { records } = this.run.options;
-    const [current, superseded, failures, source] = await Promise.all([
+    const [current, superseded, failures, identity] = await Promise.all([
       records.actions(this.name),
       records.superseded(this.name),
       records.failures(this.name),
-      readSource(this.task),
+      taskIdentity(this.task, this.slice),
     ]);
-    const sliceHash = sha256Hex(canonicalJson(this.slice));
-    const components = { version: this.task.version, source, config: sliceHash };
-    this.taskHash = taskHash(this.name, components);
+    const { components } = identity;
+    this.taskHash = identity.hash;
     if (!this.dryRun) {
-      this.run.writer.set(KEYS.configSlice(this.name, sliceHash), this.slice);
+      this.run.writer.set(KEYS.configSlice(this.name, components.config), this.slice);
       this.run.writer.set(KEYS.taskComponents(this.name, this.taskHash), components);
     }
     this.decider = new ActionDecider({
@@ -343,14 +342,4 @@ export class TaskDriver {
     fails.sort((a, b) => a[0] < b[0] ? -1 : 1);
     return sha256Hex(canonicalJson({ items, fails }));
   }
-}
-
-async function readSource(task: Task): Promise<string> {
-  const url = new URL(task.source);
-  if (url.protocol !== "file:") {
-    throw new TaskContractError(
-      `task "${task.name}": expected a file: URL for its source, found ${task.source}`,
-    );
-  }
-  return sha256Hex(await Deno.readFile(url));
 }

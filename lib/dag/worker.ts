@@ -6,8 +6,7 @@
  * @module
  */
 import { hostname } from "node:os";
-import { hashJson, sha256Hex } from "../store/canonical.ts";
-import { taskHash } from "./action_key.ts";
+import { taskIdentity } from "./task_identity.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import type { TaskGraph } from "./graph.ts";
@@ -22,6 +21,7 @@ import type {
   TaskContext,
 } from "./task.ts";
 import { isAbort } from "../base/abort.ts";
+import { statOrNull } from "../base/fs.ts";
 import { DEFAULT_RETRY, withRetry } from "./action_retry.ts";
 import { itemContext } from "./item_context.ts";
 import { type PoolHost, type Work, WorkPool } from "./work_pool.ts";
@@ -29,6 +29,8 @@ import { type PoolHost, type Work, WorkPool } from "./work_pool.ts";
 /** Raised when a work list cannot be run by this worker. */
 export class WorkerError extends Error {
   override readonly name = "WorkerError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
 }
 
 /** What one worker did. */
@@ -64,24 +66,19 @@ export async function runWorker(
   }
   const task = graph.get(list.task);
   if (task.kind !== "each") throw new WorkerError(`task "${task.name}" is not a per-item task`);
-  const slice = configSlice(list.config, task.config);
-  const source = sha256Hex(await Deno.readFile(new URL(task.source)));
-  const prefix = taskHash(task.name, {
-    version: task.version,
-    source,
-    config: hashJson(slice),
-  });
-  if (prefix !== list.taskHash) {
+  const identity = await taskIdentity(task, configSlice(list.config, task.config));
+  if (identity.hash !== list.taskHash) {
     throw new WorkerError(
       `the worker's copy of task "${task.name}" (version ${task.version}, source ` +
-        `${source.slice(0, 12)}) differs from the coordinator's: run the same latentforge on both`,
+        `${identity.components.source.slice(0, 12)}) differs from the coordinator's: run the ` +
+        `same latentforge on both`,
     );
   }
   // The coordinator brought the task's files into the shared store.
   const files: Record<string, StoredFile> = {};
   for (const [name, digest] of Object.entries(list.files)) {
     const path = store.path(digest);
-    const info = await Deno.stat(path).catch(() => null);
+    const info = await statOrNull(path);
     if (!info) {
       throw new WorkerError(
         `file ${name} of task "${task.name}" (object ${digest}) is not in the cache ${store.root}`,

@@ -18,15 +18,17 @@ export class SlurmError extends Error {
    * The command's exit code when it ran and failed, e.g. because the controller did not answer
    * in time; absent when it could not start or printed something unreadable.
    */
-  readonly exitCode?: number;
+  readonly commandExitCode?: number;
+  /** What the latentforge command exits with: a cluster it cannot use is a bad invocation. */
+  readonly exitCode = 2;
 
   constructor(
     message: string,
-    options: { command?: string; stderr?: string; exitCode?: number; cause?: unknown } = {},
+    options: { command?: string; stderr?: string; commandExitCode?: number; cause?: unknown } = {},
   ) {
     super(message, { cause: options.cause });
     this.command = options.command;
     this.stderr = options.stderr ?? "";
-    this.exitCode = options.exitCode;
+    this.commandExitCode = options.commandExitCode;
   }
 }

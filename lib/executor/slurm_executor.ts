@@ -10,15 +10,11 @@ import { join, resolve } from "node:path";
 import type { Executor } from "../dag/remote.ts";
 import { sleep } from "../base/sleep.ts";
 import type { ExecutorConfig } from "./config.ts";
-import {
-  type ArrayTaskState,
-  cancel,
-  isTerminalState,
-  jobStates,
-  probeSharedPath,
-  SlurmError,
-  submitArray,
-} from "./slurm.ts";
+import { cancel } from "./slurm_cancel.ts";
+import { SlurmError } from "./slurm_error.ts";
+import { probeSharedPath } from "./slurm_probe.ts";
+import { type ArrayTaskState, isTerminalState, jobStates } from "./slurm_states.ts";
+import { submitArray } from "./slurm_submit.ts";
 
 /**
  * How long the state of a running job may stay unreadable (squeue/scontrol failing) before the
@@ -56,24 +52,12 @@ export class SlurmExecutor implements Executor {
     { task, listDigest, list, signal, log, importResults }: Parameters<Executor["runWave"]>[0],
   ): Promise<void> {
     const cfg = this.#config;
-    if (cfg.slurm.probe_shared && !this.#probed) {
-      try {
-        await probeSharedPath(this.#cacheDir, {
-          partition: cfg.slurm.partition,
-          extraArgs: cfg.slurm.extra_args,
-          signal,
-        });
-      } catch (error) {
-        // Interrupted while the probe waited: it has been cancelled, and nothing was submitted.
-        if (signal.aborted) return;
-        throw error;
-      }
-      this.#probed = true;
-    }
+    if (!(await this.#probeOnce(signal))) return;
     const shards = Math.min(cfg.array_tasks, list.works.length);
     const logs = join(this.#cacheDir, "logs", "slurm");
     await Deno.mkdir(logs, { recursive: true });
     const script = this.#script(listDigest, shards);
+    const shardOf = new Map(list.works.map((w, i) => [w.id, i % shards]));
     let pending: number[] = Array.from({ length: shards }, (_, i) => i);
     for (let attempt = 0; attempt <= cfg.retries && pending.length > 0; attempt++) {
       if (signal.aborted) return;
@@ -93,41 +77,15 @@ export class SlurmExecutor implements Executor {
         `submitted ${task} as Slurm job ${jobId} (array ${compact(pending)} of ${shards} ` +
           `shards, ${list.works.length} items${attempt ? `, resubmission ${attempt}` : ""})`,
       );
-      let cancelled: Promise<void> | undefined;
-      const cancelJob = () =>
-        cancelled ??= cancel(jobId).then(
-          () => log(`cancelled Slurm job ${jobId}`),
-          (e: Error) =>
-            log(`could not cancel Slurm job ${jobId} (${e.message}): run scancel ${jobId}`),
-        );
-      // An interrupt that came while sbatch ran fires no abort event any more.
-      if (signal.aborted) cancelJob();
-      else signal.addEventListener("abort", cancelJob, { once: true });
-      let states: Map<number, ArrayTaskState>;
-      const lastSeen = new Map<number, string>();
-      try {
-        states = await this.#watch(jobId, pending, signal, importResults, lastSeen, log);
-      } catch (error) {
-        // The coordinator stops watching: do not leave the job computing unattended.
-        await cancelJob();
-        throw error;
-      } finally {
-        signal.removeEventListener("abort", cancelJob);
-      }
-      if (signal.aborted) {
-        await cancelJob();
-        return;
-      }
+      const watched = await this.#watchOrCancel(jobId, pending, signal, importResults, log);
+      if (watched === null) return;
       const missing = await importResults();
-      const index = new Map(list.works.map((w, i) => [w.id, i]));
-      const short = [...new Set(missing.map((id) => index.get(id)! % shards))].sort((a, b) =>
-        a - b
-      );
+      const short = [...new Set(missing.map((id) => shardOf.get(id)!))].sort((a, b) => a - b);
       for (const s of short) {
-        const st = states.get(s);
+        const st = watched.states.get(s);
         const how = st
           ? `ended ${st.state}${st.exitCode !== undefined ? ` (exit ${st.exitCode})` : ""}`
-          : `is gone from Slurm (last seen ${lastSeen.get(s) ?? "never"}; cancelled?)`;
+          : `is gone from Slurm (last seen ${watched.lastSeen.get(s) ?? "never"}; cancelled?)`;
         log(
           `${task}: array task ${jobId}_${s} ${how}; its unfinished items ` +
             `${attempt < cfg.retries ? "will be resubmitted" : "fail"} ` +
@@ -136,6 +94,66 @@ export class SlurmExecutor implements Executor {
       }
       pending = short;
     }
+  }
+
+  /**
+   * Checks once per executor that the cache is shared with the compute nodes (when the config
+   * asks); false when interrupted while the probe waited (it has been cancelled, and nothing
+   * was submitted).
+   */
+  async #probeOnce(signal: AbortSignal): Promise<boolean> {
+    const cfg = this.#config;
+    if (!cfg.slurm.probe_shared || this.#probed) return true;
+    try {
+      await probeSharedPath(this.#cacheDir, {
+        partition: cfg.slurm.partition,
+        extraArgs: cfg.slurm.extra_args,
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) return false;
+      throw error;
+    }
+    this.#probed = true;
+    return true;
+  }
+
+  /**
+   * Watches a submitted job to its end. The job is cancelled when the watch is interrupted
+   * (then null) or fails: a job is never left computing unattended.
+   */
+  async #watchOrCancel(
+    jobId: number,
+    indices: number[],
+    signal: AbortSignal,
+    importResults: () => Promise<string[]>,
+    log: (line: string) => void,
+  ): Promise<{ states: Map<number, ArrayTaskState>; lastSeen: Map<number, string> } | null> {
+    let cancelled: Promise<void> | undefined;
+    const cancelJob = () =>
+      cancelled ??= cancel(jobId).then(
+        () => log(`cancelled Slurm job ${jobId}`),
+        (e: Error) =>
+          log(`could not cancel Slurm job ${jobId} (${e.message}): run scancel ${jobId}`),
+      );
+    // An interrupt that came while sbatch ran fires no abort event any more.
+    if (signal.aborted) cancelJob();
+    else signal.addEventListener("abort", cancelJob, { once: true });
+    const lastSeen = new Map<number, string>();
+    let states: Map<number, ArrayTaskState>;
+    try {
+      states = await this.#watch(jobId, indices, signal, importResults, lastSeen, log);
+    } catch (error) {
+      await cancelJob();
+      throw error;
+    } finally {
+      signal.removeEventListener("abort", cancelJob);
+    }
+    if (signal.aborted) {
+      await cancelJob();
+      return null;
+    }
+    return { states, lastSeen };
   }
 
   #script(listDigest: string, shards: number): string {
@@ -175,7 +193,7 @@ export class SlurmExecutor implements Executor {
       } catch (error) {
         // A busy or restarting controller makes squeue/scontrol fail for a while; the job runs
         // on regardless. Anything else (no command, unreadable output) will not get better.
-        if (!(error instanceof SlurmError) || error.exitCode === undefined) throw error;
+        if (!(error instanceof SlurmError) || error.commandExitCode === undefined) throw error;
         const now = Date.now();
         if (failingSince === undefined) {
           failingSince = now;
@@ -212,5 +230,3 @@ export class SlurmExecutor implements Executor {
 function compact(indices: number[]): string {
   return indices.length > 6 ? `${indices[0]}-${indices[indices.length - 1]}` : indices.join(",");
 }
-
-export { SlurmError };

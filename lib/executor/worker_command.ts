@@ -14,8 +14,12 @@ import type { WorkerCommand } from "./slurm_executor.ts";
  *
  * @example
  * ```ts
- * const worker = workerCommand(new URL("../../pipeline.ts", import.meta.url).href);
- * console.log(worker.args.at(-1)); // "/…/pipeline.ts"
+ * import assert from "node:assert/strict";
+ *
+ * const worker = workerCommand("file:///srv/latentforge/pipeline.ts");
+ * assert.deepEqual(worker.args, [
+ *   "run", "--allow-all", "--unstable-kv", "--unstable-cron", "/srv/latentforge/pipeline.ts",
+ * ]);
  * ```
  */
 export function workerCommand(entry: string): WorkerCommand {

@@ -67,7 +67,7 @@ export async function fetchSource(
     signal?: AbortSignal;
     stallMs?: number;
     /** Fetches a Google Drive link through the Drive API with its key. Default: the link. */
-    drive?: DriveApi | null;
+    drive?: Pick<DriveApi, "route" | "headersFor"> | null;
   } = {},
 ): Promise<FetchedFile> {
   if (source.path !== undefined) {

@@ -48,10 +48,18 @@ export type LabelKind = "number" | "text";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { PackageRow } from "./rows.ts";
- * declare const rows: PackageRow[];
- * labelKinds(rows, ["category", "age_group_confidence"]);
- * // { category: "text", age_group_confidence: "number" }
+ *
+ * // Only the labels matter here.
+ * const rows = [
+ *   { labels: { category: "cat", age_group_confidence: 0.9 } },
+ *   { labels: { category: "dog", age_group_confidence: null } },
+ * ] as unknown as PackageRow[];
+ * assert.deepEqual(labelKinds(rows, ["category", "age_group_confidence"]), {
+ *   category: "text",
+ *   age_group_confidence: "number",
+ * });
  * ```
  */
 export function labelKinds(
@@ -83,13 +91,42 @@ export class ColumnError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
  * import { ObjectStore } from "../store/objects.ts";
- * import type { PackageRow } from "./rows.ts";
- * declare const rows: PackageRow[];
- * const arrays = await rowColumns(new ObjectStore("cache"), rows, {
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
  *   flip: false,
- *   labelFields: { category: "text" },
  * });
+ * const rows = rowsBySplit.get("train")!;
+ * const arrays = await rowColumns(store, rows, { flip: false, labelFields: { category: "text" } });
+ * assert.deepEqual(arrays.ids.data, ["00017", "00042"]);
+ * assert.deepEqual(arrays.label_category.data, ["cat", "dog"]);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function rowColumns(
@@ -138,9 +175,41 @@ export async function rowColumns(
  *
  * @example
  * ```ts
- * import type { PackageRow } from "./rows.ts";
- * declare const rows: PackageRow[];
- * const { latents } = latentDigests(rows, false); // one digest per row
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
+ * import { ObjectStore } from "../store/objects.ts";
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
+ *   flip: false,
+ * });
+ * const rows = rowsBySplit.get("train")!;
+ * const { latents } = latentDigests(rows, false);
+ * assert.deepEqual(latents, [rows[0].image.latent, rows[1].image.latent]);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export function latentDigests(
@@ -168,10 +237,14 @@ export function latentDigests(
  *
  * @example
  * ```ts
- * import { encodeSafetensors } from "../format/safetensors.ts";
- * declare const arrays: Record<string, import("../format/npz.ts").NpzArray>;
- * const { tensors, metadata } = asSafetensors(arrays);
- * const bytes = encodeSafetensors({ tensors, metadata });
+ * import assert from "node:assert/strict";
+ *
+ * const { tensors, metadata } = asSafetensors({
+ *   latents: { dtype: "<f4", shape: [1, 4, 2, 2], data: new Float32Array(16) },
+ *   ids: { dtype: "<U", shape: [1], data: ["00017"] },
+ * });
+ * assert.deepEqual(Object.keys(tensors), ["latents"]);
+ * assert.equal(JSON.parse(metadata.ids)[0], "00017");
  * ```
  */
 export function asSafetensors(
@@ -198,9 +271,18 @@ export function asSafetensors(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
  * import { ObjectStore } from "../store/objects.ts";
- * declare const digests: string[];
- * const { shape } = await stackLatents(new ObjectStore("cache"), digests);
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const latent = (v: number) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape: [1, 4, 2, 2], data: new Float32Array(16).fill(v) }));
+ * const { shape, data } = await stackLatents(store, [await latent(1), await latent(2)]);
+ * assert.deepEqual(shape, [2, 4, 2, 2]);
+ * assert.deepEqual([data[0], data[16]], [1, 2]);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function stackLatents(

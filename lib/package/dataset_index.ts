@@ -83,15 +83,53 @@ export interface DatasetIndex {
  *
  * @example
  * ```ts
- * declare const groups: IndexGroup[];
- * const index = datasetIndex({
- *   layout: "shards",
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
+ * import { ObjectStore } from "../store/objects.ts";
+ * import { packageRows } from "./rows.ts";
+ * import { tensorNames } from "./dataset_index.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
  *   flip: false,
- *   labelFields: {},
- *   groups,
- *   digests: {},
+ * });
+ * const rows = rowsBySplit.get("train")!;
+ * const index = datasetIndex({
+ *   layout: "split",
+ *   flip: false,
+ *   labelFields: { category: "text" },
+ *   groups: [{
+ *     file: "train/latents.safetensors", split: "train", bucket: "256x256", rows,
+ *     tensors: tensorNames((n) => n, false), batched: true,
+ *   }],
+ *   digests: { "train/latents.safetensors": "ab".repeat(32) },
  *   latentShapes: { "256x256": [4, 32, 32] },
  * });
+ * assert.deepEqual(index.buckets, { "256x256": { images: 2, latent_shape: [4, 32, 32] } });
+ * assert.equal(index.images[1].id, "00042");
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export function datasetIndex({ layout, flip, labelFields, groups, digests, latentShapes }: {
@@ -161,7 +199,9 @@ export function datasetIndex({ layout, flip, labelFields, groups, digests, laten
  *
  * @example
  * ```ts
- * tensorNames((n) => `${n}_320x192`, true).latents_flipped; // "latents_flipped_320x192"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(tensorNames((n) => `${n}_320x192`, true).latents_flipped, "latents_flipped_320x192");
  * ```
  */
 export function tensorNames(name: (base: string) => string, flip: boolean): TensorNames {

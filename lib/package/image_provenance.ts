@@ -35,12 +35,23 @@ export interface ImageConditioning extends Partial<Conditioning> {
  *
  * @example
  * ```ts
- * declare const preprocessed: Map<string, import("../store/records.ts").Output>;
+ * import assert from "node:assert/strict";
+ *
+ * const preprocessed = new Map([["00017", {
+ *   objects: {},
+ *   meta: {
+ *     bucket: "256x256", original_size: [1024, 768], crop_coords_top_left: [0, 32],
+ *     crop_box: [0, 128, 768, 896], target_size: [256, 256],
+ *   },
+ * }]]);
  * const fields = imageConditioning("00017", {
  *   preprocessed,
  *   labels: { "00017": { gender: "female" } },
  *   flipKeys: null,
  * });
+ * assert.equal(fields.bucket, "256x256");
+ * assert.deepEqual(fields.original_size, [1024, 768]);
+ * assert.deepEqual(fields.labels, { gender: "female" });
  * ```
  */
 export function imageConditioning(
@@ -79,7 +90,9 @@ export function imageConditioning(
  *
  * @example
  * ```ts
- * bucketHistogram(["320x192", "256x256", "320x192"]); // { "256x256": 1, "320x192": 2 }
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(bucketHistogram(["320x192", "256x256", "320x192"]), { "256x256": 1, "320x192": 2 });
  * ```
  */
 export function bucketHistogram(buckets: Iterable<string>): Record<string, number> {

@@ -68,18 +68,51 @@ export interface WrittenLayout {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
  * import { ObjectStore } from "../store/objects.ts";
- * import type { PackageRow } from "./rows.ts";
- * declare const rows: Map<string, PackageRow[]>;
- * const { files, index } = await writeLayout(new ObjectStore("cache"), rows, {
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
+ *   flip: false,
+ * });
+ * const rows = rowsBySplit.get("train")!;
+ * const { files, index, built } = await writeLayout(store, rowsBySplit, {
  *   layout: "shards",
  *   formats: ["safetensors"],
  *   shardSize: 1000,
- *   bucketed: true,
- *   columns: { flip: true, labelFields: {} },
+ *   bucketed: false,
+ *   columns: { flip: false, labelFields: { category: "text" } },
  *   attributes: { scaling_factor: 0.18215 },
  *   shardContext: { scaling_factor: "0.18215" },
  * });
+ * assert.deepEqual(Object.keys(files), ["train/shards/256x256-00000.safetensors"]);
+ * assert.equal(built, 1);
+ * assert.equal(index.images.length, 2);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function writeLayout(
@@ -87,87 +120,117 @@ export async function writeLayout(
   rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
   options: LayoutOptions,
 ): Promise<WrittenLayout> {
-  const { layout, columns, reuse, signal } = options;
-  const flip = columns.flip;
   const shapes = await latentShapes(store, rowsBySplit);
-  const files: Record<string, string> = {};
-  const groups: IndexGroup[] = [];
-  let recipes: Record<string, string> = {};
-  let reused = 0;
-  let built = 0;
-  if (layout === "shards") {
-    const perLatent = (bucket: string) => 4 * shapes[bucket].reduce((a, b) => a * b, 1);
-    const plan = planShards(rowsBySplit, {
-      size: options.shardSize,
-      // The latents, and about 128 bytes of metrics and conditioning.
-      rowBytes: (bucket) => perLatent(bucket) * (flip ? 4 : 2) + 128,
-    });
-    const written = await writeShards(store, plan, {
-      context: options.shardContext,
-      columns,
-      latentShape: (bucket) => shapes[bucket],
-      reuse,
-      signal,
-    });
-    Object.assign(files, written.files);
-    ({ recipes, reused, built } = written);
-    for (const shard of plan) {
-      groups.push({ ...shard, tensors: tensorNames((n) => n, flip), batched: true });
-    }
-  } else if (layout === "per_image") {
-    const rows = [...rowsBySplit.values()].flat();
-    const written = await writePerImage(store, rows, { columns, reuse, signal });
-    Object.assign(files, written.files);
-    ({ recipes, reused } = written);
-    built = rows.length - reused;
-    const singular = tensorNames((n) => n.replace("latents", "latent"), flip);
-    for (const row of rows) {
-      groups.push({
-        file: perImageFile(row.split, row.id),
-        split: row.split,
-        bucket: row.bucket,
-        rows: [row],
-        tensors: singular,
-        batched: false,
-      });
-    }
-  } else {
-    for (const [split, rows] of rowsBySplit) {
-      signal?.throwIfAborted();
-      const arrays = await splitArrays(store, rows, { bucketed: options.bucketed, columns });
-      const encoded = await encodeSplitFiles(arrays, options.formats, {
-        attributes: { ...options.attributes, split },
-        npzExtras: options.npzExtras,
-      });
-      for (const [name, bytes] of Object.entries(encoded)) {
-        files[`${split}/${name}`] = await store.put(bytes);
-        built++;
-      }
-      // The index points at the file a loader reads best: safetensors, else npz, else HDF5.
-      const format = (["safetensors", "npz", "hdf5"] as const).find((f) =>
-        options.formats.includes(f)
-      )!;
-      for (const [bucket, group] of byBucket(rows)) {
-        groups.push({
-          file: `${split}/${SPLIT_FILES[format]}`,
-          split,
-          bucket,
-          rows: group,
-          tensors: tensorNames((n) => arrayName(n, bucket, options.bucketed), flip),
-          batched: true,
-        });
-      }
-    }
-  }
+  const laid = options.layout === "shards"
+    ? await shardLayout(store, rowsBySplit, shapes, options)
+    : options.layout === "per_image"
+    ? await perImageLayout(store, rowsBySplit, options)
+    : await splitLayout(store, rowsBySplit, options);
   const index = datasetIndex({
-    layout,
-    flip,
-    labelFields: columns.labelFields,
-    groups,
-    digests: files,
+    layout: options.layout,
+    flip: options.columns.flip,
+    labelFields: options.columns.labelFields,
+    groups: laid.groups,
+    digests: laid.files,
     latentShapes: shapes,
   });
+  const { files, recipes, reused, built } = laid;
   return { files, index, recipes, reused, built };
+}
+
+/** What one layout stored, and the index groups that describe it. */
+interface Laid extends Omit<WrittenLayout, "index"> {
+  groups: IndexGroup[];
+}
+
+/** Safetensors shards of about `shardSize` each, per split and bucket. */
+async function shardLayout(
+  store: ObjectStore,
+  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
+  shapes: Record<string, number[]>,
+  { columns, reuse, signal, shardSize, shardContext }: LayoutOptions,
+): Promise<Laid> {
+  const perLatent = (bucket: string) => 4 * shapes[bucket].reduce((a, b) => a * b, 1);
+  const plan = planShards(rowsBySplit, {
+    size: shardSize,
+    // The latents, and about 128 bytes of metrics and conditioning.
+    rowBytes: (bucket) => perLatent(bucket) * (columns.flip ? 4 : 2) + 128,
+  });
+  const written = await writeShards(store, plan, {
+    context: shardContext,
+    columns,
+    latentShape: (bucket) => shapes[bucket],
+    reuse,
+    signal,
+  });
+  const groups = plan.map((shard) => ({
+    ...shard,
+    tensors: tensorNames((n) => n, columns.flip),
+    batched: true,
+  }));
+  return { ...written, files: { ...written.files }, groups };
+}
+
+/** One `.npz` per image. */
+async function perImageLayout(
+  store: ObjectStore,
+  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
+  { columns, reuse, signal }: LayoutOptions,
+): Promise<Laid> {
+  const rows = [...rowsBySplit.values()].flat();
+  const written = await writePerImage(store, rows, { columns, reuse, signal });
+  const singular = tensorNames((n) => n.replace("latents", "latent"), columns.flip);
+  const groups = rows.map((row) => ({
+    file: perImageFile(row.split, row.id),
+    split: row.split,
+    bucket: row.bucket,
+    rows: [row],
+    tensors: singular,
+    batched: false,
+  }));
+  return {
+    files: { ...written.files },
+    recipes: written.recipes,
+    reused: written.reused,
+    built: rows.length - written.reused,
+    groups,
+  };
+}
+
+/** Per split, one file in each of `formats` (with buckets, arrays per bucket). */
+async function splitLayout(
+  store: ObjectStore,
+  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
+  { columns, signal, bucketed, formats, attributes, npzExtras }: LayoutOptions,
+): Promise<Laid> {
+  const files: Record<string, string> = {};
+  const groups: IndexGroup[] = [];
+  let built = 0;
+  // The index points at the file a loader reads best: safetensors, else npz, else HDF5.
+  const format = (["safetensors", "npz", "hdf5"] as const).find((f) => formats.includes(f))!;
+  for (const [split, rows] of rowsBySplit) {
+    signal?.throwIfAborted();
+    const arrays = await splitArrays(store, rows, { bucketed, columns });
+    const encoded = await encodeSplitFiles(arrays, formats, {
+      attributes: { ...attributes, split },
+      npzExtras,
+    });
+    for (const [name, bytes] of Object.entries(encoded)) {
+      files[`${split}/${name}`] = await store.put(bytes);
+      built++;
+    }
+    for (const [bucket, group] of byBucket(rows)) {
+      groups.push({
+        file: `${split}/${SPLIT_FILES[format]}`,
+        split,
+        bucket,
+        rows: group,
+        tensors: tensorNames((n) => arrayName(n, bucket, bucketed), columns.flip),
+        batched: true,
+      });
+    }
+  }
+  return { files, recipes: {}, reused: 0, built, groups };
 }
 
 /** Latent shape (C, h, w) per bucket, from the first latent of each. */

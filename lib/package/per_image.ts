@@ -31,7 +31,9 @@ const SINGULAR: Record<string, string> = {
  *
  * @example
  * ```ts
- * perImageFile("train", "00017"); // "train/images/00017.npz"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(perImageFile("train", "00017"), "train/images/00017.npz");
  * ```
  */
 export function perImageFile(split: string, id: string): string {
@@ -45,13 +47,41 @@ export function perImageFile(split: string, id: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
  * import { ObjectStore } from "../store/objects.ts";
- * import type { PackageRow } from "./rows.ts";
- * declare const row: PackageRow;
- * const arrays = await perImageArrays(new ObjectStore("cache"), row, {
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
  *   flip: false,
- *   labelFields: {},
  * });
+ * const rows = rowsBySplit.get("train")!;
+ * const arrays = await perImageArrays(store, rows[0], { flip: false, labelFields: {} });
+ * assert.deepEqual(arrays.latent.shape, [4, 32, 32]);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function perImageArrays(
@@ -74,12 +104,44 @@ export async function perImageArrays(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
  * import { ObjectStore } from "../store/objects.ts";
- * import type { PackageRow } from "./rows.ts";
- * declare const rows: PackageRow[];
- * const { files } = await writePerImage(new ObjectStore("cache"), rows, {
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
+ *   flip: false,
+ * });
+ * const rows = rowsBySplit.get("train")!;
+ * const { files, reused } = await writePerImage(store, rows, {
  *   columns: { flip: false, labelFields: {} },
  * });
+ * assert.deepEqual(Object.keys(files).sort(), ["train/images/00017.npz", "train/images/00042.npz"]);
+ * assert.equal(reused, 0);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function writePerImage(

@@ -79,8 +79,43 @@ interface PreprocessMeta extends Conditioning {
  *
  * @example
  * ```ts
- * declare const sources: RowSources;
- * for (const [split, rows] of packageRows(sources)) console.log(split, rows.length);
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
+ * import { ObjectStore } from "../store/objects.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
+ *   flip: false,
+ * });
+ *
+ * const rows = rowsBySplit.get("train")!;
+ * assert.deepEqual(rows.map((r) => [r.id, r.bucket, r.labels.category]), [
+ *   ["00017", "256x256", "cat"],
+ *   ["00042", "256x256", "dog"],
+ * ]);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export function packageRows(sources: RowSources): Map<string, PackageRow[]> {
@@ -112,8 +147,16 @@ export function packageRows(sources: RowSources): Map<string, PackageRow[]> {
  *
  * @example
  * ```ts
- * declare const rows: PackageRow[];
- * for (const [bucket, group] of byBucket(rows)) console.log(bucket, group.length);
+ * import assert from "node:assert/strict";
+ * import type { PackageRow } from "./rows.ts";
+ *
+ * // Only the bucket matters here.
+ * const rows = ["320x192", "256x256", "320x192"].map((bucket, i) => ({ id: `${i}`, bucket }));
+ * const groups = byBucket(rows as PackageRow[]);
+ * assert.deepEqual([...groups].map(([b, g]) => [b, g.map((r) => r.id)]), [
+ *   ["256x256", ["1"]],
+ *   ["320x192", ["0", "2"]],
+ * ]);
  * ```
  */
 export function byBucket(rows: readonly PackageRow[]): Map<string, PackageRow[]> {

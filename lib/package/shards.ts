@@ -62,8 +62,10 @@ const UNITS: Record<string, number> = {
  *
  * @example
  * ```ts
- * parseShardSize(1000); // { images: 1000 }
- * parseShardSize("256MB"); // { bytes: 256000000 }
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(parseShardSize(1000), { images: 1000 });
+ * assert.deepEqual(parseShardSize("256MB"), { bytes: 256000000 });
  * ```
  */
 export function parseShardSize(size: ShardSize): { images: number } | { bytes: number } {
@@ -92,10 +94,44 @@ export function parseShardSize(size: ShardSize): { images: number } | { bytes: n
  *
  * @example
  * ```ts
- * import type { PackageRow } from "./rows.ts";
- * declare const rows: Map<string, PackageRow[]>;
- * const plan = planShards(rows, { size: 1000, rowBytes: () => 4 * 32 * 32 * 4 * 2 });
- * plan[0].file; // e.g. "train/shards/256x256-00000.safetensors"
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
+ * import { ObjectStore } from "../store/objects.ts";
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
+ *   flip: false,
+ * });
+ * const rows = rowsBySplit.get("train")!;
+ * const plan = planShards(rowsBySplit, { size: 1, rowBytes: () => 4 * 32 * 32 * 4 * 2 });
+ * assert.deepEqual(plan.map((s) => s.file), [
+ *   "train/shards/256x256-00000.safetensors",
+ *   "train/shards/256x256-00001.safetensors",
+ * ]);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export function planShards(
@@ -132,11 +168,44 @@ export type ShardContext = Record<string, string>;
  *
  * @example
  * ```ts
- * declare const shard: PlannedShard;
- * const recipe = shardRecipe(shard, { scaling_factor: "0.18215" }, {
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
+ * import { ObjectStore } from "../store/objects.ts";
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
  *   flip: false,
- *   labelFields: {},
  * });
+ * const rows = rowsBySplit.get("train")!;
+ * const [shard] = planShards(rowsBySplit, { size: 1000, rowBytes: () => 0 });
+ * const columns = { flip: false, labelFields: {} };
+ * const recipe = shardRecipe(shard, { scaling_factor: "0.18215" }, columns);
+ * // Another scaling factor changes every latent, so another recipe.
+ * assert.notEqual(recipe, shardRecipe(shard, { scaling_factor: "0.13025" }, columns));
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export function shardRecipe(
@@ -192,13 +261,46 @@ export interface WriteShardsOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
  * import { ObjectStore } from "../store/objects.ts";
- * declare const plan: PlannedShard[];
- * const { files, reused, built } = await writeShards(new ObjectStore("cache"), plan, {
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
+ *   flip: false,
+ * });
+ * const rows = rowsBySplit.get("train")!;
+ * const plan = planShards(rowsBySplit, { size: 1000, rowBytes: () => 0 });
+ * const { files, reused, built } = await writeShards(store, plan, {
  *   context: { scaling_factor: "0.18215" },
  *   columns: { flip: false, labelFields: {} },
  *   latentShape: () => [4, 32, 32],
  * });
+ * assert.deepEqual([Object.keys(files).length, reused, built], [1, 0, 1]);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function writeShards(

@@ -30,8 +30,10 @@ export const SPLIT_FILES: Record<SplitFormat, string> = {
  *
  * @example
  * ```ts
- * arrayName("latents", "320x192", true); // "latents_320x192"
- * arrayName("latents", "256x256", false); // "latents"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(arrayName("latents", "320x192", true), "latents_320x192");
+ * assert.equal(arrayName("latents", "256x256", false), "latents");
  * ```
  */
 export function arrayName(name: string, bucket: string, bucketed: boolean): string {
@@ -44,13 +46,44 @@ export function arrayName(name: string, bucket: string, bucketed: boolean): stri
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "../format/npy.ts";
  * import { ObjectStore } from "../store/objects.ts";
- * import type { PackageRow } from "./rows.ts";
- * declare const rows: PackageRow[];
- * const arrays = await splitArrays(new ObjectStore("cache"), rows, {
+ * import { packageRows } from "./rows.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const npy = (shape: number[]) =>
+ *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
+ * const tensor = {
+ *   objects: { tensor: await npy([1, 3, 256, 256]) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * };
+ * const ids = ["00017", "00042"];
+ * const rowsBySplit = packageRows({
+ *   splits: { train: ids },
+ *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
+ *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
+ *   optimized: new Map(ids.map((id) => [id, latent])),
+ *   encoded: new Map(ids.map((id) => [id, latent])),
+ *   preprocessed: new Map(ids.map((id) => [id, tensor])),
+ *   flip: false,
+ * });
+ * const rows = rowsBySplit.get("train")!;
+ * const arrays = await splitArrays(store, rows, {
  *   bucketed: true,
  *   columns: { flip: false, labelFields: {} },
  * });
+ * assert.deepEqual(arrays.latents_256x256.shape, [2, 4, 32, 32]);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function splitArrays(
@@ -81,10 +114,13 @@ export async function splitArrays(
  *
  * @example
  * ```ts
- * declare const arrays: Record<string, import("../format/npz.ts").NpzArray>;
- * const files = await encodeSplitFiles(arrays, ["npz", "safetensors"], {
- *   attributes: { scaling_factor: 0.18215 },
- * });
+ * import assert from "node:assert/strict";
+ *
+ * const files = await encodeSplitFiles({
+ *   latents: { dtype: "<f4", shape: [1, 4, 2, 2], data: new Float32Array(16) },
+ *   ids: { dtype: "<U", shape: [1], data: ["00017"] },
+ * }, ["npz", "safetensors"], { attributes: { scaling_factor: 0.18215 } });
+ * assert.deepEqual(Object.keys(files).sort(), ["latents.npz", "latents.safetensors"]);
  * ```
  */
 export async function encodeSplitFiles(

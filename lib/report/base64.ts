@@ -9,7 +9,9 @@
  *
  * @example
  * ```ts
- * encodeBase64(new Uint8Array([0x89, 0x50, 0x4e, 0x47])); // "iVBORw=="
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(encodeBase64(new Uint8Array([0x89, 0x50, 0x4e, 0x47])), "iVBORw==");
  * ```
  */
 export function encodeBase64(bytes: Uint8Array): string {

@@ -32,8 +32,12 @@ export interface BucketSummary {
  *
  * @example
  * ```ts
- * summarizeBuckets([{ bucket: "320x192", psnrInitial: 20, psnrFinal: 21.5 }]);
- * // [{ bucket: "320x192", images: 1, meanPsnrInitial: 20, meanPsnrFinal: 21.5, meanGain: 1.5, medianGain: 1.5 }]
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(summarizeBuckets([{ bucket: "320x192", psnrInitial: 20, psnrFinal: 21.5 }]), [{
+ *   bucket: "320x192", images: 1, meanPsnrInitial: 20, meanPsnrFinal: 21.5, meanGain: 1.5,
+ *   medianGain: 1.5,
+ * }]);
  * ```
  */
 export function summarizeBuckets(images: readonly BucketedImage[]): BucketSummary[] {
@@ -73,7 +77,11 @@ export function summarizeBuckets(images: readonly BucketedImage[]): BucketSummar
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const html = renderBucketSection([{ bucket: "320x192", psnrInitial: 20, psnrFinal: 21.5 }]);
+ * assert.match(html, /^<section><h2>Buckets<\/h2>/);
+ * assert.match(html, /aria-label="Images per bucket"/);
  * ```
  */
 export function renderBucketSection(images: readonly BucketedImage[]): string {

@@ -17,7 +17,12 @@ const ENTITIES: Record<string, string> = {
  *
  * @example
  * ```ts
- * escapeHtml(`<img src=x onerror="alert(1)">`); // "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   escapeHtml(`<img src=x onerror="alert(1)">`),
+ *   "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;",
+ * );
  * ```
  */
 export function escapeHtml(text: string): string {

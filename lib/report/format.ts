@@ -9,7 +9,9 @@
  *
  * @example
  * ```ts
- * fixed(3.14159, 2); // "3.14"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(fixed(3.14159, 2), "3.14");
  * ```
  */
 export function fixed(v: number, digits: number): string {
@@ -21,7 +23,9 @@ export function fixed(v: number, digits: number): string {
  *
  * @example
  * ```ts
- * signed(-0.5, 1); // "−0.5"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(signed(-0.5, 1), "−0.5");
  * ```
  */
 export function signed(v: number, digits: number): string {
@@ -33,7 +37,9 @@ export function signed(v: number, digits: number): string {
  *
  * @example
  * ```ts
- * formatDuration(185); // "3 min 5 s"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatDuration(185), "3 min 5 s");
  * ```
  */
 export function formatDuration(seconds: number): string {
@@ -49,7 +55,9 @@ export function formatDuration(seconds: number): string {
  *
  * @example
  * ```ts
- * formatTime("2026-11-21T02:10:00.000Z"); // "2026-11-21 02:10:00 UTC"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatTime("2026-11-21T02:10:00.000Z"), "2026-11-21 02:10:00 UTC");
  * ```
  */
 export function formatTime(iso: string): string {
@@ -64,8 +72,10 @@ export function formatTime(iso: string): string {
  *
  * @example
  * ```ts
- * counted(1, "image"); // "1 image"
- * counted(2, "copy", "copies"); // "2 copies"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(counted(1, "image"), "1 image");
+ * assert.equal(counted(2, "copy", "copies"), "2 copies");
  * ```
  */
 export function counted(n: number, singular: string, plural = `${singular}s`): string {

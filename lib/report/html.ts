@@ -11,11 +11,14 @@
 import type { Reconciliation } from "../dataset/reconciliation.ts";
 import { renderReconciliationSection } from "./reconciliation_section.ts";
 import type { RunFacts } from "../dag/run_facts.ts";
-import { type InputNotes, UPSCALE_NOTE_FACTOR } from "../dataset/input_notes.ts";
+import { notesSection, type ReportNotes } from "./notes_section.ts";
+import { AFTER, BEFORE, STYLE } from "./style.ts";
 import { encodeBase64 } from "./base64.ts";
 import { escapeHtml } from "./escape.ts";
 import { counted, fixed as fmt, signed } from "./format.ts";
 import { renderRunSection } from "./run_section.ts";
+
+export type { ReportNotes };
 import { lossBands, type LossCurve, median } from "./stats.ts";
 import { bandChart, histogramChart, scatterChart } from "./svg_chart.ts";
 import { type BucketedImage, renderBucketSection } from "./buckets_section.ts";
@@ -62,14 +65,6 @@ export interface ReportSample {
   optimized: Uint8Array;
 }
 
-/**
- * What the inputs held that a user should know about (see input_notes.ts), plus the files of a
- * dataset folder that were not read; every list may be empty.
- */
-export interface ReportNotes extends InputNotes {
-  skipped: { path: string; reason: string }[];
-}
-
 /** Everything the report shows. */
 export interface ReportData {
   /** The dataset's name: the page's heading. */
@@ -92,21 +87,22 @@ export interface ReportData {
   run?: RunFacts | null;
 }
 
-const BEFORE = "#d1495b";
-const AFTER = "#00798c";
 const SPLIT_COLORS = ["#00798c", "#edae49", "#6a4c93", "#d1495b", "#30638e", "#66a182"];
 const MAX_FAILURE_ROWS = 500;
-const MAX_NOTE_ROWS = 200;
 
 /**
  * Renders the report as one HTML document string; write it to `report.html`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const html = renderReport({
  *   title: "BSDS500", toolVersion: "0.1.0",
  *   splits: [], images: [], failures: [], samples: [], config: {},
  * });
+ * assert.match(html, /<title>BSDS500 · latentforge dataset report<\/title>/);
+ * assert.doesNotMatch(html, /<script/);
  * ```
  */
 export function renderReport(data: ReportData): string {
@@ -117,7 +113,7 @@ export function renderReport(data: ReportData): string {
     summary(data),
     splitsAndFailures(data),
     renderReconciliationSection(data.reconciliation),
-    notes(data.notes),
+    notesSection(data.notes),
     quality(data),
     renderBucketSection(data.images.filter((i) => i.bucket !== undefined) as BucketedImage[]),
     optimization(data),
@@ -231,84 +227,6 @@ function splitsAndFailures(data: ReportData): string {
       total.toLocaleString("en-US")
     }</td><td></td></tr></tfoot></table></div>` +
     `<div class="panel"><h2>Failures <span class="count">${data.failures.length}</span></h2>${failures}</div></section>`;
-}
-
-function notes(n: ReportNotes | undefined): string {
-  const skipped = n?.skipped ?? [];
-  const upscaled = n?.upscaled ?? [];
-  const duplicates = n?.duplicates ?? [];
-  const excluded = n?.excluded ?? [];
-  if (skipped.length + upscaled.length + duplicates.length + excluded.length === 0) {
-    return `<section id="notes"><h2>Notes on the inputs</h2><p class="ok">No file skipped, no ` +
-      `image upscaled more than ${UPSCALE_NOTE_FACTOR}×, no byte-identical images.</p></section>`;
-  }
-  const more = (total: number) =>
-    total > MAX_NOTE_ROWS
-      ? `<p class="note">and ${total - MAX_NOTE_ROWS} more (all are in manifest.json)</p>`
-      : "";
-  const panel = (id: string, heading: string, count: number, intro: string, table: string) =>
-    `<div class="panel" id="${id}"><h3>${escapeHtml(heading)} <span class="count">${count}</span>` +
-    `</h3><p class="note">${intro}</p>${table}${more(count)}</div>`;
-  const rows = (cells: string[][]) =>
-    `<div class="scroll"><table class="compact notes"><tbody>${
-      cells.slice(0, MAX_NOTE_ROWS).map((r) =>
-        `<tr>${r.map((c, k) => `<td class="${k === 0 ? "mono" : ""}">${c}</td>`).join("")}</tr>`
-      ).join("")
-    }</tbody></table></div>`;
-  const panels: string[] = [];
-  if (skipped.length) {
-    panels.push(panel(
-      "skipped",
-      "Files not read",
-      skipped.length,
-      escapeHtml(
-        `${counted(skipped.length, "file")} in the dataset folder ${
-          skipped.length === 1 ? "was" : "were"
-        } not read as images.`,
-      ),
-      rows(skipped.map((f) => [escapeHtml(f.path), escapeHtml(f.reason)])),
-    ));
-  }
-  if (upscaled.length) {
-    panels.push(panel(
-      "upscaled",
-      `Upscaled more than ${UPSCALE_NOTE_FACTOR}×`,
-      upscaled.length,
-      escapeHtml(
-        `${counted(upscaled.length, "image")} smaller than the preprocessed size, enlarged by ` +
-          `interpolation: ${upscaled.length === 1 ? "its" : "their"} latents encode blur.`,
-      ),
-      rows(upscaled.map((u) => [
-        escapeHtml(u.id),
-        escapeHtml(`${u.width}×${u.height}`),
-        escapeHtml(`${fmt(u.factor, 1)}×`),
-      ])),
-    ));
-  }
-  if (duplicates.length) {
-    const files = duplicates.reduce((a, g) => a + g.length, 0);
-    panels.push(panel(
-      "duplicates",
-      "Byte-identical images",
-      duplicates.length,
-      escapeHtml(
-        `${counted(files, "image")} in ${counted(duplicates.length, "group")} of identical files.`,
-      ),
-      rows(duplicates.map((g) => [escapeHtml(g.join(" = "))])),
-    ));
-  }
-  if (excluded.length) {
-    panels.push(panel(
-      "excluded",
-      "Left out of the dataset",
-      excluded.length,
-      escapeHtml(`${counted(excluded.length, "image")} left out by package.exclude.`),
-      rows(excluded.map((e) => [escapeHtml(e.id), escapeHtml(e.reason)])),
-    ));
-  }
-  return `<section id="notes"><h2>Notes on the inputs</h2><div class="grid two">${
-    panels.join("")
-  }</div></section>`;
 }
 
 function quality(data: ReportData): string {
@@ -445,77 +363,3 @@ function stopReasonsLine(images: readonly ReportImage[]): string {
     " · ",
   );
 }
-
-const STYLE = `
-:root{--fg:#1f2933;--muted:#616e7c;--line:#e4e7eb;--bg:#f7f8fa;--panel:#fff;--before:${BEFORE};--after:${AFTER}}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-main{max-width:1240px;margin:0 auto;padding:28px 24px 48px}
-header h1{font-size:28px;margin:0 0 4px;letter-spacing:-.01em}
-.sub{color:var(--muted);margin:0 0 22px}
-h2{font-size:19px;margin:34px 0 12px}
-.panel h2{margin-top:0}
-h2 .count{font-size:13px;background:var(--line);border-radius:10px;padding:1px 8px;vertical-align:middle;color:var(--muted)}
-.grid{display:grid;gap:18px}
-.grid.two{grid-template-columns:repeat(auto-fit,minmax(min(100%,460px),1fr))}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:14px}
-.card,.panel{background:var(--panel);border:1px solid var(--line);border-radius:10px;padding:14px 16px;min-width:0}
-.card .label{font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted)}
-.card .value{font-size:24px;font-weight:650;margin-top:2px;font-variant-numeric:tabular-nums;white-space:nowrap}
-.card .note,.note{font-size:13px;color:var(--muted)}
-.card.pair .value{font-size:20px;line-height:36px}
-.nowrap{white-space:nowrap}
-.card.bad .value{color:var(--before)}
-.card.good .value{color:#2f855a}
-.before{color:var(--before)}.after{color:var(--after)}.arrow{color:var(--muted);margin:0 6px;font-weight:400}
-.grid.two>section,.grid.two>div{min-width:0}
-section.grid.two{margin-top:22px}
-table{border-collapse:collapse;width:100%;font-size:14px}
-th{font-weight:600;text-align:left;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.05em}
-th,td{padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}
-tfoot td{font-weight:600;border-bottom:none}
-.num{text-align:right;font-variant-numeric:tabular-nums}
-.mono,.reason,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
-.reason{overflow-wrap:anywhere;color:#7b341e}
-.scroll{max-height:360px;overflow:auto}
-.wide{overflow-x:auto}
-.dot{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:8px}
-.share{display:flex;align-items:center;gap:8px}
-.meter{flex:1;height:8px;background:var(--line);border-radius:4px;overflow:hidden}
-.meter div{height:100%;background:var(--after)}
-.share span{font-size:13px;color:var(--muted);min-width:54px;text-align:right}
-.ok{color:#2f855a}
-.compact{width:auto;min-width:280px;margin-top:14px}
-.panel h3{font-size:15px;margin:0 0 6px}
-.panel h3 .count{font-size:12px;background:var(--line);border-radius:10px;padding:1px 8px;color:var(--muted)}
-.run{background:#eef6f7;border:1px solid #cfe5e8;border-radius:10px;padding:4px 16px 16px;margin:0 0 22px}
-.run h2{margin-top:14px}
-.built{margin:0 0 12px}
-.hit{font-size:11px;background:#e6f4f1;color:#00606f;border-radius:8px;padding:1px 7px;white-space:nowrap}
-.status{font-size:11px;background:#fbe9eb;color:#9b2226;border-radius:8px;padding:1px 7px}
-code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
-figure{margin:0}
-.chart-panel figcaption{font-size:13px;color:var(--muted);margin-top:6px}
-svg.chart{display:block;width:100%;height:auto;font-family:inherit}
-svg .grid{stroke:#eef0f3}
-svg .axis{stroke:#9aa5b1}
-svg .tickmark{stroke:#9aa5b1}
-svg .tick{font-size:11.5px;fill:#52606d}
-svg .tick.inside{fill:#fff}
-svg .label{font-size:12.5px;fill:#323f4b;font-weight:600}
-svg .legend{font-size:12px;fill:#323f4b}
-svg .note{font-size:11.5px;fill:#7b8794}
-svg .diagonal{stroke:#7b8794;stroke-dasharray:5 4;stroke-width:1.2}
-svg .nodata{fill:#f5f7fa;stroke:var(--line)}
-.grid.samples{grid-template-columns:repeat(auto-fill,minmax(min(100%,440px),1fr))}
-.sample{background:var(--panel);border:1px solid var(--line);border-radius:10px;padding:12px}
-.sample h3{font-size:14px;margin:0 0 8px;display:flex;gap:8px;align-items:center}
-.tag{font-size:11px;background:#e6f4f1;color:#00606f;border-radius:8px;padding:1px 8px;font-weight:500}
-.triplet{display:grid;grid-template-columns:repeat(3,1fr);gap:8px}
-.triplet img{width:100%;height:auto;aspect-ratio:1;object-fit:contain;display:block;border-radius:6px;background:#eee}
-.triplet figcaption{font-size:12px;color:var(--muted);margin-top:4px;display:flex;justify-content:space-between;gap:4px;flex-wrap:wrap}
-.triplet figcaption b{color:var(--fg);font-weight:600;font-variant-numeric:tabular-nums}
-pre.config{background:var(--panel);border:1px solid var(--line);border-radius:10px;padding:14px 16px;overflow:auto;max-height:480px;margin:0}
-footer{margin-top:40px;color:var(--muted);font-size:13px;text-align:center}
-@media (max-width:600px){main{padding:18px 12px}.card .value{font-size:20px}}
-`;

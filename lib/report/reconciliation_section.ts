@@ -16,9 +16,22 @@ const MAX_IDS = 60;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Reconciliation } from "../dataset/reconciliation.ts";
- * declare const r: Reconciliation;
+ *
+ * const r: Reconciliation = {
+ *   format: "latentforge.reconciliation/1", planned: false, at: "2026-11-21T02:10:00.000Z",
+ *   sources: ["/data/kaggle/archive.zip"], listing: "ab".repeat(32), files: 3,
+ *   per_source: [{ source: "/data/kaggle/archive.zip", files: 3, adopted: 2 }], items: 3,
+ *   counts: {
+ *     adopted_bytes: 2, adopted_pixels: 0, rejected: 1, missing: 0, extra: 0, stored_before: 0,
+ *   },
+ *   adopted_bytes: ["0", "1"], adopted_pixels: [], missing: [], extra: [], stored_before: [],
+ *   rejected: [{ id: "2", file: "archive.zip!00002.png", reason: "512×512, spec says 1024×1024" }],
+ * };
  * const html = renderReconciliationSection(r);
+ * assert.match(html, /512×512, spec says 1024×1024/);
+ * assert.equal(renderReconciliationSection(null), "");
  * ```
  */
 export function renderReconciliationSection(r: Reconciliation | null | undefined): string {

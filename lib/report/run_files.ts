@@ -20,12 +20,17 @@ export const RUN_JSON = "run.json";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "../store/objects.ts";
  * import { renderRunSection } from "./run_section.ts";
- * const store = new ObjectStore(await Deno.makeTempDir());
+ *
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
  * const report = await store.put(new TextEncoder().encode(renderRunSection(null)));
  * const files = await withRunFiles(store, { "report.html": report }, null);
- * files["report.html"] === report; // true: no facts, nothing to state
+ * // No facts: nothing to state, and no run.json.
+ * assert.deepEqual(files, { "report.html": report });
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function withRunFiles(

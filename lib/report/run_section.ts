@@ -30,8 +30,10 @@ export class RunSectionError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const html = renderRunSection(null);
- * html.startsWith(RUN_SECTION_BEGIN); // true
+ * assert.equal(html.startsWith(RUN_SECTION_BEGIN), true);
  * ```
  */
 export function renderRunSection(facts: RunFacts | null): string {
@@ -43,8 +45,10 @@ export function renderRunSection(facts: RunFacts | null): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const page = `<main>${renderRunSection(null)}</main>`;
- * withRunSection(page, null) === page; // true
+ * assert.equal(withRunSection(page, null), page);
  * ```
  */
 export function withRunSection(html: string, facts: RunFacts | null): string {
@@ -58,8 +62,13 @@ export function withRunSection(html: string, facts: RunFacts | null): string {
  *
  * @example
  * ```ts
- * const a = `<main>${renderRunSection(null)}</main>`;
- * withoutRunSection(a); // "<main><!-- latentforge:run-facts:begin --><!-- latentforge:run-facts:end --></main>"
+ * import assert from "node:assert/strict";
+ *
+ * const page = `<main>${renderRunSection(null)}</main>`;
+ * assert.equal(
+ *   withoutRunSection(page),
+ *   "<main><!-- latentforge:run-facts:begin --><!-- latentforge:run-facts:end --></main>",
+ * );
  * ```
  */
 export function withoutRunSection(html: string): string {

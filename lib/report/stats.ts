@@ -10,7 +10,9 @@
  *
  * @example
  * ```ts
- * quantile([1, 2, 3, 4], 0.5); // 2.5
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(quantile([1, 2, 3, 4], 0.5), 2.5);
  * ```
  */
 export function quantile(sorted: readonly number[], q: number): number {
@@ -43,8 +45,10 @@ export function median(values: readonly number[]): number {
  *
  * @example
  * ```ts
- * niceTicks(0.3, 9.2, 5); // [0, 2, 4, 6, 8, 10]
- * niceTicks(0, 3, 5, { integer: true }); // [0, 1, 2, 3]
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(niceTicks(0.3, 9.2, 5), [0, 2, 4, 6, 8, 10]);
+ * assert.deepEqual(niceTicks(0, 3, 5, { integer: true }), [0, 1, 2, 3]);
  * ```
  */
 export function niceTicks(

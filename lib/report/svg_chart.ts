@@ -2,7 +2,8 @@
  * Hand-written inline SVG charts for the report: overlaid histograms, a scatter with the y = x
  * line, quantile bands over steps, and horizontal bars. Each chart is a self-contained `<svg>`
  * with a viewBox, so it scales to its container and needs no script or stylesheet beyond the
- * page's font.
+ * page's font. The charts share their scales, axes, legend and empty-chart drawing, which is why
+ * they are one module of a little over 400 lines.
  *
  * @module
  */
@@ -165,10 +166,13 @@ function noData(title: string, message: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const svg = histogramChart({
  *   title: "PSNR", xLabel: "PSNR (dB)",
  *   series: [{ label: "encoder", color: "#e07a5f", values: [20, 21] }],
  * });
+ * assert.match(svg, /^<svg class="chart" viewBox="0 0 560 340" role="img" aria-label="PSNR"/);
  * ```
  */
 export function histogramChart(

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { statOrNull } from "../base/fs.ts";
 import type { ObjectStore } from "./objects.ts";
 import type { Records } from "./records.ts";
 
@@ -16,11 +17,19 @@ import type { Records } from "./records.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
  * import { openRecords } from "./records.ts";
  *
- * const aliases = new ObjectAliases(await openRecords("cache"), new ObjectStore("cache"));
- * const known = await aliases.lookup("md5:0cc175b9c0f1b6a831c399e269772661");
+ * const cache = await Deno.makeTempDir();
+ * const [store, records] = [new ObjectStore(cache), await openRecords(cache)];
+ * const digest = await store.put(new TextEncoder().encode("a"));
+ * await records.putAliases([["md5:0cc175b9c0f1b6a831c399e269772661", digest]]);
+ * const aliases = new ObjectAliases(records, store);
+ * assert.deepEqual(await aliases.lookup("md5:0cc175b9c0f1b6a831c399e269772661"), { digest, size: 1 });
+ * assert.equal(await aliases.lookup("md5:ffffffffffffffffffffffffffffffff"), null);
+ * records.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export class ObjectAliases {
@@ -39,10 +48,7 @@ export class ObjectAliases {
     const digest = this.#added.get(name) ?? (await (this.#map ??= this.#records.aliases()))
       .get(name);
     if (digest === undefined) return null;
-    const info = await Deno.stat(this.#store.path(digest)).catch((e) => {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    });
+    const info = await statOrNull(this.#store.path(digest));
     return info ? { digest, size: info.size } : null;
   }
 

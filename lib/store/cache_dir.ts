@@ -9,6 +9,8 @@ import { resolve } from "node:path";
 /** Raised when `--cache` names a file (or another non-directory). */
 export class CacheDirError extends Error {
   override readonly name = "CacheDirError";
+  /** A bad invocation (exit code 2): nothing was done. */
+  readonly exitCode = 2;
 }
 
 /**
@@ -16,7 +18,13 @@ export class CacheDirError extends Error {
  *
  * @example
  * ```ts
- * await checkCacheDir("./cache");
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await checkCacheDir(`${dir}/cache`); // not made yet: made by the run
+ * await Deno.writeTextFile(`${dir}/notes.txt`, "");
+ * await assert.rejects(checkCacheDir(`${dir}/notes.txt`), CacheDirError);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function checkCacheDir(dir: string): Promise<void> {

@@ -13,7 +13,9 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *
  * @example
  * ```ts
- * canonicalJson({ b: 1, a: [true, null] }); // '{"a":[true,null],"b":1}'
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(canonicalJson({ b: 1, a: [true, null] }), '{"a":[true,null],"b":1}');
  * ```
  */
 export function canonicalJson(value: unknown): string {
@@ -36,7 +38,9 @@ export function canonicalJson(value: unknown): string {
  *
  * @example
  * ```ts
- * sha256Hex("abc").slice(0, 8); // "ba7816bf"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(sha256Hex("abc").slice(0, 8), "ba7816bf");
  * ```
  */
 export function sha256Hex(data: string | Uint8Array): string {

@@ -22,12 +22,25 @@ export interface Invalidated {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { KEYS } from "./record_keys.ts";
  * import { openRecords } from "./records.ts";
  *
- * const records = await openRecords("cache");
+ * const cache = await Deno.makeTempDir();
+ * const records = await openRecords(cache);
+ * const [bad, latent] = ["ab".repeat(32), "cd".repeat(32)];
+ * const action = (objects: Record<string, string>, inputs: Record<string, string>) => ({
+ *   key: "k", taskHash: "t", inputs, objects, meta: null, digest: latent, run: 1, ms: 1,
+ * });
+ * const writer = records.writer();
+ * writer.set(KEYS.action("optimize", "00017"), action({ latent }, { tensor: bad }));
+ * writer.set(KEYS.action("package", "*"), action({ index: "ef".repeat(32) }, {}));
+ * await writer.flush();
  * const deps = new Map([["package", ["optimize"]]]);
- * const inv = await invalidateFrom(records, new Set(["ab".repeat(32)]), { deps });
- * console.log(inv.byTask); // e.g. { optimize: 1, package: 1 }
+ * const inv = await invalidateFrom(records, new Set([bad]), { deps });
+ * assert.deepEqual(inv.byTask, { optimize: 1, package: 1 }); // and package, built from it
+ * records.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function invalidateFrom(

@@ -16,7 +16,7 @@
  * @module
  */
 import { join } from "node:path";
-import { fsyncDir } from "./objects.ts";
+import { fsyncDir, writeFileAtomic } from "./objects.ts";
 import { JOURNALED_KEYS } from "./record_keys.ts";
 
 /**
@@ -50,7 +50,15 @@ export class Journal {
    *
    * @example
    * ```ts
-   * await new Journal("cache").append([{ key: ["act", "encode", "42"], value: { k: "…" } }]);
+   * import assert from "node:assert/strict";
+   * import { KEYS } from "./record_keys.ts";
+   *
+   * const cache = await Deno.makeTempDir();
+   * await new Journal(cache).append([
+   *   { key: KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661"), value: { digest: "ab" } },
+   * ]);
+   * assert.equal((await replayJournal(cache)).size, 1);
+   * await Deno.remove(cache, { recursive: true });
    * ```
    */
   async append(batch: JournalEntry[]): Promise<void> {
@@ -106,8 +114,17 @@ export class Journal {
  *
  * @example
  * ```ts
- * const kv = await Deno.openKv("cache/records.sqlite3");
- * for await (const e of entriesOf(kv)) console.log(e.key);
+ * import assert from "node:assert/strict";
+ * import { KEYS } from "./record_keys.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
+ * await kv.set(KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661"), { digest: "ab".repeat(32) });
+ * await kv.set(KEYS.lease, { pid: 1 }); // not journaled: nothing to rebuild
+ * const entries = await Array.fromAsync(entriesOf(kv));
+ * assert.deepEqual(entries.map((e) => e.key), [["alias", "md5:0cc175b9c0f1b6a831c399e269772661"]]);
+ * kv.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function* entriesOf(kv: Deno.Kv): AsyncGenerator<JournalEntry> {
@@ -135,8 +152,15 @@ export async function journalFiles(dir: string): Promise<string[]> {
  *
  * @example
  * ```ts
- * const records = await replayJournal("cache");
- * console.log(`${records.size} records in the journal`);
+ * import assert from "node:assert/strict";
+ * import { KEYS } from "./record_keys.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const journal = new Journal(cache);
+ * await journal.append([{ key: KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661"), value: { digest: "ab" } }]);
+ * await journal.append([{ key: KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661") }]); // deleted
+ * assert.equal((await replayJournal(cache)).size, 0);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function replayJournal(cacheDir: string): Promise<Map<string, JournalEntry>> {
@@ -164,7 +188,9 @@ function parseBatch(text: string): JournalEntry[] | null {
     try {
       const parsed = JSON.parse(row) as [Deno.KvKey, unknown?];
       out.push(parsed.length === 1 ? { key: parsed[0] } : { key: parsed[0], value: parsed[1] });
-    } catch {
+    } catch (e) {
+      // A line cut short by a power cut: the file is not whole.
+      if (!(e instanceof SyntaxError)) throw e;
       return null;
     }
   }
@@ -178,21 +204,12 @@ function lines(entries: JournalEntry[]): Uint8Array {
   return new TextEncoder().encode([FORMAT, ...rows].join("\n") + "\n");
 }
 
+/** A journal file, written to a dotted temp name (which a replay never reads) and renamed. */
 async function writeFile(
   dir: string,
   name: string,
   bytes: Uint8Array,
   { durable }: { durable: boolean },
 ): Promise<void> {
-  const tmp = join(dir, `.${name}.tmp`);
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    if (durable) await file.sync();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(tmp, join(dir, name));
-  if (durable) await fsyncDir(dir);
+  await writeFileAtomic(join(dir, name), bytes, { tempPath: join(dir, `.${name}.tmp`), durable });
 }

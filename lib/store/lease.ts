@@ -11,8 +11,10 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { sleep } from "../base/sleep.ts";
-import { KEYS } from "./records.ts";
+import { writeAll } from "../base/fs.ts";
+import { KEYS } from "./record_keys.ts";
 import { systemicFault } from "./systemic.ts";
+import { recordsFault } from "./records_file.ts";
 
 /** Who holds the lease. */
 export interface LeaseHolder {
@@ -49,9 +51,19 @@ export interface Lease {
  *
  * @example
  * ```ts
- * const kv = await Deno.openKv("cache/records.sqlite3");
- * const lease = await acquireLease(kv, { cacheDir: "cache", command: "run" });
- * try { } finally { await lease.release(); }
+ * import assert from "node:assert/strict";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
+ * const lease = await acquireLease(kv, { cacheDir: cache, command: "gc" });
+ * try {
+ *   // A second holder in this process cannot take it either.
+ *   await assert.rejects(acquireLease(kv, { cacheDir: cache, command: "run" }), LeaseHeldError);
+ * } finally {
+ *   await lease.release();
+ * }
+ * kv.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function acquireLease(
@@ -88,8 +100,7 @@ export async function acquireLease(
     // holds without them.
     try {
       await lock.truncate(0);
-      const note = new TextEncoder().encode(JSON.stringify(me));
-      for (let done = 0; done < note.length;) done += await lock.write(note.subarray(done));
+      await writeAll(lock, new TextEncoder().encode(JSON.stringify(me)));
       await kv.set(KEY, me);
     } catch (e) {
       if (!systemicFault(e, { cacheDir })) throw e;
@@ -108,9 +119,10 @@ export async function acquireLease(
         if (now.value?.pid === Deno.pid && now.value.host === hostname()) {
           await kv.atomic().check(now).delete(KEY).commit();
         }
-      } catch {
+      } catch (e) {
         // A full disk or a damaged database may refuse the write; the note is then stale, and a
         // stale note is ignored once the lock is free.
+        if (!recordsFault(e, cacheDir)) throw e;
       } finally {
         // The lock is what counts: it goes whatever happened to the note.
         lock.close();
@@ -124,8 +136,16 @@ export async function acquireLease(
  *
  * @example
  * ```ts
- * const holder = await leaseHolder("cache");
- * if (holder) console.log(`in use by pid ${holder.pid}`);
+ * import assert from "node:assert/strict";
+ *
+ * const cache = await Deno.makeTempDir();
+ * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
+ * assert.equal(await leaseHolder(cache), null);
+ * const lease = await acquireLease(kv, { cacheDir: cache, command: "gc" });
+ * assert.equal((await leaseHolder(cache))?.pid, Deno.pid);
+ * await lease.release();
+ * kv.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function leaseHolder(cacheDir: string): Promise<LeaseHolder | null> {
@@ -147,12 +167,13 @@ export async function leaseHolder(cacheDir: string): Promise<LeaseHolder | null>
 async function describedHolder(cacheDir: string): Promise<LeaseHolder> {
   // The holder writes its note right after taking the lock; give it a moment to appear.
   for (let attempt = 0; attempt < 100; attempt++) {
-    const text = await Deno.readTextFile(join(cacheDir, LEASE_FILE)).catch(() => "");
+    const text = await Deno.readTextFile(join(cacheDir, LEASE_FILE));
     try {
       const note = JSON.parse(text) as LeaseHolder;
       if (typeof note.pid === "number") return note;
-    } catch {
+    } catch (e) {
       // Empty or half-written: read again.
+      if (!(e instanceof SyntaxError)) throw e;
     }
     await sleep(20);
   }

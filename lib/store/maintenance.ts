@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "node:path";
+import { readDirOrNull, readTextOrNull, removeIfPresent } from "../base/fs.ts";
 import { entriesOf } from "./journal.ts";
 import { hashFile, type ObjectStore } from "./objects.ts";
 import { checkRecordsPages } from "./records_file.ts";
@@ -54,15 +55,15 @@ export async function collectGarbage(
   for (const d of await records.fileDigests()) if (DIGEST.test(d)) roots.add(d);
   for await (const path of walkFiles(join(store.root, "checkpoints"))) {
     if (path.includes(".tmp-")) {
-      if (!dryRun) await Deno.remove(path).catch(() => {});
+      if (!dryRun) await removeIfPresent(path);
       continue;
     }
-    const digest = (await Deno.readTextFile(path).catch(() => "")).trim();
+    const digest = await readDigestFile(path);
     if (DIGEST.test(digest)) roots.add(digest);
   }
   // Results of remote workers not imported yet: the result object and what it produced.
   for await (const path of walkFiles(join(store.root, "results"))) {
-    const digest = (await Deno.readTextFile(path).catch(() => "")).trim();
+    const digest = await readDigestFile(path);
     if (!DIGEST.test(digest) || !(await store.has(digest))) continue;
     roots.add(digest);
     const result = await store.getJson<{ output?: { objects: Record<string, string> } }>(digest);
@@ -91,7 +92,7 @@ export async function collectGarbage(
   // Temp files are leftovers of interrupted writes: gc holds the lease, so nobody is writing.
   for await (const path of walkFiles(store.tmpDir)) {
     result.tempFilesRemoved++;
-    if (!dryRun) await Deno.remove(path).catch(() => {});
+    if (!dryRun) await removeIfPresent(path);
   }
   if (!dryRun) {
     await records.deleteKeys(prune);
@@ -148,12 +149,24 @@ export interface VerifyOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
+ * import { KEYS } from "./record_keys.ts";
  * import { openRecords } from "./records.ts";
  *
- * const [store, records] = [new ObjectStore("cache"), await openRecords("cache")];
+ * const cache = await Deno.makeTempDir();
+ * const [store, records] = [new ObjectStore(cache), await openRecords(cache)];
+ * const latent = await store.put(new TextEncoder().encode("a latent"));
+ * const writer = records.writer();
+ * writer.set(KEYS.action("optimize", "00017"), {
+ *   key: "k", taskHash: "t", inputs: {}, objects: { latent }, meta: null, digest: "d", run: 1, ms: 1,
+ * });
+ * await writer.flush();
+ * await Deno.remove(store.path(latent)); // lost
  * const r = await verifyStore(store, records, { deps: new Map([["package", ["optimize"]]]) });
- * console.log(r.corrupt.length, r.missing.length, r.recordsInvalidated);
+ * assert.deepEqual([r.corrupt.length, r.missing.length, r.recordsInvalidated], [0, 1, 1]);
+ * records.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function verifyStore(
@@ -205,15 +218,16 @@ export async function verifyStore(
   return result;
 }
 
+/**
+ * The digest a checkpoint or result file names ("" when the file went between the listing and
+ * the read: a finished action drops its checkpoint, an import its result).
+ */
+async function readDigestFile(path: string): Promise<string> {
+  return (await readTextOrNull(path) ?? "").trim();
+}
+
 async function* walkFiles(dir: string): AsyncGenerator<string> {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(dir));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  for (const entry of entries) {
+  for (const entry of await readDirOrNull(dir) ?? []) {
     const path = join(dir, entry.name);
     if (entry.isDirectory) yield* walkFiles(path);
     else if (entry.isFile) yield path;

@@ -12,7 +12,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { removeIfPresent, statOrNull, writeAll } from "../base/fs.ts";
 
 /** Raised when an object is missing or its digest is malformed. */
 export class ObjectStoreError extends Error {
@@ -45,6 +46,9 @@ export class MissingObjectError extends ObjectStoreError {
 }
 
 const DIGEST = /^[0-9a-f]{64}$/;
+
+/** Bytes read at a time when an object is copied out. */
+const COPY_CHUNK = 256 * 1024;
 
 /** Immutable blobs under `<cache>/objects/ab/cdef…`. */
 export class ObjectStore {
@@ -82,13 +86,7 @@ export class ObjectStore {
 
   /** Whether the object is present. */
   async has(digest: string): Promise<boolean> {
-    try {
-      await Deno.stat(this.path(digest));
-      return true;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return false;
-      throw e;
-    }
+    return (await statOrNull(this.path(digest))) !== null;
   }
 
   /** Stores bytes and returns their digest; storing existing content is a no-op. */
@@ -96,14 +94,7 @@ export class ObjectStore {
     const digest = createHash("sha256").update(bytes).digest("hex");
     if (await this.has(digest)) return digest;
     const tmp = this.tempPath();
-    const file = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      let written = 0;
-      while (written < bytes.length) written += await file.write(bytes.subarray(written));
-      await file.sync();
-    } finally {
-      file.close();
-    }
+    await writeNewFile(tmp, bytes, { durable: true });
     await this.#install(tmp, digest);
     return digest;
   }
@@ -115,7 +106,7 @@ export class ObjectStore {
   async putFile(tmpPath: string, digest?: string): Promise<string> {
     if (!digest) digest = await hashFile(tmpPath);
     if (await this.has(digest)) {
-      await Deno.remove(tmpPath).catch(() => {});
+      await removeIfPresent(tmpPath);
       return digest;
     }
     const file = await Deno.open(tmpPath, { read: true, write: true });
@@ -197,21 +188,18 @@ export class ObjectStore {
     try {
       const out = await Deno.open(dest, { write: true, create: true, truncate: true });
       try {
-        for await (const chunk of src.readable) {
+        const buffer = new Uint8Array(COPY_CHUNK);
+        for (let n = await src.read(buffer); n !== null; n = await src.read(buffer)) {
+          const chunk = buffer.subarray(0, n);
           hash.update(chunk);
-          let written = 0;
-          while (written < chunk.length) written += await out.write(chunk.subarray(written));
+          await writeAll(out, chunk);
         }
         await out.sync();
       } finally {
         out.close();
       }
     } finally {
-      try {
-        src.close();
-      } catch {
-        // The readable stream closed it at its end.
-      }
+      src.close();
     }
     const actual = hash.digest("hex");
     if (actual !== digest) {
@@ -273,7 +261,8 @@ export class ObjectStore {
       for await (const entry of readDirOrEmpty(dir)) {
         if (!entry.isFile || !DIGEST.test(entry.name)) continue;
         const path = join(dir, entry.name);
-        const info = await Deno.stat(path).catch(() => null);
+        const info = await statOrNull(path);
+        // Gone since the listing (gc, quarantine): not an object any more.
         if (info) yield { digest: entry.name, path, size: info.size };
       }
     }
@@ -281,9 +270,7 @@ export class ObjectStore {
 
   /** Deletes an object (used by gc); missing objects are ignored. */
   async remove(digest: string): Promise<void> {
-    await Deno.remove(this.path(digest)).catch((e) => {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
+    await removeIfPresent(this.path(digest));
   }
 
   async #install(tmp: string, digest: string): Promise<void> {
@@ -315,27 +302,58 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Options of {@link writeFileAtomic}. */
+export interface AtomicWriteOptions {
+  /**
+   * The temp file to write first (default `<path>.tmp-<random>` beside it). It must be on the
+   * same filesystem as `path`, so the rename is atomic.
+   */
+  tempPath?: string;
+  /**
+   * fsync the file and its folder (default true). Without it the file is still never seen
+   * half-written, but a power cut may lose it: for what a rerun rebuilds anyway.
+   */
+  durable?: boolean;
+}
+
 /**
- * Writes a file atomically: temp file beside it, fsync, rename, fsync of the directory.
+ * Writes a file atomically: temp file, fsync, rename, fsync of the directory.
  *
  * @example
  * ```ts
- * await writeFileAtomic("out/manifest.json", new TextEncoder().encode("{}"));
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/manifest.json`, new TextEncoder().encode("{}"));
+ * assert.equal(await Deno.readTextFile(`${dir}/manifest.json`), "{}");
+ * assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["manifest.json"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const dir = path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".";
-  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
-  const file = await Deno.open(tmp, { write: true, createNew: true });
+export async function writeFileAtomic(
+  path: string,
+  bytes: Uint8Array,
+  { tempPath, durable = true }: AtomicWriteOptions = {},
+): Promise<void> {
+  const tmp = tempPath ?? join(dirname(path), `${basename(path)}.tmp-${crypto.randomUUID()}`);
+  await writeNewFile(tmp, bytes, { durable });
+  await Deno.rename(tmp, path);
+  if (durable) await fsyncDir(dirname(path));
+}
+
+/** Writes `bytes` to a file made (or emptied) for them, fsynced when `durable`. */
+async function writeNewFile(
+  path: string,
+  bytes: Uint8Array,
+  { durable }: { durable: boolean },
+): Promise<void> {
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
   try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.sync();
+    await writeAll(file, bytes);
+    if (durable) await file.sync();
   } finally {
     file.close();
   }
-  await Deno.rename(tmp, path);
-  await fsyncDir(dir);
 }
 
 async function* readDirOrEmpty(dir: string): AsyncGenerator<Deno.DirEntry> {

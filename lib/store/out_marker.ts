@@ -52,8 +52,19 @@ export function filesDigest(files: Record<string, string>): string {
  *
  * @example
  * ```ts
- * const marker = await readMarker("out/demo");
- * if (marker && marker !== "unreadable") console.log(Object.keys(marker.files));
+ * import assert from "node:assert/strict";
+ * import { ObjectStore } from "./objects.ts";
+ * import { publishDirectory } from "./publish.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const store = new ObjectStore(`${dir}/cache`);
+ * assert.equal(await readMarker(`${dir}/out`), null);
+ * const index = await store.put(new TextEncoder().encode("{}"));
+ * await publishDirectory(store, { "index.json": index }, `${dir}/out`);
+ * const marker = await readMarker(`${dir}/out`);
+ * assert.ok(marker && marker !== "unreadable");
+ * assert.deepEqual(marker.files, { "index.json": index });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readMarker(dir: string): Promise<OutMarker | null | "unreadable"> {
@@ -72,7 +83,9 @@ export async function readMarker(dir: string): Promise<OutMarker | null | "unrea
       Object.values(files).some((d) => typeof d !== "string")
     ) return "unreadable";
     return value as OutMarker;
-  } catch {
+  } catch (e) {
+    // Not JSON (edited, or cut short): a marker latentforge cannot read, as the caller says.
+    if (!(e instanceof SyntaxError)) throw e;
     return "unreadable";
   }
 }

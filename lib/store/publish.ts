@@ -3,9 +3,8 @@
  * losing a file that is not latentforge's:
  *
  * - Only a folder latentforge created (it holds a `.latentforge.json` marker naming every file
- *   it wrote, and the cache and config that wrote them) is replaced. An existing non-empty
- *   folder without one, or with files the marker does not name, is refused with
- *   {@link OutDirError} — {@link checkOutDir} says so before any work starts.
+ *   it wrote, and the cache and config that wrote them) is replaced; anything else is refused
+ *   (see out_dir.ts, which says so before any work starts too).
  * - A new dataset is written aside (`<dir>.tmp-<owner>`), fsynced, then swapped in by rename,
  *   so a reader never sees half a dataset. Publishing the same objects again checks each file's
  *   size and modification time against the marker (a few `stat`s, whatever the dataset's size)
@@ -14,28 +13,25 @@
  *   quarantined and never published).
  * - A partial dataset (a `--limit` run, a run in which every item failed) never replaces a
  *   complete one: it goes beside it, to `<dir>.partial`, and the caller is told where.
- * - Two runs publishing to one folder (even from different caches) take turns on an advisory
- *   lock (flock) of the parent folder for the swap and for repairs. A copy being written aside
- *   is locked by its writer until it is swapped in, so it is removed as a leftover only once
- *   its writer is gone (the system drops the lock when a process exits, however it exits).
+ * - Two runs publishing to one folder (even from different caches) take turns on a lock of the
+ *   parent folder (see publish_lock.ts); a half-written copy is removed only once its writer is
+ *   gone.
  *
  * @module
  */
-import { basename, dirname, join, relative, resolve } from "node:path";
-import { createHash } from "node:crypto";
-import { fsyncDir, type ObjectStore, writeFileAtomic } from "./objects.ts";
+import { basename, dirname, join, resolve } from "node:path";
+import { lstatOrNull, removeIfPresent } from "../base/fs.ts";
+import { fsyncDir, hashFile, type ObjectStore, writeFileAtomic } from "./objects.ts";
 import { filesDigest, type FileStat, MARKER, type OutMarker, readMarker } from "./out_marker.ts";
-
-/** Raised when the output folder holds files latentforge did not write. */
-export class OutDirError extends Error {
-  override readonly name = "OutDirError";
-  /** The folder that was refused. */
-  readonly dir: string;
-  constructor(message: string, dir: string) {
-    super(message);
-    this.dir = dir;
-  }
-}
+import { checkOutDir, checkOutDirLocked } from "./out_dir.ts";
+import { recordPublished } from "./published_list.ts";
+import {
+  makeHeldAside,
+  ownerTag,
+  removeInnerLeftovers,
+  removeLeftovers,
+  withParentLock,
+} from "./publish_lock.ts";
 
 /** Options of {@link publishDirectory}. */
 export interface PublishOptions {
@@ -72,62 +68,21 @@ export function partialDir(dir: string): string {
 }
 
 /**
- * Refuses (with {@link OutDirError}) an output folder latentforge may not replace: an
- * existing file, a non-empty folder without a marker, or a marked folder holding files its
- * marker does not name. Called before any work, and again at publishing.
- *
- * @example
- * ```ts
- * await checkOutDir("out/demo"); // throws OutDirError if it holds someone else's files
- * ```
- */
-export async function checkOutDir(dir: string): Promise<void> {
-  const target = resolve(dir);
-  if ((await lstatOrNull(target)) === null) return;
-  // Under the lock: a publish swapping the folder in is never caught half-way.
-  await withParentLock(target, () => checkLocked(target));
-}
-
-/** {@link checkOutDir}, for a caller holding the parent's lock. */
-async function checkLocked(target: string): Promise<void> {
-  const info = await lstatOrNull(target);
-  if (info === null) return;
-  if (!info.isDirectory) {
-    throw new OutDirError(
-      `package.out_dir ${target} is ${info.isSymlink ? "a symbolic link" : "a file"}, ` +
-        `expected a folder latentforge creates: choose a new or empty folder`,
-      target,
-    );
-  }
-  const marker = await readMarker(target);
-  const foreign = await foreignEntries(target, marker === "unreadable" ? null : marker);
-  if (foreign.length === 0) return;
-  const shown = foreign.slice(0, 5).join(", ") + (foreign.length > 5 ? ", …" : "");
-  const count = `${foreign.length} entr${foreign.length === 1 ? "y" : "ies"}`;
-  const why = marker === null
-    ? `holds ${count} (${shown}) and no ${MARKER}, so latentforge did not create it`
-    : marker === "unreadable"
-    ? `holds a ${MARKER} latentforge cannot read and ${count} (${shown})`
-    : `holds ${count} latentforge did not write (${shown})`;
-  throw new OutDirError(
-    `package.out_dir ${target} ${why}; latentforge replaces only folders it created and ` +
-      `never deletes other files: choose a new or empty folder for package.out_dir, or move ` +
-      `those files elsewhere`,
-    target,
-  );
-}
-
-/**
  * Publishes `objects` (relative path → digest) as folder `dir`, as the module describes.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
  *
- * const store = new ObjectStore("cache");
+ * const dir = await Deno.makeTempDir();
+ * const store = new ObjectStore(`${dir}/cache`);
  * const digest = await store.put(new TextEncoder().encode("latents"));
- * const r = await publishDirectory(store, { "train/latents.npz": digest }, "out/demo");
- * console.log(r.action, r.dir);
+ * const first = await publishDirectory(store, { "train/latents.npz": digest }, `${dir}/out`);
+ * const again = await publishDirectory(store, { "train/latents.npz": digest }, `${dir}/out`);
+ * assert.deepEqual([first.action, again.action], ["created", "unchanged"]);
+ * assert.equal(await Deno.readTextFile(`${dir}/out/train/latents.npz`), "latents");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function publishDirectory(
@@ -169,7 +124,7 @@ export async function publishDirectory(
       // Another run may have swapped the folder meanwhile: repair what is there now.
       const now = await readMarker(target);
       if (!now || now === "unreadable" || now.digest !== digest || !now.stats) return null;
-      await checkLocked(target);
+      await checkOutDirLocked(target);
       await removeInnerLeftovers(target);
       const again = await differingFiles(target, now, deep);
       await repairFiles(store, target, now, again);
@@ -197,8 +152,17 @@ export async function publishDirectory(
  *
  * @example
  * ```ts
- * const dir = await publishTarget("out/demo", { partial: true });
- * console.log(`the report is at ${dir}/report.html`);
+ * import assert from "node:assert/strict";
+ * import { ObjectStore } from "./objects.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await publishTarget(`${dir}/out`, { partial: true }), `${dir}/out`); // nothing there
+ * const store = new ObjectStore(`${dir}/cache`);
+ * const digest = await store.put(new TextEncoder().encode("{}"));
+ * await publishDirectory(store, { "index.json": digest }, `${dir}/out`);
+ * // A complete dataset is there now: a partial one goes beside it.
+ * assert.equal(await publishTarget(`${dir}/out`, { partial: true }), `${dir}/out.partial`);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function publishTarget(
@@ -209,28 +173,6 @@ export async function publishTarget(
   if (!partial) return main;
   const there = await readMarker(main);
   return there && there !== "unreadable" && there.complete !== false ? partialDir(main) : main;
-}
-
-/** The list of folders a cache published to, so `verify` can check them. */
-const PUBLISHED = "published.json";
-
-/**
- * The folders a cache has published to (from `<cache>/published.json`), whether or not they
- * are still there.
- *
- * @example
- * ```ts
- * for (const dir of await publishedFolders("cache")) console.log(dir);
- * ```
- */
-export async function publishedFolders(cacheDir: string): Promise<string[]> {
-  try {
-    const list = JSON.parse(await Deno.readTextFile(join(cacheDir, PUBLISHED)));
-    return Array.isArray(list) ? list.filter((d) => typeof d === "string") : [];
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return [];
-    throw e;
-  }
 }
 
 /** What {@link verifyPublished} found in one folder. */
@@ -248,10 +190,18 @@ export interface PublishedCheck {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
  *
- * const r = await verifyPublished(new ObjectStore("cache"), "out/demo");
- * console.log(r.repaired);
+ * const dir = await Deno.makeTempDir();
+ * const store = new ObjectStore(`${dir}/cache`);
+ * const digest = await store.put(new TextEncoder().encode("latents"));
+ * await publishDirectory(store, { "latents.npz": digest }, `${dir}/out`);
+ * await Deno.writeTextFile(`${dir}/out/latents.npz`, "LATENTS"); // edited: same size, other bytes
+ * const r = await verifyPublished(store, `${dir}/out`);
+ * assert.deepEqual(r.repaired, ["latents.npz"]);
+ * assert.equal(await Deno.readTextFile(`${dir}/out/latents.npz`), "latents");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function verifyPublished(store: ObjectStore, dir: string): Promise<PublishedCheck> {
@@ -271,17 +221,6 @@ export async function verifyPublished(store: ObjectStore, dir: string): Promise<
   return { dir, repaired: r.action === "replaced" ? Object.keys(marker.files) : r.repaired };
 }
 
-async function recordPublished(cacheDir: string, dir: string): Promise<void> {
-  const list = await publishedFolders(cacheDir);
-  if (list.includes(dir)) return;
-  // Written in the cache's tmp/, whose leftovers gc removes, then renamed into place.
-  await Deno.mkdir(join(cacheDir, "tmp"), { recursive: true });
-  const path = join(cacheDir, PUBLISHED);
-  const tmp = join(cacheDir, "tmp", `${PUBLISHED}.${ownerTag()}`);
-  await Deno.writeTextFile(tmp, JSON.stringify([...list, dir].sort(), null, 1));
-  await Deno.rename(tmp, path);
-}
-
 async function replaceFolder(
   store: ObjectStore,
   target: string,
@@ -290,14 +229,9 @@ async function replaceFolder(
   const parent = dirname(target);
   await Deno.mkdir(parent, { recursive: true });
   const aside = `${target}.tmp-${ownerTag()}`;
-  // Locked from its making (under the parent's lock, where leftovers are judged) until it is
-  // swapped in or removed: another publisher sees it is in use.
-  const hold = await withParentLock(target, async () => {
-    await Deno.mkdir(aside);
-    const handle = await Deno.open(aside, { read: true });
-    await handle.lock(true);
-    return handle;
-  });
+  // Locked from its making until it is swapped in or removed: another publisher sees it is in
+  // use.
+  const hold = await makeHeldAside(target, aside);
   try {
     const dirs = new Set<string>([aside]);
     const stats: Record<string, FileStat> = {};
@@ -313,7 +247,7 @@ async function replaceFolder(
     await withParentLock(target, async () => {
       await removeLeftovers(parent, basename(target));
       // Checked again under the lock: files may have appeared since the run started.
-      await checkLocked(target);
+      await checkOutDirLocked(target);
       const old = `${target}.old-${ownerTag()}`;
       const exists = (await lstatOrNull(target)) !== null;
       if (exists) await Deno.rename(target, old);
@@ -323,18 +257,12 @@ async function replaceFolder(
       if (exists) await Deno.remove(old, { recursive: true });
     });
   } catch (e) {
-    await Deno.remove(aside, { recursive: true }).catch(() => {
-      // Already renamed into place, or never made: nothing of ours is left aside.
-    });
+    // Already renamed into place, or never made: then nothing of ours is left aside.
+    await removeIfPresent(aside, { recursive: true });
     throw e;
   } finally {
     hold.close();
   }
-}
-
-/** A unique suffix naming the writing process: `<pid>-<random>`. */
-function ownerTag(): string {
-  return `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
 async function repairFiles(
@@ -353,9 +281,8 @@ async function repairFiles(
       await store.copyOut(marker.files[rel], tmp);
       await Deno.rename(tmp, path);
     } catch (e) {
-      await Deno.remove(tmp).catch(() => {
-        // copyOut removes its file on a digest mismatch.
-      });
+      // copyOut removes its file itself on a digest mismatch.
+      await removeIfPresent(tmp);
       throw e;
     }
     dirs.add(dirname(path));
@@ -375,98 +302,10 @@ async function differingFiles(target: string, marker: OutMarker, deep: boolean) 
     if (
       !info || !info.isFile || !want || info.size !== want.size ||
       (info.mtime?.getTime() ?? -1) !== want.mtimeMs ||
-      (deep && await hashOf(path) !== digest)
+      (deep && await hashFile(path) !== digest)
     ) out.push(rel);
   }
   return out;
-}
-
-/**
- * Entries under `dir` that the marker does not name (paths relative to `dir`). Temp files a
- * dead publisher left are not counted (they are removed when the folder is next written).
- */
-async function foreignEntries(dir: string, marker: OutMarker | null): Promise<string[]> {
-  const named = new Set(Object.keys(marker?.files ?? {}));
-  const parents = new Set<string>();
-  for (const rel of named) {
-    for (let d = dirname(rel); d !== "." && d !== ""; d = dirname(d)) parents.add(d);
-  }
-  const out: string[] = [];
-  const walk = async (path: string) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(path));
-    } catch (e) {
-      // Swapped away by another run meanwhile: what is not there is nobody's.
-      if (e instanceof Deno.errors.NotFound) return;
-      throw e;
-    }
-    for (const e of entries) {
-      const full = join(path, e.name);
-      const rel = relative(dir, full);
-      if (marker && rel === MARKER) continue;
-      if (marker && isOwnedTemp(e.name)) continue;
-      if (e.isDirectory && parents.has(rel)) await walk(full);
-      else if (!(e.isFile && named.has(rel))) out.push(e.isDirectory ? `${rel}/` : rel);
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
-
-/** Temp names a publish gives (`….tmp-<pid>-<random>`, `….old-<pid>-<random>`). */
-const TEMP = /\.(tmp|old)-(\d+-[0-9a-f]{8})$/;
-
-function isOwnedTemp(name: string): boolean {
-  return TEMP.test(name);
-}
-
-/**
- * Half-written or replaced copies beside `name` that an interrupted publish left (called
- * holding the parent's lock): a copy aside whose writer no longer holds its lock, and any
- * `.old-` folder (those are only made and removed under the lock).
- */
-async function removeLeftovers(parent: string, name: string): Promise<void> {
-  for await (const entry of Deno.readDir(parent)) {
-    const m = TEMP.exec(entry.name);
-    if (!m || entry.name !== `${name}.${m[1]}-${m[2]}` || !entry.isDirectory) continue;
-    const path = join(parent, entry.name);
-    if (m[1] === "tmp" && !(await unlocked(path))) continue;
-    await Deno.remove(path, { recursive: true });
-  }
-}
-
-/** Whether nobody holds the lock of a folder (its writer is gone). */
-async function unlocked(path: string): Promise<boolean> {
-  const handle = await Deno.open(path, { read: true });
-  try {
-    return await handle.tryLock(true);
-  } finally {
-    handle.close();
-  }
-}
-
-/** Temp files of an interrupted repair inside a published folder (called holding the lock). */
-async function removeInnerLeftovers(dir: string): Promise<void> {
-  for await (const e of Deno.readDir(dir)) {
-    const path = join(dir, e.name);
-    const m = TEMP.exec(e.name);
-    if (m && m[1] === "tmp" && e.isFile) await Deno.remove(path);
-    else if (e.isDirectory) await removeInnerLeftovers(path);
-  }
-}
-
-/** Runs `fn` holding an exclusive advisory lock on `target`'s parent folder. */
-async function withParentLock<T>(target: string, fn: () => Promise<T>): Promise<T> {
-  const parent = dirname(target);
-  await Deno.mkdir(parent, { recursive: true });
-  const handle = await Deno.open(parent, { read: true });
-  try {
-    await handle.lock(true);
-    return await fn();
-  } finally {
-    handle.close();
-  }
 }
 
 async function writeMarker(dir: string, marker: OutMarker): Promise<void> {
@@ -477,22 +316,6 @@ async function writeMarker(dir: string, marker: OutMarker): Promise<void> {
 async function statOf(path: string): Promise<FileStat> {
   const info = await Deno.stat(path);
   return { size: info.size, mtimeMs: info.mtime?.getTime() ?? -1 };
-}
-
-async function hashOf(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const file = await Deno.open(path, { read: true });
-  for await (const chunk of file.readable) hash.update(chunk);
-  return hash.digest("hex");
-}
-
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
-    throw e;
-  }
 }
 
 function checkRelative(rel: string): void {

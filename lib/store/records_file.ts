@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { statOrNull } from "../base/fs.ts";
 import { join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { journalFiles } from "./journal.ts";
@@ -23,7 +24,14 @@ const MAGIC = "SQLite format 3\0";
  *
  * @example
  * ```ts
- * await checkRecordsFile("cache"); // before Deno.openKv("cache/records.sqlite3")
+ * import assert from "node:assert/strict";
+ * import { SystemicFault } from "./systemic.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * await checkRecordsFile(cache); // no database yet: one is made
+ * await Deno.writeTextFile(`${cache}/records.sqlite3`, "not a database");
+ * await assert.rejects(checkRecordsFile(cache), SystemicFault);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function checkRecordsFile(cacheDir: string): Promise<void> {
@@ -76,7 +84,7 @@ export async function checkRecordsFile(cacheDir: string): Promise<void> {
   // The page count is valid when the change counter equals the version-valid-for number; with
   // a write-ahead log not yet folded in (a checkpoint cut short by a full disk), pages may live
   // in the log, and SQLite reads them from there.
-  const wal = await Deno.stat(`${file}-wal`).then((w) => w.size, () => 0);
+  const wal = (await statOrNull(`${file}-wal`))?.size ?? 0;
   if (
     wal === 0 && view.getUint32(24) === view.getUint32(92) && pages > 0 &&
     info.size < pages * pageSize
@@ -95,11 +103,11 @@ export async function checkRecordsFile(cacheDir: string): Promise<void> {
  *
  * @example
  * ```ts
- * try {
- *   await Deno.openKv("cache/records.sqlite3");
- * } catch (e) {
- *   throw recordsFault(e, "cache") ?? e;
- * }
+ * import assert from "node:assert/strict";
+ *
+ * const fault = recordsFault(new Error("file is not a database"), "/data/cache");
+ * assert.equal(fault?.kind, "store");
+ * assert.equal(recordsFault(new Error("item 17: 404"), "/data/cache"), null);
  * ```
  */
 export function recordsFault(e: unknown, cacheDir: string): SystemicFault | null {
@@ -155,8 +163,13 @@ async function hasRecordedWork(cacheDir: string): Promise<boolean> {
  *
  * @example
  * ```ts
- * const problems = checkRecordsPages("cache");
- * if (problems.length) console.error(problems.join("\n"));
+ * import assert from "node:assert/strict";
+ * import { openRecords } from "./records.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * (await openRecords(cache)).close();
+ * assert.deepEqual(checkRecordsPages(cache), []);
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export function checkRecordsPages(cacheDir: string): string[] {
@@ -168,7 +181,9 @@ export function checkRecordsPages(cacheDir: string): string[] {
     const said = rows.map((r) => String(r.quick_check));
     return said.length === 1 && said[0] === "ok" ? [] : said.flatMap((s) => s.split("\n"));
   } catch (e) {
-    return [e instanceof Error ? e.message : String(e)];
+    // What SQLite says when it cannot check the file is what is wrong with it.
+    if ((e as { code?: string }).code !== "ERR_SQLITE_ERROR") throw e;
+    return [(e as Error).message];
   } finally {
     db?.close();
   }

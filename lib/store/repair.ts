@@ -12,6 +12,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
+import { statOrNull } from "../base/fs.ts";
 import { JOURNALED, type JournalEntry, replayJournal } from "./journal.ts";
 import type { ObjectStore } from "./objects.ts";
 import { checkRecordsFile, checkRecordsPages, RECORDS_FILE } from "./records_file.ts";
@@ -50,8 +51,13 @@ const COPIED = ["run", "last-run", "failure", "schedule", "file-digest"];
  *
  * @example
  * ```ts
- * const d = await diagnoseRecords("cache");
- * if (d.problems.length || d.lost) console.log("run verify --repair");
+ * import assert from "node:assert/strict";
+ * import { openRecords } from "./records.ts";
+ *
+ * const cache = await Deno.makeTempDir();
+ * (await openRecords(cache)).close();
+ * assert.deepEqual(await diagnoseRecords(cache), { problems: [], lost: 0 });
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function diagnoseRecords(cacheDir: string): Promise<RecordsDiagnosis> {
@@ -62,7 +68,7 @@ export async function diagnoseRecords(cacheDir: string): Promise<RecordsDiagnosi
     if (!(e instanceof SystemicFault)) throw e;
     problems.push(e.found);
   }
-  const exists = await Deno.stat(join(cacheDir, RECORDS_FILE)).then(() => true, () => false);
+  const exists = (await statOrNull(join(cacheDir, RECORDS_FILE))) !== null;
   if (problems.length === 0 && exists) problems.push(...checkRecordsPages(cacheDir));
   if (problems.length > 0) return { problems, lost: 0 };
   const journal = await replayJournal(cacheDir);
@@ -81,10 +87,23 @@ export async function diagnoseRecords(cacheDir: string): Promise<RecordsDiagnosi
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObjectStore } from "./objects.ts";
+ * import { KEYS } from "./record_keys.ts";
+ * import { openRecords } from "./records.ts";
  *
- * const r = await repairRecords(new ObjectStore("cache"));
- * console.log(r.restored, r.rerun);
+ * const cache = await Deno.makeTempDir();
+ * const store = new ObjectStore(cache);
+ * const records = await openRecords(cache);
+ * await records.putAliases([["md5:0cc175b9c0f1b6a831c399e269772661", await store.put(new Uint8Array([97]))]]);
+ * records.close();
+ * await Deno.remove(`${cache}/records.sqlite3`); // lost; the journal still holds the alias
+ * const r = await repairRecords(store);
+ * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
+ * assert.ok((await kv.get(KEYS.alias("md5:0cc175b9c0f1b6a831c399e269772661"))).value);
+ * assert.deepEqual(r.rerun, {});
+ * kv.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function repairRecords(store: ObjectStore): Promise<RepairResult> {
@@ -97,7 +116,7 @@ export async function repairRecords(store: ObjectStore): Promise<RepairResult> {
   if (diagnosis.problems.length > 0) {
     const stamp = new Date().toISOString().replaceAll(":", "-");
     const setAside = `${file}.damaged-${stamp}`;
-    const there = await Deno.stat(file).then(() => true, () => false);
+    const there = (await statOrNull(file)) !== null;
     if (there) {
       await Deno.rename(file, setAside);
       result.setAside = setAside;
@@ -169,7 +188,10 @@ async function readable(file: string): Promise<JournalEntry[]> {
   let kv: Deno.Kv;
   try {
     kv = await Deno.openKv(file);
-  } catch {
+  } catch (e) {
+    // The file was set aside for being damaged: SQLite refusing it is that damage, whatever its
+    // words, and leaves nothing to salvage. A refused permission is not damage.
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) throw e;
     return out;
   }
   try {
@@ -178,8 +200,11 @@ async function readable(file: string): Promise<JournalEntry[]> {
         for await (const e of kv.list({ prefix: [prefix] })) {
           out.push({ key: e.key, value: e.value });
         }
-      } catch {
+      } catch (e) {
         // The damage reached this part: what was read before it is kept.
+        if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+          throw e;
+        }
       }
     }
   } finally {

@@ -41,10 +41,17 @@ export class SpaceCheck {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ObjectStore } from "./objects.ts";
    *
-   * const space = new SpaceCheck(new ObjectStore("cache"), (m) => console.warn(m));
+   * const cache = await Deno.makeTempDir();
+   * const warnings: string[] = [];
+   * const space = new SpaceCheck(new ObjectStore(cache), (m) => warnings.push(m));
    * space.expect("fetch-images", { md5: "…", size: 1_400_000 }, () => []);
+   * assert.equal(warnings.length, 0);
+   * space.expect("fetch-images", { md5: "…", size: 1e18 }, () => []); // more than any disk holds
+   * assert.match(warnings[0], /^the cache's disk may fill up/);
+   * await Deno.remove(cache, { recursive: true });
    * ```
    */
   expect(task: string, params: Json | undefined, recorded: () => string[][]): void {
@@ -80,8 +87,9 @@ export class SpaceCheck {
         for (const d of digests) {
           try {
             total += Deno.statSync(this.#store.path(d)).size;
-          } catch {
+          } catch (e) {
             // Gone (gc, quarantine): it adds nothing to the estimate.
+            if (!(e instanceof Deno.errors.NotFound)) throw e;
           }
         }
       }

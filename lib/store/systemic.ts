@@ -25,6 +25,8 @@ export class SystemicFault extends Error {
   readonly found: string;
   /** What the user can do about it. */
   readonly todo: string;
+  /** The machine, not the input: exit code 3, and the next run resumes. */
+  readonly exitCode = 3;
   constructor(
     kind: FaultKind,
     { path, found, todo, cause }: { path: string; found: string; todo: string; cause?: unknown },
@@ -61,12 +63,13 @@ export interface FaultContext {
  *
  * @example
  * ```ts
- * try {
- *   await Deno.writeFile("cache/tmp/x", new Uint8Array(1));
- * } catch (e) {
- *   const fault = systemicFault(e, { cacheDir: "cache" });
- *   if (fault) console.error(`error: ${fault.message}`);
- * }
+ * import assert from "node:assert/strict";
+ *
+ * const full = new Error("No space left on device (os error 28): write '/data/cache/tmp/x'");
+ * const fault = systemicFault(full, { cacheDir: "/data/cache" });
+ * assert.equal(fault?.kind, "disk-full");
+ * assert.equal(fault?.exitCode, 3);
+ * assert.equal(systemicFault(new Error("item 17: 404"), { cacheDir: "/data/cache" }), null);
  * ```
  */
 export function systemicFault(e: unknown, context: FaultContext): SystemicFault | null {
@@ -111,7 +114,9 @@ export function systemicFault(e: unknown, context: FaultContext): SystemicFault 
  *
  * @example
  * ```ts
- * freeSpace("cache"); // "41.2 GB free of 252.0 GB"
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(freeSpace(Deno.cwd()), /^\d+(\.\d)? [KMGT]?B free of \d+(\.\d)? [KMGT]?B$/);
  * ```
  */
 export function freeSpace(path: string): string {
@@ -126,8 +131,10 @@ export function freeSpace(path: string): string {
  *
  * @example
  * ```ts
- * const space = freeBytes("cache");
- * if (space && space.free < 1e9) console.warn("less than 1 GB free");
+ * import assert from "node:assert/strict";
+ *
+ * const space = freeBytes(`${Deno.cwd()}/a/folder/not/made/yet`); // its nearest parent's disk
+ * assert.ok(space && space.free <= space.total);
  * ```
  */
 export function freeBytes(path: string): { free: number; total: number } | null {
@@ -136,7 +143,10 @@ export function freeBytes(path: string): { free: number; total: number } | null 
     try {
       const s = statfsSync(at);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
-    } catch {
+    } catch (e) {
+      // Anything but a path not made yet (statfs not permitted, not supported): cannot tell.
+      if ((e as { code?: string }).code !== "ENOENT") return null;
+      // Not made yet: it will be on its nearest existing parent's filesystem.
       const up = dirname(at);
       if (up === at) return null;
       at = up;

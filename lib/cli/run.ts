@@ -1,0 +1,199 @@
+/**
+ * `run [targets…]`: brings the targets up to date, running what is not cached, under the
+ * cache's lease; `--dry-run` prints what would run and why, from the same plan. Objects a run
+ * finds corrupt or missing invalidate the records built from them, and the run goes once more.
+ * Ctrl-C finishes what is in flight; a second Ctrl-C quits at once.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { loadConfig } from "../dag/config.ts";
+import type { Reporter } from "../dag/events.ts";
+import type { TaskGraph } from "../dag/graph.ts";
+import { chooseReporter } from "../dag/progress.ts";
+import { runPipeline, type RunResult } from "../dag/plan.ts";
+import type { Executor } from "../dag/remote.ts";
+import type { ExecutorConfig } from "../executor/config.ts";
+import { SlurmError } from "../executor/slurm_error.ts";
+import { SlurmExecutor } from "../executor/slurm_executor.ts";
+import { workerCommand } from "../executor/worker_command.ts";
+import { invalidateFrom } from "../store/invalidate.ts";
+import { ObjectStore } from "../store/objects.ts";
+import { openRecords, type Records } from "../store/records.ts";
+import { EXIT } from "./exit_codes.ts";
+import { runLeased } from "./leases.ts";
+import {
+  type Cli,
+  type CommonOptions,
+  type PlanFlags,
+  positiveInt,
+  withPlanning,
+} from "./options.ts";
+import { checkConfig, chooseExecutorKind } from "./planning.ts";
+
+/** The options of `run`. */
+export interface RunFlags extends PlanFlags {
+  dryRun?: boolean;
+  concurrency?: number;
+  wait?: boolean;
+}
+
+/**
+ * Adds `run` to the program; its action sets `cli.code`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Command } from "commander";
+ * import { TaskGraph } from "../dag/graph.ts";
+ * import { aggregate, type Pipeline } from "../dag/task.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "// the task's source\n");
+ * await Deno.writeTextFile(`${dir}/p.json`, "{}");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
+ * });
+ * const pipeline: Pipeline = {
+ *   name: "p", version: "0", tasks: [hello], defaultConfig: `${dir}/p.json`,
+ *   defaultTargets: ["hello"], schema: { safeParse: (v) => ({ success: true, data: v }) },
+ * };
+ * const cli = { pipeline, graph: new TaskGraph(pipeline.tasks), code: -1 };
+ * const program = new Command().exitOverride();
+ * addRunCommand(program, cli);
+ * await program.parseAsync(["run", "--json", "--cache", `${dir}/cache`], { from: "user" });
+ * assert.equal(cli.code, 0);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function addRunCommand<C>(program: Command, cli: Cli<C>): void {
+  const { pipeline } = cli;
+  withPlanning(
+    program.command("run")
+      .description("run the targets and everything they need that is not cached")
+      .argument("[targets...]", `tasks to bring up to date (default: ${pipeline.defaultTargets})`),
+    pipeline.defaultConfig,
+  )
+    .option("--dry-run", "print what would run and why; execute nothing")
+    .option("--concurrency <n>", "actions at once for every per-item task", positiveInt)
+    .option("--wait", "wait for another run holding the cache instead of exiting")
+    .action(async (targets: string[], opts: CommonOptions & RunFlags) => {
+      cli.code = await runCommand(cli, targets, opts);
+    });
+}
+
+async function runCommand<C>(
+  { pipeline, graph }: Cli<C>,
+  targets: string[],
+  opts: CommonOptions & RunFlags,
+): Promise<number> {
+  const config = await loadConfig(pipeline, opts.config, opts.set);
+  const wanted = targets.length ? targets : pipeline.defaultTargets;
+  for (const t of [...wanted, ...opts.force]) graph.get(t);
+  await checkConfig(graph.closure(wanted), config, opts.config);
+  const executor = opts.dryRun
+    ? undefined
+    : await chooseExecutor(config, opts, pipeline.entry ?? Deno.mainModule);
+  const store = new ObjectStore(opts.cache);
+  const records = await openRecords(opts.cache);
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts > 1) Deno.exit(EXIT.interrupted);
+    console.error("interrupted: finishing in-flight work (Ctrl-C again to quit at once)");
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const reporter = chooseReporter(opts.json ?? false);
+  try {
+    const go = () =>
+      runPipeline({
+        graph,
+        targets: wanted,
+        config,
+        store,
+        records,
+        reporter,
+        signal: controller.signal,
+        limit: opts.limit,
+        configFile: opts.config,
+        dryRun: opts.dryRun,
+        force: opts.force,
+        concurrency: opts.concurrency,
+        executor,
+      });
+    if (opts.dryRun) {
+      // A plan that finds a task cannot run (a missing model) says so with the run's exit code.
+      return (await go()).exitCode;
+    }
+    return await runLeased(records, opts.cache, "run", opts.wait ?? false, async () => {
+      let result = await go();
+      if (store.damaged.size > 0 && result.status !== "interrupted" && !result.fault) {
+        result = await rerunDamaged(store, records, graph, reporter, go);
+      }
+      // Said once, after the progress lines: what was found and what to do.
+      if (result.fault) console.error(`error: ${result.fault.message}`);
+      return result.exitCode;
+    });
+  } finally {
+    reporter.close();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    records.close();
+  }
+}
+
+/**
+ * Objects a run found corrupt (now quarantined) or missing: the records built from them are
+ * invalidated and the run goes once more, so the actions that made them rerun.
+ */
+async function rerunDamaged(
+  store: ObjectStore,
+  records: Records,
+  graph: TaskGraph,
+  reporter: Reporter,
+  go: () => Promise<RunResult>,
+): Promise<RunResult> {
+  const damaged = new Set(store.damaged);
+  store.damaged.clear();
+  const deps = new Map(graph.order.map((t) => [t.name, t.deps]));
+  const inv = await invalidateFrom(records, damaged, { deps });
+  const which = Object.entries(inv.byTask).map(([t, n]) => `${t} ${n}`).join(", ");
+  reporter.emit({
+    event: "log",
+    task: "run",
+    message: `${damaged.size} stored object(s) were corrupt or missing; running again the ` +
+      `actions built from them (${which || "none recorded"})`,
+  });
+  return await go();
+}
+
+/** The executor the config and `--executor` ask for; checks Slurm is reachable up front. */
+async function chooseExecutor(
+  config: unknown,
+  opts: CommonOptions & RunFlags,
+  entry: string,
+): Promise<Executor | undefined> {
+  if (chooseExecutorKind(config, opts) === "local") return undefined;
+  const section = (config as { executor: ExecutorConfig }).executor;
+  await assertSlurmClients();
+  return new SlurmExecutor(section, opts.cache, workerCommand(entry));
+}
+
+async function assertSlurmClients(): Promise<void> {
+  try {
+    await new Deno.Command("sbatch", { args: ["--version"], stdout: "null", stderr: "null" })
+      .output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SlurmError(
+        "sbatch not found on PATH: install Slurm's client commands or run on a login node",
+        { command: "sbatch" },
+      );
+    }
+    throw e;
+  }
+}

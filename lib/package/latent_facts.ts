@@ -1,0 +1,110 @@
+/**
+ * What every dataset file says about its latents: how they relate to the VAE's z (the
+ * normalization, with the channel count encode recorded), which models made them, and — in the
+ * split files — the config they were written with. HDF5 files carry these as attributes,
+ * safetensors as metadata, npz files (which have no attributes) as small arrays beside the
+ * latents; shards carry only what changes a latent, so a setting that changes none keeps every
+ * shard.
+ *
+ * @module
+ */
+import type { Hdf5Attribute } from "../format/hdf5.ts";
+import type { NpzArray } from "../format/npz.ts";
+import { LatentNormalization, type NormalizationSettings } from "../model/normalization.ts";
+import { type PresetName, PRESETS } from "../model/presets.ts";
+
+/** The model settings the normalization of the stored latents comes from (`model`). */
+export interface StoredModelSettings extends NormalizationSettings {
+  preset?: PresetName;
+}
+
+/**
+ * The normalization of the stored latents: the channel count is the one encode recorded (else
+ * the preset's, else the number of `latents_mean` values).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * const encoded = new Map([["00017", { meta: { shape: [1, 4, 32, 32] } }]]);
+ * const normalization = storedNormalization({ scaling_factor: 0.18215 }, encoded);
+ * assert.equal(normalization.channels, 4);
+ * assert.equal(normalization.describe().scaling_factor, 0.18215);
+ * ```
+ */
+export function storedNormalization(
+  model: StoredModelSettings,
+  encoded: ReadonlyMap<string, { meta: unknown }>,
+): LatentNormalization {
+  const first = encoded.values().next().value;
+  const shape = (first?.meta as { shape?: number[] } | undefined)?.shape;
+  const channels = shape?.[1] ??
+    (model.preset ? PRESETS[model.preset].latentChannels : undefined) ??
+    model.latents_mean?.length ?? 0;
+  return LatentNormalization.of(channels, model);
+}
+
+/** The facts of {@link fileFacts}, in the forms `writeLayout` takes them. */
+export interface FileFacts {
+  /** HDF5 attributes and safetensors metadata of the split files. */
+  attributes: Record<string, Hdf5Attribute>;
+  /** The normalization as arrays beside the latents of the split layout's npz files. */
+  npzExtras: Record<string, NpzArray>;
+  /** What changes a shard's latents; the rest of the config stays in manifest.json. */
+  shardContext: Record<string, string>;
+}
+
+/**
+ * The facts every file carries, from the normalization's description (see
+ * `LatentNormalization.describe`), the models' digests and the config.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * const facts = fileFacts(
+ *   { latent_channels: 4, scaling_factor: 0.18215, latents_mean: [0, 0.5, 0, 0] },
+ *   { encoder: "e".repeat(64), decoder: "d".repeat(64), config: { package: {} } },
+ * );
+ * assert.equal(facts.attributes.latents_mean, "[0,0.5,0,0]");
+ * assert.equal(facts.shardContext.scaling_factor, "0.18215");
+ * assert.deepEqual(facts.npzExtras.latent_channels, { dtype: "<f8", shape: [], data: Float64Array.from([4]) });
+ * ```
+ */
+export function fileFacts(
+  recorded: Record<string, number | number[] | string>,
+  models: { encoder: string; decoder: string; config: unknown },
+): FileFacts {
+  const asText = (v: number | number[] | string) => typeof v === "string" ? v : JSON.stringify(v);
+  const digests = { encoder_sha256: models.encoder, decoder_sha256: models.decoder };
+  return {
+    attributes: {
+      ...Object.fromEntries(
+        Object.entries(recorded).map(([k, v]) => [k, Array.isArray(v) ? asText(v) : v]),
+      ),
+      ...digests,
+      config: JSON.stringify(models.config),
+    },
+    npzExtras: npzNormalization(recorded),
+    shardContext: {
+      ...Object.fromEntries(Object.entries(recorded).map(([k, v]) => [k, asText(v)])),
+      ...digests,
+    },
+  };
+}
+
+/** The normalization as small arrays beside the latents (npz has no attributes). */
+function npzNormalization(
+  recorded: Record<string, number | number[] | string>,
+): Record<string, NpzArray> {
+  return Object.fromEntries(
+    Object.entries(recorded).map(([k, v]) => [
+      k,
+      typeof v === "string"
+        ? { dtype: "<U" as const, shape: [], data: [v] }
+        : Array.isArray(v)
+        ? { dtype: "<f4" as const, shape: [v.length], data: Float32Array.from(v) }
+        : { dtype: "<f8" as const, shape: [], data: Float64Array.from([v]) },
+    ]),
+  );
+}

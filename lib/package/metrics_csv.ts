@@ -1,0 +1,60 @@
+/**
+ * A split's `metrics.csv`: one row per optimized item (each image, and with flips its
+ * `<id>#flip` item too) with the loss, PSNR and SSIM before and after optimization, the steps
+ * taken, why it stopped and the provider it ran on. Fields are quoted as RFC 4180 asks.
+ *
+ * @module
+ */
+import type { OptimizeMetrics, PackageRow } from "./rows.ts";
+
+const HEADER =
+  "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,stop,provider";
+
+/**
+ * The text of `metrics.csv` for the rows of one split.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PackageRow } from "./rows.ts";
+ *
+ * const metrics = {
+ *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ * };
+ * const row = {
+ *   id: "train/a,b", bucket: "256x256", flipped: null, image: { metrics },
+ * } as unknown as PackageRow;
+ * assert.equal(
+ *   metricsCsv([row]).split("\n")[1],
+ *   '"train/a,b",256x256,0.5,0.25,20,24.5,0.7,0.8,60,converged,cpu',
+ * );
+ * ```
+ */
+export function metricsCsv(rows: readonly PackageRow[]): string {
+  const line = (id: string, m: OptimizeMetrics, bucket: string) =>
+    [
+      id,
+      bucket,
+      m.loss_initial,
+      m.loss_final,
+      m.psnr_initial,
+      m.psnr_final,
+      m.ssim_initial,
+      m.ssim_final,
+      m.steps,
+      m.stop,
+      m.provider,
+    ].map(csvField).join(",");
+  const lines = rows.flatMap((r) => [
+    line(r.id, r.image.metrics, r.bucket),
+    ...(r.flipped ? [line(r.flipped.item, r.flipped.metrics, r.bucket)] : []),
+  ]);
+  return [HEADER, ...lines].join("\n") + "\n";
+}
+
+/** A CSV field quoted as RFC 4180 asks when it holds a comma, a quote or a line break. */
+function csvField(value: string | number): string {
+  const s = String(value);
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
