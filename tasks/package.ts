@@ -163,7 +163,9 @@ export default aggregate<Config>({
       files[`${split}/metrics.csv`] = text(metricsCsv(rows));
       for (const row of rows) {
         const m = row.image.metrics;
-        const curve = await store.getJson<{ steps: number[]; losses: number[] }>(
+        const curve = await store.getJson<
+          { steps: number[]; losses: number[]; passes: number[]; psnr: number[] }
+        >(
           optimized.get(row.id)!.objects.curve,
         );
         images.push({
@@ -178,6 +180,8 @@ export default aggregate<Config>({
           steps: m.steps,
           stopReason: m.stop,
           lossCurve: curve.steps.map((s, k) => [s, curve.losses[k]] as const),
+          passes: m.passes,
+          psnrCurve: curve.passes.map((p, k) => [p, curve.psnr[k]] as const),
           bucket: config.preprocess.crop === "buckets" ? row.bucket : undefined,
         });
       }
@@ -268,7 +272,7 @@ function csvField(value: string | number): string {
 /** One row per optimized item: each image, and with flips its `<id>#flip` item too. */
 function metricsCsv(rows: readonly PackageRow[]): string {
   const header =
-    "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,stop,provider";
+    "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,passes,stop,provider";
   const line = (id: string, m: OptimizeMetrics, bucket: string) =>
     [
       id,
@@ -280,6 +284,7 @@ function metricsCsv(rows: readonly PackageRow[]): string {
       m.ssim_initial,
       m.ssim_final,
       m.steps,
+      m.passes,
       m.stop,
       m.provider,
     ].map(csvField).join(",");
