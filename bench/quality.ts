@@ -29,33 +29,21 @@ import {
   openVae,
 } from "../lib/model/vae.ts";
 import { readGraph } from "../lib/onnx/model_io.ts";
-import {
-  type BatchEvaluator,
-  type OptimizeJob,
-  optimizeLatents,
-  type OptimizeResult,
-  type OptimizerSettings,
+import type {
+  BatchEvaluator,
+  OptimizeJob,
+  OptimizeResult,
+  OptimizerSettings,
 } from "../lib/optim/latent_optimizer.ts";
+import { runOptimizeLoop } from "./optimize_loop.ts";
 import { runTorchLbfgs, writeTorchGraph } from "../tests/fixtures/torch_graph.ts";
+import { flag, positiveInt } from "./args.ts";
 import { median } from "./timing.ts";
 import { torchVersion } from "./torch_child.ts";
 
 /** Raised when the benchmark cannot go on; the message says what was expected and found. */
 class QualityBenchError extends Error {
   override readonly name = "QualityBenchError";
-}
-
-function flag(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && Deno.args[i + 1] ? Deno.args[i + 1] : fallback;
-}
-
-function positiveInt(name: string, fallback: string): number {
-  const value = Number(flag(name, fallback));
-  if (!Number.isInteger(value) || value < 1) {
-    throw new QualityBenchError(`--${name}: expected a positive integer, found ${flag(name, "")}`);
-  }
-  return value;
 }
 
 const SHARED = new URL("../../shared/", import.meta.url).pathname;
@@ -125,37 +113,6 @@ function settingsOf(method: string, latentSize: number, budget: number): Optimiz
   };
 }
 
-/** Runs the stage's loop over `jobs`; results in job order, with the start of each evaluation. */
-async function runLoop(
-  settings: OptimizerSettings,
-  evaluator: BatchEvaluator,
-  jobs: OptimizeJob[],
-) {
-  const pending = [...jobs];
-  const results = new Map<string, OptimizeResult>();
-  const starts: number[] = [];
-  await optimizeLatents({
-    settings,
-    evaluator: {
-      evaluate(latents, targets, anchors) {
-        starts.push(performance.now());
-        return evaluator.evaluate(latents, targets, anchors);
-      },
-    },
-    signal: new AbortController().signal,
-    next: (max) => Promise.resolve(pending.splice(0, max)),
-    save: () => Promise.resolve(),
-    done(id, result) {
-      if (result instanceof Error) {
-        return Promise.reject(new QualityBenchError(`${id}: ${result.message}`));
-      }
-      results.set(id, result);
-      return Promise.resolve();
-    },
-  });
-  return { results: jobs.map((j) => results.get(j.id)!), starts };
-}
-
 /** Mean over images of the best PSNR after k passes, k = 1…`upTo` (an image that stopped holds). */
 function meanCurve(results: OptimizeResult[], upTo: number): number[] {
   return Array.from(
@@ -214,7 +171,7 @@ async function timePerPass(p: Prepared, evaluator: BatchEvaluator) {
   const seconds: Record<string, number[]> = { adam: [], lbfgs: [] };
   for (let r = 0; r < timingRepeats; r++) {
     for (const method of ["adam", "lbfgs"]) {
-      const { starts } = await runLoop(settingsOf(method, n, 21), evaluator, jobs);
+      const { starts } = await runOptimizeLoop(settingsOf(method, n, 21), evaluator, jobs);
       // From the start of one evaluation to the start of the next: the pass and its bookkeeping.
       seconds[method].push(...starts.slice(2).map((t, i) => (t - starts[i + 1]) / 1000));
     }
@@ -285,7 +242,11 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     // Adam's 101st pass scores its 100th update.
     const budget = method === "adam" ? passes + 1 : passes;
-    const { results, starts } = await runLoop(settingsOf(method, n, budget), evaluator, p.jobs);
+    const { results, starts } = await runOptimizeLoop(
+      settingsOf(method, n, budget),
+      evaluator,
+      p.jobs,
+    );
     curves.set(method, meanCurve(results, budget));
     perPass.set(method, (performance.now() - t0) / 1000 / starts.length);
     console.log(
