@@ -280,7 +280,7 @@ function report(
   const header = [
     "method",
     ...MARKS.map((k) => `${k}`),
-    "passes to Adam's 100",
+    `passes to Adam's ${passes}`,
     "s/pass (own run)",
   ];
   const rows = [...curves].map(([method, curve]) => {
