@@ -15,7 +15,7 @@
  *
  * usage: deno task bench quality [--images 40] [--size 128] [--passes 100] [--batch 4]
  *          [--threads 2] [--methods adam,lbfgs,gradient_free] [--skip-torch] [--timing-repeats 3]
- *          [--model DIR --data DIR --scaling-factor F]   (another VAE and image folder)
+ *          [--model DIR --data DIR --scaling-factor F --shift-factor S]   (another VAE, images)
  *
  * @module
  */
@@ -50,6 +50,7 @@ const SHARED = new URL("../../shared/", import.meta.url).pathname;
 const modelDir = flag("model", `${SHARED}models/vae-small-bsds`);
 const dataDir = flag("data", `${SHARED}data/bsds500`);
 const scalingFactor = Number(flag("scaling-factor", "1"));
+const shiftFactor = Number(flag("shift-factor", "0"));
 const maxImages = positiveInt("images", "40");
 const size = positiveInt("size", "128");
 const passes = positiveInt("passes", "100");
@@ -67,6 +68,12 @@ const quiet = () => {};
 if (passes + 1 > 200) {
   // Curves keep at most 200 points; every pass must be among them (Adam runs passes + 1).
   throw new QualityBenchError(`--passes: expected at most 199, found ${passes}`);
+}
+if (!(scalingFactor > 0) || !Number.isFinite(shiftFactor)) {
+  throw new QualityBenchError(
+    `--scaling-factor and --shift-factor: expected a positive and a finite number, found ` +
+      `${flag("scaling-factor", "1")} and ${flag("shift-factor", "0")}`,
+  );
 }
 for (const m of methods) {
   if (!["adam", "lbfgs", "gradient_free"].includes(m)) {
@@ -132,7 +139,7 @@ async function prepare(files: string[]): Promise<Prepared> {
   const vae = await openVae({
     encoder: { path: `${modelDir}/vae_encoder.onnx`, label: "encoder" },
     decoder: { path: `${modelDir}/vae_decoder.onnx`, label: "decoder" },
-    model: { scaling_factor: scalingFactor, input_range: [-1, 1] },
+    model: { scaling_factor: scalingFactor, shift_factor: shiftFactor, input_range: [-1, 1] },
     size,
     runtime,
   });
