@@ -61,8 +61,6 @@ const RUN_ONLY = [
   "download.quota_backoff_s",
   "download.materialize",
   "dataset.mirrors",
-  "optimize.batch_size",
-  "optimize.checkpoint_every",
 ];
 const EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_DEMO_EDITS") ?? 30);
 const FOLDER_EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_FOLDER_EDITS") ?? 6);
