@@ -17,6 +17,7 @@ const benches: Record<string, string> = {
   package: "./package.ts",
   providers: "./providers.ts",
   throughput: "./throughput.ts",
+  quality: "./quality.ts",
 };
 
 const [name, ...rest] = Deno.args;

@@ -32,12 +32,12 @@ import { encodeImages, openVae } from "../lib/model/vae.ts";
 import { LatentNormalization } from "../lib/model/normalization.ts";
 import { seededRandom } from "../lib/base/random.ts";
 import { pathExists } from "./absent.ts";
-import {
-  type OptimizeJob,
-  optimizeLatents,
-  type OptimizeResult,
-  type OptimizerSettings,
+import type {
+  OptimizeJob,
+  OptimizeResult,
+  OptimizerSettings,
 } from "../lib/optim/latent_optimizer.ts";
+import { runOptimizeLoop } from "./optimize_loop.ts";
 import { writeSdDecoder } from "../tests/fixtures/vae.ts";
 import { median } from "./timing.ts";
 import { TorchChild, torchVersion as findTorch } from "./torch_child.ts";
@@ -112,33 +112,10 @@ async function runLoop(
   evaluator: Awaited<ReturnType<typeof gradientEvaluator>>,
   jobs: OptimizeJob[],
 ): Promise<{ seconds: number; updateSeconds: number[]; results: OptimizeResult[] }> {
-  const pending = [...jobs];
-  const results = new Map<string, OptimizeResult>();
-  const starts: number[] = [];
-  const started = performance.now();
-  await optimizeLatents({
-    settings,
-    evaluator: {
-      evaluate(latents, targets, anchors) {
-        starts.push(performance.now());
-        return evaluator.evaluate(latents, targets, anchors);
-      },
-    },
-    signal: new AbortController().signal,
-    next: (max) => Promise.resolve(pending.splice(0, max)),
-    save: () => Promise.resolve(),
-    done(id, result) {
-      if (result instanceof Error) {
-        return Promise.reject(new OptimizeBenchError(`${id}: ${result.message}`));
-      }
-      results.set(id, result);
-      return Promise.resolve();
-    },
-  });
-  const seconds = (performance.now() - started) / 1000;
+  const { seconds, starts, results } = await runOptimizeLoop(settings, evaluator, jobs);
   // From the start of one evaluation to the start of the next: evaluation, Adam step, bookkeeping.
   const updateSeconds = starts.slice(1).map((t, i) => (t - starts[i]) / 1000);
-  return { seconds, updateSeconds, results: jobs.map((j) => results.get(j.id)!) };
+  return { seconds, updateSeconds, results };
 }
 
 function loopSettings(

@@ -13,6 +13,7 @@ import { SHARD_BYTES } from "../lib/package/shards.ts";
 import { checkModelConfig, resolveModelConfig } from "../lib/model/model_config.ts";
 import { PRESET_NAMES } from "../lib/model/presets.ts";
 import { PROVIDER_NAMES } from "../lib/onnx/providers.ts";
+import { checkOptimizeConfig, resolveOptimizeConfig } from "../lib/optim/optimize_config.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -117,18 +118,24 @@ export const ConfigSchema = z.strictObject({
     threads: z.number().int().positive().optional(),
   }).superRefine(checkModelConfig).transform(resolveModelConfig),
   optimize: z.strictObject({
-    method: z.enum(["gradient", "gradient_free"]).default("gradient"),
-    lr: z.number().positive().default(0.1),
+    /** "gradient" is Adam on the loss gradient; README "Which optimizer" says when to use which. */
+    method: z.enum(["gradient", "lbfgs", "gradient_free"]).default("gradient"),
+    /** Adam's learning rate (default 0.1); with lbfgs, each line search's first step (default 1). */
+    lr: z.number().positive().optional(),
     schedule: z.enum(["constant", "cosine"]).default("constant"),
     warmup_steps: z.number().int().min(0).default(0),
     loss: z.enum(["l2", "l1", "charbonnier"]).default("l2"),
     charbonnier_eps: z.number().positive().default(1e-3),
     max_steps: z.number().int().positive().default(100),
+    /** Loss-and-gradient evaluations per image at most, line searches included; null: none. */
+    max_passes: z.number().int().positive().nullable().default(null),
+    /** L-BFGS's memory: the last `history` steps and gradient changes. */
+    lbfgs: z.strictObject({ history: z.number().int().positive().default(10) }).prefault({}),
     patience: z.number().int().positive().default(10),
     tolerance: z.number().min(0).default(1e-4),
     batch_size: z.number().int().positive().default(4),
     checkpoint_every: z.number().int().positive().default(10),
-  }).prefault({}),
+  }).prefault({}).transform(resolveOptimizeConfig),
   package: z.strictObject({
     // Each dataset in a folder of its own, none inside another (a folder is replaced whole).
     out_dir: z.string().min(1).default("out/dataset"),
@@ -153,14 +160,7 @@ export const ConfigSchema = z.strictObject({
   executor: ExecutorSchema,
 }).superRefine((c, ctx) => {
   // Checks between fields, so a config that cannot work fails at validation, not per item.
-  const { warmup_steps, max_steps } = c.optimize ?? {};
-  if (warmup_steps > 0 && warmup_steps >= max_steps) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["optimize", "warmup_steps"],
-      message: `expected fewer warm-up steps than optimize.max_steps (${max_steps})`,
-    });
-  }
+  if (c.optimize) checkOptimizeConfig(c.optimize, ctx);
 });
 
 /** A validated config. */

@@ -121,6 +121,7 @@ print(json.dumps({k: {"dtype": str(d[k].dtype), "shape": list(d[k].shape), "valu
         assertEquals(get("latents").shape, [ids.length, 4, 8, 8]);
         assertEquals(get("initial_latents").shape, [ids.length, 4, 8, 8]);
         assertEquals(get("steps").dtype, "int32");
+        assertEquals(get("passes").dtype, "int32");
         for (const [i, id] of [...ids].sort().entries()) {
           const meta = optimized.get(id)!.meta as Record<string, number>;
           for (
@@ -136,6 +137,7 @@ print(json.dumps({k: {"dtype": str(d[k].dtype), "shape": list(d[k].shape), "valu
             assertEquals((get(k).values as number[])[i], Math.fround(meta[k]), `${k} of ${id}`);
           }
           assertEquals((get("steps").values as number[])[i], meta.steps);
+          assertEquals((get("passes").values as number[])[i], meta.passes);
           assert(meta.loss_final <= meta.loss_initial, `loss of ${id} did not rise`);
           assert(meta.psnr_final >= meta.psnr_initial, `PSNR of ${id} did not fall`);
         }

@@ -5,7 +5,7 @@ import { PipelineProject } from "./fixtures/pipeline_project.ts";
 import { Running, someFile } from "./fixtures/running.ts";
 import { mirroredConfig, removeTree, tasksRan } from "./fixtures/project.ts";
 import { writeTinyVae } from "./fixtures/vae.ts";
-import { decodeCheckpoint } from "../lib/optim/checkpoint.ts";
+import { checkpointProgress } from "../lib/optim/image_run.ts";
 import { withoutRunSection } from "../lib/report/run_section.ts";
 
 async function files(dir: string): Promise<Record<string, string>> {
@@ -62,7 +62,7 @@ Deno.test("kill -9 during optimize: the rerun resumes from checkpoints and ends 
       if (!committed(e.name)) continue;
       const digest = (await Deno.readTextFile(join(checkpoints, e.name))).trim();
       const object = join(killed.cache, "objects", digest.slice(0, 2), digest);
-      saved.push(decodeCheckpoint(await Deno.readFile(object)).adam.step);
+      saved.push(checkpointProgress(await Deno.readFile(object)).steps);
     }
     assert(saved.length > 0 && saved.every((s) => s > 0 && s < 150 && s % 5 === 0), `${saved}`);
 

@@ -52,7 +52,10 @@ export class AdamShapeError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const state = createAdamState(4 * 32 * 32);
+ * assert.equal(state.step, 0);
+ * assert.equal(state.m.length, 4096);
  * ```
  */
 export function createAdamState(size: number): AdamState {
@@ -66,10 +69,12 @@ export function createAdamState(size: number): AdamState {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const latent = new Float32Array([1, 2]);
  * const state = createAdamState(latent.length);
  * adamUpdate(latent, new Float32Array([0.5, -1]), state, 0.1);
- * // latent is now [0.9, 2.1] (to float32 precision)
+ * // The first update moves each value by lr against the sign of its gradient.
+ * assert.deepEqual(Array.from(latent), [Math.fround(0.9), Math.fround(2.1)]);
  * ```
  */
 export function adamUpdate(

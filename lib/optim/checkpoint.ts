@@ -1,143 +1,252 @@
 /**
- * One image's optimization checkpoint as bytes: everything needed to resume mid-way and reach
+ * One image's optimization checkpoint as bytes: named numbers and arrays, so each method (Adam,
+ * L-BFGS with its line search) keeps whatever its state holds, and a run resumed from them reaches
  * the same final latent, bit for bit, as a run never interrupted.
  *
  * Layout (little-endian), 8-byte aligned sections:
  *
  * | offset | content |
  * |---|---|
- * | 0 | magic `LFCKPT` + version 0x00 0x01 |
- * | 8 | u32 latent length n · u32 history length h · u32 Adam step · i32 best step |
- * | 24 | f64 best loss |
- * | 32 | u32 meta byte length · u32 zero |
- * | 40 | f32 latent[n] · f32 m[n] · f32 v[n] · f32 best latent[n] |
- * | 40 + 16n | f64 loss history[h] |
- * | 40 + 16n + 8h | meta (UTF-8 text, free-form, e.g. JSON) |
+ * | 0 | magic `LFCKPT` + version 0x00 0x02 |
+ * | 8 | u32 directory byte length d · u32 zero |
+ * | 16 | directory: UTF-8 JSON `{ method, numbers: [names], arrays: [[name, "f32" or "f64", length]] }`, zero-padded to 8 bytes |
+ * | 16 + d′ | f64 of each number, in directory order |
+ * | then | each array's raw values, in directory order, each zero-padded to 8 bytes |
+ *
+ * Numbers are stored as float64 bits, never as text, so NaN payloads, -0 and ±Infinity survive.
  *
  * @module
  */
 
-import type { AdamState } from "./adam.ts";
-
-/** The state of one image's optimization. */
-export interface OptimCheckpoint {
-  /** The current latent (after `adam.step` updates). */
-  latent: Float32Array;
-  /** Adam's moments and update count. */
-  adam: AdamState;
-  /** The latent with the lowest loss seen. */
-  bestLatent: Float32Array;
-  /** Its loss (Infinity if none was evaluated yet). */
-  bestLoss: number;
-  /** The update count at which it was seen (-1 if none). */
-  bestStep: number;
-  /** Every loss evaluated, `history[k]` after `k` updates. */
-  history: Float64Array;
-  /** Free-form text stored with the state (e.g. JSON of the method and schedule). Default "". */
-  meta?: string;
+/** A method's (or the loop's) state: its name, scalars and arrays. */
+export interface CheckpointParts {
+  /** The method that wrote it (`"adam"`, `"lbfgs"`). */
+  method: string;
+  /** Scalars, float64 (integers up to 2⁵³ are exact). */
+  numbers: Record<string, number>;
+  /** Vectors: float32 latents and gradients, float64 histories. */
+  arrays: Record<string, Float32Array | Float64Array>;
 }
 
-/** Raised when bytes are not a checkpoint, or a checkpoint's parts disagree in size. */
+/** Raised when bytes are not a checkpoint, or a checkpoint lacks a part its reader needs. */
 export class CheckpointError extends Error {
   override readonly name = "CheckpointError";
 }
 
-const MAGIC = [0x4c, 0x46, 0x43, 0x4b, 0x50, 0x54, 0x00, 0x01]; // "LFCKPT" v1
-const HEAD = 40;
+const MAGIC = [0x4c, 0x46, 0x43, 0x4b, 0x50, 0x54, 0x00, 0x02]; // "LFCKPT" v2
+const HEAD = 16;
+const pad8 = (n: number) => Math.ceil(n / 8) * 8;
+
+interface Directory {
+  method: string;
+  numbers: string[];
+  arrays: [string, "f32" | "f64", number][];
+}
 
 /**
- * Encodes a checkpoint as bytes.
+ * Encodes checkpoint parts as bytes.
  *
  * @example
  * ```ts
- * import type { AdamState } from "./adam.ts";
- * import type { StoppingTracker } from "./stopping.ts";
- * declare const latent: Float32Array, bestLatent: Float32Array;
- * declare const state: AdamState;
- * declare const tracker: StoppingTracker;
+ * import assert from "node:assert/strict";
  * const bytes = encodeCheckpoint({
- *   latent, adam: state, bestLatent, bestLoss: tracker.bestLoss, bestStep: tracker.bestStep,
- *   history: Float64Array.from(tracker.history),
+ *   method: "adam",
+ *   numbers: { step: 3, best: -0 },
+ *   arrays: { latent: new Float32Array([1, NaN]) },
  * });
+ * const back = decodeCheckpoint(bytes);
+ * assert.ok(Object.is(back.numbers.best, -0));
+ * assert.ok(Number.isNaN(back.arrays.latent[1]));
+ * assert.equal(bytes.length % 8, 0);
  * ```
  */
-export function encodeCheckpoint(checkpoint: OptimCheckpoint): Uint8Array {
-  const { latent, adam, bestLatent, bestLoss, bestStep, history, meta = "" } = checkpoint;
-  const n = latent.length;
-  if (adam.m.length !== n || adam.v.length !== n || bestLatent.length !== n) {
-    throw new CheckpointError(
-      `expected latent, m, v and best latent of one length, found ${n}, ${adam.m.length}, ` +
-        `${adam.v.length}, ${bestLatent.length}`,
-    );
-  }
-  if (!Number.isInteger(adam.step) || adam.step < 0 || adam.step > 0xffffffff) {
-    throw new CheckpointError(`Adam step: expected a u32 integer, found ${adam.step}`);
-  }
-  if (!Number.isInteger(bestStep) || bestStep < -1 || bestStep > 0x7fffffff) {
-    throw new CheckpointError(`best step: expected an integer from -1, found ${bestStep}`);
-  }
-  const metaBytes = new TextEncoder().encode(meta);
-  const h = history.length;
-  const out = new Uint8Array(HEAD + 16 * n + 8 * h + metaBytes.length);
+export function encodeCheckpoint(parts: CheckpointParts): Uint8Array {
+  const numbers = Object.keys(parts.numbers);
+  const arrays = Object.entries(parts.arrays);
+  const directory: Directory = {
+    method: parts.method,
+    numbers,
+    arrays: arrays.map(([name, a]) => [name, a instanceof Float32Array ? "f32" : "f64", a.length]),
+  };
+  const text = new TextEncoder().encode(JSON.stringify(directory));
+  const size = HEAD + pad8(text.length) + 8 * numbers.length +
+    arrays.reduce((sum, [, a]) => sum + pad8(a.byteLength), 0);
+  const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
   out.set(MAGIC, 0);
-  view.setUint32(8, n, true);
-  view.setUint32(12, h, true);
-  view.setUint32(16, adam.step, true);
-  view.setInt32(20, bestStep, true);
-  view.setFloat64(24, bestLoss, true);
-  view.setUint32(32, metaBytes.length, true);
-  let offset = HEAD;
-  // Raw byte copies (every platform Deno runs on is little-endian) keep each bit, NaN payloads too.
-  for (const part of [latent, adam.m, adam.v, bestLatent, history]) {
-    out.set(new Uint8Array(part.buffer, part.byteOffset, part.byteLength), offset);
-    offset += part.byteLength;
+  view.setUint32(8, text.length, true);
+  out.set(text, HEAD);
+  let offset = HEAD + pad8(text.length);
+  for (const name of numbers) {
+    view.setFloat64(offset, parts.numbers[name], true);
+    offset += 8;
   }
-  out.set(metaBytes, offset);
+  // Raw byte copies (every platform Deno runs on is little-endian) keep each bit, NaN payloads too.
+  for (const [, a] of arrays) {
+    out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), offset);
+    offset += pad8(a.byteLength);
+  }
   return out;
 }
 
 /**
- * Decodes checkpoint bytes written by {@link encodeCheckpoint}.
+ * Decodes checkpoint bytes written by {@link encodeCheckpoint}; `source` names them in errors.
  *
  * @example
  * ```ts
- * const bytes = await Deno.readFile("cache/checkpoints/00017.bin");
- * const { latent, adam, history } = decodeCheckpoint(bytes, "checkpoint of 00017");
+ * import assert from "node:assert/strict";
+ * const bytes = encodeCheckpoint({ method: "adam", numbers: { step: 3 }, arrays: {} });
+ * const parts = decodeCheckpoint(bytes, "checkpoint of 00017");
+ * assert.deepEqual(parts, { method: "adam", numbers: { step: 3 }, arrays: {} });
  * ```
  */
-export function decodeCheckpoint(bytes: Uint8Array, source = "checkpoint"): OptimCheckpoint {
+export function decodeCheckpoint(bytes: Uint8Array, source = "checkpoint"): CheckpointParts {
   if (bytes.length < HEAD || MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new CheckpointError(
-      `${source}: expected the LFCKPT v1 magic bytes, found something else`,
+      `${source}: expected the LFCKPT v2 magic bytes, found something else`,
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = view.getUint32(8, true);
-  const h = view.getUint32(12, true);
-  const step = view.getUint32(16, true);
-  const bestStep = view.getInt32(20, true);
-  const bestLoss = view.getFloat64(24, true);
-  const metaLength = view.getUint32(32, true);
-  const expected = HEAD + 16 * n + 8 * h + metaLength;
+  const length = view.getUint32(8, true);
+  const directory = parseDirectory(bytes.subarray(HEAD, HEAD + length), source);
+  let offset = HEAD + pad8(length);
+  const expected = offset + 8 * directory.numbers.length +
+    directory.arrays.reduce((sum, [, type, n]) => sum + pad8(n * (type === "f32" ? 4 : 8)), 0);
   if (bytes.length !== expected) {
     throw new CheckpointError(
-      `${source}: a latent of ${n}, history of ${h} and meta of ${metaLength} bytes need ` +
-        `${expected} bytes, found ${bytes.length}`,
+      `${source}: its directory describes ${expected} bytes, found ${bytes.length}`,
     );
   }
-  let offset = HEAD;
-  const part = () => {
-    const array = new Float32Array(bytes.slice(offset, offset + 4 * n).buffer);
-    offset += 4 * n;
-    return array;
+  const numbers: Record<string, number> = {};
+  for (const name of directory.numbers) {
+    numbers[name] = view.getFloat64(offset, true);
+    offset += 8;
+  }
+  const arrays: Record<string, Float32Array | Float64Array> = {};
+  for (const [name, type, n] of directory.arrays) {
+    const byteLength = n * (type === "f32" ? 4 : 8);
+    const copy = bytes.slice(offset, offset + byteLength).buffer;
+    arrays[name] = type === "f32" ? new Float32Array(copy) : new Float64Array(copy);
+    offset += pad8(byteLength);
+  }
+  return { method: directory.method, numbers, arrays };
+}
+
+function parseDirectory(text: Uint8Array, source: string): Directory {
+  let directory: Directory;
+  try {
+    directory = JSON.parse(new TextDecoder().decode(text));
+  } catch (e) {
+    // The bytes passed the magic check, so a broken directory means a damaged file.
+    throw new CheckpointError(`${source}: its directory is not JSON (${(e as Error).message})`);
+  }
+  const valid = typeof directory?.method === "string" &&
+    Array.isArray(directory.numbers) && directory.numbers.every((n) => typeof n === "string") &&
+    Array.isArray(directory.arrays) &&
+    directory.arrays.every((a) =>
+      Array.isArray(a) && typeof a[0] === "string" && (a[1] === "f32" || a[1] === "f64") &&
+      Number.isInteger(a[2]) && a[2] >= 0
+    );
+  if (!valid) {
+    throw new CheckpointError(
+      `${source}: expected a directory of method, numbers and arrays, found ${
+        JSON.stringify(directory).slice(0, 120)
+      }`,
+    );
+  }
+  return directory;
+}
+
+/** Reads the parts a checkpoint must hold; see {@link checkpointReader}. */
+export interface CheckpointReader {
+  /** The number `name`. */
+  number(name: string): number;
+  /** The float32 array `name`, of `length` values when given. */
+  float32(name: string, length?: number): Float32Array;
+  /** The float64 array `name`, of `length` values when given. */
+  float64(name: string, length?: number): Float64Array;
+}
+
+/**
+ * Reads parts a checkpoint must hold: each throws a {@link CheckpointError} naming the
+ * checkpoint and the part when it is missing or of another type or length.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const parts = { method: "adam", numbers: { step: 3 }, arrays: { m: new Float32Array(2) } };
+ * const read = checkpointReader(parts, "checkpoint of 00017");
+ * assert.equal(read.number("step"), 3);
+ * assert.equal(read.float32("m", 2).length, 2);
+ * assert.throws(() => read.float32("v", 2), /checkpoint of 00017: expected array "v"/);
+ * ```
+ */
+export function checkpointReader(parts: CheckpointParts, source: string): CheckpointReader {
+  const array = (name: string, type: "f32" | "f64", length?: number) => {
+    const a = parts.arrays[name];
+    const found = a === undefined
+      ? "none"
+      : `${a instanceof Float32Array ? "f32" : "f64"} of ${a.length}`;
+    const ok = a !== undefined && (a instanceof Float32Array) === (type === "f32") &&
+      (length === undefined || a.length === length);
+    if (!ok) {
+      throw new CheckpointError(
+        `${source}: expected array "${name}" (${type}${
+          length === undefined ? "" : ` of ${length}`
+        }), found ${found}`,
+      );
+    }
+    return a;
   };
-  const latent = part();
-  const m = part();
-  const v = part();
-  const bestLatent = part();
-  const history = new Float64Array(bytes.slice(offset, offset + 8 * h).buffer);
-  offset += 8 * h;
-  const meta = new TextDecoder().decode(bytes.subarray(offset, offset + metaLength));
-  return { latent, adam: { m, v, step }, bestLatent, bestLoss, bestStep, history, meta };
+  return {
+    number(name) {
+      const value = parts.numbers[name];
+      if (typeof value !== "number") {
+        throw new CheckpointError(`${source}: expected number "${name}", found none`);
+      }
+      return value;
+    },
+    float32: (name, length) => array(name, "f32", length) as Float32Array,
+    float64: (name, length) => array(name, "f64", length) as Float64Array,
+  };
+}
+
+/**
+ * The numbers and arrays of `parts` under `prefix.` (one state nested in another's checkpoint),
+ * and, with {@link partsUnder}, back out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const nested = prefixParts("memory", { numbers: { pairs: 2 }, arrays: {} });
+ * assert.deepEqual(nested, { numbers: { "memory.pairs": 2 }, arrays: {} });
+ * ```
+ */
+export function prefixParts(
+  prefix: string,
+  parts: Pick<CheckpointParts, "numbers" | "arrays">,
+): Pick<CheckpointParts, "numbers" | "arrays"> {
+  const rename = <T>(record: Record<string, T>) =>
+    Object.fromEntries(Object.entries(record).map(([k, v]) => [`${prefix}.${k}`, v]));
+  return { numbers: rename(parts.numbers), arrays: rename(parts.arrays) };
+}
+
+/**
+ * The parts of `parts` written under `prefix.` by {@link prefixParts}, without the prefix.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const parts = { method: "lbfgs", numbers: { "memory.pairs": 2, steps: 4 }, arrays: {} };
+ * assert.deepEqual(partsUnder("memory", parts).numbers, { pairs: 2 });
+ * ```
+ */
+export function partsUnder(prefix: string, parts: CheckpointParts): CheckpointParts {
+  const strip = <T>(record: Record<string, T>) =>
+    Object.fromEntries(
+      Object.entries(record).flatMap(([k, v]) =>
+        k.startsWith(`${prefix}.`) ? [[k.slice(prefix.length + 1), v]] : []
+      ),
+    );
+  return { method: parts.method, numbers: strip(parts.numbers), arrays: strip(parts.arrays) };
 }

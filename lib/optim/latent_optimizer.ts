@@ -1,16 +1,18 @@
 /**
- * The latent optimization loop: a fixed number of batch slots, each holding one image's
- * latent, Adam state and stopping rule. Every step evaluates the whole batch once; an image
- * that stops leaves its slot and the next waiting image takes it, so the batch stays full.
- * The result of each image is its best latent, not its last.
+ * The latent optimization loop: a fixed number of batch slots, each holding one image (its
+ * latent, its method's state, its stopping rule and pass budget; see image_run.ts). Every pass
+ * evaluates the whole batch once, one point per slot, wherever each image is (an Adam step, a
+ * point of an L-BFGS line search); an image that stops leaves its slot and the next waiting
+ * image takes it, so the batch stays full. The result of each image is its best latent, not its
+ * last, and depends neither on the batch it ran in nor on its slot.
  *
  * @module
  */
-import { adamUpdate, createAdamState, NonFiniteGradientError } from "./adam.ts";
-import { decodeCheckpoint, encodeCheckpoint, type OptimCheckpoint } from "./checkpoint.ts";
-import { psnr, ssim } from "./metrics.ts";
-import { learningRate } from "./schedule.ts";
-import { downsampleCurve, StoppingTracker, type StopReason } from "./stopping.ts";
+import { ImageRun } from "./image_run.ts";
+import { NonFiniteError } from "./method.ts";
+import type { StopReason } from "./stopping.ts";
+
+export { NonFiniteError };
 
 /** One image to optimize. */
 export interface OptimizeJob {
@@ -30,17 +32,22 @@ export interface OptimizeResult {
   latent: Float32Array;
   lossInitial: number;
   lossFinal: number;
-  /** Updates applied. */
+  /** Updates of the latent: Adam steps, or L-BFGS steps (completed line searches). */
   steps: number;
+  /** Loss-and-gradient evaluations, line-search ones included. */
+  passes: number;
   stop: StopReason;
   psnrInitial: number;
   psnrFinal: number;
   ssimInitial: number;
   ssimFinal: number;
-  /** The loss curve, at most 200 points. */
-  curve: { steps: number[]; losses: number[] };
-  /** Updates computed by this attempt (fewer than `steps` after a resume). */
-  computedSteps: number;
+  /**
+   * The loss after each step (`steps`, `losses`) and the PSNR of the best latent after each pass
+   * (`passes`, `psnr`), each at most 200 points.
+   */
+  curve: { steps: number[]; losses: number[]; passes: number[]; psnr: number[] };
+  /** Passes computed by this attempt (fewer than `passes` after a resume). */
+  computedPasses: number;
 }
 
 /** Evaluates a full batch: per-image losses, update directions and reconstructions. */
@@ -59,235 +66,205 @@ export interface OptimizerSettings {
   batch: number;
   latentSize: number;
   imageShape: [number, number, number];
+  /** `"adam"` (the default; the gradient-free method too) or `"lbfgs"`. */
+  method?: "adam" | "lbfgs";
+  /** Adam's learning rate; L-BFGS's scale of the first step each line search tries. */
   lr: number;
   schedule: "constant" | "cosine";
   warmupSteps: number;
   maxSteps: number;
+  /** Evaluations an image gets at most, line-search ones included. Default: no limit. */
+  maxPasses?: number;
+  /** L-BFGS's memory: pairs kept. Default: `10`. */
+  lbfgsHistory?: number;
   patience: number;
   tolerance: number;
+  /** A checkpoint every this many passes of an image. */
   checkpointEvery: number;
   /** Peak-to-peak of the image range (2 for [-1, 1]). */
   dataRange: number;
 }
 
-/** Raised for an image whose loss or direction stops being finite. */
-export class NonFiniteError extends Error {
-  override readonly name = "NonFiniteError";
-}
-
-interface Slot {
-  job: OptimizeJob;
-  z: Float32Array;
-  adam: ReturnType<typeof createAdamState>;
-  tracker: StoppingTracker;
-  best: Float32Array;
-  /** Reconstruction of `best`, when this attempt evaluated it. */
-  bestRecon: Float32Array | null;
-  initial: { loss: number; psnr: number; ssim: number } | null;
-  computed: number;
-  /** Set when the loop only needs one more evaluation of `best` to finish. */
-  finalPass: StopReason | null;
+/** An image's counts after one of its passes (for a progress line). */
+export interface PassProgress {
+  id: string;
+  steps: number;
+  passes: number;
 }
 
 /**
  * Runs the loop until `next` has no more jobs and every slot is empty.
  *
  * `next(max, wait)` hands out up to `max` new jobs (waiting for at least one when `wait`);
- * `save` stores a checkpoint; `done` receives each image's result or error.
+ * `save` stores a checkpoint; `done` receives each image's result or error; `progress`, if
+ * given, hears of every pass of every image.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * // A pure numeric stand-in for a decoder: the image is the latent, the loss ½‖z − x‖².
+ * const evaluator = {
+ *   evaluate(latents: Float32Array, targets: Float32Array) {
+ *     const directions = latents.map((z, i) => z - targets[i]);
+ *     const losses = new Float32Array([directions.reduce((s, d) => s + d * d, 0) / 2]);
+ *     return Promise.resolve({ losses, directions, reconstructions: latents.slice() });
+ *   },
+ * };
+ * const target = Float32Array.from({ length: 121 }, (_, i) => Math.sin(i) / 2);
+ * const jobs = [{ id: "a", latent: new Float32Array(121), target }];
+ * const results: unknown[] = [];
+ * await optimizeLatents({
+ *   settings: {
+ *     batch: 1, latentSize: 121, imageShape: [1, 11, 11], method: "lbfgs", lr: 1,
+ *     schedule: "constant", warmupSteps: 0, maxSteps: 100, maxPasses: 20, patience: 5,
+ *     tolerance: 0, checkpointEvery: 10, dataRange: 2,
+ *   },
+ *   evaluator,
+ *   next: (max) => Promise.resolve(jobs.splice(0, max)),
+ *   save: () => Promise.resolve(),
+ *   done: (_id, result) => Promise.resolve(void results.push(result)),
+ *   signal: new AbortController().signal,
+ * });
+ * const [result] = results as { lossInitial: number; lossFinal: number; passes: number }[];
+ * assert.ok(result.lossFinal < 1e-6 * result.lossInitial);
+ * assert.ok(result.passes <= 20);
+ * ```
  */
 export async function optimizeLatents(
-  {
-    settings,
-    evaluator,
-    next,
-    save,
-    done,
-    signal,
-  }: {
+  { settings, evaluator, next, save, done, progress, signal }: {
     settings: OptimizerSettings;
     evaluator: BatchEvaluator;
     next: (max: number, wait: boolean) => Promise<OptimizeJob[]>;
     save: (id: string, checkpoint: Uint8Array) => Promise<void>;
     done: (id: string, result: OptimizeResult | Error) => Promise<void>;
+    progress?: (counts: PassProgress) => void;
     signal: AbortSignal;
   },
 ): Promise<void> {
-  const { batch, latentSize, imageShape } = settings;
-  const imageSize = imageShape[0] * imageShape[1] * imageShape[2];
-  const slots: (Slot | null)[] = Array.from({ length: batch }, () => null);
-  const latents = new Float32Array(batch * latentSize);
-  const targets = new Float32Array(batch * imageSize);
-  const anchors = new Float32Array(batch * latentSize);
+  const batch = new Batch(settings);
   let exhausted = false;
-
   const fill = async () => {
-    const free = slots.flatMap((s, i) => s === null ? [i] : []);
+    const free = batch.free();
     if (free.length === 0 || exhausted || signal.aborted) return;
-    const wait = free.length === batch;
+    const wait = free.length === settings.batch;
     const jobs = await next(free.length, wait);
     if (wait && jobs.length === 0) exhausted = true;
     for (const job of jobs) {
-      const i = free.shift()!;
       try {
-        slots[i] = startSlot(job, settings);
-        targets.set(job.target, i * imageSize);
-        anchors.set(job.latent, i * latentSize);
+        batch.place(free.shift()!, ImageRun.start(job, settings));
       } catch (e) {
         await done(job.id, e as Error);
       }
     }
   };
-
   while (true) {
     await fill();
-    if (slots.every((s) => s === null)) {
+    if (batch.empty()) {
       if (exhausted || signal.aborted) return;
       continue;
     }
     if (signal.aborted) return;
-    for (let i = 0; i < batch; i++) {
-      const s = slots[i];
-      // Empty slots evaluate zeros; their outputs are ignored.
-      if (s) latents.set(s.finalPass ? s.best : s.z, i * latentSize);
-      else latents.fill(0, i * latentSize, (i + 1) * latentSize);
-    }
-    const { losses, directions, reconstructions } = await evaluator.evaluate(
-      latents,
-      targets,
-      anchors,
-    );
-    for (let i = 0; i < batch; i++) {
-      const s = slots[i];
-      if (!s) continue;
-      const recon = reconstructions.subarray(i * imageSize, (i + 1) * imageSize);
-      const target = targets.subarray(i * imageSize, (i + 1) * imageSize);
-      try {
-        if (s.finalPass) {
-          s.bestRecon = recon.slice();
-          await finish(s, s.finalPass, target);
-          slots[i] = null;
-          continue;
-        }
-        const loss = losses[i];
-        const step = s.adam.step;
-        if (!Number.isFinite(loss)) {
-          throw new NonFiniteError(`loss is ${loss} at step ${step}`);
-        }
-        if (s.initial === null) {
-          s.initial = {
-            loss,
-            psnr: psnr(recon, target, { dataRange: settings.dataRange }),
-            ssim: ssim(recon, target, imageShape, { dataRange: settings.dataRange }),
-          };
-        }
-        const { improved, stop } = s.tracker.record(loss);
-        if (improved) {
-          s.best.set(s.z);
-          s.bestRecon = recon.slice();
-        }
-        if (stop) {
-          if (s.bestRecon) {
-            await finish(s, stop, target);
-            slots[i] = null;
-          } else {
-            s.finalPass = stop;
-          }
-          continue;
-        }
-        const lr = learningRate({
-          kind: settings.schedule,
-          lr: settings.lr,
-          maxSteps: settings.maxSteps,
-          warmupSteps: settings.warmupSteps,
-        }, step);
-        adamUpdate(s.z, directions.subarray(i * latentSize, (i + 1) * latentSize), s.adam, lr);
-        s.computed++;
-        for (let k = 0; k < latentSize; k++) {
-          if (!Number.isFinite(s.z[k])) {
-            throw new NonFiniteError(`latent became ${s.z[k]} at step ${s.adam.step}`);
-          }
-        }
-        if (s.adam.step % settings.checkpointEvery === 0) {
-          await save(s.job.id, checkpointOf(s));
-        }
-      } catch (e) {
-        const error = e instanceof NonFiniteGradientError
-          ? new NonFiniteError(`gradient is ${e.value} at step ${e.step - 1}`)
-          : e as Error;
-        await done(s.job.id, error);
-        slots[i] = null;
-      }
+    const out = await evaluator.evaluate(batch.points(), batch.targets, batch.anchors);
+    for (const [i, run] of batch.occupied()) {
+      const outcome = await takePass(run, batch, i, out, settings, save, progress);
+      if (outcome === null) continue;
+      batch.clear(i);
+      await done(run.job.id, outcome);
     }
   }
+}
 
-  async function finish(s: Slot, stop: StopReason, target: Float32Array) {
-    const recon = s.bestRecon!;
-    const history = s.tracker.history;
-    const initial = s.initial!;
-    await done(s.job.id, {
-      id: s.job.id,
-      latent: s.best,
-      lossInitial: initial.loss,
-      lossFinal: s.tracker.bestLoss,
-      steps: s.adam.step,
-      stop,
-      psnrInitial: initial.psnr,
-      psnrFinal: psnr(recon, target, { dataRange: settings.dataRange }),
-      ssimInitial: initial.ssim,
-      ssimFinal: ssim(recon, target, settings.imageShape, { dataRange: settings.dataRange }),
-      curve: downsampleCurve(history, 200),
-      computedSteps: s.computed,
+/**
+ * Hands slot `i`'s part of an evaluation to its image and checkpoints it when due; returns the
+ * image's result once it is finished (or the error that failed it), or `null` while it goes on.
+ */
+async function takePass(
+  run: ImageRun,
+  batch: Batch,
+  i: number,
+  out: Awaited<ReturnType<BatchEvaluator["evaluate"]>>,
+  settings: OptimizerSettings,
+  save: (id: string, checkpoint: Uint8Array) => Promise<void>,
+  progress?: (counts: PassProgress) => void,
+): Promise<OptimizeResult | Error | null> {
+  const { latentSize } = settings;
+  const recon = batch.slice(out.reconstructions, i, batch.imageSize);
+  const target = batch.target(i);
+  try {
+    if (run.finalPass) {
+      run.takeFinal(recon);
+      return run.result(run.finalPass, target);
+    }
+    const gradient = out.directions.subarray(i * latentSize, (i + 1) * latentSize);
+    const stop = run.take(out.losses[i], gradient, recon, target);
+    progress?.({ id: run.job.id, steps: run.steps, passes: run.passes });
+    if (stop && run.hasBestReconstruction) return run.result(stop, target);
+    if (stop) run.finalPass = stop;
+    else if (run.passes % settings.checkpointEvery === 0) {
+      await save(run.job.id, run.checkpoint());
+    }
+    return null;
+  } catch (e) {
+    // The image fails with what went wrong (a non-finite value, a bad checkpoint); the others go on.
+    return e as Error;
+  }
+}
+
+/** The slots and the batched tensors the evaluator reads. */
+class Batch {
+  readonly imageSize: number;
+  readonly latents: Float32Array;
+  readonly targets: Float32Array;
+  readonly anchors: Float32Array;
+  readonly #latentSize: number;
+  readonly #slots: (ImageRun | null)[];
+
+  constructor({ batch, latentSize, imageShape }: OptimizerSettings) {
+    this.imageSize = imageShape[0] * imageShape[1] * imageShape[2];
+    this.#latentSize = latentSize;
+    this.#slots = Array.from({ length: batch }, () => null);
+    this.latents = new Float32Array(batch * latentSize);
+    this.targets = new Float32Array(batch * this.imageSize);
+    this.anchors = new Float32Array(batch * latentSize);
+  }
+
+  free(): number[] {
+    return this.#slots.flatMap((s, i) => s === null ? [i] : []);
+  }
+
+  empty(): boolean {
+    return this.#slots.every((s) => s === null);
+  }
+
+  occupied(): [number, ImageRun][] {
+    return this.#slots.flatMap((s, i) => s === null ? [] : [[i, s] as [number, ImageRun]]);
+  }
+
+  place(i: number, run: ImageRun): void {
+    this.#slots[i] = run;
+    this.targets.set(run.job.target, i * this.imageSize);
+    this.anchors.set(run.job.latent, i * this.#latentSize);
+  }
+
+  clear(i: number): void {
+    this.#slots[i] = null;
+  }
+
+  /** Every slot's next point; empty slots evaluate zeros, and their outputs are ignored. */
+  points(): Float32Array {
+    const n = this.#latentSize;
+    this.#slots.forEach((s, i) => {
+      if (s) this.latents.set(s.point, i * n);
+      else this.latents.fill(0, i * n, (i + 1) * n);
     });
+    return this.latents;
   }
-}
 
-function startSlot(job: OptimizeJob, settings: OptimizerSettings): Slot {
-  const stopping = {
-    patience: settings.patience,
-    tolerance: settings.tolerance,
-    maxSteps: settings.maxSteps,
-  };
-  if (job.latent.length !== settings.latentSize) {
-    throw new NonFiniteError(
-      `latent of ${job.id}: expected ${settings.latentSize} values, found ${job.latent.length}`,
-    );
+  target(i: number): Float32Array {
+    return this.slice(this.targets, i, this.imageSize);
   }
-  if (job.checkpoint) {
-    const c: OptimCheckpoint = decodeCheckpoint(job.checkpoint, `checkpoint of ${job.id}`);
-    const initial = JSON.parse(c.meta || "null");
-    return {
-      job,
-      z: c.latent,
-      adam: c.adam,
-      tracker: new StoppingTracker(stopping, c.history),
-      best: c.bestLatent,
-      bestRecon: null,
-      initial,
-      computed: 0,
-      finalPass: null,
-    };
-  }
-  return {
-    job,
-    z: job.latent.slice(),
-    adam: createAdamState(settings.latentSize),
-    tracker: new StoppingTracker(stopping),
-    best: job.latent.slice(),
-    bestRecon: null,
-    initial: null,
-    computed: 0,
-    finalPass: null,
-  };
-}
 
-function checkpointOf(s: Slot): Uint8Array {
-  return encodeCheckpoint({
-    latent: s.z,
-    adam: s.adam,
-    bestLatent: s.best,
-    bestLoss: s.tracker.bestLoss,
-    bestStep: s.tracker.bestStep,
-    history: Float64Array.from(s.tracker.history),
-    meta: JSON.stringify(s.initial),
-  });
+  slice(values: Float32Array, i: number, size: number): Float32Array {
+    return values.subarray(i * size, (i + 1) * size);
+  }
 }

@@ -31,7 +31,9 @@ function checkPair(a: Float32Array, b: Float32Array): void {
  *
  * @example
  * ```ts
- * psnr(new Float32Array([0, 0]), new Float32Array([0.1, -0.1])); // 10·log10(4/0.01) ≈ 26.02
+ * import assert from "node:assert/strict";
+ * const db = psnr(new Float32Array([0, 0]), new Float32Array([0.5, -0.5]));
+ * assert.equal(db, 10 * Math.log10(4 / 0.25)); // ≈ 12.04 dB
  * ```
  */
 export function psnr(
@@ -96,9 +98,11 @@ function imageShape(shape: number[]): [number, number, number] {
  *
  * @example
  * ```ts
- * // Two [3, 256, 256] images with values in [-1, 1].
- * declare const original: Float32Array, reconstruction: Float32Array;
- * const score = ssim(original, reconstruction, [3, 256, 256]);
+ * import assert from "node:assert/strict";
+ * const image = Float32Array.from({ length: 3 * 16 * 16 }, (_, i) => Math.sin(i) * 0.8);
+ * assert.equal(ssim(image, image, [3, 16, 16]), 1);
+ * const darker = image.map((v) => v * 0.5);
+ * assert.ok(ssim(image, darker, [3, 16, 16]) < 1);
  * ```
  */
 export function ssim(
@@ -123,82 +127,109 @@ export function ssim(
       `expected an image of at least ${windowSize}×${windowSize} for the window, found ${height}×${width}`,
     );
   }
-  const w = gaussian(windowSize, sigma);
-  const c1 = (k1 * dataRange) ** 2;
-  const c2 = (k2 * dataRange) ** 2;
-  const outW = width - windowSize + 1;
-  const outH = height - windowSize + 1;
-  const plane = height * outW;
-  // Horizontal pass results: means of x, y, x², y², xy along each row.
-  const hx = new Float64Array(plane);
-  const hy = new Float64Array(plane);
-  const hxx = new Float64Array(plane);
-  const hyy = new Float64Array(plane);
-  const hxy = new Float64Array(plane);
-  // Vertical pass results for one output row, accumulated tap by tap for sequential reads.
-  const ax = new Float64Array(outW);
-  const ay = new Float64Array(outW);
-  const axx = new Float64Array(outW);
-  const ayy = new Float64Array(outW);
-  const axy = new Float64Array(outW);
+  const window = { w: gaussian(windowSize, sigma), height, width };
+  const constants = { c1: (k1 * dataRange) ** 2, c2: (k2 * dataRange) ** 2 };
+  const rows = new WindowSums(height * (width - windowSize + 1));
   let total = 0;
   for (let c = 0; c < channels; c++) {
-    const base = c * height * width;
-    for (let r = 0; r < height; r++) {
-      const row = base + r * width;
-      const outRow = r * outW;
-      for (let j = 0; j < outW; j++) {
-        let sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
-        for (let t = 0; t < windowSize; t++) {
-          const x = a[row + j + t];
-          const y = b[row + j + t];
-          const wt = w[t];
-          const wx = wt * x;
-          const wy = wt * y;
-          sx += wx;
-          sy += wy;
-          sxx += wx * x;
-          syy += wy * y;
-          sxy += wx * y;
-        }
-        const o = outRow + j;
-        hx[o] = sx;
-        hy[o] = sy;
-        hxx[o] = sxx;
-        hyy[o] = syy;
-        hxy[o] = sxy;
-      }
-    }
-    let sum = 0;
-    for (let r = 0; r < outH; r++) {
-      ax.fill(0);
-      ay.fill(0);
-      axx.fill(0);
-      ayy.fill(0);
-      axy.fill(0);
-      for (let t = 0; t < windowSize; t++) {
-        const wt = w[t];
-        const s0 = (r + t) * outW;
-        for (let j = 0; j < outW; j++) {
-          const o = s0 + j;
-          ax[j] += wt * hx[o];
-          ay[j] += wt * hy[o];
-          axx[j] += wt * hxx[o];
-          ayy[j] += wt * hyy[o];
-          axy[j] += wt * hxy[o];
-        }
-      }
-      for (let j = 0; j < outW; j++) {
-        const mx = ax[j];
-        const my = ay[j];
-        const vx = axx[j] - mx * mx;
-        const vy = ayy[j] - my * my;
-        const cov = axy[j] - mx * my;
-        sum += ((2 * mx * my + c1) * (2 * cov + c2)) /
-          ((mx * mx + my * my + c1) * (vx + vy + c2));
-      }
-    }
-    total += sum / (outH * outW);
+    horizontalPass(a, b, c * height * width, window, rows);
+    total += meanSsim(rows, window, constants);
   }
   return total / channels;
+}
+
+/** Gaussian-weighted sums of x, y, x², y², xy at each position of a pass. */
+class WindowSums {
+  readonly x: Float64Array;
+  readonly y: Float64Array;
+  readonly xx: Float64Array;
+  readonly yy: Float64Array;
+  readonly xy: Float64Array;
+  constructor(size: number) {
+    this.x = new Float64Array(size);
+    this.y = new Float64Array(size);
+    this.xx = new Float64Array(size);
+    this.yy = new Float64Array(size);
+    this.xy = new Float64Array(size);
+  }
+}
+
+interface Window {
+  w: Float64Array;
+  height: number;
+  width: number;
+}
+
+/** The horizontal pass over one channel (starting at `base`): window sums along each row. */
+function horizontalPass(
+  a: Float32Array,
+  b: Float32Array,
+  base: number,
+  { w, height, width }: Window,
+  out: WindowSums,
+): void {
+  const outW = width - w.length + 1;
+  for (let r = 0; r < height; r++) {
+    const row = base + r * width;
+    const outRow = r * outW;
+    for (let j = 0; j < outW; j++) {
+      let sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+      for (let t = 0; t < w.length; t++) {
+        const x = a[row + j + t];
+        const y = b[row + j + t];
+        const wt = w[t];
+        const wx = wt * x;
+        const wy = wt * y;
+        sx += wx;
+        sy += wy;
+        sxx += wx * x;
+        syy += wy * y;
+        sxy += wx * y;
+      }
+      const o = outRow + j;
+      out.x[o] = sx;
+      out.y[o] = sy;
+      out.xx[o] = sxx;
+      out.yy[o] = syy;
+      out.xy[o] = sxy;
+    }
+  }
+}
+
+/** The vertical pass over the row sums, and the mean SSIM over the valid positions. */
+function meanSsim(
+  rows: WindowSums,
+  { w, height, width }: Window,
+  { c1, c2 }: { c1: number; c2: number },
+): number {
+  const outW = width - w.length + 1;
+  const outH = height - w.length + 1;
+  // One output row, accumulated tap by tap for sequential reads.
+  const acc = new WindowSums(outW);
+  let sum = 0;
+  for (let r = 0; r < outH; r++) {
+    for (const part of [acc.x, acc.y, acc.xx, acc.yy, acc.xy]) part.fill(0);
+    for (let t = 0; t < w.length; t++) {
+      const wt = w[t];
+      const s0 = (r + t) * outW;
+      for (let j = 0; j < outW; j++) {
+        const o = s0 + j;
+        acc.x[j] += wt * rows.x[o];
+        acc.y[j] += wt * rows.y[o];
+        acc.xx[j] += wt * rows.xx[o];
+        acc.yy[j] += wt * rows.yy[o];
+        acc.xy[j] += wt * rows.xy[o];
+      }
+    }
+    for (let j = 0; j < outW; j++) {
+      const mx = acc.x[j];
+      const my = acc.y[j];
+      const vx = acc.xx[j] - mx * mx;
+      const vy = acc.yy[j] - my * my;
+      const cov = acc.xy[j] - mx * my;
+      sum += ((2 * mx * my + c1) * (2 * cov + c2)) /
+        ((mx * mx + my * my + c1) * (vx + vy + c2));
+    }
+  }
+  return sum / (outH * outW);
 }

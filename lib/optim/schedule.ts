@@ -32,7 +32,10 @@ export class ScheduleError extends Error {
  *
  * @example
  * ```ts
- * learningRate({ kind: "cosine", lr: 0.1, maxSteps: 100, warmupSteps: 10 }, 55); // 0.05
+ * import assert from "node:assert/strict";
+ * const cosine = { kind: "cosine", lr: 0.1, maxSteps: 100, warmupSteps: 10 } as const;
+ * assert.equal(learningRate(cosine, 0), 0.01); // warm-up: lr · 1/10
+ * assert.ok(Math.abs(learningRate(cosine, 55) - 0.05) < 1e-12); // half-way down the cosine
  * ```
  */
 export function learningRate(options: ScheduleOptions, step: number): number {

@@ -1,13 +1,17 @@
 /**
  * When one image's optimization stops: once the relative improvement of its best loss over the
  * last `patience` steps falls below `tolerance` ("converged"), or after `maxSteps` updates
- * ("max_steps"). Also the loss curve kept for reports, downsampled to a bounded number of points.
+ * ("max_steps"). (The pass budget, "max_passes", is counted by the loop, which sees every
+ * evaluation.) Also the loss curve kept for reports, downsampled to a bounded number of points.
  *
  * @module
  */
 
-/** Why an image's optimization stopped. */
-export type StopReason = "converged" | "max_steps";
+/**
+ * Why an image's optimization stopped: its loss stopped improving or its method found nothing
+ * more to do ("converged"), it took `max_steps` updates, or it used `max_passes` evaluations.
+ */
+export type StopReason = "converged" | "max_steps" | "max_passes";
 
 /** The stopping rule's numbers, as in the `optimize` config. */
 export interface StoppingOptions {
@@ -54,11 +58,13 @@ export class StoppingOptionsError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const tracker = new StoppingTracker({ patience: 2, tolerance: 0.01, maxSteps: 100 });
- * tracker.record(1.0); // { improved: true, stop: null }
- * tracker.record(0.5); // { improved: true, stop: null }
- * tracker.record(0.499); // { improved: true, stop: null }: 50.1% better than 2 steps before
- * tracker.record(0.498); // { improved: true, stop: "converged" }: 0.4% better than 2 steps before
+ * assert.deepEqual(tracker.record(1.0), { improved: true, stop: null });
+ * assert.deepEqual(tracker.record(0.5), { improved: true, stop: null });
+ * // 50.1% better than 2 steps before: goes on; then 0.4% better: stops.
+ * assert.deepEqual(tracker.record(0.499), { improved: true, stop: null });
+ * assert.deepEqual(tracker.record(0.498), { improved: true, stop: "converged" });
  * ```
  */
 export class StoppingTracker {
@@ -144,8 +150,11 @@ export class StoppingTracker {
  *
  * @example
  * ```ts
- * declare const tracker: StoppingTracker;
- * const { steps, losses } = downsampleCurve(tracker.history); // steps.length <= 200
+ * import assert from "node:assert/strict";
+ * const history = Array.from({ length: 1001 }, (_, k) => 1 / (k + 1));
+ * const { steps, losses } = downsampleCurve(history, 3);
+ * assert.deepEqual(steps, [0, 500, 1000]);
+ * assert.deepEqual(losses, [1, 1 / 501, 1 / 1001]);
  * ```
  */
 export function downsampleCurve(

@@ -10,7 +10,7 @@ import type { Tensor } from "../format/safetensors.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { OptimizeMetrics, PackagedLatent, PackageRow } from "./rows.ts";
 
-/** The metrics columns, float32 (and `steps`, int32). */
+/** The metrics columns, float32 (and `steps` and `passes`, int32). */
 export const METRIC_COLUMNS = [
   "loss_initial",
   "loss_final",
@@ -84,7 +84,7 @@ export class ColumnError extends Error {
 /**
  * The arrays of `rows`, row-aligned: `ids`; `latents` and `initial_latents` (N×C×h×w float32);
  * with flips `latents_flipped`, `initial_latents_flipped` and `crop_coords_top_left_flipped`;
- * the metrics (`loss_*`, `psnr_*`, `ssim_*` float32, `steps` int32); the conditioning
+ * the metrics (`loss_*`, `psnr_*`, `ssim_*` float32, `steps` and `passes` int32); the conditioning
  * (`original_size`, `crop_coords_top_left`, `target_size` N×2 and `crop_box` N×4, int32,
  * (height, width) and (top, left) ordered); and one `label_<field>` per label (text, or float32
  * with NaN where a number is missing).
@@ -102,7 +102,7 @@ export class ColumnError extends Error {
  *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
  * const metrics = {
  *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
- *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, passes: 61, stop: "converged", provider: "cpu",
  * };
  * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
  * const tensor = {
@@ -148,6 +148,7 @@ export async function rowColumns(
   const flipped = flip ? rows.map((r) => r.flipped!) : [];
   for (const name of METRIC_COLUMNS) out[name] = metric(images, (m) => m[name]);
   out.steps = { dtype: "<i4", shape: [n], data: Int32Array.from(images, (l) => l.metrics.steps) };
+  out.passes = { dtype: "<i4", shape: [n], data: Int32Array.from(images, (l) => l.metrics.passes) };
   for (const [name, width] of Object.entries(CONDITIONING_COLUMNS)) {
     const key = name as keyof typeof CONDITIONING_COLUMNS;
     out[name] = {
@@ -186,7 +187,7 @@ export async function rowColumns(
  *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
  * const metrics = {
  *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
- *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, passes: 61, stop: "converged", provider: "cpu",
  * };
  * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
  * const tensor = {

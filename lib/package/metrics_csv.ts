@@ -8,7 +8,7 @@
 import type { OptimizeMetrics, PackageRow } from "./rows.ts";
 
 const HEADER =
-  "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,stop,provider";
+  "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,passes,stop,provider";
 
 /**
  * The text of `metrics.csv` for the rows of one split.
@@ -20,14 +20,14 @@ const HEADER =
  *
  * const metrics = {
  *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
- *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, passes: 61, stop: "converged", provider: "cpu",
  * };
  * const row = {
  *   id: "train/a,b", bucket: "256x256", flipped: null, image: { metrics },
  * } as unknown as PackageRow;
  * assert.equal(
  *   metricsCsv([row]).split("\n")[1],
- *   '"train/a,b",256x256,0.5,0.25,20,24.5,0.7,0.8,60,converged,cpu',
+ *   '"train/a,b",256x256,0.5,0.25,20,24.5,0.7,0.8,60,61,converged,cpu',
  * );
  * ```
  */
@@ -43,6 +43,7 @@ export function metricsCsv(rows: readonly PackageRow[]): string {
       m.ssim_initial,
       m.ssim_final,
       m.steps,
+      m.passes,
       m.stop,
       m.provider,
     ].map(csvField).join(",");

@@ -58,7 +58,7 @@ export function perImageFile(split: string, id: string): string {
  *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
  * const metrics = {
  *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
- *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, passes: 61, stop: "converged", provider: "cpu",
  * };
  * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
  * const tensor = {
@@ -115,7 +115,7 @@ export async function perImageArrays(
  *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
  * const metrics = {
  *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
- *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, stop: "converged", provider: "cpu",
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, passes: 61, stop: "converged", provider: "cpu",
  * };
  * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
  * const tensor = {

@@ -22,10 +22,12 @@ import type { PackageRow } from "./rows.ts";
  *
  * const cache = await Deno.makeTempDir();
  * const store = new ObjectStore(cache);
- * const curve = await store.putJson({ steps: [0, 10], losses: [0.5, 0.25] });
+ * const curve = await store.putJson({
+ *   steps: [0, 10], losses: [0.5, 0.25], passes: [1, 11], psnr: [20, 21],
+ * });
  * const metrics = {
  *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
- *   ssim_initial: 0.7, ssim_final: 0.8, steps: 10, stop: "converged", provider: "cpu",
+ *   ssim_initial: 0.7, ssim_final: 0.8, steps: 10, passes: 11, stop: "converged", provider: "cpu",
  * };
  * const row = { id: "00017", bucket: "256x256", image: { metrics } } as unknown as PackageRow;
  * const [line] = await reportImages(store, new Map([["train", [row]]]), {
@@ -51,7 +53,9 @@ export async function reportImages(
   for (const [split, rows] of rowsBySplit) {
     for (const row of rows) {
       const m = row.image.metrics;
-      const curve = await store.getJson<{ steps: number[]; losses: number[] }>(
+      const curve = await store.getJson<
+        { steps: number[]; losses: number[]; passes: number[]; psnr: number[] }
+      >(
         optimized.get(row.id)!.objects.curve,
       );
       images.push({
@@ -66,6 +70,8 @@ export async function reportImages(
         steps: m.steps,
         stopReason: m.stop,
         lossCurve: curve.steps.map((s, k) => [s, curve.losses[k]] as const),
+        passes: m.passes,
+        psnrCurve: curve.passes.map((p, k) => [p, curve.psnr[k]] as const),
         bucket: bucketed ? row.bucket : undefined,
       });
     }

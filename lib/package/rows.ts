@@ -21,6 +21,8 @@ export interface OptimizeMetrics {
   ssim_initial: number;
   ssim_final: number;
   steps: number;
+  /** Loss-and-gradient evaluations, line searches included. */
+  passes: number;
   stop: string;
   provider: string;
 }

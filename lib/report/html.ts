@@ -22,6 +22,7 @@ export type { ReportNotes };
 import { lossBands, type LossCurve, median } from "./stats.ts";
 import { bandChart, histogramChart, scatterChart } from "./svg_chart.ts";
 import { type BucketedImage, renderBucketSection } from "./buckets_section.ts";
+import { renderPassesSection } from "./passes_section.ts";
 
 /** Images of one split that made it through the pipeline. */
 export interface ReportSplit {
@@ -46,6 +47,10 @@ export interface ReportImage {
   stopReason: string;
   /** Loss at recorded steps, ascending by step; may be subsampled. */
   lossCurve: LossCurve;
+  /** Loss-and-gradient evaluations taken, line searches included. */
+  passes?: number;
+  /** PSNR of the best latent after recorded passes, ascending by pass; may be subsampled. */
+  psnrCurve?: LossCurve;
   /** Aspect-ratio bucket (`WxH`), when the dataset is bucketed. */
   bucket?: string;
 }
@@ -117,6 +122,11 @@ export function renderReport(data: ReportData): string {
     quality(data),
     renderBucketSection(data.images.filter((i) => i.bucket !== undefined) as BucketedImage[]),
     optimization(data),
+    renderPassesSection(
+      data.images.flatMap((i) =>
+        i.passes === undefined ? [] : [{ ...i, passes: i.passes, psnrCurve: i.psnrCurve ?? [] }]
+      ),
+    ),
     samples(data),
     configuration(data),
     `<footer>latentforge ${escapeHtml(data.toolVersion)}</footer>`,

@@ -1,0 +1,72 @@
+/**
+ * The report's section on compute: PSNR of each image's best latent against passes (one pass is
+ * one loss-and-gradient evaluation, line searches included), as the median across images with
+ * quantile bands, and how many passes and steps the images took. Passes are what an optimization
+ * costs, whatever the method, so this is the chart to read when choosing `optimize.method` or
+ * `optimize.max_passes`.
+ *
+ * @module
+ */
+import { escapeHtml } from "./escape.ts";
+import { fixed } from "./format.ts";
+import { lossBands, type LossCurve, median } from "./stats.ts";
+import { bandChart, histogramChart } from "./svg_chart.ts";
+
+/** What the section needs of each image. */
+export interface PassedImage {
+  /** Loss-and-gradient evaluations the image took. */
+  passes: number;
+  /** Optimization steps (updates of the latent) it took. */
+  steps: number;
+  /** PSNR in dB of its best latent after each recorded pass, ascending by pass. */
+  psnrCurve: LossCurve;
+}
+
+const COLOR = "#00798c";
+
+/**
+ * The section as HTML: PSNR against passes (median and bands), and passes per image. Says so
+ * when no image recorded a PSNR curve (results of an older latentforge).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const html = renderPassesSection([
+ *   { passes: 3, steps: 2, psnrCurve: [[1, 20], [2, 21], [3, 21.5]] },
+ *   { passes: 3, steps: 1, psnrCurve: [[1, 22], [2, 22], [3, 23]] },
+ * ]);
+ * assert.match(html, /<h2>PSNR per pass<\/h2>/);
+ * assert.match(html, /Median passes per image: 3; median steps: 1\.5/);
+ * ```
+ */
+export function renderPassesSection(images: readonly PassedImage[]): string {
+  const curves = images.map((i) => i.psnrCurve).filter((c) => c.length > 0);
+  if (curves.length === 0) {
+    return `<section><h2>PSNR per pass</h2><p class="note">No image recorded its PSNR per ` +
+      `pass.</p></section>`;
+  }
+  const chart = bandChart({
+    title: "PSNR of the best latent over passes",
+    xLabel: "passes (loss-and-gradient evaluations)",
+    yLabel: "PSNR (dB)",
+    bands: lossBands(curves),
+    color: COLOR,
+  });
+  const passes = histogramChart({
+    title: "Passes per image",
+    xLabel: "passes",
+    series: [{ label: "images", color: COLOR, values: images.map((i) => i.passes) }],
+    bins: 16,
+    integer: true,
+  });
+  const note = `Median passes per image: ${fixed(median(images.map((i) => i.passes)), 0)}; ` +
+    `median steps: ${fixed(median(images.map((i) => i.steps)), 1)}.`;
+  return `<section><h2>PSNR per pass</h2><p class="note">${escapeHtml(note)} A pass is one ` +
+    `loss-and-gradient evaluation (for L-BFGS, line-search evaluations included), the unit of ` +
+    `compute every method pays.</p><div class="grid two">` +
+    `<figure class="panel chart-panel">${chart}<figcaption>Median PSNR across images of each ` +
+    `image's best latent so far, with 25–75 % and 10–90 % bands; an image that stopped keeps ` +
+    `its final PSNR.</figcaption></figure><figure class="panel chart-panel">${passes}` +
+    `<figcaption>How many passes each image took before it stopped.</figcaption></figure>` +
+    `</div></section>`;
+}
