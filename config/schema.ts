@@ -13,7 +13,11 @@ import { SHARD_BYTES } from "../lib/package/shards.ts";
 import { checkModelConfig, resolveModelConfig } from "../lib/model/model_config.ts";
 import { PRESET_NAMES } from "../lib/model/presets.ts";
 import { PROVIDER_NAMES } from "../lib/onnx/providers.ts";
-import { checkOptimizeConfig, resolveOptimizeConfig } from "../lib/optim/optimize_config.ts";
+import {
+  checkMethodModels,
+  checkOptimizeConfig,
+  resolveOptimizeConfig,
+} from "../lib/optim/optimize_config.ts";
 
 const md5 = z.string().regex(/^[0-9a-f]{32}$/, "expected 32 lowercase hex digits (an MD5)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (a sha256)");
@@ -103,7 +107,10 @@ export const ConfigSchema = z.strictObject({
   }),
   model: z.strictObject({
     encoder: FileSource,
-    decoder: FileSource,
+    /** Needed to optimize, and for the report's decoded samples; optional with method "none". */
+    decoder: FileSource.optional(),
+    /** Latent channels C, where no decoder or preset says them (the encoder gives C or 2C). */
+    latent_channels: z.number().int().positive().optional(),
     /** Fills the fields below from a known VAE family's published numbers (README table). */
     preset: z.enum(PRESET_NAMES).optional(),
     /** Stored latent = (z − shift_factor) × scaling_factor; no default: a preset or a number. */
@@ -119,7 +126,8 @@ export const ConfigSchema = z.strictObject({
   }).superRefine(checkModelConfig).transform(resolveModelConfig),
   optimize: z.strictObject({
     /** "gradient" is Adam on the loss gradient; README "Which optimizer" says when to use which. */
-    method: z.enum(["gradient", "lbfgs", "gradient_free"]).default("gradient"),
+    /** "none" keeps the encoder's latents: no decoder pass runs (README "Encode only"). */
+    method: z.enum(["gradient", "lbfgs", "gradient_free", "none"]).default("gradient"),
     /** Adam's learning rate (default 0.1); with lbfgs, each line search's first step (default 1). */
     lr: z.number().positive().optional(),
     schedule: z.enum(["constant", "cosine"]).default("constant"),
@@ -161,6 +169,7 @@ export const ConfigSchema = z.strictObject({
 }).superRefine((c, ctx) => {
   // Checks between fields, so a config that cannot work fails at validation, not per item.
   if (c.optimize) checkOptimizeConfig(c.optimize, ctx);
+  checkMethodModels(c.optimize.method, c.model, ctx);
 });
 
 /** A validated config. */

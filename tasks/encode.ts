@@ -3,8 +3,10 @@
  * models' geometry decides the latent (C channels, or the mean of an encoder giving 2C), and
  * the config's normalization maps it: stored = ((z − mean) / std − shift) × scale.
  *
- * Reads: `preprocess` tensors; the encoder and decoder models (fetched into the store; the
- * decoder's input decides C, so either model's change reruns this task and nothing upstream).
+ * Reads: `preprocess` tensors; the encoder and, when given, the decoder (fetched into the
+ * store; the decoder's input decides C, so either model's change reruns this task and nothing
+ * upstream). Without a decoder (`optimize.method: "none"`), C is `model.latent_channels` or
+ * the preset's.
  * Produces per item: `latent` (`.npy`, 1×C×h×w, stored space).
  *
  * @module
@@ -37,6 +39,8 @@ export default each<Config, State>({
     "model.shift_factor",
     "model.latents_mean",
     "model.latents_std",
+    // Without a decoder, the latent's channels.
+    "model.latent_channels",
   ],
   reads: [
     "model.encoder",
@@ -52,8 +56,11 @@ export default each<Config, State>({
   version: "2",
   source: import.meta.url,
   describe: "encode every image with the VAE encoder",
-  // The decoder too: the latent geometry is checked against both models.
-  files: () => ({ encoder: "model.encoder", decoder: "model.decoder" }),
+  // The decoder too, when given: the latent geometry is checked against both models.
+  files: ({ model }) => ({
+    encoder: "model.encoder",
+    decoder: model.decoder ? "model.decoder" : undefined,
+  }),
   prepare(ctx) {
     const { model } = ctx.config;
     const { encoder, decoder } = ctx.files;
@@ -63,7 +70,8 @@ export default each<Config, State>({
       vae ??= openVae({
         // Messages name the model files the user configured, not their copies in the store.
         encoder: { path: encoder.path, label: `model.encoder (${where(model.encoder)})` },
-        decoder: { path: decoder.path, label: `model.decoder (${where(model.decoder)})` },
+        decoder: decoder &&
+          { path: decoder.path, label: `model.decoder (${where(model.decoder!)})` },
         model,
         size: ctx.config.preprocess.size,
         runtime: { providers: model.providers, threads: model.threads, log: ctx.log },

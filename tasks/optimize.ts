@@ -7,6 +7,9 @@
  * run resume mid-optimization. An image's result depends neither on its batch nor on when
  * checkpoints were taken, so `batch_size` and `checkpoint_every` stay out of the key.
  *
+ * With `method: "none"` the encoder's latent is the result: no model is opened, each item
+ * records the encoder's latent as it is, with no metrics.
+ *
  * Reads: `encode` latents and `preprocess` tensors; the decoder (and, gradient-free, the
  * encoder). Produces per item: `latent` (`.npy`, the best latent seen), `curve` (JSON: loss per
  * step and PSNR per pass, ≤ 200 points each); metadata: losses, PSNR and SSIM before and after,
@@ -32,7 +35,8 @@ import { checkpointProgress } from "../lib/optim/image_run.ts";
 import type { Config } from "../config/schema.ts";
 
 interface Models {
-  decoder: string;
+  /** Absent with `method: "none"` only. */
+  decoder?: string;
   encoder?: string;
 }
 
@@ -72,12 +76,14 @@ export default each<Config, Models>({
   source: import.meta.url,
   describe: "refine every latent until the decoder matches the image",
   files: ({ optimize }) =>
-    optimize.method === "gradient_free"
+    optimize.method === "none"
+      ? {}
+      : optimize.method === "gradient_free"
       ? { decoder: "model.decoder", encoder: "model.encoder" }
       : { decoder: "model.decoder" },
   prepare(ctx) {
     const { decoder, encoder } = ctx.files;
-    return Promise.resolve({ state: { decoder: decoder.path, encoder: encoder?.path } });
+    return Promise.resolve({ state: { decoder: decoder?.path, encoder: encoder?.path } });
   },
   // A batch holds latents of one shape (images of one size).
   group: (item) => ({
@@ -85,6 +91,7 @@ export default each<Config, Models>({
     image: (item.inputs.preprocess.meta as { shape: number[] }).shape,
   }),
   async runBatched(ctx, source, models) {
+    if (ctx.config.optimize.method === "none") return await keepEncoded(source);
     const shapes = source.group as unknown as Shapes;
     const evaluator = await openEvaluator(ctx, models, shapes);
     await optimizeLatents({
@@ -103,6 +110,20 @@ export default each<Config, Models>({
     });
   },
 });
+
+/** `method: "none"`: each item's result is its encoder latent, as encode stored it. */
+async function keepEncoded(source: ItemSource): Promise<void> {
+  while (true) {
+    const items = await source.next(64);
+    if (items.length === 0) return;
+    for (const item of items) {
+      await source.done(item, {
+        objects: { latent: item.inputs.encode.objects.latent },
+        meta: { method: "none" },
+      });
+    }
+  }
+}
 
 /** One item's job: its encoder latent, its image and the checkpoint an earlier attempt left. */
 async function load(
@@ -134,7 +155,7 @@ async function openEvaluator(
   shapes: Shapes,
 ): Promise<Evaluator> {
   const { model, optimize } = ctx.config;
-  const decoderLabel = `model.decoder (${where(model.decoder)})`;
+  const decoderLabel = `model.decoder (${where(model.decoder!)})`;
   const settings = {
     batch: optimize.batch_size,
     fitMemory: true,
@@ -147,7 +168,7 @@ async function openEvaluator(
   };
   const runtime = { providers: model.providers, threads: model.threads, log: ctx.log };
   if (optimize.method !== "gradient_free") {
-    return await gradientEvaluator(models.decoder, decoderLabel, settings, runtime).catch(
+    return await gradientEvaluator(models.decoder!, decoderLabel, settings, runtime).catch(
       (e: Error) => {
         if (e instanceof ModelError) throw e;
         // Name the decoder the user configured; an op without a gradient rule has a way out.
@@ -161,12 +182,12 @@ async function openEvaluator(
   return gradientFreeEvaluator(
     await openVae({
       encoder: { path: models.encoder!, label: `model.encoder (${where(model.encoder)})` },
-      decoder: { path: models.decoder, label: decoderLabel },
+      decoder: { path: models.decoder!, label: decoderLabel },
       model,
       size: ctx.config.preprocess.size,
       runtime,
     }),
-    await ModelSession.open(models.decoder, decoderLabel, runtime, {
+    await ModelSession.open(models.decoder!, decoderLabel, runtime, {
       float16Overflow: model.preset ? PRESETS[model.preset].fp16Overflow : undefined,
     }),
     settings,

@@ -31,7 +31,7 @@ import { writeLayout } from "../lib/package/layout.ts";
 import { manifestJson, PROVENANCE_STAGES } from "../lib/package/manifest_json.ts";
 import { metricsCsv } from "../lib/package/metrics_csv.ts";
 import { type PackageMeta, publishDataset } from "../lib/package/publish_dataset.ts";
-import { datasetTitle, reportImages } from "../lib/package/report_images.ts";
+import { datasetTitle, reportImages, withMeasured } from "../lib/package/report_images.ts";
 import { type PackageRow, packageRows } from "../lib/package/rows.ts";
 import { decodedSamples } from "../lib/package/samples.ts";
 import { DEFAULT_SHARD_SIZE } from "../lib/package/shards.ts";
@@ -95,6 +95,8 @@ export default aggregate<Config>({
   async run(ctx, up) {
     const { store, config } = ctx;
     const inputs = await readUpstream(ctx, up);
+    // With optimize.method "none" the latents are the encoder's: no metrics, no initial_*.
+    const encodeOnly = config.optimize.method === "none";
     // Which images: those of every split that were optimized, less what package.exclude drops.
     const notes = await datasetNotes(store, {
       listing: inputs.listing,
@@ -115,6 +117,7 @@ export default aggregate<Config>({
       encoded: inputs.encoded,
       preprocessed: inputs.preprocessed,
       flip: config.preprocess.flip,
+      encodeOnly,
     });
     const rows = [...rowsBySplit.values()].flat();
 
@@ -129,6 +132,8 @@ export default aggregate<Config>({
       columns: {
         flip: config.preprocess.flip,
         labelFields: labelKinds(rows, inputs.labels.fields),
+        // Only when set, so the recipes of optimized datasets' shards stay as they were.
+        ...(encodeOnly ? { encodeOnly } : {}),
       },
       ...fileFacts(recorded, { encoder: inputs.encoder, decoder: inputs.decoder, config }),
       reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
@@ -144,7 +149,7 @@ export default aggregate<Config>({
     for (const [split, splitRows] of rowsBySplit) {
       counts[split] = splitRows.length;
       texts[`${split}/manifest.txt`] = manifestText(splitRows.map((r) => r.path));
-      texts[`${split}/metrics.csv`] = metricsCsv(splitRows);
+      if (!encodeOnly) texts[`${split}/metrics.csv`] = metricsCsv(splitRows);
     }
     texts["index.json"] = JSON.stringify(written.index);
     const reconciliation = await adoptedCopies(ctx.cacheDir, config);
@@ -185,7 +190,8 @@ interface Inputs {
   /** The models' digests: the encoder as optimize used it (else encode), and as encode did. */
   encoder: string;
   encodeEncoder: string;
-  decoder: string;
+  /** As optimize used it, else as encode checked it; null when the config names none. */
+  decoder: string | null;
   /** The action keys of the stages manifest.json lists per image. */
   keys: Record<string, KeyLookup>;
 }
@@ -205,7 +211,7 @@ async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inp
       .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
     encoder: models.encoder ?? up.taskInputs("encode").encoder,
     encodeEncoder: up.taskInputs("encode").encoder,
-    decoder: models.decoder,
+    decoder: models.decoder ?? up.taskInputs("encode").decoder ?? null,
     keys: Object.fromEntries(PROVENANCE_STAGES.map((t) => [t, up.keys(t)])),
   };
 }
@@ -256,13 +262,11 @@ async function report(ctx: TaskContext<Config>, inputs: Inputs, d: Described): P
     optimized: inputs.optimized,
     bucketed: config.preprocess.crop === "buckets",
   });
-  return renderReport({
-    title: datasetTitle(config.dataset),
-    toolVersion: denoJson.version,
-    splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
-    images,
-    failures: inputs.failures,
-    samples: await decodedSamples(store, images.map((i) => i.id), {
+  // Without a decoder there is nothing to decode the samples with.
+  const samples = inputs.decoder === null ? [] : await decodedSamples(
+    store,
+    images.map((i) => i.id),
+    {
       count: config.package.samples,
       decoder: store.path(inputs.decoder),
       providers: config.model.providers,
@@ -273,7 +277,16 @@ async function report(ctx: TaskContext<Config>, inputs: Inputs, d: Described): P
       preprocessed: inputs.preprocessed,
       encoded: inputs.encoded,
       optimized: inputs.optimized,
-    }),
+    },
+  );
+  return renderReport({
+    title: datasetTitle(config.dataset),
+    toolVersion: denoJson.version,
+    splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
+    // An encode-only dataset shows its encoder's reconstruction quality on the samples.
+    images: withMeasured(images, samples),
+    failures: inputs.failures,
+    samples,
     config,
     notes,
     reconciliation,

@@ -163,7 +163,7 @@ export async function permissionsFor(
   const out = dirname(abs(config.package.out_dir));
   p.read.push(out);
   if (writeModels) {
-    for (const m of [config.model.encoder.path, config.model.decoder.path]) {
+    for (const m of [config.model.encoder.path, config.model.decoder?.path]) {
       if (m) p.write.push(dirname(abs(m)));
     }
   }
@@ -216,7 +216,7 @@ function localPaths(c: Config): string[] {
     d.kind === "folder" ? d.path : d.kind === "ffhq" ? d.spec.path : d.list.path,
     c.labels?.source.path,
     c.model.encoder.path,
-    c.model.decoder.path,
+    c.model.decoder?.path,
     c.download.materialize ?? undefined,
     // Copies to adopt are only read.
     ...(d.kind === "folder" ? [] : d.adopt),
@@ -236,7 +236,7 @@ async function configHosts(c: Config, abs: (p: string) => string): Promise<strin
   const d = c.dataset;
   add(c.labels?.source.url);
   add(c.model.encoder.url);
-  add(c.model.decoder.url);
+  add(c.model.decoder?.url);
   if (d.kind === "ffhq") {
     add(d.spec.url);
     for (const m of d.mirrors) add(m);

@@ -30,7 +30,10 @@ export interface VaeGeometry {
 /** Options of {@link probeGeometry}. */
 export interface ProbeOptions {
   encoder: ModelSession;
-  decoder: ModelSession;
+  /** The decoder, whose input gives C; without one, `channels` (or the preset's) is C. */
+  decoder?: ModelSession;
+  /** Latent channels C as the config gives them (`model.latent_channels`). */
+  channels?: number;
   /** The image side the dataset uses (`preprocess.size`), checked against the factor. */
   size: number;
   /** The configured input range; the probe image is its middle grey. */
@@ -134,7 +137,7 @@ async function decodeLatent(
  * ```
  */
 export async function probeGeometry(
-  { encoder, decoder, size, inputRange, preset }: ProbeOptions,
+  { encoder, decoder, channels: configured, size, inputRange, preset }: ProbeOptions,
 ): Promise<VaeGeometry> {
   const inDims = encoder.input.dims;
   const imageChannels = staticDim(inDims[1]) ?? 3;
@@ -159,6 +162,24 @@ export async function probeGeometry(
     );
   }
   const factor = side / h;
+  if (size % factor !== 0) {
+    throw new GeometryError(
+      `preprocess.size ${size} is not a multiple of ${factor}, the spatial factor of ` +
+        `${encoder.label} (it maps ${shape(probeDims)} to ${shape(encoded.dims)})`,
+    );
+  }
+  if (decoder === undefined) {
+    const channels = encoderOnlyChannels(e, configured, preset);
+    if (preset && preset.spatialFactor !== factor) {
+      throw new GeometryError(
+        `model.preset ${preset.name} describes ${preset.spatialFactor}× downsampling, but ` +
+          `${encoder.label} downsamples ${factor}× (it maps ${shape(probeDims)} to ` +
+          `${shape(encoded.dims)}): choose the preset of this model, or give scaling_factor ` +
+          `and latent_channels without a preset`,
+      );
+    }
+    return { channels, encoderChannels: e, factor, imageChannels };
+  }
 
   const { channels, latentDims, decoded } = await decodeLatent(decoder, encoded.dims, {
     encoder: encoder.label,
@@ -175,10 +196,9 @@ export async function probeGeometry(
         `${shape(expected)}`,
     );
   }
-  if (size % factor !== 0) {
+  if (configured !== undefined && configured !== channels) {
     throw new GeometryError(
-      `preprocess.size ${size} is not a multiple of ${factor}, the spatial factor of ` +
-        `${encoder.label} (it maps ${shape(probeDims)} to ${shape(encoded.dims)})`,
+      `model.latent_channels is ${configured}, but ${decoder.label} takes ${channels} channels`,
     );
   }
   if (preset && (preset.latentChannels !== channels || preset.spatialFactor !== factor)) {
@@ -191,4 +211,36 @@ export async function probeGeometry(
     );
   }
   return { channels, encoderChannels: e, factor, imageChannels };
+}
+
+/**
+ * C without a decoder: the configured channels, else the preset's; the encoder must give C
+ * (the latent) or 2C (mean ‖ log-variance).
+ */
+function encoderOnlyChannels(
+  encoderChannels: number,
+  configured: number | undefined,
+  preset: ProbeOptions["preset"],
+): number {
+  if (configured !== undefined && preset && configured !== preset.latentChannels) {
+    throw new GeometryError(
+      `model.latent_channels is ${configured}, but model.preset ${preset.name} describes ` +
+        `${preset.latentChannels} latent channels`,
+    );
+  }
+  const channels = configured ?? preset?.latentChannels;
+  const from = configured !== undefined ? "model.latent_channels" : `model.preset ${preset?.name}`;
+  if (channels === undefined) {
+    throw new GeometryError(
+      `without model.decoder, the latent channels come from model.latent_channels or ` +
+        `model.preset: give one of them`,
+    );
+  }
+  if (encoderChannels !== channels && encoderChannels !== 2 * channels) {
+    throw new GeometryError(
+      `${from} says ${channels} latent channels: expected the encoder to give ${channels} ` +
+        `(the latent) or ${2 * channels} (mean and log-variance), found ${encoderChannels}`,
+    );
+  }
+  return channels;
 }

@@ -75,6 +75,8 @@ export async function checkEncoder(path: string, label: string): Promise<void> {
 /** The model part of a config, resolved (see `model_config.ts`). */
 export interface ModelSettings extends NormalizationSettings {
   preset?: PresetName;
+  /** Latent channels C, for an encoder without its decoder. */
+  latent_channels?: number;
   input_range: [number, number];
 }
 
@@ -129,7 +131,8 @@ export interface OpenedVae {
 export async function openVae(
   { encoder, decoder, model, size, runtime }: {
     encoder: { path: string; label: string };
-    decoder: { path: string; label: string };
+    /** Checks the geometry when given; without it, C comes from the config or preset. */
+    decoder?: { path: string; label: string };
     model: ModelSettings;
     size: number;
     runtime: RuntimeOptions;
@@ -141,7 +144,7 @@ export async function openVae(
   const enc = await ModelSession.open(encoder.path, encoder.label, runtime, options);
   let dec: ModelSession | undefined;
   try {
-    dec = await ModelSession.open(
+    dec = decoder && await ModelSession.open(
       decoder.path,
       decoder.label,
       { ...runtime, log: () => {} },
@@ -150,6 +153,7 @@ export async function openVae(
     const geometry = await probeGeometry({
       encoder: enc,
       decoder: dec,
+      channels: model.latent_channels,
       size,
       inputRange: model.input_range,
       preset,

@@ -10,7 +10,7 @@
 
 /** The optimize fields this module reads, as the config schema parses them. */
 export interface OptimizeFields {
-  method: "gradient" | "lbfgs" | "gradient_free";
+  method: "gradient" | "lbfgs" | "gradient_free" | "none";
   lr?: number;
   schedule: "constant" | "cosine";
   warmup_steps: number;
@@ -96,5 +96,54 @@ export function checkOptimizeConfig(
       `expected fewer warm-up steps than the ${o.max_passes - 1} updates optimize.max_passes ` +
         `(${o.max_passes}) allows`,
     );
+  }
+}
+
+/** The model fields {@link checkMethodModels} reads. */
+export interface MethodModels {
+  decoder?: unknown;
+  latent_channels?: number;
+  preset?: string;
+}
+
+/**
+ * Reports a `model` section that cannot serve the optimize method: every method but `"none"`
+ * runs the decoder, and without a decoder the latent channels must come from a preset or
+ * `model.latent_channels` (paths from the config's root).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const issues: string[] = [];
+ * const sink = { addIssue: (i: { path: (string | number)[]; message: string }) =>
+ *   void issues.push(`${i.path.join(".")}: ${i.message}`) };
+ * checkMethodModels("gradient", { latent_channels: 4 }, sink);
+ * checkMethodModels("none", {}, sink);
+ * checkMethodModels("none", { latent_channels: 4 }, sink);
+ * assert.equal(issues.length, 2);
+ * assert.match(issues[0], /^model\.decoder: required with optimize\.method "gradient"/);
+ * assert.match(issues[1], /^model\.latent_channels: required without model\.decoder/);
+ * ```
+ */
+export function checkMethodModels(
+  method: OptimizeFields["method"],
+  model: MethodModels,
+  ctx: IssueSink,
+): void {
+  if (model.decoder !== undefined) return;
+  if (method !== "none") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["model", "decoder"],
+      message: `required with optimize.method "${method}" (it optimizes what the decoder ` +
+        `reconstructs); optimize.method "none" keeps the encoder's latents without a decoder`,
+    });
+  } else if (model.latent_channels === undefined && model.preset === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["model", "latent_channels"],
+      message: `required without model.decoder and model.preset: the number of latent ` +
+        `channels C (an encoder giving 2C channels gives mean and log-variance)`,
+    });
   }
 }

@@ -37,6 +37,8 @@ export interface ColumnOptions {
   flip: boolean;
   /** Label fields and their kinds (see {@linkcode labelKinds}), each a column `label_<field>`. */
   labelFields: Readonly<Record<string, LabelKind>>;
+  /** Set with `optimize.method: "none"`: the encoder's latents only, no metrics columns. */
+  encodeOnly?: boolean;
 }
 
 /** How a label column is stored: float32 (NaN where missing), or text ("" where missing). */
@@ -132,7 +134,7 @@ export class ColumnError extends Error {
 export async function rowColumns(
   store: ObjectStore,
   rows: readonly PackageRow[],
-  { flip, labelFields }: ColumnOptions,
+  { flip, labelFields, encodeOnly = false }: ColumnOptions,
   { latents = true }: { latents?: boolean } = {},
 ): Promise<Record<string, NpzArray>> {
   const n = rows.length;
@@ -141,14 +143,17 @@ export async function rowColumns(
     ids: { dtype: "<U", shape: [n], data: rows.map((r) => r.id) },
   };
   // Listing the digests also checks that every row has what the columns need.
-  const digests = latentDigests(rows, flip);
+  const digests = latentDigests(rows, flip, encodeOnly);
   if (latents) {
     for (const [name, list] of Object.entries(digests)) out[name] = await stackLatents(store, list);
   }
   const flipped = flip ? rows.map((r) => r.flipped!) : [];
-  for (const name of METRIC_COLUMNS) out[name] = metric(images, (m) => m[name]);
-  out.steps = { dtype: "<i4", shape: [n], data: Int32Array.from(images, (l) => l.metrics.steps) };
-  out.passes = { dtype: "<i4", shape: [n], data: Int32Array.from(images, (l) => l.metrics.passes) };
+  if (!encodeOnly) {
+    const metrics = images.map((l) => l.metrics!);
+    for (const name of METRIC_COLUMNS) out[name] = metric(metrics, (m) => m[name]);
+    out.steps = { dtype: "<i4", shape: [n], data: Int32Array.from(metrics, (m) => m.steps) };
+    out.passes = { dtype: "<i4", shape: [n], data: Int32Array.from(metrics, (m) => m.passes) };
+  }
   for (const [name, width] of Object.entries(CONDITIONING_COLUMNS)) {
     const key = name as keyof typeof CONDITIONING_COLUMNS;
     out[name] = {
@@ -172,7 +177,8 @@ export async function rowColumns(
 
 /**
  * The digests of the latent columns of `rows`, by column name: `latents`, `initial_latents`
- * and, with flips, `latents_flipped` and `initial_latents_flipped`.
+ * and, with flips, `latents_flipped` and `initial_latents_flipped` (with `encodeOnly`, no
+ * `initial_*`: the latents are the encoder's).
  *
  * @example
  * ```ts
@@ -216,18 +222,17 @@ export async function rowColumns(
 export function latentDigests(
   rows: readonly PackageRow[],
   flip: boolean,
+  encodeOnly = false,
 ): Record<string, string[]> {
-  const out: Record<string, string[]> = {
-    latents: rows.map((r) => r.image.latent),
-    initial_latents: rows.map((r) => r.image.initial),
-  };
+  const out: Record<string, string[]> = { latents: rows.map((r) => r.image.latent) };
+  if (!encodeOnly) out.initial_latents = rows.map((r) => r.image.initial);
   if (flip) {
     const flipped: PackagedLatent[] = rows.map((r) => {
       if (!r.flipped) throw new ColumnError(`image ${r.id}: expected a flipped latent, found none`);
       return r.flipped;
     });
     out.latents_flipped = flipped.map((l) => l.latent);
-    out.initial_latents_flipped = flipped.map((l) => l.initial);
+    if (!encodeOnly) out.initial_latents_flipped = flipped.map((l) => l.initial);
   }
   return out;
 }
@@ -320,12 +325,11 @@ export async function stackLatents(
   return { dtype: "<f4", shape: [digests.length, ...(shape ?? [0, 0, 0])], data };
 }
 
-function metric(images: readonly PackagedLatent[], pick: (m: OptimizeMetrics) => number): NpyArray {
-  return {
-    dtype: "<f4",
-    shape: [images.length],
-    data: Float32Array.from(images, (l) => pick(l.metrics)),
-  };
+function metric(
+  metrics: readonly OptimizeMetrics[],
+  pick: (m: OptimizeMetrics) => number,
+): NpyArray {
+  return { dtype: "<f4", shape: [metrics.length], data: Float32Array.from(metrics, pick) };
 }
 
 function labelColumn(rows: readonly PackageRow[], field: string, kind: LabelKind): NpzArray {

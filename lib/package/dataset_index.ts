@@ -19,7 +19,8 @@ export type Layout = "split" | "shards" | "per_image";
 /** The names of an image's tensors in its file. */
 export interface TensorNames {
   latents: string;
-  initial_latents: string;
+  /** Absent with `optimize.method: "none"`. */
+  initial_latents?: string;
   latents_flipped?: string;
   initial_latents_flipped?: string;
 }
@@ -195,7 +196,8 @@ export function datasetIndex({ layout, flip, labelFields, groups, digests, laten
 }
 
 /**
- * The tensor names of one bucket's rows: plain, or suffixed with the bucket.
+ * The tensor names of one bucket's rows: plain, or suffixed with the bucket (with
+ * `encodeOnly`, no `initial_*`).
  *
  * @example
  * ```ts
@@ -204,14 +206,16 @@ export function datasetIndex({ layout, flip, labelFields, groups, digests, laten
  * assert.equal(tensorNames((n) => `${n}_320x192`, true).latents_flipped, "latents_flipped_320x192");
  * ```
  */
-export function tensorNames(name: (base: string) => string, flip: boolean): TensorNames {
-  const names: TensorNames = {
-    latents: name("latents"),
-    initial_latents: name("initial_latents"),
-  };
+export function tensorNames(
+  name: (base: string) => string,
+  flip: boolean,
+  encodeOnly = false,
+): TensorNames {
+  const names: TensorNames = { latents: name("latents") };
+  if (!encodeOnly) names.initial_latents = name("initial_latents");
   if (flip) {
     names.latents_flipped = name("latents_flipped");
-    names.initial_latents_flipped = name("initial_latents_flipped");
+    if (!encodeOnly) names.initial_latents_flipped = name("initial_latents_flipped");
   }
   return names;
 }

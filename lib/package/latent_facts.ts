@@ -73,10 +73,14 @@ export interface FileFacts {
  */
 export function fileFacts(
   recorded: Record<string, number | number[] | string>,
-  models: { encoder: string; decoder: string; config: unknown },
+  /** The models' digests (no decoder for an encode-only dataset without one). */
+  models: { encoder: string; decoder: string | null; config: unknown },
 ): FileFacts {
   const asText = (v: number | number[] | string) => typeof v === "string" ? v : JSON.stringify(v);
-  const digests = { encoder_sha256: models.encoder, decoder_sha256: models.decoder };
+  const digests = {
+    encoder_sha256: models.encoder,
+    ...(models.decoder !== null ? { decoder_sha256: models.decoder } : {}),
+  };
   return {
     attributes: {
       ...Object.fromEntries(

@@ -154,7 +154,8 @@ async function shardLayout(
   const plan = planShards(rowsBySplit, {
     size: shardSize,
     // The latents, and about 128 bytes of metrics and conditioning.
-    rowBytes: (bucket) => perLatent(bucket) * (columns.flip ? 4 : 2) + 128,
+    rowBytes: (bucket) =>
+      perLatent(bucket) * (columns.flip ? 2 : 1) * (columns.encodeOnly ? 1 : 2) + 128,
   });
   const written = await writeShards(store, plan, {
     context: shardContext,
@@ -165,7 +166,7 @@ async function shardLayout(
   });
   const groups = plan.map((shard) => ({
     ...shard,
-    tensors: tensorNames((n) => n, columns.flip),
+    tensors: tensorNames((n) => n, columns.flip, columns.encodeOnly),
     batched: true,
   }));
   return { ...written, files: { ...written.files }, groups };
@@ -179,7 +180,11 @@ async function perImageLayout(
 ): Promise<Laid> {
   const rows = [...rowsBySplit.values()].flat();
   const written = await writePerImage(store, rows, { columns, reuse, signal });
-  const singular = tensorNames((n) => n.replace("latents", "latent"), columns.flip);
+  const singular = tensorNames(
+    (n) => n.replace("latents", "latent"),
+    columns.flip,
+    columns.encodeOnly,
+  );
   const groups = rows.map((row) => ({
     file: perImageFile(row.split, row.id),
     split: row.split,
@@ -225,7 +230,11 @@ async function splitLayout(
         split,
         bucket,
         rows: group,
-        tensors: tensorNames((n) => arrayName(n, bucket, bucketed), columns.flip),
+        tensors: tensorNames(
+          (n) => arrayName(n, bucket, bucketed),
+          columns.flip,
+          columns.encodeOnly,
+        ),
         batched: true,
       });
     }

@@ -47,9 +47,10 @@ export function metricsCsv(rows: readonly PackageRow[]): string {
       m.stop,
       m.provider,
     ].map(csvField).join(",");
+  // Rows without metrics (encoder latents kept as they are) have no line.
   const lines = rows.flatMap((r) => [
-    line(r.id, r.image.metrics, r.bucket),
-    ...(r.flipped ? [line(r.flipped.item, r.flipped.metrics, r.bucket)] : []),
+    ...(r.image.metrics ? [line(r.id, r.image.metrics, r.bucket)] : []),
+    ...(r.flipped?.metrics ? [line(r.flipped.item, r.flipped.metrics, r.bucket)] : []),
   ]);
   return [HEADER, ...lines].join("\n") + "\n";
 }

@@ -53,6 +53,10 @@ export async function reportImages(
   for (const [split, rows] of rowsBySplit) {
     for (const row of rows) {
       const m = row.image.metrics;
+      if (m === null) {
+        images.push(encodedOnly(row.id, split, bucketed ? row.bucket : undefined));
+        continue;
+      }
       const curve = await store.getJson<
         { steps: number[]; losses: number[]; passes: number[]; psnr: number[] }
       >(
@@ -104,4 +108,59 @@ export function datasetTitle(d: TitledDataset): string {
   if (d.kind === "ffhq") return "FFHQ";
   if (d.kind === "folder") return basename(resolve(d.path!));
   return basename(d.list!.path ?? new URL(d.list!.url!).pathname).replace(/\.[^.]*$/, "");
+}
+
+/**
+ * An image whose latent is the encoder's (`optimize.method: "none"`): no optimization ran, so
+ * its quality is unknown (NaN) until a decoded sample measures it (see {@link withMeasured}).
+ */
+function encodedOnly(id: string, split: string, bucket: string | undefined): ReportImage {
+  return {
+    id,
+    split,
+    psnrInitial: NaN,
+    psnrFinal: NaN,
+    ssimInitial: NaN,
+    ssimFinal: NaN,
+    lossInitial: NaN,
+    lossFinal: NaN,
+    steps: 0,
+    stopReason: "encoder latent kept",
+    lossCurve: [],
+    bucket,
+  };
+}
+
+/**
+ * The report's images with the quality measured on decoded samples filled in, for images that
+ * have no optimize metrics (an encode-only dataset shows its encoder's reconstruction quality
+ * on the samples).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const image = {
+ *   id: "a", split: "train", psnrInitial: NaN, psnrFinal: NaN, ssimInitial: NaN, ssimFinal: NaN,
+ *   lossInitial: NaN, lossFinal: NaN, steps: 0, stopReason: "encoder latent kept", lossCurve: [],
+ * };
+ * const [measured] = withMeasured([image], [{ id: "a", psnr: 31.5, ssim: 0.9 }]);
+ * assert.deepEqual([measured.psnrInitial, measured.psnrFinal, measured.ssimFinal], [31.5, 31.5, 0.9]);
+ * ```
+ */
+export function withMeasured(
+  images: readonly ReportImage[],
+  samples: readonly { id: string; psnr: number; ssim: number }[],
+): ReportImage[] {
+  const byId = new Map(samples.map((s) => [s.id, s]));
+  return images.map((image) => {
+    const s = byId.get(image.id);
+    if (!s || Number.isFinite(image.psnrFinal)) return image;
+    return {
+      ...image,
+      psnrInitial: s.psnr,
+      psnrFinal: s.psnr,
+      ssimInitial: s.ssim,
+      ssimFinal: s.ssim,
+    };
+  });
 }

@@ -37,7 +37,8 @@ export interface PackagedLatent {
   initial: string;
   /** Digest of the preprocessed tensor (the pixels the latents reconstruct). */
   tensor: string;
-  metrics: OptimizeMetrics;
+  /** `null` with `optimize.method: "none"` (the latent is the encoder's). */
+  metrics: OptimizeMetrics | null;
   conditioning: Conditioning;
 }
 
@@ -68,6 +69,8 @@ export interface RowSources {
   preprocessed: ReadonlyMap<string, Output>;
   /** Whether each image must also have its flipped item. */
   flip: boolean;
+  /** Whether the latents are the encoder's (`optimize.method: "none"`): no metrics. */
+  encodeOnly?: boolean;
 }
 
 /** What preprocess records per item that the rows use. */
@@ -182,7 +185,7 @@ function latentOf(sources: RowSources, item: string): PackagedLatent | null {
     latent: optimized.objects.latent,
     initial: encoded.objects.latent,
     tensor: preprocessed.objects.tensor,
-    metrics: optimized.meta as unknown as OptimizeMetrics,
+    metrics: sources.encodeOnly ? null : optimized.meta as unknown as OptimizeMetrics,
     conditioning: {
       original_size: meta.original_size,
       crop_coords_top_left: meta.crop_coords_top_left,

@@ -7,6 +7,7 @@
 import { decodeNpy } from "../format/npy.ts";
 import { tensorToPng } from "../image/tensor_png.ts";
 import { ModelSession } from "../model/model_session.ts";
+import { psnr, ssim } from "../optim/metrics.ts";
 import type { LatentNormalization } from "../model/normalization.ts";
 import type { ReportSample } from "../report/html.ts";
 import type { ObjectStore } from "../store/objects.ts";
@@ -31,6 +32,13 @@ export interface SampleOptions {
   preprocessed: ReadonlyMap<string, Output>;
   encoded: ReadonlyMap<string, Output>;
   optimized: ReadonlyMap<string, Output>;
+}
+
+/** A sample with the quality of its decoded encoder latent against the preprocessed image. */
+export interface MeasuredSample extends ReportSample {
+  /** PSNR in dB and SSIM, on the model's input range. */
+  psnr: number;
+  ssim: number;
 }
 
 /**
@@ -78,7 +86,7 @@ export async function decodedSamples(
   store: ObjectStore,
   ids: readonly string[],
   options: SampleOptions,
-): Promise<ReportSample[]> {
+): Promise<MeasuredSample[]> {
   const count = Math.min(options.count, ids.length);
   if (count === 0) return [];
   const picked = Array.from({ length: count }, (_, i) => ids[Math.floor(i * ids.length / count)]);
@@ -96,21 +104,27 @@ export async function decodedSamples(
       latent.data as Float32Array,
       latent.shape[2] * latent.shape[3],
     );
-    const image = await decoder.run(z, latent.shape);
-    return await tensorToPng(image.data, image.dims, inputRange);
+    return await decoder.run(z, latent.shape);
   };
-  // The preprocessed tensor holds exactly the pixels the encoder saw.
-  const original = async (digest: string) => {
-    const tensor = decodeNpy(await store.get(digest));
-    return await tensorToPng(tensor.data as Float32Array, tensor.shape, inputRange);
-  };
-  const out: ReportSample[] = [];
+  const png = (t: { data: Float32Array; dims: number[] }) =>
+    tensorToPng(t.data, t.dims, inputRange);
+  const dataRange = inputRange[1] - inputRange[0];
+  const out: MeasuredSample[] = [];
   for (const id of picked) {
+    // The preprocessed tensor holds exactly the pixels the encoder saw.
+    const tensor = decodeNpy(await store.get(options.preprocessed.get(id)!.objects.tensor));
+    const original = { data: tensor.data as Float32Array, dims: tensor.shape };
+    const initial = await decode(options.encoded.get(id)!.objects.latent);
     out.push({
       id,
-      original: await original(options.preprocessed.get(id)!.objects.tensor),
-      initial: await decode(options.encoded.get(id)!.objects.latent),
-      optimized: await decode(options.optimized.get(id)!.objects.latent),
+      original: await png(original),
+      initial: await png(initial),
+      optimized: await png(await decode(options.optimized.get(id)!.objects.latent)),
+      psnr: psnr(initial.data, original.data, { dataRange }),
+      // SSIM's 11×11 window needs an image at least that large.
+      ssim: Math.min(original.dims[2], original.dims[3]) >= 11
+        ? ssim(initial.data, original.data, original.dims, { dataRange })
+        : NaN,
     });
   }
   await decoder.session.release();

@@ -325,7 +325,11 @@ export async function writeShards(
       const shape = [shard.rows.length, ...latentShape(shard.bucket)];
       // The latent tensors are written one after another, so they share one buffer.
       const buffer = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      for (const [name, digests] of Object.entries(latentDigests(shard.rows, columns.flip))) {
+      for (
+        const [name, digests] of Object.entries(
+          latentDigests(shard.rows, columns.flip, columns.encodeOnly),
+        )
+      ) {
         lazy[name] = {
           dtype: "F32",
           shape,
