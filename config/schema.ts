@@ -55,6 +55,27 @@ const FolderDataset = z.strictObject({
   extensions: z.array(z.string()).default([...IMAGE_EXTENSIONS]),
 });
 
+/** A split's name is a folder of the dataset's output: letters, digits, `.`, `_`, `-`. */
+const splitName = z.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+  "expected a split name of letters, digits, '.', '_' or '-'",
+);
+
+/** Class folders (torchvision's ImageFolder): each split's sub-folders are its classes. */
+const ImageFolderDataset = z.strictObject({
+  kind: z.literal("imagefolder"),
+  name: datasetName,
+  splits: z.record(
+    splitName,
+    z.union([
+      z.string().min(1),
+      // A flat folder with a CSV of `file,class` (ImageNet's validation images).
+      z.strictObject({ path: z.string().min(1), labels: z.string().min(1) }),
+    ]),
+  ).refine((s) => Object.keys(s).length > 0, { message: "expected at least one split" }),
+  extensions: z.array(z.string()).default([...IMAGE_EXTENSIONS]),
+});
+
 const UrlsDataset = z.strictObject({
   kind: z.literal("urls"),
   name: datasetName,
@@ -64,7 +85,12 @@ const UrlsDataset = z.strictObject({
 
 /** The whole config. */
 export const ConfigSchema = z.strictObject({
-  dataset: z.discriminatedUnion("kind", [FfhqDataset, FolderDataset, UrlsDataset]),
+  dataset: z.discriminatedUnion("kind", [
+    FfhqDataset,
+    FolderDataset,
+    UrlsDataset,
+    ImageFolderDataset,
+  ]),
   download: z.strictObject({
     concurrency_per_host: z.number().int().positive().default(16),
     stall_s: z.number().positive().default(60),

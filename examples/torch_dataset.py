@@ -18,6 +18,9 @@ little-endian length, then JSON) and memory-mapped, so a shard is never read who
         batch["original_size"]        # B×2 int64 (height, width), SDXL's conditioning
         batch["crop_coords_top_left"] # B×2 (top, left); batch["target_size"] B×2
         batch["labels"]["age_group"]  # one value per image (FFHQ-Aging labels)
+        batch["labels"]["class"]      # B int64 class indices (class folders; ds.class_to_idx)
+        batch["caption"]              # B captions (tar shards, Parquet), "" where none
+        batch["meta"]                 # B dicts of the source's other metadata
 
 Run it as a script to print a summary: `python3 examples/torch_dataset.py out/ --batch-size 8`.
 """
@@ -100,7 +103,11 @@ class LatentDataset(Dataset):
     flip: "pair" (default) gives `latents_flipped` beside `latents` when the dataset has flips;
         "expand" makes each flipped latent an item of its own (twice the items; `flipped` says
         which, and `crop_coords_top_left` is the flipped image's); "none" ignores flips.
-    initial: also give `initial_latents` (the encoder's latent before optimization).
+    initial: also give `initial_latents` (the encoder's latent before optimization; a dataset
+        built with optimize.method "none" has only `latents`, which are the encoder's).
+
+    `class_to_idx` maps class names to the indices in `labels["class"]` (class-folder datasets,
+    as torchvision's ImageFolder; empty otherwise); `classes` lists the names in index order.
     verify: check every file's sha256 against the index before reading (slow for big datasets).
     """
 
@@ -116,6 +123,11 @@ class LatentDataset(Dataset):
         if flip != "none" and not self.index["flip"]:
             flip = "none"
         self.flip = flip
+        self.class_to_idx = dict(self.index.get("class_to_idx", {}))
+        self.classes = sorted(self.class_to_idx, key=self.class_to_idx.get)
+        encoder_only = any("initial_latents" not in im["tensors"] for im in self.index["images"][:1])
+        if initial and encoder_only:
+            raise ValueError("initial: this dataset holds the encoder's latents only (optimize.method \"none\"): use latents")
         self.initial = initial
         self.images = [im for im in self.index["images"] if split is None or im["split"] == split]
         if split is not None and not self.images:
@@ -162,6 +174,8 @@ class LatentDataset(Dataset):
         elif self.flip == "pair":
             item["crop_coords_top_left_flipped"] = torch.tensor(image["crop_coords_top_left_flipped"], dtype=torch.int64)
         item["labels"] = dict(image["labels"])
+        item["caption"] = image.get("caption", "")
+        item["meta"] = dict(image.get("meta", {}))
         return item
 
     def _read(self, image, name):
@@ -232,8 +246,9 @@ class BucketBatchSampler(Sampler):
 
 
 def collate(items):
-    """Stacks a batch of one bucket: tensors stacked, ids and buckets as lists, each label as a
-    tensor when all its values are numbers (NaN where missing), else as a list."""
+    """Stacks a batch of one bucket: tensors stacked, ids, buckets, captions and metadata as
+    lists, each label as a tensor when all its values are numbers (int64 when all are integers,
+    such as a class index; else float64 with NaN where missing), else as a list."""
     batch = {}
     for key in items[0]:
         values = [item[key] for item in items]
@@ -241,7 +256,9 @@ def collate(items):
             batch[key] = {}
             for field in values[0]:
                 column = [v[field] for v in values]
-                if all(v is None or isinstance(v, (int, float)) for v in column) and any(v is not None for v in column):
+                if all(isinstance(v, int) and not isinstance(v, bool) for v in column):
+                    batch[key][field] = torch.tensor(column, dtype=torch.int64)
+                elif all(v is None or isinstance(v, (int, float)) for v in column) and any(v is not None for v in column):
                     batch[key][field] = torch.tensor([math.nan if v is None else v for v in column], dtype=torch.float64)
                 else:
                     batch[key][field] = column

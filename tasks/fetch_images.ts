@@ -194,5 +194,5 @@ export default each<Config, Network>({
 
 /** `dataset.adopt` (folders are local already: nothing to adopt). */
 function adoptPaths(config: Config): string[] {
-  return config.dataset.kind === "folder" ? [] : config.dataset.adopt ?? [];
+  return "adopt" in config.dataset ? config.dataset.adopt : [];
 }

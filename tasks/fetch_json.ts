@@ -3,7 +3,8 @@
  * pixel size, pixel MD5, category). For FFHQ the 255 MB spec (a declared file: the engine
  * downloads it resumably, verified by size and MD5, or finds it in the store) is read as a
  * stream; a folder is listed (sizes and MD5s computed; what it
- * skipped, and entries that cannot be used, are logged); a URL list is read as CSV or text.
+ * skipped, and entries that cannot be used, are logged); a URL list is read as CSV or text;
+ * class folders, tar shards and Parquet files are listed where they are (lib/dataset/local_dataset.ts).
  *
  * Produces: `index` (JSON lines, see lib/dataset/item_index.ts) and `listing` (JSON: the files
  * a folder listing skipped).
@@ -20,20 +21,15 @@ import {
 } from "../lib/dataset/folder_spec.ts";
 import { encodeItemIndex, type ItemIndex } from "../lib/dataset/item_index.ts";
 import { parseUrlList } from "../lib/dataset/url_list.ts";
+import { ingestLocalDataset, localDatasetFingerprint } from "../lib/dataset/local_dataset.ts";
 import { DriveApi } from "../lib/net/drive_api.ts";
 import type { Config } from "../config/schema.ts";
 
 export default aggregate<Config>({
   name: "fetch-json",
   deps: [],
-  config: [
-    "dataset.kind",
-    "dataset.spec",
-    "dataset.component",
-    "dataset.path",
-    "dataset.extensions",
-    "dataset.list",
-  ],
+  // What the listing reads: every dataset field but the name and where copies are.
+  config: ["dataset", "!dataset.name", "!dataset.mirrors", "!dataset.adopt"],
   reads: ["download.stall_s", "download.google_api_key_env", "download.google_api_url"],
   version: "1",
   source: import.meta.url,
@@ -110,6 +106,8 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
         dataset.list.path ?? dataset.list.url!,
       );
     }
+    default:
+      return await ingestLocalDataset(dataset);
   }
 }
 
@@ -120,6 +118,7 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
  */
 async function sourceFingerprint(ctx: TaskContext<Config>): Promise<string | null> {
   const dataset = ctx.config.dataset;
-  if (dataset.kind !== "folder") return null;
+  if (dataset.kind === "ffhq" || dataset.kind === "urls") return null;
+  if (dataset.kind !== "folder") return await localDatasetFingerprint(dataset);
   return await folderFingerprint(dataset.path, { extensions: dataset.extensions });
 }

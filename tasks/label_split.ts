@@ -3,7 +3,10 @@
  * strictly) and divided into splits by `labels.split_by`, after `labels.min_confidence` and
  * `labels.filters`. More images without a label plus labels without an image than
  * `labels.max_missing` fail the task with both counts and the first ids. Without labels the
- * splits are the source's own (FFHQ's training/validation, a folder's sub-folders).
+ * splits are the source's own (FFHQ's training/validation, a folder's sub-folders, the
+ * `dataset.splits` of class folders, tar shards and Parquet files). Class folders give each
+ * image its class index, from the whole listing (so `--limit` or a failed image never renumbers
+ * the classes); a class missing from a split is logged and noted in the splits' summary.
  *
  * Reads: the index of `fetch-json`, the images `verify-sizes` accepted, the labels file.
  * Produces: `splits` (JSON: ids per split, image paths, summary) and `labels` (JSON: each
@@ -15,6 +18,7 @@ import { aggregate } from "../lib/dag/task.ts";
 import { decodeItemIndex } from "../lib/dataset/item_index.ts";
 import { labelRowId, parseLabelsCsv } from "../lib/dataset/labels.ts";
 import { imageLabels } from "../lib/dataset/image_labels.ts";
+import { classesMissing, classToIdx } from "../lib/dataset/imagefolder_spec.ts";
 import { splitDataset, type SplitField, type SplitSummary } from "../lib/dataset/splits.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -77,7 +81,12 @@ export default aggregate<Config>({
     }
     const digest = await ctx.store.putJson(splits);
     // Each image's labels travel to the dataset files with it.
-    const labelsDigest = await ctx.store.putJson(imageLabels(items, labels));
+    const named = index.items.flatMap((i) => i.class_name === undefined ? [] : [i.class_name]);
+    const classes = named.length > 0 ? classToIdx(named) : null;
+    const labelsDigest = await ctx.store.putJson(imageLabels(items, labels, classes));
+    for (const m of classesMissing(index.items)) {
+      ctx.log(`class ${m.class} has no image in split ${m.absent.join(", ")}`);
+    }
     return { objects: { splits: digest, labels: labelsDigest }, meta: result.summary.perSplit };
   },
 });

@@ -113,6 +113,8 @@ export default aggregate<Config>({
       splits: withoutExcluded(inputs.splits.splits, notes),
       paths: inputs.splits.paths,
       labels: inputs.labels.images,
+      captions: inputs.labels.captions,
+      meta: inputs.labels.meta,
       optimized: inputs.optimized,
       encoded: inputs.encoded,
       preprocessed: inputs.preprocessed,
@@ -131,11 +133,12 @@ export default aggregate<Config>({
       bucketed: config.preprocess.crop === "buckets",
       columns: {
         flip: config.preprocess.flip,
-        labelFields: labelKinds(rows, inputs.labels.fields),
+        labelFields: labelKinds(rows, inputs.labels.fields, inputs.labels.integer_fields),
         // Only when set, so the recipes of optimized datasets' shards stay as they were.
         ...(encodeOnly ? { encodeOnly } : {}),
       },
       ...fileFacts(recorded, { encoder: inputs.encoder, decoder: inputs.decoder, config }),
+      classToIdx: inputs.labels.class_to_idx,
       reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
       signal: ctx.signal,
     });
@@ -239,6 +242,9 @@ function provenance(ctx: TaskContext<Config>, inputs: Inputs, d: Described): str
     counts: d.counts,
     failures: inputs.failures,
     labels: inputs.labels.images,
+    classToIdx: inputs.labels.class_to_idx,
+    captions: inputs.labels.captions,
+    meta: inputs.labels.meta,
     buckets: [...d.rowsBySplit.values()].flat().map((r) => r.bucket),
     notes: d.notes,
     models: {

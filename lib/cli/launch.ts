@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { datasetReadPaths } from "../dataset/dataset_paths.ts";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError, loadConfig } from "../dag/config.ts";
@@ -156,7 +157,7 @@ export async function permissionsFor(
     if (!(e instanceof ConfigError)) throw e;
     return finish(p);
   }
-  const local = localPaths(config).map(abs);
+  const local = [...localPaths(config), ...await datasetReadPaths(config.dataset)].map(abs);
   p.read.push(...local);
   // Publishing swaps a finished copy in by rename: it writes `<out_dir>.tmp-*` beside out_dir,
   // which a path grant can only cover through out_dir's parent.
@@ -209,17 +210,13 @@ export function denoFlags(p: Permissions): string[] {
   ];
 }
 
-/** Local files and folders the config names (dataset, copies to adopt, labels, models). */
+/** Local files and folders the config names besides the dataset (labels, models). */
 function localPaths(c: Config): string[] {
-  const d = c.dataset;
   const paths = [
-    d.kind === "folder" ? d.path : d.kind === "ffhq" ? d.spec.path : d.list.path,
     c.labels?.source.path,
     c.model.encoder.path,
     c.model.decoder?.path,
     c.download.materialize ?? undefined,
-    // Copies to adopt are only read.
-    ...(d.kind === "folder" ? [] : d.adopt),
   ];
   return paths.filter((x): x is string => typeof x === "string");
 }

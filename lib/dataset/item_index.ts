@@ -7,6 +7,7 @@
  */
 
 import { DownloadError } from "../net/download_error.ts";
+import type { ArchiveMember } from "./archive_member.ts";
 
 /** One image of a dataset. */
 export interface DatasetItem {
@@ -28,6 +29,14 @@ export interface DatasetItem {
   category: string;
   /** Absolute path of a local file to import without HTTP (folder sources only). */
   local_path?: string;
+  /** The class name of a class-folder dataset (`n01440764`); its index is the package's. */
+  class_name?: string;
+  /** The image's caption (a tar member `{key}.txt`, a Parquet column). */
+  caption?: string;
+  /** Other metadata of the image (a tar member `{key}.json`, other Parquet columns). */
+  meta?: { [key: string]: unknown };
+  /** Where the image's bytes are inside a tar shard or a Parquet file (see archive_member.ts). */
+  member?: ArchiveMember;
   /**
    * Why the item cannot be used, found while listing (e.g. two files give the same id, an
    * empty file, a broken link): `fetch-images` fails the item with it, the others go on.
@@ -36,7 +45,17 @@ export interface DatasetItem {
 }
 
 /** Which source an index came from. */
-export type SourceKind = "ffhq" | "folder" | "urls";
+export type SourceKind = (typeof SOURCE_KINDS)[number];
+
+/** Every source kind an index can come from. */
+export const SOURCE_KINDS = [
+  "ffhq",
+  "folder",
+  "urls",
+  "imagefolder",
+  "webdataset",
+  "parquet",
+] as const;
 
 /** An item index with what it was built from. */
 export interface ItemIndex {
@@ -212,7 +231,7 @@ export function decodeItemIndex(bytes: Uint8Array, file = "item index"): ItemInd
       }`,
     );
   }
-  if (!["ffhq", "folder", "urls"].includes(header.source)) {
+  if (!(SOURCE_KINDS as readonly string[]).includes(header.source)) {
     throw new SpecError(`${file}:1: unknown source ${JSON.stringify(header.source)}`);
   }
   if (header.count !== lines.length - 1) {

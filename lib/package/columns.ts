@@ -41,12 +41,16 @@ export interface ColumnOptions {
   encodeOnly?: boolean;
 }
 
-/** How a label column is stored: float32 (NaN where missing), or text ("" where missing). */
-export type LabelKind = "number" | "text";
+/**
+ * How a label column is stored: float32 (NaN where missing), text ("" where missing), or
+ * int64 (-1 where missing; a class index).
+ */
+export type LabelKind = "number" | "text" | "integer";
 
 /**
  * The kind of every label field over all rows of a dataset, so that every shard and file
- * stores a field the same way: a field whose values are all numbers (or missing) is a number.
+ * stores a field the same way: a field whose values are all numbers (or missing) is a number,
+ * and one of `integerFields` (a class index) an integer.
  *
  * @example
  * ```ts
@@ -67,10 +71,14 @@ export type LabelKind = "number" | "text";
 export function labelKinds(
   rows: Iterable<PackageRow>,
   fields: readonly string[],
+  integerFields: readonly string[] = [],
 ): Record<string, LabelKind> {
-  const kinds: Record<string, LabelKind> = Object.fromEntries(fields.map((f) => [f, "number"]));
+  const kinds: Record<string, LabelKind> = Object.fromEntries(
+    fields.map((f) => [f, integerFields.includes(f) ? "integer" : "number"]),
+  );
+  const free = fields.filter((f) => !integerFields.includes(f));
   for (const row of rows) {
-    for (const field of fields) {
+    for (const field of free) {
       const v = row.labels[field];
       if (v !== null && v !== undefined && typeof v !== "number") kinds[field] = "text";
     }
@@ -88,8 +96,8 @@ export class ColumnError extends Error {
  * with flips `latents_flipped`, `initial_latents_flipped` and `crop_coords_top_left_flipped`;
  * the metrics (`loss_*`, `psnr_*`, `ssim_*` float32, `steps` and `passes` int32); the conditioning
  * (`original_size`, `crop_coords_top_left`, `target_size` N×2 and `crop_box` N×4, int32,
- * (height, width) and (top, left) ordered); and one `label_<field>` per label (text, or float32
- * with NaN where a number is missing).
+ * (height, width) and (top, left) ordered); and one `label_<field>` per label (text, float32
+ * with NaN where a number is missing, or int64 with -1 where a class index is missing).
  *
  * @example
  * ```ts
@@ -263,9 +271,19 @@ export function asSafetensors(
       metadata[name] = JSON.stringify(a.data);
       continue;
     }
-    const dtype = a.dtype === "<i4" ? "I32" : a.dtype === "<f4" ? "F32" : null;
+    const dtype = a.dtype === "<i4"
+      ? "I32"
+      : a.dtype === "<i8"
+      ? "I64"
+      : a.dtype === "<f4"
+      ? "F32"
+      : null;
     if (dtype === null) throw new ColumnError(`array "${name}": unexpected dtype ${a.dtype}`);
-    tensors[name] = { dtype, shape: a.shape, data: a.data as Float32Array | Int32Array };
+    tensors[name] = {
+      dtype,
+      shape: a.shape,
+      data: a.data as Float32Array | Int32Array | BigInt64Array,
+    };
   }
   return { tensors, metadata };
 }
@@ -334,6 +352,13 @@ function metric(
 
 function labelColumn(rows: readonly PackageRow[], field: string, kind: LabelKind): NpzArray {
   const values = rows.map((r) => r.labels[field] ?? null);
+  if (kind === "integer") {
+    return {
+      dtype: "<i8",
+      shape: [rows.length],
+      data: BigInt64Array.from(values, (v) => BigInt(v === null ? -1 : v as number)),
+    };
+  }
   if (kind === "number") {
     return {
       dtype: "<f4",

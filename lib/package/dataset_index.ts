@@ -63,6 +63,10 @@ export interface IndexImage extends Conditioning {
   /** With flips: the crop offset of the flipped image. */
   crop_coords_top_left_flipped?: [number, number];
   labels: ImageLabels;
+  /** Its caption, when the source gave one (a tar's `{key}.txt`, a Parquet column). */
+  caption?: string;
+  /** Its other metadata (a tar's `{key}.json`, other Parquet columns). */
+  meta?: { [key: string]: unknown };
 }
 
 /** The whole `index.json`. */
@@ -71,8 +75,10 @@ export interface DatasetIndex {
   layout: Layout;
   /** Whether every image has flipped latents. */
   flip: boolean;
-  /** Label fields and whether each is a number or text. */
+  /** Label fields and whether each is a number, text or an integer. */
   label_fields: Record<string, LabelKind>;
+  /** Class name → the class index in `labels.class` (class-folder datasets). */
+  class_to_idx?: Record<string, number>;
   /** Per bucket: images, and the latent shape (C, h, w). */
   buckets: Record<string, { images: number; latent_shape: number[] }>;
   files: IndexFile[];
@@ -133,16 +139,19 @@ export interface DatasetIndex {
  * await Deno.remove(cache, { recursive: true });
  * ```
  */
-export function datasetIndex({ layout, flip, labelFields, groups, digests, latentShapes }: {
-  layout: Layout;
-  flip: boolean;
-  labelFields: Record<string, LabelKind>;
-  groups: readonly IndexGroup[];
-  /** sha256 of each file, by dataset path. */
-  digests: Readonly<Record<string, string>>;
-  /** Latent shape (C, h, w) per bucket. */
-  latentShapes: Readonly<Record<string, number[]>>;
-}): DatasetIndex {
+export function datasetIndex(
+  { layout, flip, labelFields, classToIdx, groups, digests, latentShapes }: {
+    layout: Layout;
+    flip: boolean;
+    labelFields: Record<string, LabelKind>;
+    classToIdx?: Record<string, number>;
+    groups: readonly IndexGroup[];
+    /** sha256 of each file, by dataset path. */
+    digests: Readonly<Record<string, string>>;
+    /** Latent shape (C, h, w) per bucket. */
+    latentShapes: Readonly<Record<string, number[]>>;
+  },
+): DatasetIndex {
   const files: IndexFile[] = [];
   const images: IndexImage[] = [];
   const buckets: DatasetIndex["buckets"] = {};
@@ -176,6 +185,8 @@ export function datasetIndex({ layout, flip, labelFields, groups, digests, laten
         target_size: c.target_size,
         labels: row.labels,
       };
+      if (row.caption !== undefined) image.caption = row.caption;
+      if (row.meta !== undefined) image.meta = row.meta;
       if (flip && row.flipped) {
         image.crop_coords_top_left_flipped = row.flipped.conditioning.crop_coords_top_left;
       }
@@ -189,6 +200,7 @@ export function datasetIndex({ layout, flip, labelFields, groups, digests, laten
     layout,
     flip,
     label_fields: labelFields,
+    ...(classToIdx ? { class_to_idx: classToIdx } : {}),
     buckets: Object.fromEntries(Object.entries(buckets).sort(([a], [b]) => a < b ? -1 : 1)),
     files,
     images,

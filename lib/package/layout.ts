@@ -37,6 +37,8 @@ export interface LayoutOptions {
   /** Whether the images are bucketed (bucket-suffixed array names in split files). */
   bucketed: boolean;
   columns: ColumnOptions;
+  /** Class name → index, recorded in the index (class-folder datasets). */
+  classToIdx?: Record<string, number>;
   /**
    * Facts every file carries (model digests, scaling factor, config): HDF5 attributes,
    * safetensors metadata. Shards carry only `shardContext`, so that a setting that changes no
@@ -130,6 +132,7 @@ export async function writeLayout(
     layout: options.layout,
     flip: options.columns.flip,
     labelFields: options.columns.labelFields,
+    classToIdx: options.classToIdx,
     groups: laid.groups,
     digests: laid.files,
     latentShapes: shapes,

@@ -2,7 +2,8 @@
  * `manifest.json`: the dataset's provenance. The tool and schema version, the layout and its
  * buckets, the config, the models and the normalization of the latents, the counts and
  * failures, the notes on the inputs, per image its split, source path, source MD5, the action
- * key of every stage that made it and its conditioning (see image_provenance.ts), the
+ * key of every stage that made it, its conditioning (see image_provenance.ts), its caption and
+ * other metadata when the source gave them; the class index of a class-folder dataset; the
  * reconciliation of the local copies that were adopted, and a `--limit`.
  *
  * @module
@@ -37,6 +38,11 @@ export interface ManifestSources {
   counts: Record<string, number>;
   failures: { id: string; task: string; reason: string }[];
   labels: Readonly<Record<string, ImageLabels>>;
+  /** Class name → class index (class-folder datasets). */
+  classToIdx?: Record<string, number>;
+  /** Caption and other metadata per id, for the images that have them. */
+  captions?: Readonly<Record<string, string>>;
+  meta?: Readonly<Record<string, { [key: string]: unknown }>>;
   /** The bucket of every row of the dataset. */
   buckets: readonly string[];
   notes: ReportNotes;
@@ -89,6 +95,8 @@ export function manifestJson(sources: ManifestSources): string {
         source_md5: (sources.fetched.get(id)?.meta as { md5?: string } | undefined)?.md5 ?? null,
         keys: keysOf(id),
         ...imageConditioning(id, { preprocessed, labels, flipKeys }),
+        ...(sources.captions?.[id] !== undefined ? { caption: sources.captions[id] } : {}),
+        ...(sources.meta?.[id] !== undefined ? { meta: sources.meta[id] } : {}),
       };
     }
   }
@@ -99,6 +107,7 @@ export function manifestJson(sources: ManifestSources): string {
     buckets: bucketHistogram(sources.buckets),
     config: sources.config,
     models: sources.models,
+    ...(sources.classToIdx ? { class_to_idx: sources.classToIdx } : {}),
     counts: sources.counts,
     failures: sources.failures,
     notes: sources.notes,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { basename, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import type { ReportImage } from "../report/html.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { Output } from "../store/records.ts";
@@ -89,6 +89,9 @@ export interface TitledDataset {
   kind: string;
   path?: string;
   list?: { path?: string; url?: string };
+  splits?: Record<string, string | string[] | { path: string }>;
+  shards?: string[];
+  files?: string[];
 }
 
 /**
@@ -107,6 +110,12 @@ export function datasetTitle(d: TitledDataset): string {
   if (d.name) return d.name;
   if (d.kind === "ffhq") return "FFHQ";
   if (d.kind === "folder") return basename(resolve(d.path!));
+  // Split folders, shards and tables: the folder that holds them (`imagenet/train` → imagenet).
+  const first = d.splits ? Object.values(d.splits)[0] : (d.shards ?? d.files)?.[0];
+  if (first !== undefined) {
+    const path = typeof first === "string" ? first : Array.isArray(first) ? first[0] : first.path;
+    return basename(dirname(resolve(path)));
+  }
   return basename(d.list!.path ?? new URL(d.list!.url!).pathname).replace(/\.[^.]*$/, "");
 }
 

@@ -54,6 +54,10 @@ export interface PackageRow {
   /** The flipped item, when `preprocess.flip` is on. */
   flipped: PackagedLatent | null;
   labels: ImageLabels;
+  /** Its caption, when the source gave one. */
+  caption?: string;
+  /** Its other metadata, when the source gave some. */
+  meta?: { [key: string]: unknown };
 }
 
 /** The upstream outputs the rows are made of. */
@@ -64,6 +68,9 @@ export interface RowSources {
   paths: Record<string, string>;
   /** Labels per id (label-split's `labels`); images without get `{}`. */
   labels: Record<string, ImageLabels>;
+  /** Caption and other metadata per id, for the images that have them. */
+  captions?: Readonly<Record<string, string>>;
+  meta?: Readonly<Record<string, { [key: string]: unknown }>>;
   optimized: ReadonlyMap<string, Output>;
   encoded: ReadonlyMap<string, Output>;
   preprocessed: ReadonlyMap<string, Output>;
@@ -139,6 +146,8 @@ export function packageRows(sources: RowSources): Map<string, PackageRow[]> {
         image,
         flipped,
         labels: sources.labels[id] ?? {},
+        ...(sources.captions?.[id] !== undefined ? { caption: sources.captions[id] } : {}),
+        ...(sources.meta?.[id] !== undefined ? { meta: sources.meta[id] } : {}),
       });
     }
     rows.sort((a, b) => compare(a.bucket, b.bucket) || compare(a.id, b.id));
