@@ -76,6 +76,44 @@ const ImageFolderDataset = z.strictObject({
   extensions: z.array(z.string()).default([...IMAGE_EXTENSIONS]),
 });
 
+/** Shards or tables: one list (split `all`), or a list per split. */
+const fileLists = {
+  splits: z.record(splitName, z.array(z.string().min(1)).min(1)).optional(),
+};
+const oneOfFilesOrSplits = (field: "shards" | "files") => ({
+  check: (d: { splits?: unknown } & Record<string, unknown>) =>
+    (d[field] === undefined) !== (d.splits === undefined),
+  message: {
+    path: [field],
+    message: `expected exactly one of ${field} (split "all") or splits (${field} per split)`,
+  },
+});
+const shardsRule = oneOfFilesOrSplits("shards");
+const filesRule = oneOfFilesOrSplits("files");
+
+/** WebDataset tar shards (img2dataset): `{key}.jpg` with `{key}.txt` and `{key}.json`. */
+const WebDatasetDataset = z.strictObject({
+  kind: z.literal("webdataset"),
+  name: datasetName,
+  /** Paths or patterns (`shards/*.tar`), in listing order. */
+  shards: z.array(z.string().min(1)).min(1).optional(),
+  ...fileLists,
+  extensions: z.array(z.string()).default([...IMAGE_EXTENSIONS]),
+}).refine(shardsRule.check, shardsRule.message);
+
+/** Parquet tables (Hugging Face datasets, img2dataset): image bytes and other columns. */
+const ParquetDataset = z.strictObject({
+  kind: z.literal("parquet"),
+  name: datasetName,
+  /** Paths or patterns (`data/train-*.parquet`), in listing order. */
+  files: z.array(z.string().min(1)).min(1).optional(),
+  ...fileLists,
+  image_column: z.string().min(1).default("image"),
+  /** The column of each image's id; default `<file stem>/<row>`. */
+  id_column: z.string().min(1).optional(),
+  caption_column: z.string().min(1).default("caption"),
+}).refine(filesRule.check, filesRule.message);
+
 const UrlsDataset = z.strictObject({
   kind: z.literal("urls"),
   name: datasetName,
@@ -90,6 +128,8 @@ export const ConfigSchema = z.strictObject({
     FolderDataset,
     UrlsDataset,
     ImageFolderDataset,
+    WebDatasetDataset,
+    ParquetDataset,
   ]),
   download: z.strictObject({
     concurrency_per_host: z.number().int().positive().default(16),

@@ -4,7 +4,8 @@
  * spec. Hosts are limited to `download.concurrency_per_host` at once; a quota page or HTTP 429
  * backs that host off (`download.quota_backoff_s`, doubling) while other hosts continue, and
  * does not use up one of the `download.attempts`. An image whose bytes are already in the store
- * (found by its MD5) is never downloaded again. Folder items are imported from disk. With
+ * (found by its MD5) is never downloaded again. Folder items are imported from disk; images
+ * in tar shards and Parquet tables are read from them by position. With
  * `dataset.adopt`, copies the user already has (folders, `.zip` archives) are verified against
  * the spec and copied in first: only what they lack or hold wrongly is downloaded, and the
  * reconciliation is printed at the end (and by `--dry-run`). With
@@ -17,7 +18,8 @@
 import { join } from "node:path";
 import { each, type Json } from "../lib/dag/task.ts";
 import { candidateUrls, type DatasetItem, decodeItemIndex } from "../lib/dataset/item_index.ts";
-import { verifyLocalFile } from "../lib/dataset/local_file.ts";
+import { checkArchived, verifyLocalFile } from "../lib/dataset/local_file.ts";
+import { readArchived, RowGroupCache } from "../lib/dataset/local_dataset.ts";
 import { adoptIntoStore, AdoptSources, type Taken } from "../lib/dataset/adopt.ts";
 import { checkAdoptSources } from "../lib/dataset/adopt_listing.ts";
 import { summarizeAdoption } from "../lib/dataset/adopt_summary.ts";
@@ -44,13 +46,16 @@ interface Network {
   drive: DriveApi | null;
   /** Files `download.materialize` left alone because latentforge did not write them. */
   conflicts: MaterializeConflict[];
+  /** Decoded Parquet row groups, so a group's rows are decoded once. */
+  rowGroups: RowGroupCache;
 }
 
 export default each<Config, Network>({
   name: "fetch-images",
   deps: ["fetch-json"],
   config: [],
-  reads: ["download", "dataset.kind", "dataset.mirrors", "dataset.adopt"],
+  // A Parquet table's image column says where an image's bytes are; its MD5 keys them.
+  reads: ["download", "dataset.kind", "dataset.mirrors", "dataset.adopt", "dataset.image_column"],
   version: "1",
   source: import.meta.url,
   describe: "download every image, verified by size and MD5",
@@ -80,7 +85,10 @@ export default each<Config, Network>({
     const paths = adoptPaths(ctx.config);
     const adopt = paths.length ? await AdoptSources.open(paths) : null;
     const hashes = new HashPool({ workers: 1 });
-    return { state: { gate, hashes, adopt, rejected: new Map(), drive, conflicts: [] } };
+    const rowGroups = new RowGroupCache();
+    return {
+      state: { gate, hashes, adopt, rejected: new Map(), drive, conflicts: [], rowGroups },
+    };
   },
   async summarize(ctx, { items, done, dryRun, upstream }, net) {
     const paths = adoptPaths(ctx.config);
@@ -139,6 +147,14 @@ export default each<Config, Network>({
       md5 = spec.md5;
     } else if (taken?.stored) {
       ({ digest, md5, size } = taken.stored);
+    } else if (spec.member) {
+      // An image inside a tar shard or a Parquet table, read where it lies.
+      const { dataset } = ctx.config;
+      const column = dataset.kind === "parquet" ? dataset.image_column : undefined;
+      const bytes = await readArchived(spec.member, { image_column: column }, net.rowGroups);
+      const file = await checkArchived(bytes, spec);
+      digest = await ctx.store.put(bytes);
+      ({ md5, size } = file);
     } else if (spec.local_path) {
       const file = await verifyLocalFile(spec.local_path, {
         expectedSize: spec.size,

@@ -1,24 +1,47 @@
 /**
  * The dataset kinds read where they lie, each listed into an item index: class folders
- * (`imagefolder`), WebDataset tar shards (`webdataset`) and Parquet tables (`parquet`); and what
- * tells that one changed (the fingerprint the listing's key holds).
+ * (`imagefolder`), WebDataset tar shards (`webdataset`) and Parquet tables (`parquet`); what
+ * tells that one changed (the fingerprint the listing's key holds); and how fetch-images reads
+ * an archived image back by position.
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { SkippedFile } from "./folder_spec.ts";
 import {
   imageFolderFingerprint,
   type ImageFolderSplit,
   ingestImageFolder,
 } from "./imagefolder_spec.ts";
+import type { ArchiveMember } from "./archive_member.ts";
 import type { ItemIndex } from "./item_index.ts";
+import { SpecError } from "./item_index.ts";
+import { ingestParquet, readParquetImage, RowGroupCache } from "./parquet_table.ts";
+import { expandGlobs } from "./shard_glob.ts";
+import { readTarMember } from "./tar_shard.ts";
+import { ingestWebDataset, type SplitFiles } from "./webdataset_spec.ts";
 
 /** The `dataset` sections of the kinds this module lists, as the config schema parses them. */
-export type LocalDataset = {
-  kind: "imagefolder";
-  splits: Readonly<Record<string, ImageFolderSplit>>;
-  extensions: readonly string[];
-};
+export type LocalDataset =
+  | {
+    kind: "imagefolder";
+    splits: Readonly<Record<string, ImageFolderSplit>>;
+    extensions: readonly string[];
+  }
+  | {
+    kind: "webdataset";
+    shards?: readonly string[];
+    splits?: Readonly<Record<string, readonly string[]>>;
+    extensions: readonly string[];
+  }
+  | {
+    kind: "parquet";
+    files?: readonly string[];
+    splits?: Readonly<Record<string, readonly string[]>>;
+    image_column: string;
+    id_column?: string;
+    caption_column: string;
+  };
 
 /**
  * Lists a dataset read in place into its item index, with what the listing skipped.
@@ -45,11 +68,16 @@ export async function ingestLocalDataset(
   switch (dataset.kind) {
     case "imagefolder":
       return await ingestImageFolder(dataset);
+    case "webdataset":
+      return await ingestWebDataset(await splitFiles(dataset), dataset);
+    case "parquet":
+      return await ingestParquet(await splitFiles(dataset), dataset);
   }
 }
 
 /**
- * What tells that a dataset read in place changed when its config did not.
+ * What tells that a dataset read in place changed when its config did not: for class folders
+ * their listing, for shards and tables each file's path, size and modification time.
  *
  * @example
  * ```ts
@@ -67,8 +95,62 @@ export async function ingestLocalDataset(
  * ```
  */
 export async function localDatasetFingerprint(dataset: LocalDataset): Promise<string> {
-  switch (dataset.kind) {
-    case "imagefolder":
-      return await imageFolderFingerprint(dataset);
+  if (dataset.kind === "imagefolder") return await imageFolderFingerprint(dataset);
+  const hash = createHash("sha256");
+  for (const [split, files] of await splitFiles(dataset)) {
+    for (const file of files) {
+      const info = await Deno.stat(file).catch(() => null);
+      hash.update(`${split}\t${file}\t${info?.size ?? "-"}\t${info?.mtime?.getTime() ?? "-"}\n`);
+    }
   }
+  return hash.digest("hex");
+}
+
+/**
+ * Reads an archived image's bytes back by position (a tar member, a Parquet row); `cache`
+ * keeps decoded Parquet row groups for the next rows.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await Deno.writeTextFile(`${dir}/a.jpg`, "bytes");
+ *   await new Deno.Command("tar", { args: ["-cf", `${dir}/s.tar`, "-C", dir, "a.jpg"] }).output();
+ *   const member = { kind: "tar", file: `${dir}/s.tar`, offset: 512, size: 5 } as const;
+ *   const bytes = await readArchived(member, { image_column: "image" }, new RowGroupCache());
+ *   assert.equal(new TextDecoder().decode(bytes), "bytes");
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
+ * ```
+ */
+export async function readArchived(
+  member: ArchiveMember,
+  { image_column }: { image_column?: string },
+  cache: RowGroupCache,
+): Promise<Uint8Array> {
+  if (member.kind === "tar") return await readTarMember(member);
+  return await readParquetImage(member, image_column ?? "image", cache);
+}
+
+export { RowGroupCache };
+
+/** Each split's files, patterns expanded (split `all` for a plain list), in the order given. */
+async function splitFiles(
+  dataset: Extract<LocalDataset, { kind: "webdataset" | "parquet" }>,
+): Promise<SplitFiles> {
+  const list = dataset.kind === "webdataset" ? dataset.shards : dataset.files;
+  const field = dataset.kind === "webdataset" ? "shards" : "files";
+  const named: [string, readonly string[], string][] = list
+    ? [["all", list, `dataset.${field}`]]
+    : Object.entries(dataset.splits ?? {}).map(([s, l]) => [s, l, `dataset.splits.${s}`]);
+  const out: SplitFiles = [];
+  for (const [split, patterns, where] of named) {
+    const files = await expandGlobs(patterns).catch((e: Error) => {
+      throw new SpecError(`${where}: ${e.message}`);
+    });
+    out.push([split, files]);
+  }
+  return out;
 }

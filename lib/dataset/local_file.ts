@@ -74,3 +74,43 @@ export async function verifyLocalFile(
   }
   return result;
 }
+
+/**
+ * Checks an archived image's bytes (a tar member, a Parquet row) against the size and MD5 its
+ * listing recorded; a mismatch throws a non-retryable {@link DownloadError} naming the item,
+ * since the archive changed after it was listed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const bytes = new TextEncoder().encode("abc");
+ * const spec = { path: "s.tar/1.jpg", size: 3, md5: "900150983cd24fb0d6963f7d28e17f72" };
+ * assert.equal((await checkArchived(bytes, spec)).size, 3);
+ * await assert.rejects(checkArchived(bytes, { ...spec, md5: "0".repeat(32) }), /expected MD5/);
+ * ```
+ */
+export function checkArchived(
+  bytes: Uint8Array,
+  spec: { path: string; size: number | null; md5: string | null },
+): Promise<{ size: number; md5: string }> {
+  const md5 = createHash("md5").update(bytes).digest("hex");
+  if (spec.size !== null && bytes.length !== spec.size) {
+    return Promise.reject(
+      new DownloadError(
+        "size",
+        `${spec.path}: expected ${spec.size} bytes, found ${bytes.length} (the archive changed since it was listed)`,
+        { retryable: false },
+      ),
+    );
+  }
+  if (spec.md5 !== null && md5 !== spec.md5) {
+    return Promise.reject(
+      new DownloadError(
+        "md5",
+        `${spec.path}: expected MD5 ${spec.md5}, found ${md5} (the archive changed since it was listed)`,
+        { retryable: false },
+      ),
+    );
+  }
+  return Promise.resolve({ size: bytes.length, md5 });
+}
