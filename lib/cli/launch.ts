@@ -157,7 +157,7 @@ export async function permissionsFor(
     if (!(e instanceof ConfigError)) throw e;
     return finish(p);
   }
-  const local = [...localPaths(config), ...await datasetReadPaths(config.dataset)].map(abs);
+  const local = [...localPaths(config), ...datasetReadPaths(config.dataset)].map(abs);
   p.read.push(...local);
   // Publishing swaps a finished copy in by rename: it writes `<out_dir>.tmp-*` beside out_dir,
   // which a path grant can only cover through out_dir's parent.

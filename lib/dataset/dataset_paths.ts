@@ -1,11 +1,12 @@
 /**
  * The local files and folders a `dataset` section names, for the launcher's read grant: a
- * folder, a spec or URL list, class-folder splits and their CSVs, tar shards and Parquet files
- * (patterns expanded, so the grant names each file).
+ * folder, a spec or URL list, class-folder splits and their CSVs, tar shards and Parquet files.
+ * A pattern (`data/laion/*.tar`) is granted as the folder it lists, since the run lists it again
+ * to notice shards that came or went.
  *
  * @module
  */
-import { expandGlobs } from "./shard_glob.ts";
+import { globBase } from "./shard_glob.ts";
 
 /** The dataset fields this module reads, as the config schema parses them. */
 export type DatasetPaths =
@@ -17,20 +18,20 @@ export type DatasetPaths =
   | { kind: "parquet"; files?: string[]; splits?: Record<string, string[]> };
 
 /**
- * The paths (as the config gives them; patterns expanded) the dataset is read from, copies to
- * adopt included. A pattern that matches nothing is left as it is: the run reports it.
+ * The paths (as the config gives them; for a pattern, the folder it lists) the dataset is read
+ * from, copies to adopt included.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * const paths = await datasetReadPaths({
+ * const paths = datasetReadPaths({
  *   kind: "imagefolder",
  *   splits: { train: "in/train", val: { path: "in/val", labels: "in/val.csv" } },
  * });
  * assert.deepEqual(paths, ["in/train", "in/val", "in/val.csv"]);
  * ```
  */
-export async function datasetReadPaths(d: DatasetPaths): Promise<string[]> {
+export function datasetReadPaths(d: DatasetPaths): string[] {
   switch (d.kind) {
     case "folder":
       return [d.path];
@@ -48,9 +49,7 @@ export async function datasetReadPaths(d: DatasetPaths): Promise<string[]> {
         ...(d.kind === "webdataset" ? d.shards ?? [] : d.files ?? []),
         ...Object.values(d.splits ?? {}).flat(),
       ];
-      const out: string[] = [];
-      for (const p of patterns) out.push(...await expandGlobs([p]).catch(() => [p]));
-      return [...new Set(out)];
+      return [...new Set(patterns.map(globBase))];
     }
   }
 }

@@ -48,7 +48,7 @@ export async function expandGlob(pattern: string): Promise<string[]> {
   if (!hasGlob(pattern)) return [pattern];
   const parts = pattern.split("/");
   const first = parts.findIndex(hasGlob);
-  const base = parts.slice(0, first).join("/") || (pattern.startsWith("/") ? "/" : ".");
+  const base = globBase(pattern);
   const found: string[] = [];
   const walk = async (dir: string, k: number) => {
     const test = segmentRegex(parts[k]);
@@ -69,6 +69,25 @@ export async function expandGlob(pattern: string): Promise<string[]> {
   await walk(base, first);
   if (found.length === 0) throw new GlobError(`${pattern} matches no file`);
   return found.sort();
+}
+
+/**
+ * The folder a pattern lists: its path up to the first segment with a wildcard (the pattern
+ * itself when it has none).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(globBase("/data/laion/*.tar"), "/data/laion");
+ * assert.equal(globBase("shards/0000[0-4]/*.tar"), "shards");
+ * assert.equal(globBase("*.tar"), ".");
+ * ```
+ */
+export function globBase(pattern: string): string {
+  if (!hasGlob(pattern)) return pattern;
+  const parts = pattern.split("/");
+  const base = parts.slice(0, parts.findIndex(hasGlob)).join("/");
+  return base || (pattern.startsWith("/") ? "/" : ".");
 }
 
 /**
