@@ -83,10 +83,13 @@ export default aggregate<Config>({
     // Each image's labels travel to the dataset files with it.
     const named = index.items.flatMap((i) => i.class_name === undefined ? [] : [i.class_name]);
     const classes = named.length > 0 ? classToIdx(named) : null;
-    const labelsDigest = await ctx.store.putJson(imageLabels(items, labels, classes));
-    for (const m of classesMissing(index.items)) {
+    const labelled = imageLabels(items, labels, classes);
+    const missing = classesMissing(index.items);
+    for (const m of missing) {
       ctx.log(`class ${m.class} has no image in split ${m.absent.join(", ")}`);
     }
+    if (missing.length > 0) labelled.classes_missing = missing;
+    const labelsDigest = await ctx.store.putJson(labelled);
     return { objects: { splits: digest, labels: labelsDigest }, meta: result.summary.perSplit };
   },
 });

@@ -108,6 +108,8 @@ export default aggregate<Config>({
       crop: config.preprocess.crop,
       exclude: config.package.exclude,
     });
+    // Classes some splits lack were found by label-split; the notes carry them to the report.
+    if (inputs.labels.classes_missing) notes.classes_missing = inputs.labels.classes_missing;
     for (const line of notesLog(notes)) ctx.log(line);
     const rowsBySplit = packageRows({
       splits: withoutExcluded(inputs.splits.splits, notes),

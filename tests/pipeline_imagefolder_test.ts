@@ -63,6 +63,10 @@ testIf(pythonRequirement("numpy, torch, h5py"), {
         const manifest = JSON.parse(await Deno.readTextFile(join(p.out, "manifest.json")));
         const classes = { Zebra: 0, ant: 1, bee: 2 };
         assertEquals(manifest.class_to_idx, classes);
+        assertEquals(manifest.notes.classes_missing, [{ class: "Zebra", absent: ["val"] }]);
+        const report = await Deno.readTextFile(join(p.out, "report.html"));
+        assert(report.includes("Classes missing from a split"), "the report notes the class");
+        assert(report.includes("none in val"), "the report names the split");
         assertEquals(manifest.counts, { train: 6, val: 3 });
         assertEquals(manifest.images["train/bee/bee_2"].labels, { category: "train", class: 2 });
         assertEquals(manifest.images["val/v2"].labels, { category: "val", class: 1 });

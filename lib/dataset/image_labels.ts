@@ -22,6 +22,8 @@ export interface LabelsObject {
   integer_fields?: string[];
   /** Class name → class index, for a class-folder dataset. */
   class_to_idx?: Record<string, number>;
+  /** Classes that some splits lack, with those splits (noted in the report and manifest). */
+  classes_missing?: { class: string; absent: string[] }[];
   /** Caption per image id, for the images that have one. */
   captions?: Record<string, string>;
   /** Other metadata per image id, for the images that have some. */

@@ -40,6 +40,8 @@ export interface InputNotes {
   duplicates: string[][];
   /** Images to leave out, with why: every upscaled one, all but the first of each group. */
   excluded: { id: string; reason: string }[];
+  /** Classes of a class-folder dataset that some splits lack, with those splits. */
+  classes_missing?: { class: string; absent: string[] }[];
 }
 
 /**

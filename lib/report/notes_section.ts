@@ -39,7 +39,10 @@ export function notesSection(n: ReportNotes | undefined): string {
   const upscaled = n?.upscaled ?? [];
   const duplicates = n?.duplicates ?? [];
   const excluded = n?.excluded ?? [];
-  if (skipped.length + upscaled.length + duplicates.length + excluded.length === 0) {
+  const missing = n?.classes_missing ?? [];
+  if (
+    skipped.length + upscaled.length + duplicates.length + excluded.length + missing.length === 0
+  ) {
     return `<section id="notes"><h2>Notes on the inputs</h2><p class="ok">No file skipped, no ` +
       `image upscaled more than ${UPSCALE_NOTE_FACTOR}×, no byte-identical images.</p></section>`;
   }
@@ -96,6 +99,15 @@ export function notesSection(n: ReportNotes | undefined): string {
         `${counted(files, "image")} in ${counted(duplicates.length, "group")} of identical files.`,
       ),
       rows(duplicates.map((g) => [escapeHtml(g.join(" = "))])),
+    ));
+  }
+  if (missing.length) {
+    panels.push(panel(
+      "classes-missing",
+      "Classes missing from a split",
+      missing.length,
+      escapeHtml(`${counted(missing.length, "class", "classes")} with images in some splits only.`),
+      rows(missing.map((m) => [escapeHtml(m.class), escapeHtml(`none in ${m.absent.join(", ")}`)])),
     ));
   }
   if (excluded.length) {
