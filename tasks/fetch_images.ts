@@ -18,8 +18,8 @@
 import { join } from "node:path";
 import { each, type Json } from "../lib/dag/task.ts";
 import { candidateUrls, type DatasetItem, decodeItemIndex } from "../lib/dataset/item_index.ts";
-import { checkArchived, verifyLocalFile } from "../lib/dataset/local_file.ts";
-import { readArchived, RowGroupCache } from "../lib/dataset/local_dataset.ts";
+import { verifyLocalFile } from "../lib/dataset/local_file.ts";
+import { importArchived, RowGroupCache } from "../lib/dataset/local_dataset.ts";
 import { adoptIntoStore, AdoptSources, type Taken } from "../lib/dataset/adopt.ts";
 import { checkAdoptSources } from "../lib/dataset/adopt_listing.ts";
 import { summarizeAdoption } from "../lib/dataset/adopt_summary.ts";
@@ -149,12 +149,8 @@ export default each<Config, Network>({
       ({ digest, md5, size } = taken.stored);
     } else if (spec.member) {
       // An image inside a tar shard or a Parquet table, read where it lies.
-      const { dataset } = ctx.config;
-      const column = dataset.kind === "parquet" ? dataset.image_column : undefined;
-      const bytes = await readArchived(spec.member, { image_column: column }, net.rowGroups);
-      const file = await checkArchived(bytes, spec);
-      digest = await ctx.store.put(bytes);
-      ({ md5, size } = file);
+      const from = { member: spec.member, config: ctx.config, cache: net.rowGroups };
+      ({ digest, md5, size } = await importArchived(ctx.store, spec, from));
     } else if (spec.local_path) {
       const file = await verifyLocalFile(spec.local_path, {
         expectedSize: spec.size,

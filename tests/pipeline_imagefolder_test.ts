@@ -71,16 +71,78 @@ testIf(pythonRequirement("numpy, torch, h5py"), {
         assertEquals(manifest.images["train/bee/bee_2"].labels, { category: "train", class: 2 });
         assertEquals(manifest.images["val/v2"].labels, { category: "val", class: 1 });
 
-        const got = await python<{
-          shards: Record<string, number[]>;
-          loader: { classes: string[]; n: number; labels: Record<string, number> };
-          batch: { cls: number[]; dtype: string; flipped: number[] };
-        }>(`
+        const got = await readBack(p.out);
+        const index = JSON.parse(await Deno.readTextFile(join(p.out, "index.json")));
+        assertEquals(index.label_fields, { category: "text", class: "integer" });
+        // Every shard's label_class column holds its rows' class indices, in row order.
+        for (const [file, values] of Object.entries(got.shards)) {
+          const rows = index.images.filter((i: { file: string }) => i.file === file);
+          assertEquals(values, rows.map((i: { labels: { class: number } }) => i.labels.class));
+        }
+        assertEquals(Object.keys(got.shards).length, 3);
+        assertEquals(got.loader.classes, ["Zebra", "ant", "bee"]);
+        assertEquals(got.loader.n, 9);
+        assertEquals(got.loader.labels["train/Zebra/Zebra_1"], 0);
+        assertEquals(got.loader.labels["val/v1"], 2);
+        assertEquals(got.batch.dtype, "torch.int64");
+        assertEquals(got.batch.flipped.slice(1), [4, 8, 8]);
+
+        await checkSplitFormats(p, classes);
+      } finally {
+        await p.cleanup();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** The split layout: the same labels in npz, HDF5 and safetensors; only package reruns. */
+async function checkSplitFormats(p: PipelineProject, classes: Record<string, number>) {
+  await p.writeConfig({
+    ...p.config,
+    package: { samples: 0, layout: "split", formats: ["npz", "hdf5", "safetensors"] },
+  });
+  const split = await p.run(["run", "--json"]);
+  assertEquals(split.code, 0, split.stderr);
+  const ran = tasksRan(split);
+  assertEquals([ran.get("encode"), ran.get("optimize"), ran.get("package")], [0, 0, 1]);
+  const formats = await python<Record<string, { dtype: string; values: number[] }>>(`
+import json, struct, h5py, numpy as np
+root = ${JSON.stringify(join(p.out, "train"))}
+z = np.load(root + "/latents.npz")
+with h5py.File(root + "/latents.h5") as h:
+    h5 = h["label_class"][()]
+with open(root + "/latents.safetensors", "rb") as fh:
+    n = struct.unpack("<Q", fh.read(8))[0]
+    e = json.loads(fh.read(n))["label_class"]
+    fh.seek(8 + n + e["data_offsets"][0])
+    st = np.frombuffer(fh.read(e["data_offsets"][1] - e["data_offsets"][0]), dtype="<i8")
+out = {k: {"dtype": str(v.dtype), "values": v.tolist()} for k, v in
+       [("npz", z["label_class"]), ("hdf5", h5), ("safetensors", st)]}
+out["ids"] = {"dtype": "", "values": z["ids"].tolist()}
+print(json.dumps(out))
+`);
+  const ids = formats.ids.values as unknown as string[];
+  const expected = ids.map((id) => classes[id.split("/")[1] as keyof typeof classes]);
+  assertEquals(expected.length, 6);
+  for (const f of ["npz", "hdf5", "safetensors"]) {
+    assertEquals(formats[f], { dtype: "int64", values: expected }, f);
+  }
+}
+
+/** The shards' label_class columns read with numpy, and the dataset through the loader. */
+async function readBack(out: string) {
+  return await python<{
+    shards: Record<string, number[]>;
+    loader: { classes: string[]; n: number; labels: Record<string, number> };
+    batch: { cls: number[]; dtype: string; flipped: number[] };
+  }>(`
 import json, struct, sys, numpy as np
 sys.path.insert(0, ${JSON.stringify(LOADER)})
 from torch_dataset import LatentDataset, BucketBatchSampler, collate
 import torch
-root = ${JSON.stringify(p.out)}
+root = ${JSON.stringify(out)}
 index = json.load(open(root + "/index.json"))
 shards = {}
 for f in index["files"]:
@@ -104,57 +166,4 @@ print(json.dumps({
             "flipped": list(batch["latents_flipped"].shape)},
 }))
 `);
-        const index = JSON.parse(await Deno.readTextFile(join(p.out, "index.json")));
-        assertEquals(index.label_fields, { category: "text", class: "integer" });
-        // Every shard's label_class column holds its rows' class indices, in row order.
-        for (const [file, values] of Object.entries(got.shards)) {
-          const rows = index.images.filter((i: { file: string }) => i.file === file);
-          assertEquals(values, rows.map((i: { labels: { class: number } }) => i.labels.class));
-        }
-        assertEquals(Object.keys(got.shards).length, 3);
-        assertEquals(got.loader.classes, ["Zebra", "ant", "bee"]);
-        assertEquals(got.loader.n, 9);
-        assertEquals(got.loader.labels["train/Zebra/Zebra_1"], 0);
-        assertEquals(got.loader.labels["val/v1"], 2);
-        assertEquals(got.batch.dtype, "torch.int64");
-        assertEquals(got.batch.flipped.slice(1), [4, 8, 8]);
-
-        // The split layout: the same labels in npz, HDF5 and safetensors; only package reruns.
-        await p.writeConfig({
-          ...p.config,
-          package: { samples: 0, layout: "split", formats: ["npz", "hdf5", "safetensors"] },
-        });
-        const split = await p.run(["run", "--json"]);
-        assertEquals(split.code, 0, split.stderr);
-        const ran = tasksRan(split);
-        assertEquals([ran.get("encode"), ran.get("optimize"), ran.get("package")], [0, 0, 1]);
-        const formats = await python<Record<string, { dtype: string; values: number[] }>>(`
-import json, struct, h5py, numpy as np
-root = ${JSON.stringify(join(p.out, "train"))}
-z = np.load(root + "/latents.npz")
-with h5py.File(root + "/latents.h5") as h:
-    h5 = h["label_class"][()]
-with open(root + "/latents.safetensors", "rb") as fh:
-    n = struct.unpack("<Q", fh.read(8))[0]
-    e = json.loads(fh.read(n))["label_class"]
-    fh.seek(8 + n + e["data_offsets"][0])
-    st = np.frombuffer(fh.read(e["data_offsets"][1] - e["data_offsets"][0]), dtype="<i8")
-out = {k: {"dtype": str(v.dtype), "values": v.tolist()} for k, v in
-       [("npz", z["label_class"]), ("hdf5", h5), ("safetensors", st)]}
-out["ids"] = {"dtype": "", "values": z["ids"].tolist()}
-print(json.dumps(out))
-`);
-        const ids = formats.ids.values as unknown as string[];
-        const expected = ids.map((id) => classes[id.split("/")[1] as keyof typeof classes]);
-        assertEquals(expected.length, 6);
-        for (const f of ["npz", "hdf5", "safetensors"]) {
-          assertEquals(formats[f], { dtype: "int64", values: expected }, f);
-        }
-      } finally {
-        await p.cleanup();
-      }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
+}

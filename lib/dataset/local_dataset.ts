@@ -14,7 +14,9 @@ import {
   ingestImageFolder,
 } from "./imagefolder_spec.ts";
 import type { ArchiveMember } from "./archive_member.ts";
-import type { ItemIndex } from "./item_index.ts";
+import type { DatasetItem, ItemIndex } from "./item_index.ts";
+import { checkArchived } from "./local_file.ts";
+import type { ObjectStore } from "../store/objects.ts";
 import { SpecError } from "./item_index.ts";
 import { ingestParquet, readParquetImage, RowGroupCache } from "./parquet_table.ts";
 import { expandGlobs } from "./shard_glob.ts";
@@ -135,6 +137,33 @@ export async function readArchived(
 }
 
 export { RowGroupCache };
+
+/**
+ * Reads an archived image back by position, checks it against its listing (size and MD5) and
+ * puts it in the store.
+ *
+ * @example
+ * ```ts ignore
+ * // fetch-images, for an item of a tar shard or a Parquet table:
+ * const from = { member: spec.member, config: ctx.config, cache };
+ * const { digest, md5, size } = await importArchived(ctx.store, spec, from);
+ * ```
+ */
+export async function importArchived(
+  store: ObjectStore,
+  spec: DatasetItem,
+  { member, config, cache }: {
+    member: ArchiveMember;
+    config: { dataset: { kind: string; image_column?: string } };
+    cache: RowGroupCache;
+  },
+): Promise<{ digest: string; md5: string; size: number }> {
+  const { dataset } = config;
+  const column = dataset.kind === "parquet" ? dataset.image_column : undefined;
+  const bytes = await readArchived(member, { image_column: column }, cache);
+  const { md5, size } = await checkArchived(bytes, spec);
+  return { digest: await store.put(bytes), md5, size };
+}
 
 /** Each split's files, patterns expanded (split `all` for a plain list), in the order given. */
 async function splitFiles(

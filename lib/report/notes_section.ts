@@ -46,19 +46,6 @@ export function notesSection(n: ReportNotes | undefined): string {
     return `<section id="notes"><h2>Notes on the inputs</h2><p class="ok">No file skipped, no ` +
       `image upscaled more than ${UPSCALE_NOTE_FACTOR}×, no byte-identical images.</p></section>`;
   }
-  const more = (total: number) =>
-    total > MAX_NOTE_ROWS
-      ? `<p class="note">and ${total - MAX_NOTE_ROWS} more (all are in manifest.json)</p>`
-      : "";
-  const panel = (id: string, heading: string, count: number, intro: string, table: string) =>
-    `<div class="panel" id="${id}"><h3>${escapeHtml(heading)} <span class="count">${count}</span>` +
-    `</h3><p class="note">${intro}</p>${table}${more(count)}</div>`;
-  const rows = (cells: string[][]) =>
-    `<div class="scroll"><table class="compact notes"><tbody>${
-      cells.slice(0, MAX_NOTE_ROWS).map((r) =>
-        `<tr>${r.map((c, k) => `<td class="${k === 0 ? "mono" : ""}">${c}</td>`).join("")}</tr>`
-      ).join("")
-    }</tbody></table></div>`;
   const panels: string[] = [];
   if (skipped.length) {
     panels.push(panel(
@@ -122,4 +109,25 @@ export function notesSection(n: ReportNotes | undefined): string {
   return `<section id="notes"><h2>Notes on the inputs</h2><div class="grid two">${
     panels.join("")
   }</div></section>`;
+}
+
+function more(total: number): string {
+  return total > MAX_NOTE_ROWS
+    ? `<p class="note">and ${total - MAX_NOTE_ROWS} more (all are in manifest.json)</p>`
+    : "";
+}
+
+function panel(id: string, heading: string, count: number, intro: string, table: string): string {
+  return `<div class="panel" id="${id}"><h3>${
+    escapeHtml(heading)
+  } <span class="count">${count}</span>` +
+    `</h3><p class="note">${intro}</p>${table}${more(count)}</div>`;
+}
+
+function rows(cells: string[][]): string {
+  return `<div class="scroll"><table class="compact notes"><tbody>${
+    cells.slice(0, MAX_NOTE_ROWS).map((r) =>
+      `<tr>${r.map((c, k) => `<td class="${k === 0 ? "mono" : ""}">${c}</td>`).join("")}</tr>`
+    ).join("")
+  }</tbody></table></div>`;
 }
