@@ -149,14 +149,20 @@ Deno.test("a cache written with format-1 records is migrated and read as cache h
     // A cache hit publishes the recorded output.
     assertEquals(await Deno.readTextFile(p.out), report);
 
-    const records = await openRecords(p.cache);
+    // The database as it is on disk: the format mark, and no format-1 key left.
+    const kv = await Deno.openKv(join(p.cache, "records.sqlite3"));
     try {
-      const format = await records.kv.get<{ version: number }>(["format"]);
+      const format = await kv.get<{ version: number }>(["format"]);
       assertEquals(format.value?.version, RECORD_FORMAT);
       for (const old of ["act", "old", "fail", "prefix", "cfg", "task"]) {
-        const left = await Array.fromAsync(records.kv.list({ prefix: [old] }));
+        const left = await Array.fromAsync(kv.list({ prefix: [old] }));
         assertEquals(left.length, 0, `format-1 "${old}" records remain`);
       }
+    } finally {
+      kv.close();
+    }
+    const records = await openRecords(p.cache);
+    try {
       const scale = await records.actions("scale");
       assertEquals(scale.size, 12);
       assertEquals(Object.keys(scale.get("3")!.inputs), ["square"]);

@@ -18,21 +18,32 @@ import type {
   Log,
   RetryPolicy,
   StoredFile,
+  Task,
   TaskContext,
 } from "./task.ts";
-import type { TaskDriver } from "./task_driver.ts";
 import { isAbort } from "../base/abort.ts";
 import { DEFAULT_RETRY, withRetry } from "./action_retry.ts";
 import { checkpointPath, itemContext } from "./item_context.ts";
-import type { PoolHost, Work } from "./work_pool.ts";
+import type { PoolHost, Work } from "./pool.ts";
+import type { RecorderHost } from "./action_recorder.ts";
+import type { RunContext } from "./run_context.ts";
+import type { TaskState } from "./task_state.ts";
+
+/** What the runner needs from the task whose actions it runs. */
+export interface RunnerHost extends RecorderHost {
+  readonly task: Task;
+  readonly ctx: TaskContext<unknown>;
+  readonly run: RunContext;
+  readonly state: TaskState;
+}
 
 /** Runs and records the actions of one task. */
 export class ActionRunner implements PoolHost, RemoteHost {
-  readonly #driver: TaskDriver;
+  readonly #driver: RunnerHost;
   readonly #recorder: ActionRecorder;
   #state?: Promise<unknown>;
 
-  constructor(driver: TaskDriver) {
+  constructor(driver: RunnerHost) {
     this.#driver = driver;
     this.#recorder = new ActionRecorder(driver);
   }
@@ -137,8 +148,8 @@ export class ActionRunner implements PoolHost, RemoteHost {
     const digest = outputDigest(out);
     await this.#recorder.record(work, result, digest, ms);
     if (work.checkpointed) d.run.checkpointDone(checkpointPath(this.store.root, d.name, work.key));
-    d.counts.ran++;
-    d.executed.push(work.item.id);
+    d.run.remember(out, digest);
+    d.state.ran(work.item.id, { out, digest });
     if (work.item.id !== AGGREGATE_ITEM) {
       d.run.options.reporter.emit({
         event: "item",
@@ -148,9 +159,7 @@ export class ActionRunner implements PoolHost, RemoteHost {
         ms: Math.round(ms),
       });
     }
-    d.run.options.reporter.progress(d.name, d.counts);
-    d.run.remember(out, digest);
-    d.produce(work.item.id, { out, digest });
+    d.run.options.reporter.progress(d.name, d.state.counts);
   }
 
   recordFailure(work: Work, e: unknown, ms: number): void {
@@ -159,9 +168,7 @@ export class ActionRunner implements PoolHost, RemoteHost {
     if (d.run.fault(e)) return;
     const reason = errorText(e);
     this.#recorder.recordFailure(work, e, reason);
-    d.failed.set(work.item.id, reason);
-    d.executed.push(work.item.id);
-    d.counts.failed++;
+    d.state.failedItem(work.item.id, reason);
     d.run.options.reporter.emit({
       event: "item",
       task: d.name,
@@ -170,7 +177,7 @@ export class ActionRunner implements PoolHost, RemoteHost {
       ms: Math.round(ms),
       reason,
     });
-    d.run.options.reporter.progress(d.name, d.counts);
+    d.run.options.reporter.progress(d.name, d.state.counts);
   }
 
   /** Makes a superseded record current again (a cache hit after a revert). */

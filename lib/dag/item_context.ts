@@ -8,7 +8,7 @@ import { readTextOrNull } from "../base/fs.ts";
 import { join } from "node:path";
 import { writeFileAtomic } from "../store/objects.ts";
 import type { ItemContext, TaskContext } from "./task.ts";
-import type { Work } from "./work_pool.ts";
+import type { Work } from "./pool.ts";
 
 /** Where the checkpoint reference of an action lives. */
 export function checkpointPath(cacheDir: string, task: string, key: string): string {

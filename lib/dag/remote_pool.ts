@@ -43,6 +43,7 @@ export class RemotePool implements Pool {
   readonly task: EachTask;
   readonly executor: Executor;
   readonly #works: Work[] = [];
+  readonly #held: Promise<unknown>[] = [];
 
   constructor(host: RemoteHost, task: EachTask, executor: Executor) {
     this.host = host;
@@ -56,9 +57,21 @@ export class RemotePool implements Pool {
 
   close(): void {}
 
+  hold(pending: Promise<unknown>): void {
+    this.#held.push(pending);
+  }
+
+  /** Runs waves until no action is left: one for what was added, more for what came back. */
   async drained(): Promise<void> {
-    const works = this.#works.splice(0);
-    if (works.length === 0 || this.host.signal.aborted) return;
+    while (!this.host.signal.aborted) {
+      await Promise.allSettled(this.#held.splice(0));
+      const works = this.#works.splice(0);
+      if (works.length === 0 && this.#held.length === 0) return;
+      if (works.length > 0) await this.#wave(works);
+    }
+  }
+
+  async #wave(works: Work[]): Promise<void> {
     const { store } = this.host;
     const list: WorkList = {
       format: "latentforge-work/2",

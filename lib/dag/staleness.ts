@@ -134,6 +134,21 @@ export class ActionDecider {
     return comps;
   }
 
+  /** The components the current record of item `id` was keyed with (null without a record). */
+  async recordedComponentsOf(id: string): Promise<KeyComponents | null> {
+    const rec = this.facts.records.get(id);
+    if (!rec) return null;
+    const parts = await this.facts.recordedComponents(rec.taskHash);
+    const comps: KeyComponents = {
+      version: parts?.version ?? "?",
+      source: parts?.source ?? "?",
+      config: parts?.config ?? "?",
+      inputs: rec.inputs,
+    };
+    if (rec.params !== undefined) comps.params = rec.params;
+    return comps;
+  }
+
   /**
    * The decision for item `id` with these input digests and parameter hash. The common case of
    * a no-op run (same task hash, parameters and inputs as the current record) is answered

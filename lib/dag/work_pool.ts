@@ -5,53 +5,11 @@
  *
  * @module
  */
-import type {
-  ActionResult,
-  EachTask,
-  Item,
-  ItemContext,
-  ItemSource,
-  RetryPolicy,
-  TaskContext,
-} from "./task.ts";
+import type { EachTask, Item, ItemSource } from "./task.ts";
 import { canonicalJson } from "../store/canonical.ts";
-import type { KeyComponents } from "../store/records.ts";
 import { sleep } from "../base/sleep.ts";
 import { isAbort } from "../base/abort.ts";
-import type { Pool } from "./pool.ts";
-
-/** One action to execute: the item, its key and the components of the key. */
-export interface Work {
-  item: Item;
-  key: string;
-  comps: KeyComponents;
-  /** Attempts made so far. */
-  attempts: number;
-  /** Failed attempts that count against the retry policy (a quota refusal does not). */
-  counted?: number;
-  /** Set once the action saved a checkpoint, so finishing it removes the checkpoint. */
-  checkpointed?: boolean;
-  /** The group a batched task got the item in, and when. */
-  group?: string;
-  started?: number;
-}
-
-/** What a pool needs from whoever records its results. */
-export interface PoolHost {
-  readonly signal: AbortSignal;
-  /** Concurrency override for every per-item task. */
-  readonly concurrency?: number;
-  readonly ctx: TaskContext<unknown>;
-  /** The task's prepared state (its `prepare` runs once, before the first action). */
-  prepared(): Promise<unknown>;
-  runItem(work: Work, state: unknown): Promise<void>;
-  record(work: Work, out: ActionResult, ms: number): Promise<void>;
-  recordFailure(work: Work, e: unknown, ms: number): void;
-  /** Told before an item is retried after `e`, `delayMs` from now. */
-  onRetry(work: Work, e: unknown, delayMs: number): void;
-  itemContext(work: Work): ItemContext<unknown>;
-  retryPolicy(): RetryPolicy;
-}
+import type { Pool, PoolHost, Work } from "./pool.ts";
 
 /** Runs the queued actions of one per-item task with its concurrency limit or its batch loop. */
 export class WorkPool implements Pool {
@@ -70,7 +28,7 @@ export class WorkPool implements Pool {
   #drained: Promise<void>;
   #resolveDrained!: () => void;
   #batchLoop?: Promise<void>;
-  /** Retries waiting out their delay before they join a queue again. */
+  /** Retries waiting out their delay, and held actions, before they join a queue again. */
   #delayed = 0;
   readonly #handed = new Map<string, Work>();
 
@@ -119,6 +77,16 @@ export class WorkPool implements Pool {
     this.#closed = true;
     this.#wake();
     this.#check();
+  }
+
+  hold(pending: Promise<unknown>): void {
+    this.#delayed++;
+    const back = () => {
+      this.#delayed--;
+      this.#wake();
+      this.#check();
+    };
+    pending.then(back, back);
   }
 
   drained(): Promise<void> {

@@ -24,7 +24,8 @@ import { isAbort } from "../base/abort.ts";
 import { statOrNull } from "../base/fs.ts";
 import { DEFAULT_RETRY, withRetry } from "./action_retry.ts";
 import { itemContext } from "./item_context.ts";
-import { type PoolHost, type Work, WorkPool } from "./work_pool.ts";
+import type { PoolHost, Work } from "./pool.ts";
+import { WorkPool } from "./work_pool.ts";
 
 /** Raised when a work list cannot be run by this worker. */
 export class WorkerError extends Error {

@@ -102,6 +102,14 @@ export interface FileDigest {
   sha256: string;
 }
 
+/** Who holds a cache's lease (see lib/store/lease.ts). */
+export interface LeaseNote {
+  pid: number;
+  host: string;
+  command: string;
+  since: string;
+}
+
 /** An object known under another name (e.g. `md5:<hex>`). */
 export interface AliasRecord {
   digest: string;

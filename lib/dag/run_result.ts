@@ -1,0 +1,48 @@
+/**
+ * What a run did, or a plan would do, per task: the shape `run`, `status` and `explain` read.
+ *
+ * @module
+ */
+import type { ActionRecord, KeyComponents } from "../store/records.ts";
+import type { Json } from "../store/canonical.ts";
+import type { SystemicFault } from "../store/systemic.ts";
+import type { TaskCounts, TaskStatus } from "./events.ts";
+import type { KeyLookup } from "./item_join.ts";
+import type { ItemPlan } from "./task_state.ts";
+
+export type { ItemPlan };
+
+/** What a run did, or a plan would do. */
+export interface RunResult {
+  run: number;
+  status: "ok" | "failed" | "interrupted";
+  exitCode: number;
+  tasks: Map<string, TaskSummary>;
+  /** The fault of the machine or the store that stopped the run (exit code 3). */
+  fault?: SystemicFault;
+}
+
+/** One task's part of a run or plan. */
+export interface TaskSummary {
+  status: TaskStatus;
+  counts: TaskCounts;
+  reason?: string;
+  /** Action keys of the items, where known. */
+  keys: KeyLookup;
+  /** Items that are not cached and why (a plan). */
+  plans: ReadonlyMap<string, ItemPlan>;
+  /** Set when the plan cannot list the task's items: they all may run. */
+  unlisted?: string;
+  /** Items in the order they were listed or arrived. */
+  items: readonly string[];
+  /** Items whose action ran (successfully or not) in this run. */
+  executed: readonly string[];
+  /** Current action records by item. */
+  records: ReadonlyMap<string, ActionRecord>;
+  failures: ReadonlyMap<string, string>;
+  slice: Record<string, Json>;
+  /** The key components of an item now (those of its record when it is cached). */
+  components(id: string): KeyComponents | null;
+  /** The components the recorded action of an item was keyed with. */
+  recordedComponents(id: string): Promise<KeyComponents | null>;
+}
