@@ -45,7 +45,6 @@ export async function driveItems(
   task: EachTask,
   flowDeps: string[],
 ): Promise<boolean> {
-  const { limit } = d.run.options;
   const pool = d.openPool(task);
   // A task that lists its own items picks its inputs; one that follows its upstream items
   // depends on its aggregate upstream tasks as a whole.
@@ -64,57 +63,13 @@ export async function driveItems(
     d.admit(item, inputs, pool);
   };
 
-  const listed: Item[] = [];
-  if (task.items) {
-    const unknown = d.dryRun
-      ? task.deps.find((dep) => {
-        const s = d.run.driver(dep).outcome;
-        return s.unlisted || [...s.done.values()].some((p) => isProvisional(p.digest));
-      })
-      : undefined;
-    if (unknown) {
-      // Items cannot be listed from outputs that do not exist yet.
-      d.state.cannotList(`unknown until ${unknown} runs`);
-    } else {
-      let specs = await task.items(d.ctx, d.run.upstream());
-      if (limit !== undefined) specs = specs.slice(0, limit);
-      const seen = new Set<string>();
-      for (const spec of specs) {
-        if (seen.has(spec.id)) {
-          throw new TaskContractError(`task "${task.name}" lists item id "${spec.id}" twice`);
-        }
-        seen.add(spec.id);
-        const item = {
-          id: spec.id,
-          inputs: spec.inputs ?? {},
-          params: spec.params,
-          extra: spec.extra,
-        };
-        if (task.summarize) listed.push(item);
-        consider(item);
-        await d.admitted();
-      }
-    }
-  } else if (flowDeps.length === 0) {
+  let listed: Item[] = [];
+  if (task.items) listed = await listItems(d, task, consider);
+  else if (flowDeps.length === 0) {
     throw new TaskContractError(
       `per-item task "${task.name}" reads no per-item task and has no items() to list its items`,
     );
-  } else {
-    // Items flow: an item is ready once every per-item upstream task has produced it.
-    const streams = flowDeps.map((dep) => d.run.driver(dep).outcome);
-    joinItems(streams, (id, outs, digests) => consider({ id, inputs: outs }, digests));
-    await Promise.all(streams.map((s) => s.finished()));
-    await d.admitted();
-    for (const s of streams) {
-      if (s.unlisted) d.state.cannotList(s.unlisted);
-      if (s.status === "blocked" || (s.status === "failed" && s.done.size === 0)) {
-        pool.close();
-        await pool.drained();
-        d.block(`upstream task "${s.name}" ${s.status}`);
-        return false;
-      }
-    }
-  }
+  } else if (!(await followItems(d, flowDeps, consider, pool))) return false;
   pool.close();
   // Every item is known now: progress can show a total and an ETA.
   d.state.allListed();
@@ -140,6 +95,71 @@ export async function driveItems(
       expected: [...expected],
       failed: new Map(failed),
     });
+  }
+  return true;
+}
+
+/**
+ * Lists the items of a task with an `items` function (after `--limit`) and hands each to
+ * `consider`; a plan that cannot list them yet says why. Returns the items when the task sums
+ * itself up.
+ */
+async function listItems(
+  d: ItemFlowHost,
+  task: EachTask,
+  consider: (item: Item) => void,
+): Promise<Item[]> {
+  const listed: Item[] = [];
+  const unknown = d.dryRun
+    ? task.deps.find((dep) => {
+      const s = d.run.driver(dep).outcome;
+      return s.unlisted || [...s.done.values()].some((p) => isProvisional(p.digest));
+    })
+    : undefined;
+  if (unknown) {
+    // Items cannot be listed from outputs that do not exist yet.
+    d.state.cannotList(`unknown until ${unknown} runs`);
+    return listed;
+  }
+  let specs = await task.items!(d.ctx, d.run.upstream());
+  const { limit } = d.run.options;
+  if (limit !== undefined) specs = specs.slice(0, limit);
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    if (seen.has(spec.id)) {
+      throw new TaskContractError(`task "${task.name}" lists item id "${spec.id}" twice`);
+    }
+    seen.add(spec.id);
+    const item = { id: spec.id, inputs: spec.inputs ?? {}, params: spec.params, extra: spec.extra };
+    if (task.summarize) listed.push(item);
+    consider(item);
+    await d.admitted();
+  }
+  return listed;
+}
+
+/**
+ * Follows the per-item tasks `flowDeps`: an item is ready once every one of them has produced
+ * it. Returns false (the task blocked) when one of them ended blocked or failed without results.
+ */
+async function followItems(
+  d: ItemFlowHost,
+  flowDeps: string[],
+  consider: (item: Item, digests: Record<string, string>) => void,
+  pool: Pool,
+): Promise<boolean> {
+  const streams = flowDeps.map((dep) => d.run.driver(dep).outcome);
+  joinItems(streams, (id, outs, digests) => consider({ id, inputs: outs }, digests));
+  await Promise.all(streams.map((s) => s.finished()));
+  await d.admitted();
+  for (const s of streams) {
+    if (s.unlisted) d.state.cannotList(s.unlisted);
+    if (s.status === "blocked" || (s.status === "failed" && s.done.size === 0)) {
+      pool.close();
+      await pool.drained();
+      d.block(`upstream task "${s.name}" ${s.status}`);
+      return false;
+    }
   }
   return true;
 }
