@@ -1,8 +1,9 @@
 /**
- * Action keys: how the components of an action (its task's version, source file and config
+ * Action keys: how the components of an action (its task's version, code identity and config
  * slice, the digests of its inputs, its own parameters) become one sha256, and how an output
  * becomes the digest its dependants are keyed with. The encodings are fixed: changing one
- * would turn every cached record into a miss.
+ * would turn every cached record into a miss (format 2 of the task hash, with the code
+ * identity, replaced format 1's source file once; lib/dag/adoption.ts carries records over).
  *
  * @module
  */
@@ -15,12 +16,17 @@ import type { Output, TaskComponents } from "../store/records.ts";
  *
  * @example
  * ```ts
- * const hash = taskHash("optimize", { version: "1", source: "ab12…", config: "cd34…" });
+ * const hash = taskHash("optimize", { version: "1", code: "ab12…", config: "cd34…" });
  * ```
  */
 export function taskHash(task: string, parts: TaskComponents): string {
-  // Format 1 named the components v, s and c; the hash keeps that spelling.
-  return hashJson({ task, v: parts.version, s: parts.source, c: parts.config });
+  return hashJson({
+    format: 2,
+    task,
+    version: parts.version,
+    code: parts.code,
+    config: parts.config,
+  });
 }
 
 /**
@@ -28,7 +34,7 @@ export function taskHash(task: string, parts: TaskComponents): string {
  *
  * @example
  * ```ts
- * const key = actionKey(taskHash("square", { version: "1", source: "s", config: "c" }), {
+ * const key = actionKey(taskHash("square", { version: "1", code: "s", config: "c" }), {
  *   numbers: "9f86d081…",
  * });
  * ```

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { AGGREGATE_ITEM, type Output } from "../store/records.ts";
+import { AGGREGATE_ITEM, type CodeIdentity, type Output } from "../store/records.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import { outputDigest } from "./action_key.ts";
 import { ActionRecorder } from "./action_recorder.ts";
@@ -65,6 +65,9 @@ export class ActionRunner implements PoolHost, RemoteHost {
   }
   get taskHash(): string {
     return this.#driver.taskHash;
+  }
+  get code(): CodeIdentity {
+    return this.#driver.decider.facts.code;
   }
   get files(): Record<string, StoredFile> {
     return this.#driver.ctx.files;

@@ -165,6 +165,23 @@ export function projectConfig(config: unknown, paths: string[], reads: string[] 
   return out;
 }
 
+/**
+ * Whether a task declaring config paths `paths` keys on the field `field`: it is under one of
+ * them and not under one written `!path`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isKeyed("optimize.lr", ["optimize", "!optimize.batch_size"]), true);
+ * assert.equal(isKeyed("optimize.batch_size", ["optimize", "!optimize.batch_size"]), false);
+ * ```
+ */
+export function isKeyed(field: string, paths: readonly string[]): boolean {
+  const { included, excluded } = splitPaths([...paths]);
+  return isUnder(field, included) && !isUnder(field, excluded);
+}
+
 function splitPaths(paths: string[]): { included: string[]; excluded: string[] } {
   return {
     included: paths.filter((p) => !p.startsWith("!")),

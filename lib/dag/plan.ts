@@ -19,6 +19,8 @@ import { type SystemicFault, systemicFault } from "../store/systemic.ts";
 import { SpaceCheck } from "../store/space.ts";
 import type { Upstream } from "./task.ts";
 import { TaskDriver } from "./task_driver.ts";
+import { CodeReader } from "./code_identity.ts";
+import { adoptionNote } from "./adoption.ts";
 import { readDirOrNull, readTextOrNull, removeIfPresent } from "../base/fs.ts";
 
 export type { ItemPlan, RunOptions, RunResult, TaskSummary };
@@ -64,6 +66,7 @@ class Runner implements RunContext {
   /** The machine's fault that stopped the run (a full disk …), if one did. */
   systemic?: SystemicFault;
   readonly space: SpaceCheck;
+  readonly code: CodeReader;
   readonly #stop = new AbortController();
   readonly drivers = new Map<string, TaskDriver>();
   readonly #checkpointsDone: string[] = [];
@@ -84,6 +87,7 @@ class Runner implements RunContext {
         options.reporter.emit({ event: "log", task: "run", message: `warning: ${message}` }),
     );
     this.aliases = new ObjectAliases(options.records, options.store);
+    this.code = new CodeReader(options.records);
   }
 
   async run(): Promise<RunResult> {
@@ -109,6 +113,13 @@ class Runner implements RunContext {
     }
     for (const task of closure) this.drivers.set(task.name, new TaskDriver(this, task));
     await Promise.all([...this.drivers.values()].map((d) => d.load()));
+    await this.#rememberModules();
+    const adopted = new Map(
+      [...this.drivers].filter(([, d]) => d.adopted > 0).map(([n, d]) => [n, d.adopted]),
+    );
+    if (adopted.size > 0) {
+      reporter.emit({ event: "log", task: "run", message: adoptionNote(adopted) });
+    }
     await Promise.all([...this.drivers.values()].map((d) => d.drive()));
     try {
       await this.writer.flush();
@@ -152,6 +163,17 @@ class Runner implements RunContext {
     const tasks = new Map<string, TaskSummary>();
     for (const [name, d] of this.drivers) tasks.set(name, d.summary());
     return { run: this.runId, status, exitCode, tasks, fault: this.systemic };
+  }
+
+  /** Keeps the module hashes read for the keys, so the next run parses nothing unchanged. */
+  async #rememberModules(): Promise<void> {
+    try {
+      await this.code.remember();
+    } catch (e) {
+      // They are a cache of the files: a full or read-only disk costs hashing again next time
+      // (a run then stops on its first record write, with the fault's message).
+      if (!systemicFault(e, { cacheDir: this.options.store.root })) throw e;
+    }
   }
 
   fault(e: unknown): boolean {

@@ -5,7 +5,14 @@
  * @module
  */
 import type { ObjectStore } from "../store/objects.ts";
-import { type Executor, readResults, resultPath, type WorkList } from "./remote.ts";
+import {
+  type Executor,
+  readResults,
+  resultPath,
+  WORK_LIST_FORMAT,
+  type WorkList,
+} from "./remote.ts";
+import type { CodeIdentity } from "../store/records.ts";
 import type { ActionResult, EachTask, Log, StoredFile } from "./task.ts";
 import type { Pool, Work } from "./pool.ts";
 import { removeIfPresent } from "../base/fs.ts";
@@ -17,6 +24,8 @@ export interface RemoteHost {
   /** The full config the coordinator validated. */
   readonly config: unknown;
   readonly taskHash: string;
+  /** The task's code identity, which the workers check theirs against. */
+  readonly code: CodeIdentity;
   readonly files: Record<string, StoredFile>;
   readonly log: Log;
   record(work: Work, out: ActionResult, ms: number): Promise<void>;
@@ -74,9 +83,10 @@ export class RemotePool implements Pool {
   async #wave(works: Work[]): Promise<void> {
     const { store } = this.host;
     const list: WorkList = {
-      format: "latentforge-work/2",
+      format: WORK_LIST_FORMAT,
       task: this.task.name,
       taskHash: this.host.taskHash,
+      code: this.host.code,
       config: this.host.config,
       files: Object.fromEntries(
         Object.entries(this.host.files).map(([name, f]) => [name, f.digest]),

@@ -10,6 +10,7 @@ import type { Output, Records, RecordWriter } from "../store/records.ts";
 import type { Reporter } from "./events.ts";
 import type { TaskGraph } from "./graph.ts";
 import type { Executor } from "./remote.ts";
+import type { CodeReader } from "./code_identity.ts";
 import type { Task, Upstream } from "./task.ts";
 import type { TaskOutcome } from "./task_state.ts";
 import type { RunFactsCollector } from "./run_facts.ts";
@@ -62,6 +63,8 @@ export interface RunContext {
   readonly aliases: ObjectAliases;
   /** What published outputs state about this run. */
   readonly facts: RunFactsCollector;
+  /** Reads the code identity of the run's tasks (each module once per run). */
+  readonly code: CodeReader;
   /** Another task of this run. */
   driver(name: string): TaskView;
   /** What aggregate tasks, `items` functions and `finish` checks read from upstream. */

@@ -10,8 +10,9 @@
  * it depends. A run knows every input, so its decisions are always hit or run.
  *
  * Reasons name only what changed against the item's current record: a config field (old →
- * new), an input (old and new digest prefixes), the source file, the version, the parameters;
- * or that it never ran, failed before, or is forced.
+ * new), an input (old and new digest prefixes), a module of the task's code (`source
+ * lib/optim/adam.ts changed`), an npm package's version (`onnxruntime-node 1.30.0 → 1.31.0`),
+ * the version, the parameters; or that it never ran, failed before, or is forced.
  *
  * @module
  */
@@ -19,8 +20,10 @@ import type { Json } from "../store/canonical.ts";
 import {
   type ActionRecord,
   AGGREGATE_ITEM,
+  type CodeIdentity,
   type FailureRecord,
   type KeyComponents,
+  type LegacyTaskComponents,
   type TaskComponents,
 } from "../store/records.ts";
 import { actionKey } from "./action_key.ts";
@@ -35,6 +38,7 @@ export interface StaleReason {
     | "forced"
     | "version"
     | "source"
+    | "npm"
     | "config"
     | "inputs"
     | "params"
@@ -82,9 +86,9 @@ export function isProvisional(digest: string): boolean {
 /** What the decision needs to know about a task. */
 export interface TaskFacts {
   task: string;
-  /** File name of the task's source, for messages. */
-  sourceName: string;
   components: TaskComponents;
+  /** The code identity `components.code` is the hash of. */
+  code: CodeIdentity;
   taskHash: string;
   slice: Record<string, Json>;
   /** Current records, superseded records and failures, by item id. */
@@ -93,8 +97,9 @@ export interface TaskFacts {
   failures: Map<string, FailureRecord>;
   /** `--force` of this task. */
   forced: boolean;
-  /** Task-wide components and config slices recorded earlier, by hash. */
-  recordedComponents(hash: string): Promise<TaskComponents | null>;
+  /** Task-wide components, code identities and config slices recorded earlier, by hash. */
+  recordedComponents(hash: string): Promise<TaskComponents | LegacyTaskComponents | null>;
+  recordedCode(hash: string): Promise<CodeIdentity | null>;
   recordedSlice(hash: string): Promise<Record<string, Json> | null>;
   /** Whether every object of a record is still in the store. */
   objectsPresent(record: ActionRecord): Promise<boolean>;
@@ -107,12 +112,13 @@ export interface TaskFacts {
  * ```ts
  * import { taskHash } from "./action_key.ts";
  *
- * const components = { version: "1", source: "s", config: "c" };
+ * const components = { version: "1", code: "c0de", config: "c" };
  * const decider = new ActionDecider({
- *   task: "square", sourceName: "square.ts", components, taskHash: taskHash("square", components),
- *   slice: {}, records: new Map(), superseded: new Map(), failures: new Map(), forced: false,
- *   recordedComponents: () => Promise.resolve(null), recordedSlice: () => Promise.resolve(null),
- *   objectsPresent: () => Promise.resolve(true),
+ *   task: "square", components, code: { modules: {}, npm: {} },
+ *   taskHash: taskHash("square", components), slice: {}, records: new Map(),
+ *   superseded: new Map(), failures: new Map(), forced: false,
+ *   recordedComponents: () => Promise.resolve(null), recordedCode: () => Promise.resolve(null),
+ *   recordedSlice: () => Promise.resolve(null), objectsPresent: () => Promise.resolve(true),
  * });
  * const decision = await decider.decide("7", {}, undefined);
  * decision.verdict; // "run" (never ran)
@@ -128,8 +134,8 @@ export class ActionDecider {
 
   /** The components of an action of this task with these inputs and parameters. */
   components(inputs: Record<string, string>, params: string | undefined): KeyComponents {
-    const { version, source, config } = this.facts.components;
-    const comps: KeyComponents = { version, source, config, inputs };
+    const { version, code, config } = this.facts.components;
+    const comps: KeyComponents = { version, code, config, inputs };
     if (params !== undefined) comps.params = params;
     return comps;
   }
@@ -141,7 +147,7 @@ export class ActionDecider {
     const parts = await this.facts.recordedComponents(rec.taskHash);
     const comps: KeyComponents = {
       version: parts?.version ?? "?",
-      source: parts?.source ?? "?",
+      code: parts === null ? "?" : "code" in parts ? parts.code : `source file ${parts.source}`,
       config: parts?.config ?? "?",
       inputs: rec.inputs,
     };
@@ -256,6 +262,13 @@ export class ActionDecider {
     return reasons;
   }
 
+  async #codeReasons(hash: string): Promise<StaleReason[]> {
+    const was = await this.facts.recordedCode(hash);
+    if (!was) return [{ kind: "source", text: "code changed (the earlier code is not recorded)" }];
+    const changes = codeChanges(was, this.facts.code);
+    return changes.length ? changes : [{ kind: "source", text: "code changed" }];
+  }
+
   async #diffTask(hash: string): Promise<StaleReason[]> {
     const f = this.facts;
     const was = await f.recordedComponents(hash);
@@ -267,9 +280,9 @@ export class ActionDecider {
     if (was.version !== now.version) {
       out.push({ kind: "version", text: `version ${was.version} → ${now.version}` });
     }
-    if (was.source !== now.source) {
-      out.push({ kind: "source", text: `source file ${f.sourceName} changed` });
-    }
+    if (!("code" in was)) {
+      out.push({ kind: "source", text: "recorded before its code was part of the key" });
+    } else if (was.code !== now.code) out.push(...await this.#codeReasons(was.code));
     if (was.config !== now.config) {
       const before = await f.recordedSlice(was.config);
       if (!before) {
@@ -285,6 +298,46 @@ export class ActionDecider {
     }
     return out;
   }
+}
+
+/**
+ * What changed in a task's code: modules (`source lib/optim/adam.ts changed`, `added`,
+ * `removed`) and npm packages (`onnxruntime-node 1.30.0 → 1.31.0`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * const was = { modules: { "a.ts": "1", "b.ts": "2" }, npm: { sharp: "0.35.5" } };
+ * const now = { modules: { "a.ts": "9", "c.ts": "3" }, npm: { sharp: "0.36.0" } };
+ * assert.deepEqual(codeChanges(was, now).map((r) => r.text), [
+ *   "source a.ts changed", "source b.ts removed", "source c.ts added", "sharp 0.35.5 → 0.36.0",
+ * ]);
+ * ```
+ */
+export function codeChanges(was: CodeIdentity, now: CodeIdentity): StaleReason[] {
+  const out: StaleReason[] = [];
+  for (const path of unionSorted(was.modules, now.modules)) {
+    const [a, b] = [was.modules[path], now.modules[path]];
+    if (a === b) continue;
+    const what = a === undefined ? "added" : b === undefined ? "removed" : "changed";
+    out.push({ kind: "source", text: `source ${path} ${what}` });
+  }
+  for (const name of unionSorted(was.npm, now.npm)) {
+    const [a, b] = [was.npm[name], now.npm[name]];
+    if (a === b) continue;
+    const text = a === undefined
+      ? `npm package ${name} ${b} added`
+      : b === undefined
+      ? `npm package ${name} ${a} removed`
+      : `${name} ${a} → ${b}`;
+    out.push({ kind: "npm", text });
+  }
+  return out;
+}
+
+function unionSorted(a: Record<string, string>, b: Record<string, string>): string[] {
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
 }
 
 function provisionalReason(name: string, digest: string): StaleReason {

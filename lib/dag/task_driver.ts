@@ -8,12 +8,11 @@
  *
  * @module
  */
-import { basename } from "node:path";
-import { fileURLToPath } from "node:url";
 import { canonicalJson, sha256Hex } from "../store/canonical.ts";
 import { type ActionRecord, AGGREGATE_ITEM, KEYS, type Output } from "../store/records.ts";
 import { paramsHash } from "./action_key.ts";
 import { taskIdentity } from "./task_identity.ts";
+import { adoptLegacyRecords } from "./adoption.ts";
 import { ActionRunner } from "./action_runner.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import { errorText, TaskContractError } from "./errors.ts";
@@ -111,17 +110,18 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       records.actions(this.name),
       records.superseded(this.name),
       records.failures(this.name),
-      taskIdentity(this.task, this.#slice),
+      taskIdentity(this.task, this.#slice, this.run.code),
     ]);
     const { components } = identity;
     this.#taskHash = identity.hash;
     if (!this.dryRun) {
       this.run.writer.set(KEYS.configSlice(this.name, components.config), this.#slice);
+      this.run.writer.set(KEYS.codeIdentity(components.code), identity.code.identity);
       this.run.writer.set(KEYS.taskComponents(this.name, this.#taskHash), components);
     }
     this.#decider = new ActionDecider({
       task: this.name,
-      sourceName: basename(fileURLToPath(this.task.source)),
+      code: identity.code.identity,
       components,
       taskHash: this.#taskHash,
       slice: this.#slice,
@@ -130,6 +130,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       failures,
       forced: this.run.options.force?.includes(this.name) ?? false,
       recordedComponents: (hash) => records.taskComponents(this.name, hash),
+      recordedCode: (hash) => records.codeIdentity(hash),
       recordedSlice: (hash) => records.configSlice(this.name, hash),
       objectsPresent: async (rec) => {
         for (const d of Object.values(rec.objects)) {
@@ -149,6 +150,32 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       // The plan and the run fail the task alike, with the same message.
       this.#loadError = e;
     }
+    await this.#adopt(current);
+  }
+
+  /** Records written before code identity, adopted under their new keys (see adoption.ts). */
+  #adopted = 0;
+
+  get adopted(): number {
+    return this.#adopted;
+  }
+
+  async #adopt(current: Map<string, ActionRecord>): Promise<void> {
+    const { records } = this.run.options;
+    const adopted = await adoptLegacyRecords(current, {
+      task: this.name,
+      source: this.task.source,
+      declared: this.task.config,
+      components: this.#decider.facts.components,
+      taskHash: this.#taskHash,
+      slice: this.#slice,
+      fileInputs: {},
+      recordedComponents: (hash) => records.taskComponents(this.name, hash),
+      recordedSlice: (hash) => records.configSlice(this.name, hash),
+    });
+    this.#adopted = adopted.length;
+    if (this.dryRun) return;
+    for (const [id, rec] of adopted) this.run.writer.set(KEYS.action(this.name, id), rec);
   }
 
   async drive(): Promise<void> {

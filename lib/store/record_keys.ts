@@ -23,6 +23,11 @@ export const KEYS = {
   failure: (task: string, item: string): Deno.KvKey => ["failure", task, item],
   failures: (task: string): Deno.KvKey => ["failure", task],
   taskComponents: (task: string, hash: string): Deno.KvKey => ["task-components", task, hash],
+  /** A code identity by its hash (shared by every task whose code it is). */
+  codeIdentity: (hash: string): Deno.KvKey => ["code-identity", hash],
+  /** The remembered hash of a module by its absolute path. */
+  moduleHash: (path: string): Deno.KvKey => ["module-hash", path],
+  moduleHashes: ["module-hash"] as Deno.KvKey,
   configSlice: (task: string, hash: string): Deno.KvKey => ["config-slice", task, hash],
   /** Store digests of the files (models, specs) a task used, by a hash of their identities. */
   files: (task: string, hash: string): Deno.KvKey => ["files", task, hash],
@@ -44,6 +49,7 @@ export const JOURNALED_KEYS: ReadonlySet<string> = new Set(
     KEYS.actions(),
     KEYS.supersededAll(),
     KEYS.taskComponents("", ""),
+    KEYS.codeIdentity(""),
     KEYS.configSlice("", ""),
     KEYS.allFiles,
     KEYS.aliases,

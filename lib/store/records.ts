@@ -20,10 +20,13 @@ import { RECORD_FORMAT, upgradeRecords } from "./records_upgrade.ts";
 import {
   type ActionRecord,
   type AliasRecord,
+  type CodeIdentity,
   type FailureRecord,
   type FileDigest,
   type LastRun,
   type LeaseNote,
+  type LegacyTaskComponents,
+  type ModuleHashRecord,
   RecordCommitError,
   type RunRecord,
   type TaskComponents,
@@ -144,9 +147,43 @@ export class Records {
     return out;
   }
 
-  /** Task-wide key components by their hash. */
-  async taskComponents(task: string, hash: string): Promise<TaskComponents | null> {
+  /** Task-wide key components by their hash (those of a record older than code identity too). */
+  async taskComponents(
+    task: string,
+    hash: string,
+  ): Promise<TaskComponents | LegacyTaskComponents | null> {
     return (await this.#kv.get<TaskComponents>(KEYS.taskComponents(task, hash))).value;
+  }
+
+  /** A code identity by its hash, or null. */
+  async codeIdentity(hash: string): Promise<CodeIdentity | null> {
+    return (await this.#kv.get<CodeIdentity>(KEYS.codeIdentity(hash))).value;
+  }
+
+  /** Every remembered module hash, by absolute path. */
+  async moduleHashes(): Promise<Map<string, ModuleHashRecord>> {
+    const out = new Map<string, ModuleHashRecord>();
+    for await (
+      const e of this.#kv.list<ModuleHashRecord>({ prefix: KEYS.moduleHashes }, { batchSize: 1000 })
+    ) {
+      out.set(e.key[1] as string, e.value);
+    }
+    return out;
+  }
+
+  /**
+   * Remembers module hashes. They are derived from the files, so they are not journaled, and a
+   * write refused by a full disk only costs hashing again next time.
+   */
+  async putModuleHashes(entries: [string, ModuleHashRecord][]): Promise<void> {
+    for (let i = 0; i < entries.length; i += MAX_MUTATIONS) {
+      const op = this.#kv.atomic();
+      for (const [path, entry] of entries.slice(i, i + MAX_MUTATIONS)) {
+        op.set(KEYS.moduleHash(path), entry);
+      }
+      const res = await op.commit();
+      if (!res.ok) throw new RecordCommitError("remembering a batch of module hashes failed");
+    }
   }
 
   /** A stored config slice by hash. */
