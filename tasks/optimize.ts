@@ -34,6 +34,10 @@ export default each<Config, Models>({
   deps: ["encode", "preprocess"],
   config: [
     "optimize",
+    // How often state is saved, and how many images share a step: an image's latent is the same
+    // either way (bit for bit at batch 1 and 4; batch fitting lowers the batch to fit memory).
+    "!optimize.checkpoint_every",
+    "!optimize.batch_size",
     "model.scaling_factor",
     "model.shift_factor",
     "model.latents_mean",
@@ -41,6 +45,8 @@ export default each<Config, Models>({
     "model.input_range",
   ],
   reads: [
+    "optimize.checkpoint_every",
+    "optimize.batch_size",
     "model.encoder",
     "model.decoder",
     "model.preset",
