@@ -105,6 +105,11 @@ export const ConfigSchema = z.strictObject({
     decoder: FileSource,
     /** Fills the fields below from a known VAE family's published numbers (README table). */
     preset: z.enum(PRESET_NAMES).optional(),
+    /**
+     * The latent channels the decoder takes, for a decoder that does not declare them: encode
+     * keys on them rather than on the decoder's bytes. Checked against the decoder when it runs.
+     */
+    latent_channels: z.number().int().positive().optional(),
     /** Stored latent = (z − shift_factor) × scaling_factor; no default: a preset or a number. */
     scaling_factor: z.number().positive().optional(),
     shift_factor: z.number().optional(),

@@ -3,8 +3,9 @@
  * models' geometry decides the latent (C channels, or the mean of an encoder giving 2C), and
  * the config's normalization maps it: stored = ((z − mean) / std − shift) × scale.
  *
- * Reads: `preprocess` tensors; the encoder and decoder models (fetched into the store; the
- * decoder's input decides C, so either model's change reruns this task and nothing upstream).
+ * Reads: `preprocess` tensors; the encoder and decoder models (fetched into the store). Keyed:
+ * the encoder's bytes, and of the decoder only the latent channels it takes (C decides the
+ * latent), so a decoder with other weights reruns nothing here.
  * Produces per item: `latent` (`.npy`, 1×C×h×w, stored space).
  *
  * @module
@@ -18,6 +19,7 @@ import {
   type OpenedVae,
   openVae,
 } from "../lib/model/vae.ts";
+import { decoderInterface } from "../lib/model/latent_channels.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -42,6 +44,7 @@ export default each<Config, State>({
     "model.encoder",
     "model.decoder",
     "model.preset",
+    "model.latent_channels",
     "model.input_range",
     "model.providers",
     "model.threads",
@@ -52,8 +55,12 @@ export default each<Config, State>({
   version: "2",
   source: import.meta.url,
   describe: "encode every image with the VAE encoder",
-  // The decoder too: the latent geometry is checked against both models.
-  files: () => ({ encoder: "model.encoder", decoder: "model.decoder" }),
+  // The decoder decides the latent's channels (C, or the mean of an encoder giving 2C): that is
+  // keyed, not its weights (a fine-tuned decoder re-encodes nothing). Both are checked at run.
+  files: ({ model }) => ({
+    encoder: "model.encoder",
+    decoder: { field: "model.decoder", keyOn: decoderInterface(model) },
+  }),
   prepare(ctx) {
     const { model } = ctx.config;
     const { encoder, decoder } = ctx.files;

@@ -154,10 +154,14 @@ Deno.test({
     assertStringIncludes(why.stdout, "optimize 2: would rerun\n  input decoder changed ");
     let step = await sequence.step("decoder at another path", parse(raw), {});
     assertEquals(step.run.tasks.get("optimize")!.executed.length, 6);
+    // Its weights change no latent the encoder gives (it takes the same 4 channels).
+    assertEquals(step.run.tasks.get("encode")!.executed.length, 0);
+    assertEquals(step.plan.tasks.get("encode")!.plans.size, 0);
     // The decoder re-exported at the same path.
     await Deno.copyFile(decoders[2], other);
     step = await sequence.step("decoder re-exported at the same path", parse(raw), {});
     assertEquals(step.run.tasks.get("optimize")!.executed.length, 6);
+    assertEquals(step.run.tasks.get("encode")!.executed.length, 0);
     // Only the learning rate: the reasons name it and nothing else.
     raw = withField(raw, ["optimize", "lr"], 0.05);
     step = await sequence.step("optimize.lr alone", parse(raw), {});

@@ -38,6 +38,25 @@ export interface FileDownloadOptions {
   drive?: UrlRoute | null;
 }
 
+/**
+ * A file a task reads whose bytes its results do not depend on as a whole: what they depend on
+ * is read from it (e.g. a decoder's latent channels, for an encoder: a fine-tuned decoder with
+ * the same interface changes no latent the encoder gives). That, not the file's sha256, joins
+ * the key; it is remembered by the file's sha256.
+ */
+export interface FileDeclaration {
+  /** The dot path of the config field that names the file. */
+  field: string;
+  keyOn: {
+    /** What is read, for the key and for messages (`latent-channels`). */
+    name: string;
+    /** Reads it from the file at `path`; null when the file cannot tell. */
+    read(path: string): Promise<Json | null>;
+    /** What is keyed when the file cannot tell (e.g. what the config says); else its bytes. */
+    otherwise?: Json;
+  };
+}
+
 /** A file a task declared (see {@link TaskCommon.files}), brought into the store for a run. */
 export interface StoredFile {
   /** sha256 of its bytes (its object in the store). */
@@ -187,13 +206,13 @@ export interface TaskCommon<C> {
   /**
    * Files the task reads (models, a dataset spec, a labels list), by input name → the dot path
    * of the config field that names them (a `{ path }` or `{ url, sha256?, md5?, size? }`
-   * source). Their content joins the key of every action of the task; where they live does
-   * not. The engine resolves them for planning as for running: a local file by its sha256
-   * (remembered by path, size, mtime and inode), a URL by its pinned sha256 or MD5, and an
-   * unpinned URL only by fetching it (a plan says its dependants may rerun). For a run they
-   * are brought into the store and handed over as `ctx.files`.
+   * source), or a {@link FileDeclaration}. Their content joins the key of every action of the
+   * task; where they live does not. The engine resolves them for planning as for running: a
+   * local file by its sha256 (remembered by path, size, mtime and inode), a URL by its pinned
+   * sha256 or MD5, and an unpinned URL only by fetching it (a plan says its dependants may
+   * rerun). For a run they are brought into the store and handed over as `ctx.files`.
    */
-  files?: (config: C) => Record<string, string | undefined>;
+  files?: (config: C) => Record<string, string | FileDeclaration | undefined>;
   /** How the task's files are downloaded when they are URLs (stall time, a Drive API key). */
   download?: (config: C) => FileDownloadOptions;
   /**

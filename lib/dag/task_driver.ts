@@ -17,7 +17,13 @@ import { ActionRunner } from "./action_runner.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import { errorText, TaskContractError } from "./errors.ts";
 import type { TaskStatus } from "./events.ts";
-import { fileInputDigests, planFiles, type PlannedFile, storeFiles } from "./file_inputs.ts";
+import {
+  fileInputDigests,
+  keyedFileInputs,
+  planFiles,
+  type PlannedFile,
+  storeFiles,
+} from "./file_inputs.ts";
 import { driveItems, type ItemFlowHost } from "./item_flow.ts";
 import { type AggregateFlowHost, driveAggregate } from "./aggregate_flow.ts";
 import type { Pool } from "./pool.ts";
@@ -145,7 +151,10 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
         this.run.options.config,
         records,
       );
-      this.#fileInputs = fileInputDigests(this.#planned);
+      this.#fileInputs = await this.#keyedFiles(
+        fileInputDigests(this.#planned),
+        (name) => this.#plannedBytes(this.#planned[name]),
+      );
     } catch (e) {
       // The plan and the run fail the task alike, with the same message.
       this.#loadError = e;
@@ -153,11 +162,46 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     await this.#adopt(current);
   }
 
+  /** The declared files' input digests, those keyed on what is read from them included. */
+  #keyedFiles(
+    inputs: Record<string, string>,
+    where: (name: string) => Promise<{ path: string; sha256: string } | null>,
+  ): Promise<Record<string, string>> {
+    return keyedFileInputs(this.#planned, inputs, {
+      where,
+      cache: this.run.options.records,
+      scope: this.#decider.facts.components.code,
+    });
+  }
+
+  /** Where the bytes of a planned file can be read before the run stores it, if anywhere. */
+  async #plannedBytes(f: PlannedFile): Promise<{ path: string; sha256: string } | null> {
+    if (f.path !== undefined && f.identity !== null) return { path: f.path, sha256: f.identity };
+    const { store } = this.run.options;
+    if (f.source.sha256 && await store.has(f.source.sha256)) {
+      return { path: store.path(f.source.sha256), sha256: f.source.sha256 };
+    }
+    const known = f.source.md5 ? await this.run.aliases.lookup(`md5:${f.source.md5}`) : null;
+    return known ? { path: store.path(known.digest), sha256: known.digest } : null;
+  }
+
   /** Records written before code identity, adopted under their new keys (see adoption.ts). */
   #adopted = 0;
 
   get adopted(): number {
     return this.#adopted;
+  }
+
+  /** The files keyed on what is read from them: their bytes' sha256 and their input now. */
+  #keyedFileTranslation(): Record<string, { content: string; input: string }> {
+    const out: Record<string, { content: string; input: string }> = {};
+    for (const [name, f] of Object.entries(this.#planned)) {
+      const input = this.#fileInputs[name];
+      if (f.keyOn && f.identity !== null && input !== undefined && !isProvisional(input)) {
+        out[name] = { content: f.identity, input };
+      }
+    }
+    return out;
   }
 
   async #adopt(current: Map<string, ActionRecord>): Promise<void> {
@@ -169,7 +213,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       components: this.#decider.facts.components,
       taskHash: this.#taskHash,
       slice: this.#slice,
-      fileInputs: {},
+      fileInputs: this.#keyedFileTranslation(),
       recordedComponents: (hash) => records.taskComponents(this.name, hash),
       recordedSlice: (hash) => records.configSlice(this.name, hash),
     });
@@ -210,8 +254,11 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
           log: this.ctx.log,
           policy: this.#actions.retryPolicy(),
         });
-        this.#fileInputs = files.inputs;
         this.ctx.files = files.stored;
+        this.#fileInputs = await this.#keyedFiles(files.inputs, (name) => {
+          const stored = files.stored[name];
+          return Promise.resolve(stored ? { path: stored.path, sha256: stored.digest } : null);
+        });
       }
       if (task.kind === "aggregate") await driveAggregate(this, task);
       else if (!(await driveItems(this, task, flowDeps))) return;

@@ -37,6 +37,8 @@ export interface ProbeOptions {
   inputRange: [number, number];
   /** The configured preset, whose channels and factor the models must have. */
   preset?: { name: string } & Pick<Preset, "latentChannels" | "spatialFactor">;
+  /** The configured latent channels (`model.latent_channels`), which the decoder must take. */
+  channels?: number;
 }
 
 /** The probe image side when the encoder accepts any size: every factor up to 64 divides it. */
@@ -134,7 +136,7 @@ async function decodeLatent(
  * ```
  */
 export async function probeGeometry(
-  { encoder, decoder, size, inputRange, preset }: ProbeOptions,
+  { encoder, decoder, size, inputRange, preset, channels: configured }: ProbeOptions,
 ): Promise<VaeGeometry> {
   const inDims = encoder.input.dims;
   const imageChannels = staticDim(inDims[1]) ?? 3;
@@ -188,6 +190,12 @@ export async function probeGeometry(
         `and ${encoder.label} downsamples ${factor}× (it maps ${shape(probeDims)} to ` +
         `${shape(encoded.dims)}): choose the preset of these models, or give scaling_factor ` +
         `(and shift_factor) without a preset`,
+    );
+  }
+  if (configured !== undefined && configured !== channels) {
+    throw new GeometryError(
+      `model.latent_channels is ${configured}, but ${decoder.label} takes ${channels} channels ` +
+        `(it decodes ${shape(latentDims)}): set it to ${channels}, or leave it out`,
     );
   }
   return { channels, encoderChannels: e, factor, imageChannels };

@@ -75,6 +75,8 @@ export async function checkEncoder(path: string, label: string): Promise<void> {
 /** The model part of a config, resolved (see `model_config.ts`). */
 export interface ModelSettings extends NormalizationSettings {
   preset?: PresetName;
+  /** The latent channels the config says the decoder takes (checked against it). */
+  latent_channels?: number;
   input_range: [number, number];
 }
 
@@ -153,6 +155,7 @@ export async function openVae(
       size,
       inputRange: model.input_range,
       preset,
+      channels: model.latent_channels,
     });
     const normalization = LatentNormalization.of(geometry.channels, model);
     return { encoder: enc, geometry, normalization };

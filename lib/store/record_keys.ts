@@ -28,6 +28,16 @@ export const KEYS = {
   /** The remembered hash of a module by its absolute path. */
   moduleHash: (path: string): Deno.KvKey => ["module-hash", path],
   moduleHashes: ["module-hash"] as Deno.KvKey,
+  /**
+   * What a task's code (`scope`: its code hash) read from a declared file (see
+   * lib/dag/file_inputs.ts), by what it read and the file's sha256.
+   */
+  fileKey: (scope: string, name: string, sha256: string): Deno.KvKey => [
+    "file-key",
+    scope,
+    name,
+    sha256,
+  ],
   configSlice: (task: string, hash: string): Deno.KvKey => ["config-slice", task, hash],
   /** Store digests of the files (models, specs) a task used, by a hash of their identities. */
   files: (task: string, hash: string): Deno.KvKey => ["files", task, hash],

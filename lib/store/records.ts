@@ -186,6 +186,16 @@ export class Records {
     }
   }
 
+  /** What a task's code read from a declared file (see lib/dag/file_inputs.ts), or null. */
+  async fileKey(scope: string, name: string, sha256: string): Promise<{ value: Json } | null> {
+    return (await this.#kv.get<{ value: Json }>(KEYS.fileKey(scope, name, sha256))).value;
+  }
+
+  /** Remembers what a task's code read from a declared file (derived: not journaled). */
+  async putFileKey(scope: string, name: string, sha256: string, value: Json): Promise<void> {
+    await this.#kv.set(KEYS.fileKey(scope, name, sha256), { value });
+  }
+
   /** A stored config slice by hash. */
   async configSlice(task: string, hash: string): Promise<Record<string, Json> | null> {
     return (await this.#kv.get<Record<string, Json>>(KEYS.configSlice(task, hash))).value;
