@@ -122,6 +122,7 @@ export interface FileKeyCache {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import type { Json } from "../store/canonical.ts";
  *
  * const remembered = new Map<string, { value: Json }>();
  * const cache: FileKeyCache = {
