@@ -16,7 +16,12 @@ import type { Output, TaskComponents } from "../store/records.ts";
  *
  * @example
  * ```ts
- * const hash = taskHash("optimize", { version: "1", code: "ab12…", config: "cd34…" });
+ * import assert from "node:assert/strict";
+ *
+ * const a = taskHash("optimize", { version: "1", code: "ab12", config: "cd34" });
+ * const b = taskHash("optimize", { version: "1", code: "ab13", config: "cd34" });
+ * assert.match(a, /^[0-9a-f]{64}$/);
+ * assert.notEqual(a, b); // other code, another task hash
  * ```
  */
 export function taskHash(task: string, parts: TaskComponents): string {
@@ -34,9 +39,12 @@ export function taskHash(task: string, parts: TaskComponents): string {
  *
  * @example
  * ```ts
- * const key = actionKey(taskHash("square", { version: "1", code: "s", config: "c" }), {
- *   numbers: "9f86d081…",
- * });
+ * import assert from "node:assert/strict";
+ *
+ * const task = taskHash("square", { version: "1", code: "s", config: "c" });
+ * const key = actionKey(task, { numbers: "9f86d081" });
+ * assert.equal(actionKey(task, { numbers: "9f86d081" }), key);
+ * assert.notEqual(actionKey(task, { numbers: "9f86d082" }), key);
  * ```
  */
 export function actionKey(
@@ -52,7 +60,11 @@ export function actionKey(
  *
  * @example
  * ```ts
- * paramsHash({ md5: "0cc175b9c0f1b6a831c399e269772661", size: 1 });
+ * import assert from "node:assert/strict";
+ *
+ * const a = paramsHash({ md5: "0cc175b9c0f1b6a831c399e269772661", size: 1 });
+ * assert.equal(paramsHash({ size: 1, md5: "0cc175b9c0f1b6a831c399e269772661" }), a);
+ * assert.equal(paramsHash(undefined), undefined);
  * ```
  */
 export function paramsHash(params: Json | undefined): string | undefined {
@@ -64,7 +76,9 @@ export function paramsHash(params: Json | undefined): string | undefined {
  *
  * @example
  * ```ts
- * outputDigest({ objects: {}, meta: 4 });
+ * import assert from "node:assert/strict";
+ *
+ * assert.notEqual(outputDigest({ objects: {}, meta: 4 }), outputDigest({ objects: {}, meta: 5 }));
  * ```
  */
 export function outputDigest(out: Output): string {

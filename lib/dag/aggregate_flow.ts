@@ -9,6 +9,7 @@ import { AGGREGATE_ITEM, KEYS } from "../store/records.ts";
 import type { RunFacts } from "./run_facts.ts";
 import type { ActionRunner } from "./action_runner.ts";
 import { TaskContractError } from "./errors.ts";
+import { unkeyedConfig } from "./config.ts";
 import type { Pool, Work } from "./pool.ts";
 import type { RunContext } from "./run_context.ts";
 import type { AggregateTask, Item, TaskContext } from "./task.ts";
@@ -60,7 +61,10 @@ export async function driveAggregate(d: AggregateFlowHost, task: AggregateTask):
     const ctx = { ...d.ctx, lookupAlias: (name: string) => d.run.aliases.lookup(name) };
     const out = await d.actions.withRetry(work, () => task.run(ctx, d.run.upstream()));
     if (task.publish) {
-      const facts: RunFacts = d.run.facts.snapshot(task.name);
+      const facts: RunFacts = {
+        ...d.run.facts.snapshot(task.name),
+        settings: unkeyedConfig(d.run.options.config, task.config),
+      };
       d.run.writer.set(KEYS.runFacts(task.name, work.key), facts);
       await task.publish(d.ctx, out, facts);
     }

@@ -52,13 +52,22 @@ export const UNKNOWN_FILE = "unknown-until-fetched:";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openRecords } from "../store/records.ts";
  *
- * const records = await openRecords("cache");
- * const planned = await planFiles({ decoder: "model.decoder" }, {
- *   model: { decoder: { url: "https://example.org/vae.onnx", sha256: "ab".repeat(32) } },
+ * const cache = await Deno.makeTempDir();
+ * const records = await openRecords(cache);
+ * await Deno.writeTextFile(`${cache}/vae_encoder.onnx`, "the encoder's bytes");
+ * const planned = await planFiles({ decoder: "model.decoder", encoder: "model.encoder" }, {
+ *   model: {
+ *     decoder: { url: "https://example.org/vae.onnx", sha256: "ab".repeat(32) },
+ *     encoder: { path: `${cache}/vae_encoder.onnx` },
+ *   },
  * }, records);
- * planned.decoder.identity; // "abab…"
+ * assert.equal(planned.decoder.identity, "ab".repeat(32)); // its pin: nothing fetched
+ * assert.match(planned.encoder.identity!, /^[0-9a-f]{64}$/); // the local file's sha256
+ * records.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function planFiles(

@@ -42,7 +42,8 @@ export class NpmResolver {
    *     "@img/sharp-win32-x64@0.35.5": {},
    *   },
    * });
-   * assert.deepEqual(npm.packages(["sharp"]), [
+   * assert.deepEqual(npm.classify("sharp"), { npm: "sharp@0.35.5" });
+   * assert.deepEqual(npm.packages(["sharp@0.35.5"]), [
    *   "@img/sharp-win32-x64@0.35.5", "detect-libc@2.1.2", "sharp@0.35.5",
    * ]);
    * ```

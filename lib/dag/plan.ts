@@ -30,19 +30,31 @@ export type { ItemPlan, RunOptions, RunResult, TaskSummary };
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TaskGraph } from "./graph.ts";
  * import { ObjectStore } from "../store/objects.ts";
  * import { openRecords } from "../store/records.ts";
  * import type { Reporter } from "./events.ts";
- * import type { Task } from "./task.ts";
+ * import { aggregate } from "./task.ts";
  *
- * declare const tasks: Task[];
- * const reporter: Reporter = { emit() {}, progress() {}, close() {} };
- * const result = await runPipeline({
- *   graph: new TaskGraph(tasks), targets: ["package"], config: {},
- *   store: new ObjectStore("cache"), records: await openRecords("cache"), reporter,
- *   signal: new AbortController().signal, dryRun: true,
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "export const greeting = 'hi';\n");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
  * });
+ * const reporter: Reporter = { emit() {}, progress() {}, close() {} };
+ * const records = await openRecords(`${dir}/cache`);
+ * const go = (dryRun: boolean) => runPipeline({
+ *   graph: new TaskGraph([hello]), targets: ["hello"], config: {},
+ *   store: new ObjectStore(`${dir}/cache`), records, reporter,
+ *   signal: new AbortController().signal, dryRun,
+ * });
+ * assert.equal((await go(true)).tasks.get("hello")!.plans.get("*")?.verdict, "run");
+ * assert.deepEqual((await go(false)).tasks.get("hello")!.executed, ["*"]);
+ * assert.equal((await go(true)).tasks.get("hello")!.plans.size, 0); // cached now
+ * records.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {

@@ -63,7 +63,9 @@ const PENDING = "pending:";
  *
  * @example
  * ```ts
- * pendingDigest("scale"); // "pending:scale"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(pendingDigest("scale"), "pending:scale");
  * ```
  */
 export function pendingDigest(task: string): string {
@@ -76,7 +78,10 @@ export function pendingDigest(task: string): string {
  *
  * @example
  * ```ts
- * isProvisional(pendingDigest("scale")); // true
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isProvisional(pendingDigest("scale")), true);
+ * assert.equal(isProvisional("ab".repeat(32)), false);
  * ```
  */
 export function isProvisional(digest: string): boolean {
@@ -110,6 +115,7 @@ export interface TaskFacts {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { taskHash } from "./action_key.ts";
  *
  * const components = { version: "1", code: "c0de", config: "c" };
@@ -121,7 +127,10 @@ export interface TaskFacts {
  *   recordedSlice: () => Promise.resolve(null), objectsPresent: () => Promise.resolve(true),
  * });
  * const decision = await decider.decide("7", {}, undefined);
- * decision.verdict; // "run" (never ran)
+ * assert.equal(decision.verdict, "run");
+ * assert.deepEqual(decision.verdict === "run" && decision.reasons, [
+ *   { kind: "new", text: "never ran" },
+ * ]);
  * ```
  */
 export class ActionDecider {

@@ -68,8 +68,13 @@ export interface StoredFile {
 
 /** What every action is given. */
 export interface TaskContext<C = unknown> {
-  /** The config slice the task declared, as a partial config object. */
+  /** The config slice the task declared, as a partial config object (with what it `reads`). */
   config: C;
+  /**
+   * The config fields its key holds, as a partial config object: what an output may state
+   * about the config it was made with (not where it was published, nor how it ran).
+   */
+  keyed: unknown;
   /** The content-addressed object store. */
   store: ObjectStore;
   /** The cache directory (for partial downloads and the like). */
@@ -339,9 +344,12 @@ export type Task<C = any> = AggregateTask<C> | EachTask<C, any>;
  *
  * @example
  * ```ts
- * export default aggregate({ name: "package", deps: ["optimize"], config: ["package"],
- *   version: "1", source: import.meta.url, describe: "write the dataset",
- *   run: async (ctx, up) => ({ objects: {}, meta: up.items("optimize").size }) });
+ * import assert from "node:assert/strict";
+ *
+ * const count = aggregate({ name: "count", deps: ["optimize"], config: ["package"],
+ *   version: "1", source: import.meta.url, describe: "count the optimized images",
+ *   run: (_ctx, up) => Promise.resolve({ objects: {}, meta: up.items("optimize").size }) });
+ * assert.equal(count.kind, "aggregate");
  * ```
  */
 export function aggregate<C>(task: Omit<AggregateTask<C>, "kind">): AggregateTask<C> {
@@ -353,9 +361,13 @@ export function aggregate<C>(task: Omit<AggregateTask<C>, "kind">): AggregateTas
  *
  * @example
  * ```ts
- * export default each({ name: "double", deps: ["numbers"], config: [], version: "1",
+ * import assert from "node:assert/strict";
+ *
+ * const double = each({ name: "double", deps: ["numbers"], config: [], version: "1",
  *   source: import.meta.url, describe: "double each number",
- *   run: async (ctx, item) => ({ objects: {}, meta: 2 * Number(item.inputs.numbers.meta) }) });
+ *   run: (_ctx, item) =>
+ *     Promise.resolve({ objects: {}, meta: 2 * Number(item.inputs.numbers.meta) }) });
+ * assert.equal(double.kind, "each");
  * ```
  */
 export function each<C, S = undefined>(task: Omit<EachTask<C, S>, "kind">): EachTask<C, S> {

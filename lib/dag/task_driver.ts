@@ -65,6 +65,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     this.#slice = configSlice(run.options.config, task.config);
     this.ctx = {
       config: projectConfig(run.options.config, task.config, task.reads),
+      keyed: projectConfig(run.options.config, task.config),
       store: run.options.store,
       cacheDir: run.options.store.root,
       signal: run.options.signal,

@@ -87,6 +87,7 @@ export async function runWorker(
   }
   const ctx: TaskContext<unknown> = {
     config: projectConfig(list.config, task.config, task.reads),
+    keyed: projectConfig(list.config, task.config),
     store,
     cacheDir: store.root,
     signal,
