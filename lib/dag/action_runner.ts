@@ -35,6 +35,10 @@ export interface RunnerHost extends RecorderHost {
   readonly ctx: TaskContext<unknown>;
   readonly run: RunContext;
   readonly state: TaskState;
+  /** Takes the failure of an action whose input object is damaged, to rebuild it (true). */
+  repairs(work: Work, e: unknown): boolean;
+  /** The output of an action that rebuilt a damaged one, recorded (see damage_repair.ts). */
+  rebuilt(id: string, p: { out: Output; digest: string }, ran: boolean): void;
 }
 
 /** Runs and records the actions of one task. */
@@ -79,6 +83,14 @@ export class ActionRunner implements PoolHost, RemoteHost {
   /** The prepared state, once `prepare` has run (for teardown). */
   get state(): Promise<unknown> | undefined {
     return this.#state;
+  }
+
+  /** Releases what `prepare` opened (the task's `teardown`); the next action prepares again. */
+  async release(): Promise<void> {
+    const task = this.#driver.task as EachTask;
+    const state = this.#state;
+    this.#state = undefined;
+    if (task.teardown && state) await task.teardown(await state);
   }
 
   prepared(): Promise<unknown> {
@@ -152,7 +164,8 @@ export class ActionRunner implements PoolHost, RemoteHost {
     await this.#recorder.record(work, result, digest, ms);
     if (work.checkpointed) d.run.checkpointDone(checkpointPath(this.store.root, d.name, work.key));
     d.run.remember(out, digest);
-    d.state.ran(work.item.id, { out, digest });
+    if (work.rebuild) d.rebuilt(work.item.id, { out, digest }, true);
+    else d.state.ran(work.item.id, { out, digest });
     if (work.item.id !== AGGREGATE_ITEM) {
       d.run.options.reporter.emit({
         event: "item",
@@ -169,6 +182,10 @@ export class ActionRunner implements PoolHost, RemoteHost {
     const d = this.#driver;
     // A full disk or a read-only folder is no fault of the item: it stops the run instead.
     if (d.run.fault(e)) return;
+    // Nor is an input object found damaged: what made it runs again, then this action.
+    // (An action rebuilding a damaged output whose own input is damaged fails: its reader is
+    // told why.)
+    if (!work.rebuild && d.repairs(work, e)) return;
     const reason = errorText(e);
     this.#recorder.recordFailure(work, e, reason);
     d.state.failedItem(work.item.id, reason);

@@ -1,7 +1,9 @@
 /**
  * The single action of an aggregate task: its inputs are the whole outputs of the tasks it
  * reads (and its files and fingerprint); a cached output is published again, a plan notes why
- * it would run, a run runs it under the task's retry policy and publishes what it made.
+ * it would run, a run runs it under the task's retry policy and publishes what it made. An
+ * object found damaged on the way — one it reads, or one of its own cached output — is built
+ * again within the run (see damage_repair.ts), and the action decided again.
  *
  * @module
  */
@@ -10,6 +12,7 @@ import type { RunFacts } from "./run_facts.ts";
 import type { ActionRunner } from "./action_runner.ts";
 import { TaskContractError } from "./errors.ts";
 import { unkeyedConfig } from "./config.ts";
+import { type DamagedObjectError, isDamagedObject, producerOf } from "./damage_repair.ts";
 import type { Pool, Work } from "./pool.ts";
 import type { RunContext } from "./run_context.ts";
 import type { AggregateTask, Item, TaskContext } from "./task.ts";
@@ -24,26 +27,43 @@ export interface AggregateFlowHost {
   readonly signal: AbortSignal;
   /** The input digests of the task's files and of `deps` as a whole. */
   wholeInputs(deps: readonly string[]): Record<string, string>;
-  /** Decides one item and applies the decision (see item_flow.ts). */
-  admit(item: Item, inputs: Record<string, string>, pool: Pool | null): void;
+  /** Decides one item and applies the decision (see item_flow.ts); `again`: not a new item. */
+  admit(item: Item, inputs: Record<string, string>, pool: Pool | null, again?: boolean): void;
   admitted(): Promise<void>;
+  /** Drops the record of item `id` (its objects are damaged). */
+  invalidate(id: string): void;
   /** Runs the action under the task's retry policy, and records what it did. */
   readonly actions: Pick<ActionRunner, "withRetry" | "record" | "recordFailure">;
 }
 
+/** How many times damaged objects are rebuilt for one aggregate action before it fails. */
+const REPAIRS = 3;
+
 /** Drives aggregate task `task` (its host `d`). */
 export async function driveAggregate(d: AggregateFlowHost, task: AggregateTask): Promise<void> {
-  const inputs = d.wholeInputs(task.deps);
   const fingerprint = task.fingerprint ? await task.fingerprint(d.ctx) : undefined;
   const item: Item = { id: AGGREGATE_ITEM, inputs: {}, params: fingerprint };
-  d.admit(item, inputs, null);
-  await d.admitted();
-  const { records } = d.run.options;
+  for (let round = 0;; round++) {
+    d.admit(item, d.wholeInputs(task.deps), null, round > 0);
+    await d.admitted();
+    try {
+      return await decided(d, task, item);
+    } catch (e) {
+      if (!isDamagedObject(e) || round >= REPAIRS || d.run.fault(e) || d.signal.aborted) {
+        throw e;
+      }
+      await repair(d, task, e);
+    }
+  }
+}
+
+/** Publishes the cached output, or runs the action; a plan does neither. */
+async function decided(d: AggregateFlowHost, task: AggregateTask, item: Item): Promise<void> {
   const cached = d.state.done.get(AGGREGATE_ITEM);
   if (cached) {
     if (task.publish && !d.dryRun) {
       // The facts of the run that built this output, so the same files are published again.
-      const built = await records.runFacts<RunFacts>(task.name, cached.key!);
+      const built = await d.run.options.records.runFacts<RunFacts>(task.name, cached.key!);
       await task.publish(d.ctx, cached.out, built);
     }
     return;
@@ -70,8 +90,41 @@ export async function driveAggregate(d: AggregateFlowHost, task: AggregateTask):
     }
     await d.actions.record(work, out, performance.now() - started);
   } catch (e) {
-    if (d.run.fault(e) || d.signal.aborted) throw e;
+    // Damaged objects are rebuilt and the action decided again (see driveAggregate).
+    if (d.run.fault(e) || d.signal.aborted || isDamagedObject(e)) throw e;
     d.actions.recordFailure(work, e, performance.now() - started);
     throw e;
   }
+}
+
+/**
+ * Rebuilds what made the damaged object of `e`: this task's own cached output (found damaged
+ * when publishing it), or the item of an upstream task that made it; an upstream aggregate
+ * task's output is only dropped (the next run builds it), and the error stands.
+ */
+async function repair(
+  d: AggregateFlowHost,
+  task: AggregateTask,
+  e: DamagedObjectError,
+): Promise<void> {
+  const say = (what: string) =>
+    d.run.options.reporter.emit({
+      event: "log",
+      task: task.name,
+      message: `${e.message}: running again the actions built from them (${what})`,
+    });
+  const own = d.state.done.get(AGGREGATE_ITEM);
+  if (own && Object.values(own.out.objects).includes(e.digest)) {
+    say(task.name);
+    d.invalidate(AGGREGATE_ITEM);
+    d.state.retracted(AGGREGATE_ITEM);
+    return;
+  }
+  const producer = producerOf(d.run, task.deps, e.digest);
+  if (producer === null || producer.task.task.kind === "aggregate") {
+    if (producer) producer.task.invalidate(producer.id);
+    throw e;
+  }
+  say(`${producer.task.task.name} ${producer.id}, then ${task.name}`);
+  if ((await producer.task.rebuild(producer.id)) === null) throw e;
 }

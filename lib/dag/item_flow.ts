@@ -29,8 +29,12 @@ export interface ItemFlowHost {
   /** Resolves once every admitted item's decision is applied. */
   admitted(): Promise<void>;
   openPool(task: EachTask): Pool;
-  /** The prepared state of the task, when `prepare` ran (for teardown). */
+  /** The prepared state of the task, when `prepare` ran (for its summary). */
   preparedState(): Promise<unknown> | undefined;
+  /** Releases what `prepare` opened (`teardown`). */
+  release(): Promise<void>;
+  /** How the input digests of an item are made (for an item decided again). */
+  useInputs(inputs: (item: Item) => Record<string, string>): void;
   /** Ends the task as blocked by an upstream task. */
   block(reason: string): void;
 }
@@ -52,14 +56,17 @@ export async function driveItems(
     task.items ? [] : task.deps.filter((dep) => d.run.driver(dep).task.kind === "aggregate"),
   );
   const whole = Object.keys(wholeInputs).length > 0;
+  const inputsOf = (item: Item) => {
+    const inputs = { ...wholeInputs };
+    for (const [name, out] of Object.entries(item.inputs)) inputs[name] = d.run.digestOf(out);
+    return inputs;
+  };
+  d.useInputs(inputsOf);
   const consider = (item: Item, digests?: Record<string, string>) => {
     // The join hands each item a fresh object of digests: used as it is when nothing joins it.
-    let inputs: Record<string, string>;
-    if (digests) inputs = whole ? Object.assign({ ...wholeInputs }, digests) : digests;
-    else {
-      inputs = { ...wholeInputs };
-      for (const [name, out] of Object.entries(item.inputs)) inputs[name] = d.run.digestOf(out);
-    }
+    const inputs = digests
+      ? (whole ? Object.assign({ ...wholeInputs }, digests) : digests)
+      : inputsOf(item);
     d.admit(item, inputs, pool);
   };
 
@@ -75,9 +82,8 @@ export async function driveItems(
   d.state.allListed();
   await pool.drained();
   await d.admitted();
-  const state = d.preparedState();
-  await summarize(d, task, task.items && !d.state.unlisted ? listed : null, state);
-  if (task.teardown && state) await task.teardown(await state);
+  await summarize(d, task, task.items && !d.state.unlisted ? listed : null, d.preparedState());
+  await d.release();
   if (pool.fatal !== undefined) throw pool.fatal;
   const { failed, done } = d.state;
   if (failed.size > 0 && done.size === 0) {

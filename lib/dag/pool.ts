@@ -20,6 +20,8 @@ export interface Work {
   counted?: number;
   /** Set once the action saved a checkpoint, so finishing it removes the checkpoint. */
   checkpointed?: boolean;
+  /** Set when the action runs again to rebuild an output whose objects were damaged. */
+  rebuild?: boolean;
   /** The group a batched task got the item in, and when. */
   group?: string;
   started?: number;

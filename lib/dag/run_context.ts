@@ -13,6 +13,7 @@ import type { Executor } from "./remote.ts";
 import type { CodeReader } from "./code_identity.ts";
 import type { Task, Upstream } from "./task.ts";
 import type { TaskOutcome } from "./task_state.ts";
+import type { Produced } from "./item_join.ts";
 import type { RunFactsCollector } from "./run_facts.ts";
 import type { SpaceCheck } from "../store/space.ts";
 
@@ -53,6 +54,13 @@ export interface TaskView {
   fileDigests(): Record<string, string>;
   /** Milliseconds the recorded action of an item took (0 when not recorded). */
   recordedMs(id: string): number;
+  /**
+   * Runs item `id` of a per-item task again, within this run, because objects of its output
+   * were found damaged; resolves with the new output, or null when it could not be rebuilt.
+   */
+  rebuild(id: string): Promise<Produced | null>;
+  /** Drops the record of item `id` (its objects are damaged): the next run builds it again. */
+  invalidate(id: string): void;
 }
 
 /** The run as its task drivers see it. */

@@ -59,12 +59,10 @@ export interface RunFacts {
   tasks: TaskFacts[];
   /**
    * How the output was made beyond what it states: the config fields its key does not hold
-   * (where inputs were, how things ran: providers, threads, batch size …), as the run that
-   * built it had them.
+   * (where inputs were and where it went, how things ran: providers, threads, batch size …),
+   * as the run that built it had them.
    */
   settings?: unknown;
-  /** Where the output was published, and from which config file (added when publishing). */
-  published?: { out_dir: string; config_file: string | null };
 }
 
 interface Tracked {

@@ -26,7 +26,7 @@ import {
 } from "./file_inputs.ts";
 import { driveItems, type ItemFlowHost } from "./item_flow.ts";
 import { type AggregateFlowHost, driveAggregate } from "./aggregate_flow.ts";
-import type { Pool } from "./pool.ts";
+import type { Pool, Work } from "./pool.ts";
 import { RemotePool } from "./remote_pool.ts";
 import { WorkPool } from "./work_pool.ts";
 import type { RunContext, TaskView } from "./run_context.ts";
@@ -39,6 +39,8 @@ import {
   type StaleReason,
 } from "./staleness.ts";
 import type { EachTask, Item, Json, Task, TaskContext, Upstream } from "./task.ts";
+import type { Produced } from "./item_join.ts";
+import { InputRepair, ItemRebuild } from "./damage_repair.ts";
 import { TaskState } from "./task_state.ts";
 
 /** Drives one task. */
@@ -57,6 +59,14 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   #loadError?: unknown;
   /** Decisions that had to wait (a record's components read from the records), in order. */
   #chain = Promise.resolve();
+  /** The per-item tasks whose items this one follows (none for an `items()` task). */
+  #flowDeps: string[] = [];
+  /** The input digests of one of its items (set by the item flow). */
+  #itemInputs?: (item: Item) => Record<string, string>;
+  /** The pool of its actions that are not cached. */
+  #pool?: Pool;
+  readonly #repair: InputRepair;
+  readonly #rebuild: ItemRebuild;
 
   constructor(run: RunContext, task: Task) {
     this.run = run;
@@ -81,6 +91,19 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       configFile: run.options.configFile,
     };
     this.#actions = new ActionRunner(this);
+    this.#repair = new InputRepair({
+      name: task.name,
+      run,
+      deps: task.deps,
+      readmit: (item, pool) => this.#readmit(item, pool),
+      fail: (work, e) => this.#actions.recordFailure(work, e, 0),
+    });
+    this.#rebuild = new ItemRebuild({
+      finished: () => this.state.finished(),
+      queueRebuild: (id, pool) => this.#queueRebuild(id, pool),
+      openPool: () => this.openPool(this.task as EachTask),
+      release: () => this.#actions.release(),
+    });
   }
 
   get name(): string {
@@ -230,6 +253,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       const flowDeps = task.kind === "each" && !task.items
         ? task.deps.filter((d) => this.run.driver(d).task.kind === "each")
         : [];
+      this.#flowDeps = flowDeps;
       const waitFor = task.deps.filter((d) => !flowDeps.includes(d));
       await Promise.all(waitFor.map((d) => this.run.driver(d).outcome.finished()));
       for (const d of waitFor) {
@@ -304,14 +328,23 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   /** The pool this task's actions that are not cached go to. */
   openPool(task: EachTask): Pool {
     const { executor } = this.run.options;
-    return executor?.tasks.includes(task.name) && !this.dryRun
+    return this.#pool = executor?.tasks.includes(task.name) && !this.dryRun
       ? new RemotePool(this.#actions, task, executor)
       : new WorkPool(this.#actions, task);
   }
 
-  /** The prepared state of the task, when `prepare` ran (for teardown). */
+  /** The prepared state of the task, when `prepare` ran (for its summary). */
   preparedState(): Promise<unknown> | undefined {
     return this.#actions.state;
+  }
+
+  /** Releases what `prepare` opened (`teardown`), so that a later pool prepares again. */
+  async release(): Promise<void> {
+    await this.#actions.release();
+  }
+
+  useInputs(inputs: (item: Item) => Record<string, string>): void {
+    this.#itemInputs = inputs;
   }
 
   upstream(): Upstream {
@@ -323,9 +356,9 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
    * queues it on `pool` (`null` for an aggregate task's action, which the flow runs itself).
    * Decisions that have to read the records are applied in the order the items came.
    */
-  admit(item: Item, inputs: Record<string, string>, pool: Pool | null): void {
+  admit(item: Item, inputs: Record<string, string>, pool: Pool | null, again = false): void {
     const params = paramsHash(item.params);
-    this.state.listed(item.id);
+    if (!again) this.state.listed(item.id);
     const decision = this.#decider.decide(item.id, inputs, params);
     if (!(decision instanceof Promise)) return this.#apply(item, inputs, params, decision, pool);
     this.#chain = this.#chain.then(async () =>
@@ -369,7 +402,92 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       item.params,
       () => [...this.records.values()].slice(0, 16).map((r) => Object.values(r.objects)),
     );
-    pool.add({ item, key: decision.key, comps, attempts: 0 });
+    this.#queue({ item, key: decision.key, comps, attempts: 0 }, pool);
+  }
+
+  /** Queues an action once its input objects are found in the store (or rebuilt). */
+  #queue(work: Work, pool: Pool): void {
+    if (Object.keys(work.item.inputs).length === 0) return pool.add(work);
+    pool.hold(
+      this.#repair.missing(work.item).then((gone) =>
+        gone.length > 0 ? this.#repair.repair(work, gone, pool) : pool.add(work)
+      ),
+    );
+  }
+
+  /**
+   * Whether the failure `e` of `work` is that of a damaged input object: its repair is then
+   * under way, and the action is queued again once its input is rebuilt.
+   */
+  repairs(work: Work, e: unknown): boolean {
+    return this.#pool !== undefined && this.#repair.handle(work, e, this.#pool);
+  }
+
+  /** Decides an item again (its inputs rebuilt) and applies the decision. */
+  async #readmit(item: Item, pool: Pool): Promise<void> {
+    const inputs = this.#itemInputs!(item);
+    const params = paramsHash(item.params);
+    this.#apply(item, inputs, params, await this.#decider.decide(item.id, inputs, params), pool);
+  }
+
+  // ---- rebuilding an item whose output objects were damaged ----
+
+  rebuild(id: string): Promise<Produced | null> {
+    return this.#rebuild.rebuild(id);
+  }
+
+  invalidate(id: string): void {
+    (this.#decider.facts.records as Map<string, ActionRecord>).delete(id);
+    if (!this.dryRun) this.run.writer.delete(KEYS.action(this.name, id));
+  }
+
+  /** Whether a recorded action of item `id` rebuilds its output (see {@link ItemRebuild}). */
+  rebuilding(id: string): boolean {
+    return this.#rebuild.rebuilding(id);
+  }
+
+  /** The rebuilt output of item `id`, recorded: it replaces the old one. */
+  rebuilt(id: string, p: Produced, ran: boolean): void {
+    this.state.rebuilt(id, p, ran);
+    this.#rebuild.recorded(id, p);
+  }
+
+  async #queueRebuild(id: string, pool: Pool): Promise<Produced | null | undefined> {
+    this.invalidate(id);
+    const item = await this.#itemFor(id);
+    if (item === null || !this.#itemInputs) return null;
+    const inputs = this.#itemInputs(item);
+    const params = paramsHash(item.params);
+    const decision = await this.#decider.decide(id, inputs, params);
+    if (decision.verdict === "cached") {
+      if (decision.revived) this.#actions.revive(id, decision.record);
+      const out: Output = { objects: decision.record.objects, meta: decision.record.meta };
+      this.run.remember(out, decision.record.digest);
+      const p = { out, digest: decision.record.digest, key: decision.key };
+      this.rebuilt(id, p, false);
+      return p;
+    }
+    if (decision.verdict !== "run" || decision.key === undefined) return null;
+    const comps = this.#decider.components(inputs, params);
+    this.state.stale(id, comps, decision.key);
+    this.#queue({ item, key: decision.key, comps, attempts: 0, rebuild: true }, pool);
+    return undefined;
+  }
+
+  /** Item `id` as the task has it now: from the items it follows, or listed again. */
+  async #itemFor(id: string): Promise<Item | null> {
+    const task = this.task as EachTask;
+    if (!task.items) {
+      const inputs: Record<string, Output> = {};
+      for (const dep of this.#flowDeps) {
+        const p = this.run.driver(dep).outcome.done.get(id);
+        if (!p) return null;
+        inputs[dep] = p.out;
+      }
+      return { id, inputs };
+    }
+    const spec = (await task.items(this.ctx, this.run.upstream())).find((s) => s.id === id);
+    return spec ? { id, inputs: spec.inputs ?? {}, params: spec.params, extra: spec.extra } : null;
   }
 
   /** Notes what a plan says about an item, and lets a placeholder flow on in its place. */

@@ -181,13 +181,21 @@ export class TaskState implements TaskOutcome {
   }
 
   /**
-   * An item's action ran again, within this run, to rebuild an output whose objects were found
-   * damaged; what read the old output is told by whoever asked for the rebuild.
+   * An item's output was rebuilt within this run, because objects of the old one were found
+   * damaged (`ran`: its action ran again, else a record was revived); what read the old output
+   * is told by whoever asked for the rebuild, not by the listeners.
    */
-  rebuilt(id: string, p: Produced): void {
-    this.#counts.ran++;
-    this.#executed.push(id);
+  rebuilt(id: string, p: Produced, ran: boolean): void {
+    if (ran) {
+      this.#counts.ran++;
+      this.#executed.push(id);
+    }
     this.#done.set(id, p);
+  }
+
+  /** A cached output turned out damaged (when publishing it): the item is decided again. */
+  retracted(id: string): void {
+    if (this.#done.delete(id)) this.#counts.cached--;
   }
 
   /** An item's action failed for good. */

@@ -10,6 +10,7 @@ import { canonicalJson } from "../store/canonical.ts";
 import { sleep } from "../base/sleep.ts";
 import { isAbort } from "../base/abort.ts";
 import type { Pool, PoolHost, Work } from "./pool.ts";
+import { isDamagedObject } from "./damage_repair.ts";
 
 /** Runs the queued actions of one per-item task with its concurrency limit or its batch loop. */
 export class WorkPool implements Pool {
@@ -173,6 +174,17 @@ export class WorkPool implements Pool {
         );
       }, (e) => {
         if (this.host.signal.aborted && isAbort(e)) return;
+        if (isDamagedObject(e)) {
+          // An item's input object was found damaged while the batch read it: that item is
+          // rebuilt and comes back (see damage_repair.ts); the others wait in the queue again.
+          for (const work of [...this.#handed.values()]) {
+            if (work.group !== queue.group) continue;
+            this.#handed.delete(work.item.id);
+            if (readsObject(work, e.digest)) this.host.recordFailure(work, e, 0);
+            else queue.push(work);
+          }
+          return;
+        }
         // The batch loop itself failed: the task's problem, told once, not once per item.
         this.fatal ??= e;
         this.#handed.clear();
@@ -262,6 +274,11 @@ export class WorkPool implements Pool {
     const cap = Math.min(policy.maxMs, policy.baseMs * 2 ** (work.attempts - 1));
     return Math.max((e as { delayMs?: number }).delayMs ?? 0, Math.random() * cap);
   }
+}
+
+/** Whether the action reads object `digest` (an object of one of its inputs). */
+function readsObject(work: Work, digest: string): boolean {
+  return Object.values(work.item.inputs).some((out) => Object.values(out.objects).includes(digest));
 }
 
 /** A first-in, first-out queue of actions that frees its head as it goes. */

@@ -1,14 +1,14 @@
 /**
  * Laying a packaged dataset out in `package.out_dir`, after a run and after a cache hit alike:
  * the stored files with the facts of the run that built them (the report's run section,
- * `run.json`, which also says where the dataset was published: the files themselves state only
- * what their key holds, so moving `out_dir` republishes them without rebuilding), swapped in
- * whole (see lib/store/publish.ts). A partial dataset — a `--limit` run,
+ * `run.json`, which also gives the settings the files do not state — where it was published,
+ * how it ran — as the building run had them: the files state only what their key holds, so
+ * moving `out_dir` republishes them without rebuilding), swapped in whole (see
+ * lib/store/publish.ts). A partial dataset — a `--limit` run,
  * or one in which every item failed — never replaces a complete one: it goes beside it.
  *
  * @module
  */
-import { resolve } from "node:path";
 import type { RunFacts } from "../dag/run_facts.ts";
 import { withRunFiles } from "../report/run_files.ts";
 import type { ObjectStore } from "../store/objects.ts";
@@ -66,10 +66,7 @@ export async function publishDataset(
   run: RunFacts | null,
   { outDir, cacheDir, configFile, log }: PublishDatasetOptions,
 ): Promise<void> {
-  const files = await withRunFiles(store, objects, run, {
-    out_dir: resolve(outDir),
-    config_file: configFile ?? null,
-  });
+  const files = await withRunFiles(store, objects, run);
   const images = Object.values(meta.counts).reduce((a, b) => a + b, 0);
   // A partial dataset never replaces a complete one (it goes beside it).
   const partial = typeof meta.limit === "number"

@@ -14,9 +14,9 @@ import { withRunSection } from "./run_section.ts";
 export const RUN_JSON = "run.json";
 
 /**
- * `objects` (relative path → digest) with `report.html` stating `facts` and `run.json` added
- * (with where the dataset is `published`, when given); the new files are put into `store`.
- * Without facts, the report says the run was not recorded and no `run.json` is written.
+ * `objects` (relative path → digest) with `report.html` stating `facts` and `run.json` added;
+ * the new files are put into `store`. Without facts, the report says the run was not recorded
+ * and no `run.json` is written.
  *
  * @example
  * ```ts
@@ -37,7 +37,6 @@ export async function withRunFiles(
   store: ObjectStore,
   objects: Record<string, string>,
   facts: RunFacts | null,
-  published?: RunFacts["published"],
 ): Promise<Record<string, string>> {
   const out = { ...objects };
   const report = objects["report.html"];
@@ -47,9 +46,8 @@ export async function withRunFiles(
     if (stated !== html) out["report.html"] = await store.put(new TextEncoder().encode(stated));
   }
   if (facts) {
-    const stated = published ? { ...facts, published } : facts;
     out[RUN_JSON] = await store.put(
-      new TextEncoder().encode(JSON.stringify(stated, null, 1) + "\n"),
+      new TextEncoder().encode(JSON.stringify(facts, null, 1) + "\n"),
     );
   }
   return out;
