@@ -35,6 +35,8 @@ export default each<Config, State>({
   name: "encode",
   deps: ["preprocess"],
   config: [
+    // The latent's channels, when the config says them (checked against the decoder).
+    "model.latent_channels",
     "model.scaling_factor",
     "model.shift_factor",
     "model.latents_mean",
@@ -44,7 +46,6 @@ export default each<Config, State>({
     "model.encoder",
     "model.decoder",
     "model.preset",
-    "model.latent_channels",
     "model.input_range",
     "model.providers",
     "model.threads",

@@ -2,7 +2,8 @@
  * The code that computes a task's results, as part of its key: the modules its task file
  * reaches by run-time imports (Worker scripts and files named by `new URL(…, import.meta.url)`
  * included, type-only imports not; see module_imports.ts), transitively — except the engine
- * (`lib/dag`, `lib/store`, `lib/cli`, `lib/executor`), which runs results but computes none —
+ * (`lib/dag`, `lib/store`, `lib/cli`, `lib/executor`, this checkout's or the task's project's),
+ * which runs results but computes none —
  * each hashed by what it says rather than how it is laid out (module_hash.ts), and the
  * `name@version` of every npm package that code runs, from `deno.lock` (npm_lock.ts). The
  * Deno version is not part of it.
@@ -118,7 +119,7 @@ export class CodeReader {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
         throw new ModuleImportError(`${from}: imports ${path}, which does not exist`);
       });
-      if (engine.some((folder) => real.startsWith(folder))) {
+      if (engine.some((folder) => real.startsWith(folder)) || project.isEngine(path)) {
         engineSeen.add(project.name(path));
         continue;
       }
@@ -215,6 +216,11 @@ class Project {
     const lock = await readJsonOrNull(join(root, "deno.lock"));
     const imports = (config as { imports?: Record<string, string> }).imports ?? {};
     return new Project(root, new NpmResolver(imports, lock));
+  }
+
+  /** Whether `path` is in the project's own engine folders (`lib/dag`, …), a copy included. */
+  isEngine(path: string): boolean {
+    return ENGINE_FOLDERS.some((f) => path.startsWith(join(this.root, "lib", f, "/")));
   }
 
   /** A module's name in identities: its path relative to the project, with `/`. */
