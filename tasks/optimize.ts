@@ -61,6 +61,11 @@ export default each<Config, Models>({
     optimize.method === "gradient"
       ? { decoder: "model.decoder" }
       : { decoder: "model.decoder", encoder: "model.encoder" },
+  // How far an interrupted image got: its checkpoint says the step.
+  checkpointProgress: (bytes, { optimize }) => ({
+    step: decodeCheckpoint(bytes, "checkpoint").adam.step,
+    of: optimize.max_steps,
+  }),
   prepare(ctx) {
     const { decoder, encoder } = ctx.files;
     return Promise.resolve({ state: { decoder: decoder.path, encoder: encoder?.path } });

@@ -92,6 +92,8 @@ export default aggregate<Config>({
     "dataset.list",
     "dataset.adopt",
   ],
+  // Another kind is another dataset (on a cache shared by several).
+  scope: ["dataset.kind"],
   version: "4",
   source: import.meta.url,
   describe: "write the dataset files and the report",

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { readTextOrNull } from "../base/fs.ts";
+import { readDirOrNull, readTextOrNull } from "../base/fs.ts";
 import { join } from "node:path";
 import { writeFileAtomic } from "../store/objects.ts";
 import type { ItemContext, TaskContext } from "./task.ts";
@@ -13,6 +13,27 @@ import type { Work } from "./pool.ts";
 /** Where the checkpoint reference of an action lives. */
 export function checkpointPath(cacheDir: string, task: string, key: string): string {
   return join(cacheDir, "checkpoints", task, key);
+}
+
+/**
+ * The keys of the actions of `task` that left a checkpoint (a run interrupted them).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * const cache = await Deno.makeTempDir();
+ * assert.equal((await checkpointKeys(cache, "optimize")).size, 0);
+ * await Deno.mkdir(`${cache}/checkpoints/optimize`, { recursive: true });
+ * await Deno.writeTextFile(checkpointPath(cache, "optimize", "k1"), "ab".repeat(32));
+ * assert.deepEqual([...await checkpointKeys(cache, "optimize")], ["k1"]);
+ * await Deno.remove(cache, { recursive: true });
+ * ```
+ */
+export async function checkpointKeys(cacheDir: string, task: string): Promise<Set<string>> {
+  const entries = await readDirOrNull(join(cacheDir, "checkpoints", task)) ?? [];
+  // A reference half-written when a run was killed is no checkpoint.
+  return new Set(entries.filter((e) => e.isFile && !e.name.includes(".tmp-")).map((e) => e.name));
 }
 
 /** The context of one action: the task's context plus its key and checkpoints. */

@@ -35,6 +35,7 @@ export interface StaleReason {
   kind:
     | "new"
     | "failed"
+    | "interrupted"
     | "forced"
     | "version"
     | "source"
@@ -102,12 +103,19 @@ export interface TaskFacts {
   failures: Map<string, FailureRecord>;
   /** `--force` of this task. */
   forced: boolean;
+  /** Config fields that say which dataset a record belongs to (see `TaskCommon.scope`). */
+  scope?: readonly string[];
   /** Task-wide components, code identities and config slices recorded earlier, by hash. */
   recordedComponents(hash: string): Promise<TaskComponents | LegacyTaskComponents | null>;
   recordedCode(hash: string): Promise<CodeIdentity | null>;
   recordedSlice(hash: string): Promise<Record<string, Json> | null>;
   /** Whether every object of a record is still in the store. */
   objectsPresent(record: ActionRecord): Promise<boolean>;
+  /**
+   * How far an interrupted action with key `key` got, from the checkpoint it left (`step`
+   * unknown when the task does not say); null when it left none.
+   */
+  checkpoint?(key: string): Promise<{ step?: number; of?: number } | null>;
 }
 
 /**
@@ -229,11 +237,20 @@ export class ActionDecider {
     const f = this.facts;
     if (f.forced) return [{ kind: "forced", text: "--force" }];
     const rec = f.records.get(id);
+    const resumes = key === undefined ? null : await f.checkpoint?.(key);
+    const interrupted: StaleReason[] = resumes ? [interruptedReason(resumes)] : [];
     const failure = f.failures.get(id);
-    const failed: StaleReason[] = failure && (!rec || failure.key === key)
+    const failed: StaleReason[] = failure && (!rec || failure.key === key) && !resumes
       ? [{ kind: "failed", text: `failed before: ${failure.reason}` }]
       : [];
-    if (!rec) return failed.length ? failed : [{ kind: "new", text: "never ran" }];
+    if (!rec) {
+      return interrupted.length || failed.length
+        ? [...interrupted, ...failed]
+        : [{ kind: "new", text: "never ran" }];
+    }
+    if (rec.taskHash !== f.taskHash && await this.#otherDataset(rec.taskHash)) {
+      return [...interrupted, { kind: "new", text: "never ran for this dataset" }];
+    }
     const out: StaleReason[] = [];
     if (rec.taskHash !== f.taskHash) out.push(...await this.#taskReasons(rec.taskHash));
     const names = new Set([...Object.keys(rec.inputs), ...Object.keys(inputs)]);
@@ -258,7 +275,7 @@ export class ActionDecider {
         : "item parameters changed";
       out.push({ kind: "params", text });
     }
-    return [...out, ...failed];
+    return [...interrupted, ...out, ...failed];
   }
 
   /** What differs between a recorded task hash's components and the current ones. */
@@ -269,6 +286,19 @@ export class ActionDecider {
       this.#configReasons.set(hash, reasons);
     }
     return reasons;
+  }
+
+  /** Whether records of task hash `hash` belong to another dataset (see `TaskCommon.scope`). */
+  async #otherDataset(hash: string): Promise<boolean> {
+    const scope = this.facts.scope ?? [];
+    if (scope.length === 0) return false;
+    const was = await this.facts.recordedComponents(hash);
+    if (!was || was.config === this.facts.components.config) return false;
+    const before = await this.facts.recordedSlice(was.config);
+    if (!before) return false;
+    return diffSlices(before, this.facts.slice).some((d) =>
+      scope.some((s) => d.field === s || d.field.startsWith(`${s}.`))
+    );
   }
 
   async #codeReasons(hash: string): Promise<StaleReason[]> {
@@ -347,6 +377,24 @@ export function codeChanges(was: CodeIdentity, now: CodeIdentity): StaleReason[]
 
 function unionSorted(a: Record<string, string>, b: Record<string, string>): string[] {
   return [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+}
+
+/**
+ * An action a run left unfinished, with the step its checkpoint says.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   interruptedReason({ step: 30, of: 60 }).text,
+ *   "interrupted at step 30/60, resumes from its checkpoint",
+ * );
+ * ```
+ */
+export function interruptedReason(at: { step?: number; of?: number }): StaleReason {
+  const where = at.step === undefined ? "" : ` at step ${at.step}${at.of ? `/${at.of}` : ""}`;
+  return { kind: "interrupted", text: `interrupted${where}, resumes from its checkpoint` };
 }
 
 function provisionalReason(name: string, digest: string): StaleReason {

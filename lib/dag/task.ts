@@ -200,6 +200,12 @@ export interface TaskCommon<C> {
    * where a model lives (its content is keyed by digest), providers, thread counts.
    */
   reads?: string[];
+  /**
+   * Config fields that say which dataset a record belongs to (its kind and source): an item
+   * whose record was written with other values there never ran for this dataset, and a plan
+   * says so rather than how the other dataset's config differs (a cache shared by datasets).
+   */
+  scope?: string[];
   /** Bumped by hand when the task's semantics change. */
   version: string;
   /** `import.meta.url` of the task's file; its content is part of every key. */
@@ -317,6 +323,11 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
   group?: (item: Item) => Json;
   /** Releases what `prepare` opened (worker threads, sessions), after the last item. */
   teardown?: (state: S) => Promise<void>;
+  /**
+   * How far an interrupted action got, read from the last checkpoint it saved, for `status`
+   * and `explain` ("interrupted at step 30/60, resumes from its checkpoint").
+   */
+  checkpointProgress?: (checkpoint: Uint8Array, config: C) => { step: number; of: number };
   /**
    * Checks the whole set once every item is done (e.g. a count check); throwing fails the
    * task (exit code 1) while its finished items still flow on.

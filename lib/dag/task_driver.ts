@@ -41,6 +41,8 @@ import {
 import type { EachTask, Item, Json, Task, TaskContext, Upstream } from "./task.ts";
 import type { Produced } from "./item_join.ts";
 import { InputRepair, ItemRebuild } from "./damage_repair.ts";
+import { checkpointKeys, checkpointPath } from "./item_context.ts";
+import { readTextOrNull } from "../base/fs.ts";
 import { TaskState } from "./task_state.ts";
 
 /** Drives one task. */
@@ -66,6 +68,8 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   /** The pool of its actions that are not cached. */
   #pool?: Pool;
   readonly #repair: InputRepair;
+  /** Keys of the actions that left a checkpoint (runs that were interrupted). */
+  #checkpoints = new Set<string>();
   readonly #rebuild: ItemRebuild;
 
   constructor(run: RunContext, task: Task) {
@@ -159,6 +163,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       superseded,
       failures,
       forced: this.run.options.force?.includes(this.name) ?? false,
+      scope: this.task.scope,
       recordedComponents: (hash) => records.taskComponents(this.name, hash),
       recordedCode: (hash) => records.codeIdentity(hash),
       recordedSlice: (hash) => records.configSlice(this.name, hash),
@@ -168,7 +173,9 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
         }
         return true;
       },
+      checkpoint: (key) => this.#checkpoint(key),
     });
+    this.#checkpoints = await checkpointKeys(this.run.options.store.root, this.name);
     try {
       this.#planned = await planFiles(
         this.task.files?.(this.ctx.config) ?? {},
@@ -428,6 +435,24 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     const inputs = this.#itemInputs!(item);
     const params = paramsHash(item.params);
     this.#apply(item, inputs, params, await this.#decider.decide(item.id, inputs, params), pool);
+  }
+
+  /** How far the action with key `key` got before a run was interrupted, if it left a checkpoint. */
+  async #checkpoint(key: string): Promise<{ step?: number; of?: number } | null> {
+    if (!this.#checkpoints.has(key)) return null;
+    const { store } = this.run.options;
+    const digest = (await readTextOrNull(checkpointPath(store.root, this.name, key)))?.trim();
+    if (!digest || !(await store.has(digest))) return null;
+    const progress = (this.task as EachTask).checkpointProgress;
+    if (!progress) return {};
+    try {
+      return progress(await Deno.readFile(store.path(digest)), this.ctx.config);
+    } catch (e) {
+      // A checkpoint this code cannot read: the run that resumes it says so; the plan says
+      // only that there is one.
+      if (!(e instanceof Error)) throw e;
+      return {};
+    }
   }
 
   // ---- rebuilding an item whose output objects were damaged ----

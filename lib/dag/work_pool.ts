@@ -166,6 +166,9 @@ export class WorkPool implements Pool {
     };
     this.#batchLoop = this.task.runBatched!(this.host.ctx, source, this.#state)
       .then(() => {
+        // Items a loop stopped by an interruption did not answer for are unfinished, not
+        // failed: the next run takes them up again (from their checkpoints).
+        if (this.host.signal.aborted) return this.#handed.clear();
         // Items the loop took but never answered for cannot be left hanging.
         failHanded(
           new BatchLoopError(
