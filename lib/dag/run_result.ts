@@ -8,7 +8,8 @@ import type { Json } from "../store/canonical.ts";
 import type { SystemicFault } from "../store/systemic.ts";
 import type { TaskCounts, TaskStatus } from "./events.ts";
 import type { KeyLookup } from "./item_join.ts";
-import type { ItemPlan } from "./task_state.ts";
+import type { ItemPlan, TaskOutcome } from "./task_state.ts";
+import type { ActionDecider } from "./staleness.ts";
 
 export type { ItemPlan };
 
@@ -45,4 +46,36 @@ export interface TaskSummary {
   components(id: string): KeyComponents | null;
   /** The components the recorded action of an item was keyed with. */
   recordedComponents(id: string): Promise<KeyComponents | null>;
+}
+
+/**
+ * The summary of a task once it has ended: its state, and the components of its items from the
+ * decision.
+ */
+export function taskSummary(
+  s: TaskOutcome,
+  decider: Pick<ActionDecider, "facts" | "components" | "recordedComponentsOf">,
+  slice: Record<string, Json>,
+): TaskSummary {
+  const records = decider.facts.records;
+  return {
+    status: s.status,
+    counts: s.counts,
+    reason: s.reason,
+    keys: s.keys,
+    plans: s.plans,
+    unlisted: s.unlisted,
+    items: s.expected,
+    executed: s.executed,
+    records,
+    failures: s.failed,
+    slice,
+    components: (id) => {
+      const now = s.components.get(id);
+      if (now) return now;
+      const rec = records.get(id);
+      return rec && s.keys.get(id) === rec.key ? decider.components(rec.inputs, rec.params) : null;
+    },
+    recordedComponents: (id) => decider.recordedComponentsOf(id),
+  };
 }

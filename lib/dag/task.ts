@@ -1,6 +1,7 @@
 /**
  * Declaring tasks: what a task reads, which config it depends on, its version, and either one
- * action over all its inputs (aggregate) or one action per item (fan-out).
+ * action over all its inputs (aggregate) or one action per item (fan-out). One concept, the
+ * contract between a task and the engine, hence over 400 lines of declarations.
  *
  * @module
  */

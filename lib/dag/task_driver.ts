@@ -3,34 +3,29 @@
  * ask the decision for its single action (an aggregate task) or for each item (see
  * item_flow.ts); hand on cached outputs at once and run the rest (a plan hands on placeholders
  * and notes why instead). The driver is the one place that turns a decision into a change of
- * the task's state (task_state.ts); the flows and the action runner reach it through the narrow
- * hosts they declare.
+ * the task's state (task_state.ts) — for a plan, a run, and a rebuild of damaged objects — so it
+ * is one module of over 400 lines; the flows, the action runner and the repair reach it through
+ * the narrow hosts they declare, and loading (task_load.ts) and files (task_files.ts) are
+ * modules of their own.
  *
  * @module
  */
 import { canonicalJson, sha256Hex } from "../store/canonical.ts";
 import { type ActionRecord, AGGREGATE_ITEM, KEYS, type Output } from "../store/records.ts";
 import { paramsHash } from "./action_key.ts";
-import { taskIdentity } from "./task_identity.ts";
-import { adoptLegacyRecords } from "./adoption.ts";
+import { loadTask } from "./task_load.ts";
 import { ActionRunner } from "./action_runner.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import { errorText, TaskContractError } from "./errors.ts";
 import type { TaskStatus } from "./events.ts";
-import {
-  fileInputDigests,
-  keyedFileInputs,
-  planFiles,
-  type PlannedFile,
-  storeFiles,
-} from "./file_inputs.ts";
+import { TaskFiles } from "./task_files.ts";
 import { driveItems, type ItemFlowHost } from "./item_flow.ts";
 import { type AggregateFlowHost, driveAggregate } from "./aggregate_flow.ts";
 import type { Pool, Work } from "./pool.ts";
 import { RemotePool } from "./remote_pool.ts";
 import { WorkPool } from "./work_pool.ts";
 import type { RunContext, TaskView } from "./run_context.ts";
-import type { TaskSummary } from "./run_result.ts";
+import { type TaskSummary, taskSummary } from "./run_result.ts";
 import {
   ActionDecider,
   type Decision,
@@ -41,8 +36,6 @@ import {
 import type { EachTask, Item, Json, Task, TaskContext, Upstream } from "./task.ts";
 import type { Produced } from "./item_join.ts";
 import { InputRepair, ItemRebuild } from "./damage_repair.ts";
-import { checkpointKeys, checkpointPath } from "./item_context.ts";
-import { readTextOrNull } from "../base/fs.ts";
 import { TaskState } from "./task_state.ts";
 
 /** Drives one task. */
@@ -55,10 +48,11 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   readonly #actions: ActionRunner;
   #decider!: ActionDecider;
   #taskHash = "";
-  /** Input digests of the task's declared files (identities, or unknown markers in a plan). */
-  #fileInputs: Record<string, string> = {};
-  #planned: Record<string, PlannedFile> = {};
+  /** The task's declared files (created with its identity, when its code is known). */
+  #files!: TaskFiles;
   #loadError?: unknown;
+  /** Records written before code identity, adopted under their new keys (see adoption.ts). */
+  #adopted = 0;
   /** Decisions that had to wait (a record's components read from the records), in order. */
   #chain = Promise.resolve();
   /** The per-item tasks whose items this one follows (none for an `items()` task). */
@@ -68,8 +62,6 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   /** The pool of its actions that are not cached. */
   #pool?: Pool;
   readonly #repair: InputRepair;
-  /** Keys of the actions that left a checkpoint (runs that were interrupted). */
-  #checkpoints = new Set<string>();
   readonly #rebuild: ItemRebuild;
 
   constructor(run: RunContext, task: Task) {
@@ -129,7 +121,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     return this.#decider;
   }
   get fileInputs(): Readonly<Record<string, string>> {
-    return this.#fileInputs;
+    return this.#files.inputs;
   }
 
   /** The current action records of the task, by item. */
@@ -139,118 +131,20 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
 
   /** Reads the task's records and source, and plans its files. */
   async load(): Promise<void> {
-    const { records } = this.run.options;
-    const [current, superseded, failures, identity] = await Promise.all([
-      records.actions(this.name),
-      records.superseded(this.name),
-      records.failures(this.name),
-      taskIdentity(this.task, this.#slice, this.run.code),
-    ]);
-    const { components } = identity;
-    this.#taskHash = identity.hash;
-    if (!this.dryRun) {
-      this.run.writer.set(KEYS.configSlice(this.name, components.config), this.#slice);
-      this.run.writer.set(KEYS.codeIdentity(components.code), identity.code.identity);
-      this.run.writer.set(KEYS.taskComponents(this.name, this.#taskHash), components);
-    }
-    this.#decider = new ActionDecider({
-      task: this.name,
-      code: identity.code.identity,
-      components,
-      taskHash: this.#taskHash,
+    const loaded = await loadTask(this.run, this.task, {
       slice: this.#slice,
-      records: current,
-      superseded,
-      failures,
-      forced: this.run.options.force?.includes(this.name) ?? false,
-      scope: this.task.scope,
-      recordedComponents: (hash) => records.taskComponents(this.name, hash),
-      recordedCode: (hash) => records.codeIdentity(hash),
-      recordedSlice: (hash) => records.configSlice(this.name, hash),
-      objectsPresent: async (rec) => {
-        for (const d of Object.values(rec.objects)) {
-          if (!(await this.run.options.store.has(d))) return false;
-        }
-        return true;
-      },
-      checkpoint: (key) => this.#checkpoint(key),
+      config: this.ctx.config,
     });
-    this.#checkpoints = await checkpointKeys(this.run.options.store.root, this.name);
-    try {
-      this.#planned = await planFiles(
-        this.task.files?.(this.ctx.config) ?? {},
-        this.run.options.config,
-        records,
-      );
-      this.#fileInputs = await this.#keyedFiles(
-        fileInputDigests(this.#planned),
-        (name) => this.#plannedBytes(this.#planned[name]),
-      );
-    } catch (e) {
-      // The plan and the run fail the task alike, with the same message.
-      this.#loadError = e;
-    }
-    await this.#adopt(current);
+    this.#decider = loaded.decider;
+    this.#taskHash = loaded.decider.facts.taskHash;
+    this.#files = loaded.files;
+    this.#loadError = loaded.error;
+    this.#adopted = loaded.adopted;
   }
 
-  /** The declared files' input digests, those keyed on what is read from them included. */
-  #keyedFiles(
-    inputs: Record<string, string>,
-    where: (name: string) => Promise<{ path: string; sha256: string } | null>,
-  ): Promise<Record<string, string>> {
-    return keyedFileInputs(this.#planned, inputs, {
-      where,
-      cache: this.run.options.records,
-      scope: this.#decider.facts.components.code,
-    });
-  }
-
-  /** Where the bytes of a planned file can be read before the run stores it, if anywhere. */
-  async #plannedBytes(f: PlannedFile): Promise<{ path: string; sha256: string } | null> {
-    if (f.path !== undefined && f.identity !== null) return { path: f.path, sha256: f.identity };
-    const { store } = this.run.options;
-    if (f.source.sha256 && await store.has(f.source.sha256)) {
-      return { path: store.path(f.source.sha256), sha256: f.source.sha256 };
-    }
-    const known = f.source.md5 ? await this.run.aliases.lookup(`md5:${f.source.md5}`) : null;
-    return known ? { path: store.path(known.digest), sha256: known.digest } : null;
-  }
-
-  /** Records written before code identity, adopted under their new keys (see adoption.ts). */
-  #adopted = 0;
-
+  /** How many records written before code identity were adopted under new keys. */
   get adopted(): number {
     return this.#adopted;
-  }
-
-  /** The files keyed on what is read from them: their bytes' sha256 and their input now. */
-  #keyedFileTranslation(): Record<string, { content: string; input: string }> {
-    const out: Record<string, { content: string; input: string }> = {};
-    for (const [name, f] of Object.entries(this.#planned)) {
-      const input = this.#fileInputs[name];
-      if (f.keyOn && f.identity !== null && input !== undefined && !isProvisional(input)) {
-        out[name] = { content: f.identity, input };
-      }
-    }
-    return out;
-  }
-
-  async #adopt(current: Map<string, ActionRecord>): Promise<void> {
-    const { records } = this.run.options;
-    const adopted = await adoptLegacyRecords(current, {
-      task: this.name,
-      source: this.task.source,
-      declared: this.task.config,
-      components: this.#decider.facts.components,
-      taskHash: this.#taskHash,
-      slice: this.#slice,
-      fileInputs: this.#keyedFileTranslation(),
-      recordedComponents: (hash) => records.taskComponents(this.name, hash),
-      recordedSlice: (hash) => records.configSlice(this.name, hash),
-    });
-    this.#adopted = adopted.length;
-    if (this.dryRun) return;
-    for (const [id, rec] of adopted) this.run.writer.set(KEYS.action(this.name, id), rec);
   }
 
   async drive(): Promise<void> {
@@ -275,22 +169,15 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       if (this.signal.aborted) return this.#end("interrupted");
       reporter.emit({ event: "task-start", task: task.name });
       if (this.#loadError !== undefined) throw this.#loadError;
-      if (!this.dryRun && Object.keys(this.#planned).length > 0) {
-        const files = await storeFiles(this.name, this.#planned, {
-          store: this.run.options.store,
-          records: this.run.options.records,
+      if (!this.dryRun) {
+        await this.#files.store({
           writer: this.run.writer,
-          aliases: this.run.aliases,
           signal: this.signal,
           download: this.task.download?.(this.ctx.config),
           log: this.ctx.log,
           policy: this.#actions.retryPolicy(),
         });
-        this.ctx.files = files.stored;
-        this.#fileInputs = await this.#keyedFiles(files.inputs, (name) => {
-          const stored = files.stored[name];
-          return Promise.resolve(stored ? { path: stored.path, sha256: stored.digest } : null);
-        });
+        this.ctx.files = this.#files.stored;
       }
       if (task.kind === "aggregate") await driveAggregate(this, task);
       else if (!(await driveItems(this, task, flowDeps))) return;
@@ -437,24 +324,6 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     this.#apply(item, inputs, params, await this.#decider.decide(item.id, inputs, params), pool);
   }
 
-  /** How far the action with key `key` got before a run was interrupted, if it left a checkpoint. */
-  async #checkpoint(key: string): Promise<{ step?: number; of?: number } | null> {
-    if (!this.#checkpoints.has(key)) return null;
-    const { store } = this.run.options;
-    const digest = (await readTextOrNull(checkpointPath(store.root, this.name, key)))?.trim();
-    if (!digest || !(await store.has(digest))) return null;
-    const progress = (this.task as EachTask).checkpointProgress;
-    if (!progress) return {};
-    try {
-      return progress(await Deno.readFile(store.path(digest)), this.ctx.config);
-    } catch (e) {
-      // A checkpoint this code cannot read: the run that resumes it says so; the plan says
-      // only that there is one.
-      if (!(e instanceof Error)) throw e;
-      return {};
-    }
-  }
-
   // ---- rebuilding an item whose output objects were damaged ----
 
   rebuild(id: string): Promise<Produced | null> {
@@ -532,7 +401,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
 
   /** The input digests of the task's files and of the tasks it reads as a whole. */
   wholeInputs(deps: readonly string[]): Record<string, string> {
-    const inputs: Record<string, string> = { ...this.#fileInputs };
+    const inputs: Record<string, string> = { ...this.#files.inputs };
     for (const dep of deps) inputs[dep] = this.#wholeInput(dep);
     return inputs;
   }
@@ -560,10 +429,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   // ---- what other tasks read ----
 
   fileDigests(): Record<string, string> {
-    const stored = Object.entries(this.ctx.files);
-    return stored.length
-      ? Object.fromEntries(stored.map(([n, f]) => [n, f.digest]))
-      : { ...this.#fileInputs };
+    return this.#files.digests();
   }
 
   recordedMs(id: string): number {
@@ -572,30 +438,6 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
 
   /** What `run`, `status` and `explain` read about this task. */
   summary(): TaskSummary {
-    const s = this.state;
-    const records = this.records;
-    const decider = this.#decider;
-    return {
-      status: s.status,
-      counts: s.counts,
-      reason: s.reason,
-      keys: s.keys,
-      plans: s.plans,
-      unlisted: s.unlisted,
-      items: s.expected,
-      executed: s.executed,
-      records,
-      failures: s.failed,
-      slice: this.#slice,
-      components: (id) => {
-        const now = s.components.get(id);
-        if (now) return now;
-        const rec = records.get(id);
-        return rec && s.keys.get(id) === rec.key
-          ? decider.components(rec.inputs, rec.params)
-          : null;
-      },
-      recordedComponents: (id) => decider.recordedComponentsOf(id),
-    };
+    return taskSummary(this.state, this.#decider, this.#slice);
   }
 }
