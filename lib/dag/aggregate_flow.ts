@@ -13,23 +13,12 @@ import type { ActionRunner } from "./action_runner.ts";
 import { TaskContractError } from "./errors.ts";
 import { unkeyedConfig } from "./config.ts";
 import { type DamagedObjectError, isDamagedObject, producerOf } from "./damage_repair.ts";
-import type { Pool, Work } from "./pool.ts";
-import type { RunContext } from "./run_context.ts";
-import type { AggregateTask, Item, TaskContext } from "./task.ts";
-import type { TaskState } from "./task_state.ts";
+import type { Work } from "./pool.ts";
+import type { AggregateTask, Item } from "./task.ts";
+import type { FlowHost } from "./flow_host.ts";
 
 /** What the aggregate flow needs from the task it drives. */
-export interface AggregateFlowHost {
-  readonly run: RunContext;
-  readonly state: TaskState;
-  readonly ctx: TaskContext<unknown>;
-  readonly dryRun: boolean;
-  readonly signal: AbortSignal;
-  /** The input digests of the task's files and of `deps` as a whole. */
-  wholeInputs(deps: readonly string[]): Record<string, string>;
-  /** Decides one item and applies the decision (see item_flow.ts); `again`: not a new item. */
-  admit(item: Item, inputs: Record<string, string>, pool: Pool | null, again?: boolean): void;
-  admitted(): Promise<void>;
+export interface AggregateFlowHost extends FlowHost {
   /** Drops the record of item `id` (its objects are damaged). */
   invalidate(id: string): void;
   /** Runs the action under the task's retry policy, and records what it did. */

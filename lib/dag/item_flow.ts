@@ -10,24 +10,12 @@ import type { Output } from "../store/records.ts";
 import { TaskContractError } from "./errors.ts";
 import { joinItems } from "./item_join.ts";
 import type { Pool } from "./pool.ts";
-import type { RunContext } from "./run_context.ts";
 import { isProvisional } from "./staleness.ts";
-import type { EachTask, Item, TaskContext } from "./task.ts";
-import type { TaskState } from "./task_state.ts";
+import type { EachTask, Item } from "./task.ts";
+import type { FlowHost } from "./flow_host.ts";
 
 /** What the item flow needs from the task it drives. */
-export interface ItemFlowHost {
-  readonly run: RunContext;
-  readonly state: TaskState;
-  readonly ctx: TaskContext<unknown>;
-  readonly dryRun: boolean;
-  readonly signal: AbortSignal;
-  /** The input digests of the task's files and of `deps` as a whole. */
-  wholeInputs(deps: readonly string[]): Record<string, string>;
-  /** Decides one item and applies the decision (its output flows on, or it goes to `pool`). */
-  admit(item: Item, inputs: Record<string, string>, pool: Pool | null): void;
-  /** Resolves once every admitted item's decision is applied. */
-  admitted(): Promise<void>;
+export interface ItemFlowHost extends FlowHost {
   openPool(task: EachTask): Pool;
   /** The prepared state of the task, when `prepare` ran (for its summary). */
   preparedState(): Promise<unknown> | undefined;
