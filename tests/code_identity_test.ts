@@ -2,8 +2,8 @@
  * Code identity: a module is hashed by what it says, not how it is laid out (a table of
  * token-level cases, and every module a task's key holds formatted badly and back by
  * `deno fmt`); a task's modules are what its file imports at run time, Worker scripts included
- * and type-only imports not (checked against `deno info`, and against the modules a real run of
- * each task loads).
+ * and type-only imports not (checked against `deno info`; code_identity_run_test.ts checks them
+ * against the modules a real run of each task loads); an unchanged tree is not parsed again.
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "./fixtures/assert.ts";
@@ -13,6 +13,9 @@ import { runtimeReferences } from "../lib/dag/module_imports.ts";
 import { CodeReader, ENGINE_FOLDERS, type TaskCode } from "../lib/dag/code_identity.ts";
 import { pipeline } from "../pipeline.ts";
 import { REPO } from "./fixtures/project.ts";
+import { ToyProject } from "./fixtures/toy_harness.ts";
+import { openRecords } from "../lib/store/records.ts";
+import type { Pipeline } from "../lib/dag/task.ts";
 
 const hash = (source: string) => tokenHash(tokenize(source, "case.ts"));
 
@@ -237,5 +240,34 @@ Deno.test("each task's modules are what deno info says its file imports, plus it
       modules.includes("lib/net/hash_pool.ts"),
       task.name,
     );
+  }
+});
+
+Deno.test("an unchanged tree parses nothing: module hashes are remembered in the cache's records", async () => {
+  const p = await ToyProject.create({ count: 3 });
+  try {
+    // Another process plans: it hashes the toy's modules and remembers them.
+    const plan = await p.run(["status"]);
+    assertEquals(plan.code, 0, plan.stderr);
+    const records = await openRecords(p.cache);
+    try {
+      const { toyPipeline } = await import(`file://${p.dir}/pipeline.ts`) as {
+        toyPipeline: Pipeline<unknown>;
+      };
+      const read = async () => {
+        const reader = new CodeReader(records);
+        for (const task of toyPipeline.tasks) await reader.read(task.source);
+        return reader.hashed;
+      };
+      // This process never read them: every hash comes from the records.
+      assertEquals(await read(), 0);
+      // A module edited since (its size and mtime changed) is hashed again, and only it.
+      await Deno.writeTextFile(`${p.dir}/tasks/scale.ts`, "// a comment\n", { append: true });
+      assertEquals(await read(), 1);
+    } finally {
+      records.close();
+    }
+  } finally {
+    await p.cleanup();
   }
 });

@@ -81,9 +81,15 @@ export class CodeReader {
   readonly #projects = new Map<string, Promise<Project>>();
   readonly #tasks = new Map<string, Promise<TaskCode>>();
   readonly #engine = engineFolders();
+  #hashed = 0;
 
   constructor(cache?: ModuleCache) {
     this.#cache = cache;
+  }
+
+  /** How many modules this reader had to hash (those neither this process nor the cache knew). */
+  get hashed(): number {
+    return this.#hashed;
   }
 
   /** The code of the task whose file is `source` (a `file:` URL). */
@@ -164,6 +170,7 @@ export class CodeReader {
       return known;
     }
     const entry: CachedModule = { ...stamp, format: MODULE_HASH_FORMAT, ...await hashModule(path) };
+    this.#hashed++;
     memory.set(path, entry);
     this.#fresh.push([path, entry]);
     return entry;
