@@ -301,7 +301,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
 
   /** Queues an action once its input objects are found in the store (or rebuilt). */
   #queue(work: Work, pool: Pool): void {
-    if (Object.keys(work.item.inputs).length === 0) return pool.add(work);
+    if (!Object.values(work.item.inputs).some((out) => hasObjects(out))) return pool.add(work);
     pool.hold(
       this.#repair.missing(work.item).then((gone) =>
         gone.length > 0 ? this.#repair.repair(work, gone, pool) : pool.add(work)
@@ -440,4 +440,10 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   summary(): TaskSummary {
     return taskSummary(this.state, this.#decider, this.#slice);
   }
+}
+
+/** Whether an output names any stored object. */
+function hasObjects(out: Output): boolean {
+  for (const _ in out.objects) return true;
+  return false;
 }
