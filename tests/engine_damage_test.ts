@@ -167,3 +167,27 @@ Deno.test({
     await mirror.close();
   }
 });
+
+Deno.test("an aggregate's output found missing outside an action: its record is dropped, the next run rebuilds it", async () => {
+  const p = await ToyProject.create({ count: 4 });
+  try {
+    assertEquals((await p.run(["run"])).code, 0);
+    const report = await Deno.readTextFile(p.out);
+    // square lists its items from numbers' list (in items(), not an action).
+    await Deno.remove(
+      new ObjectStore(p.cache).path(await objectOf(p.cache, "numbers", "*", "list")),
+    );
+    const r = await p.run(["run", "--force", "square", "--json"]);
+    assertEquals(r.code, 1, r.stderr);
+    assertStringIncludes(
+      logs(r),
+      "the next run builds again the actions built from them (numbers 1)",
+    );
+    const again = await p.run(["run", "--json"]);
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals(ran(again).numbers, 1);
+    assertEquals(await Deno.readTextFile(p.out), report);
+  } finally {
+    await p.cleanup();
+  }
+});

@@ -82,7 +82,7 @@ export interface ReaderHost {
   readonly run: RunContext;
   readonly deps: readonly string[];
   /** Decides an item again with new inputs and queues it (not counted as a new item). */
-  readmit(item: Item, pool: Pool): void;
+  readmit(item: Item, pool: Pool): Promise<void>;
   /** Fails an item for good. */
   fail(work: Work, e: unknown): void;
 }
@@ -125,13 +125,16 @@ export class InputRepair {
     for (const digest of damaged) {
       const producer = producerOf(host.run, host.deps, digest);
       const why = cause?.message ?? `object ${digest} is missing from the store`;
-      if (producer === null || producer.task.task.kind === "aggregate") {
-        if (producer) producer.task.invalidate(producer.id);
+      if (producer === null) {
+        return host.fail(work, new ObjectStoreError(`${why}; no task of this run made it`));
+      }
+      if (producer.task.task.kind === "aggregate") {
+        producer.task.invalidate(producer.id);
         return host.fail(
           work,
           new ObjectStoreError(
-            `${why}; it is an output of ${producer?.task.task.name ?? "no task of this run"}, ` +
-              `which the next run builds again`,
+            `${why}; it is an output of ${producer.task.task.name}, which the next run builds ` +
+              `again`,
           ),
         );
       }
@@ -143,6 +146,8 @@ export class InputRepair {
       });
       const old = producer.task.outcome.done.get(producer.id)?.out;
       const rebuilt = await producer.task.rebuild(producer.id);
+      // An interrupted run leaves the action unfinished, not failed.
+      if (host.run.options.signal.aborted) return;
       if (rebuilt === null) {
         return host.fail(
           work,
@@ -158,7 +163,7 @@ export class InputRepair {
         }
       }
     }
-    host.readmit(item, pool);
+    await host.readmit(item, pool);
   }
 }
 

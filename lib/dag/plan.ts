@@ -17,6 +17,7 @@ import type { ItemPlan, RunResult, TaskSummary } from "./run_result.ts";
 import { observedReporter, RunFactsCollector } from "./run_facts.ts";
 import { type SystemicFault, systemicFault } from "../store/systemic.ts";
 import { SpaceCheck } from "../store/space.ts";
+import { invalidateFrom } from "../store/invalidate.ts";
 import type { Upstream } from "./task.ts";
 import { TaskDriver } from "./task_driver.ts";
 import { CodeReader } from "./code_identity.ts";
@@ -138,7 +139,10 @@ class Runner implements RunContext {
     } catch (e) {
       if (!this.fault(e)) throw e;
     }
-    if (!dryRun && !this.systemic) await this.#removeCheckpoints();
+    if (!dryRun && !this.systemic) {
+      await this.#removeCheckpoints();
+      await this.#forgetDamaged();
+    }
 
     const interrupted = this.options.signal.aborted && !this.systemic;
     const failed = [...this.drivers.values()].some((d) =>
@@ -194,6 +198,29 @@ class Runner implements RunContext {
     this.systemic ??= f;
     this.#stop.abort();
     return true;
+  }
+
+  /**
+   * Objects this run found damaged that it could not build again (read outside an action, or
+   * made by an aggregate task): the records built from them are dropped, so the next run builds
+   * those actions again rather than finding the damage anew.
+   */
+  async #forgetDamaged(): Promise<void> {
+    const { store, records, graph, reporter } = this.options;
+    const gone = new Set<string>();
+    for (const d of store.damaged) if (!(await store.has(d))) gone.add(d);
+    if (gone.size === 0) return;
+    const deps = new Map(graph.order.map((t) => [t.name, t.deps]));
+    const inv = await invalidateFrom(records, gone, { deps });
+    const which = Object.entries(inv.byTask).map(([t, n]) => `${t} ${n}`).join(", ");
+    reporter.emit({
+      event: "log",
+      task: "run",
+      message: `${gone.size} stored object(s) were corrupt or missing and not built again in ` +
+        `this run; the next run builds again the actions built from them (${
+          which || "none recorded"
+        })`,
+    });
   }
 
   /** Checkpoints of finished actions: this run's, and those an earlier killed run left. */
