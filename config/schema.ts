@@ -175,10 +175,14 @@ export const ConfigSchema = z.strictObject({
     encoder: FileSource,
     /** Needed to optimize, and for the report's decoded samples; optional with method "none". */
     decoder: FileSource.optional(),
-    /** Latent channels C, where no decoder or preset says them (the encoder gives C or 2C). */
-    latent_channels: z.number().int().positive().optional(),
     /** Fills the fields below from a known VAE family's published numbers (README table). */
     preset: z.enum(PRESET_NAMES).optional(),
+    /**
+     * Latent channels C: without a decoder, where no preset says them (the encoder gives C or
+     * 2C); with one that does not declare them, encode keys on them rather than on its bytes.
+     * Checked against the decoder when it runs.
+     */
+    latent_channels: z.number().int().positive().optional(),
     /** Stored latent = (z − shift_factor) × scaling_factor; no default: a preset or a number. */
     scaling_factor: z.number().positive().optional(),
     shift_factor: z.number().optional(),

@@ -4,9 +4,9 @@
  * the config's normalization maps it: stored = ((z − mean) / std − shift) × scale.
  *
  * Reads: `preprocess` tensors; the encoder and, when given, the decoder (fetched into the
- * store; the decoder's input decides C, so either model's change reruns this task and nothing
- * upstream). Without a decoder (`optimize.method: "none"`), C is `model.latent_channels` or
- * the preset's.
+ * store). Keyed: the encoder's bytes, and of the decoder only the latent channels it takes (C
+ * decides the latent), so a decoder with other weights reruns nothing here. Without a decoder
+ * (`optimize.method: "none"`), C is `model.latent_channels` or the preset's.
  * Produces per item: `latent` (`.npy`, 1×C×h×w, stored space).
  *
  * @module
@@ -20,6 +20,7 @@ import {
   type OpenedVae,
   openVae,
 } from "../lib/model/vae.ts";
+import { decoderInterface } from "../lib/model/latent_channels.ts";
 import type { ObjectStore } from "../lib/store/objects.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -35,12 +36,12 @@ export default each<Config, State>({
   name: "encode",
   deps: ["preprocess"],
   config: [
+    // The latent's channels, when the config says them (checked against the decoder).
+    "model.latent_channels",
     "model.scaling_factor",
     "model.shift_factor",
     "model.latents_mean",
     "model.latents_std",
-    // Without a decoder, the latent's channels.
-    "model.latent_channels",
   ],
   reads: [
     "model.encoder",
@@ -56,10 +57,12 @@ export default each<Config, State>({
   version: "2",
   source: import.meta.url,
   describe: "encode every image with the VAE encoder",
-  // The decoder too, when given: the latent geometry is checked against both models.
+  // The decoder, when given, decides the latent's channels (C, or the mean of an encoder giving
+  // 2C): that is keyed, not its weights (a fine-tuned decoder re-encodes nothing). Both models
+  // are checked at run.
   files: ({ model }) => ({
     encoder: "model.encoder",
-    decoder: model.decoder ? "model.decoder" : undefined,
+    decoder: model.decoder ? { field: "model.decoder", keyOn: decoderInterface(model) } : undefined,
   }),
   prepare(ctx) {
     const { model } = ctx.config;

@@ -31,6 +31,8 @@ export default aggregate<Config>({
   // What the listing reads: every dataset field but the name and where copies are.
   config: ["dataset", "!dataset.name", "!dataset.mirrors", "!dataset.adopt"],
   reads: ["download.stall_s", "download.google_api_key_env", "download.google_api_url"],
+  // Another kind or source is another dataset (on a cache shared by several).
+  scope: ["dataset.kind", "dataset.spec", "dataset.path", "dataset.list"],
   version: "1",
   source: import.meta.url,
   describe: "download the dataset spec and index its items",

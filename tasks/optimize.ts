@@ -54,6 +54,8 @@ export default each<Config, Models>({
   deps: ["encode", "preprocess"],
   config: [
     "optimize",
+    // How often state is saved, and how many images share a step: an image's latent is the same
+    // either way (bit for bit at batch 1 and 4; batch fitting lowers the batch to fit memory).
     "!optimize.batch_size",
     "!optimize.checkpoint_every",
     "model.scaling_factor",
@@ -81,6 +83,11 @@ export default each<Config, Models>({
       : optimize.method === "gradient_free"
       ? { decoder: "model.decoder", encoder: "model.encoder" }
       : { decoder: "model.decoder" },
+  // How far an interrupted image got: its checkpoint says the step.
+  checkpointProgress: (bytes, { optimize }) => ({
+    step: checkpointProgress(bytes).steps,
+    of: optimize.max_steps,
+  }),
   prepare(ctx) {
     const { decoder, encoder } = ctx.files;
     return Promise.resolve({ state: { decoder: decoder?.path, encoder: encoder?.path } });

@@ -19,11 +19,9 @@
 import { aggregate, type Output, type TaskContext, type Upstream } from "../lib/dag/task.ts";
 import type { KeyLookup } from "../lib/dag/item_join.ts";
 import type { LabelsObject } from "../lib/dataset/image_labels.ts";
-import {
-  adoptedCopies,
-  type Reconciliation,
-  reconciliationKey,
-} from "../lib/dataset/reconciliation.ts";
+import type { Reconciliation } from "../lib/dataset/reconciliation.ts";
+import { decodeItemIndex } from "../lib/dataset/item_index.ts";
+import { copiesFingerprint, statedReconciliation } from "../lib/package/adopted_copies.ts";
 import { labelKinds } from "../lib/package/columns.ts";
 import { datasetNotes, notesLog, withoutExcluded } from "../lib/package/dataset_notes.ts";
 import { fileFacts, storedNormalization } from "../lib/package/latent_facts.ts";
@@ -39,7 +37,6 @@ import { manifestText } from "../lib/package/split_manifest.ts";
 import type { LatentNormalization } from "../lib/model/normalization.ts";
 import { PRESETS } from "../lib/model/presets.ts";
 import { renderReport, type ReportNotes } from "../lib/report/html.ts";
-import { sha256Hex } from "../lib/store/canonical.ts";
 import { checkOutDir } from "../lib/store/out_dir.ts";
 import type { Config } from "../config/schema.ts";
 import type { SplitsObject } from "./label_split.ts";
@@ -59,14 +56,19 @@ export default aggregate<Config>({
     "fetch-images",
     "fetch-json",
   ],
-  // Everything that shapes the data or its description, which the files record as their
-  // config. Where inputs are (model, spec and labels locations: their content is in the
-  // upstream keys; mirrors), how things run (providers, threads, download tuning, executor)
-  // and when (schedule) do not.
+  // Everything that shapes the data or its description: what the files state as their config
+  // (ctx.keyed). Where inputs are (model, spec, labels and list locations, the dataset folder,
+  // the local copies: their content is in the upstream keys, the models' in files, the copies'
+  // listing in the fingerprint; mirrors), where the dataset goes (out_dir), how things run
+  // (providers, threads, batch size, checkpoint cadence, download tuning, executor) and when
+  // (schedule) do not: run.json says those.
   config: [
     "dataset",
     "!dataset.spec",
     "!dataset.mirrors",
+    "!dataset.path",
+    "!dataset.list",
+    "!dataset.adopt",
     "download.verify_pixels",
     "labels",
     "!labels.source",
@@ -77,20 +79,34 @@ export default aggregate<Config>({
     "!model.providers",
     "!model.threads",
     "optimize",
-    // out_dir too: the files record the config they were written with.
+    "!optimize.checkpoint_every",
+    "!optimize.batch_size",
     "package",
+    "!package.out_dir",
   ],
-  reads: ["model.providers", "model.threads"],
-  version: "3",
+  reads: [
+    "model.providers",
+    "model.threads",
+    "package.out_dir",
+    "dataset.path",
+    "dataset.list",
+    "dataset.adopt",
+  ],
+  // Another kind is another dataset (on a cache shared by several).
+  scope: ["dataset.kind"],
+  version: "4",
   source: import.meta.url,
   describe: "write the dataset files and the report",
+  // The files state both models' digests, and the report's samples are decoded by the decoder.
+  files: () => ({ encoder: "model.encoder", decoder: "model.decoder" }),
   // An output folder holding someone else's files is refused before any work.
   check: (config) => checkOutDir(config.package.out_dir),
-  // manifest.json records a --limit and the reconciliation of dataset.adopt's copies (which
-  // fetch-images keeps in the cache), so both are part of the action's key.
+  // What the files state that the config slice does not hold: a --limit, the dataset's title
+  // (a folder's or list's name, when dataset.name does not give one) and the local copies.
   fingerprint: async (ctx) => ({
     limit: ctx.limit ?? null,
-    adopted: hashOrNull(reconciliationKey(await adoptedCopies(ctx.cacheDir, ctx.config))),
+    title: datasetTitle(ctx.config.dataset),
+    copies: await copiesFingerprint(ctx.config.dataset),
   }),
   async run(ctx, up) {
     const { store, config } = ctx;
@@ -139,7 +155,11 @@ export default aggregate<Config>({
         // Only when set, so the recipes of optimized datasets' shards stay as they were.
         ...(encodeOnly ? { encodeOnly } : {}),
       },
-      ...fileFacts(recorded, { encoder: inputs.encoder, decoder: inputs.decoder, config }),
+      ...fileFacts(recorded, {
+        encoder: inputs.encoder,
+        decoder: inputs.decoder,
+        config: ctx.keyed,
+      }),
       classToIdx: inputs.labels.class_to_idx,
       reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
       signal: ctx.signal,
@@ -157,7 +177,14 @@ export default aggregate<Config>({
       if (!encodeOnly) texts[`${split}/metrics.csv`] = metricsCsv(splitRows);
     }
     texts["index.json"] = JSON.stringify(written.index);
-    const reconciliation = await adoptedCopies(ctx.cacheDir, config);
+    const reconciliation = await statedReconciliation(config.dataset, {
+      spec: async () => decodeItemIndex(await store.get(inputs.index)).items,
+      limit: ctx.limit,
+      fetched: inputs.fetched,
+      stored: async (item) =>
+        item.md5 !== null && await ctx.lookupAlias(`md5:${item.md5}`) !== null,
+      signal: ctx.signal,
+    });
     const described = { rowsBySplit, counts, notes, normalization, reconciliation };
     texts["manifest.json"] = provenance(ctx, inputs, described);
     texts["report.html"] = await report(ctx, inputs, described);
@@ -191,6 +218,8 @@ interface Inputs {
   fetched: Map<string, Output>;
   /** The folder listing of fetch-json, when the dataset came from a folder. */
   listing?: string;
+  /** fetch-json's item index: every item of the spec. */
+  index: string;
   failures: { id: string; task: string; reason: string }[];
   /** The models' digests: the encoder as optimize used it (else encode), and as encode did. */
   encoder: string;
@@ -212,6 +241,7 @@ async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inp
     preprocessed: up.items("preprocess"),
     fetched: up.items("fetch-images"),
     listing: up.aggregate("fetch-json").objects.listing,
+    index: up.aggregate("fetch-json").objects.index,
     failures: [...up.failures("optimize")].map(([id, f]) => ({ id, ...f }))
       .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
     encoder: models.encoder ?? up.taskInputs("encode").encoder,
@@ -236,7 +266,7 @@ function provenance(ctx: TaskContext<Config>, inputs: Inputs, d: Described): str
   const { config } = ctx;
   return manifestJson({
     toolVersion: denoJson.version,
-    config,
+    config: ctx.keyed,
     layout: config.package.layout,
     flip: config.preprocess.flip,
     splits: inputs.splits.splits,
@@ -295,12 +325,8 @@ async function report(ctx: TaskContext<Config>, inputs: Inputs, d: Described): P
     images: withMeasured(images, samples),
     failures: inputs.failures,
     samples,
-    config,
+    config: ctx.keyed,
     notes,
     reconciliation,
   });
-}
-
-function hashOrNull(text: string | null): string | null {
-  return text === null ? null : sha256Hex(text);
 }

@@ -58,7 +58,7 @@ Deno.test("editing a task's source file reruns that task and its dependants only
       source.replace("v * ctx.config.toy.scale", "v * ctx.config.toy.scale * 10"),
     );
     const why = await p.run(["explain", "scale", "3"]);
-    assertStringIncludes(why.stdout, "source file scale.ts changed");
+    assertStringIncludes(why.stdout, "source tasks/scale.ts changed");
     const r = await p.run(["run", "--json"]);
     assertEquals(r.code, 0, r.stderr);
     assertEquals(

@@ -140,23 +140,41 @@ Deno.test("a cache written with format-1 records is migrated and read as cache h
       JSON.stringify({ digest: imageDigest, size: 5 }),
     );
 
+    // Records from before code identity are adopted once, and the plan says so in one line.
+    const adoptedLine = "38 records adopted without library identity (numbers 1, square 12, " +
+      "scale 12, offset 12, total 1); --force TASK recomputes them";
+    const logs = (r: { events: Record<string, unknown>[] }) =>
+      r.events.filter((e) => e.event === "log").map((e) => e.message);
+    const dry = await p.run(["run", "--dry-run", "--json"]);
+    assertEquals(dry.code, 0, dry.stderr);
+    assertEquals(logs(dry), [adoptedLine]);
     const r = await p.run(["run", "--json"]);
     assertEquals(r.code, 0, r.stderr);
+    assertEquals(logs(r), [adoptedLine]);
     assertEquals(
       Object.fromEntries(ToyProject.ran(r)),
       { numbers: 0, square: 0, scale: 0, offset: 0, total: 0 },
     );
+    const again = await p.run(["run", "--json"]);
+    assertEquals(logs(again), []);
+    assertEquals([...ToyProject.ran(again).values()].reduce((a, b) => a + b, 0), 0);
     // A cache hit publishes the recorded output.
     assertEquals(await Deno.readTextFile(p.out), report);
 
-    const records = await openRecords(p.cache);
+    // The database as it is on disk: the format mark, and no format-1 key left.
+    const kv = await Deno.openKv(join(p.cache, "records.sqlite3"));
     try {
-      const format = await records.kv.get<{ version: number }>(["format"]);
+      const format = await kv.get<{ version: number }>(["format"]);
       assertEquals(format.value?.version, RECORD_FORMAT);
       for (const old of ["act", "old", "fail", "prefix", "cfg", "task"]) {
-        const left = await Array.fromAsync(records.kv.list({ prefix: [old] }));
+        const left = await Array.fromAsync(kv.list({ prefix: [old] }));
         assertEquals(left.length, 0, `format-1 "${old}" records remain`);
       }
+    } finally {
+      kv.close();
+    }
+    const records = await openRecords(p.cache);
+    try {
       const scale = await records.actions("scale");
       assertEquals(scale.size, 12);
       assertEquals(Object.keys(scale.get("3")!.inputs), ["square"]);

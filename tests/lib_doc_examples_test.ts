@@ -20,6 +20,7 @@ Deno.test("deno check --doc lib/: every JSDoc example type-checks", async () => 
 const RUN_EXAMPLES = [
   "lib/base",
   "lib/cli",
+  "lib/dag",
   "lib/executor",
   "lib/package",
   "lib/report",

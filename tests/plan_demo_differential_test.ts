@@ -4,8 +4,10 @@
  * path, a decoder re-exported at the same path, a learning rate alone, `explain --json` to a
  * pipe and a file, `status --limit`), then a seeded random sequence of edits — config fields
  * found by walking the config schema, the decoder's bytes and path, task source files and
- * versions, `--limit`, `--force` — and, on a folder dataset, one input image. After each,
- * what the plan predicts is what the run executes.
+ * versions, library modules (a comment or a new layout: nothing reruns; a new constant: exactly
+ * the tasks whose code holds it), an npm package's version in the lock file, `--limit`,
+ * `--force` — and, on a folder dataset, one input image. After each, what the plan predicts is
+ * what the run executes.
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -22,7 +24,8 @@ import { PlanProject } from "./fixtures/plan_project.ts";
 import { startMirror } from "./fixtures/mirror.ts";
 import { syntheticImage } from "./fixtures/synthetic_images.ts";
 import { writeDemoVae, writeTinyVae } from "./fixtures/vae.ts";
-import { runPipeline } from "../lib/dag/plan.ts";
+import { runPipeline, type RunResult } from "../lib/dag/plan.ts";
+import { type CodeIdentity, CodeReader } from "../lib/dag/code_identity.ts";
 import { TaskGraph } from "../lib/dag/graph.ts";
 import type { Reporter } from "../lib/dag/events.ts";
 import type { Pipeline, Task } from "../lib/dag/task.ts";
@@ -61,6 +64,8 @@ const RUN_ONLY = [
   "download.quota_backoff_s",
   "download.materialize",
   "dataset.mirrors",
+  "optimize.batch_size",
+  "optimize.checkpoint_every",
 ];
 const EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_DEMO_EDITS") ?? 30);
 const FOLDER_EDITS = Number(Deno.env.get("LATENTFORGE_PLAN_FOLDER_EDITS") ?? 6);
@@ -77,8 +82,8 @@ Deno.test({
   const rnd = seededRandom(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
   const project = await PlanProject.create(
-    ["pipeline.ts", ...TASK_FILES.map((t) => `tasks/${t}.ts`)],
-    ["lib", "config", "deno.json"],
+    ["pipeline.ts", "lib", "deno.lock", ...TASK_FILES.map((t) => `tasks/${t}.ts`)],
+    ["config", "deno.json"],
   );
   const mirror = await startMirror({ count: 6, imageSize: 48, seed: 5 });
   const records = await openRecords(project.cache);
@@ -154,10 +159,14 @@ Deno.test({
     assertStringIncludes(why.stdout, "optimize 2: would rerun\n  input decoder changed ");
     let step = await sequence.step("decoder at another path", parse(raw), {});
     assertEquals(step.run.tasks.get("optimize")!.executed.length, 6);
+    // Its weights change no latent the encoder gives (it takes the same 4 channels).
+    assertEquals(step.run.tasks.get("encode")!.executed.length, 0);
+    assertEquals(step.plan.tasks.get("encode")!.plans.size, 0);
     // The decoder re-exported at the same path.
     await Deno.copyFile(decoders[2], other);
     step = await sequence.step("decoder re-exported at the same path", parse(raw), {});
     assertEquals(step.run.tasks.get("optimize")!.executed.length, 6);
+    assertEquals(step.run.tasks.get("encode")!.executed.length, 0);
     // Only the learning rate: the reasons name it and nothing else.
     raw = withField(raw, ["optimize", "lr"], 0.05);
     step = await sequence.step("optimize.lr alone", parse(raw), {});
@@ -231,10 +240,14 @@ Deno.test({
         "decoder",
         "source",
         "version",
+        "library",
+        "library",
+        "npm",
         "limit",
         "force",
         "revert",
       ]);
+      let check: (plan: RunResult) => Promise<string[]> = () => Promise.resolve([]);
       if (kind === "field") {
         const fields = configFields(pipeline.schema, parse(raw));
         const field = pick(fields);
@@ -257,11 +270,10 @@ Deno.test({
           nothing = true;
         }
       } else if (kind === "source") {
-        const task = pick(TASK_FILES);
-        await Deno.writeTextFile(project.path(`tasks/${task}.ts`), `// edit ${n}\n`, {
-          append: true,
-        });
-        label = `edit the source of ${task}`;
+        const file = `tasks/${pick(TASK_FILES)}.ts`;
+        await project.addConstant(file, n);
+        label = `a constant added to ${file}`;
+        check = rerunsExactly(pipeline, `source ${file} changed`, (c) => file in c.modules);
       } else if (kind === "version") {
         const i = Math.floor(rnd() * TASKS.length);
         const file = project.path(`tasks/${TASK_FILES[i]}.ts`);
@@ -271,6 +283,22 @@ Deno.test({
         await Deno.writeTextFile(file, text.replace(`version: "${was}"`, `version: "${now}"`));
         versions.set(TASKS[i], now);
         label = `bump the version of ${TASKS[i]} to ${now}`;
+      } else if (kind === "library") {
+        const module = pick(await libraryModules(pipeline));
+        const how = pick(["comment", "format", "constant"]);
+        if (how === "comment") await project.comment(module, n);
+        else if (how === "format") await project.reformat(module, n);
+        else await project.addConstant(module, n);
+        label = `library ${module}: ${how}`;
+        nothing = how !== "constant";
+        if (how === "constant") {
+          check = rerunsExactly(pipeline, `source ${module} changed`, (c) => module in c.modules);
+        }
+      } else if (kind === "npm") {
+        const name = pick(["onnxruntime-node", "sharp", "csv-parse"]);
+        const { was, now } = await project.bumpNpm(name, n);
+        label = `npm ${name} ${was} → ${now} in the lock file`;
+        check = rerunsExactly(pipeline, `${name} ${was} → ${now}`, (c) => name in c.npm);
       } else if (kind === "limit") {
         opts.limit = 1 + Math.floor(rnd() * 6);
         label = `--limit ${opts.limit}`;
@@ -282,7 +310,13 @@ Deno.test({
         label = "back to an earlier config";
       }
       counts.set(kind, (counts.get(kind) ?? 0) + 1);
-      const { run } = await sequence.step(`step ${n} (${label})`, parse(raw), opts, { nothing });
+      const { run } = await sequence.step(
+        `step ${n} (${label})`,
+        parse(raw),
+        opts,
+        { nothing },
+        check,
+      );
       const broken = [...run.tasks].filter(([, t]) => t.status === "failed");
       if (broken.length) {
         // A config this machine or these models cannot run (the plan said so too): the next
@@ -333,6 +367,43 @@ Deno.test({
     await project.cleanup();
   }
 });
+
+/** The library modules (not task files) the tasks' keys hold, as paths of the copy. */
+async function libraryModules(pipeline: Pipeline<unknown>): Promise<string[]> {
+  const reader = new CodeReader();
+  const out = new Set<string>();
+  for (const task of pipeline.tasks) {
+    for (const m of Object.keys((await reader.read(task.source)).identity.modules)) {
+      if (m.startsWith("lib/") && m.endsWith(".ts")) out.add(m);
+    }
+  }
+  return [...out].sort();
+}
+
+/**
+ * A check of a plan: the tasks whose code `holds` the edit plan to rerun because of `reason`
+ * (each of their items, unless they cannot be listed yet), and no other task names it.
+ */
+function rerunsExactly(
+  pipeline: Pipeline<unknown>,
+  reason: string,
+  holds: (code: CodeIdentity) => boolean,
+): (plan: RunResult) => Promise<string[]> {
+  return async (plan) => {
+    const reader = new CodeReader();
+    const problems: string[] = [];
+    for (const task of pipeline.tasks) {
+      const t = plan.tasks.get(task.name)!;
+      const held = holds((await reader.read(task.source)).identity);
+      const naming = [...t.plans.values()].filter((p) => p.reasons.some((r) => r.text === reason));
+      if (held && !t.unlisted && naming.length !== t.counts.total) {
+        problems.push(`${task.name}: ${naming.length} of ${t.counts.total} items say "${reason}"`);
+      }
+      if (!held && naming.length > 0) problems.push(`${task.name} says "${reason}"`);
+    }
+    return problems;
+  };
+}
 
 function size(n: number) {
   return { width: n, height: n };

@@ -142,11 +142,13 @@ Deno.test({
           label = "weights: a new file";
         }
       } else if (kind === "source") {
+        // A comment changes nothing a key holds; a new constant changes the task's code.
         const task = pick(TASKS);
-        await Deno.writeTextFile(project.path(`${TOY}/tasks/${task}.ts`), `// edit ${step}\n`, {
-          append: true,
-        });
-        label = `edit the source of ${task}`;
+        const comment = rnd() < 0.5;
+        const line = comment ? `// edit ${step}\n` : `export const EDIT_${step} = ${step};\n`;
+        await Deno.writeTextFile(project.path(`${TOY}/tasks/${task}.ts`), line, { append: true });
+        label = `${comment ? "a comment" : "a constant"} added to ${task}`;
+        expectNothing = comment;
       } else if (kind === "version") {
         const task = pick(TASKS);
         const file = project.path(`${TOY}/tasks/${task}.ts`);

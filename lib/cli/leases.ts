@@ -35,7 +35,7 @@ export async function runLeased(
 ): Promise<number> {
   let lease: Lease;
   try {
-    lease = await acquireLease(records.kv, {
+    lease = await acquireLease(records, {
       cacheDir,
       command,
       wait,

@@ -1,25 +1,22 @@
 /**
  * `run [targets…]`: brings the targets up to date, running what is not cached, under the
  * cache's lease; `--dry-run` prints what would run and why, from the same plan. Objects a run
- * finds corrupt or missing invalidate the records built from them, and the run goes once more.
- * Ctrl-C finishes what is in flight; a second Ctrl-C quits at once.
+ * finds corrupt or missing are built again within it (lib/dag/damage_repair.ts). Ctrl-C
+ * finishes what is in flight; a second Ctrl-C quits at once.
  *
  * @module
  */
 import type { Command } from "commander";
 import { loadConfig } from "../dag/config.ts";
-import type { Reporter } from "../dag/events.ts";
-import type { TaskGraph } from "../dag/graph.ts";
 import { chooseReporter } from "../dag/progress.ts";
-import { runPipeline, type RunResult } from "../dag/plan.ts";
+import { runPipeline } from "../dag/plan.ts";
 import type { Executor } from "../dag/remote.ts";
 import type { ExecutorConfig } from "../executor/config.ts";
 import { SlurmError } from "../executor/slurm_error.ts";
 import { SlurmExecutor } from "../executor/slurm_executor.ts";
 import { workerCommand } from "../executor/worker_command.ts";
-import { invalidateFrom } from "../store/invalidate.ts";
 import { ObjectStore } from "../store/objects.ts";
-import { openRecords, type Records } from "../store/records.ts";
+import { openRecords } from "../store/records.ts";
 import { EXIT } from "./exit_codes.ts";
 import { runLeased } from "./leases.ts";
 import {
@@ -130,10 +127,7 @@ async function runCommand<C>(
       return (await go()).exitCode;
     }
     return await runLeased(records, opts.cache, "run", opts.wait ?? false, async () => {
-      let result = await go();
-      if (store.damaged.size > 0 && result.status !== "interrupted" && !result.fault) {
-        result = await rerunDamaged(store, records, graph, reporter, go);
-      }
+      const result = await go();
       // Said once, after the progress lines: what was found and what to do.
       if (result.fault) console.error(`error: ${result.fault.message}`);
       return result.exitCode;
@@ -144,31 +138,6 @@ async function runCommand<C>(
     Deno.removeSignalListener("SIGTERM", onSignal);
     records.close();
   }
-}
-
-/**
- * Objects a run found corrupt (now quarantined) or missing: the records built from them are
- * invalidated and the run goes once more, so the actions that made them rerun.
- */
-async function rerunDamaged(
-  store: ObjectStore,
-  records: Records,
-  graph: TaskGraph,
-  reporter: Reporter,
-  go: () => Promise<RunResult>,
-): Promise<RunResult> {
-  const damaged = new Set(store.damaged);
-  store.damaged.clear();
-  const deps = new Map(graph.order.map((t) => [t.name, t.deps]));
-  const inv = await invalidateFrom(records, damaged, { deps });
-  const which = Object.entries(inv.byTask).map(([t, n]) => `${t} ${n}`).join(", ");
-  reporter.emit({
-    event: "log",
-    task: "run",
-    message: `${damaged.size} stored object(s) were corrupt or missing; running again the ` +
-      `actions built from them (${which || "none recorded"})`,
-  });
-  return await go();
 }
 
 /** The executor the config and `--executor` ask for; checks Slurm is reachable up front. */

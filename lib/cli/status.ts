@@ -81,6 +81,8 @@ export interface StatusRow {
   mayRun: number;
   /** Items that failed in an earlier run (and would run again). */
   failed: number;
+  /** Items an interrupted run left unfinished (they resume from their checkpoints). */
+  interrupted: number;
   lastRun: string | null;
   /** Why the task cannot be planned or run (a missing model, a blocked upstream task). */
   problem?: string;
@@ -112,7 +114,8 @@ export interface StatusRow {
  * const rows = await withPlan(cli, ["hello"], opts, (plan) =>
  *   Promise.resolve(statusRows(["hello"], plan, new Map())));
  * assert.deepEqual(rows, [{
- *   task: "hello", items: 1, cached: 0, stale: 1, wouldRun: 1, mayRun: 0, failed: 0, lastRun: null,
+ *   task: "hello", items: 1, cached: 0, stale: 1, wouldRun: 1, mayRun: 0, failed: 0,
+ *   interrupted: 0, lastRun: null,
  * }]);
  * await Deno.remove(dir, { recursive: true });
  * ```
@@ -127,10 +130,12 @@ export function statusRows(
     let wouldRun = 0;
     let mayRun = 0;
     let failed = 0;
+    let interrupted = 0;
     for (const p of t.plans.values()) {
       if (p.verdict === "run") wouldRun++;
       else mayRun++;
       if (p.reasons.some((r) => r.kind === "failed")) failed++;
+      if (p.reasons.some((r) => r.kind === "interrupted")) interrupted++;
     }
     const row: StatusRow = {
       task: name,
@@ -140,6 +145,7 @@ export function statusRows(
       wouldRun,
       mayRun,
       failed,
+      interrupted,
       lastRun: lastRuns.get(name) ?? null,
     };
     if (t.status !== "ok") row.problem = t.reason ?? t.status;
@@ -156,7 +162,7 @@ export function statusRows(
  *
  * const table = renderStatus([{
  *   task: "square", items: 3, cached: 3, stale: 0, wouldRun: 0, mayRun: 0, failed: 0,
- *   lastRun: null,
+ *   interrupted: 0, lastRun: null,
  * }]);
  * assert.deepEqual(table.split("\n"), [
  *   "task    items  cached  run  may run  failed  last run",
@@ -183,6 +189,13 @@ export function renderStatus(rows: StatusRow[]): string {
     row.map((cell, i) => i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])).join("  ")
   );
   for (const r of rows) {
+    if (r.interrupted > 0) {
+      const one = r.interrupted === 1;
+      lines.push(
+        `${r.task}: ${r.interrupted} ${one ? "item" : "items"} interrupted, ` +
+          `${one ? "resumes from its checkpoint" : "resume from their checkpoints"}`,
+      );
+    }
     if (r.problem) lines.push(`${r.task}: ${r.problem}`);
     else if (r.items === null) {
       lines.push(`${r.task}: its items are known once what it reads has run`);

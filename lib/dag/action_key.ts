@@ -1,8 +1,9 @@
 /**
- * Action keys: how the components of an action (its task's version, source file and config
+ * Action keys: how the components of an action (its task's version, code identity and config
  * slice, the digests of its inputs, its own parameters) become one sha256, and how an output
  * becomes the digest its dependants are keyed with. The encodings are fixed: changing one
- * would turn every cached record into a miss.
+ * would turn every cached record into a miss (format 2 of the task hash, with the code
+ * identity, replaced format 1's source file once; lib/dag/adoption.ts carries records over).
  *
  * @module
  */
@@ -15,12 +16,22 @@ import type { Output, TaskComponents } from "../store/records.ts";
  *
  * @example
  * ```ts
- * const hash = taskHash("optimize", { version: "1", source: "ab12…", config: "cd34…" });
+ * import assert from "node:assert/strict";
+ *
+ * const a = taskHash("optimize", { version: "1", code: "ab12", config: "cd34" });
+ * const b = taskHash("optimize", { version: "1", code: "ab13", config: "cd34" });
+ * assert.match(a, /^[0-9a-f]{64}$/);
+ * assert.notEqual(a, b); // other code, another task hash
  * ```
  */
 export function taskHash(task: string, parts: TaskComponents): string {
-  // Format 1 named the components v, s and c; the hash keeps that spelling.
-  return hashJson({ task, v: parts.version, s: parts.source, c: parts.config });
+  return hashJson({
+    format: 2,
+    task,
+    version: parts.version,
+    code: parts.code,
+    config: parts.config,
+  });
 }
 
 /**
@@ -28,9 +39,12 @@ export function taskHash(task: string, parts: TaskComponents): string {
  *
  * @example
  * ```ts
- * const key = actionKey(taskHash("square", { version: "1", source: "s", config: "c" }), {
- *   numbers: "9f86d081…",
- * });
+ * import assert from "node:assert/strict";
+ *
+ * const task = taskHash("square", { version: "1", code: "s", config: "c" });
+ * const key = actionKey(task, { numbers: "9f86d081" });
+ * assert.equal(actionKey(task, { numbers: "9f86d081" }), key);
+ * assert.notEqual(actionKey(task, { numbers: "9f86d082" }), key);
  * ```
  */
 export function actionKey(
@@ -46,7 +60,11 @@ export function actionKey(
  *
  * @example
  * ```ts
- * paramsHash({ md5: "0cc175b9c0f1b6a831c399e269772661", size: 1 });
+ * import assert from "node:assert/strict";
+ *
+ * const a = paramsHash({ md5: "0cc175b9c0f1b6a831c399e269772661", size: 1 });
+ * assert.equal(paramsHash({ size: 1, md5: "0cc175b9c0f1b6a831c399e269772661" }), a);
+ * assert.equal(paramsHash(undefined), undefined);
  * ```
  */
 export function paramsHash(params: Json | undefined): string | undefined {
@@ -58,7 +76,9 @@ export function paramsHash(params: Json | undefined): string | undefined {
  *
  * @example
  * ```ts
- * outputDigest({ objects: {}, meta: 4 });
+ * import assert from "node:assert/strict";
+ *
+ * assert.notEqual(outputDigest({ objects: {}, meta: 4 }), outputDigest({ objects: {}, meta: 5 }));
  * ```
  */
 export function outputDigest(out: Output): string {

@@ -17,7 +17,7 @@ import type { ObjectStore } from "../store/objects.ts";
 import type { ObjectAliases } from "../store/aliases.ts";
 import type { ActionDecider } from "./staleness.ts";
 import type { ActionResult } from "./task.ts";
-import type { Work } from "./work_pool.ts";
+import type { Work } from "./pool.ts";
 import { TaskContractError } from "./errors.ts";
 
 /** What the recorder needs from the task it records for. */

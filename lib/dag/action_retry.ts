@@ -6,7 +6,7 @@
  */
 import { retry } from "../base/retry.ts";
 import type { RetryPolicy } from "./task.ts";
-import type { Work } from "./work_pool.ts";
+import type { Work } from "./pool.ts";
 
 /** The default retry policy for retryable errors. */
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseMs: 500, maxMs: 30_000 };

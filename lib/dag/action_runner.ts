@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { AGGREGATE_ITEM, type Output } from "../store/records.ts";
+import { AGGREGATE_ITEM, type CodeIdentity, type Output } from "../store/records.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import { outputDigest } from "./action_key.ts";
 import { ActionRecorder } from "./action_recorder.ts";
@@ -18,21 +18,36 @@ import type {
   Log,
   RetryPolicy,
   StoredFile,
+  Task,
   TaskContext,
 } from "./task.ts";
-import type { TaskDriver } from "./task_driver.ts";
 import { isAbort } from "../base/abort.ts";
 import { DEFAULT_RETRY, withRetry } from "./action_retry.ts";
 import { checkpointPath, itemContext } from "./item_context.ts";
-import type { PoolHost, Work } from "./work_pool.ts";
+import type { PoolHost, Work } from "./pool.ts";
+import type { RecorderHost } from "./action_recorder.ts";
+import type { RunContext } from "./run_context.ts";
+import type { TaskState } from "./task_state.ts";
+
+/** What the runner needs from the task whose actions it runs. */
+export interface RunnerHost extends RecorderHost {
+  readonly task: Task;
+  readonly ctx: TaskContext<unknown>;
+  readonly run: RunContext;
+  readonly state: TaskState;
+  /** Takes the failure of an action whose input object is damaged, to rebuild it (true). */
+  repairs(work: Work, e: unknown): boolean;
+  /** The output of an action that rebuilt a damaged one, recorded (see damage_repair.ts). */
+  rebuilt(id: string, p: { out: Output; digest: string }, ran: boolean): void;
+}
 
 /** Runs and records the actions of one task. */
 export class ActionRunner implements PoolHost, RemoteHost {
-  readonly #driver: TaskDriver;
+  readonly #driver: RunnerHost;
   readonly #recorder: ActionRecorder;
   #state?: Promise<unknown>;
 
-  constructor(driver: TaskDriver) {
+  constructor(driver: RunnerHost) {
     this.#driver = driver;
     this.#recorder = new ActionRecorder(driver);
   }
@@ -55,6 +70,9 @@ export class ActionRunner implements PoolHost, RemoteHost {
   get taskHash(): string {
     return this.#driver.taskHash;
   }
+  get code(): CodeIdentity {
+    return this.#driver.decider.facts.code;
+  }
   get files(): Record<string, StoredFile> {
     return this.#driver.ctx.files;
   }
@@ -65,6 +83,14 @@ export class ActionRunner implements PoolHost, RemoteHost {
   /** The prepared state, once `prepare` has run (for teardown). */
   get state(): Promise<unknown> | undefined {
     return this.#state;
+  }
+
+  /** Releases what `prepare` opened (the task's `teardown`); the next action prepares again. */
+  async release(): Promise<void> {
+    const task = this.#driver.task as EachTask;
+    const state = this.#state;
+    this.#state = undefined;
+    if (task.teardown && state) await task.teardown(await state);
   }
 
   prepared(): Promise<unknown> {
@@ -137,8 +163,9 @@ export class ActionRunner implements PoolHost, RemoteHost {
     const digest = outputDigest(out);
     await this.#recorder.record(work, result, digest, ms);
     if (work.checkpointed) d.run.checkpointDone(checkpointPath(this.store.root, d.name, work.key));
-    d.counts.ran++;
-    d.executed.push(work.item.id);
+    d.run.remember(out, digest);
+    if (work.rebuild) d.rebuilt(work.item.id, { out, digest }, true);
+    else d.state.ran(work.item.id, { out, digest });
     if (work.item.id !== AGGREGATE_ITEM) {
       d.run.options.reporter.emit({
         event: "item",
@@ -148,20 +175,20 @@ export class ActionRunner implements PoolHost, RemoteHost {
         ms: Math.round(ms),
       });
     }
-    d.run.options.reporter.progress(d.name, d.counts);
-    d.run.remember(out, digest);
-    d.produce(work.item.id, { out, digest });
+    d.run.options.reporter.progress(d.name, d.state.counts);
   }
 
   recordFailure(work: Work, e: unknown, ms: number): void {
     const d = this.#driver;
     // A full disk or a read-only folder is no fault of the item: it stops the run instead.
     if (d.run.fault(e)) return;
+    // Nor is an input object found damaged: what made it runs again, then this action.
+    // (An action rebuilding a damaged output whose own input is damaged fails: its reader is
+    // told why.)
+    if (!work.rebuild && d.repairs(work, e)) return;
     const reason = errorText(e);
     this.#recorder.recordFailure(work, e, reason);
-    d.failed.set(work.item.id, reason);
-    d.executed.push(work.item.id);
-    d.counts.failed++;
+    d.state.failedItem(work.item.id, reason);
     d.run.options.reporter.emit({
       event: "item",
       task: d.name,
@@ -170,7 +197,7 @@ export class ActionRunner implements PoolHost, RemoteHost {
       ms: Math.round(ms),
       reason,
     });
-    d.run.options.reporter.progress(d.name, d.counts);
+    d.run.options.reporter.progress(d.name, d.state.counts);
   }
 
   /** Makes a superseded record current again (a cache hit after a revert). */

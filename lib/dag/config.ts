@@ -19,8 +19,19 @@ export class ConfigError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pipeline } from "../../pipeline.ts";
- * const config = await loadConfig(pipeline, "config/demo.json", ["optimize.lr=0.05"]);
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({
+ *   dataset: { kind: "folder", path: dir },
+ *   model: { encoder: { path: "e.onnx" }, decoder: { path: "d.onnx" }, scaling_factor: 1 },
+ * }));
+ * const config = await loadConfig(pipeline, `${dir}/config.json`, ["optimize.lr=0.05"]);
+ * assert.equal(config.optimize.lr, 0.05);
+ * assert.equal(config.optimize.max_steps, 100); // a default
+ * await assert.rejects(loadConfig(pipeline, `${dir}/config.json`, ["optimize.lr=-1"]), ConfigError);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadConfig<C>(
@@ -115,8 +126,10 @@ export function getPath(config: unknown, path: string): unknown {
  *
  * @example
  * ```ts
- * configSlice({ optimize: { lr: 0.1, steps: 5 } }, ["optimize", "!optimize.steps"]);
- * // { "optimize.lr": 0.1 }
+ * import assert from "node:assert/strict";
+ *
+ * const slice = configSlice({ optimize: { lr: 0.1, steps: 5 } }, ["optimize", "!optimize.steps"]);
+ * assert.deepEqual(slice, { "optimize.lr": 0.1 });
  * ```
  */
 export function configSlice(config: unknown, paths: string[]): Record<string, Json> {
@@ -142,8 +155,11 @@ export function configSlice(config: unknown, paths: string[]): Record<string, Js
  *
  * @example
  * ```ts
- * projectConfig({ model: { path: "m.onnx", scale: 1 } }, ["model", "!model.path"]);
- * // { model: { scale: 1 } }
+ * import assert from "node:assert/strict";
+ *
+ * const config = { model: { path: "m.onnx", scale: 1 } };
+ * assert.deepEqual(projectConfig(config, ["model", "!model.path"]), { model: { scale: 1 } });
+ * assert.deepEqual(projectConfig(config, ["model", "!model.path"], ["model.path"]), config);
  * ```
  */
 export function projectConfig(config: unknown, paths: string[], reads: string[] = []): unknown {
@@ -163,6 +179,54 @@ export function projectConfig(config: unknown, paths: string[], reads: string[] 
   for (const path of excluded) if (getPath(out, path) !== undefined) set(path, undefined);
   for (const path of reads) set(path, structuredClone(getPath(config, path)));
   return out;
+}
+
+/**
+ * The config without the fields a task declaring `paths` keys on: what its outputs do not
+ * state (where inputs are, how things run), for the record of how they were made. Sections
+ * left empty are left out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * const config = { optimize: { lr: 0.1, batch_size: 4 }, package: { out_dir: "out" } };
+ * assert.deepEqual(unkeyedConfig(config, ["optimize", "!optimize.batch_size"]), {
+ *   optimize: { batch_size: 4 },
+ *   package: { out_dir: "out" },
+ * });
+ * ```
+ */
+export function unkeyedConfig(config: unknown, paths: readonly string[]): unknown {
+  const walk = (value: unknown, path: string): unknown => {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      return isKeyed(path, paths) ? undefined : value;
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(value)) {
+      const kept = walk(v, path === "" ? key : `${path}.${key}`);
+      if (kept !== undefined) out[key] = kept;
+    }
+    return Object.keys(out).length === 0 && path !== "" ? undefined : out;
+  };
+  return walk(config, "");
+}
+
+/**
+ * Whether a task declaring config paths `paths` keys on the field `field`: it is under one of
+ * them and not under one written `!path`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isKeyed("optimize.lr", ["optimize", "!optimize.batch_size"]), true);
+ * assert.equal(isKeyed("optimize.batch_size", ["optimize", "!optimize.batch_size"]), false);
+ * ```
+ */
+export function isKeyed(field: string, paths: readonly string[]): boolean {
+  const { included, excluded } = splitPaths([...paths]);
+  return isUnder(field, included) && !isUnder(field, excluded);
 }
 
 function splitPaths(paths: string[]): { included: string[]; excluded: string[] } {

@@ -19,8 +19,10 @@ export class UpstreamError extends Error {
  *
  * @example
  * ```ts
- * errorText(new Error("download failed", { cause: new Error("connection reset") }));
- * // "download failed (connection reset)"
+ * import assert from "node:assert/strict";
+ *
+ * const e = new Error("download failed", { cause: new Error("connection reset") });
+ * assert.equal(errorText(e), "download failed (connection reset)");
  * ```
  */
 export function errorText(e: unknown): string {

@@ -7,7 +7,11 @@
  *   planning stays fast and a touched but unchanged file costs one hash;
  * - a URL with a pinned sha256: that sha256; with a pinned MD5 only: `md5:<hex>`;
  * - a URL without a pin: unknown until fetched; a run fetches it and uses its sha256, a plan
- *   says that what depends on it may rerun.
+ *   says that what depends on it may rerun;
+ * - a file declared with `keyOn` (see `FileDeclaration`): what is read from its bytes, written
+ *   `name:value` (`latent-channels:{"channels":4}`), remembered by its sha256 — or, when the
+ *   file cannot tell, what the declaration says otherwise, else its sha256; a plan that cannot
+ *   read the file yet says it is unknown.
  *
  * @module
  */
@@ -16,11 +20,11 @@ import { resolve } from "node:path";
 import type { ObjectStore } from "../store/objects.ts";
 import { type FileDigest, KEYS, type Records, type RecordWriter } from "../store/records.ts";
 import type { ObjectAliases } from "../store/aliases.ts";
-import { hashJson } from "../store/canonical.ts";
+import { canonicalJson, hashJson, type Json } from "../store/canonical.ts";
 import { fetchSource, type FileSourceSpec } from "../net/fetch_source.ts";
 import { retry } from "../base/retry.ts";
 import { getPath } from "./config.ts";
-import type { FileDownloadOptions, RetryPolicy, StoredFile } from "./task.ts";
+import type { FileDeclaration, FileDownloadOptions, RetryPolicy, StoredFile } from "./task.ts";
 
 /** Raised for a declared file that is missing, unreadable or not what its pins say. */
 export class FileInputError extends Error {
@@ -36,6 +40,8 @@ export interface PlannedFile {
   identity: string | null;
   /** The local file's absolute path, for a `{ path }` source. */
   path?: string;
+  /** What of the file is keyed, when not its bytes. */
+  keyOn?: FileDeclaration["keyOn"];
 }
 
 /** Marks an input digest that is unknown until the file is fetched. */
@@ -46,23 +52,34 @@ export const UNKNOWN_FILE = "unknown-until-fetched:";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openRecords } from "../store/records.ts";
  *
- * const records = await openRecords("cache");
- * const planned = await planFiles({ decoder: "model.decoder" }, {
- *   model: { decoder: { url: "https://example.org/vae.onnx", sha256: "ab".repeat(32) } },
+ * const cache = await Deno.makeTempDir();
+ * const records = await openRecords(cache);
+ * await Deno.writeTextFile(`${cache}/vae_encoder.onnx`, "the encoder's bytes");
+ * const planned = await planFiles({ decoder: "model.decoder", encoder: "model.encoder" }, {
+ *   model: {
+ *     decoder: { url: "https://example.org/vae.onnx", sha256: "ab".repeat(32) },
+ *     encoder: { path: `${cache}/vae_encoder.onnx` },
+ *   },
  * }, records);
- * planned.decoder.identity; // "abab…"
+ * assert.equal(planned.decoder.identity, "ab".repeat(32)); // its pin: nothing fetched
+ * assert.match(planned.encoder.identity!, /^[0-9a-f]{64}$/); // the local file's sha256
+ * records.close();
+ * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function planFiles(
-  declared: Record<string, string | undefined>,
+  declared: Record<string, string | FileDeclaration | undefined>,
   config: unknown,
   records: Records,
 ): Promise<Record<string, PlannedFile>> {
   const out: Record<string, PlannedFile> = {};
-  for (const [name, field] of Object.entries(declared)) {
-    if (field === undefined) continue;
+  for (const [name, declaration] of Object.entries(declared)) {
+    if (declaration === undefined) continue;
+    const field = typeof declaration === "string" ? declaration : declaration.field;
+    const keyOn = typeof declaration === "string" ? undefined : declaration.keyOn;
     const source = getPath(config, field) as FileSourceSpec | undefined | null;
     if (!source || typeof source !== "object") {
       throw new FileInputError(
@@ -79,10 +96,10 @@ export async function planFiles(
       }
       check(field, path, "sha256", source.sha256, digest.sha256);
       check(field, path, "MD5", source.md5, digest.md5);
-      out[name] = { field, source, identity: digest.sha256, path };
+      out[name] = { field, source, identity: digest.sha256, path, keyOn };
     } else if (source.url !== undefined) {
       const identity = source.sha256 ?? (source.md5 ? `md5:${source.md5}` : null);
-      out[name] = { field, source, identity };
+      out[name] = { field, source, identity, keyOn };
     } else {
       throw new FileInputError(`${field}: expected a path or a url`);
     }
@@ -95,6 +112,73 @@ export function fileInputDigests(planned: Record<string, PlannedFile>): Record<s
   const out: Record<string, string> = {};
   for (const [name, f] of Object.entries(planned)) {
     out[name] = f.identity ?? `${UNKNOWN_FILE}${f.source.url}`;
+  }
+  return out;
+}
+
+/** Where what is read from declared files is remembered (the cache's records). */
+export interface FileKeyCache {
+  fileKey(scope: string, name: string, sha256: string): Promise<{ value: Json } | null>;
+  putFileKey(scope: string, name: string, sha256: string, value: Json): Promise<void>;
+}
+
+/**
+ * The input digests of the declared files, with those declared `keyOn` replaced by what is
+ * read from them: `where` says where the bytes of a file can be read now (null when they
+ * cannot be before it is fetched: it is then unknown); what was read is remembered by the
+ * file's sha256 within `scope` (the task's code, which reads it).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { Json } from "../store/canonical.ts";
+ *
+ * const remembered = new Map<string, { value: Json }>();
+ * const cache: FileKeyCache = {
+ *   fileKey: (scope, name, sha) => Promise.resolve(remembered.get(`${scope} ${name} ${sha}`) ?? null),
+ *   putFileKey: (scope, name, sha, value) => {
+ *     remembered.set(`${scope} ${name} ${sha}`, { value });
+ *     return Promise.resolve();
+ *   },
+ * };
+ * const planned: Record<string, PlannedFile> = {
+ *   decoder: {
+ *     field: "model.decoder", source: { path: "d.onnx" }, identity: "ab".repeat(32),
+ *     keyOn: { name: "latent-channels", read: () => Promise.resolve({ channels: 4 }) },
+ *   },
+ * };
+ * const inputs = await keyedFileInputs(planned, { decoder: "ab".repeat(32) }, {
+ *   where: () => Promise.resolve({ path: "d.onnx", sha256: "ab".repeat(32) }), cache, scope: "c0de",
+ * });
+ * assert.deepEqual(inputs, { decoder: 'latent-channels:{"channels":4}' });
+ * ```
+ */
+export async function keyedFileInputs(
+  planned: Record<string, PlannedFile>,
+  inputs: Record<string, string>,
+  { where, cache, scope }: {
+    where: (name: string) => Promise<{ path: string; sha256: string } | null>;
+    cache: FileKeyCache;
+    scope: string;
+  },
+): Promise<Record<string, string>> {
+  const out = { ...inputs };
+  for (const [name, f] of Object.entries(planned)) {
+    if (!f.keyOn) continue;
+    const file = await where(name);
+    if (file === null) {
+      out[name] = `${UNKNOWN_FILE}${f.source.url ?? f.source.path}`;
+      continue;
+    }
+    const known = await cache.fileKey(scope, f.keyOn.name, file.sha256);
+    let value: Json;
+    if (known) value = known.value;
+    else {
+      value = await f.keyOn.read(file.path);
+      await cache.putFileKey(scope, f.keyOn.name, file.sha256, value);
+    }
+    value ??= f.keyOn.otherwise ?? null;
+    out[name] = value === null ? file.sha256 : `${f.keyOn.name}:${canonicalJson(value)}`;
   }
   return out;
 }

@@ -7,123 +7,153 @@
  * @module
  */
 import type { Output } from "../store/records.ts";
-import { paramsHash } from "./action_key.ts";
 import { TaskContractError } from "./errors.ts";
 import { joinItems } from "./item_join.ts";
 import type { Pool } from "./pool.ts";
-import { RemotePool } from "./remote_pool.ts";
 import { isProvisional } from "./staleness.ts";
 import type { EachTask, Item } from "./task.ts";
-import type { TaskDriver } from "./task_driver.ts";
-import { WorkPool } from "./work_pool.ts";
+import type { FlowHost } from "./flow_host.ts";
+
+/** What the item flow needs from the task it drives. */
+export interface ItemFlowHost extends FlowHost {
+  openPool(task: EachTask): Pool;
+  /** The prepared state of the task, when `prepare` ran (for its summary). */
+  preparedState(): Promise<unknown> | undefined;
+  /** Releases what `prepare` opened (`teardown`). */
+  release(): Promise<void>;
+  /** How the input digests of an item are made (for an item decided again). */
+  useInputs(inputs: (item: Item) => Record<string, string>): void;
+  /** Ends the task as blocked by an upstream task. */
+  block(reason: string): void;
+}
 
 /**
- * Drives the items of per-item task `task` (its driver `d`); `flowDeps` are the per-item
- * tasks it follows (none when it lists its own items). Returns false when an upstream task
- * it follows ended blocked or failed without results.
+ * Drives the items of per-item task `task` (its host `d`); `flowDeps` are the per-item tasks it
+ * follows (none when it lists its own items). Returns false when an upstream task it follows
+ * ended blocked or failed without results.
  */
 export async function driveItems(
-  d: TaskDriver,
+  d: ItemFlowHost,
   task: EachTask,
   flowDeps: string[],
 ): Promise<boolean> {
-  const { executor, limit } = d.run.options;
-  const pool: Pool = executor?.tasks.includes(task.name) && !d.dryRun
-    ? new RemotePool(d.actions, task, executor)
-    : new WorkPool(d.actions, task);
+  const pool = d.openPool(task);
   // A task that lists its own items picks its inputs; one that follows its upstream items
   // depends on its aggregate upstream tasks as a whole.
-  const wholeInputs: Record<string, string> = { ...d.fileInputs };
-  for (const dep of task.items ? [] : task.deps) {
-    if (d.run.driver(dep).task.kind === "aggregate") wholeInputs[dep] = d.wholeInput(dep);
-  }
-  let chain = Promise.resolve();
+  const wholeInputs = d.wholeInputs(
+    task.items ? [] : task.deps.filter((dep) => d.run.driver(dep).task.kind === "aggregate"),
+  );
   const whole = Object.keys(wholeInputs).length > 0;
+  const inputsOf = (item: Item) => {
+    const inputs = { ...wholeInputs };
+    for (const [name, out] of Object.entries(item.inputs)) inputs[name] = d.run.digestOf(out);
+    return inputs;
+  };
+  d.useInputs(inputsOf);
   const consider = (item: Item, digests?: Record<string, string>) => {
     // The join hands each item a fresh object of digests: used as it is when nothing joins it.
-    let inputs: Record<string, string>;
-    if (digests) inputs = whole ? Object.assign({ ...wholeInputs }, digests) : digests;
-    else {
-      inputs = { ...wholeInputs };
-      for (const [name, out] of Object.entries(item.inputs)) inputs[name] = d.run.digestOf(out);
-    }
-    const params = paramsHash(item.params);
-    d.counts.total++;
-    d.expected.push(item.id);
-    const decision = d.decider.decide(item.id, inputs, params);
-    if (!(decision instanceof Promise)) return d.apply(item, inputs, params, decision, pool);
-    chain = chain.then(async () => d.apply(item, inputs, params, await decision, pool));
+    const inputs = digests
+      ? (whole ? Object.assign({ ...wholeInputs }, digests) : digests)
+      : inputsOf(item);
+    d.admit(item, inputs, pool);
   };
 
-  const listed: Item[] = [];
-  if (task.items) {
-    const unknown = d.dryRun
-      ? task.deps.find((dep) => {
-        const s = d.run.driver(dep);
-        return s.unlisted || [...s.done.values()].some((p) => isProvisional(p.digest));
-      })
-      : undefined;
-    if (unknown) {
-      // Items cannot be listed from outputs that do not exist yet.
-      d.unlisted = `unknown until ${unknown} runs`;
-    } else {
-      let specs = await task.items(d.ctx, d.run.upstream());
-      if (limit !== undefined) specs = specs.slice(0, limit);
-      const seen = new Set<string>();
-      for (const spec of specs) {
-        if (seen.has(spec.id)) {
-          throw new TaskContractError(`task "${task.name}" lists item id "${spec.id}" twice`);
-        }
-        seen.add(spec.id);
-        const item = {
-          id: spec.id,
-          inputs: spec.inputs ?? {},
-          params: spec.params,
-          extra: spec.extra,
-        };
-        if (task.summarize) listed.push(item);
-        consider(item);
-        await chain;
-      }
-    }
-  } else if (flowDeps.length === 0) {
+  let listed: Item[] = [];
+  if (task.items) listed = await listItems(d, task, consider);
+  else if (flowDeps.length === 0) {
     throw new TaskContractError(
       `per-item task "${task.name}" reads no per-item task and has no items() to list its items`,
     );
-  } else {
-    // Items flow: an item is ready once every per-item upstream task has produced it.
-    const streams = flowDeps.map((dep) => d.run.driver(dep));
-    joinItems(streams, (id, outs, digests) => consider({ id, inputs: outs }, digests));
-    await Promise.all(streams.map((s) => s.finished()));
-    await chain;
-    for (const s of streams) {
-      if (s.unlisted) d.unlisted ??= s.unlisted;
-      if (s.status === "blocked" || (s.status === "failed" && s.done.size === 0)) {
-        pool.close();
-        await pool.drained();
-        d.block(`upstream task "${s.name}" ${s.status}`);
-        return false;
-      }
-    }
-  }
+  } else if (!(await followItems(d, flowDeps, consider, pool))) return false;
   pool.close();
   // Every item is known now: progress can show a total and an ETA.
-  d.counts.final = true;
+  d.state.allListed();
   await pool.drained();
-  await chain;
-  const state = d.actions.state;
-  await summarize(d, task, task.items && !d.unlisted ? listed : null, state);
-  if (task.teardown && state) await task.teardown(await state);
+  await d.admitted();
+  await summarize(d, task, task.items && !d.state.unlisted ? listed : null, d.preparedState());
+  await d.release();
   if (pool.fatal !== undefined) throw pool.fatal;
-  if (d.failed.size > 0 && d.done.size === 0) {
+  const { failed, done } = d.state;
+  if (failed.size > 0 && done.size === 0) {
     // Nothing came through: the task did not do its job, whatever its items' reasons.
-    throw new AllItemsFailedError(`all ${d.failed.size} items failed`);
+    throw new AllItemsFailedError(`all ${failed.size} items failed`);
   }
   if (task.finish && !d.dryRun && !d.signal.aborted) {
-    const done = new Map<string, Output>();
-    for (const [id, p] of d.done) done.set(id, p.out);
-    const expected = flowDeps.length ? d.run.driver(flowDeps[0]).expected : d.expected;
-    await task.finish(d.ctx, { done, expected, failed: d.failed });
+    const outputs = new Map<string, Output>();
+    for (const [id, p] of done) outputs.set(id, p.out);
+    const expected = flowDeps.length
+      ? d.run.driver(flowDeps[0]).outcome.expected
+      : d.state.expected;
+    await task.finish(d.ctx, {
+      done: outputs,
+      expected: [...expected],
+      failed: new Map(failed),
+    });
+  }
+  return true;
+}
+
+/**
+ * Lists the items of a task with an `items` function (after `--limit`) and hands each to
+ * `consider`; a plan that cannot list them yet says why. Returns the items when the task sums
+ * itself up.
+ */
+async function listItems(
+  d: ItemFlowHost,
+  task: EachTask,
+  consider: (item: Item) => void,
+): Promise<Item[]> {
+  const listed: Item[] = [];
+  const unknown = d.dryRun
+    ? task.deps.find((dep) => {
+      const s = d.run.driver(dep).outcome;
+      return s.unlisted || [...s.done.values()].some((p) => isProvisional(p.digest));
+    })
+    : undefined;
+  if (unknown) {
+    // Items cannot be listed from outputs that do not exist yet.
+    d.state.cannotList(`unknown until ${unknown} runs`);
+    return listed;
+  }
+  let specs = await task.items!(d.ctx, d.run.upstream());
+  const { limit } = d.run.options;
+  if (limit !== undefined) specs = specs.slice(0, limit);
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    if (seen.has(spec.id)) {
+      throw new TaskContractError(`task "${task.name}" lists item id "${spec.id}" twice`);
+    }
+    seen.add(spec.id);
+    const item = { id: spec.id, inputs: spec.inputs ?? {}, params: spec.params, extra: spec.extra };
+    if (task.summarize) listed.push(item);
+    consider(item);
+    await d.admitted();
+  }
+  return listed;
+}
+
+/**
+ * Follows the per-item tasks `flowDeps`: an item is ready once every one of them has produced
+ * it. Returns false (the task blocked) when one of them ended blocked or failed without results.
+ */
+async function followItems(
+  d: ItemFlowHost,
+  flowDeps: string[],
+  consider: (item: Item, digests: Record<string, string>) => void,
+  pool: Pool,
+): Promise<boolean> {
+  const streams = flowDeps.map((dep) => d.run.driver(dep).outcome);
+  joinItems(streams, (id, outs, digests) => consider({ id, inputs: outs }, digests));
+  await Promise.all(streams.map((s) => s.finished()));
+  await d.admitted();
+  for (const s of streams) {
+    if (s.unlisted) d.state.cannotList(s.unlisted);
+    if (s.status === "blocked" || (s.status === "failed" && s.done.size === 0)) {
+      pool.close();
+      await pool.drained();
+      d.block(`upstream task "${s.name}" ${s.status}`);
+      return false;
+    }
   }
   return true;
 }
@@ -138,17 +168,23 @@ export class AllItemsFailedError extends Error {
  * the outputs that exist); `status` and `explain` skip it.
  */
 async function summarize(
-  d: TaskDriver,
+  d: ItemFlowHost,
   task: EachTask,
   items: Item[] | null,
   state: Promise<unknown> | undefined,
 ): Promise<void> {
   if (!task.summarize || d.run.options.summaries === false || d.signal.aborted) return;
   const done = new Map<string, Output>();
-  for (const [id, p] of d.done) if (!isProvisional(p.digest)) done.set(id, p.out);
+  for (const [id, p] of d.state.done) if (!isProvisional(p.digest)) done.set(id, p.out);
   await task.summarize(
     { ...d.ctx, lookupAlias: (name: string) => d.run.aliases.lookup(name) },
-    { items, done, failed: d.failed, dryRun: d.dryRun, upstream: d.run.upstream() },
+    {
+      items,
+      done,
+      failed: new Map(d.state.failed),
+      dryRun: d.dryRun,
+      upstream: d.run.upstream(),
+    },
     state === undefined ? undefined : await state,
   );
 }

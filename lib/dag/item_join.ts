@@ -33,12 +33,18 @@ export interface ItemStream {
  *
  * @example
  * ```ts
- * const produced = new Map<string, Produced>();
- * const stream: ItemStream = {
- *   name: "encode",
- *   subscribe: (listener) => produced.forEach((p, id) => listener(id, p)),
- * };
- * joinItems([stream], (id, outs, digests) => console.log(id, digests.encode));
+ * import assert from "node:assert/strict";
+ *
+ * const stream = (name: string, ids: string[]): ItemStream => ({
+ *   name,
+ *   subscribe: (listener) => {
+ *     for (const id of ids) listener(id, { out: { objects: {}, meta: id }, digest: `${name}-${id}` });
+ *   },
+ * });
+ * const joined: string[] = [];
+ * joinItems([stream("encode", ["1", "2"]), stream("preprocess", ["2", "3"])], (id, _, digests) =>
+ *   joined.push(`${id}: ${digests.encode} ${digests.preprocess}`));
+ * assert.deepEqual(joined, ["2: encode-2 preprocess-2"]); // only what both produced
  * ```
  */
 export function joinItems(

@@ -9,82 +9,53 @@
 import { join } from "node:path";
 import { ObjectAliases } from "../store/aliases.ts";
 import type { ObjectStore } from "../store/objects.ts";
-import {
-  type ActionRecord,
-  AGGREGATE_ITEM,
-  type KeyComponents,
-  KEYS,
-  type Output,
-  type RecordWriter,
-} from "../store/records.ts";
+import { AGGREGATE_ITEM, type Output, type RecordWriter } from "../store/records.ts";
 import { outputDigest } from "./action_key.ts";
-import type { Json } from "../store/canonical.ts";
 import { UpstreamError } from "./errors.ts";
-import type { TaskCounts, TaskStatus } from "./events.ts";
-import type { RunContext, RunOptions } from "./run_context.ts";
+import type { RunContext, RunOptions, TaskView } from "./run_context.ts";
+import type { ItemPlan, RunResult, TaskSummary } from "./run_result.ts";
 import { observedReporter, RunFactsCollector } from "./run_facts.ts";
 import { type SystemicFault, systemicFault } from "../store/systemic.ts";
 import { SpaceCheck } from "../store/space.ts";
+import { invalidateFrom } from "../store/invalidate.ts";
 import type { Upstream } from "./task.ts";
-import { type ItemPlan, TaskDriver } from "./task_driver.ts";
-import type { KeyLookup } from "./item_join.ts";
+import { TaskDriver } from "./task_driver.ts";
+import { CodeReader } from "./code_identity.ts";
+import { adoptionNote } from "./adoption.ts";
 import { readDirOrNull, readTextOrNull, removeIfPresent } from "../base/fs.ts";
 
-export type { RunOptions };
-
-/** What a run did, or a plan would do. */
-export interface RunResult {
-  run: number;
-  status: "ok" | "failed" | "interrupted";
-  exitCode: number;
-  tasks: Map<string, TaskSummary>;
-  /** The fault of the machine or the store that stopped the run (exit code 3). */
-  fault?: SystemicFault;
-}
-
-/** One task's part of a run or plan. */
-export interface TaskSummary {
-  status: TaskStatus;
-  counts: TaskCounts;
-  reason?: string;
-  /** Action keys of the items, where known. */
-  keys: KeyLookup;
-  /** Items that are not cached and why (a plan). */
-  plans: Map<string, ItemPlan>;
-  /** Set when the plan cannot list the task's items: they all may run. */
-  unlisted?: string;
-  /** Items in the order they were listed or arrived. */
-  items: string[];
-  /** Items whose action ran (successfully or not) in this run. */
-  executed: string[];
-  /** Current action records by item. */
-  records: Map<string, ActionRecord>;
-  failures: Map<string, string>;
-  slice: Record<string, Json>;
-  /** The key components of an item now (those of its record when it is cached). */
-  components(id: string): KeyComponents | null;
-  /** The components the recorded action of an item was keyed with. */
-  recordedComponents(id: string): Promise<KeyComponents | null>;
-}
+export type { ItemPlan, RunOptions, RunResult, TaskSummary };
 
 /**
  * Runs (or, with `dryRun`, plans) the targets.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TaskGraph } from "./graph.ts";
  * import { ObjectStore } from "../store/objects.ts";
  * import { openRecords } from "../store/records.ts";
  * import type { Reporter } from "./events.ts";
- * import type { Task } from "./task.ts";
+ * import { aggregate } from "./task.ts";
  *
- * declare const tasks: Task[];
- * const reporter: Reporter = { emit() {}, progress() {}, close() {} };
- * const result = await runPipeline({
- *   graph: new TaskGraph(tasks), targets: ["package"], config: {},
- *   store: new ObjectStore("cache"), records: await openRecords("cache"), reporter,
- *   signal: new AbortController().signal, dryRun: true,
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.ts`, "export const greeting = 'hi';\n");
+ * const hello = aggregate({
+ *   name: "hello", deps: [], config: [], version: "1", source: `file://${dir}/hello.ts`,
+ *   describe: "say hello", run: () => Promise.resolve({ objects: {}, meta: "hi" }),
  * });
+ * const reporter: Reporter = { emit() {}, progress() {}, close() {} };
+ * const records = await openRecords(`${dir}/cache`);
+ * const go = (dryRun: boolean) => runPipeline({
+ *   graph: new TaskGraph([hello]), targets: ["hello"], config: {},
+ *   store: new ObjectStore(`${dir}/cache`), records, reporter,
+ *   signal: new AbortController().signal, dryRun,
+ * });
+ * assert.equal((await go(true)).tasks.get("hello")!.plans.get("*")?.verdict, "run");
+ * assert.deepEqual((await go(false)).tasks.get("hello")!.executed, ["*"]);
+ * assert.equal((await go(true)).tasks.get("hello")!.plans.size, 0); // cached now
+ * records.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
@@ -108,6 +79,7 @@ class Runner implements RunContext {
   /** The machine's fault that stopped the run (a full disk …), if one did. */
   systemic?: SystemicFault;
   readonly space: SpaceCheck;
+  readonly code: CodeReader;
   readonly #stop = new AbortController();
   readonly drivers = new Map<string, TaskDriver>();
   readonly #checkpointsDone: string[] = [];
@@ -128,6 +100,7 @@ class Runner implements RunContext {
         options.reporter.emit({ event: "log", task: "run", message: `warning: ${message}` }),
     );
     this.aliases = new ObjectAliases(options.records, options.store);
+    this.code = new CodeReader(options.records);
   }
 
   async run(): Promise<RunResult> {
@@ -153,41 +126,48 @@ class Runner implements RunContext {
     }
     for (const task of closure) this.drivers.set(task.name, new TaskDriver(this, task));
     await Promise.all([...this.drivers.values()].map((d) => d.load()));
+    await this.#rememberModules();
+    const adopted = new Map(
+      [...this.drivers].filter(([, d]) => d.adopted > 0).map(([n, d]) => [n, d.adopted]),
+    );
+    if (adopted.size > 0) {
+      reporter.emit({ event: "log", task: "run", message: adoptionNote(adopted) });
+    }
     await Promise.all([...this.drivers.values()].map((d) => d.drive()));
     try {
       await this.writer.flush();
     } catch (e) {
       if (!this.fault(e)) throw e;
     }
-    if (!dryRun && !this.systemic) await this.#removeCheckpoints();
+    if (!dryRun && !this.systemic) {
+      await this.#removeCheckpoints();
+      await this.#forgetDamaged();
+    }
 
     const interrupted = this.options.signal.aborted && !this.systemic;
-    const failed = [...this.drivers.values()].some((d) => d.status !== "ok" || d.failed.size > 0);
+    const failed = [...this.drivers.values()].some((d) =>
+      d.state.status !== "ok" || d.state.failed.size > 0
+    );
     const status = interrupted ? "interrupted" : failed || this.systemic ? "failed" : "ok";
     const exitCode = this.systemic ? 3 : interrupted ? 130 : failed ? 1 : 0;
     // After a fault of the disk nothing more is written: the next run starts from the records.
     if (!dryRun && !this.systemic) {
       const counts: Record<string, { ran: number; cached: number; failed: number; total: number }> =
         {};
-      for (const [name, { counts: c }] of this.drivers) {
+      const ran: string[] = [];
+      for (const [name, { state: { counts: c } }] of this.drivers) {
         counts[name] = { ran: c.ran, cached: c.cached, failed: c.failed, total: c.total };
+        if (c.ran > 0 || c.failed > 0) ran.push(name);
       }
-      const finished = new Date().toISOString();
-      const atomic = records.kv.atomic().set(KEYS.run(this.runId), {
+      await records.finishRun({
         id: this.runId,
         started: startedAt,
-        finished,
+        finished: new Date().toISOString(),
         status,
         targets,
         pid: Deno.pid,
         counts,
-      });
-      for (const [name, d] of this.drivers) {
-        if (d.counts.ran > 0 || d.counts.failed > 0) {
-          atomic.set(KEYS.lastRun(name), { lastRun: finished, run: this.runId });
-        }
-      }
-      await atomic.commit();
+      }, ran);
     }
     reporter.emit({
       event: "run-end",
@@ -197,8 +177,19 @@ class Runner implements RunContext {
       seconds: (performance.now() - started) / 1000,
     });
     const tasks = new Map<string, TaskSummary>();
-    for (const [name, d] of this.drivers) tasks.set(name, summary(d));
+    for (const [name, d] of this.drivers) tasks.set(name, d.summary());
     return { run: this.runId, status, exitCode, tasks, fault: this.systemic };
+  }
+
+  /** Keeps the module hashes read for the keys, so the next run parses nothing unchanged. */
+  async #rememberModules(): Promise<void> {
+    try {
+      await this.code.remember();
+    } catch (e) {
+      // They are a cache of the files: a full or read-only disk costs hashing again next time
+      // (a run then stops on its first record write, with the fault's message).
+      if (!systemicFault(e, { cacheDir: this.options.store.root })) throw e;
+    }
   }
 
   fault(e: unknown): boolean {
@@ -207,6 +198,29 @@ class Runner implements RunContext {
     this.systemic ??= f;
     this.#stop.abort();
     return true;
+  }
+
+  /**
+   * Objects this run found damaged that it could not build again (read outside an action, or
+   * made by an aggregate task): the records built from them are dropped, so the next run builds
+   * those actions again rather than finding the damage anew.
+   */
+  async #forgetDamaged(): Promise<void> {
+    const { store, records, graph, reporter } = this.options;
+    const gone = new Set<string>();
+    for (const d of store.damaged) if (!(await store.has(d))) gone.add(d);
+    if (gone.size === 0) return;
+    const deps = new Map(graph.order.map((t) => [t.name, t.deps]));
+    const inv = await invalidateFrom(records, gone, { deps });
+    const which = Object.entries(inv.byTask).map(([t, n]) => `${t} ${n}`).join(", ");
+    reporter.emit({
+      event: "log",
+      task: "run",
+      message: `${gone.size} stored object(s) were corrupt or missing and not built again in ` +
+        `this run; the next run builds again the actions built from them (${
+          which || "none recorded"
+        })`,
+    });
   }
 
   /** Checkpoints of finished actions: this run's, and those an earlier killed run left. */
@@ -228,7 +242,7 @@ class Runner implements RunContext {
     }
   }
 
-  driver(name: string): TaskDriver {
+  driver(name: string): TaskView {
     const d = this.drivers.get(name);
     if (!d) throw new UpstreamError(`task "${name}" is not part of this run`);
     return d;
@@ -250,79 +264,34 @@ class Runner implements RunContext {
   upstream(): Upstream {
     return {
       aggregate: (name) => {
-        const out = this.driver(name).done.get(AGGREGATE_ITEM)?.out;
+        const out = this.driver(name).outcome.done.get(AGGREGATE_ITEM)?.out;
         if (!out) throw new UpstreamError(`aggregate task "${name}" has no output`);
         return out;
       },
       items: (name) => {
         const out = new Map<string, Output>();
-        for (const [id, p] of this.driver(name).done) out.set(id, p.out);
+        for (const [id, p] of this.driver(name).outcome.done) out.set(id, p.out);
         return out;
       },
       failures: (name) => {
         const out = new Map<string, { task: string; reason: string }>();
         for (const t of this.options.graph.closure([name])) {
-          for (const [id, reason] of this.drivers.get(t.name)?.failed ?? []) {
+          for (const [id, reason] of this.drivers.get(t.name)?.state.failed ?? []) {
             if (!out.has(id)) out.set(id, { task: t.name, reason });
           }
         }
         return out;
       },
-      keys: (name) => this.driver(name).keys,
-      taskInputs: (name) => {
-        const d = this.driver(name);
-        const stored = Object.entries(d.files);
-        return stored.length
-          ? Object.fromEntries(stored.map(([n, f]) => [n, f.digest]))
-          : { ...d.fileInputs };
-      },
+      keys: (name) => this.driver(name).outcome.keys,
+      taskInputs: (name) => this.driver(name).fileDigests(),
       durations: (name) => {
         const d = this.driver(name);
         const out = new Map<string, number>();
-        for (const id of d.done.keys()) out.set(id, d.records.get(id)?.ms ?? 0);
+        for (const id of d.outcome.done.keys()) out.set(id, d.recordedMs(id));
         return out;
       },
     };
   }
-}
-
-function summary(d: TaskDriver): TaskSummary {
-  const records = d.records;
-  const recorded = async (id: string): Promise<KeyComponents | null> => {
-    const rec = records.get(id);
-    if (!rec) return null;
-    const parts = await d.decider.facts.recordedComponents(rec.taskHash);
-    const comps: KeyComponents = {
-      version: parts?.version ?? "?",
-      source: parts?.source ?? "?",
-      config: parts?.config ?? "?",
-      inputs: rec.inputs,
-    };
-    if (rec.params !== undefined) comps.params = rec.params;
-    return comps;
-  };
-  return {
-    status: d.status,
-    counts: d.counts,
-    reason: d.reason,
-    keys: d.keys,
-    plans: d.plans,
-    unlisted: d.unlisted,
-    items: d.expected,
-    executed: d.executed,
-    records,
-    failures: d.failed,
-    slice: d.slice,
-    components: (id) => {
-      const now = d.components.get(id);
-      if (now) return now;
-      const rec = records.get(id);
-      return rec && d.keys.get(id) === rec.key
-        ? d.decider.components(rec.inputs, rec.params)
-        : null;
-    },
-    recordedComponents: recorded,
-  };
 }
 
 /** Removes a finished action's checkpoint reference and the object it named. */

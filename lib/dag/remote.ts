@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import type { ObjectStore } from "../store/objects.ts";
 import { writeFileAtomic } from "../store/objects.ts";
-import type { KeyComponents, Output } from "../store/records.ts";
+import type { CodeIdentity, KeyComponents, Output } from "../store/records.ts";
 import type { Json, Log } from "./task.ts";
 
 /** One action of a wave. */
@@ -22,12 +22,17 @@ export interface WaveWork {
   extra?: Json;
 }
 
+/** The format of work lists (a worker refuses another). */
+export const WORK_LIST_FORMAT = "latentforge-work/3";
+
 /** A wave of actions of one task, stored as a JSON object. */
 export interface WorkList {
-  format: "latentforge-work/2";
+  format: typeof WORK_LIST_FORMAT;
   task: string;
-  /** Hash of the task's version, source and config slice on the coordinator. */
+  /** Hash of the task's version, code identity and config slice on the coordinator. */
   taskHash: string;
+  /** The coordinator's code identity of the task, so a worker can name what differs. */
+  code: CodeIdentity;
   /** The full config the coordinator validated. */
   config: unknown;
   /** The files the task declared (models), as objects in the shared store, by name. */

@@ -5,7 +5,14 @@
  * @module
  */
 import type { ObjectStore } from "../store/objects.ts";
-import { type Executor, readResults, resultPath, type WorkList } from "./remote.ts";
+import {
+  type Executor,
+  readResults,
+  resultPath,
+  WORK_LIST_FORMAT,
+  type WorkList,
+} from "./remote.ts";
+import type { CodeIdentity } from "../store/records.ts";
 import type { ActionResult, EachTask, Log, StoredFile } from "./task.ts";
 import type { Pool, Work } from "./pool.ts";
 import { removeIfPresent } from "../base/fs.ts";
@@ -17,6 +24,8 @@ export interface RemoteHost {
   /** The full config the coordinator validated. */
   readonly config: unknown;
   readonly taskHash: string;
+  /** The task's code identity, which the workers check theirs against. */
+  readonly code: CodeIdentity;
   readonly files: Record<string, StoredFile>;
   readonly log: Log;
   record(work: Work, out: ActionResult, ms: number): Promise<void>;
@@ -43,6 +52,7 @@ export class RemotePool implements Pool {
   readonly task: EachTask;
   readonly executor: Executor;
   readonly #works: Work[] = [];
+  readonly #held: Promise<unknown>[] = [];
 
   constructor(host: RemoteHost, task: EachTask, executor: Executor) {
     this.host = host;
@@ -56,14 +66,27 @@ export class RemotePool implements Pool {
 
   close(): void {}
 
+  hold(pending: Promise<unknown>): void {
+    this.#held.push(pending);
+  }
+
+  /** Runs waves until no action is left: one for what was added, more for what came back. */
   async drained(): Promise<void> {
-    const works = this.#works.splice(0);
-    if (works.length === 0 || this.host.signal.aborted) return;
+    while (!this.host.signal.aborted) {
+      await Promise.allSettled(this.#held.splice(0));
+      const works = this.#works.splice(0);
+      if (works.length === 0 && this.#held.length === 0) return;
+      if (works.length > 0) await this.#wave(works);
+    }
+  }
+
+  async #wave(works: Work[]): Promise<void> {
     const { store } = this.host;
     const list: WorkList = {
-      format: "latentforge-work/2",
+      format: WORK_LIST_FORMAT,
       task: this.task.name,
       taskHash: this.host.taskHash,
+      code: this.host.code,
       config: this.host.config,
       files: Object.fromEntries(
         Object.entries(this.host.files).map(([name, f]) => [name, f.digest]),

@@ -1,5 +1,6 @@
 /**
- * What a run is given, and what each task driver shares with the run it belongs to.
+ * What a run is given, and what each task driver shares with the run it belongs to: the run's
+ * services, and a read-only view of every other task of the run.
  *
  * @module
  */
@@ -9,8 +10,10 @@ import type { Output, Records, RecordWriter } from "../store/records.ts";
 import type { Reporter } from "./events.ts";
 import type { TaskGraph } from "./graph.ts";
 import type { Executor } from "./remote.ts";
-import type { Upstream } from "./task.ts";
-import type { TaskDriver } from "./task_driver.ts";
+import type { CodeReader } from "./code_identity.ts";
+import type { Task, Upstream } from "./task.ts";
+import type { TaskOutcome } from "./task_state.ts";
+import type { Produced } from "./item_join.ts";
 import type { RunFactsCollector } from "./run_facts.ts";
 import type { SpaceCheck } from "../store/space.ts";
 
@@ -42,6 +45,24 @@ export interface RunOptions {
   summaries?: boolean;
 }
 
+/** Another task of the run, as a task reads it. */
+export interface TaskView {
+  readonly task: Task;
+  /** What it has come to so far. */
+  readonly outcome: TaskOutcome;
+  /** The files the task declared, by name: store digests in a run, identities in a plan. */
+  fileDigests(): Record<string, string>;
+  /** Milliseconds the recorded action of an item took (0 when not recorded). */
+  recordedMs(id: string): number;
+  /**
+   * Runs item `id` of a per-item task again, within this run, because objects of its output
+   * were found damaged; resolves with the new output, or null when it could not be rebuilt.
+   */
+  rebuild(id: string): Promise<Produced | null>;
+  /** Drops the record of item `id` (its objects are damaged): the next run builds it again. */
+  invalidate(id: string): void;
+}
+
 /** The run as its task drivers see it. */
 export interface RunContext {
   readonly options: RunOptions;
@@ -50,8 +71,10 @@ export interface RunContext {
   readonly aliases: ObjectAliases;
   /** What published outputs state about this run. */
   readonly facts: RunFactsCollector;
-  /** The driver of a task of this run. */
-  driver(name: string): TaskDriver;
+  /** Reads the code identity of the run's tasks (each module once per run). */
+  readonly code: CodeReader;
+  /** Another task of this run. */
+  driver(name: string): TaskView;
   /** What aggregate tasks, `items` functions and `finish` checks read from upstream. */
   upstream(): Upstream;
   /** The digest of an output that flowed through this run. */

@@ -57,6 +57,12 @@ export interface RunFacts {
   seconds: number;
   /** The tasks of the run, in the order they were planned. */
   tasks: TaskFacts[];
+  /**
+   * How the output was made beyond what it states: the config fields its key does not hold
+   * (where inputs were and where it went, how things ran: providers, threads, batch size …),
+   * as the run that built it had them.
+   */
+  settings?: unknown;
 }
 
 interface Tracked {
@@ -80,12 +86,14 @@ export interface RunFactsOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * let t = 0;
  * const facts = new RunFactsCollector({ now: () => t, aggregates: ["b"] });
  * facts.observe({ event: "run-start", run: 0, targets: ["b"], tasks: ["a", "b"], dryRun: false });
  * facts.observe({ event: "task-start", task: "b" });
  * t = 1500;
- * facts.snapshot("b").seconds; // 1.5
+ * assert.equal(facts.snapshot("b").seconds, 1.5);
  * ```
  */
 export class RunFactsCollector {
@@ -198,9 +206,14 @@ export class RunFactsCollector {
  *
  * @example
  * ```ts
- * const facts = new RunFactsCollector();
- * const reporter = observedReporter({ emit() {}, progress() {}, close() {} }, facts);
- * reporter.emit({ event: "task-start", task: "a" });
+ * import assert from "node:assert/strict";
+ *
+ * const facts = new RunFactsCollector({ now: () => 0 });
+ * const seen: string[] = [];
+ * const reporter = observedReporter({ emit: (e) => seen.push(e.event), progress() {}, close() {} }, facts);
+ * reporter.emit({ event: "run-start", run: 7, targets: ["a"], tasks: ["a"], dryRun: false });
+ * assert.deepEqual(seen, ["run-start"]); // handed on
+ * assert.equal(facts.snapshot("a").run, 7); // and observed
  * ```
  */
 export function observedReporter(reporter: Reporter, facts: RunFactsCollector): Reporter {

@@ -10,8 +10,9 @@
  * it depends. A run knows every input, so its decisions are always hit or run.
  *
  * Reasons name only what changed against the item's current record: a config field (old →
- * new), an input (old and new digest prefixes), the source file, the version, the parameters;
- * or that it never ran, failed before, or is forced.
+ * new), an input (old and new digest prefixes), a module of the task's code (`source
+ * lib/optim/adam.ts changed`), an npm package's version (`onnxruntime-node 1.30.0 → 1.31.0`),
+ * the version, the parameters; or that it never ran, failed before, or is forced.
  *
  * @module
  */
@@ -19,29 +20,25 @@ import type { Json } from "../store/canonical.ts";
 import {
   type ActionRecord,
   AGGREGATE_ITEM,
+  type CodeIdentity,
   type FailureRecord,
   type KeyComponents,
+  type LegacyTaskComponents,
   type TaskComponents,
 } from "../store/records.ts";
 import { actionKey } from "./action_key.ts";
 import { diffSlices } from "./config.ts";
 import { UNKNOWN_FILE } from "./file_inputs.ts";
+import {
+  codeChanges,
+  interruptedReason,
+  provisionalReason,
+  shortDigest,
+  shown,
+  type StaleReason,
+} from "./stale_reasons.ts";
 
-/** Why one item would run. */
-export interface StaleReason {
-  kind:
-    | "new"
-    | "failed"
-    | "forced"
-    | "version"
-    | "source"
-    | "config"
-    | "inputs"
-    | "params"
-    | "upstream"
-    | "unknown";
-  text: string;
-}
+export { codeChanges, interruptedReason, type StaleReason };
 
 /** What the decision says about one action. */
 export type Decision =
@@ -59,7 +56,9 @@ const PENDING = "pending:";
  *
  * @example
  * ```ts
- * pendingDigest("scale"); // "pending:scale"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(pendingDigest("scale"), "pending:scale");
  * ```
  */
 export function pendingDigest(task: string): string {
@@ -72,7 +71,10 @@ export function pendingDigest(task: string): string {
  *
  * @example
  * ```ts
- * isProvisional(pendingDigest("scale")); // true
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isProvisional(pendingDigest("scale")), true);
+ * assert.equal(isProvisional("ab".repeat(32)), false);
  * ```
  */
 export function isProvisional(digest: string): boolean {
@@ -82,9 +84,9 @@ export function isProvisional(digest: string): boolean {
 /** What the decision needs to know about a task. */
 export interface TaskFacts {
   task: string;
-  /** File name of the task's source, for messages. */
-  sourceName: string;
   components: TaskComponents;
+  /** The code identity `components.code` is the hash of. */
+  code: CodeIdentity;
   taskHash: string;
   slice: Record<string, Json>;
   /** Current records, superseded records and failures, by item id. */
@@ -93,11 +95,19 @@ export interface TaskFacts {
   failures: Map<string, FailureRecord>;
   /** `--force` of this task. */
   forced: boolean;
-  /** Task-wide components and config slices recorded earlier, by hash. */
-  recordedComponents(hash: string): Promise<TaskComponents | null>;
+  /** Config fields that say which dataset a record belongs to (see `TaskCommon.scope`). */
+  scope?: readonly string[];
+  /** Task-wide components, code identities and config slices recorded earlier, by hash. */
+  recordedComponents(hash: string): Promise<TaskComponents | LegacyTaskComponents | null>;
+  recordedCode(hash: string): Promise<CodeIdentity | null>;
   recordedSlice(hash: string): Promise<Record<string, Json> | null>;
   /** Whether every object of a record is still in the store. */
   objectsPresent(record: ActionRecord): Promise<boolean>;
+  /**
+   * How far an interrupted action with key `key` got, from the checkpoint it left (`step`
+   * unknown when the task does not say); null when it left none.
+   */
+  checkpoint?(key: string): Promise<{ step?: number; of?: number } | null>;
 }
 
 /**
@@ -105,17 +115,22 @@ export interface TaskFacts {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { taskHash } from "./action_key.ts";
  *
- * const components = { version: "1", source: "s", config: "c" };
+ * const components = { version: "1", code: "c0de", config: "c" };
  * const decider = new ActionDecider({
- *   task: "square", sourceName: "square.ts", components, taskHash: taskHash("square", components),
- *   slice: {}, records: new Map(), superseded: new Map(), failures: new Map(), forced: false,
- *   recordedComponents: () => Promise.resolve(null), recordedSlice: () => Promise.resolve(null),
- *   objectsPresent: () => Promise.resolve(true),
+ *   task: "square", components, code: { modules: {}, npm: {} },
+ *   taskHash: taskHash("square", components), slice: {}, records: new Map(),
+ *   superseded: new Map(), failures: new Map(), forced: false,
+ *   recordedComponents: () => Promise.resolve(null), recordedCode: () => Promise.resolve(null),
+ *   recordedSlice: () => Promise.resolve(null), objectsPresent: () => Promise.resolve(true),
  * });
  * const decision = await decider.decide("7", {}, undefined);
- * decision.verdict; // "run" (never ran)
+ * assert.equal(decision.verdict, "run");
+ * assert.deepEqual(decision.verdict === "run" && decision.reasons, [
+ *   { kind: "new", text: "never ran" },
+ * ]);
  * ```
  */
 export class ActionDecider {
@@ -128,9 +143,24 @@ export class ActionDecider {
 
   /** The components of an action of this task with these inputs and parameters. */
   components(inputs: Record<string, string>, params: string | undefined): KeyComponents {
-    const { version, source, config } = this.facts.components;
-    const comps: KeyComponents = { version, source, config, inputs };
+    const { version, code, config } = this.facts.components;
+    const comps: KeyComponents = { version, code, config, inputs };
     if (params !== undefined) comps.params = params;
+    return comps;
+  }
+
+  /** The components the current record of item `id` was keyed with (null without a record). */
+  async recordedComponentsOf(id: string): Promise<KeyComponents | null> {
+    const rec = this.facts.records.get(id);
+    if (!rec) return null;
+    const parts = await this.facts.recordedComponents(rec.taskHash);
+    const comps: KeyComponents = {
+      version: parts?.version ?? "?",
+      code: parts === null ? "?" : "code" in parts ? parts.code : `source file ${parts.source}`,
+      config: parts?.config ?? "?",
+      inputs: rec.inputs,
+    };
+    if (rec.params !== undefined) comps.params = rec.params;
     return comps;
   }
 
@@ -199,11 +229,20 @@ export class ActionDecider {
     const f = this.facts;
     if (f.forced) return [{ kind: "forced", text: "--force" }];
     const rec = f.records.get(id);
+    const resumes = key === undefined ? null : await f.checkpoint?.(key);
+    const interrupted: StaleReason[] = resumes ? [interruptedReason(resumes)] : [];
     const failure = f.failures.get(id);
-    const failed: StaleReason[] = failure && (!rec || failure.key === key)
+    const failed: StaleReason[] = failure && (!rec || failure.key === key) && !resumes
       ? [{ kind: "failed", text: `failed before: ${failure.reason}` }]
       : [];
-    if (!rec) return failed.length ? failed : [{ kind: "new", text: "never ran" }];
+    if (!rec) {
+      return interrupted.length || failed.length
+        ? [...interrupted, ...failed]
+        : [{ kind: "new", text: "never ran" }];
+    }
+    if (rec.taskHash !== f.taskHash && await this.#otherDataset(rec.taskHash)) {
+      return [...interrupted, { kind: "new", text: "never ran for this dataset" }];
+    }
     const out: StaleReason[] = [];
     if (rec.taskHash !== f.taskHash) out.push(...await this.#taskReasons(rec.taskHash));
     const names = new Set([...Object.keys(rec.inputs), ...Object.keys(inputs)]);
@@ -219,7 +258,7 @@ export class ActionDecider {
         ? `new input ${name}`
         : after === undefined
         ? `input ${name} removed`
-        : `input ${name} changed ${short(before)} → ${short(after)}`;
+        : `input ${name} changed ${shortDigest(before)} → ${shortDigest(after)}`;
       out.push({ kind: "inputs", text });
     }
     if ((rec.params ?? "") !== (params ?? "")) {
@@ -228,7 +267,7 @@ export class ActionDecider {
         : "item parameters changed";
       out.push({ kind: "params", text });
     }
-    return [...out, ...failed];
+    return [...interrupted, ...out, ...failed];
   }
 
   /** What differs between a recorded task hash's components and the current ones. */
@@ -239,6 +278,26 @@ export class ActionDecider {
       this.#configReasons.set(hash, reasons);
     }
     return reasons;
+  }
+
+  /** Whether records of task hash `hash` belong to another dataset (see `TaskCommon.scope`). */
+  async #otherDataset(hash: string): Promise<boolean> {
+    const scope = this.facts.scope ?? [];
+    if (scope.length === 0) return false;
+    const was = await this.facts.recordedComponents(hash);
+    if (!was || was.config === this.facts.components.config) return false;
+    const before = await this.facts.recordedSlice(was.config);
+    if (!before) return false;
+    return diffSlices(before, this.facts.slice).some((d) =>
+      scope.some((s) => d.field === s || d.field.startsWith(`${s}.`))
+    );
+  }
+
+  async #codeReasons(hash: string): Promise<StaleReason[]> {
+    const was = await this.facts.recordedCode(hash);
+    if (!was) return [{ kind: "source", text: "code changed (the earlier code is not recorded)" }];
+    const changes = codeChanges(was, this.facts.code);
+    return changes.length ? changes : [{ kind: "source", text: "code changed" }];
   }
 
   async #diffTask(hash: string): Promise<StaleReason[]> {
@@ -252,9 +311,9 @@ export class ActionDecider {
     if (was.version !== now.version) {
       out.push({ kind: "version", text: `version ${was.version} → ${now.version}` });
     }
-    if (was.source !== now.source) {
-      out.push({ kind: "source", text: `source file ${f.sourceName} changed` });
-    }
+    if (!("code" in was)) {
+      out.push({ kind: "source", text: "recorded before its code was part of the key" });
+    } else if (was.code !== now.code) out.push(...await this.#codeReasons(was.code));
     if (was.config !== now.config) {
       const before = await f.recordedSlice(was.config);
       if (!before) {
@@ -263,28 +322,13 @@ export class ActionDecider {
         for (const d of diffSlices(before, f.slice)) {
           out.push({
             kind: "config",
-            text: `config ${d.field}: ${show(d.before)} → ${show(d.after)}`,
+            text: `config ${d.field}: ${shown(d.before)} → ${shown(d.after)}`,
           });
         }
       }
     }
     return out;
   }
-}
-
-function provisionalReason(name: string, digest: string): StaleReason {
-  if (digest.startsWith(UNKNOWN_FILE)) {
-    return {
-      kind: "unknown",
-      text: `input ${name} (${digest.slice(UNKNOWN_FILE.length)}) is unknown until fetched — ` +
-        `reruns if its content differs`,
-    };
-  }
-  const task = digest.slice(PENDING.length);
-  return {
-    kind: "upstream",
-    text: `reruns if the output of ${task} changes (${task} would run first)`,
-  };
 }
 
 function sameInputs(a: Record<string, string>, b: Record<string, string>): boolean {
@@ -305,12 +349,4 @@ function sameKnownInputs(recorded: Record<string, string>, now: Record<string, s
     n++;
   }
   return Object.keys(recorded).length === n;
-}
-
-function short(digest: string): string {
-  return isProvisional(digest) ? digest : digest.slice(0, 12);
-}
-
-function show(value: Json | undefined): string {
-  return value === undefined ? "(unset)" : JSON.stringify(value);
 }

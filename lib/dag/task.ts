@@ -1,6 +1,7 @@
 /**
  * Declaring tasks: what a task reads, which config it depends on, its version, and either one
- * action over all its inputs (aggregate) or one action per item (fan-out).
+ * action over all its inputs (aggregate) or one action per item (fan-out). One concept, the
+ * contract between a task and the engine, hence over 400 lines of declarations.
  *
  * @module
  */
@@ -38,6 +39,25 @@ export interface FileDownloadOptions {
   drive?: UrlRoute | null;
 }
 
+/**
+ * A file a task reads whose bytes its results do not depend on as a whole: what they depend on
+ * is read from it (e.g. a decoder's latent channels, for an encoder: a fine-tuned decoder with
+ * the same interface changes no latent the encoder gives). That, not the file's sha256, joins
+ * the key; it is remembered by the file's sha256.
+ */
+export interface FileDeclaration {
+  /** The dot path of the config field that names the file. */
+  field: string;
+  keyOn: {
+    /** What is read, for the key and for messages (`latent-channels`). */
+    name: string;
+    /** Reads it from the file at `path`; null when the file cannot tell. */
+    read(path: string): Promise<Json | null>;
+    /** What is keyed when the file cannot tell (e.g. what the config says); else its bytes. */
+    otherwise?: Json;
+  };
+}
+
 /** A file a task declared (see {@link TaskCommon.files}), brought into the store for a run. */
 export interface StoredFile {
   /** sha256 of its bytes (its object in the store). */
@@ -49,8 +69,13 @@ export interface StoredFile {
 
 /** What every action is given. */
 export interface TaskContext<C = unknown> {
-  /** The config slice the task declared, as a partial config object. */
+  /** The config slice the task declared, as a partial config object (with what it `reads`). */
   config: C;
+  /**
+   * The config fields its key holds, as a partial config object: what an output may state
+   * about the config it was made with (not where it was published, nor how it ran).
+   */
+  keyed: unknown;
   /** The content-addressed object store. */
   store: ObjectStore;
   /** The cache directory (for partial downloads and the like). */
@@ -176,6 +201,12 @@ export interface TaskCommon<C> {
    * where a model lives (its content is keyed by digest), providers, thread counts.
    */
   reads?: string[];
+  /**
+   * Config fields that say which dataset a record belongs to (its kind and source): an item
+   * whose record was written with other values there never ran for this dataset, and a plan
+   * says so rather than how the other dataset's config differs (a cache shared by datasets).
+   */
+  scope?: string[];
   /** Bumped by hand when the task's semantics change. */
   version: string;
   /** `import.meta.url` of the task's file; its content is part of every key. */
@@ -187,13 +218,13 @@ export interface TaskCommon<C> {
   /**
    * Files the task reads (models, a dataset spec, a labels list), by input name → the dot path
    * of the config field that names them (a `{ path }` or `{ url, sha256?, md5?, size? }`
-   * source). Their content joins the key of every action of the task; where they live does
-   * not. The engine resolves them for planning as for running: a local file by its sha256
-   * (remembered by path, size, mtime and inode), a URL by its pinned sha256 or MD5, and an
-   * unpinned URL only by fetching it (a plan says its dependants may rerun). For a run they
-   * are brought into the store and handed over as `ctx.files`.
+   * source), or a {@link FileDeclaration}. Their content joins the key of every action of the
+   * task; where they live does not. The engine resolves them for planning as for running: a
+   * local file by its sha256 (remembered by path, size, mtime and inode), a URL by its pinned
+   * sha256 or MD5, and an unpinned URL only by fetching it (a plan says its dependants may
+   * rerun). For a run they are brought into the store and handed over as `ctx.files`.
    */
-  files?: (config: C) => Record<string, string | undefined>;
+  files?: (config: C) => Record<string, string | FileDeclaration | undefined>;
   /** How the task's files are downloaded when they are URLs (stall time, a Drive API key). */
   download?: (config: C) => FileDownloadOptions;
   /**
@@ -294,6 +325,11 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
   /** Releases what `prepare` opened (worker threads, sessions), after the last item. */
   teardown?: (state: S) => Promise<void>;
   /**
+   * How far an interrupted action got, read from the last checkpoint it saved, for `status`
+   * and `explain` ("interrupted at step 30/60, resumes from its checkpoint").
+   */
+  checkpointProgress?: (checkpoint: Uint8Array, config: C) => { step: number; of: number };
+  /**
    * Checks the whole set once every item is done (e.g. a count check); throwing fails the
    * task (exit code 1) while its finished items still flow on.
    */
@@ -320,9 +356,12 @@ export type Task<C = any> = AggregateTask<C> | EachTask<C, any>;
  *
  * @example
  * ```ts
- * export default aggregate({ name: "package", deps: ["optimize"], config: ["package"],
- *   version: "1", source: import.meta.url, describe: "write the dataset",
- *   run: async (ctx, up) => ({ objects: {}, meta: up.items("optimize").size }) });
+ * import assert from "node:assert/strict";
+ *
+ * const count = aggregate({ name: "count", deps: ["optimize"], config: ["package"],
+ *   version: "1", source: import.meta.url, describe: "count the optimized images",
+ *   run: (_ctx, up) => Promise.resolve({ objects: {}, meta: up.items("optimize").size }) });
+ * assert.equal(count.kind, "aggregate");
  * ```
  */
 export function aggregate<C>(task: Omit<AggregateTask<C>, "kind">): AggregateTask<C> {
@@ -334,9 +373,13 @@ export function aggregate<C>(task: Omit<AggregateTask<C>, "kind">): AggregateTas
  *
  * @example
  * ```ts
- * export default each({ name: "double", deps: ["numbers"], config: [], version: "1",
+ * import assert from "node:assert/strict";
+ *
+ * const double = each({ name: "double", deps: ["numbers"], config: [], version: "1",
  *   source: import.meta.url, describe: "double each number",
- *   run: async (ctx, item) => ({ objects: {}, meta: 2 * Number(item.inputs.numbers.meta) }) });
+ *   run: (_ctx, item) =>
+ *     Promise.resolve({ objects: {}, meta: 2 * Number(item.inputs.numbers.meta) }) });
+ * assert.equal(double.kind, "each");
  * ```
  */
 export function each<C, S = undefined>(task: Omit<EachTask<C, S>, "kind">): EachTask<C, S> {

@@ -2,32 +2,30 @@
  * Driving one task through a run or a plan: wait for what it reads, resolve its files, then
  * ask the decision for its single action (an aggregate task) or for each item (see
  * item_flow.ts); hand on cached outputs at once and run the rest (a plan hands on placeholders
- * and notes why instead).
+ * and notes why instead). The driver is the one place that turns a decision into a change of
+ * the task's state (task_state.ts) — for a plan, a run, and a rebuild of damaged objects — so it
+ * is one module of over 400 lines; the flows, the action runner and the repair reach it through
+ * the narrow hosts they declare, and loading (task_load.ts) and files (task_files.ts) are
+ * modules of their own.
  *
  * @module
  */
-import { basename } from "node:path";
-import { fileURLToPath } from "node:url";
 import { canonicalJson, sha256Hex } from "../store/canonical.ts";
-import type { ObjectStore } from "../store/objects.ts";
-import {
-  type ActionRecord,
-  AGGREGATE_ITEM,
-  type KeyComponents,
-  KEYS,
-  type Output,
-} from "../store/records.ts";
-import { taskIdentity } from "./task_identity.ts";
+import { type ActionRecord, AGGREGATE_ITEM, KEYS, type Output } from "../store/records.ts";
+import { paramsHash } from "./action_key.ts";
+import { loadTask } from "./task_load.ts";
 import { ActionRunner } from "./action_runner.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import { errorText, TaskContractError } from "./errors.ts";
-import type { TaskCounts, TaskStatus } from "./events.ts";
-import { fileInputDigests, planFiles, type PlannedFile, storeFiles } from "./file_inputs.ts";
-import { driveItems } from "./item_flow.ts";
-import { driveAggregate } from "./aggregate_flow.ts";
-import type { KeyLookup, Produced } from "./item_join.ts";
-import type { Pool } from "./pool.ts";
-import type { RunContext } from "./run_context.ts";
+import type { TaskStatus } from "./events.ts";
+import { TaskFiles } from "./task_files.ts";
+import { driveItems, type ItemFlowHost } from "./item_flow.ts";
+import { type AggregateFlowHost, driveAggregate } from "./aggregate_flow.ts";
+import type { Pool, Work } from "./pool.ts";
+import { RemotePool } from "./remote_pool.ts";
+import { WorkPool } from "./work_pool.ts";
+import type { RunContext, TaskView } from "./run_context.ts";
+import { type TaskSummary, taskSummary } from "./run_result.ts";
 import {
   ActionDecider,
   type Decision,
@@ -35,61 +33,45 @@ import {
   pendingDigest,
   type StaleReason,
 } from "./staleness.ts";
-import type { Item, Json, StoredFile, Task, TaskContext } from "./task.ts";
-
-/** What a plan says about an item that is not cached. */
-export interface ItemPlan {
-  verdict: "run" | "may";
-  reasons: StaleReason[];
-}
+import type { EachTask, Item, Json, Task, TaskContext, Upstream } from "./task.ts";
+import type { Produced } from "./item_join.ts";
+import { InputRepair, ItemRebuild } from "./damage_repair.ts";
+import { TaskState } from "./task_state.ts";
 
 /** Drives one task. */
-export class TaskDriver {
+export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   readonly run: RunContext;
   readonly task: Task;
-  readonly counts: TaskCounts = { total: 0, ran: 0, cached: 0, failed: 0, final: false };
-  /** Items produced so far (cached, ran, or placeholders in a plan). */
-  readonly done = new Map<string, Produced>();
-  readonly failed = new Map<string, string>();
-  readonly #keys = new Map<string, string>();
-  /** Action keys by item: this run's decisions, and a cached item's from its output. */
-  readonly keys: KeyLookup = {
-    get: (id) => this.#keys.get(id) ?? this.done.get(id)?.key,
-    has: (id) => this.#keys.has(id) || this.done.get(id)?.key !== undefined,
-  };
-  /** Current key components of the items that are not cached. */
-  readonly components = new Map<string, KeyComponents>();
-  /** Items that are not cached, and why (a plan; a run records what it ran). */
-  readonly plans = new Map<string, ItemPlan>();
-  /** Items listed or followed, in order. */
-  readonly expected: string[] = [];
-  /** Set when a plan cannot list the items (what they come from would run first). */
-  unlisted?: string;
-  status: TaskStatus = "ok";
-  reason?: string;
-  /** Items whose action ran in this run (successfully or not). */
-  readonly executed: string[] = [];
-  readonly slice: Record<string, Json>;
+  readonly state: TaskState;
   readonly ctx: TaskContext<unknown>;
-  readonly actions: ActionRunner;
-  decider!: ActionDecider;
-  taskHash = "";
-  /** Input digests of the task's declared files (identities, or unknown markers in a plan). */
-  fileInputs: Record<string, string> = {};
-  #planned: Record<string, PlannedFile> = {};
+  readonly #slice: Record<string, Json>;
+  readonly #actions: ActionRunner;
+  #decider!: ActionDecider;
+  #taskHash = "";
+  /** The task's declared files (created with its identity, when its code is known). */
+  #files!: TaskFiles;
   #loadError?: unknown;
-  #listeners: ((id: string, p: Produced) => void)[] = [];
-  readonly #finished: Promise<void>;
-  #resolveFinished!: () => void;
-  #ended = false;
+  /** Records written before code identity, adopted under their new keys (see adoption.ts). */
+  #adopted = 0;
+  /** Decisions that had to wait (a record's components read from the records), in order. */
+  #chain = Promise.resolve();
+  /** The per-item tasks whose items this one follows (none for an `items()` task). */
+  #flowDeps: string[] = [];
+  /** The input digests of one of its items (set by the item flow). */
+  #itemInputs?: (item: Item) => Record<string, string>;
+  /** The pool of its actions that are not cached. */
+  #pool?: Pool;
+  readonly #repair: InputRepair;
+  readonly #rebuild: ItemRebuild;
 
   constructor(run: RunContext, task: Task) {
     this.run = run;
     this.task = task;
-    this.slice = configSlice(run.options.config, task.config);
-    this.#finished = new Promise((resolve) => this.#resolveFinished = resolve);
+    this.state = new TaskState(task.name);
+    this.#slice = configSlice(run.options.config, task.config);
     this.ctx = {
       config: projectConfig(run.options.config, task.config, task.reads),
+      keyed: projectConfig(run.options.config, task.config),
       store: run.options.store,
       cacheDir: run.options.store.root,
       signal: run.options.signal,
@@ -104,86 +86,65 @@ export class TaskDriver {
       limit: run.options.limit,
       configFile: run.options.configFile,
     };
-    this.actions = new ActionRunner(this);
+    this.#actions = new ActionRunner(this);
+    this.#repair = new InputRepair({
+      name: task.name,
+      run,
+      deps: task.deps,
+      readmit: (item, pool) => this.#readmit(item, pool),
+      fail: (work, e) => this.#actions.recordFailure(work, e, 0),
+    });
+    this.#rebuild = new ItemRebuild({
+      finished: () => this.state.finished(),
+      queueRebuild: (id, pool) => this.#queueRebuild(id, pool),
+      openPool: () => this.openPool(this.task as EachTask),
+      release: () => this.#actions.release(),
+    });
   }
 
   get name(): string {
     return this.task.name;
   }
+  get outcome(): TaskState {
+    return this.state;
+  }
   get signal(): AbortSignal {
     return this.run.options.signal;
-  }
-  get store(): ObjectStore {
-    return this.run.options.store;
-  }
-  get config(): unknown {
-    return this.run.options.config;
-  }
-  get files(): Record<string, StoredFile> {
-    return this.ctx.files;
   }
   get dryRun(): boolean {
     return this.run.options.dryRun ?? false;
   }
-
-  /** Reads the task's records and source, and plans its files. */
-  async load(): Promise<void> {
-    const { records } = this.run.options;
-    const [current, superseded, failures, identity] = await Promise.all([
-      records.actions(this.name),
-      records.superseded(this.name),
-      records.failures(this.name),
-      taskIdentity(this.task, this.slice),
-    ]);
-    const { components } = identity;
-    this.taskHash = identity.hash;
-    if (!this.dryRun) {
-      this.run.writer.set(KEYS.configSlice(this.name, components.config), this.slice);
-      this.run.writer.set(KEYS.taskComponents(this.name, this.taskHash), components);
-    }
-    this.decider = new ActionDecider({
-      task: this.name,
-      sourceName: basename(fileURLToPath(this.task.source)),
-      components,
-      taskHash: this.taskHash,
-      slice: this.slice,
-      records: current,
-      superseded,
-      failures,
-      forced: this.run.options.force?.includes(this.name) ?? false,
-      recordedComponents: (hash) => records.taskComponents(this.name, hash),
-      recordedSlice: (hash) => records.configSlice(this.name, hash),
-      objectsPresent: async (rec) => {
-        for (const d of Object.values(rec.objects)) if (!(await this.store.has(d))) return false;
-        return true;
-      },
-    });
-    try {
-      this.#planned = await planFiles(
-        this.task.files?.(this.ctx.config) ?? {},
-        this.config,
-        records,
-      );
-      this.fileInputs = fileInputDigests(this.#planned);
-    } catch (e) {
-      // The plan and the run fail the task alike, with the same message.
-      this.#loadError = e;
-    }
+  get taskHash(): string {
+    return this.#taskHash;
+  }
+  get decider(): ActionDecider {
+    return this.#decider;
+  }
+  get fileInputs(): Readonly<Record<string, string>> {
+    return this.#files.inputs;
   }
 
   /** The current action records of the task, by item. */
-  get records(): Map<string, ActionRecord> {
-    return this.decider.facts.records;
+  get records(): ReadonlyMap<string, ActionRecord> {
+    return this.#decider.facts.records;
   }
 
-  finished(): Promise<void> {
-    return this.#finished;
+  /** Reads the task's records and source, and plans its files. */
+  async load(): Promise<void> {
+    const loaded = await loadTask(this.run, this.task, {
+      slice: this.#slice,
+      config: this.ctx.config,
+    });
+    this.#decider = loaded.decider;
+    this.#taskHash = loaded.decider.facts.taskHash;
+    this.#files = loaded.files;
+    this.#loadError = loaded.error;
+    this.#adopted = loaded.adopted;
   }
 
-  /** Calls `listener` for every item produced so far and from now on. */
-  subscribe(listener: (id: string, p: Produced) => void): void {
-    for (const [id, p] of this.done) listener(id, p);
-    this.#listeners.push(listener);
+  /** How many records written before code identity were adopted under new keys. */
+  get adopted(): number {
+    return this.#adopted;
   }
 
   async drive(): Promise<void> {
@@ -193,36 +154,34 @@ export class TaskDriver {
       const flowDeps = task.kind === "each" && !task.items
         ? task.deps.filter((d) => this.run.driver(d).task.kind === "each")
         : [];
+      this.#flowDeps = flowDeps;
       const waitFor = task.deps.filter((d) => !flowDeps.includes(d));
-      await Promise.all(waitFor.map((d) => this.run.driver(d).finished()));
+      await Promise.all(waitFor.map((d) => this.run.driver(d).outcome.finished()));
       for (const d of waitFor) {
         const s = this.run.driver(d);
+        const { status, done } = s.outcome;
         // A per-item task whose final check failed still hands on the items it finished.
-        const usable = s.task.kind === "each" && s.status === "failed" && s.done.size > 0;
-        if ((s.status === "failed" && !usable) || s.status === "blocked") {
-          return this.#end("blocked", `upstream task "${d}" ${s.status}`);
+        const usable = s.task.kind === "each" && status === "failed" && done.size > 0;
+        if ((status === "failed" && !usable) || status === "blocked") {
+          return this.#end("blocked", `upstream task "${d}" ${status}`);
         }
       }
       if (this.signal.aborted) return this.#end("interrupted");
       reporter.emit({ event: "task-start", task: task.name });
       if (this.#loadError !== undefined) throw this.#loadError;
-      if (!this.dryRun && Object.keys(this.#planned).length > 0) {
-        const files = await storeFiles(this.name, this.#planned, {
-          store: this.store,
-          records: this.run.options.records,
+      if (!this.dryRun) {
+        await this.#files.store({
           writer: this.run.writer,
-          aliases: this.run.aliases,
           signal: this.signal,
           download: this.task.download?.(this.ctx.config),
           log: this.ctx.log,
-          policy: this.actions.retryPolicy(),
+          policy: this.#actions.retryPolicy(),
         });
-        this.fileInputs = files.inputs;
-        this.ctx.files = files.stored;
+        this.ctx.files = this.#files.stored;
       }
       if (task.kind === "aggregate") await driveAggregate(this, task);
       else if (!(await driveItems(this, task, flowDeps))) return;
-      this.#end(this.signal.aborted ? "interrupted" : this.status, this.reason);
+      this.#end(this.signal.aborted ? "interrupted" : this.state.status, this.state.reason);
     } catch (e) {
       this.run.fault(e);
       this.#end(this.signal.aborted ? "interrupted" : "failed", errorText(e));
@@ -235,38 +194,79 @@ export class TaskDriver {
   }
 
   #end(status: TaskStatus, reason?: string): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.status = status;
-    this.reason = reason;
-    this.counts.final = true;
+    if (!this.state.end(status, reason)) return;
     const summary = this.dryRun ? this.#planSummary() : undefined;
     this.run.options.reporter.emit({
       event: "task-end",
       task: this.name,
       status,
-      counts: { ...this.counts },
+      counts: { ...this.state.counts },
       reason,
       wouldRun: summary?.run,
       mayRun: summary?.may,
-      unlisted: this.dryRun ? this.unlisted : undefined,
+      unlisted: this.dryRun ? this.state.unlisted : undefined,
     });
-    this.#resolveFinished();
   }
 
   #planSummary(): { run: Record<string, number>; may: Record<string, number> } {
     const out = { run: {} as Record<string, number>, may: {} as Record<string, number> };
-    for (const plan of this.plans.values()) {
+    for (const plan of this.state.plans.values()) {
       const into = out[plan.verdict];
       for (const reason of plan.reasons) into[reason.text] = (into[reason.text] ?? 0) + 1;
     }
     return out;
   }
 
-  // ---- decisions ----
+  // ---- what the flows ask ----
 
-  /** Applies the decision for an item: hand on its cached output, plan it, or queue it. */
-  apply(
+  /** The pool this task's actions that are not cached go to. */
+  openPool(task: EachTask): Pool {
+    const { executor } = this.run.options;
+    return this.#pool = executor?.tasks.includes(task.name) && !this.dryRun
+      ? new RemotePool(this.#actions, task, executor)
+      : new WorkPool(this.#actions, task);
+  }
+
+  /** The prepared state of the task, when `prepare` ran (for its summary). */
+  preparedState(): Promise<unknown> | undefined {
+    return this.#actions.state;
+  }
+
+  /** Releases what `prepare` opened (`teardown`), so that a later pool prepares again. */
+  async release(): Promise<void> {
+    await this.#actions.release();
+  }
+
+  useInputs(inputs: (item: Item) => Record<string, string>): void {
+    this.#itemInputs = inputs;
+  }
+
+  upstream(): Upstream {
+    return this.run.upstream();
+  }
+
+  /**
+   * Takes one item with its input digests: decides it, and hands its output on, plans it or
+   * queues it on `pool` (`null` for an aggregate task's action, which the flow runs itself).
+   * Decisions that have to read the records are applied in the order the items came.
+   */
+  admit(item: Item, inputs: Record<string, string>, pool: Pool | null, again = false): void {
+    const params = paramsHash(item.params);
+    if (!again) this.state.listed(item.id);
+    const decision = this.#decider.decide(item.id, inputs, params);
+    if (!(decision instanceof Promise)) return this.#apply(item, inputs, params, decision, pool);
+    this.#chain = this.#chain.then(async () =>
+      this.#apply(item, inputs, params, await decision, pool)
+    );
+  }
+
+  /** Resolves once every admitted item's decision is applied. */
+  async admitted(): Promise<void> {
+    await this.#chain;
+  }
+
+  /** Hands on a cached output, plans the item, or queues it. */
+  #apply(
     item: Item,
     inputs: Record<string, string>,
     params: string | undefined,
@@ -275,28 +275,17 @@ export class TaskDriver {
   ): void {
     const id = item.id;
     if (decision.verdict === "cached") {
-      if (decision.revived && !this.dryRun) this.actions.revive(id, decision.record);
-      this.counts.cached++;
+      if (decision.revived && !this.dryRun) this.#actions.revive(id, decision.record);
       const out: Output = { objects: decision.record.objects, meta: decision.record.meta };
       this.run.remember(out, decision.record.digest);
-      this.produce(id, { out, digest: decision.record.digest, key: decision.key });
+      this.state.cached(id, { out, digest: decision.record.digest, key: decision.key });
       return;
     }
-    const comps = this.decider.components(inputs, params);
-    this.components.set(id, comps);
-    if (decision.verdict === "run" && decision.key !== undefined) this.setKey(id, decision.key);
-    if (this.dryRun || pool === null) {
-      this.plans.set(id, { verdict: decision.verdict, reasons: decision.reasons });
-      this.run.options.reporter.emit({
-        event: "plan",
-        task: this.name,
-        item: id,
-        verdict: decision.verdict,
-        reasons: decision.reasons.map((r) => r.text),
-      });
-      this.#producePending(id);
-      return;
-    }
+    const comps = this.#decider.components(inputs, params);
+    this.state.stale(id, comps, decision.verdict === "run" ? decision.key : undefined);
+    if (this.dryRun) return this.#plan(id, decision.verdict, decision.reasons);
+    // An aggregate task's single action is run by its flow.
+    if (pool === null) return;
     if (decision.verdict !== "run" || decision.key === undefined) {
       throw new TaskContractError(
         `task "${this.name}": item "${id}" has inputs that are not known while running`,
@@ -307,39 +296,154 @@ export class TaskDriver {
       item.params,
       () => [...this.records.values()].slice(0, 16).map((r) => Object.values(r.objects)),
     );
-    pool.add({ item, key: decision.key, comps, attempts: 0 });
+    this.#queue({ item, key: decision.key, comps, attempts: 0 }, pool);
   }
 
-  /** Hands an item's output to the tasks that follow this one. */
-  /** Notes the key of an action this run decided to run. */
-  setKey(id: string, key: string): void {
-    this.#keys.set(id, key);
+  /** Queues an action once its input objects are found in the store (or rebuilt). */
+  #queue(work: Work, pool: Pool): void {
+    if (!Object.values(work.item.inputs).some((out) => hasObjects(out))) return pool.add(work);
+    pool.hold(
+      this.#repair.missing(work.item).then((gone) =>
+        gone.length > 0 ? this.#repair.repair(work, gone, pool) : pool.add(work)
+      ),
+    );
   }
 
-  produce(id: string, p: Produced): void {
-    this.done.set(id, p);
-    for (const l of this.#listeners) l(id, p);
+  /**
+   * Whether the failure `e` of `work` is that of a damaged input object: its repair is then
+   * under way, and the action is queued again once its input is rebuilt.
+   */
+  repairs(work: Work, e: unknown): boolean {
+    return this.#pool !== undefined && this.#repair.handle(work, e, this.#pool);
   }
 
-  /** A plan's stand-in for an output that does not exist yet. */
-  #producePending(id: string): void {
+  /** Decides an item again (its inputs rebuilt) and applies the decision. */
+  async #readmit(item: Item, pool: Pool): Promise<void> {
+    const inputs = this.#itemInputs!(item);
+    const params = paramsHash(item.params);
+    this.#apply(item, inputs, params, await this.#decider.decide(item.id, inputs, params), pool);
+  }
+
+  // ---- rebuilding an item whose output objects were damaged ----
+
+  rebuild(id: string): Promise<Produced | null> {
+    return this.#rebuild.rebuild(id);
+  }
+
+  invalidate(id: string): void {
+    (this.#decider.facts.records as Map<string, ActionRecord>).delete(id);
+    if (!this.dryRun) this.run.writer.delete(KEYS.action(this.name, id));
+  }
+
+  /** Whether a recorded action of item `id` rebuilds its output (see {@link ItemRebuild}). */
+  rebuilding(id: string): boolean {
+    return this.#rebuild.rebuilding(id);
+  }
+
+  /** The rebuilt output of item `id`, recorded: it replaces the old one. */
+  rebuilt(id: string, p: Produced, ran: boolean): void {
+    this.state.rebuilt(id, p, ran);
+    this.#rebuild.recorded(id, p);
+  }
+
+  async #queueRebuild(id: string, pool: Pool): Promise<Produced | null | undefined> {
+    this.invalidate(id);
+    const item = await this.#itemFor(id);
+    if (item === null || !this.#itemInputs) return null;
+    const inputs = this.#itemInputs(item);
+    const params = paramsHash(item.params);
+    const decision = await this.#decider.decide(id, inputs, params);
+    if (decision.verdict === "cached") {
+      if (decision.revived) this.#actions.revive(id, decision.record);
+      const out: Output = { objects: decision.record.objects, meta: decision.record.meta };
+      this.run.remember(out, decision.record.digest);
+      const p = { out, digest: decision.record.digest, key: decision.key };
+      this.rebuilt(id, p, false);
+      return p;
+    }
+    if (decision.verdict !== "run" || decision.key === undefined) return null;
+    const comps = this.#decider.components(inputs, params);
+    this.state.stale(id, comps, decision.key);
+    this.#queue({ item, key: decision.key, comps, attempts: 0, rebuild: true }, pool);
+    return undefined;
+  }
+
+  /** Item `id` as the task has it now: from the items it follows, or listed again. */
+  async #itemFor(id: string): Promise<Item | null> {
+    const task = this.task as EachTask;
+    if (!task.items) {
+      const inputs: Record<string, Output> = {};
+      for (const dep of this.#flowDeps) {
+        const p = this.run.driver(dep).outcome.done.get(id);
+        if (!p) return null;
+        inputs[dep] = p.out;
+      }
+      return { id, inputs };
+    }
+    const spec = (await task.items(this.ctx, this.run.upstream())).find((s) => s.id === id);
+    return spec ? { id, inputs: spec.inputs ?? {}, params: spec.params, extra: spec.extra } : null;
+  }
+
+  /** Notes what a plan says about an item, and lets a placeholder flow on in its place. */
+  #plan(id: string, verdict: "run" | "may", reasons: StaleReason[]): void {
+    this.run.options.reporter.emit({
+      event: "plan",
+      task: this.name,
+      item: id,
+      verdict,
+      reasons: reasons.map((r) => r.text),
+    });
     const out: Output = { objects: {}, meta: null };
     const digest = pendingDigest(this.name);
     this.run.remember(out, digest);
-    this.produce(id, { out, digest });
+    this.state.planned(id, { verdict, reasons }, { out, digest });
+  }
+
+  /** The input digests of the task's files and of the tasks it reads as a whole. */
+  wholeInputs(deps: readonly string[]): Record<string, string> {
+    const inputs: Record<string, string> = { ...this.#files.inputs };
+    for (const dep of deps) inputs[dep] = this.#wholeInput(dep);
+    return inputs;
   }
 
   /** The digest a dependant keys on for the output of task `d` as a whole. */
-  wholeInput(d: string): string {
+  #wholeInput(d: string): string {
     const s = this.run.driver(d);
-    if (s.task.kind === "aggregate") return s.done.get(AGGREGATE_ITEM)!.digest;
-    if (s.unlisted || [...s.done.values()].some((p) => isProvisional(p.digest))) {
+    const { done, unlisted } = s.outcome;
+    if (s.task.kind === "aggregate") return done.get(AGGREGATE_ITEM)!.digest;
+    if (unlisted || [...done.values()].some((p) => isProvisional(p.digest))) {
       return pendingDigest(d);
     }
-    const items = [...s.done].map(([id, p]) => [id, p.digest]);
+    const items = [...done].map(([id, p]) => [id, p.digest]);
     items.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
     const fails = [...this.run.upstream().failures(d)].map(([id, f]) => [id, f.task, f.reason]);
     fails.sort((a, b) => a[0] < b[0] ? -1 : 1);
     return sha256Hex(canonicalJson({ items, fails }));
   }
+
+  /** What the aggregate flow asks of the single action: run it under the retry policy. */
+  get actions(): ActionRunner {
+    return this.#actions;
+  }
+
+  // ---- what other tasks read ----
+
+  fileDigests(): Record<string, string> {
+    return this.#files.digests();
+  }
+
+  recordedMs(id: string): number {
+    return this.records.get(id)?.ms ?? 0;
+  }
+
+  /** What `run`, `status` and `explain` read about this task. */
+  summary(): TaskSummary {
+    return taskSummary(this.state, this.#decider, this.#slice);
+  }
+}
+
+/** Whether an output names any stored object. */
+function hasObjects(out: Output): boolean {
+  for (const _ in out.objects) return true;
+  return false;
 }

@@ -5,53 +5,12 @@
  *
  * @module
  */
-import type {
-  ActionResult,
-  EachTask,
-  Item,
-  ItemContext,
-  ItemSource,
-  RetryPolicy,
-  TaskContext,
-} from "./task.ts";
+import type { EachTask, Item, ItemSource } from "./task.ts";
 import { canonicalJson } from "../store/canonical.ts";
-import type { KeyComponents } from "../store/records.ts";
 import { sleep } from "../base/sleep.ts";
 import { isAbort } from "../base/abort.ts";
-import type { Pool } from "./pool.ts";
-
-/** One action to execute: the item, its key and the components of the key. */
-export interface Work {
-  item: Item;
-  key: string;
-  comps: KeyComponents;
-  /** Attempts made so far. */
-  attempts: number;
-  /** Failed attempts that count against the retry policy (a quota refusal does not). */
-  counted?: number;
-  /** Set once the action saved a checkpoint, so finishing it removes the checkpoint. */
-  checkpointed?: boolean;
-  /** The group a batched task got the item in, and when. */
-  group?: string;
-  started?: number;
-}
-
-/** What a pool needs from whoever records its results. */
-export interface PoolHost {
-  readonly signal: AbortSignal;
-  /** Concurrency override for every per-item task. */
-  readonly concurrency?: number;
-  readonly ctx: TaskContext<unknown>;
-  /** The task's prepared state (its `prepare` runs once, before the first action). */
-  prepared(): Promise<unknown>;
-  runItem(work: Work, state: unknown): Promise<void>;
-  record(work: Work, out: ActionResult, ms: number): Promise<void>;
-  recordFailure(work: Work, e: unknown, ms: number): void;
-  /** Told before an item is retried after `e`, `delayMs` from now. */
-  onRetry(work: Work, e: unknown, delayMs: number): void;
-  itemContext(work: Work): ItemContext<unknown>;
-  retryPolicy(): RetryPolicy;
-}
+import type { Pool, PoolHost, Work } from "./pool.ts";
+import { isDamagedObject } from "./damage_repair.ts";
 
 /** Runs the queued actions of one per-item task with its concurrency limit or its batch loop. */
 export class WorkPool implements Pool {
@@ -70,7 +29,7 @@ export class WorkPool implements Pool {
   #drained: Promise<void>;
   #resolveDrained!: () => void;
   #batchLoop?: Promise<void>;
-  /** Retries waiting out their delay before they join a queue again. */
+  /** Retries waiting out their delay, and held actions, before they join a queue again. */
   #delayed = 0;
   readonly #handed = new Map<string, Work>();
 
@@ -119,6 +78,16 @@ export class WorkPool implements Pool {
     this.#closed = true;
     this.#wake();
     this.#check();
+  }
+
+  hold(pending: Promise<unknown>): void {
+    this.#delayed++;
+    const back = () => {
+      this.#delayed--;
+      this.#wake();
+      this.#check();
+    };
+    pending.then(back, back);
   }
 
   drained(): Promise<void> {
@@ -197,6 +166,9 @@ export class WorkPool implements Pool {
     };
     this.#batchLoop = this.task.runBatched!(this.host.ctx, source, this.#state)
       .then(() => {
+        // Items a loop stopped by an interruption did not answer for are unfinished, not
+        // failed: the next run takes them up again (from their checkpoints).
+        if (this.host.signal.aborted) return this.#handed.clear();
         // Items the loop took but never answered for cannot be left hanging.
         failHanded(
           new BatchLoopError(
@@ -205,6 +177,17 @@ export class WorkPool implements Pool {
         );
       }, (e) => {
         if (this.host.signal.aborted && isAbort(e)) return;
+        if (isDamagedObject(e)) {
+          // An item's input object was found damaged while the batch read it: that item is
+          // rebuilt and comes back (see damage_repair.ts); the others wait in the queue again.
+          for (const work of [...this.#handed.values()]) {
+            if (work.group !== queue.group) continue;
+            this.#handed.delete(work.item.id);
+            if (readsObject(work, e.digest)) this.host.recordFailure(work, e, 0);
+            else queue.push(work);
+          }
+          return;
+        }
         // The batch loop itself failed: the task's problem, told once, not once per item.
         this.fatal ??= e;
         this.#handed.clear();
@@ -294,6 +277,11 @@ export class WorkPool implements Pool {
     const cap = Math.min(policy.maxMs, policy.baseMs * 2 ** (work.attempts - 1));
     return Math.max((e as { delayMs?: number }).delayMs ?? 0, Math.random() * cap);
   }
+}
+
+/** Whether the action reads object `digest` (an object of one of its inputs). */
+function readsObject(work: Work, digest: string): boolean {
+  return Object.values(work.item.inputs).some((out) => Object.values(out.objects).includes(digest));
 }
 
 /** A first-in, first-out queue of actions that frees its head as it goes. */

@@ -10,7 +10,9 @@ import { taskIdentity } from "./task_identity.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import type { TaskGraph } from "./graph.ts";
-import { readResults, type WorkList, writeResult } from "./remote.ts";
+import { readResults, WORK_LIST_FORMAT, type WorkList, writeResult } from "./remote.ts";
+import { CodeReader } from "./code_identity.ts";
+import { codeChanges } from "./staleness.ts";
 import type {
   ActionResult,
   EachTask,
@@ -24,7 +26,8 @@ import { isAbort } from "../base/abort.ts";
 import { statOrNull } from "../base/fs.ts";
 import { DEFAULT_RETRY, withRetry } from "./action_retry.ts";
 import { itemContext } from "./item_context.ts";
-import { type PoolHost, type Work, WorkPool } from "./work_pool.ts";
+import type { PoolHost, Work } from "./pool.ts";
+import { WorkPool } from "./work_pool.ts";
 
 /** Raised when a work list cannot be run by this worker. */
 export class WorkerError extends Error {
@@ -61,19 +64,15 @@ export async function runWorker(
     throw new WorkerError(`--shard expects i/N with 0 ≤ i < N, found ${index}/${count}`);
   }
   const list = await store.getJson<WorkList>(listDigest);
-  if (list.format !== "latentforge-work/2") {
-    throw new WorkerError(`object ${listDigest} is not a work list (format ${list.format})`);
+  if (list.format !== WORK_LIST_FORMAT) {
+    throw new WorkerError(
+      `object ${listDigest} is not a work list this latentforge reads (expected format ` +
+        `${WORK_LIST_FORMAT}, found ${list.format}): run the same latentforge on both`,
+    );
   }
   const task = graph.get(list.task);
   if (task.kind !== "each") throw new WorkerError(`task "${task.name}" is not a per-item task`);
-  const identity = await taskIdentity(task, configSlice(list.config, task.config));
-  if (identity.hash !== list.taskHash) {
-    throw new WorkerError(
-      `the worker's copy of task "${task.name}" (version ${task.version}, source ` +
-        `${identity.components.source.slice(0, 12)}) differs from the coordinator's: run the ` +
-        `same latentforge on both`,
-    );
-  }
+  await sameTask(task, list);
   // The coordinator brought the task's files into the shared store.
   const files: Record<string, StoredFile> = {};
   for (const [name, digest] of Object.entries(list.files)) {
@@ -88,6 +87,7 @@ export async function runWorker(
   }
   const ctx: TaskContext<unknown> = {
     config: projectConfig(list.config, task.config, task.reads),
+    keyed: projectConfig(list.config, task.config),
     store,
     cacheDir: store.root,
     signal,
@@ -122,6 +122,28 @@ export async function runWorker(
   if (pool.fatal !== undefined) throw pool.fatal;
   if (task.teardown && host.state) await task.teardown(await host.state);
   return summary;
+}
+
+/**
+ * Checks the worker computes what the coordinator keyed: the same version, config slice and
+ * code (its modules and npm packages), naming what differs.
+ */
+async function sameTask(task: EachTask, list: WorkList): Promise<void> {
+  const identity = await taskIdentity(
+    task,
+    configSlice(list.config, task.config),
+    new CodeReader(),
+  );
+  if (identity.hash === list.taskHash) return;
+  const differences = codeChanges(list.code, identity.code.identity).map((r) => r.text);
+  if (differences.length === 0) {
+    differences.push(`the version (${task.version} here) or the config slice differs`);
+  }
+  throw new WorkerError(
+    `the worker's task "${task.name}" differs from the coordinator's (coordinator → worker: ` +
+      `${differences.slice(0, 5).join("; ")}${differences.length > 5 ? "; …" : ""}): run the ` +
+      `same latentforge on both`,
+  );
 }
 
 class WorkerHost implements PoolHost {

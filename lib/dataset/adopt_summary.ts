@@ -89,7 +89,7 @@ export interface AdoptionSummaryOptions {
 export async function summarizeAdoption(
   options: AdoptionSummaryOptions,
 ): Promise<Reconciliation | null> {
-  const { paths, items, recorded, planned, cacheDir, log, signal } = options;
+  const { paths, items, planned, cacheDir, log } = options;
   if (paths.length === 0) {
     // A reconciliation from an earlier config would otherwise outlive its copies.
     if (!planned) await forgetReconciliation(cacheDir);
@@ -102,6 +102,23 @@ export async function summarizeAdoption(
     );
     return null;
   }
+  const r = await reconcileCopies({ ...options, items });
+  log(formatReconciliation(r));
+  if (!planned) await recordReconciliation(cacheDir, r);
+  return r;
+}
+
+/**
+ * The reconciliation of the copies `paths` with the spec items `items`: what each item
+ * recorded, and for the others, the same verification a run makes, read-only (what
+ * {@link summarizeAdoption} prints; `package` states it in the dataset).
+ */
+export async function reconcileCopies(
+  options: Omit<AdoptionSummaryOptions, "log" | "cacheDir" | "items"> & {
+    items: readonly AdoptItem[];
+  },
+): Promise<Reconciliation> {
+  const { paths, items, recorded, planned, signal } = options;
   const own = options.sources ? null : await AdoptSources.open(paths);
   const sources = options.sources ?? own!;
   try {
@@ -133,10 +150,7 @@ export async function summarizeAdoption(
     } finally {
       ownPool?.close();
     }
-    const r = reconcile({ items, spec: options.spec, sources, outcomes, planned });
-    log(formatReconciliation(r));
-    if (!planned) await recordReconciliation(cacheDir, r);
-    return r;
+    return reconcile({ items, spec: options.spec, sources, outcomes, planned });
   } finally {
     own?.close();
   }

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import type { AdoptSources } from "./adopt.ts";
 import type { AdoptItem } from "./adopt_check.ts";
 import { writeFileAtomic } from "../store/objects.ts";
@@ -331,68 +331,4 @@ export async function lastReconciliation(cacheDir: string): Promise<Reconciliati
   }
   const r = JSON.parse(text) as Reconciliation;
   return r?.format === "latentforge.reconciliation/1" ? r : null;
-}
-
-/**
- * The reconciliation `package` writes into manifest.json and report.html: the last run's,
- * when it is of the copies the config names now; `null` without copies to adopt.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { AdoptSources } from "./adopt.ts";
- * const dir = await Deno.makeTempDir();
- * try {
- *   const sources = await AdoptSources.open([dir]);
- *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
- *   sources.close();
- *   await recordReconciliation(`${dir}/cache`, r);
- *   const config = { dataset: { kind: "ffhq", adopt: [dir] } };
- *   assert.deepEqual(await adoptedCopies(`${dir}/cache`, config), r);
- *   // Other copies named now: the last run's reconciliation is not theirs.
- *   config.dataset.adopt = [`${dir}/other`];
- *   assert.equal(await adoptedCopies(`${dir}/cache`, config), null);
- * } finally {
- *   await Deno.remove(dir, { recursive: true });
- * }
- * ```
- */
-export async function adoptedCopies(
-  cacheDir: string,
-  config: { dataset: { kind: string; adopt?: readonly string[] } },
-): Promise<Reconciliation | null> {
-  const paths = config.dataset.kind === "folder" ? [] : config.dataset.adopt ?? [];
-  if (paths.length === 0) return null;
-  const last = await lastReconciliation(cacheDir);
-  const same = last !== null && last.sources.length === paths.length &&
-    paths.every((p, i) => resolve(p) === last.sources[i]);
-  return same ? last : null;
-}
-
-/**
- * What of a reconciliation a dataset records, as a key component for `package`: everything but
- * when it was made and whether it was planned. A rerun that reconciles the same copies the same
- * way gives the same value; `null` without copies to adopt.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { AdoptSources } from "./adopt.ts";
- * const dir = await Deno.makeTempDir();
- * try {
- *   const sources = await AdoptSources.open([dir]);
- *   const r = reconcile({ items: [], sources, outcomes: new Map(), planned: false });
- *   sources.close();
- *   const later = { ...r, at: new Date(0).toISOString(), planned: true };
- *   assert.equal(reconciliationKey(later), reconciliationKey(r));
- *   assert.equal(reconciliationKey(null), null);
- * } finally {
- *   await Deno.remove(dir, { recursive: true });
- * }
- * ```
- */
-export function reconciliationKey(r: Reconciliation | null): string | null {
-  if (r === null) return null;
-  const { at: _at, planned: _planned, ...kept } = r;
-  return JSON.stringify(kept);
 }

@@ -32,7 +32,7 @@ export interface ProbeOptions {
   encoder: ModelSession;
   /** The decoder, whose input gives C; without one, `channels` (or the preset's) is C. */
   decoder?: ModelSession;
-  /** Latent channels C as the config gives them (`model.latent_channels`). */
+  /** Latent channels C as the config gives them (`model.latent_channels`): the decoder's must match. */
   channels?: number;
   /** The image side the dataset uses (`preprocess.size`), checked against the factor. */
   size: number;
@@ -196,11 +196,6 @@ export async function probeGeometry(
         `${shape(expected)}`,
     );
   }
-  if (configured !== undefined && configured !== channels) {
-    throw new GeometryError(
-      `model.latent_channels is ${configured}, but ${decoder.label} takes ${channels} channels`,
-    );
-  }
   if (preset && (preset.latentChannels !== channels || preset.spatialFactor !== factor)) {
     throw new GeometryError(
       `model.preset ${preset.name} describes ${preset.latentChannels} latent channels at ` +
@@ -208,6 +203,12 @@ export async function probeGeometry(
         `and ${encoder.label} downsamples ${factor}× (it maps ${shape(probeDims)} to ` +
         `${shape(encoded.dims)}): choose the preset of these models, or give scaling_factor ` +
         `(and shift_factor) without a preset`,
+    );
+  }
+  if (configured !== undefined && configured !== channels) {
+    throw new GeometryError(
+      `model.latent_channels is ${configured}, but ${decoder.label} takes ${channels} channels ` +
+        `(it decodes ${shape(latentDims)}): set it to ${channels}, or leave it out`,
     );
   }
   return { channels, encoderChannels: e, factor, imageChannels };

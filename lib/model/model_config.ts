@@ -11,6 +11,7 @@ import { PRESET_NAMES, type PresetName, PRESETS } from "./presets.ts";
 /** The model fields this module reads, as the config schema parses them. */
 export interface ModelFields {
   preset?: PresetName;
+  latent_channels?: number;
   scaling_factor?: number;
   shift_factor?: number;
   latents_mean?: number[];
@@ -69,6 +70,23 @@ export function checkModelConfig(m: ModelFields, ctx: IssueSink): void {
       path: ["latents_std"],
       message: `expected as many values as latents_mean (${m.latents_mean.length}), found ` +
         `${m.latents_std.length}`,
+    });
+  }
+  if (preset && m.latent_channels !== undefined && m.latent_channels !== preset.latentChannels) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["latent_channels"],
+      message: `expected ${preset.latentChannels} (preset ${m.preset} has ` +
+        `${preset.latentChannels} latent channels), found ${m.latent_channels}`,
+    });
+  }
+  const channels = m.latent_channels ?? preset?.latentChannels;
+  if (!preset && channels !== undefined && m.latents_mean && m.latents_mean.length !== channels) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["latents_mean"],
+      message:
+        `expected ${channels} values (model.latent_channels), found ${m.latents_mean.length}`,
     });
   }
   if (preset && m.latents_mean && m.latents_mean.length !== preset.latentChannels) {

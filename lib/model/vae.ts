@@ -75,7 +75,7 @@ export async function checkEncoder(path: string, label: string): Promise<void> {
 /** The model part of a config, resolved (see `model_config.ts`). */
 export interface ModelSettings extends NormalizationSettings {
   preset?: PresetName;
-  /** Latent channels C, for an encoder without its decoder. */
+  /** Latent channels C: checked against the decoder, or C for an encoder without one. */
   latent_channels?: number;
   input_range: [number, number];
 }

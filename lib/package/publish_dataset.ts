@@ -1,7 +1,10 @@
 /**
  * Laying a packaged dataset out in `package.out_dir`, after a run and after a cache hit alike:
  * the stored files with the facts of the run that built them (the report's run section,
- * `run.json`), swapped in whole (see lib/store/publish.ts). A partial dataset — a `--limit` run,
+ * `run.json`, which also gives the settings the files do not state — where it was published,
+ * how it ran — as the building run had them: the files state only what their key holds, so
+ * moving `out_dir` republishes them without rebuilding), swapped in whole (see
+ * lib/store/publish.ts). A partial dataset — a `--limit` run,
  * or one in which every item failed — never replaces a complete one: it goes beside it.
  *
  * @module

@@ -12,17 +12,13 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { sleep } from "../base/sleep.ts";
 import { writeAll } from "../base/fs.ts";
-import { KEYS } from "./record_keys.ts";
+import type { LeaseNote } from "./record_types.ts";
+import type { Records } from "./records.ts";
 import { systemicFault } from "./systemic.ts";
 import { recordsFault } from "./records_file.ts";
 
 /** Who holds the lease. */
-export interface LeaseHolder {
-  pid: number;
-  host: string;
-  command: string;
-  since: string;
-}
+export type LeaseHolder = LeaseNote;
 
 /** Raised when another live process holds the lease. */
 export class LeaseHeldError extends Error {
@@ -37,7 +33,6 @@ export class LeaseHeldError extends Error {
   }
 }
 
-const KEY = KEYS.lease;
 /** The lock file's name inside the cache. */
 export const LEASE_FILE = "lease.lock";
 
@@ -52,22 +47,23 @@ export interface Lease {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { openRecords } from "./records.ts";
  *
  * const cache = await Deno.makeTempDir();
- * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
- * const lease = await acquireLease(kv, { cacheDir: cache, command: "gc" });
+ * const records = await openRecords(cache);
+ * const lease = await acquireLease(records, { cacheDir: cache, command: "gc" });
  * try {
  *   // A second holder in this process cannot take it either.
- *   await assert.rejects(acquireLease(kv, { cacheDir: cache, command: "run" }), LeaseHeldError);
+ *   await assert.rejects(acquireLease(records, { cacheDir: cache, command: "run" }), LeaseHeldError);
  * } finally {
  *   await lease.release();
  * }
- * kv.close();
+ * records.close();
  * await Deno.remove(cache, { recursive: true });
  * ```
  */
 export async function acquireLease(
-  kv: Deno.Kv,
+  records: Pick<Records, "putLeaseNote" | "dropLeaseNote">,
   { cacheDir, command, wait = false, onWait }: {
     cacheDir: string;
     command: string;
@@ -101,7 +97,7 @@ export async function acquireLease(
     try {
       await lock.truncate(0);
       await writeAll(lock, new TextEncoder().encode(JSON.stringify(me)));
-      await kv.set(KEY, me);
+      await records.putLeaseNote(me);
     } catch (e) {
       if (!systemicFault(e, { cacheDir })) throw e;
     }
@@ -115,10 +111,7 @@ export async function acquireLease(
       if (released) return;
       released = true;
       try {
-        const now = await kv.get<LeaseHolder>(KEY);
-        if (now.value?.pid === Deno.pid && now.value.host === hostname()) {
-          await kv.atomic().check(now).delete(KEY).commit();
-        }
+        await records.dropLeaseNote((note) => note.pid === Deno.pid && note.host === hostname());
       } catch (e) {
         // A full disk or a damaged database may refuse the write; the note is then stale, and a
         // stale note is ignored once the lock is free.
@@ -137,14 +130,15 @@ export async function acquireLease(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { openRecords } from "./records.ts";
  *
  * const cache = await Deno.makeTempDir();
- * const kv = await Deno.openKv(`${cache}/records.sqlite3`);
+ * const records = await openRecords(cache);
  * assert.equal(await leaseHolder(cache), null);
- * const lease = await acquireLease(kv, { cacheDir: cache, command: "gc" });
+ * const lease = await acquireLease(records, { cacheDir: cache, command: "gc" });
  * assert.equal((await leaseHolder(cache))?.pid, Deno.pid);
  * await lease.release();
- * kv.close();
+ * records.close();
  * await Deno.remove(cache, { recursive: true });
  * ```
  */

@@ -8,7 +8,6 @@
  */
 import { join } from "node:path";
 import { readDirOrNull, readTextOrNull, removeIfPresent } from "../base/fs.ts";
-import { entriesOf } from "./journal.ts";
 import { hashFile, type ObjectStore } from "./objects.ts";
 import { checkRecordsPages } from "./records_file.ts";
 import type { ActionRecord, Records, RunRecord } from "./records.ts";
@@ -105,7 +104,7 @@ export async function collectGarbage(
       for await (const path of walkFiles(records.journal.dir)) {
         if (path.endsWith(".tmp")) await Deno.remove(path);
       }
-      result.journalFilesCompacted = (await records.journal.compact(entriesOf(records.kv))).files;
+      result.journalFilesCompacted = await records.compactJournal();
     }
   }
   return result;

@@ -11,8 +11,8 @@ import type { Json } from "./canonical.ts";
 export interface KeyComponents {
   /** Task version string. */
   version: string;
-  /** sha256 of the task's source file. */
-  source: string;
+  /** Hash of the task's code identity (see {@link CodeIdentity}). */
+  code: string;
   /** sha256 of the task's config slice (the slice itself is stored once per task). */
   config: string;
   /** Digests of exactly the inputs this item consumes (upstream outputs, files), by name. */
@@ -58,10 +58,42 @@ export interface ActionRecord {
 /** The task-wide key components, stored once per distinct combination. */
 export interface TaskComponents {
   version: string;
-  /** sha256 of the task's source file. */
-  source: string;
+  /** Hash of the task's code identity, itself stored once by this hash. */
+  code: string;
   /** sha256 of the task's config slice. */
   config: string;
+}
+
+/**
+ * The task-wide components of records written before code identity (release 0.1.0): the
+ * task's source file stood for its code.
+ */
+export interface LegacyTaskComponents {
+  version: string;
+  /** sha256 of the task's source file. */
+  source: string;
+  config: string;
+}
+
+/**
+ * The code that computes a task's results (see lib/dag/code_identity.ts): its modules' hashes by
+ * path, and its npm packages' versions by name.
+ */
+export interface CodeIdentity {
+  modules: Record<string, string>;
+  npm: Record<string, string>;
+}
+
+/** A module's hash as remembered between runs, valid while its size, mtime and inode are. */
+export interface ModuleHashRecord {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  /** The format of the hash (a change of normalization makes older hashes unusable). */
+  format: number;
+  hash: string;
+  /** What the module loads at run time. */
+  refs: { specifier: string; kind: "import" | "url" }[];
 }
 
 /** A failed item. */
@@ -100,6 +132,14 @@ export interface FileDigest {
   mtimeMs: number;
   ino: number;
   sha256: string;
+}
+
+/** Who holds a cache's lease (see lib/store/lease.ts). */
+export interface LeaseNote {
+  pid: number;
+  host: string;
+  command: string;
+  since: string;
 }
 
 /** An object known under another name (e.g. `md5:<hex>`). */

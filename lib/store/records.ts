@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import type { Json } from "./canonical.ts";
 import { sleep } from "../base/sleep.ts";
-import { Journal } from "./journal.ts";
+import { entriesOf, Journal } from "./journal.ts";
 import { KEYS } from "./record_keys.ts";
 import { checkRecordsFile, RECORDS_FILE, recordsFault } from "./records_file.ts";
 import { MAX_MUTATIONS, RecordWriter } from "./record_writer.ts";
@@ -20,9 +20,13 @@ import { RECORD_FORMAT, upgradeRecords } from "./records_upgrade.ts";
 import {
   type ActionRecord,
   type AliasRecord,
+  type CodeIdentity,
   type FailureRecord,
   type FileDigest,
   type LastRun,
+  type LeaseNote,
+  type LegacyTaskComponents,
+  type ModuleHashRecord,
   RecordCommitError,
   type RunRecord,
   type TaskComponents,
@@ -54,7 +58,7 @@ export async function openRecords(cacheDir: string): Promise<Records> {
     try {
       const records = new Records(await Deno.openKv(join(cacheDir, RECORDS_FILE)), cacheDir);
       await records.upgrade();
-      await records.journal.start(records.kv);
+      await records.startJournal();
       return records;
     } catch (e) {
       if (!/database is locked/.test(String(e)) || attempt >= 20) {
@@ -65,24 +69,34 @@ export async function openRecords(cacheDir: string): Promise<Records> {
   }
 }
 
-/** Typed access to the KV records. */
+/** Typed access to the KV records: the one holder of the database handle and its keys. */
 export class Records {
-  readonly kv: Deno.Kv;
+  readonly #kv: Deno.Kv;
   readonly cacheDir: string;
   /** Where batches are mirrored so the database can be rebuilt. */
   readonly journal: Journal;
 
   constructor(kv: Deno.Kv, cacheDir: string) {
-    this.kv = kv;
+    this.#kv = kv;
     this.cacheDir = cacheDir;
     this.journal = new Journal(cacheDir);
+  }
+
+  /** Starts the journal (after {@link upgrade}). */
+  async startJournal(): Promise<void> {
+    await this.journal.start(this.#kv);
+  }
+
+  /** Replaces the journal by one snapshot of the live records; returns the files replaced. */
+  async compactJournal(): Promise<number> {
+    return (await this.journal.compact(entriesOf(this.#kv))).files;
   }
 
   /** All current action records of a task, by item id. */
   async actions(task: string): Promise<Map<string, ActionRecord>> {
     const out = new Map<string, ActionRecord>();
     for await (
-      const e of this.kv.list<ActionRecord>({ prefix: KEYS.actions(task) }, { batchSize: 1000 })
+      const e of this.#kv.list<ActionRecord>({ prefix: KEYS.actions(task) }, { batchSize: 1000 })
     ) {
       out.set(e.key[2] as string, e.value);
     }
@@ -93,7 +107,7 @@ export class Records {
   async superseded(task: string): Promise<Map<string, ActionRecord[]>> {
     const out = new Map<string, ActionRecord[]>();
     for await (
-      const e of this.kv.list<ActionRecord>(
+      const e of this.#kv.list<ActionRecord>(
         { prefix: KEYS.supersededAll(task) },
         { batchSize: 1000 },
       )
@@ -111,12 +125,12 @@ export class Records {
     { key: Deno.KvKey; record: ActionRecord; current: boolean; replacedBy?: number }
   > {
     for await (
-      const e of this.kv.list<ActionRecord>({ prefix: KEYS.actions() }, { batchSize: 1000 })
+      const e of this.#kv.list<ActionRecord>({ prefix: KEYS.actions() }, { batchSize: 1000 })
     ) {
       yield { key: e.key, record: e.value, current: true };
     }
     for await (
-      const e of this.kv.list<ActionRecord>({ prefix: KEYS.supersededAll() }, { batchSize: 1000 })
+      const e of this.#kv.list<ActionRecord>({ prefix: KEYS.supersededAll() }, { batchSize: 1000 })
     ) {
       yield { key: e.key, record: e.value, current: false, replacedBy: e.key[3] as number };
     }
@@ -126,27 +140,71 @@ export class Records {
   async failures(task: string): Promise<Map<string, FailureRecord>> {
     const out = new Map<string, FailureRecord>();
     for await (
-      const e of this.kv.list<FailureRecord>({ prefix: KEYS.failures(task) }, { batchSize: 1000 })
+      const e of this.#kv.list<FailureRecord>({ prefix: KEYS.failures(task) }, { batchSize: 1000 })
     ) {
       out.set(e.key[2] as string, e.value);
     }
     return out;
   }
 
-  /** Task-wide key components by their hash. */
-  async taskComponents(task: string, hash: string): Promise<TaskComponents | null> {
-    return (await this.kv.get<TaskComponents>(KEYS.taskComponents(task, hash))).value;
+  /** Task-wide key components by their hash (those of a record older than code identity too). */
+  async taskComponents(
+    task: string,
+    hash: string,
+  ): Promise<TaskComponents | LegacyTaskComponents | null> {
+    return (await this.#kv.get<TaskComponents>(KEYS.taskComponents(task, hash))).value;
+  }
+
+  /** A code identity by its hash, or null. */
+  async codeIdentity(hash: string): Promise<CodeIdentity | null> {
+    return (await this.#kv.get<CodeIdentity>(KEYS.codeIdentity(hash))).value;
+  }
+
+  /** Every remembered module hash, by absolute path. */
+  async moduleHashes(): Promise<Map<string, ModuleHashRecord>> {
+    const out = new Map<string, ModuleHashRecord>();
+    for await (
+      const e of this.#kv.list<ModuleHashRecord>({ prefix: KEYS.moduleHashes }, { batchSize: 1000 })
+    ) {
+      out.set(e.key[1] as string, e.value);
+    }
+    return out;
+  }
+
+  /**
+   * Remembers module hashes. They are derived from the files, so they are not journaled, and a
+   * write refused by a full disk only costs hashing again next time.
+   */
+  async putModuleHashes(entries: [string, ModuleHashRecord][]): Promise<void> {
+    for (let i = 0; i < entries.length; i += MAX_MUTATIONS) {
+      const op = this.#kv.atomic();
+      for (const [path, entry] of entries.slice(i, i + MAX_MUTATIONS)) {
+        op.set(KEYS.moduleHash(path), entry);
+      }
+      const res = await op.commit();
+      if (!res.ok) throw new RecordCommitError("remembering a batch of module hashes failed");
+    }
+  }
+
+  /** What a task's code read from a declared file (see lib/dag/file_inputs.ts), or null. */
+  async fileKey(scope: string, name: string, sha256: string): Promise<{ value: Json } | null> {
+    return (await this.#kv.get<{ value: Json }>(KEYS.fileKey(scope, name, sha256))).value;
+  }
+
+  /** Remembers what a task's code read from a declared file (derived: not journaled). */
+  async putFileKey(scope: string, name: string, sha256: string, value: Json): Promise<void> {
+    await this.#kv.set(KEYS.fileKey(scope, name, sha256), { value });
   }
 
   /** A stored config slice by hash. */
   async configSlice(task: string, hash: string): Promise<Record<string, Json> | null> {
-    return (await this.kv.get<Record<string, Json>>(KEYS.configSlice(task, hash))).value;
+    return (await this.#kv.get<Record<string, Json>>(KEYS.configSlice(task, hash))).value;
   }
 
   /** Store digests of every file (model, spec) any task recorded using (gc keeps them). */
   async fileDigests(): Promise<Set<string>> {
     const out = new Set<string>();
-    for await (const e of this.kv.list<Record<string, string>>({ prefix: KEYS.allFiles })) {
+    for await (const e of this.#kv.list<Record<string, string>>({ prefix: KEYS.allFiles })) {
       for (const d of Object.values(e.value)) out.add(d);
     }
     return out;
@@ -155,7 +213,7 @@ export class Records {
   /** Run history, newest first. */
   async runs(): Promise<RunRecord[]> {
     const out: RunRecord[] = [];
-    for await (const e of this.kv.list<RunRecord>({ prefix: KEYS.runs }, { reverse: true })) {
+    for await (const e of this.#kv.list<RunRecord>({ prefix: KEYS.runs }, { reverse: true })) {
       out.push(e.value);
     }
     return out;
@@ -163,13 +221,44 @@ export class Records {
 
   /** Saves a run record. */
   async putRun(run: RunRecord): Promise<void> {
-    await this.kv.set(KEYS.run(run.id), run);
+    await this.#kv.set(KEYS.run(run.id), run);
+  }
+
+  /**
+   * Saves a finished run's record and, in the same commit, notes when each task of `ran`
+   * (those that ran or failed something) last ran.
+   */
+  async finishRun(run: RunRecord & { finished: string }, ran: string[]): Promise<void> {
+    const atomic = this.#kv.atomic().set(KEYS.run(run.id), run);
+    for (const task of ran) {
+      atomic.set(KEYS.lastRun(task), { lastRun: run.finished, run: run.id } satisfies LastRun);
+    }
+    const res = await atomic.commit();
+    if (!res.ok) throw new RecordCommitError(`recording the end of run ${run.id} failed`);
+  }
+
+  /** The facts kept beside the action `key` of `task` (see lib/dag/run_facts.ts), or null. */
+  async runFacts<T>(task: string, key: string): Promise<T | null> {
+    return (await this.#kv.get<T>(KEYS.runFacts(task, key))).value;
+  }
+
+  /** Notes who holds the lease (see lease.ts). */
+  async putLeaseNote(note: LeaseNote): Promise<void> {
+    await this.#kv.set(KEYS.lease, note);
+  }
+
+  /** Drops the lease note when `mine` says it is this holder's (and it did not change since). */
+  async dropLeaseNote(mine: (note: LeaseNote) => boolean): Promise<void> {
+    const now = await this.#kv.get<LeaseNote>(KEYS.lease);
+    if (now.value && mine(now.value)) {
+      await this.#kv.atomic().check(now).delete(KEYS.lease).commit();
+    }
   }
 
   /** When each task last ran something, by task. */
   async lastRuns(): Promise<Map<string, LastRun>> {
     const out = new Map<string, LastRun>();
-    for await (const e of this.kv.list<LastRun>({ prefix: KEYS.lastRuns })) {
+    for await (const e of this.#kv.list<LastRun>({ prefix: KEYS.lastRuns })) {
       out.set(e.key[1] as string, e.value);
     }
     return out;
@@ -177,19 +266,19 @@ export class Records {
 
   /** The remembered digest of a local file, or null. */
   async fileDigest(path: string): Promise<FileDigest | null> {
-    return (await this.kv.get<FileDigest>(KEYS.fileDigest(path))).value;
+    return (await this.#kv.get<FileDigest>(KEYS.fileDigest(path))).value;
   }
 
   /** Remembers a local file's digest for its current size, mtime and inode. */
   async putFileDigest(path: string, digest: FileDigest): Promise<void> {
-    await this.kv.set(KEYS.fileDigest(path), digest);
+    await this.#kv.set(KEYS.fileDigest(path), digest);
   }
 
   /** Every alias (e.g. `md5:<hex>`) and the object digest it names. */
   async aliases(): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     for await (
-      const e of this.kv.list<AliasRecord>({ prefix: KEYS.aliases }, { batchSize: 1000 })
+      const e of this.#kv.list<AliasRecord>({ prefix: KEYS.aliases }, { batchSize: 1000 })
     ) {
       out.set(e.key[1] as string, e.value.digest);
     }
@@ -202,7 +291,7 @@ export class Records {
       aliases.map(([name, digest]) => ({ key: KEYS.alias(name), value: { digest } })),
     );
     for (let i = 0; i < aliases.length; i += MAX_MUTATIONS) {
-      const op = this.kv.atomic();
+      const op = this.#kv.atomic();
       for (const [name, digest] of aliases.slice(i, i + MAX_MUTATIONS)) {
         op.set(KEYS.alias(name), { digest } satisfies AliasRecord);
       }
@@ -215,7 +304,7 @@ export class Records {
   async dropAliases(gone: (digest: string) => boolean): Promise<number> {
     const keys: Deno.KvKey[] = [];
     for await (
-      const e of this.kv.list<AliasRecord>({ prefix: KEYS.aliases }, { batchSize: 1000 })
+      const e of this.#kv.list<AliasRecord>({ prefix: KEYS.aliases }, { batchSize: 1000 })
     ) {
       if (gone(e.value.digest)) keys.push(e.key);
     }
@@ -227,7 +316,7 @@ export class Records {
   async deleteKeys(keys: Deno.KvKey[]): Promise<void> {
     await this.journal.append(keys.map((key) => ({ key })));
     for (let i = 0; i < keys.length; i += MAX_MUTATIONS) {
-      const op = this.kv.atomic();
+      const op = this.#kv.atomic();
       for (const key of keys.slice(i, i + MAX_MUTATIONS)) op.delete(key);
       const res = await op.commit();
       if (!res.ok) throw new RecordCommitError("deleting a batch of records failed");
@@ -239,7 +328,7 @@ export class Records {
     beforeCommit?: () => Promise<void>,
     onError?: (error: unknown) => void,
   ): RecordWriter {
-    return new RecordWriter(this.kv, beforeCommit, this.journal, onError);
+    return new RecordWriter(this.#kv, beforeCommit, this.journal, onError);
   }
 
   /**
@@ -247,10 +336,10 @@ export class Records {
    * migrated, a newer one is refused.
    */
   async upgrade(): Promise<void> {
-    await upgradeRecords(this.kv, this.cacheDir);
+    await upgradeRecords(this.#kv, this.cacheDir);
   }
 
   close(): void {
-    this.kv.close();
+    this.#kv.close();
   }
 }

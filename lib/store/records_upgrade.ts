@@ -3,7 +3,10 @@
  * written by an earlier latentforge (record format 1: one-letter fields under `act`, `old`,
  * `fail`, …) is migrated when it is opened, in batches that each move a set of records
  * atomically, so a migration killed half-way resumes on the next open; a cache from a newer
- * latentforge is refused.
+ * latentforge is refused. Format 3 keys actions on their task's code identity: its records are
+ * those of format 2, adopted under their new keys by the first plan that reads them
+ * (lib/dag/adoption.ts); the mark keeps a latentforge of format 2 from missing every one of
+ * them and recomputing.
  *
  * @module
  */
@@ -16,12 +19,12 @@ import {
   type ActionRecord,
   type AliasRecord,
   type FailureRecord,
+  type LegacyTaskComponents,
   RecordFormatError,
-  type TaskComponents,
 } from "./record_types.ts";
 
 /** The record layout this code reads and writes. */
-export const RECORD_FORMAT = 2;
+export const RECORD_FORMAT = 3;
 
 /**
  * Brings the records of `kv` (the database of cache `cacheDir`) to {@link RECORD_FORMAT}.
@@ -116,7 +119,7 @@ const V1_MOVES: Record<string, (key: Deno.KvKey, value: unknown) => [Deno.KvKey,
     const p = v as { v: string; s: string; c: string };
     return [
       KEYS.taskComponents(task as string, hash as string),
-      { version: p.v, source: p.s, config: p.c } satisfies TaskComponents,
+      { version: p.v, source: p.s, config: p.c } satisfies LegacyTaskComponents,
     ];
   },
   cfg: ([, task, hash], v) => [KEYS.configSlice(task as string, hash as string), v],

@@ -18,6 +18,7 @@ import type { ObjectStore } from "./objects.ts";
 import { checkRecordsFile, checkRecordsPages, RECORDS_FILE } from "./records_file.ts";
 import type { ActionRecord, AliasRecord } from "./records.ts";
 import { SystemicFault } from "./systemic.ts";
+import { isUnder, KEYS } from "./record_keys.ts";
 
 /** What the record database looks like. */
 export interface RecordsDiagnosis {
@@ -43,7 +44,7 @@ export interface RepairResult {
 }
 
 /** Prefixes the journal does not keep but the damaged file may still give. */
-const COPIED = ["run", "last-run", "failure", "schedule", "file-digest"];
+const COPIED = [KEYS.runs, KEYS.lastRuns, KEYS.failures(), KEYS.schedules, KEYS.fileDigests];
 
 /**
  * Checks the record database of a cache: its file (empty, overwritten, truncated), SQLite's
@@ -135,13 +136,14 @@ export async function repairRecords(store: ObjectStore): Promise<RepairResult> {
       : await lostEntries(kv, journal);
     const restore: JournalEntry[] = [];
     for (const e of entries) {
-      const [prefix, task] = [String(e.key[0]), String(e.key[1])];
-      if (prefix === "alias") {
+      const task = String(e.key[1]);
+      if (isUnder(e.key, KEYS.aliases)) {
         // Another name of an object: worth keeping only while the object is there.
         if (await store.has((e.value as AliasRecord).digest)) restore.push(e);
         continue;
       }
-      if (prefix !== "action" && prefix !== "superseded") {
+      const current = isUnder(e.key, KEYS.actions());
+      if (!current && !isUnder(e.key, KEYS.supersededAll())) {
         restore.push(e);
         result.components++;
         continue;
@@ -149,7 +151,7 @@ export async function repairRecords(store: ObjectStore): Promise<RepairResult> {
       const outputs = Object.values((e.value as ActionRecord).objects ?? {});
       const whole = (await Promise.all(outputs.map((d) => store.has(d)))).every(Boolean);
       if (whole) restore.push(e);
-      if (prefix !== "action") continue;
+      if (!current) continue;
       const tally = whole ? result.restored : result.rerun;
       tally[task] = (tally[task] ?? 0) + 1;
     }
@@ -197,7 +199,7 @@ async function readable(file: string): Promise<JournalEntry[]> {
   try {
     for (const prefix of COPIED) {
       try {
-        for await (const e of kv.list({ prefix: [prefix] })) {
+        for await (const e of kv.list({ prefix })) {
           out.push({ key: e.key, value: e.value });
         }
       } catch (e) {

@@ -234,7 +234,9 @@ export const CASES: ReliabilityCase[] = [
     code: 0,
     words: ["is missing", "running again the actions built from them", "optimize 1"],
     async act(s, stage) {
-      await Deno.remove(s.objectPath(await s.objectOf("optimize", stage.items[3], "latent")));
+      // A latent the rebuilt package reads (its report decodes it): split files it reuses from
+      // the store need none.
+      await Deno.remove(s.objectPath(await s.objectOf("optimize", stage.items[1], "latent")));
       return await s.run(["run", "--json", "--force", "package"]);
     },
     async kept(s, stage) {
@@ -421,14 +423,10 @@ export const CASES: ReliabilityCase[] = [
         await fs.remount({ readOnly: false });
         const again = await s.run(["run", "--json"]);
         assertEquals(again.code, 0, again.stderr);
-        assertEquals(ranTasks(again), { package: 1 });
-        // The config (out_dir) is embedded in manifest.json, h5 and safetensors.
-        const published = await readTree(join(fs.path, "out"));
-        for (const [rel, bytes] of stage.dataset) {
-          if (!/(npz|csv|manifest\.txt)$/.test(rel)) continue;
-          assertEquals(published.get(rel), bytes, `${rel} differs from the clean run's`);
-        }
-        return "made writable, the rerun ran package only; its latents equal the clean run's";
+        // Where a dataset goes is in no key: the cached dataset is published there as it is.
+        assertEquals(ranTasks(again), {});
+        assertSameDataset(await readTree(join(fs.path, "out")), stage.dataset, "the dataset");
+        return "made writable, the rerun recomputed nothing; the dataset byte-identical to clean";
       } finally {
         await Deno.remove(join(s.dir, "ro"));
       }
