@@ -85,6 +85,7 @@ export default aggregate<Config>({
     "!package.out_dir",
   ],
   reads: [
+    "model.decoder",
     "model.providers",
     "model.threads",
     "package.out_dir",
@@ -97,8 +98,12 @@ export default aggregate<Config>({
   version: "4",
   source: import.meta.url,
   describe: "write the dataset files and the report",
-  // The files state both models' digests, and the report's samples are decoded by the decoder.
-  files: () => ({ encoder: "model.encoder", decoder: "model.decoder" }),
+  // The files state both models' digests, and the report's samples are decoded by the decoder
+  // (an encode-only config may name none).
+  files: ({ model }) => ({
+    encoder: "model.encoder",
+    decoder: model.decoder ? "model.decoder" : undefined,
+  }),
   // An output folder holding someone else's files is refused before any work.
   check: (config) => checkOutDir(config.package.out_dir),
   // What the files state that the config slice does not hold: a --limit, the dataset's title
@@ -224,7 +229,7 @@ interface Inputs {
   /** The models' digests: the encoder as optimize used it (else encode), and as encode did. */
   encoder: string;
   encodeEncoder: string;
-  /** As optimize used it, else as encode checked it; null when the config names none. */
+  /** As optimize used it, else as this task has it; null when the config names none. */
   decoder: string | null;
   /** The action keys of the stages manifest.json lists per image. */
   keys: Record<string, KeyLookup>;
@@ -246,7 +251,7 @@ async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inp
       .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
     encoder: models.encoder ?? up.taskInputs("encode").encoder,
     encodeEncoder: up.taskInputs("encode").encoder,
-    decoder: models.decoder ?? up.taskInputs("encode").decoder ?? null,
+    decoder: models.decoder ?? ctx.files.decoder?.digest ?? null,
     keys: Object.fromEntries(PROVENANCE_STAGES.map((t) => [t, up.keys(t)])),
   };
 }
