@@ -76,10 +76,18 @@ interface Parsed {
   cache: string;
   sets: string[];
   executor?: string;
+  /** `run --dry-run`: a plan, which writes nothing outside the cache. */
+  dryRun: boolean;
 }
 
 function parseArgs(args: string[]): Parsed {
-  const out: Parsed = { command: undefined, config: DEFAULT_CONFIG, cache: "./cache", sets: [] };
+  const out: Parsed = {
+    command: undefined,
+    config: DEFAULT_CONFIG,
+    cache: "./cache",
+    sets: [],
+    dryRun: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const eq = arg.indexOf("=");
@@ -93,7 +101,8 @@ function parseArgs(args: string[]): Parsed {
       else if (name === "--cache") out.cache = value;
       else if (name === "--set") out.sets.push(value);
       else if (name === "--executor") out.executor = value;
-    } else if (!arg.startsWith("-") && out.command === undefined) out.command = arg;
+    } else if (arg === "--dry-run") out.dryRun = true;
+    else if (!arg.startsWith("-") && out.command === undefined) out.command = arg;
   }
   return out;
 }
@@ -168,8 +177,11 @@ export async function permissionsFor(
     }
   }
   if (parsed.command === "run" || parsed.command === "schedule") {
-    p.write.push(out);
-    if (config.download.materialize) p.write.push(abs(config.download.materialize));
+    // status, explain and a plan only read what a run writes: the cache is all they write to.
+    if (!parsed.dryRun) {
+      p.write.push(out);
+      if (config.download.materialize) p.write.push(abs(config.download.materialize));
+    }
     const hosts = await configHosts(config, abs);
     if (hosts === "all" || extraNet.trim() === "*") p.net = "all";
     else {
