@@ -6,16 +6,19 @@
  * `deno task`s run it as
  *
  * ```sh
- * deno run --allow-read --allow-run=deno --allow-env=LATENTFORGE_NET,LATENTFORGE_LIBDEFLATE lib/cli/launch.ts run …
+ * deno run --allow-read --allow-run=deno --allow-env=HOME,LATENTFORGE_NET,LATENTFORGE_LIBDEFLATE lib/cli/launch.ts run …
  * ```
  *
  * The launcher itself only reads the config (and a local spec or URL list, for its hosts) and
- * starts `deno`; it writes nothing and opens no connection.
+ * starts `deno`; it writes nothing and opens no connection. It reads `HOME` to find the paths
+ * that name the home directory (`--cache ~/cache`, `--set dataset.path=~/photos`), as the
+ * command does.
  *
  * @module
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expandHome, HomePathError } from "../base/home_path.ts";
 import { ConfigError, loadConfig } from "../dag/config.ts";
 import type { Pipeline } from "../dag/task.ts";
 import { type Config, ConfigSchema } from "../../config/schema.ts";
@@ -128,7 +131,7 @@ export async function permissionsFor(
   { cwd = Deno.cwd(), extraNet = "", listen = [], writeModels = false }: PermissionOptions = {},
 ): Promise<Permissions> {
   const parsed = parseArgs(args);
-  const abs = (p: string) => resolve(cwd, p);
+  const abs = (p: string) => resolve(cwd, homeExpanded(p));
   const cache = abs(parsed.cache);
   const p: Permissions = {
     read: [PROJECT, cache, abs(parsed.config)],
@@ -191,6 +194,16 @@ export async function permissionsFor(
     if (parsed.command === "run" && executor === "slurm") p.run.push(...SLURM_COMMANDS);
   }
   return finish(p);
+}
+
+/** `path` with the home directory written out; as it is when HOME is not set (the command says so). */
+function homeExpanded(path: string): string {
+  try {
+    return expandHome(path);
+  } catch (e) {
+    if (!(e instanceof HomePathError)) throw e;
+    return path;
+  }
 }
 
 function finish(p: Permissions): Permissions {
