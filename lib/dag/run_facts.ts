@@ -210,6 +210,7 @@ export function observedReporter(reporter: Reporter, facts: RunFactsCollector): 
       reporter.emit(event);
     },
     progress: (task, counts) => reporter.progress(task, counts),
+    steps: (task, item, done, budget) => reporter.steps?.(task, item, done, budget),
     close: () => reporter.close(),
   };
 }
