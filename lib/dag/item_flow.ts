@@ -123,7 +123,10 @@ export async function driveItems(
     const done = new Map<string, Output>();
     for (const [id, p] of d.done) done.set(id, p.out);
     const expected = flowDeps.length ? d.run.driver(flowDeps[0]).expected : d.expected;
-    await task.finish(d.ctx, { done, expected, failed: d.failed });
+    // Failed here or upstream: an item missing for a reason of its own is that item's failure.
+    const failed = new Map<string, string>();
+    for (const [id, f] of d.run.upstream().failures(task.name)) failed.set(id, f.reason);
+    await task.finish(d.ctx, { done, expected, failed });
   }
   return true;
 }

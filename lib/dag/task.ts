@@ -301,7 +301,8 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
   teardown?: (state: S) => Promise<void>;
   /**
    * Checks the whole set once every item is done (e.g. a count check); throwing fails the
-   * task (exit code 1) while its finished items still flow on.
+   * task (exit code 1) while its finished items still flow on. `failed` holds the items that
+   * failed in this task or in one before it, with their reasons.
    */
   finish?: (
     ctx: TaskContext<C>,
