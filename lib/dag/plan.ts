@@ -22,7 +22,7 @@ import type { Json } from "../store/canonical.ts";
 import { UpstreamError } from "./errors.ts";
 import type { TaskCounts, TaskStatus } from "./events.ts";
 import type { RunContext, RunOptions } from "./run_context.ts";
-import { observedReporter, RunFactsCollector } from "./run_facts.ts";
+import { declaredFiles, observedReporter, RunFactsCollector } from "./run_facts.ts";
 import { type SystemicFault, systemicFault } from "../store/systemic.ts";
 import { SpaceCheck } from "../store/space.ts";
 import type { Upstream } from "./task.ts";
@@ -114,7 +114,10 @@ class Runner implements RunContext {
 
   constructor(options: RunOptions) {
     const aggregates = options.graph.order.filter((t) => t.kind === "aggregate");
-    this.facts = new RunFactsCollector({ aggregates: aggregates.map((t) => t.name) });
+    this.facts = new RunFactsCollector({
+      aggregates: aggregates.map((t) => t.name),
+      inputs: declaredFiles(options.graph.closure(options.targets), options.config),
+    });
     // A systemic fault stops the run the way an interrupt does.
     this.options = {
       ...options,

@@ -8,6 +8,7 @@
  */
 import type { RunFacts } from "../dag/run_facts.ts";
 import { withRunFiles } from "../report/run_files.ts";
+import type { RunMadeWith } from "../report/run_section.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import { publishDirectory, publishTarget } from "../store/publish.ts";
 
@@ -30,6 +31,8 @@ export interface PublishDatasetOptions {
   configFile?: string;
   /** Says where a partial dataset went, or which files were set right. */
   log: (line: string) => void;
+  /** The latentforge version, which the run's facts state with the dataset's limit. */
+  madeWith?: Omit<RunMadeWith, "limit">;
 }
 
 /**
@@ -61,9 +64,11 @@ export async function publishDataset(
   objects: Record<string, string>,
   meta: PackageMeta,
   run: RunFacts | null,
-  { outDir, cacheDir, configFile, log }: PublishDatasetOptions,
+  { outDir, cacheDir, configFile, log, madeWith }: PublishDatasetOptions,
 ): Promise<void> {
-  const files = await withRunFiles(store, objects, run);
+  // The limit is the one the dataset was built with (its record keeps it), not this run's.
+  const made = madeWith && { ...madeWith, limit: meta.limit ?? null };
+  const files = await withRunFiles(store, objects, run, made);
   const images = imageCount(meta);
   // A partial dataset never replaces a complete one (it goes beside it).
   const partial = partialReason(meta);
