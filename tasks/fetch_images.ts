@@ -76,6 +76,7 @@ export default each<Config, Network>({
       perHost: download.concurrency_per_host,
       quotaBackoffS: download.quota_backoff_s,
       backoffSetting: "download.quota_backoff_s",
+      perHostSetting: "download.concurrency_per_host",
     });
     const drive = DriveApi.fromConfig(download);
     const paths = adoptPaths(ctx.config);

@@ -67,6 +67,28 @@ Deno.test("a caller waiting out a host's quota back-off is named, with the setti
   assertEquals(board.current(), []);
 });
 
+Deno.test("callers queued for a host's free slot are named once, while they wait", async () => {
+  const board = new WaitBoard();
+  const gate = new HostGate({
+    perHost: 2,
+    perHostSetting: "download.concurrency_per_host",
+    waits: board,
+  });
+  const held = [await gate.acquire("example.org"), await gate.acquire("example.org")];
+  const queued = [gate.acquire("example.org"), gate.acquire("example.org")];
+  assertEquals(board.current(), [
+    "example.org: all 2 download slots busy (download.concurrency_per_host), more downloads queued",
+  ]);
+  held[0]();
+  const third = await queued[0];
+  // One is still queued behind the two slots taken.
+  assertEquals(board.current().length, 1);
+  held[1]();
+  (await queued[1])();
+  third();
+  assertEquals(board.current(), []);
+});
+
 Deno.test("a declared file's retry delay is named by its field while it lasts", async () => {
   const board = new WaitBoard();
   const named: string[][] = [];

@@ -25,6 +25,8 @@ export interface HostGateOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** The setting a wait names as the reason of its length, e.g. `download.quota_backoff_s`. */
   backoffSetting?: string;
+  /** The setting a wait for a free slot names, e.g. `download.concurrency_per_host`. */
+  perHostSetting?: string;
   /** Where a caller waiting out a back-off says so. Default: the process's board. */
   waits?: WaitBoard;
 }
@@ -68,6 +70,7 @@ export class HostGate {
   readonly #now: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #setting?: string;
+  readonly #perHostSetting?: string;
   readonly #waits: WaitBoard;
   readonly #hosts = new Map<string, HostState>();
 
@@ -79,6 +82,7 @@ export class HostGate {
       now = Date.now,
       sleep: wait = sleep,
       backoffSetting,
+      perHostSetting,
       waits = processWaits,
     }: HostGateOptions = {},
   ) {
@@ -92,6 +96,7 @@ export class HostGate {
     this.#now = now;
     this.#sleep = wait;
     this.#setting = backoffSetting;
+    this.#perHostSetting = perHostSetting;
     this.#waits = waits;
   }
 
@@ -199,6 +204,10 @@ export class HostGate {
         continue;
       }
       if (state.active < this.perHost) break;
+      const setting = this.#perHostSetting ? ` (${this.#perHostSetting})` : "";
+      const queued = this.#waits.begin(
+        `${host}: all ${this.perHost} download slots busy${setting}, more downloads queued`,
+      );
       await new Promise<void>((resolve, reject) => {
         const wake = () => {
           signal?.removeEventListener("abort", onAbort);
@@ -211,7 +220,7 @@ export class HostGate {
         };
         state.waiters.push(wake);
         signal?.addEventListener("abort", onAbort, { once: true });
-      });
+      }).finally(() => queued.end());
     }
     state.active++;
     let released = false;
