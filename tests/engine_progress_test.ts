@@ -1,11 +1,7 @@
 import { assert, assertAlmostEquals, assertEquals, assertMatch } from "./fixtures/assert.ts";
 import type { Reporter, RunEvent, TaskCounts } from "../lib/dag/events.ts";
-import {
-  HEARTBEAT_MS,
-  JsonReporter,
-  PlainReporter,
-  type ProgressClock,
-} from "../lib/dag/progress.ts";
+import { HEARTBEAT_MS, JsonReporter, PlainReporter } from "../lib/dag/progress.ts";
+import { FakeClock } from "./fixtures/fake_clock.ts";
 import { seededRandom } from "../lib/base/random.ts";
 import { join } from "node:path";
 import { WaitBoard } from "../lib/base/waits.ts";
@@ -15,39 +11,8 @@ import { writeDemoVae } from "./fixtures/vae.ts";
 import { optimizeLatents, type OptimizerSettings } from "../lib/optim/latent_optimizer.ts";
 import { numericEvaluator, numericJobs, numericSettings } from "./fixtures/numeric_evaluator.ts";
 
-/** A clock whose time moves only when told, firing due timers in order. */
-class FakeClock implements ProgressClock {
-  t = Date.UTC(2026, 10, 21, 2, 0, 0);
-  #next = 1;
-  readonly #timers = new Map<number, { at: number; fn: () => void }>();
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): number {
-    const id = this.#next++;
-    this.#timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(id: number): void {
-    this.#timers.delete(id);
-  }
-  get pending(): number {
-    return this.#timers.size;
-  }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.#timers].filter(([, t]) =>
-        t.at <= end
-      ).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.#timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-  }
-}
+/** The clock of these tests: 02:00:00 UTC on the day the run is played. */
+const START = Date.UTC(2026, 10, 21, 2, 0, 0);
 
 /** When each event of a played run was emitted (clock time). */
 interface Played {
@@ -127,7 +92,7 @@ function longestGap(lines: { at: number }[]): number {
 }
 
 Deno.test("without a terminal, a progress line comes at least every 10 s during a run", () => {
-  const clock = new FakeClock();
+  const clock = new FakeClock(START);
   const { lines, write } = capture(clock);
   const reporter = new PlainReporter({ write, clock });
   const played = playRun(reporter, clock, 17);
@@ -160,7 +125,7 @@ Deno.test("without a terminal, a progress line comes at least every 10 s during 
 });
 
 Deno.test("with --json, a progress event comes at least every 10 s during a run", () => {
-  const clock = new FakeClock();
+  const clock = new FakeClock(START);
   const { lines, write } = capture(clock);
   const reporter = new JsonReporter({ write, clock });
   const played = playRun(reporter, clock, 4242);
@@ -184,7 +149,7 @@ Deno.test("with --json, a progress event comes at least every 10 s during a run"
 });
 
 Deno.test("a dry run starts no heartbeat; between two tasks the run is still reported", () => {
-  const clock = new FakeClock();
+  const clock = new FakeClock(START);
   const { lines, write } = capture(clock);
   const plan = new PlainReporter({ write, clock });
   plan.emit({ event: "run-start", run: 2, targets: ["a"], tasks: ["a"], dryRun: true });
@@ -263,7 +228,7 @@ Deno.test("optimize's progress counts steps, and its ETA from the step rate is w
     numericSettings({ batch: 4, maxSteps: 60, lr: 0.02, patience: 10, tolerance: 1e-5 }),
   ];
   for (const settings of cases) {
-    const clock = new FakeClock();
+    const clock = new FakeClock(START);
     const { lines, write } = capture(clock);
     const reporter = new PlainReporter({ write, clock, waits: new WaitBoard() });
     const end = await playOptimize(reporter, clock, { count: 16, passMs: 700, settings });
@@ -330,7 +295,7 @@ Deno.test("the optimize task reports each image's steps: where it starts, then a
 });
 
 Deno.test("with --json, a progress event of a task whose items report steps carries them", async () => {
-  const clock = new FakeClock();
+  const clock = new FakeClock(START);
   const { lines, write } = capture(clock);
   const reporter = new JsonReporter({ write, clock, waits: new WaitBoard() });
   const settings = numericSettings({

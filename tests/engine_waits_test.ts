@@ -8,41 +8,12 @@ import { retry } from "../lib/base/retry.ts";
 import { WaitBoard, waits } from "../lib/base/waits.ts";
 import { HostGate } from "../lib/net/host_gate.ts";
 import { runLeased } from "../lib/cli/leases.ts";
-import {
-  HEARTBEAT_MS,
-  JsonReporter,
-  PlainReporter,
-  type ProgressClock,
-} from "../lib/dag/progress.ts";
+import { HEARTBEAT_MS, JsonReporter, PlainReporter } from "../lib/dag/progress.ts";
+import { FakeClock } from "./fixtures/fake_clock.ts";
 import { openRecords } from "../lib/store/records.ts";
 
-/** A clock whose timers fire only when it is advanced. */
-class FakeClock implements ProgressClock {
-  t = Date.UTC(2026, 10, 21, 6, 27, 0);
-  #next = 1;
-  readonly timers = new Map<number, { at: number; fn: () => void }>();
-  now = () => this.t;
-  setTimeout(fn: () => void, ms: number): number {
-    this.timers.set(this.#next, { at: this.t + ms, fn });
-    return this.#next++;
-  }
-  clearTimeout(id: number): void {
-    this.timers.delete(id);
-  }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.timers].filter(([, t]) =>
-        t.at <= end
-      ).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-  }
-}
+/** The clock of these tests: 06:27:00 UTC. */
+const START = Date.UTC(2026, 10, 21, 6, 27, 0);
 
 Deno.test("a caller waiting out a host's quota back-off is named, with the setting that sets its length", async () => {
   const board = new WaitBoard();
@@ -150,7 +121,7 @@ Deno.test("a run waiting for another run's lease is named until it has the lease
 });
 
 Deno.test("heartbeats name every wait: before a run starts, during it, and as JSON", () => {
-  const clock = new FakeClock();
+  const clock = new FakeClock(START);
   const board = new WaitBoard();
   const lines: string[] = [];
   const plain = new PlainReporter({
@@ -205,12 +176,12 @@ Deno.test("heartbeats name every wait: before a run starts, during it, and as JS
     r.emit({ event: "run-end", run: 1, status: "ok", exitCode: 0, seconds: 20 });
     r.close();
   }
-  assertEquals(clock.timers.size, 0);
+  assertEquals(clock.pending, 0);
   assertEquals(lines.at(-1), "06:27:50 run 1 ok in 20.0s");
 });
 
 Deno.test("a plan ends saying nothing ran", () => {
-  const clock = new FakeClock();
+  const clock = new FakeClock(START);
   const lines: string[] = [];
   const plain = new PlainReporter({
     write: (t) => lines.push(...t.trimEnd().split("\n")),
