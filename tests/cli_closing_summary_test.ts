@@ -141,54 +141,88 @@ Deno.test("a plan ends saying nothing ran, with no summary of a run", async () =
   }
 });
 
+/** Reads `reader` until its text so far matches every pattern; fails if it ends first. */
+async function readUntil(reader: ReadableStreamDefaultReader<string>, patterns: RegExp[]) {
+  let text = "";
+  while (!patterns.every((p) => p.test(text))) {
+    const { done, value } = await reader.read();
+    assert(!done, `ended before ${patterns.join(", ")}:\n${text}`);
+    text += value;
+  }
+  return text;
+}
+
+/** The rest of `reader`'s text, to its end. */
+async function readRest(reader: ReadableStreamDefaultReader<string>): Promise<string> {
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text;
+    text += value;
+  }
+}
+
+/**
+ * Starts `command`, sends SIGINT once what `stream` prints matches every pattern (encode has
+ * ended and optimize has begun: it then has 100,000 steps per image to go), and returns that
+ * stream's whole text and the exit code.
+ */
+async function interrupted(
+  command: Deno.Command,
+  stream: "stdout" | "stderr",
+  patterns: RegExp[],
+) {
+  const child = command.spawn();
+  const other = stream === "stdout" ? child.stderr : child.stdout;
+  const rest = new Response(other).text();
+  const reader = child[stream].pipeThrough(new TextDecoderStream()).getReader();
+  const head = await readUntil(reader, patterns);
+  child.kill("SIGINT");
+  const text = head + await readRest(reader);
+  return { text, other: await rest, code: (await child.status).code };
+}
+
 Deno.test("Ctrl-C during optimize: the summary says what did not finish and how to resume", async () => {
   const p = await folderProject(4, 0, { max_steps: 100_000, patience: 100_000 });
   try {
-    const child = p.command(["run", "--json"]).spawn();
-    // Interrupted once optimize has begun: it then has 100,000 steps per image to go.
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!/"task":"optimize","message":"loss and gradient graph: running on/.test(text)) {
-      const { done, value } = await reader.read();
-      assert(!done, `the run ended before optimize began:\n${text}`);
-      text += value;
-    }
-    child.kill("SIGINT");
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-    const status = await child.status;
-    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
-    assertEquals(status.code, 130, stderr);
-    const summary = text.trimEnd().split("\n").map((l) => JSON.parse(l)).at(-1);
+    const json = await interrupted(
+      p.command(["run", "--json"]),
+      "stdout",
+      [
+        /"event":"task-end","task":"encode","status":"ok"/,
+        /"task":"optimize","message":"loss and gradient graph: running on/,
+      ],
+    );
+    assertEquals(json.code, 130, json.other);
+    const summary = json.text.trimEnd().split("\n").map((l) => JSON.parse(l)).at(-1);
     assertEquals(summary.event, "summary");
     assertEquals(summary.status, "interrupted");
     assertEquals(summary.unpublished, "package interrupted");
-    assert(summary.unfinished.some((u: { task: string }) => u.task === "optimize"), text);
+    // Optimize began and could not finish (100,000 steps per image); the images reached it.
+    assertEquals(summary.finished, [
+      "fetch-json",
+      "fetch-images",
+      "verify-sizes",
+      "label-split",
+      "preprocess",
+      "encode",
+    ]);
+    assertEquals(
+      summary.unfinished.map((u: { task: string; total: number }) => [u.task, u.total]),
+      [["optimize", 4], ["package", 0]],
+    );
     // The same run without --json says it in words.
-    const again = p.command(["run"]).spawn();
-    const errors = again.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let said = "";
-    while (!/optimize: loss and gradient graph: running on/.test(said)) {
-      const { done, value } = await errors.read();
-      assert(!done, said);
-      said += value;
-    }
-    again.kill("SIGINT");
-    for (;;) {
-      const { done, value } = await errors.read();
-      if (done) break;
-      said += value;
-    }
-    await again.stdout.cancel();
-    assertEquals((await again.status).code, 130);
-    const lines = summaryOf(said);
+    const words = await interrupted(
+      p.command(["run"]),
+      "stderr",
+      [/encode ok: 4\/4/, /optimize: loss and gradient graph: running on/],
+    );
+    assertEquals(words.code, 130, words.text);
+    const lines = summaryOf(words.text);
     assertEquals(lines[0], "nothing published: package interrupted");
     assertMatch(
       lines.at(-1)!,
-      /^interrupted after \d+\.\ds; not finished: .*optimize \d+\/4.*\. Run the same command again to resume: what finished is cached, and optimize goes on from its checkpoints$/,
+      /^interrupted after \d+\.\ds; finished: fetch-json, fetch-images, verify-sizes, label-split, preprocess, encode; not finished: optimize \d\/4( \(\d failed\))?, package\. Run the same command again to resume: what finished is cached, and optimize goes on from its checkpoints$/,
     );
   } finally {
     await p.cleanup();

@@ -38,8 +38,13 @@ export interface ClosingSummary {
   failed: number;
   /** Tasks that failed as a whole (a count check, a model that cannot be read). */
   taskFailures: { task: string; reason: string }[];
-  /** After an interrupt: the tasks that did not finish every item. */
-  unfinished?: { task: string; done: number; total: number }[];
+  /** After an interrupt: the tasks that finished every item. */
+  finished?: string[];
+  /**
+   * After an interrupt: the tasks that did not (`done` items finished or cached of `total`,
+   * known so far; `failed` of them failed), in the order they ran.
+   */
+  unfinished?: { task: string; done: number; total: number; failed: number }[];
 }
 
 /**
@@ -86,11 +91,16 @@ export async function closingSummary(
     }
   }
   if (result.status === "interrupted") {
-    summary.unfinished = order.flatMap((task) => {
+    summary.finished = [];
+    summary.unfinished = [];
+    for (const task of order) {
       const c = result.tasks.get(task)?.counts;
-      const done = c ? c.ran + c.cached + c.failed : 0;
-      return c && (done < c.total || !c.final) ? [{ task, done, total: c.total }] : [];
-    });
+      if (!c) continue;
+      const done = c.ran + c.cached;
+      // A task that never started has no items: it did not finish.
+      if (c.final && c.total > 0 && done === c.total) summary.finished.push(task);
+      else summary.unfinished.push({ task, done, total: c.total, failed: c.failed });
+    }
   }
   await describePublished(summary, result, outDir);
   return summary;
@@ -179,8 +189,13 @@ export function summaryLines(s: ClosingSummary): string[] {
 function ending(s: ClosingSummary): string {
   const took = formatSeconds(s.seconds);
   if (s.status === "interrupted") {
-    const unfinished = (s.unfinished ?? []).map((u) => `${u.task} ${u.done}/${u.total}`);
-    return `interrupted after ${took}` +
+    const unfinished = (s.unfinished ?? []).map((u) =>
+      u.total === 0
+        ? u.task
+        : `${u.task} ${u.done}/${u.total}${u.failed ? ` (${u.failed} failed)` : ""}`
+    );
+    const finished = s.finished?.length ? `; finished: ${s.finished.join(", ")}` : "";
+    return `interrupted after ${took}${finished}` +
       (unfinished.length ? `; not finished: ${unfinished.join(", ")}` : "") +
       `. Run the same command again to resume: what finished is cached, and optimize goes on ` +
       `from its checkpoints`;
