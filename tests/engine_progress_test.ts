@@ -279,6 +279,16 @@ Deno.test("the optimize task reports each image's steps: where it starts, then a
     const optimized = await records.actions("optimize");
     records.close();
     assertEquals(optimized.size, 3);
+    // Before its first image finished, the displays knew optimize's three images and that no
+    // more would come (so they can show 0/3 and an ETA, not 0/0+).
+    const firstDone = run.events.findIndex((e) => e.event === "item" && e.task === "optimize");
+    assert(firstDone > 0);
+    assert(
+      run.progress.some((p) =>
+        p.task === "optimize" && p.after <= firstDone && p.counts.total === 3 && p.counts.final
+      ),
+      JSON.stringify(run.progress.filter((p) => p.task === "optimize")),
+    );
     for (const [id, record] of optimized) {
       const mine = run.steps.filter((s) => s.item === id);
       const { steps } = record.meta as { steps: number };

@@ -49,6 +49,9 @@ export async function driveItems(
     }
     const params = paramsHash(item.params);
     d.counts.total++;
+    // The displays count items as they arrive, not only as they finish (a batch of optimize
+    // takes minutes before its first image is done).
+    d.run.options.reporter.progress(d.name, d.counts);
     d.expected.push(item.id);
     const decision = d.decider.decide(item.id, inputs, params);
     if (!(decision instanceof Promise)) return d.apply(item, inputs, params, decision, pool);
@@ -109,6 +112,7 @@ export async function driveItems(
   pool.close();
   // Every item is known now: progress can show a total and an ETA.
   d.counts.final = true;
+  d.run.options.reporter.progress(d.name, d.counts);
   await pool.drained();
   await chain;
   const state = d.actions.state;
