@@ -248,12 +248,15 @@ console.log(
 // CPU-second) is reported too: it hardly depends on other load.
 const all = new Map<string, Timing[]>();
 const loadavg = () => Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
+// Cores used (CPU time over wall time) shows what other work on the machine left each side:
+// under load, Pillow's two processes get a smaller share of the cores than latentforge's
+// threads, so its wall-clock rate falls further while its CPU time per image stays the same.
 const line = (t: Timing) =>
   `${t.name.padEnd(36)} ${t.seconds.toFixed(2).padStart(7)} s wall ${
     (count / t.seconds).toFixed(1).padStart(6)
   } images/s │ ${t.cpuSeconds.toFixed(1).padStart(6)} s CPU ${
     (count / t.cpuSeconds).toFixed(2).padStart(6)
-  } images/CPU-s`;
+  } images/CPU-s │ ${(t.cpuSeconds / t.seconds).toFixed(2)} cores`;
 const runs = [
   () => runLatentforge(`${WORK}out-latentforge`, true),
   ...(deflate ? [() => runLatentforge(`${WORK}out-latentforge-libpng`, false)] : []),

@@ -80,6 +80,8 @@ export default each<Config, Network>({
     const gate = new HostGate({
       perHost: download.concurrency_per_host,
       quotaBackoffS: download.quota_backoff_s,
+      backoffSetting: "download.quota_backoff_s",
+      perHostSetting: "download.concurrency_per_host",
     });
     const drive = DriveApi.fromConfig(download);
     const paths = adoptPaths(ctx.config);

@@ -95,9 +95,10 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
   const dataset = ctx.config.dataset;
   switch (dataset.kind) {
     case "ffhq": {
-      using file = await Deno.open(ctx.files.spec.path);
       // Errors name the file the user configured, not its copy in the store.
       const name = dataset.spec.path ?? dataset.spec.url!;
+      await checkJsonStart(ctx.files.spec.path, `dataset.spec ${name}`);
+      using file = await Deno.open(ctx.files.spec.path);
       return await ingestFfhqSpecStream(file.readable, name, { component: dataset.component });
     }
     case "folder":
@@ -111,6 +112,27 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
     default:
       return await ingestLocalDataset(dataset);
   }
+}
+
+/** Raised when a spec is not JSON at all (an HTML page, a zip, an empty file). */
+export class NotJsonError extends Error {
+  override readonly name = "NotJsonError";
+}
+
+/**
+ * Fails at once, naming the file and showing how it starts, unless `path` starts like a JSON
+ * object: a spec that is an HTML page ("Quota exceeded") or an archive is said to be one,
+ * before any item is read.
+ */
+async function checkJsonStart(path: string, label: string): Promise<void> {
+  using file = await Deno.open(path);
+  const head = new Uint8Array(120);
+  const n = (await file.read(head)) ?? 0;
+  const text = new TextDecoder().decode(head.subarray(0, n));
+  if (text.trimStart().startsWith("{")) return;
+  const shown = n === 0 ? "it is empty" : `it starts with ${JSON.stringify(text.slice(0, 80))}`;
+  const html = /^\s*<(!doctype html|html|head|body)/i.test(text) ? " (an HTML page)" : "";
+  throw new NotJsonError(`${label} is not JSON: ${shown}${html}`);
 }
 
 /**

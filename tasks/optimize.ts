@@ -110,6 +110,7 @@ export default each<Config, Models>({
           (wait ? await source.next(max) : source.poll(max)).map((item) => load(ctx, source, item)),
         ),
       save: (id, bytes) => source.context(id).saveCheckpoint(bytes),
+      progress: ({ id, steps }) => source.context(id).steps(steps, ctx.config.optimize.max_steps),
       async done(id, result) {
         if (result instanceof Error) return await source.done(id, result);
         await source.done(id, await stored(ctx, shapes, result, evaluator.provider));
@@ -143,10 +144,13 @@ async function load(
     ctx.store.get(item.inputs.preprocess.objects.tensor),
     source.context(item).loadCheckpoint(),
   ]);
+  let start = 0;
   if (checkpoint) {
     const { steps, passes } = checkpointProgress(checkpoint, `checkpoint of ${item.id}`);
     ctx.log(`${item.id}: resuming from its checkpoint at step ${steps} (pass ${passes})`);
+    start = steps;
   }
+  source.context(item).steps(start, ctx.config.optimize.max_steps);
   return {
     id: item.id,
     latent: decodeNpy(latent, `latent of ${item.id}`).data as Float32Array,

@@ -209,6 +209,7 @@ export default aggregate<Config>({
       cacheDir: ctx.cacheDir,
       configFile: ctx.configFile,
       log: ctx.log,
+      madeWith: { version: denoJson.version },
     });
   },
 });
@@ -325,6 +326,12 @@ async function report(ctx: TaskContext<Config>, inputs: Inputs, d: Described): P
   return renderReport({
     title: datasetTitle(config.dataset),
     toolVersion: denoJson.version,
+    models: {
+      encoder: inputs.encodeEncoder,
+      decoder: inputs.decoder,
+      preset: config.model.preset ?? null,
+      normalization: normalization.describe(),
+    },
     splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
     // An encode-only dataset shows its encoder's reconstruction quality on the samples.
     images: withMeasured(images, samples),

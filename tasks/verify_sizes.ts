@@ -2,7 +2,8 @@
  * verify-sizes: every downloaded image decoded far enough to read its pixel size, checked
  * against the spec; with `download.verify_pixels`, also the MD5 of its decoded RGB pixels. Once
  * all are done, the count of verified images is checked against the spec's (or the `--limit`):
- * a short dataset fails with both counts and the first missing ids.
+ * an item missing without a failure of its own (here or upstream, where it is reported) fails
+ * the check with both counts and the first missing ids.
  *
  * Reads: `fetch-images`. Produces per item: metadata (width, height).
  *
@@ -45,9 +46,9 @@ export default each<Config>({
     });
     return { objects: {}, meta: { width, height, pixel_md5: pixelMd5 } };
   },
-  finish(_ctx, { done, expected }) {
-    if (done.size >= expected.length) return Promise.resolve();
-    const missing = expected.filter((id) => !done.has(id));
+  finish(_ctx, { done, expected, failed }) {
+    const missing = expected.filter((id) => !done.has(id) && !failed.has(id));
+    if (missing.length === 0) return Promise.resolve();
     return Promise.reject(
       new ShortDatasetError(
         `expected ${expected.length} verified images, found ${done.size}; missing ${missing.length}: ` +

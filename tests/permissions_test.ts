@@ -203,13 +203,14 @@ Deno.test("deno task run works under the narrowed flags; a write elsewhere is re
   }
 });
 
-Deno.test("deno task demo works under the narrowed flags", async () => {
+Deno.test("deno task demo works under the narrowed flags; status, explain and a plan then write only the cache", async () => {
   const dir = await Deno.makeTempDir({ prefix: "latentforge-perm-demo-" });
   try {
     const out = join(dir, "out");
-    const r = await run("deno", [
-      "task",
-      "demo",
+    const cache = join(dir, "cache");
+    const vae = join(cache, "demo", "vae");
+    // What the demo runs with, so that status, explain and the plan answer for that run.
+    const options = [
       "--limit",
       "6",
       "--set",
@@ -217,13 +218,47 @@ Deno.test("deno task demo works under the narrowed flags", async () => {
       "--set",
       `package.out_dir=${out}`,
       "--cache",
-      join(dir, "cache"),
-    ]);
+      cache,
+    ];
+    const demoRun = [
+      "--config",
+      "config/demo.json",
+      "--set",
+      `model.encoder.path=${join(vae, "vae_encoder.onnx")}`,
+      "--set",
+      `model.decoder.path=${join(vae, "vae_decoder.onnx")}`,
+      ...options,
+    ];
+    const readers = [["status", ...demoRun], ["explain", "package", ...demoRun], [
+      "run",
+      "--dry-run",
+      ...demoRun,
+    ]];
+    // Before and after the build alike, the readers are granted writes to the cache only.
+    for (const args of readers) {
+      assertEquals((await permissionsFor(args, { cwd: REPO })).write, [cache], args.join(" "));
+    }
+    const r = await run("deno", ["task", "demo", ...options]);
     assertEquals(r.code, 0, r.stderr + r.stdout);
     noCrash(r.stderr + r.stdout, "deno task demo");
     assertStringIncludes(r.stdout, "demo finished in");
     const manifest = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
     assert(manifest, "the demo dataset was published");
+
+    for (const args of readers) {
+      assertEquals((await permissionsFor(args, { cwd: REPO })).write, [cache], args.join(" "));
+      const [command, ...rest] = args;
+      const read = await run("deno", ["task", command, ...rest]);
+      const what = `deno task ${args.join(" ")}`;
+      assertEquals(read.code, 0, `${what}: ${read.stderr}`);
+      noCrash(read.stderr + read.stdout, what);
+      assert(!/Requires \w+ access/.test(read.stderr + read.stdout), `${what}: ${read.stderr}`);
+    }
+    const status = await run("deno", ["task", "status", "--json", ...demoRun]);
+    const tasks = JSON.parse(status.stdout).tasks as { task: string; cached: number }[];
+    assertEquals(tasks.find((t) => t.task === "optimize")?.cached, 6, status.stdout);
+    const explain = await run("deno", ["task", "explain", "package", ...demoRun]);
+    assertMatch(explain.stdout, /package: up to date/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

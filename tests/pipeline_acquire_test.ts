@@ -52,12 +52,10 @@ Deno.test("1,000 images with 20% of requests faulted: all verified, none wrong, 
     const failed = r.events.filter((e) => e.event === "item" && e.status === "failed");
     assertEquals(failed.map((e) => [e.task, e.item]), [["fetch-images", "500"]]);
     assertMatch(String(failed[0].reason), /404/);
+    // 500 is fetch-images' failure, with its reason; verify-sizes verified every other image.
     const verify = r.events.find((e) => e.event === "task-end" && e.task === "verify-sizes")!;
-    assertEquals(verify.status, "failed");
-    assertStringIncludes(
-      String(verify.reason),
-      "expected 1000 verified images, found 999; missing 1: 500",
-    );
+    assertEquals(verify.status, "ok", String(verify.reason));
+    assertEquals(verify.counts, { total: 999, ran: 999, cached: 0, failed: 0, final: true });
     // Every kind of fault was injected, and every accepted file is byte-exact.
     for (const kind of ALL_FAULTS) {
       assert(mirror.stats.faults[kind] > 0, `no ${kind} fault was injected`);

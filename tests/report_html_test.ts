@@ -391,11 +391,15 @@ Deno.test("the steps histogram and every count axis have whole-number ticks", ()
   const steps = ticks(chart("Steps per image"));
   assert.ok(steps.length > 4, `ticks ${steps}`);
   for (const t of steps) assert.match(t, /^\d+$/, `steps histogram tick "${t}"`);
-  // Every bin of the steps histogram is a whole number of steps wide, and step 60 is counted.
-  const bins = [...chart("Steps per image").matchAll(/<title>images: (\d+) in \[(\d+), (\d+)\)/g)];
+  // Every bin of the steps histogram is a whole number of steps wide (its tooltip names the
+  // steps it holds: `at 60`, `in 56–59`), and step 60 is counted.
+  const bins = [
+    ...chart("Steps per image").matchAll(/<title>images: (\d+) (?:at (\d+)|in (\d+)–(\d+))</g),
+  ].map((m) => ({ n: Number(m[1]), lo: Number(m[2] ?? m[3]), hi: Number(m[2] ?? m[4]) }));
   assert.ok(bins.length > 0);
-  assert.equal(bins.reduce((a, m) => a + Number(m[1]), 0), 40);
-  assert.ok(bins.some((m) => Number(m[2]) <= 60 && 60 < Number(m[3])));
+  assert.equal(bins.reduce((a, b) => a + b.n, 0), 40);
+  assert.ok(bins.every((b) => b.lo <= b.hi), JSON.stringify(bins));
+  assert.ok(bins.some((b) => b.lo <= 60 && 60 <= b.hi));
   // Few steps: the loss chart's step axis once had ticks at 0.5, 1.5, 2.5.
   const short = renderReport({
     toolVersion: "0.1.0",

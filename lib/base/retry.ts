@@ -10,6 +10,7 @@
  */
 
 import { sleep } from "./sleep.ts";
+import { timeOfDay, type WaitBoard, waits as processWaits } from "./waits.ts";
 
 /** Options of {@link retry}. */
 export interface RetryOptions {
@@ -35,6 +36,12 @@ export interface RetryOptions {
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
   /** Source of randomness in [0, 1) for the jitter. Default `Math.random`. */
   random?: () => number;
+  /**
+   * What is retried (`dataset.spec`): given, each wait is on the board of `waits` (default the
+   * process's) as `<name>: <the error>; next try at 06:28:05`, so a display names it.
+   */
+  name?: string;
+  waits?: WaitBoard;
 }
 
 function defaultIsRetryable(error: unknown): boolean {
@@ -86,6 +93,8 @@ export async function retry<T>(
     minDelayMs = defaultMinDelay,
     onRetry,
     random = Math.random,
+    name,
+    waits = processWaits,
   }: RetryOptions = {},
 ): Promise<T> {
   if (!(attempts >= 1)) throw new RangeError(`attempts must be at least 1, found ${attempts}`);
@@ -104,7 +113,16 @@ export async function retry<T>(
       backoffStep++;
       const delay = Math.max(minDelayMs(error), Math.floor(random() * cap));
       onRetry?.(error, call, delay);
-      await sleep(delay, signal);
+      if (name === undefined) await sleep(delay, signal);
+      else await waits.during(waitText(name, error, delay), () => sleep(delay, signal));
     }
   }
+}
+
+/** `dataset.spec: <the error's first line>; next try at 06:28:05`. */
+function waitText(name: string, error: unknown, delayMs: number): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const line = message.split("\n")[0];
+  const shown = line.length > 200 ? `${line.slice(0, 200)}…` : line;
+  return `${name}: ${shown}; next try at ${timeOfDay(Date.now() + delayMs, true)}`;
 }

@@ -6,17 +6,20 @@
  * `deno task`s run it as
  *
  * ```sh
- * deno run --allow-read --allow-run=deno --allow-env=LATENTFORGE_NET,LATENTFORGE_LIBDEFLATE lib/cli/launch.ts run …
+ * deno run --allow-read --allow-run=deno --allow-env=HOME,LATENTFORGE_NET,LATENTFORGE_LIBDEFLATE lib/cli/launch.ts run …
  * ```
  *
  * The launcher itself only reads the config (and a local spec or URL list, for its hosts) and
- * starts `deno`; it writes nothing and opens no connection.
+ * starts `deno`; it writes nothing and opens no connection. It reads `HOME` to find the paths
+ * that name the home directory (`--cache ~/cache`, `--set dataset.path=~/photos`), as the
+ * command does.
  *
  * @module
  */
 import { datasetReadPaths } from "../dataset/dataset_paths.ts";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expandHome, HomePathError } from "../base/home_path.ts";
 import { ConfigError, loadConfig } from "../dag/config.ts";
 import type { Pipeline } from "../dag/task.ts";
 import { type Config, ConfigSchema } from "../../config/schema.ts";
@@ -77,10 +80,18 @@ interface Parsed {
   cache: string;
   sets: string[];
   executor?: string;
+  /** `run --dry-run`: a plan, which writes nothing outside the cache. */
+  dryRun: boolean;
 }
 
 function parseArgs(args: string[]): Parsed {
-  const out: Parsed = { command: undefined, config: DEFAULT_CONFIG, cache: "./cache", sets: [] };
+  const out: Parsed = {
+    command: undefined,
+    config: DEFAULT_CONFIG,
+    cache: "./cache",
+    sets: [],
+    dryRun: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const eq = arg.indexOf("=");
@@ -94,7 +105,8 @@ function parseArgs(args: string[]): Parsed {
       else if (name === "--cache") out.cache = value;
       else if (name === "--set") out.sets.push(value);
       else if (name === "--executor") out.executor = value;
-    } else if (!arg.startsWith("-") && out.command === undefined) out.command = arg;
+    } else if (arg === "--dry-run") out.dryRun = true;
+    else if (!arg.startsWith("-") && out.command === undefined) out.command = arg;
   }
   return out;
 }
@@ -120,7 +132,7 @@ export async function permissionsFor(
   { cwd = Deno.cwd(), extraNet = "", listen = [], writeModels = false }: PermissionOptions = {},
 ): Promise<Permissions> {
   const parsed = parseArgs(args);
-  const abs = (p: string) => resolve(cwd, p);
+  const abs = (p: string) => resolve(cwd, homeExpanded(p));
   const cache = abs(parsed.cache);
   const p: Permissions = {
     read: [PROJECT, cache, abs(parsed.config)],
@@ -169,8 +181,11 @@ export async function permissionsFor(
     }
   }
   if (parsed.command === "run" || parsed.command === "schedule") {
-    p.write.push(out);
-    if (config.download.materialize) p.write.push(abs(config.download.materialize));
+    // status, explain and a plan only read what a run writes: the cache is all they write to.
+    if (!parsed.dryRun) {
+      p.write.push(out);
+      if (config.download.materialize) p.write.push(abs(config.download.materialize));
+    }
     const hosts = await configHosts(config, abs);
     if (hosts === "all" || extraNet.trim() === "*") p.net = "all";
     else {
@@ -180,6 +195,16 @@ export async function permissionsFor(
     if (parsed.command === "run" && executor === "slurm") p.run.push(...SLURM_COMMANDS);
   }
   return finish(p);
+}
+
+/** `path` with the home directory written out; as it is when HOME is not set (the command says so). */
+function homeExpanded(path: string): string {
+  try {
+    return expandHome(path);
+  } catch (e) {
+    if (!(e instanceof HomePathError)) throw e;
+    return path;
+  }
 }
 
 function finish(p: Permissions): Permissions {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { type Wait, waits } from "../base/waits.ts";
 import { acquireLease, type Lease, LeaseHeldError } from "../store/lease.ts";
 import { ObjectStore } from "../store/objects.ts";
 import { openRecords, type Records } from "../store/records.ts";
@@ -34,12 +35,19 @@ export async function runLeased(
   fn: () => Promise<number>,
 ): Promise<number> {
   let lease: Lease;
+  let waiting: Wait | undefined;
   try {
     lease = await acquireLease(records, {
       cacheDir,
       command,
       wait,
-      onWait: (h) => console.error(`waiting for pid ${h.pid} (${h.command}, since ${h.since})`),
+      onWait: (h) => {
+        console.error(`waiting for pid ${h.pid} (${h.command}, since ${h.since})`);
+        // Named on the board as long as it lasts, so the progress output keeps saying it.
+        waiting = waits.begin(
+          `the cache ${cacheDir}: another run holds it (pid ${h.pid}, ${h.command}, since ${h.since})`,
+        );
+      },
     });
   } catch (e) {
     if (e instanceof LeaseHeldError) {
@@ -47,6 +55,8 @@ export async function runLeased(
       return EXIT.busy;
     }
     throw e;
+  } finally {
+    waiting?.end();
   }
   try {
     return await fn();

@@ -5,6 +5,7 @@
  * @module
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { expandHome, HomePathError } from "../base/home_path.ts";
 import type { TaskGraph } from "../dag/graph.ts";
 import type { Pipeline } from "../dag/task.ts";
 
@@ -33,6 +34,8 @@ export interface PlanFlags {
 
 /**
  * Adds `--cache` and `--json` to a command, and `--config` and `--set` unless `config` is false.
+ * `~/…` and `$HOME/…` in `--cache` and `--config` name the home directory (a shell leaves
+ * `--cache=~/c` as it is).
  *
  * @example
  * ```ts
@@ -42,6 +45,8 @@ export interface PlanFlags {
  * const cmd = withCommon(new Command("gc"), "config/ffhq.json", { config: false });
  * cmd.parse(["--cache", "/tmp/c"], { from: "user" });
  * assert.deepEqual(cmd.opts(), { cache: "/tmp/c" });
+ * cmd.parse(["--cache=~/c"], { from: "user" });
+ * assert.equal(cmd.opts().cache, `${Deno.env.get("HOME")}/c`);
  * ```
  */
 export function withCommon(
@@ -50,10 +55,10 @@ export function withCommon(
   { config = true } = {},
 ): Command {
   if (config) {
-    cmd.option("--config <file>", "config file", defaultConfig)
+    cmd.option("--config <file>", "config file", homePath, defaultConfig)
       .option("--set <path=value>", "override a config field (repeatable)", collect, []);
   }
-  return cmd.option("--cache <dir>", "cache directory", "./cache")
+  return cmd.option("--cache <dir>", "cache directory", homePath, "./cache")
     .option("--json", "machine-readable output");
 }
 
@@ -99,6 +104,16 @@ export function positiveInt(value: string): number {
     throw new InvalidArgumentError(`expected a positive integer, found "${value}"`);
   }
   return n;
+}
+
+/** A path option's value with the home directory written out. */
+function homePath(value: string): string {
+  try {
+    return expandHome(value);
+  } catch (e) {
+    if (e instanceof HomePathError) throw new InvalidArgumentError(e.message);
+    throw e;
+  }
 }
 
 /** Collects a repeatable option's values. */

@@ -2,7 +2,8 @@
  * `run [targets…]`: brings the targets up to date, running what is not cached, under the
  * cache's lease; `--dry-run` prints what would run and why, from the same plan. Objects a run
  * finds corrupt or missing are built again within it (lib/dag/damage_repair.ts). Ctrl-C
- * finishes what is in flight; a second Ctrl-C quits at once.
+ * finishes what is in flight; a second Ctrl-C quits at once. A run ends with its closing summary
+ * (closing_summary.ts): what was published where, what failed and why, how long it took.
  *
  * @module
  */
@@ -17,6 +18,7 @@ import { SlurmExecutor } from "../executor/slurm_executor.ts";
 import { workerCommand } from "../executor/worker_command.ts";
 import { ObjectStore } from "../store/objects.ts";
 import { openRecords } from "../store/records.ts";
+import { type ClosingSummary, closingSummary, summaryLines } from "./closing_summary.ts";
 import { EXIT } from "./exit_codes.ts";
 import { runLeased } from "./leases.ts";
 import {
@@ -105,6 +107,8 @@ async function runCommand<C>(
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   const reporter = chooseReporter(opts.json ?? false);
+  const started = performance.now();
+  let summary: ClosingSummary | undefined;
   try {
     const go = () =>
       runPipeline({
@@ -130,14 +134,25 @@ async function runCommand<C>(
       const result = await go();
       // Said once, after the progress lines: what was found and what to do.
       if (result.fault) console.error(`error: ${result.fault.message}`);
+      const order = graph.closure(wanted).map((t) => t.name);
+      const seconds = (performance.now() - started) / 1000;
+      summary = await closingSummary(result, order, seconds, outDir(config));
       return result.exitCode;
     });
   } finally {
     reporter.close();
+    if (summary && opts.json) console.log(JSON.stringify(summary));
+    else if (summary) console.error(summaryLines(summary).join("\n"));
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     records.close();
   }
+}
+
+/** The dataset's output folder, for a pipeline whose config has one. */
+function outDir(config: unknown): string | undefined {
+  const dir = (config as { package?: { out_dir?: unknown } }).package?.out_dir;
+  return typeof dir === "string" ? dir : undefined;
 }
 
 /** The executor the config and `--executor` ask for; checks Slurm is reachable up front. */

@@ -102,13 +102,14 @@ export class ActionRunner implements PoolHost, RemoteHost {
 
   itemContext(work: Work): ItemContext<unknown> {
     const d = this.#driver;
+    const reporter = d.run.options.reporter;
     return itemContext(this.ctx, d.name, work, {
       lookupAlias: (name) => d.run.aliases.lookup(name),
       async announceAlias(name, digest) {
         await d.run.options.records.putAliases([[name, digest]]);
         d.run.aliases.add(name, digest);
       },
-    });
+    }, (done, budget) => reporter.steps?.(d.name, work.item.id, done, budget));
   }
 
   async runItem(work: Work, state: unknown): Promise<void> {

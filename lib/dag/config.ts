@@ -1,10 +1,14 @@
 /**
  * Loading and slicing configs: JSON files validated by the pipeline's schema, `--set` overrides,
- * and the per-task slices that go into action keys.
+ * and the per-task slices that go into action keys. A string value that starts with `~`,
+ * `$HOME` or `${HOME}` (a path under the home directory, which no shell expands inside a JSON
+ * file or after `--set field=`) is expanded, and so is the config file's own path.
  *
  * @module
  */
+import { expandHome, HomePathError, namesHome } from "../base/home_path.ts";
 import type { Json } from "../store/canonical.ts";
+import { knownFields, nearestField } from "./config_fields.ts";
 import type { ConfigIssue, Pipeline } from "./task.ts";
 
 /** Raised for an unreadable or invalid config; the message names the file and field. */
@@ -41,7 +45,7 @@ export async function loadConfig<C>(
 ): Promise<C> {
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await Deno.readTextFile(homeExpanded(file, "--config"));
   } catch (e) {
     throw new ConfigError(`cannot read config ${file}: ${(e as Error).message}`);
   }
@@ -55,9 +59,10 @@ export async function loadConfig<C>(
     throw new ConfigError(`config ${file}: expected a JSON object at the top level`);
   }
   for (const set of sets) applySet(raw as Record<string, unknown>, set);
+  raw = withHomeExpanded(raw, "");
   const result = pipeline.schema.safeParse(raw);
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => describeIssue(issue, raw));
+    const lines = result.error.issues.map((issue) => describeIssue(issue, raw, pipeline.schema));
     const origin = sets.length ? `${file} (with --set ${sets.join(", ")})` : file;
     throw new ConfigError(`invalid config ${origin}:\n  ${lines.join("\n  ")}`);
   }
@@ -93,11 +98,36 @@ function applySet(raw: Record<string, unknown>, set: string): void {
   node[path[path.length - 1]] = value;
 }
 
-function describeIssue(issue: ConfigIssue, raw: unknown): string {
+/** `path` with the home directory written out; a config error when HOME is not known. */
+function homeExpanded(path: string, where: string): string {
+  try {
+    return expandHome(path);
+  } catch (e) {
+    if (e instanceof HomePathError) throw new ConfigError(`${where}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** `value` with every string that names the home directory expanded (see the module). */
+function withHomeExpanded(value: unknown, path: string): unknown {
+  if (typeof value === "string") return namesHome(value) ? homeExpanded(value, path) : value;
+  if (Array.isArray(value)) return value.map((v, i) => withHomeExpanded(v, `${path}[${i}]`));
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, withHomeExpanded(v, path ? `${path}.${k}` : k)]),
+  );
+}
+
+function describeIssue(issue: ConfigIssue, raw: unknown, schema: unknown): string {
   const path = issue.path.map(String).join(".") || "(top level)";
   if (issue.code === "unrecognized_keys" && issue.keys) {
     const where = issue.path.length ? ` in ${path}` : "";
-    return `unknown field${issue.keys.length > 1 ? "s" : ""}${where}: ${issue.keys.join(", ")}`;
+    const known = knownFields(schema, issue.path, raw);
+    const named = issue.keys.map((key) => {
+      const near = nearestField(key, known);
+      return near === undefined ? key : `${key} (did you mean ${near}?)`;
+    });
+    return `unknown field${issue.keys.length > 1 ? "s" : ""}${where}: ${named.join(", ")}`;
   }
   let found: unknown = raw;
   for (const part of issue.path) {

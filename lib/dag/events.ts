@@ -60,5 +60,10 @@ export interface Reporter {
   emit(event: RunEvent): void;
   /** Called with live counts (throttled by the caller's needs; cheap to ignore). */
   progress(task: string, counts: TaskCounts): void;
+  /**
+   * An item's progress inside its action: at step `done` of at most `budget` (optimize's steps).
+   * An item's first report says where it starts (0, or where its checkpoint left it).
+   */
+  steps?(task: string, item: string, done: number, budget: number): void;
   close(): void;
 }

@@ -230,7 +230,8 @@ export async function storeFiles(
       else {
         const fetched = await retry(
           () => fetchSource(store, f.source, f.field, { signal, ...download }),
-          { ...policy, signal },
+          // A wait between attempts is named by the field (a display says what is waited for).
+          { ...policy, signal, name: f.field },
         );
         digest = fetched.digest;
         if (md5Alias) {

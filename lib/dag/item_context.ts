@@ -75,7 +75,10 @@ export async function checkpointProgress(
   }
 }
 
-/** The context of one action: the task's context plus its key and checkpoints. */
+/**
+ * The context of one action: the task's context plus its key and checkpoints; `steps` hears
+ * how far the action is (a remote worker has no display: it hears nothing).
+ */
 export function itemContext(
   ctx: TaskContext<unknown>,
   task: string,
@@ -84,6 +87,7 @@ export function itemContext(
     lookupAlias: () => Promise.resolve(null),
     announceAlias: () => Promise.resolve(),
   },
+  steps: ItemContext<unknown>["steps"] = () => {},
 ): ItemContext<unknown> {
   const path = checkpointPath(ctx.cacheDir, task, work.key);
   const store = ctx.store;
@@ -95,6 +99,7 @@ export function itemContext(
       if (digest === null) return null;
       return await store.has(digest) ? await store.get(digest) : null;
     },
+    steps,
     lookupAlias: (name) => aliases.lookupAlias(name),
     announceAlias: (name, digest) => aliases.announceAlias(name, digest),
     async saveCheckpoint(bytes) {

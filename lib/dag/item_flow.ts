@@ -56,6 +56,9 @@ export async function driveItems(
       ? (whole ? Object.assign({ ...wholeInputs }, digests) : digests)
       : inputsOf(item);
     d.admit(item, inputs, pool);
+    // The displays count items as they arrive, not only as they finish (a batch of optimize
+    // takes minutes before its first image is done).
+    d.run.options.reporter.progress(task.name, d.state.counts);
   };
 
   let listed: Item[] = [];
@@ -68,6 +71,7 @@ export async function driveItems(
   pool.close();
   // Every item is known now: progress can show a total and an ETA.
   d.state.allListed();
+  d.run.options.reporter.progress(task.name, d.state.counts);
   await pool.drained();
   await d.admitted();
   await summarize(d, task, task.items && !d.state.unlisted ? listed : null, d.preparedState());
@@ -84,11 +88,10 @@ export async function driveItems(
     const expected = flowDeps.length
       ? d.run.driver(flowDeps[0]).outcome.expected
       : d.state.expected;
-    await task.finish(d.ctx, {
-      done: outputs,
-      expected: [...expected],
-      failed: new Map(failed),
-    });
+    // Failed here or upstream: an item missing for a reason of its own is that item's failure.
+    const failures = new Map<string, string>();
+    for (const [id, f] of d.run.upstream().failures(task.name)) failures.set(id, f.reason);
+    await task.finish(d.ctx, { done: outputs, expected: [...expected], failed: failures });
   }
   return true;
 }

@@ -14,7 +14,7 @@ import { outputDigest } from "./action_key.ts";
 import { UpstreamError } from "./errors.ts";
 import type { RunContext, RunOptions, TaskView } from "./run_context.ts";
 import type { ItemPlan, RunResult, TaskSummary } from "./run_result.ts";
-import { observedReporter, RunFactsCollector } from "./run_facts.ts";
+import { declaredFiles, observedReporter, RunFactsCollector } from "./run_facts.ts";
 import { type SystemicFault, systemicFault } from "../store/systemic.ts";
 import { SpaceCheck } from "../store/space.ts";
 import { invalidateFrom } from "../store/invalidate.ts";
@@ -86,7 +86,10 @@ class Runner implements RunContext {
 
   constructor(options: RunOptions) {
     const aggregates = options.graph.order.filter((t) => t.kind === "aggregate");
-    this.facts = new RunFactsCollector({ aggregates: aggregates.map((t) => t.name) });
+    this.facts = new RunFactsCollector({
+      aggregates: aggregates.map((t) => t.name),
+      inputs: declaredFiles(options.graph.closure(options.targets), options.config),
+    });
     // A systemic fault stops the run the way an interrupt does.
     this.options = {
       ...options,

@@ -1,14 +1,23 @@
 /**
- * Progress displays: live lines on a terminal, plain log lines otherwise, JSON lines for scripts.
+ * Progress displays: live lines on a terminal (progress_tty.ts), plain log lines otherwise, JSON
+ * lines for scripts.
  *
  * Without a terminal (a log file, a pipe, `--json`) the output is never silent for longer than
- * {@link HEARTBEAT_MS} while a run goes on: when nothing was written for that long, a progress
- * line per active task is (done/total, rate, how long it has been running), so a slow stage —
+ * {@link HEARTBEAT_MS} while a run goes on or something is waited for: when nothing was written
+ * for that long, a progress line per active task is (done/total, rate, how long it has been
+ * running; steps, their rate and the ETA for a task whose items report steps), and one per wait
+ * (a host's quota back-off, a retry's delay, another run holding the cache), so a slow stage —
  * one optimize batch can take minutes — does not look like a hang.
  *
  * @module
  */
+import { type WaitBoard, waits as processWaits } from "../base/waits.ts";
 import type { Reporter, RunEvent, TaskCounts } from "./events.ts";
+import { countsText, describeEvent, formatSeconds, stamp, stepsText } from "./progress_lines.ts";
+import { type StepFigures, StepMeter } from "./progress_steps.ts";
+import { TtyReporter } from "./progress_tty.ts";
+
+export { formatSeconds, TtyReporter };
 
 const encoder = new TextEncoder();
 
@@ -51,11 +60,13 @@ export interface StreamReporterOptions {
   clock?: ProgressClock;
   /** Longest silence in milliseconds. Default {@link HEARTBEAT_MS}. */
   heartbeatMs?: number;
+  /** What is being waited for. Default: the process's board (lib/base/waits.ts). */
+  waits?: WaitBoard;
 }
 
 /**
  * The JSON line written when nothing else was for {@link HEARTBEAT_MS}: one per active task, or
- * one with `task: null` while no task is active (between two tasks).
+ * one with `task: null` while no task is active (between two tasks) or something is waited for.
  */
 export interface ProgressEvent {
   event: "progress";
@@ -63,57 +74,110 @@ export interface ProgressEvent {
   counts?: TaskCounts;
   /** Seconds since the task started. */
   seconds?: number;
+  /** For a task whose items report steps: steps done and in all, steps per second, ETA (s). */
+  steps?: StepFigures;
+  /** What is being waited for (on the `task: null` line). */
+  waiting?: string[];
+}
+
+/** One active task as a heartbeat reports it. */
+interface Active {
+  task: string;
+  counts: TaskCounts;
+  seconds: number;
+  steps?: StepFigures;
 }
 
 /**
- * Keeps track of the active tasks and calls `beat` whenever nothing was written for `ms`:
- * every write re-arms the timer, so no gap between two lines exceeds `ms`.
+ * Keeps track of the active tasks, their steps and the waits, and calls `beat` whenever nothing
+ * was written for `ms` while a run goes on or something is waited for: every write re-arms the
+ * timer, so no gap between two lines exceeds `ms`.
  */
 class Heartbeat {
-  readonly tasks = new Map<string, { counts: TaskCounts; started: number }>();
+  readonly #tasks = new Map<string, { counts: TaskCounts; started: number }>();
+  readonly #steps = new StepMeter();
   readonly #clock: ProgressClock;
   readonly #ms: number;
   readonly #beat: () => void;
+  readonly waits: WaitBoard;
+  readonly #unsubscribe: () => void;
   #timer: number | undefined;
   #running = false;
+  /** The run is a plan: its last line says nothing ran. */
+  plan = false;
 
-  constructor(clock: ProgressClock, ms: number, beat: () => void) {
+  constructor(clock: ProgressClock, ms: number, waits: WaitBoard, beat: () => void) {
     this.#clock = clock;
     this.#ms = ms;
     this.#beat = beat;
+    this.waits = waits;
+    // A wait that begins while nothing else goes on starts the beat; the last one to end
+    // outside a run stops it.
+    this.#unsubscribe = waits.subscribe(() => {
+      if (this.#timer === undefined || !this.#due()) this.wrote();
+    });
   }
 
   observe(event: RunEvent): void {
-    if (event.event === "run-start" && !event.dryRun) this.#running = true;
-    if (event.event === "run-end") {
-      this.#running = false;
-      this.stop();
+    if (event.event === "run-start") {
+      this.plan = event.dryRun;
+      this.#running = !event.dryRun;
     }
+    if (event.event === "run-end") this.#running = false;
     if (event.event === "task-start") {
-      this.tasks.set(event.task, {
+      this.#tasks.set(event.task, {
         counts: { total: 0, ran: 0, cached: 0, failed: 0, final: false },
         started: this.#clock.now(),
       });
     }
-    if (event.event === "task-end") this.tasks.delete(event.task);
+    if (event.event === "item") this.#steps.finish(event.task, event.item, this.#clock.now());
+    if (event.event === "task-end") {
+      this.#tasks.delete(event.task);
+      this.#steps.end(event.task);
+    }
   }
 
   update(task: string, counts: TaskCounts): void {
-    const t = this.tasks.get(task);
+    const t = this.#tasks.get(task);
     if (t) t.counts = { ...counts };
+  }
+
+  steps(task: string, item: string, done: number, budget: number): void {
+    this.#steps.report(task, item, done, budget, this.#clock.now());
+  }
+
+  /** The active tasks now, with their steps. */
+  active(): Active[] {
+    const now = this.#clock.now();
+    return [...this.#tasks].map(([task, t]) => ({
+      task,
+      counts: { ...t.counts },
+      seconds: (now - t.started) / 1000,
+      steps: this.#steps.figures(task, t.counts, now),
+    }));
   }
 
   /** Something was written: the next beat is due `ms` from now. */
   wrote(): void {
-    this.stop();
-    if (!this.#running) return;
+    this.#stopTimer();
+    if (!this.#due()) return;
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       this.#beat();
     }, this.#ms);
   }
 
-  stop(): void {
+  close(): void {
+    this.#stopTimer();
+    this.#unsubscribe();
+  }
+
+  /** Whether silence must be broken: a run goes on or something is waited for. */
+  #due(): boolean {
+    return this.#running || this.waits.current().length > 0;
+  }
+
+  #stopTimer(): void {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -122,15 +186,18 @@ class Heartbeat {
 /** One JSON event per line on stdout, and a `progress` event per active task when quiet. */
 export class JsonReporter implements Reporter {
   readonly #write: (text: string) => void;
-  readonly #clock: ProgressClock;
   readonly #heart: Heartbeat;
 
   constructor(
-    { write = stdout, clock = systemClock, heartbeatMs = HEARTBEAT_MS }: StreamReporterOptions = {},
+    {
+      write = stdout,
+      clock = systemClock,
+      heartbeatMs = HEARTBEAT_MS,
+      waits = processWaits,
+    }: StreamReporterOptions = {},
   ) {
     this.#write = write;
-    this.#clock = clock;
-    this.#heart = new Heartbeat(clock, heartbeatMs, () => this.#beat());
+    this.#heart = new Heartbeat(clock, heartbeatMs, waits, () => this.#beat());
   }
 
   emit(event: RunEvent): void {
@@ -142,20 +209,27 @@ export class JsonReporter implements Reporter {
     this.#heart.update(task, counts);
   }
 
+  steps(task: string, item: string, done: number, budget: number): void {
+    this.#heart.steps(task, item, done, budget);
+  }
+
   close(): void {
-    this.#heart.stop();
+    this.#heart.close();
   }
 
   #beat(): void {
-    const now = this.#clock.now();
-    const lines = [...this.#heart.tasks].map(([task, t]): ProgressEvent => ({
+    const lines = this.#heart.active().map((t): ProgressEvent => ({
       event: "progress",
-      task,
-      counts: { ...t.counts },
-      seconds: (now - t.started) / 1000,
+      task: t.task,
+      counts: t.counts,
+      seconds: t.seconds,
+      ...(t.steps ? { steps: t.steps } : {}),
     }));
+    const waiting = this.#heart.waits.current();
     // Between tasks (a finished one's records are flushed) there is still a run to report.
-    if (lines.length === 0) lines.push({ event: "progress", task: null });
+    if (lines.length === 0 || waiting.length) {
+      lines.push({ event: "progress", task: null, ...(waiting.length ? { waiting } : {}) });
+    }
     for (const line of lines) this.#write(JSON.stringify(line) + "\n");
     this.#heart.wrote();
   }
@@ -168,7 +242,8 @@ export class JsonReporter implements Reporter {
 
 /**
  * Plain log lines (not a terminal): failures, retries, logs, one line per finished task, and a
- * progress line per active task whenever nothing else was written for {@link HEARTBEAT_MS}.
+ * progress line per active task and per wait whenever nothing else was written for
+ * {@link HEARTBEAT_MS}.
  */
 export class PlainReporter implements Reporter {
   readonly #write: (text: string) => void;
@@ -176,16 +251,21 @@ export class PlainReporter implements Reporter {
   readonly #heart: Heartbeat;
 
   constructor(
-    { write = stderr, clock = systemClock, heartbeatMs = HEARTBEAT_MS }: StreamReporterOptions = {},
+    {
+      write = stderr,
+      clock = systemClock,
+      heartbeatMs = HEARTBEAT_MS,
+      waits = processWaits,
+    }: StreamReporterOptions = {},
   ) {
     this.#write = write;
     this.#clock = clock;
-    this.#heart = new Heartbeat(clock, heartbeatMs, () => this.#beat());
+    this.#heart = new Heartbeat(clock, heartbeatMs, waits, () => this.#beat());
   }
 
   emit(event: RunEvent): void {
     this.#heart.observe(event);
-    const line = describe(event, this.#clock.now());
+    const line = describeEvent(event, this.#clock.now(), this.#heart.plan);
     if (line) this.#print(line);
   }
 
@@ -193,25 +273,21 @@ export class PlainReporter implements Reporter {
     this.#heart.update(task, counts);
   }
 
+  steps(task: string, item: string, done: number, budget: number): void {
+    this.#heart.steps(task, item, done, budget);
+  }
+
   close(): void {
-    this.#heart.stop();
+    this.#heart.close();
   }
 
   #beat(): void {
-    const now = this.#clock.now();
-    const lines = [...this.#heart.tasks].map(([task, t]) => {
-      const seconds = (now - t.started) / 1000;
-      const c = t.counts;
-      const rate = seconds > 0 ? c.ran / seconds : 0;
-      const left = c.total - c.ran - c.cached - c.failed;
-      const eta = c.final && rate > 0 && left > 0 ? `, eta ${formatSeconds(left / rate)}` : "";
-      const done = c.ran + c.cached + c.failed;
-      const state = done === 0
-        ? "no item finished yet"
-        : `${countsText(c)} · ${rate.toFixed(rate < 1 ? 2 : 1)}/s${eta}`;
-      return `${stamp(now)} ${task}: ${state} · running for ${formatSeconds(seconds)}`;
-    });
-    this.#print(lines.length ? lines.join("\n") : `${stamp(now)} still running`);
+    const at = stamp(this.#clock.now());
+    const lines = this.#heart.active().map((t) =>
+      `${at} ${t.task}: ${activeText(t)} · running for ${formatSeconds(t.seconds)}`
+    );
+    for (const wait of this.#heart.waits.current()) lines.push(`${at} waiting: ${wait}`);
+    this.#print(lines.length ? lines.join("\n") : `${at} still running`);
   }
 
   #print(line: string): void {
@@ -220,141 +296,20 @@ export class PlainReporter implements Reporter {
   }
 }
 
-/** Live lines on a terminal: one per active task with done/total, rate, ETA and failures. */
-export class TtyReporter implements Reporter {
-  readonly #tasks = new Map<string, { counts: TaskCounts; started: number; ended: boolean }>();
-  #drawn = 0;
-  #timer: ReturnType<typeof setInterval>;
-
-  constructor() {
-    this.#timer = setInterval(() => this.#draw(), 200);
-    Deno.unrefTimer(Number(this.#timer));
-  }
-
-  emit(event: RunEvent): void {
-    if (event.event === "task-start") {
-      this.#tasks.set(event.task, {
-        counts: { total: 0, ran: 0, cached: 0, failed: 0, final: false },
-        started: performance.now(),
-        ended: false,
-      });
-    }
-    if (event.event === "task-end") {
-      const t = this.#tasks.get(event.task);
-      if (t) {
-        t.counts = event.counts;
-        t.ended = true;
-      }
-    }
-    const line = event.event === "item" && event.status === "ran"
-      ? null
-      : describe(event, Date.now());
-    if (line && event.event !== "task-end") this.#print(line);
-    if (event.event === "task-end") this.#print(line!);
-  }
-
-  progress(task: string, counts: TaskCounts): void {
-    const t = this.#tasks.get(task);
-    if (t) t.counts = { ...counts };
-  }
-
-  close(): void {
-    clearInterval(this.#timer);
-    this.#clear();
-  }
-
-  #print(line: string): void {
-    this.#clear();
-    stderr(line + "\n");
-    this.#draw();
-  }
-
-  #clear(): void {
-    if (this.#drawn > 0) stderr(`\x1b[${this.#drawn}F\x1b[J`);
-    this.#drawn = 0;
-  }
-
-  #draw(): void {
-    this.#clear();
-    const lines: string[] = [];
-    for (const [name, t] of this.#tasks) {
-      if (t.ended) continue;
-      const c = t.counts;
-      const done = c.ran + c.cached + c.failed;
-      const seconds = (performance.now() - t.started) / 1000;
-      const rate = seconds > 0 ? c.ran / seconds : 0;
-      const left = c.total - done;
-      const eta = rate > 0 && c.final ? ` eta ${formatSeconds(left / rate)}` : "";
-      const total = c.final ? `${c.total}` : `${c.total}+`;
-      const failed = c.failed ? ` \x1b[31m${c.failed} failed\x1b[0m` : "";
-      lines.push(
-        `  ${name.padEnd(13)} ${done}/${total}  ${rate.toFixed(1)}/s${eta}${failed}`,
-      );
-    }
-    if (lines.length) stderr(lines.join("\n") + "\n");
-    this.#drawn = lines.length;
-  }
+/** What a heartbeat says of an active task: its steps, else its items and their rate. */
+function activeText({ counts: c, seconds, steps }: Active): string {
+  if (steps) return stepsText(c, steps);
+  const rate = seconds > 0 ? c.ran / seconds : 0;
+  const left = c.total - c.ran - c.cached - c.failed;
+  const eta = c.final && rate > 0 && left > 0 ? `, eta ${formatSeconds(left / rate)}` : "";
+  const done = c.ran + c.cached + c.failed;
+  return done === 0
+    ? "no item finished yet"
+    : `${countsText(c)} · ${rate.toFixed(rate < 1 ? 2 : 1)}/s${eta}`;
 }
 
 /** The reporter for the current output: JSON, terminal, or plain. */
 export function chooseReporter(json: boolean): Reporter {
   if (json) return new JsonReporter();
   return Deno.stderr.isTerminal() ? new TtyReporter() : new PlainReporter();
-}
-
-function describe(event: RunEvent, now: number): string | null {
-  const stamp_ = () => stamp(now);
-  switch (event.event) {
-    case "run-start":
-      return `${stamp_()} ${event.dryRun ? "plan" : "run"} ${event.run}: ${
-        event.tasks.join(" → ")
-      }`;
-    case "task-start":
-    case "plan":
-      return null;
-    case "item":
-      return event.status === "failed"
-        ? `${stamp_()} ${event.task} ${event.item} failed: ${event.reason}`
-        : null;
-    case "retry":
-      return `${stamp_()} ${event.task} ${event.item} retry ${event.attempt} in ${
-        formatSeconds(event.delayMs / 1000)
-      }: ${event.reason}`;
-    case "log":
-      return `${stamp_()} ${event.task}: ${event.message}`;
-    case "task-end": {
-      const why = event.reason ? ` — ${event.reason}` : "";
-      let text = `${stamp_()} ${event.task} ${event.status}: ${countsText(event.counts)}${why}`;
-      if (event.wouldRun) {
-        for (const [reason, n] of Object.entries(event.wouldRun)) {
-          text += `\n    would run ${n}: ${reason}`;
-        }
-      }
-      if (event.unlisted) text += `\n    may run all: its items are ${event.unlisted}`;
-      for (const [reason, n] of Object.entries(event.mayRun ?? {})) {
-        text += `\n    may run ${n}: ${reason}`;
-      }
-      return text;
-    }
-    case "run-end":
-      return `${stamp_()} run ${event.run} ${event.status} in ${formatSeconds(event.seconds)}`;
-  }
-}
-
-function countsText(c: TaskCounts): string {
-  const parts = [`${c.ran} ran`, `${c.cached} cached`];
-  if (c.failed) parts.push(`${c.failed} failed`);
-  return `${c.ran + c.cached + c.failed}/${c.total}${c.final ? "" : "+"} (${parts.join(", ")})`;
-}
-
-function stamp(now: number): string {
-  return new Date(now).toISOString().slice(11, 19);
-}
-
-/** "1h02m", "3m05s", "4.2s". */
-export function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return "?";
-  if (s < 60) return `${s.toFixed(1)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }

@@ -11,7 +11,9 @@
  *
  * @module
  */
+import { getPath } from "./config.ts";
 import type { Reporter, RunEvent, TaskCounts } from "./events.ts";
+import type { Task } from "./task.ts";
 
 /** The format name written into every {@link RunFacts}. */
 export const RUN_FACTS_FORMAT = "latentforge.run-facts";
@@ -63,6 +65,11 @@ export interface RunFacts {
    * as the run that built it had them.
    */
   settings?: unknown;
+  /**
+   * The files the tasks declared (models, a spec, a labels list), by config field, as the run's
+   * config named them: a path or a URL. Where they were, which no key holds.
+   */
+  inputs?: Record<string, string>;
 }
 
 interface Tracked {
@@ -79,6 +86,8 @@ export interface RunFactsOptions {
   now?: () => number;
   /** Tasks with one action over all inputs, whose summed item time is their wall time. */
   aggregates?: Iterable<string>;
+  /** The files the tasks declared, by config field (see {@link RunFacts.inputs}). */
+  inputs?: Record<string, string>;
 }
 
 /**
@@ -103,10 +112,12 @@ export class RunFactsCollector {
   #order: string[] = [];
   readonly #tasks = new Map<string, Tracked>();
   readonly #aggregates: Set<string>;
+  readonly #inputs?: Record<string, string>;
 
-  constructor({ now = Date.now, aggregates = [] }: RunFactsOptions = {}) {
+  constructor({ now = Date.now, aggregates = [], inputs }: RunFactsOptions = {}) {
     this.#now = now;
     this.#aggregates = new Set(aggregates);
+    this.#inputs = inputs;
   }
 
   /** Takes one event of the run. */
@@ -188,6 +199,7 @@ export class RunFactsCollector {
       built: new Date(at).toISOString(),
       seconds: round((at - this.#started) / 1000),
       tasks,
+      ...(this.#inputs && Object.keys(this.#inputs).length ? { inputs: this.#inputs } : {}),
     };
   }
 
@@ -199,6 +211,39 @@ export class RunFactsCollector {
     }
     return t;
   }
+}
+
+/**
+ * The files `tasks` declare under `config`, by config field: the path or URL each field names.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { each } from "./task.ts";
+ *
+ * const encode = each({
+ *   name: "encode", deps: [], config: [], version: "1", source: "file:///encode.ts",
+ *   describe: "encode", files: () => ({ encoder: "model.encoder" }),
+ * });
+ * const config = { model: { encoder: { path: "models/vae_encoder.onnx" } } };
+ * assert.deepEqual(declaredFiles([encode], config), { "model.encoder": "models/vae_encoder.onnx" });
+ * ```
+ */
+export function declaredFiles(tasks: readonly Task[], config: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const task of tasks) {
+    for (const declared of Object.values(task.files?.(config) ?? {})) {
+      // A field's name, or a declaration naming its field.
+      const field = typeof declared === "string"
+        ? declared
+        : (declared as { field?: string } | undefined)?.field;
+      if (field === undefined) continue;
+      const source = getPath(config, field) as { path?: unknown; url?: unknown } | undefined;
+      const where = source?.path ?? source?.url;
+      if (typeof where === "string") out[field] = where;
+    }
+  }
+  return out;
 }
 
 /**
@@ -223,6 +268,7 @@ export function observedReporter(reporter: Reporter, facts: RunFactsCollector): 
       reporter.emit(event);
     },
     progress: (task, counts) => reporter.progress(task, counts),
+    steps: (task, item, done, budget) => reporter.steps?.(task, item, done, budget),
     close: () => reporter.close(),
   };
 }

@@ -103,6 +103,12 @@ export interface ItemContext<C = unknown> extends TaskContext<C> {
   /** Saves a checkpoint durably; it is dropped when the action's record is written. */
   saveCheckpoint(bytes: Uint8Array): Promise<void>;
   /**
+   * Says how far this item's action is: at step `done` of at most `budget` (the progress
+   * displays count steps for a task that says this); the first call says where it starts (0,
+   * or where a checkpoint left it). Does nothing where no display listens.
+   */
+  steps(done: number, budget: number): void;
+  /**
    * The stored object an earlier action recorded under another name (see
    * {@link ActionResult.aliases}), when that object is still in the store; null otherwise
    * (and always on a remote worker, which has no records).
@@ -331,7 +337,8 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
   checkpointProgress?: (checkpoint: Uint8Array, config: C) => { step: number; of: number };
   /**
    * Checks the whole set once every item is done (e.g. a count check); throwing fails the
-   * task (exit code 1) while its finished items still flow on.
+   * task (exit code 1) while its finished items still flow on. `failed` holds the items that
+   * failed in this task or in one before it, with their reasons.
    */
   finish?: (
     ctx: TaskContext<C>,

@@ -77,6 +77,36 @@ export function encodeNpz(
 }
 
 /**
+ * A small value as an archive member: text as `<U`, a whole number that counts something
+ * (`integer`) as `<i8`, any other number as `<f8` and a list of numbers as `<f4`. Counts must be
+ * said to be integers: JSON and JavaScript cannot tell a scaling factor of `1` from a count of 1,
+ * and numpy users expect `int64` for one and `float64` for the other.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(npzValue(4, { integer: true }), { dtype: "<i8", shape: [], data: BigInt64Array.from([4n]) });
+ * assert.equal(npzValue(1).dtype, "<f8");
+ * assert.throws(() => npzValue(2.5, { integer: true }), /expected a whole number, found 2\.5/);
+ * ```
+ */
+export function npzValue(
+  value: string | number | number[],
+  { integer = false }: { integer?: boolean } = {},
+): NpzArray {
+  if (typeof value === "string") return { dtype: "<U", shape: [], data: [value] };
+  if (Array.isArray(value)) {
+    return { dtype: "<f4", shape: [value.length], data: Float32Array.from(value) };
+  }
+  if (!integer) return { dtype: "<f8", shape: [], data: Float64Array.from([value]) };
+  if (!Number.isSafeInteger(value)) {
+    throw new NpzError(`expected a whole number, found ${value}`);
+  }
+  return { dtype: "<i8", shape: [], data: BigInt64Array.from([BigInt(value)]) };
+}
+
+/**
  * Decodes `.npz` bytes into named arrays (member `<name>.npy` becomes `name`).
  *
  * @example

@@ -268,7 +268,15 @@ async function fetchOnce(
     const response = await fetch(url, { headers, signal: transfer.signal, redirect: "follow" });
     transfer.watch.kick();
     transfer.hold(response.body);
-    const asked = { url, candidate, host, have: at.have, expectedSize, hostGate: options.hostGate };
+    const asked = {
+      url,
+      candidate,
+      host,
+      have: at.have,
+      expectedSize,
+      expectedMd5: options.expectedMd5,
+      hostGate: options.hostGate,
+    };
     const got = await classifyResponse(response, asked, transfer.watch, (r) => transfer.hold(r));
     if (got.kind === "follow") return got;
     if (got.kind === "past_end") {

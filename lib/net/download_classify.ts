@@ -3,8 +3,13 @@
  * Google-Drive-style interstitial page to follow, an HTML page where the file was expected, a
  * range past the end of the file, or the file's body with the range it covers.
  *
+ * A file pinned by size and MD5 is the file whatever it looks like: a body of the pinned size
+ * is taken as the file (its MD5 is checked when it is complete), and so is a page whose bytes
+ * have the pinned size and MD5 — never mistaken for a quota or an interstitial page.
+ *
  * @module
  */
+import { createHash } from "node:crypto";
 
 import { DownloadError } from "./download_error.ts";
 import { HTML_HEAD_RE } from "./download_partial.ts";
@@ -26,6 +31,8 @@ export interface Asked {
   /** The byte the request asked to start from (0 without a Range header). */
   have: number;
   expectedSize?: number;
+  /** The pinned MD5: with `expectedSize`, a body of that size and MD5 is the file. */
+  expectedMd5?: string;
   hostGate?: HostGate;
 }
 
@@ -74,11 +81,35 @@ export async function classifyResponse(
   const first = await watch.read(reader);
   const contentType = response.headers.get("content-type") ?? "";
   const sniffHtml = status === 200 && !first.done && looksLikeHtml(first.value);
-  if (contentType.includes("text/html") || sniffHtml) {
-    const text = await readText(watch, reader, first.done ? undefined : first.value);
-    return htmlPage(text, response, asked);
+  const pinnedSize = asked.expectedMd5 !== undefined && asked.expectedSize !== undefined &&
+    announcedTotal(response) === asked.expectedSize;
+  if ((contentType.includes("text/html") || sniffHtml) && !pinnedSize) {
+    const page = await readBytes(watch, reader, first.done ? undefined : first.value);
+    if (isPinnedFile(page, asked)) {
+      const again = new Blob([page.bytes]).stream().getReader();
+      hold(again);
+      return { kind: "body", status, reader: again, first: await again.read(), start: asked.have };
+    }
+    return htmlPage(new TextDecoder().decode(page.bytes), response, asked);
   }
   return { kind: "body", status, reader, first, ...bodyRange(response, asked) };
+}
+
+/** The whole file's size as the response announces it (Content-Length, or a range's total). */
+function announcedTotal(response: Response): number | undefined {
+  if (response.status === 206) {
+    const m = /\/(\d+)$/.exec(response.headers.get("content-range") ?? "");
+    return m ? Number(m[1]) : undefined;
+  }
+  const length = response.headers.get("content-length");
+  return length === null ? undefined : Number(length);
+}
+
+/** Whether a page read whole, from the first byte, has the pinned size and MD5. */
+function isPinnedFile(page: { bytes: Uint8Array; whole: boolean }, asked: Asked): boolean {
+  if (!page.whole || asked.have !== 0 || asked.expectedMd5 === undefined) return false;
+  if (asked.expectedSize !== undefined && page.bytes.length !== asked.expectedSize) return false;
+  return createHash("md5").update(page.bytes).digest("hex") === asked.expectedMd5;
 }
 
 /** The byte a body starts at and the file's size, checked against the expected size. */
@@ -125,7 +156,7 @@ async function statusRefusal(
   if (readable && response.body) {
     const reader = response.body.getReader();
     hold(reader);
-    text = await readText(watch, reader);
+    text = new TextDecoder().decode((await readBytes(watch, reader)).bytes);
   }
   if (QUOTA_RE.test(text)) return quotaPage(asked, status);
   const retryable = status >= 500 || status === 408;
@@ -181,28 +212,32 @@ function looksLikeHtml(bytes: Uint8Array): boolean {
   return HTML_HEAD_RE.test(new TextDecoder().decode(bytes.subarray(0, 256)));
 }
 
-/** Reads a page's text, up to {@link HTML_CAP} bytes. */
-async function readText(
+/** Reads a page, up to {@link HTML_CAP} bytes; `whole` when it ended before that. */
+async function readBytes(
   watch: StallWatch,
   reader: ReadableStreamDefaultReader<Uint8Array>,
   first?: Uint8Array,
-): Promise<string> {
+): Promise<{ bytes: Uint8Array<ArrayBuffer>; whole: boolean }> {
   const parts: Uint8Array[] = first ? [first] : [];
   let n = first?.length ?? 0;
+  let whole = false;
   while (n < HTML_CAP) {
     const { done, value } = await watch.read(reader);
-    if (done) break;
+    if (done) {
+      whole = true;
+      break;
+    }
     parts.push(value);
     n += value.length;
   }
-  if (n >= HTML_CAP) await reader.cancel();
+  if (!whole) await reader.cancel();
   const all = new Uint8Array(n);
   let o = 0;
   for (const p of parts) {
     all.set(p.subarray(0, n - o), o);
     o += p.length;
   }
-  return new TextDecoder().decode(all);
+  return { bytes: all, whole };
 }
 
 function cookieOf(response: Response): string {

@@ -174,7 +174,8 @@ export async function acceptPartial(
   if (expectedMd5 !== undefined && md5 !== expectedMd5) {
     throw await reject("md5", `expected MD5 ${expectedMd5}, found ${md5}; partial file discarded`);
   }
-  if (HTML_HEAD_RE.test(await readHead(partialPath, 256))) {
+  // A file that matches its pinned MD5 is the file, whatever it looks like.
+  if (expectedMd5 === undefined && HTML_HEAD_RE.test(await readHead(partialPath, 256))) {
     throw await reject("html", "received an HTML page instead of the file");
   }
   if (options.fsync ?? true) {

@@ -6,6 +6,7 @@
  */
 
 import { sleep } from "../base/sleep.ts";
+import { timeOfDay, type WaitBoard, waits as processWaits } from "../base/waits.ts";
 
 /** Options of {@link HostGate}. */
 export interface HostGateOptions {
@@ -22,6 +23,12 @@ export interface HostGateOptions {
    * replaceable together with `now`. Default: a timer ({@link sleep}).
    */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** The setting a wait names as the reason of its length, e.g. `download.quota_backoff_s`. */
+  backoffSetting?: string;
+  /** The setting a wait for a free slot names, e.g. `download.concurrency_per_host`. */
+  perHostSetting?: string;
+  /** Where a caller waiting out a back-off says so. Default: the process's board. */
+  waits?: WaitBoard;
 }
 
 interface HostState {
@@ -62,6 +69,9 @@ export class HostGate {
   readonly maxBackoffMs: number;
   readonly #now: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly #setting?: string;
+  readonly #perHostSetting?: string;
+  readonly #waits: WaitBoard;
   readonly #hosts = new Map<string, HostState>();
 
   constructor(
@@ -71,6 +81,9 @@ export class HostGate {
       maxBackoffS = 86_400,
       now = Date.now,
       sleep: wait = sleep,
+      backoffSetting,
+      perHostSetting,
+      waits = processWaits,
     }: HostGateOptions = {},
   ) {
     if (!(perHost >= 1)) throw new RangeError(`perHost must be at least 1, found ${perHost}`);
@@ -82,6 +95,9 @@ export class HostGate {
     this.maxBackoffMs = maxBackoffS * 1000;
     this.#now = now;
     this.#sleep = wait;
+    this.#setting = backoffSetting;
+    this.#perHostSetting = perHostSetting;
+    this.#waits = waits;
   }
 
   #state(host: string): HostState {
@@ -160,6 +176,16 @@ export class HostGate {
     return this.#admit(host, signal, true);
   }
 
+  /** `drive.google.com: quota exceeded at 06:27, next try 06:37 (download.quota_backoff_s)`. */
+  #waitText(host: string, state: HostState): string {
+    // To the minute for the long back-offs a quota brings; to the second for short ones.
+    const seconds = state.backoffUntil - state.periodStart < 120_000;
+    const setting = this.#setting ? ` (${this.#setting})` : "";
+    return `${host}: quota exceeded at ${timeOfDay(state.periodStart, seconds)}, next try ${
+      timeOfDay(state.backoffUntil, seconds)
+    }${setting}`;
+  }
+
   async #admit(
     host: string,
     signal: AbortSignal | undefined,
@@ -174,10 +200,14 @@ export class HostGate {
         // not stay queued behind slots that nobody will release during it.
         for (const wake of state.waiters.splice(0)) wake();
         if (skipBackoff) return null;
-        await this.#sleep(wait, signal);
+        await this.#waits.during(this.#waitText(host, state), () => this.#sleep(wait, signal));
         continue;
       }
       if (state.active < this.perHost) break;
+      const setting = this.#perHostSetting ? ` (${this.#perHostSetting})` : "";
+      const queued = this.#waits.begin(
+        `${host}: all ${this.perHost} download slots busy${setting}, more downloads queued`,
+      );
       await new Promise<void>((resolve, reject) => {
         const wake = () => {
           signal?.removeEventListener("abort", onAbort);
@@ -190,7 +220,7 @@ export class HostGate {
         };
         state.waiters.push(wake);
         signal?.addEventListener("abort", onAbort, { once: true });
-      });
+      }).finally(() => queued.end());
     }
     state.active++;
     let released = false;

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Hdf5Attribute } from "../format/hdf5.ts";
-import type { NpzArray } from "../format/npz.ts";
+import { type NpzArray, npzValue } from "../format/npz.ts";
 import { LatentNormalization, type NormalizationSettings } from "../model/normalization.ts";
 import { type PresetName, PRESETS } from "../model/presets.ts";
 
@@ -68,7 +68,10 @@ export interface FileFacts {
  * );
  * assert.equal(facts.attributes.latents_mean, "[0,0.5,0,0]");
  * assert.equal(facts.shardContext.scaling_factor, "0.18215");
- * assert.deepEqual(facts.npzExtras.latent_channels, { dtype: "<f8", shape: [], data: Float64Array.from([4]) });
+ * // A count is an integer in every file; a factor is a float, even when it is 1.
+ * assert.deepEqual(facts.npzExtras.latent_channels, { dtype: "<i8", shape: [], data: BigInt64Array.from([4n]) });
+ * assert.equal(facts.npzExtras.scaling_factor.dtype, "<f8");
+ * assert.equal(facts.attributes.latent_channels, 4n);
  * ```
  */
 export function fileFacts(
@@ -84,7 +87,9 @@ export function fileFacts(
   return {
     attributes: {
       ...Object.fromEntries(
-        Object.entries(recorded).map(([k, v]) => [k, Array.isArray(v) ? asText(v) : v]),
+        Object.entries(recorded).map((
+          [k, v],
+        ) => [k, Array.isArray(v) ? asText(v) : COUNTS.has(k) ? BigInt(v) : v]),
       ),
       ...digests,
       config: JSON.stringify(models.config),
@@ -97,18 +102,14 @@ export function fileFacts(
   };
 }
 
+/** Fields of the normalization that count something: integers in every file. */
+const COUNTS = new Set(["latent_channels"]);
+
 /** The normalization as small arrays beside the latents (npz has no attributes). */
 function npzNormalization(
   recorded: Record<string, number | number[] | string>,
 ): Record<string, NpzArray> {
   return Object.fromEntries(
-    Object.entries(recorded).map(([k, v]) => [
-      k,
-      typeof v === "string"
-        ? { dtype: "<U" as const, shape: [], data: [v] }
-        : Array.isArray(v)
-        ? { dtype: "<f4" as const, shape: [v.length], data: Float32Array.from(v) }
-        : { dtype: "<f8" as const, shape: [], data: Float64Array.from([v]) },
-    ]),
+    Object.entries(recorded).map(([k, v]) => [k, npzValue(v, { integer: COUNTS.has(k) })]),
   );
 }

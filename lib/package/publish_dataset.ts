@@ -11,8 +11,9 @@
  */
 import type { RunFacts } from "../dag/run_facts.ts";
 import { withRunFiles } from "../report/run_files.ts";
+import type { RunMadeWith } from "../report/run_section.ts";
 import type { ObjectStore } from "../store/objects.ts";
-import { publishDirectory } from "../store/publish.ts";
+import { publishDirectory, publishTarget } from "../store/publish.ts";
 
 /** What package records about its dataset (its action's metadata). */
 export interface PackageMeta {
@@ -33,6 +34,8 @@ export interface PublishDatasetOptions {
   configFile?: string;
   /** Says where a partial dataset went, or which files were set right. */
   log: (line: string) => void;
+  /** The latentforge version, which the run's facts state with the dataset's limit. */
+  madeWith?: Omit<RunMadeWith, "limit">;
 }
 
 /**
@@ -64,16 +67,14 @@ export async function publishDataset(
   objects: Record<string, string>,
   meta: PackageMeta,
   run: RunFacts | null,
-  { outDir, cacheDir, configFile, log }: PublishDatasetOptions,
+  { outDir, cacheDir, configFile, log, madeWith }: PublishDatasetOptions,
 ): Promise<void> {
-  const files = await withRunFiles(store, objects, run);
-  const images = Object.values(meta.counts).reduce((a, b) => a + b, 0);
+  // The limit is the one the dataset was built with (its record keeps it), not this run's.
+  const made = madeWith && { ...madeWith, limit: meta.limit ?? null };
+  const files = await withRunFiles(store, objects, run, made);
+  const images = imageCount(meta);
   // A partial dataset never replaces a complete one (it goes beside it).
-  const partial = typeof meta.limit === "number"
-    ? `--limit ${meta.limit}`
-    : images === 0 && meta.failed > 0
-    ? `every item failed (${meta.failed})`
-    : undefined;
+  const partial = partialReason(meta);
   const r = await publishDirectory(store, files, outDir, { cacheDir, configFile, partial, images });
   if (r.keptComplete) {
     log(
@@ -83,4 +84,51 @@ export async function publishDataset(
   } else if (r.repaired.length) {
     log(`${r.dir}: rewrote ${r.repaired.join(", ")} (changed since published)`);
   }
+}
+
+/**
+ * Why the dataset `meta` describes is partial (`--limit 8`, `every item failed (9)`), or
+ * undefined for a complete one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(partialReason({ counts: { train: 8 }, failed: 1, limit: 8 }), "--limit 8");
+ * assert.equal(partialReason({ counts: {}, failed: 9 }), "every item failed (9)");
+ * assert.equal(partialReason({ counts: { train: 8 }, failed: 1 }), undefined);
+ * ```
+ */
+export function partialReason(meta: PackageMeta): string | undefined {
+  return typeof meta.limit === "number"
+    ? `--limit ${meta.limit}`
+    : imageCount(meta) === 0 && meta.failed > 0
+    ? `every item failed (${meta.failed})`
+    : undefined;
+}
+
+/**
+ * Where {@link publishDataset} put the dataset `meta` describes for `outDir`: `outDir` itself,
+ * or its `.partial` sibling for a partial dataset while `outDir` holds a complete one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const where = await publishedFolder(`${dir}/out`, { counts: { train: 2 }, failed: 0 });
+ * assert.deepEqual(where, { dir: `${dir}/out`, partial: undefined });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function publishedFolder(
+  outDir: string,
+  meta: PackageMeta,
+): Promise<{ dir: string; partial?: string }> {
+  const partial = partialReason(meta);
+  return { dir: await publishTarget(outDir, { partial: partial !== undefined }), partial };
+}
+
+function imageCount(meta: PackageMeta): number {
+  return Object.values(meta.counts).reduce((a, b) => a + b, 0);
 }

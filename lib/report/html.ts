@@ -17,8 +17,9 @@ import { encodeBase64 } from "./base64.ts";
 import { escapeHtml } from "./escape.ts";
 import { counted, fixed as fmt, signed } from "./format.ts";
 import { renderRunSection } from "./run_section.ts";
+import { type ReportModels, titleArea } from "./title_area.ts";
 
-export type { ReportNotes };
+export type { ReportModels, ReportNotes };
 import { lossBands, type LossCurve, median } from "./stats.ts";
 import { bandChart, histogramChart, scatterChart } from "./svg_chart.ts";
 import { type BucketedImage, renderBucketSection } from "./buckets_section.ts";
@@ -75,6 +76,8 @@ export interface ReportData {
   /** The dataset's name: the page's heading. */
   title?: string;
   toolVersion: string;
+  /** The models and normalization the latents were made with (the title area names them). */
+  models?: ReportModels;
   splits: ReportSplit[];
   images: ReportImage[];
   failures: ReportFailure[];
@@ -113,7 +116,7 @@ const MAX_FAILURE_ROWS = 500;
 export function renderReport(data: ReportData): string {
   const title = data.title ?? "latentforge dataset";
   const body = [
-    header(data, title),
+    titleArea(title, data.toolVersion, data.models),
     renderRunSection(data.run ?? null),
     summary(data),
     splitsAndFailures(data),
@@ -147,14 +150,6 @@ ${body}
 </body>
 </html>
 `;
-}
-
-function header(data: ReportData, title: string): string {
-  return `<header><h1>${
-    escapeHtml(title)
-  }</h1><p class="sub">A dataset of optimized Stable Diffusion VAE latents · latentforge ${
-    escapeHtml(data.toolVersion)
-  }</p></header>`;
 }
 
 function summary(data: ReportData): string {
@@ -197,7 +192,7 @@ function summary(data: ReportData): string {
       card(
         "Median steps",
         escapeHtml(fmt(median(images.map((i) => i.steps)), 0)),
-        escapeHtml(stopReasonsLine(images)),
+        escapeHtml(stopReasonsLine(images, maxSteps(data.config))),
       ),
     ].join("")
   }</section>`;
@@ -366,10 +361,26 @@ function figure(svg: string, caption: string): string {
   return `<figure class="panel chart-panel">${svg}<figcaption>${caption}</figcaption></figure>`;
 }
 
-function stopReasonsLine(images: readonly ReportImage[]): string {
+/**
+ * Why images stopped, in words: `5 stopped improving · 3 used all 60 steps`. The reasons'
+ * names (`converged`, `max_steps`) read as a contradiction beside a median of 60 steps.
+ */
+function stopReasonsLine(images: readonly ReportImage[], max: number | undefined): string {
   const counts = new Map<string, number>();
   for (const i of images) counts.set(i.stopReason, (counts.get(i.stopReason) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 2).map(([r, n]) => `${n} ${r}`).join(
-    " · ",
-  );
+  const words = (reason: string) =>
+    reason === "converged"
+      ? "stopped improving"
+      : reason === "max_steps"
+      ? `used all ${max === undefined ? "their" : max} steps (max_steps)`
+      : reason === "max_passes"
+      ? "used all their passes (max_passes)"
+      : reason;
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${n} ${words(r)}`).join(" · ");
+}
+
+/** `optimize.max_steps` of the config the report shows, when it has one. */
+function maxSteps(config: unknown): number | undefined {
+  const v = (config as { optimize?: { max_steps?: unknown } } | null)?.optimize?.max_steps;
+  return typeof v === "number" ? v : undefined;
 }

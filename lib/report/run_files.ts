@@ -8,15 +8,16 @@
  */
 import type { RunFacts } from "../dag/run_facts.ts";
 import type { ObjectStore } from "../store/objects.ts";
-import { withRunSection } from "./run_section.ts";
+import { type RunMadeWith, withRunSection } from "./run_section.ts";
 
 /** The file that states the run's facts as JSON. */
 export const RUN_JSON = "run.json";
 
 /**
- * `objects` (relative path → digest) with `report.html` stating `facts` and `run.json` added;
- * the new files are put into `store`. Without facts, the report says the run was not recorded
- * and no `run.json` is written.
+ * `objects` (relative path → digest) with `report.html` stating `facts` and `run.json` added,
+ * both with what the dataset was made with (`made_with`), when given; the new files are put
+ * into `store`. Without facts, the report says the run was not recorded and no `run.json` is
+ * written.
  *
  * @example
  * ```ts
@@ -36,8 +37,10 @@ export const RUN_JSON = "run.json";
 export async function withRunFiles(
   store: ObjectStore,
   objects: Record<string, string>,
-  facts: RunFacts | null,
+  run: RunFacts | null,
+  madeWith?: RunMadeWith,
 ): Promise<Record<string, string>> {
+  const facts = run && madeWith ? { ...run, made_with: madeWith } : run;
   const out = { ...objects };
   const report = objects["report.html"];
   if (report !== undefined) {

@@ -6,7 +6,8 @@
  *
  * `package` stores the report with the section saying no run was recorded; publishing puts the
  * facts in ({@link withRunSection}), from the run that built the dataset, also on a later cache
- * hit, so the published report is the same every time.
+ * hit, so the published report is the same every time. Publishing adds what the run was made
+ * with ({@link RunMadeWith}): the latentforge version, the run's `--limit` and the model files.
  *
  * @module
  */
@@ -19,6 +20,17 @@ import { barChart } from "./svg_chart.ts";
 export const RUN_SECTION_BEGIN = "<!-- latentforge:run-facts:begin -->";
 /** The comment that closes the run section. */
 export const RUN_SECTION_END = "<!-- latentforge:run-facts:end -->";
+
+/** What made the dataset beside the run's own facts, as publishing states it. */
+export interface RunMadeWith {
+  /** The latentforge version. */
+  version: string;
+  /** The `--limit` the dataset was built with, or null without one. */
+  limit: number | null;
+}
+
+/** The facts a run section states: the run's, and (when publishing) what made the dataset. */
+export type StatedRun = RunFacts & { made_with?: RunMadeWith };
 
 /** Raised when a report does not hold exactly one run section. */
 export class RunSectionError extends Error {
@@ -36,7 +48,7 @@ export class RunSectionError extends Error {
  * assert.equal(html.startsWith(RUN_SECTION_BEGIN), true);
  * ```
  */
-export function renderRunSection(facts: RunFacts | null): string {
+export function renderRunSection(facts: StatedRun | null): string {
   return `${RUN_SECTION_BEGIN}\n${facts ? section(facts) : unrecorded()}\n${RUN_SECTION_END}`;
 }
 
@@ -51,7 +63,7 @@ export function renderRunSection(facts: RunFacts | null): string {
  * assert.equal(withRunSection(page, null), page);
  * ```
  */
-export function withRunSection(html: string, facts: RunFacts | null): string {
+export function withRunSection(html: string, facts: StatedRun | null): string {
   const [begin, end] = bounds(html);
   return html.slice(0, begin) + renderRunSection(facts) + html.slice(end);
 }
@@ -96,7 +108,29 @@ function unrecorded(): string {
     `(a cache written by an older latentforge). Rebuilding the dataset records them.</p></section>`;
 }
 
-function section(facts: RunFacts): string {
+/**
+ * `Made by latentforge 0.1.0 with --limit 8 (the first 8 items), from model.encoder
+ * ../models/vae_encoder.onnx, …`: the version and limit publishing states, and the files the
+ * run's config named.
+ */
+function madeWith(facts: StatedRun): string {
+  const made = facts.made_with;
+  const files = Object.entries(facts.inputs ?? {}).map(([field, file]) =>
+    `${escapeHtml(field)} <code>${escapeHtml(file)}</code>`
+  );
+  if (!made && files.length === 0) return "";
+  const limit = !made
+    ? ""
+    : made.limit === null
+    ? ` with no <code>--limit</code> (every item)`
+    : ` with <code>--limit ${made.limit}</code> (the first ${
+      escapeHtml(counted(made.limit, "item"))
+    })`;
+  const by = made ? `Made by latentforge ${escapeHtml(made.version)}${limit}` : "Made";
+  return `<p class="made">${by}${files.length ? `, from ${files.join(", ")}` : ""}.</p>`;
+}
+
+function section(facts: StatedRun): string {
   const ran = facts.tasks.filter((t) => t.ran > 0);
   const hits = facts.tasks.filter((t) => t.cache_hit);
   const summary =
@@ -123,7 +157,8 @@ function section(facts: RunFacts): string {
     format: formatDuration,
   });
   return `<section id="run" class="run"><h2>The run that built this dataset</h2>` +
-    `<p class="built">${summary}</p><div class="grid two"><div class="panel">` +
+    `<p class="built">${summary}</p>${madeWith(facts)}` +
+    `<div class="grid two"><div class="panel">` +
     `<div class="wide"><table class="tasks"><thead><tr><th>task</th><th class="num">wall time</th>` +
     `<th class="num">item time, summed</th><th class="num">ran</th><th class="num">cached</th>` +
     `<th class="num">failed</th><th class="num">items/s</th></tr></thead><tbody>${rows}</tbody>` +

@@ -17,7 +17,9 @@ export const STYLE = `
 body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 main{max-width:1240px;margin:0 auto;padding:28px 24px 48px}
 header h1{font-size:28px;margin:0 0 4px;letter-spacing:-.01em}
-.sub{color:var(--muted);margin:0 0 22px}
+.sub{color:var(--muted);margin:0 0 6px}
+.sub:last-child{margin-bottom:22px}
+.models{color:var(--muted);margin:0 0 22px;font-size:14px}
 h2{font-size:19px;margin:34px 0 12px}
 .panel h2{margin-top:0}
 h2 .count{font-size:13px;background:var(--line);border-radius:10px;padding:1px 8px;vertical-align:middle;color:var(--muted)}

@@ -211,6 +211,7 @@ export function histogramChart(
     integer,
   );
   const y = linearScale(0, top, HEIGHT - MARGIN.bottom, MARGIN.top, 5, true);
+  const binText = binLabels(edges, integer);
   const parts = [svgOpen(title), axes(x, y, xLabel, yLabel)];
   series.forEach((s, k) => {
     let outline = "";
@@ -224,15 +225,32 @@ export function histogramChart(
         `<rect x="${(x0 + 0.5).toFixed(1)}" y="${y0.toFixed(1)}" width="${
           Math.max(0.5, x1 - x0 - 1).toFixed(1)
         }" height="${(y(0) - y0).toFixed(1)}" fill="${s.color}" fill-opacity="0.45">` +
-          `<title>${
-            escapeHtml(`${s.label}: ${n} in [${x.format(edges[b])}, ${x.format(edges[b + 1])})`)
-          }</title></rect>`,
+          `<title>${escapeHtml(`${s.label}: ${n} ${binText(b)}`)}</title></rect>`,
       );
     });
     parts.push(`<path d="${outline}" fill="none" stroke="${s.color}" stroke-width="1.5"/>`);
   });
   parts.push(legend(series.map((s) => ({ label: s.label, color: s.color }))), "</svg>");
   return parts.join("");
+}
+
+/**
+ * What bin `b` of `edges` holds, written with as many decimals as its edges need (the axis's
+ * ticks, a few bins apart, may need fewer): `in [17.25, 17.5)`; for whole numbers `at 60` or
+ * `in 56–59`.
+ */
+function binLabels(edges: readonly number[], integer: boolean): (b: number) => string {
+  if (integer) {
+    return (b) =>
+      edges[b + 1] - edges[b] === 1
+        ? `at ${formatNumber(edges[b], 0)}`
+        : `in ${formatNumber(edges[b], 0)}–${formatNumber(edges[b + 1] - 1, 0)}`;
+  }
+  let decimals = 0;
+  while (decimals < 6 && edges.some((e) => Math.abs(Number(e.toFixed(decimals)) - e) > 1e-9)) {
+    decimals++;
+  }
+  return (b) => `in [${formatNumber(edges[b], decimals)}, ${formatNumber(edges[b + 1], decimals)})`;
 }
 
 /**

@@ -8,6 +8,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
+import { lstatOrNull } from "../base/fs.ts";
 
 /** Temp names a publish gives (`….tmp-<pid>-<random>`, `….old-<pid>-<random>`). */
 const TEMP = /\.(tmp|old)-(\d+-[0-9a-f]{8})$/;
@@ -33,7 +34,8 @@ const TEMP = /\.(tmp|old)-(\d+-[0-9a-f]{8})$/;
  */
 export async function withParentLock<T>(target: string, fn: () => Promise<T>): Promise<T> {
   const parent = dirname(target);
-  await Deno.mkdir(parent, { recursive: true });
+  // Made only when missing: a reader (status, explain, a plan) may hold no write grant there.
+  if ((await lstatOrNull(parent)) === null) await Deno.mkdir(parent, { recursive: true });
   const handle = await Deno.open(parent, { read: true });
   try {
     await handle.lock(true);
