@@ -129,7 +129,7 @@ Deno.test("shards: stable assignment by id within a bucket, index rows equal the
       "val/shards/64x32-00000.safetensors",
     ]);
     assertEquals([first.built, first.reused], [7, 0]);
-    const index = first.index;
+    const index = first.index!;
     assertEquals(index.images.length, 10);
     assertEquals(index.buckets["64x32"], { images: 4, latent_shape: [4, 4, 8] });
     for (const image of index.images) {
@@ -202,10 +202,10 @@ Deno.test("per-image and split layouts: every image's arrays where the index say
     const rows = packageRows({ ...f, flip: true });
     const perImage = await writeLayout(store, rows, options({ layout: "per_image" }, rows));
     assertEquals(Object.keys(perImage.files).length, 10);
-    for (const image of perImage.index.images) {
+    for (const image of perImage.index!.images) {
       assertEquals(image.file, `${image.split}/images/${image.id}.npz`);
       const npz = decodeNpz(await store.get(perImage.files[image.file]));
-      assertEquals(npz.latent.shape, perImage.index.buckets[image.bucket].latent_shape);
+      assertEquals(npz.latent.shape, perImage.index!.buckets[image.bucket].latent_shape);
       assertEquals(npz.latent.data, f.values.get(`${image.id}/latent`));
       assertEquals(npz.latent_flipped.data, f.values.get(`${flippedId(image.id)}/latent`));
       assertEquals(npz.id.data, [image.id]);
@@ -236,13 +236,13 @@ Deno.test("per-image and split layouts: every image's arrays where the index say
     assertEquals(npz.latents_32x64.shape, [2, 4, 8, 4]);
     const nan = (npz.label_age_group_confidence_32x32.data as Float32Array)[1];
     assert(Number.isNaN(nan), `a missing number is NaN, found ${nan}`);
-    const image = split.index.images.find((i) => i.id === "img03")!;
+    const image = split.index!.images.find((i) => i.id === "img03")!;
     assertEquals([image.file, image.row, image.tensors.latents], [
       "train/latents.safetensors",
       1,
       "latents_64x32",
     ]);
-    assertEquals(split.index.files.map((x) => [x.file, x.rows, x.bucket]), [
+    assertEquals(split.index!.files.map((x) => [x.file, x.rows, x.bucket]), [
       ["train/latents.safetensors", 7, null],
       ["val/latents.safetensors", 3, null],
     ]);
