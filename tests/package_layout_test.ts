@@ -261,18 +261,34 @@ testIf(TORCH, {
       const f = await fixture(store, 18);
       const rows = packageRows({ ...f, flip: true });
       const roots: Record<string, string> = {};
+      const publish = async (name: string, files: Record<string, string>) => {
+        roots[name] = join(dir, name);
+        await publishDirectory(store, files, roots[name]);
+      };
+      const put = async (bytes: Record<string, Uint8Array>) =>
+        Object.fromEntries(
+          await Promise.all(Object.entries(bytes).map(async ([n, b]) => [n, await store.put(b)])),
+        );
       for (const layout of ["shards", "per_image", "split"] as const) {
         const written = await writeLayout(store, rows, options({ layout }, rows));
-        const indexDigest = await store.put(
-          new TextEncoder().encode(JSON.stringify(written.index)),
-        );
-        roots[layout] = join(dir, layout);
-        await publishDirectory(
-          store,
-          { ...written.files, "index.json": indexDigest },
-          roots[layout],
-        );
+        await publish(layout, { ...written.files, ...await put(written.indexFiles) });
       }
+      // A dataset written before index/ existed: index.json alone.
+      const old = await writeLayout(store, rows, options({}, rows));
+      const { "index.json": indexJson } = old.indexFiles;
+      await publish("shards_index_json", {
+        ...old.files,
+        ...await put({ "index.json": indexJson }),
+      });
+      // A dataset past the index.json limit: index/ alone.
+      const big = await writeLayout(
+        store,
+        rows,
+        options({ layout: "split", indexJsonMaxImages: 9 }, rows),
+      );
+      assertEquals(big.index, null);
+      assert(!("index.json" in big.indexFiles), Object.keys(big.indexFiles).join());
+      await publish("split_no_index_json", { ...big.files, ...await put(big.indexFiles) });
       const expected: Record<string, unknown> = {};
       for (const [id] of f.optimized) {
         if (id.endsWith("#flip")) continue;
@@ -292,14 +308,24 @@ testIf(TORCH, {
       const expectedPath = join(dir, "expected.json");
       await Deno.writeTextFile(expectedPath, JSON.stringify(expected));
       const script = `
-import json, sys, importlib.util
+import json, os, pickle, sys, importlib.util
 import torch
 spec = importlib.util.spec_from_file_location("torch_dataset", sys.argv[1])
 td = importlib.util.module_from_spec(spec); spec.loader.exec_module(td)
+sys.modules["torch_dataset"] = td  # pickle finds the classes by their module's name
 expected = json.load(open(sys.argv[2]))
 report = {}
 for layout, root in json.loads(sys.argv[3]).items():
     ds = td.LatentDataset(root, initial=True, verify=True)
+    kind = type(ds.index).__name__
+    if kind == "ColumnIndex" and os.path.exists(root + "/index.json"):
+        # Both indexes of one dataset describe every image alike.
+        column, whole = td.ColumnIndex(root), td.JsonIndex(root)
+        for j in range(whole.n):
+            assert column.entry(j) == whole.entry(j), (layout, column.entry(j), whole.entry(j))
+    again = pickle.loads(pickle.dumps(ds))
+    for k in range(len(ds)):
+        assert again[k]["id"] == ds[k]["id"] and torch.equal(again[k]["latents"], ds[k]["latents"])
     seen, mixed, checked = [], 0, 0
     loader = torch.utils.data.DataLoader(ds, batch_sampler=td.BucketBatchSampler(ds, 2, seed=5), collate_fn=td.collate)
     for batch in loader:
@@ -323,7 +349,7 @@ for layout, root in json.loads(sys.argv[3]).items():
     for item in flips:
         assert item["latents"].flatten().tolist() == expected[item["id"]]["latents_flipped"], (layout, item["id"])
         assert item["crop_coords_top_left"].tolist() == expected[item["id"]]["crop_coords_top_left_flipped"]
-    report[layout] = {"ids": sorted(seen), "mixed": mixed, "checked": checked, "flipped_items": len(flips), "expand_len": len(expand)}
+    report[layout] = {"ids": sorted(seen), "mixed": mixed, "checked": checked, "flipped_items": len(flips), "expand_len": len(expand), "index": kind, "by_offset": ds.index.place(0)[3][0] >= 0}
 print(json.dumps(report))
 `;
       const out = await new Deno.Command(PYTHON, {
@@ -332,7 +358,24 @@ print(json.dumps(report))
       const stderr = new TextDecoder().decode(out.stderr);
       assertEquals(out.code, 0, stderr);
       const report = JSON.parse(new TextDecoder().decode(out.stdout));
-      for (const layout of ["shards", "per_image", "split"]) {
+      assertEquals(
+        Object.fromEntries(
+          Object.entries(report).map(([k, v]) => [k, (v as { index: string }).index]),
+        ),
+        {
+          shards: "ColumnIndex",
+          per_image: "ColumnIndex",
+          split: "ColumnIndex",
+          shards_index_json: "JsonIndex",
+          split_no_index_json: "ColumnIndex",
+        },
+      );
+      // Shards hold one bucket each, so the index gives where their latents start.
+      assertEquals(
+        Object.keys(roots).filter((k) => report[k].by_offset),
+        ["shards"],
+      );
+      for (const layout of Object.keys(roots)) {
         assertEquals(report[layout].ids, f.ids, `${layout}: every image once`);
         assertEquals(report[layout].mixed, 0, `${layout}: no batch mixes buckets`);
         assertEquals(report[layout].checked, 10);

@@ -45,6 +45,11 @@ export interface LayoutOptions {
   /** Small arrays the split layout's npz files also hold (npz has no attributes). */
   npzExtras?: Record<string, NpzArray>;
   shardContext: Record<string, string>;
+  /**
+   * `index.json` is written beside `index/` while the dataset has at most this many images.
+   * @default {INDEX_JSON_MAX_IMAGES}
+   */
+  indexJsonMaxImages?: number;
   /** A stored file an earlier run built from the same recipe, if still in the store. */
   reuse?: (recipe: string) => Promise<string | null>;
   signal?: AbortSignal;
@@ -139,13 +144,14 @@ async function datasetIndex(
   store: ObjectStore,
   { groups, files }: Laid,
   latentShapes: Record<string, number[]>,
-  { layout, columns, classToIdx }: LayoutOptions,
+  { layout, columns, classToIdx, indexJsonMaxImages }: LayoutOptions,
 ) {
   const writer = new IndexWriter({
     layout,
     flip: columns.flip,
     labelFields: columns.labelFields,
     classToIdx,
+    jsonMaxImages: indexJsonMaxImages,
   });
   for (const { file, rows, batched, tensors } of groups) {
     for (const [i, row] of rows.entries()) {
