@@ -54,7 +54,8 @@ _DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2", "
 _CONDITIONING = ("original_size", "crop_coords_top_left", "crop_box", "target_size")
 _KINDS = ("latents", "initial_latents", "latents_flipped", "initial_latents_flipped")
 # Files kept open for reads by offset; more are opened again when needed.
-_OPEN_FILES = 64
+_OPEN_FILES = 256
+_RECORD = ("id", "split", "bucket") + _CONDITIONING + ("crop_coords_top_left_flipped", "labels", "caption", "meta")
 
 
 class DatasetFormatError(Exception):
@@ -112,14 +113,14 @@ class _Latents:
         self._npz = {}
 
     def read(self, file, name, row, offset, shape):
-        path = os.path.join(self.root, file)
         if offset >= 0 and row is not None:
-            size = 4 * math.prod(shape)
+            size = 4 * shape[0] * shape[1] * shape[2]
             buffer = bytearray(size)
-            got = _pread(self._fd(path), buffer, offset + row * size)
+            got = _pread(self._fd(file), buffer, offset + row * size)
             if got != size:
                 raise DatasetFormatError(f"{file}: expected {size} bytes of {name} row {row} at byte {offset + row * size}, found {got}")
-            return torch.frombuffer(buffer, dtype=torch.float32).reshape(shape)
+            return torch.from_numpy(np.frombuffer(buffer, dtype="<f4").reshape(shape))
+        path = os.path.join(self.root, file)
         if path.endswith(".safetensors"):
             f = self._safetensors.get(path)
             if f is None:
@@ -140,14 +141,14 @@ class _Latents:
             raise DatasetFormatError(f"{file}: this loader reads .safetensors and .npz files (add one of those to package.formats)")
         return torch.from_numpy(np.array(array, dtype=array.dtype, copy=True))
 
-    def _fd(self, path):
-        fd = self._fds.get(path)
+    def _fd(self, file):
+        fd = self._fds.get(file)
         if fd is not None:
-            self._fds.move_to_end(path)
+            self._fds.move_to_end(file)
             return fd
         if len(self._fds) >= _OPEN_FILES:
             os.close(self._fds.popitem(last=False)[1])
-        fd = self._fds[path] = os.open(path, os.O_RDONLY)
+        fd = self._fds[file] = os.open(os.path.join(self.root, file), os.O_RDONLY)
         return fd
 
     def close(self):
@@ -214,8 +215,9 @@ class ColumnIndex:
         for field, kind in header["label_fields"].items():
             values = self._texts(f"label_{field}.values") if kind == "text" else None
             self._labels.append((field, kind, self.a[f"label_{field}"], values, {}))
-        self._conditioning = [(k, self.a[k]) for k in _CONDITIONING]
         self._files = {}
+        self._file_column, self._row_column, self._bucket_column = self.a["file"], self.a["row"], self.a["bucket"]
+        self._get = self._getters()
 
     def _texts(self, name):
         return _Texts(self.a[name + ".offsets"], self.a[name + ".utf8"])
@@ -233,31 +235,37 @@ class ColumnIndex:
 
     def place(self, j):
         """(file, row, tensors, offsets, latent shape) of image j."""
-        code = int(self.a["file"][j])
+        code = int(self._file_column[j])
         known = self._files.get(code)
         if known is None:
             known = self._files[code] = (self._paths[code], [int(o) for o in self.a["files.offsets"][code]])
-        row = int(self.a["row"][j])
-        bucket = int(self.a["bucket"][j])
+        row = int(self._row_column[j])
+        bucket = int(self._bucket_column[j])
         return known[0], (None if row < 0 else row), self._tensors[bucket], known[1], self._shapes[bucket]
 
-    def record(self, j, flipped_crop):
-        """The fields of image j that are not latents, as the dataset's items give them."""
-        item = {"id": self._ids[j], "split": self._split_names[bisect.bisect_right(self._split_starts, j) - 1], "bucket": self.buckets[int(self.a["bucket"][j])]}
-        for key, array in self._conditioning:
-            item[key] = torch.from_numpy(array[j].astype(np.int64))
-        if flipped_crop:
-            item["crop_coords_top_left_flipped"] = torch.from_numpy(self.a["crop_coords_top_left_flipped"][j].astype(np.int64))
-        item["labels"] = {field: _label(kind, column[j], values, cache) for field, kind, column, values, cache in self._labels}
-        item["caption"] = self._caption[j] if self._caption is not None else ""
-        meta = self._meta[j] if self._meta is not None else ""
-        item["meta"] = json.loads(meta) if meta else {}
-        return item
+    def _getters(self):
+        a, starts, names = self.a, self._split_starts, self._split_names
+        get = {
+            "id": self._ids.__getitem__,
+            "split": lambda j: names[bisect.bisect_right(starts, j) - 1],
+            "bucket": lambda j: self.buckets[int(a["bucket"][j])],
+            "labels": lambda j: {field: _label(kind, column[j], values, cache) for field, kind, column, values, cache in self._labels},
+            "caption": (lambda j: self._caption[j]) if self._caption is not None else (lambda j: ""),
+            "meta": (lambda j: json.loads(self._meta[j] or "{}")) if self._meta is not None else (lambda j: {}),
+        }
+        for key in _CONDITIONING + (("crop_coords_top_left_flipped",) if self.flip else ()):
+            get[key] = lambda j, column=a[key]: torch.from_numpy(column[j].astype(np.int64))
+        return get
+
+    def record(self, j, keys):
+        """The fields `keys` of image j (none of them latents), as the dataset's items give them."""
+        get = self._get
+        return {key: get[key](j) for key in keys}
 
     def entry(self, j):
         """Image j as `index.json` describes an image."""
         file, row, tensors, _, _ = self.place(j)
-        item = self.record(j, self.flip)
+        item = self.record(j, [k for k in _RECORD if k in self._get])
         entry = {"id": item["id"], "split": item["split"], "bucket": item["bucket"], "file": file, "row": row, "tensors": tensors}
         for key in _CONDITIONING + (("crop_coords_top_left_flipped",) if self.flip else ()):
             entry[key] = item[key].tolist()
@@ -318,16 +326,18 @@ class JsonIndex:
         image = self.images[j]
         return image["file"], image["row"], image["tensors"], (-1, -1, -1, -1), tuple(self.bucket_info[image["bucket"]]["latent_shape"])
 
-    def record(self, j, flipped_crop):
+    def record(self, j, keys):
         image = self.images[j]
-        item = {"id": image["id"], "split": image["split"], "bucket": image["bucket"]}
-        for key in _CONDITIONING:
-            item[key] = torch.tensor(image[key], dtype=torch.int64)
-        if flipped_crop:
-            item["crop_coords_top_left_flipped"] = torch.tensor(image["crop_coords_top_left_flipped"], dtype=torch.int64)
-        item["labels"] = dict(image["labels"])
-        item["caption"] = image.get("caption", "")
-        item["meta"] = dict(image.get("meta", {}))
+        item = {}
+        for key in keys:
+            if key in ("labels", "meta"):
+                item[key] = dict(image.get(key, {}))
+            elif key == "caption":
+                item[key] = image.get(key, "")
+            elif key in ("id", "split", "bucket"):
+                item[key] = image[key]
+            else:
+                item[key] = torch.tensor(image[key], dtype=torch.int64)
         return item
 
     def entry(self, j):
@@ -366,6 +376,8 @@ class LatentDataset(Dataset):
     initial: also give `initial_latents` (the encoder's latent before optimization; a dataset
         built with optimize.method "none" has only `latents`, which are the encoder's).
     verify: check every file's sha256 against the index before reading (slow for big datasets).
+    fields: the keys each item has, or None for all (`fields=("latents", "labels")` reads and
+        decodes nothing else, which makes a read about as fast as a row of one numpy array).
 
     `class_to_idx` maps class names to the indices in `labels["class"]` (class-folder datasets,
     as torchvision's ImageFolder; empty otherwise); `classes` lists the names in index order.
@@ -373,7 +385,7 @@ class LatentDataset(Dataset):
     read without its latents; `index` the opened index (`layout`, `buckets`, `bucket_info`).
     """
 
-    def __init__(self, root, split=None, flip="pair", initial=False, verify=False):
+    def __init__(self, root, split=None, flip="pair", initial=False, verify=False, fields=None):
         self.root = root
         if flip not in ("pair", "expand", "none"):
             raise ValueError(f"flip: expected 'pair', 'expand' or 'none', found {flip!r}")
@@ -391,6 +403,7 @@ class LatentDataset(Dataset):
         else:
             raise ValueError(f"split {split!r}: expected one of {sorted(index.splits)}")
         self.images = _Images(index, self._positions)
+        self._choose(fields)
         if verify:
             for file, sha256 in index.files():
                 digest = _sha256(os.path.join(root, file))
@@ -416,6 +429,25 @@ class LatentDataset(Dataset):
         ends = list(starts[1:]) + [len(order)]
         return {self.index.buckets[int(c)]: order[s:e] for c, s, e in zip(found, starts, ends)}
 
+    def _choose(self, fields):
+        latents = [("latents", "latents", "latents_flipped")]
+        if self.initial:
+            latents.append(("initial_latents", "initial_latents", "initial_latents_flipped"))
+        if self.flip == "pair":
+            latents += [(k, k, k) for k in ["latents_flipped"] + (["initial_latents_flipped"] if self.initial else [])]
+        record = [k for k in _RECORD if k != "crop_coords_top_left_flipped" or self.flip == "pair"]
+        given = ["flipped"] + [k for k, _, _ in latents] + record
+        if fields is None:
+            fields = given
+        elif set(fields) - set(given):
+            raise ValueError(f"fields: expected some of {given}, found {sorted(set(fields) - set(given))}")
+        self._flipped_field = "flipped" in fields
+        # (item key, tensor kind, its column in the index's offsets) for plain and flipped items.
+        self._latent_fields = [(key, (plain, _KINDS.index(plain)), (flipped, _KINDS.index(flipped))) for key, plain, flipped in latents if key in fields]
+        self._keys = [k for k in record if k in fields]
+        # A flipped item's crop offset is the flipped image's.
+        self._keys_flipped = ["crop_coords_top_left_flipped" if k == "crop_coords_top_left" else k for k in self._keys]
+
     def __getitem__(self, i):
         if i < 0:
             i += len(self)
@@ -423,26 +455,18 @@ class LatentDataset(Dataset):
             raise IndexError(f"item {i}: expected 0 to {len(self) - 1}")
         flipped = self.flip == "expand" and i % 2 == 1
         j = self._positions[i // 2 if self.flip == "expand" else i]
-        file, row, names, offsets, shape = self.index.place(j)
-        item = self.index.record(j, self.flip != "none")
-
-        def read(kind):
-            if kind not in names:
-                raise DatasetFormatError(f"{file}: expected a tensor {kind!r} for image {item['id']}, the index names {sorted(names)}")
-            return self._latents.read(file, names[kind], row, offsets[_KINDS.index(kind)], shape)
-
-        item["flipped"] = flipped
-        item["latents"] = read("latents_flipped" if flipped else "latents")
-        if self.initial:
-            item["initial_latents"] = read("initial_latents_flipped" if flipped else "initial_latents")
-        if self.flip == "pair":
-            item["latents_flipped"] = read("latents_flipped")
-            if self.initial:
-                item["initial_latents_flipped"] = read("initial_latents_flipped")
-        elif flipped:
+        item = self.index.record(j, self._keys_flipped if flipped else self._keys) if self._keys else {}
+        if flipped and "crop_coords_top_left" in self._keys:
             item["crop_coords_top_left"] = item.pop("crop_coords_top_left_flipped")
-        else:
-            item.pop("crop_coords_top_left_flipped", None)
+        if self._flipped_field:
+            item["flipped"] = flipped
+        if self._latent_fields:
+            file, row, names, offsets, shape = self.index.place(j)
+            for key, plain, mirrored in self._latent_fields:
+                kind, column = mirrored if flipped else plain
+                if kind not in names:
+                    raise DatasetFormatError(f"{file}: expected a tensor {kind!r} for image {j}, the index names {sorted(names)}")
+                item[key] = self._latents.read(file, names[kind], row, offsets[column], shape)
         return item
 
     def __getstate__(self):
@@ -476,6 +500,7 @@ class BucketBatchSampler(Sampler):
         self.epoch = epoch
 
     def _batches(self):
+        """Every batch as a numpy array of item indices, in the epoch's order."""
         generator = torch.Generator()
         generator.manual_seed(self.seed + self.epoch)
         batches = []
@@ -483,17 +508,14 @@ class BucketBatchSampler(Sampler):
             indices = self.buckets[name]
             if self.shuffle:
                 indices = indices[torch.randperm(len(indices), generator=generator).numpy()]
-            indices = indices.tolist()
-            for start in range(0, len(indices), self.batch_size):
-                batch = indices[start : start + self.batch_size]
-                if len(batch) == self.batch_size or not self.drop_last:
-                    batches.append(batch)
+            ends = range(self.batch_size, len(indices) + self.batch_size, self.batch_size)
+            batches += [indices[end - self.batch_size : end] for end in ends if end <= len(indices) or not self.drop_last]
         if self.shuffle:
             batches = [batches[j] for j in torch.randperm(len(batches), generator=generator).tolist()]
         return batches
 
     def __iter__(self):
-        return iter(self._batches())
+        return (batch.tolist() for batch in self._batches())
 
     def __len__(self):
         round_ = math.floor if self.drop_last else math.ceil
