@@ -41,7 +41,6 @@ import mmap
 import os
 import struct
 import sys
-from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -53,8 +52,6 @@ COLUMNAR_VERSION = 1  # of index/header.json
 _DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2", "I32": "<i4", "I64": "<i8", "U8": "u1", "BOOL": "?"}
 _CONDITIONING = ("original_size", "crop_coords_top_left", "crop_box", "target_size")
 _KINDS = ("latents", "initial_latents", "latents_flipped", "initial_latents_flipped")
-# Files kept open for reads by offset; more are opened again when needed.
-_OPEN_FILES = 256
 _RECORD = ("id", "split", "bucket") + _CONDITIONING + ("crop_coords_top_left_flipped", "labels", "caption", "meta")
 
 
@@ -108,18 +105,21 @@ class _Latents:
 
     def __init__(self, root):
         self.root = root
-        self._fds = OrderedDict()
+        self._fds = {}
+        self._open_files = _open_files_budget()
         self._safetensors = {}
         self._npz = {}
 
-    def read(self, file, name, row, offset, shape):
+    def read(self, file, name, row, offset, shape, size):
         if offset >= 0 and row is not None:
-            size = 4 * shape[0] * shape[1] * shape[2]
-            buffer = bytearray(size)
-            got = _pread(self._fd(file), buffer, offset + row * size)
+            fd = self._fds.get(file)
+            if fd is None:
+                fd = self._open(file)
+            out = np.empty(shape, dtype="<f4")
+            got = os.preadv(fd, [out], offset + row * size) if _PREADV else _pread_into(fd, out, offset + row * size)
             if got != size:
                 raise DatasetFormatError(f"{file}: expected {size} bytes of {name} row {row} at byte {offset + row * size}, found {got}")
-            return torch.from_numpy(np.frombuffer(buffer, dtype="<f4").reshape(shape))
+            return torch.from_numpy(out)
         path = os.path.join(self.root, file)
         if path.endswith(".safetensors"):
             f = self._safetensors.get(path)
@@ -141,13 +141,10 @@ class _Latents:
             raise DatasetFormatError(f"{file}: this loader reads .safetensors and .npz files (add one of those to package.formats)")
         return torch.from_numpy(np.array(array, dtype=array.dtype, copy=True))
 
-    def _fd(self, file):
-        fd = self._fds.get(file)
-        if fd is not None:
-            self._fds.move_to_end(file)
-            return fd
-        if len(self._fds) >= _OPEN_FILES:
-            os.close(self._fds.popitem(last=False)[1])
+    def _open(self, file):
+        if len(self._fds) >= self._open_files:
+            # The file opened first is closed; a file read again is opened again.
+            os.close(self._fds.pop(next(iter(self._fds))))
         fd = self._fds[file] = os.open(os.path.join(self.root, file), os.O_RDONLY)
         return fd
 
@@ -157,11 +154,23 @@ class _Latents:
         self._fds.clear()
 
 
-def _pread(fd, buffer, offset):
-    if hasattr(os, "preadv"):
-        return os.preadv(fd, [buffer], offset)
-    data = os.pread(fd, len(buffer), offset)
-    buffer[: len(data)] = data
+def _open_files_budget():
+    """How many files to keep open for reads by offset: a quarter of the process's limit (the
+    rest is the program's), so that a set of a few thousand shards is opened once."""
+    try:
+        import resource
+    except ImportError:  # not on Unix: no limit to ask, keep a modest number
+        return 64
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 4096 if soft == resource.RLIM_INFINITY else max(16, min(soft // 4, 4096))
+
+
+_PREADV = hasattr(os, "preadv")
+
+
+def _pread_into(fd, array, offset):
+    data = os.pread(fd, array.nbytes, offset)
+    array.reshape(-1).view(np.uint8)[: len(data)] = np.frombuffer(data, dtype=np.uint8)
     return len(data)
 
 
@@ -207,6 +216,7 @@ class ColumnIndex:
         self.bucket_info = {b["name"]: b for b in header["buckets"]}
         self._tensors = [b["tensors"] for b in header["buckets"]]
         self._shapes = [tuple(b["latent_shape"]) for b in header["buckets"]]
+        self._sizes = [4 * math.prod(b["latent_shape"]) for b in header["buckets"]]
         self._ids = self._texts("id")
         self._paths = self._texts("files.path")
         self._caption = self._texts("caption") if "caption.offsets" in self.a else None
@@ -234,14 +244,14 @@ class ColumnIndex:
         return any("initial_latents" not in t for t in self._tensors)
 
     def place(self, j):
-        """(file, row, tensors, offsets, latent shape) of image j."""
+        """(file, row, tensors, offsets, latent shape, its bytes) of image j."""
         code = int(self._file_column[j])
         known = self._files.get(code)
         if known is None:
             known = self._files[code] = (self._paths[code], [int(o) for o in self.a["files.offsets"][code]])
         row = int(self._row_column[j])
         bucket = int(self._bucket_column[j])
-        return known[0], (None if row < 0 else row), self._tensors[bucket], known[1], self._shapes[bucket]
+        return known[0], (None if row < 0 else row), self._tensors[bucket], known[1], self._shapes[bucket], self._sizes[bucket]
 
     def _getters(self):
         a, starts, names = self.a, self._split_starts, self._split_names
@@ -264,7 +274,7 @@ class ColumnIndex:
 
     def entry(self, j):
         """Image j as `index.json` describes an image."""
-        file, row, tensors, _, _ = self.place(j)
+        file, row, tensors = self.place(j)[:3]
         item = self.record(j, [k for k in _RECORD if k in self._get])
         entry = {"id": item["id"], "split": item["split"], "bucket": item["bucket"], "file": file, "row": row, "tensors": tensors}
         for key in _CONDITIONING + (("crop_coords_top_left_flipped",) if self.flip else ()):
@@ -324,7 +334,7 @@ class JsonIndex:
 
     def place(self, j):
         image = self.images[j]
-        return image["file"], image["row"], image["tensors"], (-1, -1, -1, -1), tuple(self.bucket_info[image["bucket"]]["latent_shape"])
+        return image["file"], image["row"], image["tensors"], (-1, -1, -1, -1), None, 0
 
     def record(self, j, keys):
         image = self.images[j]
@@ -403,6 +413,7 @@ class LatentDataset(Dataset):
         else:
             raise ValueError(f"split {split!r}: expected one of {sorted(index.splits)}")
         self.images = _Images(index, self._positions)
+        self._n = len(self._positions) * (2 if self.flip == "expand" else 1)
         self._choose(fields)
         if verify:
             for file, sha256 in index.files():
@@ -412,7 +423,7 @@ class LatentDataset(Dataset):
         self._latents = _Latents(root)
 
     def __len__(self):
-        return len(self._positions) * (2 if self.flip == "expand" else 1)
+        return self._n
 
     def bucket(self, i):
         """The bucket name (WxH) of item i, without reading it."""
@@ -449,10 +460,11 @@ class LatentDataset(Dataset):
         self._keys_flipped = ["crop_coords_top_left_flipped" if k == "crop_coords_top_left" else k for k in self._keys]
 
     def __getitem__(self, i):
+        n = self._n
         if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(f"item {i}: expected 0 to {len(self) - 1}")
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"item {i}: expected 0 to {n - 1}")
         flipped = self.flip == "expand" and i % 2 == 1
         j = self._positions[i // 2 if self.flip == "expand" else i]
         item = self.index.record(j, self._keys_flipped if flipped else self._keys) if self._keys else {}
@@ -461,12 +473,13 @@ class LatentDataset(Dataset):
         if self._flipped_field:
             item["flipped"] = flipped
         if self._latent_fields:
-            file, row, names, offsets, shape = self.index.place(j)
+            file, row, names, offsets, shape, size = self.index.place(j)
+            read = self._latents.read
             for key, plain, mirrored in self._latent_fields:
                 kind, column = mirrored if flipped else plain
                 if kind not in names:
                     raise DatasetFormatError(f"{file}: expected a tensor {kind!r} for image {j}, the index names {sorted(names)}")
-                item[key] = self._latents.read(file, names[kind], row, offsets[column], shape)
+                item[key] = read(file, names[kind], row, offsets[column], shape, size)
         return item
 
     def __getstate__(self):
