@@ -145,13 +145,12 @@ class _Latents:
         if len(self._fds) >= self._open_files:
             # The file opened first is closed; a file read again is opened again.
             os.close(self._fds.pop(next(iter(self._fds))))
-        fd = self._fds[file] = os.open(os.path.join(self.root, file), os.O_RDONLY)
+        fd = self._fds[file] = os.open(os.path.join(self.root, file), os.O_RDONLY | getattr(os, "O_BINARY", 0))
         return fd
 
-    def close(self):
+    def __del__(self):
         for fd in self._fds.values():
             os.close(fd)
-        self._fds.clear()
 
 
 def _open_files_budget():
@@ -169,7 +168,9 @@ _PREADV = hasattr(os, "preadv")
 
 
 def _pread_into(fd, array, offset):
-    data = os.pread(fd, array.nbytes, offset)
+    # Without preadv (Windows): a seek and a read, which a DataLoader's worker processes allow.
+    os.lseek(fd, offset, os.SEEK_SET)
+    data = os.read(fd, array.nbytes)
     array.reshape(-1).view(np.uint8)[: len(data)] = np.frombuffer(data, dtype=np.uint8)
     return len(data)
 
@@ -202,9 +203,6 @@ class ColumnIndex:
                 raise DatasetFormatError(f"index/{name}.npy: expected {spec['dtype']} {spec['shape']}, found {array.dtype.str} {list(array.shape)}")
             # A plain ndarray over the map: indexing it skips np.memmap's Python-level wrapper.
             self.a[name] = np.asarray(array)
-        for name in ("id", "file", "row", "bucket") + _CONDITIONING:
-            if name not in self.a and name + ".offsets" not in self.a:
-                raise DatasetFormatError(f"{folder}: expected the array {name}, found {sorted(self.a)}")
         self.n = header["images"]
         self.flip = header["flip"]
         self.layout = header["layout"]
@@ -224,13 +222,18 @@ class ColumnIndex:
         self._labels = []
         for field, kind in header["label_fields"].items():
             values = self._texts(f"label_{field}.values") if kind == "text" else None
-            self._labels.append((field, kind, self.a[f"label_{field}"], values, {}))
+            self._labels.append((field, kind, self._array(f"label_{field}"), values, {}))
         self._files = {}
-        self._file_column, self._row_column, self._bucket_column = self.a["file"], self.a["row"], self.a["bucket"]
+        self._file_column, self._row_column, self._bucket_column = (self._array(k) for k in ("file", "row", "bucket"))
         self._get = self._getters()
 
+    def _array(self, name):
+        if name not in self.a:
+            raise DatasetFormatError(f"index/header.json: expected the array {name}, found {sorted(self.a)}")
+        return self.a[name]
+
     def _texts(self, name):
-        return _Texts(self.a[name + ".offsets"], self.a[name + ".utf8"])
+        return _Texts(self._array(name + ".offsets"), self._array(name + ".utf8"))
 
     def files(self):
         """(path, sha256) of every file the index names."""
@@ -264,7 +267,7 @@ class ColumnIndex:
             "meta": (lambda j: json.loads(self._meta[j] or "{}")) if self._meta is not None else (lambda j: {}),
         }
         for key in _CONDITIONING + (("crop_coords_top_left_flipped",) if self.flip else ()):
-            get[key] = lambda j, column=a[key]: torch.from_numpy(column[j].astype(np.int64))
+            get[key] = lambda j, column=self._array(key): torch.from_numpy(column[j].astype(np.int64))
         return get
 
     def record(self, j, keys):
@@ -337,17 +340,13 @@ class JsonIndex:
         return image["file"], image["row"], image["tensors"], (-1, -1, -1, -1), None, 0
 
     def record(self, j, keys):
-        image = self.images[j]
-        item = {}
+        image, item = self.images[j], {}
         for key in keys:
             if key in ("labels", "meta"):
                 item[key] = dict(image.get(key, {}))
-            elif key == "caption":
-                item[key] = image.get(key, "")
-            elif key in ("id", "split", "bucket"):
-                item[key] = image[key]
             else:
-                item[key] = torch.tensor(image[key], dtype=torch.int64)
+                value = image.get(key, "")
+                item[key] = value if key in ("id", "split", "bucket", "caption") else torch.tensor(value, dtype=torch.int64)
         return item
 
     def entry(self, j):
@@ -386,8 +385,8 @@ class LatentDataset(Dataset):
     initial: also give `initial_latents` (the encoder's latent before optimization; a dataset
         built with optimize.method "none" has only `latents`, which are the encoder's).
     verify: check every file's sha256 against the index before reading (slow for big datasets).
-    fields: the keys each item has, or None for all (`fields=("latents", "labels")` reads and
-        decodes nothing else, which makes a read about as fast as a row of one numpy array).
+    fields: the keys each item has, or None for all: `fields=("latents", "labels")` reads and
+        decodes nothing else (a latent alone costs little more than a row of a numpy array).
 
     `class_to_idx` maps class names to the indices in `labels["class"]` (class-folder datasets,
     as torchvision's ImageFolder; empty otherwise); `classes` lists the names in index order.

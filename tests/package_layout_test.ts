@@ -349,6 +349,17 @@ for layout, root in json.loads(sys.argv[3]).items():
     for item in flips:
         assert item["latents"].flatten().tolist() == expected[item["id"]]["latents_flipped"], (layout, item["id"])
         assert item["crop_coords_top_left"].tolist() == expected[item["id"]]["crop_coords_top_left_flipped"]
+    # Items with only the fields asked for hold the same values as whole items.
+    few = td.LatentDataset(root, split="train", flip="expand", fields=("latents", "crop_coords_top_left", "labels"))
+    for k in range(len(few)):
+        part, whole = few[k], expand[k]
+        assert sorted(part) == ["crop_coords_top_left", "labels", "latents"], sorted(part)
+        assert all(torch.equal(part[n], whole[n]) for n in ("latents", "crop_coords_top_left")) and part["labels"] == whole["labels"], (layout, k)
+    try:
+        td.LatentDataset(root, fields=("latents", "caption_text"))
+        raise AssertionError("an unknown field was accepted")
+    except ValueError as error:
+        assert "caption_text" in str(error), error
     report[layout] = {"ids": sorted(seen), "mixed": mixed, "checked": checked, "flipped_items": len(flips), "expand_len": len(expand), "index": kind, "by_offset": ds.index.place(0)[3][0] >= 0}
 print(json.dumps(report))
 `;
