@@ -1,22 +1,22 @@
 /**
- * Loader benchmark: a shards dataset of 1.3 million images (latents 4×8×8 and its transposes in
- * three buckets, two splits, text, integer and number labels, a caption and metadata per image)
- * made by the package's own writers — shards by `rowColumns` + `asSafetensors` +
- * `writeSafetensorsFile` as `writeShards` makes them, the index by `IndexWriter` fed row by row —
- * then opened in fresh Python processes by examples/torch_dataset.py against one numpy memory map
- * of the same latents (bench/loader_torch.py).
+ * Loader benchmark: a shards dataset of 1.3 million images (latents of 256 floats in three
+ * buckets, two splits, text, integer and number labels, a caption and metadata per image) made by
+ * the package's own writers — shards by `rowColumns` + `asSafetensors` + `writeSafetensorsFile` as
+ * `writeShards` makes them, the index by `IndexWriter` fed row by row — then opened in fresh
+ * Python processes by examples/torch_dataset.py, against one numpy memory map of the same latents
+ * (bench/loader_torch.py; bench/README.md says what each side does).
  *
  * Measured per process: RSS after `import torch, numpy`; time and RSS to open `LatentDataset`;
- * `--reads` random `ds[i]` (items with every field) against as many rows of the memory map,
- * once after dropping the latent files from the page cache (`--evict latents`: the shards on
- * one side, the map's file on the other; `all` drops the index too) and once again warm; and
- * the `BucketBatchSampler` over the whole set. The two sides alternate, `--rounds` times;
- * medians are printed, with the load average.
+ * `--reads` random `ds[i]` with every field ("items"), with `fields=("latents",)` ("latents"), and
+ * as many rows of the memory map ("reference"), twice over the same indices (the first pass in the
+ * fresh process, the second warm); and the `BucketBatchSampler` over the whole set. Files start
+ * in the page cache, or with `--evict latents` (or `all`) are dropped from it first. The sides
+ * rotate, `--rounds` times; medians are printed with the load average.
  *
  * Run: `deno task bench loader [--count 1300000] [--shard-size 1000] [--reads 1000]
- * [--rounds 5] [--evict latents]`. The generated dataset is kept in
- * bench/.work/loader-<count>-<shard-size>/ (about 2.9 GB at 1.3 M images) and its generation
- * (a few minutes) is not timed.
+ * [--rounds 5] [--evict none|latents|all]`. The generated dataset is kept in
+ * bench/.work/loader-<count>-<shard-size>/ (about 2.9 GB at 1.3 M images); its generation is not
+ * timed.
  *
  * @module
  */
