@@ -161,10 +161,7 @@ export default aggregate<Config>({
     const described = { rowsBySplit, counts, notes, normalization, reconciliation };
     texts["manifest.json"] = provenance(ctx, inputs, described);
     texts["report.html"] = await report(ctx, inputs, described);
-    const objects: Record<string, string> = { ...written.files };
-    for (const [name, bytes] of Object.entries(written.indexFiles)) {
-      objects[name] = await store.put(bytes);
-    }
+    const objects: Record<string, string> = { ...written.files, ...written.indexFiles };
     for (const [name, text] of Object.entries(texts)) {
       objects[name] = await store.put(new TextEncoder().encode(text));
     }

@@ -85,18 +85,8 @@ function written(options: IndexWriterOptions = OPTIONS) {
   return writer.finish({ files: FACTS, latentShapes: SHAPES });
 }
 
-testIf(NUMPY, {
-  name: "numpy reads every array of index/ as the rows were fed",
-  async fn() {
-    const { files, json } = written();
-    const dir = await Deno.makeTempDir({ prefix: "latentforge-index-" });
-    try {
-      for (const [name, bytes] of Object.entries(files)) {
-        await Deno.mkdir(join(dir, name, ".."), { recursive: true });
-        await Deno.writeFile(join(dir, name), bytes);
-      }
-      const got = JSON.parse(runPython(
-        `
+/** Prints, as JSON, every array of the index folder given, decoded by numpy. */
+const READ_INDEX = `
 import json, os, sys
 import numpy as np
 folder = sys.argv[1]
@@ -121,9 +111,19 @@ print(json.dumps({
   "offsets": a["files.offsets"].tolist(), "rows": a["files.rows"].tolist(),
   "file_split": a["files.split"].tolist(), "file_bucket": a["files.bucket"].tolist(),
 }))
-`,
-        [join(dir, "index")],
-      ));
+`;
+
+testIf(NUMPY, {
+  name: "numpy reads every array of index/ as the rows were fed",
+  async fn() {
+    const { files, json } = written();
+    const dir = await Deno.makeTempDir({ prefix: "latentforge-index-" });
+    try {
+      for (const [name, bytes] of Object.entries(files)) {
+        await Deno.mkdir(join(dir, name, ".."), { recursive: true });
+        await Deno.writeFile(join(dir, name), bytes);
+      }
+      const got = JSON.parse(runPython(READ_INDEX, [join(dir, "index")]));
       const fed = rows();
       assertEquals(got.header.images, 7);
       assertEquals(got.header.files, 4);

@@ -59,8 +59,8 @@ export interface LayoutOptions {
 export interface WrittenLayout {
   /** Dataset path → digest. */
   files: Record<string, string>;
-  /** The index's files: `index/…` (and `index.json` for a small dataset) → bytes. */
-  indexFiles: Record<string, Uint8Array>;
+  /** The index's files, stored: `index/…` (and `index.json` for a small dataset) → digest. */
+  indexFiles: Record<string, string>;
   /** `index.json`, when the dataset is small enough to have one. */
   index: DatasetIndex | null;
   /** Recipe → digest of every shard or per-image file (what later runs can reuse). */
@@ -177,9 +177,11 @@ async function datasetIndex(
     }
   }
   const written = writer.finish({ files: facts, latentShapes });
-  const out = { ...written.files };
-  if (written.json) out["index.json"] = new TextEncoder().encode(JSON.stringify(written.json));
-  return { files: out, json: written.json };
+  const bytes = { ...written.files };
+  if (written.json) bytes["index.json"] = new TextEncoder().encode(JSON.stringify(written.json));
+  const stored: Record<string, string> = {};
+  for (const [name, b] of Object.entries(bytes)) stored[name] = await store.put(b);
+  return { files: stored, json: written.json };
 }
 
 /** What one layout stored, and the index groups that describe it. */
