@@ -189,6 +189,8 @@ interface Measured {
   checksum: number;
   sampler_s?: number;
   rss_end_mb: number;
+  /** Growth of the RSS in pages of mapped files (the index's arrays), since the imports. */
+  rss_file_end_mb: number;
 }
 
 type Side = "items" | "latents" | "reference";
@@ -297,7 +299,9 @@ function report(
   console.log(
     `  BucketBatchSampler(ds, 256) and one epoch of batches: ${
       ms(m("items", (r) => r.sampler_s!))
-    }; RSS at the end +${m("items", (r) => r.rss_end_mb - base(r)).toFixed(0)} MB`,
+    }; RSS at the end +${m("items", (r) => r.rss_end_mb - base(r)).toFixed(0)} MB, of which ${
+      m("items", (r) => r.rss_file_end_mb).toFixed(0)
+    } MB pages of the index's mapped arrays`,
   );
 }
 

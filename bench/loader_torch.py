@@ -11,7 +11,8 @@ memory map and reads the same rows. EVICT says which files are dropped from the 
 (after the eviction), the second again with everything it touched open and cached.
 
 Prints one JSON line: RSS after `import torch, numpy`, time and RSS to open, the two passes'
-times, the sampler's time (loader side), and a checksum of the latents read.
+times, the sampler's time (loader side), the RSS at the end and how much of its growth is pages
+of mapped files (RssFile), and a checksum of the latents read.
 """
 
 import importlib.util
@@ -47,6 +48,7 @@ def files_under(root, suffix):
 
 def main(loader_py, root, reference, side, reads, seed, which):
     rss_import = status_mb("VmRSS")
+    rss_file_import = status_mb("RssFile")
     spec = importlib.util.spec_from_file_location("torch_dataset", loader_py)
     td = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(td)
@@ -56,7 +58,7 @@ def main(loader_py, root, reference, side, reads, seed, which):
             evict(files_under(root, ".safetensors") + (files_under(os.path.join(root, "index"), "") if which == "all" else []))
         else:
             evict([reference])
-    out = {"side": side, "evict": which, "rss_import_mb": rss_import}
+    out = {"side": side, "evict": which, "rss_import_mb": rss_import, "rss_file_import_mb": rss_file_import}
     t0 = time.perf_counter()
     if loader:
         ds = td.LatentDataset(root, flip="none", fields=None if side == "items" else ("latents",))
@@ -88,6 +90,7 @@ def main(loader_py, root, reference, side, reads, seed, which):
         out["sampler_s"] = time.perf_counter() - t0
         out["sampler_batches"] = batches
     out["rss_end_mb"] = status_mb("VmRSS")
+    out["rss_file_end_mb"] = status_mb("RssFile") - out["rss_file_import_mb"]
     out["hwm_end_mb"] = status_mb("VmHWM")
     print(json.dumps(out))
 
