@@ -145,7 +145,10 @@ export class IndexWriter {
   readonly #caption = new OptionalTextColumn("caption");
   readonly #meta = new OptionalTextColumn("meta");
   readonly #splits: IndexHeader["splits"] = [];
-  readonly #buckets = new Map<string, { code: number; images: number; tensors: TensorNames }>();
+  readonly #buckets = new Map<
+    string,
+    { code: number; images: number; tensors: TensorNames; checked: TensorNames }
+  >();
   readonly #files = new FileTable();
 
   constructor(options: IndexWriterOptions) {
@@ -241,14 +244,23 @@ export class IndexWriter {
     const known = this.#buckets.get(row.bucket);
     if (!known) {
       const code = this.#buckets.size;
-      this.#buckets.set(row.bucket, { code, images: 1, tensors: place.tensors });
+      this.#buckets.set(row.bucket, {
+        code,
+        images: 1,
+        tensors: place.tensors,
+        checked: place.tensors,
+      });
       return code;
     }
-    if (JSON.stringify(known.tensors) !== JSON.stringify(place.tensors)) {
-      throw new IndexWriterError(
-        `image ${row.id}: bucket ${row.bucket} has tensors ${JSON.stringify(known.tensors)}, ` +
-          `found ${JSON.stringify(place.tensors)}`,
-      );
+    // The rows of one file share one names object: each new object is compared once.
+    if (known.checked !== place.tensors) {
+      if (JSON.stringify(known.tensors) !== JSON.stringify(place.tensors)) {
+        throw new IndexWriterError(
+          `image ${row.id}: bucket ${row.bucket} has tensors ${JSON.stringify(known.tensors)}, ` +
+            `found ${JSON.stringify(place.tensors)}`,
+        );
+      }
+      known.checked = place.tensors;
     }
     known.images++;
     return known.code;
