@@ -18,6 +18,7 @@ const benches: Record<string, string> = {
   providers: "./providers.ts",
   throughput: "./throughput.ts",
   quality: "./quality.ts",
+  loader: "./loader.ts",
 };
 
 const [name, ...rest] = Deno.args;

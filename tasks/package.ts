@@ -2,8 +2,9 @@
  * package: the dataset a researcher opens. Per split, as `package.layout` says: `latents.npz`,
  * `latents.h5`, `latents.safetensors` (as `package.formats` chooses; with buckets, arrays per
  * bucket), or safetensors shards (`shards/<bucket>-<n>.safetensors`), or one `.npz` per image
- * (`images/<id>.npz`); and `manifest.txt` and `metrics.csv`. For the whole run: `index.json`
- * (where each image's latents are, with its conditioning and labels), `manifest.json`
+ * (`images/<id>.npz`); and `manifest.txt` and `metrics.csv`. For the whole run: the index
+ * (`index/`, and `index.json` up to 100,000 images: where each image's latents are, with its
+ * conditioning and labels), `manifest.json`
  * (provenance) and `report.html`. The files are objects in the store; `out_dir` is replaced by
  * them atomically after a run and after a cache hit alike, with the facts of the run that built
  * them (report's run section, `run.json`) added then. Upscaled and byte-identical images are
@@ -181,7 +182,6 @@ export default aggregate<Config>({
       texts[`${split}/manifest.txt`] = manifestText(splitRows.map((r) => r.path));
       if (!encodeOnly) texts[`${split}/metrics.csv`] = metricsCsv(splitRows);
     }
-    texts["index.json"] = JSON.stringify(written.index);
     const reconciliation = await statedReconciliation(config.dataset, {
       spec: async () => decodeItemIndex(await store.get(inputs.index)).items,
       limit: ctx.limit,
@@ -193,7 +193,7 @@ export default aggregate<Config>({
     const described = { rowsBySplit, counts, notes, normalization, reconciliation };
     texts["manifest.json"] = provenance(ctx, inputs, described);
     texts["report.html"] = await report(ctx, inputs, described);
-    const objects: Record<string, string> = { ...written.files };
+    const objects: Record<string, string> = { ...written.files, ...written.indexFiles };
     for (const [name, text] of Object.entries(texts)) {
       objects[name] = await store.put(new TextEncoder().encode(text));
     }

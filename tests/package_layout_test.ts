@@ -16,6 +16,7 @@ import { type PackageRow, packageRows } from "../lib/package/rows.ts";
 import { type LayoutOptions, writeLayout } from "../lib/package/layout.ts";
 
 const LOADER = new URL("../examples/torch_dataset.py", import.meta.url).pathname;
+const LOADER_CHECK = new URL("./fixtures/loader_check.py", import.meta.url).pathname;
 const TORCH = pythonRequirement("torch, numpy");
 
 /** Ten images in three buckets over two splits, each with a flipped item; seeded latents. */
@@ -129,7 +130,7 @@ Deno.test("shards: stable assignment by id within a bucket, index rows equal the
       "val/shards/64x32-00000.safetensors",
     ]);
     assertEquals([first.built, first.reused], [7, 0]);
-    const index = first.index;
+    const index = first.index!;
     assertEquals(index.images.length, 10);
     assertEquals(index.buckets["64x32"], { images: 4, latent_shape: [4, 4, 8] });
     for (const image of index.images) {
@@ -202,10 +203,10 @@ Deno.test("per-image and split layouts: every image's arrays where the index say
     const rows = packageRows({ ...f, flip: true });
     const perImage = await writeLayout(store, rows, options({ layout: "per_image" }, rows));
     assertEquals(Object.keys(perImage.files).length, 10);
-    for (const image of perImage.index.images) {
+    for (const image of perImage.index!.images) {
       assertEquals(image.file, `${image.split}/images/${image.id}.npz`);
       const npz = decodeNpz(await store.get(perImage.files[image.file]));
-      assertEquals(npz.latent.shape, perImage.index.buckets[image.bucket].latent_shape);
+      assertEquals(npz.latent.shape, perImage.index!.buckets[image.bucket].latent_shape);
       assertEquals(npz.latent.data, f.values.get(`${image.id}/latent`));
       assertEquals(npz.latent_flipped.data, f.values.get(`${flippedId(image.id)}/latent`));
       assertEquals(npz.id.data, [image.id]);
@@ -236,13 +237,13 @@ Deno.test("per-image and split layouts: every image's arrays where the index say
     assertEquals(npz.latents_32x64.shape, [2, 4, 8, 4]);
     const nan = (npz.label_age_group_confidence_32x32.data as Float32Array)[1];
     assert(Number.isNaN(nan), `a missing number is NaN, found ${nan}`);
-    const image = split.index.images.find((i) => i.id === "img03")!;
+    const image = split.index!.images.find((i) => i.id === "img03")!;
     assertEquals([image.file, image.row, image.tensors.latents], [
       "train/latents.safetensors",
       1,
       "latents_64x32",
     ]);
-    assertEquals(split.index.files.map((x) => [x.file, x.rows, x.bucket]), [
+    assertEquals(split.index!.files.map((x) => [x.file, x.rows, x.bucket]), [
       ["train/latents.safetensors", 7, null],
       ["val/latents.safetensors", 3, null],
     ]);
@@ -261,18 +262,29 @@ testIf(TORCH, {
       const f = await fixture(store, 18);
       const rows = packageRows({ ...f, flip: true });
       const roots: Record<string, string> = {};
+      const publish = async (name: string, files: Record<string, string>) => {
+        roots[name] = join(dir, name);
+        await publishDirectory(store, files, roots[name]);
+      };
       for (const layout of ["shards", "per_image", "split"] as const) {
         const written = await writeLayout(store, rows, options({ layout }, rows));
-        const indexDigest = await store.put(
-          new TextEncoder().encode(JSON.stringify(written.index)),
-        );
-        roots[layout] = join(dir, layout);
-        await publishDirectory(
-          store,
-          { ...written.files, "index.json": indexDigest },
-          roots[layout],
-        );
+        await publish(layout, { ...written.files, ...written.indexFiles });
       }
+      // A dataset written before index/ existed: index.json alone.
+      const old = await writeLayout(store, rows, options({}, rows));
+      await publish("shards_index_json", {
+        ...old.files,
+        "index.json": old.indexFiles["index.json"],
+      });
+      // A dataset past the index.json limit: index/ alone.
+      const big = await writeLayout(
+        store,
+        rows,
+        options({ layout: "split", indexJsonMaxImages: 9 }, rows),
+      );
+      assertEquals(big.index, null);
+      assert(!("index.json" in big.indexFiles), Object.keys(big.indexFiles).join());
+      await publish("split_no_index_json", { ...big.files, ...big.indexFiles });
       const expected: Record<string, unknown> = {};
       for (const [id] of f.optimized) {
         if (id.endsWith("#flip")) continue;
@@ -291,48 +303,30 @@ testIf(TORCH, {
       }
       const expectedPath = join(dir, "expected.json");
       await Deno.writeTextFile(expectedPath, JSON.stringify(expected));
-      const script = `
-import json, sys, importlib.util
-import torch
-spec = importlib.util.spec_from_file_location("torch_dataset", sys.argv[1])
-td = importlib.util.module_from_spec(spec); spec.loader.exec_module(td)
-expected = json.load(open(sys.argv[2]))
-report = {}
-for layout, root in json.loads(sys.argv[3]).items():
-    ds = td.LatentDataset(root, initial=True, verify=True)
-    seen, mixed, checked = [], 0, 0
-    loader = torch.utils.data.DataLoader(ds, batch_sampler=td.BucketBatchSampler(ds, 2, seed=5), collate_fn=td.collate)
-    for batch in loader:
-        if len(set(batch["bucket"])) != 1: mixed += 1
-        for k, id_ in enumerate(batch["id"]):
-            e = expected[id_]
-            seen.append(id_)
-            assert batch["bucket"][k] == e["bucket"], (layout, id_)
-            for name in ("latents", "initial_latents", "latents_flipped"):
-                got = batch[name][k].flatten().tolist()
-                assert got == e[name], (layout, id_, name)
-            for name in ("original_size", "crop_coords_top_left", "crop_coords_top_left_flipped", "target_size"):
-                assert batch[name][k].tolist() == e[name], (layout, id_, name, batch[name][k].tolist(), e[name])
-            for field, value in e["labels"].items():
-                got = batch["labels"][field][k]
-                got = got.item() if isinstance(got, torch.Tensor) else got
-                assert (value is None and got != got) or got == value or abs(got - value) < 1e-12, (layout, id_, field, got, value)
-            checked += 1
-    expand = td.LatentDataset(root, split="train", flip="expand")
-    flips = [expand[i] for i in range(len(expand)) if expand[i]["flipped"]]
-    for item in flips:
-        assert item["latents"].flatten().tolist() == expected[item["id"]]["latents_flipped"], (layout, item["id"])
-        assert item["crop_coords_top_left"].tolist() == expected[item["id"]]["crop_coords_top_left_flipped"]
-    report[layout] = {"ids": sorted(seen), "mixed": mixed, "checked": checked, "flipped_items": len(flips), "expand_len": len(expand)}
-print(json.dumps(report))
-`;
       const out = await new Deno.Command(PYTHON, {
-        args: ["-c", script, LOADER, expectedPath, JSON.stringify(roots)],
+        args: [LOADER_CHECK, LOADER, expectedPath, JSON.stringify(roots)],
       }).output();
       const stderr = new TextDecoder().decode(out.stderr);
       assertEquals(out.code, 0, stderr);
       const report = JSON.parse(new TextDecoder().decode(out.stdout));
-      for (const layout of ["shards", "per_image", "split"]) {
+      assertEquals(
+        Object.fromEntries(
+          Object.entries(report).map(([k, v]) => [k, (v as { index: string }).index]),
+        ),
+        {
+          shards: "ColumnIndex",
+          per_image: "ColumnIndex",
+          split: "ColumnIndex",
+          shards_index_json: "JsonIndex",
+          split_no_index_json: "ColumnIndex",
+        },
+      );
+      // Shards hold one bucket each, so the index gives where their latents start.
+      assertEquals(
+        Object.keys(roots).filter((k) => report[k].by_offset),
+        ["shards"],
+      );
+      for (const layout of Object.keys(roots)) {
         assertEquals(report[layout].ids, f.ids, `${layout}: every image once`);
         assertEquals(report[layout].mixed, 0, `${layout}: no batch mixes buckets`);
         assertEquals(report[layout].checked, 10);

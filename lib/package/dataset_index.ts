@@ -1,7 +1,10 @@
 /**
  * `index.json`: where every image of the dataset is — the file, the tensor names and the row —
- * with its bucket, conditioning and labels, whatever the layout. The PyTorch loader
- * (`examples/torch_dataset.py`) reads it; so can any script.
+ * with its bucket, conditioning and labels, whatever the layout, as one JSON document. Any script
+ * reads it; it is written for datasets of up to {@linkcode INDEX_JSON_MAX_IMAGES} images, beside
+ * the columnar index (`index/`, see `index_writer.ts`) that the PyTorch loader
+ * (`examples/torch_dataset.py`) memory-maps at any size. One JSON entry per image would take
+ * tens of seconds and gigabytes to open at a million images.
  *
  * @module
  */
@@ -12,6 +15,9 @@ import type { PackageRow } from "./rows.ts";
 
 /** Bumped when a field of `index.json` changes meaning or goes away (new fields do not). */
 export const INDEX_SCHEMA_VERSION = 1;
+
+/** The largest dataset (in images) that also gets `index.json`. */
+export const INDEX_JSON_MAX_IMAGES = 100_000;
 
 /** How the dataset's files are laid out. */
 export type Layout = "split" | "shards" | "per_image";
@@ -85,126 +91,57 @@ export interface DatasetIndex {
   images: IndexImage[];
 }
 
+/** Where an image's latents are: its file, its row there, and the names of its tensors. */
+export interface ImagePlace {
+  file: string;
+  /** Its row in every tensor of `file`, or `null` when the file holds this image alone. */
+  row: number | null;
+  tensors: TensorNames;
+}
+
 /**
- * Builds the index of a dataset from its files' groups of rows.
+ * The `index.json` entry of one image.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { encodeNpy } from "../format/npy.ts";
- * import { ObjectStore } from "../store/objects.ts";
- * import { packageRows } from "./rows.ts";
- * import { tensorNames } from "./dataset_index.ts";
+ * import type { PackageRow } from "./rows.ts";
  *
- * const cache = await Deno.makeTempDir();
- * const store = new ObjectStore(cache);
- * const npy = (shape: number[]) =>
- *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, b) => a * b)) }));
- * const metrics = {
- *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
- *   ssim_initial: 0.7, ssim_final: 0.8, steps: 60, passes: 61, stop: "converged", provider: "cpu",
- * };
- * const latent = { objects: { latent: await npy([1, 4, 32, 32]) }, meta: metrics };
- * const tensor = {
- *   objects: { tensor: await npy([1, 3, 256, 256]) },
- *   meta: {
- *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
- *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
- *   },
- * };
- * const ids = ["00017", "00042"];
- * const rowsBySplit = packageRows({
- *   splits: { train: ids },
- *   paths: { "00017": "images/00017.png", "00042": "images/00042.png" },
- *   labels: { "00017": { category: "cat" }, "00042": { category: "dog" } },
- *   optimized: new Map(ids.map((id) => [id, latent])),
- *   encoded: new Map(ids.map((id) => [id, latent])),
- *   preprocessed: new Map(ids.map((id) => [id, tensor])),
- *   flip: false,
- * });
- * const rows = rowsBySplit.get("train")!;
- * const index = datasetIndex({
- *   layout: "split",
- *   flip: false,
- *   labelFields: { category: "text" },
- *   groups: [{
- *     file: "train/latents.safetensors", split: "train", bucket: "256x256", rows,
- *     tensors: tensorNames((n) => n, false), batched: true,
- *   }],
- *   digests: { "train/latents.safetensors": "ab".repeat(32) },
- *   latentShapes: { "256x256": [4, 32, 32] },
- * });
- * assert.deepEqual(index.buckets, { "256x256": { images: 2, latent_shape: [4, 32, 32] } });
- * assert.equal(index.images[1].id, "00042");
- * await Deno.remove(cache, { recursive: true });
+ * // Only the fields the entry reads matter here.
+ * const row = {
+ *   id: "00017", split: "train", bucket: "256x256", labels: { category: "cat" },
+ *   image: { conditioning: {
+ *     original_size: [512, 512], crop_coords_top_left: [0, 0], crop_box: [0, 0, 512, 512],
+ *     target_size: [256, 256],
+ *   } },
+ *   flipped: null,
+ * } as unknown as PackageRow;
+ * const place = { file: "train/latents.safetensors", row: 3, tensors: { latents: "latents" } };
+ * const image = indexImage(row, place, false);
+ * assert.deepEqual([image.file, image.row, image.labels.category], [place.file, 3, "cat"]);
  * ```
  */
-export function datasetIndex(
-  { layout, flip, labelFields, classToIdx, groups, digests, latentShapes }: {
-    layout: Layout;
-    flip: boolean;
-    labelFields: Record<string, LabelKind>;
-    classToIdx?: Record<string, number>;
-    groups: readonly IndexGroup[];
-    /** sha256 of each file, by dataset path. */
-    digests: Readonly<Record<string, string>>;
-    /** Latent shape (C, h, w) per bucket. */
-    latentShapes: Readonly<Record<string, number[]>>;
-  },
-): DatasetIndex {
-  const files: IndexFile[] = [];
-  const images: IndexImage[] = [];
-  const buckets: DatasetIndex["buckets"] = {};
-  for (const group of groups) {
-    const last = files.at(-1);
-    if (last?.file === group.file) {
-      // A split file holds every bucket of its split.
-      last.rows += group.rows.length;
-      if (last.bucket !== group.bucket) last.bucket = null;
-    } else {
-      files.push({
-        file: group.file,
-        split: group.split,
-        bucket: group.bucket,
-        rows: group.rows.length,
-        sha256: digests[group.file],
-      });
-    }
-    for (const [i, row] of group.rows.entries()) {
-      const c = row.image.conditioning;
-      const image: IndexImage = {
-        id: row.id,
-        split: row.split,
-        bucket: row.bucket,
-        file: group.file,
-        row: group.batched ? i : null,
-        tensors: group.tensors,
-        original_size: c.original_size,
-        crop_coords_top_left: c.crop_coords_top_left,
-        crop_box: c.crop_box,
-        target_size: c.target_size,
-        labels: row.labels,
-      };
-      if (row.caption !== undefined) image.caption = row.caption;
-      if (row.meta !== undefined) image.meta = row.meta;
-      if (flip && row.flipped) {
-        image.crop_coords_top_left_flipped = row.flipped.conditioning.crop_coords_top_left;
-      }
-      images.push(image);
-      buckets[row.bucket] ??= { images: 0, latent_shape: latentShapes[row.bucket] ?? [] };
-      buckets[row.bucket].images++;
-    }
-  }
-  return {
-    schema_version: INDEX_SCHEMA_VERSION,
-    layout,
-    flip,
-    label_fields: labelFields,
-    ...(classToIdx ? { class_to_idx: classToIdx } : {}),
-    buckets: Object.fromEntries(Object.entries(buckets).sort(([a], [b]) => a < b ? -1 : 1)),
-    files,
-    images,
+export function indexImage(row: PackageRow, place: ImagePlace, flip: boolean): IndexImage {
+  const c = row.image.conditioning;
+  const image: IndexImage = {
+    id: row.id,
+    split: row.split,
+    bucket: row.bucket,
+    file: place.file,
+    row: place.row,
+    tensors: place.tensors,
+    original_size: c.original_size,
+    crop_coords_top_left: c.crop_coords_top_left,
+    crop_box: c.crop_box,
+    target_size: c.target_size,
+    labels: row.labels,
   };
+  if (row.caption !== undefined) image.caption = row.caption;
+  if (row.meta !== undefined) image.meta = row.meta;
+  if (flip && row.flipped) {
+    image.crop_coords_top_left_flipped = row.flipped.conditioning.crop_coords_top_left;
+  }
+  return image;
 }
 
 /**

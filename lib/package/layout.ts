@@ -1,6 +1,7 @@
 /**
  * Writes a dataset's latent files in the chosen layout — per split files, safetensors shards,
- * or one `.npz` per image — into the store, and describes them in `index.json`.
+ * or one `.npz` per image — into the store, and describes them in the dataset's index
+ * (`index/`, and `index.json` for small datasets).
  *
  * @module
  */
@@ -9,13 +10,9 @@ import type { Hdf5Attribute } from "../format/hdf5.ts";
 import type { NpzArray } from "../format/npz.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { ColumnOptions } from "./columns.ts";
-import {
-  type DatasetIndex,
-  datasetIndex,
-  type IndexGroup,
-  type Layout,
-  tensorNames,
-} from "./dataset_index.ts";
+import { type DatasetIndex, type IndexGroup, type Layout, tensorNames } from "./dataset_index.ts";
+import { type FileFacts, safetensorsOffsets } from "./index_files.ts";
+import { IndexWriter } from "./index_writer.ts";
 import { perImageFile, writePerImage } from "./per_image.ts";
 import { byBucket, type PackageRow } from "./rows.ts";
 import { planShards, type ShardSize, writeShards } from "./shards.ts";
@@ -48,6 +45,11 @@ export interface LayoutOptions {
   /** Small arrays the split layout's npz files also hold (npz has no attributes). */
   npzExtras?: Record<string, NpzArray>;
   shardContext: Record<string, string>;
+  /**
+   * `index.json` is written beside `index/` while the dataset has at most this many images.
+   * @default {INDEX_JSON_MAX_IMAGES}
+   */
+  indexJsonMaxImages?: number;
   /** A stored file an earlier run built from the same recipe, if still in the store. */
   reuse?: (recipe: string) => Promise<string | null>;
   signal?: AbortSignal;
@@ -57,7 +59,10 @@ export interface LayoutOptions {
 export interface WrittenLayout {
   /** Dataset path → digest. */
   files: Record<string, string>;
-  index: DatasetIndex;
+  /** The index's files, stored: `index/…` (and `index.json` for a small dataset) → digest. */
+  indexFiles: Record<string, string>;
+  /** `index.json`, when the dataset is small enough to have one. */
+  index: DatasetIndex | null;
   /** Recipe → digest of every shard or per-image file (what later runs can reuse). */
   recipes: Record<string, string>;
   /** Files taken from the store as they were, and files built. */
@@ -102,7 +107,7 @@ export interface WrittenLayout {
  *   flip: false,
  * });
  * const rows = rowsBySplit.get("train")!;
- * const { files, index, built } = await writeLayout(store, rowsBySplit, {
+ * const { files, index, indexFiles, built } = await writeLayout(store, rowsBySplit, {
  *   layout: "shards",
  *   formats: ["safetensors"],
  *   shardSize: 1000,
@@ -112,8 +117,9 @@ export interface WrittenLayout {
  *   shardContext: { scaling_factor: "0.18215" },
  * });
  * assert.deepEqual(Object.keys(files), ["train/shards/256x256-00000.safetensors"]);
+ * assert.ok(indexFiles["index/header.json"] && indexFiles["index.json"]);
  * assert.equal(built, 1);
- * assert.equal(index.images.length, 2);
+ * assert.equal(index?.images.length, 2);
  * await Deno.remove(cache, { recursive: true });
  * ```
  */
@@ -128,21 +134,58 @@ export async function writeLayout(
     : options.layout === "per_image"
     ? await perImageLayout(store, rowsBySplit, options)
     : await splitLayout(store, rowsBySplit, options);
-  const index = datasetIndex({
-    layout: options.layout,
-    flip: options.columns.flip,
-    labelFields: options.columns.labelFields,
-    classToIdx: options.classToIdx,
-    groups: laid.groups,
-    digests: laid.files,
-    latentShapes: shapes,
-  });
   const { files, recipes, reused, built } = laid;
-  return { files, index, recipes, reused, built };
+  const index = await datasetIndex(store, laid, shapes, options);
+  return { files, indexFiles: index.files, index: index.json, recipes, reused, built };
+}
+
+/** The index of the files a layout stored, fed row by row in the dataset's order. */
+async function datasetIndex(
+  store: ObjectStore,
+  { groups, files }: Laid,
+  latentShapes: Record<string, number[]>,
+  { layout, columns, classToIdx, indexJsonMaxImages }: LayoutOptions,
+) {
+  const writer = new IndexWriter({
+    layout,
+    flip: columns.flip,
+    labelFields: columns.labelFields,
+    classToIdx,
+    jsonMaxImages: indexJsonMaxImages,
+  });
+  for (const { file, rows, batched, tensors } of groups) {
+    for (const [i, row] of rows.entries()) {
+      writer.add(row, { file, row: batched ? i : null, tensors });
+    }
+  }
+  const facts: Record<string, FileFacts> = {};
+  const buckets = new Map<string, Set<string>>();
+  for (const group of groups) {
+    if (!buckets.has(group.file)) buckets.set(group.file, new Set());
+    buckets.get(group.file)!.add(group.bucket);
+  }
+  for (const group of groups) {
+    const sha256 = files[group.file];
+    facts[group.file] = { sha256 };
+    // A safetensors file of one bucket has each latent tensor at one place: the index says
+    // where, so a reader finds a row without parsing the file's header.
+    if (
+      group.batched && group.file.endsWith(".safetensors") && buckets.get(group.file)!.size === 1
+    ) {
+      const rows = group.rows.length;
+      facts[group.file].offsets = await safetensorsOffsets(store.path(sha256), group.tensors, rows);
+    }
+  }
+  const written = writer.finish({ files: facts, latentShapes });
+  const bytes = { ...written.files };
+  if (written.json) bytes["index.json"] = new TextEncoder().encode(JSON.stringify(written.json));
+  const stored: Record<string, string> = {};
+  for (const [name, b] of Object.entries(bytes)) stored[name] = await store.put(b);
+  return { files: stored, json: written.json };
 }
 
 /** What one layout stored, and the index groups that describe it. */
-interface Laid extends Omit<WrittenLayout, "index"> {
+interface Laid extends Omit<WrittenLayout, "index" | "indexFiles"> {
   groups: IndexGroup[];
 }
 
