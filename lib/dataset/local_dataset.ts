@@ -21,6 +21,7 @@ import { SpecError } from "./item_index.ts";
 import { ingestParquet, readParquetImage, RowGroupCache } from "./parquet_table.ts";
 import { expandGlobs } from "./shard_glob.ts";
 import { readTarMember } from "./tar_shard.ts";
+import type { WalkDigests } from "./walk_digests.ts";
 import { ingestWebDataset, type SplitFiles } from "./webdataset_spec.ts";
 
 /** The `dataset` sections of the kinds this module lists, as the config schema parses them. */
@@ -46,7 +47,8 @@ export type LocalDataset =
   };
 
 /**
- * Lists a dataset read in place into its item index, with what the listing skipped.
+ * Lists a dataset read in place into its item index, with what the listing skipped. `digests`
+ * (class folders) are the previous listing's, and gather this one's.
  *
  * @example
  * ```ts
@@ -66,10 +68,11 @@ export type LocalDataset =
  */
 export async function ingestLocalDataset(
   dataset: LocalDataset,
+  { digests }: { digests?: WalkDigests } = {},
 ): Promise<ItemIndex & { skipped: SkippedFile[] }> {
   switch (dataset.kind) {
     case "imagefolder":
-      return await ingestImageFolder(dataset);
+      return await ingestImageFolder({ ...dataset, digests });
     case "webdataset":
       return await ingestWebDataset(await splitFiles(dataset), dataset);
     case "parquet":
