@@ -14,6 +14,7 @@
  */
 import { each } from "../lib/dag/task.ts";
 import { encodeNpy } from "../lib/format/npy.ts";
+import { fetchedImage } from "../lib/dataset/image_source.ts";
 import { preprocessConcurrency, preprocessImage } from "../lib/image/preprocess.ts";
 import { bucketOptionsFromConfig } from "../lib/image/buckets.ts";
 import { unflippedId, withFlippedIds } from "../lib/image/flipped_ids.ts";
@@ -49,10 +50,9 @@ export default each<Config>({
     });
   },
   async run(ctx, item) {
-    const image = item.inputs.image.objects.image;
     const { size, crop, buckets } = ctx.config.preprocess;
     const flip = (item.params as { flip?: boolean } | undefined)?.flip === true;
-    const out = await preprocessImage(ctx.store.path(image), {
+    const out = await preprocessImage(await fetchedImage(ctx.store, item.inputs.image), {
       size,
       crop,
       buckets: bucketOptionsFromConfig(size, buckets),
