@@ -6,8 +6,7 @@
  * does not use up one of the `download.attempts`. An image whose bytes are already in the store
  * (found by its MD5) is never downloaded again. Images of a local dataset (a folder's files, tar
  * members, Parquet rows) are not copied: each item records where its bytes lie and the size and
- * MD5 its listing found, which every reader checks (lib/dataset/image_source.ts); its dependants
- * key on that size and MD5 only, so moving the dataset reruns nothing. With
+ * MD5 its listing found, which every reader checks (lib/dataset/image_source.ts). With
  * `dataset.adopt`, copies the user already has (folders, `.zip` archives) are verified against
  * the spec and copied in first: only what they lack or hold wrongly is downloaded, and the
  * reconciliation is printed at the end (and by `--dry-run`). With
@@ -71,10 +70,16 @@ export default each<Config, Network>({
   },
   async items(ctx, up) {
     const index = decodeItemIndex(await ctx.store.get(up.aggregate("fetch-json").objects.index));
+    const column = imageColumn(ctx.config);
     // The key is what identifies the bytes: MD5 and size when the spec gives them, else the
-    // URL. Where to fetch from (URLs, mirrors) is not part of it.
+    // URL. Where to fetch from (URLs, mirrors) is not part of it; where a local image lies is,
+    // since its readers go there (preprocess's tensor identity keeps a move from rerunning
+    // anything past preprocess).
     return index.items.map((spec) => {
-      const params: Json = spec.md5
+      const inPlace = inPlaceImage(spec, column);
+      const params: Json = inPlace
+        ? { md5: inPlace.md5, size: inPlace.size, at: inPlace.location as unknown as Json }
+        : spec.md5
         ? { md5: spec.md5, size: spec.size }
         : { url: spec.url, local: spec.local_path ?? null };
       return { id: spec.id, params, extra: spec as unknown as Json };
@@ -130,8 +135,7 @@ export default each<Config, Network>({
   async run(ctx, item, net) {
     const spec = item.extra as unknown as DatasetItem;
     if (spec.error !== undefined) throw new UnusableItemError(spec.error);
-    const { dataset } = ctx.config;
-    const inPlace = inPlaceImage(spec, dataset.kind === "parquet" ? dataset.image_column : "image");
+    const inPlace = inPlaceImage(spec, imageColumn(ctx.config));
     if (inPlace !== null) {
       await checkStillThere(inPlace.location, inPlace.size);
       const { md5, size } = inPlace;
@@ -146,8 +150,6 @@ export default each<Config, Network>({
           category: spec.category,
           in_place: inPlace as unknown as Json,
         },
-        // The bytes, not where they lie: a dataset moved elsewhere reruns nothing downstream.
-        identity: { objects: {}, meta: { md5, size } },
       };
       return result;
     }
@@ -213,6 +215,11 @@ export default each<Config, Network>({
     };
   },
 });
+
+/** The column of a Parquet table's image bytes. */
+function imageColumn(config: Config): string {
+  return config.dataset.kind === "parquet" ? config.dataset.image_column : "image";
+}
 
 /** `dataset.adopt` (folders are local already: nothing to adopt). */
 function adoptPaths(config: Config): string[] {
