@@ -17,6 +17,8 @@ const benches: Record<string, string> = {
   package: "./package.ts",
   providers: "./providers.ts",
   throughput: "./throughput.ts",
+  list: "./list.ts",
+  cache: "./cache.ts",
   quality: "./quality.ts",
   loader: "./loader.ts",
 };

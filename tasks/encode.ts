@@ -3,7 +3,8 @@
  * models' geometry decides the latent (C channels, or the mean of an encoder giving 2C), and
  * the config's normalization maps it: stored = ((z − mean) / std − shift) × scale.
  *
- * Reads: `preprocess` tensors; the encoder and, when given, the decoder (fetched into the
+ * Reads: `preprocess` tensors (computed again from their recipes and checked against their
+ * identities); the encoder and, when given, the decoder (fetched into the
  * store). Keyed: the encoder's bytes, and of the decoder only the latent channels it takes (C
  * decides the latent), so a decoder with other weights reruns nothing here. Without a decoder
  * (`optimize.method: "none"`), C is `model.latent_channels` or the preset's.
@@ -12,7 +13,8 @@
  * @module
  */
 import { each, type Item, type Output } from "../lib/dag/task.ts";
-import { decodeNpy, encodeNpy } from "../lib/format/npy.ts";
+import { encodeNpy } from "../lib/format/npy.ts";
+import { type PreprocessedTensor, preprocessedTensor } from "../lib/image/preprocessed_tensor.ts";
 import {
   checkBucketStep,
   checkImageSides,
@@ -119,32 +121,41 @@ async function encodeBatch(
   items: Item[],
   vae: OpenedVae,
 ): Promise<(Output | Error)[]> {
-  const tensors = await Promise.all(
-    items.map(async (item) =>
-      decodeNpy(await store.get(item.inputs.preprocess.objects.tensor), `tensor of ${item.id}`)
+  // Each image's pixels are computed again from its source; one that cannot be fails alone.
+  const loaded = await Promise.all(
+    items.map((item) =>
+      preprocessedTensor(store, item.inputs.preprocess, `image ${item.id}`).catch((e: Error) => e)
     ),
   );
+  const ready = loaded.flatMap((t, i) => t instanceof Error ? [] : [i]);
+  const results: (Output | Error)[] = loaded.map((t) => t instanceof Error ? t : new Error());
+  if (ready.length === 0) return results;
+  const tensors = ready.map((i) => loaded[i] as PreprocessedTensor);
   const [, c, h, w] = tensors[0].shape;
   const size = c * h * w;
-  const images = new Float32Array(items.length * size);
-  tensors.forEach((t, i) => {
+  const images = new Float32Array(ready.length * size);
+  tensors.forEach((t, k) => {
     if (t.shape.join() !== tensors[0].shape.join()) {
       throw new Error(`images of one batch differ in shape: ${t.shape} vs ${tensors[0].shape}`);
     }
-    images.set(t.data as Float32Array, i * size);
+    images.set(t.data, k * size);
   });
-  const { latents, dims } = await encodeImages(vae, images, [items.length, c, h, w]);
+  const { latents, dims } = await encodeImages(vae, images, [ready.length, c, h, w]);
   const per = dims[1] * dims[2] * dims[3];
-  return await Promise.all(items.map(async (item, i) => {
-    const latent = latents.slice(i * per, (i + 1) * per);
+  await Promise.all(ready.map(async (i, k) => {
+    const latent = latents.slice(k * per, (k + 1) * per);
     const bad = latent.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) return new Error(`the encoder gave ${latent[bad]} for image ${item.id}`);
+    if (bad >= 0) {
+      results[i] = new Error(`the encoder gave ${latent[bad]} for image ${items[i].id}`);
+      return;
+    }
     const digest = await store.put(
       encodeNpy({ dtype: "<f4", shape: [1, dims[1], dims[2], dims[3]], data: latent }),
     );
-    return {
+    results[i] = {
       objects: { latent: digest },
       meta: { shape: [1, dims[1], dims[2], dims[3]], provider: vae.encoder.provider },
     };
   }));
+  return results;
 }

@@ -4,22 +4,28 @@
  * spec. Hosts are limited to `download.concurrency_per_host` at once; a quota page or HTTP 429
  * backs that host off (`download.quota_backoff_s`, doubling) while other hosts continue, and
  * does not use up one of the `download.attempts`. An image whose bytes are already in the store
- * (found by its MD5) is never downloaded again. Folder items are imported from disk; images
- * in tar shards and Parquet tables are read from them by position. With
+ * (found by its MD5) is never downloaded again. Images of a local dataset (a folder's files, tar
+ * members, Parquet rows) are not copied: each item records where its bytes lie and the size and
+ * MD5 its listing found, which every reader checks (lib/dataset/image_source.ts). With
  * `dataset.adopt`, copies the user already has (folders, `.zip` archives) are verified against
  * the spec and copied in first: only what they lack or hold wrongly is downloaded, and the
  * reconciliation is printed at the end (and by `--dry-run`). With
  * `download.google_api_key_env`, Drive links go through the Drive API with that key.
  *
- * Reads: the index of `fetch-json`. Produces per item: `image` (the file's bytes).
+ * Reads: the index of `fetch-json`. Produces per item: `image` (the file's bytes, downloaded
+ * or adopted), or `in_place` in its metadata (where a local image lies, its size and MD5).
  *
  * @module
  */
 import { join } from "node:path";
-import { each, type Json } from "../lib/dag/task.ts";
+import { type ActionResult, each, type Json } from "../lib/dag/task.ts";
 import { candidateUrls, type DatasetItem, decodeItemIndex } from "../lib/dataset/item_index.ts";
-import { verifyLocalFile } from "../lib/dataset/local_file.ts";
-import { importArchived, RowGroupCache } from "../lib/dataset/local_dataset.ts";
+import {
+  type InPlaceImage,
+  inPlaceImage,
+  SourceChangedError,
+  where,
+} from "../lib/dataset/image_source.ts";
 import { adoptIntoStore, AdoptSources, type Taken } from "../lib/dataset/adopt.ts";
 import { checkAdoptSources } from "../lib/dataset/adopt_listing.ts";
 import { summarizeAdoption } from "../lib/dataset/adopt_summary.ts";
@@ -46,8 +52,6 @@ interface Network {
   drive: DriveApi | null;
   /** Files `download.materialize` left alone because latentforge did not write them. */
   conflicts: MaterializeConflict[];
-  /** Decoded Parquet row groups, so a group's rows are decoded once. */
-  rowGroups: RowGroupCache;
 }
 
 export default each<Config, Network>({
@@ -66,10 +70,16 @@ export default each<Config, Network>({
   },
   async items(ctx, up) {
     const index = decodeItemIndex(await ctx.store.get(up.aggregate("fetch-json").objects.index));
+    const column = imageColumn(ctx.config);
     // The key is what identifies the bytes: MD5 and size when the spec gives them, else the
-    // URL. Where to fetch from (URLs, mirrors) is not part of it.
+    // URL. Where to fetch from (URLs, mirrors) is not part of it; where a local image lies is,
+    // since its readers go there (preprocess's tensor identity keeps a move from rerunning
+    // anything past preprocess).
     return index.items.map((spec) => {
-      const params: Json = spec.md5
+      const inPlace = inPlaceImage(spec, column);
+      const params: Json = inPlace
+        ? { md5: inPlace.md5, size: inPlace.size, at: inPlace.location as unknown as Json }
+        : spec.md5
         ? { md5: spec.md5, size: spec.size }
         : { url: spec.url, local: spec.local_path ?? null };
       return { id: spec.id, params, extra: spec as unknown as Json };
@@ -87,10 +97,7 @@ export default each<Config, Network>({
     const paths = adoptPaths(ctx.config);
     const adopt = paths.length ? await AdoptSources.open(paths) : null;
     const hashes = new HashPool({ workers: 1 });
-    const rowGroups = new RowGroupCache();
-    return {
-      state: { gate, hashes, adopt, rejected: new Map(), drive, conflicts: [], rowGroups },
-    };
+    return { state: { gate, hashes, adopt, rejected: new Map(), drive, conflicts: [] } };
   },
   async summarize(ctx, { items, done, dryRun, upstream }, net) {
     const paths = adoptPaths(ctx.config);
@@ -130,6 +137,24 @@ export default each<Config, Network>({
   async run(ctx, item, net) {
     const spec = item.extra as unknown as DatasetItem;
     if (spec.error !== undefined) throw new UnusableItemError(spec.error);
+    const inPlace = inPlaceImage(spec, imageColumn(ctx.config));
+    if (inPlace !== null) {
+      await checkStillThere(inPlace.location, inPlace.size);
+      const { md5, size } = inPlace;
+      const result: ActionResult = {
+        objects: {},
+        meta: {
+          md5,
+          size,
+          path: spec.path,
+          pixel_size: null,
+          pixel_md5: null,
+          category: spec.category,
+          in_place: inPlace as unknown as Json,
+        },
+      };
+      return result;
+    }
     const { download } = ctx.config;
     const known = spec.md5 ? await ctx.lookupAlias(`md5:${spec.md5}`) : null;
     let digest: string;
@@ -149,19 +174,6 @@ export default each<Config, Network>({
       md5 = spec.md5;
     } else if (taken?.stored) {
       ({ digest, md5, size } = taken.stored);
-    } else if (spec.member) {
-      // An image inside a tar shard or a Parquet table, read where it lies.
-      const from = { member: spec.member, config: ctx.config, cache: net.rowGroups };
-      ({ digest, md5, size } = await importArchived(ctx.store, spec, from));
-    } else if (spec.local_path) {
-      const file = await verifyLocalFile(spec.local_path, {
-        expectedSize: spec.size,
-        expectedMd5: spec.md5,
-      });
-      const tmp = ctx.store.tempPath("import");
-      await Deno.copyFile(file.path, tmp);
-      digest = await ctx.store.putFile(tmp, file.sha256);
-      ({ md5, size } = file);
     } else {
       const urls = candidateUrls(
         spec,
@@ -206,7 +218,32 @@ export default each<Config, Network>({
   },
 });
 
+/** The column of a Parquet table's image bytes. */
+function imageColumn(config: Config): string {
+  return config.dataset.kind === "parquet" ? config.dataset.image_column : "image";
+}
+
 /** `dataset.adopt` (folders are local already: nothing to adopt). */
 function adoptPaths(config: Config): string[] {
   return "adopt" in config.dataset ? config.dataset.adopt : [];
+}
+
+/**
+ * A local image is read where it lies by the tasks that use it; here only a `stat` says it is
+ * still there (and a folder's file still has its size), so a vanished file fails early, named.
+ */
+async function checkStillThere(location: InPlaceImage["location"], size: number): Promise<void> {
+  const path = location.kind === "file" ? location.path : location.file;
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new SourceChangedError(`${where(location)} no longer exists (it was listed)`);
+  }
+  if (location.kind === "file" && info.size !== size) {
+    throw new SourceChangedError(
+      `${path} changed since it was listed: expected ${size} bytes, found ${info.size}`,
+    );
+  }
 }

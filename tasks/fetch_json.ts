@@ -2,12 +2,15 @@
  * fetch-json: the dataset's spec turned into a compact item index (id, url, path, size, MD5,
  * pixel size, pixel MD5, category). For FFHQ the 255 MB spec (a declared file: the engine
  * downloads it resumably, verified by size and MD5, or finds it in the store) is read as a
- * stream; a folder is listed (sizes and MD5s computed; what it
- * skipped, and entries that cannot be used, are logged); a URL list is read as CSV or text;
- * class folders, tar shards and Parquet files are listed where they are (lib/dataset/local_dataset.ts).
+ * stream; a folder is listed (sizes and MD5s; what it skipped, and entries that cannot be used,
+ * are logged); a URL list is read as CSV or text; class folders, tar shards and Parquet files
+ * are listed where they are (lib/dataset/local_dataset.ts). A folder's files are read only when
+ * their size, time or inode differ from what the previous listing remembered.
  *
  * Produces: `index` (JSON lines, see lib/dataset/item_index.ts) and `listing` (JSON: the files
- * a folder listing skipped).
+ * a folder listing skipped); for folders, `digests`, the memo the next listing starts from
+ * (lib/dataset/digest_memo.ts), which its dependants do not key on: a touched file relists,
+ * reruns nothing downstream.
  *
  * @module
  */
@@ -22,6 +25,8 @@ import {
 import { encodeItemIndex, type ItemIndex } from "../lib/dataset/item_index.ts";
 import { parseUrlList } from "../lib/dataset/url_list.ts";
 import { ingestLocalDataset, localDatasetFingerprint } from "../lib/dataset/local_dataset.ts";
+import { listingMemoName, previousDigests } from "../lib/dataset/listing_memo.ts";
+import { WalkDigests } from "../lib/dataset/walk_digests.ts";
 import { DriveApi } from "../lib/net/drive_api.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -58,13 +63,35 @@ export default aggregate<Config>({
     return await sourceFingerprint(ctx);
   },
   async run(ctx) {
-    const index = await readIndex(ctx);
+    const memoName = listingMemoName(ctx.config.dataset);
+    const digests = memoName === null ? undefined : new WalkDigests(
+      await previousDigests(memoName, {
+        lookup: ctx.lookupAlias,
+        get: (digest) => ctx.store.get(digest),
+        log: ctx.log,
+      }),
+    );
+    const index = await readIndex(ctx, digests);
     const skipped = "skipped" in index ? index.skipped as SkippedFile[] : [];
     logListing(ctx, index, skipped);
     const digest = await ctx.store.put(encodeItemIndex(index));
-    return {
+    const output = {
       objects: { index: digest, listing: await ctx.store.putJson({ skipped }) },
       meta: { items: index.items.length, source: index.source, skipped: skipped.length },
+    };
+    if (digests === undefined) return output;
+    const { hashed, reused } = digests.counts;
+    ctx.log(
+      `read ${hashed} ${hashed === 1 ? "file" : "files"}, ${reused} unchanged since the last ` +
+        "listing (same size, time and inode)",
+    );
+    const memo = await ctx.store.put(digests.memo());
+    return {
+      ...output,
+      objects: { ...output.objects, digests: memo },
+      // The memo changes with every touched file; what it lists does not.
+      identity: output,
+      aliases: { [memoName!]: memo },
     };
   },
 });
@@ -91,7 +118,7 @@ function logListing(ctx: TaskContext<Config>, index: ItemIndex, skipped: Skipped
   }
 }
 
-async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
+async function readIndex(ctx: TaskContext<Config>, digests?: WalkDigests): Promise<ItemIndex> {
   const dataset = ctx.config.dataset;
   switch (dataset.kind) {
     case "ffhq": {
@@ -102,7 +129,7 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
       return await ingestFfhqSpecStream(file.readable, name, { component: dataset.component });
     }
     case "folder":
-      return await ingestFolder(dataset.path, { extensions: dataset.extensions });
+      return await ingestFolder(dataset.path, { extensions: dataset.extensions, digests });
     case "urls": {
       return parseUrlList(
         await Deno.readTextFile(ctx.files.list.path),
@@ -110,7 +137,7 @@ async function readIndex(ctx: TaskContext<Config>): Promise<ItemIndex> {
       );
     }
     default:
-      return await ingestLocalDataset(dataset);
+      return await ingestLocalDataset(dataset, { digests });
   }
 }
 

@@ -10,7 +10,8 @@
  * With `method: "none"` the encoder's latent is the result: no model is opened, each item
  * records the encoder's latent as it is, with no metrics.
  *
- * Reads: `encode` latents and `preprocess` tensors; the decoder (and, gradient-free, the
+ * Reads: `encode` latents and `preprocess` tensors (computed again from their recipes and
+ * checked against their identities); the decoder (and, gradient-free, the
  * encoder). Produces per item: `latent` (`.npy`, the best latent seen), `curve` (JSON: loss per
  * step and PSNR per pass, ≤ 200 points each); metadata: losses, PSNR and SSIM before and after,
  * steps, passes, stop reason, provider.
@@ -32,6 +33,7 @@ import {
   type OptimizerSettings,
 } from "../lib/optim/latent_optimizer.ts";
 import { checkpointProgress } from "../lib/optim/image_run.ts";
+import { preprocessedTensor } from "../lib/image/preprocessed_tensor.ts";
 import type { Config } from "../config/schema.ts";
 
 interface Models {
@@ -105,10 +107,7 @@ export default each<Config, Models>({
       settings: loopSettings(ctx.config, shapes, evaluator),
       evaluator,
       signal: ctx.signal,
-      next: async (max, wait) =>
-        await Promise.all(
-          (wait ? await source.next(max) : source.poll(max)).map((item) => load(ctx, source, item)),
-        ),
+      next: (max, wait) => loadJobs(ctx, source, max, wait),
       save: (id, bytes) => source.context(id).saveCheckpoint(bytes),
       progress: ({ id, steps }) => source.context(id).steps(steps, ctx.config.optimize.max_steps),
       async done(id, result) {
@@ -133,6 +132,31 @@ async function keepEncoded(source: ItemSource): Promise<void> {
   }
 }
 
+/**
+ * Up to `max` ready items as jobs (waiting for one when `wait`). An item whose image cannot be
+ * had (its source changed since it was listed) fails alone; the others go on.
+ */
+async function loadJobs(
+  ctx: TaskContext<Config>,
+  source: ItemSource,
+  max: number,
+  wait: boolean,
+): Promise<OptimizeJob[]> {
+  while (true) {
+    const items = wait ? await source.next(max) : source.poll(max);
+    const loaded = await Promise.all(
+      items.map((item) => load(ctx, source, item).catch((e: Error) => e)),
+    );
+    const jobs: OptimizeJob[] = [];
+    for (const [i, job] of loaded.entries()) {
+      if (job instanceof Error) await source.done(items[i], job);
+      else jobs.push(job);
+    }
+    // Waiting, an empty answer means no more items: ask again when only failures came.
+    if (jobs.length > 0 || items.length === 0 || !wait) return jobs;
+  }
+}
+
 /** One item's job: its encoder latent, its image and the checkpoint an earlier attempt left. */
 async function load(
   ctx: TaskContext<Config>,
@@ -141,7 +165,7 @@ async function load(
 ): Promise<OptimizeJob> {
   const [latent, target, checkpoint] = await Promise.all([
     ctx.store.get(item.inputs.encode.objects.latent),
-    ctx.store.get(item.inputs.preprocess.objects.tensor),
+    preprocessedTensor(ctx.store, item.inputs.preprocess, `image ${item.id}`),
     source.context(item).loadCheckpoint(),
   ]);
   let start = 0;
@@ -154,7 +178,7 @@ async function load(
   return {
     id: item.id,
     latent: decodeNpy(latent, `latent of ${item.id}`).data as Float32Array,
-    target: decodeNpy(target, `tensor of ${item.id}`).data as Float32Array,
+    target: target.data,
     checkpoint,
   };
 }

@@ -5,12 +5,14 @@
  * an item missing without a failure of its own (here or upstream, where it is reported) fails
  * the check with both counts and the first missing ids.
  *
- * Reads: `fetch-images`. Produces per item: metadata (width, height).
+ * Reads: `fetch-images` (a stored image, or a local one where it lies, its bytes checked against
+ * the listing's MD5). Produces per item: metadata (width, height).
  *
  * @module
  */
 import { each } from "../lib/dag/task.ts";
 import { verifyPixels } from "../lib/dataset/pixels.ts";
+import { fetchedImage } from "../lib/dataset/image_source.ts";
 import type { Config } from "../config/schema.ts";
 
 /** Raised when fewer images were verified than the spec lists. */
@@ -34,14 +36,16 @@ export default each<Config>({
   async run(ctx, item) {
     const fetched = item.inputs["fetch-images"];
     const expected = fetched.meta as unknown as FetchMeta;
-    const stored = ctx.store.path(fetched.objects.image);
+    // A stored image by its path; a local one read where it lies, its bytes checked.
+    const input = await fetchedImage(ctx.store, fetched);
     const { width, height, pixelMd5 } = await verifyPixels(
-      stored,
+      input,
       { pixelSize: expected.pixel_size, pixelMd5: expected.pixel_md5 },
       ctx.config.download.verify_pixels,
     ).catch((e) => {
       // Name the image as the user knows it, not by its copy in the store.
-      const reason = (e as Error).message.replaceAll(`${stored}: `, "").replaceAll(stored, "");
+      const name = typeof input === "string" ? input : "image bytes";
+      const reason = (e as Error).message.replaceAll(`${name}: `, "").replaceAll(name, "");
       throw new Error(`image ${item.id} (${expected.path}): ${reason}`);
     });
     return { objects: {}, meta: { width, height, pixel_md5: pixelMd5 } };

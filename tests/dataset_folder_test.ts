@@ -1,7 +1,7 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { ingestFolder } from "../lib/dataset/folder_spec.ts";
-import { verifyLocalFile } from "../lib/dataset/local_file.ts";
+import { inPlaceImage, readInPlace, SourceChangedError } from "../lib/dataset/image_source.ts";
 import { SpecError } from "../lib/dataset/item_index.ts";
 import { parseUrlList } from "../lib/dataset/url_list.ts";
 import { splitDataset } from "../lib/dataset/splits.ts";
@@ -40,24 +40,20 @@ Deno.test("a BSDS500-style folder becomes an index of local items with sizes and
       strictEqual(item.local_path, `${root}/${item.id}.png`);
       strictEqual(item.path, `${item.id}.png`);
     }
+    // Read where it lies, and checked against what the listing found.
     const first = index.items[0];
-    const local = await verifyLocalFile(first.local_path!, {
-      expectedSize: first.size,
-      expectedMd5: first.md5,
-    });
-    strictEqual(local.md5, first.md5);
-    strictEqual(
-      local.sha256,
-      createHash("sha256").update(expected.get(first.id)!).digest("hex"),
-    );
+    const image = inPlaceImage(first, "image")!;
+    deepStrictEqual(await readInPlace(image), expected.get(first.id));
     await Deno.writeFile(first.local_path!, new Uint8Array([1, 2, 3]), { append: true });
+    const changed = createHash("md5").update(await Deno.readFile(first.local_path!)).digest("hex");
     await rejects(
-      verifyLocalFile(first.local_path!, { expectedSize: first.size, expectedMd5: first.md5 }),
+      readInPlace(image),
       (e: Error) =>
+        e instanceof SourceChangedError &&
         e.message ===
-          `${first.local_path}: expected ${first.size} bytes, found ${
-            first.size! + 3
-          } (the file changed since it was listed)`,
+          `${first.local_path} changed since it was listed: expected ${first.size} bytes with ` +
+            `MD5 ${first.md5}, found ${first.size! + 3} bytes with MD5 ${changed}. Run again to ` +
+            "list it anew (if its size and modification time are as before, touch it first)",
     );
     deepStrictEqual(splitDataset({ items: index.items }).summary.perSplit, {
       test: 2,

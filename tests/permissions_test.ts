@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
 import { denoFlags, permissionsFor } from "../lib/cli/launch.ts";
 import { libdeflatePath } from "../lib/image/libdeflate.ts";
+import { libcPath } from "../lib/dataset/libc_dir.ts";
 import { solidPng } from "./bad_inputs/generate.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
 import denoJson from "../deno.json" with { type: "json" };
@@ -101,9 +102,15 @@ Deno.test("the launcher grants the config's paths and hosts, and nothing to othe
       "drive.usercontent.google.com",
     ]);
     assertEquals(p.run, ["sbatch", "squeue", "sacct", "scontrol", "scancel"]);
-    // FFI: the npm packages' native addons, and libdeflate's one file where it is installed.
+    // FFI: the npm packages' native addons, and libdeflate's and the C library's one file each
+    // where they are installed.
     const deflate = libdeflatePath();
-    assertEquals(p.ffi, [join(REPO, "node_modules"), ...(deflate ? [deflate] : [])]);
+    const libc = libcPath();
+    assertEquals(p.ffi, [
+      join(REPO, "node_modules"),
+      ...(deflate ? [deflate] : []),
+      ...(libc ? [libc] : []),
+    ]);
     assertEquals(p.tmpDir, join(cache, "tmp"));
     const flags = denoFlags(p);
     assert(flags.includes("--no-prompt"));

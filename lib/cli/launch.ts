@@ -24,6 +24,7 @@ import { ConfigError, loadConfig } from "../dag/config.ts";
 import type { Pipeline } from "../dag/task.ts";
 import { type Config, ConfigSchema } from "../../config/schema.ts";
 import { libdeflatePath } from "../image/libdeflate.ts";
+import { libcPath } from "../dataset/libc_dir.ts";
 import { publishedFolders } from "../store/published_list.ts";
 
 /** The project root (where deno.json, pipeline.ts and node_modules live). */
@@ -149,6 +150,12 @@ export async function permissionsFor(
   if (deflate !== undefined) {
     p.read.push(deflate);
     p.ffi.push(deflate);
+  }
+  // Folder listings read directories through the C library (getdents64, statx) when allowed.
+  const libc = libcPath();
+  if (libc !== undefined) {
+    p.read.push(libc);
+    p.ffi.push(libc);
   }
   if (parsed.command === "verify") {
     // verify re-hashes the folders the cache published, and rewrites files that differ.

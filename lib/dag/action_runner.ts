@@ -161,7 +161,7 @@ export class ActionRunner implements PoolHost, RemoteHost {
   async record(work: Work, result: ActionResult, ms: number): Promise<void> {
     const d = this.#driver;
     const out: Output = { objects: result.objects, meta: result.meta };
-    const digest = outputDigest(out);
+    const digest = outputDigest(result.identity ?? out);
     await this.#recorder.record(work, result, digest, ms);
     if (work.checkpointed) d.run.checkpointDone(checkpointPath(this.store.root, d.name, work.key));
     d.run.remember(out, digest);

@@ -131,6 +131,14 @@ export interface ActionResult extends Output {
    * They are not part of the output's digest.
    */
   aliases?: Record<string, string>;
+  /**
+   * What dependants' keys name this output by, when `objects` and `meta` hold another
+   * representation of it (default: the output itself). A task sets it when the same result can
+   * be recorded in more than one form — bytes read where they lie rather than stored, pixels
+   * recomputed rather than kept — so that the form, and where the bytes lie, rerun nothing
+   * downstream. It must hold exactly what the dependants' results depend on.
+   */
+  identity?: Output;
 }
 
 /** One item to process: its id, the upstream outputs it consumes, and its own parameters. */

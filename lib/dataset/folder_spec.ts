@@ -15,17 +15,25 @@
  *   the reason, which `fetch-images` fails with; every other image is built.
  * - **Symbolic links** are followed, to files and to folders, when their target lies inside the
  *   dataset folder or where the run may read anyway (`deno task run` grants only the paths the
- *   config names). The freshness check ({@link folderFingerprint}) walks the same way and reads
- *   the targets' sizes and modification times, so an image edited behind a link is noticed.
+ *   config names). The freshness check ({@link folderFingerprint}) is the same walk
+ *   (folder_walk.ts) and reads the targets' sizes and modification times, so an image edited
+ *   behind a link is noticed.
+ * - **Digests**: a file is read and hashed only when its size, time or inode differ from what
+ *   the previous listing remembered (walk_digests.ts); an unchanged folder costs a `stat` per file.
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import type { DatasetItem, ItemIndex } from "./item_index.ts";
 import { SpecError } from "./item_index.ts";
 import { IMAGE_EXTENSIONS, imageNameTest } from "./image_extensions.ts";
+import { type SkippedFile, walkFingerprint, walkFolder } from "./folder_walk.ts";
+import type { DirReader } from "./read_dir.ts";
+import { DigestMemo } from "./digest_memo.ts";
+import { WalkDigests } from "./walk_digests.ts";
+
+export type { SkippedFile };
 
 /** Options of {@link ingestFolder} and {@link folderFingerprint}. */
 export interface FolderSpecOptions {
@@ -33,13 +41,15 @@ export interface FolderSpecOptions {
   extensions?: readonly string[];
   /** Images directly in `root` (not in a sub-folder) get this category. Default `all`. */
   rootCategory?: string;
-}
-
-/** A file of the folder that is not read, with why. */
-export interface SkippedFile {
-  /** Path relative to the folder. */
-  path: string;
-  reason: string;
+  /**
+   * The digests of the previous listing, and where this listing's go (default: none
+   * remembered, every file read).
+   */
+  digests?: WalkDigests;
+  /** Before each path in the digests' memo (`train/` for a split). Default none. */
+  memoPrefix?: string;
+  /** How directories are read (default `"auto"`, see read_dir.ts). */
+  reader?: DirReader;
 }
 
 /** The index of a folder plus what was left out of it. */
@@ -51,16 +61,6 @@ export interface FolderIndex extends ItemIndex {
 /** Raised when the dataset folder itself is missing or not a folder. */
 export class DatasetFolderError extends Error {
   override readonly name = "DatasetFolderError";
-}
-
-/** One entry the walk found: a file to read, or one that cannot be used, with the reason. */
-interface Entry {
-  rel: string;
-  /** Absolute path through the folder (links not resolved), for reading. */
-  path: string;
-  size: number | null;
-  mtime: number | null;
-  problem?: string;
 }
 
 /**
@@ -120,14 +120,16 @@ export async function checkDatasetFolder(root: string): Promise<void> {
  */
 export async function ingestFolder(
   root: string,
-  { extensions = IMAGE_EXTENSIONS, rootCategory = "all" }: FolderSpecOptions = {},
+  options: FolderSpecOptions = {},
 ): Promise<FolderIndex> {
+  const { extensions = IMAGE_EXTENSIONS, rootCategory = "all", reader } = options;
   const abs = resolve(root);
   await checkDatasetFolder(root).catch((e) => {
     throw new SpecError((e as Error).message);
   });
-  const { entries, skipped } = await walkFolder(abs, imageNameTest(extensions));
-  if (entries.length === 0) {
+  const walk = await walkFolder(abs, { isImage: imageNameTest(extensions), reader });
+  const { skipped } = walk;
+  if (walk.rels.length === 0) {
     const also = skipped.length
       ? `; skipped ${skipped.length}: ${skipped.slice(0, 5).map((s) => s.path).join(", ")}${
         skipped.length > 5 ? ", …" : ""
@@ -139,23 +141,30 @@ export async function ingestFolder(
       } in the folder and below${also})`,
     );
   }
-  const ids = assignIds(entries.map((e) => e.rel));
+  const ids = assignIds(walk.rels);
+  const problems = walk.rels.map((rel, k) =>
+    walk.problems.get(k) ?? ids[k].clash ??
+      (walk.size[k] === 0 ? `${rel} is empty (0 bytes)` : undefined)
+  );
+  const digests = options.digests ?? new WalkDigests(DigestMemo.empty());
+  const md5s = await digests.of(walk, abs, {
+    prefix: options.memoPrefix,
+    skip: (k) => problems[k] !== undefined,
+  });
   const items: DatasetItem[] = [];
-  for (const [k, e] of entries.entries()) {
-    const slash = e.rel.indexOf("/");
-    const { id, clash } = ids[k];
-    let problem = e.problem ?? clash;
-    if (problem === undefined && e.size === 0) problem = `${e.rel} is empty (0 bytes)`;
+  for (const [k, rel] of walk.rels.entries()) {
+    const slash = rel.indexOf("/");
+    const problem = problems[k];
     const item: DatasetItem = {
-      id,
+      id: ids[k].id,
       url: null,
-      path: e.rel,
-      size: problem === undefined ? e.size : null,
-      md5: problem === undefined ? await md5OfFile(e.path) : null,
+      path: rel,
+      size: problem === undefined ? walk.size[k] : null,
+      md5: problem === undefined ? md5s[k] : null,
       pixel_size: null,
       pixel_md5: null,
-      category: slash < 0 ? rootCategory : e.rel.slice(0, slash),
-      local_path: e.path,
+      category: slash < 0 ? rootCategory : rel.slice(0, slash),
+      local_path: join(abs, rel),
     };
     if (problem !== undefined) item.error = problem;
     items.push(item);
@@ -183,20 +192,11 @@ export async function ingestFolder(
  */
 export async function folderFingerprint(
   root: string,
-  { extensions = IMAGE_EXTENSIONS }: FolderSpecOptions = {},
+  { extensions = IMAGE_EXTENSIONS, reader }: FolderSpecOptions = {},
 ): Promise<string> {
-  const { entries, skipped } = await walkFolder(resolve(root), imageNameTest(extensions));
-  const hash = createHash("sha256");
-  for (const e of entries) hash.update(`${e.rel}\t${e.size}\t${e.mtime}\t${e.problem ?? ""}\n`);
-  for (const s of skipped) hash.update(`skipped\t${s.path}\n`);
-  return hash.digest("hex");
-}
-
-async function md5OfFile(path: string): Promise<string> {
-  const hash = createHash("md5");
-  using file = await Deno.open(path, { read: true });
-  for await (const chunk of file.readable) hash.update(chunk);
-  return hash.digest("hex");
+  return walkFingerprint(
+    await walkFolder(resolve(root), { isImage: imageNameTest(extensions), reader }),
+  );
 }
 
 /**
@@ -231,143 +231,4 @@ function assignIds(rels: string[]): { id: string; clash?: string }[] {
   return rels.map((rel, k) =>
     clashing.has(k) ? { id: rel, clash: clashing.get(k) } : { id: bare(rel) }
   );
-}
-
-async function walkFolder(
-  root: string,
-  isImage: (name: string) => boolean,
-): Promise<{ entries: Entry[]; skipped: SkippedFile[] }> {
-  const entries: Entry[] = [];
-  const skipped: SkippedFile[] = [];
-  const realRoot = await realPathOr(root);
-  const hasOtherExtension = (name: string) => /\.[^./]+$/.test(name) && !isImage(name);
-
-  const walk = async (dir: string, rel: string, ancestors: Map<string, string>) => {
-    let list: Deno.DirEntry[];
-    try {
-      list = await Array.fromAsync(Deno.readDir(dir));
-    } catch (error) {
-      entries.push(problemEntry(rel, dir, `the folder ${rel} cannot be read: ${describe(error)}`));
-      return;
-    }
-    list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of list) {
-      if (e.name.startsWith(".")) continue;
-      const path = join(dir, e.name);
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      let info: Deno.FileInfo | Deno.DirEntry = e;
-      if (e.isSymlink) {
-        const link = await followLink(path, r, realRoot);
-        if ("problem" in link) {
-          // A broken link named like a document was never going to be read.
-          if (hasOtherExtension(e.name)) skipped.push({ path: r, reason: notImage(e.name) });
-          else entries.push(problemEntry(r, path, link.problem));
-          continue;
-        }
-        info = link.info;
-        if (info.isDirectory && ancestors.has(link.real)) {
-          const to = ancestors.get(link.real) || "the dataset folder itself";
-          entries.push(problemEntry(r, path, `${r} is a link loop: it leads back to ${to}`));
-          continue;
-        }
-        if (info.isDirectory) {
-          await walk(path, r, new Map([...ancestors, [link.real, r]]));
-          continue;
-        }
-      }
-      if (info.isDirectory) {
-        const real = await realPathOr(path);
-        await walk(path, r, new Map([...ancestors, [real, r]]));
-      } else if (!isImage(e.name)) {
-        skipped.push({ path: r, reason: notImage(e.name) });
-      } else {
-        const stat = "mtime" in info ? info : await Deno.stat(path).catch(unreadableAsNull);
-        entries.push({
-          rel: r,
-          path,
-          size: stat?.size ?? null,
-          mtime: stat?.mtime?.getTime() ?? null,
-          problem: stat ? undefined : `${r} cannot be read`,
-        });
-      }
-    }
-  };
-  await walk(root, "", new Map([[realRoot, ""]]));
-  return { entries, skipped };
-}
-
-/** Where a link leads, or why it cannot be followed. */
-async function followLink(
-  path: string,
-  rel: string,
-  realRoot: string,
-): Promise<{ info: Deno.FileInfo; real: string } | { problem: string }> {
-  let real: string;
-  try {
-    real = await Deno.realPath(path);
-  } catch (error) {
-    const target = await Deno.readLink(path).catch((e) => unreadableAsNull(e) ?? "?");
-    if (error instanceof Deno.errors.NotFound) {
-      return { problem: `${rel} is a broken link: its target ${target} does not exist` };
-    }
-    if (error instanceof Deno.errors.FilesystemLoop || /os error 40\b/.test(String(error))) {
-      return { problem: `${rel} is a link loop: ${target} leads back to itself` };
-    }
-    return { problem: `${rel} is a link that cannot be followed: ${describe(error)}` };
-  }
-  const inside = real === realRoot || real.startsWith(realRoot + "/");
-  if (!inside) {
-    const granted = await Deno.permissions.query({ name: "read", path: real });
-    if (granted.state !== "granted") {
-      return {
-        problem: `${rel} links to ${real}, outside the dataset folder and the paths this run ` +
-          `may read: copy the file into the dataset folder, or point dataset.path at the ` +
-          `folder that holds it`,
-      };
-    }
-  }
-  try {
-    return { info: await Deno.stat(path), real };
-  } catch (error) {
-    return { problem: `${rel} is a link that cannot be followed: ${describe(error)}` };
-  }
-}
-
-function problemEntry(rel: string, path: string, problem: string): Entry {
-  return { rel, path, size: null, mtime: null, problem };
-}
-
-function notImage(name: string): string {
-  const ext = /\.[^./]+$/.exec(name)?.[0];
-  return ext ? `not an image by its extension (${ext})` : "not an image by its extension (none)";
-}
-
-/**
- * A folder's resolved path, or the path as given where this run may not resolve it (links are
- * then compared by the path as given).
- */
-async function realPathOr(path: string): Promise<string> {
-  try {
-    return await Deno.realPath(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
-      return path;
-    }
-    throw error;
-  }
-}
-
-/** `null` for an entry that is gone or may not be read (its item then says so); else throws. */
-function unreadableAsNull(error: unknown): null {
-  if (
-    error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied ||
-    error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.FilesystemLoop
-  ) return null;
-  throw error;
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.NotCapable) return "outside the paths this run may read";
-  return (error as Error)?.message ?? String(error);
 }

@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import { parse } from "csv-parse";
 import { folderFingerprint, ingestFolder, type SkippedFile } from "./folder_spec.ts";
 import { type DatasetItem, type ItemIndex, SpecError } from "./item_index.ts";
+import type { WalkDigests } from "./walk_digests.ts";
 
 /** One split of `dataset.splits`: a class-folder folder, or a flat folder and its CSV. */
 export type ImageFolderSplit = string | { path: string; labels: string };
@@ -31,6 +32,11 @@ export interface ImageFolderOptions {
   splits: Readonly<Record<string, ImageFolderSplit>>;
   /** File name endings that count as images (default: the folder listing's). */
   extensions?: readonly string[];
+  /**
+   * The digests of the previous listing, and where this listing's go, each file under its
+   * item path (`<split>/…`). Default: none remembered, every file read.
+   */
+  digests?: WalkDigests;
 }
 
 /** The index of a class-folder dataset plus what was left out of it. */
@@ -66,14 +72,19 @@ export interface ImageFolderIndex extends ItemIndex {
  * ```
  */
 export async function ingestImageFolder(
-  { splits, extensions }: ImageFolderOptions,
+  { splits, extensions, digests }: ImageFolderOptions,
 ): Promise<ImageFolderIndex> {
   const items: DatasetItem[] = [];
   const skipped: SkippedFile[] = [];
   for (const split of Object.keys(splits).sort()) {
     const source = splits[split];
     const folder = typeof source === "string" ? source : source.path;
-    const listed = await ingestFolder(folder, { extensions, rootCategory: "" }).catch((e) => {
+    const listed = await ingestFolder(folder, {
+      extensions,
+      rootCategory: "",
+      digests,
+      memoPrefix: `${split}/`,
+    }).catch((e) => {
       throw new SpecError(`dataset.splits.${split}: ${(e as Error).message}`);
     });
     skipped.push(...listed.skipped.map((s) => ({ ...s, path: `${split}/${s.path}` })));

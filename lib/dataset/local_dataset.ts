@@ -1,8 +1,8 @@
 /**
  * The dataset kinds read where they lie, each listed into an item index: class folders
  * (`imagefolder`), WebDataset tar shards (`webdataset`) and Parquet tables (`parquet`); what
- * tells that one changed (the fingerprint the listing's key holds); and how fetch-images reads
- * an archived image back by position.
+ * tells that one changed (the fingerprint the listing's key holds). Their images are read back
+ * where they lie (image_source.ts).
  *
  * @module
  */
@@ -13,14 +13,11 @@ import {
   type ImageFolderSplit,
   ingestImageFolder,
 } from "./imagefolder_spec.ts";
-import type { ArchiveMember } from "./archive_member.ts";
-import type { DatasetItem, ItemIndex } from "./item_index.ts";
-import { checkArchived } from "./local_file.ts";
-import type { ObjectStore } from "../store/objects.ts";
+import type { ItemIndex } from "./item_index.ts";
 import { SpecError } from "./item_index.ts";
-import { ingestParquet, readParquetImage, RowGroupCache } from "./parquet_table.ts";
+import { ingestParquet } from "./parquet_table.ts";
 import { expandGlobs } from "./shard_glob.ts";
-import { readTarMember } from "./tar_shard.ts";
+import type { WalkDigests } from "./walk_digests.ts";
 import { ingestWebDataset, type SplitFiles } from "./webdataset_spec.ts";
 
 /** The `dataset` sections of the kinds this module lists, as the config schema parses them. */
@@ -46,7 +43,8 @@ export type LocalDataset =
   };
 
 /**
- * Lists a dataset read in place into its item index, with what the listing skipped.
+ * Lists a dataset read in place into its item index, with what the listing skipped. `digests`
+ * (class folders) are the previous listing's, and gather this one's.
  *
  * @example
  * ```ts
@@ -66,10 +64,11 @@ export type LocalDataset =
  */
 export async function ingestLocalDataset(
   dataset: LocalDataset,
+  { digests }: { digests?: WalkDigests } = {},
 ): Promise<ItemIndex & { skipped: SkippedFile[] }> {
   switch (dataset.kind) {
     case "imagefolder":
-      return await ingestImageFolder(dataset);
+      return await ingestImageFolder({ ...dataset, digests });
     case "webdataset":
       return await ingestWebDataset(await splitFiles(dataset), dataset);
     case "parquet":
@@ -106,63 +105,6 @@ export async function localDatasetFingerprint(dataset: LocalDataset): Promise<st
     }
   }
   return hash.digest("hex");
-}
-
-/**
- * Reads an archived image's bytes back by position (a tar member, a Parquet row); `cache`
- * keeps decoded Parquet row groups for the next rows.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * const dir = await Deno.makeTempDir();
- * try {
- *   await Deno.writeTextFile(`${dir}/a.jpg`, "bytes");
- *   await new Deno.Command("tar", { args: ["-cf", `${dir}/s.tar`, "-C", dir, "a.jpg"] }).output();
- *   const member = { kind: "tar", file: `${dir}/s.tar`, offset: 512, size: 5 } as const;
- *   const bytes = await readArchived(member, { image_column: "image" }, new RowGroupCache());
- *   assert.equal(new TextDecoder().decode(bytes), "bytes");
- * } finally {
- *   await Deno.remove(dir, { recursive: true });
- * }
- * ```
- */
-export async function readArchived(
-  member: ArchiveMember,
-  { image_column }: { image_column?: string },
-  cache: RowGroupCache,
-): Promise<Uint8Array> {
-  if (member.kind === "tar") return await readTarMember(member);
-  return await readParquetImage(member, image_column ?? "image", cache);
-}
-
-export { RowGroupCache };
-
-/**
- * Reads an archived image back by position, checks it against its listing (size and MD5) and
- * puts it in the store.
- *
- * @example
- * ```ts ignore
- * // fetch-images, for an item of a tar shard or a Parquet table:
- * const from = { member: spec.member, config: ctx.config, cache };
- * const { digest, md5, size } = await importArchived(ctx.store, spec, from);
- * ```
- */
-export async function importArchived(
-  store: ObjectStore,
-  spec: DatasetItem,
-  { member, config, cache }: {
-    member: ArchiveMember;
-    config: { dataset: { kind: string; image_column?: string } };
-    cache: RowGroupCache;
-  },
-): Promise<{ digest: string; md5: string; size: number }> {
-  const { dataset } = config;
-  const column = dataset.kind === "parquet" ? dataset.image_column : undefined;
-  const bytes = await readArchived(member, { image_column: column }, cache);
-  const { md5, size } = await checkArchived(bytes, spec);
-  return { digest: await store.put(bytes), md5, size };
 }
 
 /** Each split's files, patterns expanded (split `all` for a plain list), in the order given. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { decodeNpy } from "../format/npy.ts";
+import { preprocessedTensor } from "../image/preprocessed_tensor.ts";
 import { tensorToPng } from "../image/tensor_png.ts";
 import { ModelSession } from "../model/model_session.ts";
 import { psnr, ssim } from "../optim/metrics.ts";
@@ -112,8 +113,8 @@ export async function decodedSamples(
   const out: MeasuredSample[] = [];
   for (const id of picked) {
     // The preprocessed tensor holds exactly the pixels the encoder saw.
-    const tensor = decodeNpy(await store.get(options.preprocessed.get(id)!.objects.tensor));
-    const original = { data: tensor.data as Float32Array, dims: tensor.shape };
+    const tensor = await preprocessedTensor(store, options.preprocessed.get(id)!, `image ${id}`);
+    const original = { data: tensor.data, dims: tensor.shape };
     const initial = await decode(options.encoded.get(id)!.objects.latent);
     out.push({
       id,
