@@ -17,6 +17,7 @@ const benches: Record<string, string> = {
   package: "./package.ts",
   providers: "./providers.ts",
   throughput: "./throughput.ts",
+  encode: "./encode.ts",
   quality: "./quality.ts",
 };
 
