@@ -4,8 +4,10 @@
  * and item source watched. It records how long the encoder runs, how long the encode task
  * waits for preprocessed images, and how many images each batch gets.
  *
- * usage: deno run -A --unstable-kv --unstable-cron bench/encode_gaps.ts run encode --config …
- * prints the CLI's output, then one JSON line on stderr starting with `encode-gaps `.
+ * usage: deno run -A --unstable-kv --unstable-cron bench/encode_gaps.ts [--encoder-thread]
+ *          run encode --config …
+ * prints the CLI's output, then one JSON line on stderr starting with `encode-gaps `. With
+ * `--encoder-thread` the encoder's session runs on a worker thread (bench/encode_thread.ts).
  *
  * @module
  */
@@ -13,6 +15,7 @@ import { main } from "../lib/cli/main.ts";
 import type { EachTask, ItemSource } from "../lib/dag/task.ts";
 import type { OpenedVae } from "../lib/model/vae.ts";
 import { pipeline } from "../pipeline.ts";
+import { EncoderThread } from "./encode_thread.ts";
 
 /** What one watched run measured (milliseconds). */
 export interface EncodeGaps {
@@ -31,10 +34,21 @@ export interface EncodeGaps {
 const gaps: EncodeGaps = { spanMs: 0, encoderMs: 0, waitMs: 0, recordMs: 0, batchSizes: {} };
 let first = 0, last = 0;
 
-/** The encode task's session, with its runs timed. */
-function watchedVae(vae: OpenedVae): OpenedVae {
+const onThread = Deno.args.includes("--encoder-thread");
+let thread: EncoderThread | undefined;
+
+/** The encode task's session, with its runs timed (and on a worker thread, if asked). */
+async function watchedVae(
+  vae: OpenedVae,
+  model: { path: string; providers?: readonly string[]; threads?: number },
+): Promise<OpenedVae> {
   const encoder = vae.encoder;
-  const run = encoder.run.bind(encoder);
+  let run = encoder.run.bind(encoder);
+  if (onThread) {
+    thread = new EncoderThread();
+    await thread.open(model.path, model.providers, model.threads);
+    run = (data, dims) => thread!.run(data, dims);
+  }
   encoder.run = async (data, dims) => {
     const started = performance.now();
     first ||= started;
@@ -71,6 +85,7 @@ function watchedSource(source: ItemSource): ItemSource {
 }
 
 type EncodeState = { open: () => Promise<OpenedVae> };
+type ModelConfig = { model: { providers?: string[]; threads?: number } };
 
 const tasks = pipeline.tasks.map((task) => {
   if (task.name !== "encode") return task;
@@ -80,15 +95,21 @@ const tasks = pipeline.tasks.map((task) => {
     prepare: async (ctx) => {
       const { state } = await encode.prepare!(ctx);
       const open = state.open;
+      const { providers, threads } = (ctx.config as ModelConfig).model;
+      const model = { path: ctx.files.encoder.path, providers, threads };
       let opened: Promise<OpenedVae> | undefined;
-      return { state: { ...state, open: () => opened ??= open().then(watchedVae) } };
+      return {
+        state: { ...state, open: () => opened ??= open().then((vae) => watchedVae(vae, model)) },
+      };
     },
     runBatched: (ctx, source, state) => encode.runBatched!(ctx, watchedSource(source), state),
   };
   return watched;
 });
 
-const code = await main({ ...pipeline, tasks } as typeof pipeline, Deno.args);
+const args = Deno.args.filter((a) => a !== "--encoder-thread");
+const code = await main({ ...pipeline, tasks } as typeof pipeline, args);
+thread?.close();
 gaps.spanMs = last - first;
 console.error(`encode-gaps ${JSON.stringify(gaps)}`);
 Deno.exit(code);
