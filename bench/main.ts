@@ -19,6 +19,7 @@ const benches: Record<string, string> = {
   throughput: "./throughput.ts",
   list: "./list.ts",
   cache: "./cache.ts",
+  encode: "./encode.ts",
   quality: "./quality.ts",
   loader: "./loader.ts",
 };

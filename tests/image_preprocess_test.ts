@@ -63,6 +63,44 @@ Deno.test("preprocess honours EXIF orientation 6 (stored image rotated 90° cloc
   assertNear(at(out.tensor, 64, 53, 53), GREEN, 12, "bottom-right");
 });
 
+Deno.test("preprocess shows every EXIF orientation (1–8) upright", async () => {
+  // One square picture stored eight times, each with another orientation tag: what is shown is
+  // the stored image mirrored and turned as the tag says (x, y of the shown image → stored).
+  const n = 96, size = 48;
+  const stored = rawImage(n, n, 3, (x, y) => [x * 2, y * 2, (x * 5 + y * 3) % 256]);
+  const shown: ((x: number, y: number) => [number, number])[] = [
+    (x, y) => [x, y],
+    (x, y) => [size - 1 - x, y],
+    (x, y) => [size - 1 - x, size - 1 - y],
+    (x, y) => [x, size - 1 - y],
+    (x, y) => [y, x],
+    (x, y) => [y, size - 1 - x],
+    (x, y) => [size - 1 - y, size - 1 - x],
+    (x, y) => [size - 1 - y, x],
+  ];
+  const tensors: Float32Array[] = [];
+  for (let orientation = 1; orientation <= 8; orientation++) {
+    const jpeg = await stored.clone().jpeg({ quality: 100 }).withMetadata({ orientation })
+      .toBuffer();
+    tensors.push((await preprocessImage(jpeg, { size, crop: "none" })).tensor);
+  }
+  const upright = tensors[0];
+  for (let o = 2; o <= 8; o++) {
+    let worst = 0;
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < size; y++) {
+        for (let x = 0; x < size; x++) {
+          const [sx, sy] = shown[o - 1](x, y);
+          const got = tensors[o - 1][c * size * size + y * size + x];
+          worst = Math.max(worst, Math.abs(got - upright[c * size * size + sy * size + sx]));
+        }
+      }
+    }
+    // Resizing a turned image rounds a little differently: within one 8-bit step.
+    assert.ok(worst * 127.5 <= 1.01, `orientation ${o}: off by ${worst * 127.5} 8-bit steps`);
+  }
+});
+
 Deno.test("preprocess expands a 1-channel grayscale PNG to three equal planes", async () => {
   const png = await rawImage(64, 64, 1, (x) => [x * 4]).toColourspace("b-w").png().toBuffer();
   assert.equal((await sharp(png).metadata()).channels, 1);
