@@ -90,7 +90,9 @@ export default each<Config>({
       : { in_place: (fetched.meta as unknown as { in_place: InPlaceImage }).in_place };
     const recipe: PreprocessRecipe = { image, options, tensor };
     return {
-      objects: {},
+      // The stored image the recipe reads, as an object of this output: a reader that finds it
+      // damaged has this item (and so the download) run again within the run.
+      objects: fetched.objects.image !== undefined ? { image: fetched.objects.image } : {},
       meta: { ...meta, recipe: recipe as unknown as Json },
       // What the tensor is, not how it is had again: where the image lies reruns nothing.
       identity: { objects: { tensor }, meta },

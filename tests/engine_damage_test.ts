@@ -119,7 +119,7 @@ Deno.test("an aggregate's own output found damaged when publishing it is built a
 });
 
 Deno.test({
-  name: "a batched task: a missing latent and a corrupt tensor are rebuilt, then optimized",
+  name: "a batched task: a missing latent and a corrupt image are rebuilt, then optimized",
   sanitizeResources: false,
   sanitizeOps: false,
 }, async () => {
@@ -150,12 +150,14 @@ Deno.test({
       await Deno.remove(
         new ObjectStore(p.cache).path(await objectOf(p.cache, "encode", ids[0], "latent")),
       );
-      // Corrupt: found by optimize's own read, inside the batch.
-      await flipByte(p.cache, await objectOf(p.cache, "preprocess", ids[1], "tensor"));
+      // Corrupt: found by optimize's own read (it computes the tensor from the image), inside
+      // the batch.
+      await flipByte(p.cache, await objectOf(p.cache, "fetch-images", ids[1], "image"));
       const r = await p.run(["run", "optimize", "--force", "optimize", "--json"]);
       assertEquals(r.code, 0, r.stderr);
-      // The tensor rebuilt is the same bytes: the encoder's latent of that image still holds.
-      assertEquals(ran(r), { preprocess: 1, encode: 1, optimize: 4 });
+      // The image is downloaded again and preprocess records it again (the same tensor: the
+      // encoder's latent of that image still holds); item 0's latent is encoded again.
+      assertEquals(ran(r), { "fetch-images": 1, preprocess: 1, encode: 1, optimize: 4 });
       assertStringIncludes(logs(r), "is missing");
       assertStringIncludes(logs(r), "is corrupt");
       assertEquals(ran(await p.run(["run", "optimize", "--json"])), {});

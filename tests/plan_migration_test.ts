@@ -2,8 +2,9 @@
  * A cache written by release 0.1.0 opens and reuses its results: 0.1.0 itself (checked out of
  * this repository's history) runs the pipeline into a cache, then this code plans and runs on
  * it. Every record whose task is unchanged is adopted once under its new key, the plan says so
- * in one line, and only optimize (its version rose with its second method) and package — whose
- * files now state less, so its version was bumped — run again; the run after that has nothing to do.
+ * in one line, and only preprocess (it records a recipe now), optimize (its version rose with
+ * its second method) and package — whose files now state less, so its version was bumped — run
+ * again; the run after that has nothing to do.
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch } from "./fixtures/assert.ts";
@@ -53,7 +54,7 @@ async function checkoutRelease(dir: string): Promise<void> {
 
 testIf(HISTORY, {
   name:
-    "a cache written by 0.1.0 is adopted once: only optimize and package (their versions bumped) rerun",
+    "a cache written by 0.1.0 is adopted once: only preprocess, optimize and package (their versions bumped) rerun",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -96,7 +97,7 @@ testIf(HISTORY, {
       const logs = (r: { events: Record<string, unknown>[] }) =>
         r.events.filter((e) => e.event === "log" && e.task === "run").map((e) => e.message);
       const line =
-        /^\d+ records adopted without library identity \(fetch-json 1, fetch-images 4, verify-sizes 4, label-split 1, preprocess 4, encode 4\); --force TASK recomputes them$/;
+        /^\d+ records adopted without library identity \(fetch-json 1, fetch-images 4, verify-sizes 4, label-split 1, encode 4\); --force TASK recomputes them$/;
       const dry = await here(["run", "--dry-run", "--json"]);
       assertEquals(dry.code, 0, dry.stderr);
       assertEquals(logs(dry).length, 1, JSON.stringify(logs(dry)));
@@ -104,14 +105,20 @@ testIf(HISTORY, {
       const planned = [
         ...new Set(dry.events.filter((e) => e.event === "plan").map((e) => e.task)),
       ];
-      // optimize's version rose with its second method, so it and package run again.
-      assertEquals(planned, ["optimize", "package"]);
+      // preprocess now records a recipe instead of a tensor, and optimize's version rose with its
+      // second method: they and package run again. encode is planned only if preprocess's
+      // output changes, and it does not: its latents are adopted as they are.
+      assertEquals(planned, ["preprocess", "encode", "optimize", "package"]);
+      const encodePlans = dry.events.filter((e) => e.event === "plan" && e.task === "encode");
+      for (const e of encodePlans) {
+        assertMatch(JSON.stringify(e), /reruns if the output of preprocess changes/);
+      }
       const now = await here(["run", "--json"]);
       assertEquals(now.code, 0, now.stderr);
       assertMatch(String(logs(now)[0]), line);
       assertEquals(
         Object.fromEntries([...tasksRan(now)].filter(([, n]) => n > 0)),
-        { optimize: 4, package: 1 },
+        { preprocess: 4, optimize: 4, package: 1 },
       );
       const again = await here(["run", "--json"]);
       assertEquals(logs(again), []);

@@ -160,8 +160,13 @@ export class CodeReader {
   async #hashIfChanged(path: string): Promise<CachedModule> {
     const stat = await Deno.stat(path);
     const stamp = { size: stat.size, mtimeMs: stat.mtime?.getTime() ?? 0, ino: stat.ino ?? 0 };
-    this.#remembered ??= this.#cache?.moduleHashes() ?? Promise.resolve(new Map());
-    const known = memory.get(path) ?? (await this.#remembered).get(path);
+    let known = memory.get(path);
+    if (!known) {
+      // Read from the cache only when needed, and awaited at once: a read left running could
+      // outlive the records it reads.
+      this.#remembered ??= this.#cache?.moduleHashes() ?? Promise.resolve(new Map());
+      known = (await this.#remembered).get(path);
+    }
     if (
       known && known.format === MODULE_HASH_FORMAT && known.size === stamp.size &&
       known.mtimeMs === stamp.mtimeMs && known.ino === stamp.ino

@@ -91,8 +91,10 @@ export async function preprocessedTensor(
   if (recipe === undefined) {
     throw new Error(`${label}: preprocess recorded neither a tensor nor how to compute it`);
   }
+  // A stored image is read through the store, which checks its digest: a corrupt object is
+  // found (and quarantined) here, not taken for an image that does not decode.
   const input = "object" in recipe.image
-    ? store.path(recipe.image.object)
+    ? await store.get(recipe.image.object)
     : await readInPlace(recipe.image.in_place);
   const { options } = recipe;
   const { tensor, shape } = await preprocessImage(input, {

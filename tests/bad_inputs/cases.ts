@@ -168,7 +168,7 @@ export const CASES: BadInputCase[] = [
     input: async (b) => specPath(await b.write("page.json", HTML_PAGE)),
     target: "fetch-json",
     code: 1,
-    words: ["page.json", "malformed JSON", "line 1"],
+    words: ["page.json", "is not JSON: it starts with", "(an HTML page)"],
   },
   {
     name: "spec with duplicate ids",
