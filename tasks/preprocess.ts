@@ -92,7 +92,7 @@ export default each<Config>({
     return {
       // The stored image the recipe reads, as an object of this output: a reader that finds it
       // damaged has this item (and so the download) run again within the run.
-      objects: fetched.objects.image !== undefined ? { image: fetched.objects.image } : {},
+      objects: "object" in image ? { image: image.object } : {},
       meta: { ...meta, recipe: recipe as unknown as Json },
       // What the tensor is, not how it is had again: where the image lies reruns nothing.
       identity: { objects: { tensor }, meta },
