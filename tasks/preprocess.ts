@@ -89,10 +89,12 @@ export default each<Config>({
       ? { object: fetched.objects.image }
       : { in_place: (fetched.meta as unknown as { in_place: InPlaceImage }).in_place };
     const recipe: PreprocessRecipe = { image, options, tensor };
+    const objects: Record<string, string> = {};
+    if (fetched.objects.image !== undefined) objects.image = fetched.objects.image;
     return {
       // The stored image the recipe reads, as an object of this output: a reader that finds it
       // damaged has this item (and so the download) run again within the run.
-      objects: "object" in image ? { image: image.object } : {},
+      objects,
       meta: { ...meta, recipe: recipe as unknown as Json },
       // What the tensor is, not how it is had again: where the image lies reruns nothing.
       identity: { objects: { tensor }, meta },
