@@ -90,13 +90,14 @@ Deno.test("a run waiting for another run's lease is named until it has the lease
   const second = await openRecords(cache);
   try {
     let release = () => {};
-    const holding = runLeased(
-      first,
-      cache,
-      "run",
-      false,
-      () => new Promise<number>((resolve) => release = () => resolve(0)),
-    );
+    const held = Promise.withResolvers<void>();
+    const holding = runLeased(first, cache, "run", false, () =>
+      new Promise<number>((resolve) => {
+        release = () => resolve(0);
+        held.resolve();
+      }));
+    // The first run holds the lease before the second asks for it.
+    await held.promise;
     const seen: string[][] = [];
     const stop = waits.subscribe(() => seen.push(waits.current()));
     const waiting = runLeased(second, cache, "run", true, () => Promise.resolve(7));
