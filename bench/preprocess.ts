@@ -248,9 +248,8 @@ console.log(
 // CPU-second) is reported too: it hardly depends on other load.
 const all = new Map<string, Timing[]>();
 const loadavg = () => Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
-// Cores used (CPU time over wall time) shows what other work on the machine left each side:
-// under load, Pillow's two processes get a smaller share of the cores than latentforge's
-// threads, so its wall-clock rate falls further while its CPU time per image stays the same.
+// Cores used (CPU time over wall time) shows what other work on the machine left each side: a
+// figure taken while the machine is shared says so here.
 const line = (t: Timing) =>
   `${t.name.padEnd(36)} ${t.seconds.toFixed(2).padStart(7)} s wall ${
     (count / t.seconds).toFixed(1).padStart(6)

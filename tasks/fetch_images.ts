@@ -138,23 +138,7 @@ export default each<Config, Network>({
     const spec = item.extra as unknown as DatasetItem;
     if (spec.error !== undefined) throw new UnusableItemError(spec.error);
     const inPlace = inPlaceImage(spec, imageColumn(ctx.config));
-    if (inPlace !== null) {
-      await checkStillThere(inPlace.location, inPlace.size);
-      const { md5, size } = inPlace;
-      const result: ActionResult = {
-        objects: {},
-        meta: {
-          md5,
-          size,
-          path: spec.path,
-          pixel_size: null,
-          pixel_md5: null,
-          category: spec.category,
-          in_place: inPlace as unknown as Json,
-        },
-      };
-      return result;
-    }
+    if (inPlace !== null) return await readInPlaceResult(spec, inPlace);
     const { download } = ctx.config;
     const known = spec.md5 ? await ctx.lookupAlias(`md5:${spec.md5}`) : null;
     let digest: string;
@@ -246,4 +230,25 @@ async function checkStillThere(location: InPlaceImage["location"], size: number)
       `${path} changed since it was listed: expected ${size} bytes, found ${info.size}`,
     );
   }
+}
+
+/** A local image read where it lies: recorded with the size and MD5 its listing found. */
+async function readInPlaceResult(
+  spec: DatasetItem,
+  inPlace: NonNullable<ReturnType<typeof inPlaceImage>>,
+): Promise<ActionResult> {
+  await checkStillThere(inPlace.location, inPlace.size);
+  const { md5, size } = inPlace;
+  return {
+    objects: {},
+    meta: {
+      md5,
+      size,
+      path: spec.path,
+      pixel_size: null,
+      pixel_md5: null,
+      category: spec.category,
+      in_place: inPlace as unknown as Json,
+    },
+  };
 }

@@ -17,7 +17,13 @@
  *
  * @module
  */
-import { aggregate, type Output, type TaskContext, type Upstream } from "../lib/dag/task.ts";
+import {
+  aggregate,
+  type ItemContext,
+  type Output,
+  type TaskContext,
+  type Upstream,
+} from "../lib/dag/task.ts";
 import type { KeyLookup } from "../lib/dag/item_join.ts";
 import type { LabelsObject } from "../lib/dataset/image_labels.ts";
 import type { Reconciliation } from "../lib/dataset/reconciliation.ts";
@@ -119,20 +125,7 @@ export default aggregate<Config>({
     const inputs = await readUpstream(ctx, up);
     // With optimize.method "none" the latents are the encoder's: no metrics, no initial_*.
     const encodeOnly = config.optimize.method === "none";
-    // Which images: those of every split that were optimized, less what package.exclude drops.
-    const notes = await datasetNotes(store, {
-      listing: inputs.listing,
-      splits: inputs.splits.splits,
-      optimized: inputs.optimized,
-      fetched: inputs.fetched,
-      preprocessed: inputs.preprocessed,
-      size: config.preprocess.size,
-      crop: config.preprocess.crop,
-      exclude: config.package.exclude,
-    });
-    // Classes some splits lack were found by label-split; the notes carry them to the report.
-    if (inputs.labels.classes_missing) notes.classes_missing = inputs.labels.classes_missing;
-    for (const line of notesLog(notes)) ctx.log(line);
+    const notes = await imageNotes(ctx, inputs);
     const rowsBySplit = packageRows({
       splits: withoutExcluded(inputs.splits.splits, notes),
       paths: inputs.splits.paths,
@@ -182,14 +175,7 @@ export default aggregate<Config>({
       texts[`${split}/manifest.txt`] = manifestText(splitRows.map((r) => r.path));
       if (!encodeOnly) texts[`${split}/metrics.csv`] = metricsCsv(splitRows);
     }
-    const reconciliation = await statedReconciliation(config.dataset, {
-      spec: async () => decodeItemIndex(await store.get(inputs.index)).items,
-      limit: ctx.limit,
-      fetched: inputs.fetched,
-      stored: async (item) =>
-        item.md5 !== null && await ctx.lookupAlias(`md5:${item.md5}`) !== null,
-      signal: ctx.signal,
-    });
+    const reconciliation = await reconciliationOf(ctx, inputs);
     const described = { rowsBySplit, counts, notes, normalization, reconciliation };
     texts["manifest.json"] = provenance(ctx, inputs, described);
     texts["report.html"] = await report(ctx, inputs, described);
@@ -234,6 +220,39 @@ interface Inputs {
   decoder: string | null;
   /** The action keys of the stages manifest.json lists per image. */
   keys: Record<string, KeyLookup>;
+}
+
+/** Which images: those of every split that were optimized, less what package.exclude drops. */
+async function imageNotes(ctx: TaskContext<Config>, inputs: Inputs) {
+  const { config } = ctx;
+  const notes = await datasetNotes(ctx.store, {
+    listing: inputs.listing,
+    splits: inputs.splits.splits,
+    optimized: inputs.optimized,
+    fetched: inputs.fetched,
+    preprocessed: inputs.preprocessed,
+    size: config.preprocess.size,
+    crop: config.preprocess.crop,
+    exclude: config.package.exclude,
+  });
+  // Classes some splits lack were found by label-split; the notes carry them to the report.
+  if (inputs.labels.classes_missing) notes.classes_missing = inputs.labels.classes_missing;
+  for (const line of notesLog(notes)) ctx.log(line);
+  return notes;
+}
+
+/** The reconciliation of the adopted copies against the listing, from recorded outputs. */
+function reconciliationOf(
+  ctx: TaskContext<Config> & Pick<ItemContext<Config>, "lookupAlias">,
+  inputs: Inputs,
+) {
+  return statedReconciliation(ctx.config.dataset, {
+    spec: async () => decodeItemIndex(await ctx.store.get(inputs.index)).items,
+    limit: ctx.limit,
+    fetched: inputs.fetched,
+    stored: async (item) => item.md5 !== null && await ctx.lookupAlias(`md5:${item.md5}`) !== null,
+    signal: ctx.signal,
+  });
 }
 
 async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inputs> {

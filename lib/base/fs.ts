@@ -146,3 +146,29 @@ export async function readDirOrNull(path: string): Promise<Deno.DirEntry[] | nul
     throw e;
   }
 }
+
+/**
+ * The first of `paths` that is a regular file this process may see, or undefined (a system
+ * library looked for in its usual places).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/b.so`, "");
+ * assert.equal(firstFileSync([`${dir}/a.so`, `${dir}/b.so`]), `${dir}/b.so`);
+ * assert.equal(firstFileSync([`${dir}/a.so`]), undefined);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function firstFileSync(paths: readonly string[]): string | undefined {
+  for (const path of paths) {
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch (e) {
+      // Not there, or not ours to look at: try the next place.
+      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotCapable)) throw e;
+    }
+  }
+  return undefined;
+}

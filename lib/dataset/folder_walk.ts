@@ -84,12 +84,15 @@ export async function walkFolder(
     problems: new Map(),
     skipped: [],
   };
+  const found = (rel: string, size: number, mtimeMs: number, ino: number) => {
+    walk.rels.push(rel);
+    walk.size.push(size);
+    walk.mtimeMs.push(mtimeMs);
+    walk.ino.push(ino);
+  };
   const problem = (rel: string, why: string) => {
     walk.problems.set(walk.rels.length, why);
-    walk.rels.push(rel);
-    walk.size.push(0);
-    walk.mtimeMs.push(0);
-    walk.ino.push(0);
+    found(rel, 0, 0, 0);
   };
   const realRoot = await realPathOr(root);
   const hasOtherExtension = (name: string) => /\.[^./]+$/.test(name) && !isImage(name);
@@ -118,12 +121,7 @@ export async function walkFolder(
       if (kind === EntryKind.File) {
         if (!isImage(name)) walk.skipped.push({ path: r, reason: notImage(name) });
         else if (entries.errors.has(k)) problem(r, `${r} cannot be read`);
-        else {
-          walk.rels.push(r);
-          walk.size.push(entries.size[k]);
-          walk.mtimeMs.push(entries.mtimeMs[k]);
-          walk.ino.push(entries.ino[k]);
-        }
+        else found(r, entries.size[k], entries.mtimeMs[k], entries.ino[k]);
       } else if (kind === EntryKind.Dir) {
         const path = join(dir, name);
         await visit(path, r, new Map([...ancestors, [await realPathOr(path), r]]));
@@ -141,12 +139,7 @@ export async function walkFolder(
           } else await visit(path, r, new Map([...ancestors, [link.real, r]]));
         } else if (!isImage(name)) walk.skipped.push({ path: r, reason: notImage(name) });
         else if (!link.info.isFile) problem(r, `${r} is not a regular file`);
-        else {
-          walk.rels.push(r);
-          walk.size.push(link.info.size);
-          walk.mtimeMs.push(link.info.mtime?.getTime() ?? 0);
-          walk.ino.push(link.info.ino ?? 0);
-        }
+        else found(r, link.info.size, link.info.mtime?.getTime() ?? 0, link.info.ino ?? 0);
       } else if (isImage(name)) problem(r, `${r} is not a regular file`);
       else walk.skipped.push({ path: r, reason: notImage(name) });
     }

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { firstFileSync } from "../base/fs.ts";
 import { type DirEntries, EntryKind, UnreadableDirError } from "./dir_entries.ts";
 
 const SYMBOLS = {
@@ -69,15 +70,7 @@ export interface LibcDir {
 /** The glibc file to load on this machine, or `undefined`. */
 export function libcPath(): string | undefined {
   if (Deno.build.os !== "linux") return undefined;
-  for (const path of [...CANDIDATES[Deno.build.arch] ?? [], ...GENERIC]) {
-    try {
-      if (Deno.statSync(path).isFile) return path;
-    } catch (e) {
-      // Not there, or not ours to look at: try the next place.
-      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotCapable)) throw e;
-    }
-  }
-  return undefined;
+  return firstFileSync([...CANDIDATES[Deno.build.arch] ?? [], ...GENERIC]);
 }
 
 let loaded: LibcDir | null | undefined;
@@ -170,7 +163,7 @@ class Reader implements LibcDir {
       for (let off = 0; off < got;) {
         // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[].
         const reclen = dents[off + 16] | (dents[off + 17] << 8);
-        let type = dents[off + 18];
+        const type = dents[off + 18];
         const at = off + 19;
         off += reclen;
         let end = at;
@@ -207,21 +200,9 @@ class Reader implements LibcDir {
         // struct statx: stx_mode u16 at byte 28, stx_ino u64 at 32, stx_size u64 at 40,
         // stx_mtime { tv_sec i64, tv_nsec u32 } at 112.
         const mode = s[7] & 0xffff;
-        if (type === DT_UNKNOWN) {
-          const fmt = mode & S_IFMT;
-          type = fmt === S_IFREG
-            ? DT_REG
-            : fmt === S_IFDIR
-            ? DT_DIR
-            : fmt === S_IFLNK
-            ? DT_LNK
-            : -1;
-          if (type !== DT_REG) {
-            kinds.push(
-              type === DT_DIR ? EntryKind.Dir : type === DT_LNK ? EntryKind.Link : EntryKind.Other,
-            );
-            continue;
-          }
+        if (type === DT_UNKNOWN && kindOfMode(mode) !== EntryKind.File) {
+          kinds.push(kindOfMode(mode));
+          continue;
         }
         kinds.push(EntryKind.File);
         ino[k] = s[8] + s[9] * 4294967296;
@@ -255,4 +236,16 @@ class Reader implements LibcDir {
     const code = pointer === null ? 0 : new Deno.UnsafePointerView(pointer).getInt32();
     return ERRNO[code] ?? `error ${code} of the C library`;
   }
+}
+
+/** The kind of entry a stat mode says (for a file system whose directory entries do not). */
+function kindOfMode(mode: number): number {
+  const fmt = mode & S_IFMT;
+  return fmt === S_IFREG
+    ? EntryKind.File
+    : fmt === S_IFDIR
+    ? EntryKind.Dir
+    : fmt === S_IFLNK
+    ? EntryKind.Link
+    : EntryKind.Other;
 }

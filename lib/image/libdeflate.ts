@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { firstFileSync } from "../base/fs.ts";
 
 /** The decompressor's result codes (`enum libdeflate_result`). */
 const SUCCESS = 0;
@@ -67,15 +68,7 @@ export function libdeflatePath(): string | undefined {
   }
   if (chosen === "off") return undefined;
   const candidates = chosen ? [chosen] : CANDIDATES[Deno.build.os] ?? [];
-  for (const path of candidates) {
-    try {
-      if (Deno.statSync(path).isFile) return path;
-    } catch (e) {
-      // Not there, or not ours to read: try the next place.
-      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotCapable)) throw e;
-    }
-  }
-  return undefined;
+  return firstFileSync(candidates);
 }
 
 let loaded: Libdeflate | null | undefined;
