@@ -80,9 +80,10 @@ Deno.test({
 }, async () => {
   const mirror = await startMirror({ count: 4, imageSize: 32, seed: 3 });
   const dir = await Deno.makeTempDir({ prefix: "latentforge-loads-" });
+  let project: PipelineProject | undefined;
   try {
     const vae = await writeDemoVae(join(dir, "vae"));
-    const project = await PipelineProject.create(mirroredConfig({
+    project = await PipelineProject.create(mirroredConfig({
       preprocess: { size: 32 },
       model: { scaling_factor: 1, providers: ["cpu"], threads: 1 },
       optimize: { max_steps: 2, patience: 2 },
@@ -115,6 +116,7 @@ Deno.test({
     // fetch-images hashes its downloads in a Worker: that was loaded at run time only.
     assert(runTimeOnly > 0, "no module was loaded at run time only");
   } finally {
+    await project?.cleanup();
     await Deno.remove(dir, { recursive: true });
     await mirror.close();
   }
