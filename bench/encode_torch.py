@@ -10,7 +10,6 @@ prints one JSON line: {"seconds": wall seconds from the first batch asked for to
 saved, "images": COUNT, "threads": torch's intra-op threads, "torch": version}.
 """
 import json
-import math
 import os
 import sys
 import time
@@ -20,6 +19,8 @@ import numpy as np
 try:
     import torch
     import torch.nn.functional as F
+    sys.dont_write_bytecode = True  # the shared blocks leave no __pycache__ beside them
+    from sd_torch import sd_layers
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset
 except ImportError as missing:
@@ -59,28 +60,7 @@ def build_encoder(wdir):
     groups, channels = index["groups"], index["channels"]
     layers, latent = index["layersPerBlock"], index["latentChannels"]
 
-    def conv(name, x, stride=1, padding=None):
-        w = W[name + ".weight"]
-        pad = w.shape[-1] // 2 if padding is None else padding
-        return F.conv2d(x, w, W.get(name + ".bias"), stride=stride, padding=pad)
-
-    def norm(name, x):
-        return F.group_norm(x, groups, W[name + ".weight"], W[name + ".bias"], eps=1e-6)
-
-    def resnet(name, x):
-        h = conv(name + ".conv1", F.silu(norm(name + ".norm1", x)))
-        h = conv(name + ".conv2", F.silu(norm(name + ".norm2", h)))
-        skip = conv(name + ".conv_shortcut", x) if name + ".conv_shortcut.weight" in W else x
-        return skip + h
-
-    def attention(name, x):
-        n, c, hh, ww = x.shape
-        h = norm(name + ".group_norm", x).reshape(n, c, hh * ww).transpose(1, 2)
-        lin = lambda p, v: F.linear(v, W[f"{name}.{p}.weight"], W[f"{name}.{p}.bias"])
-        q, k, v = lin("to_q", h), lin("to_k", h), lin("to_v", h)
-        a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(c), dim=-1)
-        out = lin("to_out.0", a @ v)
-        return out.transpose(1, 2).reshape(n, c, hh, ww) + x
+    conv, norm, resnet, attention = sd_layers(W, groups)
 
     def encode(x):
         x = conv("encoder.conv_in", x)

@@ -13,7 +13,6 @@ line, and answers each with one JSON line on stdout:
   quit
 """
 import json
-import math
 import os
 import sys
 import time
@@ -23,6 +22,8 @@ import numpy as np
 try:
     import torch
     import torch.nn.functional as F
+    sys.dont_write_bytecode = True  # the shared blocks leave no __pycache__ beside them
+    from sd_torch import sd_layers
 except ImportError:
     print(json.dumps({"error": "torch is not installed for /usr/bin/python3"}))
     sys.exit(3)
@@ -38,27 +39,7 @@ def build_decoder(wdir):
     channels = index["channels"]
     layers = index["layersPerBlock"]
 
-    def conv(name, x, stride=1):
-        w = W[name + ".weight"]
-        return F.conv2d(x, w, W.get(name + ".bias"), stride=stride, padding=w.shape[-1] // 2)
-
-    def norm(name, x):
-        return F.group_norm(x, groups, W[name + ".weight"], W[name + ".bias"], eps=1e-6)
-
-    def resnet(name, x):
-        h = conv(name + ".conv1", F.silu(norm(name + ".norm1", x)))
-        h = conv(name + ".conv2", F.silu(norm(name + ".norm2", h)))
-        skip = conv(name + ".conv_shortcut", x) if name + ".conv_shortcut.weight" in W else x
-        return skip + h
-
-    def attention(name, x):
-        n, c, hh, ww = x.shape
-        h = norm(name + ".group_norm", x).reshape(n, c, hh * ww).transpose(1, 2)
-        lin = lambda p, v: F.linear(v, W[f"{name}.{p}.weight"], W[f"{name}.{p}.bias"])
-        q, k, v = lin("to_q", h), lin("to_k", h), lin("to_v", h)
-        a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(c), dim=-1)
-        out = lin("to_out.0", a @ v)
-        return out.transpose(1, 2).reshape(n, c, hh, ww) + x
+    conv, norm, resnet, attention = sd_layers(W, groups)
 
     def decode(z):
         x = conv("post_quant_conv", z)
