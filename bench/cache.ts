@@ -18,6 +18,7 @@ import sharp from "sharp";
 import { positiveInt } from "./args.ts";
 import { pathExists } from "./absent.ts";
 import { openRecords } from "../lib/store/records.ts";
+import { pipeline } from "../pipeline.ts";
 import { syntheticImageSvg } from "../tests/fixtures/synthetic_images.ts";
 import { writeDemoVae } from "../tests/fixtures/vae.ts";
 
@@ -112,18 +113,7 @@ const records = await openRecords(cache);
 const byTask = new Map<string, number>();
 const seen = new Set<string>();
 try {
-  for (
-    const task of [
-      "fetch-json",
-      "fetch-images",
-      "verify-sizes",
-      "label-split",
-      "preprocess",
-      "encode",
-      "optimize",
-      "package",
-    ]
-  ) {
+  for (const task of pipeline.tasks.map((t) => t.name)) {
     let bytes = 0;
     for (const rec of (await records.actions(task)).values()) {
       for (const digest of Object.values(rec.objects)) {
