@@ -7,6 +7,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { assert, assertEquals, assertStringIncludes } from "./fixtures/assert.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
+import { tasksPlanned } from "./fixtures/project.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
 
 async function images(dir: string): Promise<void> {
@@ -27,7 +28,7 @@ async function images(dir: string): Promise<void> {
 async function planned(p: PipelineProject, task: string, sets: string[]): Promise<number> {
   const r = await p.run(["run", "--dry-run", "--json", ...sets.flatMap((s) => ["--set", s])]);
   assertEquals(r.code, 0, r.stderr);
-  return r.events.filter((e) => e.event === "plan" && e.task === task).length;
+  return tasksPlanned(r)[task] ?? 0;
 }
 
 Deno.test("lbfgs with a pass budget: passes in metrics.csv and the report; keys hold what it reads", async () => {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./fixtures/assert.ts";
 import { PipelineProject, python } from "./fixtures/pipeline_project.ts";
-import { tasksRan } from "./fixtures/project.ts";
+import { tasksPlanned, tasksRan } from "./fixtures/project.ts";
 import { syntheticImageSvg } from "./fixtures/synthetic_images.ts";
 import { writeDemoVae } from "./fixtures/vae.ts";
 
@@ -20,15 +20,11 @@ async function images(dir: string): Promise<void> {
   }
 }
 
-/** The items of `task` a dry run with `--set` edits would run. */
+/** The items a dry run with `--set` edits would run, by task. */
 async function planned(p: PipelineProject, sets: string[]): Promise<Record<string, number>> {
   const r = await p.run(["run", "--dry-run", "--json", ...sets.flatMap((s) => ["--set", s])]);
   assertEquals(r.code, 0, r.stderr);
-  const out: Record<string, number> = {};
-  for (const e of r.events.filter((e) => e.event === "plan")) {
-    out[e.task as string] = (out[e.task as string] ?? 0) + 1;
-  }
-  return out;
+  return tasksPlanned(r);
 }
 
 Deno.test("method none keeps the encoder's latents; switching to gradient reruns only optimize and package", async () => {

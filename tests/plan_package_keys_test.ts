@@ -10,7 +10,7 @@ import { assert, assertEquals } from "./fixtures/assert.ts";
 import { startMirror } from "./fixtures/mirror.ts";
 import { writeLocalFolder } from "./fixtures/local_copy.ts";
 import { PipelineProject } from "./fixtures/pipeline_project.ts";
-import { mirroredConfig, type Ran, tasksRan } from "./fixtures/project.ts";
+import { mirroredConfig, type Ran, tasksPlanned, tasksRan } from "./fixtures/project.ts";
 import { writeTinyVae } from "./fixtures/vae.ts";
 
 /** Every file of a folder, by relative path. */
@@ -28,15 +28,6 @@ async function tree(dir: string, rel = ""): Promise<Map<string, Uint8Array>> {
 function safetensorsMetadata(bytes: Uint8Array): Record<string, string> {
   const length = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))).__metadata__;
-}
-
-/** The items a dry run says would or may run, by task. */
-function planned(r: Ran): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const e of r.events) {
-    if (e.event === "plan") out[e.task as string] = (out[e.task as string] ?? 0) + 1;
-  }
-  return out;
 }
 
 /** Tasks that executed something, with how many items. */
@@ -87,7 +78,7 @@ Deno.test({
       await p.writeConfig(config(join(dir, "second")));
       const dry = await p.run(["run", "--dry-run", "--json"]);
       assertEquals(dry.code, 0, dry.stderr);
-      assertEquals(planned(dry), {});
+      assertEquals(tasksPlanned(dry), {});
       const moved = await p.run(["run", "--json"]);
       assertEquals(moved.code, 0, moved.stderr);
       assertEquals(ran(moved), {});
@@ -141,7 +132,7 @@ Deno.test({
       await Deno.writeTextFile(join(copies, "notes.txt"), "a file that is no image of the spec");
       const dry = await p.run(["run", "--dry-run", "--json"]);
       assertEquals(dry.code, 0, dry.stderr);
-      assertEquals(planned(dry), { package: 1 });
+      assertEquals(tasksPlanned(dry), { package: 1 });
       const plan = dry.events.find((e) => e.event === "plan" && e.task === "package")!;
       assertEquals(plan.reasons, ["what it reads from outside changed (its fingerprint)"]);
       const again = await p.run(["run", "--json"]);
@@ -152,7 +143,7 @@ Deno.test({
       assertEquals(extra, [...extraBefore, join(copies, "notes.txt")].sort());
       // And with nothing added since, nothing reruns.
       const dryAgain = await p.run(["run", "--dry-run", "--json"]);
-      assertEquals(planned(dryAgain), {});
+      assertEquals(tasksPlanned(dryAgain), {});
     } finally {
       await p.cleanup();
     }
