@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { concatBytes } from "../base/bytes.ts";
 import { createHash } from "node:crypto";
 import type { AdoptFile } from "./adopt_listing.ts";
 import { ZipArchiveError } from "./zip_archive.ts";
@@ -144,18 +145,8 @@ async function hashFolderFile(
  */
 export async function collectBytes(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const chunk of chunks) {
-    parts.push(chunk);
-    n += chunk.length;
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  for await (const chunk of chunks) parts.push(chunk);
+  return concatBytes(parts);
 }
 
 function readFailure(error: unknown): CopyReadError {

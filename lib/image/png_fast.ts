@@ -10,6 +10,7 @@
  * @module
  */
 
+import { concatBytes } from "../base/bytes.ts";
 import { type Libdeflate, loadLibdeflate } from "./libdeflate.ts";
 import { PngFilterError, unfilterScanlines } from "./png_unfilter.ts";
 
@@ -94,7 +95,7 @@ export async function decodePngFast(
   }
 
   const stride = width * channels;
-  const stream = idat.length === 1 ? idat[0] : concat(idat, idatBytes);
+  const stream = idat.length === 1 ? idat[0] : concatBytes(idat, idatBytes);
   const filtered = await lib.zlibInflate(stream, height * (stride + 1));
   if (filtered === undefined) return undefined;
   let pixels: Uint8Array;
@@ -109,16 +110,6 @@ export async function decodePngFast(
     return { width, height, channels: 3, data: dropAlpha(pixels) };
   }
   return { width, height, channels, data: pixels };
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** Whether every alpha value of RGBA `pixels` is 255. */

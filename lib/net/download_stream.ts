@@ -6,9 +6,10 @@
  * @module
  */
 
+import { concatBytes } from "../base/bytes.ts";
 import { DownloadError } from "./download_error.ts";
 import type { Hasher } from "./download_partial.ts";
-import { removeIfPresent } from "../base/fs.ts";
+import { removeIfPresent, writeAll } from "../base/fs.ts";
 
 /** Small network chunks are gathered into appends of about this size. */
 const WRITE_BLOCK = 256 * 1024;
@@ -169,7 +170,7 @@ export async function streamToPartial(options: StreamOptions, at: TransferAt): P
     // A pooled hasher takes ownership of the block's buffer, so it gets a fresh copy.
     const block = pending.length === 1 && !options.ownsBlocks
       ? pending[0]
-      : concat(pending, pendingBytes);
+      : concatBytes(pending, pendingBytes);
     pending = [];
     pendingBytes = 0;
     await writeAll(file, block);
@@ -198,7 +199,7 @@ export async function streamToPartial(options: StreamOptions, at: TransferAt): P
     }
     await flush();
   } finally {
-    if (pendingBytes > 0) await keepPending(file, concat(pending, pendingBytes));
+    if (pendingBytes > 0) await keepPending(file, concatBytes(pending, pendingBytes));
   }
   const want = options.total ?? expectedSize;
   if (want !== undefined && at.have < want) {
@@ -225,19 +226,4 @@ async function keepPending(file: Deno.FsFile, bytes: Uint8Array): Promise<void> 
 /** Whether an error is one the operating system raised for a file operation. */
 function isOsError(error: unknown): boolean {
   return Object.values(Deno.errors).some((kind) => error instanceof kind);
-}
-
-function concat(parts: Uint8Array[], n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
