@@ -101,12 +101,16 @@ export default each<Config, Network>({
   },
   async summarize(ctx, { items, done, dryRun, upstream }, net) {
     const paths = adoptPaths(ctx.config);
-    const specs = items?.map((i) => i.extra as unknown as DatasetItem) ?? null;
+    const specs = items === null
+      ? null
+      : (await Array.fromAsync(items())).map((i) => i.extra as unknown as DatasetItem);
     const all = specs === null || paths.length === 0 ? undefined : decodeItemIndex(
       await ctx.store.get(upstream.aggregate("fetch-json").objects.index),
     ).items;
     const recorded = new Map<string, ItemOutcome | undefined>();
-    for (const [id, out] of done) recorded.set(id, (out.meta as { adopt?: ItemOutcome }).adopt);
+    for await (const { id, out } of done) {
+      recorded.set(id, (out.meta as { adopt?: ItemOutcome }).adopt);
+    }
     await summarizeAdoption({
       paths,
       items: specs,

@@ -258,13 +258,23 @@ function reconciliationOf(
 async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inputs> {
   const split = up.aggregate("label-split");
   const models = up.taskInputs("optimize");
+  const keys: Record<string, Map<string, string>> = {};
+  const outputs = async (task: string) => {
+    const out = new Map<string, Output>();
+    const byId = keys[task] = new Map<string, string>();
+    for await (const e of up.items(task)) {
+      out.set(e.id, e.out);
+      byId.set(e.id, e.key);
+    }
+    return out;
+  };
   return {
     splits: await ctx.store.getJson<SplitsObject>(split.objects.splits),
     labels: await ctx.store.getJson<LabelsObject>(split.objects.labels),
-    optimized: up.items("optimize"),
-    encoded: up.items("encode"),
-    preprocessed: up.items("preprocess"),
-    fetched: up.items("fetch-images"),
+    optimized: await outputs("optimize"),
+    encoded: await outputs("encode"),
+    preprocessed: await outputs("preprocess"),
+    fetched: await outputs("fetch-images"),
     listing: up.aggregate("fetch-json").objects.listing,
     index: up.aggregate("fetch-json").objects.index,
     failures: [...up.failures("optimize")].map(([id, f]) => ({ id, ...f }))
@@ -272,7 +282,7 @@ async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inp
     encoder: models.encoder ?? up.taskInputs("encode").encoder,
     encodeEncoder: up.taskInputs("encode").encoder,
     decoder: models.decoder ?? ctx.files.decoder?.digest ?? null,
-    keys: Object.fromEntries(PROVENANCE_STAGES.map((t) => [t, up.keys(t)])),
+    keys: Object.fromEntries(PROVENANCE_STAGES.map((t) => [t, keys[t]])),
   };
 }
 

@@ -18,6 +18,7 @@
  * @module
  */
 import { each, type Json } from "../lib/dag/task.ts";
+import { orderedReader } from "../lib/dag/item_order.ts";
 import { fetchedImage, type InPlaceImage } from "../lib/dataset/image_source.ts";
 import {
   type PreprocessRecipe,
@@ -41,23 +42,23 @@ export default each<Config>({
   source: import.meta.url,
   describe: "crop, resize and normalise every image",
   concurrency: preprocessConcurrency,
-  async items(ctx, up) {
+  async *items(ctx, up) {
     const splits = await ctx.store.getJson<SplitsObject>(
       up.aggregate("label-split").objects.splits,
     );
     const images = up.items("fetch-images");
+    const image = orderedReader(images, (id) => images.get(id));
     // Every id of a split passed verify-sizes, so its image exists.
     const ids = [...new Set(Object.values(splits.splits).flat())].sort()
       .filter((id) => images.has(id));
-    if (!ctx.config.preprocess.flip) {
-      return ids.map((id) => ({ id, inputs: { image: images.get(id)! } }));
+    const flip = ctx.config.preprocess.flip;
+    for (const id of flip ? withFlippedIds(ids) : ids) {
+      const base = flip ? unflippedId(id) : null;
+      const out = (await image(base ?? id))!.out;
+      yield base === null
+        ? { id, inputs: { image: out } }
+        : { id, inputs: { image: out }, params: { flip: true } };
     }
-    return withFlippedIds(ids).map((id) => {
-      const image = unflippedId(id);
-      return image === null
-        ? { id, inputs: { image: images.get(id)! } }
-        : { id, inputs: { image: images.get(image)! }, params: { flip: true } };
-    });
   },
   async run(ctx, item) {
     const { size, crop, buckets } = ctx.config.preprocess;

@@ -145,13 +145,11 @@ function pipeline(published: (RunFacts | null)[]) {
     version: "1",
     source: import.meta.url,
     describe: "sum and label",
-    run: (ctx, up) =>
-      Promise.resolve({
-        objects: {},
-        meta: `${ctx.config.label} ${
-          [...up.items("square").values()].reduce((a, o) => a + (o.meta as number), 0)
-        }`,
-      }),
+    run: async (ctx, up) => {
+      let sum = 0;
+      for await (const { out } of up.items("square")) sum += out.meta as number;
+      return { objects: {}, meta: `${ctx.config.label} ${sum}` };
+    },
     publish: (_ctx, _output, run) => {
       published.push(run);
       return Promise.resolve();

@@ -7,7 +7,7 @@
  */
 import type { Pool } from "./pool.ts";
 import type { RunContext } from "./run_context.ts";
-import type { Item, TaskContext } from "./task.ts";
+import type { Item, ItemOutputs, TaskContext } from "./task.ts";
 import type { TaskState } from "./task_state.ts";
 
 /** What every flow needs from the task it drives. */
@@ -27,4 +27,6 @@ export interface FlowHost {
   admit(item: Item, inputs: Record<string, string>, pool: Pool | null, again?: boolean): void;
   /** Resolves once every admitted item's decision is applied. */
   admitted(): Promise<void>;
+  /** The task's successful items, streamed from their records in id order. */
+  outputs(): ItemOutputs;
 }

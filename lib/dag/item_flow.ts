@@ -6,11 +6,9 @@
  *
  * @module
  */
-import type { Output } from "../store/records.ts";
 import { TaskContractError } from "./errors.ts";
 import { joinItems } from "./item_join.ts";
 import type { Pool } from "./pool.ts";
-import { isProvisional } from "./staleness.ts";
 import type { EachTask, Item } from "./task.ts";
 import type { FlowHost } from "./flow_host.ts";
 
@@ -61,8 +59,7 @@ export async function driveItems(
     d.run.options.reporter.progress(task.name, d.state.counts);
   };
 
-  let listed: Item[] = [];
-  if (task.items) listed = await listItems(d, task, consider);
+  if (task.items) await listItems(d, task, consider);
   else if (flowDeps.length === 0) {
     throw new TaskContractError(
       `per-item task "${task.name}" reads no per-item task and has no items() to list its items`,
@@ -74,7 +71,8 @@ export async function driveItems(
   d.run.options.reporter.progress(task.name, d.state.counts);
   await pool.drained();
   await d.admitted();
-  await summarize(d, task, task.items && !d.state.unlisted ? listed : null, d.preparedState());
+  const relist = task.items && !d.state.unlisted ? () => specsOf(d, task) : null;
+  await summarize(d, task, relist, d.preparedState());
   await d.release();
   if (pool.fatal !== undefined) throw pool.fatal;
   const { failed, done } = d.state;
@@ -83,56 +81,57 @@ export async function driveItems(
     throw new AllItemsFailedError(`all ${failed.size} items failed`);
   }
   if (task.finish && !d.dryRun && !d.signal.aborted) {
-    const outputs = new Map<string, Output>();
-    for (const [id, p] of done) outputs.set(id, p.out);
     const expected = flowDeps.length
       ? d.run.driver(flowDeps[0]).outcome.expected
       : d.state.expected;
     // Failed here or upstream: an item missing for a reason of its own is that item's failure.
     const failures = new Map<string, string>();
     for (const [id, f] of d.run.upstream().failures(task.name)) failures.set(id, f.reason);
-    await task.finish(d.ctx, { done: outputs, expected: [...expected], failed: failures });
+    await task.finish(d.ctx, { done: d.outputs(), expected: [...expected], failed: failures });
   }
   return true;
 }
 
 /**
  * Lists the items of a task with an `items` function (after `--limit`) and hands each to
- * `consider`; a plan that cannot list them yet says why. Returns the items when the task sums
- * itself up.
+ * `consider`; a plan that cannot list them yet says why.
  */
 async function listItems(
   d: ItemFlowHost,
   task: EachTask,
   consider: (item: Item) => void,
-): Promise<Item[]> {
-  const listed: Item[] = [];
+): Promise<void> {
   const unknown = d.dryRun
     ? task.deps.find((dep) => {
       const s = d.run.driver(dep).outcome;
-      return s.unlisted || [...s.done.values()].some((p) => isProvisional(p.digest));
+      return s.unlisted || s.provisional;
     })
     : undefined;
   if (unknown) {
     // Items cannot be listed from outputs that do not exist yet.
     d.state.cannotList(`unknown until ${unknown} runs`);
-    return listed;
+    return;
   }
-  let specs = await task.items!(d.ctx, d.run.upstream());
-  const { limit } = d.run.options;
-  if (limit !== undefined) specs = specs.slice(0, limit);
   const seen = new Set<string>();
-  for (const spec of specs) {
-    if (seen.has(spec.id)) {
-      throw new TaskContractError(`task "${task.name}" lists item id "${spec.id}" twice`);
+  for await (const item of specsOf(d, task)) {
+    if (seen.has(item.id)) {
+      throw new TaskContractError(`task "${task.name}" lists item id "${item.id}" twice`);
     }
-    seen.add(spec.id);
-    const item = { id: spec.id, inputs: spec.inputs ?? {}, params: spec.params, extra: spec.extra };
-    if (task.summarize) listed.push(item);
+    seen.add(item.id);
     consider(item);
     await d.admitted();
   }
-  return listed;
+}
+
+/** The items task `task` lists, as items, after `--limit`. */
+async function* specsOf(d: ItemFlowHost, task: EachTask): AsyncGenerator<Item> {
+  const { limit } = d.run.options;
+  if (limit === 0) return;
+  let n = 0;
+  for await (const spec of await task.items!(d.ctx, d.run.upstream())) {
+    yield { id: spec.id, inputs: spec.inputs ?? {}, params: spec.params, extra: spec.extra };
+    if (++n === limit) return;
+  }
 }
 
 /**
@@ -173,17 +172,15 @@ export class AllItemsFailedError extends Error {
 async function summarize(
   d: ItemFlowHost,
   task: EachTask,
-  items: Item[] | null,
+  items: (() => AsyncIterable<Item>) | null,
   state: Promise<unknown> | undefined,
 ): Promise<void> {
   if (!task.summarize || d.run.options.summaries === false || d.signal.aborted) return;
-  const done = new Map<string, Output>();
-  for (const [id, p] of d.state.done) if (!isProvisional(p.digest)) done.set(id, p.out);
   await task.summarize(
     { ...d.ctx, lookupAlias: (name: string) => d.run.aliases.lookup(name) },
     {
       items,
-      done,
+      done: d.outputs(),
       failed: new Map(d.state.failed),
       dryRun: d.dryRun,
       upstream: d.run.upstream(),

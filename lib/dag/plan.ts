@@ -271,11 +271,7 @@ class Runner implements RunContext {
         if (!out) throw new UpstreamError(`aggregate task "${name}" has no output`);
         return out;
       },
-      items: (name) => {
-        const out = new Map<string, Output>();
-        for (const [id, p] of this.driver(name).outcome.done) out.set(id, p.out);
-        return out;
-      },
+      items: (name) => this.driver(name).outputs(),
       failures: (name) => {
         const out = new Map<string, { task: string; reason: string }>();
         for (const t of this.options.graph.closure([name])) {
@@ -285,14 +281,7 @@ class Runner implements RunContext {
         }
         return out;
       },
-      keys: (name) => this.driver(name).outcome.keys,
       taskInputs: (name) => this.driver(name).fileDigests(),
-      durations: (name) => {
-        const d = this.driver(name);
-        const out = new Map<string, number>();
-        for (const id of d.outcome.done.keys()) out.set(id, d.recordedMs(id));
-        return out;
-      },
     };
   }
 }

@@ -11,7 +11,7 @@ import type { Reporter } from "./events.ts";
 import type { TaskGraph } from "./graph.ts";
 import type { Executor } from "./remote.ts";
 import type { CodeReader } from "./code_identity.ts";
-import type { Task, Upstream } from "./task.ts";
+import type { ItemOutputs, Task, Upstream } from "./task.ts";
 import type { TaskOutcome } from "./task_state.ts";
 import type { Produced } from "./item_join.ts";
 import type { RunFactsCollector } from "./run_facts.ts";
@@ -52,8 +52,8 @@ export interface TaskView {
   readonly outcome: TaskOutcome;
   /** The files the task declared, by name: store digests in a run, identities in a plan. */
   fileDigests(): Record<string, string>;
-  /** Milliseconds the recorded action of an item took (0 when not recorded). */
-  recordedMs(id: string): number;
+  /** Its successful items, streamed in id order (see {@link ItemOutputs}). */
+  outputs(): ItemOutputs;
   /**
    * Runs item `id` of a per-item task again, within this run, because objects of its output
    * were found damaged; resolves with the new output, or null when it could not be rebuilt.

@@ -9,7 +9,6 @@ import type { Json } from "../store/canonical.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { Output } from "../store/records.ts";
 import type { RunFacts } from "./run_facts.ts";
-import type { KeyLookup } from "./item_join.ts";
 
 export type { Json, Output, RunFacts };
 
@@ -152,20 +151,41 @@ export interface Item {
   extra?: Json;
 }
 
+/** One successful item of a per-item task, as its action record holds it. */
+export interface ItemEntry {
+  id: string;
+  out: Output;
+  /** The key of the action that made it (for provenance). */
+  key: string;
+  /** Milliseconds its recorded action took. */
+  ms: number;
+}
+
+/**
+ * The successful items of a per-item task in this run: read in id order (the order Deno KV
+ * keeps them, by the UTF-8 bytes of the ids; see `compareIds`) or one at a time. Outputs are
+ * read from the records as they are asked for, not held in memory, so a task that reads
+ * millions of them streams them.
+ */
+export interface ItemOutputs extends AsyncIterable<ItemEntry> {
+  /** How many items succeeded. */
+  readonly size: number;
+  /** Whether item `id` succeeded. */
+  has(id: string): boolean;
+  /** Item `id`'s output, key and duration; undefined when it did not succeed. */
+  get(id: string): Promise<ItemEntry | undefined>;
+}
+
 /** What an aggregate task, an `items` enumerator or a `finish` check receives from upstream. */
 export interface Upstream {
   /** Output of an aggregate upstream task. */
   aggregate(task: string): Output;
-  /** Successful item outputs of a per-item upstream task. */
-  items(task: string): Map<string, Output>;
+  /** Successful items of a per-item upstream task, streamed in id order. */
+  items(task: string): ItemOutputs;
   /** Failed items of a per-item upstream task (and of every task before it). */
-  failures(task: string): Map<string, { task: string; reason: string }>;
-  /** Action keys of every upstream task, by task then item (for provenance). */
-  keys(task: string): KeyLookup;
+  failures(task: string): ReadonlyMap<string, { task: string; reason: string }>;
   /** Store digests of the files a task declared (e.g. its models), by name. */
   taskInputs(task: string): Record<string, string>;
-  /** Milliseconds each successful item's recorded action took. */
-  durations(task: string): Map<string, number>;
 }
 
 /**
@@ -291,10 +311,15 @@ export interface ItemSource {
 export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
   kind: "each";
   /**
-   * Lists the items when they do not simply follow the upstream per-item task one for one.
+   * Lists the items when they do not simply follow the upstream per-item task one for one: an
+   * array, or a stream (an async generator) so that millions of items are never all in memory;
+   * ids in ascending order (see `compareIds`) let the engine read their records in one pass.
    * A task with this function waits for all its upstream tasks to finish first.
    */
-  items?: (ctx: TaskContext<C>, upstream: Upstream) => Promise<ItemSpec[]>;
+  items?: (
+    ctx: TaskContext<C>,
+    upstream: Upstream,
+  ) => Promise<ItemSpec[]> | AsyncIterable<ItemSpec>;
   /**
    * Runs once before the first item that is not cached (e.g. to open a model session from
    * `ctx.files`); `state` is handed to each action.
@@ -314,7 +339,7 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
    * Sums the task up once its items are settled — in a run after the last item (before
    * `teardown`), in `run --dry-run` with the items that would run — through `ctx.log`, with the
    * same code in both, so a plan says what the run will say (e.g. which local copies would be
-   * adopted and which images downloaded). `items` lists every item of an `items()` task
+   * adopted and which images downloaded). `items` lists again every item of an `items()` task
    * (`null` when they cannot be listed yet, or for a task whose items flow from upstream);
    * `done` holds the outputs that exist (finished or cached); `state` is `prepare`'s, absent in
    * a plan. `status` and `explain` do not call it.
@@ -322,9 +347,9 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
   summarize?: (
     ctx: TaskContext<C> & Pick<ItemContext<C>, "lookupAlias">,
     result: {
-      items: Item[] | null;
-      done: Map<string, Output>;
-      failed: Map<string, string>;
+      items: (() => AsyncIterable<Item>) | null;
+      done: ItemOutputs;
+      failed: ReadonlyMap<string, string>;
       dryRun: boolean;
       /** The upstream outputs (usable when `items` is not `null`). */
       upstream: Upstream;
@@ -350,7 +375,7 @@ export interface EachTask<C = unknown, S = unknown> extends TaskCommon<C> {
    */
   finish?: (
     ctx: TaskContext<C>,
-    result: { done: Map<string, Output>; expected: string[]; failed: Map<string, string> },
+    result: { done: ItemOutputs; expected: string[]; failed: ReadonlyMap<string, string> },
   ) => Promise<void>;
 }
 

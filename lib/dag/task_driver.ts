@@ -33,7 +33,17 @@ import {
   pendingDigest,
   type StaleReason,
 } from "./staleness.ts";
-import type { EachTask, Item, Json, Task, TaskContext, Upstream } from "./task.ts";
+import type {
+  EachTask,
+  Item,
+  ItemEntry,
+  ItemOutputs,
+  Json,
+  Task,
+  TaskContext,
+  Upstream,
+} from "./task.ts";
+import { compareIds } from "./item_order.ts";
 import type { Produced } from "./item_join.ts";
 import { InputRepair, ItemRebuild } from "./damage_repair.ts";
 import { TaskState } from "./task_state.ts";
@@ -380,8 +390,12 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       }
       return { id, inputs };
     }
-    const spec = (await task.items(this.ctx, this.run.upstream())).find((s) => s.id === id);
-    return spec ? { id, inputs: spec.inputs ?? {}, params: spec.params, extra: spec.extra } : null;
+    for await (const spec of await task.items(this.ctx, this.run.upstream())) {
+      if (spec.id === id) {
+        return { id, inputs: spec.inputs ?? {}, params: spec.params, extra: spec.extra };
+      }
+    }
+    return null;
   }
 
   /** Notes what a plan says about an item, and lets a placeholder flow on in its place. */
@@ -432,8 +446,23 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     return this.#files.digests();
   }
 
-  recordedMs(id: string): number {
-    return this.records.get(id)?.ms ?? 0;
+  outputs(): ItemOutputs {
+    const done = new Map([...this.state.done].filter(([, p]) => !isProvisional(p.digest)));
+    const entry = (id: string): ItemEntry | undefined => {
+      const p = done.get(id);
+      const ms = this.records.get(id)?.ms ?? 0;
+      return p && { id, out: p.out, key: this.state.keys.get(id)!, ms };
+    };
+    return {
+      get size() {
+        return done.size;
+      },
+      has: (id) => done.has(id),
+      get: (id) => Promise.resolve(entry(id)),
+      async *[Symbol.asyncIterator]() {
+        for (const id of [...done.keys()].sort(compareIds)) yield entry(id)!;
+      },
+    };
   }
 
   /** What `run`, `status` and `explain` read about this task. */

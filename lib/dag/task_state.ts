@@ -37,6 +37,8 @@ export interface TaskOutcome {
   readonly executed: readonly string[];
   /** Set when a plan cannot list the items (what they come from would run first). */
   readonly unlisted: string | undefined;
+  /** Whether a plan has items that would run first: their outputs are not known yet. */
+  readonly provisional: boolean;
   readonly status: TaskStatus;
   readonly reason: string | undefined;
   /** Resolves once the task has ended. */
@@ -116,6 +118,9 @@ export class TaskState implements TaskOutcome {
   }
   get unlisted(): string | undefined {
     return this.#unlisted;
+  }
+  get provisional(): boolean {
+    return this.#plans.size > 0;
   }
   get status(): TaskStatus {
     return this.#status;
