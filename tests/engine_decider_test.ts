@@ -211,7 +211,7 @@ const ROWS: {
       const hash = hashJson({ task: TASK, v: "1", s: legacy.source, c: legacy.config });
       const rec = { ...record({}), taskHash: hash, key: "legacy" };
       const d = decider({ legacy: { hash, components: legacy } });
-      d.facts.records.set("7", rec);
+      (d.facts.records as Map<string, typeof rec>).set("7", rec);
       return d;
     })(),
     verdict: "run",

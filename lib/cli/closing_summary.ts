@@ -119,7 +119,7 @@ async function describePublished(
       : `package is not among the tasks run (${[...result.tasks.keys()].join(", ")})`;
     return;
   }
-  const record = pkg.records.get(AGGREGATE_ITEM);
+  const record = await pkg.record(AGGREGATE_ITEM);
   // Only the record of this run's decision describes what was published now.
   if (pkg.status !== "ok" || !record || pkg.keys.get(AGGREGATE_ITEM) !== record.key) {
     summary.unpublished = pkg.status === "ok" ? "package did not run" : `package ${pkg.status}`;

@@ -71,6 +71,8 @@ async function explainCommand<C>(
   opts: CommonOptions & PlanFlags,
 ): Promise<number> {
   const kind = cli.graph.get(task).kind;
+  // The item asked about is kept in full detail however many items the plan holds.
+  const watch = item === undefined ? undefined : new Set([item]);
   return await withPlan(cli, [task], opts, async (plan) => {
     const t = plan.tasks.get(task)!;
     const id = item ?? (kind === "aggregate" ? AGGREGATE_ITEM : undefined);
@@ -83,7 +85,7 @@ async function explainCommand<C>(
       print(opts.json ? JSON.stringify(e, null, 2) : renderTask(e));
     }
     return t.status === "ok" ? EXIT.ok : EXIT.failed;
-  });
+  }, watch);
 }
 
 /** What `explain TASK ITEM --json` prints. */
@@ -139,7 +141,7 @@ export async function explainItem(
   t: TaskSummary,
 ): Promise<ItemExplanation> {
   const plan = t.plans.get(id);
-  const known = plan !== undefined || t.keys.has(id);
+  const known = plan !== undefined || t.keys.has(id) || t.knows(id);
   if (!known && !t.unlisted) {
     const some = t.items.filter((i) => i !== AGGREGATE_ITEM).slice(0, 5);
     throw new ExplainError(
@@ -157,9 +159,9 @@ export async function explainItem(
     verdict,
     upToDate: verdict === "cached",
     key: t.keys.get(id) ?? null,
-    recordedKey: t.records.get(id)?.key ?? null,
+    recordedKey: (await t.record(id))?.key ?? null,
     reasons,
-    components: t.components(id),
+    components: await t.components(id),
     recordedComponents: await t.recordedComponents(id),
   };
 }
@@ -228,32 +230,21 @@ export interface TaskExplanation {
  * ```
  */
 export function explainTask(task: string, t: TaskSummary): TaskExplanation {
-  const grouped = new Map<string, TaskExplanation["reasons"][number]>();
-  let wouldRun = 0;
-  let mayRun = 0;
-  for (const [id, plan] of t.plans) {
-    if (plan.verdict === "run") wouldRun++;
-    else mayRun++;
-    for (const r of plan.reasons) {
-      const group = `${plan.verdict}\n${r.text}`;
-      let g = grouped.get(group);
-      if (!g) {
-        g = { ...r, verdict: plan.verdict, count: 0, items: [] };
-        grouped.set(group, g);
-      }
-      g.count++;
-      if (g.items.length < 20) g.items.push(id);
-    }
-  }
+  const { run: wouldRun, may: mayRun, groups } = t.tally;
   return {
     task,
     items: t.unlisted ? null : t.counts.total,
     cached: t.counts.cached,
     wouldRun,
     mayRun,
-    upToDate: !t.unlisted && t.plans.size === 0,
+    upToDate: !t.unlisted && wouldRun + mayRun === 0,
     unlisted: t.unlisted ?? null,
-    reasons: [...grouped.values()],
+    reasons: groups.map((g) => ({
+      ...g.reason,
+      verdict: g.verdict,
+      count: g.count,
+      items: g.items,
+    })),
   };
 }
 

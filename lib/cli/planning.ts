@@ -98,6 +98,7 @@ export async function withPlan<C, T>(
   targets: string[],
   opts: CommonOptions & PlanFlags,
   use: (plan: RunResult, records: Records) => Promise<T>,
+  watch?: ReadonlySet<string>,
 ): Promise<T> {
   const { pipeline, graph } = cli;
   const config = await loadConfig(pipeline, opts.config, opts.set);
@@ -120,6 +121,7 @@ export async function withPlan<C, T>(
       limit: opts.limit,
       force: opts.force,
       summaries: false,
+      watch,
     });
     return await use(plan, records);
   } finally {

@@ -127,16 +127,7 @@ export function statusRows(
 ): StatusRow[] {
   return names.map((name) => {
     const t = plan.tasks.get(name)!;
-    let wouldRun = 0;
-    let mayRun = 0;
-    let failed = 0;
-    let interrupted = 0;
-    for (const p of t.plans.values()) {
-      if (p.verdict === "run") wouldRun++;
-      else mayRun++;
-      if (p.reasons.some((r) => r.kind === "failed")) failed++;
-      if (p.reasons.some((r) => r.kind === "interrupted")) interrupted++;
-    }
+    const { run: wouldRun, may: mayRun, failed, interrupted } = t.tally;
     const row: StatusRow = {
       task: name,
       items: t.unlisted ? null : t.counts.total,

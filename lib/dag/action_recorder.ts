@@ -79,24 +79,19 @@ export class ActionRecorder {
       await h.run.options.records.putAliases(aliases);
       for (const [name, d] of aliases) h.run.aliases.add(name, d);
     }
-    const { records, failures } = h.decider.facts;
-    const prev = records.get(id);
+    const prev = work.prev;
     if (prev && prev.key !== work.key) {
       h.run.writer.set(KEYS.superseded(h.name, id, h.run.runId), prev);
     }
     h.run.writer.set(KEYS.action(h.name, id), rec);
-    if (failures.has(id)) h.run.writer.delete(KEYS.failure(h.name, id));
-    records.set(id, rec);
+    if (work.failedBefore) h.run.writer.delete(KEYS.failure(h.name, id));
   }
 
-  /** Makes a superseded record current again (a cache hit after a revert). */
-  revive(id: string, old: ActionRecord): void {
+  /** Makes a superseded record current again (a cache hit after a revert of `current`). */
+  revive(id: string, old: ActionRecord, current: ActionRecord | undefined): void {
     const h = this.#host;
-    const { records } = h.decider.facts;
-    const current = records.get(id);
     if (current) h.run.writer.set(KEYS.superseded(h.name, id, h.run.runId), current);
     h.run.writer.set(KEYS.action(h.name, id), old);
-    records.set(id, old);
   }
 
   /** Records a failed action with its reason. */

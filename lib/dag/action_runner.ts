@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { AGGREGATE_ITEM, type CodeIdentity, type Output } from "../store/records.ts";
+import {
+  type ActionRecord,
+  AGGREGATE_ITEM,
+  type CodeIdentity,
+  type Output,
+} from "../store/records.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import { outputDigest } from "./action_key.ts";
 import { ActionRecorder } from "./action_recorder.ts";
@@ -25,6 +30,7 @@ import { isAbort } from "../base/abort.ts";
 import { DEFAULT_RETRY, withRetry } from "./action_retry.ts";
 import { checkpointPath, itemContext } from "./item_context.ts";
 import type { PoolHost, Work } from "./pool.ts";
+import type { FlowGate } from "./flow_gate.ts";
 import type { RecorderHost } from "./action_recorder.ts";
 import type { RunContext } from "./run_context.ts";
 import type { TaskState } from "./task_state.ts";
@@ -55,6 +61,10 @@ export class ActionRunner implements PoolHost, RemoteHost {
   get signal(): AbortSignal {
     return this.#driver.run.options.signal;
   }
+  get gate(): FlowGate {
+    return this.#driver.run.gate;
+  }
+
   get concurrency(): number | undefined {
     return this.#driver.run.options.concurrency;
   }
@@ -202,8 +212,8 @@ export class ActionRunner implements PoolHost, RemoteHost {
   }
 
   /** Makes a superseded record current again (a cache hit after a revert). */
-  revive(id: string, record: Parameters<ActionRecorder["revive"]>[1]): void {
-    this.#recorder.revive(id, record);
+  revive(id: string, record: ActionRecord, current: ActionRecord | undefined): void {
+    this.#recorder.revive(id, record, current);
   }
 
   retryPolicy(): RetryPolicy {

@@ -71,8 +71,9 @@ export interface AdoptionFacts {
 }
 
 /**
- * Adopts the records of a task written before code identity: returns the records it rewrote
- * under new keys (to be written back), leaving `records` holding them.
+ * Adopts the records of a task written before code identity, one at a time as they are read:
+ * the returned function gives a record back as it is, or rewritten under its new key (then
+ * `adopted` is told, so that it is written back).
  *
  * @example
  * ```ts
@@ -88,44 +89,45 @@ export interface AdoptionFacts {
  * const old = {
  *   key: "old", taskHash: "legacy", inputs: {}, objects: {}, meta: 4, digest: "d", run: 1, ms: 1,
  * };
- * const records = new Map([["2", old]]);
- * const adopted = await adoptLegacyRecords(records, {
+ * const adopted: string[] = [];
+ * const adopt = legacyAdopter({
  *   task: "square", source: `file://${dir}/square.ts`, declared: [], components,
  *   taskHash: taskHash("square", components), slice: {}, fileInputs: {},
  *   recordedComponents: (h) => Promise.resolve(h === "legacy" ? legacy : null),
  *   recordedSlice: () => Promise.resolve({}),
- * });
- * assert.equal(adopted.length, 1);
- * assert.equal(records.get("2")!.taskHash, taskHash("square", components));
+ * }, (id) => adopted.push(id));
+ * assert.equal((await adopt("2", old)).taskHash, taskHash("square", components));
+ * assert.deepEqual(adopted, ["2"]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function adoptLegacyRecords(
-  records: Map<string, ActionRecord>,
+export function legacyAdopter(
   facts: AdoptionFacts,
-): Promise<[string, ActionRecord][]> {
+  adopted: (id: string, record: ActionRecord) => void,
+): (id: string, record: ActionRecord) => ActionRecord | Promise<ActionRecord> {
   const adoptable = new Map<string, Promise<boolean>>();
-  const out: [string, ActionRecord][] = [];
-  for (const [id, rec] of records) {
-    if (rec.taskHash === facts.taskHash) continue;
-    let ok = adoptable.get(rec.taskHash);
-    if (!ok) {
-      ok = adoptableHash(rec.taskHash, facts);
-      adoptable.set(rec.taskHash, ok);
-    }
-    if (!(await ok)) continue;
+  const adopt = async (id: string, rec: ActionRecord, ok: Promise<boolean>) => {
+    if (!(await ok)) return rec;
     const inputs = translatedInputs(rec.inputs, facts.fileInputs);
-    if (inputs === null) continue;
-    const adopted: ActionRecord = {
+    if (inputs === null) return rec;
+    const out: ActionRecord = {
       ...rec,
       key: actionKey(facts.taskHash, inputs, rec.params),
       taskHash: facts.taskHash,
       inputs,
     };
-    records.set(id, adopted);
-    out.push([id, adopted]);
-  }
-  return out;
+    adopted(id, out);
+    return out;
+  };
+  return (id, rec) => {
+    if (rec.taskHash === facts.taskHash) return rec;
+    let ok = adoptable.get(rec.taskHash);
+    if (!ok) {
+      ok = adoptableHash(rec.taskHash, facts);
+      adoptable.set(rec.taskHash, ok);
+    }
+    return adopt(id, rec, ok);
+  };
 }
 
 /** Whether records of task hash `hash` were written before code identity and can be adopted. */

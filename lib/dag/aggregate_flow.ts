@@ -21,6 +21,8 @@ import type { FlowHost } from "./flow_host.ts";
 export interface AggregateFlowHost extends FlowHost {
   /** Drops the record of item `id` (its objects are damaged). */
   invalidate(id: string): void;
+  /** What the decision of the action found recorded before it (when it runs). */
+  readonly decided: Pick<Work, "prev" | "failedBefore">;
   /** Runs the action under the task's retry policy, and records what it did. */
   readonly actions: Pick<ActionRunner, "withRetry" | "record" | "recordFailure">;
 }
@@ -33,7 +35,7 @@ export async function driveAggregate(d: AggregateFlowHost, task: AggregateTask):
   const fingerprint = task.fingerprint ? await task.fingerprint(d.ctx) : undefined;
   const item: Item = { id: AGGREGATE_ITEM, inputs: {}, params: fingerprint };
   for (let round = 0;; round++) {
-    d.admit(item, d.wholeInputs(task.deps), null, round > 0);
+    d.admit(item, await d.wholeInputs(task.deps), null, round > 0);
     await d.admitted();
     try {
       return await decided(d, task, item);
@@ -48,7 +50,7 @@ export async function driveAggregate(d: AggregateFlowHost, task: AggregateTask):
 
 /** Publishes the cached output, or runs the action; a plan does neither. */
 async function decided(d: AggregateFlowHost, task: AggregateTask, item: Item): Promise<void> {
-  const cached = d.state.done.get(AGGREGATE_ITEM);
+  const cached = d.state.aggregate;
   if (cached) {
     if (task.publish && !d.dryRun) {
       // The facts of the run that built this output, so the same files are published again.
@@ -63,7 +65,7 @@ async function decided(d: AggregateFlowHost, task: AggregateTask, item: Item): P
   if (key === undefined || comps === undefined) {
     throw new TaskContractError(`task "${task.name}" has inputs that are not known while running`);
   }
-  const work: Work = { item, key, comps, attempts: 0 };
+  const work: Work = { item, key, comps, attempts: 0, ...d.decided };
   const started = performance.now();
   try {
     // An aggregate action can reuse objects an earlier run built, found by their aliases.
@@ -102,14 +104,14 @@ async function repair(
       task: task.name,
       message: `${e.message}: running again the actions built from them (${what})`,
     });
-  const own = d.state.done.get(AGGREGATE_ITEM);
+  const own = d.state.aggregate;
   if (own && Object.values(own.out.objects).includes(e.digest)) {
     say(task.name);
     d.invalidate(AGGREGATE_ITEM);
     d.state.retracted(AGGREGATE_ITEM);
     return;
   }
-  const producer = producerOf(d.run, task.deps, e.digest);
+  const producer = await producerOf(d.run, task.deps, e.digest);
   if (producer === null || producer.task.task.kind === "aggregate") {
     if (producer) producer.task.invalidate(producer.id);
     throw e;

@@ -11,6 +11,7 @@
  * @module
  */
 import { ObjectStoreError } from "../store/objects.ts";
+import { AGGREGATE_ITEM } from "../store/records.ts";
 import type { Produced } from "./item_join.ts";
 import type { Pool, Work } from "./pool.ts";
 import type { RunContext, TaskView } from "./run_context.ts";
@@ -49,18 +50,23 @@ export interface Producer {
  * import assert from "node:assert/strict";
  * import type { RunContext, TaskView } from "./run_context.ts";
  *
- * const done = new Map([["7", { out: { objects: { latent: "d1" }, meta: null }, digest: "x" }]]);
- * const encode = { task: { name: "encode", deps: [] }, outcome: { done } } as unknown as TaskView;
+ * async function* outputs() {
+ *   yield { id: "7", out: { objects: { latent: "d1" }, meta: null }, key: "k", ms: 1 };
+ * }
+ * const encode = {
+ *   task: { name: "encode", kind: "each", deps: [] },
+ *   outputs,
+ * } as unknown as TaskView;
  * const run = { driver: () => encode } as unknown as RunContext;
- * assert.equal(producerOf(run, ["encode"], "d1")?.id, "7");
- * assert.equal(producerOf(run, ["encode"], "d2"), null);
+ * assert.equal((await producerOf(run, ["encode"], "d1"))?.id, "7");
+ * assert.equal(await producerOf(run, ["encode"], "d2"), null);
  * ```
  */
-export function producerOf(
+export async function producerOf(
   run: RunContext,
   names: readonly string[],
   digest: string,
-): Producer | null {
+): Promise<Producer | null> {
   const seen = new Set<string>();
   const stack = [...names];
   while (stack.length > 0) {
@@ -68,8 +74,14 @@ export function producerOf(
     if (seen.has(name)) continue;
     seen.add(name);
     const task = run.driver(name);
-    for (const [id, p] of task.outcome.done) {
-      if (Object.values(p.out.objects).includes(digest)) return { task, id };
+    if (task.task.kind === "aggregate") {
+      const p = task.outcome.aggregate;
+      if (p && Object.values(p.out.objects).includes(digest)) return { task, id: AGGREGATE_ITEM };
+    } else {
+      // Read from the records: a damaged object is rare, and outputs are not kept in memory.
+      for await (const { id, out } of task.outputs()) {
+        if (Object.values(out.objects).includes(digest)) return { task, id };
+      }
     }
     stack.push(...task.task.deps);
   }
@@ -123,7 +135,7 @@ export class InputRepair {
     const host = this.#host;
     const item = { ...work.item, inputs: { ...work.item.inputs } };
     for (const digest of damaged) {
-      const producer = producerOf(host.run, host.deps, digest);
+      const producer = await producerOf(host.run, host.deps, digest);
       const why = cause?.message ?? `object ${digest} is missing from the store`;
       if (producer === null) {
         return host.fail(work, new ObjectStoreError(`${why}; no task of this run made it`));
@@ -144,7 +156,7 @@ export class InputRepair {
         message: `${why}: running again the actions built from them ` +
           `(${producer.task.task.name} ${producer.id}, then ${host.name} ${work.item.id})`,
       });
-      const old = producer.task.outcome.done.get(producer.id)?.out;
+      const old = (await producer.task.outputs().get(producer.id))?.out;
       const rebuilt = await producer.task.rebuild(producer.id);
       // An interrupted run leaves the action unfinished, not failed.
       if (host.run.options.signal.aborted) return;

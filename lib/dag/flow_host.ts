@@ -18,7 +18,7 @@ export interface FlowHost {
   readonly dryRun: boolean;
   readonly signal: AbortSignal;
   /** The input digests of the task's files and of `deps` as a whole. */
-  wholeInputs(deps: readonly string[]): Record<string, string>;
+  wholeInputs(deps: readonly string[]): Promise<Record<string, string>>;
   /**
    * Decides one item and applies the decision: its output flows on, it is planned, or it goes
    * to `pool` (an aggregate task's flow runs its action itself: `null`); `again` when the item

@@ -7,7 +7,7 @@
  * @module
  */
 import { TaskContractError } from "./errors.ts";
-import { joinItems } from "./item_join.ts";
+import type { FollowQueue } from "./item_join.ts";
 import type { Pool } from "./pool.ts";
 import type { EachTask, Item } from "./task.ts";
 import type { FlowHost } from "./flow_host.ts";
@@ -34,11 +34,12 @@ export async function driveItems(
   d: ItemFlowHost,
   task: EachTask,
   flowDeps: string[],
+  follow: FollowQueue | null,
 ): Promise<boolean> {
   const pool = d.openPool(task);
   // A task that lists its own items picks its inputs; one that follows its upstream items
   // depends on its aggregate upstream tasks as a whole.
-  const wholeInputs = d.wholeInputs(
+  const wholeInputs = await d.wholeInputs(
     task.items ? [] : task.deps.filter((dep) => d.run.driver(dep).task.kind === "aggregate"),
   );
   const whole = Object.keys(wholeInputs).length > 0;
@@ -64,7 +65,7 @@ export async function driveItems(
     throw new TaskContractError(
       `per-item task "${task.name}" reads no per-item task and has no items() to list its items`,
     );
-  } else if (!(await followItems(d, flowDeps, consider, pool))) return false;
+  } else if (!(await followItems(d, flowDeps, follow!, consider, pool))) return false;
   pool.close();
   // Every item is known now: progress can show a total and an ETA.
   d.state.allListed();
@@ -75,15 +76,13 @@ export async function driveItems(
   await summarize(d, task, relist, d.preparedState());
   await d.release();
   if (pool.fatal !== undefined) throw pool.fatal;
-  const { failed, done } = d.state;
-  if (failed.size > 0 && done.size === 0) {
+  const { failed, okCount } = d.state;
+  if (failed.size > 0 && okCount === 0) {
     // Nothing came through: the task did not do its job, whatever its items' reasons.
     throw new AllItemsFailedError(`all ${failed.size} items failed`);
   }
   if (task.finish && !d.dryRun && !d.signal.aborted) {
-    const expected = flowDeps.length
-      ? d.run.driver(flowDeps[0]).outcome.expected
-      : d.state.expected;
+    const expected = (flowDeps.length ? d.run.driver(flowDeps[0]).outcome : d.state).listedIds();
     // Failed here or upstream: an item missing for a reason of its own is that item's failure.
     const failures = new Map<string, string>();
     for (const [id, f] of d.run.upstream().failures(task.name)) failures.set(id, f.reason);
@@ -112,14 +111,14 @@ async function listItems(
     d.state.cannotList(`unknown until ${unknown} runs`);
     return;
   }
-  const seen = new Set<string>();
   for await (const item of specsOf(d, task)) {
-    if (seen.has(item.id)) {
+    if (d.state.knows(item.id)) {
       throw new TaskContractError(`task "${task.name}" lists item id "${item.id}" twice`);
     }
-    seen.add(item.id);
     consider(item);
     await d.admitted();
+    // Backpressure: no more items while the run's pools hold enough work.
+    await d.run.gate.room(d.signal);
   }
 }
 
@@ -141,16 +140,17 @@ async function* specsOf(d: ItemFlowHost, task: EachTask): AsyncGenerator<Item> {
 async function followItems(
   d: ItemFlowHost,
   flowDeps: string[],
+  follow: FollowQueue,
   consider: (item: Item, digests: Record<string, string>) => void,
   pool: Pool,
 ): Promise<boolean> {
   const streams = flowDeps.map((dep) => d.run.driver(dep).outcome);
-  joinItems(streams, (id, outs, digests) => consider({ id, inputs: outs }, digests));
+  follow.start((id, outs, digests) => consider({ id, inputs: outs }, digests));
   await Promise.all(streams.map((s) => s.finished()));
   await d.admitted();
   for (const s of streams) {
     if (s.unlisted) d.state.cannotList(s.unlisted);
-    if (s.status === "blocked" || (s.status === "failed" && s.done.size === 0)) {
+    if (s.status === "blocked" || (s.status === "failed" && s.okCount === 0)) {
       pool.close();
       await pool.drained();
       d.block(`upstream task "${s.name}" ${s.status}`);

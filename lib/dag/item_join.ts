@@ -23,13 +23,13 @@ export interface KeyLookup {
 /** A per-item task whose results can be followed. */
 export interface ItemStream {
   readonly name: string;
-  /** Calls `listener` for every item produced so far and every item produced from now on. */
+  /** Calls `listener` for every item produced from now on. */
   subscribe(listener: (id: string, p: Produced) => void): void;
 }
 
 /**
  * Calls `onItem` once per item that every stream has produced, with each stream's output and
- * digest by stream name.
+ * digest by stream name. An item waits here only until the last stream produces it.
  *
  * @example
  * ```ts
@@ -71,5 +71,55 @@ export function joinItems(
         arrived.set(id, got);
       }
     });
+  }
+}
+
+/** An item every followed stream has produced, with outputs and digests by stream name. */
+export type Joined = [id: string, outs: Record<string, Output>, digests: Record<string, string>];
+
+/**
+ * Follows per-item streams from before anything flows: items joined before the follower is
+ * ready to take them wait in a queue, then flow straight to it. A follower that will take none
+ * (it was blocked) drops them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * let emit: (id: string) => void = () => {};
+ * const stream: ItemStream = {
+ *   name: "scale",
+ *   subscribe: (l) => emit = (id) => l(id, { out: { objects: {}, meta: id }, digest: id }),
+ * };
+ * const queue = new FollowQueue([stream]);
+ * emit("1");
+ * const got: string[] = [];
+ * queue.start((id) => got.push(id));
+ * emit("2");
+ * assert.deepEqual(got, ["1", "2"]);
+ * ```
+ */
+export class FollowQueue {
+  #early: Joined[] | null = [];
+  #take: ((...joined: Joined) => void) | null = null;
+
+  constructor(streams: ItemStream[]) {
+    joinItems(streams, (...joined) => {
+      if (this.#take) this.#take(...joined);
+      else this.#early?.push(joined);
+    });
+  }
+
+  /** Hands the items that came so far to `take`, then every later one as it comes. */
+  start(take: (...joined: Joined) => void): void {
+    const early = this.#early ?? [];
+    this.#early = null;
+    this.#take = take;
+    for (const joined of early) take(...joined);
+  }
+
+  /** Drops what came and what will come. */
+  drop(): void {
+    this.#early = null;
   }
 }

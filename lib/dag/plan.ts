@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { ObjectAliases } from "../store/aliases.ts";
 import type { ObjectStore } from "../store/objects.ts";
-import { AGGREGATE_ITEM, type Output, type RecordWriter } from "../store/records.ts";
+import type { Output, RecordWriter } from "../store/records.ts";
 import { outputDigest } from "./action_key.ts";
 import { UpstreamError } from "./errors.ts";
 import type { RunContext, RunOptions, TaskView } from "./run_context.ts";
@@ -20,6 +20,8 @@ import { SpaceCheck } from "../store/space.ts";
 import { invalidateFrom } from "../store/invalidate.ts";
 import type { Upstream } from "./task.ts";
 import { TaskDriver } from "./task_driver.ts";
+import { ItemTable } from "./item_table.ts";
+import { FlowGate } from "./flow_gate.ts";
 import { CodeReader } from "./code_identity.ts";
 import { adoptionNote } from "./adoption.ts";
 import { readDirOrNull, readTextOrNull, removeIfPresent } from "../base/fs.ts";
@@ -82,6 +84,8 @@ class Runner implements RunContext {
   readonly code: CodeReader;
   readonly #stop = new AbortController();
   readonly drivers = new Map<string, TaskDriver>();
+  readonly items = new ItemTable();
+  readonly gate = new FlowGate();
   readonly #checkpointsDone: string[] = [];
 
   constructor(options: RunOptions) {
@@ -130,13 +134,14 @@ class Runner implements RunContext {
     for (const task of closure) this.drivers.set(task.name, new TaskDriver(this, task));
     await Promise.all([...this.drivers.values()].map((d) => d.load()));
     await this.#rememberModules();
+    await Promise.all([...this.drivers.values()].map((d) => d.drive()));
+    // Old records are adopted as the items reach them.
     const adopted = new Map(
       [...this.drivers].filter(([, d]) => d.adopted > 0).map(([n, d]) => [n, d.adopted]),
     );
     if (adopted.size > 0) {
       reporter.emit({ event: "log", task: "run", message: adoptionNote(adopted) });
     }
-    await Promise.all([...this.drivers.values()].map((d) => d.drive()));
     try {
       await this.writer.flush();
     } catch (e) {
@@ -236,7 +241,7 @@ class Runner implements RunContext {
       // Only tasks that keep checkpoints pay for the set of their keys.
       if (entries.length === 0) continue;
       const keys = new Set<string>();
-      for (const r of d.records.values()) keys.add(r.key);
+      for await (const [, r] of this.options.records.actionsInOrder(d.name)) keys.add(r.key);
       for (const e of entries) {
         if (keys.has(e.name)) await removeCheckpoint(store, join(dir, e.name));
         // A reference half-written when a run was killed (this run holds the lease).
@@ -267,7 +272,7 @@ class Runner implements RunContext {
   upstream(): Upstream {
     return {
       aggregate: (name) => {
-        const out = this.driver(name).outcome.done.get(AGGREGATE_ITEM)?.out;
+        const out = this.driver(name).outcome.aggregate?.out;
         if (!out) throw new UpstreamError(`aggregate task "${name}" has no output`);
         return out;
       },

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import type { KeyComponents } from "../store/records.ts";
+import type { ActionRecord, KeyComponents } from "../store/records.ts";
+import type { FlowGate } from "./flow_gate.ts";
 import type { ActionResult, Item, ItemContext, RetryPolicy, TaskContext } from "./task.ts";
 
 /** One action to execute: the item, its key and the components of the key. */
@@ -16,6 +17,10 @@ export interface Work {
   comps: KeyComponents;
   /** Attempts made so far. */
   attempts: number;
+  /** The item's current record when it was decided (superseded once this action is recorded). */
+  prev?: ActionRecord;
+  /** Whether a failure record of the item is to be cleared once this action is recorded. */
+  failedBefore?: boolean;
   /** Failed attempts that count against the retry policy (a quota refusal does not). */
   counted?: number;
   /** Set once the action saved a checkpoint, so finishing it removes the checkpoint. */
@@ -32,6 +37,8 @@ export interface PoolHost {
   readonly signal: AbortSignal;
   /** Concurrency override for every per-item task. */
   readonly concurrency?: number;
+  /** Counts the actions in flight run-wide, for the listings' backpressure. */
+  readonly gate?: FlowGate;
   readonly ctx: TaskContext<unknown>;
   /** The task's prepared state (its `prepare` runs once, before the first action). */
   prepared(): Promise<unknown>;

@@ -16,6 +16,8 @@ import type { TaskOutcome } from "./task_state.ts";
 import type { Produced } from "./item_join.ts";
 import type { RunFactsCollector } from "./run_facts.ts";
 import type { SpaceCheck } from "../store/space.ts";
+import type { ItemTable } from "./item_table.ts";
+import type { FlowGate } from "./flow_gate.ts";
 
 /** How to run. */
 export interface RunOptions {
@@ -43,6 +45,8 @@ export interface RunOptions {
    * `explain` plan without them.
    */
   summaries?: boolean;
+  /** Items asked about by name (`explain TASK ITEM`): kept in full detail whatever their number. */
+  watch?: ReadonlySet<string>;
 }
 
 /** Another task of the run, as a task reads it. */
@@ -54,6 +58,8 @@ export interface TaskView {
   fileDigests(): Record<string, string>;
   /** Its successful items, streamed in id order (see {@link ItemOutputs}). */
   outputs(): ItemOutputs;
+  /** The ids and output digests of its successful items, in id order. */
+  outputDigests(): AsyncIterable<[string, string]>;
   /**
    * Runs item `id` of a per-item task again, within this run, because objects of its output
    * were found damaged; resolves with the new output, or null when it could not be rebuilt.
@@ -89,4 +95,8 @@ export interface RunContext {
   fault(e: unknown): boolean;
   /** Warns once when the work queued needs more space than the cache's disk has. */
   readonly space: SpaceCheck;
+  /** Every item id of the run, once (see item_table.ts). */
+  readonly items: ItemTable;
+  /** Actions in flight run-wide; listings wait for room (see flow_gate.ts). */
+  readonly gate: FlowGate;
 }

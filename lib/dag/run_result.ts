@@ -8,10 +8,10 @@ import type { Json } from "../store/canonical.ts";
 import type { SystemicFault } from "../store/systemic.ts";
 import type { TaskCounts, TaskStatus } from "./events.ts";
 import type { KeyLookup } from "./item_join.ts";
-import type { ItemPlan, TaskOutcome } from "./task_state.ts";
+import type { ItemPlan, PlanTally, TaskOutcome } from "./task_state.ts";
 import type { ActionDecider } from "./staleness.ts";
 
-export type { ItemPlan };
+export type { ItemPlan, PlanTally };
 
 /** What a run did, or a plan would do. */
 export interface RunResult {
@@ -28,52 +28,58 @@ export interface TaskSummary {
   status: TaskStatus;
   counts: TaskCounts;
   reason?: string;
-  /** Action keys of the items, where known. */
+  /** Action keys of the items kept in detail (see task_state.ts), where known. */
   keys: KeyLookup;
-  /** Items that are not cached and why (a plan). */
+  /** Items kept in detail that are not cached, and why (a plan). */
   plans: ReadonlyMap<string, ItemPlan>;
+  /** Why items are not cached, counted over every item (a plan). */
+  tally: PlanTally;
   /** Set when the plan cannot list the task's items: they all may run. */
   unlisted?: string;
-  /** Items in the order they were listed or arrived. */
+  /** Items kept in detail, in the order they were listed or arrived. */
   items: readonly string[];
-  /** Items whose action ran (successfully or not) in this run. */
+  /** Items kept in detail whose action ran (successfully or not) in this run. */
   executed: readonly string[];
-  /** Current action records by item. */
-  records: ReadonlyMap<string, ActionRecord>;
+  /** Whether the task was handed item `id`. */
+  knows(id: string): boolean;
+  /** The current action record of an item, read from the records. */
+  record(id: string): Promise<ActionRecord | null>;
   failures: ReadonlyMap<string, string>;
   slice: Record<string, Json>;
   /** The key components of an item now (those of its record when it is cached). */
-  components(id: string): KeyComponents | null;
+  components(id: string): Promise<KeyComponents | null>;
   /** The components the recorded action of an item was keyed with. */
   recordedComponents(id: string): Promise<KeyComponents | null>;
 }
 
 /**
  * The summary of a task once it has ended: its state, and the components of its items from the
- * decision.
+ * decision; `record` reads an item's current record.
  */
 export function taskSummary(
   s: TaskOutcome,
-  decider: Pick<ActionDecider, "facts" | "components" | "recordedComponentsOf">,
+  decider: Pick<ActionDecider, "components" | "recordedComponentsOf">,
   slice: Record<string, Json>,
+  record: (id: string) => Promise<ActionRecord | null>,
 ): TaskSummary {
-  const records = decider.facts.records;
   return {
     status: s.status,
     counts: s.counts,
     reason: s.reason,
     keys: s.keys,
     plans: s.plans,
+    tally: s.tally,
     unlisted: s.unlisted,
     items: s.expected,
     executed: s.executed,
-    records,
+    knows: (id) => s.knows(id),
+    record,
     failures: s.failed,
     slice,
-    components: (id) => {
+    components: async (id) => {
       const now = s.components.get(id);
       if (now) return now;
-      const rec = records.get(id);
+      const rec = await record(id);
       return rec && s.keys.get(id) === rec.key ? decider.components(rec.inputs, rec.params) : null;
     },
     recordedComponents: (id) => decider.recordedComponentsOf(id),

@@ -26,6 +26,7 @@ import {
   type LegacyTaskComponents,
   type TaskComponents,
 } from "../store/records.ts";
+import type { RecordLookup } from "../store/record_cursor.ts";
 import { actionKey } from "./action_key.ts";
 import { diffSlices } from "./config.ts";
 import { UNKNOWN_FILE } from "./file_inputs.ts";
@@ -42,9 +43,26 @@ export { codeChanges, interruptedReason, type StaleReason };
 
 /** What the decision says about one action. */
 export type Decision =
-  | { verdict: "cached"; key: string; record: ActionRecord; revived: boolean }
-  /** It runs; `key` is undefined when an input is not known yet (a plan). */
-  | { verdict: "run"; key?: string; reasons: StaleReason[] }
+  /** Cached; a revived record replaces `current`, the item's current record. */
+  | {
+    verdict: "cached";
+    key: string;
+    record: ActionRecord;
+    revived: boolean;
+    current?: ActionRecord;
+  }
+  /**
+   * It runs; `key` is undefined when an input is not known yet (a plan). `current` is the
+   * item's current record (superseded once the action is recorded) and `failedBefore` says
+   * whether a failure record is to be cleared then.
+   */
+  | {
+    verdict: "run";
+    key?: string;
+    reasons: StaleReason[];
+    current?: ActionRecord;
+    failedBefore?: boolean;
+  }
   /** It runs only if an input not known yet turns out different from what a record has. */
   | { verdict: "may"; reasons: StaleReason[] };
 
@@ -89,10 +107,13 @@ export interface TaskFacts {
   code: CodeIdentity;
   taskHash: string;
   slice: Record<string, Json>;
-  /** Current records, superseded records and failures, by item id. */
-  records: Map<string, ActionRecord>;
-  superseded: Map<string, ActionRecord[]>;
-  failures: Map<string, FailureRecord>;
+  /**
+   * Current records, superseded records and failures, by item id: Maps, or cursors that read
+   * them beside items arriving in id order (lib/store/record_cursor.ts).
+   */
+  records: RecordLookup<ActionRecord>;
+  superseded: RecordLookup<ActionRecord[]>;
+  failures: RecordLookup<FailureRecord>;
   /** `--force` of this task. */
   forced: boolean;
   /** Config fields that say which dataset a record belongs to (see `TaskCommon.scope`). */
@@ -151,7 +172,7 @@ export class ActionDecider {
 
   /** The components the current record of item `id` was keyed with (null without a record). */
   async recordedComponentsOf(id: string): Promise<KeyComponents | null> {
-    const rec = this.facts.records.get(id);
+    const rec = await this.facts.records.get(id);
     if (!rec) return null;
     const parts = await this.facts.recordedComponents(rec.taskHash);
     const comps: KeyComponents = {
@@ -174,8 +195,18 @@ export class ActionDecider {
     inputs: Record<string, string>,
     params: string | undefined,
   ): Decision | Promise<Decision> {
+    const rec = this.facts.records.get(id);
+    if (rec instanceof Promise) return rec.then((r) => this.#decideWith(id, r, inputs, params));
+    return this.#decideWith(id, rec, inputs, params);
+  }
+
+  #decideWith(
+    id: string,
+    rec: ActionRecord | undefined,
+    inputs: Record<string, string>,
+    params: string | undefined,
+  ): Decision | Promise<Decision> {
     const f = this.facts;
-    const rec = f.records.get(id);
     if (
       rec && !f.forced && rec.taskHash === f.taskHash && rec.params === params &&
       sameInputs(rec.inputs, inputs)
@@ -194,17 +225,32 @@ export class ActionDecider {
     const f = this.facts;
     const provisional = Object.keys(inputs).filter((name) => isProvisional(inputs[name]));
     const key = provisional.length ? undefined : actionKey(f.taskHash, inputs, params);
-    if (f.forced) return { verdict: "run", key, reasons: [{ kind: "forced", text: "--force" }] };
+    if (f.forced) {
+      const failedBefore = (await f.failures.get(id)) !== undefined;
+      return {
+        verdict: "run",
+        key,
+        reasons: [{ kind: "forced", text: "--force" }],
+        current: rec,
+        failedBefore,
+      };
+    }
     if (key !== undefined) {
       if (rec?.key === key) return { verdict: "cached", key, record: rec, revived: false };
-      const old = f.superseded.get(id)?.find((o) => o.key === key);
+      const old = (await f.superseded.get(id))?.find((o) => o.key === key);
       if (old && await f.objectsPresent(old)) {
-        return { verdict: "cached", key, record: old, revived: true };
+        return { verdict: "cached", key, record: old, revived: true, current: rec };
       }
-      return { verdict: "run", key, reasons: await this.reasons(id, inputs, params, key) };
+      return {
+        verdict: "run",
+        key,
+        reasons: await this.reasons(id, inputs, params, key, rec ?? null),
+        current: rec,
+        failedBefore: (await f.failures.get(id)) !== undefined,
+      };
     }
     // Some input is not known yet: could any record still match once it is?
-    const candidates = [...(rec ? [rec] : []), ...(f.superseded.get(id) ?? [])];
+    const candidates = [...(rec ? [rec] : []), ...((await f.superseded.get(id)) ?? [])];
     for (const r of candidates) {
       if (
         r.taskHash === f.taskHash && r.params === params &&
@@ -216,22 +262,29 @@ export class ActionDecider {
         };
       }
     }
-    return { verdict: "run", reasons: await this.reasons(id, inputs, params, undefined) };
+    return {
+      verdict: "run",
+      reasons: await this.reasons(id, inputs, params, undefined, rec ?? null),
+    };
   }
 
-  /** Why item `id` runs: what differs from its current record (inputs not known yet aside). */
+  /**
+   * Why item `id` runs: what differs from its current record `current` (null: none; read when
+   * not given), inputs not known yet aside.
+   */
   async reasons(
     id: string,
     inputs: Record<string, string>,
     params: string | undefined,
     key: string | undefined,
+    current?: ActionRecord | null,
   ): Promise<StaleReason[]> {
     const f = this.facts;
     if (f.forced) return [{ kind: "forced", text: "--force" }];
-    const rec = f.records.get(id);
+    const rec = current === undefined ? await f.records.get(id) : current ?? undefined;
     const resumes = key === undefined ? null : await f.checkpoint?.(key);
     const interrupted: StaleReason[] = resumes ? [interruptedReason(resumes)] : [];
-    const failure = f.failures.get(id);
+    const failure = await f.failures.get(id);
     const failed: StaleReason[] = failure && (!rec || failure.key === key) && !resumes
       ? [{ kind: "failed", text: `failed before: ${failure.reason}` }]
       : [];

@@ -10,8 +10,7 @@
  *
  * @module
  */
-import { canonicalJson, sha256Hex } from "../store/canonical.ts";
-import { type ActionRecord, AGGREGATE_ITEM, KEYS, type Output } from "../store/records.ts";
+import { KEYS, type Output } from "../store/records.ts";
 import { paramsHash } from "./action_key.ts";
 import { loadTask } from "./task_load.ts";
 import { ActionRunner } from "./action_runner.ts";
@@ -26,24 +25,10 @@ import { RemotePool } from "./remote_pool.ts";
 import { WorkPool } from "./work_pool.ts";
 import type { RunContext, TaskView } from "./run_context.ts";
 import { type TaskSummary, taskSummary } from "./run_result.ts";
-import {
-  ActionDecider,
-  type Decision,
-  isProvisional,
-  pendingDigest,
-  type StaleReason,
-} from "./staleness.ts";
-import type {
-  EachTask,
-  Item,
-  ItemEntry,
-  ItemOutputs,
-  Json,
-  Task,
-  TaskContext,
-  Upstream,
-} from "./task.ts";
-import { compareIds } from "./item_order.ts";
+import { ActionDecider, type Decision, pendingDigest, type StaleReason } from "./staleness.ts";
+import type { EachTask, Item, ItemOutputs, Json, Task, TaskContext, Upstream } from "./task.ts";
+import { okRecords, type OutputSource, taskOutputs, wholeDigest } from "./task_outputs.ts";
+import { FollowQueue } from "./item_join.ts";
 import type { Produced } from "./item_join.ts";
 import { InputRepair, ItemRebuild } from "./damage_repair.ts";
 import { TaskState } from "./task_state.ts";
@@ -61,14 +46,20 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   /** The task's declared files (created with its identity, when its code is known). */
   #files!: TaskFiles;
   #loadError?: unknown;
-  /** Records written before code identity, adopted under their new keys (see adoption.ts). */
-  #adopted = 0;
+  /** Records written before code identity adopted under new keys so far (see adoption.ts). */
+  #adopted: () => number = () => 0;
+  /** Objects of a few records, for an estimate of what an action stores. */
+  readonly #sample: string[][] = [];
+  /** Items from the tasks this one follows that came before it could take them. */
+  #early: FollowQueue | null = null;
   /** Decisions that had to wait (a record's components read from the records), in order. */
   #chain = Promise.resolve();
   /** The per-item tasks whose items this one follows (none for an `items()` task). */
   #flowDeps: string[] = [];
   /** The input digests of one of its items (set by the item flow). */
   #itemInputs?: (item: Item) => Record<string, string>;
+  /** What the decision of an aggregate task's action that runs found recorded before it. */
+  decided: Pick<Work, "prev" | "failedBefore"> = {};
   /** The pool of its actions that are not cached. */
   #pool?: Pool;
   readonly #repair: InputRepair;
@@ -77,7 +68,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   constructor(run: RunContext, task: Task) {
     this.run = run;
     this.task = task;
-    this.state = new TaskState(task.name);
+    this.state = new TaskState(task.name, run.items, { watch: run.options.watch });
     this.#slice = configSlice(run.options.config, task.config);
     this.ctx = {
       config: projectConfig(run.options.config, task.config, task.reads),
@@ -134,11 +125,6 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     return this.#files.inputs;
   }
 
-  /** The current action records of the task, by item. */
-  get records(): ReadonlyMap<string, ActionRecord> {
-    return this.#decider.facts.records;
-  }
-
   /** Reads the task's records and source, and plans its files. */
   async load(): Promise<void> {
     const loaded = await loadTask(this.run, this.task, {
@@ -152,26 +138,31 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     this.#adopted = loaded.adopted;
   }
 
-  /** How many records written before code identity were adopted under new keys. */
+  /** How many records written before code identity were adopted under new keys so far. */
   get adopted(): number {
-    return this.#adopted;
+    return this.#adopted();
   }
 
   async drive(): Promise<void> {
     const { reporter } = this.run.options;
     const task = this.task;
+    const flowDeps = task.kind === "each" && !task.items
+      ? task.deps.filter((d) => this.run.driver(d).task.kind === "each")
+      : [];
+    this.#flowDeps = flowDeps;
+    // Followed before anything flows (every driver starts before any item is produced), so no
+    // output is kept for a follower that comes late.
+    const follow = flowDeps.length
+      ? new FollowQueue(flowDeps.map((d) => this.run.driver(d).outcome))
+      : null;
     try {
-      const flowDeps = task.kind === "each" && !task.items
-        ? task.deps.filter((d) => this.run.driver(d).task.kind === "each")
-        : [];
-      this.#flowDeps = flowDeps;
       const waitFor = task.deps.filter((d) => !flowDeps.includes(d));
       await Promise.all(waitFor.map((d) => this.run.driver(d).outcome.finished()));
       for (const d of waitFor) {
         const s = this.run.driver(d);
-        const { status, done } = s.outcome;
+        const { status, okCount } = s.outcome;
         // A per-item task whose final check failed still hands on the items it finished.
-        const usable = s.task.kind === "each" && status === "failed" && done.size > 0;
+        const usable = s.task.kind === "each" && status === "failed" && okCount > 0;
         if ((status === "failed" && !usable) || status === "blocked") {
           return this.#end("blocked", `upstream task "${d}" ${status}`);
         }
@@ -190,11 +181,14 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
         this.ctx.files = this.#files.stored;
       }
       if (task.kind === "aggregate") await driveAggregate(this, task);
-      else if (!(await driveItems(this, task, flowDeps))) return;
+      else if (!(await driveItems(this, task, flowDeps, follow))) return;
       this.#end(this.signal.aborted ? "interrupted" : this.state.status, this.state.reason);
     } catch (e) {
       this.run.fault(e);
       this.#end(this.signal.aborted ? "interrupted" : "failed", errorText(e));
+    } finally {
+      // A task that ended without taking its items keeps none of those still to come.
+      follow?.drop();
     }
   }
 
@@ -220,10 +214,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
 
   #planSummary(): { run: Record<string, number>; may: Record<string, number> } {
     const out = { run: {} as Record<string, number>, may: {} as Record<string, number> };
-    for (const plan of this.state.plans.values()) {
-      const into = out[plan.verdict];
-      for (const reason of plan.reasons) into[reason.text] = (into[reason.text] ?? 0) + 1;
-    }
+    for (const g of this.state.tally.groups) out[g.verdict][g.reason.text] = g.count;
     return out;
   }
 
@@ -285,28 +276,33 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   ): void {
     const id = item.id;
     if (decision.verdict === "cached") {
-      if (decision.revived && !this.dryRun) this.#actions.revive(id, decision.record);
-      const out: Output = { objects: decision.record.objects, meta: decision.record.meta };
-      this.run.remember(out, decision.record.digest);
-      this.state.cached(id, { out, digest: decision.record.digest, key: decision.key });
+      const rec = decision.record;
+      if (decision.revived && !this.dryRun) this.#actions.revive(id, rec, decision.current);
+      if (this.#sample.length < 16) this.#sample.push(Object.values(rec.objects));
+      const out: Output = { objects: rec.objects, meta: rec.meta };
+      this.run.remember(out, rec.digest);
+      this.state.cached(id, { out, digest: rec.digest, key: decision.key });
       return;
     }
     const comps = this.#decider.components(inputs, params);
     this.state.stale(id, comps, decision.verdict === "run" ? decision.key : undefined);
     if (this.dryRun) return this.#plan(id, decision.verdict, decision.reasons);
     // An aggregate task's single action is run by its flow.
-    if (pool === null) return;
+    if (pool === null) {
+      if (decision.verdict === "run") {
+        this.decided = { prev: decision.current, failedBefore: decision.failedBefore };
+      }
+      return;
+    }
     if (decision.verdict !== "run" || decision.key === undefined) {
       throw new TaskContractError(
         `task "${this.name}": item "${id}" has inputs that are not known while running`,
       );
     }
-    this.run.space.expect(
-      this.name,
-      item.params,
-      () => [...this.records.values()].slice(0, 16).map((r) => Object.values(r.objects)),
-    );
-    this.#queue({ item, key: decision.key, comps, attempts: 0 }, pool);
+    const { current, failedBefore } = decision;
+    if (current && this.#sample.length < 16) this.#sample.push(Object.values(current.objects));
+    this.run.space.expect(this.name, item.params, () => this.#sample);
+    this.#queue({ item, key: decision.key, comps, attempts: 0, prev: current, failedBefore }, pool);
   }
 
   /** Queues an action once its input objects are found in the store (or rebuilt). */
@@ -341,7 +337,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   }
 
   invalidate(id: string): void {
-    (this.#decider.facts.records as Map<string, ActionRecord>).delete(id);
+    this.#decider.facts.records.delete(id);
     if (!this.dryRun) this.run.writer.delete(KEYS.action(this.name, id));
   }
 
@@ -364,7 +360,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     const params = paramsHash(item.params);
     const decision = await this.#decider.decide(id, inputs, params);
     if (decision.verdict === "cached") {
-      if (decision.revived) this.#actions.revive(id, decision.record);
+      if (decision.revived) this.#actions.revive(id, decision.record, decision.current);
       const out: Output = { objects: decision.record.objects, meta: decision.record.meta };
       this.run.remember(out, decision.record.digest);
       const p = { out, digest: decision.record.digest, key: decision.key };
@@ -374,7 +370,11 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     if (decision.verdict !== "run" || decision.key === undefined) return null;
     const comps = this.#decider.components(inputs, params);
     this.state.stale(id, comps, decision.key);
-    this.#queue({ item, key: decision.key, comps, attempts: 0, rebuild: true }, pool);
+    const { current: prev, failedBefore } = decision;
+    this.#queue(
+      { item, key: decision.key, comps, attempts: 0, rebuild: true, prev, failedBefore },
+      pool,
+    );
     return undefined;
   }
 
@@ -384,9 +384,9 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     if (!task.items) {
       const inputs: Record<string, Output> = {};
       for (const dep of this.#flowDeps) {
-        const p = this.run.driver(dep).outcome.done.get(id);
-        if (!p) return null;
-        inputs[dep] = p.out;
+        const e = await this.run.driver(dep).outputs().get(id);
+        if (!e) return null;
+        inputs[dep] = e.out;
       }
       return { id, inputs };
     }
@@ -414,25 +414,24 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   }
 
   /** The input digests of the task's files and of the tasks it reads as a whole. */
-  wholeInputs(deps: readonly string[]): Record<string, string> {
+  async wholeInputs(deps: readonly string[]): Promise<Record<string, string>> {
     const inputs: Record<string, string> = { ...this.#files.inputs };
-    for (const dep of deps) inputs[dep] = this.#wholeInput(dep);
+    for (const dep of deps) inputs[dep] = await this.#wholeInput(dep);
     return inputs;
   }
 
   /** The digest a dependant keys on for the output of task `d` as a whole. */
-  #wholeInput(d: string): string {
+  #wholeInput(d: string): Promise<string> | string {
     const s = this.run.driver(d);
-    const { done, unlisted } = s.outcome;
-    if (s.task.kind === "aggregate") return done.get(AGGREGATE_ITEM)!.digest;
-    if (unlisted || [...done.values()].some((p) => isProvisional(p.digest))) {
-      return pendingDigest(d);
-    }
-    const items = [...done].map(([id, p]) => [id, p.digest]);
-    items.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
-    const fails = [...this.run.upstream().failures(d)].map(([id, f]) => [id, f.task, f.reason]);
-    fails.sort((a, b) => a[0] < b[0] ? -1 : 1);
-    return sha256Hex(canonicalJson({ items, fails }));
+    const { aggregate, unlisted, provisional } = s.outcome;
+    if (s.task.kind === "aggregate") return aggregate!.digest;
+    if (unlisted || provisional) return pendingDigest(d);
+    const fails = [...this.run.upstream().failures(d)].map(([id, f]): [string, string, string] => [
+      id,
+      f.task,
+      f.reason,
+    ]);
+    return wholeDigest(() => s.outputDigests(), fails);
   }
 
   /** What the aggregate flow asks of the single action: run it under the retry policy. */
@@ -447,27 +446,33 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   }
 
   outputs(): ItemOutputs {
-    const done = new Map([...this.state.done].filter(([, p]) => !isProvisional(p.digest)));
-    const entry = (id: string): ItemEntry | undefined => {
-      const p = done.get(id);
-      const ms = this.records.get(id)?.ms ?? 0;
-      return p && { id, out: p.out, key: this.state.keys.get(id)!, ms };
-    };
+    return taskOutputs(this.#outputSource());
+  }
+
+  async *outputDigests(): AsyncGenerator<[string, string]> {
+    for await (const [id, rec] of okRecords(this.#outputSource())) yield [id, rec.digest];
+  }
+
+  #outputSource(): OutputSource {
+    const { records } = this.run.options;
     return {
-      get size() {
-        return done.size;
-      },
-      has: (id) => done.has(id),
-      get: (id) => Promise.resolve(entry(id)),
-      async *[Symbol.asyncIterator]() {
-        for (const id of [...done.keys()].sort(compareIds)) yield entry(id)!;
-      },
+      name: this.name,
+      records,
+      writer: this.run.writer,
+      outcome: this.state,
+      remember: (out, digest) => this.run.remember(out, digest),
     };
   }
 
   /** What `run`, `status` and `explain` read about this task. */
   summary(): TaskSummary {
-    return taskSummary(this.state, this.#decider, this.#slice);
+    const { records } = this.run.options;
+    return taskSummary(
+      this.state,
+      this.#decider,
+      this.#slice,
+      (id) => records.action(this.name, id),
+    );
   }
 }
 

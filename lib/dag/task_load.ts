@@ -2,13 +2,14 @@
  * Loading one task for a plan or a run: its records (current, superseded, failures), its
  * identity (version, code, config slice; recorded for later explanations in a run), the
  * decision made of them, its declared files planned, the checkpoints interrupted actions left,
- * and records from before code identity adopted under their new keys (adoption.ts).
+ * and records from before code identity adopted under their new keys as they are read
+ * (adoption.ts). Records are not loaded: the decision reads them beside the items.
  *
  * @module
  */
-import { type ActionRecord, KEYS } from "../store/records.ts";
+import { KEYS } from "../store/records.ts";
 import type { Json } from "../store/canonical.ts";
-import { adoptLegacyRecords } from "./adoption.ts";
+import { legacyAdopter } from "./adoption.ts";
 import { checkpointKeys, checkpointProgress } from "./item_context.ts";
 import type { RunContext } from "./run_context.ts";
 import { ActionDecider } from "./staleness.ts";
@@ -22,8 +23,8 @@ export interface LoadedTask {
   files: TaskFiles;
   /** Why its files could not be planned (the plan and the run fail the task alike with it). */
   error?: unknown;
-  /** Records written before code identity, adopted under their new keys. */
-  adopted: number;
+  /** How many records written before code identity were adopted, so far (they are adopted as the records are read). */
+  adopted(): number;
 }
 
 /** Loads `task` for `run`; `slice` is its config slice, `config` its projected config. */
@@ -33,10 +34,7 @@ export async function loadTask(
   { slice, config }: { slice: Record<string, Json>; config: unknown },
 ): Promise<LoadedTask> {
   const { records, store, dryRun } = run.options;
-  const [current, superseded, failures, identity, checkpoints] = await Promise.all([
-    records.actions(task.name),
-    records.superseded(task.name),
-    records.failures(task.name),
+  const [identity, checkpoints] = await Promise.all([
     taskIdentity(task, slice, run.code),
     checkpointKeys(store.root, task.name),
   ]);
@@ -46,15 +44,41 @@ export async function loadTask(
     run.writer.set(KEYS.codeIdentity(components.code), identity.code.identity);
     run.writer.set(KEYS.taskComponents(task.name, identity.hash), components);
   }
+  const files = new TaskFiles(task, { store, records, aliases: run.aliases }, components.code);
+  let error: unknown;
+  try {
+    await files.plan(run.options.config, config);
+  } catch (e) {
+    // The plan and the run fail the task alike, with the same message.
+    error = e;
+  }
+  // Each adopted item once, however often its record is read (a migration only).
+  const adopted = new Set<string>();
+  // Records from before code identity are adopted as they are read (see adoption.ts).
+  const adopt = legacyAdopter({
+    task: task.name,
+    source: task.source,
+    declared: task.config,
+    components,
+    taskHash: identity.hash,
+    slice,
+    fileInputs: files.keyedOnContent(),
+    recordedComponents: (hash) => records.taskComponents(task.name, hash),
+    recordedSlice: (hash) => records.configSlice(task.name, hash),
+  }, (id, rec) => {
+    if (adopted.has(id)) return;
+    adopted.add(id);
+    if (!dryRun) run.writer.set(KEYS.action(task.name, id), rec);
+  });
   const decider = new ActionDecider({
     task: task.name,
     code: identity.code.identity,
     components,
     taskHash: identity.hash,
     slice,
-    records: current,
-    superseded,
-    failures,
+    records: records.actionCursor(task.name, adopt),
+    superseded: records.supersededCursor(task.name),
+    failures: records.failureCursor(task.name),
     forced: run.options.force?.includes(task.name) ?? false,
     scope: task.scope,
     recordedComponents: (hash) => records.taskComponents(task.name, hash),
@@ -74,40 +98,5 @@ export async function loadTask(
         )
         : Promise.resolve(null),
   });
-  const files = new TaskFiles(task, { store, records, aliases: run.aliases }, components.code);
-  let error: unknown;
-  try {
-    await files.plan(run.options.config, config);
-  } catch (e) {
-    // The plan and the run fail the task alike, with the same message.
-    error = e;
-  }
-  const adopted = await adopt(run, task, decider, files, current);
-  return { decider, files, error, adopted };
-}
-
-/** Adopts the task's records from before code identity; returns how many (see adoption.ts). */
-async function adopt(
-  run: RunContext,
-  task: Task,
-  decider: ActionDecider,
-  files: TaskFiles,
-  current: Map<string, ActionRecord>,
-): Promise<number> {
-  const { records } = run.options;
-  const adopted = await adoptLegacyRecords(current, {
-    task: task.name,
-    source: task.source,
-    declared: task.config,
-    components: decider.facts.components,
-    taskHash: decider.facts.taskHash,
-    slice: decider.facts.slice,
-    fileInputs: files.keyedOnContent(),
-    recordedComponents: (hash) => records.taskComponents(task.name, hash),
-    recordedSlice: (hash) => records.configSlice(task.name, hash),
-  });
-  if (!run.options.dryRun) {
-    for (const [id, rec] of adopted) run.writer.set(KEYS.action(task.name, id), rec);
-  }
-  return adopted.length;
+  return { decider, files, error, adopted: () => adopted.size };
 }

@@ -44,6 +44,7 @@ export class WorkPool implements Pool {
 
   add(work: Work): void {
     if (this.fatal !== undefined) return;
+    this.host.gate?.enter();
     this.#enqueue(work);
     if (!this.#prepare()) return;
     if (this.task.runBatched) {
@@ -66,7 +67,7 @@ export class WorkPool implements Pool {
       }, (e) => {
         // Nothing of this task can run: it fails once, its items are left for the next run.
         this.fatal = e;
-        this.#queues.clear();
+        this.#drop();
         this.#wake();
         this.#check();
       });
@@ -93,6 +94,12 @@ export class WorkPool implements Pool {
   drained(): Promise<void> {
     this.#check();
     return this.#drained;
+  }
+
+  /** Empties the queues (the task cannot run): their actions are in flight no more. */
+  #drop(): void {
+    for (const q of this.#queues.values()) while (q.take()) this.host.gate?.leave();
+    this.#queues.clear();
   }
 
   #enqueue(work: Work): void {
@@ -122,6 +129,7 @@ export class WorkPool implements Pool {
       const work = queue.take()!;
       this.#active++;
       this.host.runItem(work, this.#state).finally(() => {
+        this.host.gate?.leave();
         this.#active--;
         this.#pump();
         this.#check();
@@ -161,6 +169,7 @@ export class WorkPool implements Pool {
         if (work.group === queue.group) {
           this.#handed.delete(work.item.id);
           this.host.recordFailure(work, e, 0);
+          this.host.gate?.leave();
         }
       }
     };
@@ -183,15 +192,18 @@ export class WorkPool implements Pool {
           for (const work of [...this.#handed.values()]) {
             if (work.group !== queue.group) continue;
             this.#handed.delete(work.item.id);
-            if (readsObject(work, e.digest)) this.host.recordFailure(work, e, 0);
-            else queue.push(work);
+            if (readsObject(work, e.digest)) {
+              this.host.recordFailure(work, e, 0);
+              this.host.gate?.leave();
+            } else queue.push(work);
           }
           return;
         }
         // The batch loop itself failed: the task's problem, told once, not once per item.
         this.fatal ??= e;
+        for (const _ of this.#handed.values()) this.host.gate?.leave();
         this.#handed.clear();
-        for (const q of this.#queues.values()) while (q.take());
+        this.#drop();
       })
       .finally(() => {
         this.#batchLoop = undefined;
@@ -242,9 +254,12 @@ export class WorkPool implements Pool {
         this.#handed.delete(work.item.id);
         const ms = options?.ms ?? performance.now() - (work.started ?? performance.now());
         if (result instanceof Error) {
-          if (signal.aborted && isAbort(result)) return;
+          if (signal.aborted && isAbort(result)) return this.host.gate?.leave();
           const delay = this.#retryDelay(work, result);
-          if (delay === null) return this.host.recordFailure(work, result, ms);
+          if (delay === null) {
+            this.host.recordFailure(work, result, ms);
+            return this.host.gate?.leave();
+          }
           this.host.onRetry(work, result, delay);
           this.#delayed++;
           // Woken by the delay or by an interruption alike: either way the wait is over.
@@ -259,7 +274,11 @@ export class WorkPool implements Pool {
           };
           sleep(delay, signal).then(back, back);
         } else {
-          await this.host.record(work, result, ms);
+          try {
+            await this.host.record(work, result, ms);
+          } finally {
+            this.host.gate?.leave();
+          }
         }
       },
     };

@@ -14,6 +14,7 @@ import type { Json } from "./canonical.ts";
 import { sleep } from "../base/sleep.ts";
 import { entriesOf, Journal } from "./journal.ts";
 import { KEYS } from "./record_keys.ts";
+import { RecordCursor } from "./record_cursor.ts";
 import { checkRecordsFile, RECORDS_FILE, recordsFault } from "./records_file.ts";
 import { MAX_MUTATIONS, RecordWriter } from "./record_writer.ts";
 import { RECORD_FORMAT, upgradeRecords } from "./records_upgrade.ts";
@@ -90,6 +91,41 @@ export class Records {
   /** Replaces the journal by one snapshot of the live records; returns the files replaced. */
   async compactJournal(): Promise<number> {
     return (await this.journal.compact(entriesOf(this.#kv))).files;
+  }
+
+  /**
+   * A cursor over the current action records of a task, read beside items asked in id order
+   * (`adapt` turns each record read into the one answered, e.g. adopting an old one).
+   */
+  actionCursor(
+    task: string,
+    adapt?: (id: string, rec: ActionRecord) => ActionRecord | Promise<ActionRecord>,
+  ): RecordCursor<ActionRecord, ActionRecord> {
+    return new RecordCursor({ kv: this.#kv, prefix: KEYS.actions(task), adapt });
+  }
+
+  /** A cursor over the superseded action records of a task, all of an item's at once. */
+  supersededCursor(task: string): RecordCursor<ActionRecord, ActionRecord[]> {
+    return new RecordCursor({ kv: this.#kv, prefix: KEYS.supersededAll(task), grouped: true });
+  }
+
+  /** A cursor over the failure records of a task. */
+  failureCursor(task: string): RecordCursor<FailureRecord, FailureRecord> {
+    return new RecordCursor({ kv: this.#kv, prefix: KEYS.failures(task) });
+  }
+
+  /** The current action records of a task in id order, as they are stored. */
+  async *actionsInOrder(task: string): AsyncGenerator<[string, ActionRecord]> {
+    for await (
+      const e of this.#kv.list<ActionRecord>({ prefix: KEYS.actions(task) }, { batchSize: 1000 })
+    ) {
+      yield [e.key[2] as string, e.value];
+    }
+  }
+
+  /** The current action record of item `id` of a task, if any. */
+  async action(task: string, id: string): Promise<ActionRecord | null> {
+    return (await this.#kv.get<ActionRecord>(KEYS.action(task, id))).value;
   }
 
   /** All current action records of a task, by item id. */
