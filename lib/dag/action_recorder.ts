@@ -85,6 +85,8 @@ export class ActionRecorder {
     }
     h.run.writer.set(KEYS.action(h.name, id), rec);
     if (work.failedBefore) h.run.writer.delete(KEYS.failure(h.name, id));
+    // Actions wait for the records' disk rather than pile records up in memory.
+    await h.run.writer.room();
   }
 
   /** Makes a superseded record current again (a cache hit after a revert of `current`). */

@@ -39,9 +39,14 @@ export interface StepFigures {
   eta?: number;
 }
 
-/** What one task's items reported. */
+/** What one task's items reported: the items going on, and the finished ones summed up. */
 class TaskSteps {
+  /** Items going on (a finished item is folded into the sums below and forgotten). */
   readonly items = new Map<string, ItemSteps>();
+  /** Of the finished items: budgets, steps computed in this run, and seconds of their own. */
+  finishedBudget = 0;
+  finishedComputed = 0;
+  finishedSeconds = 0;
   /** Clock time of the task's first report. */
   since: number;
   /** The budget last reported: what an item not yet reported is expected to get. */
@@ -109,11 +114,13 @@ export class StepMeter {
     const t = this.#tasks.get(task);
     const steps = t?.items.get(item);
     if (!t || !steps || steps.finished) return;
-    steps.finished = true;
-    steps.endAt = now;
+    t.items.delete(item);
     t.running--;
     t.finishedSteps += steps.done;
     t.finishedCount++;
+    t.finishedBudget += steps.budget;
+    t.finishedComputed += steps.done - steps.startDone;
+    t.finishedSeconds += (now - steps.startAt) / 1000;
   }
 
   /** Forgets a task that ended. */
@@ -125,15 +132,15 @@ export class StepMeter {
   figures(task: string, counts: TaskCounts, now: number): StepFigures | undefined {
     const t = this.#tasks.get(task);
     if (!t) return undefined;
-    const unreported = Math.max(0, counts.total - counts.cached - t.items.size);
+    const unreported = Math.max(0, counts.total - counts.cached - t.items.size - t.finishedCount);
     // Each image still to go is expected to take what the finished ones took on average.
     const expected = t.finishedCount
       ? Math.min(t.budget, t.finishedSteps / t.finishedCount)
       : t.budget;
-    let done = 0;
-    let total = unreported * t.budget;
-    let computed = 0;
-    let imageSeconds = 0;
+    let done = t.finishedBudget;
+    let total = unreported * t.budget + t.finishedBudget;
+    let computed = t.finishedComputed;
+    let imageSeconds = t.finishedSeconds;
     const left: number[] = [];
     for (const s of t.items.values()) {
       total += s.budget;

@@ -256,9 +256,16 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     if (!again) this.state.listed(item.id);
     const decision = this.#decider.decide(item.id, inputs, params);
     if (!(decision instanceof Promise)) return this.#apply(item, inputs, params, decision, pool);
-    this.#chain = this.#chain.then(async () =>
-      this.#apply(item, inputs, params, await decision, pool)
-    );
+    // A decision waiting for the records is in flight too: listings wait while many are.
+    const gate = this.run.gate;
+    gate.enter();
+    this.#chain = this.#chain.then(async () => {
+      try {
+        this.#apply(item, inputs, params, await decision, pool);
+      } finally {
+        gate.leave();
+      }
+    });
   }
 
   /** Resolves once every admitted item's decision is applied. */

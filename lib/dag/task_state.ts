@@ -16,7 +16,7 @@ import { ItemState, ItemStates, ItemTable } from "./item_table.ts";
 import type { StaleReason } from "./staleness.ts";
 
 /** Items of a task whose keys, components, plans and order are kept item by item. */
-export const DETAIL_LIMIT = 20_000;
+export const DETAIL_LIMIT = 1_000;
 
 /** What a plan says about an item that is not cached. */
 export interface ItemPlan {

@@ -15,6 +15,8 @@ export const MAX_MUTATIONS = 500;
 type Mutation = { key: Deno.KvKey; value?: unknown };
 
 const MAX_BYTES = 600_000;
+/** Batches that may wait for their commit before writers are asked to wait (see `room`). */
+const QUEUED_BATCHES = 4;
 
 /**
  * Buffers KV mutations and commits them in atomic batches. `beforeCommit` runs first so the
@@ -27,6 +29,8 @@ export class RecordWriter {
   #pending: Mutation[] = [];
   #bytes = 0;
   #flushing: Promise<void> = Promise.resolve();
+  /** Batches scheduled and not committed yet. */
+  #queued = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** The first commit that failed: later commits are not tried, and `flush()` throws it. */
   #failed: unknown;
@@ -54,6 +58,15 @@ export class RecordWriter {
     this.#push({ key });
   }
 
+  /**
+   * Undefined while few batches wait to be committed; else resolves once they are. Whoever
+   * writes records as fast as it computes them awaits this, so batches never pile up in memory
+   * when the disk is slower than the actions.
+   */
+  room(): Promise<void> | undefined {
+    return this.#queued > QUEUED_BATCHES ? this.#flushing : undefined;
+  }
+
   /** Commits everything queued so far; throws the error of a commit that failed (ever). */
   async flush(): Promise<void> {
     this.#schedule();
@@ -73,7 +86,9 @@ export class RecordWriter {
     const batch = this.#pending;
     this.#pending = [];
     this.#bytes = 0;
+    this.#queued++;
     this.#flushing = this.#flushing.then(async () => {
+      this.#queued--;
       if (this.#failed !== undefined) return;
       try {
         await this.#commit(batch);
