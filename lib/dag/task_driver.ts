@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { KEYS, type Output } from "../store/records.ts";
+import { type ActionRecord, KEYS, type Output } from "../store/records.ts";
 import { paramsHash } from "./action_key.ts";
 import { loadTask } from "./task_load.ts";
 import { ActionRunner } from "./action_runner.ts";
@@ -48,6 +48,8 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   #loadError?: unknown;
   /** Records written before code identity adopted under new keys so far (see adoption.ts). */
   #adopted: () => number = () => 0;
+  /** Records a plan would make current again, by item (a run writes them instead). */
+  readonly #revived = new Map<string, ActionRecord>();
   /** Objects of a few records, for an estimate of what an action stores. */
   readonly #sample: string[][] = [];
   /** Items from the tasks this one follows that came before it could take them. */
@@ -285,6 +287,8 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     if (decision.verdict === "cached") {
       const rec = decision.record;
       if (decision.revived && !this.dryRun) this.#actions.revive(id, rec, decision.current);
+      // A plan writes nothing: what it revived is read from here (only such items are kept).
+      else if (decision.revived) this.#revived.set(id, rec);
       if (this.#sample.length < 16) this.#sample.push(Object.values(rec.objects));
       const out: Output = { objects: rec.objects, meta: rec.meta };
       this.run.remember(out, rec.digest);
@@ -468,6 +472,7 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       writer: this.run.writer,
       outcome: this.state,
       remember: (out, digest) => this.run.remember(out, digest),
+      overlay: this.#revived,
     };
   }
 

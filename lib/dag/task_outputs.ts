@@ -21,6 +21,11 @@ export interface OutputSource {
   readonly outcome: Pick<TaskOutcome, "ok" | "okCount">;
   /** Tags an output read back with its recorded digest (what dependants key on). */
   remember(out: Output, digest: string): void;
+  /**
+   * Records a plan found current that the records do not say yet: superseded records a run
+   * would make current again (a plan writes nothing), by item.
+   */
+  readonly overlay?: ReadonlyMap<string, ActionRecord>;
 }
 
 /** The task's successful items of this run, read from their records. */
@@ -38,7 +43,7 @@ export function taskOutputs(src: OutputSource): ItemOutputs {
     async get(id) {
       if (!src.outcome.ok(id)) return undefined;
       await src.writer.flush();
-      const rec = await src.records.action(src.name, id);
+      const rec = src.overlay?.get(id) ?? await src.records.action(src.name, id);
       return rec ? entry(id, rec) : undefined;
     },
     async *[Symbol.asyncIterator]() {
@@ -51,7 +56,7 @@ export function taskOutputs(src: OutputSource): ItemOutputs {
 export async function* okRecords(src: OutputSource): AsyncGenerator<[string, ActionRecord]> {
   await src.writer.flush();
   for await (const [id, rec] of src.records.actionsInOrder(src.name)) {
-    if (src.outcome.ok(id)) yield [id, rec];
+    if (src.outcome.ok(id)) yield [id, src.overlay?.get(id) ?? rec];
   }
 }
 
