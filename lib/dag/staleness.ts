@@ -14,6 +14,9 @@
  * lib/optim/adam.ts changed`), an npm package's version (`onnxruntime-node 1.30.0 → 1.31.0`),
  * the version, the parameters; or that it never ran, failed before, or is forced.
  *
+ * The decision and the reasons it gives are one concept, read by every command, hence a module
+ * of over 400 lines.
+ *
  * @module
  */
 import type { Json } from "../store/canonical.ts";
