@@ -136,5 +136,8 @@ Deno.test("report: beyond the detail cap, per-image charts show the cap and say 
   // Counts and medians are of every image.
   assertStringIncludes(html, `<div class="value">1,537</div>`);
   const stopped = images.filter((i) => i.stopReason === "converged").length;
-  assertStringIncludes(html, `<td>converged</td><td class="num">${stopped.toLocaleString("en-US")}`);
+  assertStringIncludes(
+    html,
+    `<td>converged</td><td class="num">${stopped.toLocaleString("en-US")}`,
+  );
 });
