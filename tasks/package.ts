@@ -27,14 +27,17 @@ import { describeImages, type ImageDescriptions } from "../lib/package/describe_
 import { fileFacts, storedNormalization } from "../lib/package/latent_facts.ts";
 import { writeLayout } from "../lib/package/layout.ts";
 import { type PackageMeta, publishDataset } from "../lib/package/publish_dataset.ts";
-import { datasetTitle, tallyImages } from "../lib/package/report_images.ts";
+import { datasetTitle, tallyRow } from "../lib/package/report_images.ts";
+import { datasetRows } from "../lib/package/dataset_rows.ts";
+import type { PackageRow, RowFacts } from "../lib/package/rows.ts";
 import { decodedSamples } from "../lib/package/samples.ts";
 import { DEFAULT_SHARD_SIZE } from "../lib/package/shards.ts";
-import { writeSplitTexts } from "../lib/package/split_texts.ts";
+import { SplitTexts } from "../lib/package/split_texts.ts";
 import { PROVENANCE_STAGES, type StageOutputs } from "../lib/package/upstream_images.ts";
 import type { LatentNormalization } from "../lib/model/normalization.ts";
 import { PRESETS } from "../lib/model/presets.ts";
 import { renderReport } from "../lib/report/html.ts";
+import { ImageTally } from "../lib/report/image_tally.ts";
 import { checkOutDir } from "../lib/store/out_dir.ts";
 import type { Config } from "../config/schema.ts";
 import type { SplitsObject } from "./label_split.ts";
@@ -112,58 +115,29 @@ export default aggregate<Config>({
     copies: await copiesFingerprint(ctx.config.dataset),
   }),
   async run(ctx, up) {
-    const { store, config } = ctx;
+    const { store } = ctx;
     const inputs = await readUpstream(ctx, up);
-    // With optimize.method "none" the latents are the encoder's: no metrics, no initial_*.
-    const encodeOnly = config.optimize.method === "none";
     const described = await describe(ctx, inputs);
-    const { rowsBySplit, counts } = described;
-
-    // The latent files, each saying how its latents relate to the VAE's z.
-    const recorded = described.normalization.describe();
-    const written = await writeLayout(store, rowsBySplit, {
-      layout: config.package.layout,
-      formats: config.package.formats,
-      shardSize: config.package.shard_size ?? DEFAULT_SHARD_SIZE,
-      bucketed: config.preprocess.crop === "buckets",
-      columns: {
-        flip: config.preprocess.flip,
-        labelFields: labelKinds(
-          [...rowsBySplit.values()].flat(),
-          inputs.labels.fields,
-          inputs.labels.integer_fields,
-        ),
-        // Only when set, so the recipes of optimized datasets' shards stay as they were.
-        ...(encodeOnly ? { encodeOnly } : {}),
-      },
-      ...fileFacts(recorded, {
-        encoder: inputs.encoder,
-        decoder: inputs.decoder,
-        config: ctx.keyed,
-      }),
-      classToIdx: inputs.labels.class_to_idx,
-      reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
-      signal: ctx.signal,
-    });
+    const { written, texts, tally } = await writeRows(ctx, inputs, described);
     if (written.reused > 0) {
       ctx.log(`${written.reused} files reused from the store, ${written.built} built`);
     }
-
-    // Per split its image list and metrics; for the dataset its provenance and report.
+    const html = await report(ctx, inputs, described, tally);
     const objects: Record<string, string> = {
       ...written.files,
       ...written.indexFiles,
+      ...texts,
       "manifest.json": described.manifest,
+      "report.html": await store.put(new TextEncoder().encode(html)),
     };
-    for (const [split, rows] of rowsBySplit) {
-      Object.assign(objects, await writeSplitTexts(store, split, rows, { metrics: !encodeOnly }));
-    }
-    const html = await report(ctx, inputs, described);
-    objects["report.html"] = await store.put(new TextEncoder().encode(html));
     const aliases = Object.fromEntries(
       Object.entries(written.recipes).map(([recipe, digest]) => [RECIPE_ALIAS + recipe, digest]),
     );
-    const meta = { counts, failed: inputs.failures.length, limit: ctx.limit ?? null };
+    const meta = {
+      counts: described.counts,
+      failed: inputs.failures.length,
+      limit: ctx.limit ?? null,
+    };
     return { objects, meta, aliases };
   },
   async publish(ctx, output, run) {
@@ -203,22 +177,25 @@ interface Inputs {
 /** The description of the images, and how the latents relate to the VAE's z. */
 interface Described extends ImageDescriptions {
   normalization: LatentNormalization;
+  facts: RowFacts;
 }
 
-/** manifest.json stored and the rows gathered (see describe_images.ts), the notes logged. */
+/** manifest.json stored and the rows found (see describe_images.ts), the notes logged. */
 async function describe(ctx: PackageContext, inputs: Inputs): Promise<Described> {
   const { config } = ctx;
   const normalization = storedNormalization(config.model, inputs.latentShape);
+  const facts = {
+    paths: inputs.splits.paths,
+    labels: inputs.labels.images,
+    captions: inputs.labels.captions,
+    meta: inputs.labels.meta,
+    flip: config.preprocess.flip,
+    // With optimize.method "none" the latents are the encoder's: no metrics, no initial_*.
+    encodeOnly: config.optimize.method === "none",
+  };
   const described = await describeImages(ctx.store, {
     splits: inputs.splits.splits,
-    facts: {
-      paths: inputs.splits.paths,
-      labels: inputs.labels.images,
-      captions: inputs.labels.captions,
-      meta: inputs.labels.meta,
-      flip: config.preprocess.flip,
-      encodeOnly: config.optimize.method === "none",
-    },
+    facts,
     outputs: inputs.outputs,
     notes: {
       listing: inputs.listing,
@@ -244,7 +221,74 @@ async function describe(ctx: PackageContext, inputs: Inputs): Promise<Described>
     signal: ctx.signal,
   });
   for (const line of notesLog(described.notes)) ctx.log(line);
-  return { ...described, normalization };
+  return { ...described, normalization, facts };
+}
+
+/**
+ * The rows made as the latent files are written, each one also going into its split's
+ * manifest.txt and metrics.csv and into the report's tally as it passes.
+ */
+async function writeRows(ctx: PackageContext, inputs: Inputs, described: Described) {
+  const { store, config } = ctx;
+  const { facts, ids } = described;
+  const bucketed = config.preprocess.crop === "buckets";
+  let expected = 0;
+  for (const n of Object.values(described.counts)) expected += n;
+  const tally = new ImageTally({
+    expected,
+    // Without a decoder there is nothing to decode the samples with.
+    samples: inputs.decoder === null ? 0 : config.package.samples,
+  });
+  const texts: Record<string, string> = {};
+  const open: SplitTexts[] = [];
+  const watch = async (split: string) => {
+    const files = await SplitTexts.open(store, split, { metrics: !facts.encodeOnly });
+    open.push(files);
+    return {
+      row: async (row: PackageRow) => {
+        await files.add(row);
+        await tallyRow(store, tally, row, { bucketed });
+      },
+      end: async () => {
+        Object.assign(texts, await files.finish());
+        open.splice(open.indexOf(files), 1);
+      },
+    };
+  };
+  function* labelled() {
+    for (const groups of ids.values()) {
+      for (const group of groups.values()) {
+        for (const id of group) yield { labels: facts.labels[id] ?? {} };
+      }
+    }
+  }
+  try {
+    const written = await writeLayout(store, datasetRows(inputs.outputs, ids, facts, watch), {
+      layout: config.package.layout,
+      formats: config.package.formats,
+      shardSize: config.package.shard_size ?? DEFAULT_SHARD_SIZE,
+      bucketed,
+      columns: {
+        flip: facts.flip,
+        labelFields: labelKinds(labelled(), inputs.labels.fields, inputs.labels.integer_fields),
+        // Only when set, so the recipes of optimized datasets' shards stay as they were.
+        ...(facts.encodeOnly ? { encodeOnly: true } : {}),
+      },
+      // The files say how their latents relate to the VAE's z.
+      ...fileFacts(described.normalization.describe(), {
+        encoder: inputs.encoder,
+        decoder: inputs.decoder,
+        config: ctx.keyed,
+      }),
+      classToIdx: inputs.labels.class_to_idx,
+      reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
+      signal: ctx.signal,
+    });
+    return { written, texts, tally };
+  } finally {
+    // Texts of a split the layout did not finish are no one's; an error is the run's.
+    for (const files of open) await files.discard();
+  }
 }
 
 /** The reconciliation of the adopted copies against the listing, from recorded outputs. */
@@ -285,14 +329,14 @@ async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inp
 }
 
 /** report.html: the figures of every image and a few decoded samples. */
-async function report(ctx: TaskContext<Config>, inputs: Inputs, d: Described): Promise<string> {
-  const { rowsBySplit, counts, notes, normalization, reconciliation } = d;
+async function report(
+  ctx: TaskContext<Config>,
+  inputs: Inputs,
+  d: Described,
+  tally: ImageTally,
+): Promise<string> {
+  const { counts, notes, normalization, reconciliation } = d;
   const { store, config } = ctx;
-  const tally = await tallyImages(store, rowsBySplit, {
-    bucketed: config.preprocess.crop === "buckets",
-    // Without a decoder there is nothing to decode the samples with.
-    samples: inputs.decoder === null ? 0 : config.package.samples,
-  });
   const samples = inputs.decoder === null ? [] : await decodedSamples(store, tally.sampleIds, {
     count: config.package.samples,
     decoder: store.path(inputs.decoder),

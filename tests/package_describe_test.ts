@@ -1,11 +1,13 @@
 import { assertEquals, assertStringIncludes } from "./fixtures/assert.ts";
 import { ObjectStore } from "../lib/store/objects.ts";
 import { describeImages } from "../lib/package/describe_images.ts";
-import { writeSplitTexts } from "../lib/package/split_texts.ts";
-import { tallyImages } from "../lib/package/report_images.ts";
+import { datasetRows } from "../lib/package/dataset_rows.ts";
+import { SplitTexts } from "../lib/package/split_texts.ts";
+import { tallyRow } from "../lib/package/report_images.ts";
 import type { StageOutputs } from "../lib/package/upstream_images.ts";
+import type { PackageRow } from "../lib/package/rows.ts";
 import { renderReport, type ReportImage } from "../lib/report/html.ts";
-import { DETAIL_IMAGES } from "../lib/report/image_tally.ts";
+import { DETAIL_IMAGES, ImageTally } from "../lib/report/image_tally.ts";
 import { itemOutputs, packageSet } from "./fixtures/package_set.ts";
 
 // The golden files were written from the same synthetic set by the package's writers before
@@ -24,9 +26,10 @@ async function described(store: ObjectStore, flip: boolean) {
     { id: "img-006", task: "optimize", reason: "diverged" },
     { id: "img-009", task: "verify-sizes", reason: "too small" },
   ];
+  const facts = { ...set, labels: set.labels, flip };
   const d = await describeImages(store, {
     splits: set.splits,
-    facts: { ...set, labels: set.labels, flip },
+    facts,
     outputs,
     notes: { size: 256, crop: "buckets", exclude: ["duplicates"] },
     header: {
@@ -40,7 +43,26 @@ async function described(store: ObjectStore, flip: boolean) {
     reconciliation: () => Promise.resolve(null),
     limit: 40,
   });
-  return { ...d, failures };
+  // The rows as the layout reads them, each going into its split's texts and the report's tally.
+  const texts: Record<string, string> = {};
+  const tally = new ImageTally({ expected: d.counts.train + d.counts.val });
+  const watch = async (split: string) => {
+    const files = await SplitTexts.open(store, split, { metrics: true });
+    return {
+      row: async (row: PackageRow) => {
+        await files.add(row);
+        await tallyRow(store, tally, row, { bucketed: true });
+      },
+      end: async () => void Object.assign(texts, await files.finish()),
+    };
+  };
+  const order: string[] = [];
+  for await (const { split, groups } of datasetRows(outputs, d.ids, facts, watch)) {
+    for await (const { bucket, rows } of groups) {
+      for await (const row of rows) order.push(`${split}/${bucket}/${row.id}`);
+    }
+  }
+  return { ...d, failures, texts, tally, order };
 }
 
 for (const flip of [false, true]) {
@@ -55,16 +77,18 @@ for (const flip of [false, true]) {
       assertEquals(JSON.parse(manifest), JSON.parse(before));
       // The ids here are not array indexes, so even the order of the keys is as it was.
       assertEquals(manifest, before);
-      assertEquals([...d.rowsBySplit.keys()], ["train", "val"]);
-      for (const [split, rows] of d.rowsBySplit) {
-        const files = await writeSplitTexts(store, split, rows, { metrics: true });
-        for (const name of ["manifest.txt", "metrics.csv"]) {
-          assertEquals(
-            await text(store, files[`${split}/${name}`]),
-            await golden(`${tag}.${split}.${name}`),
-          );
-        }
+      assertEquals(Object.keys(d.texts).sort(), [
+        "train/manifest.txt",
+        "train/metrics.csv",
+        "val/manifest.txt",
+        "val/metrics.csv",
+      ]);
+      for (const [name, digest] of Object.entries(d.texts)) {
+        assertEquals(await text(store, digest), await golden(`${tag}.${name.replace("/", ".")}`));
       }
+      // Split by split, bucket by bucket, by id: the dataset's order.
+      assertEquals(d.order.length, d.counts.train + d.counts.val);
+      assertEquals(d.order, [...d.order].sort());
       // Only the temp files of texts being written are in the store's temp folder: none now.
       assertEquals([...Deno.readDirSync(store.tmpDir)].length, 0);
     } finally {
@@ -77,7 +101,7 @@ for (const flip of [false, true]) {
     try {
       const store = new ObjectStore(cache);
       const d = await described(store, flip);
-      const tally = await tallyImages(store, d.rowsBySplit, { bucketed: true, samples: 0 });
+      const tally = d.tally;
       const html = renderReport({
         title: "synthetic",
         toolVersion: "0.0.0-test",

@@ -2,7 +2,7 @@
  * What the dataset says about its inputs: the files the folder listing skipped, the images
  * preprocessing enlarged more than 2× and the byte-identical ones — in the log, the report and
  * `manifest.json` — and which of them `package.exclude` leaves out of the dataset files; and the
- * counts of images per split and bucket they leave.
+ * census of the optimized images they are found in.
  *
  * @module
  */
@@ -12,7 +12,6 @@ import { type ExcludeKind, inputNotes, type NotedImage } from "../dataset/input_
 import { flippedId } from "../image/flipped_ids.ts";
 import type { ReportNotes } from "../report/html.ts";
 import type { ObjectStore } from "../store/objects.ts";
-import { bucketHistogram } from "./image_provenance.ts";
 
 /** What is known of one optimized image before the dataset's files are written. */
 export interface CensusImage extends NotedImage {
@@ -138,38 +137,6 @@ export async function datasetNotes(
     : { skipped: [] };
   const noted = inputNotes(census, options);
   return { skipped, ...noted };
-}
-
-/**
- * How many images each split (in name order) and each bucket of the dataset holds: the
- * complete images of the census less those the notes leave out.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- *
- * const image = (id: string, split: string, complete: boolean) => ({
- *   id, split, md5: null, sourceSize: null, bucket: "256x256", complete,
- * });
- * const { counts, buckets } = datasetCounts(
- *   [image("a", "val", true), image("b", "train", true), image("c", "train", false)],
- *   { skipped: [], upscaled: [], duplicates: [], excluded: [{ id: "a", reason: "upscaled" }] },
- *   ["val", "train"],
- * );
- * assert.deepEqual(counts, { train: 1, val: 0 });
- * assert.deepEqual(buckets, { "256x256": 1 });
- * ```
- */
-export function datasetCounts(
-  census: readonly CensusImage[],
-  notes: ReportNotes,
-  splits: readonly string[],
-): { counts: Record<string, number>; buckets: Record<string, number> } {
-  const excluded = new Set(notes.excluded.map((e) => e.id));
-  const counts: Record<string, number> = Object.fromEntries([...splits].sort().map((s) => [s, 0]));
-  const kept = census.filter((i) => i.complete && !excluded.has(i.id));
-  for (const image of kept) counts[image.split]++;
-  return { counts, buckets: bucketHistogram(kept.map((i) => i.bucket!)) };
 }
 
 /**

@@ -2,18 +2,19 @@
  * The dataset's description, image by image, in two passes over the upstream outputs: a census
  * of the optimized images (what the notes on the inputs, the counts per split and the buckets
  * are made of — `manifest.json` states them before its images), then every image of every split
- * as it comes: its entry in `manifest.json`, written into the store as it goes, and its row when
- * the dataset keeps it. Only the census (a few fields per optimized image) and the rows the
- * latent files are made of stay in memory; no stage's outputs, keys or metadata of every item.
+ * as it comes, for its entry in `manifest.json`, written into the store as it goes. What stays
+ * is the ids of the rows, per split and bucket (see dataset_rows.ts): no stage's outputs, keys
+ * or metadata of every item.
  *
  * @module
  */
 import type { Reconciliation } from "../dataset/reconciliation.ts";
 import type { ReportNotes } from "../report/html.ts";
 import type { ObjectStore } from "../store/objects.ts";
-import { censusImages, datasetCounts, datasetNotes, type NoteOptions } from "./dataset_notes.ts";
+import { censusImages, datasetNotes, type NoteOptions } from "./dataset_notes.ts";
+import { type RowIds, rowIds } from "./dataset_rows.ts";
 import { type ManifestHeader, ManifestJsonWriter } from "./manifest_json.ts";
-import { type PackageRow, packageRow, type RowFacts, sortRows } from "./rows.ts";
+import type { RowFacts } from "./rows.ts";
 import { StoredText } from "./stored_text.ts";
 import { imageStages, type StageOutputs } from "./upstream_images.ts";
 
@@ -39,8 +40,8 @@ export interface DescribeSources {
 
 /** What {@link describeImages} found and stored. */
 export interface ImageDescriptions {
-  /** The rows the latent files hold, per split (in name order), in the dataset's order. */
-  rowsBySplit: Map<string, PackageRow[]>;
+  /** The ids of the rows the latent files hold, per split and bucket, in the dataset's order. */
+  ids: RowIds;
   /** Images in the dataset per split. */
   counts: Record<string, number>;
   notes: ReportNotes;
@@ -50,7 +51,7 @@ export interface ImageDescriptions {
 }
 
 /**
- * Stores `manifest.json` and gathers the dataset's rows.
+ * Stores `manifest.json` and says which images are the dataset's rows.
  *
  * @example
  * ```ts
@@ -76,6 +77,7 @@ export interface ImageDescriptions {
  *   limit: null,
  * });
  * assert.deepEqual(described.counts, { train: 0 });
+ * assert.deepEqual([...described.ids.get("train")!], []);
  * const manifest = JSON.parse(new TextDecoder().decode(await store.get(described.manifest)));
  * assert.equal(manifest.images["00017"].path, "a.png");
  * await Deno.remove(cache, { recursive: true });
@@ -94,7 +96,8 @@ export async function describeImages(
   }, { splits, flip: facts.flip });
   const notes = await datasetNotes(store, census, sources.notes);
   if (sources.classesMissing) notes.classes_missing = sources.classesMissing;
-  const { counts, buckets } = datasetCounts(census, notes, Object.keys(splits));
+  const ids = rowIds(census, new Set(notes.excluded.map((e) => e.id)), Object.keys(splits));
+  const { counts, buckets } = rowCounts(ids);
 
   const text = await StoredText.open(store, "manifest-json");
   try {
@@ -104,21 +107,31 @@ export async function describeImages(
       counts,
       notes,
     });
-    const excluded = new Set(notes.excluded.map((e) => e.id));
-    const rowsBySplit = new Map(Object.keys(splits).sort().map((s) => [s, [] as PackageRow[]]));
     for await (const image of imageStages(o, { splits, flip: facts.flip })) {
       sources.signal?.throwIfAborted();
       await manifest.image(image, facts);
-      const row = excluded.has(image.id) ? null : packageRow(image, facts);
-      if (row) rowsBySplit.get(image.split)!.push(row);
     }
-    for (const rows of rowsBySplit.values()) sortRows(rows);
     const reconciliation = await sources.reconciliation();
     await manifest.finish({ reconciliation, limit: sources.limit });
-    return { rowsBySplit, counts, notes, reconciliation, manifest: await text.finish() };
+    return { ids, counts, notes, reconciliation, manifest: await text.finish() };
   } catch (e) {
     // The unfinished manifest's temp file is no one's; the error is the caller's.
     await text.discard();
     throw e;
   }
+}
+
+/** Images per split, and per bucket (by name), of the rows. */
+function rowCounts(ids: RowIds) {
+  const counts: Record<string, number> = {};
+  const buckets: Record<string, number> = {};
+  for (const [split, groups] of ids) {
+    counts[split] = 0;
+    for (const [bucket, group] of groups) {
+      counts[split] += group.length;
+      buckets[bucket] = (buckets[bucket] ?? 0) + group.length;
+    }
+  }
+  const sorted = Object.entries(buckets).sort(([a], [b]) => a < b ? -1 : 1);
+  return { counts, buckets: Object.fromEntries(sorted) };
 }

@@ -102,19 +102,3 @@ export function imageConditioning(
 export function stageKeys(stages: ItemStages): Record<string, string | null> {
   return Object.fromEntries(PROVENANCE_STAGES.map((t) => [t, stages[t]?.key ?? null]));
 }
-
-/**
- * How many images each bucket holds, by bucket name.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- *
- * assert.deepEqual(bucketHistogram(["320x192", "256x256", "320x192"]), { "256x256": 1, "320x192": 2 });
- * ```
- */
-export function bucketHistogram(buckets: Iterable<string>): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const b of buckets) counts[b] = (counts[b] ?? 0) + 1;
-  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a < b ? -1 : 1));
-}

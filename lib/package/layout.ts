@@ -191,7 +191,9 @@ export type DatasetRows = Iterable<RowSplit> | AsyncIterable<RowSplit>;
  * assert.deepEqual([...train.groups].map((g) => g.bucket), ["256x256", "320x192"]);
  * ```
  */
-export function rowSplits(rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>): RowSplit[] {
+export function rowSplits(
+  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
+): { split: string; groups: RowGroup[] }[] {
   return [...rowsBySplit].map(([split, rows]) => ({
     split,
     groups: [...byBucket(rows)].map(([bucket, group]) => ({ bucket, rows: group })),

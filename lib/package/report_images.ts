@@ -8,78 +8,58 @@
  */
 import { basename, dirname, resolve } from "node:path";
 import type { ReportImage } from "../report/html.ts";
-import { ImageTally } from "../report/image_tally.ts";
+import type { ImageTally } from "../report/image_tally.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { PackageRow } from "./rows.ts";
 
 /**
- * The report's figures of every row, added to a tally split by split in the rows' order; the
- * loss curves are read from the store only for the images whose detail the tally keeps.
+ * Adds one row's figures to the report's tally; its loss curve is read from the store only when
+ * the tally keeps its detail.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { ObjectStore } from "../store/objects.ts";
+ * import type { ImageTally } from "../report/image_tally.ts";
  * import type { PackageRow } from "./rows.ts";
  *
  * const cache = await Deno.makeTempDir();
- * const store = new ObjectStore(cache);
- * const curve = await store.putJson({
- *   steps: [0, 10], losses: [0.5, 0.25], passes: [1, 11], psnr: [20, 21],
- * });
- * const metrics = {
- *   loss_initial: 0.5, loss_final: 0.25, psnr_initial: 20, psnr_final: 24.5,
- *   ssim_initial: 0.7, ssim_final: 0.8, steps: 10, passes: 11, stop: "converged", provider: "cpu",
- * };
- * const row = { id: "00017", bucket: "256x256", image: { metrics }, curve } as unknown as PackageRow;
- * const tally = await tallyImages(store, new Map([["train", [row]]]), { bucketed: false, samples: 1 });
- * assert.deepEqual(tally.sampleIds, ["00017"]);
- * assert.equal(tally.detail[0].psnrFinal, 24.5);
- * assert.deepEqual(tally.detail[0].lossCurve, [[0, 0.5], [10, 0.25]]);
+ * const tally = new ImageTally({ expected: 1 });
+ * const row = { id: "a", split: "train", bucket: "256x256", image: { metrics: null } };
+ * await tallyRow(new ObjectStore(cache), tally, row as unknown as PackageRow, { bucketed: true });
+ * assert.equal(tally.detail[0].stopReason, "encoder latent kept");
  * await Deno.remove(cache, { recursive: true });
  * ```
  */
-export async function tallyImages(
+export async function tallyRow(
   store: ObjectStore,
-  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
-  { bucketed, samples }: {
-    /** Whether images are bucketed (then each line names its bucket). */
-    bucketed: boolean;
-    /** How many images the report's samples show (`package.samples`). */
-    samples: number;
-  },
-): Promise<ImageTally> {
-  let expected = 0;
-  for (const rows of rowsBySplit.values()) expected += rows.length;
-  const tally = new ImageTally({ expected, samples });
-  for (const [split, rows] of rowsBySplit) {
-    for (const row of rows) {
-      const bucket = bucketed ? row.bucket : undefined;
-      const m = row.image.metrics;
-      if (m === null) {
-        tally.add(encodedOnly(row.id, split, bucket));
-        continue;
-      }
-      const curve = tally.wantsDetail ? await curveOf(store, row) : null;
-      tally.add({
-        id: row.id,
-        split,
-        psnrInitial: m.psnr_initial,
-        psnrFinal: m.psnr_final,
-        ssimInitial: m.ssim_initial,
-        ssimFinal: m.ssim_final,
-        lossInitial: m.loss_initial,
-        lossFinal: m.loss_final,
-        steps: m.steps,
-        stopReason: m.stop,
-        lossCurve: curve ? curve.steps.map((s, k) => [s, curve.losses[k]] as const) : [],
-        passes: m.passes,
-        psnrCurve: curve ? curve.passes.map((p, k) => [p, curve.psnr[k]] as const) : [],
-        bucket,
-      });
-    }
+  tally: ImageTally,
+  row: PackageRow,
+  { bucketed }: { bucketed: boolean },
+): Promise<void> {
+  const bucket = bucketed ? row.bucket : undefined;
+  const m = row.image.metrics;
+  if (m === null) {
+    tally.add(encodedOnly(row.id, row.split, bucket));
+    return;
   }
-  return tally;
+  const curve = tally.wantsDetail ? await curveOf(store, row) : null;
+  tally.add({
+    id: row.id,
+    split: row.split,
+    psnrInitial: m.psnr_initial,
+    psnrFinal: m.psnr_final,
+    ssimInitial: m.ssim_initial,
+    ssimFinal: m.ssim_final,
+    lossInitial: m.loss_initial,
+    lossFinal: m.loss_final,
+    steps: m.steps,
+    stopReason: m.stop,
+    lossCurve: curve ? curve.steps.map((s, k) => [s, curve.losses[k]] as const) : [],
+    passes: m.passes,
+    psnrCurve: curve ? curve.passes.map((p, k) => [p, curve.psnr[k]] as const) : [],
+    bucket,
+  });
 }
 
 /** Raised when an optimized image has no stored loss curve. */

@@ -1,7 +1,8 @@
 /**
  * The rows of a dataset: per split, the images whose every item finished (the image, and with
  * `preprocess.flip` its flipped item too), each with the digests of its latents, its metrics,
- * its bucket, its conditioning and its labels, ordered by bucket and then by id. That order is
+ * its bucket, its conditioning and its labels, ordered by bucket and then by id (by the ids'
+ * UTF-8 bytes, the order the engine streams items in). That order is
  * the order of every array, shard and index the package writes, so an image's place depends only
  * on the ids of its split and bucket.
  *
@@ -10,6 +11,7 @@
 import type { Output } from "../store/records.ts";
 import type { Conditioning } from "../image/preprocess.ts";
 import { flippedId } from "../image/flipped_ids.ts";
+import { compareIds } from "../dag/item_order.ts";
 import type { ImageLabels } from "../dataset/image_labels.ts";
 import type { ImageStages, ItemStages } from "./upstream_images.ts";
 
@@ -213,7 +215,8 @@ export function packageRow(image: ImageStages, facts: RowFacts): PackageRow | nu
 }
 
 /**
- * Rows in the dataset's order: by bucket, then by id.
+ * Rows in the dataset's order: by bucket, then by id (as the engine orders ids, see
+ * `compareIds`).
  *
  * @example
  * ```ts
@@ -226,7 +229,7 @@ export function packageRow(image: ImageStages, facts: RowFacts): PackageRow | nu
  * ```
  */
 export function sortRows(rows: PackageRow[]): PackageRow[] {
-  return rows.sort((a, b) => compare(a.bucket, b.bucket) || compare(a.id, b.id));
+  return rows.sort((a, b) => compare(a.bucket, b.bucket) || compareIds(a.id, b.id));
 }
 
 /**
