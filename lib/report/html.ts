@@ -24,7 +24,7 @@ import { lossBands, type LossCurve, median } from "./stats.ts";
 import { bandChart, histogramChart, scatterChart } from "./svg_chart.ts";
 import { renderBucketSection } from "./buckets_section.ts";
 import { ImageTally } from "./image_tally.ts";
-import { renderPassesSection } from "./passes_section.ts";
+import { passesFigures, renderPassesSection } from "./passes_section.ts";
 
 /** Images of one split that made it through the pipeline. */
 export interface ReportSplit {
@@ -379,21 +379,6 @@ function stopReasonsLine(counts: ReadonlyMap<string, number>, max: number | unde
       ? "used all their passes (max_passes)"
       : reason;
   return [...counts].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${n} ${words(r)}`).join(" · ");
-}
-
-/** The passes section's figures: of the images that counted their passes. */
-function passesFigures(tally: ImageTally) {
-  const passes = tally.numbers("passes");
-  const steps = tally.numbers("steps");
-  const counted = [...passes.keys()].filter((i) => !Number.isNaN(passes[i]));
-  const detail = tally.detail.filter((i) => i.passes !== undefined);
-  const note = tally.detailNote();
-  return {
-    passes: counted.map((i) => passes[i]),
-    steps: counted.map((i) => steps[i]),
-    psnrCurves: detail.map((i) => i.psnrCurve ?? []),
-    sampled: note ? `Curves: ${note}` : undefined,
-  };
 }
 
 /** `optimize.max_steps` of the config the report shows, when it has one. */

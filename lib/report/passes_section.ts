@@ -9,6 +9,7 @@
  */
 import { escapeHtml } from "./escape.ts";
 import { fixed } from "./format.ts";
+import type { ImageTally } from "./image_tally.ts";
 import { lossBands, type LossCurve, median } from "./stats.ts";
 import { bandChart, histogramChart } from "./svg_chart.ts";
 
@@ -25,6 +26,35 @@ export interface PassesFigures {
 }
 
 const COLOR = "#00798c";
+
+/**
+ * The section's figures from a tally: of the images that counted their passes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ImageTally } from "./image_tally.ts";
+ *
+ * const tally = ImageTally.of([{
+ *   id: "a", split: "train", psnrInitial: 20, psnrFinal: 21, ssimInitial: 0.7, ssimFinal: 0.8,
+ *   lossInitial: 0.5, lossFinal: 0.25, steps: 2, stopReason: "converged", lossCurve: [],
+ *   passes: 3, psnrCurve: [[1, 20], [3, 21]],
+ * }]);
+ * assert.deepEqual(passesFigures(tally).passes, [3]);
+ * ```
+ */
+export function passesFigures(tally: ImageTally): PassesFigures {
+  const passes = tally.numbers("passes");
+  const steps = tally.numbers("steps");
+  const counted = [...passes.keys()].filter((i) => !Number.isNaN(passes[i]));
+  const note = tally.detailNote();
+  return {
+    passes: counted.map((i) => passes[i]),
+    steps: counted.map((i) => steps[i]),
+    psnrCurves: tally.detail.filter((i) => i.passes !== undefined).map((i) => i.psnrCurve ?? []),
+    sampled: note ? `Curves: ${note}` : undefined,
+  };
+}
 
 /**
  * The section as HTML: PSNR against passes (median and bands), and passes per image. Says so
