@@ -40,8 +40,9 @@ export interface CensusOutputs {
  * ```ts
  * import assert from "node:assert/strict";
  * import type { ItemEntry, ItemOutputs } from "../dag/task.ts";
+ * import type { Json } from "../store/canonical.ts";
  *
- * const outputs = (meta: Record<string, unknown>): ItemOutputs => {
+ * const outputs = (meta: Record<string, Json>): ItemOutputs => {
  *   const entries = new Map(Object.entries(meta).map(([id, m]): [string, ItemEntry] => [id, { id, out: { objects: {}, meta: m }, key: "k", ms: 1 }]));
  *   return {
  *     size: entries.size,

@@ -80,8 +80,9 @@ export interface SplitWatch {
  * ```ts
  * import assert from "node:assert/strict";
  * import type { ItemEntry, ItemOutputs } from "../dag/task.ts";
+ * import type { Output } from "../store/records.ts";
  *
- * const entry = (out: { objects: Record<string, string>; meta: unknown }): ItemEntry =>
+ * const entry = (out: Output): ItemEntry =>
  *   ({ id: "a", out, key: "k", ms: 1 });
  * const one = (e: ItemEntry | undefined): ItemOutputs => ({
  *   size: e ? 1 : 0, has: () => e !== undefined, get: () => Promise.resolve(e),

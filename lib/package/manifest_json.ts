@@ -55,6 +55,7 @@ export interface ManifestFacts {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import type { Output } from "../store/records.ts";
  *
  * let text = "";
  * const sink = { write: (t: string) => Promise.resolve(void (text += t)) };
@@ -64,7 +65,7 @@ export interface ManifestFacts {
  *   counts: { train: 1 }, failures: [],
  *   notes: { skipped: [], upscaled: [], duplicates: [], excluded: [] },
  * });
- * const entry = (out: { objects: Record<string, string>; meta: unknown }) =>
+ * const entry = (out: Output) =>
  *   ({ id: "00017", out, key: "k".repeat(64), ms: 1 });
  * await manifest.image({
  *   id: "00017",

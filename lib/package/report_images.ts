@@ -20,7 +20,7 @@ import type { PackageRow } from "./rows.ts";
  * ```ts
  * import assert from "node:assert/strict";
  * import { ObjectStore } from "../store/objects.ts";
- * import type { ImageTally } from "../report/image_tally.ts";
+ * import { ImageTally } from "../report/image_tally.ts";
  * import type { PackageRow } from "./rows.ts";
  *
  * const cache = await Deno.makeTempDir();

@@ -171,8 +171,9 @@ export function packageRows(sources: RowSources): Map<string, PackageRow[]> {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import type { Output } from "../store/records.ts";
  *
- * const entry = (out: { objects: Record<string, string>; meta: unknown }) =>
+ * const entry = (out: Output) =>
  *   ({ id: "00017", out, key: "k", ms: 1 });
  * const latent = entry({ objects: { latent: "l".repeat(64) }, meta: null });
  * const tensor = entry({
