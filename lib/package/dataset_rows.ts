@@ -13,6 +13,9 @@ import type { RowGroup, RowSplit } from "./layout.ts";
 import { type PackageRow, packageRow, type RowFacts } from "./rows.ts";
 import { imageStages, type StageOutputs } from "./upstream_images.ts";
 
+/** The stages a row is made of. */
+const ROW_STAGES = ["preprocess", "encode", "optimize"] as const;
+
 /** The ids of the dataset's rows: per split, per bucket, in the dataset's order. */
 export type RowIds = Map<string, Map<string, string[]>>;
 
@@ -139,7 +142,10 @@ async function* rowsOf(
   facts: RowFacts,
   watcher: SplitWatch,
 ): AsyncGenerator<PackageRow> {
-  for await (const image of imageStages(outputs, { splits: { [split]: ids }, flip: facts.flip })) {
+  const splits = { [split]: ids };
+  for await (
+    const image of imageStages(outputs, { splits, flip: facts.flip, stages: ROW_STAGES })
+  ) {
     const row = packageRow(image, facts);
     if (row === null) {
       throw new RowSourceError(

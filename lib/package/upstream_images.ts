@@ -69,16 +69,24 @@ export interface ImageStages {
  */
 export async function* imageStages(
   outputs: StageOutputs,
-  { splits, flip }: { splits: Readonly<Record<string, readonly string[]>>; flip: boolean },
+  { splits, flip, stages = PROVENANCE_STAGES }: {
+    splits: Readonly<Record<string, readonly string[]>>;
+    flip: boolean;
+    /** The stages to read (the others' entries are left undefined); all by default. */
+    stages?: readonly Stage[];
+  },
 ): AsyncGenerator<ImageStages> {
   for (const [split, ids] of Object.entries(splits)) {
     // An id asked out of order (a flipped item sorts after ids that extend the image's id with
     // a character below "#") is looked up on its own; the rest are one pass per stage.
-    const readers = PROVENANCE_STAGES.map((stage) =>
+    const readers = stages.map((stage) =>
       [stage, orderedReader(outputs[stage], (id) => outputs[stage].get(id))] as const
     );
     const read = async (item: string) => {
-      const out = {} as Record<Stage, ItemEntry | undefined>;
+      const out = Object.fromEntries(PROVENANCE_STAGES.map((s) => [s, undefined])) as Record<
+        Stage,
+        ItemEntry | undefined
+      >;
       for (const [stage, reader] of readers) out[stage] = await reader(item);
       return out;
     };
