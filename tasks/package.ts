@@ -12,8 +12,8 @@
  *
  * Reads: the splits and labels of `label-split`, the latents of `encode` and `optimize`, the
  * tensors and conditioning of `preprocess`, the source files of `fetch-images`, the listing of
- * `fetch-json`, and every
- * upstream action key.
+ * `fetch-json`, and the action key of every item of each stage — the per-item records as streams
+ * in id order (see lib/package/describe_images.ts and dataset_rows.ts), never all held at once.
  *
  * @module
  */
