@@ -263,27 +263,34 @@ async function writeRows(ctx: PackageContext, inputs: Inputs, described: Describ
     }
   }
   try {
-    const written = await writeLayout(store, datasetRows(inputs.outputs, ids, facts, watch), {
-      layout: config.package.layout,
-      formats: config.package.formats,
-      shardSize: config.package.shard_size ?? DEFAULT_SHARD_SIZE,
-      bucketed,
-      columns: {
-        flip: facts.flip,
-        labelFields: labelKinds(labelled(), inputs.labels.fields, inputs.labels.integer_fields),
-        // Only when set, so the recipes of optimized datasets' shards stay as they were.
-        ...(facts.encodeOnly ? { encodeOnly: true } : {}),
-      },
-      // The files say how their latents relate to the VAE's z.
-      ...fileFacts(described.normalization.describe(), {
-        encoder: inputs.encoder,
-        decoder: inputs.decoder,
-        config: ctx.keyed,
+    const written = await writeLayout(
+      store,
+      datasetRows(inputs.outputs, ids, facts, {
+        watch,
+        tempPath: (hint) => store.tempPath(hint),
       }),
-      classToIdx: inputs.labels.class_to_idx,
-      reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
-      signal: ctx.signal,
-    });
+      {
+        layout: config.package.layout,
+        formats: config.package.formats,
+        shardSize: config.package.shard_size ?? DEFAULT_SHARD_SIZE,
+        bucketed,
+        columns: {
+          flip: facts.flip,
+          labelFields: labelKinds(labelled(), inputs.labels.fields, inputs.labels.integer_fields),
+          // Only when set, so the recipes of optimized datasets' shards stay as they were.
+          ...(facts.encodeOnly ? { encodeOnly: true } : {}),
+        },
+        // The files say how their latents relate to the VAE's z.
+        ...fileFacts(described.normalization.describe(), {
+          encoder: inputs.encoder,
+          decoder: inputs.decoder,
+          config: ctx.keyed,
+        }),
+        classToIdx: inputs.labels.class_to_idx,
+        reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
+        signal: ctx.signal,
+      },
+    );
     return { written, texts, tally };
   } finally {
     // Texts of a split the layout did not finish are no one's; an error is the run's.

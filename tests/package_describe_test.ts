@@ -57,7 +57,12 @@ async function described(store: ObjectStore, flip: boolean) {
     };
   };
   const order: string[] = [];
-  for await (const { split, groups } of datasetRows(outputs, d.ids, facts, watch)) {
+  for await (
+    const { split, groups } of datasetRows(outputs, d.ids, facts, {
+      watch,
+      tempPath: (hint) => store.tempPath(hint),
+    })
+  ) {
     for await (const { bucket, rows } of groups) {
       for await (const row of rows) order.push(`${split}/${bucket}/${row.id}`);
     }

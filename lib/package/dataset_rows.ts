@@ -1,9 +1,10 @@
 /**
  * The dataset's rows as they are made: split by split (in name order), bucket by bucket (in name
  * order), each bucket's images in id order, each row built from the stages' outputs read beside
- * the bucket's ids (one pass over the stages per bucket) and handed on at once — to the layout,
- * and to whatever else sees every row (the split's text files, the report's tally). Which images
- * are rows, and their buckets, come from the census: no row is held once it has been handed on.
+ * the split's ids (one pass over the stages per split) and handed on — to the layout, and to
+ * whatever else sees every row (the split's text files, the report's tally). Which images are
+ * rows, and their buckets, come from the census. No row is held once it has been handed on: the
+ * rows of a split's other buckets wait on disk.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { compareIds } from "../dag/item_order.ts";
 import type { CensusImage } from "./dataset_notes.ts";
 import type { RowGroup, RowSplit } from "./layout.ts";
 import { type PackageRow, packageRow, type RowFacts } from "./rows.ts";
+import { RowSpill } from "./row_spill.ts";
 import { imageStages, type StageOutputs } from "./upstream_images.ts";
 
 /** The stages a row is made of. */
@@ -75,9 +77,18 @@ export interface SplitWatch {
   end(): Promise<void>;
 }
 
+/** Options of {@linkcode datasetRows}. */
+export interface RowOptions {
+  /** Called when a split starts; what it returns sees each of the split's rows and its end. */
+  watch: (split: string) => Promise<SplitWatch>;
+  /** A fresh temp file path (e.g. `ObjectStore.tempPath`), for the rows set aside. */
+  tempPath: (hint: string) => string;
+}
+
 /**
- * The rows of `ids`, made from the stages' outputs as the consumer reads them. `watch` is called
- * when a split starts, and what it returns sees each of the split's rows and its end.
+ * The rows of `ids`, made from the stages' outputs as the consumer reads them. A split of one
+ * bucket is read once beside its ids; a split of several is read once too, its rows set aside
+ * on disk by bucket (see row_spill.ts), then handed on bucket by bucket.
  *
  * @example
  * ```ts
@@ -85,8 +96,7 @@ export interface SplitWatch {
  * import type { ItemEntry, ItemOutputs } from "../dag/task.ts";
  * import type { Output } from "../store/records.ts";
  *
- * const entry = (out: Output): ItemEntry =>
- *   ({ id: "a", out, key: "k", ms: 1 });
+ * const entry = (out: Output): ItemEntry => ({ id: "a", out, key: "k", ms: 1 });
  * const one = (e: ItemEntry | undefined): ItemOutputs => ({
  *   size: e ? 1 : 0, has: () => e !== undefined, get: () => Promise.resolve(e),
  *   async *[Symbol.asyncIterator]() { if (e) yield e; },
@@ -98,49 +108,91 @@ export interface SplitWatch {
  *   encode: one(latent), optimize: one(latent),
  * };
  * const seen: string[] = [];
+ * const dir = await Deno.makeTempDir();
  * const splits = datasetRows(outputs, new Map([["train", new Map([["256x256", ["a"]]])]]), {
  *   paths: { a: "a.png" }, labels: {}, flip: false, encodeOnly: true,
- * }, () => Promise.resolve({
- *   row: (row) => Promise.resolve(void seen.push(row.id)),
- *   end: () => Promise.resolve(void seen.push("end")),
- * }));
+ * }, {
+ *   watch: () => Promise.resolve({
+ *     row: (row) => Promise.resolve(void seen.push(row.id)),
+ *     end: () => Promise.resolve(void seen.push("end")),
+ *   }),
+ *   tempPath: (hint) => `${dir}/${hint}`,
+ * });
  * for await (const { groups } of splits) {
  *   for await (const { rows } of groups) for await (const _ of rows) { /* the layout reads them *\/ }
  * }
  * assert.deepEqual(seen, ["a", "end"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function* datasetRows(
   outputs: StageOutputs,
   ids: RowIds,
   facts: RowFacts,
-  watch: (split: string) => Promise<SplitWatch>,
+  { watch, tempPath }: RowOptions,
 ): AsyncGenerator<RowSplit> {
   for (const [split, buckets] of ids) {
     const watcher = await watch(split);
-    yield { split, groups: groupsOf(outputs, split, buckets, facts, watcher) };
+    const groups = buckets.size > 1
+      ? spilledGroups(outputs, split, buckets, facts, watcher, tempPath)
+      : [...buckets].map(([bucket, group]) => ({
+        bucket,
+        rows: watched(rowsOf(outputs, split, group, facts), watcher),
+      }));
+    yield { split, groups };
     await watcher.end();
   }
 }
 
-function* groupsOf(
+/** The buckets of a split of several: one pass, each bucket's rows set aside, then read back. */
+async function* spilledGroups(
   outputs: StageOutputs,
   split: string,
   buckets: ReadonlyMap<string, readonly string[]>,
   facts: RowFacts,
   watcher: SplitWatch,
-): Generator<RowGroup> {
-  for (const [bucket, ids] of buckets) {
-    yield { bucket, rows: rowsOf(outputs, split, ids, facts, watcher) };
+  tempPath: (hint: string) => string,
+): AsyncGenerator<RowGroup> {
+  const spills = new Map<string, RowSpill>();
+  try {
+    for (const bucket of buckets.keys()) spills.set(bucket, await RowSpill.open(tempPath("rows")));
+    const all = [...buckets.values()].flat().sort(compareIds);
+    for await (const row of rowsOf(outputs, split, all, facts)) {
+      const spill = spills.get(row.bucket);
+      if (!spill) {
+        throw new RowSourceError(
+          `image ${row.id} (${split}): expected its bucket to be one of ` +
+            `${[...buckets.keys()].join(", ")}, found ${row.bucket}`,
+        );
+      }
+      await spill.write(row);
+    }
+    for (const [bucket, spill] of spills) {
+      yield { bucket, rows: watched(spill.rows(), watcher) };
+    }
+  } finally {
+    // The set-aside rows are no one's once read, or once the writing stopped.
+    for (const spill of spills.values()) await spill.remove();
   }
 }
 
+/** Rows as they pass, shown to the split's watcher first. */
+async function* watched(
+  rows: AsyncIterable<PackageRow>,
+  watcher: SplitWatch,
+): AsyncGenerator<PackageRow> {
+  for await (const row of rows) {
+    await watcher.row(row);
+    yield row;
+  }
+}
+
+/** The rows of `ids` (in id order), each made from the stages read beside the ids. */
 async function* rowsOf(
   outputs: StageOutputs,
   split: string,
   ids: readonly string[],
   facts: RowFacts,
-  watcher: SplitWatch,
 ): AsyncGenerator<PackageRow> {
   const splits = { [split]: ids };
   for await (
@@ -153,7 +205,6 @@ async function* rowsOf(
           `missing from the records read for the dataset`,
       );
     }
-    await watcher.row(row);
     yield row;
   }
 }
