@@ -6,11 +6,8 @@
  *
  * @module
  */
-import { writeAll } from "../base/fs.ts";
 import type { PackageRow } from "./rows.ts";
-
-/** Rows are gathered up to about this many UTF-16 code units before a write. */
-const FLUSH_AT = 1 << 16;
+import { TextFile } from "./text_file.ts";
 
 /**
  * A temp file of rows.
@@ -32,37 +29,28 @@ const FLUSH_AT = 1 << 16;
  * ```
  */
 export class RowSpill {
-  readonly #path: string;
-  readonly #file: Deno.FsFile;
-  readonly #encoder = new TextEncoder();
-  #pending: string[] = [];
-  #pendingLength = 0;
-  #closed = false;
+  readonly #text: TextFile;
 
-  private constructor(path: string, file: Deno.FsFile) {
-    this.#path = path;
-    this.#file = file;
+  private constructor(text: TextFile) {
+    this.#text = text;
   }
 
   /** Creates the temp file at `path` (which must not exist). */
   static async open(path: string): Promise<RowSpill> {
-    return new RowSpill(path, await Deno.open(path, { write: true, createNew: true }));
+    return new RowSpill(await TextFile.create(path));
   }
 
   /** Appends a row. */
   async write(row: PackageRow): Promise<void> {
     // JSON escapes line breaks inside strings: one row is one line.
-    const line = JSON.stringify(row) + "\n";
-    this.#pending.push(line);
-    this.#pendingLength += line.length;
-    if (this.#pendingLength >= FLUSH_AT) await this.#flush();
+    await this.#text.write(JSON.stringify(row) + "\n");
   }
 
   /** The rows written, in order (writing ends here). */
   async *rows(): AsyncGenerator<PackageRow> {
-    await this.#flush();
-    this.#close();
-    const file = await Deno.open(this.#path, { read: true });
+    await this.#text.flush();
+    this.#text.close();
+    const file = await Deno.open(this.#text.path, { read: true });
     let rest = "";
     for await (const text of file.readable.pipeThrough(new TextDecoderStream())) {
       const lines = (rest + text).split("\n");
@@ -73,24 +61,6 @@ export class RowSpill {
 
   /** Removes the temp file. */
   async remove(): Promise<void> {
-    this.#close();
-    await Deno.remove(this.#path).catch((e) => {
-      // Already gone is what removing wants.
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#pendingLength === 0) return;
-    const bytes = this.#encoder.encode(this.#pending.join(""));
-    this.#pending = [];
-    this.#pendingLength = 0;
-    await writeAll(this.#file, bytes);
-  }
-
-  #close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#file.close();
+    await this.#text.remove();
   }
 }

@@ -8,11 +8,8 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
-import { writeAll } from "../base/fs.ts";
 import type { ObjectStore } from "../store/objects.ts";
-
-/** Pieces are gathered up to about this many UTF-16 code units before a write. */
-const FLUSH_AT = 1 << 16;
+import { TextFile } from "./text_file.ts";
 
 /**
  * A text object being written. Call {@linkcode StoredText.finish} for its digest, or
@@ -35,63 +32,37 @@ const FLUSH_AT = 1 << 16;
  */
 export class StoredText {
   readonly #store: ObjectStore;
-  readonly #path: string;
-  readonly #file: Deno.FsFile;
-  readonly #hash: Hash = createHash("sha256");
-  readonly #encoder = new TextEncoder();
-  #pending: string[] = [];
-  #pendingLength = 0;
-  #closed = false;
+  readonly #text: TextFile;
+  readonly #hash: Hash;
 
-  private constructor(store: ObjectStore, path: string, file: Deno.FsFile) {
+  private constructor(store: ObjectStore, text: TextFile, hash: Hash) {
     this.#store = store;
-    this.#path = path;
-    this.#file = file;
+    this.#text = text;
+    this.#hash = hash;
   }
 
   /** Opens a new temp file in the store; `hint` names it there (e.g. `manifest`). */
   static async open(store: ObjectStore, hint: string): Promise<StoredText> {
-    const path = store.tempPath(hint);
-    const file = await Deno.open(path, { write: true, createNew: true });
-    return new StoredText(store, path, file);
+    const hash = createHash("sha256");
+    const text = await TextFile.create(store.tempPath(hint), (bytes) => hash.update(bytes));
+    return new StoredText(store, text, hash);
   }
 
   /** Appends `text`. */
   async write(text: string): Promise<void> {
-    this.#pending.push(text);
-    this.#pendingLength += text.length;
-    if (this.#pendingLength >= FLUSH_AT) await this.#flush();
+    await this.#text.write(text);
   }
 
   /** Writes what is left, fsyncs, stores the file and returns its digest. */
   async finish(): Promise<string> {
-    await this.#flush();
-    await this.#file.sync();
-    this.#close();
-    return await this.#store.putFile(this.#path, this.#hash.digest("hex"));
+    await this.#text.flush();
+    await this.#text.file.sync();
+    this.#text.close();
+    return await this.#store.putFile(this.#text.path, this.#hash.digest("hex"));
   }
 
   /** Removes the temp file of an unfinished text. */
   async discard(): Promise<void> {
-    this.#close();
-    await Deno.remove(this.#path).catch((e) => {
-      // Already gone is what discarding wants.
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#pendingLength === 0) return;
-    const bytes = this.#encoder.encode(this.#pending.join(""));
-    this.#pending = [];
-    this.#pendingLength = 0;
-    this.#hash.update(bytes);
-    await writeAll(this.#file, bytes);
-  }
-
-  #close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#file.close();
+    await this.#text.remove();
   }
 }
