@@ -12,38 +12,32 @@
  *
  * Reads: the splits and labels of `label-split`, the latents of `encode` and `optimize`, the
  * tensors and conditioning of `preprocess`, the source files of `fetch-images`, the listing of
- * `fetch-json`, and every
- * upstream action key.
+ * `fetch-json`, and the action key of every item of each stage — the per-item records as streams
+ * in id order (see lib/package/describe_images.ts and dataset_rows.ts), never all held at once.
  *
  * @module
  */
-import {
-  aggregate,
-  type ItemContext,
-  type Output,
-  type TaskContext,
-  type Upstream,
-} from "../lib/dag/task.ts";
-import type { KeyLookup } from "../lib/dag/item_join.ts";
+import { aggregate, type ItemContext, type TaskContext, type Upstream } from "../lib/dag/task.ts";
 import type { LabelsObject } from "../lib/dataset/image_labels.ts";
-import type { Reconciliation } from "../lib/dataset/reconciliation.ts";
 import { decodeItemIndex } from "../lib/dataset/item_index.ts";
 import { copiesFingerprint, statedReconciliation } from "../lib/package/adopted_copies.ts";
 import { labelKinds } from "../lib/package/columns.ts";
-import { datasetNotes, notesLog, withoutExcluded } from "../lib/package/dataset_notes.ts";
+import { notesLog } from "../lib/package/dataset_notes.ts";
+import { describeImages, type ImageDescriptions } from "../lib/package/describe_images.ts";
 import { fileFacts, storedNormalization } from "../lib/package/latent_facts.ts";
 import { writeLayout } from "../lib/package/layout.ts";
-import { manifestJson, PROVENANCE_STAGES } from "../lib/package/manifest_json.ts";
-import { metricsCsv } from "../lib/package/metrics_csv.ts";
 import { type PackageMeta, publishDataset } from "../lib/package/publish_dataset.ts";
-import { datasetTitle, reportImages, withMeasured } from "../lib/package/report_images.ts";
-import { type PackageRow, packageRows } from "../lib/package/rows.ts";
+import { datasetTitle, tallyRow } from "../lib/package/report_images.ts";
+import { datasetRows } from "../lib/package/dataset_rows.ts";
+import type { PackageRow, RowFacts } from "../lib/package/rows.ts";
 import { decodedSamples } from "../lib/package/samples.ts";
 import { DEFAULT_SHARD_SIZE } from "../lib/package/shards.ts";
-import { manifestText } from "../lib/package/split_manifest.ts";
+import { SplitTexts } from "../lib/package/split_texts.ts";
+import { PROVENANCE_STAGES, type StageOutputs } from "../lib/package/upstream_images.ts";
 import type { LatentNormalization } from "../lib/model/normalization.ts";
 import { PRESETS } from "../lib/model/presets.ts";
-import { renderReport, type ReportNotes } from "../lib/report/html.ts";
+import { renderReport } from "../lib/report/html.ts";
+import { ImageTally } from "../lib/report/image_tally.ts";
 import { checkOutDir } from "../lib/store/out_dir.ts";
 import type { Config } from "../config/schema.ts";
 import type { SplitsObject } from "./label_split.ts";
@@ -121,72 +115,29 @@ export default aggregate<Config>({
     copies: await copiesFingerprint(ctx.config.dataset),
   }),
   async run(ctx, up) {
-    const { store, config } = ctx;
+    const { store } = ctx;
     const inputs = await readUpstream(ctx, up);
-    // With optimize.method "none" the latents are the encoder's: no metrics, no initial_*.
-    const encodeOnly = config.optimize.method === "none";
-    const notes = await imageNotes(ctx, inputs);
-    const rowsBySplit = packageRows({
-      splits: withoutExcluded(inputs.splits.splits, notes),
-      paths: inputs.splits.paths,
-      labels: inputs.labels.images,
-      captions: inputs.labels.captions,
-      meta: inputs.labels.meta,
-      optimized: inputs.optimized,
-      encoded: inputs.encoded,
-      preprocessed: inputs.preprocessed,
-      flip: config.preprocess.flip,
-      encodeOnly,
-    });
-    const rows = [...rowsBySplit.values()].flat();
-
-    // The latent files, each saying how its latents relate to the VAE's z.
-    const normalization = storedNormalization(config.model, inputs.encoded);
-    const recorded = normalization.describe();
-    const written = await writeLayout(store, rowsBySplit, {
-      layout: config.package.layout,
-      formats: config.package.formats,
-      shardSize: config.package.shard_size ?? DEFAULT_SHARD_SIZE,
-      bucketed: config.preprocess.crop === "buckets",
-      columns: {
-        flip: config.preprocess.flip,
-        labelFields: labelKinds(rows, inputs.labels.fields, inputs.labels.integer_fields),
-        // Only when set, so the recipes of optimized datasets' shards stay as they were.
-        ...(encodeOnly ? { encodeOnly } : {}),
-      },
-      ...fileFacts(recorded, {
-        encoder: inputs.encoder,
-        decoder: inputs.decoder,
-        config: ctx.keyed,
-      }),
-      classToIdx: inputs.labels.class_to_idx,
-      reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
-      signal: ctx.signal,
-    });
+    const described = await describe(ctx, inputs);
+    const { written, texts, tally } = await writeRows(ctx, inputs, described);
     if (written.reused > 0) {
       ctx.log(`${written.reused} files reused from the store, ${written.built} built`);
     }
-
-    // Per split its image list and metrics; for the dataset its index, provenance and report.
-    const texts: Record<string, string> = {};
-    const counts: Record<string, number> = {};
-    for (const [split, splitRows] of rowsBySplit) {
-      counts[split] = splitRows.length;
-      texts[`${split}/manifest.txt`] = manifestText(splitRows.map((r) => r.path));
-      if (!encodeOnly) texts[`${split}/metrics.csv`] = metricsCsv(splitRows);
-    }
-    const reconciliation = await reconciliationOf(ctx, inputs);
-    const described = { rowsBySplit, counts, notes, normalization, reconciliation };
-    texts["manifest.json"] = provenance(ctx, inputs, described);
-    texts["report.html"] = await report(ctx, inputs, described);
-    const objects: Record<string, string> = { ...written.files, ...written.indexFiles };
-    for (const [name, text] of Object.entries(texts)) {
-      objects[name] = await store.put(new TextEncoder().encode(text));
-    }
+    const html = await report(ctx, inputs, described, tally);
+    const objects: Record<string, string> = {
+      ...written.files,
+      ...written.indexFiles,
+      ...texts,
+      "manifest.json": described.manifest,
+      "report.html": await store.put(new TextEncoder().encode(html)),
+    };
     const aliases = Object.fromEntries(
       Object.entries(written.recipes).map(([recipe, digest]) => [RECIPE_ALIAS + recipe, digest]),
     );
-    const meta = { counts, failed: inputs.failures.length, limit: ctx.limit ?? null };
+    const meta = {
+      counts: described.counts,
+      failed: inputs.failures.length,
+      limit: ctx.limit ?? null,
+    };
     return { objects, meta, aliases };
   },
   async publish(ctx, output, run) {
@@ -200,14 +151,17 @@ export default aggregate<Config>({
   },
 });
 
+/** What package's run is given: a task's context, and the store's aliases. */
+type PackageContext = TaskContext<Config> & Pick<ItemContext<Config>, "lookupAlias">;
+
 /** What package reads from upstream. */
 interface Inputs {
   splits: SplitsObject;
   labels: LabelsObject;
-  optimized: Map<string, Output>;
-  encoded: Map<string, Output>;
-  preprocessed: Map<string, Output>;
-  fetched: Map<string, Output>;
+  /** The recorded items of every stage, read in id order or by id. */
+  outputs: StageOutputs;
+  /** The shape of encode's first latent, when it made any. */
+  latentShape: number[] | undefined;
   /** The folder listing of fetch-json, when the dataset came from a folder. */
   listing?: string;
   /** fetch-json's item index: every item of the spec. */
@@ -218,38 +172,138 @@ interface Inputs {
   encodeEncoder: string;
   /** As optimize used it, else as this task has it; null when the config names none. */
   decoder: string | null;
-  /** The action keys of the stages manifest.json lists per image. */
-  keys: Record<string, KeyLookup>;
 }
 
-/** Which images: those of every split that were optimized, less what package.exclude drops. */
-async function imageNotes(ctx: TaskContext<Config>, inputs: Inputs) {
+/** The description of the images, and how the latents relate to the VAE's z. */
+interface Described extends ImageDescriptions {
+  normalization: LatentNormalization;
+  facts: RowFacts;
+}
+
+/** manifest.json stored and the rows found (see describe_images.ts), the notes logged. */
+async function describe(ctx: PackageContext, inputs: Inputs): Promise<Described> {
   const { config } = ctx;
-  const notes = await datasetNotes(ctx.store, {
-    listing: inputs.listing,
+  const normalization = storedNormalization(config.model, inputs.latentShape);
+  const facts = {
+    paths: inputs.splits.paths,
+    labels: inputs.labels.images,
+    captions: inputs.labels.captions,
+    meta: inputs.labels.meta,
+    flip: config.preprocess.flip,
+    // With optimize.method "none" the latents are the encoder's: no metrics, no initial_*.
+    encodeOnly: config.optimize.method === "none",
+  };
+  const described = await describeImages(ctx.store, {
     splits: inputs.splits.splits,
-    optimized: inputs.optimized,
-    fetched: inputs.fetched,
-    preprocessed: inputs.preprocessed,
-    size: config.preprocess.size,
-    crop: config.preprocess.crop,
-    exclude: config.package.exclude,
+    facts,
+    outputs: inputs.outputs,
+    notes: {
+      listing: inputs.listing,
+      size: config.preprocess.size,
+      crop: config.preprocess.crop,
+      exclude: config.package.exclude,
+    },
+    classesMissing: inputs.labels.classes_missing,
+    header: {
+      toolVersion: denoJson.version,
+      config: ctx.keyed,
+      layout: config.package.layout,
+      models: {
+        encoder_sha256: inputs.encodeEncoder,
+        decoder_sha256: inputs.decoder,
+        ...normalization.describe(),
+      },
+      classToIdx: inputs.labels.class_to_idx,
+      failures: inputs.failures,
+    },
+    reconciliation: () => reconciliationOf(ctx, inputs),
+    limit: ctx.limit ?? null,
+    signal: ctx.signal,
   });
-  // Classes some splits lack were found by label-split; the notes carry them to the report.
-  if (inputs.labels.classes_missing) notes.classes_missing = inputs.labels.classes_missing;
-  for (const line of notesLog(notes)) ctx.log(line);
-  return notes;
+  for (const line of notesLog(described.notes)) ctx.log(line);
+  return { ...described, normalization, facts };
+}
+
+/**
+ * The rows made as the latent files are written, each one also going into its split's
+ * manifest.txt and metrics.csv and into the report's tally as it passes.
+ */
+async function writeRows(ctx: PackageContext, inputs: Inputs, described: Described) {
+  const { store, config } = ctx;
+  const { facts, ids } = described;
+  const bucketed = config.preprocess.crop === "buckets";
+  let expected = 0;
+  for (const n of Object.values(described.counts)) expected += n;
+  const tally = new ImageTally({
+    expected,
+    // Without a decoder there is nothing to decode the samples with.
+    samples: inputs.decoder === null ? 0 : config.package.samples,
+  });
+  const texts: Record<string, string> = {};
+  const open: SplitTexts[] = [];
+  const watch = async (split: string) => {
+    const files = await SplitTexts.open(store, split, { metrics: !facts.encodeOnly });
+    open.push(files);
+    return {
+      row: async (row: PackageRow) => {
+        await files.add(row);
+        await tallyRow(store, tally, row, { bucketed });
+      },
+      end: async () => {
+        Object.assign(texts, await files.finish());
+        open.splice(open.indexOf(files), 1);
+      },
+    };
+  };
+  function* labelled() {
+    for (const groups of ids.values()) {
+      for (const group of groups.values()) {
+        for (const id of group) yield { labels: facts.labels[id] ?? {} };
+      }
+    }
+  }
+  try {
+    const written = await writeLayout(
+      store,
+      datasetRows(inputs.outputs, ids, facts, {
+        watch,
+        tempPath: (hint) => store.tempPath(hint),
+      }),
+      {
+        layout: config.package.layout,
+        formats: config.package.formats,
+        shardSize: config.package.shard_size ?? DEFAULT_SHARD_SIZE,
+        bucketed,
+        columns: {
+          flip: facts.flip,
+          labelFields: labelKinds(labelled(), inputs.labels.fields, inputs.labels.integer_fields),
+          // Only when set, so the recipes of optimized datasets' shards stay as they were.
+          ...(facts.encodeOnly ? { encodeOnly: true } : {}),
+        },
+        // The files say how their latents relate to the VAE's z.
+        ...fileFacts(described.normalization.describe(), {
+          encoder: inputs.encoder,
+          decoder: inputs.decoder,
+          config: ctx.keyed,
+        }),
+        classToIdx: inputs.labels.class_to_idx,
+        reuse: async (recipe) => (await ctx.lookupAlias(RECIPE_ALIAS + recipe))?.digest ?? null,
+        signal: ctx.signal,
+      },
+    );
+    return { written, texts, tally };
+  } finally {
+    // Texts of a split the layout did not finish are no one's; an error is the run's.
+    for (const files of open) await files.discard();
+  }
 }
 
 /** The reconciliation of the adopted copies against the listing, from recorded outputs. */
-function reconciliationOf(
-  ctx: TaskContext<Config> & Pick<ItemContext<Config>, "lookupAlias">,
-  inputs: Inputs,
-) {
+function reconciliationOf(ctx: PackageContext, inputs: Inputs) {
   return statedReconciliation(ctx.config.dataset, {
     spec: async () => decodeItemIndex(await ctx.store.get(inputs.index)).items,
     limit: ctx.limit,
-    fetched: inputs.fetched,
+    fetched: inputs.outputs["fetch-images"],
     stored: async (item) => item.md5 !== null && await ctx.lookupAlias(`md5:${item.md5}`) !== null,
     signal: ctx.signal,
   });
@@ -258,23 +312,19 @@ function reconciliationOf(
 async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inputs> {
   const split = up.aggregate("label-split");
   const models = up.taskInputs("optimize");
-  const keys: Record<string, Map<string, string>> = {};
-  const outputs = async (task: string) => {
-    const out = new Map<string, Output>();
-    const byId = keys[task] = new Map<string, string>();
-    for await (const e of up.items(task)) {
-      out.set(e.id, e.out);
-      byId.set(e.id, e.key);
-    }
-    return out;
-  };
+  const outputs = Object.fromEntries(
+    PROVENANCE_STAGES.map((stage) => [stage, up.items(stage)]),
+  ) as unknown as StageOutputs;
+  let latentShape: number[] | undefined;
+  for await (const first of outputs.encode) {
+    latentShape = (first.out.meta as { shape?: number[] } | null)?.shape;
+    break;
+  }
   return {
     splits: await ctx.store.getJson<SplitsObject>(split.objects.splits),
     labels: await ctx.store.getJson<LabelsObject>(split.objects.labels),
-    optimized: await outputs("optimize"),
-    encoded: await outputs("encode"),
-    preprocessed: await outputs("preprocess"),
-    fetched: await outputs("fetch-images"),
+    outputs,
+    latentShape,
     listing: up.aggregate("fetch-json").objects.listing,
     index: up.aggregate("fetch-json").objects.index,
     failures: [...up.failures("optimize")].map(([id, f]) => ({ id, ...f }))
@@ -282,76 +332,30 @@ async function readUpstream(ctx: TaskContext<Config>, up: Upstream): Promise<Inp
     encoder: models.encoder ?? up.taskInputs("encode").encoder,
     encodeEncoder: up.taskInputs("encode").encoder,
     decoder: models.decoder ?? ctx.files.decoder?.digest ?? null,
-    keys: Object.fromEntries(PROVENANCE_STAGES.map((t) => [t, keys[t]])),
   };
 }
 
-/** What the dataset's descriptions are made of, besides the upstream outputs. */
-interface Described {
-  rowsBySplit: Map<string, PackageRow[]>;
-  /** Images per split. */
-  counts: Record<string, number>;
-  notes: ReportNotes;
-  normalization: LatentNormalization;
-  reconciliation: Reconciliation | null;
-}
-
-/** manifest.json: where every image came from and what made its latents. */
-function provenance(ctx: TaskContext<Config>, inputs: Inputs, d: Described): string {
-  const { config } = ctx;
-  return manifestJson({
-    toolVersion: denoJson.version,
-    config: ctx.keyed,
-    layout: config.package.layout,
-    flip: config.preprocess.flip,
-    splits: inputs.splits.splits,
-    paths: inputs.splits.paths,
-    counts: d.counts,
-    failures: inputs.failures,
-    labels: inputs.labels.images,
-    classToIdx: inputs.labels.class_to_idx,
-    captions: inputs.labels.captions,
-    meta: inputs.labels.meta,
-    buckets: [...d.rowsBySplit.values()].flat().map((r) => r.bucket),
-    notes: d.notes,
-    models: {
-      encoder_sha256: inputs.encodeEncoder,
-      decoder_sha256: inputs.decoder,
-      ...d.normalization.describe(),
-    },
-    keys: inputs.keys,
-    fetched: inputs.fetched,
-    preprocessed: inputs.preprocessed,
-    reconciliation: d.reconciliation,
-    limit: ctx.limit ?? null,
-  });
-}
-
-/** report.html: the numbers of every image and a few decoded samples. */
-async function report(ctx: TaskContext<Config>, inputs: Inputs, d: Described): Promise<string> {
-  const { rowsBySplit, counts, notes, normalization, reconciliation } = d;
+/** report.html: the figures of every image and a few decoded samples. */
+async function report(
+  ctx: TaskContext<Config>,
+  inputs: Inputs,
+  d: Described,
+  tally: ImageTally,
+): Promise<string> {
+  const { counts, notes, normalization, reconciliation } = d;
   const { store, config } = ctx;
-  const images = await reportImages(store, rowsBySplit, {
-    optimized: inputs.optimized,
-    bucketed: config.preprocess.crop === "buckets",
+  const samples = inputs.decoder === null ? [] : await decodedSamples(store, tally.sampleIds, {
+    count: config.package.samples,
+    decoder: store.path(inputs.decoder),
+    providers: config.model.providers,
+    threads: config.model.threads,
+    float16Overflow: config.model.preset && PRESETS[config.model.preset].fp16Overflow,
+    inputRange: config.model.input_range,
+    normalization,
+    output: async (stage, id) => (await inputs.outputs[stage].get(id))?.out,
   });
-  // Without a decoder there is nothing to decode the samples with.
-  const samples = inputs.decoder === null ? [] : await decodedSamples(
-    store,
-    images.map((i) => i.id),
-    {
-      count: config.package.samples,
-      decoder: store.path(inputs.decoder),
-      providers: config.model.providers,
-      threads: config.model.threads,
-      float16Overflow: config.model.preset && PRESETS[config.model.preset].fp16Overflow,
-      inputRange: config.model.input_range,
-      normalization,
-      preprocessed: inputs.preprocessed,
-      encoded: inputs.encoded,
-      optimized: inputs.optimized,
-    },
-  );
+  // An encode-only dataset shows its encoder's reconstruction quality on the samples.
+  tally.measure(samples);
   return renderReport({
     title: datasetTitle(config.dataset),
     toolVersion: denoJson.version,
@@ -362,8 +366,7 @@ async function report(ctx: TaskContext<Config>, inputs: Inputs, d: Described): P
       normalization: normalization.describe(),
     },
     splits: Object.entries(counts).map(([name, count]) => ({ name, count })),
-    // An encode-only dataset shows its encoder's reconstruction quality on the samples.
-    images: withMeasured(images, samples),
+    images: tally,
     failures: inputs.failures,
     samples,
     config: ctx.keyed,

@@ -65,7 +65,7 @@ export async function copiesFingerprint(dataset: CopiesConfig): Promise<Json> {
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/notes.txt`, "not an image");
  * const r = await statedReconciliation({ kind: "ffhq", adopt: [dir] }, {
- *   spec: () => Promise.resolve([]), fetched: new Map(), stored: () => Promise.resolve(false),
+ *   spec: () => Promise.resolve([]), fetched: [], stored: () => Promise.resolve(false),
  * });
  * assert.deepEqual(r?.extra, [`${dir}/notes.txt`]);
  * assert.equal(r?.planned, false);
@@ -79,8 +79,8 @@ export async function statedReconciliation(
     spec: () => Promise<readonly DatasetItem[]>;
     /** The run's `--limit`. */
     limit?: number;
-    /** fetch-images' outputs, by item id (their `adopt` says what happened to each). */
-    fetched: ReadonlyMap<string, Output>;
+    /** fetch-images' outputs with their item ids (their `adopt` says what happened to each). */
+    fetched: AsyncIterable<{ id: string; out: Output }> | Iterable<{ id: string; out: Output }>;
     /** Whether an item's bytes are in the store (it was not read from the copies). */
     stored: (item: { md5: string | null }) => Promise<boolean>;
     signal?: AbortSignal;
@@ -90,7 +90,9 @@ export async function statedReconciliation(
   if (paths.length === 0) return null;
   const all = await spec();
   const recorded = new Map<string, ItemOutcome | undefined>();
-  for (const [id, out] of fetched) recorded.set(id, (out.meta as { adopt?: ItemOutcome }).adopt);
+  for await (const { id, out } of fetched) {
+    recorded.set(id, (out.meta as { adopt?: ItemOutcome }).adopt);
+  }
   return await reconcileCopies({
     paths,
     items: limit === undefined ? all : all.slice(0, limit),

@@ -69,7 +69,7 @@ export type LabelKind = "number" | "text" | "integer";
  * ```
  */
 export function labelKinds(
-  rows: Iterable<PackageRow>,
+  rows: Iterable<Pick<PackageRow, "labels">>,
   fields: readonly string[],
   integerFields: readonly string[] = [],
 ): Record<string, LabelKind> {

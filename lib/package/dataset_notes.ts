@@ -1,25 +1,104 @@
 /**
  * What the dataset says about its inputs: the files the folder listing skipped, the images
  * preprocessing enlarged more than 2× and the byte-identical ones — in the log, the report and
- * `manifest.json` — and which of them `package.exclude` leaves out of the dataset files.
+ * `manifest.json` — and which of them `package.exclude` leaves out of the dataset files; and the
+ * census of the optimized images they are found in.
  *
  * @module
  */
-import { type ExcludeKind, inputNotes } from "../dataset/input_notes.ts";
+import type { ItemOutputs } from "../dag/task.ts";
+import { compareIds, orderedReader } from "../dag/item_order.ts";
+import { type ExcludeKind, inputNotes, type NotedImage } from "../dataset/input_notes.ts";
+import { flippedId } from "../image/flipped_ids.ts";
 import type { ReportNotes } from "../report/html.ts";
 import type { ObjectStore } from "../store/objects.ts";
-import type { Output } from "../store/records.ts";
 
-/** What {@link datasetNotes} reads. */
-export interface NoteSources {
+/** What is known of one optimized image before the dataset's files are written. */
+export interface CensusImage extends NotedImage {
+  split: string;
+  /** Its bucket (from preprocess), null when unknown. */
+  bucket: string | null;
+  /** Whether every item it needs (the image, and with flips its flipped item) has latents. */
+  complete: boolean;
+}
+
+/** The recorded outputs a census reads. */
+export interface CensusOutputs {
+  fetched: ItemOutputs;
+  preprocessed: ItemOutputs;
+  encoded: ItemOutputs;
+  optimized: ItemOutputs;
+}
+
+/**
+ * One pass over the images of every split that were optimized: each one's source MD5, sizes,
+ * bucket and whether it can be packaged — what the notes, the counts and the buckets of the
+ * dataset are made of, before any file is written. The list is in id order (as `<` sorts),
+ * each image once.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ItemEntry, ItemOutputs } from "../dag/task.ts";
+ * import type { Json } from "../store/canonical.ts";
+ *
+ * const outputs = (meta: Record<string, Json>): ItemOutputs => {
+ *   const entries = new Map(Object.entries(meta).map(([id, m]): [string, ItemEntry] => [id, { id, out: { objects: {}, meta: m }, key: "k", ms: 1 }]));
+ *   return {
+ *     size: entries.size,
+ *     has: (id) => entries.has(id),
+ *     get: (id) => Promise.resolve(entries.get(id)),
+ *     async *[Symbol.asyncIterator]() { yield* [...entries.values()]; },
+ *   };
+ * };
+ * const census = await censusImages({
+ *   fetched: outputs({ a: { md5: "x" }, b: { md5: "y" } }),
+ *   preprocessed: outputs({ a: { bucket: "256x256", source_size: [512, 512] }, b: { bucket: "256x256" } }),
+ *   encoded: outputs({ a: {}, b: {} }),
+ *   optimized: outputs({ a: {} }),
+ * }, { splits: { train: ["a", "b"] }, flip: false });
+ * assert.deepEqual(census, [{
+ *   id: "a", split: "train", md5: "x", sourceSize: [512, 512], targetSize: null, bucket: "256x256",
+ *   complete: true,
+ * }]);
+ * ```
+ */
+export async function censusImages(
+  outputs: CensusOutputs,
+  { splits, flip }: { splits: Readonly<Record<string, readonly string[]>>; flip: boolean },
+): Promise<CensusImage[]> {
+  const { fetched, preprocessed, encoded, optimized } = outputs;
+  const has = (item: string) => optimized.has(item) && encoded.has(item) && preprocessed.has(item);
+  const seen = new Set<string>();
+  const out: CensusImage[] = [];
+  for (const [split, ids] of Object.entries(splits)) {
+    const md5Of = orderedReader(fetched, (id) => fetched.get(id));
+    const preprocessOf = orderedReader(preprocessed, (id) => preprocessed.get(id));
+    for (const id of [...ids].sort(compareIds)) {
+      if (!optimized.has(id) || seen.has(id)) continue;
+      seen.add(id);
+      const source = (await md5Of(id))?.out.meta as { md5?: string } | undefined;
+      const meta = (await preprocessOf(id))?.out.meta as
+        | { bucket?: string; source_size?: [number, number]; target_size?: [number, number] }
+        | undefined;
+      out.push({
+        id,
+        split,
+        md5: source?.md5 ?? null,
+        sourceSize: meta?.source_size ?? null,
+        targetSize: meta?.target_size ?? null,
+        bucket: meta?.bucket ?? null,
+        complete: has(id) && (!flip || has(flippedId(id))),
+      });
+    }
+  }
+  return out.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** What {@link datasetNotes} reads besides the census. */
+export interface NoteOptions {
   /** The folder listing (fetch-json's `listing` object), when the dataset came from one. */
   listing?: string;
-  /** Image ids per split. */
-  splits: Record<string, string[]>;
-  /** Outputs of `optimize` (only optimized images are noted), `fetch-images` and `preprocess`. */
-  optimized: ReadonlyMap<string, Output>;
-  fetched: ReadonlyMap<string, Output>;
-  preprocessed: ReadonlyMap<string, Output>;
   /** `preprocess.size` and `preprocess.crop`: what counts as enlarged. */
   size: number;
   crop: "center" | "none" | "buckets";
@@ -36,65 +115,29 @@ export interface NoteSources {
  * import { ObjectStore } from "../store/objects.ts";
  *
  * const cache = await Deno.makeTempDir();
- * const image = (md5: string, size: number) => ({ objects: {}, meta: { md5, source_size: [size, size] } });
- * const notes = await datasetNotes(new ObjectStore(cache), {
- *   splits: { train: ["a", "b", "c"] },
- *   optimized: new Map([["a", image("x", 0)], ["b", image("x", 0)], ["c", image("y", 0)]]),
- *   fetched: new Map([["a", image("x", 512)], ["b", image("x", 512)], ["c", image("y", 64)]]),
- *   preprocessed: new Map([["a", image("x", 512)], ["b", image("x", 512)], ["c", image("y", 64)]]),
- *   size: 256,
- *   crop: "center",
- *   exclude: ["duplicates"],
+ * const image = (id: string, md5: string, size: number) => ({
+ *   id, split: "train", md5, sourceSize: [size, size] as [number, number], bucket: "256x256",
+ *   complete: true,
  * });
+ * const notes = await datasetNotes(new ObjectStore(cache), [
+ *   image("a", "x", 512), image("b", "x", 512), image("c", "y", 64),
+ * ], { size: 256, crop: "center", exclude: ["duplicates"] });
  * assert.deepEqual(notes.duplicates, [["a", "b"]]);
  * assert.deepEqual(notes.upscaled.map((u) => u.id), ["c"]);
  * assert.deepEqual(notes.excluded.map((e) => e.id), ["b"]);
  * await Deno.remove(cache, { recursive: true });
  * ```
  */
-export async function datasetNotes(store: ObjectStore, sources: NoteSources): Promise<ReportNotes> {
-  const { skipped } = sources.listing
-    ? await store.getJson<{ skipped: ReportNotes["skipped"] }>(sources.listing)
+export async function datasetNotes(
+  store: ObjectStore,
+  census: readonly CensusImage[],
+  options: NoteOptions,
+): Promise<ReportNotes> {
+  const { skipped } = options.listing
+    ? await store.getJson<{ skipped: ReportNotes["skipped"] }>(options.listing)
     : { skipped: [] };
-  const ids = [...new Set(Object.values(sources.splits).flat())]
-    .filter((id) => sources.optimized.has(id)).sort();
-  const meta = (outputs: ReadonlyMap<string, Output>, id: string) =>
-    outputs.get(id)?.meta as
-      | { md5?: string; source_size?: [number, number]; target_size?: [number, number] }
-      | undefined;
-  const noted = inputNotes(
-    ids.map((id) => ({
-      id,
-      md5: meta(sources.fetched, id)?.md5 ?? null,
-      sourceSize: meta(sources.preprocessed, id)?.source_size ?? null,
-      targetSize: meta(sources.preprocessed, id)?.target_size ?? null,
-    })),
-    { size: sources.size, crop: sources.crop, exclude: sources.exclude },
-  );
+  const noted = inputNotes(census, options);
   return { skipped, ...noted };
-}
-
-/**
- * The image ids of each split without those the notes leave out.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- *
- * const kept = withoutExcluded({ train: ["a", "b"], val: ["c"] }, {
- *   skipped: [], upscaled: [], duplicates: [["a", "b"]], excluded: [{ id: "b", reason: "duplicate of a" }],
- * });
- * assert.deepEqual(kept, { train: ["a"], val: ["c"] });
- * ```
- */
-export function withoutExcluded(
-  splits: Record<string, string[]>,
-  notes: ReportNotes,
-): Record<string, string[]> {
-  const excluded = new Set(notes.excluded.map((e) => e.id));
-  return Object.fromEntries(
-    Object.entries(splits).map(([name, ids]) => [name, ids.filter((id) => !excluded.has(id))]),
-  );
 }
 
 /**

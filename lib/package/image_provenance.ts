@@ -5,10 +5,10 @@
  *
  * @module
  */
-import type { Output } from "../store/records.ts";
 import type { Conditioning } from "../image/preprocess.ts";
 import { flippedId } from "../image/flipped_ids.ts";
 import type { ImageLabels } from "../dataset/image_labels.ts";
+import { type ImageStages, type ItemStages, PROVENANCE_STAGES } from "./upstream_images.ts";
 
 /**
  * Version of `manifest.json`'s schema: 2 added `schema_version`, `layout`, `buckets`, and per
@@ -31,72 +31,74 @@ export interface ImageConditioning extends Partial<Conditioning> {
 }
 
 /**
- * An image's bucket, conditioning, labels and flipped item for `manifest.json`.
+ * An image's bucket, conditioning, labels and flipped item for `manifest.json`, from what each
+ * stage recorded for it.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  *
- * const preprocessed = new Map([["00017", {
- *   objects: {},
- *   meta: {
- *     bucket: "256x256", original_size: [1024, 768], crop_coords_top_left: [0, 32],
- *     crop_box: [0, 128, 768, 896], target_size: [256, 256],
+ * const preprocess = {
+ *   id: "00017", key: "k".repeat(64), ms: 1,
+ *   out: {
+ *     objects: {},
+ *     meta: {
+ *       bucket: "256x256", original_size: [1024, 768], crop_coords_top_left: [0, 32],
+ *       crop_box: [0, 128, 768, 896], target_size: [256, 256],
+ *     },
  *   },
- * }]]);
- * const fields = imageConditioning("00017", {
- *   preprocessed,
- *   labels: { "00017": { gender: "female" } },
- *   flipKeys: null,
- * });
+ * };
+ * const none = { "fetch-images": undefined, "verify-sizes": undefined, encode: undefined, optimize: undefined };
+ * const fields = imageConditioning(
+ *   { id: "00017", split: "train", image: { ...none, preprocess }, flipped: null },
+ *   { "00017": { gender: "female" } },
+ * );
  * assert.equal(fields.bucket, "256x256");
  * assert.deepEqual(fields.original_size, [1024, 768]);
  * assert.deepEqual(fields.labels, { gender: "female" });
  * ```
  */
 export function imageConditioning(
-  id: string,
-  { preprocessed, labels, flipKeys }: {
-    preprocessed: ReadonlyMap<string, Output>;
-    labels: Readonly<Record<string, ImageLabels>>;
-    /** Action keys of the flipped item by stage, or null without flips. */
-    flipKeys: ((item: string) => Record<string, string | null>) | null;
-  },
+  image: ImageStages,
+  labels: Readonly<Record<string, ImageLabels>>,
 ): ImageConditioning {
-  const meta = preprocessed.get(id)?.meta as (Conditioning & { bucket: string }) | undefined;
+  const meta = image.image.preprocess?.out.meta as (Conditioning & { bucket: string }) | undefined;
   const out: ImageConditioning = {
     bucket: meta?.bucket ?? null,
     original_size: meta?.original_size,
     crop_coords_top_left: meta?.crop_coords_top_left,
     crop_box: meta?.crop_box,
     target_size: meta?.target_size,
-    labels: labels[id] ?? {},
+    labels: labels[image.id] ?? {},
   };
-  if (flipKeys) {
-    const flipped = flippedId(id);
-    const f = preprocessed.get(flipped)?.meta as Conditioning | undefined;
+  if (image.flipped) {
+    const f = image.flipped.preprocess?.out.meta as Conditioning | undefined;
     out.flipped = {
-      id: flipped,
+      id: flippedId(image.id),
       crop_coords_top_left: f?.crop_coords_top_left ?? null,
       crop_box: f?.crop_box ?? null,
-      keys: flipKeys(flipped),
+      keys: stageKeys(image.flipped),
     };
   }
   return out;
 }
 
 /**
- * How many images each bucket holds, by bucket name.
+ * The action key of every stage that made an item, by stage (null where it did not succeed).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  *
- * assert.deepEqual(bucketHistogram(["320x192", "256x256", "320x192"]), { "256x256": 1, "320x192": 2 });
+ * const entry = { id: "a", out: { objects: {}, meta: null }, key: "k".repeat(64), ms: 1 };
+ * const keys = stageKeys({
+ *   "fetch-images": entry, "verify-sizes": entry, preprocess: entry, encode: entry,
+ *   optimize: undefined,
+ * });
+ * assert.equal(keys.encode, "k".repeat(64));
+ * assert.equal(keys.optimize, null);
  * ```
  */
-export function bucketHistogram(buckets: Iterable<string>): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const b of buckets) counts[b] = (counts[b] ?? 0) + 1;
-  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a < b ? -1 : 1));
+export function stageKeys(stages: ItemStages): Record<string, string | null> {
+  return Object.fromEntries(PROVENANCE_STAGES.map((t) => [t, stages[t]?.key ?? null]));
 }

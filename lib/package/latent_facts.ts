@@ -19,25 +19,23 @@ export interface StoredModelSettings extends NormalizationSettings {
 }
 
 /**
- * The normalization of the stored latents: the channel count is the one encode recorded (else
- * the preset's, else the number of `latents_mean` values).
+ * The normalization of the stored latents: the channel count is the one encode recorded (the
+ * shape of its first latent; else the preset's, else the number of `latents_mean` values).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  *
- * const encoded = new Map([["00017", { meta: { shape: [1, 4, 32, 32] } }]]);
- * const normalization = storedNormalization({ scaling_factor: 0.18215 }, encoded);
+ * const normalization = storedNormalization({ scaling_factor: 0.18215 }, [1, 4, 32, 32]);
  * assert.equal(normalization.channels, 4);
  * assert.equal(normalization.describe().scaling_factor, 0.18215);
  * ```
  */
 export function storedNormalization(
   model: StoredModelSettings,
-  encoded: ReadonlyMap<string, { meta: unknown }>,
+  /** The shape encode recorded for a latent, when any latent was made. */
+  shape: readonly number[] | undefined,
 ): LatentNormalization {
-  const first = encoded.values().next().value;
-  const shape = (first?.meta as { shape?: number[] } | undefined)?.shape;
   const channels = shape?.[1] ??
     (model.preset ? PRESETS[model.preset].latentChannels : undefined) ??
     model.latents_mean?.length ?? 0;

@@ -10,12 +10,12 @@ import type { Hdf5Attribute } from "../format/hdf5.ts";
 import type { NpzArray } from "../format/npz.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import type { ColumnOptions } from "./columns.ts";
-import { type DatasetIndex, type IndexGroup, type Layout, tensorNames } from "./dataset_index.ts";
+import { type DatasetIndex, type Layout, type TensorNames, tensorNames } from "./dataset_index.ts";
 import { type FileFacts, safetensorsOffsets } from "./index_files.ts";
 import { IndexWriter } from "./index_writer.ts";
 import { perImageFile, writePerImage } from "./per_image.ts";
 import { byBucket, type PackageRow } from "./rows.ts";
-import { planShards, type ShardSize, writeShards } from "./shards.ts";
+import { imagesPerShard, shardFile, type ShardSize, writeShards } from "./shards.ts";
 import {
   arrayName,
   encodeSplitFiles,
@@ -71,7 +71,10 @@ export interface WrittenLayout {
 }
 
 /**
- * Stores the latent files of `rowsBySplit` in the layout asked for and builds their index.
+ * Stores the latent files of the dataset's rows in the layout asked for and builds their index.
+ * The rows come split by split, each split bucket by bucket (in name order), each bucket in id
+ * order — as a Map of every split's rows, or as streams. Streamed, the shards and per-image
+ * layouts hold one shard's rows, or a few images', at a time; a split file holds its split.
  *
  * @example
  * ```ts
@@ -125,181 +128,218 @@ export interface WrittenLayout {
  */
 export async function writeLayout(
   store: ObjectStore,
-  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
+  rows: DatasetRows | ReadonlyMap<string, readonly PackageRow[]>,
   options: LayoutOptions,
 ): Promise<WrittenLayout> {
-  const shapes = await latentShapes(store, rowsBySplit);
-  const laid = options.layout === "shards"
-    ? await shardLayout(store, rowsBySplit, shapes, options)
-    : options.layout === "per_image"
-    ? await perImageLayout(store, rowsBySplit, options)
-    : await splitLayout(store, rowsBySplit, options);
-  const { files, recipes, reused, built } = laid;
-  const index = await datasetIndex(store, laid, shapes, options);
-  return { files, indexFiles: index.files, index: index.json, recipes, reused, built };
+  const { layout, columns, classToIdx, indexJsonMaxImages } = options;
+  const sink: LayoutSink = {
+    store,
+    options,
+    index: new IndexWriter({
+      layout,
+      flip: columns.flip,
+      labelFields: columns.labelFields,
+      classToIdx,
+      jsonMaxImages: indexJsonMaxImages,
+    }),
+    facts: {},
+    shapes: {},
+    written: { files: {}, recipes: {}, reused: 0, built: 0 },
+  };
+  const write = layout === "shards"
+    ? shardSplit
+    : layout === "per_image"
+    ? perImageSplit
+    : splitFiles;
+  for await (const split of rows instanceof Map ? rowSplits(rows) : rows as DatasetRows) {
+    options.signal?.throwIfAborted();
+    await write(sink, split);
+  }
+  const index = sink.index.finish({ files: sink.facts, latentShapes: sink.shapes });
+  const bytes = { ...index.files };
+  if (index.json) bytes["index.json"] = new TextEncoder().encode(JSON.stringify(index.json));
+  const indexFiles: Record<string, string> = {};
+  for (const [name, b] of Object.entries(bytes)) indexFiles[name] = await store.put(b);
+  return { ...sink.written, indexFiles, index: index.json };
 }
 
-/** The index of the files a layout stored, fed row by row in the dataset's order. */
-async function datasetIndex(
-  store: ObjectStore,
-  { groups, files }: Laid,
-  latentShapes: Record<string, number[]>,
-  { layout, columns, classToIdx, indexJsonMaxImages }: LayoutOptions,
-) {
-  const writer = new IndexWriter({
-    layout,
-    flip: columns.flip,
-    labelFields: columns.labelFields,
-    classToIdx,
-    jsonMaxImages: indexJsonMaxImages,
-  });
-  for (const { file, rows, batched, tensors } of groups) {
-    for (const [i, row] of rows.entries()) {
-      writer.add(row, { file, row: batched ? i : null, tensors });
-    }
-  }
-  const facts: Record<string, FileFacts> = {};
-  const buckets = new Map<string, Set<string>>();
-  for (const group of groups) {
-    if (!buckets.has(group.file)) buckets.set(group.file, new Set());
-    buckets.get(group.file)!.add(group.bucket);
-  }
-  for (const group of groups) {
-    const sha256 = files[group.file];
-    facts[group.file] = { sha256 };
-    // A safetensors file of one bucket has each latent tensor at one place: the index says
-    // where, so a reader finds a row without parsing the file's header.
-    if (
-      group.batched && group.file.endsWith(".safetensors") && buckets.get(group.file)!.size === 1
-    ) {
-      const rows = group.rows.length;
-      facts[group.file].offsets = await safetensorsOffsets(store.path(sha256), group.tensors, rows);
-    }
-  }
-  const written = writer.finish({ files: facts, latentShapes });
-  const bytes = { ...written.files };
-  if (written.json) bytes["index.json"] = new TextEncoder().encode(JSON.stringify(written.json));
-  const stored: Record<string, string> = {};
-  for (const [name, b] of Object.entries(bytes)) stored[name] = await store.put(b);
-  return { files: stored, json: written.json };
+/** One bucket of a split: its rows in id order. */
+export interface RowGroup {
+  bucket: string;
+  rows: Iterable<PackageRow> | AsyncIterable<PackageRow>;
 }
 
-/** What one layout stored, and the index groups that describe it. */
-interface Laid extends Omit<WrittenLayout, "index" | "indexFiles"> {
-  groups: IndexGroup[];
+/** One split: its buckets in name order (none for a split without images). */
+export interface RowSplit {
+  split: string;
+  groups: Iterable<RowGroup> | AsyncIterable<RowGroup>;
 }
 
-/** Safetensors shards of about `shardSize` each, per split and bucket. */
-async function shardLayout(
-  store: ObjectStore,
+/** The dataset's rows, split by split. */
+export type DatasetRows = Iterable<RowSplit> | AsyncIterable<RowSplit>;
+
+/**
+ * The rows of every split, as {@linkcode writeLayout} reads them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PackageRow } from "./rows.ts";
+ *
+ * const rows = [{ id: "a", bucket: "256x256" }, { id: "b", bucket: "320x192" }] as PackageRow[];
+ * const [train] = rowSplits(new Map([["train", rows]]));
+ * assert.deepEqual([...train.groups].map((g) => g.bucket), ["256x256", "320x192"]);
+ * ```
+ */
+export function rowSplits(
   rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
-  shapes: Record<string, number[]>,
-  { columns, reuse, signal, shardSize, shardContext }: LayoutOptions,
-): Promise<Laid> {
-  const perLatent = (bucket: string) => 4 * shapes[bucket].reduce((a, b) => a * b, 1);
-  const plan = planShards(rowsBySplit, {
-    size: shardSize,
-    // The latents, and about 128 bytes of metrics and conditioning.
-    rowBytes: (bucket) =>
-      perLatent(bucket) * (columns.flip ? 2 : 1) * (columns.encodeOnly ? 1 : 2) + 128,
-  });
-  const written = await writeShards(store, plan, {
-    context: shardContext,
-    columns,
-    latentShape: (bucket) => shapes[bucket],
-    reuse,
-    signal,
-  });
-  const groups = plan.map((shard) => ({
-    ...shard,
-    tensors: tensorNames((n) => n, columns.flip, columns.encodeOnly),
-    batched: true,
+): { split: string; groups: RowGroup[] }[] {
+  return [...rowsBySplit].map(([split, rows]) => ({
+    split,
+    groups: [...byBucket(rows)].map(([bucket, group]) => ({ bucket, rows: group })),
   }));
-  return { ...written, files: { ...written.files }, groups };
 }
 
-/** One `.npz` per image. */
-async function perImageLayout(
-  store: ObjectStore,
-  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
-  { columns, reuse, signal }: LayoutOptions,
-): Promise<Laid> {
-  const rows = [...rowsBySplit.values()].flat();
-  const written = await writePerImage(store, rows, { columns, reuse, signal });
+/** What the layouts write into: the index, the facts of each file, what was stored. */
+interface LayoutSink {
+  store: ObjectStore;
+  options: LayoutOptions;
+  index: IndexWriter;
+  facts: Record<string, FileFacts>;
+  /** Latent shape (C, h, w) per bucket, from the first latent of each. */
+  shapes: Record<string, number[]>;
+  written: Omit<WrittenLayout, "index" | "indexFiles">;
+}
+
+/** Notes the latent shape of a row's bucket, from its latent, when it is the bucket's first. */
+async function noteShape(sink: LayoutSink, row: PackageRow): Promise<void> {
+  if (sink.shapes[row.bucket]) return;
+  const latent = decodeNpy(await sink.store.get(row.image.latent), `latent of ${row.id}`);
+  sink.shapes[row.bucket] = latent.shape.slice(1);
+}
+
+/** A file's rows in the index, and its facts: where a bucket's tensors start, when known. */
+async function indexFile(
+  sink: LayoutSink,
+  file: string,
+  rows: readonly PackageRow[],
+  { tensors, offsets }: { tensors: TensorNames; offsets: boolean },
+): Promise<void> {
+  const sha256 = sink.written.files[file];
+  for (const [i, row] of rows.entries()) sink.index.add(row, { file, row: i, tensors });
+  sink.facts[file] = { sha256 };
+  // A safetensors file of one bucket has each latent tensor at one place: the index says
+  // where, so a reader finds a row without parsing the file's header.
+  if (offsets) {
+    sink.facts[file].offsets = await safetensorsOffsets(
+      sink.store.path(sha256),
+      tensors,
+      rows.length,
+    );
+  }
+}
+
+/** Safetensors shards of about `shardSize` each, per split and bucket, one shard at a time. */
+async function shardSplit(sink: LayoutSink, { split, groups }: RowSplit): Promise<void> {
+  const { store, options: { columns, reuse, signal, shardSize, shardContext } } = sink;
+  const perLatent = (bucket: string) => 4 * sink.shapes[bucket].reduce((a, b) => a * b, 1);
+  // The latents, and about 128 bytes of metrics and conditioning.
+  const perShard = imagesPerShard(
+    shardSize,
+    (bucket) => perLatent(bucket) * (columns.flip ? 2 : 1) * (columns.encodeOnly ? 1 : 2) + 128,
+  );
+  for await (const { bucket, rows } of groups) {
+    let n = 0;
+    let buffer: PackageRow[] = [];
+    const flush = async () => {
+      signal?.throwIfAborted();
+      const shard = { file: shardFile(split, bucket, n++), split, bucket, rows: buffer };
+      const written = await writeShards(store, [shard], {
+        context: shardContext,
+        columns,
+        latentShape: (b) => sink.shapes[b],
+        reuse,
+      });
+      Object.assign(sink.written.files, written.files);
+      Object.assign(sink.written.recipes, written.recipes);
+      sink.written.reused += written.reused;
+      sink.written.built += written.built;
+      const tensors = tensorNames((name) => name, columns.flip, columns.encodeOnly);
+      await indexFile(sink, shard.file, buffer, { tensors, offsets: true });
+      buffer = [];
+    };
+    for await (const row of rows) {
+      await noteShape(sink, row);
+      buffer.push(row);
+      if (buffer.length === perShard(bucket)) await flush();
+    }
+    if (buffer.length > 0) await flush();
+  }
+}
+
+/** Images packed at once in the per-image layout. */
+const PER_IMAGE_BATCH = 64;
+
+/** One `.npz` per image, a few images at a time. */
+async function perImageSplit(sink: LayoutSink, { split, groups }: RowSplit): Promise<void> {
+  const { store, options: { columns, reuse, signal } } = sink;
   const singular = tensorNames(
     (n) => n.replace("latents", "latent"),
     columns.flip,
     columns.encodeOnly,
   );
-  const groups = rows.map((row) => ({
-    file: perImageFile(row.split, row.id),
-    split: row.split,
-    bucket: row.bucket,
-    rows: [row],
-    tensors: singular,
-    batched: false,
-  }));
-  return {
-    files: { ...written.files },
-    recipes: written.recipes,
-    reused: written.reused,
-    built: rows.length - written.reused,
-    groups,
+  let buffer: PackageRow[] = [];
+  const flush = async () => {
+    const written = await writePerImage(store, buffer, { columns, reuse, signal });
+    Object.assign(sink.written.files, written.files);
+    Object.assign(sink.written.recipes, written.recipes);
+    sink.written.reused += written.reused;
+    sink.written.built += buffer.length - written.reused;
+    for (const row of buffer) {
+      const file = perImageFile(split, row.id);
+      sink.index.add(row, { file, row: null, tensors: singular });
+      sink.facts[file] = { sha256: sink.written.files[file] };
+    }
+    buffer = [];
   };
+  for await (const { rows } of groups) {
+    for await (const row of rows) {
+      await noteShape(sink, row);
+      buffer.push(row);
+      if (buffer.length === PER_IMAGE_BATCH) await flush();
+    }
+  }
+  if (buffer.length > 0) await flush();
 }
 
-/** Per split, one file in each of `formats` (with buckets, arrays per bucket). */
-async function splitLayout(
-  store: ObjectStore,
-  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
-  { columns, signal, bucketed, formats, attributes, npzExtras }: LayoutOptions,
-): Promise<Laid> {
-  const files: Record<string, string> = {};
-  const groups: IndexGroup[] = [];
-  let built = 0;
+/** Per split, one file in each of `formats` (with buckets, arrays per bucket): in memory. */
+async function splitFiles(sink: LayoutSink, { split, groups }: RowSplit): Promise<void> {
+  const { store, options: { columns, bucketed, formats, attributes, npzExtras } } = sink;
+  const byGroup: { bucket: string; rows: PackageRow[] }[] = [];
+  for await (const { bucket, rows } of groups) {
+    const group = { bucket, rows: [] as PackageRow[] };
+    for await (const row of rows) {
+      await noteShape(sink, row);
+      group.rows.push(row);
+    }
+    byGroup.push(group);
+  }
+  const arrays = await splitArrays(store, byGroup.flatMap((g) => g.rows), { bucketed, columns });
+  const encoded = await encodeSplitFiles(arrays, formats, {
+    attributes: { ...attributes, split },
+    npzExtras,
+  });
+  for (const [name, bytes] of Object.entries(encoded)) {
+    sink.written.files[`${split}/${name}`] = await store.put(bytes);
+    sink.written.built++;
+  }
   // The index points at the file a loader reads best: safetensors, else npz, else HDF5.
   const format = (["safetensors", "npz", "hdf5"] as const).find((f) => formats.includes(f))!;
-  for (const [split, rows] of rowsBySplit) {
-    signal?.throwIfAborted();
-    const arrays = await splitArrays(store, rows, { bucketed, columns });
-    const encoded = await encodeSplitFiles(arrays, formats, {
-      attributes: { ...attributes, split },
-      npzExtras,
+  const file = `${split}/${SPLIT_FILES[format]}`;
+  for (const { bucket, rows } of byGroup) {
+    await indexFile(sink, file, rows, {
+      tensors: tensorNames((n) => arrayName(n, bucket, bucketed), columns.flip, columns.encodeOnly),
+      offsets: format === "safetensors" && byGroup.length === 1,
     });
-    for (const [name, bytes] of Object.entries(encoded)) {
-      files[`${split}/${name}`] = await store.put(bytes);
-      built++;
-    }
-    for (const [bucket, group] of byBucket(rows)) {
-      groups.push({
-        file: `${split}/${SPLIT_FILES[format]}`,
-        split,
-        bucket,
-        rows: group,
-        tensors: tensorNames(
-          (n) => arrayName(n, bucket, bucketed),
-          columns.flip,
-          columns.encodeOnly,
-        ),
-        batched: true,
-      });
-    }
   }
-  return { files, recipes: {}, reused: 0, built, groups };
-}
-
-/** Latent shape (C, h, w) per bucket, from the first latent of each. */
-async function latentShapes(
-  store: ObjectStore,
-  rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
-): Promise<Record<string, number[]>> {
-  const shapes: Record<string, number[]> = {};
-  for (const rows of rowsBySplit.values()) {
-    for (const row of rows) {
-      if (shapes[row.bucket]) continue;
-      const latent = decodeNpy(await store.get(row.image.latent), `latent of ${row.id}`);
-      shapes[row.bucket] = latent.shape.slice(1);
-    }
-  }
-  return shapes;
 }

@@ -11,109 +11,141 @@
 import type { ImageLabels } from "../dataset/image_labels.ts";
 import type { Reconciliation } from "../dataset/reconciliation.ts";
 import type { ReportNotes } from "../report/html.ts";
-import type { Output } from "../store/records.ts";
-import { bucketHistogram, imageConditioning, MANIFEST_SCHEMA_VERSION } from "./image_provenance.ts";
+import { imageConditioning, MANIFEST_SCHEMA_VERSION, stageKeys } from "./image_provenance.ts";
+import type { ImageStages } from "./upstream_images.ts";
 
-/** The tasks whose action keys the provenance lists per image. */
-export const PROVENANCE_STAGES = [
-  "fetch-images",
-  "verify-sizes",
-  "preprocess",
-  "encode",
-  "optimize",
-];
+/** Where the text goes, piece by piece (a `StoredText`, or anything that appends). */
+export interface TextSink {
+  write(text: string): Promise<void>;
+}
 
-/** What `manifest.json` is made of. */
-export interface ManifestSources {
+/** What `manifest.json` says before its images. */
+export interface ManifestHeader {
   toolVersion: string;
   /** The config the dataset was written with, recorded as it is. */
   config: unknown;
   layout: string;
-  flip: boolean;
-  /** Image ids per split (before `package.exclude`: every image is described). */
-  splits: Record<string, string[]>;
-  /** Relative source path per id. */
-  paths: Record<string, string>;
+  /** How many images of the dataset each bucket holds. */
+  buckets: Record<string, number>;
+  /** The models' digests and the normalization's description. */
+  models: Record<string, unknown>;
+  /** Class name → class index (class-folder datasets). */
+  classToIdx?: Record<string, number>;
   /** Images in the dataset per split. */
   counts: Record<string, number>;
   failures: { id: string; task: string; reason: string }[];
+  notes: ReportNotes;
+}
+
+/** What label-split says of each image that `manifest.json` repeats. */
+export interface ManifestFacts {
+  /** Relative source path per id. */
+  paths: Readonly<Record<string, string>>;
   labels: Readonly<Record<string, ImageLabels>>;
-  /** Class name → class index (class-folder datasets). */
-  classToIdx?: Record<string, number>;
   /** Caption and other metadata per id, for the images that have them. */
   captions?: Readonly<Record<string, string>>;
   meta?: Readonly<Record<string, { [key: string]: unknown }>>;
-  /** The bucket of every row of the dataset. */
-  buckets: readonly string[];
-  notes: ReportNotes;
-  /** The models' digests and the normalization's description. */
-  models: Record<string, unknown>;
-  /** The action keys of each of {@link PROVENANCE_STAGES}, by item. */
-  keys: Record<string, { get(id: string): string | undefined }>;
-  /** Outputs of `fetch-images` (their MD5) and `preprocess` (their conditioning). */
-  fetched: ReadonlyMap<string, Output>;
-  preprocessed: ReadonlyMap<string, Output>;
-  reconciliation: Reconciliation | null;
-  limit: number | null;
 }
 
 /**
- * The text of `manifest.json`.
+ * Writes `manifest.json` piece by piece: the header when opened, then one image at a time (every
+ * image of every split, before `package.exclude`: every image is described), then the
+ * reconciliation and the limit. The text is what `JSON.stringify(manifest, null, 1)` gives.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import type { Output } from "../store/records.ts";
  *
- * const text = manifestJson({
- *   toolVersion: "0.1.0", config: { package: { layout: "split" } }, layout: "split", flip: false,
- *   splits: { train: ["00017"] }, paths: { "00017": "images/00017.png" }, counts: { train: 1 },
- *   failures: [], labels: {}, buckets: ["256x256"],
+ * let text = "";
+ * const sink = { write: (t: string) => Promise.resolve(void (text += t)) };
+ * const manifest = await ManifestJsonWriter.open(sink, {
+ *   toolVersion: "0.1.0", config: { package: { layout: "split" } }, layout: "split",
+ *   buckets: { "256x256": 1 }, models: { encoder_sha256: "e", decoder_sha256: "d" },
+ *   counts: { train: 1 }, failures: [],
  *   notes: { skipped: [], upscaled: [], duplicates: [], excluded: [] },
- *   models: { encoder_sha256: "e", decoder_sha256: "d", scaling_factor: 0.18215 },
- *   keys: { encode: new Map([["00017", "k".repeat(64)]]) },
- *   fetched: new Map([["00017", { objects: {}, meta: { md5: "m".repeat(32) } }]]),
- *   preprocessed: new Map(), reconciliation: null, limit: null,
  * });
- * const manifest = JSON.parse(text);
- * assert.equal(manifest.images["00017"].source_md5, "m".repeat(32));
- * assert.equal(manifest.images["00017"].keys.encode, "k".repeat(64));
- * assert.equal(manifest.images["00017"].keys.optimize, null);
- * assert.deepEqual(manifest.buckets, { "256x256": 1 });
+ * const entry = (out: Output) =>
+ *   ({ id: "00017", out, key: "k".repeat(64), ms: 1 });
+ * await manifest.image({
+ *   id: "00017",
+ *   split: "train",
+ *   image: {
+ *     "fetch-images": entry({ objects: {}, meta: { md5: "m".repeat(32) } }),
+ *     "verify-sizes": undefined, preprocess: undefined, optimize: undefined,
+ *     encode: entry({ objects: {}, meta: null }),
+ *   },
+ *   flipped: null,
+ * }, { paths: { "00017": "images/00017.png" }, labels: {} });
+ * await manifest.finish({ reconciliation: null, limit: null });
+ * const parsed = JSON.parse(text);
+ * assert.equal(parsed.images["00017"].source_md5, "m".repeat(32));
+ * assert.equal(parsed.images["00017"].keys.encode, "k".repeat(64));
+ * assert.equal(parsed.images["00017"].keys.optimize, null);
+ * assert.deepEqual(parsed.buckets, { "256x256": 1 });
  * ```
  */
-export function manifestJson(sources: ManifestSources): string {
-  const { keys, preprocessed, labels } = sources;
-  const keysOf = (item: string) =>
-    Object.fromEntries(PROVENANCE_STAGES.map((t) => [t, keys[t]?.get(item) ?? null]));
-  const flipKeys = sources.flip ? keysOf : null;
-  const images: Record<string, unknown> = {};
-  for (const [split, ids] of Object.entries(sources.splits)) {
-    for (const id of [...ids].sort()) {
-      images[id] = {
-        split,
-        path: sources.paths[id],
-        source_md5: (sources.fetched.get(id)?.meta as { md5?: string } | undefined)?.md5 ?? null,
-        keys: keysOf(id),
-        ...imageConditioning(id, { preprocessed, labels, flipKeys }),
-        ...(sources.captions?.[id] !== undefined ? { caption: sources.captions[id] } : {}),
-        ...(sources.meta?.[id] !== undefined ? { meta: sources.meta[id] } : {}),
-      };
-    }
+export class ManifestJsonWriter {
+  readonly #out: TextSink;
+  #images = 0;
+
+  private constructor(out: TextSink) {
+    this.#out = out;
   }
-  const manifest = {
-    schema_version: MANIFEST_SCHEMA_VERSION,
-    tool: { name: "latentforge", version: sources.toolVersion },
-    layout: sources.layout,
-    buckets: bucketHistogram(sources.buckets),
-    config: sources.config,
-    models: sources.models,
-    ...(sources.classToIdx ? { class_to_idx: sources.classToIdx } : {}),
-    counts: sources.counts,
-    failures: sources.failures,
-    notes: sources.notes,
-    images,
-    reconciliation: sources.reconciliation,
-    limit: sources.limit,
-  };
-  return JSON.stringify(manifest, null, 1);
+
+  /** Writes the header and opens the images. */
+  static async open(out: TextSink, header: ManifestHeader): Promise<ManifestJsonWriter> {
+    const fields = [
+      field("schema_version", MANIFEST_SCHEMA_VERSION),
+      field("tool", { name: "latentforge", version: header.toolVersion }),
+      field("layout", header.layout),
+      field("buckets", header.buckets),
+      field("config", header.config),
+      field("models", header.models),
+      ...(header.classToIdx ? [field("class_to_idx", header.classToIdx)] : []),
+      field("counts", header.counts),
+      field("failures", header.failures),
+      field("notes", header.notes),
+    ].filter((f) => f !== null);
+    await out.write(`{\n${fields.join(",\n")},\n "images": {`);
+    return new ManifestJsonWriter(out);
+  }
+
+  /** Writes one image's entry. */
+  async image(image: ImageStages, facts: ManifestFacts): Promise<void> {
+    const { id } = image;
+    const entry = {
+      split: image.split,
+      path: facts.paths[id],
+      source_md5: (image.image["fetch-images"]?.out.meta as { md5?: string } | undefined)?.md5 ??
+        null,
+      keys: stageKeys(image.image),
+      ...imageConditioning(image, facts.labels),
+      ...(facts.captions?.[id] !== undefined ? { caption: facts.captions[id] } : {}),
+      ...(facts.meta?.[id] !== undefined ? { meta: facts.meta[id] } : {}),
+    };
+    const separator = this.#images++ === 0 ? "\n" : ",\n";
+    await this.#out.write(`${separator}  ${JSON.stringify(id)}: ${indented(entry, 2)}`);
+  }
+
+  /** Closes the images and writes the rest. */
+  async finish(
+    { reconciliation, limit }: { reconciliation: Reconciliation | null; limit: number | null },
+  ): Promise<void> {
+    const rest = [field("reconciliation", reconciliation), field("limit", limit)]
+      .filter((f) => f !== null);
+    await this.#out.write(`${this.#images === 0 ? "}" : "\n }"},\n${rest.join(",\n")}\n}`);
+  }
+}
+
+/** One top-level field as `JSON.stringify(…, null, 1)` writes it; null when it has no value. */
+function field(name: string, value: unknown): string | null {
+  const text = indented(value, 1);
+  return text === undefined ? null : ` ${JSON.stringify(name)}: ${text}`;
+}
+
+/** `value` as JSON, indented one space a level, its lines after the first `depth` spaces in. */
+function indented(value: unknown, depth: number): string | undefined {
+  const text: string | undefined = JSON.stringify(value, null, 1);
+  return text?.replaceAll("\n", "\n" + " ".repeat(depth));
 }

@@ -7,11 +7,13 @@
  */
 import type { OptimizeMetrics, PackageRow } from "./rows.ts";
 
-const HEADER =
-  "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,passes,stop,provider";
+/** The first line of `metrics.csv`. */
+export const METRICS_CSV_HEADER =
+  "id,bucket,loss_initial,loss_final,psnr_initial,psnr_final,ssim_initial,ssim_final,steps,passes,stop,provider\n";
 
 /**
- * The text of `metrics.csv` for the rows of one split.
+ * The lines of `metrics.csv` for one row: its image's, then its flipped item's (none for rows
+ * without metrics: encoder latents kept as they are).
  *
  * @example
  * ```ts
@@ -26,16 +28,16 @@ const HEADER =
  *   id: "train/a,b", bucket: "256x256", flipped: null, image: { metrics },
  * } as unknown as PackageRow;
  * assert.equal(
- *   metricsCsv([row]).split("\n")[1],
- *   '"train/a,b",256x256,0.5,0.25,20,24.5,0.7,0.8,60,61,converged,cpu',
+ *   metricsLines(row),
+ *   '"train/a,b",256x256,0.5,0.25,20,24.5,0.7,0.8,60,61,converged,cpu\n',
  * );
  * ```
  */
-export function metricsCsv(rows: readonly PackageRow[]): string {
-  const line = (id: string, m: OptimizeMetrics, bucket: string) =>
+export function metricsLines(row: PackageRow): string {
+  const line = (id: string, m: OptimizeMetrics) =>
     [
       id,
-      bucket,
+      row.bucket,
       m.loss_initial,
       m.loss_final,
       m.psnr_initial,
@@ -46,13 +48,9 @@ export function metricsCsv(rows: readonly PackageRow[]): string {
       m.passes,
       m.stop,
       m.provider,
-    ].map(csvField).join(",");
-  // Rows without metrics (encoder latents kept as they are) have no line.
-  const lines = rows.flatMap((r) => [
-    ...(r.image.metrics ? [line(r.id, r.image.metrics, r.bucket)] : []),
-    ...(r.flipped?.metrics ? [line(r.flipped.item, r.flipped.metrics, r.bucket)] : []),
-  ]);
-  return [HEADER, ...lines].join("\n") + "\n";
+    ].map(csvField).join(",") + "\n";
+  return (row.image.metrics ? line(row.id, row.image.metrics) : "") +
+    (row.flipped?.metrics ? line(row.flipped.item, row.flipped.metrics) : "");
 }
 
 /** A CSV field quoted as RFC 4180 asks when it holds a comma, a quote or a line break. */

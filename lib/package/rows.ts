@@ -1,7 +1,8 @@
 /**
  * The rows of a dataset: per split, the images whose every item finished (the image, and with
  * `preprocess.flip` its flipped item too), each with the digests of its latents, its metrics,
- * its bucket, its conditioning and its labels, ordered by bucket and then by id. That order is
+ * its bucket, its conditioning and its labels, ordered by bucket and then by id (by the ids'
+ * UTF-8 bytes, the order the engine streams items in). That order is
  * the order of every array, shard and index the package writes, so an image's place depends only
  * on the ids of its split and bucket.
  *
@@ -10,7 +11,9 @@
 import type { Output } from "../store/records.ts";
 import type { Conditioning } from "../image/preprocess.ts";
 import { flippedId } from "../image/flipped_ids.ts";
+import { compareIds } from "../dag/item_order.ts";
 import type { ImageLabels } from "../dataset/image_labels.ts";
+import type { ImageStages, ItemStages } from "./upstream_images.ts";
 
 /** What `optimize` records per item. */
 export interface OptimizeMetrics {
@@ -58,26 +61,32 @@ export interface PackageRow {
   caption?: string;
   /** Its other metadata, when the source gave some. */
   meta?: { [key: string]: unknown };
+  /** Digest of optimize's loss curve of the image, when it recorded one (for the report). */
+  curve?: string;
 }
 
-/** The upstream outputs the rows are made of. */
-export interface RowSources {
-  /** Image ids per split (label-split's `splits`). */
-  splits: Record<string, string[]>;
+/** What label-split says of the images, and how the rows are made. */
+export interface RowFacts {
   /** Relative source path per id. */
-  paths: Record<string, string>;
+  paths: Readonly<Record<string, string>>;
   /** Labels per id (label-split's `labels`); images without get `{}`. */
-  labels: Record<string, ImageLabels>;
+  labels: Readonly<Record<string, ImageLabels>>;
   /** Caption and other metadata per id, for the images that have them. */
   captions?: Readonly<Record<string, string>>;
   meta?: Readonly<Record<string, { [key: string]: unknown }>>;
-  optimized: ReadonlyMap<string, Output>;
-  encoded: ReadonlyMap<string, Output>;
-  preprocessed: ReadonlyMap<string, Output>;
   /** Whether each image must also have its flipped item. */
   flip: boolean;
   /** Whether the latents are the encoder's (`optimize.method: "none"`): no metrics. */
   encodeOnly?: boolean;
+}
+
+/** The upstream outputs the rows are made of. */
+export interface RowSources extends RowFacts {
+  /** Image ids per split (label-split's `splits`). */
+  splits: Record<string, string[]>;
+  optimized: ReadonlyMap<string, Output>;
+  encoded: ReadonlyMap<string, Output>;
+  preprocessed: ReadonlyMap<string, Output>;
 }
 
 /** What preprocess records per item that the rows use. */
@@ -132,28 +141,96 @@ interface PreprocessMeta extends Conditioning {
  */
 export function packageRows(sources: RowSources): Map<string, PackageRow[]> {
   const out = new Map<string, PackageRow[]>();
+  const stages = (item: string) => {
+    const entry = (outputs: ReadonlyMap<string, Output>) => {
+      const out = outputs.get(item);
+      return out && { id: item, out, key: "", ms: 0 };
+    };
+    return {
+      optimize: entry(sources.optimized),
+      encode: entry(sources.encoded),
+      preprocess: entry(sources.preprocessed),
+    } as unknown as ItemStages;
+  };
   for (const split of Object.keys(sources.splits).sort()) {
     const rows: PackageRow[] = [];
     for (const id of sources.splits[split]) {
-      const image = latentOf(sources, id);
-      const flipped = sources.flip ? latentOf(sources, flippedId(id)) : null;
-      if (image === null || (sources.flip && flipped === null)) continue;
-      rows.push({
-        id,
-        split,
-        path: sources.paths[id],
-        bucket: (sources.preprocessed.get(id)!.meta as unknown as PreprocessMeta).bucket,
-        image,
-        flipped,
-        labels: sources.labels[id] ?? {},
-        ...(sources.captions?.[id] !== undefined ? { caption: sources.captions[id] } : {}),
-        ...(sources.meta?.[id] !== undefined ? { meta: sources.meta[id] } : {}),
-      });
+      const flipped = sources.flip ? stages(flippedId(id)) : null;
+      const row = packageRow({ id, split, image: stages(id), flipped }, sources);
+      if (row) rows.push(row);
     }
-    rows.sort((a, b) => compare(a.bucket, b.bucket) || compare(a.id, b.id));
-    out.set(split, rows);
+    out.set(split, sortRows(rows));
   }
   return out;
+}
+
+/**
+ * The row of one image, from what every stage recorded for it; null unless every item it needs
+ * was optimized (its failure is reported where the item failed).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { Output } from "../store/records.ts";
+ *
+ * const entry = (out: Output) =>
+ *   ({ id: "00017", out, key: "k", ms: 1 });
+ * const latent = entry({ objects: { latent: "l".repeat(64) }, meta: null });
+ * const tensor = entry({
+ *   objects: { tensor: "t".repeat(64) },
+ *   meta: {
+ *     bucket: "256x256", original_size: [256, 256], crop_coords_top_left: [0, 0],
+ *     crop_box: [0, 0, 256, 256], target_size: [256, 256],
+ *   },
+ * });
+ * const stages = {
+ *   "fetch-images": undefined, "verify-sizes": undefined, preprocess: tensor, encode: latent,
+ *   optimize: latent,
+ * };
+ * const row = packageRow({ id: "00017", split: "train", image: stages, flipped: null }, {
+ *   paths: { "00017": "images/00017.png" }, labels: {}, flip: false, encodeOnly: true,
+ * });
+ * assert.deepEqual([row?.bucket, row?.path, row?.image.metrics], ["256x256", "images/00017.png", null]);
+ * ```
+ */
+export function packageRow(image: ImageStages, facts: RowFacts): PackageRow | null {
+  const { id } = image;
+  const latent = latentOf(image.image, id, facts);
+  const flipped = facts.flip && image.flipped
+    ? latentOf(image.flipped, flippedId(id), facts)
+    : null;
+  if (latent === null || (facts.flip && flipped === null)) return null;
+  const curve = image.image.optimize!.out.objects.curve;
+  return {
+    id,
+    split: image.split,
+    path: facts.paths[id],
+    bucket: (image.image.preprocess!.out.meta as unknown as PreprocessMeta).bucket,
+    image: latent,
+    flipped,
+    labels: facts.labels[id] ?? {},
+    ...(facts.captions?.[id] !== undefined ? { caption: facts.captions[id] } : {}),
+    ...(facts.meta?.[id] !== undefined ? { meta: facts.meta[id] } : {}),
+    ...(curve !== undefined ? { curve } : {}),
+  };
+}
+
+/**
+ * Rows in the dataset's order: by bucket, then by id (as the engine orders ids, see
+ * `compareIds`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PackageRow } from "./rows.ts";
+ *
+ * const rows = [["b", "256x256"], ["a", "320x192"], ["a", "256x256"]]
+ *   .map(([id, bucket]) => ({ id, bucket }) as PackageRow);
+ * assert.deepEqual(sortRows(rows).map((r) => `${r.bucket}/${r.id}`), ["256x256/a", "256x256/b", "320x192/a"]);
+ * ```
+ */
+export function sortRows(rows: PackageRow[]): PackageRow[] {
+  return rows.sort((a, b) => compare(a.bucket, b.bucket) || compareIds(a.id, b.id));
 }
 
 /**
@@ -183,10 +260,10 @@ export function byBucket(rows: readonly PackageRow[]): Map<string, PackageRow[]>
   return new Map([...out].sort(([a], [b]) => compare(a, b)));
 }
 
-function latentOf(sources: RowSources, item: string): PackagedLatent | null {
-  const optimized = sources.optimized.get(item);
-  const encoded = sources.encoded.get(item);
-  const preprocessed = sources.preprocessed.get(item);
+function latentOf(stages: ItemStages, item: string, facts: RowFacts): PackagedLatent | null {
+  const optimized = stages.optimize?.out;
+  const encoded = stages.encode?.out;
+  const preprocessed = stages.preprocess?.out;
   if (!optimized || !encoded || !preprocessed) return null;
   const meta = preprocessed.meta as unknown as PreprocessMeta;
   return {
@@ -194,7 +271,7 @@ function latentOf(sources: RowSources, item: string): PackagedLatent | null {
     latent: optimized.objects.latent,
     initial: encoded.objects.latent,
     tensor: preprocessed.objects.tensor,
-    metrics: sources.encodeOnly ? null : optimized.meta as unknown as OptimizeMetrics,
+    metrics: facts.encodeOnly ? null : optimized.meta as unknown as OptimizeMetrics,
     conditioning: {
       original_size: meta.original_size,
       crop_coords_top_left: meta.crop_coords_top_left,

@@ -29,11 +29,17 @@ export interface SampleOptions {
   inputRange: readonly [number, number];
   /** How the stored latents relate to the decoder's z. */
   normalization: LatentNormalization;
-  /** Outputs of `preprocess` (`tensor`), `encode` and `optimize` (`latent`), by id. */
-  preprocessed: ReadonlyMap<string, Output>;
-  encoded: ReadonlyMap<string, Output>;
-  optimized: ReadonlyMap<string, Output>;
+  /** The output of `preprocess` (`tensor`), `encode` or `optimize` (`latent`) of an item. */
+  output: (stage: SampleStage, id: string) => Promise<Output | undefined>;
 }
+
+/** Raised when a sample's image has no output of a stage it is made from. */
+export class SampleSourceError extends Error {
+  override readonly name = "SampleSourceError";
+}
+
+/** The stages a sample's images come from. */
+export type SampleStage = "preprocess" | "encode" | "optimize";
 
 /** A sample with the quality of its decoded encoder latent against the preprocessed image. */
 export interface MeasuredSample extends ReportSample {
@@ -43,8 +49,8 @@ export interface MeasuredSample extends ReportSample {
 }
 
 /**
- * PNGs of `count` images picked evenly from `ids`: the original, the decoded encoder latent and
- * the decoded optimum.
+ * PNGs of `count` images picked evenly from `ids` (all of them when there are no more): the
+ * original, the decoded encoder latent and the decoded optimum.
  *
  * @example
  * ```ts
@@ -66,14 +72,17 @@ export interface MeasuredSample extends ReportSample {
  * const npy = (shape: number[]) =>
  *   store.put(encodeNpy({ dtype: "<f4", shape, data: new Float32Array(shape.reduce((a, n) => a * n)) }));
  * const output = async (name: string, shape: number[]) => ({ objects: { [name]: await npy(shape) }, meta: null });
+ * const outputs = {
+ *   preprocess: await output("tensor", [1, 3, 8, 8]),
+ *   encode: await output("latent", [1, 4, 8, 8]),
+ *   optimize: await output("latent", [1, 4, 8, 8]),
+ * };
  * const samples = await decodedSamples(store, ["00017"], {
  *   count: 8,
  *   decoder: `${dir}/decoder.onnx`,
  *   inputRange: [-1, 1],
  *   normalization: LatentNormalization.of(4, { scaling_factor: 0.18215 }),
- *   preprocessed: new Map([["00017", await output("tensor", [1, 3, 8, 8])]]),
- *   encoded: new Map([["00017", await output("latent", [1, 4, 8, 8])]]),
- *   optimized: new Map([["00017", await output("latent", [1, 4, 8, 8])]]),
+ *   output: (stage) => Promise.resolve(outputs[stage]),
  * });
  * assert.equal(samples.length, 1);
  * const png = [0x89, 0x50, 0x4e, 0x47];
@@ -110,17 +119,24 @@ export async function decodedSamples(
   const png = (t: { data: Float32Array; dims: number[] }) =>
     tensorToPng(t.data, t.dims, inputRange);
   const dataRange = inputRange[1] - inputRange[0];
+  const output = async (stage: SampleStage, id: string) => {
+    const out = await options.output(stage, id);
+    if (out === undefined) {
+      throw new SampleSourceError(`sample ${id}: expected a ${stage} output, found none`);
+    }
+    return out;
+  };
   const out: MeasuredSample[] = [];
   for (const id of picked) {
     // The preprocessed tensor holds exactly the pixels the encoder saw.
-    const tensor = await preprocessedTensor(store, options.preprocessed.get(id)!, `image ${id}`);
+    const tensor = await preprocessedTensor(store, await output("preprocess", id), `image ${id}`);
     const original = { data: tensor.data, dims: tensor.shape };
-    const initial = await decode(options.encoded.get(id)!.objects.latent);
+    const initial = await decode((await output("encode", id)).objects.latent);
     out.push({
       id,
       original: await png(original),
       initial: await png(initial),
-      optimized: await png(await decode(options.optimized.get(id)!.objects.latent)),
+      optimized: await png(await decode((await output("optimize", id)).objects.latent)),
       psnr: psnr(initial.data, original.data, { dataRange }),
       // SSIM's 11×11 window needs an image at least that large.
       ssim: Math.min(original.dims[2], original.dims[3]) >= 11

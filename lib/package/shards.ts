@@ -138,16 +138,14 @@ export function planShards(
   rowsBySplit: ReadonlyMap<string, readonly PackageRow[]>,
   { size, rowBytes }: { size: ShardSize; rowBytes: (bucket: string) => number },
 ): PlannedShard[] {
-  const parsed = parseShardSize(size);
+  const perShard = imagesPerShard(size, rowBytes);
   const plan: PlannedShard[] = [];
   for (const [split, rows] of rowsBySplit) {
     for (const [bucket, group] of byBucket(rows)) {
-      const per = "images" in parsed
-        ? parsed.images
-        : Math.max(1, Math.floor(parsed.bytes / rowBytes(bucket)));
+      const per = perShard(bucket);
       for (let start = 0, n = 0; start < group.length; start += per, n++) {
         plan.push({
-          file: `${split}/shards/${bucket}-${String(n).padStart(5, "0")}.safetensors`,
+          file: shardFile(split, bucket, n),
           split,
           bucket,
           rows: group.slice(start, start + per),
@@ -156,6 +154,41 @@ export function planShards(
     }
   }
   return plan;
+}
+
+/**
+ * How many images each shard of a bucket holds: `size` images, or as many rows of
+ * `rowBytes(bucket)` bytes as fit in `size` bytes (at least one).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(imagesPerShard(1000, () => 0)("256x256"), 1000);
+ * assert.equal(imagesPerShard("1MB", () => 16_512)("256x256"), 60);
+ * ```
+ */
+export function imagesPerShard(
+  size: ShardSize,
+  rowBytes: (bucket: string) => number,
+): (bucket: string) => number {
+  const parsed = parseShardSize(size);
+  return (bucket) =>
+    "images" in parsed ? parsed.images : Math.max(1, Math.floor(parsed.bytes / rowBytes(bucket)));
+}
+
+/**
+ * The dataset path of shard `n` of a split's bucket.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(shardFile("train", "256x256", 3), "train/shards/256x256-00003.safetensors");
+ * ```
+ */
+export function shardFile(split: string, bucket: string, n: number): string {
+  return `${split}/shards/${bucket}-${String(n).padStart(5, "0")}.safetensors`;
 }
 
 /** Facts every shard carries in its metadata; part of every recipe. */

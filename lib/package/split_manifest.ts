@@ -6,19 +6,17 @@
  */
 
 /**
- * The text of `manifest.txt` for the source paths of one split. A backslash, carriage return or
- * line feed in a path is written `\\`, `\r`, `\n`, so every image is exactly one line whatever
- * its file name.
+ * The line of `manifest.txt` for one source path. A backslash, carriage return or line feed in
+ * a path is written `\\`, `\r`, `\n`, so every image is exactly one line whatever its file name.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  *
- * assert.equal(manifestText(["train/a.png", "odd\nname.png"]), "train/a.png\nodd\\nname.png\n");
+ * assert.equal(manifestLine("train/a.png"), "train/a.png\n");
+ * assert.equal(manifestLine("odd\nname.png"), "odd\\nname.png\n");
  * ```
  */
-export function manifestText(paths: readonly string[]): string {
-  return paths.map((path) =>
-    path.replace(/[\\\r\n]/g, (c) => c === "\\" ? "\\\\" : c === "\r" ? "\\r" : "\\n") + "\n"
-  ).join("");
+export function manifestLine(path: string): string {
+  return path.replace(/[\\\r\n]/g, (c) => c === "\\" ? "\\\\" : c === "\r" ? "\\r" : "\\n") + "\n";
 }

@@ -40,14 +40,17 @@ export interface BucketSummary {
  * }]);
  * ```
  */
-export function summarizeBuckets(images: readonly BucketedImage[]): BucketSummary[] {
-  const groups = new Map<string, BucketedImage[]>();
+export function summarizeBuckets(images: Iterable<BucketedImage>): BucketSummary[] {
+  // Sums in the images' order, and the gains for the median: no image is kept.
+  const groups = new Map<string, { n: number; initial: number; final: number; gains: number[] }>();
   for (const i of images) {
-    const g = groups.get(i.bucket);
-    if (g) g.push(i);
-    else groups.set(i.bucket, [i]);
+    let g = groups.get(i.bucket);
+    if (!g) groups.set(i.bucket, g = { n: 0, initial: 0, final: 0, gains: [] });
+    g.n++;
+    g.initial += i.psnrInitial;
+    g.final += i.psnrFinal;
+    g.gains.push(i.psnrFinal - i.psnrInitial);
   }
-  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
   // Portrait to landscape: by aspect ratio, then by size.
   const order = (name: string) => {
     const { width, height } = parseBucketName(name);
@@ -58,17 +61,14 @@ export function summarizeBuckets(images: readonly BucketedImage[]): BucketSummar
     const [rb, sb] = order(b);
     return ra - rb || sa - sb;
   });
-  return sorted.map(([bucket, g]) => {
-    const gains = g.map((i) => i.psnrFinal - i.psnrInitial);
-    return {
-      bucket,
-      images: g.length,
-      meanPsnrInitial: mean(g.map((i) => i.psnrInitial)),
-      meanPsnrFinal: mean(g.map((i) => i.psnrFinal)),
-      meanGain: mean(gains),
-      medianGain: median(gains),
-    };
-  });
+  return sorted.map(([bucket, g]) => ({
+    bucket,
+    images: g.n,
+    meanPsnrInitial: g.initial / g.n,
+    meanPsnrFinal: g.final / g.n,
+    meanGain: g.gains.reduce((a, b) => a + b, 0) / g.n,
+    medianGain: median(g.gains),
+  }));
 }
 
 /**
@@ -84,9 +84,9 @@ export function summarizeBuckets(images: readonly BucketedImage[]): BucketSummar
  * assert.match(html, /aria-label="Images per bucket"/);
  * ```
  */
-export function renderBucketSection(images: readonly BucketedImage[]): string {
-  if (images.length === 0) return "";
+export function renderBucketSection(images: Iterable<BucketedImage>): string {
   const rows = summarizeBuckets(images);
+  if (rows.length === 0) return "";
   const label = (b: string) => b.replace("x", "×");
   const count = barChart({
     title: "Images per bucket",

@@ -22,8 +22,9 @@ import { type ReportModels, titleArea } from "./title_area.ts";
 export type { ReportModels, ReportNotes };
 import { lossBands, type LossCurve, median } from "./stats.ts";
 import { bandChart, histogramChart, scatterChart } from "./svg_chart.ts";
-import { type BucketedImage, renderBucketSection } from "./buckets_section.ts";
-import { renderPassesSection } from "./passes_section.ts";
+import { renderBucketSection } from "./buckets_section.ts";
+import { ImageTally } from "./image_tally.ts";
+import { passesFigures, renderPassesSection } from "./passes_section.ts";
 
 /** Images of one split that made it through the pipeline. */
 export interface ReportSplit {
@@ -79,7 +80,8 @@ export interface ReportData {
   /** The models and normalization the latents were made with (the title area names them). */
   models?: ReportModels;
   splits: ReportSplit[];
-  images: ReportImage[];
+  /** Every image's figures: as a list, or gathered one by one (see image_tally.ts). */
+  images: readonly ReportImage[] | ImageTally;
   failures: ReportFailure[];
   /** Up to eight are shown. */
   samples: ReportSample[];
@@ -115,22 +117,21 @@ const MAX_FAILURE_ROWS = 500;
  */
 export function renderReport(data: ReportData): string {
   const title = data.title ?? "latentforge dataset";
+  const tally = data.images instanceof ImageTally
+    ? data.images
+    : ImageTally.of(data.images, data.samples.map((s) => s.id));
   const body = [
     titleArea(title, data.toolVersion, data.models),
     renderRunSection(data.run ?? null),
-    summary(data),
+    summary(data, tally),
     splitsAndFailures(data),
     renderReconciliationSection(data.reconciliation),
     notesSection(data.notes),
-    quality(data),
-    renderBucketSection(data.images.filter((i) => i.bucket !== undefined) as BucketedImage[]),
-    optimization(data),
-    renderPassesSection(
-      data.images.flatMap((i) =>
-        i.passes === undefined ? [] : [{ ...i, passes: i.passes, psnrCurve: i.psnrCurve ?? [] }]
-      ),
-    ),
-    samples(data),
+    quality(data, tally),
+    renderBucketSection(tally.bucketed()),
+    optimization(tally),
+    renderPassesSection(passesFigures(tally)),
+    samples(data, tally),
     configuration(data),
     `<footer>latentforge ${escapeHtml(data.toolVersion)}</footer>`,
   ].join("\n");
@@ -152,14 +153,16 @@ ${body}
 `;
 }
 
-function summary(data: ReportData): string {
-  const { images } = data;
-  const psnr0 = median(images.map((i) => i.psnrInitial).filter(Number.isFinite));
-  const psnr1 = median(images.map((i) => i.psnrFinal).filter(Number.isFinite));
-  const ssim0 = median(images.map((i) => i.ssimInitial).filter(Number.isFinite));
-  const ssim1 = median(images.map((i) => i.ssimFinal).filter(Number.isFinite));
+function summary(data: ReportData, tally: ImageTally): string {
+  const finite = (name: Parameters<ImageTally["numbers"]>[0]) =>
+    tally.numbers(name).filter(Number.isFinite);
+  const psnr0 = median(finite("psnrInitial"));
+  const psnr1 = median(finite("psnrFinal"));
+  const ssim0 = median(finite("ssimInitial"));
+  const ssim1 = median(finite("ssimFinal"));
+  const before = tally.numbers("psnrInitial");
   const gain = median(
-    images.map((i) => i.psnrFinal - i.psnrInitial).filter(Number.isFinite),
+    tally.numbers("psnrFinal").map((v, i) => v - before[i]).filter(Number.isFinite),
   );
   const card = (label: string, value: string, note = "", cls = "") =>
     `<div class="card ${cls}"><div class="label">${
@@ -173,7 +176,7 @@ function summary(data: ReportData): string {
     [
       card(
         "Images",
-        escapeHtml(images.length.toLocaleString("en-US")),
+        escapeHtml(tally.count.toLocaleString("en-US")),
         escapeHtml(`in ${counted(data.splits.length, "split")}`),
       ),
       card(
@@ -191,8 +194,8 @@ function summary(data: ReportData): string {
       card("Median SSIM", arrow(fmt(ssim0, 3), fmt(ssim1, 3)), "before → after", "pair"),
       card(
         "Median steps",
-        escapeHtml(fmt(median(images.map((i) => i.steps)), 0)),
-        escapeHtml(stopReasonsLine(images, maxSteps(data.config))),
+        escapeHtml(fmt(median(tally.numbers("steps")), 0)),
+        escapeHtml(stopReasonsLine(tally.stopReasons, maxSteps(data.config))),
       ),
     ].join("")
   }</section>`;
@@ -234,8 +237,8 @@ function splitsAndFailures(data: ReportData): string {
     `<div class="panel"><h2>Failures <span class="count">${data.failures.length}</span></h2>${failures}</div></section>`;
 }
 
-function quality(data: ReportData): string {
-  const { images } = data;
+function quality(data: ReportData, tally: ImageTally): string {
+  const all = (name: Parameters<ImageTally["numbers"]>[0]) => Array.from(tally.numbers(name));
   const splitColor = new Map(
     data.splits.map((s, k) => [s.name, SPLIT_COLORS[k % SPLIT_COLORS.length]]),
   );
@@ -244,7 +247,7 @@ function quality(data: ReportData): string {
     color: splitColor.get(s.name)!,
   }));
   const points = (pick: (i: ReportImage) => [number, number], digits: number) =>
-    images.map((i) => {
+    tally.detail.map((i) => {
       const [x, y] = pick(i);
       return {
         x,
@@ -253,14 +256,16 @@ function quality(data: ReportData): string {
         label: `${i.id} (${i.split}): ${fmt(x, digits)} → ${fmt(y, digits)}`,
       };
     });
+  const note = tally.detailNote();
+  const shown = note ? ` ${escapeHtml(note)}` : "";
   const charts = [
     figure(
       histogramChart({
         title: "PSNR before and after optimization",
         xLabel: "PSNR (dB)",
         series: [
-          { label: "encoder latent", color: BEFORE, values: images.map((i) => i.psnrInitial) },
-          { label: "optimized latent", color: AFTER, values: images.map((i) => i.psnrFinal) },
+          { label: "encoder latent", color: BEFORE, values: all("psnrInitial") },
+          { label: "optimized latent", color: AFTER, values: all("psnrFinal") },
         ],
       }),
       "PSNR of the decoded latent against the preprocessed image, all images.",
@@ -273,15 +278,15 @@ function quality(data: ReportData): string {
         points: points((i) => [i.psnrInitial, i.psnrFinal], 2),
         legendItems,
       }),
-      "One point per image, coloured by split; above the y = x line the optimization helped.",
+      `One point per image, coloured by split; above the y = x line the optimization helped.${shown}`,
     ),
     figure(
       histogramChart({
         title: "SSIM before and after optimization",
         xLabel: "SSIM",
         series: [
-          { label: "encoder latent", color: BEFORE, values: images.map((i) => i.ssimInitial) },
-          { label: "optimized latent", color: AFTER, values: images.map((i) => i.ssimFinal) },
+          { label: "encoder latent", color: BEFORE, values: all("ssimInitial") },
+          { label: "optimized latent", color: AFTER, values: all("ssimFinal") },
         ],
       }),
       "Structural similarity of the decoded latent against the preprocessed image.",
@@ -294,7 +299,7 @@ function quality(data: ReportData): string {
         points: points((i) => [i.ssimInitial, i.ssimFinal], 4),
         legendItems,
       }),
-      "One point per image, coloured by split.",
+      `One point per image, coloured by split.${shown}`,
     ),
   ];
   return `<section><h2>Reconstruction quality</h2><div class="grid two">${
@@ -302,16 +307,16 @@ function quality(data: ReportData): string {
   }</div></section>`;
 }
 
-function optimization(data: ReportData): string {
-  const { images } = data;
-  const bands = lossBands(images.map((i) => i.lossCurve));
-  const reasons = new Map<string, number>();
-  for (const i of images) reasons.set(i.stopReason, (reasons.get(i.stopReason) ?? 0) + 1);
-  const ratio = images.map((i) => i.lossFinal / i.lossInitial).filter(Number.isFinite);
+function optimization(tally: ImageTally): string {
+  const bands = lossBands(tally.curves("loss"));
+  const reasons = tally.stopReasons;
+  const initial = tally.numbers("lossInitial");
+  const ratio = tally.numbers("lossFinal").map((v, i) => v / initial[i]).filter(Number.isFinite);
+  const note = tally.detailNote();
   const stepsChart = histogramChart({
     title: "Steps per image",
     xLabel: "optimization steps",
-    series: [{ label: "images", color: AFTER, values: images.map((i) => i.steps) }],
+    series: [{ label: "images", color: AFTER, values: Array.from(tally.numbers("steps")) }],
     bins: 16,
     integer: true,
   });
@@ -323,16 +328,15 @@ function optimization(data: ReportData): string {
       bandChart({ title: "Loss over steps", xLabel: "step", yLabel: "loss", bands, color: AFTER }),
       `Median loss across images with 25–75 % and 10–90 % bands. An image that stopped keeps its final loss. Median final / initial loss: ${
         escapeHtml(fmt(median(ratio), 3))
-      }.`,
+      }.${note ? ` Curves: ${escapeHtml(note)}` : ""}`,
     )
   }${figure(stepsChart, "How many steps each image took before it stopped.")}</div>` +
     `<table class="compact"><thead><tr><th>stop reason</th><th class="num">images</th></tr></thead><tbody>${reasonRows}</tbody></table></section>`;
 }
 
-function samples(data: ReportData): string {
-  const byId = new Map(data.images.map((i) => [i.id, i]));
+function samples(data: ReportData, tally: ImageTally): string {
   const cards = data.samples.slice(0, 8).map((s) => {
-    const m = byId.get(s.id);
+    const m = tally.sampled(s.id);
     const img = (bytes: Uint8Array, caption: string, note: string) =>
       `<figure><img src="data:image/png;base64,${encodeBase64(bytes)}" alt="${
         escapeHtml(`${s.id}: ${caption}`)
@@ -365,9 +369,7 @@ function figure(svg: string, caption: string): string {
  * Why images stopped, in words: `5 stopped improving · 3 used all 60 steps`. The reasons'
  * names (`converged`, `max_steps`) read as a contradiction beside a median of 60 steps.
  */
-function stopReasonsLine(images: readonly ReportImage[], max: number | undefined): string {
-  const counts = new Map<string, number>();
-  for (const i of images) counts.set(i.stopReason, (counts.get(i.stopReason) ?? 0) + 1);
+function stopReasonsLine(counts: ReadonlyMap<string, number>, max: number | undefined): string {
   const words = (reason: string) =>
     reason === "converged"
       ? "stopped improving"

@@ -15,7 +15,7 @@
  * assert.equal(quantile([1, 2, 3, 4], 0.5), 2.5);
  * ```
  */
-export function quantile(sorted: readonly number[], q: number): number {
+export function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;
   const pos = (sorted.length - 1) * q;
   const lo = Math.floor(pos);
@@ -35,8 +35,8 @@ export function extent(values: Iterable<number>): [min: number, max: number] {
 }
 
 /** The median of values in any order; NaN when empty. */
-export function median(values: readonly number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
+export function median(values: Iterable<number> | ArrayLike<number>): number {
+  return quantile(Array.from(values).sort((a, b) => a - b), 0.5);
 }
 
 /**
