@@ -132,6 +132,14 @@ class Runner implements RunContext {
       });
     }
     for (const task of closure) this.drivers.set(task.name, new TaskDriver(this, task));
+    // Per-item outputs an aggregate reads as a whole are hashed as they flow.
+    for (const task of closure) {
+      if (task.kind !== "aggregate") continue;
+      for (const dep of task.deps) {
+        const d = this.drivers.get(dep);
+        if (d?.task.kind === "each") d.state.hashWhole();
+      }
+    }
     await Promise.all([...this.drivers.values()].map((d) => d.load()));
     await this.#rememberModules();
     await Promise.all([...this.drivers.values()].map((d) => d.drive()));

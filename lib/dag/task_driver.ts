@@ -437,7 +437,11 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
     const { aggregate, unlisted, provisional } = s.outcome;
     if (s.task.kind === "aggregate") return aggregate!.digest;
     if (unlisted || provisional) return pendingDigest(d);
-    const fails = [...this.run.upstream().failures(d)].map(([id, f]): [string, string, string] => [
+    const failures = this.run.upstream().failures(d);
+    // Hashed as the items came, when they came in order and none failed.
+    const hashed = failures.size === 0 ? s.outcome.wholeDigest() : null;
+    if (hashed !== null) return hashed;
+    const fails = [...failures].map(([id, f]): [string, string, string] => [
       id,
       f.task,
       f.reason,

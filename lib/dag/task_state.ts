@@ -9,6 +9,8 @@
  *
  * @module
  */
+import { createHash, type Hash } from "node:crypto";
+import { canonicalJson } from "../store/canonical.ts";
 import { AGGREGATE_ITEM, type KeyComponents } from "../store/records.ts";
 import type { TaskCounts, TaskStatus } from "./events.ts";
 import type { KeyLookup, Produced } from "./item_join.ts";
@@ -94,6 +96,11 @@ export interface TaskOutcome {
   readonly unlisted: string | undefined;
   /** Whether a plan has items that would run first: their outputs are not known yet. */
   readonly provisional: boolean;
+  /**
+   * The digest of the outputs as a whole when no item failed, hashed as they came (see
+   * {@link TaskState.hashWhole}); null when it could not be (read the records instead).
+   */
+  wholeDigest(): string | null;
   readonly status: TaskStatus;
   readonly reason: string | undefined;
   /** Resolves once the task has ended. */
@@ -149,6 +156,7 @@ export class TaskState implements TaskOutcome {
   #reason?: string;
   #ended = false;
   #listeners: ((id: string, p: Produced) => void)[] = [];
+  #whole: { hash: Hash; last?: string; n: number; digest?: string } | null = null;
   readonly #finished: Promise<void>;
   #resolveFinished!: () => void;
   readonly keys: KeyLookup = {
@@ -222,6 +230,22 @@ export class TaskState implements TaskOutcome {
     return this.#finished;
   }
 
+  /**
+   * Hashes the outputs as a whole as they are produced, for a dependant that reads them so
+   * (task_outputs.ts's `wholeDigest`, with no failures): possible while they come in ascending
+   * id order, as cached items of a listing in order do; otherwise the records are read.
+   */
+  hashWhole(): void {
+    this.#whole = { hash: createHash("sha256").update(`{"fails":[],"items":[`), n: 0 };
+  }
+
+  wholeDigest(): string | null {
+    const w = this.#whole;
+    if (w === null || w.n !== this.#ok || this.#failed.size > 0) return null;
+    w.digest ??= w.hash.update("]}").digest("hex");
+    return w.digest;
+  }
+
   subscribe(listener: (id: string, p: Produced) => void): void {
     this.#listeners.push(listener);
   }
@@ -292,6 +316,7 @@ export class TaskState implements TaskOutcome {
       if (this.#detailed.has(id)) this.#executed.push(id);
     }
     if (id === AGGREGATE_ITEM) this.#aggregate = p;
+    this.#whole = null;
     this.#set(id, ran ? ItemState.ran : ItemState.cached);
   }
 
@@ -299,6 +324,7 @@ export class TaskState implements TaskOutcome {
   retracted(id: string): void {
     if (!this.ok(id)) return;
     if (id === AGGREGATE_ITEM) this.#aggregate = undefined;
+    this.#whole = null;
     this.#counts.cached--;
     this.#set(id, ItemState.listed);
   }
@@ -358,6 +384,16 @@ export class TaskState implements TaskOutcome {
 
   #produce(id: string, p: Produced): void {
     if (id === AGGREGATE_ITEM) this.#aggregate = p;
+    const w = this.#whole;
+    if (w !== null && w.digest === undefined) {
+      // Ascending by UTF-16 code units, as the whole digest sorts its items.
+      if (w.last !== undefined && !(w.last < id)) this.#whole = null;
+      else {
+        w.hash.update(`${w.last === undefined ? "" : ","}${canonicalJson([id, p.digest])}`);
+        w.last = id;
+        w.n++;
+      }
+    }
     for (const l of this.#listeners) l(id, p);
   }
 }

@@ -67,6 +67,8 @@ export class RecordCursor<E, T> implements RecordLookup<T> {
   #after: string | undefined;
   #ended = false;
   #filling: Promise<void> | null = null;
+  /** Why reading ahead failed (a damaged database): every later read fails with it. */
+  #failure: unknown;
   /** The highest id asked. */
   #last: string | undefined;
   /** Items whose records this run dropped, not to be answered from the window. */
@@ -121,7 +123,14 @@ export class RecordCursor<E, T> implements RecordLookup<T> {
       i = lo;
     }
     this.#pos = i;
+    // Read on ahead while the window still lasts, so items in order never wait for it.
+    if (!this.#ended && this.#filling === null && complete - i < WINDOW / 2) this.#prefetch();
     return { value: ids[i] === id ? this.#values[i] : undefined };
+  }
+
+  /** Starts reading the next window; a failure is thrown to the next lookup that needs it. */
+  #prefetch(): void {
+    this.#fill().catch((e) => this.#failure ??= e);
   }
 
   /** Lets go of the window's entries more than a window below the highest id asked. */
@@ -140,12 +149,12 @@ export class RecordCursor<E, T> implements RecordLookup<T> {
 
   /** Reads the next window of entries (one read at a time). */
   #fill(): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     return this.#filling ??= this.#read().finally(() => this.#filling = null);
   }
 
   async #read(): Promise<void> {
     const { grouped, adapt } = this.#opts;
-    const start = this.#ids.length;
     let n = 0;
     while (n < WINDOW) {
       const next = await this.#it.next();
@@ -154,7 +163,8 @@ export class RecordCursor<E, T> implements RecordLookup<T> {
         break;
       }
       const entry = { id: next.value.key[2] as string, value: next.value.value };
-      const value = adapt ? await adapt(entry.id, entry.value) : entry.value;
+      let value = adapt ? adapt(entry.id, entry.value) : entry.value;
+      if (value instanceof Promise) value = await value;
       n++;
       const at = this.#ids.length - 1;
       if (grouped && at >= 0 && this.#ids[at] === entry.id) {
@@ -164,7 +174,7 @@ export class RecordCursor<E, T> implements RecordLookup<T> {
       this.#ids.push(entry.id);
       this.#values.push((grouped ? [value] : value) as T);
     }
-    if (this.#ids.length === start && !this.#ended) await this.#read();
+    if (n === 0 && !this.#ended) await this.#read();
   }
 
   /** Reads item `id`'s record(s) on their own (an item asked out of order). */
