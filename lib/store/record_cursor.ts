@@ -10,7 +10,7 @@
 import { compareIds } from "./id_order.ts";
 
 /** Entries read ahead per KV call. */
-const WINDOW = 2048;
+const WINDOW = 4096;
 
 /** What a record cursor answers for one item: a value, nothing, or a promise of either. */
 export type Lookup<T> = T | undefined | Promise<T | undefined>;
@@ -124,7 +124,7 @@ export class RecordCursor<E, T> implements RecordLookup<T> {
     }
     this.#pos = i;
     // Read on ahead while the window still lasts, so items in order never wait for it.
-    if (!this.#ended && this.#filling === null && complete - i < WINDOW / 2) this.#prefetch();
+    if (!this.#ended && this.#filling === null && complete - i < WINDOW) this.#prefetch();
     return { value: ids[i] === id ? this.#values[i] : undefined };
   }
 
