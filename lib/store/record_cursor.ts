@@ -79,6 +79,8 @@ export class RecordCursor<E, T> implements RecordLookup<T> {
     this.#it = opts.kv.list<E>({ prefix: opts.prefix }, { batchSize: 1000 })[
       Symbol.asyncIterator
     ]();
+    // The first window is read while the run gets ready, beside every other task's.
+    this.#prefetch();
   }
 
   get(id: string): Lookup<T> {
