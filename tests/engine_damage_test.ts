@@ -154,12 +154,6 @@ Deno.test({
       // the batch.
       await flipByte(p.cache, await objectOf(p.cache, "fetch-images", ids[1], "image"));
       const r = await p.run(["run", "optimize", "--force", "optimize", "--json"]);
-      if (r.code !== 0) {
-        console.log(
-          "DEBUG",
-          r.stdout.split("\n").filter((l) => /fail|log|error/.test(l)).join("\n"),
-        );
-      }
       assertEquals(r.code, 0, r.stderr);
       // The image is downloaded again and preprocess records it again (the same tensor: the
       // encoder's latent of that image still holds); item 0's latent is encoded again.

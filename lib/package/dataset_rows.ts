@@ -119,7 +119,8 @@ export interface RowOptions {
  *   tempPath: (hint) => `${dir}/${hint}`,
  * });
  * for await (const { groups } of splits) {
- *   for await (const { rows } of groups) for await (const _ of rows) { /* the layout reads them *\/ }
+ *   // The layout reads the rows.
+ *   for await (const { rows } of groups) for await (const _ of rows) continue;
  * }
  * assert.deepEqual(seen, ["a", "end"]);
  * await Deno.remove(dir, { recursive: true });
