@@ -141,7 +141,7 @@ export async function explainItem(
   t: TaskSummary,
 ): Promise<ItemExplanation> {
   const plan = t.plans.get(id);
-  const known = plan !== undefined || t.keys.has(id) || t.knows(id);
+  const known = plan !== undefined || t.knows(id);
   if (!known && !t.unlisted) {
     const some = t.items.filter((i) => i !== AGGREGATE_ITEM).slice(0, 5);
     throw new ExplainError(

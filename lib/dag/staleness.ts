@@ -228,29 +228,14 @@ export class ActionDecider {
     const f = this.facts;
     const provisional = Object.keys(inputs).filter((name) => isProvisional(inputs[name]));
     const key = provisional.length ? undefined : actionKey(f.taskHash, inputs, params);
-    if (f.forced) {
-      const failedBefore = (await f.failures.get(id)) !== undefined;
-      return {
-        verdict: "run",
-        key,
-        reasons: [{ kind: "forced", text: "--force" }],
-        current: rec,
-        failedBefore,
-      };
-    }
+    if (f.forced) return await this.#runs(id, inputs, params, key, rec);
     if (key !== undefined) {
       if (rec?.key === key) return { verdict: "cached", key, record: rec, revived: false };
       const old = (await f.superseded.get(id))?.find((o) => o.key === key);
       if (old && await f.objectsPresent(old)) {
         return { verdict: "cached", key, record: old, revived: true, current: rec };
       }
-      return {
-        verdict: "run",
-        key,
-        reasons: await this.reasons(id, inputs, params, key, rec ?? null),
-        current: rec,
-        failedBefore: (await f.failures.get(id)) !== undefined,
-      };
+      return await this.#runs(id, inputs, params, key, rec);
     }
     // Some input is not known yet: could any record still match once it is?
     const candidates = [...(rec ? [rec] : []), ...((await f.superseded.get(id)) ?? [])];
@@ -265,29 +250,38 @@ export class ActionDecider {
         };
       }
     }
-    return {
-      verdict: "run",
-      reasons: await this.reasons(id, inputs, params, undefined, rec ?? null),
-    };
+    return await this.#runs(id, inputs, params, undefined, rec);
   }
 
-  /**
-   * Why item `id` runs: what differs from its current record `current` (null: none; read when
-   * not given), inputs not known yet aside.
-   */
-  async reasons(
+  /** The decision that item `id` runs, with why, given its current record `rec`. */
+  async #runs(
     id: string,
     inputs: Record<string, string>,
     params: string | undefined,
     key: string | undefined,
-    current?: ActionRecord | null,
+    rec: ActionRecord | undefined,
+  ): Promise<Decision> {
+    const failure = await this.facts.failures.get(id);
+    const reasons = await this.#reasons(id, inputs, params, key, rec, failure);
+    return { verdict: "run", key, reasons, current: rec, failedBefore: failure !== undefined };
+  }
+
+  /**
+   * Why item `id` runs: what differs from its current record `rec` (inputs not known yet aside),
+   * and whether it failed before (`failure`).
+   */
+  async #reasons(
+    id: string,
+    inputs: Record<string, string>,
+    params: string | undefined,
+    key: string | undefined,
+    rec: ActionRecord | undefined,
+    failure: FailureRecord | undefined,
   ): Promise<StaleReason[]> {
     const f = this.facts;
     if (f.forced) return [{ kind: "forced", text: "--force" }];
-    const rec = current === undefined ? await f.records.get(id) : current ?? undefined;
     const resumes = key === undefined ? null : await f.checkpoint?.(key);
     const interrupted: StaleReason[] = resumes ? [interruptedReason(resumes)] : [];
-    const failure = await f.failures.get(id);
     const failed: StaleReason[] = failure && (!rec || failure.key === key) && !resumes
       ? [{ kind: "failed", text: `failed before: ${failure.reason}` }]
       : [];

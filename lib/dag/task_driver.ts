@@ -27,7 +27,8 @@ import type { RunContext, TaskView } from "./run_context.ts";
 import { type TaskSummary, taskSummary } from "./run_result.ts";
 import { ActionDecider, type Decision, pendingDigest, type StaleReason } from "./staleness.ts";
 import type { EachTask, Item, ItemOutputs, Json, Task, TaskContext, Upstream } from "./task.ts";
-import { okRecords, type OutputSource, taskOutputs, wholeDigest } from "./task_outputs.ts";
+import { okRecords, type OutputSource, taskOutputs } from "./task_outputs.ts";
+import { wholeDigest } from "./whole_hash.ts";
 import { FollowQueue } from "./item_join.ts";
 import type { Produced } from "./item_join.ts";
 import { InputRepair, ItemRebuild } from "./damage_repair.ts";
@@ -52,8 +53,6 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
   readonly #revived = new Map<string, ActionRecord>();
   /** Objects of a few records, for an estimate of what an action stores. */
   readonly #sample: string[][] = [];
-  /** Items from the tasks this one follows that came before it could take them. */
-  #early: FollowQueue | null = null;
   /** Decisions that had to wait (a record's components read from the records), in order. */
   #chain = Promise.resolve();
   /** The per-item tasks whose items this one follows (none for an `items()` task). */

@@ -9,12 +9,11 @@
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
-import { canonicalJson } from "../store/canonical.ts";
 import { AGGREGATE_ITEM, type KeyComponents } from "../store/records.ts";
 import type { TaskCounts, TaskStatus } from "./events.ts";
 import type { KeyLookup, Produced } from "./item_join.ts";
 import { ItemState, ItemStates, ItemTable } from "./item_table.ts";
+import { WholeHash } from "./whole_hash.ts";
 import type { StaleReason } from "./staleness.ts";
 
 /** Items of a task whose keys, components, plans and order are kept item by item. */
@@ -156,7 +155,7 @@ export class TaskState implements TaskOutcome {
   #reason?: string;
   #ended = false;
   #listeners: ((id: string, p: Produced) => void)[] = [];
-  #whole: { hash: Hash; last?: string; n: number; digest?: string } | null = null;
+  #whole: WholeHash | null = null;
   readonly #finished: Promise<void>;
   #resolveFinished!: () => void;
   readonly keys: KeyLookup = {
@@ -236,14 +235,12 @@ export class TaskState implements TaskOutcome {
    * id order, as cached items of a listing in order do; otherwise the records are read.
    */
   hashWhole(): void {
-    this.#whole = { hash: createHash("sha256").update(`{"fails":[],"items":[`), n: 0 };
+    this.#whole = new WholeHash([]);
   }
 
   wholeDigest(): string | null {
     const w = this.#whole;
-    if (w === null || w.n !== this.#ok || this.#failed.size > 0) return null;
-    w.digest ??= w.hash.update("]}").digest("hex");
-    return w.digest;
+    return w === null || w.count !== this.#ok || this.#failed.size > 0 ? null : w.digest();
   }
 
   subscribe(listener: (id: string, p: Produced) => void): void {
@@ -384,16 +381,8 @@ export class TaskState implements TaskOutcome {
 
   #produce(id: string, p: Produced): void {
     if (id === AGGREGATE_ITEM) this.#aggregate = p;
-    const w = this.#whole;
-    if (w !== null && w.digest === undefined) {
-      // Ascending by UTF-16 code units, as the whole digest sorts its items.
-      if (w.last !== undefined && !(w.last < id)) this.#whole = null;
-      else {
-        w.hash.update(`${w.last === undefined ? "" : ","}${canonicalJson([id, p.digest])}`);
-        w.last = id;
-        w.n++;
-      }
-    }
+    // Out of order, the whole digest is read from the records instead.
+    if (this.#whole !== null && !this.#whole.add(id, p.digest)) this.#whole = null;
     for (const l of this.#listeners) l(id, p);
   }
 }

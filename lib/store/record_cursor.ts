@@ -164,19 +164,18 @@ export class RecordCursor<E, T> implements RecordLookup<T> {
         this.#ended = true;
         break;
       }
-      const entry = { id: next.value.key[2] as string, value: next.value.value };
-      let value = adapt ? adapt(entry.id, entry.value) : entry.value;
+      const id = next.value.key[2] as string;
+      let value = adapt ? adapt(id, next.value.value) : next.value.value;
       if (value instanceof Promise) value = await value;
       n++;
       const at = this.#ids.length - 1;
-      if (grouped && at >= 0 && this.#ids[at] === entry.id) {
+      if (grouped && at >= 0 && this.#ids[at] === id) {
         (this.#values[at] as unknown as E[]).push(value);
         continue;
       }
-      this.#ids.push(entry.id);
+      this.#ids.push(id);
       this.#values.push((grouped ? [value] : value) as T);
     }
-    if (n === 0 && !this.#ended) await this.#read();
   }
 
   /** Reads item `id`'s record(s) on their own (an item asked out of order). */
