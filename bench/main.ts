@@ -13,6 +13,7 @@ const benches: Record<string, string> = {
   preprocess: "./preprocess.ts",
   optimize: "./optimize.ts",
   slurm: "./slurm.ts",
+  "slurm-scale": "./slurm_scale.ts",
   soak: "./soak.ts",
   package: "./package.ts",
   providers: "./providers.ts",

@@ -19,43 +19,19 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { median, runTimed, type Timed } from "./timing.ts";
-import { outputUnlessAbsent, removeTree } from "./absent.ts";
+import { removeTree } from "./absent.ts";
+import { benchCluster } from "./cluster.ts";
 import { startMirror } from "../tests/fixtures/mirror.ts";
 import { parse } from "../tests/fixtures/project.ts";
 import { writeDemoVae } from "../tests/fixtures/vae.ts";
-import { type SlurmCluster, slurmUnavailable, startSlurmCluster } from "../tests/fixtures/slurm.ts";
 
 const items = Number(Deno.args[0] ?? 64);
 const rounds = Number(Deno.args[1] ?? 3);
 const arrayTasks = Deno.args.length > 2 ? Deno.args.slice(2).map(Number) : [1, 2, 4];
 const repo = fileURLToPath(new URL("../", import.meta.url));
 
-const askSinfo = () =>
-  outputUnlessAbsent(
-    new Deno.Command("sinfo", {
-      args: ["-h", "-o", "%D %c %T"],
-      signal: AbortSignal.timeout(15_000),
-      stdout: "piped",
-      stderr: "null",
-    }),
-  );
-let sinfo = await askSinfo();
-let ownCluster: SlurmCluster | undefined;
-if (!sinfo || sinfo.code !== 0) {
-  const why = await slurmUnavailable();
-  if (why) {
-    console.error(`no Slurm cluster answers sinfo here, and none can be started: ${why}`);
-    Deno.exit(1);
-  }
-  ownCluster = await startSlurmCluster();
-  // This program is the cluster's only user: every command it starts reads its config.
-  Deno.env.set("SLURM_CONF", ownCluster.conf);
-  sinfo = await askSinfo();
-}
-if (!sinfo || sinfo.code !== 0) throw new Error("the started cluster does not answer sinfo");
-const [nodes, cpus, state] = new TextDecoder().decode(sinfo.stdout).trim().split(/\s+/);
-console.log(`cluster: ${nodes} node(s), ${cpus} CPUs each, ${state}`);
-const cpuCount = Number(cpus);
+const cluster = await benchCluster();
+const cpuCount = cluster.cpus;
 
 interface Variant {
   label: string;
@@ -189,7 +165,7 @@ try {
 } finally {
   await mirror.close();
   await removeTree(work);
-  await ownCluster?.stop();
+  await cluster.stop();
 }
 
 /**

@@ -38,7 +38,7 @@ Deno.test("a worker whose library code differs from the coordinator's refuses th
       code: coordinator.code.identity,
       config: {},
       files: {},
-      works: [],
+      shards: [{ digest: "", count: 0 }],
     };
     const listDigest = await store.putJson(list);
     const work = () =>

@@ -211,6 +211,11 @@ export class ActionRunner implements PoolHost, RemoteHost {
     d.run.options.reporter.progress(d.name, d.state.counts);
   }
 
+  /** Resolves once the records written so far are committed. */
+  committed(): Promise<void> {
+    return this.#driver.run.writer.flush();
+  }
+
   /** Makes a superseded record current again (a cache hit after a revert). */
   revive(id: string, record: ActionRecord, current: ActionRecord | undefined): void {
     this.#recorder.revive(id, record, current);

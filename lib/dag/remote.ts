@@ -1,8 +1,13 @@
 /**
  * Remote execution of per-item tasks: the coordinator writes a wave of actions as a work list
- * object in the shared store, an executor (Slurm) runs shards of it with `worker`, and each
- * worker writes one result object per item plus a small result file naming it. Everything a
- * worker needs is in the work list and the store: an action runs from its key's inputs alone.
+ * in the shared store, an executor (Slurm) runs its shards with `worker`, and each worker
+ * writes one result file per item and announces it on its shard's progress log. Everything a worker needs is in the work list and the
+ * store: an action runs from its key's inputs alone.
+ *
+ * A work list is a small header object naming one object per shard; a shard object holds its
+ * actions as JSON lines. Neither side holds a wave in memory: the coordinator writes the shards
+ * as it reads its spool, a worker reads its own shard line by line, and the coordinator imports
+ * the results its workers announce by their position in the list.
  *
  * @module
  */
@@ -10,9 +15,10 @@ import { join } from "node:path";
 import type { ObjectStore } from "../store/objects.ts";
 import { writeFileAtomic } from "../store/objects.ts";
 import type { CodeIdentity, KeyComponents, Output } from "../store/records.ts";
+import { readTextOrNull } from "../base/fs.ts";
 import type { Json, Log } from "./task.ts";
 
-/** One action of a wave. */
+/** One action of a wave: one line of a shard object. */
 export interface WaveWork {
   id: string;
   key: string;
@@ -23,9 +29,9 @@ export interface WaveWork {
 }
 
 /** The format of work lists (a worker refuses another). */
-export const WORK_LIST_FORMAT = "latentforge-work/3";
+export const WORK_LIST_FORMAT = "latentforge-work/4";
 
-/** A wave of actions of one task, stored as a JSON object. */
+/** A wave of actions of one task: the header object of a work list. */
 export interface WorkList {
   format: typeof WORK_LIST_FORMAT;
   task: string;
@@ -37,7 +43,8 @@ export interface WorkList {
   config: unknown;
   /** The files the task declared (models), as objects in the shared store, by name. */
   files: Record<string, string>;
-  works: WaveWork[];
+  /** The shards in order: each an object of JSON lines (one {@link WaveWork} each). */
+  shards: { digest: string; count: number }[];
 }
 
 /** One action's result as a worker stores it. */
@@ -56,16 +63,24 @@ export interface Executor {
   name: string;
   /** Tasks it runs; others stay local. */
   tasks: string[];
-  /** Runs a stored work list; calls `imported` as results appear; resolves when all are in. */
+  /** How many shards a wave of `items` actions is split into (at least 1). */
+  shards(items: number): number;
+  /** Runs a stored work list; calls `importResults` as it runs; resolves when all are in. */
   runWave(wave: {
     task: string;
     listDigest: string;
-    list: WorkList;
-    store: ObjectStore;
+    /** Its number of shards and of actions. */
+    shards: number;
+    items: number;
     signal: AbortSignal;
     log: Log;
-    /** Imports every result present now; returns the ids that still have none. */
-    importResults(): Promise<string[]>;
+    /** Imports the results the workers announced since the last call. */
+    importResults(): Promise<void>;
+    /**
+     * Imports every result present, announced or not, and says which shards still have actions
+     * without one (in ascending order).
+     */
+    unfinished(): Promise<number[]>;
   }): Promise<void>;
 }
 
@@ -78,49 +93,115 @@ export function resultPath(cacheDir: string, task: string, key: string): string 
   return join(cacheDir, "results", task, key.slice(0, 2), key);
 }
 
-/** Stores one result: the result object first, then the file that names it (atomically). */
+/** Where the workers of a wave announce their results, one log per shard. */
+export function progressDir(cacheDir: string, listDigest: string): string {
+  return join(cacheDir, "waves", listDigest);
+}
+
+/** The progress log of one shard of a wave. */
+export function progressPath(cacheDir: string, listDigest: string, shard: number): string {
+  return join(progressDir(cacheDir, listDigest), `${shard}.log`);
+}
+
+/**
+ * Stores one result as its result file (JSON, written atomically and durably); the objects it
+ * names are in the store already.
+ */
 export async function writeResult(
   store: ObjectStore,
   task: string,
   result: WorkResult,
 ): Promise<void> {
-  const digest = await store.putJson(result);
   await store.syncDirs();
   const path = resultPath(store.root, task, result.key);
   await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  await writeFileAtomic(path, new TextEncoder().encode(digest));
+  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(result)));
 }
 
-/** Reads the results present for the given action keys, skipping keys already seen. */
-export async function readResults(
+/** The result stored for an action, or null when there is none. */
+export async function readResult(
   store: ObjectStore,
   task: string,
-  keys: Iterable<string>,
-  seen: Set<string>,
-): Promise<WorkResult[]> {
-  const wanted = new Map<string, string[]>();
-  for (const key of keys) {
-    if (seen.has(key)) continue;
-    const shard = key.slice(0, 2);
-    const list = wanted.get(shard) ?? [];
-    list.push(key);
-    wanted.set(shard, list);
+  key: string,
+): Promise<WorkResult | null> {
+  const text = await readTextOrNull(resultPath(store.root, task, key));
+  if (text === null) return null;
+  // An earlier result file names an object that holds the result.
+  const digest = /^([0-9a-f]{64})\s*$/.exec(text)?.[1];
+  return digest ? await store.getJson<WorkResult>(digest) : JSON.parse(text) as WorkResult;
+}
+
+/**
+ * Announces results on a shard's progress log: one line `position key` per action, in the
+ * order they finish. The log is a hint for the coordinator, which checks every line against
+ * its list and looks for results the log misses (a worker killed between its result and its
+ * line) before it calls an action unfinished; so lines are appended without a sync.
+ */
+export class ProgressLog {
+  readonly #path: string;
+  #file?: Promise<Deno.FsFile>;
+  #chain: Promise<void> = Promise.resolve();
+  #first = true;
+  readonly #encoder = new TextEncoder();
+
+  constructor(path: string) {
+    this.#path = path;
   }
-  const out: WorkResult[] = [];
-  for (const [shard, list] of wanted) {
-    let present: Set<string>;
-    try {
-      const dir = join(store.root, "results", task, shard);
-      present = new Set((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) continue;
-      throw e;
-    }
-    for (const key of list) {
-      if (!present.has(key)) continue;
-      const digest = (await Deno.readTextFile(resultPath(store.root, task, key))).trim();
-      out.push(await store.getJson<WorkResult>(digest));
-    }
+
+  /** Appends the line of the action at `position` of the shard (in the order called). */
+  announce(position: number, key: string): Promise<void> {
+    this.#file ??= Deno.mkdir(join(this.#path, ".."), { recursive: true })
+      .then(() => Deno.open(this.#path, { append: true, create: true }));
+    // A line a killed writer left unfinished is ended first, so it spoils only itself.
+    const bytes = this.#encoder.encode(`${this.#first ? "\n" : ""}${position} ${key}\n`);
+    this.#first = false;
+    this.#chain = this.#chain.then(async () => {
+      const file = await this.#file!;
+      let n = 0;
+      while (n < bytes.length) n += await file.write(bytes.subarray(n));
+    });
+    return this.#chain;
   }
-  return out;
+
+  /** Waits for the lines announced and closes the log. */
+  async close(): Promise<void> {
+    await this.#chain;
+    if (this.#file) (await this.#file).close();
+  }
+}
+
+/** Reads the complete lines of a progress log from `offset`: its entries and the new offset. */
+export async function readProgress(
+  path: string,
+  offset: number,
+): Promise<{ entries: [number, string][]; offset: number }> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { entries: [], offset };
+    throw e;
+  }
+  try {
+    const size = (await file.stat()).size;
+    if (size <= offset) return { entries: [], offset };
+    await file.seek(offset, Deno.SeekMode.Start);
+    const bytes = new Uint8Array(size - offset);
+    let n = 0;
+    while (n < bytes.length) {
+      const got = await file.read(bytes.subarray(n));
+      if (got === null) break;
+      n += got;
+    }
+    // Only lines that are complete: the last one may still be being written.
+    const end = bytes.subarray(0, n).lastIndexOf(10) + 1;
+    const entries: [number, string][] = [];
+    for (const line of new TextDecoder().decode(bytes.subarray(0, end)).split("\n")) {
+      const m = /^(\d+) ([0-9a-f]{64})$/.exec(line);
+      if (m) entries.push([Number(m[1]), m[2]]);
+    }
+    return { entries, offset: offset + end };
+  } finally {
+    file.close();
+  }
 }

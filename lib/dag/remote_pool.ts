@@ -1,20 +1,17 @@
 /**
  * The remote pool: hands a task's actions to an executor (Slurm) as one wave once all its
- * items are known, and records the results as the executor imports them.
+ * items are known, and records the results as the executor imports them. The actions wait in
+ * a spool on disk, not in memory, and results are imported against the list (wave_list.ts).
  *
  * @module
  */
 import type { ObjectStore } from "../store/objects.ts";
-import {
-  type Executor,
-  readResults,
-  resultPath,
-  WORK_LIST_FORMAT,
-  type WorkList,
-} from "./remote.ts";
+import type { Executor, WorkResult } from "./remote.ts";
+import { resultPath } from "./remote.ts";
 import type { CodeIdentity } from "../store/records.ts";
 import type { ActionResult, EachTask, Log, StoredFile } from "./task.ts";
 import type { Pool, Work } from "./pool.ts";
+import { WaveList, WaveSpool } from "./wave_list.ts";
 import { removeIfPresent } from "../base/fs.ts";
 
 /** What the remote pool needs from the task it runs. */
@@ -30,7 +27,12 @@ export interface RemoteHost {
   readonly log: Log;
   record(work: Work, out: ActionResult, ms: number): Promise<void>;
   recordFailure(work: Work, e: unknown, ms: number): void;
+  /** Resolves once the records written so far are committed. */
+  committed(): Promise<void>;
 }
+
+/** Result files are removed this many at a time, once their records are committed. */
+const FORGET_BATCH = 4096;
 
 /** Raised for an item an executor returned nothing for. */
 export class MissingResultError extends Error {
@@ -51,17 +53,20 @@ export class RemotePool implements Pool {
   readonly host: RemoteHost;
   readonly task: EachTask;
   readonly executor: Executor;
-  readonly #works: Work[] = [];
+  #spool: WaveSpool;
   readonly #held: Promise<unknown>[] = [];
+  /** Keys of results imported whose files are still to be removed. */
+  #imported: string[] = [];
 
   constructor(host: RemoteHost, task: EachTask, executor: Executor) {
     this.host = host;
     this.task = task;
     this.executor = executor;
+    this.#spool = new WaveSpool(host.store);
   }
 
   add(work: Work): void {
-    this.#works.push(work);
+    this.#spool.add(work);
   }
 
   close(): void {}
@@ -72,79 +77,102 @@ export class RemotePool implements Pool {
 
   /** Runs waves until no action is left: one for what was added, more for what came back. */
   async drained(): Promise<void> {
-    while (!this.host.signal.aborted) {
-      await Promise.allSettled(this.#held.splice(0));
-      const works = this.#works.splice(0);
-      if (works.length === 0 && this.#held.length === 0) return;
-      if (works.length > 0) await this.#wave(works);
+    try {
+      while (!this.host.signal.aborted) {
+        await Promise.allSettled(this.#held.splice(0));
+        const spool = this.#spool;
+        if (spool.size === 0 && this.#held.length === 0) return;
+        this.#spool = new WaveSpool(this.host.store);
+        if (spool.size > 0) {
+          try {
+            await this.#wave(spool);
+          } finally {
+            await spool.remove();
+          }
+        }
+      }
+    } finally {
+      await this.#spool.remove();
     }
   }
 
-  async #wave(works: Work[]): Promise<void> {
+  async #wave(spool: WaveSpool): Promise<void> {
     const { store } = this.host;
-    const list: WorkList = {
-      format: WORK_LIST_FORMAT,
-      task: this.task.name,
-      taskHash: this.host.taskHash,
-      code: this.host.code,
-      config: this.host.config,
-      files: Object.fromEntries(
-        Object.entries(this.host.files).map(([name, f]) => [name, f.digest]),
-      ),
-      works: works.map((w) => ({
-        id: w.item.id,
-        key: w.key,
-        comps: w.comps,
-        inputs: w.item.inputs,
-        params: w.item.params,
-        extra: w.item.extra,
-      })),
-    };
-    const byKey = new Map(works.map((w) => [w.key, w]));
-    const seen = new Set<string>();
-    const importResults = async () => {
-      for (const result of await readResults(store, this.task.name, byKey.keys(), seen)) {
-        seen.add(result.key);
-        const work = byKey.get(result.key)!;
-        if (result.output) await this.host.record(work, result.output, result.ms);
-        else {
-          const e = new RemoteItemError(
-            `${result.error?.message ?? "no error text"} (on ${result.host})`,
-            result.error?.name ?? "Error",
+    await spool.flush();
+    // Results found while the list is written are not listed: theirs can go at once.
+    const list = await WaveList.write(
+      store,
+      {
+        task: this.task.name,
+        taskHash: this.host.taskHash,
+        code: this.host.code,
+        config: this.host.config,
+        files: Object.fromEntries(
+          Object.entries(this.host.files).map(([name, f]) => [name, f.digest]),
+        ),
+      },
+      spool,
+      this.executor.shards(spool.size),
+      async (work, result) => {
+        await this.#import(work, result);
+        this.#imported.push(work.key);
+        if (this.#imported.length >= FORGET_BATCH) await this.#forget();
+      },
+    );
+    await this.#forget();
+    if (!list) return;
+    try {
+      // A resubmitted shard skips the actions whose results are stored: they stay until the
+      // wave ends.
+      await this.executor.runWave({
+        task: this.task.name,
+        listDigest: list.digest,
+        shards: list.header.shards.length,
+        items: list.size,
+        signal: this.host.signal,
+        log: this.host.log,
+        importResults: () => list.importAnnounced(),
+        unfinished: () => list.unfinished(),
+      });
+      await list.unfinished();
+      if (!this.host.signal.aborted) {
+        for await (const work of list.missing()) {
+          this.host.recordFailure(
+            work,
+            new MissingResultError(`${this.executor.name} returned no result for this item`),
+            0,
           );
-          this.host.recordFailure(work, e, result.ms);
         }
       }
-      return [...byKey.values()].filter((w) => !seen.has(w.key)).map((w) => w.item.id);
-    };
-    // Results of an earlier, interrupted wave with the same actions need no recomputing;
-    // failures are retried, as they would be locally.
-    for (const r of await readResults(store, this.task.name, byKey.keys(), new Set())) {
-      if (!r.output) await removeIfPresent(resultPath(store.root, this.task.name, r.key));
+      for await (const key of list.importedKeys()) {
+        this.#imported.push(key);
+        if (this.#imported.length >= FORGET_BATCH) await this.#forget();
+      }
+      await this.#forget();
+    } finally {
+      await list.remove();
     }
-    const missing = new Set(await importResults());
-    list.works = list.works.filter((w) => missing.has(w.id));
-    if (list.works.length === 0) return;
-    const listDigest = await store.putJson(list);
-    await store.syncDirs();
-    await this.executor.runWave({
-      task: this.task.name,
-      listDigest,
-      list,
-      store,
-      signal: this.host.signal,
-      log: this.host.log,
-      importResults,
-    });
-    const left = await importResults();
-    if (this.host.signal.aborted) return;
-    const byId = new Map(works.map((w) => [w.item.id, w]));
-    for (const id of left) {
-      this.host.recordFailure(
-        byId.get(id)!,
-        new MissingResultError(`${this.executor.name} returned no result for this item`),
-        0,
-      );
-    }
+  }
+
+  async #import(work: Work, result: WorkResult): Promise<void> {
+    if (result.output) return await this.host.record(work, result.output, result.ms);
+    const e = new RemoteItemError(
+      `${result.error?.message ?? "no error text"} (on ${result.host})`,
+      result.error?.name ?? "Error",
+    );
+    this.host.recordFailure(work, e, result.ms);
+  }
+
+  /**
+   * Removes the result files of imported actions once their records (or failure records) are
+   * committed: a result is kept until a record holds what it says.
+   */
+  async #forget(): Promise<void> {
+    if (this.#imported.length === 0) return;
+    const keys = this.#imported;
+    this.#imported = [];
+    await this.host.committed();
+    const { root } = this.host.store;
+    for (const key of keys) await removeIfPresent(resultPath(root, this.task.name, key));
   }
 }

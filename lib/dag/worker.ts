@@ -10,7 +10,18 @@ import { taskIdentity } from "./task_identity.ts";
 import type { ObjectStore } from "../store/objects.ts";
 import { configSlice, projectConfig } from "./config.ts";
 import type { TaskGraph } from "./graph.ts";
-import { readResults, WORK_LIST_FORMAT, type WorkList, writeResult } from "./remote.ts";
+import {
+  ProgressLog,
+  progressPath,
+  resultPath,
+  type WaveWork,
+  WORK_LIST_FORMAT,
+  type WorkList,
+  writeResult,
+} from "./remote.ts";
+import { readLines } from "../base/lines.ts";
+import { hashFile } from "../store/objects.ts";
+import { FlowGate } from "./flow_gate.ts";
 import { CodeReader } from "./code_identity.ts";
 import { codeChanges } from "./staleness.ts";
 import type {
@@ -44,9 +55,13 @@ export interface WorkerSummary {
   failed: number;
 }
 
+/** Actions a worker queues ahead of those running: it reads its shard as they finish. */
+const WORKER_IN_FLIGHT = 1024;
+
 /**
- * Runs shard `index` of `count` of the work list `listDigest`: items `index, index+count, …`
- * that have no result yet (a resubmitted shard skips what a previous attempt finished).
+ * Runs shard `index` of the `count` shards of the work list `listDigest`: the actions of that
+ * shard that have no result yet (a resubmitted shard skips what a previous attempt finished),
+ * reading the shard line by line.
  */
 export async function runWorker(
   { graph, store, listDigest, index, count, signal, log, concurrency }: {
@@ -70,10 +85,67 @@ export async function runWorker(
         `${WORK_LIST_FORMAT}, found ${list.format}): run the same latentforge on both`,
     );
   }
+  if (list.shards.length !== count) {
+    throw new WorkerError(
+      `work list ${listDigest} has ${list.shards.length} shards, not ${count} as --shard says`,
+    );
+  }
   const task = graph.get(list.task);
   if (task.kind !== "each") throw new WorkerError(`task "${task.name}" is not a per-item task`);
   await sameTask(task, list);
-  // The coordinator brought the task's files into the shared store.
+  const ctx = await workerContext(task, list, store, signal, log);
+  const shard = list.shards[index];
+  const summary: WorkerSummary = { assigned: shard.count, alreadyDone: 0, succeeded: 0, failed: 0 };
+  if (shard.count === 0) return summary;
+  const path = store.path(shard.digest);
+  if (!(await statOrNull(path)) || (await hashFile(path)) !== shard.digest) {
+    throw new WorkerError(
+      `shard ${index} of work list ${listDigest} (object ${shard.digest}) is missing or ` +
+        `damaged in the cache ${store.root}`,
+    );
+  }
+  const progress = new ProgressLog(progressPath(store.root, listDigest, index));
+  const host = new WorkerHost(task, ctx, summary, progress, concurrency);
+  const pool = new WorkPool(host, task);
+  try {
+    let position = 0;
+    for await (const line of readLines(path)) {
+      const at = position++;
+      const w = JSON.parse(line.text) as WaveWork;
+      if (await statOrNull(resultPath(store.root, task.name, w.key))) {
+        summary.alreadyDone++;
+        await progress.announce(at, w.key);
+        continue;
+      }
+      await host.gate.room(signal);
+      if (signal.aborted || pool.fatal !== undefined) break;
+      host.positions.set(w.key, at);
+      pool.add({
+        item: { id: w.id, inputs: w.inputs, params: w.params, extra: w.extra },
+        key: w.key,
+        comps: w.comps,
+        attempts: 0,
+      });
+    }
+    pool.close();
+    await pool.drained();
+    await host.settled();
+  } finally {
+    await progress.close();
+  }
+  if (pool.fatal !== undefined) throw pool.fatal;
+  if (task.teardown && host.state) await task.teardown(await host.state);
+  return summary;
+}
+
+/** The task's context on a worker: the coordinator brought the task's files into the store. */
+async function workerContext(
+  task: EachTask,
+  list: WorkList,
+  store: ObjectStore,
+  signal: AbortSignal,
+  log: Log,
+): Promise<TaskContext<unknown>> {
   const files: Record<string, StoredFile> = {};
   for (const [name, digest] of Object.entries(list.files)) {
     const path = store.path(digest);
@@ -85,7 +157,7 @@ export async function runWorker(
     }
     files[name] = { digest, size: info.size, path };
   }
-  const ctx: TaskContext<unknown> = {
+  return {
     config: projectConfig(list.config, task.config, task.reads),
     keyed: projectConfig(list.config, task.config),
     store,
@@ -94,34 +166,6 @@ export async function runWorker(
     log,
     files,
   };
-  const mine = list.works.filter((_, i) => i % count === index);
-  const done = new Set(
-    (await readResults(store, task.name, mine.map((w) => w.key), new Set())).map((r) => r.key),
-  );
-  const todo = mine.filter((w) => !done.has(w.key));
-  const summary: WorkerSummary = {
-    assigned: mine.length,
-    alreadyDone: mine.length - todo.length,
-    succeeded: 0,
-    failed: 0,
-  };
-  if (todo.length === 0) return summary;
-  const host = new WorkerHost(task, ctx, summary, concurrency);
-  const pool = new WorkPool(host, task);
-  for (const w of todo) {
-    pool.add({
-      item: { id: w.id, inputs: w.inputs, params: w.params, extra: w.extra },
-      key: w.key,
-      comps: w.comps,
-      attempts: 0,
-    });
-  }
-  pool.close();
-  await pool.drained();
-  await host.settled();
-  if (pool.fatal !== undefined) throw pool.fatal;
-  if (task.teardown && host.state) await task.teardown(await host.state);
-  return summary;
 }
 
 /**
@@ -150,15 +194,20 @@ class WorkerHost implements PoolHost {
   readonly signal: AbortSignal;
   readonly concurrency?: number;
   readonly ctx: TaskContext<unknown>;
+  readonly gate = new FlowGate(WORKER_IN_FLIGHT);
+  /** The position in the shard of each action queued or running, by key. */
+  readonly positions = new Map<string, number>();
   readonly #task: EachTask;
   readonly #summary: WorkerSummary;
-  readonly #writes: Promise<void>[] = [];
+  readonly #progress: ProgressLog;
+  readonly #writes = new Set<Promise<void>>();
   state?: Promise<unknown>;
 
   constructor(
     task: EachTask,
     ctx: TaskContext<unknown>,
     summary: WorkerSummary,
+    progress: ProgressLog,
     concurrency?: number,
   ) {
     this.#task = task;
@@ -166,6 +215,7 @@ class WorkerHost implements PoolHost {
     this.signal = ctx.signal;
     this.concurrency = concurrency;
     this.#summary = summary;
+    this.#progress = progress;
   }
 
   prepared(): Promise<unknown> {
@@ -217,13 +267,21 @@ class WorkerHost implements PoolHost {
       ms: Math.round(ms),
       host: hostname(),
     });
+    await this.#announce(work.key);
+  }
+
+  /** Announces the result of the action with `key` on the shard's progress log. */
+  #announce(key: string): Promise<void> {
+    const at = this.positions.get(key)!;
+    this.positions.delete(key);
+    return this.#progress.announce(at, key);
   }
 
   recordFailure(work: Work, e: unknown, ms: number): void {
     this.#summary.failed++;
     const error = e instanceof Error ? e : new Error(String(e));
     this.ctx.log(`${work.item.id} failed: ${error.message}`);
-    this.#writes.push(writeResult(this.ctx.store, this.#task.name, {
+    const write = writeResult(this.ctx.store, this.#task.name, {
       id: work.item.id,
       key: work.key,
       error: {
@@ -233,7 +291,9 @@ class WorkerHost implements PoolHost {
       },
       ms: Math.round(ms),
       host: hostname(),
-    }));
+    }).then(() => this.#announce(work.key));
+    this.#writes.add(write);
+    write.finally(() => this.#writes.delete(write)).catch(() => {});
   }
 
   async settled(): Promise<void> {

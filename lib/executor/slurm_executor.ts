@@ -48,16 +48,20 @@ export class SlurmExecutor implements Executor {
     this.#worker = worker;
   }
 
+  shards(items: number): number {
+    return Math.max(1, Math.min(this.#config.array_tasks, items));
+  }
+
   async runWave(
-    { task, listDigest, list, signal, log, importResults }: Parameters<Executor["runWave"]>[0],
+    { task, listDigest, shards, items, signal, log, importResults, unfinished }: Parameters<
+      Executor["runWave"]
+    >[0],
   ): Promise<void> {
     const cfg = this.#config;
     if (!(await this.#probeOnce(signal))) return;
-    const shards = Math.min(cfg.array_tasks, list.works.length);
     const logs = join(this.#cacheDir, "logs", "slurm");
     await Deno.mkdir(logs, { recursive: true });
     const script = this.#script(listDigest, shards);
-    const shardOf = new Map(list.works.map((w, i) => [w.id, i % shards]));
     let pending: number[] = Array.from({ length: shards }, (_, i) => i);
     for (let attempt = 0; attempt <= cfg.retries && pending.length > 0; attempt++) {
       if (signal.aborted) return;
@@ -75,12 +79,11 @@ export class SlurmExecutor implements Executor {
       });
       log(
         `submitted ${task} as Slurm job ${jobId} (array ${compact(pending)} of ${shards} ` +
-          `shards, ${list.works.length} items${attempt ? `, resubmission ${attempt}` : ""})`,
+          `shards, ${items} items${attempt ? `, resubmission ${attempt}` : ""})`,
       );
       const watched = await this.#watchOrCancel(jobId, pending, signal, importResults, log);
       if (watched === null) return;
-      const missing = await importResults();
-      const short = [...new Set(missing.map((id) => shardOf.get(id)!))].sort((a, b) => a - b);
+      const short = await unfinished();
       for (const s of short) {
         const st = watched.states.get(s);
         const how = st
@@ -126,7 +129,7 @@ export class SlurmExecutor implements Executor {
     jobId: number,
     indices: number[],
     signal: AbortSignal,
-    importResults: () => Promise<string[]>,
+    importResults: () => Promise<void>,
     log: (line: string) => void,
   ): Promise<{ states: Map<number, ArrayTaskState>; lastSeen: Map<number, string> } | null> {
     let cancelled: Promise<void> | undefined;
@@ -177,7 +180,7 @@ export class SlurmExecutor implements Executor {
     jobId: number,
     indices: number[],
     signal: AbortSignal,
-    importResults: () => Promise<string[]>,
+    importResults: () => Promise<void>,
     lastSeen: Map<number, string>,
     log: (line: string) => void,
   ): Promise<Map<number, ArrayTaskState>> {

@@ -60,13 +60,10 @@ export async function collectGarbage(
     const digest = await readDigestFile(path);
     if (DIGEST.test(digest)) roots.add(digest);
   }
-  // Results of remote workers not imported yet: the result object and what it produced.
+  // Results of remote workers not imported yet: what they produced (and the object holding an
+  // earlier result file's result).
   for await (const path of walkFiles(join(store.root, "results"))) {
-    const digest = await readDigestFile(path);
-    if (!DIGEST.test(digest) || !(await store.has(digest))) continue;
-    roots.add(digest);
-    const result = await store.getJson<{ output?: { objects: Record<string, string> } }>(digest);
-    for (const d of Object.values(result.output?.objects ?? {})) roots.add(d);
+    for (const d of await resultObjects(store, path)) roots.add(d);
   }
   const result: GcResult = {
     keptRuns: kept,
@@ -221,6 +218,25 @@ export async function verifyStore(
  * The digest a checkpoint or result file names ("" when the file went between the listing and
  * the read: a finished action drops its checkpoint, an import its result).
  */
+/** The objects a result file of a remote worker keeps alive (none for an unreadable one). */
+async function resultObjects(store: ObjectStore, path: string): Promise<string[]> {
+  const text = (await readTextOrNull(path) ?? "").trim();
+  let result: { output?: { objects: Record<string, string> } };
+  const holder: string[] = [];
+  if (DIGEST.test(text)) {
+    if (!(await store.has(text))) return [];
+    holder.push(text);
+    result = await store.getJson(text);
+  } else {
+    try {
+      result = JSON.parse(text);
+    } catch {
+      return [];
+    }
+  }
+  return [...holder, ...Object.values(result?.output?.objects ?? {})];
+}
+
 async function readDigestFile(path: string): Promise<string> {
   return (await readTextOrNull(path) ?? "").trim();
 }

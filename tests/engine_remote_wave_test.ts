@@ -1,0 +1,190 @@
+/**
+ * The remote wave's list and results, without a cluster: the coordinator's side (WaveSpool,
+ * WaveList) and real workers (runWorker) in this process, against one store. Shards are
+ * consecutive runs of the spool; workers read only their shard and announce each result on
+ * its progress log; the coordinator imports what is announced, finds results a killed worker
+ * wrote but never announced, ignores damaged log lines, and names the actions left without a
+ * result. Results found when a list is written are imported instead of listed; failures are
+ * listed again.
+ */
+import { join } from "node:path";
+import { assert, assertEquals } from "./fixtures/assert.ts";
+import { CodeReader } from "../lib/dag/code_identity.ts";
+import { TaskGraph } from "../lib/dag/graph.ts";
+import { each } from "../lib/dag/task.ts";
+import { taskIdentity } from "../lib/dag/task_identity.ts";
+import { runWorker } from "../lib/dag/worker.ts";
+import { progressPath, readResult, type WorkResult, writeResult } from "../lib/dag/remote.ts";
+import { WaveList, WaveSpool } from "../lib/dag/wave_list.ts";
+import type { Work } from "../lib/dag/pool.ts";
+import { sha256Hex } from "../lib/store/canonical.ts";
+import { ObjectStore } from "../lib/store/objects.ts";
+
+const ITEMS = 50;
+const SHARDS = 3;
+
+async function setup(dir: string) {
+  await Deno.writeTextFile(join(dir, "deno.json"), "{}");
+  await Deno.writeTextFile(join(dir, "double.ts"), "export const twice = 2;\n");
+  const double = each({
+    name: "double",
+    deps: [],
+    config: [],
+    version: "1",
+    source: `file://${dir}/double.ts`,
+    describe: "store each id twice",
+    items: () => Promise.resolve([]),
+    async run(ctx, item) {
+      const digest = await ctx.store.put(new TextEncoder().encode(item.id.repeat(2)));
+      return { objects: { out: digest }, meta: item.id };
+    },
+  });
+  const store = new ObjectStore(join(dir, "cache"));
+  const identity = await taskIdentity(double, {}, new CodeReader());
+  const header = {
+    task: "double",
+    taskHash: identity.hash,
+    code: identity.code.identity,
+    config: {},
+    files: {},
+  };
+  return { graph: new TaskGraph([double]), store, header };
+}
+
+function work(i: number): Work {
+  const id = `item-${String(i).padStart(3, "0")}`;
+  const key = sha256Hex(id);
+  return {
+    item: { id, inputs: {} },
+    key,
+    comps: { version: "1", code: "c", config: "k", inputs: {} },
+    attempts: 0,
+  };
+}
+
+async function spoolOf(store: ObjectStore, works: Work[]): Promise<WaveSpool> {
+  const spool = new WaveSpool(store);
+  for (const w of works) spool.add(w);
+  await spool.flush();
+  return spool;
+}
+
+Deno.test("a wave's shards are run by workers and imported by position, announced or not", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "latentforge-wave-" });
+  try {
+    const { graph, store, header } = await setup(dir);
+    const works = Array.from({ length: ITEMS }, (_, i) => work(i));
+    const spool = await spoolOf(store, works);
+    const imported = new Map<string, WorkResult>();
+    const list = await WaveList.write(store, header, spool, SHARDS, (w, r) => {
+      assertEquals(r.key, w.key, "a result is imported with its own action");
+      imported.set(w.item.id, r);
+      return Promise.resolve();
+    });
+    assert(list, "there is work to do");
+    // Consecutive runs of the spool, split evenly: 16, 17, 17.
+    assertEquals(list.header.shards.map((s) => s.count), [16, 17, 17]);
+    const lines = (await Deno.readTextFile(store.path(list.header.shards[1].digest)))
+      .trimEnd().split("\n").map((l) => JSON.parse(l).id);
+    assertEquals(lines, works.slice(16, 33).map((w) => w.item.id));
+    const shard = (index: number) =>
+      runWorker({
+        graph,
+        store,
+        listDigest: list.digest,
+        index,
+        count: SHARDS,
+        signal: new AbortController().signal,
+        log: () => {},
+      });
+    assertEquals(await shard(0), { assigned: 16, alreadyDone: 0, succeeded: 16, failed: 0 });
+    assertEquals(await shard(1), { assigned: 17, alreadyDone: 0, succeeded: 17, failed: 0 });
+    // Shard 2's worker was killed: it wrote results for its first 15 actions and announced
+    // none of them; its log ends with a damaged line and a line of another list.
+    const killed = works.slice(33, 48);
+    for (const w of killed) {
+      const digest = await store.put(new TextEncoder().encode(w.item.id.repeat(2)));
+      await writeResult(store, "double", {
+        id: w.item.id,
+        key: w.key,
+        output: { objects: { out: digest }, meta: w.item.id },
+        ms: 1,
+        host: "node-3",
+      });
+    }
+    await Deno.writeTextFile(
+      progressPath(store.root, list.digest, 2),
+      `0 ${works[0].key}\n3 ${killed[3].key.slice(0, 20)}`,
+    );
+    await list.importAnnounced();
+    assertEquals(imported.size, 33, "the announced results of shards 0 and 1");
+    // A rerun of shard 0 finds everything done and announces it again: imported once.
+    assertEquals(await shard(0), { assigned: 16, alreadyDone: 16, succeeded: 0, failed: 0 });
+    await list.importAnnounced();
+    assertEquals(imported.size, 33);
+    assertEquals(await list.unfinished(), [2], "shard 2 has two actions without a result");
+    assertEquals(imported.size, 48);
+    const missing = (await Array.fromAsync(list.missing())).map((w) => w.item.id);
+    assertEquals(missing, ["item-048", "item-049"]);
+    // Every result imported is the worker's, and the store has what it names.
+    const r = imported.get("item-020")!;
+    assertEquals(r.output?.meta, "item-020");
+    assertEquals(
+      new TextDecoder().decode(await store.get(r.output!.objects.out)),
+      "item-020item-020",
+    );
+    await list.remove();
+    assertEquals(await store.has(list.digest), false);
+    await spool.remove();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("results found when a wave is written are imported, failures are listed again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "latentforge-wave-" });
+  try {
+    const { store, header } = await setup(dir);
+    const works = Array.from({ length: 10 }, (_, i) => work(i));
+    const digest = await store.put(new TextEncoder().encode("done"));
+    await writeResult(store, "double", {
+      id: works[2].item.id,
+      key: works[2].key,
+      output: { objects: { out: digest }, meta: null },
+      ms: 1,
+      host: "h",
+    });
+    await writeResult(store, "double", {
+      id: works[5].item.id,
+      key: works[5].key,
+      error: { name: "Error", message: "out of memory", retryable: false },
+      ms: 1,
+      host: "h",
+    });
+    const imported: string[] = [];
+    const list = await WaveList.write(
+      store,
+      header,
+      await spoolOf(store, works),
+      2,
+      (w) => Promise.resolve(void imported.push(w.item.id)),
+    );
+    assertEquals(imported, ["item-002"]);
+    assertEquals(list!.size, 9);
+    // Shards are cut by position in the spool: the first lost the action already done.
+    assertEquals(list!.header.shards.map((s) => s.count), [4, 5]);
+    assertEquals(await readResult(store, "double", works[5].key), null, "the failure is retried");
+    await list!.remove();
+    // Nothing left to run: no list at all.
+    const none = await WaveList.write(
+      store,
+      header,
+      await spoolOf(store, [works[2]]),
+      1,
+      () => Promise.resolve(),
+    );
+    assertEquals(none, null);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
