@@ -40,6 +40,12 @@ export async function benchCluster(): Promise<BenchCluster> {
     own = await startSlurmCluster();
     // This program is the cluster's only user: every command it starts reads its config.
     Deno.env.set("SLURM_CONF", own.conf);
+    // Interrupted, the benchmark still stops the cluster it started (its runs end with it).
+    const cluster = own;
+    Deno.addSignalListener("SIGINT", () => {
+      console.error("interrupted: stopping the cluster");
+      cluster.stop().finally(() => Deno.exit(130));
+    });
     sinfo = await askSinfo();
   }
   if (!sinfo || sinfo.code !== 0) throw new Error("the started cluster does not answer sinfo");

@@ -17,8 +17,11 @@ import { runWorker } from "../lib/dag/worker.ts";
 import { progressPath, readResult, type WorkResult, writeResult } from "../lib/dag/remote.ts";
 import { WaveList, WaveSpool } from "../lib/dag/wave_list.ts";
 import type { Work } from "../lib/dag/pool.ts";
+import { FlowGate } from "../lib/dag/flow_gate.ts";
 import { sha256Hex } from "../lib/store/canonical.ts";
 import { ObjectStore } from "../lib/store/objects.ts";
+import { collectGarbage } from "../lib/store/maintenance.ts";
+import { openRecords } from "../lib/store/records.ts";
 
 const ITEMS = 50;
 const SHARDS = 3;
@@ -184,6 +187,101 @@ Deno.test("results found when a wave is written are imported, failures are liste
       () => Promise.resolve(),
     );
     assertEquals(none, null);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("two items with the same action key in one shard are both run, announced and imported", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "latentforge-wave-" });
+  try {
+    const { graph, store, header } = await setup(dir);
+    // Identical inputs and parameters make the same key (two copies of one image).
+    const works = [work(0), work(1), work(2)];
+    works[2].key = works[1].key;
+    const imported: string[] = [];
+    const list = await WaveList.write(
+      store,
+      header,
+      await spoolOf(store, works),
+      1,
+      (w) => Promise.resolve(void imported.push(w.item.id)),
+    );
+    const summary = await runWorker({
+      graph,
+      store,
+      listDigest: list!.digest,
+      index: 0,
+      count: 1,
+      signal: new AbortController().signal,
+      log: () => {},
+    });
+    assertEquals(summary, { assigned: 3, alreadyDone: 0, succeeded: 3, failed: 0 });
+    await list!.importAnnounced();
+    assertEquals(imported.sort(), ["item-000", "item-001", "item-002"]);
+    assertEquals(await list!.unfinished(), []);
+    await list!.remove();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("gc keeps what results not imported yet name and removes orphaned progress logs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "latentforge-wave-" });
+  try {
+    const { store } = await setup(dir);
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    const [a, b, loose] = await Promise.all(["a", "b", "loose"].map((t) => store.put(bytes(t))));
+    await writeResult(store, "double", {
+      id: "x",
+      key: sha256Hex("x"),
+      output: { objects: { out: a }, meta: null },
+      ms: 1,
+      host: "h",
+    });
+    // A result file as earlier versions wrote it: the digest of an object holding the result.
+    const held = await store.putJson({ id: "y", key: sha256Hex("y"), output: { objects: { b } } });
+    const old = join(store.root, "results", "double", sha256Hex("y").slice(0, 2), sha256Hex("y"));
+    await Deno.mkdir(join(old, ".."), { recursive: true });
+    await Deno.writeTextFile(old, held);
+    await Deno.mkdir(join(store.root, "waves", "ab"), { recursive: true });
+    await Deno.writeTextFile(join(store.root, "waves", "ab", "0.log"), `0 ${sha256Hex("x")}\n`);
+    const records = await openRecords(store.root);
+    try {
+      const r = await collectGarbage(store, records);
+      assertEquals(r.objectsDeleted, 1, "only the object nothing names");
+      for (const d of [a, b, held]) assert(await store.has(d), `${d} is kept`);
+      assertEquals(await store.has(loose), false);
+      assertEquals(r.tempFilesRemoved, 1);
+      assertEquals((await readResult(store, "double", sha256Hex("y")))?.id, "y");
+    } finally {
+      records.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("actions spooled and not written yet count as in flight, so listings wait for the disk", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "latentforge-wave-" });
+  try {
+    const store = new ObjectStore(join(dir, "cache"));
+    const gate = new FlowGate(100);
+    const spool = new WaveSpool(store, gate);
+    // A listing faster than the disk: every line waits in memory until it is written.
+    for (let i = 0; i < 500; i++) spool.add(work(i));
+    assertEquals(gate.inFlight, 500);
+    const room = gate.room(new AbortController().signal);
+    assert(room !== undefined, "a listing would wait now");
+    await room;
+    assert(gate.inFlight < 100, `room once the lines are written (${gate.inFlight} in flight)`);
+    await spool.flush();
+    assertEquals(gate.inFlight, 0);
+    const ids = (await Deno.readTextFile(spool.path)).trimEnd().split("\n")
+      .map((l) => JSON.parse(l).item.id);
+    assertEquals(ids, Array.from({ length: 500 }, (_, i) => work(i).item.id));
+    await spool.remove();
+    assertEquals(await Deno.stat(spool.path).then(() => true, () => false), false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

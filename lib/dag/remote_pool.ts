@@ -13,6 +13,7 @@ import type { ActionResult, EachTask, Log, StoredFile } from "./task.ts";
 import type { Pool, Work } from "./pool.ts";
 import { WaveList, WaveSpool } from "./wave_list.ts";
 import { removeIfPresent } from "../base/fs.ts";
+import type { FlowGate } from "./flow_gate.ts";
 
 /** What the remote pool needs from the task it runs. */
 export interface RemoteHost {
@@ -25,6 +26,8 @@ export interface RemoteHost {
   readonly code: CodeIdentity;
   readonly files: Record<string, StoredFile>;
   readonly log: Log;
+  /** Counts the actions in flight run-wide: those not spooled to disk yet count. */
+  readonly gate?: FlowGate;
   record(work: Work, out: ActionResult, ms: number): Promise<void>;
   recordFailure(work: Work, e: unknown, ms: number): void;
   /** Resolves once the records written so far are committed. */
@@ -62,7 +65,7 @@ export class RemotePool implements Pool {
     this.host = host;
     this.task = task;
     this.executor = executor;
-    this.#spool = new WaveSpool(host.store);
+    this.#spool = new WaveSpool(host.store, host.gate);
   }
 
   add(work: Work): void {
@@ -82,7 +85,7 @@ export class RemotePool implements Pool {
         await Promise.allSettled(this.#held.splice(0));
         const spool = this.#spool;
         if (spool.size === 0 && this.#held.length === 0) return;
-        this.#spool = new WaveSpool(this.host.store);
+        this.#spool = new WaveSpool(this.host.store, this.host.gate);
         if (spool.size > 0) {
           try {
             await this.#wave(spool);

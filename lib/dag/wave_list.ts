@@ -7,7 +7,8 @@
  * @module
  */
 import type { ObjectStore } from "../store/objects.ts";
-import { removeIfPresent } from "../base/fs.ts";
+import { dirname } from "node:path";
+import { removeIfPresent, writeAll } from "../base/fs.ts";
 import { readLines, readSpan } from "../base/lines.ts";
 import { TextFile } from "../package/text_file.ts";
 import {
@@ -22,22 +23,34 @@ import {
   type WorkResult,
 } from "./remote.ts";
 import type { Work } from "./pool.ts";
+import type { FlowGate } from "./flow_gate.ts";
 
 /** Results are looked for this many actions at a time while the list is written. */
 const LOOKUP_BATCH = 256;
 
+/** The spool writes once this many UTF-16 code units of lines are gathered. */
+const SPOOL_WRITE_AT = 1 << 16;
+
 /**
- * Actions queued for a wave, as JSON lines in a temp file of the store: `add` is synchronous
- * and gathers lines; they are written in pieces, one write after the other.
+ * Actions queued for a wave, as JSON lines in a temp file of the store. `add` is synchronous:
+ * it gathers lines, which are written in pieces of about 64 KiB, one write after the other.
+ * Lines gathered and not written yet count as actions in flight on `gate`, so listings wait
+ * for the disk rather than the lines pile up in memory.
  */
 export class WaveSpool {
   readonly path: string;
-  #file?: Promise<TextFile>;
-  #chain: Promise<void> = Promise.resolve();
+  readonly #gate?: FlowGate;
+  #file?: Promise<Deno.FsFile>;
+  #lines: string[] = [];
+  #chars = 0;
+  #writing?: Promise<void>;
+  #failed: unknown;
+  #closed = false;
   #size = 0;
 
-  constructor(store: ObjectStore) {
+  constructor(store: ObjectStore, gate?: FlowGate) {
     this.path = store.tempPath("wave");
+    this.#gate = gate;
   }
 
   /** Actions added. */
@@ -47,26 +60,54 @@ export class WaveSpool {
 
   /** Queues one action. */
   add(work: Work): void {
-    this.#file ??= Deno.mkdir(this.path.slice(0, this.path.lastIndexOf("/")), { recursive: true })
-      .then(() => TextFile.create(this.path));
-    this.#size++;
     const line = JSON.stringify(work) + "\n";
-    this.#chain = this.#chain.then(async () => await (await this.#file!).write(line));
+    this.#size++;
+    if (this.#failed !== undefined) return;
+    this.#gate?.enter();
+    this.#lines.push(line);
+    this.#chars += line.length;
+    if (this.#chars >= SPOOL_WRITE_AT) this.#writing ??= this.#writeOut();
   }
 
-  /** Writes out what is gathered; the lines can then be read. */
+  /** Writes out what is gathered; the lines can then be read. Throws a write's failure. */
   async flush(): Promise<void> {
-    await this.#chain;
-    if (!this.#file) return;
-    const file = await this.#file;
-    await file.flush();
-    file.close();
+    await (this.#writing ??= this.#writeOut());
+    if (this.#failed !== undefined) throw this.#failed;
+    await this.#close();
   }
 
   /** Removes the temp file. */
   async remove(): Promise<void> {
-    await this.#chain.catch(() => {});
-    if (this.#file) await (await this.#file).remove();
+    await this.#writing;
+    if (!this.#file) return;
+    await this.#close();
+    await removeIfPresent(this.path);
+  }
+
+  async #close(): Promise<void> {
+    const file = await this.#file?.catch(() => undefined);
+    if (file && !this.#closed) file.close();
+    this.#closed = true;
+  }
+
+  async #writeOut(): Promise<void> {
+    while (this.#lines.length > 0 && this.#failed === undefined) {
+      const lines = this.#lines;
+      this.#lines = [];
+      this.#chars = 0;
+      try {
+        this.#file ??= Deno.mkdir(dirname(this.path), { recursive: true })
+          .then(() => Deno.open(this.path, { write: true, createNew: true }));
+        await writeAll(await this.#file, new TextEncoder().encode(lines.join("")));
+      } catch (e) {
+        // A full disk: the wave fails with it; listings go on, and nothing more is gathered.
+        this.#failed = e;
+        for (let i = 0; i < this.#lines.length; i++) this.#gate?.leave();
+        this.#lines = [];
+      }
+      for (let i = 0; i < lines.length; i++) this.#gate?.leave();
+    }
+    this.#writing = undefined;
   }
 }
 

@@ -119,13 +119,14 @@ export async function runWorker(
       }
       await host.gate.room(signal);
       if (signal.aborted || pool.fatal !== undefined) break;
-      host.positions.set(w.key, at);
-      pool.add({
+      const work: Work = {
         item: { id: w.id, inputs: w.inputs, params: w.params, extra: w.extra },
         key: w.key,
         comps: w.comps,
         attempts: 0,
-      });
+      };
+      host.positions.set(work, at);
+      pool.add(work);
     }
     pool.close();
     await pool.drained();
@@ -195,8 +196,8 @@ class WorkerHost implements PoolHost {
   readonly concurrency?: number;
   readonly ctx: TaskContext<unknown>;
   readonly gate = new FlowGate(WORKER_IN_FLIGHT);
-  /** The position in the shard of each action queued or running, by key. */
-  readonly positions = new Map<string, number>();
+  /** The position in the shard of each action queued or running (two items may share a key). */
+  readonly positions = new Map<Work, number>();
   readonly #task: EachTask;
   readonly #summary: WorkerSummary;
   readonly #progress: ProgressLog;
@@ -267,14 +268,14 @@ class WorkerHost implements PoolHost {
       ms: Math.round(ms),
       host: hostname(),
     });
-    await this.#announce(work.key);
+    await this.#announce(work);
   }
 
-  /** Announces the result of the action with `key` on the shard's progress log. */
-  #announce(key: string): Promise<void> {
-    const at = this.positions.get(key)!;
-    this.positions.delete(key);
-    return this.#progress.announce(at, key);
+  /** Announces the result of `work` on the shard's progress log. */
+  #announce(work: Work): Promise<void> {
+    const at = this.positions.get(work)!;
+    this.positions.delete(work);
+    return this.#progress.announce(at, work.key);
   }
 
   recordFailure(work: Work, e: unknown, ms: number): void {
@@ -291,7 +292,7 @@ class WorkerHost implements PoolHost {
       },
       ms: Math.round(ms),
       host: hostname(),
-    }).then(() => this.#announce(work.key));
+    }).then(() => this.#announce(work));
     this.#writes.add(write);
     write.finally(() => this.#writes.delete(write)).catch(() => {});
   }

@@ -86,9 +86,12 @@ export async function collectGarbage(
     if (!dryRun) await store.remove(obj.digest);
   }
   // Temp files are leftovers of interrupted writes: gc holds the lease, so nobody is writing.
-  for await (const path of walkFiles(store.tmpDir)) {
-    result.tempFilesRemoved++;
-    if (!dryRun) await removeIfPresent(path);
+  // So are the progress logs of remote waves whose coordinator was killed.
+  for (const dir of [store.tmpDir, join(store.root, "waves")]) {
+    for await (const path of walkFiles(dir)) {
+      result.tempFilesRemoved++;
+      if (!dryRun) await removeIfPresent(path);
+    }
   }
   if (!dryRun) {
     await records.deleteKeys(prune);
