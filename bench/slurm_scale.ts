@@ -1,6 +1,7 @@
 /**
  * `deno task bench slurm-scale [items] [array tasks]`: a wave of 1.3 M actions on Slurm, in
- * the coordinator's memory bound. bench noop's eight-task pipeline is populated once (locally);
+ * the coordinator's memory bound. bench noop's eight-task pipeline is run locally first (it
+ * populates the cache, or brings it up to date after a change to the engine's code);
  * then `run --force stage6 --executor slurm` plans every item, finds stage6 to run for all of
  * them (as an encode-only dataset finds encode), spools the actions, splits them into one
  * shard object per array task, submits the array, and imports the results the workers
@@ -57,12 +58,12 @@ const pipeline = (config: string, ...args: string[]) => [
 
 const cluster = await benchCluster();
 try {
-  if (!(await pathExists(join(cache, "records.sqlite3")))) {
-    console.log(`populating: ${items} items × 6 per-item stages, locally…`);
-    const first = await runTimed(Deno.execPath(), pipeline(local));
-    if (first.code !== 0) throw new Error(`populating run failed:\n${first.stderr}`);
-    console.log(`  ${first.seconds.toFixed(1)} s, peak RSS ${first.peakRssMb?.toFixed(0)} MB`);
-  }
+  // The stages' code is the engine's: after a change to it, everything runs again here first.
+  const fresh = !(await pathExists(join(cache, "records.sqlite3")));
+  console.log(`${fresh ? "populating" : "bringing up to date"}: ${items} items, locally…`);
+  const first = await runTimed(Deno.execPath(), pipeline(local));
+  if (first.code !== 0) throw new Error(`populating run failed:\n${first.stderr}`);
+  console.log(`  ${first.seconds.toFixed(1)} s, peak RSS ${first.peakRssMb?.toFixed(0)} MB`);
 
   console.log(`run --force stage6 locally (the reference)…`);
   const ref = await runTimed(Deno.execPath(), pipeline(local, "--force", "stage6"));
