@@ -167,24 +167,7 @@ class Runner implements RunContext {
     const status = interrupted ? "interrupted" : failed || this.systemic ? "failed" : "ok";
     const exitCode = this.systemic ? 3 : interrupted ? 130 : failed ? 1 : 0;
     // After a fault of the disk nothing more is written: the next run starts from the records.
-    if (!dryRun && !this.systemic) {
-      const counts: Record<string, { ran: number; cached: number; failed: number; total: number }> =
-        {};
-      const ran: string[] = [];
-      for (const [name, { state: { counts: c } }] of this.drivers) {
-        counts[name] = { ran: c.ran, cached: c.cached, failed: c.failed, total: c.total };
-        if (c.ran > 0 || c.failed > 0) ran.push(name);
-      }
-      await records.finishRun({
-        id: this.runId,
-        started: startedAt,
-        finished: new Date().toISOString(),
-        status,
-        targets,
-        pid: Deno.pid,
-        counts,
-      }, ran);
-    }
+    if (!dryRun && !this.systemic) await this.#finishRecord(startedAt, status);
     reporter.emit({
       event: "run-end",
       run: this.runId,
@@ -195,6 +178,26 @@ class Runner implements RunContext {
     const tasks = new Map<string, TaskSummary>();
     for (const [name, d] of this.drivers) tasks.set(name, d.summary());
     return { run: this.runId, status, exitCode, tasks, fault: this.systemic };
+  }
+
+  /** Records how the run ended, with each task's counts. */
+  async #finishRecord(started: string, status: "ok" | "failed" | "interrupted"): Promise<void> {
+    const counts: Record<string, { ran: number; cached: number; failed: number; total: number }> =
+      {};
+    const ran: string[] = [];
+    for (const [name, { state: { counts: c } }] of this.drivers) {
+      counts[name] = { ran: c.ran, cached: c.cached, failed: c.failed, total: c.total };
+      if (c.ran > 0 || c.failed > 0) ran.push(name);
+    }
+    await this.options.records.finishRun({
+      id: this.runId,
+      started,
+      finished: new Date().toISOString(),
+      status,
+      targets: this.options.targets,
+      pid: Deno.pid,
+      counts,
+    }, ran);
   }
 
   /** Keeps the module hashes read for the keys, so the next run parses nothing unchanged. */

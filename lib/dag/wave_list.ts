@@ -7,8 +7,8 @@
  * @module
  */
 import type { ObjectStore } from "../store/objects.ts";
-import { dirname } from "node:path";
-import { removeIfPresent, writeAll } from "../base/fs.ts";
+import { dirname, join } from "node:path";
+import { readDirOrNull, removeIfPresent, writeAll } from "../base/fs.ts";
 import { readLines, readSpan } from "../base/lines.ts";
 import { TextFile } from "../package/text_file.ts";
 import {
@@ -315,12 +315,15 @@ function waveWork(work: Work): WaveWork {
   return { id: item.id, key, comps, inputs: item.inputs, params: item.params, extra: item.extra };
 }
 
-/** Whether any result of `task` is stored (else a wave need not look for them). */
+/**
+ * Whether any result of `task` is stored (else a wave need not look for them): a result file
+ * in one of the folders by key prefix, which stay when their results are imported.
+ */
 async function hasResults(store: ObjectStore, task: string): Promise<boolean> {
-  try {
-    for await (const _ of Deno.readDir(`${store.root}/results/${task}`)) return true;
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  const dir = join(store.root, "results", task);
+  for (const prefix of (await readDirOrNull(dir)) ?? []) {
+    if (!prefix.isDirectory) continue;
+    for await (const _ of Deno.readDir(join(dir, prefix.name))) return true;
   }
   return false;
 }
