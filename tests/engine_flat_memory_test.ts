@@ -6,36 +6,13 @@
  * A plan (`run --dry-run`) under the same cap counts every item as it goes.
  */
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
+import { runNoop } from "./fixtures/noop_run.ts";
 
 const ITEMS = 40_000;
 const HEAP_MB = 96;
-const here = fileURLToPath(new URL(".", import.meta.url));
-const fixture = join(here, "../bench/fixtures/noop_pipeline.ts");
 
-async function pipeline(dir: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--unstable-kv",
-      `--v8-flags=--max-old-space-size=${HEAP_MB}`,
-      fixture,
-      "run",
-      "--config",
-      join(dir, "bench.json"),
-      "--cache",
-      join(dir, "cache"),
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  const rss = Number(/peak-rss-kb (\d+)/.exec(stderr)?.[1] ?? NaN) / 1024;
-  return { code: out.code, stderr, rss };
-}
+const pipeline = (dir: string, ...args: string[]) => runNoop(dir, { heapMb: HEAP_MB, args });
 
 Deno.test(`${ITEMS} items × 8 tasks run, rerun and plan with V8's heap capped at ${HEAP_MB} MB`, async () => {
   const dir = await Deno.makeTempDir({ prefix: "latentforge-flat-" });

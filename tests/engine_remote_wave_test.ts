@@ -72,6 +72,24 @@ async function spoolOf(store: ObjectStore, works: Work[]): Promise<WaveSpool> {
   return spool;
 }
 
+/** Writes the list of `works` in `shards` shards, noting the ids of the results it imports. */
+async function writeList(
+  store: ObjectStore,
+  header: Awaited<ReturnType<typeof setup>>["header"],
+  works: Work[],
+  shards: number,
+) {
+  const imported: string[] = [];
+  const list = await WaveList.write(
+    store,
+    header,
+    await spoolOf(store, works),
+    shards,
+    (w) => Promise.resolve(void imported.push(w.item.id)),
+  );
+  return { list, imported };
+}
+
 Deno.test("a wave's shards are run by workers and imported by position, announced or not", async () => {
   const dir = await Deno.makeTempDir({ prefix: "latentforge-wave-" });
   try {
@@ -164,14 +182,7 @@ Deno.test("results found when a wave is written are imported, failures are liste
       ms: 1,
       host: "h",
     });
-    const imported: string[] = [];
-    const list = await WaveList.write(
-      store,
-      header,
-      await spoolOf(store, works),
-      2,
-      (w) => Promise.resolve(void imported.push(w.item.id)),
-    );
+    const { list, imported } = await writeList(store, header, works, 2);
     assertEquals(imported, ["item-002"]);
     assertEquals(list!.size, 9);
     // Shards are cut by position in the spool: the first lost the action already done.
@@ -179,14 +190,7 @@ Deno.test("results found when a wave is written are imported, failures are liste
     assertEquals(await readResult(store, "double", works[5].key), null, "the failure is retried");
     await list!.remove();
     // Nothing left to run: no list at all.
-    const none = await WaveList.write(
-      store,
-      header,
-      await spoolOf(store, [works[2]]),
-      1,
-      () => Promise.resolve(),
-    );
-    assertEquals(none, null);
+    assertEquals((await writeList(store, header, [works[2]], 1)).list, null);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -199,14 +203,7 @@ Deno.test("two items with the same action key in one shard are both run, announc
     // Identical inputs and parameters make the same key (two copies of one image).
     const works = [work(0), work(1), work(2)];
     works[2].key = works[1].key;
-    const imported: string[] = [];
-    const list = await WaveList.write(
-      store,
-      header,
-      await spoolOf(store, works),
-      1,
-      (w) => Promise.resolve(void imported.push(w.item.id)),
-    );
+    const { list, imported } = await writeList(store, header, works, 1);
     const summary = await runWorker({
       graph,
       store,

@@ -7,38 +7,15 @@
  * slurm-scale` measures the coordinator at 1.3 M items.)
  */
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch } from "./fixtures/assert.ts";
 import { slurmRequirement, slurmSuite } from "./fixtures/slurm.ts";
 import { readDirOrNull } from "../lib/base/fs.ts";
+import { runNoop } from "./fixtures/noop_run.ts";
 
 const ITEMS = 30_000;
 const ARRAY_TASKS = 4;
 const HEAP_MB = 64;
-const fixture = fileURLToPath(new URL("../bench/fixtures/noop_pipeline.ts", import.meta.url));
 const slurmCase = slurmSuite("a Slurm wave of many items", await slurmRequirement());
-
-async function pipeline(dir: string, env: Record<string, string>, heapMb?: number) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--unstable-kv",
-      ...(heapMb ? [`--v8-flags=--max-old-space-size=${heapMb}`] : []),
-      fixture,
-      "run",
-      "--config",
-      join(dir, "bench.json"),
-      "--cache",
-      join(dir, "cache"),
-    ],
-    cwd: dir,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-}
 
 /** Files under `dir`, recursively (0 when it does not exist). */
 async function countFiles(dir: string): Promise<number> {
@@ -67,7 +44,7 @@ slurmCase(
           },
         }),
       );
-      const first = await pipeline(dir, cluster.env, HEAP_MB);
+      const first = await runNoop(dir, { env: cluster.env, heapMb: HEAP_MB });
       assertEquals(first.code, 0, first.stderr.slice(-3000));
       assertMatch(
         first.stderr,
@@ -102,7 +79,7 @@ slurmCase(
       assertEquals(await countFiles(join(dir, "cache", "waves")), 0);
       assertEquals(await countFiles(join(dir, "cache", "tmp")), 0);
       // Nothing is left to run: the rerun submits nothing.
-      const again = await pipeline(dir, cluster.env);
+      const again = await runNoop(dir, { env: cluster.env });
       assertEquals(again.code, 0, again.stderr.slice(-3000));
       assertEquals(/as Slurm job/.test(again.stderr), false, again.stderr.slice(-2000));
       assertMatch(
