@@ -18,8 +18,10 @@ const slurmCase = slurmSuite("the Slurm client functions", await slurmRequiremen
 /** Generous: the tests share the node's two CPUs with whatever else is running. */
 const WAIT = { timeoutMs: 45_000, pollMs: 250 };
 
-async function tempDir(): Promise<string> {
-  return await Deno.makeTempDir({ prefix: "latentforge-slurm-test-" });
+/** A temp directory removed when its `await using` scope ends, whether the test passed or not. */
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "latentforge-slurm-test-" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
 
 function summary(states: Map<number, ArrayTaskState>): Record<number, string> {
@@ -49,7 +51,8 @@ async function waitUntil(
 slurmCase(
   "submitArray runs every task of a 3-task array, each with its own index",
   async (cluster) => {
-    const dir = await tempDir();
+    await using tmp = await tempDir();
+    const dir = tmp.path;
     const jobId = await submitArray({
       scriptText: `#!/bin/sh\nprintf '%s %s of %s\\n' "$GREETING" "$SLURM_ARRAY_TASK_ID" ` +
         `"$SLURM_ARRAY_JOB_ID" > "${dir}/task-$SLURM_ARRAY_TASK_ID.txt"\n`,
@@ -70,14 +73,14 @@ slurmCase(
       );
       await Deno.stat(`${dir}/slurm-${jobId}_${index}.out`); // the output pattern was applied
     }
-    await Deno.remove(dir, { recursive: true });
   },
 );
 
 slurmCase(
   "a task that exits 3 is reported FAILED with exit code 3; the others COMPLETED",
   async (cluster) => {
-    const dir = await tempDir();
+    await using tmp = await tempDir();
+    const dir = tmp.path;
     const script = `${dir}/task.sh`;
     await Deno.writeTextFile(
       script,
@@ -98,14 +101,14 @@ slurmCase(
       "ran-4",
       "task.sh",
     ]);
-    await Deno.remove(dir, { recursive: true });
   },
 );
 
 slurmCase(
   "cancelling one running task (JOB_ID_1) reports it CANCELLED while the others complete",
   async (cluster) => {
-    const dir = await tempDir();
+    await using tmp = await tempDir();
+    const dir = tmp.path;
     const jobId = await submitArray({
       env: cluster.env,
       // Task 1 becomes the sleep itself: once it is cancelled no shell is left to go on to the
@@ -124,7 +127,6 @@ slurmCase(
     // Cancelling what has already ended is not an error.
     await cancel(jobId, { env: cluster.env });
     await cancel(`${jobId}_1`, { env: cluster.env });
-    await Deno.remove(dir, { recursive: true });
   },
 );
 
@@ -187,7 +189,8 @@ slurmCase("a job Slurm rejects throws SlurmError with Slurm's own message", asyn
 });
 
 Deno.test("without sbatch on PATH, submitArray says how to get it", async () => {
-  const emptyBin = await tempDir();
+  await using bin = await tempDir();
+  const emptyBin = bin.path;
   const program = `
     import { submitArray } from ${
     JSON.stringify(new URL("../lib/executor/slurm_submit.ts", import.meta.url).href)
@@ -210,24 +213,23 @@ Deno.test("without sbatch on PATH, submitArray says how to get it", async () => 
     text.decode(output.stdout).trim(),
     "SlurmError: sbatch not found on PATH: install Slurm's client commands or run on a login node",
   );
-  await Deno.remove(emptyBin);
 });
 
 slurmCase(
   "probeSharedPath passes for a directory the node sees, and leaves no marker behind",
   async (cluster) => {
-    const dir = await tempDir();
+    await using tmp = await tempDir();
+    const dir = tmp.path;
     await probeSharedPath(dir, { ...WAIT, env: cluster.env });
     assertEquals([...Deno.readDirSync(dir)], []);
-    await Deno.remove(dir);
   },
 );
 
 slurmCase(
   "probeSharedPath names a directory the compute node cannot write into",
   async (cluster) => {
-    const parent = await tempDir();
-    const missing = `${parent}/not-on-the-nodes`;
+    await using parent = await tempDir();
+    const missing = `${parent.path}/not-on-the-nodes`;
     await assertRejects(
       () =>
         probeSharedPath(missing, {
@@ -238,14 +240,14 @@ slurmCase(
         }),
       `cache directory ${missing} is not visible from the compute nodes`,
     );
-    await Deno.remove(parent);
   },
 );
 
 slurmCase(
   "a probe job that cannot start in time is cancelled and named in the error",
   async (cluster) => {
-    const dir = await tempDir();
+    await using tmp = await tempDir();
+    const dir = tmp.path;
     const error = await assertRejects(
       () =>
         probeSharedPath(dir, {
@@ -262,7 +264,6 @@ slurmCase(
       t.state !== "CANCELLED"
     );
     assertEquals(left, [], "the probe job is still queued");
-    await Deno.remove(dir);
   },
 );
 
