@@ -1,7 +1,7 @@
 /**
  * `deno task bench slurm-scale [items] [array tasks]`: a wave of 1.3 M actions on Slurm, in
  * the coordinator's memory bound. bench noop's eight-task pipeline is run locally first (it
- * populates the cache, or brings it up to date after a change to the engine's code);
+ * populates the cache, or reruns what a change to its own module invalidated);
  * then `run --force stage6 --executor slurm` plans every item, finds stage6 to run for all of
  * them (as an encode-only dataset finds encode), spools the actions, splits them into one
  * shard object per array task, submits the array, and imports the results the workers
@@ -58,7 +58,7 @@ const pipeline = (config: string, ...args: string[]) => [
 
 const cluster = await benchCluster();
 try {
-  // The stages' code is the engine's: after a change to it, everything runs again here first.
+  // A change to the pipeline's own module (not the engine's) reruns its stages here first.
   const fresh = !(await pathExists(join(cache, "records.sqlite3")));
   console.log(`${fresh ? "populating" : "bringing up to date"}: ${items} items, locally…`);
   const first = await runTimed(Deno.execPath(), pipeline(local));
