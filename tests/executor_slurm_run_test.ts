@@ -156,3 +156,33 @@ Deno.test("--executor slurm without sbatch on PATH fails clearly", async () => {
     await p.cleanup();
   }
 });
+
+Deno.test("a plan with --executor slurm says how the actions would be split, without Slurm", async () => {
+  const p = await ToyProject.create({ count: 12 });
+  const empty = await Deno.makeTempDir();
+  try {
+    await p.writeConfig({ count: 12 }, { executor: { ...executor, array_tasks: 5 } });
+    // Built locally first, so that the plan knows scale's items; then scale is forced.
+    const built = await p.run(["run", "--executor", "local"]);
+    assertEquals(built.code, 0, built.stderr);
+    const force = ["run", "--dry-run", "--force", "scale"];
+    // No Slurm command on PATH: a plan calls none.
+    const plan = await p.run([...force, "--json"], { PATH: empty });
+    assertEquals(plan.code, 0, plan.stderr + plan.stdout);
+    const scale = plan.events.find((e) => e.event === "task-end" && e.task === "scale");
+    assertEquals(scale?.remote, { executor: "slurm", actions: 12, shards: 5 });
+    // The other tasks stay local: no such line for them.
+    const others = plan.events.filter((e) => e.event === "task-end" && e.task !== "scale");
+    assertEquals(others.filter((e) => e.remote !== undefined), []);
+    const text = await p.run(force, { PATH: empty });
+    assertStringIncludes(text.stderr + text.stdout, "on slurm: 12 as 5 array tasks");
+    // More array tasks than items: one array task per item, as a run splits them.
+    await p.writeConfig({ count: 12 }, { executor: { ...executor, array_tasks: 20 } });
+    const few = await p.run([...force, "--json"], { PATH: empty });
+    const small = few.events.find((e) => e.event === "task-end" && e.task === "scale");
+    assertEquals(small?.remote, { executor: "slurm", actions: 12, shards: 12 });
+  } finally {
+    await Deno.remove(empty);
+    await p.cleanup();
+  }
+});

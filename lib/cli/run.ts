@@ -91,9 +91,7 @@ async function runCommand<C>(
   const wanted = targets.length ? targets : pipeline.defaultTargets;
   for (const t of [...wanted, ...opts.force]) graph.get(t);
   await checkConfig(graph.closure(wanted), config, opts.config);
-  const executor = opts.dryRun
-    ? undefined
-    : await chooseExecutor(config, opts, pipeline.entry ?? Deno.mainModule);
+  const executor = await chooseExecutor(config, opts, pipeline.entry ?? Deno.mainModule);
   const store = new ObjectStore(opts.cache);
   const records = await openRecords(opts.cache);
   const controller = new AbortController();
@@ -155,7 +153,10 @@ function outDir(config: unknown): string | undefined {
   return typeof dir === "string" ? dir : undefined;
 }
 
-/** The executor the config and `--executor` ask for; checks Slurm is reachable up front. */
+/**
+ * The executor the config and `--executor` ask for; a run checks Slurm is reachable up front (a
+ * plan calls no Slurm command: it only says how the actions would be split).
+ */
 async function chooseExecutor(
   config: unknown,
   opts: CommonOptions & RunFlags,
@@ -163,7 +164,7 @@ async function chooseExecutor(
 ): Promise<Executor | undefined> {
   if (chooseExecutorKind(config, opts) === "local") return undefined;
   const section = (config as { executor: ExecutorConfig }).executor;
-  await assertSlurmClients();
+  if (!opts.dryRun) await assertSlurmClients();
   return new SlurmExecutor(section, opts.cache, workerCommand(entry));
 }
 

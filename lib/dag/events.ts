@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { RemotePlan } from "./remote.ts";
 
 /** Counts of one task in a run. */
 export interface TaskCounts {
@@ -43,6 +44,8 @@ export type RunEvent =
     mayRun?: Record<string, number>;
     /** In a dry run: why the task's items cannot be listed yet (they all may run). */
     unlisted?: string;
+    /** In a dry run of a task an executor runs: how its actions would be split. */
+    remote?: RemotePlan;
   }
   | {
     event: "run-end";

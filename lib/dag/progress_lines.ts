@@ -62,6 +62,12 @@ function taskEndText(event: Extract<RunEvent, { event: "task-end" }>): string {
   for (const [reason, n] of Object.entries(event.mayRun ?? {})) {
     text += `\n    may run ${n}: ${reason}`;
   }
+  const r = event.remote;
+  if (r) {
+    const tasks = (n: number) => `${n} array task${n === 1 ? "" : "s"}`;
+    text += `\n    on ${r.executor}: ${r.actions} as ${tasks(r.shards)}` +
+      (r.upTo === undefined ? "" : ` (${tasks(r.upTo)} if those that may run do)`);
+  }
   return text;
 }
 

@@ -84,6 +84,52 @@ export interface Executor {
   }): Promise<void>;
 }
 
+/** What a plan says of a task whose actions an executor runs: how they would be split. */
+export interface RemotePlan {
+  executor: string;
+  /** Actions that would run, and the shards (array tasks) they would be split into. */
+  actions: number;
+  shards: number;
+  /** The shards if the actions that may run do too (when some may). */
+  upTo?: number;
+}
+
+/**
+ * How the actions of task `task` that would run (`run`) and may run (`may`) would go to
+ * `executor`, by the same rule a run splits them by; undefined when they stay local or none run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { Executor } from "./remote.ts";
+ *
+ * const slurm = { name: "slurm", tasks: ["encode"], shards: (n: number) => Math.min(16, n) };
+ * const executor = slurm as unknown as Executor;
+ * assert.deepEqual(remotePlan(executor, "encode", 12, 0), {
+ *   executor: "slurm",
+ *   actions: 12,
+ *   shards: 12,
+ * });
+ * assert.equal(remotePlan(executor, "encode", 40, 3)?.upTo, 16);
+ * assert.equal(remotePlan(executor, "package", 40, 0), undefined);
+ * ```
+ */
+export function remotePlan(
+  executor: Executor | undefined,
+  task: string,
+  run: number,
+  may: number,
+): RemotePlan | undefined {
+  if (!executor?.tasks.includes(task) || run + may === 0) return undefined;
+  const plan: RemotePlan = {
+    executor: executor.name,
+    actions: run,
+    shards: run > 0 ? executor.shards(run) : 0,
+  };
+  if (may > 0) plan.upTo = executor.shards(run + may);
+  return plan;
+}
+
 /**
  * Where the result of an action appears: named by task and action key, so a result survives
  * the wave that produced it and a later wave with the same action imports it instead of

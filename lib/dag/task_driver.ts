@@ -22,6 +22,7 @@ import { driveItems, type ItemFlowHost } from "./item_flow.ts";
 import { type AggregateFlowHost, driveAggregate } from "./aggregate_flow.ts";
 import type { Pool, Work } from "./pool.ts";
 import { RemotePool } from "./remote_pool.ts";
+import { remotePlan } from "./remote.ts";
 import { WorkPool } from "./work_pool.ts";
 import type { RunContext, TaskView } from "./run_context.ts";
 import { type TaskSummary, taskSummary } from "./run_result.ts";
@@ -210,6 +211,14 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
       wouldRun: summary?.run,
       mayRun: summary?.may,
       unlisted: this.dryRun ? this.state.unlisted : undefined,
+      remote: this.dryRun && this.task.kind === "each"
+        ? remotePlan(
+          this.run.options.executor,
+          this.name,
+          this.state.tally.run,
+          this.state.tally.may,
+        )
+        : undefined,
     });
   }
 
