@@ -250,6 +250,7 @@ Deno.test("gc keeps what results not imported yet name and removes orphaned prog
       for (const d of [a, b, held]) assert(await store.has(d), `${d} is kept`);
       assertEquals(await store.has(loose), false);
       assertEquals(r.tempFilesRemoved, 1);
+      assertEquals(await Deno.stat(join(store.root, "waves")).then(() => true, () => false), false);
       assertEquals((await readResult(store, "double", sha256Hex("y")))?.id, "y");
     } finally {
       records.close();

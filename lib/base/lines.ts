@@ -58,17 +58,28 @@ export async function* readLines(path: string): AsyncGenerator<Line> {
   }
 }
 
-/** Reads `length` bytes at `offset` of an open file as text. */
+/** Reads `length` bytes at `offset` of an open file as text (all of them, or it throws). */
 export async function readSpan(file: Deno.FsFile, offset: number, length: number): Promise<string> {
+  const bytes = await readAt(file, offset, length);
+  if (bytes.length < length) throw new Error(`the file ends before byte ${offset + length}`);
+  return new TextDecoder().decode(bytes);
+}
+
+/** Reads up to `length` bytes at `offset` of an open file: fewer where the file ends. */
+export async function readAt(
+  file: Deno.FsFile,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
   const bytes = new Uint8Array(length);
   await file.seek(offset, Deno.SeekMode.Start);
   let n = 0;
   while (n < length) {
     const got = await file.read(bytes.subarray(n));
-    if (got === null) throw new Error(`the file ends before byte ${offset + length}`);
+    if (got === null) break;
     n += got;
   }
-  return new TextDecoder().decode(bytes);
+  return bytes.subarray(0, n);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -15,7 +15,8 @@ import { join } from "node:path";
 import type { ObjectStore } from "../store/objects.ts";
 import { writeFileAtomic } from "../store/objects.ts";
 import type { CodeIdentity, KeyComponents, Output } from "../store/records.ts";
-import { readTextOrNull } from "../base/fs.ts";
+import { readTextOrNull, writeAll } from "../base/fs.ts";
+import { readAt } from "../base/lines.ts";
 import type { Json, Log } from "./task.ts";
 
 /** One action of a wave: one line of a shard object. */
@@ -84,6 +85,11 @@ export interface Executor {
   }): Promise<void>;
 }
 
+/** The executor that runs task `task`'s actions (undefined: they run here). */
+export function executorOf(executor: Executor | undefined, task: string): Executor | undefined {
+  return executor?.tasks.includes(task) ? executor : undefined;
+}
+
 /** What a plan says of a task whose actions an executor runs: how they would be split. */
 export interface RemotePlan {
   executor: string;
@@ -120,7 +126,8 @@ export function remotePlan(
   run: number,
   may: number,
 ): RemotePlan | undefined {
-  if (!executor?.tasks.includes(task) || run + may === 0) return undefined;
+  executor = executorOf(executor, task);
+  if (!executor || run + may === 0) return undefined;
   const plan: RemotePlan = {
     executor: executor.name,
     actions: run,
@@ -201,11 +208,7 @@ export class ProgressLog {
     // A line a killed writer left unfinished is ended first, so it spoils only itself.
     const bytes = this.#encoder.encode(`${this.#first ? "\n" : ""}${position} ${key}\n`);
     this.#first = false;
-    this.#chain = this.#chain.then(async () => {
-      const file = await this.#file!;
-      let n = 0;
-      while (n < bytes.length) n += await file.write(bytes.subarray(n));
-    });
+    this.#chain = this.#chain.then(async () => await writeAll(await this.#file!, bytes));
     return this.#chain;
   }
 
@@ -231,16 +234,9 @@ export async function readProgress(
   try {
     const size = (await file.stat()).size;
     if (size <= offset) return { entries: [], offset };
-    await file.seek(offset, Deno.SeekMode.Start);
-    const bytes = new Uint8Array(size - offset);
-    let n = 0;
-    while (n < bytes.length) {
-      const got = await file.read(bytes.subarray(n));
-      if (got === null) break;
-      n += got;
-    }
+    const bytes = await readAt(file, offset, size - offset);
     // Only lines that are complete: the last one may still be being written.
-    const end = bytes.subarray(0, n).lastIndexOf(10) + 1;
+    const end = bytes.lastIndexOf(10) + 1;
     const entries: [number, string][] = [];
     for (const line of new TextDecoder().decode(bytes.subarray(0, end)).split("\n")) {
       const m = /^(\d+) ([0-9a-f]{64})$/.exec(line);

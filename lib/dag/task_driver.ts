@@ -22,7 +22,7 @@ import { driveItems, type ItemFlowHost } from "./item_flow.ts";
 import { type AggregateFlowHost, driveAggregate } from "./aggregate_flow.ts";
 import type { Pool, Work } from "./pool.ts";
 import { RemotePool } from "./remote_pool.ts";
-import { remotePlan } from "./remote.ts";
+import { executorOf, remotePlan } from "./remote.ts";
 import { WorkPool } from "./work_pool.ts";
 import type { RunContext, TaskView } from "./run_context.ts";
 import { type TaskSummary, taskSummary } from "./run_result.ts";
@@ -232,8 +232,8 @@ export class TaskDriver implements TaskView, ItemFlowHost, AggregateFlowHost {
 
   /** The pool this task's actions that are not cached go to. */
   openPool(task: EachTask): Pool {
-    const { executor } = this.run.options;
-    return this.#pool = executor?.tasks.includes(task.name) && !this.dryRun
+    const executor = this.dryRun ? undefined : executorOf(this.run.options.executor, task.name);
+    return this.#pool = executor
       ? new RemotePool(this.#actions, task, executor)
       : new WorkPool(this.#actions, task);
   }

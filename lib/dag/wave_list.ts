@@ -10,7 +10,7 @@ import type { ObjectStore } from "../store/objects.ts";
 import { dirname, join } from "node:path";
 import { readDirOrNull, removeIfPresent, writeAll } from "../base/fs.ts";
 import { readLines, readSpan } from "../base/lines.ts";
-import { TextFile } from "../package/text_file.ts";
+import { StoredText } from "../package/stored_text.ts";
 import {
   progressDir,
   progressPath,
@@ -181,12 +181,10 @@ export class WaveList {
     const lookup = await hasResults(store, info.task);
     const header: WorkList = { format: WORK_LIST_FORMAT, ...info, shards: [] };
     const lines = { at: [] as number[], length: [] as number[] };
-    let shard: TextFile | undefined;
+    let shard: StoredText | undefined;
     let count = 0;
     const endShard = async () => {
-      await shard!.flush();
-      shard!.close();
-      header.shards.push({ digest: await store.putFile(shard!.path), count });
+      header.shards.push({ digest: await shard!.finish(), count });
       shard = undefined;
     };
     let position = 0;
@@ -202,7 +200,7 @@ export class WaveList {
         if (result?.output) await importResult(work, result);
         else {
           if (result) await removeIfPresent(resultPath(store.root, info.task, work.key));
-          shard ??= await TextFile.create(store.tempPath("shard"));
+          shard ??= await StoredText.open(store, "shard");
           await shard.write(JSON.stringify(waveWork(work)) + "\n");
           lines.at.push(line.offset);
           lines.length.push(line.length);
@@ -287,11 +285,7 @@ export class WaveList {
     this.#spool.close();
     for (const s of this.header.shards) if (s.count > 0) await this.#store.remove(s.digest);
     await this.#store.remove(this.digest);
-    await Deno.remove(progressDir(this.#store.root, this.digest), { recursive: true }).catch(
-      (e) => {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      },
-    );
+    await removeIfPresent(progressDir(this.#store.root, this.digest), { recursive: true });
   }
 
   /** Imports the result of the action at `position` of shard `s`, if there is one. */

@@ -93,6 +93,7 @@ export async function collectGarbage(
       if (!dryRun) await removeIfPresent(path);
     }
   }
+  if (!dryRun) await removeIfPresent(join(store.root, "waves"), { recursive: true });
   if (!dryRun) {
     await records.deleteKeys(prune);
     // Aliases of objects no longer stored: those deleted here, and those announced for an
